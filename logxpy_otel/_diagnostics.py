@@ -1,0 +1,60 @@
+"""The package's own diagnostics: a ``logging`` logger and a rate limit on repeated reports.
+
+Diagnostics never carry record content, and the processor refuses records from this
+logger (``logxpy_otel``) so a warning about the exporter can never feed back into it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["LOGGER_NAME", "RateLimitedReporter", "logger"]
+
+LOGGER_NAME = "logxpy_otel"
+logger = logging.getLogger(LOGGER_NAME)
+
+
+class RateLimitedReporter:
+    """Logs one kind of event at most once per ``interval_s``, with the count since the last report."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        interval_s: float = 5.0,
+        level: int = logging.WARNING,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._message = message
+        self._interval = interval_s
+        self._level = level
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._last = -float("inf")
+
+    def note(self, count: int = 1, detail: str = "") -> None:
+        """Count ``count`` events; log the total since the last report when the interval allows.
+
+        ``message`` is %-formatted with the count and ``detail``. Call it with no lock held:
+        a logging handler may call back into the OTel SDK.
+        """
+        now = self._clock()
+        with self._lock:
+            self._pending += count
+            if now - self._last < self._interval:
+                return
+            total, self._pending, self._last = self._pending, 0, now
+        try:
+            logger.log(self._level, self._message, total, detail)
+        except Exception:  # noqa: BLE001 - a broken handler must not break the writer
+            pass
+
+    def reset(self) -> None:
+        """Forget the counts and the last report (after ``fork()``, in the child)."""
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._last = -float("inf")

@@ -1,0 +1,364 @@
+"""OTel log records to logxpy line bytes, and tagged values back (docs/format.md, version 1).
+
+Encoding runs in the application's thread, so the common case (string body, flat
+attributes) takes a fast path; anything odd is tagged or ``repr()``-ed and never raises.
+The result is a :data:`LineItem`: the line without its ``tid``/``lvl`` head, which the
+writer thread adds in write order (see ``_trees``).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+import time
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Any, Final
+
+import orjson
+
+__all__ = [
+    "RESERVED_KEYS",
+    "LineEncoder",
+    "LineItem",
+    "LineMode",
+    "decode_value",
+    "encode_value",
+    "severity_bucket",
+]
+
+#: What the writer queues for one record: ``(trace_id_hex or None, ts, failed, body)``.
+#: ``body`` is the line's JSON object without its opening ``{`` (``b'"ts":...}'``);
+#: ``failed`` is True when the record's severity is 17 (ERROR) or more.
+LineItem = tuple[str | None, float, bool, bytes]
+
+
+class LineMode(StrEnum):
+    """How records are grouped: ``tree`` frames each trace as a logxpy action; ``flat`` does not."""
+
+    TREE = "tree"
+    FLAT = "flat"
+
+
+#: Attribute names that some logxpy reader gives a meaning; they go to ``_otel.attributes``.
+RESERVED_KEYS: Final = frozenset(
+    """
+    ts tid lvl mt msg at st dur fg bg exc reason level status timestamp task_uuid task_level
+    message_type message action_type action_status duration duration_ns
+    logxpy:traceback logxpy:duration logxpy:foreground logxpy:background
+    eliot:timestamp eliot:task_uuid eliot:task_level eliot:message_type
+    eliot:action_type eliot:action_status eliot:duration _otel
+    """.split()
+)
+
+_TAGS: Final = frozenset(("$int", "$bytes", "$float", "$map"))
+_INT64_MIN: Final = -(1 << 63)
+_INT64_MAX: Final = (1 << 63) - 1
+#: Values nested deeper than this are written as their (bounded) repr string. orjson
+#: refuses more than 255 levels, and ``$map`` wrapping can double a mapping's depth.
+MAX_VALUE_DEPTH: Final = 100
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_BUCKETS: Final = (
+    ("debug", 8),
+    ("info", 12),
+    ("warning", 16),
+    ("error", 20),
+    ("critical", 24),
+)
+
+
+def severity_bucket(number: int | None) -> str:
+    """The ``mt`` of a severity number: 1-8 debug ... 21-24 critical; unset or 0 is info."""
+    if not number:
+        return "info"
+    for name, top in _BUCKETS:
+        if number <= top:
+            return name
+    return "critical"
+
+
+_MT_BY_NUMBER: Final = tuple(severity_bucket(n) for n in range(25))
+
+
+def _clean_str(s: str) -> str:
+    """``s`` with each lone surrogate (not encodable as UTF-8) replaced by U+FFFD."""
+    return _SURROGATE.sub("\ufffd", s)
+
+
+def _safe_repr(value: object) -> str:
+    """``repr(value)``, or a placeholder naming the type when ``__repr__`` itself fails."""
+    try:
+        text = repr(value)
+        if type(text) is not str:
+            raise TypeError("__repr__ returned a non-string")
+        return _clean_str(text)
+    except BaseException:  # noqa: BLE001 - a broken __repr__ must not reach the app
+        try:
+            name = type(value).__qualname__
+        except BaseException:  # noqa: BLE001
+            name = "object"
+        return f"<{_clean_str(str(name))} object: repr() failed>"
+
+
+def _key(key: object) -> str:
+    """A mapping key as a JSON object key: strings as they are, anything else stringified."""
+    if isinstance(key, str):
+        return _clean_str(key[:])  # [:] turns a str subclass into a plain str
+    if key is None or type(key) in (int, float, bool):
+        return str(key)
+    return _safe_repr(key)
+
+
+def _float_tag(value: float) -> Any:
+    if math.isnan(value):
+        return {"$float": "nan"}
+    if math.isinf(value):
+        return {"$float": "inf" if value > 0 else "-inf"}
+    return float(value)
+
+
+def encode_value(value: object, _depth: int = 0) -> Any:
+    """An OTel ``AnyValue`` as a JSON-ready object, with the format's tags. Never raises."""
+    t = type(value)
+    if t is str:
+        return _clean_str(value)  # type: ignore[arg-type]
+    if value is None or t is bool:
+        return value
+    if t is int:
+        return value if _INT64_MIN <= value <= _INT64_MAX else {"$int": str(value)}  # type: ignore[operator]
+    if t is float:
+        return value if value - value == 0.0 else _float_tag(value)  # type: ignore[operator, arg-type]
+    if _depth >= MAX_VALUE_DEPTH:
+        return _safe_repr(value)
+    try:
+        if isinstance(value, bytes | bytearray | memoryview):
+            return {"$bytes": base64.b64encode(value).decode("ascii")}
+        if isinstance(value, str):
+            return _clean_str(value[:])
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, int):
+            return encode_value(int(value))
+        if isinstance(value, float):
+            return encode_value(float(value))
+        if isinstance(value, Mapping):
+            out = {_key(k): encode_value(v, _depth + 1) for k, v in value.items()}
+            if len(out) == 1 and next(iter(out)) in _TAGS:
+                return {"$map": out}
+            return out
+        if isinstance(value, Sequence):
+            return [encode_value(v, _depth + 1) for v in value]
+    except RecursionError:
+        pass
+    except Exception:  # noqa: BLE001 - a hostile container: fall back to its repr
+        pass
+    return _safe_repr(value)
+
+
+def decode_value(value: Any) -> Any:
+    """The inverse of :func:`encode_value` on parsed JSON: tags resolved, arrays as tuples."""
+    if type(value) is list:
+        return tuple(decode_value(v) for v in value)
+    if type(value) is dict:
+        if len(value) == 1:
+            ((tag, inner),) = value.items()
+            if tag == "$int" and type(inner) is str:
+                return int(inner)
+            if tag == "$bytes" and type(inner) is str:
+                return base64.b64decode(inner)
+            if tag == "$float" and type(inner) is str:
+                return float(inner)
+            if tag == "$map" and type(inner) is dict:
+                return {k: decode_value(v) for k, v in inner.items()}
+        return {k: decode_value(v) for k, v in value.items()}
+    return value
+
+
+def _encode_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """An attribute map as a JSON object: each value encoded, no ``$map`` wrapping of the map."""
+    return {_key(k): encode_value(v, 1) for k, v in attributes.items()}
+
+
+def _dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, default=_safe_repr)
+
+
+def _scrub(obj: Any) -> Any:
+    """A copy of a built line with lone surrogates replaced in every key and string."""
+    if type(obj) is str:
+        return _clean_str(obj)
+    if type(obj) is dict:
+        return {_clean_str(k): _scrub(v) for k, v in obj.items()}
+    if type(obj) is list:
+        return [_scrub(v) for v in obj]
+    return obj
+
+
+class LineEncoder:
+    """Turns OTel log records into :data:`LineItem` s for one :class:`LineMode`.
+
+    Resource and scope are serialized once per distinct object and reused as
+    ``orjson.Fragment`` s. Safe to share between threads (the caches only grow a little
+    when two threads race on a new resource).
+    """
+
+    _CACHE_LIMIT: Final = 256
+
+    __slots__ = ("_flat", "_resources", "_scopes")
+
+    def __init__(self, mode: LineMode | str = LineMode.TREE) -> None:
+        self._flat = LineMode(mode) is LineMode.FLAT
+        self._resources: dict[int, tuple[object, orjson.Fragment]] = {}
+        self._scopes: dict[int, tuple[object, orjson.Fragment]] = {}
+
+    @property
+    def mode(self) -> LineMode:
+        return LineMode.FLAT if self._flat else LineMode.TREE
+
+    def _resource(self, resource: Any) -> orjson.Fragment:
+        hit = self._resources.get(id(resource))
+        if hit is not None and hit[0] is resource:
+            return hit[1]
+        out: dict[str, Any] = {"attributes": _encode_attributes(resource.attributes)}
+        if resource.schema_url:
+            out["schema_url"] = _clean_str(str(resource.schema_url))
+        frag = orjson.Fragment(_dumps(out))
+        if len(self._resources) >= self._CACHE_LIMIT:
+            self._resources.clear()
+        self._resources[id(resource)] = (resource, frag)
+        return frag
+
+    def _scope(self, scope: Any) -> orjson.Fragment:
+        hit = self._scopes.get(id(scope))
+        if hit is not None and hit[0] is scope:
+            return hit[1]
+        out: dict[str, Any] = {"name": _clean_str(str(scope.name))}
+        if scope.version:
+            out["version"] = _clean_str(str(scope.version))
+        if scope.schema_url:
+            out["schema_url"] = _clean_str(str(scope.schema_url))
+        if scope.attributes:
+            out["attributes"] = _encode_attributes(scope.attributes)
+        frag = orjson.Fragment(_dumps(out))
+        if len(self._scopes) >= self._CACHE_LIMIT:
+            self._scopes.clear()
+        self._scopes[id(scope)] = (scope, frag)
+        return frag
+
+    def encode(
+        self,
+        record: Any,
+        resource: Any = None,
+        scope: Any = None,
+        dropped_attributes: int = 0,
+    ) -> LineItem:
+        """One API ``LogRecord`` (with its resource and scope) as a :data:`LineItem`.
+
+        Never raises: a record that cannot be encoded in full still yields a line that
+        says so, with its timestamps and severity.
+        """
+        try:
+            return self._encode(record, resource, scope, dropped_attributes)
+        except Exception as exc:  # noqa: BLE001 - the last resort; see _fallback_item
+            return self._fallback_item(record, exc)
+
+    def _encode(self, record: Any, resource: Any, scope: Any, dropped: int) -> LineItem:
+        timestamp = record.timestamp
+        observed = record.observed_timestamp
+        if observed is None:
+            observed = timestamp if timestamp is not None else time.time_ns()
+        ts = (timestamp if timestamp is not None else observed) / 1e9
+        severity = record.severity_number
+        number = None if severity is None else int(severity.value if hasattr(severity, "value") else severity)
+        mt = _MT_BY_NUMBER[number] if number is not None and 0 <= number <= 24 else severity_bucket(number)
+
+        otel: dict[str, Any] = {}
+        if timestamp is not None:
+            otel["time_unix_nano"] = timestamp
+        otel["observed_time_unix_nano"] = observed
+        if number is not None:
+            otel["severity_number"] = number
+        if record.severity_text is not None:
+            otel["severity_text"] = record.severity_text
+        if record.span_id:
+            otel["span_id"] = f"{record.span_id:016x}"
+        if record.trace_flags:
+            otel["trace_flags"] = int(record.trace_flags)
+        if record.event_name:
+            otel["event_name"] = record.event_name
+
+        body = record.body
+        if type(body) is str:
+            msg = body
+        elif body is None:
+            msg = ""
+            otel["body"] = None
+        else:
+            encoded = _dumps(encode_value(body))
+            msg = encoded.decode()
+            otel["body"] = orjson.Fragment(encoded)
+
+        line: dict[str, Any] = {"ts": ts, "mt": mt, "msg": msg}
+        attributes = record.attributes
+        if attributes:
+            collisions: dict[str, Any] | None = None
+            for key, value in attributes.items():
+                t = type(value)
+                if t is str or t is bool or value is None:
+                    pass
+                elif t is int:
+                    if not _INT64_MIN <= value <= _INT64_MAX:
+                        value = {"$int": str(value)}
+                elif t is float:
+                    if value - value != 0.0:
+                        value = _float_tag(value)
+                else:
+                    value = encode_value(value, 1)
+                if type(key) is not str:
+                    key = _key(key)
+                if key in RESERVED_KEYS:
+                    if collisions is None:
+                        collisions = {}
+                    collisions[key] = value
+                else:
+                    line[key] = value
+            if collisions:
+                otel["attributes"] = collisions
+        if dropped:
+            otel["dropped_attributes_count"] = dropped
+        if scope is not None:
+            otel["scope"] = self._scope(scope)
+        otel["resource"] = self._resource(resource) if resource is not None else _EMPTY_RESOURCE
+
+        trace_id = record.trace_id
+        tid: str | None = None
+        if trace_id:
+            if self._flat:
+                otel["trace_id"] = f"{trace_id:032x}"
+            else:
+                tid = f"{trace_id:032x}"
+        line["_otel"] = otel
+        try:
+            data = orjson.dumps(line, default=_safe_repr)
+        except orjson.JSONEncodeError:
+            # Lone surrogates in a top-level string or key: the rare slow path.
+            data = orjson.dumps(_scrub(line), default=_safe_repr)
+        return (tid, ts, number is not None and number >= 17, data[1:])
+
+    @staticmethod
+    def _fallback_item(record: Any, exc: BaseException) -> LineItem:
+        """A line for a record the encoder could not handle: what is known, and why."""
+        observed = getattr(record, "observed_timestamp", None)
+        if type(observed) is not int:
+            observed = time.time_ns()
+        line = {
+            "ts": observed / 1e9,
+            "mt": "error",
+            "msg": f"logxpy-otel could not encode this record: {_safe_repr(exc)}",
+            "_otel": {"observed_time_unix_nano": observed, "resource": {"attributes": {}}},
+        }
+        return (None, observed / 1e9, True, orjson.dumps(_scrub(line))[1:])
+
+
+_EMPTY_RESOURCE: Final = orjson.Fragment(b'{"attributes":{}}')

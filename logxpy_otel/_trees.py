@@ -1,0 +1,140 @@
+"""Line numbering in write order: ``tid``/``lvl`` heads and the start/end lines of trace trees.
+
+Only the writer (one thread at a time, under its I/O lock) touches this state, so it
+takes no lock of its own. See docs/format.md, "Structure lines".
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Final
+
+import orjson
+
+from ._format import LineItem
+
+__all__ = ["TreeNumberer", "base62"]
+
+_ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def base62(n: int) -> str:
+    """``n`` (>= 0) in base 62, most significant digit first."""
+    if n == 0:
+        return "0"
+    digits = []
+    while n:
+        n, r = divmod(n, 62)
+        digits.append(_ALPHABET[r])
+    return "".join(reversed(digits))
+
+
+def _task_prefix() -> str:
+    """The per-process part of a standalone record's ``tid``: pid and 3 random chars."""
+    return base62(os.getpid()) + "".join(secrets.choice(_ALPHABET) for _ in range(3))
+
+
+class _Trace:
+    """One open trace: its line head, next ``lvl``, last record's ts, and whether it failed."""
+
+    __slots__ = ("failed", "head", "last_seen", "last_ts", "next_lvl")
+
+    def __init__(self, trace_id: str, ts: float, now: float) -> None:
+        self.head = b'{"tid":"' + trace_id.encode("ascii") + b'","lvl":['
+        self.next_lvl = 2
+        self.last_ts = ts
+        self.failed = False
+        self.last_seen = now
+
+
+class TreeNumberer:
+    """Gives each line its ``tid``/``lvl`` and frames each trace with start and end lines.
+
+    A trace is closed (end line) when it has been idle for ``idle_timeout_s``, when more
+    than ``max_open`` traces are open (least recently used first), and by
+    :meth:`close_all` (shutdown, rotation). A later record of a closed trace opens it again.
+    """
+
+    def __init__(
+        self,
+        *,
+        idle_timeout_s: float = 5.0,
+        max_open: int = 1000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._idle = idle_timeout_s
+        self._max_open = max_open
+        self._clock = clock
+        self._open: OrderedDict[str, _Trace] = OrderedDict()
+        self._task_head = b'{"tid":"' + _task_prefix().encode("ascii") + b"."
+        self._task_count = 0
+
+    @property
+    def open_traces(self) -> int:
+        return len(self._open)
+
+    def number(self, items: Iterable[LineItem], out: list[bytes]) -> None:
+        """Append the finished lines for ``items`` (and any structure lines) to ``out``."""
+        now = self._clock()
+        traces = self._open
+        for trace_id, ts, failed, body in items:
+            if trace_id is None:
+                self._task_count += 1
+                out.append(self._task_head + base62(self._task_count).encode() + b'","lvl":[1],')
+                out.append(body)
+                out.append(b"\n")
+                continue
+            trace = traces.get(trace_id)
+            if trace is None:
+                if len(traces) >= self._max_open:
+                    self._close(traces.popitem(last=False)[1], out)
+                trace = _Trace(trace_id, ts, now)
+                traces[trace_id] = trace
+                out.append(
+                    trace.head + b'1],"ts":' + orjson.dumps(ts) + b',"at":"otel:trace","st":"started"}\n'
+                )
+            else:
+                traces.move_to_end(trace_id)
+                trace.last_seen = now
+            lvl = trace.next_lvl
+            trace.next_lvl = lvl + 1
+            trace.last_ts = ts
+            if failed:
+                trace.failed = True
+            out.append(trace.head + str(lvl).encode() + b"],")
+            out.append(body)
+            out.append(b"\n")
+
+    def close_idle(self, out: list[bytes]) -> None:
+        """Close every trace with no record for ``idle_timeout_s``."""
+        if not self._open:
+            return
+        limit = self._clock() - self._idle
+        traces = self._open
+        while traces:
+            trace = next(iter(traces.values()))
+            if trace.last_seen > limit:
+                break
+            self._close(traces.popitem(last=False)[1], out)
+
+    def close_all(self, out: list[bytes]) -> None:
+        """Close every open trace, least recently used first."""
+        while self._open:
+            self._close(self._open.popitem(last=False)[1], out)
+
+    @staticmethod
+    def _close(trace: _Trace, out: list[bytes]) -> None:
+        status = b"failed" if trace.failed else b"succeeded"
+        out.append(
+            trace.head
+            + str(trace.next_lvl).encode()
+            + b'],"ts":'
+            + orjson.dumps(trace.last_ts)
+            + b',"at":"otel:trace","st":"'
+            + status
+            + b'"}\n'
+        )

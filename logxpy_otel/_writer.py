@@ -1,0 +1,701 @@
+"""The policy-aware writer: a truly bounded queue, one writer thread, batched appends.
+
+Producers call :meth:`AsyncWriter.enqueue` with already-encoded :data:`LineItem` s. The
+queue never holds more than ``max_queue_size`` records; a full queue is handled by the
+:class:`QueuePolicy`, and every record is either written or counted as dropped with a
+reason. The ``logxpy-writer`` thread takes up to ``batch_size`` records at a time,
+numbers them (``_trees``), and hands each destination one ``bytes`` per batch.
+
+Three locks, always taken in this order when nested: ``_io_lock`` (numbering and
+writing; held by the writer thread or a synchronous caller), then ``_lock`` (queue and
+counters; held only for a few operations), then a reporter's own lock.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import contextvars
+import math
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
+
+from . import _settings
+from ._diagnostics import RateLimitedReporter, logger
+from ._format import LineItem
+from ._trees import TreeNumberer
+
+__all__ = [
+    "AsyncConfig",
+    "AsyncMetrics",
+    "AsyncWriter",
+    "Destination",
+    "DropReason",
+    "QueuePolicy",
+    "sync_mode",
+]
+
+#: Anything that takes one batch of complete lines. It may also have ``flush()``/``close()``.
+Destination = Callable[[bytes], object]
+
+
+class QueuePolicy(StrEnum):
+    """What :meth:`AsyncWriter.enqueue` does when the queue holds ``max_queue_size`` records."""
+
+    #: Wait for room: nothing is lost, the caller slows down to the disk's pace.
+    BLOCK = "block"
+    #: Make room by dropping the oldest queued record (keep the most recent logs).
+    DROP_OLDEST = "drop_oldest"
+    #: Refuse the new record (keep the logs that led up to the overload).
+    DROP_NEWEST = "drop_newest"
+    #: As ``drop_newest``, plus a rate-limited warning with the count dropped.
+    WARN = "warn"
+
+
+class DropReason(StrEnum):
+    """Why a record was dropped; the keys of :attr:`AsyncMetrics.dropped_by_reason`."""
+
+    QUEUE_FULL = "queue_full"  # drop_newest / warn refused a record
+    EVICTED = "evicted"  # drop_oldest pushed a queued record out
+    SHUTDOWN = "shutdown"  # handed over after stop() began
+    IO_ERROR = "io_error"  # no destination accepted the batch
+    NO_DESTINATION = "no_destination"  # the writer had no destination
+    INTERNAL_ERROR = "internal_error"  # a fault in logxpy-otel itself (reported)
+    OWN_DIAGNOSTICS = "own_diagnostics"  # logxpy-otel's own warnings, kept out of its files
+
+
+def _default_async() -> bool:
+    return not _settings.sync_requested()
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncConfig:
+    """Settings of an :class:`AsyncWriter`; validated at construction (``ValueError``)."""
+
+    #: Most records the queue holds; the policy decides what happens beyond.
+    max_queue_size: int = 10_000
+    #: Records per write; a batch is written as soon as this many wait.
+    batch_size: int = 1_000
+    #: Longest time a record waits in the queue before its batch is written.
+    flush_interval_ms: float = 200.0
+    queue_policy: QueuePolicy = QueuePolicy.BLOCK
+    #: False writes in the caller's thread. Default: True unless ``LOGXPY_SYNC=1``.
+    async_enabled: bool = field(default_factory=_default_async)
+    #: Writer-thread crashes survived (backoff 0.1 s doubling to 30 s) before falling
+    #: back to synchronous writes in the callers' threads.
+    max_restarts: int = 10
+    #: Bound on the flush at process exit.
+    shutdown_timeout_ms: float = 5_000.0
+    #: A trace with no record for this long gets its end line.
+    trace_idle_ms: float = 5_000.0
+    #: Most traces open at once; beyond, the least recently used is closed.
+    max_open_traces: int = 1_000
+    #: Least time between two reports of the same kind (drops, destination errors).
+    report_interval_ms: float = 5_000.0
+
+    def __post_init__(self) -> None:
+        try:
+            policy = QueuePolicy(self.queue_policy)
+        except ValueError:
+            allowed = ", ".join(p.value for p in QueuePolicy)
+            raise ValueError(
+                f"AsyncConfig.queue_policy must be one of {allowed}; got {self.queue_policy!r}"
+            ) from None
+        object.__setattr__(self, "queue_policy", policy)
+        for name in ("max_queue_size", "batch_size", "max_open_traces"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("max_restarts", self.max_restarts, 0)
+        for name in ("flush_interval_ms", "shutdown_timeout_ms", "trace_idle_ms", "report_interval_ms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ValueError(
+                    f"AsyncConfig.{name} must be a finite number of milliseconds > 0; got {value!r}"
+                )
+        if self.batch_size > self.max_queue_size:
+            raise ValueError(
+                f"AsyncConfig.batch_size must be <= max_queue_size ({self.max_queue_size}); "
+                f"got {self.batch_size}"
+            )
+        if not isinstance(self.async_enabled, bool):
+            raise ValueError(f"AsyncConfig.async_enabled must be True or False; got {self.async_enabled!r}")
+
+
+def _check_int(name: str, value: object, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"AsyncConfig.{name} must be an integer >= {least}; got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncMetrics:
+    """A consistent snapshot of a writer's counters.
+
+    ``enqueued == written + dropped + pending`` holds exactly in every snapshot.
+    """
+
+    #: Records handed to :meth:`AsyncWriter.enqueue` (accepted or not).
+    enqueued: int
+    #: Records written to at least one destination.
+    written: int
+    #: Records dropped, for any reason (see ``dropped_by_reason``).
+    dropped: int
+    dropped_by_reason: Mapping[str, int]
+    #: Destination calls that raised.
+    errors: int
+    #: Records in the queue now.
+    queue_depth: int
+    #: Highest queue depth seen (never above ``max_queue_size``).
+    max_queue_depth: int
+    #: Records in the queue or in the batch being written.
+    pending: int
+    batches: int
+    restarts: int
+
+
+_SYNC: contextvars.ContextVar[bool] = contextvars.ContextVar("logxpy_otel_sync", default=False)
+
+
+@contextlib.contextmanager
+def sync_mode() -> Iterator[None]:
+    """Within this block (in this thread or task), records are written before the logging call returns."""
+    token = _SYNC.set(True)
+    try:
+        yield
+    finally:
+        _SYNC.reset(token)
+
+
+class _FlushWatch:
+    """One waiting :meth:`AsyncWriter.flush`: the seq window it covers and whether any of it was lost."""
+
+    __slots__ = ("hi", "lo", "lost")
+
+    def __init__(self, lo: int, hi: int) -> None:
+        self.lo = lo
+        self.hi = hi
+        self.lost = False
+
+
+_NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", "stopped"
+_BACKOFF_FIRST_S: Final = 0.1
+_BACKOFF_MAX_S: Final = 30.0
+
+
+class AsyncWriter:
+    """Writes line items to destinations from one background thread (``logxpy-writer``).
+
+    Thread-safe. Accepted records get consecutive sequence numbers; the writer handles
+    them in that order, and ``flush()`` waits for a sequence number to be handled.
+    """
+
+    def __init__(
+        self,
+        destinations: Iterable[Destination] = (),
+        config: AsyncConfig | None = None,
+    ) -> None:
+        self._config = config = config if config is not None else AsyncConfig()
+        self._destinations: tuple[Destination, ...] = tuple(destinations)
+        self._max = config.max_queue_size
+        self._batch_size = config.batch_size
+        self._interval_s = config.flush_interval_ms / 1000.0
+        self._policy = config.queue_policy
+        self._sync = not config.async_enabled
+        report_s = config.report_interval_ms / 1000.0
+        self._drop_report = RateLimitedReporter(
+            "logxpy-otel: queue full, dropped %d record(s) since the last warning%s", interval_s=report_s
+        )
+        self._error_report = RateLimitedReporter(
+            "logxpy-otel: %d destination error(s) since the last report; last: %s", interval_s=report_s
+        )
+        self._closed = False
+        self._reset_state()
+        ref = weakref.ref(self)
+        atexit.register(_exit_hook, ref)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=lambda: _after_fork(ref))
+
+    # -- state -------------------------------------------------------------------------
+
+    def _reset_state(self) -> None:
+        """Fresh locks, queue, counters and trees: at construction and in a forked child."""
+        config = self._config
+        self._lock = threading.Lock()
+        self._not_full = threading.Condition(self._lock)
+        self._progress = threading.Condition(self._lock)
+        self._io_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop_event = threading.Event()
+        self._queue: deque[LineItem] = deque()
+        self._tail_seq = 0  # seq of the newest accepted record
+        self._head_seq = 0  # seq of the newest record taken out of the queue
+        self._done_seq = 0  # every accepted record up to here is handled
+        self._inflight: list[LineItem] = []
+        self._inflight_last = 0
+        self._watches: list[_FlushWatch] = []
+        self._block_waiters = 0
+        self._flush_wanted = False
+        self._enqueued = 0
+        self._written = 0
+        self._dropped: dict[str, int] = {}
+        self._errors = 0
+        self._max_depth = 0
+        self._batches = 0
+        self._restarts = 0
+        self._state = _STOPPED if self._closed else _NEW
+        self._thread: threading.Thread | None = None
+        self._trees = TreeNumberer(
+            idle_timeout_s=config.trace_idle_ms / 1000.0, max_open=config.max_open_traces
+        )
+        self._drop_report.reset()
+        self._error_report.reset()
+
+    @property
+    def config(self) -> AsyncConfig:
+        return self._config
+
+    @property
+    def is_running(self) -> bool:
+        """True while a writer thread serves the queue."""
+        thread = self._thread
+        return self._state == _RUNNING and thread is not None and thread.is_alive()
+
+    @property
+    def metrics(self) -> AsyncMetrics:
+        with self._lock:
+            depth = len(self._queue)
+            return AsyncMetrics(
+                enqueued=self._enqueued,
+                written=self._written,
+                dropped=sum(self._dropped.values()),
+                dropped_by_reason=MappingProxyType(dict(self._dropped)),
+                errors=self._errors,
+                queue_depth=depth,
+                max_queue_depth=self._max_depth,
+                pending=depth + len(self._inflight),
+                batches=self._batches,
+                restarts=self._restarts,
+            )
+
+    def add_destination(self, destination: Destination) -> None:
+        """Also write to ``destination``, from the next batch on."""
+        with self._lock:
+            self._destinations = (*self._destinations, destination)
+
+    def remove_destination(self, destination: Destination) -> None:
+        """Stop writing to ``destination`` (from the next batch on); it is not closed."""
+        with self._lock:
+            self._destinations = tuple(d for d in self._destinations if d is not destination)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer thread (idempotent; ``enqueue`` also starts it on first use)."""
+        with self._lock:
+            if self._state != _NEW:
+                return
+            self._state = _RUNNING
+            if self._sync:
+                return
+            self._thread = self._spawn(0.0)
+
+    def _spawn(self, delay_s: float) -> threading.Thread:
+        thread = threading.Thread(
+            target=self._thread_main, args=(delay_s,), name="logxpy-writer", daemon=True
+        )
+        thread.start()
+        return thread
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Write what is queued, close open trees and the destinations, stop the thread.
+
+        Returns False when ``timeout`` (seconds) ran out first; then what is still pending
+        stays counted as pending. Records handed over after this call are dropped
+        (reason ``shutdown``). Idempotent.
+        """
+        with self._lock:
+            if self._state in (_STOPPING, _STOPPED):
+                return self._state == _STOPPED
+            was_new = self._state == _NEW
+            self._state = _STOPPING
+            self._closed = True
+            self._not_full.notify_all()
+            thread = self._thread
+        self._wake.set()
+        self._stop_event.set()
+        finished = True
+        if thread is not None and thread.is_alive() and not was_new:
+            thread.join(timeout)
+            finished = not thread.is_alive()
+        if finished:
+            # The thread has ended (or there never was one): finish in this thread.
+            with self._io_lock:
+                self._drain_locked()
+                out: list[bytes] = []
+                self._trees.close_all(out)
+                if out:
+                    self._deliver(b"".join(out))
+                self._close_destinations()
+        with self._lock:
+            self._state = _STOPPED
+        return finished
+
+    # -- producing ---------------------------------------------------------------------
+
+    def enqueue(self, item: LineItem) -> bool:
+        """Hand one encoded record over. Never raises.
+
+        Returns True when the record was queued (or, in synchronous mode, written);
+        False when it was dropped, which the metrics count with the reason.
+        """
+        if self._sync or _SYNC.get():
+            return self.write_now((item,))
+        if self._state == _NEW:
+            self.start()
+        wake = False
+        with self._lock:
+            self._enqueued += 1
+            queue = self._queue
+            depth = len(queue)
+            if depth < self._max and self._state == _RUNNING:
+                queue.append(item)
+                self._tail_seq += 1
+                depth += 1
+                self._max_depth = max(self._max_depth, depth)
+                if depth == self._batch_size:
+                    wake = True
+            else:
+                return self._full(item)
+        if wake:
+            self._wake.set()
+        return True
+
+    def _full(self, item: LineItem) -> bool:
+        """The queue is full (or the writer stopped); ``_lock`` is held. Apply the policy."""
+        if self._state != _RUNNING:
+            return self._drop_locked(DropReason.SHUTDOWN)
+        if self._policy is QueuePolicy.BLOCK:
+            self._block_waiters += 1
+            self._wake.set()
+            try:
+                while len(self._queue) >= self._max and self._state == _RUNNING and not self._sync:
+                    self._not_full.wait()
+            finally:
+                self._block_waiters -= 1
+            if self._state != _RUNNING:
+                return self._drop_locked(DropReason.SHUTDOWN)
+            if self._sync:
+                self._enqueued -= 1  # write_now counts it again
+                self._lock.release()
+                try:
+                    return self.write_now((item,))
+                finally:
+                    self._lock.acquire()
+            self._append_locked(item)
+            return True
+        # A dropping policy: first let the writer have the GIL once, so that a busy
+        # producer does not starve it (see PERF-NOTES: the GIL decides who drains).
+        self._lock.release()
+        try:
+            self._wake.set()
+            time.sleep(0)
+        finally:
+            self._lock.acquire()
+        if len(self._queue) < self._max and self._state == _RUNNING:
+            self._append_locked(item)
+            return True
+        if self._state != _RUNNING:
+            return self._drop_locked(DropReason.SHUTDOWN)
+        if self._policy is QueuePolicy.DROP_OLDEST:
+            self._queue.popleft()
+            self._head_seq += 1
+            self._lost_locked(self._head_seq, self._head_seq)
+            self._dropped[DropReason.EVICTED] = self._dropped.get(DropReason.EVICTED, 0) + 1
+            self._append_locked(item)
+            return True
+        self._drop_locked(DropReason.QUEUE_FULL)
+        if self._policy is QueuePolicy.WARN:
+            self._lock.release()
+            try:
+                self._drop_report.note(1, f" (max_queue_size={self._max})")
+            finally:
+                self._lock.acquire()
+        return False
+
+    def _append_locked(self, item: LineItem) -> None:
+        self._queue.append(item)
+        self._tail_seq += 1
+        depth = len(self._queue)
+        self._max_depth = max(self._max_depth, depth)
+
+    def _drop_locked(self, reason: DropReason, count: int = 1) -> bool:
+        self._dropped[reason] = self._dropped.get(reason, 0) + count
+        return False
+
+    def discard(self, reason: DropReason | str, count: int = 1) -> None:
+        """Count ``count`` records dropped before they reached the writer (e.g. by the processor)."""
+        with self._lock:
+            self._enqueued += count
+            self._dropped[str(reason)] = self._dropped.get(str(reason), 0) + count
+
+    def _lost_locked(self, lo: int, hi: int) -> None:
+        for watch in self._watches:
+            if lo <= watch.hi and hi > watch.lo:
+                watch.lost = True
+
+    def write_now(self, items: Sequence[LineItem]) -> bool:
+        """Write ``items`` in this thread, after everything queued before them. Never raises.
+
+        This is synchronous mode's path, and the fallback once the writer thread has
+        crashed more than ``max_restarts`` times.
+        """
+        with self._io_lock:
+            self._drain_locked()
+            with self._lock:
+                self._enqueued += len(items)
+                if self._closed:
+                    return self._drop_locked(DropReason.SHUTDOWN, len(items))
+                if self._state == _NEW:
+                    self._state = _RUNNING
+                # Whatever raced into the queue since the drain goes first, in seq order.
+                self._inflight = [*self._queue, *items]
+                self._queue.clear()
+                self._tail_seq += len(items)
+                self._head_seq = self._inflight_last = self._tail_seq
+            return self._process_inflight()
+
+    # -- flushing ----------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every record accepted before this call is written.
+
+        Returns True only if all of them were written by at least one destination;
+        False if one was dropped on the way, or when ``timeout`` (seconds) ran out.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            target = self._tail_seq
+            if self._done_seq >= target:
+                result = True
+                watch = None
+            else:
+                watch = _FlushWatch(self._done_seq, target)
+                self._watches.append(watch)
+                self._flush_wanted = True
+                result = False
+        if watch is not None:
+            self._wake.set()
+            if self._sync or self._thread is None:
+                with self._io_lock:
+                    self._drain_locked()
+            with self._lock:
+                try:
+                    while self._done_seq < target:
+                        remaining = None if deadline is None else deadline - time.monotonic()
+                        if remaining is not None and remaining <= 0:
+                            break
+                        self._progress.wait(remaining)
+                finally:
+                    self._watches.remove(watch)
+                result = self._done_seq >= target and not watch.lost
+        return self._flush_destinations() and result
+
+    def _flush_destinations(self) -> bool:
+        ok = True
+        for destination in self._destinations:
+            flush = getattr(destination, "flush", None)
+            if flush is None:
+                continue
+            try:
+                flush()
+            except Exception as exc:  # noqa: BLE001 - counted and reported, never raised
+                ok = False
+                self._destination_failed(exc)
+        return ok
+
+    # -- the writer thread -------------------------------------------------------------
+
+    def _thread_main(self, delay_s: float) -> None:
+        attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        if delay_s:
+            self._stop_event.wait(delay_s)  # backoff after a crash; stop() cuts it short
+        try:
+            self._loop()
+        except BaseException as exc:  # noqa: BLE001 - restart, or fall back to sync writes
+            self._crashed(exc)
+
+    def _loop(self) -> None:
+        interval = self._interval_s
+        while True:
+            with self._lock:
+                idle = len(self._queue) < self._batch_size and not self._flush_wanted
+                stopping = self._state != _RUNNING
+            if idle and not stopping and not self._inflight:
+                self._wake.wait(interval)
+            self._wake.clear()
+            with self._io_lock:
+                self._drain_locked()
+                out: list[bytes] = []
+                self._trees.close_idle(out)
+                if out:
+                    self._deliver(b"".join(out))
+            with self._lock:
+                if self._state != _RUNNING and not self._queue:
+                    return
+
+    def _drain_locked(self) -> None:
+        """Write everything queued, batch by batch. ``_io_lock`` is held."""
+        if self._inflight:
+            self._process_inflight()  # a batch a crashed writer left behind
+        while True:
+            with self._lock:
+                queue = self._queue
+                count = min(len(queue), self._batch_size)
+                if not count:
+                    self._flush_wanted = False
+                    return
+                popleft = queue.popleft
+                self._inflight = [popleft() for _ in range(count)]
+                self._head_seq += count
+                self._inflight_last = self._head_seq
+                if self._block_waiters:
+                    self._not_full.notify_all()
+            self._process_inflight()
+
+    def _process_inflight(self) -> bool:
+        """Number and write the in-flight batch, then account for it. ``_io_lock`` is held.
+
+        If numbering raises, the batch stays in flight and the restarted writer retries
+        it: nothing was written yet, so nothing is written twice.
+        """
+        batch = self._inflight
+        out: list[bytes] = []
+        self._trees.number(batch, out)
+        ok = self._deliver(b"".join(out))
+        count = len(batch)
+        with self._lock:
+            if ok:
+                self._written += count
+            else:
+                reason = DropReason.IO_ERROR if self._destinations else DropReason.NO_DESTINATION
+                self._dropped[reason] = self._dropped.get(reason, 0) + count
+                self._lost_locked(self._inflight_last - count + 1, self._inflight_last)
+            self._batches += 1
+            self._done_seq = self._inflight_last
+            self._inflight = []
+            if self._watches:
+                self._progress.notify_all()
+        return ok
+
+    def _deliver(self, data: bytes) -> bool:
+        """Give ``data`` to every destination; True if at least one accepted it."""
+        ok = False
+        for destination in self._destinations:
+            try:
+                destination(data)
+                ok = True
+            except Exception as exc:  # noqa: BLE001 - one destination must not affect another
+                self._destination_failed(exc)
+        return ok
+
+    def _destination_failed(self, exc: BaseException) -> None:
+        with self._lock:
+            self._errors += 1
+        self._error_report.note(1, f"{type(exc).__name__}: {exc}")
+
+    def _close_destinations(self) -> None:
+        for destination in self._destinations:
+            close = getattr(destination, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as exc:  # noqa: BLE001
+                    self._destination_failed(exc)
+
+    def _crashed(self, exc: BaseException) -> None:
+        """The writer thread died: restart it with backoff, or fall back to synchronous writes."""
+        with self._lock:
+            self._restarts += 1
+            restarts = self._restarts
+            stopping = self._state != _RUNNING
+            fallback = restarts > self._config.max_restarts
+            if fallback:
+                self._sync = True
+                self._not_full.notify_all()
+        if stopping:
+            return
+        if fallback:
+            logger.error(
+                "logxpy-otel: writer thread crashed %d times; writing synchronously from now on",
+                restarts,
+                exc_info=exc,
+            )
+            try:
+                with self._io_lock:
+                    self._drain_locked()
+            except Exception:  # noqa: BLE001 - callers' write_now will retry
+                logger.exception("logxpy-otel: synchronous fallback drain failed")
+            return
+        delay = min(_BACKOFF_FIRST_S * (2 ** (restarts - 1)), _BACKOFF_MAX_S)
+        logger.error(
+            "logxpy-otel: writer thread crashed (%d of %d); restarting in %.1f s",
+            restarts,
+            self._config.max_restarts,
+            delay,
+            exc_info=exc,
+        )
+        try:
+            self._thread = self._spawn(delay)
+        except RuntimeError:  # interpreter shutting down: no new threads
+            self._sync = True
+
+    # -- process hooks -----------------------------------------------------------------
+
+    def _at_exit(self) -> None:
+        """At interpreter exit: flush (bounded), close open trees, then write synchronously.
+
+        The writer is not stopped: an SDK provider or processor shut down by a later exit
+        handler may still hand records over, and they are written in the caller's thread.
+        """
+        if self._state != _RUNNING:
+            return
+        timeout = self._config.shutdown_timeout_ms / 1000.0
+        deadline = time.monotonic() + timeout
+        self.flush(timeout)
+        with self._lock:
+            self._sync = True
+            self._not_full.notify_all()
+        if self._io_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            try:
+                self._drain_locked()
+                out: list[bytes] = []
+                self._trees.close_all(out)
+                if out:
+                    self._deliver(b"".join(out))
+            finally:
+                self._io_lock.release()
+
+    def _child_after_fork(self) -> None:
+        """In a forked child: forget the parent's queue, locks and thread; start afresh on use."""
+        self._sync = not self._config.async_enabled
+        self._reset_state()
+
+
+def _exit_hook(ref: weakref.ref[AsyncWriter]) -> None:
+    writer = ref()
+    if writer is not None:
+        writer._at_exit()
+
+
+def _after_fork(ref: weakref.ref[AsyncWriter]) -> None:
+    writer = ref()
+    if writer is not None:
+        writer._child_after_fork()

@@ -1,0 +1,95 @@
+"""``LogxpyLogRecordProcessor``: the SDK hook that encodes in the caller's thread and queues.
+
+Add it with ``LoggerProvider.add_log_record_processor``. It needs no
+``BatchLogRecordProcessor`` in front: it is the queue, with its own policy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
+
+from ._destinations import make_destinations
+from ._diagnostics import LOGGER_NAME, RateLimitedReporter
+from ._format import LineEncoder, LineMode
+from ._writer import AsyncConfig, AsyncMetrics, AsyncWriter, Destination, DropReason
+
+__all__ = ["LogxpyLogRecordProcessor"]
+
+_OWN_SCOPE_PREFIX = LOGGER_NAME + "."
+
+
+class LogxpyLogRecordProcessor(LogRecordProcessor):
+    """Writes every OTel log record as a logxpy line through a policy-aware writer thread.
+
+    ``path`` (default ``logxpy-otel.jsonl`` in the working directory when no
+    ``destinations`` are given) is opened at once, so a bad path fails here, not later.
+    ``on_emit`` never raises into the application: a fault is counted as a drop with
+    reason ``internal_error`` and reported through the ``logxpy_otel`` logger.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        destinations: Iterable[Destination] | None = None,
+        config: AsyncConfig | None = None,
+        mode: LineMode | str = LineMode.TREE,
+        file_mode: int = 0o600,
+    ) -> None:
+        self._encoder = LineEncoder(_mode(mode))
+        self._writer = AsyncWriter(make_destinations(path, destinations, file_mode), config)
+        self._writer.start()
+        self._shutdown = False
+        self._fault_report = RateLimitedReporter(
+            "logxpy-otel: %d record(s) dropped by an internal error; last: %s"
+        )
+
+    @property
+    def writer(self) -> AsyncWriter:
+        return self._writer
+
+    @property
+    def metrics(self) -> AsyncMetrics:
+        return self._writer.metrics
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        try:
+            scope = log_record.instrumentation_scope
+            if scope is not None and (scope.name == LOGGER_NAME or scope.name.startswith(_OWN_SCOPE_PREFIX)):
+                # Our own diagnostics, routed back through an OTel logging handler.
+                self._writer.discard(DropReason.OWN_DIAGNOSTICS)
+                return
+            record = log_record.log_record
+            item = self._encoder.encode(
+                record, log_record.resource, scope, getattr(record.attributes, "dropped", 0)
+            )
+            self._writer.enqueue(item)
+        except Exception as exc:  # noqa: BLE001 - the SDK does not catch processor errors
+            try:
+                self._writer.discard(DropReason.INTERNAL_ERROR)
+                self._fault_report.note(1, type(exc).__name__)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def enabled(self, **_: object) -> bool:
+        return not self._shutdown
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Wait until every record emitted before the call is in the file (or the timeout)."""
+        return self._writer.flush(timeout_millis / 1000.0)
+
+    def shutdown(self) -> None:
+        """Flush, close open traces and the file; later records are dropped and counted."""
+        self._shutdown = True
+        self._writer.stop(self._writer.config.shutdown_timeout_ms / 1000.0)
+
+
+def _mode(mode: LineMode | str) -> LineMode:
+    try:
+        return LineMode(mode)
+    except ValueError:
+        allowed = ", ".join(m.value for m in LineMode)
+        raise ValueError(f"mode must be one of {allowed}; got {mode!r}") from None
