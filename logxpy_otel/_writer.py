@@ -155,7 +155,8 @@ class AsyncMetrics:
     queue_depth: int
     #: Highest queue depth seen (never above ``max_queue_size``).
     max_queue_depth: int
-    #: Records in the queue or in the batch being written.
+    #: Records in the queue, in the batch being written, or in the hands of a producer
+    #: waiting for room.
     pending: int
     batches: int
     restarts: int
@@ -242,6 +243,7 @@ class AsyncWriter:
         self._inflight_last = 0
         self._watches: list[_FlushWatch] = []
         self._block_waiters = 0
+        self._yielding = 0
         self._flush_wanted = False
         self._enqueued = 0
         self._written = 0
@@ -280,7 +282,7 @@ class AsyncWriter:
                 errors=self._errors,
                 queue_depth=depth,
                 max_queue_depth=self._max_depth,
-                pending=depth + len(self._inflight),
+                pending=depth + len(self._inflight) + self._block_waiters + self._yielding,
                 batches=self._batches,
                 restarts=self._restarts,
             )
@@ -403,12 +405,14 @@ class AsyncWriter:
             return True
         # A dropping policy: first let the writer have the GIL once, so that a busy
         # producer does not starve it (see PERF-NOTES: the GIL decides who drains).
+        self._yielding += 1  # still pending: handed over, not yet queued or dropped
         self._lock.release()
         try:
             self._wake.set()
             time.sleep(0)
         finally:
             self._lock.acquire()
+            self._yielding -= 1
         if len(self._queue) < self._max and self._state == _RUNNING:
             self._append_locked(item)
             return True

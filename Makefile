@@ -1,0 +1,41 @@
+# The two commands of the README: `make demo` and `make test`. Both set up what they need.
+PYTHON ?= python3
+PY312 ?= $(shell command -v python3.12 2>/dev/null || echo python3.12)
+VENV := .venv
+VENV312 := .venv-logxpy
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint typecheck pytest bench soak clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+# The logxpy tools (reader side of the interop test) need Python >= 3.12.
+$(VENV312)/.installed:
+	PYENV_VERSION=3.12.1 $(PY312) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install --quiet 'logxpy>=0.5'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/python examples/quickstart.py
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+pytest: $(BIN)/.installed $(VENV312)/.installed
+	LOGXPY_PYTHON=$(abspath $(VENV312))/bin/python $(BIN)/python -m pytest -q
+
+test: lint typecheck pytest
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_throughput.py
+
+clean:
+	rm -rf $(VENV) $(VENV312) .mypy_cache .ruff_cache .pytest_cache .hypothesis

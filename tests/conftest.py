@@ -1,0 +1,103 @@
+"""Shared test helpers: in-memory and gated destinations, line items, accounting checks."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from logxpy_otel import AsyncMetrics, AsyncWriter
+
+
+def item(n: int, trace: str | None = None, failed: bool = False, **extra: Any) -> tuple[Any, ...]:
+    """A line item whose record carries ``n`` (and ``extra``) so tests can find it again."""
+    body = orjson.dumps({"ts": 1.0 + n, "n": n, **extra})[1:]
+    return (trace, 1.0 + n, failed, body)
+
+
+def parse_lines(data: bytes) -> list[dict[str, Any]]:
+    """Every line of ``data`` as a dict; fails the test on a line that is not one JSON object."""
+    assert data == b"" or data.endswith(b"\n"), "the output must end with a newline"
+    out = []
+    for raw in data.splitlines():
+        line = orjson.loads(raw)
+        assert isinstance(line, dict)
+        out.append(line)
+    return out
+
+
+def records(data: bytes) -> list[dict[str, Any]]:
+    """The record lines of ``data`` (structure lines, which have ``at``, left out)."""
+    return [line for line in parse_lines(data) if "at" not in line]
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    return records(path.read_bytes())
+
+
+def assert_accounting(m: AsyncMetrics) -> None:
+    """The writer's books balance: every record handed over is written, dropped or pending."""
+    assert m.enqueued == m.written + m.dropped + m.pending, m
+    assert m.dropped == sum(m.dropped_by_reason.values()), m
+
+
+class Collect:
+    """A destination that keeps every batch in memory."""
+
+    def __init__(self) -> None:
+        self.batches: list[bytes] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, data: bytes) -> None:
+        with self._lock:
+            self.batches.append(data)
+
+    @property
+    def data(self) -> bytes:
+        with self._lock:
+            return b"".join(self.batches)
+
+    def records(self) -> list[dict[str, Any]]:
+        return records(self.data)
+
+
+class Gated(Collect):
+    """A destination whose calls wait until ``open()``; ``entered`` is set when one is waiting."""
+
+    def __init__(self, timeout: float = 30.0) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self._timeout = timeout
+
+    def __call__(self, data: bytes) -> None:
+        self.entered.set()
+        assert self.gate.wait(self._timeout), "test gate never opened"
+        super().__call__(data)
+
+    def open(self) -> None:
+        self.gate.set()
+
+
+class Failing:
+    """A destination that always raises."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, data: bytes) -> None:
+        self.calls += 1
+        raise OSError(28, "No space left on device")
+
+
+@pytest.fixture
+def writers() -> Iterator[list[AsyncWriter]]:
+    """Writers a test makes; each is stopped at the end so no thread outlives its test."""
+    made: list[AsyncWriter] = []
+    yield made
+    for writer in made:
+        writer.stop(5.0)

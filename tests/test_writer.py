@@ -1,0 +1,589 @@
+"""AsyncWriter: bounded queue and policies, batching, accounting, errors, restarts, flush, stop, fork, exit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Collect, Failing, Gated, assert_accounting, item, parse_lines, read_records
+from logxpy_otel import (
+    AsyncConfig,
+    AsyncFileDestination,
+    AsyncWriter,
+    DropReason,
+    QueuePolicy,
+    sync_mode,
+)
+
+TRACE = "5b8efff798038103d269b633813fc60c"
+
+
+def make(writers: list[AsyncWriter], *dests: Any, **config: Any) -> AsyncWriter:
+    writer = AsyncWriter(dests, AsyncConfig(**config))
+    writers.append(writer)
+    writer.start()
+    return writer
+
+
+def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+    """Poll a condition the writer exposes no event for (bounded; fails the test on timeout)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.001)
+
+
+# -- configuration ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("max_queue_size", 0, "integer >= 1"),
+        ("max_queue_size", 1.5, "integer >= 1"),
+        ("max_queue_size", True, "integer >= 1"),
+        ("batch_size", 0, "integer >= 1"),
+        ("flush_interval_ms", 0, "milliseconds > 0"),
+        ("flush_interval_ms", float("inf"), "milliseconds > 0"),
+        ("flush_interval_ms", float("nan"), "milliseconds > 0"),
+        ("max_restarts", -1, "integer >= 0"),
+        ("trace_idle_ms", -5, "milliseconds > 0"),
+        ("max_open_traces", 0, "integer >= 1"),
+        ("async_enabled", "yes", "True or False"),
+    ],
+)
+def test_config_rejects_bad_values_naming_the_field(field: str, value: Any, says: str) -> None:
+    with pytest.raises(ValueError, match=f"AsyncConfig.{field} must be") as info:
+        AsyncConfig(**{field: value})
+    assert says in str(info.value)
+    assert repr(value) in str(info.value)
+
+
+def test_config_rejects_unknown_policy_listing_the_allowed_ones() -> None:
+    with pytest.raises(ValueError) as info:
+        AsyncConfig(queue_policy="drop_everything")  # type: ignore[arg-type]
+    text = str(info.value)
+    assert "queue_policy" in text and "'drop_everything'" in text
+    for policy in QueuePolicy:
+        assert policy.value in text
+
+
+def test_config_batch_size_cannot_exceed_queue() -> None:
+    with pytest.raises(ValueError, match="batch_size must be <= max_queue_size"):
+        AsyncConfig(max_queue_size=10, batch_size=11)
+
+
+def test_config_takes_policy_names_and_is_frozen() -> None:
+    config = AsyncConfig(queue_policy="drop_oldest")  # type: ignore[arg-type]
+    assert config.queue_policy is QueuePolicy.DROP_OLDEST
+    with pytest.raises(AttributeError):
+        config.batch_size = 5  # type: ignore[misc]
+
+
+def test_logxpy_sync_env_sets_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOGXPY_SYNC", "1")
+    assert AsyncConfig().async_enabled is False
+    assert AsyncConfig(async_enabled=True).async_enabled is True  # an explicit value wins
+    monkeypatch.setenv("LOGXPY_SYNC", "0")
+    assert AsyncConfig().async_enabled is True
+
+
+# -- writing and batching --------------------------------------------------------------
+
+
+def test_records_are_written_in_order_with_their_numbering(writers: list[AsyncWriter]) -> None:
+    dest = Collect()
+    writer = make(writers, dest)
+    for n in range(10):
+        assert writer.enqueue(item(n, trace=TRACE if n % 2 else None))
+    assert writer.flush(5.0)
+    lines = parse_lines(dest.data)
+    recs = [line for line in lines if "at" not in line]
+    assert [r["n"] for r in recs] == list(range(10))
+    traced = [r for r in recs if r["tid"] == TRACE]
+    assert [r["lvl"] for r in traced] == [[2], [3], [4], [5], [6]]
+    assert lines[1] == {"tid": TRACE, "lvl": [1], "ts": 2.0, "at": "otel:trace", "st": "started"}
+    m = writer.metrics
+    assert (m.enqueued, m.written, m.dropped, m.pending) == (10, 10, 0, 0)
+    assert_accounting(m)
+
+
+def test_a_full_batch_is_written_without_waiting_for_the_interval(writers: list[AsyncWriter]) -> None:
+    dest = Collect()
+    writer = make(writers, dest, batch_size=50, max_queue_size=1000, flush_interval_ms=600_000)
+    written = threading.Event()
+    writer.add_destination(lambda data: written.set())
+    for n in range(50):
+        writer.enqueue(item(n))
+    assert written.wait(10.0), "batch_size records waiting must trigger a write"
+    assert len(dest.records()) == 50
+    assert writer.metrics.batches == 1
+
+
+def test_the_interval_writes_a_partial_batch(writers: list[AsyncWriter]) -> None:
+    written = threading.Event()
+    dest = Collect()
+    writer = make(writers, dest, batch_size=1000, flush_interval_ms=20)
+    writer.add_destination(lambda data: written.set())
+    writer.enqueue(item(1))
+    assert written.wait(10.0), "flush_interval_ms must bound how long a record waits"
+    assert [r["n"] for r in dest.records()] == [1]
+
+
+def test_each_batch_is_one_call_per_destination(writers: list[AsyncWriter]) -> None:
+    dest = Collect()
+    writer = make(writers, dest, batch_size=100, max_queue_size=1000, flush_interval_ms=600_000)
+    gate = Gated()
+    writer.add_destination(gate)
+    gate.open()
+    for n in range(300):
+        writer.enqueue(item(n))
+    assert writer.flush(5.0)
+    assert len(dest.batches) == writer.metrics.batches
+    assert all(batch.count(b"\n") <= 100 for batch in dest.batches)
+    assert len(dest.records()) == 300
+
+
+def test_block_four_producers_slow_destination_everything_once_in_order(writers: list[AsyncWriter]) -> None:
+    """4 threads x 50,000 records, queue of 1,000: producers wait; nothing lost or repeated."""
+    per_thread, threads_n, max_queue = 50_000, 4, 1_000
+    gate = Gated()
+
+    class Slow(Collect):
+        """Stalls the first batch until the queue is full, then writes each batch after a pause."""
+
+        def __call__(self, data: bytes) -> None:
+            gate.gate.wait(30.0)
+            time.sleep(0.0005)
+            super().__call__(data)
+
+    dest = Slow()
+    writer = make(writers, dest, max_queue_size=max_queue, batch_size=250, queue_policy="block")
+    depths: list[int] = []
+
+    def produce(t: int) -> None:
+        for n in range(per_thread):
+            assert writer.enqueue(item(n, thread=t))
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(threads_n)]
+    for t in threads:
+        t.start()
+    wait_until(lambda: writer.metrics.queue_depth == max_queue)
+    depths.append(writer.metrics.queue_depth)
+    gate.open()
+    for t in threads:
+        t.join(120)
+        assert not t.is_alive()
+    assert writer.flush(30.0)
+    m = writer.metrics
+    assert m.max_queue_depth == max_queue, "the queue filled up and never went past its bound"
+    assert max(depths) <= max_queue
+    assert (m.written, m.dropped, m.pending) == (per_thread * threads_n, 0, 0)
+    assert_accounting(m)
+    seen: dict[int, list[int]] = {t: [] for t in range(threads_n)}
+    for rec in dest.records():
+        seen[rec["thread"]].append(rec["n"])
+    for t in range(threads_n):
+        assert seen[t] == list(range(per_thread)), f"thread {t}: records missing, repeated or out of order"
+
+
+def _fill_behind_gate(writer: AsyncWriter, gate: Gated, count: int) -> list[bool]:
+    """Make the writer's first batch hang in ``gate``, then offer ``count`` records."""
+    results = [writer.enqueue(item(-1))]
+    assert writer.flush(0.0) is False
+    assert gate.entered.wait(10.0)
+    results += [writer.enqueue(item(n)) for n in range(count)]
+    return results
+
+
+def test_drop_newest_refuses_and_counts_exactly(writers: list[AsyncWriter]) -> None:
+    gate = Gated()
+    writer = make(writers, gate, max_queue_size=100, batch_size=10, queue_policy="drop_newest")
+    try:
+        results = _fill_behind_gate(writer, gate, 250)
+        m = writer.metrics
+        assert m.queue_depth == 100
+        assert results[1:].count(True) == 100 and results[1:].count(False) == 150
+        assert results[1:101] == [True] * 100, "the first records in keep their place"
+    finally:
+        gate.open()
+    assert writer.flush(10.0)
+    m = writer.metrics
+    assert m.dropped_by_reason == {DropReason.QUEUE_FULL: 150}
+    assert m.written == 101 and m.enqueued == 251
+    assert_accounting(m)
+    assert [r["n"] for r in gate.records()] == [-1, *range(100)]
+
+
+def test_drop_oldest_evicts_the_oldest_and_counts_exactly(writers: list[AsyncWriter]) -> None:
+    gate = Gated()
+    writer = make(writers, gate, max_queue_size=100, batch_size=10, queue_policy="drop_oldest")
+    try:
+        results = _fill_behind_gate(writer, gate, 250)
+        assert all(results), "drop_oldest always takes the new record"
+        assert writer.metrics.queue_depth == 100
+    finally:
+        gate.open()
+    assert writer.flush(10.0) is True
+    m = writer.metrics
+    assert m.dropped_by_reason == {DropReason.EVICTED: 150}
+    assert m.written == 101
+    assert_accounting(m)
+    assert [r["n"] for r in gate.records()] == [-1, *range(150, 250)], "the newest 100 are kept"
+
+
+def test_warn_drops_the_new_record_and_warns_with_the_count(
+    writers: list[AsyncWriter], caplog: pytest.LogCaptureFixture
+) -> None:
+    gate = Gated()
+    writer = make(
+        writers, gate, max_queue_size=20, batch_size=5, queue_policy="warn", report_interval_ms=600_000
+    )
+    caplog.set_level(logging.WARNING, logger="logxpy_otel")
+    try:
+        results = _fill_behind_gate(writer, gate, 50)
+    finally:
+        gate.open()
+    assert writer.flush(10.0)
+    assert results[1:].count(False) == 30
+    assert writer.metrics.dropped_by_reason == {DropReason.QUEUE_FULL: 30}
+    warnings = [r for r in caplog.records if r.name == "logxpy_otel"]
+    assert len(warnings) == 1, "rate-limited: one warning within the interval"
+    assert "dropped 1 record(s)" in warnings[0].getMessage()
+    assert "max_queue_size=20" in warnings[0].getMessage()
+
+
+def test_flush_reports_records_evicted_before_they_were_written(writers: list[AsyncWriter]) -> None:
+    gate = Gated()
+    writer = make(writers, gate, max_queue_size=10, batch_size=5, queue_policy="drop_oldest")
+    try:
+        _fill_behind_gate(writer, gate, 10)
+        result: list[bool] = []
+        flusher = threading.Thread(target=lambda: result.append(writer.flush(10.0)))
+        flusher.start()
+        wait_until(lambda: writer._watches)  # the flush is waiting for its window
+        for n in range(100, 105):
+            writer.enqueue(item(n))  # evicts five records the flush is waiting for
+    finally:
+        gate.open()
+    flusher.join(10)
+    assert result == [False]
+    assert writer.flush(10.0) is True, "nothing lost since"
+
+
+def test_concurrent_snapshots_always_balance(writers: list[AsyncWriter]) -> None:
+    writer = make(writers, Collect(), max_queue_size=50, batch_size=10, queue_policy="drop_oldest")
+    stop = threading.Event()
+
+    def produce() -> None:
+        n = 0
+        while not stop.is_set() and n < 200_000:
+            writer.enqueue(item(n))
+            n += 1
+
+    threads = [threading.Thread(target=produce) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for _ in range(2_000):
+        m = writer.metrics
+        assert_accounting(m)
+        assert m.queue_depth <= 50
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert writer.flush(10.0) or writer.metrics.dropped > 0
+    assert_accounting(writer.metrics)
+
+
+# -- destinations that fail ------------------------------------------------------------
+
+
+def test_a_raising_destination_does_not_affect_a_good_one(
+    writers: list[AsyncWriter], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="logxpy_otel")
+    good, bad = Collect(), Failing()
+    writer = make(writers, bad, good, batch_size=10, report_interval_ms=600_000)
+    for n in range(100):
+        writer.enqueue(item(n))
+    assert writer.flush(10.0)
+    m = writer.metrics
+    assert [r["n"] for r in good.records()] == list(range(100))
+    assert m.errors == bad.calls >= 1
+    assert m.written == 100 and m.dropped == 0
+    reports = [r for r in caplog.records if "destination error" in r.getMessage()]
+    assert len(reports) == 1
+    assert "No space left on device" in reports[0].getMessage()
+
+
+def test_records_no_destination_takes_are_dropped_as_io_errors(writers: list[AsyncWriter]) -> None:
+    bad = Failing()
+    writer = make(writers, bad, batch_size=10)
+    for n in range(25):
+        assert writer.enqueue(item(n))
+    assert writer.flush(10.0) is False, "flush must not claim records it could not write"
+    m = writer.metrics
+    assert m.dropped_by_reason == {DropReason.IO_ERROR: 25}
+    assert m.written == 0
+    assert_accounting(m)
+
+
+def test_add_and_remove_destination(writers: list[AsyncWriter]) -> None:
+    first, second = Collect(), Collect()
+    writer = make(writers, first)
+    writer.enqueue(item(1))
+    assert writer.flush(5.0)
+    writer.add_destination(second)
+    writer.enqueue(item(2))
+    assert writer.flush(5.0)
+    writer.remove_destination(first)
+    writer.enqueue(item(3))
+    assert writer.flush(5.0)
+    assert [r["n"] for r in first.records()] == [1, 2]
+    assert [r["n"] for r in second.records()] == [2, 3]
+
+
+# -- crashes -----------------------------------------------------------------------------
+
+
+def test_writer_thread_crash_restarts_and_loses_nothing(
+    writers: list[AsyncWriter], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="logxpy_otel")
+    dest = Collect()
+    writer = make(writers, dest, batch_size=5, flush_interval_ms=10)
+    real = writer._trees.number
+    crashes = []
+
+    def flaky(items: Any, out: list[bytes]) -> None:
+        if not crashes:
+            crashes.append(1)
+            raise RuntimeError("injected writer fault")
+        real(items, out)
+
+    monkeypatch.setattr(writer._trees, "number", flaky)
+    for n in range(20):
+        writer.enqueue(item(n))
+    assert writer.flush(10.0)
+    assert [r["n"] for r in dest.records()] == list(range(20)), "each record exactly once, in order"
+    m = writer.metrics
+    assert m.restarts == 1
+    assert writer.is_running
+    assert any("crashed (1 of 10)" in r.getMessage() for r in caplog.records)
+
+
+def test_after_max_restarts_writes_fall_back_to_the_callers_thread(
+    writers: list[AsyncWriter], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="logxpy_otel")
+    dest = Collect()
+    writer = make(writers, dest, batch_size=5, flush_interval_ms=10, max_restarts=0)
+    real = writer._trees.number
+    calls: list[str] = []
+
+    def once(items: Any, out: list[bytes]) -> None:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            raise RuntimeError("injected writer fault")
+        real(items, out)
+
+    monkeypatch.setattr(writer._trees, "number", once)
+    for n in range(5):
+        writer.enqueue(item(n))
+    assert writer.flush(10.0)
+    wait_until(lambda: not writer.is_running)
+    writer.enqueue(item(99))
+    # Synchronous now: the record is written before enqueue returns, by this thread.
+    assert [r["n"] for r in dest.records()] == [0, 1, 2, 3, 4, 99]
+    assert calls[-1] == threading.current_thread().name
+    assert any("writing synchronously" in r.getMessage() for r in caplog.records)
+    assert_accounting(writer.metrics)
+
+
+# -- flush and stop ----------------------------------------------------------------------
+
+
+def test_flush_returns_false_at_its_timeout(writers: list[AsyncWriter]) -> None:
+    gate = Gated()
+    writer = make(writers, gate)
+    try:
+        writer.enqueue(item(1))
+        started = time.monotonic()
+        assert writer.flush(0.05) is False
+        assert time.monotonic() - started < 5.0
+    finally:
+        gate.open()
+    assert writer.flush(5.0) is True
+
+
+def test_flush_from_many_threads(writers: list[AsyncWriter]) -> None:
+    dest = Collect()
+    writer = make(writers, dest, batch_size=10)
+    results: list[bool] = []
+
+    def work(t: int) -> None:
+        for n in range(200):
+            writer.enqueue(item(n, thread=t))
+            if n % 50 == 0:
+                results.append(writer.flush(10.0))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results and all(results)
+    assert writer.flush(10.0)
+    assert len(dest.records()) == 800
+
+
+def test_stop_writes_pending_closes_trees_then_drops(writers: list[AsyncWriter]) -> None:
+    dest = Collect()
+    writer = make(writers, dest, flush_interval_ms=600_000)
+    for n in range(5):
+        writer.enqueue(item(n, trace=TRACE, failed=n == 3))
+    assert writer.stop(5.0) is True
+    lines = parse_lines(dest.data)
+    assert [line["lvl"] for line in lines] == [[1], [2], [3], [4], [5], [6], [7]]
+    assert lines[-1]["st"] == "failed"
+    assert not writer.is_running
+    assert writer.enqueue(item(9)) is False
+    assert writer.stop(5.0) is True  # idempotent
+    m = writer.metrics
+    assert m.dropped_by_reason == {DropReason.SHUTDOWN: 1}
+    assert_accounting(m)
+
+
+def test_stop_is_bounded_when_a_destination_hangs(writers: list[AsyncWriter]) -> None:
+    gate = Gated()
+    writer = make(writers, gate)
+    try:
+        writer.enqueue(item(1))
+        assert gate.entered.wait(10.0) or writer.flush(0.0) is False
+        assert gate.entered.wait(10.0)
+        started = time.monotonic()
+        assert writer.stop(0.1) is False
+        assert time.monotonic() - started < 5.0
+    finally:
+        gate.open()
+
+
+def test_stop_releases_producers_blocked_on_a_full_queue(writers: list[AsyncWriter]) -> None:
+    gate = Gated()
+    writer = make(writers, gate, max_queue_size=5, batch_size=5)
+    results: list[bool] = []
+    try:
+        _fill_behind_gate(writer, gate, 5)
+        blocked = threading.Thread(target=lambda: results.append(writer.enqueue(item(77))))
+        blocked.start()
+        wait_until(lambda: writer._block_waiters == 1)
+        stopper = threading.Thread(target=writer.stop, args=(10.0,))
+        stopper.start()
+        blocked.join(10)
+        assert results == [False], "a producer blocked at stop gets its record dropped, not a hang"
+    finally:
+        gate.open()
+    stopper.join(10)
+    m = writer.metrics
+    assert m.dropped_by_reason == {DropReason.SHUTDOWN: 1}
+    assert_accounting(m)
+
+
+# -- synchronous mode ----------------------------------------------------------------------
+
+
+def test_async_disabled_writes_in_the_callers_thread(writers: list[AsyncWriter]) -> None:
+    dest = Collect()
+    writer = make(writers, dest, async_enabled=False)
+    writer.enqueue(item(1))
+    assert [r["n"] for r in dest.records()] == [1]
+    assert writer._thread is None and not writer.is_running
+
+
+def test_logxpy_sync_env_writes_in_the_callers_thread(
+    writers: list[AsyncWriter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOGXPY_SYNC", "1")
+    dest = Collect()
+    writer = make(writers, dest)
+    writer.enqueue(item(1))
+    assert [r["n"] for r in dest.records()] == [1]
+    assert writer._thread is None
+
+
+def test_sync_mode_context_writes_before_returning_and_keeps_order(writers: list[AsyncWriter]) -> None:
+    dest = Collect()
+    writer = make(writers, dest, flush_interval_ms=600_000)
+    writer.enqueue(item(1))
+    writer.enqueue(item(2))
+    with sync_mode():
+        writer.enqueue(item(3))
+        assert [r["n"] for r in dest.records()] == [1, 2, 3]
+    writer.enqueue(item(4))
+    assert [r["n"] for r in dest.records()] == [1, 2, 3], "outside the block, writes are async again"
+    assert writer.flush(5.0)
+    assert [r["n"] for r in dest.records()] == [1, 2, 3, 4]
+
+
+# -- processes -----------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_fork_child_writes_only_its_own_records(tmp_path: Path, writers: list[AsyncWriter]) -> None:
+    path = tmp_path / "fork.jsonl"
+    writer = AsyncWriter(
+        [AsyncFileDestination(path)], AsyncConfig(flush_interval_ms=600_000, batch_size=1000)
+    )
+    writers.append(writer)
+    for n in range(100):
+        writer.enqueue(item(n, who="parent"))
+    assert writer.metrics.pending == 100
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh writer on first use, none of the parent's records
+        code = 1
+        try:
+            ok_empty = writer.metrics.pending == 0
+            for n in range(10):
+                writer.enqueue(item(n, who="child"))
+            code = 0 if writer.flush(10.0) and ok_empty else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert writer.flush(10.0)
+    recs = read_records(path)
+    parent = [r["n"] for r in recs if r["who"] == "parent"]
+    child = [r["n"] for r in recs if r["who"] == "child"]
+    assert parent == list(range(100))
+    assert child == list(range(10))
+    parent_prefix = {r["tid"].split(".")[0] for r in recs if r["who"] == "parent"}
+    child_prefix = {r["tid"].split(".")[0] for r in recs if r["who"] == "child"}
+    assert len(parent_prefix) == len(child_prefix) == 1 and parent_prefix != child_prefix
+
+
+def test_exit_flushes_pending_records_and_closes_trees(tmp_path: Path) -> None:
+    path = tmp_path / "exit.jsonl"
+    script = textwrap.dedent(
+        f"""
+        import orjson
+        from logxpy_otel import AsyncConfig, AsyncFileDestination, AsyncWriter
+        writer = AsyncWriter([AsyncFileDestination({str(path)!r})], AsyncConfig(flush_interval_ms=600_000))
+        for n in range(500):
+            body = orjson.dumps({{"ts": 1.0, "n": n}})[1:]
+            writer.enqueue(({TRACE!r} if n % 2 else None, 1.0, False, body))
+        assert writer.metrics.pending == 500
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    lines = parse_lines(path.read_bytes())
+    assert sorted(line["n"] for line in lines if "n" in line) == list(range(500))
+    assert lines[-1]["st"] == "succeeded", "open traces are closed at exit"
