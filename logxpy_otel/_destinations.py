@@ -20,6 +20,23 @@ DEFAULT_PATH: Final = "logxpy-otel.jsonl"
 _FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 
 
+def _make_dirs(path: str, mode: int) -> None:
+    """``os.makedirs`` with ``mode`` on every directory it creates, not only the last."""
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise
+
+
 class AsyncFileDestination:
     """Appends batches to a file with one ``O_APPEND`` write each, so lines never split.
 
@@ -39,7 +56,7 @@ class AsyncFileDestination:
         parent = os.path.dirname(self.path)
         try:
             if parent:
-                os.makedirs(parent, mode=dir_mode, exist_ok=True)
+                _make_dirs(parent, dir_mode)
             self._fd: int | None = os.open(self.path, _FLAGS, file_mode)
         except OSError as exc:
             raise type(exc)(exc.errno, f"cannot open log file {self.path!r}: {exc.strerror}") from exc

@@ -1,4 +1,4 @@
-"""AsyncWriter: bounded queue and policies, batching, accounting, errors, restarts, flush, stop, fork, exit."""
+"""AsyncWriter: bounded queue, policies, batching, accounting, errors, restarts, flush, stop, fork, exit."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import Collect, Failing, Gated, assert_accounting, item, parse_lines, read_records
+
 from logxpy_otel import (
     AsyncConfig,
     AsyncFileDestination,

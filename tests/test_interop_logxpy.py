@@ -1,0 +1,97 @@
+"""Interop with the real logxpy tools: ``logxpy.parse.Parser`` and ``logxpy-prettyprint``.
+
+logxpy needs Python >= 3.12, so it lives in its own venv (``make test`` builds it and
+sets ``LOGXPY_PYTHON``); the file is produced here and read there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from logxpy_otel import LogxpyLogRecordProcessor
+
+LOGXPY_PYTHON = os.environ.get("LOGXPY_PYTHON")
+pytestmark = pytest.mark.skipif(
+    not LOGXPY_PYTHON, reason="set LOGXPY_PYTHON to a Python >= 3.12 with logxpy installed (make test does)"
+)
+
+READER = """
+import json, sys
+from logxpy.parse import Parser, WrittenAction
+with open(sys.argv[1], encoding="utf-8") as f:
+    dicts = [json.loads(line) for line in f]
+out = []
+for task in Parser.parse_stream(dicts):
+    root = task.root()
+    if isinstance(root, WrittenAction):
+        out.append({"tid": root.task_uuid, "kind": "action", "type": root.action_type,
+                    "status": root.status, "complete": task.is_complete(),
+                    "msgs": [c.contents["msg"] for c in root.children]})
+    else:
+        out.append({"tid": root.task_uuid, "kind": "message", "complete": task.is_complete(),
+                    "msgs": [root.contents["msg"]]})
+print(json.dumps(out))
+"""
+
+
+def _produce(path: Path) -> dict[str, list[str]]:
+    """Write a file with three traces and untraced records; return each trace's messages."""
+    provider = LoggerProvider(resource=Resource.create({"service.name": "shop"}), shutdown_on_exit=False)
+    provider.add_log_record_processor(LogxpyLogRecordProcessor(path))
+    logger = provider.get_logger("app")
+    tracer = TracerProvider().get_tracer("t")
+    expected: dict[str, list[str]] = {}
+    logger.emit(body="service up", severity_number=SeverityNumber.INFO)
+    for t in range(3):
+        with tracer.start_as_current_span(f"request {t}") as span:
+            trace_id = f"{span.get_span_context().trace_id:032x}"
+            msgs = [f"t{t} step {i}" for i in range(t + 2)]
+            for i, msg in enumerate(msgs):
+                severity = SeverityNumber.ERROR if (t == 1 and i == 1) else SeverityNumber.INFO
+                logger.emit(body=msg, severity_number=severity, attributes={"step": i, "level": "x"})
+            expected[trace_id] = msgs
+    logger.emit(body={"structured": [1, 2]}, severity_number=SeverityNumber.WARN)
+    provider.shutdown()
+    return expected
+
+
+def test_parser_reads_one_task_per_trace_with_all_its_records(tmp_path: Path) -> None:
+    path = tmp_path / "interop.jsonl"
+    expected = _produce(path)
+    result = subprocess.run(
+        [str(LOGXPY_PYTHON), "-c", READER, str(path)], capture_output=True, text=True, timeout=120, check=True
+    )
+    tasks = json.loads(result.stdout)
+    actions = [t for t in tasks if t["kind"] == "action"]
+    messages = [t for t in tasks if t["kind"] == "message"]
+    assert {t["tid"]: t["msgs"] for t in actions} == expected
+    assert len(actions) == len(expected) == 3
+    assert all(t["complete"] and t["type"] == "otel:trace" for t in actions)
+    statuses = {t["tid"]: t["status"] for t in actions}
+    assert sorted(statuses.values()) == ["failed", "succeeded", "succeeded"]
+    assert [t["msgs"] for t in messages] == [["service up"], ['{"structured":[1,2]}']]
+    assert all(t["complete"] and "." in t["tid"] for t in messages)
+
+
+def test_prettyprint_renders_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "interop.jsonl"
+    expected = _produce(path)
+    prettyprint = Path(str(LOGXPY_PYTHON)).with_name("logxpy-prettyprint")
+    with path.open("rb") as stdin:
+        result = subprocess.run([str(prettyprint)], stdin=stdin, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode()
+    assert "Not JSON" not in out and "Not an Eliot message" not in out
+    for trace_id, msgs in expected.items():
+        assert f"{trace_id} -> /1" in out
+        for msg in msgs:
+            assert msg in out

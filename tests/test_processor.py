@@ -1,0 +1,156 @@
+"""LogxpyLogRecordProcessor under a real LoggerProvider: lines, traces, flush, shutdown, faults."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from conftest import Collect, assert_accounting, parse_lines, read_records
+from logxpy_otel import AsyncConfig, DropReason, LogxpyLogRecordProcessor
+
+
+@pytest.fixture
+def provider() -> Iterator[LoggerProvider]:
+    lp = LoggerProvider(resource=Resource.create({"service.name": "shop"}), shutdown_on_exit=False)
+    yield lp
+    lp.shutdown()
+
+
+def test_records_inside_and_outside_spans(tmp_path: Path, provider: LoggerProvider) -> None:
+    path = tmp_path / "app.jsonl"
+    processor = LogxpyLogRecordProcessor(path)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("app.auth", "1.2")
+    tracer = TracerProvider().get_tracer("test")
+    logger.emit(body="boot", severity_number=SeverityNumber.INFO, attributes={"k": 1})
+    with tracer.start_as_current_span("request") as span:
+        logger.emit(body="user signed in", severity_number=SeverityNumber.INFO, attributes={"user.id": 42})
+        logger.emit(body="payment failed", severity_number=SeverityNumber.ERROR)
+    trace_id = f"{span.get_span_context().trace_id:032x}"
+    span_id = f"{span.get_span_context().span_id:016x}"
+    assert processor.force_flush(5_000)
+    provider.shutdown()
+    lines = parse_lines(path.read_bytes())
+    boot, start, signed, failed, end = lines
+    assert boot["msg"] == "boot" and boot["lvl"] == [1] and "." in boot["tid"]
+    assert boot["_otel"]["resource"]["attributes"]["service.name"] == "shop"
+    assert boot["_otel"]["scope"] == {"name": "app.auth", "version": "1.2"}
+    assert start == {"tid": trace_id, "lvl": [1], "ts": signed["ts"], "at": "otel:trace", "st": "started"}
+    assert (signed["tid"], signed["lvl"], signed["user.id"]) == (trace_id, [2], 42)
+    assert signed["_otel"]["span_id"] == span_id and "trace_id" not in signed["_otel"]
+    assert (failed["lvl"], failed["mt"]) == ([3], "error")
+    assert end == {"tid": trace_id, "lvl": [4], "ts": failed["ts"], "at": "otel:trace", "st": "failed"}
+    assert_accounting(processor.metrics)
+
+
+def test_flat_mode_keeps_the_trace_id_in_otel(tmp_path: Path, provider: LoggerProvider) -> None:
+    path = tmp_path / "flat.jsonl"
+    provider.add_log_record_processor(LogxpyLogRecordProcessor(path, mode="flat"))
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("s") as span:
+        provider.get_logger("x").emit(body="hi")
+    provider.shutdown()
+    (line,) = parse_lines(path.read_bytes())
+    assert line["lvl"] == [1] and "." in line["tid"]
+    assert line["_otel"]["trace_id"] == f"{span.get_span_context().trace_id:032x}"
+
+
+def test_on_emit_never_raises_and_counts_the_fault(provider: LoggerProvider) -> None:
+    dest = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[dest])
+    provider.add_log_record_processor(processor)
+
+    class Broken:
+        def encode(self, *_: object) -> None:
+            raise RuntimeError("encoder bug")
+
+    processor._encoder = Broken()  # type: ignore[assignment]
+    provider.get_logger("x").emit(body="hello")  # must not raise
+    m = processor.metrics
+    assert m.dropped_by_reason == {DropReason.INTERNAL_ERROR: 1}
+    assert_accounting(m)
+
+
+def test_own_diagnostics_never_feed_back(provider: LoggerProvider) -> None:
+    """A warning from the ``logxpy_otel`` logger, routed into OTel, is kept out of the file."""
+    dest = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[dest])
+    provider.add_log_record_processor(processor)
+    provider.get_logger("logxpy_otel").emit(body="queue full")
+    provider.get_logger("logxpy_otel.writer").emit(body="queue full")
+    provider.get_logger("logxpy_otel_other").emit(body="not ours")
+    assert processor.force_flush(5_000)
+    assert [r["msg"] for r in dest.records()] == ["not ours"]
+    assert processor.metrics.dropped_by_reason == {DropReason.OWN_DIAGNOSTICS: 2}
+
+
+def test_stdlib_logging_through_the_sdk_handler(provider: LoggerProvider) -> None:
+    from opentelemetry.sdk._logs import LoggingHandler
+
+    dest = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[dest])
+    provider.add_log_record_processor(processor)
+    with pytest.warns(DeprecationWarning):
+        handler = LoggingHandler(logger_provider=provider)
+    log = logging.getLogger("test.stdlib")
+    log.addHandler(handler)
+    try:
+        log.warning("disk %s low", "/var", extra={"disk.free": 3})
+    finally:
+        log.removeHandler(handler)
+    assert processor.force_flush(5_000)
+    (rec,) = dest.records()
+    assert (rec["msg"], rec["mt"], rec["disk.free"]) == ("disk /var low", "warning", 3)
+
+
+def test_after_shutdown_records_are_dropped_not_raised(provider: LoggerProvider) -> None:
+    dest = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[dest])
+    provider.add_log_record_processor(processor)
+    provider.get_logger("x").emit(body="before")
+    processor.shutdown()
+    assert processor.enabled() is False
+    processor.on_emit(_any_record(provider))
+    assert [r["msg"] for r in dest.records()] == ["before"]
+    assert processor.metrics.dropped_by_reason == {DropReason.SHUTDOWN: 1}
+
+
+def _any_record(provider: LoggerProvider) -> object:
+    from opentelemetry._logs import LogRecord
+    from opentelemetry.sdk._logs import ReadWriteLogRecord
+
+    return ReadWriteLogRecord(LogRecord(body="after"), resource=provider.resource)
+
+
+def test_config_reaches_the_writer(tmp_path: Path) -> None:
+    config = AsyncConfig(max_queue_size=7, batch_size=3, queue_policy="drop_oldest")  # type: ignore[arg-type]
+    processor = LogxpyLogRecordProcessor(tmp_path / "x.jsonl", config=config)
+    try:
+        assert processor.writer.config is config
+        assert processor.writer.is_running
+    finally:
+        processor.shutdown()
+
+
+def test_bad_mode_and_bad_path_fail_at_construction(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"mode must be one of tree, flat; got 'trees'"):
+        LogxpyLogRecordProcessor(tmp_path / "x.jsonl", mode="trees")
+    with pytest.raises(IsADirectoryError, match="cannot open log file"):
+        LogxpyLogRecordProcessor(tmp_path)
+
+
+def test_force_flush_means_in_the_file(tmp_path: Path, provider: LoggerProvider) -> None:
+    path = tmp_path / "f.jsonl"
+    processor = LogxpyLogRecordProcessor(path, config=AsyncConfig(flush_interval_ms=600_000))
+    provider.add_log_record_processor(processor)
+    for n in range(50):
+        provider.get_logger("x").emit(body=f"r{n}")
+    assert processor.force_flush(5_000) is True
+    assert [r["msg"] for r in read_records(path)] == [f"r{n}" for n in range(50)]
