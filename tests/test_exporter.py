@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import Collect, Failing, assert_accounting, read_records
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
@@ -11,7 +12,6 @@ from opentelemetry.sdk._logs.export import (
     SimpleLogRecordProcessor,
 )
 
-from conftest import Collect, Failing, assert_accounting, read_records
 from logxpy_otel import AsyncConfig, LogxpyLogRecordExporter
 
 
