@@ -19,8 +19,10 @@ $(VENV312)/.installed:
 	$(VENV312)/bin/python -m pip install --quiet 'logxpy>=0.5'
 	touch $@
 
-demo: $(BIN)/.installed
-	$(BIN)/python examples/quickstart.py
+demo: $(BIN)/.installed $(VENV312)/.installed
+	$(BIN)/python examples/quickstart.py logs/quickstart.jsonl
+	@echo "--- the same file through logxpy's own pretty-printer (logxpy-prettyprint) ---"
+	$(VENV312)/bin/logxpy-prettyprint < logs/quickstart.jsonl
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
