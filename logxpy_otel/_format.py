@@ -13,6 +13,7 @@ import math
 import re
 import time
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Final
 
@@ -105,9 +106,23 @@ def _key(key: object) -> str:
     """A mapping key as a JSON object key: strings as they are, anything else stringified."""
     if isinstance(key, str):
         return _clean_str(key[:])  # [:] turns a str subclass into a plain str
-    if key is None or type(key) in (int, float, bool):
+    if type(key) is int:
+        return _int_text(key)
+    if key is None or type(key) in (float, bool):
         return str(key)
     return _safe_repr(key)
+
+
+def _int_text(value: int) -> str:
+    """Decimal digits of any int; ``Decimal`` is not bound by Python's int-to-str digit limit."""
+    try:
+        return str(value)
+    except ValueError:
+        return str(Decimal(value))
+
+
+def _int_tag(value: int) -> dict[str, str]:
+    return {"$int": _int_text(value)}
 
 
 def _float_tag(value: float) -> Any:
@@ -126,7 +141,7 @@ def encode_value(value: object, _depth: int = 0) -> Any:
     if value is None or t is bool:
         return value
     if t is int:
-        return value if _INT64_MIN <= value <= _INT64_MAX else {"$int": str(value)}  # type: ignore[operator]
+        return value if _INT64_MIN <= value <= _INT64_MAX else _int_tag(value)  # type: ignore[operator, arg-type]
     if t is float:
         return value if value - value == 0.0 else _float_tag(value)  # type: ignore[operator, arg-type]
     if _depth >= MAX_VALUE_DEPTH:
@@ -164,7 +179,7 @@ def decode_value(value: Any) -> Any:
         if len(value) == 1:
             ((tag, inner),) = value.items()
             if tag == "$int" and type(inner) is str:
-                return int(inner)
+                return int(Decimal(inner))  # exact, and free of the int-from-str digit limit
             if tag == "$bytes" and type(inner) is str:
                 return base64.b64decode(inner)
             if tag == "$float" and type(inner) is str:
@@ -291,6 +306,8 @@ class LineEncoder:
         body = record.body
         if type(body) is str:
             msg = body
+        elif isinstance(body, str):
+            msg = _clean_str(body[:])  # a str subclass is still a string body
         elif body is None:
             msg = ""
             otel["body"] = None
@@ -309,7 +326,7 @@ class LineEncoder:
                     pass
                 elif t is int:
                     if not _INT64_MIN <= value <= _INT64_MAX:
-                        value = {"$int": str(value)}
+                        value = _int_tag(value)
                 elif t is float:
                     if value - value != 0.0:
                         value = _float_tag(value)
@@ -344,21 +361,48 @@ class LineEncoder:
         except orjson.JSONEncodeError:
             # Lone surrogates in a top-level string or key: the rare slow path.
             data = orjson.dumps(_scrub(line), default=_safe_repr)
-        return (tid, ts, number is not None and number >= 17, data[1:])
+        return (tid, ts, number is not None and number >= 17, _escape_separators(data)[1:])
 
     @staticmethod
     def _fallback_item(record: Any, exc: BaseException) -> LineItem:
-        """A line for a record the encoder could not handle: what is known, and why."""
+        """A line for a record the encoder could not handle: its times and severity, and why."""
         observed = getattr(record, "observed_timestamp", None)
         if type(observed) is not int:
             observed = time.time_ns()
+        timestamp = getattr(record, "timestamp", None)
+        otel: dict[str, Any] = {}
+        if type(timestamp) is int:
+            otel["time_unix_nano"] = timestamp
+        else:
+            timestamp = None
+        otel["observed_time_unix_nano"] = observed
+        number = None
+        try:
+            severity = record.severity_number
+            number = None if severity is None else int(getattr(severity, "value", severity))
+            otel["severity_number"] = number
+        except Exception:  # noqa: BLE001 - severity unreadable too: leave it out
+            number = None
+        ts = (timestamp if timestamp is not None else observed) / 1e9
+        otel["resource"] = {"attributes": {}}
         line = {
-            "ts": observed / 1e9,
-            "mt": "error",
+            "ts": ts,
+            "mt": severity_bucket(number) if number is not None and 0 <= number <= 24 else "error",
             "msg": f"logxpy-otel could not encode this record: {_safe_repr(exc)}",
-            "_otel": {"observed_time_unix_nano": observed, "resource": {"attributes": {}}},
+            "_otel": otel,
         }
-        return (None, observed / 1e9, True, orjson.dumps(_scrub(line))[1:])
+        return (None, ts, True, _escape_separators(orjson.dumps(_scrub(line), default=_safe_repr))[1:])
+
+
+def _escape_separators(data: bytes) -> bytes:
+    """Escape U+0085, U+2028 and U+2029, which ``str.splitlines()`` readers take for line breaks."""
+    if data.isascii():
+        return data
+    return (
+        data.replace(b"\xc2\x85", b"\\u0085")
+        .replace(b"\xe2\x80\xa8", b"\\u2028")
+        .replace(b"\xe2\x80\xa9", b"\\u2029")
+    )
 
 
 _EMPTY_RESOURCE: Final = orjson.Fragment(b'{"attributes":{}}')

@@ -1,0 +1,1033 @@
+"""The record line format (docs/format.md, version 1): ``LineEncoder`` and the value tags."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+from logxpy_otel._format import (
+    RESERVED_KEYS,
+    LineEncoder,
+    decode_value,
+    encode_value,
+    severity_bucket,
+)
+
+TS = 1_795_722_644_041_077_001  # not exactly representable as a float: checks the ints stay exact
+OBSERVED = 1_795_722_644_041_078_058
+TRACE_ID = 0x5B8EFFF798038103D269B633813FC60C
+SPAN_ID = 0xEEE19B7EC3C1B174
+FALLBACK_MSG = "logxpy-otel could not encode this record"
+_UNSET: Any = object()
+
+
+def make_record(
+    *,
+    timestamp: int | None = TS,
+    observed: int = OBSERVED,
+    trace_id: int = 0,
+    span_id: int = 0,
+    trace_flags: int = 1,
+    severity: SeverityNumber | None = None,
+    severity_text: str | None = None,
+    body: Any = "hello",
+    attributes: Mapping[str, Any] | None = None,
+    event_name: str | None = None,
+) -> LogRecord:
+    context = None
+    if trace_id or span_id:
+        span = NonRecordingSpan(
+            SpanContext(
+                trace_id=trace_id,
+                span_id=span_id,
+                is_remote=False,
+                trace_flags=TraceFlags(trace_flags),
+            )
+        )
+        context = set_span_in_context(span)
+    return LogRecord(
+        timestamp=timestamp,
+        observed_timestamp=observed,
+        context=context,
+        severity_number=severity,
+        severity_text=severity_text,
+        body=body,
+        attributes=attributes,
+        event_name=event_name,
+    )
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """The line a ``LineItem`` body stands for; fails on anything but one JSON object."""
+    assert isinstance(body, bytes)
+    assert body.endswith(b"}")
+    assert b"\n" not in body and b"\r" not in body
+    line = orjson.loads(b"{" + body)
+    assert isinstance(line, dict)
+    return line
+
+
+def encode(
+    record: LogRecord,
+    resource: Any = None,
+    scope: Any = None,
+    dropped: int = 0,
+    mode: str = "tree",
+) -> tuple[str | None, float, bool, dict[str, Any], bytes]:
+    tid, ts, failed, body = LineEncoder(mode).encode(record, resource, scope, dropped)
+    return tid, ts, failed, parse_body(body), body
+
+
+def encode_line(**kwargs: Any) -> dict[str, Any]:
+    return encode(make_record(**kwargs))[3]
+
+
+def json_roundtrip(value: Any) -> Any:
+    return orjson.loads(orjson.dumps(value))
+
+
+def assert_not_fallback(line: dict[str, Any]) -> None:
+    assert not str(line["msg"]).startswith(FALLBACK_MSG), line["msg"]
+
+
+# --- keys, order, timestamps -------------------------------------------------------------------
+
+
+def test_record_line_keys_in_order() -> None:
+    attributes = {"http.route": "/users", "user.id": 42, "zeta": True, "alpha": None}
+    line = encode_line(attributes=attributes, severity=SeverityNumber.INFO)
+    assert list(line) == ["ts", "mt", "msg", "http.route", "user.id", "zeta", "alpha", "_otel"]
+    assert "at" not in line
+    assert line["http.route"] == "/users"
+    assert line["user.id"] == 42
+    assert line["zeta"] is True
+    assert line["alpha"] is None
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "observed"),
+    [(TS, OBSERVED), (OBSERVED, TS), (0, OBSERVED), (1, 2)],
+)
+def test_ts_is_timestamp_and_exact_nanos_are_kept(timestamp: int, observed: int) -> None:
+    _, ts, _, line, _ = encode(make_record(timestamp=timestamp, observed=observed))
+    assert ts == timestamp / 1e9
+    assert line["ts"] == timestamp / 1e9
+    assert isinstance(line["ts"], float)
+    otel = line["_otel"]
+    assert type(otel["time_unix_nano"]) is int
+    assert otel["time_unix_nano"] == timestamp
+    assert type(otel["observed_time_unix_nano"]) is int
+    assert otel["observed_time_unix_nano"] == observed
+
+
+def test_ts_falls_back_to_observed_timestamp() -> None:
+    _, ts, _, line, _ = encode(make_record(timestamp=None, observed=OBSERVED))
+    assert ts == OBSERVED / 1e9
+    assert line["ts"] == OBSERVED / 1e9
+    assert "time_unix_nano" not in line["_otel"]
+    assert line["_otel"]["observed_time_unix_nano"] == OBSERVED
+
+
+def test_exact_nanos_in_json_text() -> None:
+    body = encode(make_record())[4]
+    assert f'"time_unix_nano":{TS}'.encode() in body
+    assert f'"observed_time_unix_nano":{OBSERVED}'.encode() in body
+
+
+# --- severity ------------------------------------------------------------------------------------
+
+
+def expected_bucket(number: int | None) -> str:
+    if not number:
+        return "info"
+    if number <= 8:
+        return "debug"
+    if number <= 12:
+        return "info"
+    if number <= 16:
+        return "warning"
+    if number <= 20:
+        return "error"
+    return "critical"
+
+
+@pytest.mark.parametrize("number", [None, *range(25)])
+def test_mt_bucket_and_failed_flag(number: int | None) -> None:
+    severity = None if number is None else SeverityNumber(number)
+    _, _, failed, line, _ = encode(make_record(severity=severity))
+    assert line["mt"] == expected_bucket(number)
+    assert severity_bucket(number) == expected_bucket(number)
+    assert failed is (number is not None and number >= 17)
+    if number is None:
+        assert "severity_number" not in line["_otel"]
+    else:
+        assert line["_otel"]["severity_number"] == number
+
+
+BUCKET_EDGES = [
+    (1, "debug"),
+    (8, "debug"),
+    (9, "info"),
+    (12, "info"),
+    (13, "warning"),
+    (16, "warning"),
+    (17, "error"),
+    (20, "error"),
+    (21, "critical"),
+    (24, "critical"),
+    (0, "info"),
+    (None, "info"),
+]
+
+
+@pytest.mark.parametrize(("number", "bucket"), BUCKET_EDGES)
+def test_severity_bucket_edges(number: int | None, bucket: str) -> None:
+    assert severity_bucket(number) == bucket
+
+
+def test_plain_int_severity_is_accepted() -> None:
+    line = encode_line(severity=18)
+    assert line["mt"] == "error"
+    assert line["_otel"]["severity_number"] == 18
+
+
+# --- msg and body --------------------------------------------------------------------------------
+
+
+def test_string_body_is_msg_and_not_repeated() -> None:
+    line = encode_line(body="user signed in")
+    assert line["msg"] == "user signed in"
+    assert "body" not in line["_otel"]
+
+
+def test_empty_string_body() -> None:
+    line = encode_line(body="")
+    assert line["msg"] == ""
+    assert "body" not in line["_otel"]
+
+
+def test_none_body_gives_empty_msg_and_null_body() -> None:
+    line = encode_line(body=None)
+    assert line["msg"] == ""
+    assert "body" in line["_otel"]
+    assert line["_otel"]["body"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        ({"a": [1, 2], "b": "c"}, '{"a":[1,2],"b":"c"}'),
+        ([1, "two", None], '[1,"two",null]'),
+        ((1, 2.5), "[1,2.5]"),
+        (42, "42"),
+        (2**64, '{"$int":"18446744073709551616"}'),
+        (1.0, "1.0"),
+        (True, "true"),
+        (b"\x00\xff", '{"$bytes":"AP8="}'),
+        (float("nan"), '{"$float":"nan"}'),
+        ({"$int": "1"}, '{"$map":{"$int":"1"}}'),
+    ],
+)
+def test_non_string_body_is_compact_json_msg(body: Any, text: str) -> None:
+    line = encode_line(body=body)
+    assert line["msg"] == text
+    assert line["msg"] == orjson.dumps(encode_value(body)).decode()
+    assert line["_otel"]["body"] == json_roundtrip(encode_value(body))
+    assert line["_otel"]["body"] == orjson.loads(text)
+
+
+def test_str_subclass_body_is_a_string() -> None:
+    class Text(str):
+        pass
+
+    line = encode_line(body=Text("hello"))
+    assert line["msg"] == "hello"
+    assert "body" not in line["_otel"]
+
+
+# --- _otel defaults --------------------------------------------------------------------------------
+
+
+def test_otel_defaults_are_left_out() -> None:
+    line = encode_line(body="x")
+    assert line["_otel"] == {
+        "time_unix_nano": TS,
+        "observed_time_unix_nano": OBSERVED,
+        "resource": {"attributes": {}},
+    }
+    assert list(line) == ["ts", "mt", "msg", "_otel"]
+
+
+def test_otel_fields_present_when_set() -> None:
+    record = make_record(
+        trace_id=TRACE_ID,
+        span_id=SPAN_ID,
+        trace_flags=1,
+        severity=SeverityNumber.ERROR,
+        severity_text="ERROR",
+        attributes={"ts": 5, "ok": 1},
+        event_name="user.login",
+    )
+    _, _, failed, line, _ = encode(record, dropped=3)
+    otel = line["_otel"]
+    assert failed is True
+    assert otel["severity_number"] == 17
+    assert otel["severity_text"] == "ERROR"
+    assert otel["span_id"] == "eee19b7ec3c1b174"
+    assert otel["trace_flags"] == 1
+    assert otel["event_name"] == "user.login"
+    assert otel["attributes"] == {"ts": 5}
+    assert otel["dropped_attributes_count"] == 3
+    assert "resource" in otel
+
+
+def test_span_id_is_16_lowercase_hex() -> None:
+    otel = encode(make_record(trace_id=TRACE_ID, span_id=0xAB))[3]["_otel"]
+    assert otel["span_id"] == "00000000000000ab"
+
+
+def test_zero_trace_flags_left_out() -> None:
+    otel = encode(make_record(trace_id=TRACE_ID, span_id=SPAN_ID, trace_flags=0))[3]["_otel"]
+    assert "trace_flags" not in otel
+    assert otel["span_id"] == "eee19b7ec3c1b174"
+
+
+def test_no_span_leaves_out_span_id_and_flags() -> None:
+    otel = encode_line()["_otel"]
+    assert "span_id" not in otel
+    assert "trace_flags" not in otel
+    assert "trace_id" not in otel
+
+
+@pytest.mark.parametrize("event_name", [None, ""])
+def test_unset_or_empty_event_name_left_out(event_name: str | None) -> None:
+    assert "event_name" not in encode_line(event_name=event_name)["_otel"]
+
+
+def test_empty_severity_text_is_kept_but_none_is_not() -> None:
+    assert encode_line(severity_text="")["_otel"]["severity_text"] == ""
+    assert "severity_text" not in encode_line(severity_text=None)["_otel"]
+
+
+def test_no_collision_means_no_otel_attributes() -> None:
+    otel = encode_line(attributes={"a": 1, "http.route": "/"})["_otel"]
+    assert "attributes" not in otel
+
+
+def test_zero_dropped_count_left_out() -> None:
+    otel = encode(make_record(), dropped=0)[3]["_otel"]
+    assert "dropped_attributes_count" not in otel
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        (None, {"attributes": {}}),
+        (Resource({}), {"attributes": {}}),
+        (Resource({"service.name": "shop"}), {"attributes": {"service.name": "shop"}}),
+        (
+            Resource({"service.name": "shop", "n": 3}, schema_url="https://opentelemetry.io/schemas/1.21.0"),
+            {
+                "attributes": {"service.name": "shop", "n": 3},
+                "schema_url": "https://opentelemetry.io/schemas/1.21.0",
+            },
+        ),
+        (Resource({}, schema_url="https://s"), {"attributes": {}, "schema_url": "https://s"}),
+    ],
+)
+def test_resource_always_present(resource: Any, expected: dict[str, Any]) -> None:
+    line = encode(make_record(), resource=resource)[3]
+    assert line["_otel"]["resource"] == expected
+
+
+@pytest.mark.parametrize(
+    ("scope", "expected"),
+    [
+        (InstrumentationScope("app.auth"), {"name": "app.auth"}),
+        (InstrumentationScope("app.auth", "1.2.3"), {"name": "app.auth", "version": "1.2.3"}),
+        (
+            InstrumentationScope("app", schema_url="https://s"),
+            {"name": "app", "schema_url": "https://s"},
+        ),
+        (
+            InstrumentationScope("app", "2", "https://s", {"k": "v", "n": 1}),
+            {"name": "app", "version": "2", "schema_url": "https://s", "attributes": {"k": "v", "n": 1}},
+        ),
+    ],
+)
+def test_scope(scope: InstrumentationScope, expected: dict[str, Any]) -> None:
+    line = encode(make_record(), scope=scope)[3]
+    assert line["_otel"]["scope"] == expected
+
+
+def test_no_scope_key_without_scope() -> None:
+    line = encode(make_record(), scope=None)[3]
+    assert "scope" not in line["_otel"]
+
+
+# --- tree / flat trace ids -------------------------------------------------------------------------
+
+
+def test_tree_mode_trace_id_is_tid() -> None:
+    tid, _, _, line, _ = encode(make_record(trace_id=TRACE_ID, span_id=SPAN_ID), mode="tree")
+    assert tid == "5b8efff798038103d269b633813fc60c"
+    assert re.fullmatch("[0-9a-f]{32}", tid)
+    assert "trace_id" not in line["_otel"]
+    assert "tid" not in line
+
+
+def test_tree_mode_small_trace_id_is_zero_padded() -> None:
+    tid = encode(make_record(trace_id=0xABC, span_id=1), mode="tree")[0]
+    assert tid == "0" * 29 + "abc"
+
+
+def test_flat_mode_trace_id_in_otel() -> None:
+    tid, _, _, line, _ = encode(make_record(trace_id=TRACE_ID, span_id=SPAN_ID), mode="flat")
+    assert tid is None
+    assert line["_otel"]["trace_id"] == "5b8efff798038103d269b633813fc60c"
+    assert line["_otel"]["span_id"] == "eee19b7ec3c1b174"
+
+
+@pytest.mark.parametrize("mode", ["tree", "flat"])
+def test_no_trace_means_no_tid_and_no_trace_id(mode: str) -> None:
+    tid, _, _, line, body = encode(make_record(), mode=mode)
+    assert tid is None
+    assert "trace_id" not in line["_otel"]
+    assert b"trace_id" not in body
+
+
+def test_encoder_mode_property() -> None:
+    assert LineEncoder().mode == "tree"
+    assert LineEncoder("flat").mode == "flat"
+    with pytest.raises(ValueError):
+        LineEncoder("bushy")
+
+
+# --- reserved keys ---------------------------------------------------------------------------------
+
+
+def test_reserved_keys_match_the_docs() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "format.md").read_text("utf-8")
+    found = re.search(r"gives it a meaning: `([^`]*)`", text)
+    assert found is not None
+    assert set(found.group(1).split()) == set(RESERVED_KEYS)
+
+
+@pytest.mark.parametrize("key", sorted(RESERVED_KEYS))
+def test_reserved_attribute_goes_to_otel_attributes(key: str) -> None:
+    marker = "reserved-value-" + key
+    line = encode_line(attributes={key: marker, "http.route": "/x"})
+    assert line["_otel"]["attributes"] == {key: marker}
+    assert line.get(key) != marker
+    if key not in {"ts", "mt", "msg", "_otel"}:
+        assert key not in line
+    assert line["http.route"] == "/x"
+    assert isinstance(line["ts"], float)
+    assert line["msg"] == "hello"
+    assert line["mt"] == "info"
+
+
+def test_several_reserved_attributes_with_encoded_values() -> None:
+    line = encode_line(attributes={"level": 2**70, "dur": b"ab", "at": [1, 2], "x": 1})
+    assert line["_otel"]["attributes"] == {
+        "level": {"$int": str(2**70)},
+        "dur": {"$bytes": "YWI="},
+        "at": [1, 2],
+    }
+    assert "at" not in line
+    assert line["x"] == 1
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "http.route",
+        "exception.stacktrace",
+        "message.id",
+        "ts.unit",
+        "eliot.task_uuid",
+        "logxpy.x",
+        "Message",
+        "msg ",
+        "otel",
+    ],
+)
+def test_normal_names_stay_top_level(key: str) -> None:
+    line = encode_line(attributes={key: "v"})
+    assert line[key] == "v"
+    assert "attributes" not in line["_otel"]
+
+
+# --- value tags ------------------------------------------------------------------------------------
+
+
+class BadRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+class NonStrRepr:
+    def __repr__(self) -> Any:
+        return 42
+
+
+class Thing:
+    def __repr__(self) -> str:
+        return "Thing<7>"
+
+
+VALUE_CASES: list[tuple[Any, Any]] = [
+    (2**63, {"$int": "9223372036854775808"}),
+    (-(2**63) - 1, {"$int": "-9223372036854775809"}),
+    (2**63 - 1, 9223372036854775807),
+    (-(2**63), -9223372036854775808),
+    (10**30, {"$int": "1" + "0" * 30}),
+    (0, 0),
+    (b"", {"$bytes": ""}),
+    (b"\x00\xffhello", {"$bytes": base64.b64encode(b"\x00\xffhello").decode()}),
+    (bytearray(b"ab"), {"$bytes": "YWI="}),
+    (float("nan"), {"$float": "nan"}),
+    (float("inf"), {"$float": "inf"}),
+    (float("-inf"), {"$float": "-inf"}),
+    (1.0, 1.0),
+    (-0.5, -0.5),
+    (True, True),
+    (None, None),
+    ("plain", "plain"),
+    ((1, "a", None), [1, "a", None]),
+    ([1, [2, (3,)]], [1, [2, [3]]]),
+    ((), []),
+    ({"$int": "5"}, {"$map": {"$int": "5"}}),
+    ({"$bytes": "AA=="}, {"$map": {"$bytes": "AA=="}}),
+    ({"$float": "nan"}, {"$map": {"$float": "nan"}}),
+    ({"$map": {"a": 1}}, {"$map": {"$map": {"a": 1}}}),
+    ({"$int": 3}, {"$map": {"$int": 3}}),
+    ({"$int": "5", "x": 1}, {"$int": "5", "x": 1}),
+    ({"$map": 1, "$int": "2"}, {"$map": 1, "$int": "2"}),
+    ({"$other": "x"}, {"$other": "x"}),
+    ({}, {}),
+    ({"n": {"$float": "inf"}}, {"n": {"$map": {"$float": "inf"}}}),
+    ({"big": 2**64, "f": float("-inf")}, {"big": {"$int": str(2**64)}, "f": {"$float": "-inf"}}),
+    ("a\ud800b", "a\ufffdb"),
+    ("\udfff\ud800", "\ufffd\ufffd"),
+    (["x\udc00"], ["x\ufffd"]),
+    ({"k\ud800": "v\udfff"}, {"k\ufffd": "v\ufffd"}),
+    ({"outer": [{"in\udbff": ("\ud834",)}]}, {"outer": [{"in\ufffd": ["\ufffd"]}]}),
+    (Thing(), "Thing<7>"),
+    ({1: "a", None: "b"}, {"1": "a", "None": "b"}),
+]
+
+
+def value_id(case: Any) -> str:
+    return repr(case)[:40]
+
+
+@pytest.mark.parametrize(("value", "expected"), VALUE_CASES, ids=value_id)
+def test_encode_value_tags(value: Any, expected: Any) -> None:
+    assert json_roundtrip(encode_value(value)) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), VALUE_CASES, ids=value_id)
+def test_attribute_value_tags(value: Any, expected: Any) -> None:
+    line = encode_line(attributes={"attr": value})
+    assert_not_fallback(line)
+    assert line["attr"] == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), VALUE_CASES, ids=value_id)
+def test_body_value_tags(value: Any, expected: Any) -> None:
+    line = encode_line(body=value)
+    assert_not_fallback(line)
+    if type(value) is str:
+        assert line["msg"] == expected
+        assert "body" not in line["_otel"]
+    else:
+        assert line["_otel"]["body"] == expected
+
+
+def test_int_range_edges_in_json_text() -> None:
+    assert orjson.dumps(encode_value(2**63 - 1)) == b"9223372036854775807"
+    assert orjson.dumps(encode_value(-(2**63))) == b"-9223372036854775808"
+    assert orjson.dumps(encode_value(2**63)) == b'{"$int":"9223372036854775808"}'
+    assert orjson.dumps(encode_value(-(2**63) - 1)) == b'{"$int":"-9223372036854775809"}'
+
+
+def test_float_stays_float_in_json_text() -> None:
+    assert orjson.dumps(encode_value(1.0)) == b"1.0"
+    body = encode(make_record(attributes={"f": 1.0, "g": [2.0]}))[4]
+    assert b'"f":1.0' in body
+    assert b'"g":[2.0]' in body
+    line = parse_body(body)
+    assert type(line["f"]) is float
+
+
+def test_nan_never_written_as_bare_token() -> None:
+    body = encode(make_record(body=[float("nan")], attributes={"a": float("inf"), "b": float("-inf")}))[4]
+    for token in (b"NaN", b"Infinity", b"nan,", b":nan", b":inf"):
+        assert token not in body
+    line = parse_body(body)
+    assert line["a"] == {"$float": "inf"}
+    assert line["b"] == {"$float": "-inf"}
+    assert line["_otel"]["body"] == [{"$float": "nan"}]
+
+
+def test_int_and_float_subclasses_encode_as_numbers() -> None:
+    class MyInt(int):
+        pass
+
+    class MyFloat(float):
+        pass
+
+    assert json_roundtrip(encode_value(MyInt(5))) == 5
+    assert json_roundtrip(encode_value(MyInt(2**64))) == {"$int": str(2**64)}
+    assert json_roundtrip(encode_value(MyFloat("nan"))) == {"$float": "nan"}
+    line = encode_line(attributes={"i": MyInt(7), "f": MyFloat(2.5)})
+    assert line["i"] == 7
+    assert line["f"] == 2.5
+
+
+def test_huge_int_is_tagged_not_dropped() -> None:
+    huge = 10**5000
+    assert json_roundtrip(encode_value(huge)) == {"$int": "1" + "0" * 5000}
+    line = encode_line(attributes={"huge": huge, "keep": "me"})
+    assert_not_fallback(line)
+    assert line["keep"] == "me"
+    assert line["huge"] == {"$int": "1" + "0" * 5000}
+
+
+# --- surrogates ------------------------------------------------------------------------------------
+
+
+def test_surrogates_in_attribute_keys_and_values() -> None:
+    line = encode_line(attributes={"k\ud800": "v\udfff", "nested": {"x\udc00": ["\ud800"]}})
+    assert_not_fallback(line)
+    assert line["k\ufffd"] == "v\ufffd"
+    assert line["nested"] == {"x\ufffd": ["\ufffd"]}
+
+
+def test_surrogates_in_reserved_attribute() -> None:
+    line = encode_line(attributes={"message": "bad\ud800"})
+    assert line["_otel"]["attributes"] == {"message": "bad\ufffd"}
+
+
+def test_surrogates_in_string_body() -> None:
+    line = encode_line(body="oops \ud800 here")
+    assert line["msg"] == "oops \ufffd here"
+    assert "body" not in line["_otel"]
+
+
+def test_surrogates_in_nested_body() -> None:
+    line = encode_line(body={"key\udbff": ["a\udc00", {"deep\ud800": "\udfff"}]})
+    assert_not_fallback(line)
+    expected = {"key\ufffd": ["a\ufffd", {"deep\ufffd": "\ufffd"}]}
+    assert line["_otel"]["body"] == expected
+    assert orjson.loads(line["msg"]) == expected
+
+
+def test_surrogates_in_severity_text_event_name_scope_and_resource() -> None:
+    record = make_record(severity_text="ERR\ud800", event_name="ev\udfff")
+    scope = InstrumentationScope("scope\ud800", "v\ud800", "https://s\ud800", {"a": "b\ud800"})
+    resource = Resource({"service.name": "s\udfff"}, schema_url="https://r\ud800")
+    line = encode(record, resource=resource, scope=scope)[3]
+    assert_not_fallback(line)
+    otel = line["_otel"]
+    assert otel["severity_text"] == "ERR\ufffd"
+    assert otel["event_name"] == "ev\ufffd"
+    assert otel["scope"] == {
+        "name": "scope\ufffd",
+        "version": "v\ufffd",
+        "schema_url": "https://s\ufffd",
+        "attributes": {"a": "b\ufffd"},
+    }
+    assert otel["resource"] == {"attributes": {"service.name": "s\ufffd"}, "schema_url": "https://r\ufffd"}
+
+
+# --- odd objects ---------------------------------------------------------------------------------
+
+
+def test_failing_repr_names_the_type() -> None:
+    out = encode_value(BadRepr())
+    assert isinstance(out, str)
+    assert "BadRepr" in out
+    line = encode_line(attributes={"obj": BadRepr()}, body=BadRepr())
+    assert_not_fallback(line)
+    assert isinstance(line["obj"], str)
+    assert "BadRepr" in line["obj"]
+    assert "BadRepr" in line["_otel"]["body"]
+    assert "BadRepr" in line["msg"]
+
+
+def test_non_string_repr_names_the_type() -> None:
+    out = encode_value(NonStrRepr())
+    assert isinstance(out, str)
+    assert "NonStrRepr" in out
+
+
+def test_unknown_object_is_its_repr() -> None:
+    assert encode_value(Thing()) == "Thing<7>"
+    obj = object()
+    assert encode_value(obj) == repr(obj)
+    line = encode_line(attributes={"thing": Thing(), "set": {3}})
+    assert line["thing"] == "Thing<7>"
+    assert line["set"] == "{3}"
+
+
+def test_repr_with_surrogates_is_cleaned() -> None:
+    class Weird:
+        def __repr__(self) -> str:
+            return "weird\ud800"
+
+    assert encode_value(Weird()) == "weird\ufffd"
+    assert encode_line(attributes={"w": Weird()})["w"] == "weird\ufffd"
+
+
+def test_hostile_sequence_falls_back_to_repr() -> None:
+    from collections.abc import Sequence
+
+    class Hostile(Sequence):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, i: Any) -> Any:
+            raise KeyError("nope")
+
+        def __repr__(self) -> str:
+            return "Hostile()"
+
+    assert encode_value(Hostile()) == "Hostile()"
+    line = encode_line(attributes={"h": Hostile(), "ok": 1})
+    assert line["h"] == "Hostile()"
+    assert line["ok"] == 1
+
+
+# --- deep nesting and hostile strings --------------------------------------------------------------
+
+
+def nested_list(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def nested_tag_maps(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"$int": "1"}
+    for _ in range(depth):
+        value = {"$int": value}
+    return value
+
+
+def self_ref_list() -> list[Any]:
+    value: list[Any] = [1]
+    value.append(value)
+    return value
+
+
+def self_ref_dict() -> dict[str, Any]:
+    value: dict[str, Any] = {"a": 1}
+    value["self"] = value
+    return value
+
+
+DEEP_VALUES = [
+    pytest.param(lambda: nested_list(10_000), id="list-10000"),
+    pytest.param(lambda: nested_list(300), id="list-300"),
+    pytest.param(lambda: nested_tag_maps(300), id="tag-maps-300"),
+    pytest.param(self_ref_list, id="self-list"),
+    pytest.param(self_ref_dict, id="self-dict"),
+]
+
+
+@pytest.mark.parametrize("make", DEEP_VALUES)
+def test_deep_values_encode_without_raising(make: Any) -> None:
+    out = encode_value(make())
+    assert isinstance(orjson.loads(orjson.dumps(out)), list | dict | str)
+
+
+@pytest.mark.parametrize("make", DEEP_VALUES)
+@pytest.mark.parametrize("where", ["attribute", "reserved", "body", "scope"])
+def test_deep_values_yield_a_valid_line(make: Any, where: str) -> None:
+    value = make()
+    resource = None
+    scope = None
+    if where == "attribute":
+        record = make_record(attributes={"deep": value, "keep": 1})
+    elif where == "reserved":
+        record = make_record(attributes={"message": value, "keep": 1})
+    elif where == "body":
+        record = make_record(body=value, attributes={"keep": 1})
+    else:
+        record = make_record(attributes={"keep": 1})
+        # The SDK's InstrumentationScope refuses such attributes; the encoder takes any scope.
+        scope = SimpleNamespace(name="s", version=None, schema_url=None, attributes={"deep": value})
+    _, _, _, line, _ = encode(record, resource, scope)
+    assert_not_fallback(line)
+    assert line["keep"] == 1
+    if where == "attribute":
+        assert "deep" in line
+    elif where == "reserved":
+        assert "message" in line["_otel"]["attributes"]
+    elif where == "body":
+        assert line["_otel"]["body"] is not None
+        assert isinstance(orjson.loads(line["msg"]), list | dict | str)
+    else:
+        assert line["_otel"]["scope"]["name"] == "s"
+
+
+HOSTILE = ["\n", "\r", "\r\n", "a\nb", "\u2028", "\u2029", "\x00", '"', "'", "\\", '"}\n{"x":1', "\x85", "\t"]
+
+
+@pytest.mark.parametrize("s", HOSTILE, ids=repr)
+def test_hostile_strings_never_break_the_line(s: str) -> None:
+    record = make_record(
+        body=s,
+        severity_text=s,
+        event_name=s,
+        attributes={s: s, "k": s, "nested": {s: [s]}},
+    )
+    scope = InstrumentationScope(s, s, s, {s: s})
+    resource = Resource({"r": s}, schema_url=s)
+    _, _, _, line, body = encode(record, resource, scope)
+    assert b"\n" not in body
+    assert b"\r" not in body
+    assert line["msg"] == s
+    assert line["k"] == s
+    assert line[s] == s
+    assert line["nested"] == {s: [s]}
+    assert line["_otel"]["severity_text"] == s
+    assert line["_otel"]["event_name"] == s
+    assert line["_otel"]["resource"]["attributes"] == {"r": s}
+    assert line["_otel"]["scope"]["name"] == s
+
+
+@pytest.mark.parametrize("s", HOSTILE, ids=repr)
+def test_hostile_strings_in_non_string_body(s: str) -> None:
+    line = encode(make_record(body=[s, {s: s}]))[3]
+    assert line["_otel"]["body"] == [s, {s: s}]
+    assert orjson.loads(line["msg"]) == [s, {s: s}]
+
+
+# --- caching -------------------------------------------------------------------------------------
+
+
+def test_same_resource_and_scope_are_serialized_once() -> None:
+    encoder = LineEncoder()
+    resource = Resource({"service.name": "shop", "n": 1})
+    scope = InstrumentationScope("app", "1")
+    first = encoder.encode(make_record(body="one"), resource, scope)[3]
+    second = encoder.encode(make_record(body="two"), resource, scope)[3]
+    assert len(encoder._resources) == 1
+    assert len(encoder._scopes) == 1
+    tail1 = first[first.index(b'"scope"') :]
+    tail2 = second[second.index(b'"scope"') :]
+    assert tail1 == tail2
+    assert encoder._resources[id(resource)][0] is resource
+    frag = encoder._resources[id(resource)][1]
+    encoder.encode(make_record(body="three"), resource, scope)
+    assert encoder._resources[id(resource)][1] is frag
+
+
+def test_different_resources_get_their_own_entries() -> None:
+    encoder = LineEncoder()
+    r1 = Resource({"service.name": "a"})
+    r2 = Resource({"service.name": "b"})
+    l1 = parse_body(encoder.encode(make_record(), r1)[3])
+    l2 = parse_body(encoder.encode(make_record(), r2)[3])
+    assert len(encoder._resources) == 2
+    assert l1["_otel"]["resource"] == {"attributes": {"service.name": "a"}}
+    assert l2["_otel"]["resource"] == {"attributes": {"service.name": "b"}}
+
+
+def test_equal_but_distinct_resources_are_each_correct() -> None:
+    encoder = LineEncoder()
+    for name in ("x", "y", "x"):
+        line = parse_body(encoder.encode(make_record(), Resource({"service.name": name}))[3])
+        assert line["_otel"]["resource"]["attributes"] == {"service.name": name}
+
+
+def test_cache_stays_bounded() -> None:
+    encoder = LineEncoder()
+    keep = [Resource({"i": i}) for i in range(600)]
+    for resource in keep:
+        line = parse_body(encoder.encode(make_record(), resource)[3])
+        assert line["_otel"]["resource"] == {"attributes": dict(resource.attributes)}
+    assert 1 <= len(encoder._resources) <= 256
+
+
+# --- decode_value --------------------------------------------------------------------------------
+
+
+def test_decode_map_wrapping_an_untagged_looking_value() -> None:
+    assert decode_value({"$map": {"$int": 3}}) == {"$int": 3}
+    assert decode_value({"$map": {"$int": "3"}}) == {"$int": "3"}
+
+
+def test_decode_two_key_dict_is_plain() -> None:
+    assert decode_value({"$int": "3", "x": 1}) == {"$int": "3", "x": 1}
+    assert decode_value({"$map": {"a": 1}, "b": [1]}) == {"$map": {"a": 1}, "b": (1,)}
+
+
+def test_decode_tags() -> None:
+    assert decode_value({"$int": "-9223372036854775809"}) == -(2**63) - 1
+    assert decode_value({"$bytes": "AP8="}) == b"\x00\xff"
+    assert math.isnan(decode_value({"$float": "nan"}))
+    assert decode_value({"$float": "-inf"}) == float("-inf")
+    assert decode_value([1, [2], {"a": [3]}]) == (1, (2,), {"a": (3,)})
+    assert decode_value({"$int": 3}) == {"$int": 3}
+
+
+# --- properties ----------------------------------------------------------------------------------
+
+_char = st.one_of(
+    st.characters(codec=None),
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, codec=None, exclude_categories=()),
+)
+#: Any text, often with lone surrogates (``st.text`` alone almost never makes them).
+_text = st.text() | st.lists(_char, max_size=12).map("".join)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**200), max_value=2**200)
+    | st.sampled_from([2**63, 2**63 - 1, -(2**63), -(2**63) - 1])
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | _text
+    | st.binary()
+    | st.sampled_from(["$int", "$bytes", "$float", "$map"])
+)
+_tag_key = st.sampled_from(["$int", "$bytes", "$float", "$map"])
+_values = st.recursive(
+    _scalars,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.lists(children, max_size=4).map(tuple)
+        | st.dictionaries(_text, children, max_size=4)
+        | st.dictionaries(_tag_key, children, min_size=1, max_size=1)
+    ),
+    max_leaves=20,
+)
+
+
+def clean(s: str) -> str:
+    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
+
+
+def normalize(value: Any) -> Any:
+    """What a value reads back as: sequences as tuples, lone surrogates as U+FFFD."""
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, list | tuple):
+        return tuple(normalize(v) for v in value)
+    if isinstance(value, dict):
+        return {clean(k): normalize(v) for k, v in value.items()}
+    return value
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equality where NaN equals NaN and types must match."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or a == b
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def test_same_helper() -> None:
+    assert same(float("nan"), float("nan"))
+    assert not same(1, 1.0)
+    assert not same(True, 1)
+    assert same({"a": (float("nan"),)}, {"a": (float("nan"),)})
+    assert not same({"a": (1,)}, {"a": (2,)})
+    assert not same((1,), (1, 2))
+    assert normalize(["\ud800", {"k\udfff": [b"x"]}]) == ("\ufffd", {"k\ufffd": (b"x",)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(_values)
+def test_encode_decode_roundtrip(value: Any) -> None:
+    data = orjson.dumps(encode_value(value))
+    assert b"\n" not in data
+    back = decode_value(orjson.loads(data))
+    assert same(back, normalize(value)), (back, value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    body=_values,
+    attributes=st.dictionaries(_text, _values, max_size=6),
+    mode=st.sampled_from(["tree", "flat"]),
+)
+def test_any_record_gives_one_line(body: Any, attributes: dict[str, Any], mode: str) -> None:
+    record = make_record(body=body, attributes=attributes, trace_id=TRACE_ID, span_id=SPAN_ID)
+    _, _, _, body_bytes = LineEncoder(mode).encode(record)
+    assert b"\n" not in body_bytes
+    assert b"\r" not in body_bytes
+    line = orjson.loads(b"{" + body_bytes)
+    assert isinstance(line, dict)
+    assert_not_fallback(line)
+    assert list(line)[:3] == ["ts", "mt", "msg"]
+    assert list(line)[-1] == "_otel"
+    assert isinstance(line["msg"], str)
+    # Reading back per docs/format.md gives the body and the attributes.
+    got_body = decode_value(line["_otel"]["body"]) if "body" in line["_otel"] else line["msg"]
+    assert same(got_body, normalize(body))
+    read_attrs = {k: v for k, v in line.items() if k not in RESERVED_KEYS}
+    read_attrs.update(line["_otel"].get("attributes", {}))
+    expected = {clean(k): normalize(v) for k, v in attributes.items()}
+    assert same({k: decode_value(v) for k, v in read_attrs.items()}, expected)
+
+
+# --- line separators other than \n, and the last-resort line -----------------------------------
+
+
+def test_unicode_line_separators_are_escaped() -> None:
+    """U+0085, U+2028, U+2029 split lines for ``str.splitlines()`` readers: never written raw."""
+    text = "a\u2028b\u2029c\x85d é"
+    _, _, _, body = LineEncoder().encode(make_record(body=text, attributes={"k": text}))
+    line_bytes = b"{" + body
+    for raw in ("\u2028", "\u2029", "\x85"):
+        assert raw.encode() not in line_bytes
+    assert len(line_bytes.decode().splitlines()) == 1
+    line = orjson.loads(line_bytes)
+    assert line["msg"] == text and line["k"] == text
+
+
+def test_fallback_line_keeps_times_and_severity() -> None:
+    class Hostile:
+        timestamp = TS
+        observed_timestamp = OBSERVED
+        severity_number = SeverityNumber.WARN
+
+        @property
+        def body(self) -> str:
+            raise RuntimeError("no body for you")
+
+    tid, ts, failed, body = LineEncoder().encode(Hostile())
+    line = orjson.loads(b"{" + body)
+    assert tid is None and failed is True
+    assert ts == line["ts"] == TS / 1e9
+    assert line["mt"] == "warning"
+    assert line["msg"].startswith("logxpy-otel could not encode this record")
+    assert line["_otel"]["time_unix_nano"] == TS
+    assert line["_otel"]["observed_time_unix_nano"] == OBSERVED
+    assert line["_otel"]["severity_number"] == SeverityNumber.WARN.value

@@ -1,0 +1,396 @@
+"""Line numbering and trace trees (docs/format.md, "Structure lines"): ``TreeNumberer``, ``base62``."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logxpy_otel._trees import TreeNumberer, base62
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+T1 = "5b8efff798038103d269b633813fc60c"
+T2 = "00000000000000000000000000000abc"
+T3 = "ffffffffffffffffffffffffffffffff"
+T4 = "0123456789abcdef0123456789abcdef"
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def unbase62(s: str) -> int:
+    n = 0
+    for c in s:
+        n = n * 62 + ALPHABET.index(c)
+    return n
+
+
+def item(trace: str | None, ts: float, failed: bool = False, msg: str = "x") -> tuple[Any, ...]:
+    return (trace, ts, failed, b'"msg":' + orjson.dumps(msg) + b"}")
+
+
+def parse(out: list[bytes]) -> list[dict[str, Any]]:
+    """The lines in ``out``: each whole, ending with a newline, one JSON object starting tid, lvl."""
+    data = b"".join(out)
+    assert data == b"" or data.endswith(b"\n")
+    lines = []
+    for raw in data.split(b"\n")[:-1]:
+        line = orjson.loads(raw)
+        assert isinstance(line, dict)
+        assert list(line)[:2] == ["tid", "lvl"]
+        lines.append(line)
+    return lines
+
+
+def feed(numberer: TreeNumberer, *items: tuple[Any, ...]) -> list[dict[str, Any]]:
+    out: list[bytes] = []
+    numberer.number(items, out)
+    return parse(out)
+
+
+def close_all(numberer: TreeNumberer) -> list[dict[str, Any]]:
+    out: list[bytes] = []
+    numberer.close_all(out)
+    return parse(out)
+
+
+def close_idle(numberer: TreeNumberer) -> list[dict[str, Any]]:
+    out: list[bytes] = []
+    numberer.close_idle(out)
+    return parse(out)
+
+
+def start(trace: str, ts: float) -> dict[str, Any]:
+    return {"tid": trace, "lvl": [1], "ts": ts, "at": "otel:trace", "st": "started"}
+
+
+def end(trace: str, lvl: int, ts: float, status: str = "succeeded") -> dict[str, Any]:
+    return {"tid": trace, "lvl": [lvl], "ts": ts, "at": "otel:trace", "st": status}
+
+
+def rec(trace: str, lvl: int, msg: str = "x") -> dict[str, Any]:
+    return {"tid": trace, "lvl": [lvl], "msg": msg}
+
+
+# --- untraced records ------------------------------------------------------------------------------
+
+
+def test_untraced_records_are_tasks_of_their_own() -> None:
+    numberer = TreeNumberer(clock=FakeClock())
+    lines = feed(numberer, *(item(None, float(i), msg=f"m{i}") for i in range(200)))
+    assert len(lines) == 200
+    tids = [line["tid"] for line in lines]
+    assert len(set(tids)) == 200
+    prefixes = {tid.split(".")[0] for tid in tids}
+    assert len(prefixes) == 1
+    for i, line in enumerate(lines):
+        assert line["lvl"] == [1]
+        assert "." in line["tid"]
+        assert line["tid"].count(".") == 1
+        assert "at" not in line
+        assert line["msg"] == f"m{i}"
+    counters = [unbase62(tid.split(".")[1]) for tid in tids]
+    assert counters == sorted(counters)
+    assert len(set(counters)) == len(counters)
+    assert counters == list(range(counters[0], counters[0] + 200))
+    assert numberer.open_traces == 0
+    assert close_all(numberer) == []
+
+
+def test_untraced_tid_prefix_is_pid_and_random_base62() -> None:
+    lines = feed(TreeNumberer(clock=FakeClock()), item(None, 1.0))
+    prefix, counter = lines[0]["tid"].split(".")
+    assert prefix.startswith(base62(os.getpid()))
+    assert len(prefix) > len(base62(os.getpid()))
+    assert all(c in ALPHABET for c in prefix + counter)
+    assert counter
+
+
+def test_untraced_counter_continues_across_batches() -> None:
+    numberer = TreeNumberer(clock=FakeClock())
+    first = feed(numberer, item(None, 1.0), item(None, 2.0))
+    second = feed(numberer, item(None, 3.0))
+    close_all(numberer)
+    third = feed(numberer, item(None, 4.0))
+    tids = [line["tid"] for line in first + second + third]
+    assert len(set(tids)) == 4
+    counters = [unbase62(t.split(".")[1]) for t in tids]
+    assert counters == sorted(counters)
+
+
+# --- trace trees ---------------------------------------------------------------------------------
+
+
+def test_trace_is_framed_by_start_and_end_lines() -> None:
+    numberer = TreeNumberer(clock=FakeClock())
+    lines = feed(numberer, item(T1, 1.5, msg="a"), item(T1, 2.5, msg="b"), item(T1, 3.25, msg="c"))
+    assert lines == [start(T1, 1.5), rec(T1, 2, "a"), rec(T1, 3, "b"), rec(T1, 4, "c")]
+    assert numberer.open_traces == 1
+    ends = close_all(numberer)
+    assert ends == [end(T1, 5, 3.25)]
+    assert "dur" not in ends[0]
+    assert numberer.open_traces == 0
+
+
+def test_trace_records_across_batches_continue_numbering() -> None:
+    numberer = TreeNumberer(clock=FakeClock())
+    assert feed(numberer, item(T1, 1.0)) == [start(T1, 1.0), rec(T1, 2)]
+    assert feed(numberer, item(T1, 2.0)) == [rec(T1, 3)]
+    assert feed(numberer, item(T1, 3.0), item(T1, 4.0)) == [rec(T1, 4), rec(T1, 5)]
+    assert close_all(numberer) == [end(T1, 6, 4.0)]
+
+
+def test_start_line_keys_in_order() -> None:
+    out: list[bytes] = []
+    TreeNumberer(clock=FakeClock()).number([item(T1, 7.0)], out)
+    first = b"".join(out).split(b"\n")[0]
+    assert list(orjson.loads(first)) == ["tid", "lvl", "ts", "at", "st"]
+
+
+@pytest.mark.parametrize("failed_at", [None, 0, 1, 2])
+def test_end_status_failed_if_any_record_failed(failed_at: int | None) -> None:
+    numberer = TreeNumberer(clock=FakeClock())
+    feed(numberer, *(item(T1, float(i), failed=(i == failed_at)) for i in range(3)))
+    status = "succeeded" if failed_at is None else "failed"
+    assert close_all(numberer) == [end(T1, 5, 2.0, status)]
+
+
+def test_single_record_trace() -> None:
+    numberer = TreeNumberer(clock=FakeClock())
+    assert feed(numberer, item(T2, 9.0, failed=True)) == [start(T2, 9.0), rec(T2, 2)]
+    assert close_all(numberer) == [end(T2, 3, 9.0, "failed")]
+
+
+def test_reopened_trace_starts_anew_and_forgets_failure() -> None:
+    numberer = TreeNumberer(clock=FakeClock())
+    feed(numberer, item(T1, 1.0, failed=True))
+    assert close_all(numberer) == [end(T1, 3, 1.0, "failed")]
+    assert feed(numberer, item(T1, 5.0), item(T1, 6.0)) == [start(T1, 5.0), rec(T1, 2), rec(T1, 3)]
+    assert close_all(numberer) == [end(T1, 4, 6.0, "succeeded")]
+
+
+def test_interleaved_traces_keep_independent_counters() -> None:
+    numberer = TreeNumberer(clock=FakeClock())
+    lines = feed(
+        numberer,
+        item(T1, 1.0, msg="a1"),
+        item(T2, 2.0, msg="b1"),
+        item(None, 2.5, msg="u"),
+        item(T1, 3.0, msg="a2"),
+        item(T2, 4.0, msg="b2", failed=True),
+        item(T1, 5.0, msg="a3"),
+    )
+    assert lines[0] == start(T1, 1.0)
+    assert lines[1] == rec(T1, 2, "a1")
+    assert lines[2] == start(T2, 2.0)
+    assert lines[3] == rec(T2, 2, "b1")
+    assert lines[4]["lvl"] == [1]
+    assert "." in lines[4]["tid"]
+    assert lines[5:] == [rec(T1, 3, "a2"), rec(T2, 3, "b2"), rec(T1, 4, "a3")]
+    # close_all: least recently used first (T2's last record came before T1's).
+    assert close_all(numberer) == [end(T2, 4, 4.0, "failed"), end(T1, 5, 5.0)]
+
+
+def test_close_all_with_nothing_open_writes_nothing() -> None:
+    numberer = TreeNumberer(clock=FakeClock())
+    assert close_all(numberer) == []
+    assert close_idle(numberer) == []
+
+
+# --- idle close ----------------------------------------------------------------------------------
+
+
+def test_close_idle_closes_only_idle_traces() -> None:
+    clock = FakeClock(100.0)
+    numberer = TreeNumberer(clock=clock, idle_timeout_s=5.0)
+    feed(numberer, item(T1, 1.0), item(T2, 2.0))
+    clock.now = 103.0
+    feed(numberer, item(T2, 3.0))
+    assert close_idle(numberer) == []  # nothing idle yet
+    assert numberer.open_traces == 2
+    clock.now = 106.0  # T1 idle for 6 s, T2 for 3 s
+    assert close_idle(numberer) == [end(T1, 3, 1.0)]
+    assert numberer.open_traces == 1
+    assert close_idle(numberer) == []
+    # T2 is still open and keeps counting; T1 starts anew.
+    assert feed(numberer, item(T2, 4.0), item(T1, 5.0)) == [rec(T2, 4), start(T1, 5.0), rec(T1, 2)]
+    clock.now = 200.0
+    assert close_idle(numberer) == [end(T2, 5, 4.0), end(T1, 3, 5.0)]
+    assert numberer.open_traces == 0
+
+
+def test_close_idle_respects_the_timeout() -> None:
+    clock = FakeClock(0.0)
+    numberer = TreeNumberer(clock=clock, idle_timeout_s=30.0)
+    feed(numberer, item(T1, 1.0))
+    clock.now = 29.0
+    assert close_idle(numberer) == []
+    clock.now = 31.0
+    assert close_idle(numberer) == [end(T1, 3, 1.0)]
+
+
+def test_recent_record_keeps_a_trace_open() -> None:
+    clock = FakeClock(0.0)
+    numberer = TreeNumberer(clock=clock, idle_timeout_s=5.0)
+    for step in range(1, 6):
+        clock.now = step * 4.0
+        feed(numberer, item(T1, float(step)))
+        assert close_idle(numberer) == []
+    clock.now = 100.0
+    assert close_idle(numberer) == [end(T1, 7, 5.0)]
+
+
+# --- max_open --------------------------------------------------------------------------------------
+
+
+def test_max_open_closes_least_recently_opened() -> None:
+    numberer = TreeNumberer(clock=FakeClock(), max_open=2)
+    feed(numberer, item(T1, 1.0), item(T2, 2.0))
+    lines = feed(numberer, item(T3, 3.0))
+    assert lines == [end(T1, 3, 1.0), start(T3, 3.0), rec(T3, 2)]
+    assert numberer.open_traces == 2
+    assert close_all(numberer) == [end(T2, 3, 2.0), end(T3, 3, 3.0)]
+
+
+def test_max_open_touching_a_trace_makes_it_recent() -> None:
+    numberer = TreeNumberer(clock=FakeClock(), max_open=2)
+    feed(numberer, item(T1, 1.0), item(T2, 2.0), item(T1, 3.0))
+    lines = feed(numberer, item(T3, 4.0))
+    assert lines == [end(T2, 3, 2.0), start(T3, 4.0), rec(T3, 2)]
+    # T1 survived and keeps its numbering.
+    assert feed(numberer, item(T1, 5.0)) == [rec(T1, 4)]
+    assert numberer.open_traces == 2
+
+
+def test_max_open_one() -> None:
+    numberer = TreeNumberer(clock=FakeClock(), max_open=1)
+    lines = feed(numberer, item(T1, 1.0), item(T2, 2.0, failed=True), item(T1, 3.0))
+    assert lines == [
+        start(T1, 1.0),
+        rec(T1, 2),
+        end(T1, 3, 1.0),
+        start(T2, 2.0),
+        rec(T2, 2),
+        end(T2, 3, 2.0, "failed"),
+        start(T1, 3.0),
+        rec(T1, 2),
+    ]
+
+
+def test_untraced_records_do_not_count_as_open() -> None:
+    numberer = TreeNumberer(clock=FakeClock(), max_open=1)
+    lines = feed(numberer, item(T1, 1.0), item(None, 2.0), item(None, 3.0), item(T1, 4.0))
+    assert [line.get("at") for line in lines] == ["otel:trace", None, None, None, None]
+    assert lines[-1] == rec(T1, 3)
+
+
+# --- invariants --------------------------------------------------------------------------------------
+
+_events = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("rec"),
+            st.sampled_from([T1, T2, T3, T4, None]),
+            st.booleans(),
+        ),
+        st.tuples(st.just("tick"), st.floats(min_value=0.0, max_value=10.0), st.just(False)),
+        st.tuples(st.just("idle"), st.none(), st.just(False)),
+        st.tuples(st.just("all"), st.none(), st.just(False)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=_events, max_open=st.integers(min_value=1, max_value=4))
+def test_every_trace_session_is_well_framed(events: list[tuple[Any, Any, bool]], max_open: int) -> None:
+    clock = FakeClock(0.0)
+    numberer = TreeNumberer(clock=clock, idle_timeout_s=3.0, max_open=max_open)
+    out: list[bytes] = []
+    ts = 0.0
+    for kind, arg, failed in events:
+        if kind == "rec":
+            ts += 1.0
+            numberer.number([(arg, ts, failed, b'"ts":' + orjson.dumps(ts) + b"}")], out)
+        elif kind == "tick":
+            clock.now += arg
+        elif kind == "idle":
+            numberer.close_idle(out)
+        else:
+            numberer.close_all(out)
+        assert numberer.open_traces <= max_open
+    numberer.close_all(out)
+    assert numberer.open_traces == 0
+
+    sessions: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    untraced = []
+    for line in parse(out):
+        if "." in line["tid"]:
+            untraced.append(line["tid"])
+            assert line["lvl"] == [1]
+            continue
+        session = sessions[line["tid"]]
+        if not session:
+            assert line == start(line["tid"], line["ts"])
+        session.append(line)
+        if line.get("st") in ("succeeded", "failed"):
+            # A closed session: [1] start, records [2]..[n], end [n+1] with the last record's ts
+            # (the record bodies here carry their ts).
+            body = session[1:-1]
+            assert [r["lvl"] for r in session] == [[i] for i in range(1, len(session) + 1)]
+            assert all("at" not in r for r in body)
+            assert line["ts"] == (body[-1]["ts"] if body else session[0]["ts"])
+            sessions[line["tid"]] = []
+    assert all(not s for s in sessions.values()), "every trace is closed by close_all"
+    assert len(set(untraced)) == len(untraced)
+
+
+# --- base62 ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [
+        (0, "0"),
+        (1, "1"),
+        (9, "9"),
+        (10, "A"),
+        (35, "Z"),
+        (36, "a"),
+        (61, "z"),
+        (62, "10"),
+        (63, "11"),
+        (3843, "zz"),
+        (3844, "100"),
+        (62**5, "100000"),
+    ],
+)
+def test_base62_known_values(n: int, text: str) -> None:
+    assert base62(n) == text
+
+
+def test_base62_is_monotone_and_invertible() -> None:
+    previous = base62(0)
+    for n in range(1, 20_000):
+        text = base62(n)
+        assert unbase62(text) == n
+        assert (len(text), text) > (len(previous), previous)
+        assert text[0] != "0"
+        previous = text
+
+
+@given(st.integers(min_value=0, max_value=2**128))
+def test_base62_roundtrip_property(n: int) -> None:
+    text = base62(n)
+    assert all(c in ALPHABET for c in text)
+    assert unbase62(text) == n
