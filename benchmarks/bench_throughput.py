@@ -148,6 +148,8 @@ class _Setup:
     path: Path | None
     counter: Callable[[Path], int]
     after_shutdown: Callable[[], None]
+    #: logxpy's writer metrics, when the configuration has them.
+    metrics: Callable[[], dict[str, Any]] | None = None
 
 
 def _count_lines(path: Path) -> int:
@@ -181,6 +183,17 @@ def _count_otlp(path: Path) -> int:
     return count
 
 
+def _writer_metrics(m: Any) -> dict[str, Any]:
+    return {
+        "written": m.written,
+        "dropped": m.dropped,
+        "dropped_by_reason": dict(m.dropped_by_reason),
+        "max_queue_depth": m.max_queue_depth,
+        "batches": m.batches,
+        "errors": m.errors,
+    }
+
+
 def _setup(config: str, out_dir: Path) -> _Setup:
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogRecordExporter
@@ -194,17 +207,19 @@ def _setup(config: str, out_dir: Path) -> _Setup:
     if config == "logxpy":
         from logxpy_otel import LogxpyLogRecordProcessor
 
-        provider.add_log_record_processor(LogxpyLogRecordProcessor(path))
-        counter = _count_logxpy
+        processor = LogxpyLogRecordProcessor(path)
+        provider.add_log_record_processor(processor)
+        return _Setup(provider, path, _count_logxpy, after, lambda: _writer_metrics(processor.metrics))
     elif config == "logxpy_exporter":
         from logxpy_otel import LogxpyLogRecordExporter
 
-        provider.add_log_record_processor(BatchLogRecordProcessor(LogxpyLogRecordExporter(path)))
-        counter = _count_logxpy
+        exporter = LogxpyLogRecordExporter(path)
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+        return _Setup(provider, path, _count_logxpy, after, lambda: _writer_metrics(exporter.metrics))
     elif config == "console":
         out = path.open("w", encoding="utf-8")
-        exporter = ConsoleLogRecordExporter(out=out, formatter=lambda r: r.to_json(indent=None) + "\n")
-        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+        console = ConsoleLogRecordExporter(out=out, formatter=lambda r: r.to_json(indent=None) + "\n")
+        provider.add_log_record_processor(BatchLogRecordProcessor(console))
         after = out.close
     elif config == "orjson_blrp":
         provider.add_log_record_processor(BatchLogRecordProcessor(_orjson_exporter_class()(str(path))))
@@ -310,6 +325,7 @@ def run_child(config: str, threads: int, records: int) -> dict[str, Any]:
             "warmup_lines": warm_lines,
             "flush_ok": flush_ok,
             "file_bytes": setup.path.stat().st_size if setup.path is not None else 0,
+            "writer_metrics": setup.metrics() if setup.metrics is not None else None,
         }
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
