@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from queue import Empty, SimpleQueue
 from types import MappingProxyType
 from typing import Final
 
@@ -142,7 +143,8 @@ class AsyncMetrics:
     ``enqueued == written + dropped + pending`` holds exactly in every snapshot.
     """
 
-    #: Records handed to :meth:`AsyncWriter.enqueue` (accepted or not).
+    #: Records handed over (accepted or not): ``written + dropped + pending``, where
+    #: pending is counted from the slots records hold, not from a separate counter.
     enqueued: int
     #: Records written to at least one destination.
     written: int
@@ -155,8 +157,7 @@ class AsyncMetrics:
     queue_depth: int
     #: Highest queue depth seen (never above ``max_queue_size``).
     max_queue_depth: int
-    #: Records in the queue, in the batch being written, or in the hands of a producer
-    #: waiting for room.
+    #: Records holding a queue slot: queued, in the batch being written, or on their way in.
     pending: int
     batches: int
     restarts: int
@@ -176,7 +177,7 @@ def sync_mode() -> Iterator[None]:
 
 
 class _FlushWatch:
-    """One waiting :meth:`AsyncWriter.flush`: the seq window it covers and whether any of it was lost."""
+    """One waiting :meth:`AsyncWriter.flush`: the completions it waits for, and whether one was a loss."""
 
     __slots__ = ("hi", "lo", "lost")
 
@@ -194,8 +195,13 @@ _BACKOFF_MAX_S: Final = 30.0
 class AsyncWriter:
     """Writes line items to destinations from one background thread (``logxpy-writer``).
 
-    Thread-safe. Accepted records get consecutive sequence numbers; the writer handles
-    them in that order, and ``flush()`` waits for a sequence number to be handled.
+    Thread-safe. The bound is a pool of ``max_queue_size`` slots (a C-level
+    ``SimpleQueue`` of tokens): a record takes a slot before it is queued and gives it
+    back once it is written or dropped, so the queue, the batch in flight and records on
+    their way in never add up to more than ``max_queue_size``. Taking a slot and
+    appending to the queue are single C calls, atomic under the GIL: the common path
+    takes no lock, which keeps many producer threads from queueing on one
+    (PERF-NOTES: a lock per record is 2-3 times slower with 4 threads).
     """
 
     def __init__(
@@ -227,7 +233,7 @@ class AsyncWriter:
     # -- state -------------------------------------------------------------------------
 
     def _reset_state(self) -> None:
-        """Fresh locks, queue, counters and trees: at construction and in a forked child."""
+        """Fresh locks, queue, slots, counters and trees: at construction and in a forked child."""
         config = self._config
         self._lock = threading.Lock()
         self._not_full = threading.Condition(self._lock)
@@ -236,16 +242,14 @@ class AsyncWriter:
         self._wake = threading.Event()
         self._stop_event = threading.Event()
         self._queue: deque[LineItem] = deque()
-        self._tail_seq = 0  # seq of the newest accepted record
-        self._head_seq = 0  # seq of the newest record taken out of the queue
-        self._done_seq = 0  # every accepted record up to here is handled
+        self._slots: SimpleQueue[None] = SimpleQueue()
+        for _ in range(self._max):
+            self._slots.put(None)
+        self._done = 0  # records that held a slot and are now written or dropped
         self._inflight: list[LineItem] = []
-        self._inflight_last = 0
         self._watches: list[_FlushWatch] = []
         self._block_waiters = 0
-        self._yielding = 0
         self._flush_wanted = False
-        self._enqueued = 0
         self._written = 0
         self._dropped: dict[str, int] = {}
         self._errors = 0
@@ -272,17 +276,20 @@ class AsyncWriter:
 
     @property
     def metrics(self) -> AsyncMetrics:
+        """A snapshot taken under the writer's lock; records on their way in count as pending."""
         with self._lock:
             depth = len(self._queue)
+            held = self._max - self._slots.qsize()
+            dropped = sum(self._dropped.values())
             return AsyncMetrics(
-                enqueued=self._enqueued,
+                enqueued=self._written + dropped + held,
                 written=self._written,
-                dropped=sum(self._dropped.values()),
+                dropped=dropped,
                 dropped_by_reason=MappingProxyType(dict(self._dropped)),
                 errors=self._errors,
                 queue_depth=depth,
-                max_queue_depth=self._max_depth,
-                pending=depth + len(self._inflight) + self._block_waiters + self._yielding,
+                max_queue_depth=max(self._max_depth, depth),
+                pending=held,
                 batches=self._batches,
                 restarts=self._restarts,
             )
@@ -326,7 +333,6 @@ class AsyncWriter:
         with self._lock:
             if self._state in (_STOPPING, _STOPPED):
                 return self._state == _STOPPED
-            was_new = self._state == _NEW
             self._state = _STOPPING
             self._closed = True
             self._not_full.notify_all()
@@ -334,7 +340,7 @@ class AsyncWriter:
         self._wake.set()
         self._stop_event.set()
         finished = True
-        if thread is not None and thread.is_alive() and not was_new:
+        if thread is not None and thread.is_alive():
             thread.join(timeout)
             finished = not thread.is_alive()
         if finished:
@@ -360,100 +366,118 @@ class AsyncWriter:
         """
         if self._sync or _SYNC.get():
             return self.write_now((item,))
-        if self._state == _NEW:
+        state = self._state
+        if state is not _RUNNING:
+            if state is not _NEW:
+                return self._shut(1)
             self.start()
-        wake = False
-        with self._lock:
-            self._enqueued += 1
-            queue = self._queue
-            depth = len(queue)
-            if depth < self._max and self._state == _RUNNING:
-                queue.append(item)
-                self._tail_seq += 1
-                depth += 1
-                self._max_depth = max(self._max_depth, depth)
-                if depth == self._batch_size:
-                    wake = True
-            else:
-                return self._full(item)
-        if wake:
+        try:
+            self._slots.get_nowait()
+        except Empty:
+            return self._full(item)
+        queue = self._queue
+        queue.append(item)
+        depth = len(queue)
+        if depth == self._batch_size:
             self._wake.set()
+        if depth > self._max_depth:
+            self._max_depth = depth
+        if self._state is not _RUNNING:
+            self._sweep_after_stop()
         return True
 
     def _full(self, item: LineItem) -> bool:
-        """The queue is full (or the writer stopped); ``_lock`` is held. Apply the policy."""
-        if self._state != _RUNNING:
-            return self._drop_locked(DropReason.SHUTDOWN)
+        """No free slot: apply the policy. Runs with no lock held; takes ``_lock`` as needed."""
+        slots = self._slots
         if self._policy is QueuePolicy.BLOCK:
-            self._block_waiters += 1
-            self._wake.set()
-            try:
-                while len(self._queue) >= self._max and self._state == _RUNNING and not self._sync:
-                    self._not_full.wait()
-            finally:
-                self._block_waiters -= 1
-            if self._state != _RUNNING:
-                return self._drop_locked(DropReason.SHUTDOWN)
-            if self._sync:
-                self._enqueued -= 1  # write_now counts it again
-                self._lock.release()
+            with self._lock:
+                self._block_waiters += 1
                 try:
-                    return self.write_now((item,))
+                    while True:
+                        if self._state is not _RUNNING:
+                            return self._shut_locked(1)
+                        if self._sync:
+                            break
+                        try:
+                            slots.get_nowait()
+                        except Empty:
+                            self._wake.set()
+                            self._not_full.wait()
+                            continue
+                        self._queue.append(item)
+                        return True
                 finally:
-                    self._lock.acquire()
-            self._append_locked(item)
-            return True
+                    self._block_waiters -= 1
+            return self.write_now((item,))  # the writer thread is gone for good
         # A dropping policy: first let the writer have the GIL once, so that a busy
-        # producer does not starve it (see PERF-NOTES: the GIL decides who drains).
-        self._yielding += 1  # still pending: handed over, not yet queued or dropped
-        self._lock.release()
+        # producer does not starve it (PERF-NOTES: the GIL decides who drains).
+        self._wake.set()
+        time.sleep(0)
         try:
-            self._wake.set()
-            time.sleep(0)
-        finally:
-            self._lock.acquire()
-            self._yielding -= 1
-        if len(self._queue) < self._max and self._state == _RUNNING:
-            self._append_locked(item)
+            slots.get_nowait()
+        except Empty:
+            pass
+        else:
+            self._queue.append(item)
             return True
-        if self._state != _RUNNING:
-            return self._drop_locked(DropReason.SHUTDOWN)
-        if self._policy is QueuePolicy.DROP_OLDEST:
-            self._queue.popleft()
-            self._head_seq += 1
-            self._lost_locked(self._head_seq, self._head_seq)
-            self._dropped[DropReason.EVICTED] = self._dropped.get(DropReason.EVICTED, 0) + 1
-            self._append_locked(item)
-            return True
-        self._drop_locked(DropReason.QUEUE_FULL)
+        with self._lock:
+            if self._state is not _RUNNING:
+                return self._shut_locked(1)
+            if self._policy is QueuePolicy.DROP_OLDEST and self._queue:
+                # The oldest record gives its slot to the new one.
+                self._queue.popleft()
+                self._done += 1
+                self._lost_locked(self._done, self._done)
+                self._count_locked(DropReason.EVICTED, 1)
+                self._queue.append(item)
+                return True
+            self._count_locked(DropReason.QUEUE_FULL, 1)
         if self._policy is QueuePolicy.WARN:
-            self._lock.release()
-            try:
-                self._drop_report.note(1, f" (max_queue_size={self._max})")
-            finally:
-                self._lock.acquire()
+            self._drop_report.note(1, f" (max_queue_size={self._max})")
         return False
 
-    def _append_locked(self, item: LineItem) -> None:
-        self._queue.append(item)
-        self._tail_seq += 1
-        depth = len(self._queue)
-        self._max_depth = max(self._max_depth, depth)
-
-    def _drop_locked(self, reason: DropReason, count: int = 1) -> bool:
+    def _count_locked(self, reason: str, count: int) -> None:
         self._dropped[reason] = self._dropped.get(reason, 0) + count
+
+    def _shut(self, count: int) -> bool:
+        with self._lock:
+            return self._shut_locked(count)
+
+    def _shut_locked(self, count: int) -> bool:
+        self._count_locked(DropReason.SHUTDOWN, count)
         return False
+
+    def _sweep_after_stop(self) -> None:
+        """A record raced into the queue as stop() finished: drop what stop() can no longer write."""
+        with self._lock:
+            if self._state is not _STOPPED:
+                return  # stop() has not drained yet; it will take the record
+            count = len(self._queue)
+            self._queue.clear()
+            self._release_locked(count)
+            self._lost_locked(self._done - count + 1, self._done)
+            self._count_locked(DropReason.SHUTDOWN, count)
 
     def discard(self, reason: DropReason | str, count: int = 1) -> None:
         """Count ``count`` records dropped before they reached the writer (e.g. by the processor)."""
         with self._lock:
-            self._enqueued += count
-            self._dropped[str(reason)] = self._dropped.get(str(reason), 0) + count
+            self._count_locked(str(reason), count)
 
     def _lost_locked(self, lo: int, hi: int) -> None:
         for watch in self._watches:
             if lo <= watch.hi and hi > watch.lo:
                 watch.lost = True
+
+    def _release_locked(self, count: int) -> None:
+        """``count`` slot-holding records are done: give their slots back, wake who waits."""
+        self._done += count
+        put = self._slots.put
+        for _ in range(count):
+            put(None)
+        if self._block_waiters:
+            self._not_full.notify_all()
+        if self._watches:
+            self._progress.notify_all()
 
     def write_now(self, items: Sequence[LineItem]) -> bool:
         """Write ``items`` in this thread, after everything queued before them. Never raises.
@@ -462,39 +486,47 @@ class AsyncWriter:
         crashed more than ``max_restarts`` times.
         """
         with self._io_lock:
-            self._drain_locked()
+            if self._closed:
+                return self._shut(len(items))
             with self._lock:
-                self._enqueued += len(items)
-                if self._closed:
-                    return self._drop_locked(DropReason.SHUTDOWN, len(items))
-                if self._state == _NEW:
+                if self._state is _NEW:
                     self._state = _RUNNING
-                # Whatever raced into the queue since the drain goes first, in seq order.
-                self._inflight = [*self._queue, *items]
-                self._queue.clear()
-                self._tail_seq += len(items)
-                self._head_seq = self._inflight_last = self._tail_seq
-            return self._process_inflight()
+            self._drain_locked()
+            out: list[bytes] = []
+            try:
+                self._trees.number(items, out)
+            except Exception as exc:  # noqa: BLE001 - never into the application
+                with self._lock:
+                    self._count_locked(DropReason.INTERNAL_ERROR, len(items))
+                logger.error("logxpy-otel: could not number %d record(s)", len(items), exc_info=exc)
+                return False
+            ok = self._deliver(b"".join(out))
+            with self._lock:
+                self._account_locked(len(items), ok)
+                self._done += len(items)
+                if self._watches:
+                    self._progress.notify_all()
+            return ok
 
     # -- flushing ----------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every record accepted before this call is written.
+        """Wait until every record handed over before this call is written.
 
         Returns True only if all of them were written by at least one destination;
         False if one was dropped on the way, or when ``timeout`` (seconds) ran out.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            target = self._tail_seq
-            if self._done_seq >= target:
-                result = True
-                watch = None
-            else:
-                watch = _FlushWatch(self._done_seq, target)
+            # Records complete in queue order, so once ``_done`` passes every record
+            # holding a slot now, all those queued before the call are handled.
+            target = self._done + self._max - self._slots.qsize()
+            watch = None
+            if self._done < target:
+                watch = _FlushWatch(self._done, target)
                 self._watches.append(watch)
                 self._flush_wanted = True
-                result = False
+        result = True
         if watch is not None:
             self._wake.set()
             if self._sync or self._thread is None:
@@ -502,14 +534,14 @@ class AsyncWriter:
                     self._drain_locked()
             with self._lock:
                 try:
-                    while self._done_seq < target:
+                    while self._done < target:
                         remaining = None if deadline is None else deadline - time.monotonic()
                         if remaining is not None and remaining <= 0:
                             break
                         self._progress.wait(remaining)
                 finally:
                     self._watches.remove(watch)
-                result = self._done_seq >= target and not watch.lost
+                result = self._done >= target and not watch.lost
         return self._flush_destinations() and result
 
     def _flush_destinations(self) -> bool:
@@ -539,10 +571,8 @@ class AsyncWriter:
     def _loop(self) -> None:
         interval = self._interval_s
         while True:
-            with self._lock:
-                idle = len(self._queue) < self._batch_size and not self._flush_wanted
-                stopping = self._state != _RUNNING
-            if idle and not stopping and not self._inflight:
+            idle = len(self._queue) < self._batch_size and not self._flush_wanted
+            if idle and self._state is _RUNNING and not self._inflight:
                 self._wake.wait(interval)
             self._wake.clear()
             with self._io_lock:
@@ -551,34 +581,29 @@ class AsyncWriter:
                 self._trees.close_idle(out)
                 if out:
                     self._deliver(b"".join(out))
-            with self._lock:
-                if self._state != _RUNNING and not self._queue:
-                    return
+            if self._state is not _RUNNING and not self._queue:
+                return
 
     def _drain_locked(self) -> None:
         """Write everything queued, batch by batch. ``_io_lock`` is held."""
         if self._inflight:
             self._process_inflight()  # a batch a crashed writer left behind
+        queue = self._queue
         while True:
             with self._lock:
-                queue = self._queue
                 count = min(len(queue), self._batch_size)
                 if not count:
                     self._flush_wanted = False
                     return
                 popleft = queue.popleft
                 self._inflight = [popleft() for _ in range(count)]
-                self._head_seq += count
-                self._inflight_last = self._head_seq
-                if self._block_waiters:
-                    self._not_full.notify_all()
             self._process_inflight()
 
-    def _process_inflight(self) -> bool:
-        """Number and write the in-flight batch, then account for it. ``_io_lock`` is held.
+    def _process_inflight(self) -> None:
+        """Number and write the batch in flight, then account for it. ``_io_lock`` is held.
 
-        If numbering raises, the batch stays in flight and the restarted writer retries
-        it: nothing was written yet, so nothing is written twice.
+        If numbering raises, the batch stays in flight (holding its slots) and the
+        restarted writer retries it: nothing was written yet, so nothing is written twice.
         """
         batch = self._inflight
         out: list[bytes] = []
@@ -586,18 +611,18 @@ class AsyncWriter:
         ok = self._deliver(b"".join(out))
         count = len(batch)
         with self._lock:
-            if ok:
-                self._written += count
-            else:
-                reason = DropReason.IO_ERROR if self._destinations else DropReason.NO_DESTINATION
-                self._dropped[reason] = self._dropped.get(reason, 0) + count
-                self._lost_locked(self._inflight_last - count + 1, self._inflight_last)
-            self._batches += 1
-            self._done_seq = self._inflight_last
+            self._account_locked(count, ok)
             self._inflight = []
-            if self._watches:
-                self._progress.notify_all()
-        return ok
+            self._release_locked(count)
+
+    def _account_locked(self, count: int, ok: bool) -> None:
+        self._batches += 1
+        if ok:
+            self._written += count
+            return
+        reason = DropReason.IO_ERROR if self._destinations else DropReason.NO_DESTINATION
+        self._count_locked(reason, count)
+        self._lost_locked(self._done + 1, self._done + count)
 
     def _deliver(self, data: bytes) -> bool:
         """Give ``data`` to every destination; True if at least one accepted it."""
@@ -629,7 +654,7 @@ class AsyncWriter:
         with self._lock:
             self._restarts += 1
             restarts = self._restarts
-            stopping = self._state != _RUNNING
+            stopping = self._state is not _RUNNING
             fallback = restarts > self._config.max_restarts
             if fallback:
                 self._sync = True
@@ -669,7 +694,7 @@ class AsyncWriter:
         The writer is not stopped: an SDK provider or processor shut down by a later exit
         handler may still hand records over, and they are written in the caller's thread.
         """
-        if self._state != _RUNNING:
+        if self._state is not _RUNNING:
             return
         timeout = self._config.shutdown_timeout_ms / 1000.0
         deadline = time.monotonic() + timeout
