@@ -18,6 +18,8 @@ from enum import StrEnum
 from typing import Any, Final
 
 import orjson
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.attributes import BoundedAttributes
 
 __all__ = [
     "RESERVED_KEYS",
@@ -54,8 +56,10 @@ RESERVED_KEYS: Final = frozenset(
 )
 
 _TAGS: Final = frozenset(("$int", "$bytes", "$float", "$map"))
-_INT64_MIN: Final = -(1 << 63)
-_INT64_MAX: Final = (1 << 63) - 1
+#: Ints in [-2**63, 2**64 - 1] (signed or unsigned 64-bit) are written as JSON numbers,
+#: as orjson writes them; beyond, as ``{"$int": "<digits>"}``.
+_INT_MIN: Final = -(1 << 63)
+_INT_MAX: Final = (1 << 64) - 1
 #: Values nested deeper than this are written as their (bounded) repr string. orjson
 #: refuses more than 255 levels, and ``$map`` wrapping can double a mapping's depth.
 MAX_VALUE_DEPTH: Final = 100
@@ -77,9 +81,6 @@ def severity_bucket(number: int | None) -> str:
         if number <= top:
             return name
     return "critical"
-
-
-_MT_BY_NUMBER: Final = tuple(severity_bucket(n) for n in range(25))
 
 
 def _clean_str(s: str) -> str:
@@ -141,7 +142,7 @@ def encode_value(value: object, _depth: int = 0) -> Any:
     if value is None or t is bool:
         return value
     if t is int:
-        return value if _INT64_MIN <= value <= _INT64_MAX else _int_tag(value)  # type: ignore[operator, arg-type]
+        return value if _INT_MIN <= value <= _INT_MAX else _int_tag(value)  # type: ignore[operator, arg-type]
     if t is float:
         return value if value - value == 0.0 else _float_tag(value)  # type: ignore[operator, arg-type]
     if _depth >= MAX_VALUE_DEPTH:
@@ -210,6 +211,47 @@ def _scrub(obj: Any) -> Any:
     return obj
 
 
+def _put_attributes(attributes: Mapping[Any, Any], line: dict[str, Any], otel: dict[str, Any]) -> None:
+    """Each attribute into ``line`` (values encoded), or into ``otel["attributes"]`` when reserved."""
+    collisions: dict[str, Any] = {}
+    for key, value in attributes.items():
+        t = type(value)
+        if t is str or t is bool or value is None:
+            pass
+        elif t is int:
+            if not _INT_MIN <= value <= _INT_MAX:
+                value = _int_tag(value)
+        elif t is float:
+            if value - value != 0.0:
+                value = _float_tag(value)
+        else:
+            value = encode_value(value, 1)
+        if type(key) is not str:
+            key = _key(key)
+        if key in RESERVED_KEYS:
+            collisions[key] = value
+        else:
+            line[key] = value
+    if collisions:
+        otel["attributes"] = collisions
+
+
+def _severity_of(severity: Any) -> tuple[int | None, str]:
+    """``(severity_number, mt)`` for a severity that is not a ``SeverityNumber`` member."""
+    if severity is None:
+        return None, "info"
+    number = int(getattr(severity, "value", severity))
+    return number, severity_bucket(number)
+
+
+#: ``id(member) -> (number, mt)``: enum members live forever, and an id lookup is far
+#: cheaper than ``member.value`` (a descriptor) on every record.
+_SEVERITY_BY_ID: Final[dict[int, tuple[int | None, str]]] = {
+    id(m): (m.value, severity_bucket(m.value)) for m in SeverityNumber
+}
+_SEVERITY_BY_ID[id(None)] = (None, "info")
+
+
 class LineEncoder:
     """Turns OTel log records into :data:`LineItem` s for one :class:`LineMode`.
 
@@ -220,12 +262,15 @@ class LineEncoder:
 
     _CACHE_LIMIT: Final = 256
 
-    __slots__ = ("_flat", "_resources", "_scopes")
+    __slots__ = ("_flat", "_last_span", "_last_trace", "_resources", "_scopes")
 
     def __init__(self, mode: LineMode | str = LineMode.TREE) -> None:
         self._flat = LineMode(mode) is LineMode.FLAT
         self._resources: dict[int, tuple[object, orjson.Fragment]] = {}
         self._scopes: dict[int, tuple[object, orjson.Fragment]] = {}
+        # One-entry caches of the last id's hex text: records of one span come in runs.
+        self._last_span: tuple[int, str] = (0, "")
+        self._last_trace: tuple[int, str] = (0, "")
 
     @property
     def mode(self) -> LineMode:
@@ -285,8 +330,8 @@ class LineEncoder:
             observed = timestamp if timestamp is not None else time.time_ns()
         ts = (timestamp if timestamp is not None else observed) / 1e9
         severity = record.severity_number
-        number = None if severity is None else int(severity.value if hasattr(severity, "value") else severity)
-        mt = _MT_BY_NUMBER[number] if number is not None and 0 <= number <= 24 else severity_bucket(number)
+        known = _SEVERITY_BY_ID.get(id(severity))
+        number, mt = known if known is not None else _severity_of(severity)
 
         otel: dict[str, Any] = {}
         if timestamp is not None:
@@ -296,10 +341,14 @@ class LineEncoder:
             otel["severity_number"] = number
         if record.severity_text is not None:
             otel["severity_text"] = record.severity_text
-        if record.span_id:
-            otel["span_id"] = f"{record.span_id:016x}"
+        span_id = record.span_id
+        if span_id:
+            last = self._last_span
+            if last[0] != span_id:
+                last = self._last_span = (span_id, f"{span_id:016x}")
+            otel["span_id"] = last[1]
         if record.trace_flags:
-            otel["trace_flags"] = int(record.trace_flags)
+            otel["trace_flags"] = record.trace_flags  # an int subclass: orjson writes the number
         if record.event_name:
             otel["event_name"] = record.event_name
 
@@ -316,52 +365,58 @@ class LineEncoder:
             msg = encoded.decode()
             otel["body"] = orjson.Fragment(encoded)
 
-        line: dict[str, Any] = {"ts": ts, "mt": mt, "msg": msg}
-        attributes = record.attributes
-        if attributes:
-            collisions: dict[str, Any] | None = None
-            for key, value in attributes.items():
-                t = type(value)
-                if t is str or t is bool or value is None:
-                    pass
-                elif t is int:
-                    if not _INT64_MIN <= value <= _INT64_MAX:
-                        value = _int_tag(value)
-                elif t is float:
-                    if value - value != 0.0:
-                        value = _float_tag(value)
-                else:
-                    value = encode_value(value, 1)
-                if type(key) is not str:
-                    key = _key(key)
-                if key in RESERVED_KEYS:
-                    if collisions is None:
-                        collisions = {}
-                    collisions[key] = value
-                else:
-                    line[key] = value
-            if collisions:
-                otel["attributes"] = collisions
         if dropped:
             otel["dropped_attributes_count"] = dropped
         if scope is not None:
             otel["scope"] = self._scope(scope)
         otel["resource"] = self._resource(resource) if resource is not None else _EMPTY_RESOURCE
-
         trace_id = record.trace_id
         tid: str | None = None
         if trace_id:
+            last = self._last_trace
+            if last[0] != trace_id:
+                last = self._last_trace = (trace_id, f"{trace_id:032x}")
             if self._flat:
-                otel["trace_id"] = f"{trace_id:032x}"
+                otel["trace_id"] = last[1]
             else:
-                tid = f"{trace_id:032x}"
-        line["_otel"] = otel
+                tid = last[1]
+
+        attributes = record.attributes
+        if type(attributes) is BoundedAttributes:
+            attributes = attributes._dict  # the SDK's own dict: no lock, no copy
+        line: dict[str, Any] = {"ts": ts, "mt": mt, "msg": msg}
+        head = None
+        if not attributes or RESERVED_KEYS.isdisjoint(attributes):
+            # Fast path: orjson takes the attributes as they are. The careful path takes
+            # over when the result shows anything the format treats specially: an error
+            # (huge int, bytes, surrogates, odd keys or types), ``null`` (None, or a
+            # NaN/inf that orjson writes as null), or a mapping that starts like a tag.
+            if attributes:
+                line.update(attributes)
+            try:
+                head = orjson.dumps(line)
+            except TypeError:
+                head = None
+            else:
+                if b"null" in head or b'{"$' in head:
+                    head = None
+        if head is None:
+            line = {"ts": ts, "mt": mt, "msg": msg}
+            if attributes:
+                _put_attributes(attributes, line, otel)
+            try:
+                head = orjson.dumps(line, default=_safe_repr)
+            except orjson.JSONEncodeError:  # lone surrogates in a top-level string or key
+                head = orjson.dumps(_scrub(line), default=_safe_repr)
         try:
-            data = orjson.dumps(line, default=_safe_repr)
+            tail = orjson.dumps(otel, default=_safe_repr)
         except orjson.JSONEncodeError:
-            # Lone surrogates in a top-level string or key: the rare slow path.
-            data = orjson.dumps(_scrub(line), default=_safe_repr)
-        return (tid, ts, number is not None and number >= 17, _escape_separators(data)[1:])
+            tail = orjson.dumps(_scrub(otel), default=_safe_repr)
+        # The line without its opening brace: head's keys, then "_otel" last.
+        data = (
+            b"".join((head[1:-1], b',"_otel":', tail, b"}")) if len(head) > 2 else b'"_otel":' + tail + b"}"
+        )
+        return (tid, ts, number is not None and number >= 17, _escape_separators(data))
 
     @staticmethod
     def _fallback_item(record: Any, exc: BaseException) -> LineItem:

@@ -491,7 +491,9 @@ class Thing:
 
 
 VALUE_CASES: list[tuple[Any, Any]] = [
-    (2**63, {"$int": "9223372036854775808"}),
+    (2**64, {"$int": "18446744073709551616"}),
+    (2**63, 9223372036854775808),
+    (2**64 - 1, 18446744073709551615),
     (-(2**63) - 1, {"$int": "-9223372036854775809"}),
     (2**63 - 1, 9223372036854775807),
     (-(2**63), -9223372036854775808),
@@ -562,7 +564,8 @@ def test_body_value_tags(value: Any, expected: Any) -> None:
 def test_int_range_edges_in_json_text() -> None:
     assert orjson.dumps(encode_value(2**63 - 1)) == b"9223372036854775807"
     assert orjson.dumps(encode_value(-(2**63))) == b"-9223372036854775808"
-    assert orjson.dumps(encode_value(2**63)) == b'{"$int":"9223372036854775808"}'
+    assert orjson.dumps(encode_value(2**64 - 1)) == b"18446744073709551615"
+    assert orjson.dumps(encode_value(2**64)) == b'{"$int":"18446744073709551616"}'
     assert orjson.dumps(encode_value(-(2**63) - 1)) == b'{"$int":"-9223372036854775809"}'
 
 
@@ -903,7 +906,7 @@ _scalars = (
     | st.booleans()
     | st.integers()
     | st.integers(min_value=-(2**200), max_value=2**200)
-    | st.sampled_from([2**63, 2**63 - 1, -(2**63), -(2**63) - 1])
+    | st.sampled_from([2**64, 2**64 - 1, 2**63, 2**63 - 1, -(2**63), -(2**63) - 1])
     | st.floats(allow_nan=True, allow_infinity=True)
     | _text
     | st.binary()
