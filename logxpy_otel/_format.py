@@ -262,12 +262,11 @@ class LineEncoder:
 
     _CACHE_LIMIT: Final = 256
 
-    __slots__ = ("_flat", "_last_span", "_last_trace", "_resources", "_scopes")
+    __slots__ = ("_flat", "_last_span", "_last_trace", "_tails")
 
     def __init__(self, mode: LineMode | str = LineMode.TREE) -> None:
         self._flat = LineMode(mode) is LineMode.FLAT
-        self._resources: dict[int, tuple[object, orjson.Fragment]] = {}
-        self._scopes: dict[int, tuple[object, orjson.Fragment]] = {}
+        self._tails: dict[int, tuple[object, object, bytes]] = {}
         # One-entry caches of the last id's hex text: records of one span come in runs.
         self._last_span: tuple[int, str] = (0, "")
         self._last_trace: tuple[int, str] = (0, "")
@@ -276,35 +275,36 @@ class LineEncoder:
     def mode(self) -> LineMode:
         return LineMode.FLAT if self._flat else LineMode.TREE
 
-    def _resource(self, resource: Any) -> orjson.Fragment:
-        hit = self._resources.get(id(resource))
-        if hit is not None and hit[0] is resource:
-            return hit[1]
-        out: dict[str, Any] = {"attributes": _encode_attributes(resource.attributes)}
-        if resource.schema_url:
-            out["schema_url"] = _clean_str(str(resource.schema_url))
-        frag = orjson.Fragment(_dumps(out))
-        if len(self._resources) >= self._CACHE_LIMIT:
-            self._resources.clear()
-        self._resources[id(resource)] = (resource, frag)
-        return frag
+    def _tail(self, scope: Any, resource: Any) -> bytes:
+        """The end of a line for this scope and resource: ``,"scope":{...},"resource":{...}}}``.
 
-    def _scope(self, scope: Any) -> orjson.Fragment:
-        hit = self._scopes.get(id(scope))
-        if hit is not None and hit[0] is scope:
-            return hit[1]
-        out: dict[str, Any] = {"name": _clean_str(str(scope.name))}
-        if scope.version:
-            out["version"] = _clean_str(str(scope.version))
-        if scope.schema_url:
-            out["schema_url"] = _clean_str(str(scope.schema_url))
-        if scope.attributes:
-            out["attributes"] = _encode_attributes(scope.attributes)
-        frag = orjson.Fragment(_dumps(out))
-        if len(self._scopes) >= self._CACHE_LIMIT:
-            self._scopes.clear()
-        self._scopes[id(scope)] = (scope, frag)
-        return frag
+        Serialized once per distinct (scope, resource) pair and reused for every record.
+        """
+        key = id(scope) * 0x9E3779B1 ^ id(resource)
+        hit = self._tails.get(key)
+        if hit is not None and hit[0] is scope and hit[1] is resource:
+            return hit[2]
+        parts: dict[str, Any] = {}
+        if scope is not None:
+            out: dict[str, Any] = {"name": _clean_str(str(scope.name))}
+            if scope.version:
+                out["version"] = _clean_str(str(scope.version))
+            if scope.schema_url:
+                out["schema_url"] = _clean_str(str(scope.schema_url))
+            if scope.attributes:
+                out["attributes"] = _encode_attributes(scope.attributes)
+            parts["scope"] = out
+        res: dict[str, Any] = {"attributes": {}}
+        if resource is not None:
+            res["attributes"] = _encode_attributes(resource.attributes)
+            if resource.schema_url:
+                res["schema_url"] = _clean_str(str(resource.schema_url))
+        parts["resource"] = res
+        tail = b"," + _dumps(parts)[1:] + b"}"
+        if len(self._tails) >= self._CACHE_LIMIT:
+            self._tails.clear()
+        self._tails[key] = (scope, resource, tail)
+        return tail
 
     def encode(
         self,
@@ -367,9 +367,6 @@ class LineEncoder:
 
         if dropped:
             otel["dropped_attributes_count"] = dropped
-        if scope is not None:
-            otel["scope"] = self._scope(scope)
-        otel["resource"] = self._resource(resource) if resource is not None else _EMPTY_RESOURCE
         trace_id = record.trace_id
         tid: str | None = None
         if trace_id:
@@ -393,6 +390,7 @@ class LineEncoder:
             # NaN/inf that orjson writes as null), or a mapping that starts like a tag.
             if attributes:
                 line.update(attributes)
+            line["_otel"] = otel
             try:
                 head = orjson.dumps(line)
             except TypeError:
@@ -404,19 +402,16 @@ class LineEncoder:
             line = {"ts": ts, "mt": mt, "msg": msg}
             if attributes:
                 _put_attributes(attributes, line, otel)
+            line["_otel"] = otel
             try:
                 head = orjson.dumps(line, default=_safe_repr)
             except orjson.JSONEncodeError:  # lone surrogates in a top-level string or key
                 head = orjson.dumps(_scrub(line), default=_safe_repr)
-        try:
-            tail = orjson.dumps(otel, default=_safe_repr)
-        except orjson.JSONEncodeError:
-            tail = orjson.dumps(_scrub(otel), default=_safe_repr)
-        # The line without its opening brace: head's keys, then "_otel" last.
-        data = (
-            b"".join((head[1:-1], b',"_otel":', tail, b"}")) if len(head) > 2 else b'"_otel":' + tail + b"}"
-        )
-        return (tid, ts, number is not None and number >= 17, _escape_separators(data))
+        # head ends with the two braces of "_otel" and of the line; the tail closes both.
+        data = head[1:-2] + self._tail(scope, resource)
+        if not data.isascii():
+            data = _escape_separators(data)
+        return (tid, ts, number is not None and number >= 17, data)
 
     @staticmethod
     def _fallback_item(record: Any, exc: BaseException) -> LineItem:
@@ -458,6 +453,3 @@ def _escape_separators(data: bytes) -> bytes:
         .replace(b"\xe2\x80\xa8", b"\\u2028")
         .replace(b"\xe2\x80\xa9", b"\\u2029")
     )
-
-
-_EMPTY_RESOURCE: Final = orjson.Fragment(b'{"attributes":{}}')

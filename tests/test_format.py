@@ -833,15 +833,15 @@ def test_same_resource_and_scope_are_serialized_once() -> None:
     scope = InstrumentationScope("app", "1")
     first = encoder.encode(make_record(body="one"), resource, scope)[3]
     second = encoder.encode(make_record(body="two"), resource, scope)[3]
-    assert len(encoder._resources) == 1
-    assert len(encoder._scopes) == 1
+    assert len(encoder._tails) == 1
     tail1 = first[first.index(b'"scope"') :]
     tail2 = second[second.index(b'"scope"') :]
     assert tail1 == tail2
-    assert encoder._resources[id(resource)][0] is resource
-    frag = encoder._resources[id(resource)][1]
+    ((cached_scope, cached_resource, tail),) = encoder._tails.values()
+    assert cached_scope is scope and cached_resource is resource
+    assert first.endswith(tail)
     encoder.encode(make_record(body="three"), resource, scope)
-    assert encoder._resources[id(resource)][1] is frag
+    assert next(iter(encoder._tails.values()))[2] is tail, "reused, not serialized again"
 
 
 def test_different_resources_get_their_own_entries() -> None:
@@ -850,7 +850,7 @@ def test_different_resources_get_their_own_entries() -> None:
     r2 = Resource({"service.name": "b"})
     l1 = parse_body(encoder.encode(make_record(), r1)[3])
     l2 = parse_body(encoder.encode(make_record(), r2)[3])
-    assert len(encoder._resources) == 2
+    assert len(encoder._tails) == 2
     assert l1["_otel"]["resource"] == {"attributes": {"service.name": "a"}}
     assert l2["_otel"]["resource"] == {"attributes": {"service.name": "b"}}
 
@@ -868,7 +868,7 @@ def test_cache_stays_bounded() -> None:
     for resource in keep:
         line = parse_body(encoder.encode(make_record(), resource)[3])
         assert line["_otel"]["resource"] == {"attributes": dict(resource.attributes)}
-    assert 1 <= len(encoder._resources) <= 256
+    assert 1 <= len(encoder._tails) <= 256
 
 
 # --- decode_value --------------------------------------------------------------------------------
