@@ -41,9 +41,10 @@ def _task_prefix() -> str:
 class _Trace:
     """One open trace: its line head, next ``lvl``, last record's ts, and whether it failed."""
 
-    __slots__ = ("failed", "head", "last_seen", "last_ts", "next_lvl")
+    __slots__ = ("failed", "head", "last_seen", "last_ts", "next_lvl", "trace_id")
 
     def __init__(self, trace_id: str, ts: float, now: float) -> None:
+        self.trace_id = trace_id
         self.head = b'{"tid":"' + trace_id.encode("ascii") + b'","lvl":['
         self.next_lvl = 2
         self.last_ts = ts
@@ -81,33 +82,37 @@ class TreeNumberer:
         """Append the finished lines for ``items`` (and any structure lines) to ``out``."""
         now = self._clock()
         traces = self._open
+        last: _Trace | None = None
         for trace_id, ts, failed, body in items:
             if trace_id is None:
                 self._task_count += 1
-                out.append(self._task_head + base62(self._task_count).encode() + b'","lvl":[1],')
-                out.append(body)
-                out.append(b"\n")
-                continue
-            trace = traces.get(trace_id)
-            if trace is None:
-                if len(traces) >= self._max_open:
-                    self._close(traces.popitem(last=False)[1], out)
-                trace = _Trace(trace_id, ts, now)
-                traces[trace_id] = trace
                 out.append(
-                    trace.head + b'1],"ts":' + orjson.dumps(ts) + b',"at":"otel:trace","st":"started"}\n'
+                    b'%s%s","lvl":[1],%s\n' % (self._task_head, base62(self._task_count).encode(), body)
                 )
+                continue
+            if last is not None and last.trace_id == trace_id:
+                trace = last  # runs of one trace: it is already the most recently used
             else:
-                traces.move_to_end(trace_id)
-                trace.last_seen = now
+                found = traces.get(trace_id)
+                if found is None:
+                    if len(traces) >= self._max_open:
+                        self._close(traces.popitem(last=False)[1], out)
+                    trace = _Trace(trace_id, ts, now)
+                    traces[trace_id] = trace
+                    out.append(
+                        trace.head + b'1],"ts":' + orjson.dumps(ts) + b',"at":"otel:trace","st":"started"}\n'
+                    )
+                else:
+                    trace = found
+                    traces.move_to_end(trace_id)
+                last = trace
+            trace.last_seen = now
             lvl = trace.next_lvl
             trace.next_lvl = lvl + 1
             trace.last_ts = ts
             if failed:
                 trace.failed = True
-            out.append(trace.head + str(lvl).encode() + b"],")
-            out.append(body)
-            out.append(b"\n")
+            out.append(b"%s%d],%s\n" % (trace.head, lvl, body))
 
     def close_idle(self, out: list[bytes]) -> None:
         """Close every trace with no record for ``idle_timeout_s``."""

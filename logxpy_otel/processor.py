@@ -43,6 +43,7 @@ class LogxpyLogRecordProcessor(LogRecordProcessor):
         self._writer = AsyncWriter(make_destinations(path, destinations, file_mode), config)
         self._writer.start()
         self._shutdown = False
+        self._own_scopes: dict[int, tuple[object, bool]] = {}
         self._fault_report = RateLimitedReporter(
             "logxpy-otel: %d record(s) dropped by an internal error; last: %s"
         )
@@ -58,7 +59,10 @@ class LogxpyLogRecordProcessor(LogRecordProcessor):
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         try:
             scope = log_record.instrumentation_scope
-            if scope is not None and (scope.name == LOGGER_NAME or scope.name.startswith(_OWN_SCOPE_PREFIX)):
+            own = self._own_scopes.get(id(scope))
+            if own is None or own[0] is not scope:
+                own = self._classify(scope)
+            if own[1]:
                 # Our own diagnostics, routed back through an OTel logging handler.
                 self._writer.discard(DropReason.OWN_DIAGNOSTICS)
                 return
@@ -73,6 +77,16 @@ class LogxpyLogRecordProcessor(LogRecordProcessor):
                 self._fault_report.note(1, type(exc).__name__)
             except Exception:  # noqa: BLE001
                 pass
+
+    def _classify(self, scope: object) -> tuple[object, bool]:
+        """Whether records of ``scope`` are our own diagnostics; cached per scope object."""
+        name = getattr(scope, "name", None)
+        own = isinstance(name, str) and (name == LOGGER_NAME or name.startswith(_OWN_SCOPE_PREFIX))
+        if len(self._own_scopes) >= 1024:
+            self._own_scopes.clear()
+        entry = (scope, own)
+        self._own_scopes[id(scope)] = entry
+        return entry
 
     def enabled(self, **_: object) -> bool:
         return not self._shutdown
