@@ -286,7 +286,7 @@ class LineEncoder:
 
         Serialized once per distinct (scope, resource) pair and reused for every record.
         """
-        key = id(scope) * 0x9E3779B1 ^ id(resource)
+        key = id(scope) ^ id(resource)  # a collision only costs a miss: hits are checked
         hit = self._tails.get(key)
         if hit is not None and hit[0] is scope and hit[1] is resource:
             return hit[2]
@@ -336,10 +336,11 @@ class LineEncoder:
             known = _SEVERITY_BY_ID.get(id(severity))
             number, mt = known if known is not None else _severity_of(severity)
 
-            otel: dict[str, Any] = {}
-            if timestamp is not None:
-                otel["time_unix_nano"] = timestamp
-            otel["observed_time_unix_nano"] = observed
+            otel: dict[str, Any] = (
+                {"observed_time_unix_nano": observed}
+                if timestamp is None
+                else {"time_unix_nano": timestamp, "observed_time_unix_nano": observed}
+            )
             if number is not None:
                 otel["severity_number"] = number
             if record.severity_text is not None:
@@ -400,10 +401,12 @@ class LineEncoder:
                     head = None
                 else:
                     if attributes and not _PLAIN_TYPES.issuperset(map(type, attributes.values())):
+                        # bytes.find, not ``in``: ``in`` first tries its argument as an
+                        # int, raising and clearing a TypeError on every call.
                         if _SCALAR_TYPES.issuperset(map(type, attributes.values())):
-                            if b"null" in head:  # a float: NaN and inf come out as null
+                            if head.find(b"null") >= 0:  # a float: NaN and inf come out as null
                                 head = None
-                        elif b"null" in head or b'{"$' in head:
+                        elif head.find(b"null") >= 0 or head.find(b'{"$') >= 0:
                             head = None
             if head is None:
                 line = {"ts": ts, "mt": mt, "msg": msg}
@@ -415,7 +418,7 @@ class LineEncoder:
                 except orjson.JSONEncodeError:  # lone surrogates in a top-level string or key
                     head = orjson.dumps(_scrub(line), default=_safe_repr)
             # head ends with the two braces of "_otel" and of the line; the tail closes both.
-            hit = self._tails.get(id(scope) * 0x9E3779B1 ^ id(resource))
+            hit = self._tails.get(id(scope) ^ id(resource))
             if hit is not None and hit[0] is scope and hit[1] is resource:
                 data = head[1:-2] + hit[2]
             else:
