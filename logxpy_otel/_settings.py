@@ -1,16 +1,188 @@
-"""Every setting read from the environment: its variable, its default, its validation."""
+"""Every setting in one place: its option name, environment variable, default and parser.
+
+The same parser serves three sources: keyword arguments (and declarative-config YAML
+keys), which raise ``ValueError`` on a bad value; and environment variables, which log a
+warning naming the variable, the value, what is allowed and the default used, and go
+on with the default (an exception there would abort the SDK's whole set-up).
+"""
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
 
-__all__ = ["LOGXPY_SYNC", "sync_requested"]
+from . import environment_variables as ev
+from ._destinations import DEFAULT_PATH
+from ._diagnostics import logger
 
-#: ``LOGXPY_SYNC=1`` makes every writer write in the caller's thread (logxpy's switch).
-LOGXPY_SYNC = "LOGXPY_SYNC"
-_TRUE = frozenset(("1", "true", "yes", "on"))
+__all__ = ["OPTIONS", "Setting", "from_env", "parse_option", "sync_requested"]
+
+
+def _positive_int(value: object) -> int:
+    return _int(value, 1)
+
+
+def _non_negative_int(value: object) -> int:
+    return _int(value, 0)
+
+
+def _int(value: object, least: int) -> int:
+    if isinstance(value, str):
+        value = value.strip()
+        if value.lstrip("+").isdigit():
+            value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"an integer >= {least}")
+    return value
+
+
+def _milliseconds(value: object) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ValueError("a finite number of milliseconds > 0")
+    return float(value)
+
+
+def _choice(*allowed: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = value.strip().lower() if isinstance(value, str) else value
+        if text not in allowed:
+            raise ValueError("one of " + ", ".join(allowed))
+        return str(text)
+
+    return parse
+
+
+def _octal_mode(value: object) -> int:
+    if isinstance(value, str):
+        text = value.strip().lower().removeprefix("0o")
+        if text and all(c in "01234567" for c in text):
+            value = int(text, 8)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
+        raise ValueError("file permissions in octal, 0 to 777 (e.g. 600 or 0o640)")
+    return value
+
+
+def _path(value: object) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("a non-empty file path")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting: the keyword/YAML name, the environment variable, the default, the parser."""
+
+    key: str
+    env: str
+    default: Any
+    parse: Callable[[object], Any]
+    #: The ``AsyncConfig`` field it sets, if any.
+    field: str | None = None
+
+
+_POLICIES = ("block", "drop_oldest", "drop_newest", "warn")
+
+#: Every option, by its keyword / YAML name.
+OPTIONS: Final[Mapping[str, Setting]] = {
+    s.key: s
+    for s in (
+        Setting("file", ev.OTEL_EXPORTER_LOGXPY_FILE, DEFAULT_PATH, _path),
+        Setting("mode", ev.OTEL_EXPORTER_LOGXPY_MODE, "tree", _choice("tree", "flat")),
+        Setting("file_permissions", ev.OTEL_EXPORTER_LOGXPY_FILE_PERMISSIONS, 0o600, _octal_mode),
+        Setting(
+            "queue_policy", ev.OTEL_EXPORTER_LOGXPY_QUEUE_POLICY, "block", _choice(*_POLICIES), "queue_policy"
+        ),
+        Setting(
+            "max_queue_size", ev.OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE, 10_000, _positive_int, "max_queue_size"
+        ),
+        Setting("batch_size", ev.OTEL_EXPORTER_LOGXPY_BATCH_SIZE, 1_000, _positive_int, "batch_size"),
+        Setting(
+            "flush_interval",
+            ev.OTEL_EXPORTER_LOGXPY_FLUSH_INTERVAL,
+            200.0,
+            _milliseconds,
+            "flush_interval_ms",
+        ),
+        Setting("max_restarts", ev.OTEL_EXPORTER_LOGXPY_MAX_RESTARTS, 10, _non_negative_int, "max_restarts"),
+        Setting(
+            "shutdown_timeout",
+            ev.OTEL_EXPORTER_LOGXPY_SHUTDOWN_TIMEOUT,
+            5_000.0,
+            _milliseconds,
+            "shutdown_timeout_ms",
+        ),
+        Setting(
+            "trace_idle_timeout",
+            ev.OTEL_EXPORTER_LOGXPY_TRACE_IDLE_TIMEOUT,
+            5_000.0,
+            _milliseconds,
+            "trace_idle_ms",
+        ),
+        Setting(
+            "max_open_traces",
+            ev.OTEL_EXPORTER_LOGXPY_MAX_OPEN_TRACES,
+            1_000,
+            _positive_int,
+            "max_open_traces",
+        ),
+    )
+}
+
+_BY_FIELD: Final = {s.field: s for s in OPTIONS.values() if s.field}
+
+
+def from_env(key: str) -> Any:
+    """The setting's value from its environment variable, or its default.
+
+    A bad value is logged as a warning (variable, value, what is allowed, default) and
+    the default is used: zero-code set-up must never fail on one typo.
+    """
+    setting = OPTIONS[key]
+    raw = os.environ.get(setting.env)
+    if raw is None or not raw.strip():
+        return setting.default
+    try:
+        return setting.parse(raw)
+    except ValueError as exc:
+        logger.warning(
+            "logxpy-otel: %s=%r is not valid: expected %s; using the default %r",
+            setting.env,
+            raw,
+            exc,
+            setting.default,
+        )
+        return setting.default
+
+
+def field_from_env(field: str) -> Any:
+    """``from_env`` for an ``AsyncConfig`` field (its default factory)."""
+    return from_env(_BY_FIELD[field].key)
+
+
+def parse_option(key: str, value: object) -> Any:
+    """A keyword-argument (or YAML) value, parsed; ``ValueError`` names the option and what is allowed."""
+    setting = OPTIONS.get(key)
+    if setting is None:
+        raise ValueError(f"unknown logxpy-otel option {key!r}; known options: {', '.join(OPTIONS)}")
+    try:
+        return setting.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{key} must be {exc}; got {value!r}") from None
+
+
+_TRUE: Final = frozenset(("1", "true", "yes", "on"))
 
 
 def sync_requested() -> bool:
     """True when ``LOGXPY_SYNC`` asks for synchronous writes (1/true/yes/on, any case)."""
-    return os.environ.get(LOGXPY_SYNC, "").strip().lower() in _TRUE
+    return os.environ.get(ev.LOGXPY_SYNC, "").strip().lower() in _TRUE

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from queue import Empty, SimpleQueue
 from types import MappingProxyType
 from typing import Final
@@ -81,26 +82,32 @@ def _default_async() -> bool:
 
 @dataclass(frozen=True, slots=True)
 class AsyncConfig:
-    """Settings of an :class:`AsyncWriter`; validated at construction (``ValueError``)."""
+    """Settings of an :class:`AsyncWriter`; validated at construction (``ValueError``).
 
-    #: Most records the queue holds; the policy decides what happens beyond.
-    max_queue_size: int = 10_000
+    A field not given takes its ``OTEL_EXPORTER_LOGXPY_*`` environment variable when set
+    (see :mod:`logxpy_otel.environment_variables`), else its default.
+    """
+
+    #: Most records queued or being written; the policy decides beyond.
+    max_queue_size: int = field(default_factory=partial(_settings.field_from_env, "max_queue_size"))
     #: Records per write; a batch is written as soon as this many wait.
-    batch_size: int = 1_000
+    batch_size: int = field(default_factory=partial(_settings.field_from_env, "batch_size"))
     #: Longest time a record waits in the queue before its batch is written.
-    flush_interval_ms: float = 200.0
-    queue_policy: QueuePolicy = QueuePolicy.BLOCK
+    flush_interval_ms: float = field(default_factory=partial(_settings.field_from_env, "flush_interval_ms"))
+    queue_policy: QueuePolicy = field(default_factory=partial(_settings.field_from_env, "queue_policy"))
     #: False writes in the caller's thread. Default: True unless ``LOGXPY_SYNC=1``.
     async_enabled: bool = field(default_factory=_default_async)
     #: Writer-thread crashes survived (backoff 0.1 s doubling to 30 s) before falling
     #: back to synchronous writes in the callers' threads.
-    max_restarts: int = 10
-    #: Bound on the flush at process exit.
-    shutdown_timeout_ms: float = 5_000.0
+    max_restarts: int = field(default_factory=partial(_settings.field_from_env, "max_restarts"))
+    #: Bound on the flush at shutdown and at process exit.
+    shutdown_timeout_ms: float = field(
+        default_factory=partial(_settings.field_from_env, "shutdown_timeout_ms")
+    )
     #: A trace with no record for this long gets its end line.
-    trace_idle_ms: float = 5_000.0
+    trace_idle_ms: float = field(default_factory=partial(_settings.field_from_env, "trace_idle_ms"))
     #: Most traces open at once; beyond, the least recently used is closed.
-    max_open_traces: int = 1_000
+    max_open_traces: int = field(default_factory=partial(_settings.field_from_env, "max_open_traces"))
     #: Least time between two reports of the same kind (drops, destination errors).
     report_interval_ms: float = 5_000.0
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from ._destinations import make_destinations
-from ._format import LineEncoder, LineMode
+from ._format import LineMode
+from ._setup import build
 from ._writer import AsyncConfig, AsyncMetrics, AsyncWriter, Destination
-from .processor import _mode
 
 __all__ = ["LogxpyLogRecordExporter"]
 
@@ -24,6 +24,10 @@ class LogxpyLogRecordExporter(LogRecordExporter):
     ``SimpleLogRecordProcessor``): the processor in front already is the queue, and a
     second one would only add a hop. ``export`` then returns SUCCESS only when the
     batch is written. Pass an :class:`AsyncConfig` to add a writer thread with its policy.
+
+    Constructed with no arguments (as ``OTEL_LOGS_EXPORTER=logxpy`` does) it reads the
+    ``OTEL_EXPORTER_LOGXPY_*`` environment; declarative configuration passes its YAML
+    keys (``file``, ``mode``, ``file_permissions``, ``flush_interval``...) as keywords.
     """
 
     def __init__(
@@ -32,14 +36,19 @@ class LogxpyLogRecordExporter(LogRecordExporter):
         *,
         destinations: Iterable[Destination] | None = None,
         config: AsyncConfig | None = None,
-        mode: LineMode | str = LineMode.TREE,
-        file_mode: int = 0o600,
+        mode: LineMode | str | None = None,
+        file_mode: int | None = None,
+        **options: Any,
     ) -> None:
-        self._encoder = LineEncoder(_mode(mode))
-        if config is None:
-            config = AsyncConfig(async_enabled=False)
-        self._writer = AsyncWriter(make_destinations(path, destinations, file_mode), config)
-        self._writer.start()
+        self._encoder, self._writer = build(
+            path,
+            destinations=destinations,
+            config=config,
+            mode=mode,
+            file_mode=file_mode,
+            options=options,
+            async_default=False,
+        )
         self._shutdown = False
 
     @property

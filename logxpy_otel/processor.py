@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 
-from ._destinations import make_destinations
 from ._diagnostics import LOGGER_NAME, RateLimitedReporter
-from ._format import LineEncoder, LineMode
+from ._format import LineMode
+from ._setup import build
 from ._writer import AsyncConfig, AsyncMetrics, AsyncWriter, Destination, DropReason
 
 __all__ = ["LogxpyLogRecordProcessor"]
@@ -24,8 +25,11 @@ _OWN_SCOPE_PREFIX = LOGGER_NAME + "."
 class LogxpyLogRecordProcessor(LogRecordProcessor):
     """Writes every OTel log record as a logxpy line through a policy-aware writer thread.
 
-    ``path`` (default ``logxpy-otel.jsonl`` in the working directory when no
-    ``destinations`` are given) is opened at once, so a bad path fails here, not later.
+    ``path`` (default: ``OTEL_EXPORTER_LOGXPY_FILE``, else ``logxpy-otel.jsonl`` in the
+    working directory, when no ``destinations`` are given) is opened at once, so a bad
+    path fails here, not later. ``options`` take the names of declarative configuration
+    (``queue_policy="drop_oldest"``, ``flush_interval=100``...); settings not given come
+    from the ``OTEL_EXPORTER_LOGXPY_*`` environment, then the defaults.
     ``on_emit`` never raises into the application: a fault is counted as a drop with
     reason ``internal_error`` and reported through the ``logxpy_otel`` logger.
     """
@@ -36,12 +40,19 @@ class LogxpyLogRecordProcessor(LogRecordProcessor):
         *,
         destinations: Iterable[Destination] | None = None,
         config: AsyncConfig | None = None,
-        mode: LineMode | str = LineMode.TREE,
-        file_mode: int = 0o600,
+        mode: LineMode | str | None = None,
+        file_mode: int | None = None,
+        **options: Any,
     ) -> None:
-        self._encoder = LineEncoder(_mode(mode))
-        self._writer = AsyncWriter(make_destinations(path, destinations, file_mode), config)
-        self._writer.start()
+        self._encoder, self._writer = build(
+            path,
+            destinations=destinations,
+            config=config,
+            mode=mode,
+            file_mode=file_mode,
+            options=options,
+            async_default=True,
+        )
         self._shutdown = False
         self._own_scopes: dict[int, tuple[object, bool]] = {}
         self._fault_report = RateLimitedReporter(
@@ -99,11 +110,3 @@ class LogxpyLogRecordProcessor(LogRecordProcessor):
         """Flush, close open traces and the file; later records are dropped and counted."""
         self._shutdown = True
         self._writer.stop(self._writer.config.shutdown_timeout_ms / 1000.0)
-
-
-def _mode(mode: LineMode | str) -> LineMode:
-    try:
-        return LineMode(mode)
-    except ValueError:
-        allowed = ", ".join(m.value for m in LineMode)
-        raise ValueError(f"mode must be one of {allowed}; got {mode!r}") from None

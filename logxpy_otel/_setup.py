@@ -1,0 +1,70 @@
+"""Builds the encoder and writer of the OTel glue from arguments, options, environment, defaults.
+
+One resolution for the processor and the exporter alike: an explicit argument wins,
+then the ``OTEL_EXPORTER_LOGXPY_*`` variable, then the default (see ``_settings``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from . import _settings
+from ._destinations import make_destinations
+from ._format import LineEncoder, LineMode
+from ._writer import AsyncConfig, AsyncWriter, Destination
+
+__all__ = ["build"]
+
+
+def build(
+    path: str | os.PathLike[str] | None,
+    *,
+    destinations: Iterable[Destination] | None,
+    config: AsyncConfig | None,
+    mode: LineMode | str | None,
+    file_mode: int | None,
+    options: Mapping[str, Any],
+    async_default: bool,
+) -> tuple[LineEncoder, AsyncWriter]:
+    """The encoder and the (started) writer for one processor or exporter.
+
+    ``options`` are setting names as in declarative configuration (``file``,
+    ``queue_policy``, ``flush_interval``...); a bad one raises ``ValueError``.
+    """
+    parsed = {key: _settings.parse_option(key, value) for key, value in options.items()}
+    if path is None:
+        path = parsed.pop("file", None)
+    else:
+        parsed.pop("file", None)
+    if mode is None:
+        mode = parsed.pop("mode", None) or _settings.from_env("mode")
+    else:
+        parsed.pop("mode", None)
+    if file_mode is None:
+        file_mode = parsed.pop("file_permissions", None)
+        if file_mode is None:
+            file_mode = _settings.from_env("file_permissions")
+    else:
+        parsed.pop("file_permissions", None)
+    fields = {str(_settings.OPTIONS[key].field): value for key, value in parsed.items()}
+    if config is None:
+        config = AsyncConfig(**fields) if async_default else AsyncConfig(async_enabled=False, **fields)
+    elif fields:
+        config = dataclasses.replace(config, **fields)
+    encoder = LineEncoder(_mode(mode))
+    if path is None and not destinations:
+        path = _settings.from_env("file")
+    writer = AsyncWriter(make_destinations(path, destinations, file_mode), config)
+    writer.start()
+    return encoder, writer
+
+
+def _mode(mode: LineMode | str) -> LineMode:
+    try:
+        return LineMode(mode)
+    except ValueError:
+        allowed = ", ".join(m.value for m in LineMode)
+        raise ValueError(f"mode must be one of {allowed}; got {mode!r}") from None

@@ -1,0 +1,43 @@
+"""The environment variables logxpy-otel reads (zero-code set-up).
+
+Registered in the ``opentelemetry_environment_variables`` entry-point group, so
+``opentelemetry-instrument --help`` lists each as a flag (``--exporter_logxpy_file``...).
+Precedence everywhere: an explicit argument, then the variable, then the default.
+A bad value is reported as a warning naming the variable, and the default is used.
+"""
+
+OTEL_EXPORTER_LOGXPY_FILE = "OTEL_EXPORTER_LOGXPY_FILE"
+"""Path of the log file. Default: ``logxpy-otel.jsonl`` in the working directory."""
+
+OTEL_EXPORTER_LOGXPY_QUEUE_POLICY = "OTEL_EXPORTER_LOGXPY_QUEUE_POLICY"
+"""What a full queue does: ``block`` (default), ``drop_oldest``, ``drop_newest``, ``warn``."""
+
+OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE = "OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE"
+"""Most records queued or being written. Default: 10000."""
+
+OTEL_EXPORTER_LOGXPY_BATCH_SIZE = "OTEL_EXPORTER_LOGXPY_BATCH_SIZE"
+"""Records per write. Default: 1000."""
+
+OTEL_EXPORTER_LOGXPY_FLUSH_INTERVAL = "OTEL_EXPORTER_LOGXPY_FLUSH_INTERVAL"
+"""Longest wait before a partial batch is written, in milliseconds. Default: 200."""
+
+OTEL_EXPORTER_LOGXPY_MODE = "OTEL_EXPORTER_LOGXPY_MODE"
+"""``tree`` (default: traces framed as logxpy actions) or ``flat``."""
+
+OTEL_EXPORTER_LOGXPY_FILE_PERMISSIONS = "OTEL_EXPORTER_LOGXPY_FILE_PERMISSIONS"
+"""Mode of a new log file, in octal (``600``, ``0640``, ``0o640``). Default: 600."""
+
+OTEL_EXPORTER_LOGXPY_MAX_RESTARTS = "OTEL_EXPORTER_LOGXPY_MAX_RESTARTS"
+"""Writer-thread crashes survived before writing synchronously. Default: 10."""
+
+OTEL_EXPORTER_LOGXPY_SHUTDOWN_TIMEOUT = "OTEL_EXPORTER_LOGXPY_SHUTDOWN_TIMEOUT"
+"""Bound on the flush at shutdown and exit, in milliseconds. Default: 5000."""
+
+OTEL_EXPORTER_LOGXPY_TRACE_IDLE_TIMEOUT = "OTEL_EXPORTER_LOGXPY_TRACE_IDLE_TIMEOUT"
+"""A trace with no record for this long (milliseconds) gets its end line. Default: 5000."""
+
+OTEL_EXPORTER_LOGXPY_MAX_OPEN_TRACES = "OTEL_EXPORTER_LOGXPY_MAX_OPEN_TRACES"
+"""Most traces open at once. Default: 1000."""
+
+LOGXPY_SYNC = "LOGXPY_SYNC"
+"""``1`` writes in the caller's thread, as logxpy's own switch does (not an OTel flag)."""
