@@ -90,7 +90,8 @@ class AsyncConfig:
 
     #: Most records queued or being written; the policy decides beyond.
     max_queue_size: int = field(default_factory=partial(_settings.field_from_env, "max_queue_size"))
-    #: Records per write; a batch is written as soon as this many wait.
+    #: Records per write; a batch is written as soon as this many wait (at most
+    #: ``max_queue_size``: a larger value is capped).
     batch_size: int = field(default_factory=partial(_settings.field_from_env, "batch_size"))
     #: Longest time a record waits in the queue before its batch is written.
     flush_interval_ms: float = field(default_factory=partial(_settings.field_from_env, "flush_interval_ms"))
@@ -130,10 +131,9 @@ class AsyncConfig:
                     f"AsyncConfig.{name} must be a finite number of milliseconds > 0; got {value!r}"
                 )
         if self.batch_size > self.max_queue_size:
-            raise ValueError(
-                f"AsyncConfig.batch_size must be <= max_queue_size ({self.max_queue_size}); "
-                f"got {self.batch_size}"
-            )
+            # A batch can never hold more than the queue does (and an env-set queue size
+            # must not turn the default batch size into a start-up error).
+            object.__setattr__(self, "batch_size", self.max_queue_size)
         if not isinstance(self.async_enabled, bool):
             raise ValueError(f"AsyncConfig.async_enabled must be True or False; got {self.async_enabled!r}")
 
@@ -300,6 +300,11 @@ class AsyncWriter:
                 batches=self._batches,
                 restarts=self._restarts,
             )
+
+    @property
+    def destinations(self) -> tuple[Destination, ...]:
+        """Where batches go now."""
+        return self._destinations
 
     def add_destination(self, destination: Destination) -> None:
         """Also write to ``destination``, from the next batch on."""

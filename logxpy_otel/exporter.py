@@ -56,6 +56,10 @@ class LogxpyLogRecordExporter(LogRecordExporter):
         return self._writer
 
     @property
+    def mode(self) -> LineMode:
+        return self._encoder.mode
+
+    @property
     def metrics(self) -> AsyncMetrics:
         return self._writer.metrics
 

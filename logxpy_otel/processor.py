@@ -64,6 +64,10 @@ class LogxpyLogRecordProcessor(LogRecordProcessor):
         return self._writer
 
     @property
+    def mode(self) -> LineMode:
+        return self._encoder.mode
+
+    @property
     def metrics(self) -> AsyncMetrics:
         return self._writer.metrics
 

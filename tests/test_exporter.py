@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Collect, Failing, assert_accounting, read_records
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
@@ -13,6 +12,8 @@ from opentelemetry.sdk._logs.export import (
 )
 
 from logxpy_otel import AsyncConfig, LogxpyLogRecordExporter
+
+from conftest import Collect, Failing, assert_accounting, read_records
 
 
 def test_under_simple_processor_each_record_is_in_the_file_on_return(tmp_path: Path) -> None:

@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Collect, assert_accounting, parse_lines, read_records
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from logxpy_otel import AsyncConfig, DropReason, LogxpyLogRecordProcessor
+
+from conftest import Collect, assert_accounting, parse_lines, read_records
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Collect, Failing, Gated, assert_accounting, item, parse_lines, read_records
 
 from logxpy_otel import (
     AsyncConfig,
@@ -23,6 +22,8 @@ from logxpy_otel import (
     QueuePolicy,
     sync_mode,
 )
+
+from conftest import Collect, Failing, Gated, assert_accounting, item, parse_lines, read_records
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 
@@ -77,9 +78,9 @@ def test_config_rejects_unknown_policy_listing_the_allowed_ones() -> None:
         assert policy.value in text
 
 
-def test_config_batch_size_cannot_exceed_queue() -> None:
-    with pytest.raises(ValueError, match="batch_size must be <= max_queue_size"):
-        AsyncConfig(max_queue_size=10, batch_size=11)
+def test_config_batch_size_is_capped_at_the_queue_size() -> None:
+    assert AsyncConfig(max_queue_size=10, batch_size=11).batch_size == 10
+    assert AsyncConfig(max_queue_size=10, batch_size=3).batch_size == 3
 
 
 def test_config_takes_policy_names_and_is_frozen() -> None:

@@ -1,0 +1,139 @@
+"""Settings: keywords and YAML keys raise on bad values; environment variables warn and fall back."""
+
+from __future__ import annotations
+
+import logging
+import stat
+from pathlib import Path
+
+import pytest
+
+from logxpy_otel import AsyncConfig, LogxpyLogRecordExporter, LogxpyLogRecordProcessor, QueuePolicy
+from logxpy_otel import environment_variables as ev
+from logxpy_otel._settings import OPTIONS, from_env, parse_option
+
+
+def test_every_option_has_its_variable_registered_for_the_instrument_flags() -> None:
+    names = {name for name in dir(ev) if name.startswith("OTEL_EXPORTER_LOGXPY_")}
+    assert names == {s.env for s in OPTIONS.values()}
+    assert all(getattr(ev, name) == name for name in names)
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "value"),
+    [
+        ("queue_policy", " Drop_Oldest ", "drop_oldest"),
+        ("max_queue_size", "500", 500),
+        ("batch_size", 7, 7),
+        ("flush_interval", "12.5", 12.5),
+        ("mode", "flat", "flat"),
+        ("file_permissions", "640", 0o640),
+        ("file_permissions", "0o604", 0o604),
+        ("file_permissions", "0600", 0o600),
+        ("file_permissions", 0o644, 0o644),
+        ("max_restarts", "0", 0),
+        ("file", "logs/x.jsonl", "logs/x.jsonl"),
+    ],
+)
+def test_options_parse_strings_and_values(key: str, raw: object, value: object) -> None:
+    assert parse_option(key, raw) == value
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "says"),
+    [
+        ("queue_policy", "sometimes", "queue_policy must be one of block, drop_oldest, drop_newest, warn"),
+        ("max_queue_size", "0", "max_queue_size must be an integer >= 1"),
+        ("batch_size", "ten", "batch_size must be an integer >= 1"),
+        ("flush_interval", "-1", "flush_interval must be a finite number of milliseconds > 0"),
+        ("mode", "forest", "mode must be one of tree, flat"),
+        ("file_permissions", "999", "file_permissions must be file permissions in octal"),
+        ("file", "  ", "file must be a non-empty file path"),
+    ],
+)
+def test_bad_option_values_raise_naming_the_option_and_the_allowed(key: str, raw: object, says: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_option(key, raw)
+    assert says in str(info.value) and repr(raw) in str(info.value)
+
+
+def test_unknown_option_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown logxpy-otel option 'colour'; known options: file, mode"):
+        parse_option("colour", "blue")
+
+
+def test_env_values_become_config_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ev.OTEL_EXPORTER_LOGXPY_QUEUE_POLICY, "warn")
+    monkeypatch.setenv(ev.OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE, "321")
+    monkeypatch.setenv(ev.OTEL_EXPORTER_LOGXPY_FLUSH_INTERVAL, "25")
+    config = AsyncConfig()
+    assert (config.queue_policy, config.max_queue_size, config.flush_interval_ms) == (
+        QueuePolicy.WARN,
+        321,
+        25.0,
+    )
+    assert config.batch_size == 321, "the default batch is capped at an env-set queue size, not an error"
+    explicit = AsyncConfig(max_queue_size=999)
+    assert explicit.max_queue_size == 999 and explicit.queue_policy is QueuePolicy.WARN, "explicit > env"
+
+
+def test_a_bad_env_value_warns_with_everything_and_uses_the_default(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="logxpy_otel")
+    monkeypatch.setenv(ev.OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE, "lots")
+    assert from_env("max_queue_size") == 10_000
+    (warning,) = caplog.records
+    text = warning.getMessage()
+    assert "OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE='lots' is not valid" in text
+    assert "expected an integer >= 1" in text and "using the default 10000" in text
+
+
+def test_processor_precedence_argument_then_env_then_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ev.OTEL_EXPORTER_LOGXPY_FILE, str(tmp_path / "from-env.jsonl"))
+    monkeypatch.setenv(ev.OTEL_EXPORTER_LOGXPY_MODE, "flat")
+    monkeypatch.setenv(ev.OTEL_EXPORTER_LOGXPY_FILE_PERMISSIONS, "640")
+    from_env_proc = LogxpyLogRecordProcessor()
+    explicit = LogxpyLogRecordProcessor(tmp_path / "explicit.jsonl", mode="tree", file_mode=0o600)
+    try:
+        assert from_env_proc.mode == "flat" and explicit.mode == "tree"
+        assert stat.S_IMODE((tmp_path / "from-env.jsonl").stat().st_mode) == 0o640 & ~_umask()
+        assert stat.S_IMODE((tmp_path / "explicit.jsonl").stat().st_mode) == 0o600
+    finally:
+        from_env_proc.shutdown()
+        explicit.shutdown()
+
+
+def test_exporter_takes_declarative_keys(tmp_path: Path) -> None:
+    exporter = LogxpyLogRecordExporter(
+        file=str(tmp_path / "yaml.jsonl"),
+        mode="flat",
+        file_permissions="600",
+        queue_policy="drop_newest",
+        max_queue_size="50",
+        batch_size=5,
+        flush_interval=10,
+    )
+    try:
+        config = exporter.writer.config
+        assert (config.queue_policy, config.max_queue_size, config.batch_size) == (
+            QueuePolicy.DROP_NEWEST,
+            50,
+            5,
+        )
+        assert config.flush_interval_ms == 10.0 and exporter.mode == "flat"
+        assert (tmp_path / "yaml.jsonl").exists()
+    finally:
+        exporter.shutdown()
+    with pytest.raises(ValueError, match="queue_policy must be one of"):
+        LogxpyLogRecordExporter(file=str(tmp_path / "x.jsonl"), queue_policy="maybe")
+
+
+def _umask() -> int:
+    import os
+
+    old = os.umask(0)
+    os.umask(old)
+    return old
