@@ -17,8 +17,9 @@ from typing import Any, Final
 from . import environment_variables as ev
 from ._destinations import DEFAULT_PATH
 from ._diagnostics import logger
+from ._rotation import parse_rotate_when
 
-__all__ = ["OPTIONS", "Setting", "from_env", "parse_option", "sync_requested"]
+__all__ = ["FILE_OPTIONS", "OPTIONS", "Setting", "from_env", "parse_option", "sync_requested"]
 
 
 def _positive_int(value: object) -> int:
@@ -70,6 +71,39 @@ def _octal_mode(value: object) -> int:
     return value
 
 
+def _bool(value: object) -> bool:
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    if isinstance(value, bool):
+        return value
+    raise ValueError("true or false")
+
+
+def _compress(value: object) -> bool:
+    text = value.strip().lower() if isinstance(value, str) else value
+    if text in ("gzip", True):
+        return True
+    if text in ("none", "", False):
+        return False
+    raise ValueError("gzip or none")
+
+
+def _fsync(value: object) -> str | float:
+    text = value.strip().lower() if isinstance(value, str) else value
+    if text in ("never", "batch"):
+        return str(text)
+    try:
+        return _milliseconds(value)
+    except ValueError:
+        raise ValueError("never, batch, or a number of milliseconds between syncs") from None
+
+
+def _seconds_from_ms(value: object) -> float:
+    return _milliseconds(value) / 1000.0
+
+
 def _path(value: object) -> str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
@@ -88,6 +122,8 @@ class Setting:
     parse: Callable[[object], Any]
     #: The ``AsyncConfig`` field it sets, if any.
     field: str | None = None
+    #: The ``AsyncFileDestination`` keyword it sets, if any.
+    file_arg: str | None = None
 
 
 _POLICIES = ("block", "drop_oldest", "drop_newest", "warn")
@@ -135,10 +171,37 @@ OPTIONS: Final[Mapping[str, Setting]] = {
             _positive_int,
             "max_open_traces",
         ),
+        Setting("max_bytes", ev.OTEL_EXPORTER_LOGXPY_MAX_BYTES, None, _positive_int, file_arg="max_bytes"),
+        Setting(
+            "rotate_when",
+            ev.OTEL_EXPORTER_LOGXPY_ROTATE_WHEN,
+            None,
+            parse_rotate_when,
+            file_arg="rotate_when",
+        ),
+        Setting(
+            "backup_count",
+            ev.OTEL_EXPORTER_LOGXPY_BACKUP_COUNT,
+            None,
+            _non_negative_int,
+            file_arg="backup_count",
+        ),
+        Setting("compress", ev.OTEL_EXPORTER_LOGXPY_COMPRESS, False, _compress, file_arg="compress"),
+        Setting("fsync", ev.OTEL_EXPORTER_LOGXPY_FSYNC, "never", _fsync, file_arg="fsync"),
+        Setting("nofollow", ev.OTEL_EXPORTER_LOGXPY_NOFOLLOW, False, _bool, file_arg="nofollow"),
+        Setting(
+            "retry_timeout",
+            ev.OTEL_EXPORTER_LOGXPY_RETRY_TIMEOUT,
+            5.0,
+            _seconds_from_ms,
+            file_arg="retry_timeout_s",
+        ),
     )
 }
 
 _BY_FIELD: Final = {s.field: s for s in OPTIONS.values() if s.field}
+#: The options that configure the log file itself.
+FILE_OPTIONS: Final = tuple(key for key, s in OPTIONS.items() if s.file_arg)
 
 
 def from_env(key: str) -> Any:

@@ -49,6 +49,11 @@ def build(
             file_mode = _settings.from_env("file_permissions")
     else:
         parsed.pop("file_permissions", None)
+    file_args = {}
+    for key in _settings.FILE_OPTIONS:
+        value = parsed.pop(key) if key in parsed else _settings.from_env(key)
+        if value != _settings.OPTIONS[key].default:
+            file_args[str(_settings.OPTIONS[key].file_arg)] = value
     fields = {str(_settings.OPTIONS[key].field): value for key, value in parsed.items()}
     if config is None:
         config = AsyncConfig(**fields) if async_default else AsyncConfig(async_enabled=False, **fields)
@@ -57,7 +62,8 @@ def build(
     encoder = LineEncoder(_mode(mode))
     if path is None and not destinations:
         path = _settings.from_env("file")
-    writer = AsyncWriter(make_destinations(path, destinations, file_mode), config)
+    file_args.setdefault("reopen_check_s", config.flush_interval_ms / 1000.0)
+    writer = AsyncWriter(make_destinations(path, destinations, file_mode, **file_args), config)
     writer.start()
     return encoder, writer
 

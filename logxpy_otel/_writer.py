@@ -504,15 +504,13 @@ class AsyncWriter:
                 if self._state is _NEW:
                     self._state = _RUNNING
             self._drain_locked()
-            out: list[bytes] = []
             try:
-                self._trees.number(items, out)
+                ok = self._write_batch(items)
             except Exception as exc:  # noqa: BLE001 - never into the application
                 with self._lock:
                     self._count_locked(DropReason.INTERNAL_ERROR, len(items))
                 logger.error("logxpy-otel: could not number %d record(s)", len(items), exc_info=exc)
                 return False
-            ok = self._deliver(b"".join(out))
             with self._lock:
                 self._account_locked(len(items), ok)
                 self._done += len(items)
@@ -618,9 +616,7 @@ class AsyncWriter:
         restarted writer retries it: nothing was written yet, so nothing is written twice.
         """
         batch = self._inflight
-        out: list[bytes] = []
-        self._trees.number(batch, out)
-        ok = self._deliver(b"".join(out))
+        ok = self._write_batch(batch)
         count = len(batch)
         with self._lock:
             self._account_locked(count, ok)
@@ -635,6 +631,24 @@ class AsyncWriter:
         reason = DropReason.IO_ERROR if self._destinations else DropReason.NO_DESTINATION
         self._count_locked(reason, count)
         self._lost_locked(self._done + 1, self._done + count)
+
+    def _write_batch(self, items: Sequence[LineItem]) -> bool:
+        """Rotate the files that are due (closing open traces in them first), then number
+        ``items`` and write them. ``_io_lock`` is held; True if a destination took them."""
+        due = [d for d in self._destinations if _rotation_due(d)]
+        if due:
+            out: list[bytes] = []
+            self._trees.close_all(out)  # each file is self-contained: traces end in it
+            if out:
+                self._deliver(b"".join(out))
+            for destination in due:
+                try:
+                    destination.rotate()  # type: ignore[attr-defined]
+                except Exception as exc:  # noqa: BLE001 - counted; the write below reports too
+                    self._destination_failed(exc)
+        out = []
+        self._trees.number(items, out)
+        return self._deliver(b"".join(out))
 
     def _deliver(self, data: bytes) -> bool:
         """Give ``data`` to every destination; True if at least one accepted it."""
@@ -728,6 +742,17 @@ class AsyncWriter:
         """In a forked child: forget the parent's queue, locks and thread; start afresh on use."""
         self._sync = not self._config.async_enabled
         self._reset_state()
+
+
+def _rotation_due(destination: Destination) -> bool:
+    """Whether a destination that rotates (has ``rotation_due``/``rotate``) wants to now."""
+    due = getattr(destination, "rotation_due", None)
+    if due is None:
+        return False
+    try:
+        return bool(due())
+    except Exception:  # noqa: BLE001 - a broken check must not stop the writes
+        return False
 
 
 def _exit_hook(ref: weakref.ref[AsyncWriter]) -> None:

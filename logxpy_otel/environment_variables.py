@@ -39,5 +39,26 @@ OTEL_EXPORTER_LOGXPY_TRACE_IDLE_TIMEOUT = "OTEL_EXPORTER_LOGXPY_TRACE_IDLE_TIMEO
 OTEL_EXPORTER_LOGXPY_MAX_OPEN_TRACES = "OTEL_EXPORTER_LOGXPY_MAX_OPEN_TRACES"
 """Most traces open at once. Default: 1000."""
 
+OTEL_EXPORTER_LOGXPY_MAX_BYTES = "OTEL_EXPORTER_LOGXPY_MAX_BYTES"
+"""Rotate the file once it holds this many bytes (at the next batch boundary). Default: off."""
+
+OTEL_EXPORTER_LOGXPY_ROTATE_WHEN = "OTEL_EXPORTER_LOGXPY_ROTATE_WHEN"
+"""Rotate by time: ``hourly``, ``daily`` (UTC boundaries) or an interval (``3600``, ``15m``). Default: off."""
+
+OTEL_EXPORTER_LOGXPY_BACKUP_COUNT = "OTEL_EXPORTER_LOGXPY_BACKUP_COUNT"
+"""Rotated files kept; older ones are deleted. Default: keep all."""
+
+OTEL_EXPORTER_LOGXPY_COMPRESS = "OTEL_EXPORTER_LOGXPY_COMPRESS"
+"""``gzip`` compresses rotated files in the background; ``none`` (default) does not."""
+
+OTEL_EXPORTER_LOGXPY_FSYNC = "OTEL_EXPORTER_LOGXPY_FSYNC"
+"""``never`` (default), ``batch`` (fsync after every write), or milliseconds between fsyncs."""
+
+OTEL_EXPORTER_LOGXPY_NOFOLLOW = "OTEL_EXPORTER_LOGXPY_NOFOLLOW"
+"""``true`` refuses to open the log file through a symlink (``O_NOFOLLOW``). Default: false."""
+
+OTEL_EXPORTER_LOGXPY_RETRY_TIMEOUT = "OTEL_EXPORTER_LOGXPY_RETRY_TIMEOUT"
+"""How long (ms) a failed write is retried before its batch is dropped as ``io_error``. Default: 5000."""
+
 LOGXPY_SYNC = "LOGXPY_SYNC"
 """``1`` writes in the caller's thread, as logxpy's own switch does (not an OTel flag)."""
