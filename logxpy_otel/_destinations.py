@@ -125,6 +125,8 @@ class AsyncFileDestination:
             cause = "it is a symlink (nofollow)" if exc.errno == errno.ELOOP else exc.strerror
             raise type(exc)(exc.errno, f"cannot open log file {self.path!r}: {cause}") from exc
         st = os.fstat(fd)
+        # A crash (ours or another process's) left half a line: end it before our first.
+        self._torn = bool(st.st_size) and _last_byte(self.path, st.st_size) not in (b"\n", None)
         self._fd = fd
         self._identity = (st.st_dev, st.st_ino)
         self._size = st.st_size
@@ -217,6 +219,20 @@ class AsyncFileDestination:
 
     def __repr__(self) -> str:
         return f"AsyncFileDestination({self.path!r})"
+
+
+def _last_byte(path: str, size: int) -> bytes | None:
+    """The file's last byte, or None when it cannot be read (a write-only file, a device)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        return os.pread(fd, 1, size - 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _close_quietly(fd: int) -> None:
