@@ -1,0 +1,373 @@
+"""The local-file fallback and replay, against real OTLP receivers on 127.0.0.1.
+
+Collector up, down, up again, with records flowing from several threads: every record
+reaches the receiver exactly once (live, or later through ``logxpy-otel replay``), with
+body, attribute types, severity, timestamps and ids as they were emitted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from logxpy_otel import LogxpyLogRecordExporter
+from logxpy_otel.cli import main as cli
+from logxpy_otel.fallback import FallbackLogRecordExporter, LogxpyFallbackLogRecordExporter, otlp_exporter
+from logxpy_otel.reader import BadLine, read_file
+
+from otlp_receiver import GrpcReceiver, HttpReceiver
+
+THREADS, PER_THREAD = 4, 600
+
+
+class Scripted(LogRecordExporter):
+    """A primary whose answers the test decides; counts its calls."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.calls = 0
+        self.hang = threading.Event()
+
+    def export(self, batch: Any) -> LogRecordExportResult:
+        self.calls += 1
+        if not self.up:
+            raise ConnectionRefusedError("collector down")
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self.hang.wait(30)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+class Keep(LogRecordExporter):
+    def __init__(self) -> None:
+        self.batches: list[Any] = []
+
+    def export(self, batch: Any) -> LogRecordExportResult:
+        self.batches.append(batch)
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+# -- the circuit breaker ------------------------------------------------------------------
+
+
+def test_breaker_skips_a_dead_primary_then_probes_with_growing_cooldown() -> None:
+    now = [100.0]
+    primary, keep = Scripted(), Keep()
+    fb = FallbackLogRecordExporter(primary, keep, cooldown_s=1.0, max_cooldown_s=4.0, clock=lambda: now[0])
+    assert fb.export(["a"]) is LogRecordExportResult.SUCCESS and primary.calls == 1 and not keep.batches
+    primary.up = False
+    fb.export(["b"])  # fails: to the file, breaker opens for 1 s
+    assert primary.calls == 2 and keep.batches == [["b"]] and fb.metrics.breaker_open
+    fb.export(["c"])  # within the cool-down: the primary is not even tried
+    assert primary.calls == 2 and keep.batches[-1] == ["c"]
+    now[0] += 1.0
+    fb.export(["d"])  # probe fails: cool-down doubles to 2 s
+    assert primary.calls == 3
+    now[0] += 1.5
+    fb.export(["e"])
+    assert primary.calls == 3, "still cooling down (2 s)"
+    now[0] += 0.5
+    primary.up = True
+    fb.export(["f"])  # probe succeeds: breaker closes
+    assert primary.calls == 4 and keep.batches[-1] == ["e"]
+    m = fb.metrics
+    assert (m.primary_batches, m.fallback_batches, m.primary_failures, m.breaker_open) == (2, 4, 2, False)
+    fb.export(["g"])
+    assert primary.calls == 5, "closed again: every batch goes to the primary"
+
+
+def test_shutdown_and_flush_are_bounded_when_the_primary_hangs() -> None:
+    primary = Scripted()
+    fb = FallbackLogRecordExporter(primary, Keep(), shutdown_timeout_s=0.2)
+    started = time.monotonic()
+    fb.shutdown()
+    assert time.monotonic() - started < 5.0
+    primary.hang.set()
+
+
+# -- end to end: collector up, down, up; then replay ------------------------------------------
+
+
+def _attributes(t: int, n: int) -> dict[str, Any]:
+    return {
+        "rec.id": f"t{t}-{n}",
+        "n": n,
+        "ratio": n / 7,
+        "ok": n % 2 == 0,
+        "blob": bytes([n % 256, 0, 255]),
+        "tags": ("a", f"b{n}"),
+    }
+
+
+def _run_pipeline(
+    receiver: HttpReceiver | GrpcReceiver, protocol: str, path: Path
+) -> tuple[dict[str, Any], float]:
+    """Emit from several threads while the receiver goes down and comes back; return what
+    was emitted (by id) and the slowest logging call."""
+    provider = LoggerProvider(
+        resource=Resource.create({"service.name": "fallback-test"}), shutdown_on_exit=False
+    )
+    primary = otlp_exporter(protocol, receiver.endpoint, timeout=2)
+    fb = FallbackLogRecordExporter(primary, LogxpyLogRecordExporter(path), cooldown_s=0.1, max_cooldown_s=0.3)
+    provider.add_log_record_processor(
+        BatchLogRecordProcessor(
+            fb, schedule_delay_millis=10, max_queue_size=100_000, max_export_batch_size=100
+        )
+    )
+    logger = provider.get_logger("fallback.test", "1.0")
+    tracer = TracerProvider().get_tracer("t")
+    emitted: dict[str, Any] = {}
+    lock = threading.Lock()
+    slowest = [0.0]
+    switch = threading.Barrier(THREADS + 1)  # producers pause while the collector goes down or up
+
+    def produce(t: int) -> None:
+        for n in range(PER_THREAD):
+            if n in (PER_THREAD // 3, 2 * PER_THREAD // 3):
+                switch.wait(60)
+                switch.wait(60)
+            with tracer.start_as_current_span("op") as span:
+                ctx = span.get_span_context()
+                ts = time.time_ns()
+                attrs = _attributes(t, n)
+                started = time.perf_counter()
+                logger.emit(
+                    timestamp=ts,
+                    body=f"record {t}-{n}",
+                    severity_number=SeverityNumber.WARN,
+                    severity_text="WARN",
+                    attributes=attrs,
+                )
+                took = time.perf_counter() - started
+            with lock:
+                slowest[0] = max(slowest[0], took)
+                emitted[attrs["rec.id"]] = {
+                    "ts": ts,
+                    "trace_id": f"{ctx.trace_id:032x}",
+                    "span_id": f"{ctx.span_id:016x}",
+                    "attrs": attrs,
+                }
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    switch.wait(60)
+    receiver.stop()  # the collector goes down with a third of the records sent
+    switch.wait(60)
+    switch.wait(60)
+    deadline = time.monotonic() + 60
+    while fb.metrics.fallback_records == 0:  # bounded poll: the outage must have been seen
+        assert time.monotonic() < deadline, "no batch went to the file while the collector was down"
+        time.sleep(0.01)
+    receiver.start()  # and comes back
+    time.sleep(0.35)  # past the breaker's cool-down, so the last third goes live
+    switch.wait(60)
+    for thread in threads:
+        thread.join(120)
+    assert provider.force_flush(30_000)
+    provider.shutdown()
+    assert fb.metrics.fallback_records > 0, "the outage sent records to the file"
+    assert fb.metrics.primary_records > 0
+    return emitted, slowest[0]
+
+
+def _check_exactly_once(receiver: HttpReceiver | GrpcReceiver, emitted: dict[str, Any]) -> None:
+    received = receiver.snapshot()
+    ids = [r["attributes"]["rec.id"] for r in received]
+    assert len(ids) == len(set(ids)), "no record delivered twice"
+    assert set(ids) == set(emitted), "every record delivered"
+    for r in received:
+        want = emitted[r["attributes"]["rec.id"]]
+        assert r["attributes"] == want["attrs"], "attribute values and types survive the file"
+        assert r["body"] == f"record {r['attributes']['rec.id'][1:]}"
+        assert (r["severity_number"], r["severity_text"]) == (SeverityNumber.WARN.value, "WARN")
+        assert r["time_unix_nano"] == want["ts"]
+        assert r["observed_time_unix_nano"] > 0
+        assert (r["trace_id"], r["span_id"]) == (want["trace_id"], want["span_id"])
+        assert r["resource"]["service.name"] == "fallback-test"
+        assert r["scope"] == "fallback.test"
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_collector_up_down_up_then_replay_delivers_everything_once(tmp_path: Path, protocol: str) -> None:
+    receiver = HttpReceiver() if protocol == "http/protobuf" else GrpcReceiver()
+    receiver.start()
+    path = tmp_path / "fallback.jsonl"
+    try:
+        emitted, slowest = _run_pipeline(receiver, protocol, path)
+        assert slowest < 0.5, f"a logging call waited {slowest:.3f} s: the network must never block the app"
+        live = len(receiver.snapshot())
+        assert 0 < live < len(emitted)
+        assert cli(["replay", str(path), "--endpoint", receiver.endpoint, "--protocol", protocol]) == 0
+        _check_exactly_once(receiver, emitted)
+        assert cli(["replay", str(path), "--endpoint", receiver.endpoint, "--protocol", protocol]) == 0
+        _check_exactly_once(receiver, emitted)  # a second replay has nothing left to send
+    finally:
+        receiver.stop()
+
+
+# -- replay: interrupted, failing, torn, dry ------------------------------------------------
+
+
+def _write_file(path: Path, count: int) -> None:
+    provider = LoggerProvider(resource=Resource.create({"service.name": "replay"}), shutdown_on_exit=False)
+    provider.add_log_record_processor(BatchLogRecordProcessor(LogxpyLogRecordExporter(path)))
+    logger = provider.get_logger("replay")
+    tracer = TracerProvider().get_tracer("t")
+    for n in range(count):
+        if n % 10 == 0:
+            with tracer.start_as_current_span("s"):
+                logger.emit(body=f"r{n}", attributes={"rec.id": str(n)})
+        else:
+            logger.emit(body=f"r{n}", attributes={"rec.id": str(n)})
+    provider.shutdown()
+
+
+def _ids(receiver: HttpReceiver) -> list[str]:
+    return [r["attributes"]["rec.id"] for r in receiver.snapshot()]
+
+
+def test_replay_killed_half_way_resumes_without_loss_or_repeat(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    _write_file(path, 3_000)
+    receiver = HttpReceiver()
+    receiver.start()
+    try:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "logxpy_otel.cli",
+                "replay",
+                str(path),
+                "--endpoint",
+                receiver.endpoint,
+                "--batch-size",
+                "20",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while (
+            len(receiver.snapshot()) < 600 and proc.poll() is None
+        ):  # bounded poll: no event crosses processes
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 1 and "interrupted" in out
+        half = _ids(receiver)
+        assert 0 < len(half) < 3_000
+        assert cli(["replay", str(path), "--endpoint", receiver.endpoint, "--batch-size", "20"]) == 0
+        ids = _ids(receiver)
+        assert len(ids) == 3_000 and set(ids) == {str(n) for n in range(3_000)}, "each record once"
+    finally:
+        receiver.stop()
+
+
+def test_replay_stops_at_a_refused_batch_and_resumes_later(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "f.jsonl"
+    _write_file(path, 500)
+    receiver = HttpReceiver()
+    receiver.start()
+    endpoint = receiver.endpoint
+    receiver.stop()  # collector down
+    assert cli(["replay", str(path), "--endpoint", endpoint, "--timeout", "1", "--batch-size", "100"]) == 1
+    assert "failed 100" in capsys.readouterr().out
+    receiver.start()
+    try:
+        assert cli(["replay", str(path), "--endpoint", receiver.endpoint, "--batch-size", "100"]) == 0
+        assert sorted(_ids(receiver), key=int) == [str(n) for n in range(500)]
+    finally:
+        receiver.stop()
+
+
+def test_a_torn_last_line_is_skipped_and_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "torn.jsonl"
+    _write_file(path, 20)
+    with path.open("ab") as f:
+        f.write(b'{"tid":"x.1","lvl":[1],"ts":1.0,"mt":"info","msg":"cut of')
+    entries = list(read_file(path))
+    bad = [e for e in entries if isinstance(e, BadLine)]
+    assert len(bad) == 1 and bad[0].torn
+    assert cli(["replay", str(path), "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "would send 20, skipped 1, failed 0" in captured.out
+    assert "torn last line" in captured.err
+    assert not Path(str(path) + ".replay.json").exists(), "a dry run writes no checkpoint"
+
+
+def test_replay_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli(["replay", "x.jsonl", "--batch-size", "0"])
+    assert info.value.code == 2
+    assert "must be an integer >= 1" in capsys.readouterr().err
+    assert cli(["replay", str(tmp_path / "missing.jsonl"), "--dry-run"]) == 2
+
+
+# -- zero code: OTEL_LOGS_EXPORTER=logxpy_fallback ---------------------------------------------
+
+
+def test_logxpy_fallback_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    receiver = HttpReceiver()
+    receiver.start()
+    path = tmp_path / "zero.jsonl"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "1")
+    monkeypatch.setenv("OTEL_EXPORTER_LOGXPY_FILE", str(path))
+    exporter = LogxpyFallbackLogRecordExporter()
+    try:
+        batch = [_readable("live")]
+        assert exporter.export(batch) is LogRecordExportResult.SUCCESS
+        receiver.stop()
+        assert exporter.export([_readable("kept")]) is LogRecordExportResult.SUCCESS
+        assert [e.record.log_record.body for e in read_file(path) if not isinstance(e, BadLine)] == ["kept"]
+        assert [r["body"] for r in receiver.snapshot()] == ["live"]
+    finally:
+        exporter.shutdown()
+        receiver.stop()
+
+
+def test_without_the_otlp_extra_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http._log_exporter", None)
+    with pytest.raises(ImportError, match=r"pip install 'logxpy-otel\[otlp\]'"):
+        otlp_exporter("http/protobuf")
+    with pytest.raises(ValueError, match="OTLP protocol must be one of http/protobuf, grpc; got 'udp'"):
+        otlp_exporter("udp")
+
+
+def _readable(body: str) -> ReadableLogRecord:
+    from opentelemetry._logs import LogRecord
+
+    return ReadableLogRecord(LogRecord(body=body), resource=Resource.create({"service.name": "zero"}))
+
+
+if os.name != "posix":  # pragma: no cover
+    pytest.skip("POSIX only", allow_module_level=True)
