@@ -293,7 +293,7 @@ class LineEncoder:
         parts: dict[str, Any] = {}
         if scope is not None:
             out: dict[str, Any] = {"name": _clean_str(str(scope.name))}
-            if scope.version:
+            if scope.version is not None:  # "" stays "", as the SDK keeps it
                 out["version"] = _clean_str(str(scope.version))
             if scope.schema_url:
                 out["schema_url"] = _clean_str(str(scope.schema_url))

@@ -1,0 +1,188 @@
+"""Reading back: encode then decode gives the same OTel record, for anything the SDK accepts."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+from logxpy_otel import LineEncoder
+from logxpy_otel._trees import TreeNumberer
+from logxpy_otel.reader import BadLine, LineRecord, decode_line, read_file
+
+
+class Capture(LogRecordProcessor):
+    def __init__(self) -> None:
+        self.records: list[ReadWriteLogRecord] = []
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        self.records.append(log_record)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+capture = Capture()
+provider = LoggerProvider(
+    resource=Resource({"service.name": "reader", "n": 3, "big": 2**70, "blob": b"\x00"}, "https://schema/1"),
+    shutdown_on_exit=False,
+)
+provider.add_log_record_processor(capture)
+
+text = st.text(max_size=20)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=False),
+    text,
+    st.binary(max_size=10),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(text, inner, max_size=4)),
+    max_leaves=12,
+)
+attribute_values = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=False),
+    text,
+    st.binary(max_size=10),
+    st.lists(st.integers(min_value=-5, max_value=5), max_size=3),
+    st.dictionaries(text, st.integers(), max_size=3),
+)
+attribute_names = st.one_of(st.sampled_from(["msg", "level", "ts", "_otel", "http.route", "a.b"]), text)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def _line(record: ReadWriteLogRecord, mode: str) -> dict[str, Any]:
+    item = LineEncoder(mode).encode(
+        record.log_record, record.resource, record.instrumentation_scope, record.dropped_attributes
+    )
+    out: list[bytes] = []
+    TreeNumberer().number([item], out)
+    lines = [orjson.loads(raw) for raw in b"".join(out).splitlines()]
+    return next(line for line in lines if "at" not in line)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=values,
+    attributes=st.dictionaries(attribute_names, attribute_values, max_size=6),
+    severity=st.one_of(st.none(), st.sampled_from(list(SeverityNumber))),
+    severity_text=st.one_of(st.none(), text),
+    timestamp=st.one_of(st.none(), st.integers(min_value=0, max_value=2**63 - 1)),
+    observed=st.integers(min_value=1, max_value=2**63 - 1),
+    trace_id=st.one_of(st.just(0), st.integers(min_value=1, max_value=2**128 - 1)),
+    span_id=st.integers(min_value=1, max_value=2**64 - 1),
+    flags=st.integers(min_value=0, max_value=255),
+    event_name=st.one_of(st.none(), text),
+    mode=st.sampled_from(["tree", "flat"]),
+    scope_version=st.one_of(st.none(), text),
+)
+def test_any_record_the_sdk_accepts_round_trips(
+    body: Any,
+    attributes: dict[str, Any],
+    severity: SeverityNumber | None,
+    severity_text: str | None,
+    timestamp: int | None,
+    observed: int,
+    trace_id: int,
+    span_id: int,
+    flags: int,
+    event_name: str | None,
+    mode: str,
+    scope_version: str | None,
+) -> None:
+    capture.records.clear()
+    context = Context()
+    if trace_id:
+        span = NonRecordingSpan(
+            SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(flags))
+        )
+        context = set_span_in_context(span)
+    logger = provider.get_logger("reader.test", scope_version, "https://scope/1")
+    logger.emit(
+        timestamp=timestamp,
+        observed_timestamp=observed,
+        context=context,
+        severity_number=severity,
+        severity_text=severity_text,
+        body=body,
+        attributes=attributes,
+        event_name=event_name,
+    )
+    (original,) = capture.records
+    back = decode_line(_line(original, mode))
+    assert back is not None
+    a, b = original.log_record, back.log_record
+    assert _same(b.body, a.body)
+    assert _same(dict(b.attributes or {}), dict(a.attributes or {}))
+    assert (b.severity_number, b.severity_text) == (a.severity_number, a.severity_text)
+    assert (b.timestamp, b.observed_timestamp) == (a.timestamp, a.observed_timestamp)
+    assert (b.trace_id, b.span_id if a.trace_id else 0) == (a.trace_id, a.span_id if a.trace_id else 0)
+    assert int(b.trace_flags or 0) == int(a.trace_flags or 0)
+    assert (b.event_name or None) == (a.event_name or None)
+    assert back.dropped_attributes == original.dropped_attributes
+    assert back.resource.attributes == original.resource.attributes
+    assert back.resource.schema_url == original.resource.schema_url
+    assert back.instrumentation_scope == original.instrumentation_scope
+
+
+def test_dropped_attribute_count_survives() -> None:
+    limited = LoggerProvider(shutdown_on_exit=False)
+    limited._log_record_limits.max_log_record_attributes = 2  # type: ignore[attr-defined]
+    keep = Capture()
+    limited.add_log_record_processor(keep)
+    limited.get_logger("x").emit(body="b", attributes={"a": 1, "b": 2, "c": 3, "d": 4})
+    (original,) = keep.records
+    assert original.dropped_attributes == 2
+    back = decode_line(_line(original, "tree"))
+    assert back is not None and back.dropped_attributes == 2
+
+
+def test_read_file_yields_records_with_offsets_and_skips_structure(tmp_path: Path) -> None:
+    capture.records.clear()
+    span = NonRecordingSpan(SpanContext(7, 9, is_remote=False, trace_flags=TraceFlags(1)))
+    logger = provider.get_logger("file")
+    logger.emit(body="one", context=set_span_in_context(span))
+    logger.emit(body="two")
+    items = [LineEncoder().encode(r.log_record, r.resource, r.instrumentation_scope) for r in capture.records]
+    numberer = TreeNumberer()
+    out: list[bytes] = []
+    numberer.number(items, out)
+    numberer.close_all(out)
+    data = b"".join(out) + b"not json\n"
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(data)
+    entries = list(read_file(path))
+    records = [e for e in entries if isinstance(e, LineRecord)]
+    bad = [e for e in entries if isinstance(e, BadLine)]
+    assert [r.record.log_record.body for r in records] == ["one", "two"]
+    assert records[0].record.log_record.trace_id == 7
+    assert data[: records[-1].end].endswith(b"\n") and data[records[-1].end :].startswith(b'{"tid"')
+    assert len(bad) == 1 and not bad[0].torn and data[bad[0].start : bad[0].end] == b"not json\n"
+    resumed = [e for e in read_file(path, records[0].end) if isinstance(e, LineRecord)]
+    assert [r.record.log_record.body for r in resumed] == ["two"]
