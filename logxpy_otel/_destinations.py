@@ -44,7 +44,7 @@ def _make_dirs(path: str, mode: int) -> None:
             os.mkdir(directory, mode)
         except FileExistsError:
             if not os.path.isdir(directory):
-                raise
+                raise NotADirectoryError(errno.ENOTDIR, f"{directory!r} is a file, not a directory") from None
 
 
 def render_path(template: str, service_name: str | None = None) -> str:
@@ -111,6 +111,7 @@ class AsyncFileDestination:
         self._clock = clock
         self._maintenance = Maintenance(backup_count, compress, file_mode)
         self._torn = False
+        self._closed = False
         self._fd: int | None = None
         self._open()
 
@@ -153,7 +154,9 @@ class AsyncFileDestination:
                 if deadline is None:
                     deadline = now + self._retry_timeout_s
                 if now >= deadline:
-                    self._torn = len(view) < len(data)
+                    written = len(data) - len(view)
+                    # Torn only if what went out stops inside a line.
+                    self._torn = written > 0 and data[written - 1 : written] != b"\n"
                     raise
                 time.sleep(min(delay, deadline - now))
                 delay = min(delay * 2, 1.0)
@@ -168,7 +171,7 @@ class AsyncFileDestination:
     def rotation_due(self) -> bool:
         """True when the next batch should go to a new file (size, time, fork, or moved away)."""
         if self._fd is None:
-            return False
+            return not self._closed  # a reopen failed: try again before this batch
         if self._pid != os.getpid():
             return True
         now = self._clock()
@@ -190,21 +193,31 @@ class AsyncFileDestination:
 
     def rotate(self) -> None:
         """Start a new file: rename this one to a backup (unless it was moved away or this
-        is a forked child, which only reopens), then open the path afresh."""
+        is a forked child, which only reopens), then open the path afresh.
+
+        If the rename fails, writing goes on in the same file; if the reopen fails, the
+        destination stays due for rotation and the next batch tries again. Either error
+        is raised for the writer to count.
+        """
         fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        own = self._pid == os.getpid()
-        moved = self._moved()
-        os.close(fd) if own else _close_quietly(fd)
-        if own and not moved:
-            backup = backup_name(self.path, self._clock())
-            os.rename(self.path, backup)
-            live = self.path
-            self._open()
+        backup = None
+        failure: OSError | None = None
+        if fd is not None:
+            own = self._pid == os.getpid()
+            moved = self._moved()
+            _close_quietly(fd)
+            if own and not moved:
+                try:
+                    backup = backup_name(self.path, self._clock())
+                    os.rename(self.path, backup)
+                except OSError as exc:
+                    backup, failure = None, exc
+        live = self.path
+        self._open()
+        if backup is not None:
             self._maintenance.after_rotation(live, backup)
-        else:
-            self._open()
+        if failure is not None:
+            raise failure
 
     def flush(self) -> None:
         """Every batch goes straight to the OS with ``write(2)``; with ``fsync`` set, sync it too."""
@@ -212,6 +225,7 @@ class AsyncFileDestination:
             os.fsync(self._fd)
 
     def close(self) -> None:
+        self._closed = True
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)

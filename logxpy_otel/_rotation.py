@@ -8,6 +8,8 @@ file (``logxpy-rotate``), off the writer's path: a write never waits for gzip.
 
 from __future__ import annotations
 
+import calendar
+import contextlib
 import gzip
 import os
 import re
@@ -56,23 +58,32 @@ def _split(path: str) -> tuple[str, str, str]:
 
 
 def backup_name(path: str, now: float) -> str:
-    """A free backup name for ``path`` at time ``now``: sorts after every earlier backup."""
+    """A free backup name for ``path`` at time ``now`` that sorts after every existing
+    backup: on a clash (or a clock that stepped back) the time moves on by a microsecond."""
     directory, stem, suffix = _split(path)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1e6) % 1_000_000:06d}Z"
-    candidate = os.path.join(directory, f"{stem}.{stamp}{suffix}")
-    n = 0
-    while os.path.exists(candidate) or os.path.exists(candidate + ".gz"):
-        n += 1
-        candidate = os.path.join(directory, f"{stem}.{stamp}-{n:03d}{suffix}")
-    return candidate
+    micros = int(now * 1e6)
+    existing = backups(path)
+    if existing:
+        match = _STAMP.search(os.path.basename(existing[-1]))
+        if match:
+            latest = calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%M%S")) * 1_000_000
+            micros = max(micros, latest + int(match.group(2)) + 1)
+    while True:
+        seconds, fraction = divmod(micros, 1_000_000)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + f".{fraction:06d}Z"
+        candidate = os.path.join(directory, f"{stem}.{stamp}{suffix}")
+        if not (os.path.exists(candidate) or os.path.exists(candidate + ".gz")):
+            return candidate
+        micros += 1
+
+
+_STAMP = re.compile(r"\.(\d{8}T\d{6})\.(\d{6})Z")
 
 
 def backups(path: str) -> list[str]:
     """The existing backups of ``path`` (compressed or not), oldest first."""
     directory, stem, suffix = _split(path)
-    pattern = re.compile(
-        re.escape(stem) + r"\.\d{8}T\d{6}\.\d{6}Z(?:-\d{3})?" + re.escape(suffix) + r"(?:\.gz)?$"
-    )
+    pattern = re.compile(re.escape(stem) + r"\.\d{8}T\d{6}\.\d{6}Z" + re.escape(suffix) + r"(?:\.gz)?$")
     try:
         names = os.listdir(directory or ".")
     except OSError:
@@ -135,8 +146,19 @@ def _gzip(path: str, file_mode: int) -> None:
     """``path`` -> ``path.gz`` (written aside, then renamed into place), then ``path`` removed."""
     target = path + ".gz"
     partial = target + ".partial"
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, file_mode)
-    with open(path, "rb") as src, os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
-    os.replace(partial, target)
-    os.unlink(path)
+    try:
+        src = open(path, "rb")  # noqa: SIM115 - closed below; retention may have removed it
+    except FileNotFoundError:
+        return
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, file_mode)
+        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(partial, target)
+        os.unlink(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+    finally:
+        src.close()

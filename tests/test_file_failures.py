@@ -1,0 +1,517 @@
+"""The file under stress and failure: many processes, a full disk, failed writes, lost
+permissions, bad paths at start-up, and fsync.
+
+Whatever the disk does, the application never sees an exception: losses are counted
+(``errors``, ``dropped_by_reason['io_error']``) and the file keeps whole lines.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
+
+from logxpy_otel import (
+    AsyncConfig,
+    AsyncFileDestination,
+    AsyncWriter,
+    DropReason,
+    LogxpyLogRecordProcessor,
+    _destinations,
+)
+
+from conftest import Collect, assert_accounting, item, parse_lines
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+TRACE = "5b8efff798038103d269b633813fc60c"
+
+
+class FakeClock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("OTEL_EXPORTER_LOGXPY_") or name == "LOGXPY_SYNC":
+            monkeypatch.delenv(name)
+
+
+def make(writers: list[AsyncWriter], *dests: Any, **config: Any) -> AsyncWriter:
+    """A started writer; batches are written on flush (or when full), never on a timer."""
+    config.setdefault("flush_interval_ms", 600_000)
+    writer = AsyncWriter(dests, AsyncConfig(**config))
+    writers.append(writer)
+    writer.start()
+    return writer
+
+
+def check_lines(data: bytes) -> list[dict[str, Any]]:
+    """Every line whole and valid (docs/format.md); each trace's lines numbered in order
+    and framed by start/end lines. Returns the record lines."""
+    lines = parse_lines(data)
+    recs = []
+    next_lvl: dict[str, int] = {}
+    task_ids: set[str] = set()
+    for line in lines:
+        tid, lvl = line["tid"], line["lvl"]
+        assert isinstance(line["ts"], int | float), line
+        if not HEX32.match(tid):
+            assert lvl == [1] and "." in tid and "at" not in line, line
+            assert tid not in task_ids, f"task id {tid} twice"
+            task_ids.add(tid)
+            recs.append(line)
+        elif line.get("st") == "started":
+            assert tid not in next_lvl and lvl == [1], line
+            next_lvl[tid] = 2
+        else:
+            assert lvl == [next_lvl[tid]], line
+            next_lvl[tid] += 1
+            if "at" in line:
+                del next_lvl[tid]
+            else:
+                recs.append(line)
+    assert not next_lvl, "every trace ends in the file"
+    return recs
+
+
+class FlakyWrite:
+    """Replaces ``os.write`` for one file descriptor with a script of outcomes.
+
+    Each call on that descriptor takes the next step: an int ``k`` writes only the first
+    ``k`` bytes, an ``OSError`` is raised, ``"ok"`` writes normally; with the script used
+    up, ``after`` applies. Other descriptors are untouched.
+    """
+
+    def __init__(self, fd: Callable[[], int | None], steps: list[Any], after: Any = "ok") -> None:
+        self._fd = fd
+        self._steps = list(steps)
+        self._after = after
+        self._real = os.write
+        self.calls = 0
+
+    def __call__(self, fd: int, data: Any) -> int:
+        if fd != self._fd():
+            return self._real(fd, data)
+        self.calls += 1
+        step = self._steps.pop(0) if self._steps else self._after
+        if isinstance(step, OSError):
+            raise step
+        if isinstance(step, int):
+            return self._real(fd, bytes(data)[:step])
+        return self._real(fd, data)
+
+
+def enospc() -> OSError:
+    return OSError(errno.ENOSPC, "No space left on device")
+
+
+# -- many processes, one file ---------------------------------------------------------------
+
+PRODUCER = textwrap.dedent(
+    """
+    import sys
+    import orjson
+    from logxpy_otel import AsyncConfig, AsyncFileDestination, AsyncWriter
+    path, p, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    writer = AsyncWriter([AsyncFileDestination(path)], AsyncConfig(batch_size=500, max_queue_size=5_000))
+    trace = f"{p + 1:032x}"
+    assert sys.stdin.readline() == "go\\n"  # all processes start writing together
+    for n in range(count):
+        body = orjson.dumps({"ts": float(n), "p": p, "n": n, "pad": "x" * (n % 64)})[1:]
+        assert writer.enqueue((trace if n % 10 == 0 else None, float(n), False, body))
+    ok = writer.stop(60)
+    m = writer.metrics
+    sys.exit(0 if ok and (m.written, m.dropped, m.errors) == (count, 0, 0) else 3)
+    """
+)
+
+
+def test_four_processes_append_20000_records_each_to_one_file(tmp_path: Path) -> None:
+    path = tmp_path / "shared.jsonl"
+    procs, count = 4, 20_000
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", PRODUCER, str(path), str(p), str(count)],
+            stdin=subprocess.PIPE,
+            text=True,
+        )
+        for p in range(procs)
+    ]
+    try:
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.close()
+        codes = [child.wait(60) for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    assert codes == [0] * procs
+    data = path.read_bytes()
+    recs = check_lines(data)  # every line whole: no two processes' writes interleave inside one
+    assert len(recs) == procs * count == 80_000
+    by_process: dict[int, list[int]] = {p: [] for p in range(procs)}
+    for rec in recs:
+        by_process[rec["p"]].append(rec["n"])
+        assert rec["pad"] == "x" * (rec["n"] % 64)
+    for p in range(procs):
+        assert by_process[p] == list(range(count)), f"process {p}: records missing, repeated or reordered"
+    prefixes = {rec["tid"].split(".")[0] for rec in recs if "." in rec["tid"]}
+    assert len(prefixes) == procs, "each process has its own task-id prefix"
+
+
+# -- a full disk ---------------------------------------------------------------------------
+
+needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+
+
+@needs_dev_full
+def test_disk_full_is_survived_and_counted_never_raised() -> None:
+    provider = LoggerProvider(shutdown_on_exit=False)
+    processor = LogxpyLogRecordProcessor("/dev/full", retry_timeout=50)  # milliseconds
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("app")
+    for n in range(30):
+        logger.emit(body=f"record {n}", severity_number=SeverityNumber.INFO)  # must not raise
+    assert processor.force_flush(10_000) is False, "flush must not claim records the disk refused"
+    m = processor.metrics
+    assert m.dropped_by_reason == {DropReason.IO_ERROR: 30}
+    assert m.written == 0 and m.errors >= 1
+    assert_accounting(m)
+    provider.shutdown()  # must not raise either
+    logger.emit(body="after shutdown")
+    assert_accounting(processor.metrics)
+
+
+@needs_dev_full
+def test_disk_full_beside_a_good_destination_loses_nothing_there(
+    writers: list[AsyncWriter], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="logxpy_otel")
+    full = AsyncFileDestination("/dev/full", retry_timeout_s=0.05)
+    good = Collect()
+    writer = make(writers, full, good, batch_size=10)
+    for n in range(40):
+        assert writer.enqueue(item(n, trace=TRACE if n % 2 else None)) is True
+    assert writer.flush(10.0) is True, "every record reached one destination"
+    m = writer.metrics
+    assert m.errors == m.batches >= 4, "each batch the full disk refused is counted"
+    assert (m.written, m.dropped) == (40, 0)
+    assert [r["n"] for r in good.records()] == list(range(40))
+    assert any("No space left on device" in r.getMessage() for r in caplog.records)
+
+
+# -- failed writes, retried ------------------------------------------------------------------
+
+
+def test_write_errors_within_the_retry_time_lose_and_repeat_nothing(
+    writers: list[AsyncWriter], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, retry_timeout_s=10.0)
+    # Half a line goes out, then three ENOSPC, then the rest: the batch is completed.
+    flaky = FlakyWrite(lambda: dest._fd, [25, enospc(), enospc(), enospc()])
+    monkeypatch.setattr(_destinations.os, "write", flaky)
+    writer = make(writers, dest)
+    for n in range(20):
+        writer.enqueue(item(n, trace=TRACE if n % 3 else None))
+    assert writer.flush(10.0) is True
+    for n in range(20, 25):
+        writer.enqueue(item(n))
+    assert writer.stop(10.0)
+    monkeypatch.undo()
+    assert flaky.calls >= 5
+    assert [r["n"] for r in check_lines(path.read_bytes())] == list(range(25))
+    m = writer.metrics
+    assert (m.written, m.dropped, m.errors) == (25, 0, 0)
+
+
+def test_a_batch_failing_past_the_retry_time_is_dropped_and_the_next_one_is_whole(
+    writers: list[AsyncWriter], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, retry_timeout_s=0.03)
+    real_write = os.write
+    cut: list[int] = []
+
+    def torn_then_full(fd: int, data: Any) -> int:
+        if fd != dest._fd:
+            return real_write(fd, data)
+        raw = bytes(data)
+        if not cut:
+            cut.append(raw.index(b"\n") + 11)  # the whole first line and 10 bytes of the second
+            return real_write(fd, raw[: cut[0]])
+        raise enospc()
+
+    monkeypatch.setattr(_destinations.os, "write", torn_then_full)
+    writer = make(writers, dest)
+    for n in range(3):
+        assert writer.enqueue(item(n)) is True
+    assert writer.flush(10.0) is False, "the batch could not be written"
+    m = writer.metrics
+    assert m.dropped_by_reason == {DropReason.IO_ERROR: 3}
+    assert m.errors == 1
+    monkeypatch.setattr(_destinations.os, "write", real_write)  # the disk has room again
+    for n in range(3, 6):
+        writer.enqueue(item(n, trace=TRACE))
+    assert writer.flush(10.0) is True
+    assert writer.stop(10.0)
+    assert_accounting(writer.metrics)
+    raw_lines = path.read_bytes().split(b"\n")
+    assert raw_lines[-1] == b"", "the file ends with a newline"
+    # The first line of the failed batch went out whole; the torn start of the second is
+    # ended by a newline, so it spoils only itself; the next batch's lines are all whole.
+    torn = raw_lines[1]
+    assert len(torn) == 10 and torn.startswith(b'{"tid":'), torn
+    recs = check_lines(b"\n".join([raw_lines[0], *raw_lines[2:]]))
+    assert [r["n"] for r in recs] == [0, 3, 4, 5]
+
+
+def test_a_failed_batch_cut_at_a_line_end_leaves_no_empty_line(
+    writers: list[AsyncWriter], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, retry_timeout_s=0.03)
+    real_write = os.write
+    cut: list[int] = []
+
+    def first_line_then_full(fd: int, data: Any) -> int:
+        if fd != dest._fd:
+            return real_write(fd, data)
+        raw = bytes(data)
+        if not cut:
+            cut.append(raw.index(b"\n") + 1)  # exactly the first line, then the disk is full
+            return real_write(fd, raw[: cut[0]])
+        raise enospc()
+
+    monkeypatch.setattr(_destinations.os, "write", first_line_then_full)
+    writer = make(writers, dest)
+    for n in range(3):
+        writer.enqueue(item(n))
+    assert writer.flush(10.0) is False
+    monkeypatch.setattr(_destinations.os, "write", real_write)
+    writer.enqueue(item(3))
+    assert writer.flush(10.0) is True
+    assert writer.stop(10.0)
+    data = path.read_bytes()
+    assert b"\n\n" not in data, f"an empty line in the file: {data!r}"
+    assert [r["n"] for r in check_lines(data)] == [0, 3]
+
+
+# -- permission lost while rotating ------------------------------------------------------------
+
+
+def deny_open(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """``os.open`` of ``path`` fails as it would once the directory is no longer writable."""
+    real_open = os.open
+
+    def guarded(file: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(file) == str(path):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(_destinations.os, "open", guarded)
+
+
+def test_permission_lost_at_reopen_is_counted_never_raised(
+    writers: list[AsyncWriter], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "app.jsonl"
+    clock = FakeClock(1_000.0)
+    dest = AsyncFileDestination(path, reopen_check_s=0.01, clock=clock)
+    writer = make(writers, dest, trace_idle_ms=600_000)
+    for n in range(3):
+        writer.enqueue(item(n, trace=TRACE))
+    assert writer.flush(10.0)
+    path.rename(tmp_path / "app.jsonl.1")  # logrotate moves the file away...
+    deny_open(monkeypatch, path)  # ...and we may no longer create one
+    clock.t += 1.0
+    for n in range(3, 6):
+        assert writer.enqueue(item(n)) is True  # never an exception into the application
+    assert writer.flush(10.0) is False
+    m = writer.metrics
+    assert m.dropped_by_reason == {DropReason.IO_ERROR: 3}
+    assert m.errors >= 2, "the failed reopen and the failed write are both counted"
+    assert_accounting(m)
+    # The records written before the move are whole in the moved file, their trace closed there.
+    assert [r["n"] for r in check_lines((tmp_path / "app.jsonl.1").read_bytes())] == [0, 1, 2]
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("failure", ["reopen_after_external_rotation", "rename_at_size_rotation"])
+def test_the_file_recovers_once_permission_is_back(
+    writers: list[AsyncWriter], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    path = tmp_path / "app.jsonl"
+    clock = FakeClock(1_000.0)
+    if failure == "rename_at_size_rotation":
+        dest = AsyncFileDestination(path, max_bytes=1, clock=clock)
+    else:
+        dest = AsyncFileDestination(path, reopen_check_s=0.01, clock=clock)
+    writer = make(writers, dest)
+    writer.enqueue(item(0))
+    assert writer.flush(10.0)
+    if failure == "rename_at_size_rotation":
+
+        def no_rename(src: Any, dst: Any) -> None:
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+        monkeypatch.setattr(_destinations.os, "rename", no_rename)
+    else:
+        path.rename(tmp_path / "app.jsonl.1")
+        deny_open(monkeypatch, path)
+    clock.t += 1.0
+    writer.enqueue(item(1))
+    if failure == "rename_at_size_rotation":
+        # The rename failed: the error is counted and writing goes on in the same file.
+        assert writer.flush(10.0) is True
+        assert writer.metrics.errors >= 1
+        assert 1 in [r["n"] for r in check_lines(path.read_bytes())]
+    else:
+        assert writer.flush(10.0) is False  # no file to write to: counted as io_error
+        assert writer.metrics.dropped_by_reason.get("io_error") == 1
+    monkeypatch.undo()  # permission is back
+    clock.t += 1.0
+    writer.enqueue(item(2))
+    assert writer.flush(10.0) is True, "a later batch must be written once the file can be opened"
+    assert writer.stop(10.0)
+    assert 2 in [r["n"] for r in check_lines(path.read_bytes())]
+
+
+# -- start-up errors -----------------------------------------------------------------------------
+
+
+def test_a_directory_at_the_path_names_the_path_and_the_cause(tmp_path: Path) -> None:
+    path = tmp_path / "logs"
+    path.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        LogxpyLogRecordProcessor(path)
+    assert info.value.errno == errno.EISDIR
+    assert repr(str(path)) in str(info.value)
+    assert "Is a directory" in str(info.value)
+
+
+def test_a_parent_that_is_a_file_names_the_path(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    path = tmp_path / "file" / "sub" / "app.jsonl"
+    with pytest.raises(OSError, match="cannot open log file") as info:
+        AsyncFileDestination(path)
+    assert repr(str(path)) in str(info.value)
+    assert info.value.__cause__ is not None, "the original error is kept as the cause"
+    assert (tmp_path / "file").read_text() == "x", "the file in the way is left alone"
+
+
+def test_a_parent_that_is_a_file_says_what_is_wrong(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError) as info:
+        AsyncFileDestination(tmp_path / "file" / "app.jsonl")
+    text = str(info.value)
+    assert "Not a directory" in text or "not a directory" in text, text
+
+
+def test_nofollow_refuses_a_symlink_at_the_path(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.jsonl"
+    target.write_bytes(b"")
+    link = tmp_path / "app.jsonl"
+    link.symlink_to(target)
+    with pytest.raises(OSError) as info:
+        AsyncFileDestination(link, nofollow=True)
+    assert info.value.errno == errno.ELOOP
+    assert repr(str(link)) in str(info.value) and "symlink" in str(info.value)
+    assert target.read_bytes() == b""
+    # Without nofollow the link is followed.
+    dest = AsyncFileDestination(link)
+    dest(b'{"ts":1.0,"tid":"x.1","lvl":[1]}\n')
+    dest.close()
+    assert target.read_bytes() == b'{"ts":1.0,"tid":"x.1","lvl":[1]}\n'
+
+
+def test_nofollow_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_LOGXPY_NOFOLLOW", "true")
+    link = tmp_path / "app.jsonl"
+    link.symlink_to(tmp_path / "elsewhere.jsonl")
+    with pytest.raises(OSError, match="symlink"):
+        LogxpyLogRecordProcessor(link)
+    assert not (tmp_path / "elsewhere.jsonl").exists()
+
+
+# -- fsync -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The descriptors ``os.fsync`` was called with (the real call still runs)."""
+    calls: list[int] = []
+    real = os.fsync
+
+    def counting(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(_destinations.os, "fsync", counting)
+    return calls
+
+
+def test_fsync_batch_syncs_once_per_batch(
+    writers: list[AsyncWriter], tmp_path: Path, fsyncs: list[int]
+) -> None:
+    dest = AsyncFileDestination(tmp_path / "app.jsonl", fsync="batch")
+    fd = dest._fd
+    writer = make(writers, dest, async_enabled=False)  # one batch per record, no flush() call
+    for n in range(5):
+        writer.enqueue(item(n))
+    assert writer.metrics.batches == 5
+    assert fsyncs == [fd] * 5
+
+
+def test_fsync_interval_syncs_only_when_the_interval_passed(tmp_path: Path, fsyncs: list[int]) -> None:
+    clock = FakeClock(1_000.0)
+    dest = AsyncFileDestination(tmp_path / "app.jsonl", fsync=250, clock=clock)  # milliseconds
+    synced = []
+    for offset in (0.125, 0.25, 0.375, 0.5, 0.5, 0.625, 0.875):
+        clock.t = 1_000.0 + offset
+        dest(b'{"ts":1.0,"tid":"x.1","lvl":[1]}\n')
+        synced.append(len(fsyncs))
+    assert synced == [0, 1, 1, 2, 2, 2, 3]
+    dest.flush()
+    assert len(fsyncs) == 4, "flush() syncs when fsync is set"
+    dest.close()
+
+
+def test_fsync_never_never_syncs(tmp_path: Path, fsyncs: list[int], writers: list[AsyncWriter]) -> None:
+    dest = AsyncFileDestination(tmp_path / "app.jsonl")  # the default: never
+    writer = make(writers, dest)
+    for n in range(50):
+        writer.enqueue(item(n))
+    assert writer.flush(10.0)
+    assert writer.stop(10.0)
+    assert fsyncs == []
+
+
+def test_fsync_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsyncs: list[int]
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_LOGXPY_FSYNC", "batch")
+    processor = LogxpyLogRecordProcessor(tmp_path / "app.jsonl")
+    processor.writer.enqueue(item(1))
+    assert processor.force_flush(5_000)
+    assert len(fsyncs) >= 1
+    processor.shutdown()

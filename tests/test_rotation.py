@@ -1,0 +1,658 @@
+"""Log files for months: size and time rotation, retention, gzip, path templates, external rotation.
+
+Every rotated file must stand on its own: each line whole, each trace framed by its start
+and end lines inside the file, readable by ``logxpy.parse.Parser``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from logxpy_otel import AsyncConfig, AsyncFileDestination, AsyncWriter, LogxpyLogRecordProcessor, _rotation
+
+from conftest import item, parse_lines
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+LOGXPY_PYTHON = os.environ.get("LOGXPY_PYTHON")
+#: A UTC day boundary (2027-01-16T00:00:00Z) to put fake clocks near.
+DAY = 1_800_057_600.0
+
+
+class FakeClock:
+    """An injectable ``clock``: the time is whatever the test sets."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No OTEL_EXPORTER_LOGXPY_* / service name from the outer environment leaks in."""
+    for name in list(os.environ):
+        if name.startswith("OTEL_EXPORTER_LOGXPY_") or name in ("OTEL_SERVICE_NAME", "LOGXPY_SYNC"):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+@pytest.fixture
+def non_utc_local_time() -> Iterator[None]:
+    """Local time 5:30 ahead of UTC, so a backup name in local time would differ."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "IST-5:30"
+    time.tzset()
+    yield
+    if old is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+
+
+def make(writers: list[AsyncWriter], *dests: Any, **config: Any) -> AsyncWriter:
+    """A started writer; batches are written on flush (or when full), never on a timer."""
+    config.setdefault("flush_interval_ms", 600_000)
+    writer = AsyncWriter(dests, AsyncConfig(**config))
+    writers.append(writer)
+    writer.start()
+    return writer
+
+
+def utc_stamp(t: float) -> str:
+    """The backup-name time of ``t``, computed independently of the package."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def rotated_files(path: Path) -> list[Path]:
+    """The backups of ``path`` in name order (oldest first), then the live file."""
+    pattern = re.compile(re.escape(path.stem) + r"\.\d{8}T\d{6}\.\d{6}Z(-\d{3})?\.jsonl(\.gz)?$")
+    names = sorted(p.name for p in path.parent.iterdir() if pattern.match(p.name))
+    return [path.parent / name for name in names] + [path]
+
+
+def check_file(data: bytes) -> tuple[list[dict[str, Any]], list[tuple[str, list[Any], str]]]:
+    """The format checks on one whole file (docs/format.md); fails the test on a violation.
+
+    Returns the record lines in order, and each trace segment (a start line to its end
+    line) as ``(tid, [n of each record], status)``.
+    """
+    lines = parse_lines(data)  # every line one JSON object, the file ends with a newline
+    assert b"\n\n" not in data and not data.startswith(b"\n"), "no empty line"
+    recs: list[dict[str, Any]] = []
+    segments: list[tuple[str, list[Any], str]] = []
+    open_traces: dict[str, dict[str, Any]] = {}
+    task_ids: set[str] = set()
+    for line in lines:
+        ts, tid, lvl = line["ts"], line["tid"], line["lvl"]
+        assert isinstance(ts, int | float) and not isinstance(ts, bool), line
+        assert isinstance(tid, str) and tid, line
+        assert isinstance(lvl, list) and lvl and all(isinstance(x, int) and x > 0 for x in lvl), line
+        if not HEX32.match(tid):
+            assert "at" not in line, line
+            assert lvl == [1] and "." in tid, line
+            assert tid not in task_ids, f"task id {tid} used twice in one file"
+            task_ids.add(tid)
+            recs.append(line)
+            continue
+        seg = open_traces.get(tid)
+        if "at" not in line:
+            assert seg is not None, f"record of trace {tid} with no start line before it in this file"
+            assert lvl == [seg["next"]], f"lvl of trace {tid} not consecutive: {lvl} != [{seg['next']}]"
+            if not seg["ns"]:
+                assert seg["start_ts"] == ts, "the start line carries the first record's ts"
+            seg["next"] += 1
+            seg["ns"].append(line.get("n"))
+            seg["bad"] = seg["bad"] or bool(line.get("bad"))
+            seg["last_ts"] = ts
+            recs.append(line)
+            continue
+        assert line["at"] == "otel:trace" and set(line) == {"ts", "tid", "lvl", "at", "st"}, line
+        if line["st"] == "started":
+            assert seg is None, f"trace {tid} started twice without an end line between"
+            assert lvl == [1], line
+            open_traces[tid] = {"next": 2, "ns": [], "bad": False, "start_ts": ts, "last_ts": ts}
+        else:
+            assert seg is not None, f"end line of trace {tid} without its start line in this file"
+            assert seg["ns"], f"trace {tid} framed with no record in it"
+            assert lvl == [seg["next"]], line
+            assert line["st"] == ("failed" if seg["bad"] else "succeeded"), line
+            assert ts == seg["last_ts"], "the end line carries the last record's ts"
+            segments.append((tid, seg["ns"], line["st"]))
+            del open_traces[tid]
+    assert not open_traces, f"traces left open at the end of the file: {sorted(open_traces)}"
+    return recs, segments
+
+
+def read_file(path: Path) -> bytes:
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.name.endswith(".gz") else data
+
+
+def ns(path: Path) -> list[int]:
+    return [r["n"] for r in check_file(read_file(path))[0]]
+
+
+# -- size rotation under concurrent producers ---------------------------------------------
+
+THREADS, PER_THREAD, MAX_BYTES = 4, 4_000, 32_768
+
+
+def produce_rotating(
+    writers: list[AsyncWriter],
+    path: Path,
+    backup_count: int,
+    per_thread: int = PER_THREAD,
+    max_bytes: int = MAX_BYTES,
+) -> AsyncWriter:
+    """4 threads log ``per_thread`` records each (3 in 4 inside short traces, some failed)
+    into a file rotating at ``max_bytes``; the writer is stopped, so every file is complete."""
+    dest = AsyncFileDestination(path, max_bytes=max_bytes, backup_count=backup_count)
+    writer = make(
+        writers,
+        dest,
+        batch_size=100,
+        max_queue_size=1_000,
+        trace_idle_ms=600_000,
+        max_open_traces=8,  # traces also get closed (and reopened) inside a file
+    )
+    start = threading.Barrier(THREADS)
+
+    def produce(t: int) -> None:
+        start.wait(10)
+        for n in range(per_thread):
+            trace = None if n % 4 == 3 else f"{t:08x}{n // 40:024x}"
+            failed = trace is not None and n % 97 == 5
+            rec = item(n, trace=trace, failed=failed, thread=t, msg=f"t{t} n{n}", mt="info", bad=failed)
+            assert writer.enqueue(rec) is True
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+        assert not thread.is_alive()
+    assert writer.stop(30.0) is True
+    m = writer.metrics
+    assert (m.written, m.dropped, m.pending, m.errors) == (THREADS * per_thread, 0, 0, 0)
+    return writer
+
+
+def test_size_rotation_four_threads_every_record_once_in_self_contained_files(
+    writers: list[AsyncWriter], tmp_path: Path
+) -> None:
+    path = tmp_path / "app.jsonl"
+    produce_rotating(writers, path, backup_count=10_000)
+    files = rotated_files(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in files), "no stray files"
+    assert len(files) > 10, "the test must rotate many times"
+    seen: dict[int, list[int]] = {t: [] for t in range(THREADS)}
+    for f in files:
+        recs, _ = check_file(f.read_bytes())
+        assert recs, f"{f.name} holds no record"
+        for rec in recs:
+            seen[rec["thread"]].append(rec["n"])
+        if f != path:
+            size = f.stat().st_size
+            assert MAX_BYTES <= size < 2 * MAX_BYTES, f"{f.name}: rotated at the wrong size ({size})"
+    for t in range(THREADS):
+        assert seen[t] == list(range(PER_THREAD)), f"thread {t}: records missing, repeated or out of order"
+
+
+def test_size_rotation_four_threads_keeps_at_most_backup_count_newest_files(
+    writers: list[AsyncWriter], tmp_path: Path
+) -> None:
+    path = tmp_path / "app.jsonl"
+    produce_rotating(writers, path, backup_count=3)
+    files = rotated_files(path)
+    assert len(files) == 3 + 1, [f.name for f in files]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in files), "no stray files"
+    seen: dict[int, list[int]] = {t: [] for t in range(THREADS)}
+    for f in files:
+        for rec in check_file(f.read_bytes())[0]:
+            seen[rec["thread"]].append(rec["n"])
+    for t in range(THREADS):
+        # Only the oldest files went: what is left of each thread is the end of its sequence
+        # (possibly empty: a thread may have finished before the newest files began).
+        kept = len(seen[t])
+        assert seen[t] == list(range(PER_THREAD - kept, PER_THREAD)), f"thread {t}: not a clean suffix"
+    assert 0 < sum(len(v) for v in seen.values()) < THREADS * PER_THREAD, "old backups were deleted"
+
+
+READER = """
+import json, sys
+from logxpy.parse import Parser, WrittenAction
+report = []
+for path in sys.argv[1:]:
+    with open(path, encoding="utf-8") as f:
+        dicts = [json.loads(line) for line in f]
+    tasks = []
+    for task in Parser.parse_stream(dicts):
+        root = task.root()
+        if isinstance(root, WrittenAction):
+            tasks.append({"tid": root.task_uuid, "kind": "action", "type": root.action_type,
+                          "status": root.status, "complete": task.is_complete(),
+                          "ns": [c.contents["n"] for c in root.children]})
+        else:
+            tasks.append({"tid": root.task_uuid, "kind": "message", "complete": task.is_complete(),
+                          "ns": [root.contents["n"]]})
+    report.append(tasks)
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.skipif(
+    not LOGXPY_PYTHON, reason="set LOGXPY_PYTHON to a Python >= 3.12 with logxpy installed (make test does)"
+)
+def test_every_rotated_file_parses_into_complete_tasks_with_logxpy(
+    writers: list[AsyncWriter], tmp_path: Path
+) -> None:
+    path = tmp_path / "app.jsonl"
+    produce_rotating(writers, path, backup_count=10_000, per_thread=1_000, max_bytes=8_192)
+    files = rotated_files(path)
+    assert len(files) > 10
+    result = subprocess.run(
+        [str(LOGXPY_PYTHON), "-c", READER, *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert len(report) == len(files)
+    for f, tasks in zip(files, report, strict=True):
+        recs, segments = check_file(f.read_bytes())
+        assert all(t["complete"] for t in tasks), f"{f.name}: incomplete tasks"
+        actions = [t for t in tasks if t["kind"] == "action"]
+        assert all(t["type"] == "otel:trace" for t in actions)
+        assert sorted((t["tid"], t["ns"], t["status"]) for t in actions) == sorted(
+            (tid, n, st) for tid, n, st in segments
+        ), f"{f.name}: Parser's trees differ from the file's traces"
+        untraced = [r["n"] for r in recs if "." in r["tid"]]
+        assert sorted(n for t in tasks if t["kind"] == "message" for n in t["ns"]) == sorted(untraced)
+
+
+# -- retention and backup names -------------------------------------------------------------
+
+#: Rotation times crossing a second, a day, a minute and an hour: name order must stay time order.
+TIMES = [DAY - 1.5, DAY - 0.75, DAY - 0.25, DAY, DAY + 0.5, DAY + 59.75, DAY + 3600.25]
+
+
+@pytest.mark.parametrize("backup_count", [None, 2, 0])
+def test_backups_are_named_in_utc_time_order_and_only_the_newest_are_kept(
+    writers: list[AsyncWriter], tmp_path: Path, backup_count: int | None, non_utc_local_time: None
+) -> None:
+    path = tmp_path / "app.jsonl"
+    clock = FakeClock(DAY - 10.0)
+    dest = AsyncFileDestination(path, max_bytes=1, backup_count=backup_count, clock=clock)
+    writer = make(writers, dest)
+    writer.enqueue(item(0))
+    assert writer.flush(5.0)
+    for n, t in enumerate(TIMES, start=1):
+        clock.t = t
+        writer.enqueue(item(n))  # the file holds a record: over max_bytes, so this batch rotates
+        assert writer.flush(5.0)
+    assert writer.stop(10.0)
+    # The file holding record n-1 was rotated at TIMES[n-1], when record n came.
+    expected = [(f"app.{utc_stamp(t)}.jsonl", [n]) for n, t in enumerate(TIMES)]
+    if backup_count is not None:
+        expected = expected[len(expected) - backup_count :]
+    names = sorted(p.name for p in tmp_path.iterdir() if p != path)
+    assert [(name, ns(tmp_path / name)) for name in names] == expected
+    assert ns(path) == [len(TIMES)]
+
+
+def test_backups_rotated_within_one_clock_tick_keep_time_order(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, backup_count=1, clock=FakeClock(DAY))  # a clock that does not move
+    for n in range(3):
+        dest(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":%d}\n' % n)
+        dest.rotate()
+        assert dest._maintenance.wait(5.0)  # retention done before the next rotation
+    dest.close()
+    (backup,) = [p for p in tmp_path.iterdir() if p != path]
+    assert ns(backup) == [2], "the one backup kept must be the newest"
+
+
+# -- time rotation ------------------------------------------------------------------------
+
+
+def test_hourly_rotation_at_utc_hour_boundaries(
+    writers: list[AsyncWriter], tmp_path: Path, non_utc_local_time: None
+) -> None:
+    path = tmp_path / "app.jsonl"
+    hour = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+    clock = FakeClock(hour - 0.5)
+    dest = AsyncFileDestination(path, rotate_when="hourly", clock=clock)
+    writer = make(writers, dest)
+    trace = "ab" * 16
+    steps = [(hour - 0.5, [0, 1]), (hour + 0.25, [2, 3]), (hour + 3599.75, [4]), (hour + 3600.0, [5])]
+    for t, numbers in steps:
+        clock.t = t
+        for n in numbers:
+            writer.enqueue(item(n, trace=trace))
+        assert writer.flush(5.0)
+    assert writer.stop(10.0)
+    files = rotated_files(path)
+    assert [f.name for f in files] == [
+        "app.20270115T080000.250000Z.jsonl",
+        "app.20270115T090000.000000Z.jsonl",
+        "app.jsonl",
+    ]
+    assert [ns(f) for f in files] == [[0, 1], [2, 3, 4], [5]]
+
+
+def test_interval_rotation_counts_from_each_file_opening(writers: list[AsyncWriter], tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    clock = FakeClock(DAY + 100.0)
+    dest = AsyncFileDestination(path, rotate_when="10s", clock=clock)
+    writer = make(writers, dest)
+    steps = [(100.0, 0), (109.5, 1), (110.0, 2), (119.75, 3), (120.5, 4)]
+    for offset, n in steps:
+        clock.t = DAY + offset
+        writer.enqueue(item(n, trace="cd" * 16 if n % 2 else None))
+        assert writer.flush(5.0)
+    assert writer.stop(10.0)
+    files = rotated_files(path)
+    assert [f.name for f in files] == [
+        f"app.{utc_stamp(DAY + 110.0)}.jsonl",
+        f"app.{utc_stamp(DAY + 120.5)}.jsonl",
+        "app.jsonl",
+    ]
+    assert [ns(f) for f in files] == [[0, 1], [2, 3], [4]]
+
+
+def test_rotation_closes_open_traces_in_the_old_file_and_reopens_them_in_the_new(
+    writers: list[AsyncWriter], tmp_path: Path
+) -> None:
+    path = tmp_path / "app.jsonl"
+    clock = FakeClock(DAY)
+    writer = make(writers, AsyncFileDestination(path, rotate_when=60, clock=clock), trace_idle_ms=600_000)
+    trace = "ef" * 16
+    writer.enqueue(item(0, trace=trace))
+    writer.enqueue(item(1, trace=trace, failed=True, bad=True))
+    assert writer.flush(5.0)
+    clock.t = DAY + 60.0
+    writer.enqueue(item(2, trace=trace))
+    assert writer.flush(5.0)
+    assert writer.stop(10.0)
+    old, new = rotated_files(path)
+    assert check_file(old.read_bytes())[1] == [(trace, [0, 1], "failed")]
+    assert check_file(new.read_bytes())[1] == [(trace, [2], "succeeded")]
+    assert parse_lines(new.read_bytes())[0]["lvl"] == [1], "the new file starts the trace afresh"
+
+
+# -- gzip -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backup_count", [None, 2])
+def test_gzip_backups_decompress_to_valid_files(
+    writers: list[AsyncWriter], tmp_path: Path, backup_count: int | None, umask_022: None
+) -> None:
+    path = tmp_path / "app.jsonl"
+    clock = FakeClock(DAY)
+    dest = AsyncFileDestination(path, max_bytes=1, compress=True, backup_count=backup_count, clock=clock)
+    writer = make(writers, dest)
+    groups = [[0, 1, 2], [3, 4], [5, 6, 7], [8], [9, 10]]
+    for g, numbers in enumerate(groups):
+        clock.t = DAY + g
+        for n in numbers:
+            writer.enqueue(item(n, trace="12" * 16 if n % 3 else None))
+        assert writer.flush(5.0)
+        # Compression keeps up with rotation here (a backlog is a known bug, tested below).
+        assert dest._maintenance.wait(5.0)
+    assert writer.stop(10.0)
+    files = rotated_files(path)
+    backups = files[:-1]
+    kept = groups[:-1] if backup_count is None else groups[-1 - backup_count : -1]
+    assert len(backups) == len(kept)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in files), (
+        "no uncompressed backup and no partial .gz left behind"
+    )
+    for backup, numbers in zip(backups, kept, strict=True):
+        assert backup.name.endswith(".jsonl.gz")
+        assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+        assert ns(backup) == numbers
+    assert ns(path) == groups[-1]
+
+
+def test_close_waits_for_compression_in_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "app.jsonl"
+    entered, gate = threading.Event(), threading.Event()
+    real_gzip = _rotation._gzip
+
+    def slow_gzip(backup: str, file_mode: int) -> None:
+        entered.set()
+        assert gate.wait(10.0)
+        real_gzip(backup, file_mode)
+
+    monkeypatch.setattr(_rotation, "_gzip", slow_gzip)
+    dest = AsyncFileDestination(path, compress=True, clock=FakeClock(DAY))
+    dest(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":7}\n')
+    dest.rotate()
+    assert entered.wait(10.0), "compression runs on its own thread"
+    closer = threading.Thread(target=dest.close)
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive(), "close() must wait for the compression in progress"
+    gate.set()
+    closer.join(10.0)
+    assert not closer.is_alive()
+    (backup,) = [p for p in tmp_path.iterdir() if p != path]
+    assert backup.name == f"app.{utc_stamp(DAY)}.jsonl.gz"
+    assert ns(backup) == [7]
+
+
+def test_compression_backlog_with_retention_leaves_no_partial_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "app.jsonl"
+    entered, gate = threading.Event(), threading.Event()
+    real_gzip = _rotation._gzip
+
+    def slow_gzip(backup: str, file_mode: int) -> None:
+        entered.set()
+        assert gate.wait(10.0)
+        real_gzip(backup, file_mode)
+
+    monkeypatch.setattr(_rotation, "_gzip", slow_gzip)
+    clock = FakeClock(DAY)
+    dest = AsyncFileDestination(path, compress=True, backup_count=2, clock=clock)
+    for n in range(4):  # four rotations while the first compression is still running
+        clock.t = DAY + n
+        dest(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":%d}\n' % n)
+        dest.rotate()
+        assert entered.wait(10.0)
+    gate.set()
+    dest.close()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [f"app.{utc_stamp(DAY + 2)}.jsonl.gz", f"app.{utc_stamp(DAY + 3)}.jsonl.gz", "app.jsonl"]
+    assert [ns(tmp_path / name) for name in names[:2]] == [[2], [3]]
+    assert not [r for r in caplog.records if "upkeep" in r.getMessage()]
+
+
+# -- path templates ---------------------------------------------------------------------------
+
+
+def test_path_template_renders_pid_and_strftime_fields(tmp_path: Path) -> None:
+    dest = AsyncFileDestination(tmp_path / "{pid}" / "app-%Y.jsonl")
+    year = time.strftime("%Y")
+    dest(b'{"ts":1.0,"tid":"x.1","lvl":[1]}\n')
+    dest.close()
+    expected = tmp_path / str(os.getpid()) / f"app-{year}.jsonl"
+    assert dest.path == str(expected)
+    assert expected.read_bytes() == b'{"ts":1.0,"tid":"x.1","lvl":[1]}\n'
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"OTEL_SERVICE_NAME": "shop"}, "shop"),
+        ({"OTEL_SERVICE_NAME": "shop/api"}, "shop_api"),  # never a path separator from a name
+        ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=billing"}, "billing"),
+        ({"OTEL_SERVICE_NAME": "shop", "OTEL_RESOURCE_ATTRIBUTES": "service.name=billing"}, "shop"),
+    ],
+)
+def test_path_template_service_name_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], name: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    processor = LogxpyLogRecordProcessor(tmp_path / "{service.name}.jsonl")
+    processor.writer.enqueue(item(1))
+    assert processor.force_flush(5_000)
+    processor.shutdown()
+    assert [p.name for p in tmp_path.iterdir()] == [f"{name}.jsonl"]
+    assert ns(tmp_path / f"{name}.jsonl") == [1]
+
+
+def test_pid_template_gives_a_forked_child_its_own_file(writers: list[AsyncWriter], tmp_path: Path) -> None:
+    dest = AsyncFileDestination(tmp_path / "app-{pid}.jsonl")
+    writer = make(writers, dest)
+    writer.enqueue(item(1, who="parent"))
+    assert writer.flush(5.0)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            writer.enqueue(item(2, who="child"))
+            code = 0 if writer.flush(10.0) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    writer.enqueue(item(3, who="parent"))
+    assert writer.stop(10.0)
+    assert ns(tmp_path / f"app-{os.getpid()}.jsonl") == [1, 3]
+    assert ns(tmp_path / f"app-{pid}.jsonl") == [2]
+    assert len(list(tmp_path.iterdir())) == 2, "the child reopens, it never renames the parent's file"
+
+
+# -- external rotation (logrotate without copytruncate) ---------------------------------------
+
+
+@pytest.mark.parametrize("how", ["rename", "rename_and_create", "delete"])
+def test_file_moved_or_deleted_under_us_continues_in_a_new_file(
+    writers: list[AsyncWriter], tmp_path: Path, how: str
+) -> None:
+    path = tmp_path / "app.jsonl"
+    moved = tmp_path / "app.jsonl.1"
+    clock = FakeClock(DAY)
+    dest = AsyncFileDestination(path, reopen_check_s=0.01, clock=clock)
+    writer = make(writers, dest, trace_idle_ms=600_000)
+    trace = "34" * 16
+    for n in range(3):
+        writer.enqueue(item(n, trace=trace if n else None))
+    assert writer.flush(5.0)
+    if how == "delete":
+        path.unlink()
+    else:
+        path.rename(moved)
+        if how == "rename_and_create":
+            path.write_bytes(b"")  # logrotate's 'create': a new empty file at the path
+    # Until the next check is due, the writer keeps its open file: nothing is lost there.
+    for n in range(3, 5):
+        writer.enqueue(item(n, trace=trace))
+    assert writer.flush(5.0)
+    clock.t = DAY + 0.01
+    for n in range(5, 8):
+        writer.enqueue(item(n, trace=trace if n % 2 else None))
+    assert writer.flush(5.0)
+    assert writer.stop(10.0)
+    m = writer.metrics
+    assert (m.written, m.dropped, m.errors) == (8, 0, 0)
+    recs, segments = check_file(path.read_bytes())
+    assert [r["n"] for r in recs] == [5, 6, 7], "every record after the switch is in the new file"
+    assert segments == [(trace, [5, 7], "succeeded")]
+    if how == "delete":
+        assert [p.name for p in tmp_path.iterdir()] == ["app.jsonl"]
+    else:
+        old_recs, old_segments = check_file(moved.read_bytes())
+        assert [r["n"] for r in old_recs] == [0, 1, 2, 3, 4], (
+            "records before the switch stay in the moved file"
+        )
+        assert old_segments == [(trace, [1, 2, 3, 4], "succeeded")], "its traces are closed in it"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["app.jsonl", "app.jsonl.1"], "no backup made"
+
+
+def test_external_rotation_is_noticed_only_once_per_check_interval(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    clock = FakeClock(DAY)
+    dest = AsyncFileDestination(path, reopen_check_s=5.0, clock=clock)
+    path.unlink()
+    assert dest.rotation_due() is False, "not checked before reopen_check_s passed"
+    clock.t = DAY + 5.0
+    assert dest.rotation_due() is True
+    dest.rotate()
+    assert path.exists()
+    clock.t = DAY + 100.0
+    assert dest.rotation_due() is False, "the new file is in place"
+    dest.close()
+
+
+# -- settings from the environment --------------------------------------------------------------
+
+
+def test_env_max_bytes_backup_count_and_compress_reach_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_LOGXPY_MAX_BYTES", "300")
+    monkeypatch.setenv("OTEL_EXPORTER_LOGXPY_BACKUP_COUNT", "2")
+    monkeypatch.setenv("OTEL_EXPORTER_LOGXPY_COMPRESS", "gzip")
+    path = tmp_path / "app.jsonl"
+    processor = LogxpyLogRecordProcessor(path)
+    (dest,) = processor.writer.destinations
+    assert isinstance(dest, AsyncFileDestination)
+    for g in range(10):
+        for n in range(5 * g, 5 * g + 5):  # about 300 bytes a group
+            processor.writer.enqueue(item(n, pad="x" * 40))
+        assert processor.force_flush(5_000)
+        assert dest._maintenance.wait(5.0)  # compression keeps up (a backlog is a known bug)
+    processor.shutdown()
+    files = rotated_files(path)
+    assert len(files) == 2 + 1, [f.name for f in files]
+    assert all(f.name.endswith(".jsonl.gz") for f in files[:-1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in files)
+    kept = [n for f in files for n in ns(f)]
+    assert kept == list(range(kept[0], 50)) and kept[0] > 0, "the newest records, in order; older deleted"
+    assert all(f.stat().st_size > 0 for f in files)
+
+
+def test_env_rotate_when_reaches_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_LOGXPY_ROTATE_WHEN", "0.5s")
+    path = tmp_path / "app.jsonl"
+    processor = LogxpyLogRecordProcessor(path)
+    opened = time.time()
+    processor.writer.enqueue(item(1))
+    assert processor.force_flush(5_000)
+    # Wall-clock time is what is under test here: wait (bounded) until the interval has passed.
+    deadline = opened + 0.5
+    while time.time() < deadline:
+        time.sleep(0.01)
+    processor.writer.enqueue(item(2))
+    assert processor.force_flush(5_000)
+    processor.shutdown()
+    files = rotated_files(path)
+    assert [ns(f) for f in files] == [[1], [2]]
