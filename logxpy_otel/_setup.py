@@ -14,9 +14,9 @@ from typing import Any
 from . import _settings
 from ._destinations import make_destinations
 from ._format import LineEncoder, LineMode
-from ._writer import AsyncConfig, AsyncWriter, Destination
+from ._writer import AsyncConfig, AsyncMetrics, AsyncWriter, Destination
 
-__all__ = ["build"]
+__all__ = ["WriterOwner", "build"]
 
 
 def build(
@@ -74,3 +74,53 @@ def _mode(mode: LineMode | str) -> LineMode:
     except ValueError:
         allowed = ", ".join(m.value for m in LineMode)
         raise ValueError(f"mode must be one of {allowed}; got {mode!r}") from None
+
+
+class WriterOwner:
+    """What the processor and the exporter share: an encoder and a writer, built from the
+    same arguments, with the same flush, shutdown and introspection."""
+
+    #: Whether the writer gets a thread by default (the exporter writes in the caller's).
+    _ASYNC_DEFAULT = True
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        destinations: Iterable[Destination] | None = None,
+        config: AsyncConfig | None = None,
+        mode: LineMode | str | None = None,
+        file_mode: int | None = None,
+        **options: Any,
+    ) -> None:
+        self._encoder, self._writer = build(
+            path,
+            destinations=destinations,
+            config=config,
+            mode=mode,
+            file_mode=file_mode,
+            options=options,
+            async_default=self._ASYNC_DEFAULT,
+        )
+        self._shutdown = False
+
+    @property
+    def writer(self) -> AsyncWriter:
+        return self._writer
+
+    @property
+    def mode(self) -> LineMode:
+        return self._encoder.mode
+
+    @property
+    def metrics(self) -> AsyncMetrics:
+        return self._writer.metrics
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Wait until every record handed over before the call is in the file (or the timeout)."""
+        return self._writer.flush(timeout_millis / 1000.0)
+
+    def shutdown(self) -> None:
+        """Flush, close open traces and the file; later records are dropped and counted."""
+        self._shutdown = True
+        self._writer.stop(self._writer.config.shutdown_timeout_ms / 1000.0)

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from ._format import LineMode
-from ._setup import build
-from ._writer import AsyncConfig, AsyncMetrics, AsyncWriter, Destination
+from ._setup import WriterOwner
 
 __all__ = ["LogxpyLogRecordExporter"]
 
 
-class LogxpyLogRecordExporter(LogRecordExporter):
+class LogxpyLogRecordExporter(WriterOwner, LogRecordExporter):
     """Encodes each exported batch as logxpy lines and appends it to the file.
 
     Without a ``config`` it writes in the thread that calls :meth:`export` (the
@@ -30,38 +26,7 @@ class LogxpyLogRecordExporter(LogRecordExporter):
     keys (``file``, ``mode``, ``file_permissions``, ``flush_interval``...) as keywords.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        destinations: Iterable[Destination] | None = None,
-        config: AsyncConfig | None = None,
-        mode: LineMode | str | None = None,
-        file_mode: int | None = None,
-        **options: Any,
-    ) -> None:
-        self._encoder, self._writer = build(
-            path,
-            destinations=destinations,
-            config=config,
-            mode=mode,
-            file_mode=file_mode,
-            options=options,
-            async_default=False,
-        )
-        self._shutdown = False
-
-    @property
-    def writer(self) -> AsyncWriter:
-        return self._writer
-
-    @property
-    def mode(self) -> LineMode:
-        return self._encoder.mode
-
-    @property
-    def metrics(self) -> AsyncMetrics:
-        return self._writer.metrics
+    _ASYNC_DEFAULT = False
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         if self._shutdown:
@@ -79,10 +44,3 @@ class LogxpyLogRecordExporter(LogRecordExporter):
             for item in items:
                 ok = writer.enqueue(item) and ok
         return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self._writer.flush(timeout_millis / 1000.0)
-
-    def shutdown(self) -> None:
-        self._shutdown = True
-        self._writer.stop(self._writer.config.shutdown_timeout_ms / 1000.0)

@@ -6,23 +6,20 @@ Add it with ``LoggerProvider.add_log_record_processor``. It needs no
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
-from typing import Any
+from typing import ClassVar
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 
 from ._diagnostics import LOGGER_NAME, RateLimitedReporter
-from ._format import LineMode
-from ._setup import build
-from ._writer import AsyncConfig, AsyncMetrics, AsyncWriter, Destination, DropReason
+from ._setup import WriterOwner
+from ._writer import DropReason
 
 __all__ = ["LogxpyLogRecordProcessor"]
 
 _OWN_SCOPE_PREFIX = LOGGER_NAME + "."
 
 
-class LogxpyLogRecordProcessor(LogRecordProcessor):
+class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
     """Writes every OTel log record as a logxpy line through a policy-aware writer thread.
 
     ``path`` (default: ``OTEL_EXPORTER_LOGXPY_FILE``, else ``logxpy-otel.jsonl`` in the
@@ -34,42 +31,12 @@ class LogxpyLogRecordProcessor(LogRecordProcessor):
     reason ``internal_error`` and reported through the ``logxpy_otel`` logger.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        destinations: Iterable[Destination] | None = None,
-        config: AsyncConfig | None = None,
-        mode: LineMode | str | None = None,
-        file_mode: int | None = None,
-        **options: Any,
-    ) -> None:
-        self._encoder, self._writer = build(
-            path,
-            destinations=destinations,
-            config=config,
-            mode=mode,
-            file_mode=file_mode,
-            options=options,
-            async_default=True,
-        )
-        self._shutdown = False
-        self._own_scopes: dict[int, tuple[object, bool]] = {}
-        self._fault_report = RateLimitedReporter(
-            "logxpy-otel: %d record(s) dropped by an internal error; last: %s"
-        )
-
-    @property
-    def writer(self) -> AsyncWriter:
-        return self._writer
-
-    @property
-    def mode(self) -> LineMode:
-        return self._encoder.mode
-
-    @property
-    def metrics(self) -> AsyncMetrics:
-        return self._writer.metrics
+    #: Whether records of a scope are our own diagnostics, by scope object (a pure
+    #: function of the scope's name, so one cache serves every processor).
+    _own_scopes: ClassVar[dict[int, tuple[object, bool]]] = {}
+    _fault_report: ClassVar[RateLimitedReporter] = RateLimitedReporter(
+        "logxpy-otel: %d record(s) dropped by an internal error; last: %s"
+    )
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         try:
@@ -105,12 +72,3 @@ class LogxpyLogRecordProcessor(LogRecordProcessor):
 
     def enabled(self, **_: object) -> bool:
         return not self._shutdown
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Wait until every record emitted before the call is in the file (or the timeout)."""
-        return self._writer.flush(timeout_millis / 1000.0)
-
-    def shutdown(self) -> None:
-        """Flush, close open traces and the file; later records are dropped and counted."""
-        self._shutdown = True
-        self._writer.stop(self._writer.config.shutdown_timeout_ms / 1000.0)
