@@ -5,7 +5,7 @@ VENV := .venv
 VENV312 := .venv-logxpy
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench soak clean
+.PHONY: demo test lint typecheck pytest bench bench-fsync soak clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ test: lint typecheck pytest
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_throughput.py
+
+bench-fsync: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_fsync.py
+
+# A bounded soak (about 2 minutes), apart from the test suite.
+soak: $(BIN)/.installed
+	$(BIN)/python benchmarks/soak.py
 
 clean:
 	rm -rf $(VENV) $(VENV312) .mypy_cache .ruff_cache .pytest_cache .hypothesis
