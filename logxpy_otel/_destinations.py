@@ -111,6 +111,7 @@ class AsyncFileDestination:
         self._clock = clock
         self._maintenance = Maintenance(backup_count, compress, file_mode)
         self._torn = False
+        self._maybe_torn = False
         self._closed = False
         self._fd: int | None = None
         self._open()
@@ -126,8 +127,12 @@ class AsyncFileDestination:
             cause = "it is a symlink (nofollow)" if exc.errno == errno.ELOOP else exc.strerror
             raise type(exc)(exc.errno, f"cannot open log file {self.path!r}: {cause}") from exc
         st = os.fstat(fd)
-        # A crash (ours or another process's) left half a line: end it before our first.
-        self._torn = bool(st.st_size) and _last_byte(self.path, st.st_size) not in (b"\n", None)
+        # An unterminated last line: torn by a crash, or another live process in the middle
+        # of a large append (readers see those page by page). Decided at our first write:
+        # if the file has not grown since, nobody is finishing that line.
+        self._torn = False
+        self._maybe_torn = bool(st.st_size) and _last_byte(self.path, st.st_size) not in (b"\n", None)
+        self._open_size = st.st_size
         self._fd = fd
         self._identity = (st.st_dev, st.st_ino)
         self._size = st.st_size
@@ -141,7 +146,10 @@ class AsyncFileDestination:
         fd = self._fd
         if fd is None:
             raise ValueError(f"log file {self.path!r} is closed")
-        if self._torn:  # an earlier batch failed half-written: end its torn line first
+        if self._maybe_torn:
+            self._maybe_torn = False
+            self._torn = self._torn or os.fstat(fd).st_size == self._open_size
+        if self._torn:  # a line was left half-written: end it before ours
             data = b"\n" + data
         view = memoryview(data)
         deadline = None

@@ -32,7 +32,7 @@ class RateLimitedReporter:
         self._interval = interval_s
         self._level = level
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._pending = 0
         self._last = -float("inf")
 
@@ -55,6 +55,6 @@ class RateLimitedReporter:
 
     def reset(self) -> None:
         """Forget the counts and the last report (after ``fork()``, in the child)."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._pending = 0
         self._last = -float("inf")

@@ -8,7 +8,8 @@ numbers them (``_trees``), and hands each destination one ``bytes`` per batch.
 
 Three locks, always taken in this order when nested: ``_io_lock`` (numbering and
 writing; held by the writer thread or a synchronous caller), then ``_lock`` (queue and
-counters; held only for a few operations), then a reporter's own lock.
+counters; held only for a few operations), then a reporter's own lock. All three are
+re-entrant, so that a signal handler that logs cannot deadlock the thread it interrupts.
 """
 
 from __future__ import annotations
@@ -183,6 +184,37 @@ def sync_mode() -> Iterator[None]:
         _SYNC.reset(token)
 
 
+class _Wake:
+    """Wakes the writer thread: ``set()`` from any thread, or from a signal handler.
+
+    ``threading.Event`` would do, but its ``set()`` takes a plain lock, and a signal
+    handler that logs while this thread is inside ``set()`` would wait on it forever. A
+    C-level ``SimpleQueue`` put cannot be interrupted half way.
+    """
+
+    __slots__ = ("_q",)
+
+    def __init__(self) -> None:
+        self._q: SimpleQueue[None] = SimpleQueue()
+
+    def set(self) -> None:
+        self._q.put(None)
+
+    def wait(self, timeout: float) -> None:
+        try:
+            self._q.get(timeout=timeout)
+        except Empty:
+            pass
+
+    def clear(self) -> None:
+        get = self._q.get_nowait
+        try:
+            while True:
+                get()
+        except Empty:
+            pass
+
+
 class _FlushWatch:
     """One waiting :meth:`AsyncWriter.flush`: the completions it waits for, and whether one was a loss."""
 
@@ -242,11 +274,13 @@ class AsyncWriter:
     def _reset_state(self) -> None:
         """Fresh locks, queue, slots, counters and trees: at construction and in a forked child."""
         config = self._config
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler that logs can interrupt this thread while it holds
+        # a lock (only the slow paths take them; the common enqueue takes none).
+        self._lock = threading.RLock()
         self._not_full = threading.Condition(self._lock)
         self._progress = threading.Condition(self._lock)
-        self._io_lock = threading.Lock()
-        self._wake = threading.Event()
+        self._io_lock = threading.RLock()
+        self._wake = _Wake()
         self._stop_event = threading.Event()
         self._queue: deque[LineItem] = deque()
         self._slots: SimpleQueue[None] = SimpleQueue()
@@ -664,7 +698,7 @@ class AsyncWriter:
     def _destination_failed(self, exc: BaseException) -> None:
         with self._lock:
             self._errors += 1
-        self._error_report.note(1, f"{type(exc).__name__}: {exc}")
+        self._error_report.note(1, _describe(exc))
 
     def _close_destinations(self) -> None:
         for destination in self._destinations:
@@ -742,6 +776,14 @@ class AsyncWriter:
         """In a forked child: forget the parent's queue, locks and thread; start afresh on use."""
         self._sync = not self._config.async_enabled
         self._reset_state()
+
+
+def _describe(exc: BaseException) -> str:
+    """An error for our diagnostics: its type and, for OS errors, the errno text. Never the
+    message of an arbitrary destination's exception, which could quote record content."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: [Errno {exc.errno}] {exc.strerror}"
+    return type(exc).__name__
 
 
 def _rotation_due(destination: Destination) -> bool:

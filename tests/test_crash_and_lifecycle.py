@@ -1,0 +1,648 @@
+"""Crashes and lifecycle under a real LoggerProvider: SIGKILL, shutdown races, hanging
+destinations, concurrent flushes, signal handlers, and multiprocessing (fork/forkserver/spawn)."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.resources import Resource
+
+from logxpy_otel import AsyncConfig, DropReason, LogxpyLogRecordProcessor
+
+from conftest import assert_accounting, read_records
+
+
+@pytest.fixture
+def provider() -> Iterator[LoggerProvider]:
+    lp = LoggerProvider(resource=Resource.create({"service.name": "lifecycle"}), shutdown_on_exit=False)
+    yield lp
+    lp.shutdown()
+
+
+def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+    """Poll a condition nothing signals (bounded; fails the test on timeout)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.001)
+
+
+def run_script(script: str, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run ``python -c script args...``; a hang fails the test (the child is killed), never the suite."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(script), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the child did not finish within {timeout} s (deadlock?); stderr:\n{exc.stderr!r}")
+
+
+# -- SIGKILL mid-stream ----------------------------------------------------------------------
+
+_PRODUCER = """
+    import os, sys, threading
+    from opentelemetry.sdk._logs import LoggerProvider
+    from logxpy_otel import LogxpyLogRecordProcessor
+
+    path, fsync = sys.argv[1], sys.argv[2]
+    provider = LoggerProvider(shutdown_on_exit=False)
+    processor = LogxpyLogRecordProcessor(path, fsync=fsync)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("crash")
+
+    def produce(t):
+        for n in range(5_000_000):  # bounded; the parent kills us long before
+            logger.emit(body="r", attributes={"t": t, "n": n})
+            if n % 500 == 499 and processor.force_flush(30_000):
+                # one write(2) per line: the two threads' lines never interleave
+                os.write(1, f"{t} {n}\\n".encode())
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+"""
+
+
+def _read_confirmations(proc: subprocess.Popen[bytes], each: int, timeout: float) -> bytes:
+    """Read the child's stdout until both threads confirmed ``each`` flushes (bounded by ``timeout``)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    out = b""
+    deadline = time.monotonic() + timeout
+
+    def counts() -> Counter[bytes]:
+        return Counter(line.split()[0] for line in out.splitlines(keepends=True) if line.endswith(b"\n"))
+
+    while min(counts()[b"0"], counts()[b"1"]) < each:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"too few flush confirmations in {timeout} s: {dict(counts())}"
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            chunk = os.read(fd, 65536)
+            assert chunk, f"the producer exited early ({proc.wait()}): {proc.stderr and proc.stderr.read()!r}"
+            out += chunk
+    return out
+
+
+@pytest.mark.parametrize("fsync", ["never", "batch"])
+def test_sigkill_mid_stream_keeps_whole_lines_and_every_flushed_record(tmp_path: Path, fsync: str) -> None:
+    """A producer killed with SIGKILL leaves only whole lines (but possibly a torn last one),
+    and every record a successful ``force_flush`` confirmed before the kill is in the file.
+
+    Guarantee per setting: with ``fsync="never"`` a confirmed record has been handed to
+    the OS with ``write(2)``, so it survives the *process* dying (what this test checks).
+    With ``fsync="batch"`` every batch is also ``fsync``-ed before ``force_flush``
+    returns, so a confirmed record survives an *OS* crash or power loss too; a test
+    cannot crash the OS, so here both settings are checked against a process kill only.
+    """
+    path = tmp_path / "crash.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_PRODUCER), str(path), fsync],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        out = _read_confirmations(proc, each=3, timeout=60.0)
+        assert proc.poll() is None, "the producer must still be running when it is killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.stdout is not None and proc.stderr is not None
+    out += proc.stdout.read()  # confirmations printed before the kill
+    proc.stdout.close()
+    proc.stderr.close()
+    confirmed = {0: -1, 1: -1}
+    for line in out.decode().splitlines():
+        t, n = map(int, line.split())
+        confirmed[t] = max(confirmed[t], n)
+    assert min(confirmed.values()) >= 3 * 500 - 1
+
+    data = path.read_bytes()
+    *whole, last = data.split(b"\n")
+    seen: dict[int, list[int]] = {0: [], 1: []}
+    for raw in whole:
+        line = orjson.loads(raw)  # every line but the last is complete JSON
+        assert isinstance(line, dict) and "at" not in line, "flat records only (no spans here)"
+        seen[line["t"]].append(line["n"])
+    if last:  # torn last line: allowed, and only there
+        with pytest.raises(orjson.JSONDecodeError):
+            orjson.loads(last)
+    for t in (0, 1):
+        assert seen[t] == list(range(len(seen[t]))), f"thread {t}: a gap or repeat before the cut"
+        assert len(seen[t]) > confirmed[t], (
+            f"thread {t}: record {confirmed[t]} was confirmed by force_flush but is not in the file"
+        )
+
+
+# -- shutdown ----------------------------------------------------------------------------------
+
+
+def test_emit_during_and_after_shutdown_never_raises_and_balances(
+    tmp_path: Path, provider: LoggerProvider
+) -> None:
+    path = tmp_path / "shutdown.jsonl"
+    processor = LogxpyLogRecordProcessor(path)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("race")
+    threads_n = 4
+    emitted = [0] * threads_n
+    errors: list[BaseException] = []
+    warmed = [threading.Event() for _ in range(threads_n)]
+    stop = threading.Event()
+
+    def emit(t: int) -> None:
+        try:
+            n = 0
+            while not stop.is_set() and n < 2_000_000:
+                logger.emit(body="r", attributes={"t": t, "n": n})
+                n += 1
+                emitted[t] = n
+                if n == 200:
+                    warmed[t].set()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            warmed[t].set()
+
+    threads = [threading.Thread(target=emit, args=(t,)) for t in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    try:
+        for event in warmed:
+            assert event.wait(10.0)
+        provider.shutdown()  # while every thread is emitting
+        after = list(emitted)
+        # Let each thread emit a while longer, after the shutdown.
+        wait_until(lambda: all(emitted[t] >= after[t] + 200 for t in range(threads_n)) or errors)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert not errors, f"an emit raised into the application: {errors[0]!r}"
+    assert all(not thread.is_alive() for thread in threads)
+    logger.emit(body="late", attributes={"t": -1, "n": 0})  # one more, from this thread: never raises
+
+    m = processor.metrics
+    assert_accounting(m)
+    assert m.pending == 0
+    assert m.enqueued == sum(emitted) + 1
+    assert set(m.dropped_by_reason) == {DropReason.SHUTDOWN}
+    assert m.dropped_by_reason[DropReason.SHUTDOWN] >= threads_n * 200 + 1, "post-shutdown emits are counted"
+    recs = read_records(path)
+    assert len(recs) == m.written
+    for t in range(threads_n):
+        mine = [r["n"] for r in recs if r["t"] == t]
+        assert mine == list(range(len(mine))), f"thread {t}: what is written is a prefix, each once"
+        assert 200 <= len(mine) <= after[t] + 1
+
+
+def test_shutdown_is_bounded_while_a_destination_hangs(provider: LoggerProvider) -> None:
+    release, entered = threading.Event(), threading.Event()
+    written: list[bytes] = []
+
+    def hanging(data: bytes) -> None:
+        entered.set()
+        release.wait(30.0)
+        written.append(data)
+
+    processor = LogxpyLogRecordProcessor(
+        destinations=[hanging], config=AsyncConfig(shutdown_timeout_ms=200, flush_interval_ms=10)
+    )
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("hang")
+    try:
+        logger.emit(body="first")
+        assert entered.wait(10.0), "the writer must be inside the destination"
+        logger.emit(body="second")  # queued behind the hanging batch
+        started = time.monotonic()
+        processor.shutdown()
+        elapsed = time.monotonic() - started
+        assert elapsed < 2.0, f"shutdown took {elapsed:.2f} s with shutdown_timeout_ms=200"
+        logger.emit(body="after")  # dropped, not blocked, not raised
+        assert processor.metrics.dropped_by_reason == {DropReason.SHUTDOWN: 1}
+    finally:
+        release.set()
+    thread = processor.writer._thread
+    assert thread is not None
+    thread.join(10.0)
+    assert not thread.is_alive()
+    m = processor.metrics
+    assert_accounting(m)
+    assert (m.written, m.pending) == (2, 0), "the released writer finishes what it held"
+    assert [orjson.loads(line)["msg"] for line in b"".join(written).splitlines()] == ["first", "second"]
+
+
+# -- flush -------------------------------------------------------------------------------------
+
+
+def test_force_flush_from_eight_threads_while_others_emit(tmp_path: Path, provider: LoggerProvider) -> None:
+    path = tmp_path / "flush.jsonl"
+    seen: set[tuple[str, int, int]] = set()
+    seen_lock = threading.Lock()
+
+    def index(data: bytes) -> None:
+        """A second destination: which records have been written, for checks mid-run."""
+        keys = []
+        for raw in data.splitlines():
+            line = orjson.loads(raw)
+            if "at" not in line:
+                keys.append((line["kind"], line["t"], line["n"]))
+        with seen_lock:
+            seen.update(keys)
+
+    processor = LogxpyLogRecordProcessor(
+        path, destinations=[index], config=AsyncConfig(flush_interval_ms=600_000, batch_size=500)
+    )
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("flush")
+    emitters_n, flushers_n, per_emitter = 4, 8, 3_000
+    start = threading.Barrier(emitters_n + flushers_n)
+    emitting = threading.Event()
+    results: list[bool] = []
+    missing: list[tuple[str, int, int]] = []
+    flushes = [0] * flushers_n
+
+    def emitter(t: int) -> None:
+        start.wait()
+        for n in range(per_emitter):
+            logger.emit(body="e", attributes={"kind": "e", "t": t, "n": n})
+
+    def flusher(f: int) -> None:
+        start.wait()
+        n = 0
+        while n < 50 and (emitting.is_set() or n == 0):
+            logger.emit(body="marker", attributes={"kind": "f", "t": f, "n": n})
+            ok = processor.force_flush(10_000)
+            results.append(ok)
+            with seen_lock:
+                if ok and ("f", f, n) not in seen:
+                    missing.append(("f", f, n))
+            n += 1
+        flushes[f] = n
+
+    emitting.set()
+    emitters = [threading.Thread(target=emitter, args=(t,)) for t in range(emitters_n)]
+    flushers = [threading.Thread(target=flusher, args=(f,)) for f in range(flushers_n)]
+    for thread in emitters + flushers:
+        thread.start()
+    for thread in emitters:
+        thread.join(30)
+    emitting.clear()
+    for thread in flushers:
+        thread.join(30)
+    assert all(not thread.is_alive() for thread in emitters + flushers)
+    assert len(results) == sum(flushes) >= flushers_n
+    assert all(results), f"{results.count(False)} of {len(results)} force_flush calls returned False"
+    assert not missing, f"force_flush returned True before its own earlier record was written: {missing[:3]}"
+    assert processor.force_flush(10_000)
+    recs = read_records(path)
+    keys = Counter((r["kind"], r["t"], r["n"]) for r in recs)
+    expected = {("e", t, n) for t in range(emitters_n) for n in range(per_emitter)}
+    expected |= {("f", f, n) for f in range(flushers_n) for n in range(flushes[f])}
+    assert set(keys) == expected, "every record in the file"
+    assert max(keys.values()) == 1, "and only once"
+    m = processor.metrics
+    assert (m.written, m.dropped, m.pending) == (len(expected), 0, 0)
+    assert_accounting(m)
+
+
+# -- signal handlers ---------------------------------------------------------------------------
+
+_SIGNAL_SCRIPT = """
+    import itertools, os, select, signal, sys, threading
+    from opentelemetry.sdk._logs import LoggerProvider
+    from logxpy_otel import AsyncConfig, LogxpyLogRecordProcessor
+
+    path = sys.argv[1]
+    provider = LoggerProvider(shutdown_on_exit=False)
+    # Room for every record this run makes: the queue never fills.
+    processor = LogxpyLogRecordProcessor(path, config=AsyncConfig(max_queue_size=100_000))
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("signals")
+    handled = []
+    ids = itertools.count()  # one C call: a nested handler still gets its own id
+    ack_r, ack_w = os.pipe()  # the handler's ack: a pipe, no lock (handlers can nest)
+
+    def handler(signum, frame):
+        h = next(ids)
+        logger.emit(body="from handler", attributes={"h": h})
+        handled.append(h)
+        os.write(ack_w, b"x")
+
+    signal.signal(signal.SIGUSR1, handler)
+
+    def sender():  # signals that land wherever the main thread happens to be
+        for _ in range(100):
+            os.kill(os.getpid(), signal.SIGUSR1)
+            if not select.select([ack_r], [], [], 10)[0]:
+                os.write(2, b"no handler ran within 10 s\\n")
+                os._exit(3)
+            os.read(ack_r, 4096)
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    n = 0
+    while n < 90_000 and (thread.is_alive() or n < 1_000):  # bounded, below the queue size
+        logger.emit(body="main", attributes={"m": n})
+        n += 1
+        if n % 500 == 0:
+            os.kill(os.getpid(), signal.SIGUSR1)  # and some from the emitting thread itself
+    # A timed join: a signal that arrives just as a blocking join starts to wait is only
+    # handled once it returns (CPython), and the sender would take that for a deadlock.
+    while thread.is_alive():
+        thread.join(0.05)
+    assert processor.force_flush(10_000)
+    provider.shutdown()
+    print(len(handled), n)
+"""
+
+
+def test_logger_used_from_a_signal_handler_does_not_deadlock(tmp_path: Path) -> None:
+    """The handler emits while the main thread is emitting. Run in a child: a deadlock
+    fails this test (timeout) instead of hanging the suite."""
+    path = tmp_path / "signals.jsonl"
+    done = run_script(_SIGNAL_SCRIPT, str(path), timeout=60.0)
+    assert done.returncode == 0, done.stderr
+    handled, main = map(int, done.stdout.split())
+    assert handled >= 50
+    recs = read_records(path)
+    assert sorted(r["h"] for r in recs if "h" in r) == list(range(handled)), "every handler record, once"
+    assert [r["m"] for r in recs if "m" in r] == list(range(main))
+
+
+_SIGNAL_WHILE_FULL_SCRIPT = """
+    import faulthandler, os, signal, sys, time
+    faulthandler.dump_traceback_later(5, exit=True)  # a deadlock: stacks on stderr, exit 1
+    from opentelemetry.sdk._logs import LoggerProvider
+    from logxpy_otel import AsyncConfig, LogxpyLogRecordProcessor
+
+    where = sys.argv[1]
+
+    def slow(data):
+        time.sleep(0.002)
+
+    provider = LoggerProvider(shutdown_on_exit=False)
+    processor = LogxpyLogRecordProcessor(
+        destinations=[slow], config=AsyncConfig(max_queue_size=1, batch_size=1, queue_policy="block")
+    )
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("signals")
+    handled = []
+
+    def handler(signum, frame):
+        logger.emit(body="from handler")
+        handled.append(1)
+
+    signal.signal(signal.SIGUSR1, handler)
+    armed = [True]
+
+    def names(frame, depth):
+        out = []
+        while frame is not None and len(out) < depth:
+            out.append(frame.f_code.co_name)
+            frame = frame.f_back
+        return out
+
+    def deliver(frame, event, arg):
+        # Raise the signal at an instant a real one can hit (the main thread is in
+        # AsyncWriter._full: queue full, policy block, waking the writer). The handler
+        # runs at the next bytecode boundary, in this thread.
+        if not armed[0]:
+            return
+        if where == "writer_lock":  # _full holds the writer's _lock, calls _wake.set()
+            hit = event == "call" and names(frame, 2) == ["set", "_full"]
+        else:  # inside _wake.set(), at the very call that wakes the writer
+            hit = event == "c_call" and names(frame, 2) == ["set", "_full"]
+        if hit:
+            armed[0] = False
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    sys.setprofile(deliver)
+    for n in range(200):
+        logger.emit(body="main", attributes={"m": n})
+        if not armed[0] and handled:
+            break
+    sys.setprofile(None)
+    assert not armed[0], "the queue never filled: the scenario did not happen"
+    assert processor.force_flush(10_000)
+    provider.shutdown()
+    print(len(handled))
+"""
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "writer_lock",
+        "wake_event_lock",
+    ],
+)
+def test_signal_handler_landing_inside_a_full_queue_wait_does_not_deadlock(where: str) -> None:
+    """Deterministic form of a race a random signal storm also hits (on a full queue): the
+    signal is raised, from a profile hook, exactly while the main thread is in ``_full``
+    holding the writer's lock (``writer_lock``), or inside ``_wake.set()`` at the call that
+    wakes the writer (``wake_event_lock``; a ``threading.Event`` there would hold its own
+    plain lock). A deadlock fails the test with the child's stacks (its watchdog ends it
+    after 5 s)."""
+    done = run_script(_SIGNAL_WHILE_FULL_SCRIPT, where, timeout=15.0)
+    assert "Timeout" not in done.stderr, f"deadlocked; the child's stacks:\n{done.stderr}"
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1"]
+
+
+# -- multiprocessing ---------------------------------------------------------------------------
+
+_POOL_SCRIPT = """
+import json
+import multiprocessing
+import os
+import sys
+
+from opentelemetry.sdk._logs import LoggerProvider
+
+from logxpy_otel import AsyncConfig, LogxpyLogRecordProcessor
+
+PROCESSOR = None
+LOGGER = None
+
+
+def init(path):
+    \"\"\"Set up logging: in the parent for fork (workers inherit it), in each worker otherwise.\"\"\"
+    global PROCESSOR, LOGGER
+    provider = LoggerProvider(shutdown_on_exit=False)
+    # No timer flush, batches bigger than a task: only force_flush writes a task's records.
+    PROCESSOR = LogxpyLogRecordProcessor(
+        path, config=AsyncConfig(flush_interval_ms=600_000, batch_size=10_000, max_queue_size=10_000)
+    )
+    provider.add_log_record_processor(PROCESSOR)
+    LOGGER = provider.get_logger("pool")
+
+
+def task(args):
+    task_id, count = args
+    for n in range(count):
+        LOGGER.emit(body="r", attributes={"task": task_id, "n": n, "pid": os.getpid()})
+    return PROCESSOR.force_flush(10_000), os.getpid()
+
+
+if __name__ == "__main__":
+    method, path, tasks, per_task = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    ctx = multiprocessing.get_context(method)
+    if method == "fork":
+        init(path)
+        LOGGER.emit(body="parent before", attributes={"task": -1, "n": 0, "pid": os.getpid()})
+        assert PROCESSOR.force_flush(10_000)
+        pool = ctx.Pool(3, maxtasksperchild=2)  # workers exit (os._exit) and are replaced
+    else:
+        pool = ctx.Pool(3, initializer=init, initargs=(path,), maxtasksperchild=2)
+    results = pool.map(task, [(t, per_task) for t in range(tasks)], chunksize=1)
+    pool.close()
+    pool.join()
+    print(json.dumps({"flushed": [ok for ok, _ in results], "pids": sorted({pid for _, pid in results})}))
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_pool_workers_write_one_file_exactly_once(tmp_path: Path, method: str) -> None:
+    """Pool workers emit into one file and call force_flush at the end of each task; they
+    exit through os._exit (fork, forkserver), so only what was flushed can survive, and
+    everything flushed does, exactly once. (The script is a file so spawn can import it.)"""
+    script = tmp_path / "pool_app.py"
+    script.write_text(textwrap.dedent(_POOL_SCRIPT))
+    path = tmp_path / f"pool-{method}.jsonl"
+    tasks, per_task = 8, 300
+    try:
+        done = subprocess.run(
+            [sys.executable, str(script), method, str(path), str(tasks), str(per_task)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the pool did not finish in 60 s: {exc.stderr!r}")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["flushed"] == [True] * tasks
+    assert len(report["pids"]) >= 2, "several worker processes took part"
+    recs = read_records(path)  # every line parses: no empty line either (see the next test)
+    keys = Counter((r["task"], r["n"]) for r in recs)
+    expected = {(t, n) for t in range(tasks) for n in range(per_task)}
+    if method == "fork":
+        expected.add((-1, 0))  # the parent's own record, written once (not again by a child)
+    assert set(keys) == expected
+    assert max(keys.values()) == 1, "no record written twice"
+    by_task = {}
+    for r in recs:
+        if r["task"] >= 0:
+            by_task.setdefault(r["task"], set()).add(r["pid"])
+    assert all(len(pids) == 1 for pids in by_task.values()), "each task's records come from its worker"
+
+
+def test_opening_while_another_process_is_mid_batch_adds_no_empty_line(
+    tmp_path: Path, provider: LoggerProvider
+) -> None:
+    """Two processes append to one file (pool workers, a forked child). A reader sees a
+    write(2) of more than a page arrive page by page, so a process that opens the file
+    while another one's batch is half-way in finds a last byte that is not a newline,
+    though nothing crashed. Modelled here by the other writer's two halves."""
+    path = tmp_path / "shared.jsonl"
+    other = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(other, b'{"who":"other","n":0}\n{"who":"other",')  # its batch, half-way in
+        processor = LogxpyLogRecordProcessor(path)  # we open the file now
+        provider.add_log_record_processor(processor)
+        os.write(other, b'"n":1}\n')  # the other write completes
+    finally:
+        os.close(other)
+    provider.get_logger("shared").emit(body="mine")
+    assert processor.force_flush(5_000)
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    assert b"" not in lines[:-1], f"an empty line in the file: {lines!r}"
+    assert [orjson.loads(line).get("msg") for line in lines[:-1]] == [None, None, "mine"]
+
+
+@pytest.mark.parametrize(
+    "crashed_ago_s",
+    [
+        0.0,
+        10.0,
+    ],
+)
+def test_a_restart_after_a_crash_ends_the_torn_line_it_finds(
+    tmp_path: Path, provider: LoggerProvider, crashed_ago_s: float
+) -> None:
+    """A process killed mid-write leaves a last line without its newline (see the SIGKILL
+    test); the next process to open the file ends that line before its first record
+    (docs/format.md), however soon after the crash it starts."""
+    path = tmp_path / "restart.jsonl"
+    path.write_bytes(b'{"who":"crashed","n":0}\n{"who":"crashed","n":1,"msg":"half')
+    if crashed_ago_s:
+        past = time.time() - crashed_ago_s
+        os.utime(path, (past, past))
+    processor = LogxpyLogRecordProcessor(path)
+    provider.add_log_record_processor(processor)
+    provider.get_logger("restart").emit(body="first after restart")
+    assert processor.force_flush(5_000)
+    lines = path.read_bytes().split(b"\n")
+    assert lines[1] == b'{"who":"crashed","n":1,"msg":"half', "the torn line stays on its own"
+    assert orjson.loads(lines[2])["msg"] == "first after restart", "the new record is a line of its own"
+    assert lines[3:] == [b""]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_forked_child_keeps_what_it_flushed_before_os_exit(tmp_path: Path, provider: LoggerProvider) -> None:
+    """The documented rule: call force_flush before os._exit. What a forked child flushed is
+    in the file; a record it enqueued afterwards is still pending when os._exit runs (no
+    exit hook runs there), so it may be lost. Only the first half is asserted on the file."""
+    path = tmp_path / "child.jsonl"
+    processor = LogxpyLogRecordProcessor(path, config=AsyncConfig(flush_interval_ms=600_000))
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("fork")
+    logger.emit(body="parent", attributes={"who": "parent", "n": 0})
+    assert processor.force_flush(5_000)
+    pid = os.fork()
+    if pid == 0:  # the child, with the inherited processor
+        code = 1
+        try:
+            for n in range(20):
+                logger.emit(body="flushed", attributes={"who": "child", "n": n})
+            flushed = processor.force_flush(10_000)
+            logger.emit(body="unflushed", attributes={"who": "child", "n": 20})
+            pending = processor.metrics.pending
+            code = 0 if flushed and pending == 1 else 10 + pending
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "child: force_flush True, then one record pending"
+    assert processor.force_flush(5_000)
+    recs = read_records(path)
+    child = Counter(r["n"] for r in recs if r["who"] == "child")
+    assert all(child[n] == 1 for n in range(20)), "every flushed record of the child, once"
+    assert child[20] <= 1
+    assert [r["n"] for r in recs if r["who"] == "parent"] == [0], "the parent's record, once"
