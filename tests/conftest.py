@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +93,25 @@ class Failing:
     def __call__(self, data: bytes) -> None:
         self.calls += 1
         raise OSError(28, "No space left on device")
+
+
+class FakeClock:
+    """An injectable ``clock``: the time is whatever the test sets."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from the environment: none from the outer one may leak into a test."""
+    for name in list(os.environ):
+        if name.startswith("OTEL_EXPORTER_LOGXPY_") or name in ("OTEL_SERVICE_NAME", "LOGXPY_SYNC"):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
 
 
 @pytest.fixture

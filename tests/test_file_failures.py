@@ -31,25 +31,10 @@ from logxpy_otel import (
     _destinations,
 )
 
-from conftest import Collect, assert_accounting, item, parse_lines
+from conftest import Collect, FakeClock, assert_accounting, item, parse_lines
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 TRACE = "5b8efff798038103d269b633813fc60c"
-
-
-class FakeClock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("OTEL_EXPORTER_LOGXPY_") or name == "LOGXPY_SYNC":
-            monkeypatch.delenv(name)
 
 
 def make(writers: list[AsyncWriter], *dests: Any, **config: Any) -> AsyncWriter:

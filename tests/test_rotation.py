@@ -23,31 +23,12 @@ import pytest
 
 from logxpy_otel import AsyncConfig, AsyncFileDestination, AsyncWriter, LogxpyLogRecordProcessor, _rotation
 
-from conftest import item, parse_lines
+from conftest import FakeClock, item, parse_lines
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 LOGXPY_PYTHON = os.environ.get("LOGXPY_PYTHON")
 #: A UTC day boundary (2027-01-16T00:00:00Z) to put fake clocks near.
 DAY = 1_800_057_600.0
-
-
-class FakeClock:
-    """An injectable ``clock``: the time is whatever the test sets."""
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No OTEL_EXPORTER_LOGXPY_* / service name from the outer environment leaks in."""
-    for name in list(os.environ):
-        if name.startswith("OTEL_EXPORTER_LOGXPY_") or name in ("OTEL_SERVICE_NAME", "LOGXPY_SYNC"):
-            monkeypatch.delenv(name)
-    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
 
 
 @pytest.fixture
