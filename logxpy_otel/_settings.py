@@ -100,10 +100,6 @@ def _fsync(value: object) -> str | float:
         raise ValueError("never, batch, or a number of milliseconds between syncs") from None
 
 
-def _seconds_from_ms(value: object) -> float:
-    return _milliseconds(value) / 1000.0
-
-
 def _path(value: object) -> str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
@@ -122,8 +118,10 @@ class Setting:
     parse: Callable[[object], Any]
     #: The ``AsyncConfig`` field it sets, if any.
     field: str | None = None
-    #: The ``AsyncFileDestination`` keyword it sets, if any.
+    #: The ``AsyncFileDestination`` keyword it sets, if any, and how the value is turned
+    #: into that argument (milliseconds into seconds, say).
     file_arg: str | None = None
+    to_arg: Callable[[Any], Any] | None = None
 
 
 _POLICIES = ("block", "drop_oldest", "drop_newest", "warn")
@@ -192,9 +190,10 @@ OPTIONS: Final[Mapping[str, Setting]] = {
         Setting(
             "retry_timeout",
             ev.OTEL_EXPORTER_LOGXPY_RETRY_TIMEOUT,
-            5.0,
-            _seconds_from_ms,
+            5_000.0,
+            _milliseconds,
             file_arg="retry_timeout_s",
+            to_arg=lambda ms: ms / 1000.0,
         ),
     )
 }

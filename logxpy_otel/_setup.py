@@ -52,8 +52,9 @@ def build(
     file_args = {}
     for key in _settings.FILE_OPTIONS:
         value = parsed.pop(key) if key in parsed else _settings.from_env(key)
-        if value != _settings.OPTIONS[key].default:
-            file_args[str(_settings.OPTIONS[key].file_arg)] = value
+        setting = _settings.OPTIONS[key]
+        if value != setting.default:
+            file_args[str(setting.file_arg)] = setting.to_arg(value) if setting.to_arg else value
     fields = {str(_settings.OPTIONS[key].field): value for key, value in parsed.items()}
     if config is None:
         config = AsyncConfig(**fields) if async_default else AsyncConfig(async_enabled=False, **fields)

@@ -137,3 +137,23 @@ def _umask() -> int:
     old = os.umask(0)
     os.umask(old)
     return old
+
+
+def test_file_options_from_env_reach_the_file_in_its_units(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ev.OTEL_EXPORTER_LOGXPY_RETRY_TIMEOUT, "250")
+    monkeypatch.setenv(ev.OTEL_EXPORTER_LOGXPY_FSYNC, "batch")
+    processor = LogxpyLogRecordProcessor(tmp_path / "units.jsonl", retry_timeout=1500)
+    try:
+        (dest,) = processor.writer.destinations
+        assert dest._retry_timeout_s == 1.5, "explicit milliseconds, as seconds"  # type: ignore[attr-defined]
+        assert dest._fsync == "batch"  # type: ignore[attr-defined]
+    finally:
+        processor.shutdown()
+    other = LogxpyLogRecordProcessor(tmp_path / "env.jsonl")
+    try:
+        (dest,) = other.writer.destinations
+        assert dest._retry_timeout_s == 0.25, "the variable's milliseconds, as seconds"  # type: ignore[attr-defined]
+    finally:
+        other.shutdown()
