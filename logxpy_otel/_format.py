@@ -317,10 +317,10 @@ class LineEncoder:
         record: Any,
         resource: Any = None,
         scope: Any = None,
-        dropped: int = 0,
+        dropped: int | None = None,
     ) -> LineItem:
         """One API ``LogRecord`` (with its resource, scope and dropped-attribute count) as a
-        :data:`LineItem`.
+        :data:`LineItem`. ``dropped`` unset: the count the SDK's attributes carry.
 
         Never raises: a record that cannot be encoded in full still yields a line that
         says so, with its timestamps and severity. (One function, not two: a Python call
@@ -369,8 +369,6 @@ class LineEncoder:
                 msg = encoded.decode()
                 otel["body"] = orjson.Fragment(encoded)
 
-            if dropped:
-                otel["dropped_attributes_count"] = dropped
             trace_id = record.trace_id
             tid: str | None = None
             if trace_id:
@@ -384,7 +382,11 @@ class LineEncoder:
 
             attributes = record.attributes
             if type(attributes) is BoundedAttributes:
+                if dropped is None:
+                    dropped = attributes.dropped
                 attributes = attributes._dict  # the SDK's own dict: no lock, no copy
+            if dropped:
+                otel["dropped_attributes_count"] = dropped
             line: dict[str, Any] = {"ts": ts, "mt": mt, "msg": msg}
             head = None
             if not attributes or RESERVED_KEYS.isdisjoint(attributes):
@@ -400,10 +402,11 @@ class LineEncoder:
                 except TypeError:
                     head = None
                 else:
-                    if attributes and not _PLAIN_TYPES.issuperset(map(type, attributes.values())):
+                    kinds = set(map(type, attributes.values())) if attributes else _PLAIN_TYPES
+                    if not kinds <= _PLAIN_TYPES:
                         # bytes.find, not ``in``: ``in`` first tries its argument as an
                         # int, raising and clearing a TypeError on every call.
-                        if _SCALAR_TYPES.issuperset(map(type, attributes.values())):
+                        if kinds <= _SCALAR_TYPES:
                             if head.find(b"null") >= 0:  # a float: NaN and inf come out as null
                                 head = None
                         elif head.find(b"null") >= 0 or head.find(b'{"$') >= 0:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
+from itertools import repeat
 from queue import Empty, SimpleQueue
 from types import MappingProxyType
 from typing import Final
@@ -234,8 +235,8 @@ _BACKOFF_MAX_S: Final = 30.0
 class AsyncWriter:
     """Writes line items to destinations from one background thread (``logxpy-writer``).
 
-    Thread-safe. The bound is a pool of ``max_queue_size`` slots (a C-level
-    ``SimpleQueue`` of tokens): a record takes a slot before it is queued and gives it
+    Thread-safe. The bound is a pool of ``max_queue_size`` slots (a ``deque`` of tokens:
+    ``pop`` and ``extend`` are single C calls): a record takes a slot before it is queued and gives it
     back once it is written or dropped, so the queue, the batch in flight and records on
     their way in never add up to more than ``max_queue_size``. Taking a slot and
     appending to the queue are single C calls, atomic under the GIL: the common path
@@ -283,9 +284,7 @@ class AsyncWriter:
         self._wake = _Wake()
         self._stop_event = threading.Event()
         self._queue: deque[LineItem] = deque()
-        self._slots: SimpleQueue[None] = SimpleQueue()
-        for _ in range(self._max):
-            self._slots.put(None)
+        self._slots: deque[None] = deque(repeat(None, self._max))
         self._done = 0  # records that held a slot and are now written or dropped
         self._inflight: list[LineItem] = []
         self._watches: list[_FlushWatch] = []
@@ -320,7 +319,7 @@ class AsyncWriter:
         """A snapshot taken under the writer's lock; records on their way in count as pending."""
         with self._lock:
             depth = len(self._queue)
-            held = self._max - self._slots.qsize()
+            held = self._max - len(self._slots)
             dropped = sum(self._dropped.values())
             return AsyncMetrics(
                 enqueued=self._written + dropped + held,
@@ -418,8 +417,8 @@ class AsyncWriter:
                 return self._shut(1)
             self.start()
         try:
-            self._slots.get_nowait()
-        except Empty:
+            self._slots.pop()
+        except IndexError:
             return self._full(item)
         queue = self._queue
         queue.append(item)
@@ -445,8 +444,8 @@ class AsyncWriter:
                         if self._sync:
                             break
                         try:
-                            slots.get_nowait()
-                        except Empty:
+                            slots.pop()
+                        except IndexError:
                             self._wake.set()
                             self._not_full.wait()
                             continue
@@ -460,8 +459,8 @@ class AsyncWriter:
         self._wake.set()
         time.sleep(0)
         try:
-            slots.get_nowait()
-        except Empty:
+            slots.pop()
+        except IndexError:
             pass
         else:
             self._queue.append(item)
@@ -517,9 +516,7 @@ class AsyncWriter:
     def _release_locked(self, count: int) -> None:
         """``count`` slot-holding records are done: give their slots back, wake who waits."""
         self._done += count
-        put = self._slots.put
-        for _ in range(count):
-            put(None)
+        self._slots.extend(repeat(None, count))
         if self._block_waiters:
             self._not_full.notify_all()
         if self._watches:
@@ -564,7 +561,7 @@ class AsyncWriter:
         with self._lock:
             # Records complete in queue order, so once ``_done`` passes every record
             # holding a slot now, all those queued before the call are handled.
-            target = self._done + self._max - self._slots.qsize()
+            target = self._done + self._max - len(self._slots)
             watch = None
             if self._done < target:
                 watch = _FlushWatch(self._done, target)

@@ -48,11 +48,7 @@ class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
                 # Our own diagnostics, routed back through an OTel logging handler.
                 self._writer.discard(DropReason.OWN_DIAGNOSTICS)
                 return
-            record = log_record.log_record
-            item = self._encoder.encode(
-                record, log_record.resource, scope, getattr(record.attributes, "dropped", 0)
-            )
-            self._writer.enqueue(item)
+            self._writer.enqueue(self._encoder.encode(log_record.log_record, log_record.resource, scope))
         except Exception as exc:  # noqa: BLE001 - the SDK does not catch processor errors
             try:
                 self._writer.discard(DropReason.INTERNAL_ERROR)
