@@ -468,8 +468,10 @@ class AsyncWriter:
         with self._lock:
             if self._state is not _RUNNING:
                 return self._shut_locked(1)
+            # drop_oldest: the oldest *queued* record gives its slot to the new one. If every
+            # slot is held by the batch being written (batch_size == max_queue_size), there
+            # is nothing queued to evict, and the new record is refused like drop_newest.
             if self._policy is QueuePolicy.DROP_OLDEST and self._queue:
-                # The oldest record gives its slot to the new one.
                 self._queue.popleft()
                 self._done += 1
                 self._lost_locked(self._done, self._done)
