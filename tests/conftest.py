@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +95,48 @@ class Failing:
     def __call__(self, data: bytes) -> None:
         self.calls += 1
         raise OSError(28, "No space left on device")
+
+
+#: A Python >= 3.12 with the logxpy package (``make test`` builds it and sets this).
+LOGXPY_PYTHON = os.environ.get("LOGXPY_PYTHON")
+needs_logxpy = pytest.mark.skipif(
+    not LOGXPY_PYTHON, reason="set LOGXPY_PYTHON to a Python >= 3.12 with logxpy installed (make test does)"
+)
+
+_LOGXPY_READER = """
+import json, sys
+from logxpy.parse import Parser, WrittenAction
+key, report = sys.argv[1], []
+for path in sys.argv[2:]:
+    with open(path, encoding="utf-8") as f:
+        dicts = [json.loads(line) for line in f]
+    tasks = []
+    for task in Parser.parse_stream(dicts):
+        root = task.root()
+        if isinstance(root, WrittenAction):
+            tasks.append({"tid": root.task_uuid, "kind": "action", "type": root.action_type,
+                          "status": root.status, "complete": task.is_complete(),
+                          "values": [c.contents[key] for c in root.children]})
+        else:
+            tasks.append({"tid": root.task_uuid, "kind": "message", "complete": task.is_complete(),
+                          "values": [root.contents[key]]})
+    report.append(tasks)
+print(json.dumps(report))
+"""
+
+
+def logxpy_tasks(key: str, *paths: Path) -> list[list[dict[str, Any]]]:
+    """The tasks ``logxpy.parse.Parser`` reads from each file: tid, kind, completeness, and
+    the ``key`` field of each record in it (``values``)."""
+    result = subprocess.run(
+        [str(LOGXPY_PYTHON), "-c", _LOGXPY_READER, key, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report: list[list[dict[str, Any]]] = json.loads(result.stdout)
+    return report
 
 
 class FakeClock:

@@ -6,12 +6,9 @@ sets ``LOGXPY_PYTHON``); the file is produced here and read there.
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 from pathlib import Path
 
-import pytest
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
@@ -19,28 +16,9 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from logxpy_otel import LogxpyLogRecordProcessor
 
-LOGXPY_PYTHON = os.environ.get("LOGXPY_PYTHON")
-pytestmark = pytest.mark.skipif(
-    not LOGXPY_PYTHON, reason="set LOGXPY_PYTHON to a Python >= 3.12 with logxpy installed (make test does)"
-)
+from conftest import LOGXPY_PYTHON, logxpy_tasks, needs_logxpy
 
-READER = """
-import json, sys
-from logxpy.parse import Parser, WrittenAction
-with open(sys.argv[1], encoding="utf-8") as f:
-    dicts = [json.loads(line) for line in f]
-out = []
-for task in Parser.parse_stream(dicts):
-    root = task.root()
-    if isinstance(root, WrittenAction):
-        out.append({"tid": root.task_uuid, "kind": "action", "type": root.action_type,
-                    "status": root.status, "complete": task.is_complete(),
-                    "msgs": [c.contents["msg"] for c in root.children]})
-    else:
-        out.append({"tid": root.task_uuid, "kind": "message", "complete": task.is_complete(),
-                    "msgs": [root.contents["msg"]]})
-print(json.dumps(out))
-"""
+pytestmark = needs_logxpy
 
 
 def _produce(path: Path) -> dict[str, list[str]]:
@@ -67,18 +45,15 @@ def _produce(path: Path) -> dict[str, list[str]]:
 def test_parser_reads_one_task_per_trace_with_all_its_records(tmp_path: Path) -> None:
     path = tmp_path / "interop.jsonl"
     expected = _produce(path)
-    result = subprocess.run(
-        [str(LOGXPY_PYTHON), "-c", READER, str(path)], capture_output=True, text=True, timeout=120, check=True
-    )
-    tasks = json.loads(result.stdout)
+    (tasks,) = logxpy_tasks("msg", path)
     actions = [t for t in tasks if t["kind"] == "action"]
     messages = [t for t in tasks if t["kind"] == "message"]
-    assert {t["tid"]: t["msgs"] for t in actions} == expected
+    assert {t["tid"]: t["values"] for t in actions} == expected
     assert len(actions) == len(expected) == 3
     assert all(t["complete"] and t["type"] == "otel:trace" for t in actions)
     statuses = {t["tid"]: t["status"] for t in actions}
     assert sorted(statuses.values()) == ["failed", "succeeded", "succeeded"]
-    assert [t["msgs"] for t in messages] == [["service up"], ['{"structured":[1,2]}']]
+    assert [t["values"] for t in messages] == [["service up"], ['{"structured":[1,2]}']]
     assert all(t["complete"] and "." in t["tid"] for t in messages)
 
 

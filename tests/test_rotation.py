@@ -7,11 +7,9 @@ and end lines inside the file, readable by ``logxpy.parse.Parser``.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import re
 import stat
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,10 +21,9 @@ import pytest
 
 from logxpy_otel import AsyncConfig, AsyncFileDestination, AsyncWriter, LogxpyLogRecordProcessor, _rotation
 
-from conftest import FakeClock, item, parse_lines
+from conftest import FakeClock, item, logxpy_tasks, needs_logxpy, parse_lines
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
-LOGXPY_PYTHON = os.environ.get("LOGXPY_PYTHON")
 #: A UTC day boundary (2027-01-16T00:00:00Z) to put fake clocks near.
 DAY = 1_800_057_600.0
 
@@ -221,31 +218,7 @@ def test_size_rotation_four_threads_keeps_at_most_backup_count_newest_files(
     assert 0 < sum(len(v) for v in seen.values()) < THREADS * PER_THREAD, "old backups were deleted"
 
 
-READER = """
-import json, sys
-from logxpy.parse import Parser, WrittenAction
-report = []
-for path in sys.argv[1:]:
-    with open(path, encoding="utf-8") as f:
-        dicts = [json.loads(line) for line in f]
-    tasks = []
-    for task in Parser.parse_stream(dicts):
-        root = task.root()
-        if isinstance(root, WrittenAction):
-            tasks.append({"tid": root.task_uuid, "kind": "action", "type": root.action_type,
-                          "status": root.status, "complete": task.is_complete(),
-                          "ns": [c.contents["n"] for c in root.children]})
-        else:
-            tasks.append({"tid": root.task_uuid, "kind": "message", "complete": task.is_complete(),
-                          "ns": [root.contents["n"]]})
-    report.append(tasks)
-print(json.dumps(report))
-"""
-
-
-@pytest.mark.skipif(
-    not LOGXPY_PYTHON, reason="set LOGXPY_PYTHON to a Python >= 3.12 with logxpy installed (make test does)"
-)
+@needs_logxpy
 def test_every_rotated_file_parses_into_complete_tasks_with_logxpy(
     writers: list[AsyncWriter], tmp_path: Path
 ) -> None:
@@ -253,26 +226,18 @@ def test_every_rotated_file_parses_into_complete_tasks_with_logxpy(
     produce_rotating(writers, path, backup_count=10_000, per_thread=1_000, max_bytes=8_192)
     files = rotated_files(path)
     assert len(files) > 10
-    result = subprocess.run(
-        [str(LOGXPY_PYTHON), "-c", READER, *map(str, files)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = logxpy_tasks("n", *files)
     assert len(report) == len(files)
     for f, tasks in zip(files, report, strict=True):
         recs, segments = check_file(f.read_bytes())
         assert all(t["complete"] for t in tasks), f"{f.name}: incomplete tasks"
         actions = [t for t in tasks if t["kind"] == "action"]
         assert all(t["type"] == "otel:trace" for t in actions)
-        assert sorted((t["tid"], t["ns"], t["status"]) for t in actions) == sorted(
+        assert sorted((t["tid"], t["values"], t["status"]) for t in actions) == sorted(
             (tid, n, st) for tid, n, st in segments
         ), f"{f.name}: Parser's trees differ from the file's traces"
         untraced = [r["n"] for r in recs if "." in r["tid"]]
-        assert sorted(n for t in tasks if t["kind"] == "message" for n in t["ns"]) == sorted(untraced)
+        assert sorted(n for t in tasks if t["kind"] == "message" for n in t["values"]) == sorted(untraced)
 
 
 # -- retention and backup names -------------------------------------------------------------
