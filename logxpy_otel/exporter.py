@@ -33,9 +33,8 @@ class LogxpyLogRecordExporter(WriterOwner, LogRecordExporter):
             self._writer.discard("shutdown", len(batch))
             return LogRecordExportResult.FAILURE
         encode = self._encoder.encode
-        items = [
-            encode(r.log_record, r.resource, r.instrumentation_scope, r.dropped_attributes) for r in batch
-        ]
+        # (The dropped-attribute count comes with the SDK's attributes; the encoder reads it.)
+        items = [encode(r.log_record, r.resource, r.instrumentation_scope) for r in batch]
         writer = self._writer
         if not writer.config.async_enabled:
             ok = writer.write_now(items)
