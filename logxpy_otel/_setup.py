@@ -35,20 +35,17 @@ def build(
     ``queue_policy``, ``flush_interval``...); a bad one raises ``ValueError``.
     """
     parsed = {key: _settings.parse_option(key, value) for key, value in options.items()}
-    if path is None:
-        path = parsed.pop("file", None)
-    else:
-        parsed.pop("file", None)
-    if mode is None:
-        mode = parsed.pop("mode", None) or _settings.from_env("mode")
-    else:
-        parsed.pop("mode", None)
-    if file_mode is None:
-        file_mode = parsed.pop("file_permissions", None)
-        if file_mode is None:
-            file_mode = _settings.from_env("file_permissions")
-    else:
-        parsed.pop("file_permissions", None)
+
+    def pick(explicit: Any, key: str, *, env: bool = True) -> Any:
+        """An explicit argument, else the option of that name, else (if asked) the env."""
+        option = parsed.pop(key, None)
+        if explicit is not None:
+            return explicit
+        return option if option is not None or not env else _settings.from_env(key)
+
+    path = pick(path, "file", env=False)  # the env file only when there is no destination
+    mode = _settings.parse_option("mode", pick(mode, "mode"))
+    file_mode = pick(file_mode, "file_permissions")
     file_args = {}
     for key in _settings.FILE_OPTIONS:
         value = parsed.pop(key) if key in parsed else _settings.from_env(key)
@@ -60,21 +57,13 @@ def build(
         config = AsyncConfig(**fields) if async_default else AsyncConfig(async_enabled=False, **fields)
     elif fields:
         config = dataclasses.replace(config, **fields)
-    encoder = LineEncoder(_mode(mode))
+    encoder = LineEncoder(mode)
     if path is None and not destinations:
         path = _settings.from_env("file")
     file_args.setdefault("reopen_check_s", config.flush_interval_ms / 1000.0)
     writer = AsyncWriter(make_destinations(path, destinations, file_mode, **file_args), config)
     writer.start()
     return encoder, writer
-
-
-def _mode(mode: LineMode | str) -> LineMode:
-    try:
-        return LineMode(mode)
-    except ValueError:
-        allowed = ", ".join(m.value for m in LineMode)
-        raise ValueError(f"mode must be one of {allowed}; got {mode!r}") from None
 
 
 class WriterOwner:

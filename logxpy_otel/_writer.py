@@ -392,10 +392,7 @@ class AsyncWriter:
             # The thread has ended (or there never was one): finish in this thread.
             with self._io_lock:
                 self._drain_locked()
-                out: list[bytes] = []
-                self._trees.close_all(out)
-                if out:
-                    self._deliver(b"".join(out))
+                self._close_trees_locked()
                 self._close_destinations()
         with self._lock:
             self._state = _STOPPED
@@ -670,18 +667,22 @@ class AsyncWriter:
         ``items`` and write them. ``_io_lock`` is held; True if a destination took them."""
         due = [d for d in self._destinations if _rotation_due(d)]
         if due:
-            out: list[bytes] = []
-            self._trees.close_all(out)  # each file is self-contained: traces end in it
-            if out:
-                self._deliver(b"".join(out))
+            self._close_trees_locked()  # each file is self-contained: traces end in it
             for destination in due:
                 try:
                     destination.rotate()  # type: ignore[attr-defined]
                 except Exception as exc:  # noqa: BLE001 - counted; the write below reports too
                     self._destination_failed(exc)
-        out = []
+        out: list[bytes] = []
         self._trees.number(items, out)
         return self._deliver(b"".join(out))
+
+    def _close_trees_locked(self) -> None:
+        """Write the end lines of every open trace. ``_io_lock`` is held."""
+        out: list[bytes] = []
+        self._trees.close_all(out)
+        if out:
+            self._deliver(b"".join(out))
 
     def _deliver(self, data: bytes) -> bool:
         """Give ``data`` to every destination; True if at least one accepted it."""
@@ -764,10 +765,7 @@ class AsyncWriter:
         if self._io_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             try:
                 self._drain_locked()
-                out: list[bytes] = []
-                self._trees.close_all(out)
-                if out:
-                    self._deliver(b"".join(out))
+                self._close_trees_locked()
             finally:
                 self._io_lock.release()
 
