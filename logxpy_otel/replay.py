@@ -86,21 +86,24 @@ class ReplaySummary:
 def _batches(
     path: str, start: int, size: int, summary: ReplaySummary
 ) -> Iterator[tuple[list[ReadableLogRecord], int]]:
+    """Batches of records with the offset after each; a last, possibly empty, batch carries
+    the offset past complete bad lines at the end (a torn last line stays to be re-read)."""
     batch: list[ReadableLogRecord] = []
-    end = start
+    end = yielded = start
     for entry in read_file(path, start):
         if isinstance(entry, BadLine):
             summary.skipped += 1
             summary.problems.append(f"{path}: bytes {entry.start}-{entry.end}: {entry.reason}")
-            end = entry.end
+            if not entry.torn:
+                end = entry.end
             continue
         assert isinstance(entry, LineRecord)
         batch.append(entry.record)
         end = entry.end
         if len(batch) >= size:
             yield batch, end
-            batch = []
-    if batch:
+            batch, yielded = [], end
+    if batch or end > yielded:
         yield batch, end
 
 
@@ -126,7 +129,7 @@ def replay_files(
             if stop.is_set():
                 summary.interrupted = True
                 return summary
-            if exporter is not None:
+            if exporter is not None and batch:
                 try:
                     result = exporter.export(batch)
                 except Exception as exc:  # noqa: BLE001 - reported as a failed batch
@@ -138,28 +141,16 @@ def replay_files(
                         f"{path}: the collector refused a batch at byte {checkpoint.offset}"
                     )
                     return summary
+            if exporter is not None:
                 checkpoint.offset, checkpoint.sent = end, checkpoint.sent + len(batch)
                 checkpoint.save(path)
             summary.sent += len(batch)
             if progress is not None:
                 progress.write(f"\r{path}: {end * 100 // max(size, 1):3d}%  {summary.sent} sent")
                 progress.flush()
-        if exporter is not None and summary.skipped:
-            # Bad lines at the end are behind us too: do not report them again next time.
-            checkpoint.offset = max(checkpoint.offset, _end_of_bad_tail(path, checkpoint.offset))
-            checkpoint.save(path)
         if progress is not None:
             progress.write("\n")
     return summary
-
-
-def _end_of_bad_tail(path: str, offset: int) -> int:
-    """The offset after the last complete bad line (a torn last line stays to be re-read)."""
-    end = offset
-    for entry in read_file(path, offset):
-        if isinstance(entry, BadLine) and not entry.torn:
-            end = entry.end
-    return end
 
 
 def install_stop_handlers(stop: threading.Event) -> Callable[[], None]:

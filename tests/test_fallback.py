@@ -371,3 +371,23 @@ def _readable(body: str) -> ReadableLogRecord:
 
 if os.name != "posix":  # pragma: no cover
     pytest.skip("POSIX only", allow_module_level=True)
+
+
+def test_bad_lines_are_reported_once_but_a_torn_last_line_stays_to_be_read(tmp_path: Path) -> None:
+    from logxpy_otel.replay import replay_files
+
+    path = tmp_path / "bad.jsonl"
+    _write_file(path, 30)
+    with path.open("ab") as f:
+        f.write(b"not json\n")
+    keep = Keep()
+    first = replay_files([str(path)], keep, batch_size=7)
+    assert (first.sent, first.skipped, first.failed) == (30, 1, 0)
+    again = replay_files([str(path)], keep, batch_size=7)
+    assert (again.sent, again.skipped) == (0, 0), "a complete bad line is behind the checkpoint"
+    with path.open("ab") as f:
+        f.write(b'{"tid":"x.1","lvl":[1],"ts":1.0,"msg":"cut')
+    torn = replay_files([str(path)], keep, batch_size=7)
+    assert (torn.sent, torn.skipped) == (0, 1)
+    assert replay_files([str(path)], keep, batch_size=7).skipped == 1, "a torn last line is read again"
+    assert sum(len(b) for b in keep.batches) == 30
