@@ -221,17 +221,7 @@ def _put_attributes(attributes: Mapping[Any, Any], line: dict[str, Any], otel: d
     """Each attribute into ``line`` (values encoded), or into ``otel["attributes"]`` when reserved."""
     collisions: dict[str, Any] = {}
     for key, value in attributes.items():
-        t = type(value)
-        if t is str or t is bool or value is None:
-            pass
-        elif t is int:
-            if not _INT_MIN <= value <= _INT_MAX:
-                value = _int_tag(value)
-        elif t is float:
-            if value - value != 0.0:
-                value = _float_tag(value)
-        else:
-            value = encode_value(value, 1)
+        value = encode_value(value, 1)  # this is the careful path: the plain cases are fast there too
         if type(key) is not str:
             key = _key(key)
         if key in RESERVED_KEYS:
