@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint typecheck pytest bench bench-fsync soak clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml setup.py logxpy_otel/_speedups.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
@@ -32,7 +32,7 @@ typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
 pytest: $(BIN)/.installed $(VENV312)/.installed
-	LOGXPY_PYTHON=$(abspath $(VENV312))/bin/python $(BIN)/python -m pytest -q
+	LOGXPY_OTEL_REQUIRE_SPEEDUPS=1 LOGXPY_PYTHON=$(abspath $(VENV312))/bin/python $(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
 

@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 import re
 import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.attributes import BoundedAttributes
+
+#: ``LOGXPY_OTEL_PURE_PYTHON=1`` turns the C encoder off (it is also off where it was
+#: not built); the output is the same either way, only slower.
+_FastEncoder: Any = None
+if os.environ.get("LOGXPY_OTEL_PURE_PYTHON", "").strip().lower() not in ("1", "true", "yes", "on"):
+    try:
+        from ._speedups import FastEncoder as _FastEncoder
+    except ImportError:  # built without a C compiler: the pure-Python encoder does it all
+        pass
 
 __all__ = [
     "RESERVED_KEYS",
@@ -248,24 +258,50 @@ _SEVERITY_BY_ID: Final[dict[int, tuple[int | None, str]]] = {
 _SEVERITY_BY_ID[id(None)] = (None, "info")
 
 
+#: Whether the C encoder (``_speedups``, built when a compiler was there) is available.
+SPEEDUPS: Final = _FastEncoder is not None
+
+
+class _Encode(Protocol):
+    def __call__(
+        self, record: Any, resource: Any = None, scope: Any = None, dropped: int | None = None, /
+    ) -> LineItem: ...
+
+
 class LineEncoder:
     """Turns OTel log records into :data:`LineItem` s for one :class:`LineMode`.
 
-    Resource and scope are serialized once per distinct object and reused as
-    ``orjson.Fragment`` s. Safe to share between threads (the caches only grow a little
-    when two threads race on a new resource).
+    ``encode(record, resource, scope, dropped)`` is the C encoder when it is built (and
+    ``speedups`` is true), handing anything out of the ordinary to :meth:`encode_python`;
+    both give the same bytes. Resource and scope are serialized once per distinct pair
+    and reused. Safe to share between threads (the caches only grow a little when two
+    threads race on a new resource).
     """
 
     _CACHE_LIMIT: Final = 256
 
-    __slots__ = ("_flat", "_last_span", "_last_trace", "_tails")
+    __slots__ = ("_flat", "_last_span", "_last_trace", "_tails", "encode")
 
-    def __init__(self, mode: LineMode | str = LineMode.TREE) -> None:
+    encode: _Encode
+
+    def __init__(self, mode: LineMode | str = LineMode.TREE, *, speedups: bool = True) -> None:
         self._flat = LineMode(mode) is LineMode.FLAT
         self._tails: dict[int, tuple[object, object, bytes]] = {}
         # One-entry caches of the last id's hex text: records of one span come in runs.
         self._last_span: tuple[int, str] = (0, "")
         self._last_trace: tuple[int, str] = (0, "")
+        if speedups and _FastEncoder is not None:
+            self.encode = _FastEncoder(
+                tails=self._tails,
+                dumps=orjson.dumps,
+                reserved=RESERVED_KEYS,
+                bounded=BoundedAttributes,
+                severities=[(m, m.value, severity_bucket(m.value)) for m in SeverityNumber],
+                fallback=self.encode_python,
+                flat=self._flat,
+            ).encode
+        else:
+            self.encode = self.encode_python
 
     @property
     def mode(self) -> LineMode:
@@ -296,13 +332,13 @@ class LineEncoder:
             if resource.schema_url:
                 res["schema_url"] = _clean_str(str(resource.schema_url))
         parts["resource"] = res
-        tail = b"," + _dumps(parts)[1:] + b"}"
+        tail = _escape_separators(b"," + _dumps(parts)[1:] + b"}")  # C checks only the head
         if len(self._tails) >= self._CACHE_LIMIT:
             self._tails.clear()
         self._tails[key] = (scope, resource, tail)
         return tail
 
-    def encode(
+    def encode_python(
         self,
         record: Any,
         resource: Any = None,

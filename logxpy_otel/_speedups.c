@@ -1,0 +1,740 @@
+/* The common case of LineEncoder.encode, in C (optional: the package works without it).
+ *
+ * It writes the line straight into a buffer, byte for byte as the Python encoder (whose
+ * JSON is orjson's) writes it; tests/test_speedups.py checks this on every value kind.
+ * It takes only what it can take for sure: a str body, exact ints and strs, known
+ * severities, str/bool/int/finite-float attribute values, a (scope, resource) whose tail
+ * is cached. Anything else, and any error, goes to the Python encoder (`fallback`),
+ * which never raises. It exists for speed: building the line dicts for orjson in Python
+ * was most of our cost per record (docs: README, "Performance").
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_SEVERITIES 64
+#define ERROR_SEVERITY 17
+
+static PyObject *k_ts, *k_mt, *k_msg, *k_otel, *k_time, *k_observed, *k_sev_number,
+    *k_sev_text, *k_span_id, *k_trace_flags, *k_event_name, *k_trace_id, *k_dropped_count;
+static PyObject *a_timestamp, *a_observed, *a_severity_number, *a_severity_text, *a_body,
+    *a_attributes, *a_dict, *a_dropped;
+static PyObject *fmt_span, *fmt_trace, *s_info;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *tails;    /* dict shared with LineEncoder: key -> (scope, resource, tail) */
+    PyObject *dumps;    /* orjson.dumps, for floats */
+    PyObject *reserved; /* frozenset of attribute keys that go to _otel.attributes */
+    PyObject *bounded;  /* the SDK's BoundedAttributes type */
+    PyObject *fallback; /* the Python encoder: (record, resource, scope, dropped) -> item */
+    PyObject *span_key, *span_hex, *trace_key, *trace_hex; /* last id and its hex text */
+    PyObject *last_scope, *last_resource, *last_tail;     /* the last tail used */
+    int flat;
+    int n_sev;
+    PyObject *sev_member[MAX_SEVERITIES];
+    PyObject *sev_number[MAX_SEVERITIES];
+    PyObject *sev_mt[MAX_SEVERITIES];
+    long sev_value[MAX_SEVERITIES];
+} FastEncoder;
+
+/* The hex text of an id, from a one-entry cache (records of one span come in runs). */
+static PyObject *
+id_hex(PyObject **key, PyObject **hex, PyObject *id, PyObject *spec)
+{
+    if (*key != NULL) {
+        int same = *key == id ? 1 : PyObject_RichCompareBool(*key, id, Py_EQ);
+        if (same < 0)
+            return NULL;
+        if (same)
+            return Py_NewRef(*hex);
+    }
+    PyObject *text = PyObject_Format(id, spec);
+    if (text == NULL)
+        return NULL;
+    Py_XSETREF(*key, Py_NewRef(id));
+    Py_XSETREF(*hex, Py_NewRef(text));
+    return text;
+}
+
+/* An output buffer: on the stack for usual lines, on the heap past that. */
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+    char stack[2048];
+} Buf;
+
+static void
+buf_init(Buf *b)
+{
+    b->data = b->stack;
+    b->len = 0;
+    b->cap = (Py_ssize_t)sizeof(b->stack);
+}
+
+static void
+buf_free(Buf *b)
+{
+    if (b->data != b->stack)
+        PyMem_Free(b->data);
+}
+
+static int
+buf_reserve(Buf *b, Py_ssize_t more)
+{
+    if (b->len + more <= b->cap)
+        return 0;
+    Py_ssize_t cap = b->cap;
+    while (cap < b->len + more) {
+        if (cap > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cap *= 2;
+    }
+    char *data = b->data == b->stack ? PyMem_Malloc((size_t)cap) : PyMem_Realloc(b->data, (size_t)cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (b->data == b->stack)
+        memcpy(data, b->stack, (size_t)b->len);
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static int
+buf_put(Buf *b, const char *text, Py_ssize_t n)
+{
+    if (buf_reserve(b, n) < 0)
+        return -1;
+    memcpy(b->data + b->len, text, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+#define PUT_LITERAL(b, text) buf_put((b), (text), (Py_ssize_t)(sizeof(text) - 1))
+
+/* Bytes that need a look in a JSON string: controls, '"', '\\', and the first bytes of
+ * U+0085 (C2 85) and U+2028/U+2029 (E2 80 A8/A9). */
+static unsigned char needs_care[256];
+
+static void
+init_needs_care(void)
+{
+    for (int c = 0; c < 0x20; c++)
+        needs_care[c] = 1;
+    needs_care['"'] = needs_care['\\'] = needs_care[0xc2] = needs_care[0xe2] = 1;
+}
+
+/* A str as a JSON string, escaped as orjson escapes it, with U+0085, U+2028 and U+2029
+ * escaped too (as the encoder's _escape_separators does). 0: done; -1: error;
+ * 1: not for this path (a lone surrogate, which UTF-8 cannot hold). */
+static int
+put_str(Buf *b, PyObject *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *p;
+    Py_ssize_t n;
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(s) < 0)
+        return -1;
+#endif
+    if (PyUnicode_IS_ASCII(s)) {
+        p = (const char *)PyUnicode_DATA(s);
+        n = PyUnicode_GET_LENGTH(s);
+    }
+    else {
+        p = PyUnicode_AsUTF8AndSize(s, &n);
+        if (p == NULL) {
+            PyErr_Clear();
+            return 1;
+        }
+    }
+    Py_ssize_t i = 0;
+    while (i < n && !needs_care[(unsigned char)p[i]])
+        i++;
+    if (i == n) { /* the usual case: nothing to escape */
+        if (buf_reserve(b, n + 2) < 0)
+            return -1;
+        char *out = b->data + b->len;
+        *out++ = '"';
+        memcpy(out, p, (size_t)n);
+        out[n] = '"';
+        b->len += n + 2;
+        return 0;
+    }
+    /* at most 6 bytes out for each byte in, and the quotes */
+    if (n > (PY_SSIZE_T_MAX - 2) / 6 || buf_reserve(b, n * 6 + 2) < 0)
+        return -1;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    memcpy(out, p, (size_t)i);
+    out += i;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!needs_care[c]) {
+            *out++ = (char)c;
+            continue;
+        }
+        switch (c) {
+        case '"': *out++ = '\\'; *out++ = '"'; continue;
+        case '\\': *out++ = '\\'; *out++ = '\\'; continue;
+        case '\b': *out++ = '\\'; *out++ = 'b'; continue;
+        case '\t': *out++ = '\\'; *out++ = 't'; continue;
+        case '\n': *out++ = '\\'; *out++ = 'n'; continue;
+        case '\f': *out++ = '\\'; *out++ = 'f'; continue;
+        case '\r': *out++ = '\\'; *out++ = 'r'; continue;
+        default: break;
+        }
+        if (c == 0xc2 && i + 1 < n && (unsigned char)p[i + 1] == 0x85) {
+            memcpy(out, "\\u0085", 6);
+            out += 6;
+            i += 1;
+        }
+        else if (c == 0xe2 && i + 2 < n && (unsigned char)p[i + 1] == 0x80 &&
+                 ((unsigned char)p[i + 2] == 0xa8 || (unsigned char)p[i + 2] == 0xa9)) {
+            memcpy(out, (unsigned char)p[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
+            out += 6;
+            i += 2;
+        }
+        else if (c >= 0x20) {
+            *out++ = (char)c; /* another sequence starting with C2 or E2 */
+        }
+        else {
+            memcpy(out, "\\u00", 4);
+            out[4] = hex[c >> 4];
+            out[5] = hex[c & 0xf];
+            out += 6;
+        }
+    }
+    *out++ = '"';
+    b->len = out - b->data;
+    return 0;
+}
+
+/* An int as orjson writes it: a number in [-2**63, 2**64 - 1]. 0: done; -1: error;
+ * 1: not for this path (a bigger int, which the format tags). Works on int subclasses. */
+static int
+put_int(Buf *b, PyObject *v)
+{
+    char text[24], *end = text + sizeof(text), *p = end;
+    int overflow = 0, negative = 0;
+    unsigned long long digits;
+    long long value = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow == 0) {
+        if (value == -1 && PyErr_Occurred())
+            return -1;
+        negative = value < 0;
+        digits = negative ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    }
+    else if (overflow > 0) {
+        digits = PyLong_AsUnsignedLongLong(v);
+        if (digits == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 1;
+        }
+    }
+    else {
+        return 1;
+    }
+    do {
+        *--p = (char)('0' + digits % 10);
+        digits /= 10;
+    } while (digits);
+    if (negative)
+        *--p = '-';
+    return buf_put(b, p, end - p);
+}
+
+/* The floats of a line (ts first, then each float attribute), written by one
+ * orjson.dumps of them all: a Python float's shortest repr costs far more in C-Python's
+ * own dtoa than in orjson, and one call amortizes its overhead. */
+
+typedef struct {
+    PyObject *list;   /* the floats, in line order */
+    PyObject *json;   /* orjson.dumps(list): b"[1.5,2.0]" */
+    const char *next; /* the next float's text in json */
+} Floats;
+
+/* The next float's text (it ends at ',' or ']'). */
+static int
+put_next_float(Buf *b, Floats *f)
+{
+    const char *start = f->next, *p = start;
+    while (*p != ',' && *p != ']')
+        p++;
+    f->next = p + 1;
+    return buf_put(b, start, p - start);
+}
+
+/* An attribute value the format writes as plain JSON (str, bool, int, finite float).
+ * 1: anything else (tagged or structured values), which the Python encoder writes. */
+static int
+put_value(Buf *b, PyObject *v, Floats *floats)
+{
+    if (PyUnicode_CheckExact(v))
+        return put_str(b, v);
+    if (v == Py_True)
+        return PUT_LITERAL(b, "true");
+    if (v == Py_False)
+        return PUT_LITERAL(b, "false");
+    if (PyLong_CheckExact(v))
+        return put_int(b, v);
+    if (PyFloat_CheckExact(v))
+        return put_next_float(b, floats);
+    return 1;
+}
+
+/* ``,"key":`` for one of our own (ASCII, escape-free) keys. */
+static int
+put_key(Buf *b, PyObject *key, int comma)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+    if (buf_reserve(b, n + 4) < 0)
+        return -1;
+    char *out = b->data + b->len;
+    if (comma)
+        *out++ = ',';
+    *out++ = '"';
+    memcpy(out, PyUnicode_DATA(key), (size_t)n);
+    out += n;
+    *out++ = '"';
+    *out++ = ':';
+    b->len = out - b->data;
+    return 0;
+}
+
+/* Steps of encode_fast: 0 goes on, -1 is an error, 1 hands the record to Python. */
+#define STEP(expr)          \
+    do {                    \
+        if ((rc = (expr)))  \
+            goto done;      \
+    } while (0)
+
+/* The line item, or NULL: with an exception set on error, without one when the
+ * record needs the Python encoder. Every reference taken here is released at `done`. */
+static PyObject *
+encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *scope, PyObject *dropped)
+{
+    PyObject *timestamp = NULL, *observed = NULL, *severity = NULL, *text = NULL, *span_id = NULL,
+             *flags = NULL, *event = NULL, *body = NULL, *trace_id = NULL, *attrs = NULL,
+             *dict = NULL, *dropped_own = NULL, *tid = NULL, *result = NULL, *tail = NULL;
+    PyObject *number = NULL, *mt = NULL, *ts_obj = NULL;
+    int failed = 0, truth, rc = 0;
+    double ts;
+    Floats floats = {NULL, NULL, NULL};
+    Buf b;
+    buf_init(&b);
+
+    /* Everything is read and checked first; the line is written after. */
+    observed = PyObject_GetAttr(record, a_observed);
+    if (observed == NULL || !PyLong_CheckExact(observed))
+        goto bail;
+    timestamp = PyObject_GetAttr(record, a_timestamp);
+    if (timestamp == NULL || (timestamp != Py_None && !PyLong_CheckExact(timestamp)))
+        goto bail;
+    ts = PyLong_AsDouble(timestamp != Py_None ? timestamp : observed);
+    if (ts == -1.0 && PyErr_Occurred())
+        goto bail;
+    ts /= 1e9;
+    ts_obj = PyFloat_FromDouble(ts);
+    if (ts_obj == NULL)
+        goto bail;
+
+    severity = PyObject_GetAttr(record, a_severity_number);
+    if (severity == NULL)
+        goto bail;
+    if (severity == Py_None) {
+        mt = s_info;
+    }
+    else {
+        for (int i = 0; i < self->n_sev; i++) {
+            if (self->sev_member[i] == severity) {
+                number = self->sev_number[i];
+                mt = self->sev_mt[i];
+                failed = self->sev_value[i] >= ERROR_SEVERITY;
+                break;
+            }
+        }
+        if (mt == NULL)
+            goto bail; /* not a SeverityNumber member */
+    }
+    text = PyObject_GetAttr(record, a_severity_text);
+    if (text == NULL || (text != Py_None && !PyUnicode_CheckExact(text)))
+        goto bail;
+    span_id = PyObject_GetAttr(record, k_span_id);
+    if (span_id == NULL || !PyLong_CheckExact(span_id))
+        goto bail;
+    flags = PyObject_GetAttr(record, k_trace_flags);
+    if (flags == NULL || !PyLong_Check(flags))
+        goto bail;
+    event = PyObject_GetAttr(record, k_event_name);
+    if (event == NULL || (event != Py_None && !PyUnicode_CheckExact(event)))
+        goto bail;
+    body = PyObject_GetAttr(record, a_body);
+    if (body == NULL || !PyUnicode_CheckExact(body))
+        goto bail; /* None, str subclasses and structured bodies: the Python encoder */
+    trace_id = PyObject_GetAttr(record, k_trace_id);
+    if (trace_id == NULL || !PyLong_CheckExact(trace_id))
+        goto bail;
+    attrs = PyObject_GetAttr(record, a_attributes);
+    if (attrs == NULL)
+        goto bail;
+    if ((PyObject *)Py_TYPE(attrs) == self->bounded) {
+        if (dropped == Py_None) {
+            dropped_own = PyObject_GetAttr(attrs, a_dropped);
+            if (dropped_own == NULL)
+                goto bail;
+            dropped = dropped_own;
+        }
+        dict = PyObject_GetAttr(attrs, a_dict);
+        if (dict == NULL || !PyDict_CheckExact(dict))
+            goto bail;
+    }
+    else if (attrs == Py_None || PyDict_CheckExact(attrs)) {
+        dict = Py_NewRef(attrs);
+    }
+    else {
+        goto bail;
+    }
+    if (dropped != Py_None && !PyLong_CheckExact(dropped))
+        goto bail;
+
+    if (scope == self->last_scope && resource == self->last_resource) {
+        tail = Py_NewRef(self->last_tail);
+    }
+    else {
+        PyObject *key = PyLong_FromUnsignedLongLong((unsigned long long)((uintptr_t)scope ^ (uintptr_t)resource));
+        if (key == NULL)
+            goto bail;
+        PyObject *hit = PyDict_GetItemWithError(self->tails, key); /* borrowed */
+        Py_DECREF(key);
+        if (hit == NULL || !PyTuple_CheckExact(hit) || PyTuple_GET_SIZE(hit) != 3 ||
+            PyTuple_GET_ITEM(hit, 0) != scope || PyTuple_GET_ITEM(hit, 1) != resource ||
+            !PyBytes_CheckExact(PyTuple_GET_ITEM(hit, 2)))
+            goto bail; /* a new (scope, resource): the Python encoder serializes and caches it */
+        tail = Py_NewRef(PyTuple_GET_ITEM(hit, 2));
+        Py_XSETREF(self->last_scope, Py_NewRef(scope));
+        Py_XSETREF(self->last_resource, Py_NewRef(resource));
+        Py_XSETREF(self->last_tail, Py_NewRef(tail));
+    }
+
+    /* Every float of the line, through one orjson call; NaN and inf are tagged (Python). */
+    floats.list = PyList_New(1);
+    if (floats.list == NULL)
+        goto bail;
+    PyList_SET_ITEM(floats.list, 0, Py_NewRef(ts_obj));
+    if (dict != Py_None) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(dict, &pos, &k, &v)) {
+            if (PyFloat_CheckExact(v)) {
+                if (!isfinite(PyFloat_AS_DOUBLE(v)))
+                    goto bail;
+                if (PyList_Append(floats.list, v) < 0)
+                    goto bail;
+            }
+        }
+    }
+    floats.json = PyObject_CallOneArg(self->dumps, floats.list);
+    if (floats.json == NULL || !PyBytes_CheckExact(floats.json))
+        goto bail;
+    floats.next = PyBytes_AS_STRING(floats.json) + 1;
+
+    /* The line, in the order the Python encoder builds it. */
+    STEP(PUT_LITERAL(&b, "\"ts\":"));
+    STEP(put_next_float(&b, &floats));
+    STEP(PUT_LITERAL(&b, ",\"mt\":\""));
+    STEP(buf_put(&b, PyUnicode_DATA(mt), PyUnicode_GET_LENGTH(mt)));
+    STEP(PUT_LITERAL(&b, "\",\"msg\":"));
+    STEP(put_str(&b, body));
+    if (dict != Py_None) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(dict, &pos, &k, &v)) {
+            if (!PyUnicode_CheckExact(k))
+                goto bail;
+            int reserved = PySet_Contains(self->reserved, k);
+            if (reserved != 0)
+                goto bail; /* (or an error) the Python encoder moves it to _otel.attributes */
+            STEP(PUT_LITERAL(&b, ","));
+            STEP(put_str(&b, k));
+            STEP(PUT_LITERAL(&b, ":"));
+            STEP(put_value(&b, v, &floats));
+        }
+    }
+    STEP(PUT_LITERAL(&b, ",\"_otel\":{"));
+    if (timestamp != Py_None) {
+        STEP(put_key(&b, k_time, 0));
+        STEP(put_int(&b, timestamp));
+    }
+    STEP(put_key(&b, k_observed, timestamp != Py_None));
+    STEP(put_int(&b, observed));
+    if (number != NULL) {
+        STEP(put_key(&b, k_sev_number, 1));
+        STEP(put_int(&b, number));
+    }
+    if (text != Py_None) {
+        STEP(put_key(&b, k_sev_text, 1));
+        STEP(put_str(&b, text));
+    }
+    if ((truth = PyObject_IsTrue(span_id)) < 0)
+        goto bail;
+    if (truth) {
+        PyObject *hex = id_hex(&self->span_key, &self->span_hex, span_id, fmt_span);
+        if (hex == NULL)
+            goto bail;
+        rc = put_key(&b, k_span_id, 1);
+        if (rc == 0)
+            rc = put_str(&b, hex);
+        Py_DECREF(hex);
+        if (rc)
+            goto done;
+    }
+    if ((truth = PyObject_IsTrue(flags)) < 0)
+        goto bail;
+    if (truth) {
+        STEP(put_key(&b, k_trace_flags, 1));
+        STEP(put_int(&b, flags));
+    }
+    if (event != Py_None && PyUnicode_GET_LENGTH(event) > 0) {
+        STEP(put_key(&b, k_event_name, 1));
+        STEP(put_str(&b, event));
+    }
+    if ((truth = PyObject_IsTrue(trace_id)) < 0)
+        goto bail;
+    if (truth) {
+        tid = id_hex(&self->trace_key, &self->trace_hex, trace_id, fmt_trace);
+        if (tid == NULL)
+            goto bail;
+        if (self->flat) {
+            STEP(put_key(&b, k_trace_id, 1));
+            STEP(put_str(&b, tid));
+            Py_CLEAR(tid);
+        }
+    }
+    if (dropped != Py_None) {
+        if ((truth = PyObject_IsTrue(dropped)) < 0)
+            goto bail;
+        if (truth) {
+            STEP(put_key(&b, k_dropped_count, 1));
+            STEP(put_int(&b, dropped));
+        }
+    }
+    STEP(buf_put(&b, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail)));
+    {
+        PyObject *data = PyBytes_FromStringAndSize(b.data, b.len);
+        if (data != NULL)
+            result = PyTuple_Pack(4, tid != NULL ? tid : Py_None, ts_obj, failed ? Py_True : Py_False, data);
+        Py_XDECREF(data);
+    }
+    goto done;
+
+bail:
+    rc = 1;
+done:
+    (void)rc; /* result stays NULL unless built: with an error set, or none (Python's turn) */
+    buf_free(&b);
+    Py_XDECREF(timestamp);
+    Py_XDECREF(observed);
+    Py_XDECREF(severity);
+    Py_XDECREF(text);
+    Py_XDECREF(span_id);
+    Py_XDECREF(flags);
+    Py_XDECREF(event);
+    Py_XDECREF(body);
+    Py_XDECREF(trace_id);
+    Py_XDECREF(attrs);
+    Py_XDECREF(dict);
+    Py_XDECREF(dropped_own);
+    Py_XDECREF(tid);
+    Py_XDECREF(tail);
+    Py_XDECREF(ts_obj);
+    Py_XDECREF(floats.list);
+    Py_XDECREF(floats.json);
+    return result;
+}
+
+static PyObject *
+FastEncoder_encode(FastEncoder *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 4) {
+        PyErr_SetString(PyExc_TypeError, "encode(record, resource=None, scope=None, dropped=None)");
+        return NULL;
+    }
+    PyObject *result = encode_fast(self, args[0], nargs > 1 ? args[1] : Py_None,
+                                   nargs > 2 ? args[2] : Py_None, nargs > 3 ? args[3] : Py_None);
+    if (result != NULL)
+        return result;
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return NULL; /* KeyboardInterrupt and the like go on, as in Python code */
+        PyErr_Clear();
+    }
+    return PyObject_Vectorcall(self->fallback, args, (size_t)nargs, NULL);
+}
+
+static int
+FastEncoder_init(FastEncoder *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"tails", "dumps", "reserved", "bounded", "severities", "fallback", "flat", NULL};
+    PyObject *tails, *dumps, *reserved, *bounded, *severities, *fallback;
+    int flat;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!OOOp", kwlist, &PyDict_Type, &tails, &dumps,
+                                     &PyFrozenSet_Type, &reserved, &bounded, &severities, &fallback, &flat))
+        return -1;
+    PyObject *seq = PySequence_Fast(severities, "severities: a sequence of (member, number, mt)");
+    if (seq == NULL)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > MAX_SEVERITIES) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "severities: too many entries");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *entry = PySequence_Fast_GET_ITEM(seq, i), *member, *num, *mt;
+        if (!PyArg_ParseTuple(entry, "OO!U", &member, &PyLong_Type, &num, &mt)) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        if (!PyUnicode_IS_ASCII(mt)) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError, "severities: mt must be ASCII");
+            return -1;
+        }
+        long value = PyLong_AsLong(num);
+        if (value == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        self->sev_member[i] = Py_NewRef(member);
+        self->sev_number[i] = Py_NewRef(num);
+        self->sev_mt[i] = Py_NewRef(mt);
+        self->sev_value[i] = value;
+        self->n_sev = (int)i + 1;
+    }
+    Py_DECREF(seq);
+    Py_XSETREF(self->tails, Py_NewRef(tails));
+    Py_XSETREF(self->dumps, Py_NewRef(dumps));
+    Py_XSETREF(self->reserved, Py_NewRef(reserved));
+    Py_XSETREF(self->bounded, Py_NewRef(bounded));
+    Py_XSETREF(self->fallback, Py_NewRef(fallback));
+    self->flat = flat;
+    return 0;
+}
+
+static int
+FastEncoder_traverse(FastEncoder *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->tails);
+    Py_VISIT(self->dumps);
+    Py_VISIT(self->last_scope);
+    Py_VISIT(self->last_resource);
+    Py_VISIT(self->reserved);
+    Py_VISIT(self->bounded);
+    Py_VISIT(self->fallback);
+    for (int i = 0; i < self->n_sev; i++) {
+        Py_VISIT(self->sev_member[i]);
+        Py_VISIT(self->sev_number[i]);
+        Py_VISIT(self->sev_mt[i]);
+    }
+    return 0;
+}
+
+static int
+FastEncoder_clear(FastEncoder *self)
+{
+    Py_CLEAR(self->tails);
+    Py_CLEAR(self->dumps);
+    Py_CLEAR(self->last_scope);
+    Py_CLEAR(self->last_resource);
+    Py_CLEAR(self->last_tail);
+    Py_CLEAR(self->reserved);
+    Py_CLEAR(self->bounded);
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->span_key);
+    Py_CLEAR(self->span_hex);
+    Py_CLEAR(self->trace_key);
+    Py_CLEAR(self->trace_hex);
+    for (int i = 0; i < self->n_sev; i++) {
+        Py_CLEAR(self->sev_member[i]);
+        Py_CLEAR(self->sev_number[i]);
+        Py_CLEAR(self->sev_mt[i]);
+    }
+    self->n_sev = 0;
+    return 0;
+}
+
+static void
+FastEncoder_dealloc(FastEncoder *self)
+{
+    PyObject_GC_UnTrack(self);
+    FastEncoder_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef FastEncoder_methods[] = {
+    {"encode", (PyCFunction)(void (*)(void))FastEncoder_encode, METH_FASTCALL,
+     "encode(record, resource=None, scope=None, dropped=None) -> LineItem"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject FastEncoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "logxpy_otel._speedups.FastEncoder",
+    .tp_doc = "The common case of LineEncoder.encode in C; the rest goes to `fallback`.",
+    .tp_basicsize = sizeof(FastEncoder),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)FastEncoder_init,
+    .tp_dealloc = (destructor)FastEncoder_dealloc,
+    .tp_traverse = (traverseproc)FastEncoder_traverse,
+    .tp_clear = (inquiry)FastEncoder_clear,
+    .tp_methods = FastEncoder_methods,
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "logxpy_otel._speedups",
+    .m_doc = "Optional C speed-up of the line encoder (see _format.LineEncoder).",
+    .m_size = -1,
+};
+
+static int
+intern(PyObject **slot, const char *text)
+{
+    *slot = PyUnicode_InternFromString(text);
+    return *slot == NULL ? -1 : 0;
+}
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    if (intern(&k_ts, "ts") || intern(&k_mt, "mt") || intern(&k_msg, "msg") || intern(&k_otel, "_otel") ||
+        intern(&k_time, "time_unix_nano") || intern(&k_observed, "observed_time_unix_nano") ||
+        intern(&k_sev_number, "severity_number") || intern(&k_sev_text, "severity_text") ||
+        intern(&k_span_id, "span_id") || intern(&k_trace_flags, "trace_flags") ||
+        intern(&k_event_name, "event_name") || intern(&k_trace_id, "trace_id") ||
+        intern(&k_dropped_count, "dropped_attributes_count") || intern(&a_timestamp, "timestamp") ||
+        intern(&a_observed, "observed_timestamp") || intern(&a_severity_number, "severity_number") ||
+        intern(&a_severity_text, "severity_text") || intern(&a_body, "body") ||
+        intern(&a_attributes, "attributes") || intern(&a_dict, "_dict") || intern(&a_dropped, "dropped") ||
+        intern(&fmt_span, "016x") || intern(&fmt_trace, "032x") || intern(&s_info, "info"))
+        return NULL;
+    init_needs_care();
+    if (PyType_Ready(&FastEncoderType) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(module, "FastEncoder", (PyObject *)&FastEncoderType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

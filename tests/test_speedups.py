@@ -1,0 +1,210 @@
+"""The C encoder (``_speedups``): same bytes as the Python encoder, the common case in C, no leaks.
+
+tests/test_format.py checks every format rule through both encoders (``encode_item``);
+this file adds generated records, which records the C path takes, and its memory.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import tracemalloc
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from test_format import OBSERVED, TS, make_record
+
+from logxpy_otel import _format
+from logxpy_otel._format import LineEncoder
+
+if not _format.SPEEDUPS:
+    if os.environ.get("LOGXPY_OTEL_REQUIRE_SPEEDUPS") == "1":
+        pytest.fail("the C encoder was not built (LOGXPY_OTEL_REQUIRE_SPEEDUPS=1)", pytrace=False)
+    pytest.skip("the C encoder is not built here", allow_module_level=True)
+
+RESOURCE = Resource({"service.name": "shop", "host": "h\u2028x"})
+SCOPE = InstrumentationScope("app", "1.0")
+
+_text = st.text(st.characters(codec="utf-8") | st.sampled_from('"\\\n\r\t\x00\x1f\x7f\x85\u2028\u2029é€😀'))
+_hostile_text = st.text()  # with lone surrogates too
+_ints = st.integers(min_value=-(1 << 63), max_value=(1 << 64) - 1)
+_any_ints = st.integers() | st.sampled_from([-(1 << 63) - 1, 1 << 64, 1 << 200])
+_floats = st.floats(allow_nan=False, allow_infinity=False)
+_plain = _text | _ints | _floats | st.booleans()
+_values = (
+    _plain
+    | _hostile_text
+    | _any_ints
+    | st.floats()
+    | st.binary(max_size=8)
+    | st.none()
+    | st.lists(_plain, max_size=3).map(tuple)
+    | st.dictionaries(_text, _plain, max_size=2)
+)
+_keys = _text | st.sampled_from(["ts", "msg", "mt", "_otel", "lvl", "$int"]) | _hostile_text
+_severities = st.none() | st.sampled_from(list(SeverityNumber))
+_ids = st.sampled_from([0, 1, (1 << 64) - 1]) | st.integers(min_value=0, max_value=(1 << 64) - 1)
+
+
+def records(values: st.SearchStrategy[Any], keys: st.SearchStrategy[str], bodies: Any) -> Any:
+    return st.builds(
+        make_record,
+        timestamp=st.none() | st.integers(min_value=0, max_value=(1 << 63) - 1),
+        observed=st.integers(min_value=0, max_value=(1 << 63) - 1),
+        trace_id=st.integers(min_value=0, max_value=(1 << 128) - 1),
+        span_id=_ids,
+        trace_flags=st.integers(min_value=0, max_value=255),
+        severity=_severities,
+        severity_text=st.none() | _text,
+        body=bodies,
+        attributes=st.dictionaries(keys, values, max_size=6),
+        event_name=st.none() | _text,
+    )
+
+
+def counting_encoder(mode: str, monkeypatch: pytest.MonkeyPatch) -> tuple[LineEncoder, list[int]]:
+    """A LineEncoder whose Python path counts its calls (the C encoder hands records to it)."""
+    calls = [0]
+    python = LineEncoder.encode_python
+
+    def counted(self: LineEncoder, *args: Any) -> Any:
+        calls[0] += 1
+        return python(self, *args)
+
+    monkeypatch.setattr(LineEncoder, "encode_python", counted)
+    return LineEncoder(mode), calls
+
+
+def both(record: Any, mode: str, dropped: int | None = None) -> tuple[Any, Any]:
+    """(Python item, C item) for one record; the C encoder has the tail cached."""
+    python = LineEncoder(mode, speedups=False).encode(record, RESOURCE, SCOPE, dropped)
+    encoder = LineEncoder(mode)
+    encoder.encode(make_record(), RESOURCE, SCOPE)  # caches the tail
+    return python, encoder.encode(record, RESOURCE, SCOPE, dropped)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    record=records(_values, _keys, _text | _hostile_text | _values),
+    mode=st.sampled_from(["tree", "flat"]),
+    dropped=st.none() | st.integers(min_value=0, max_value=10),
+)
+def test_same_bytes_as_python_for_any_record(record: Any, mode: str, dropped: int | None) -> None:
+    python, fast = both(record, mode, dropped)
+    assert fast == python
+
+
+@settings(max_examples=300, deadline=None)
+@given(record=records(_plain, _text.filter(lambda k: k not in _format.RESERVED_KEYS), _text))
+def test_plain_records_never_reach_python(record: Any) -> None:
+    """Str body, scalar attributes, normal keys, known severity: all in C, same bytes."""
+    with pytest.MonkeyPatch.context() as mp:
+        encoder, calls = counting_encoder("tree", mp)
+    encoder.encode(make_record(), RESOURCE, SCOPE)  # caches the tail (in Python)
+    calls[0] = 0
+    item = encoder.encode(record, RESOURCE, SCOPE)
+    assert calls[0] == 0
+    assert item == LineEncoder(speedups=False).encode(record, RESOURCE, SCOPE)
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"big": 1 << 64},
+        {"nan": float("nan")},
+        {"inf": float("-inf")},
+        {"bytes": b"x"},
+        {"seq": ("a", 1)},
+        {"none": None},
+        {"ts": 1},  # reserved
+        {"k\ud800": 1},  # lone surrogate in a key
+        {"k": "v\udfff"},  # and in a value
+    ],
+    ids=repr,
+)
+def test_odd_attributes_go_to_python_with_the_same_result(
+    attributes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoder, calls = counting_encoder("tree", monkeypatch)
+    encoder.encode(make_record(), RESOURCE, SCOPE)
+    assert calls[0] == 1  # the first (scope, resource) pair: Python serializes its tail
+    record = make_record(attributes=attributes, severity=SeverityNumber.INFO)
+    item = encoder.encode(record, RESOURCE, SCOPE)
+    assert calls[0] == 2
+    assert item == LineEncoder(speedups=False).encode(record, RESOURCE, SCOPE)
+
+
+def test_float_text_is_orjsons() -> None:
+    """Floats go through one orjson call per line: exponents and edges as orjson writes them."""
+    values = [0.0, -0.0, 1e-7, 1e-5, 1e16, 1e22, 5e-324, 1.7976931348623157e308, 12.5, 1 / 3]
+    record = make_record(attributes={f"f{i}": v for i, v in enumerate(values)})
+    python, fast = both(record, "tree")
+    assert fast == python
+    for i, v in enumerate(values):
+        assert b'"f%d":%s' % (i, _format.orjson.dumps(v)) in fast[3]
+
+
+def test_many_long_values_grow_the_buffer() -> None:
+    attributes = {f"k{i}": "\x01\u2028" * 5_000 for i in range(8)}  # escapes: 6 bytes out per char
+    python, fast = both(make_record(body="\n" * 10_000, attributes=attributes), "tree")
+    assert fast == python
+    assert len(fast[3]) > 8 * 5_000 * 12
+
+
+def test_no_memory_kept_per_record() -> None:
+    """50,000 records through the C path and its hand-overs to Python leave nothing behind."""
+    encoder = LineEncoder()
+    plain = make_record(trace_id=5, span_id=7, attributes={"a": "x", "n": 1, "f": 2.5, "b": True})
+    odd = make_record(trace_id=5, span_id=7, attributes={"a": "x", "nan": float("nan")})
+    flat = LineEncoder("flat")
+    for e in (encoder, flat):
+        e.encode(plain, RESOURCE, SCOPE)
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            encoder.encode(plain, RESOURCE, SCOPE)
+            encoder.encode(odd, RESOURCE, SCOPE)
+            flat.encode(plain, RESOURCE, SCOPE, 3)
+
+    run(1_000)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        run(50_000)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, f"{grown} bytes kept after 150,000 encodes"
+
+
+def test_pure_python_switch() -> None:
+    """LOGXPY_OTEL_PURE_PYTHON=1 turns the C encoder off; lines are the same."""
+    code = (
+        "from logxpy_otel import _format; from test_format import make_record;"
+        "e = _format.LineEncoder(); e.encode(make_record());"
+        "print(_format.SPEEDUPS, e.encode(make_record())[3].decode())"
+    )
+    env = {**os.environ, "LOGXPY_OTEL_PURE_PYTHON": "1", "PYTHONPATH": os.path.dirname(__file__)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    flag, line = out.stdout.strip().split(" ", 1)
+    assert flag == "False"
+    assert line.encode() == LineEncoder(speedups=False).encode(make_record())[3]
+
+
+def test_encode_takes_one_to_four_arguments() -> None:
+    encoder = LineEncoder()
+    with pytest.raises(TypeError):
+        encoder.encode()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        encoder.encode(make_record(), None, None, 0, 1)  # type: ignore[call-arg]
+    record = make_record(timestamp=TS, observed=OBSERVED)
+    assert encoder.encode(record) == LineEncoder(speedups=False).encode(record)
