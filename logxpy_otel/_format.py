@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import math
-import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -22,14 +21,10 @@ import orjson
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.attributes import BoundedAttributes
 
-#: ``LOGXPY_OTEL_PURE_PYTHON=1`` turns the C encoder off (it is also off where it was
-#: not built); the output is the same either way, only slower.
-_FastEncoder: Any = None
-if os.environ.get("LOGXPY_OTEL_PURE_PYTHON", "").strip().lower() not in ("1", "true", "yes", "on"):
-    try:
-        from ._speedups import FastEncoder as _FastEncoder
-    except ImportError:  # built without a C compiler: the pure-Python encoder does it all
-        pass
+from ._native import speedup
+
+#: The C encoder (None where not built or turned off): see :class:`LineEncoder`.
+_FastEncoder = speedup("FastEncoder")
 
 __all__ = [
     "RESERVED_KEYS",
@@ -258,7 +253,7 @@ _SEVERITY_BY_ID: Final[dict[int, tuple[int | None, str]]] = {
 _SEVERITY_BY_ID[id(None)] = (None, "info")
 
 
-#: Whether the C encoder (``_speedups``, built when a compiler was there) is available.
+#: Whether the C encoder (``_speedups``, built when a compiler was there) is in use.
 SPEEDUPS: Final = _FastEncoder is not None
 
 
@@ -280,7 +275,7 @@ class LineEncoder:
 
     _CACHE_LIMIT: Final = 256
 
-    __slots__ = ("_flat", "_last_span", "_last_trace", "_tails", "encode")
+    __slots__ = ("_fast", "_flat", "_last_span", "_last_trace", "_tails", "encode")
 
     encode: _Encode
 
@@ -290,8 +285,9 @@ class LineEncoder:
         # One-entry caches of the last id's hex text: records of one span come in runs.
         self._last_span: tuple[int, str] = (0, "")
         self._last_trace: tuple[int, str] = (0, "")
+        self._fast: Any = None
         if speedups and _FastEncoder is not None:
-            self.encode = _FastEncoder(
+            self._fast = _FastEncoder(
                 tails=self._tails,
                 dumps=orjson.dumps,
                 reserved=RESERVED_KEYS,
@@ -299,13 +295,19 @@ class LineEncoder:
                 severities=[(m, m.value, severity_bucket(m.value)) for m in SeverityNumber],
                 fallback=self.encode_python,
                 flat=self._flat,
-            ).encode
+            )
+            self.encode = self._fast.encode
         else:
             self.encode = self.encode_python
 
     @property
     def mode(self) -> LineMode:
         return LineMode.FLAT if self._flat else LineMode.TREE
+
+    @property
+    def fast_encoder(self) -> Any:
+        """The C encoder behind :attr:`encode`, or None when it is the Python one."""
+        return self._fast
 
     def _tail(self, scope: Any, resource: Any) -> bytes:
         """The end of a line for this scope and resource: ``,"scope":{...},"resource":{...}}}``.

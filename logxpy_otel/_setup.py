@@ -93,6 +93,10 @@ class WriterOwner:
             async_default=self._ASYNC_DEFAULT,
         )
         self._shutdown = False
+        self._built()
+
+    def _built(self) -> None:
+        """Called once the encoder and the writer exist; subclasses finish their set-up here."""
 
     @property
     def writer(self) -> AsyncWriter:

@@ -15,6 +15,24 @@
 #include <string.h>
 
 #define MAX_SEVERITIES 64
+
+/* PyErr_GetRaisedException is 3.12+; before, the exception value from PyErr_Fetch. */
+static PyObject *
+PyErr_GetRaisedException_compat(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value != NULL ? value : Py_NewRef(Py_None);
+#endif
+}
 #define ERROR_SEVERITY 17
 
 static PyObject *k_ts, *k_mt, *k_msg, *k_otel, *k_time, *k_observed, *k_sev_number,
@@ -40,6 +58,8 @@ typedef struct {
     long sev_value[MAX_SEVERITIES];
 } FastEncoder;
 
+static PyTypeObject FastEncoderType;
+
 /* The hex text of an id, from a one-entry cache (records of one span come in runs). */
 static PyObject *
 id_hex(PyObject **key, PyObject **hex, PyObject *id, PyObject *spec)
@@ -59,10 +79,12 @@ id_hex(PyObject **key, PyObject **hex, PyObject *id, PyObject *spec)
     return text;
 }
 
-/* An output buffer: on the stack for usual lines, on the heap past that. */
+/* An output buffer: on the stack for a line, on the heap past that; or, for a whole
+ * batch, the bytes object that is handed on (no copy at the end). */
 typedef struct {
     char *data;
     Py_ssize_t len, cap;
+    PyObject *bytes; /* the bytes object written into, or NULL */
     char stack[2048];
 } Buf;
 
@@ -72,13 +94,40 @@ buf_init(Buf *b)
     b->data = b->stack;
     b->len = 0;
     b->cap = (Py_ssize_t)sizeof(b->stack);
+    b->bytes = NULL;
+}
+
+static int
+buf_init_bytes(Buf *b, Py_ssize_t cap)
+{
+    buf_init(b);
+    b->bytes = PyBytes_FromStringAndSize(NULL, cap);
+    if (b->bytes == NULL)
+        return -1;
+    b->data = PyBytes_AS_STRING(b->bytes);
+    b->cap = cap;
+    return 0;
 }
 
 static void
 buf_free(Buf *b)
 {
-    if (b->data != b->stack)
+    if (b->bytes != NULL)
+        Py_CLEAR(b->bytes);
+    else if (b->data != b->stack)
         PyMem_Free(b->data);
+}
+
+/* The bytes written, as the bytes object itself (the buffer gives it up). */
+static PyObject *
+buf_take_bytes(Buf *b)
+{
+    PyObject *bytes = b->bytes;
+    b->bytes = NULL;
+    b->data = b->stack;
+    if (_PyBytes_Resize(&bytes, b->len) < 0)
+        return NULL;
+    return bytes;
 }
 
 static int
@@ -93,6 +142,16 @@ buf_reserve(Buf *b, Py_ssize_t more)
             return -1;
         }
         cap *= 2;
+    }
+    if (b->bytes != NULL) {
+        if (_PyBytes_Resize(&b->bytes, cap) < 0) { /* b->bytes is NULL now */
+            b->data = b->stack;
+            b->len = b->cap = 0;
+            return -1;
+        }
+        b->data = PyBytes_AS_STRING(b->bytes);
+        b->cap = cap;
+        return 0;
     }
     char *data = b->data == b->stack ? PyMem_Malloc((size_t)cap) : PyMem_Realloc(b->data, (size_t)cap);
     if (data == NULL) {
@@ -698,11 +757,413 @@ static PyTypeObject FastEncoderType = {
     .tp_methods = FastEncoder_methods,
 };
 
+/* ---- the processor's on_emit ------------------------------------------------------- */
+
+static PyObject *a_scope, *a_log_record, *a_resource, *a_name, *s_own_name;
+
+/* on_emit for LogxpyLogRecordProcessor: the same steps as its Python on_emit, without
+ * a Python frame per record. Records of the package's own logger are counted (``own``),
+ * never written; any fault is counted (``fault``), never raised into the application. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *encoder; /* a FastEncoder, called directly */
+    PyObject *enqueue; /* AsyncWriter.enqueue */
+    PyObject *own;     /* own() counts a record of our own diagnostics */
+    PyObject *fault;   /* fault(exc) counts a record lost to an internal error */
+    PyObject *last_scope;
+    int last_own;
+} Emitter;
+
+static PyTypeObject EmitterType;
+
+/* Whether a scope is the ``logxpy_otel`` logger or one below it. */
+static int
+is_own_scope(PyObject *scope)
+{
+    PyObject *name = PyObject_GetAttr(scope, a_name);
+    if (name == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int own = 0;
+    if (PyUnicode_Check(name)) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(s_own_name);
+        Py_ssize_t len = PyUnicode_GET_LENGTH(name);
+        if (len >= n && PyUnicode_Tailmatch(name, s_own_name, 0, n, -1) == 1)
+            own = len == n || PyUnicode_READ_CHAR(name, n) == '.';
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            own = 0;
+        }
+    }
+    Py_DECREF(name);
+    return own;
+}
+
+static PyObject *
+Emitter_emit(Emitter *self, PyObject *rw)
+{
+    PyObject *scope = NULL, *record = NULL, *resource = NULL, *item = NULL, *done = NULL;
+    scope = PyObject_GetAttr(rw, a_scope);
+    if (scope == NULL)
+        goto fault;
+    if (scope != self->last_scope) {
+        int own = is_own_scope(scope);
+        Py_XSETREF(self->last_scope, Py_NewRef(scope));
+        self->last_own = own;
+    }
+    if (self->last_own) {
+        done = PyObject_CallNoArgs(self->own);
+        if (done == NULL)
+            goto fault;
+        goto out;
+    }
+    record = PyObject_GetAttr(rw, a_log_record);
+    if (record == NULL)
+        goto fault;
+    resource = PyObject_GetAttr(rw, a_resource);
+    if (resource == NULL)
+        goto fault;
+    {
+        PyObject *args[4] = {record, resource, scope, Py_None};
+        item = FastEncoder_encode((FastEncoder *)self->encoder, args, 3);
+    }
+    if (item == NULL)
+        goto fault;
+    done = PyObject_CallOneArg(self->enqueue, item);
+    if (done == NULL)
+        goto fault;
+    goto out;
+
+fault:
+    if (!PyErr_ExceptionMatches(PyExc_Exception))
+        goto error; /* KeyboardInterrupt and the like go on, as from Python code */
+    {
+        PyObject *exc = PyErr_GetRaisedException_compat();
+        PyObject *counted = PyObject_CallOneArg(self->fault, exc);
+        Py_XDECREF(exc);
+        if (counted == NULL)
+            PyErr_Clear(); /* never into the application */
+        Py_XDECREF(counted);
+    }
+out:
+    Py_XDECREF(scope);
+    Py_XDECREF(record);
+    Py_XDECREF(resource);
+    Py_XDECREF(item);
+    Py_XDECREF(done);
+    Py_RETURN_NONE;
+error:
+    Py_XDECREF(scope);
+    Py_XDECREF(record);
+    Py_XDECREF(resource);
+    Py_XDECREF(item);
+    return NULL;
+}
+
+static int
+Emitter_init(Emitter *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"encoder", "enqueue", "own", "fault", NULL};
+    PyObject *encoder, *enqueue, *own, *fault;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOO", kwlist, &FastEncoderType, &encoder, &enqueue, &own,
+                                     &fault))
+        return -1;
+    Py_XSETREF(self->encoder, Py_NewRef(encoder));
+    Py_XSETREF(self->enqueue, Py_NewRef(enqueue));
+    Py_XSETREF(self->own, Py_NewRef(own));
+    Py_XSETREF(self->fault, Py_NewRef(fault));
+    return 0;
+}
+
+static int
+Emitter_traverse(Emitter *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->encoder);
+    Py_VISIT(self->enqueue);
+    Py_VISIT(self->own);
+    Py_VISIT(self->fault);
+    Py_VISIT(self->last_scope);
+    return 0;
+}
+
+static int
+Emitter_clear(Emitter *self)
+{
+    Py_CLEAR(self->encoder);
+    Py_CLEAR(self->enqueue);
+    Py_CLEAR(self->own);
+    Py_CLEAR(self->fault);
+    Py_CLEAR(self->last_scope);
+    return 0;
+}
+
+static void
+Emitter_dealloc(Emitter *self)
+{
+    PyObject_GC_UnTrack(self);
+    Emitter_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Emitter_methods[] = {
+    {"emit", (PyCFunction)Emitter_emit, METH_O, "emit(log_record) -> None: on_emit, never raises"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject EmitterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "logxpy_otel._speedups.Emitter",
+    .tp_doc = "LogxpyLogRecordProcessor.on_emit in C: encode and enqueue, faults counted.",
+    .tp_basicsize = sizeof(Emitter),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Emitter_init,
+    .tp_dealloc = (destructor)Emitter_dealloc,
+    .tp_traverse = (traverseproc)Emitter_traverse,
+    .tp_clear = (inquiry)Emitter_clear,
+    .tp_methods = Emitter_methods,
+};
+
+/* ---- line numbering (the hot loop of _trees.TreeNumberer.number) ------------------- */
+
+static PyObject *a_head, *a_next_lvl, *a_last_ts, *a_last_seen, *a_failed, *s_move_to_end;
+static const char base62_digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/* The lines a Python callback put in ``lines``, moved into the buffer. */
+static int
+take_lines(Buf *b, PyObject *lines)
+{
+    Py_ssize_t n = PyList_GET_SIZE(lines);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *line = PyList_GET_ITEM(lines, i);
+        if (!PyBytes_Check(line)) {
+            PyErr_SetString(PyExc_TypeError, "number: open_trace must add bytes");
+            return -1;
+        }
+        if (buf_put(b, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line)) < 0)
+            return -1;
+    }
+    return PyList_SetSlice(lines, 0, n, NULL);
+}
+
+/* One open trace while its run of records is numbered: fields written back at the end. */
+typedef struct {
+    PyObject *trace;   /* the _Trace (strong) */
+    PyObject *tid;     /* its id (borrowed from an item) */
+    PyObject *head;    /* b'{"tid":"...","lvl":[' (strong) */
+    PyObject *last_ts; /* borrowed from an item */
+    long long next_lvl;
+    int failed;
+} Run;
+
+static int
+end_run(Run *run, PyObject *now)
+{
+    if (run->trace == NULL)
+        return 0;
+    int rc = -1;
+    PyObject *lvl = PyLong_FromLongLong(run->next_lvl);
+    if (lvl != NULL && PyObject_SetAttr(run->trace, a_next_lvl, lvl) == 0 &&
+        PyObject_SetAttr(run->trace, a_last_ts, run->last_ts) == 0 &&
+        PyObject_SetAttr(run->trace, a_last_seen, now) == 0 &&
+        (!run->failed || PyObject_SetAttr(run->trace, a_failed, Py_True) == 0))
+        rc = 0;
+    Py_XDECREF(lvl);
+    Py_CLEAR(run->trace);
+    Py_CLEAR(run->head);
+    return rc;
+}
+
+static int
+start_run(Run *run, PyObject *trace, PyObject *tid)
+{
+    PyObject *head = PyObject_GetAttr(trace, a_head);
+    if (head == NULL)
+        return -1;
+    PyObject *lvl = PyObject_GetAttr(trace, a_next_lvl);
+    if (lvl == NULL || !PyBytes_Check(head)) {
+        Py_XDECREF(lvl);
+        Py_DECREF(head);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "_Trace.head must be bytes");
+        return -1;
+    }
+    long long next_lvl = PyLong_AsLongLong(lvl);
+    Py_DECREF(lvl);
+    if (next_lvl == -1 && PyErr_Occurred()) {
+        Py_DECREF(head);
+        return -1;
+    }
+    run->trace = Py_NewRef(trace);
+    run->tid = tid;
+    run->head = head;
+    run->next_lvl = next_lvl;
+    run->failed = 0;
+    run->last_ts = NULL;
+    return 0;
+}
+
+static int
+put_decimal(Buf *b, unsigned long long value)
+{
+    char text[24], *end = text + sizeof(text), *p = end;
+    do {
+        *--p = (char)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    return buf_put(b, p, end - p);
+}
+
+/* number(items, traces, task_head, task_count, now, open_trace, out) -> task_count
+ *
+ * Appends the finished lines of ``items`` (LineItems) to ``out`` as one bytes, exactly
+ * as TreeNumberer.number's Python loop writes them: ``traces`` is its OrderedDict of open
+ * traces, ``open_trace(trace_id, ts, now, lines)`` opens a trace (its start line, and the
+ * end line of one it evicts) and returns it. One bytes, written in place and sized from
+ * the items first: a batch's lines are copied once here, and once by the kernel. */
+static PyObject *
+speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "number(items, traces, task_head, task_count, now, open_trace, out)");
+        return NULL;
+    }
+    PyObject *items = args[0], *traces = args[1], *task_head = args[2], *now = args[4],
+             *open_trace = args[5], *out = args[6];
+    if (!PyDict_Check(traces) || !PyBytes_Check(task_head) || !PyList_Check(out)) {
+        PyErr_SetString(PyExc_TypeError, "number: traces must be a dict, task_head bytes, out a list");
+        return NULL;
+    }
+    unsigned long long task_count = PyLong_AsUnsignedLongLong(args[3]);
+    if (task_count == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    PyObject *seq = PySequence_Fast(items, "number: items must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **all = PySequence_Fast_ITEMS(seq);
+    Run run = {NULL, NULL, NULL, NULL, 0, 0};
+    Buf b;
+    buf_init(&b);
+    PyObject *lines = NULL;
+    int ok = 0;
+
+    /* The size of the lines: each body, its head (a trace's: 8 + id + 9 bytes), lvl. */
+    Py_ssize_t size = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = all[i];
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 4 || !PyBytes_Check(PyTuple_GET_ITEM(item, 3))) {
+            PyErr_SetString(PyExc_TypeError, "number: each item must be a LineItem tuple");
+            goto done;
+        }
+        PyObject *tid = PyTuple_GET_ITEM(item, 0);
+        Py_ssize_t head = tid == Py_None ? PyBytes_GET_SIZE(task_head) + 24
+                                         : (PyUnicode_Check(tid) ? PyUnicode_GET_LENGTH(tid) : 32) + 40;
+        size += PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 3)) + head + 1;
+    }
+    size += 4096; /* start and end lines from open_trace; more grows the buffer */
+    if (n == 0)
+        goto finished;
+    if (buf_init_bytes(&b, size) < 0 || (lines = PyList_New(0)) == NULL)
+        goto done;
+
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = all[i];
+        PyObject *tid = PyTuple_GET_ITEM(item, 0), *ts = PyTuple_GET_ITEM(item, 1),
+                 *body = PyTuple_GET_ITEM(item, 3);
+        Py_ssize_t body_len = PyBytes_GET_SIZE(body);
+        if (tid == Py_None) { /* a record outside any trace: a task of its own */
+            char digits[16], *end = digits + sizeof(digits), *p = end;
+            unsigned long long count = ++task_count;
+            do {
+                *--p = base62_digits[count % 62];
+                count /= 62;
+            } while (count);
+            if (buf_put(&b, PyBytes_AS_STRING(task_head), PyBytes_GET_SIZE(task_head)) < 0 ||
+                buf_put(&b, p, end - p) < 0 || PUT_LITERAL(&b, "\",\"lvl\":[1],") < 0 ||
+                buf_put(&b, PyBytes_AS_STRING(body), body_len) < 0 || PUT_LITERAL(&b, "\n") < 0)
+                goto done;
+            continue;
+        }
+        if (run.trace == NULL || tid != run.tid) {
+            int same = 0;
+            if (run.trace != NULL && (same = PyObject_RichCompareBool(tid, run.tid, Py_EQ)) < 0)
+                goto done;
+            if (same) {
+                run.tid = tid;
+            }
+            else {
+                if (end_run(&run, now) < 0)
+                    goto done;
+                PyObject *trace = PyDict_GetItemWithError(traces, tid); /* borrowed */
+                if (trace == NULL) {
+                    if (PyErr_Occurred())
+                        goto done;
+                    PyObject *call[4] = {tid, ts, now, lines};
+                    trace = PyObject_Vectorcall(open_trace, call, 4, NULL);
+                    if (trace == NULL)
+                        goto done;
+                    int rc = take_lines(&b, lines);
+                    if (rc == 0)
+                        rc = start_run(&run, trace, tid);
+                    Py_DECREF(trace);
+                    if (rc < 0)
+                        goto done;
+                }
+                else {
+                    if (start_run(&run, trace, tid) < 0)
+                        goto done;
+                    PyObject *moved = PyObject_CallMethodOneArg(traces, s_move_to_end, tid);
+                    if (moved == NULL)
+                        goto done;
+                    Py_DECREF(moved);
+                }
+            }
+        }
+        if (buf_put(&b, PyBytes_AS_STRING(run.head), PyBytes_GET_SIZE(run.head)) < 0 ||
+            put_decimal(&b, (unsigned long long)run.next_lvl) < 0 || PUT_LITERAL(&b, "],") < 0 ||
+            buf_put(&b, PyBytes_AS_STRING(body), body_len) < 0 || PUT_LITERAL(&b, "\n") < 0)
+            goto done;
+        run.next_lvl++;
+        run.last_ts = ts;
+        if (PyTuple_GET_ITEM(item, 2) == Py_True)
+            run.failed = 1;
+    }
+    if (end_run(&run, now) < 0)
+        goto done;
+    {
+        PyObject *data = buf_take_bytes(&b);
+        if (data == NULL)
+            goto done;
+        int rc = PyList_Append(out, data);
+        Py_DECREF(data);
+        if (rc < 0)
+            goto done;
+    }
+finished:
+    ok = 1;
+done:
+    if (end_run(&run, now) < 0)
+        ok = 0;
+    buf_free(&b);
+    Py_XDECREF(lines);
+    Py_DECREF(seq);
+    return ok ? PyLong_FromUnsignedLongLong(task_count) : NULL;
+}
+
+static PyMethodDef speedups_functions[] = {
+    {"number", (PyCFunction)(void (*)(void))speedups_number, METH_FASTCALL,
+     "number(items, traces, task_head, task_count, now, open_trace, out) -> task_count"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "logxpy_otel._speedups",
     .m_doc = "Optional C speed-up of the line encoder (see _format.LineEncoder).",
     .m_size = -1,
+    .m_methods = speedups_functions,
 };
 
 static int
@@ -724,15 +1185,21 @@ PyInit__speedups(void)
         intern(&a_observed, "observed_timestamp") || intern(&a_severity_number, "severity_number") ||
         intern(&a_severity_text, "severity_text") || intern(&a_body, "body") ||
         intern(&a_attributes, "attributes") || intern(&a_dict, "_dict") || intern(&a_dropped, "dropped") ||
-        intern(&fmt_span, "016x") || intern(&fmt_trace, "032x") || intern(&s_info, "info"))
+        intern(&fmt_span, "016x") || intern(&fmt_trace, "032x") || intern(&s_info, "info") ||
+        intern(&a_head, "head") || intern(&a_next_lvl, "next_lvl") || intern(&a_last_ts, "last_ts") ||
+        intern(&a_last_seen, "last_seen") || intern(&a_failed, "failed") ||
+        intern(&s_move_to_end, "move_to_end") || intern(&a_scope, "instrumentation_scope") ||
+        intern(&a_log_record, "log_record") || intern(&a_resource, "resource") || intern(&a_name, "name") ||
+        intern(&s_own_name, "logxpy_otel"))
         return NULL;
     init_needs_care();
-    if (PyType_Ready(&FastEncoderType) < 0)
+    if (PyType_Ready(&FastEncoderType) < 0 || PyType_Ready(&EmitterType) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(module, "FastEncoder", (PyObject *)&FastEncoderType) < 0) {
+    if (PyModule_AddObjectRef(module, "FastEncoder", (PyObject *)&FastEncoderType) < 0 ||
+        PyModule_AddObjectRef(module, "Emitter", (PyObject *)&EmitterType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

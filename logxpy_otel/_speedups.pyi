@@ -18,3 +18,25 @@ class FastEncoder:
     def encode(
         self, record: Any, resource: Any = None, scope: Any = None, dropped: int | None = None, /
     ) -> tuple[str | None, float, bool, bytes]: ...
+
+def number(
+    items: Sequence[tuple[str | None, float, bool, bytes]],
+    traces: dict[str, Any],
+    task_head: bytes,
+    task_count: int,
+    now: float,
+    open_trace: Callable[[str, float, float, list[bytes]], Any],
+    out: list[bytes],
+    /,
+) -> int: ...
+
+class Emitter:
+    def __init__(
+        self,
+        *,
+        encoder: FastEncoder,
+        enqueue: Callable[[tuple[str | None, float, bool, bytes]], object],
+        own: Callable[[], object],
+        fault: Callable[[BaseException], object],
+    ) -> None: ...
+    def emit(self, log_record: Any, /) -> None: ...

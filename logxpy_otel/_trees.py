@@ -10,12 +10,16 @@ import os
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import orjson
 
 from ._format import LineItem
+from ._native import speedup
+
+#: The C loop of :meth:`TreeNumberer.number` where it is built (same lines, less time).
+_number_c = speedup("number")
 
 __all__ = ["TreeNumberer", "base62"]
 
@@ -66,6 +70,7 @@ class TreeNumberer:
         idle_timeout_s: float = 5.0,
         max_open: int = 1000,
         clock: Callable[[], float] = time.monotonic,
+        speedups: bool = True,
     ) -> None:
         self._idle = idle_timeout_s
         self._max_open = max_open
@@ -73,14 +78,20 @@ class TreeNumberer:
         self._open: OrderedDict[str, _Trace] = OrderedDict()
         self._task_head = b'{"tid":"' + _task_prefix().encode("ascii") + b"."
         self._task_count = 0
+        self._number_c = _number_c if speedups else None
 
     @property
     def open_traces(self) -> int:
         return len(self._open)
 
-    def number(self, items: Iterable[LineItem], out: list[bytes]) -> None:
+    def number(self, items: Sequence[LineItem], out: list[bytes]) -> None:
         """Append the finished lines for ``items`` (and any structure lines) to ``out``."""
         now = self._clock()
+        if self._number_c is not None:
+            self._task_count = self._number_c(
+                items, self._open, self._task_head, self._task_count, now, self._open_trace, out
+            )
+            return
         traces = self._open
         last: _Trace | None = None
         for trace_id, ts, failed, body in items:
@@ -95,13 +106,7 @@ class TreeNumberer:
             else:
                 found = traces.get(trace_id)
                 if found is None:
-                    if len(traces) >= self._max_open:
-                        self._close(traces.popitem(last=False)[1], out)
-                    trace = _Trace(trace_id, ts, now)
-                    traces[trace_id] = trace
-                    out.append(
-                        trace.head + b'1],"ts":' + orjson.dumps(ts) + b',"at":"otel:trace","st":"started"}\n'
-                    )
+                    trace = self._open_trace(trace_id, ts, now, out)
                 else:
                     trace = found
                     traces.move_to_end(trace_id)
@@ -113,6 +118,16 @@ class TreeNumberer:
             if failed:
                 trace.failed = True
             out.append(b"%s%d],%s\n" % (trace.head, lvl, body))
+
+    def _open_trace(self, trace_id: str, ts: float, now: float, out: list[bytes]) -> _Trace:
+        """Open a trace (its start line), closing the least recently used one if too many are open."""
+        traces = self._open
+        if len(traces) >= self._max_open:
+            self._close(traces.popitem(last=False)[1], out)
+        trace = _Trace(trace_id, ts, now)
+        traces[trace_id] = trace
+        out.append(trace.head + b'1],"ts":' + orjson.dumps(ts) + b',"at":"otel:trace","st":"started"}\n')
+        return trace
 
     def close_idle(self, out: list[bytes]) -> None:
         """Close every trace with no record for ``idle_timeout_s``."""

@@ -12,7 +12,8 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from logxpy_otel import AsyncConfig, DropReason, LogxpyLogRecordProcessor
+from logxpy_otel import AsyncConfig, DropReason, LineEncoder, LogxpyLogRecordProcessor
+from logxpy_otel import processor as processor_module
 
 from conftest import Collect, assert_accounting, parse_lines, read_records
 
@@ -63,23 +64,50 @@ def test_flat_mode_keeps_the_trace_id_in_otel(tmp_path: Path, provider: LoggerPr
     assert line["_otel"]["trace_id"] == f"{span.get_span_context().trace_id:032x}"
 
 
-def test_on_emit_never_raises_and_counts_the_fault(provider: LoggerProvider) -> None:
+@pytest.fixture(params=["c", "python"])
+def on_emit_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Processors made in the test use the C on_emit (where built) or the Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(processor_module, "_Emitter", None)
+    elif processor_module._Emitter is None:
+        pytest.skip("the C module is not built here")
+    return str(request.param)
+
+
+def test_on_emit_never_raises_and_counts_the_fault(
+    provider: LoggerProvider, monkeypatch: pytest.MonkeyPatch, on_emit_kind: str
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("encoder bug")
+
+    # A structured body takes the Python encoder's path in the C encoder too.
+    monkeypatch.setattr(LineEncoder, "encode_python", broken)
     dest = Collect()
     processor = LogxpyLogRecordProcessor(destinations=[dest])
+    assert (processor.on_emit.__self__ is processor) == (on_emit_kind == "python")
     provider.add_log_record_processor(processor)
-
-    class Broken:
-        def encode(self, *_: object) -> None:
-            raise RuntimeError("encoder bug")
-
-    processor._encoder = Broken()  # type: ignore[assignment]
-    provider.get_logger("x").emit(body="hello")  # must not raise
+    provider.get_logger("x").emit(body={"structured": True})  # must not raise
     m = processor.metrics
     assert m.dropped_by_reason == {DropReason.INTERNAL_ERROR: 1}
     assert_accounting(m)
 
 
-def test_own_diagnostics_never_feed_back(provider: LoggerProvider) -> None:
+def test_on_emit_lets_keyboard_interrupt_through(
+    provider: LoggerProvider, monkeypatch: pytest.MonkeyPatch, on_emit_kind: str
+) -> None:
+    """Only errors are caught (as ``except Exception`` would): Ctrl-C still stops the app."""
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LineEncoder, "encode_python", interrupted)
+    processor = LogxpyLogRecordProcessor(destinations=[Collect()])
+    provider.add_log_record_processor(processor)
+    with pytest.raises(KeyboardInterrupt):
+        provider.get_logger("x").emit(body={"structured": True})
+
+
+def test_own_diagnostics_never_feed_back(provider: LoggerProvider, on_emit_kind: str) -> None:
     """A warning from the ``logxpy_otel`` logger, routed into OTel, is kept out of the file."""
     dest = Collect()
     processor = LogxpyLogRecordProcessor(destinations=[dest])

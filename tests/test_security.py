@@ -10,6 +10,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -17,7 +18,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from logxpy_otel import DEFAULT_PATH, AsyncConfig, DropReason, LogxpyLogRecordProcessor
+from logxpy_otel import DEFAULT_PATH, AsyncConfig, DropReason, LineEncoder, LogxpyLogRecordProcessor
 
 from conftest import Failing, Gated, assert_accounting, parse_lines, read_records
 
@@ -227,12 +228,22 @@ SECRET = "SECRET-123"
 
 
 def test_diagnostics_never_contain_record_content(
-    caplog: pytest.LogCaptureFixture, provider: LoggerProvider
+    caplog: pytest.LogCaptureFixture, provider: LoggerProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failing destination (OSError), a full queue under ``warn``, and a fault inside
     on_emit: each is reported on the ``logxpy_otel`` logger, and no report carries the
     body, an attribute name or an attribute value of a record."""
     caplog.set_level(logging.DEBUG, logger="logxpy_otel")
+    exploding = threading.Event()
+    encode_python = LineEncoder.encode_python
+
+    def maybe_exploding(self: LineEncoder, *args: Any) -> Any:
+        if exploding.is_set():
+            raise ValueError(f"cannot encode {SECRET}")
+        return encode_python(self, *args)
+
+    # The tuple attribute below takes the Python encoder's path in the C encoder too.
+    monkeypatch.setattr(LineEncoder, "encode_python", maybe_exploding)
     failing, gate = Failing(), Gated()
     processor = LogxpyLogRecordProcessor(
         destinations=[failing, gate],
@@ -253,16 +264,10 @@ def test_diagnostics_never_contain_record_content(
         gate.open()
     assert processor.force_flush(10_000)
 
-    real_encoder = processor._encoder
-
-    class Exploding:
-        def encode(self, *args: object) -> None:
-            raise ValueError(f"cannot encode {SECRET}")
-
-    processor._encoder = Exploding()  # type: ignore[assignment]
+    exploding.set()
     processor._fault_report.reset()  # rate-limited (and shared): make this fault's report due now
     logger.emit(body=SECRET, attributes=attributes)
-    processor._encoder = real_encoder
+    exploding.clear()
     provider.shutdown()
 
     m = processor.metrics

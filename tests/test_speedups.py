@@ -23,6 +23,7 @@ from test_format import OBSERVED, TS, make_record
 
 from logxpy_otel import _format
 from logxpy_otel._format import LineEncoder
+from logxpy_otel._trees import TreeNumberer
 
 if not _format.SPEEDUPS:
     if os.environ.get("LOGXPY_OTEL_REQUIRE_SPEEDUPS") == "1":
@@ -208,3 +209,76 @@ def test_encode_takes_one_to_four_arguments() -> None:
         encoder.encode(make_record(), None, None, 0, 1)  # type: ignore[call-arg]
     record = make_record(timestamp=TS, observed=OBSERVED)
     assert encoder.encode(record) == LineEncoder(speedups=False).encode(record)
+
+
+# --- the numbering loop ---------------------------------------------------------------------
+
+_batches = st.lists(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["t1", "t2", "t3", "t4", None]),
+            st.booleans(),
+        ),
+        max_size=12,
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(batches=_batches, max_open=st.integers(min_value=1, max_value=3), idle=st.booleans())
+def test_numbering_same_lines_as_python(
+    batches: list[list[tuple[Any, bool]]], max_open: int, idle: bool
+) -> None:
+    """Batches of interleaved traces, evictions, idle closes: the C loop writes the Python loop's lines."""
+    now = [0.0]
+    fast = TreeNumberer(max_open=max_open, idle_timeout_s=1.5, clock=lambda: now[0])
+    slow = TreeNumberer(max_open=max_open, idle_timeout_s=1.5, clock=lambda: now[0], speedups=False)
+    slow._task_head = fast._task_head  # the per-process random prefix
+    ts = 0.0
+    for batch in batches:
+        items = []
+        for trace, failed in batch:
+            ts += 0.5
+            tid = None if trace is None else trace * 8
+            items.append((tid, ts, failed, b'"ts":%s,"n":%d}' % (_format.orjson.dumps(ts), len(items))))
+        out_fast: list[bytes] = []
+        out_slow: list[bytes] = []
+        fast.number(items, out_fast)
+        slow.number(items, out_slow)
+        now[0] += 1.0
+        if idle:
+            fast.close_idle(out_fast)
+            slow.close_idle(out_slow)
+        assert b"".join(out_fast) == b"".join(out_slow)
+        assert list(fast._open) == list(slow._open)
+    end_fast: list[bytes] = []
+    end_slow: list[bytes] = []
+    fast.close_all(end_fast)
+    slow.close_all(end_slow)
+    assert end_fast == end_slow
+
+
+def test_numbering_rejects_what_is_not_a_line_item() -> None:
+    numberer = TreeNumberer()
+    with pytest.raises(TypeError):
+        numberer.number([("t", 1.0, False, "not bytes")], [])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        numberer.number([("t", 1.0)], [])  # type: ignore[list-item]
+
+
+def test_numbering_many_structure_lines_in_one_batch() -> None:
+    """Hundreds of traces opened (and evicted) in one batch: the batch buffer grows, lines match."""
+    now = 100.0
+    fast = TreeNumberer(max_open=7, clock=lambda: now)
+    slow = TreeNumberer(max_open=7, clock=lambda: now, speedups=False)
+    slow._task_head = fast._task_head
+    items = [(f"{i % 300:032x}", float(i), i % 5 == 0, b'"n":%d}' % i) for i in range(2_000)]
+    items += [(None, 1.0, False, b'"x":1}')] * 50
+    out_fast: list[bytes] = []
+    out_slow: list[bytes] = []
+    fast.number(items, out_fast)
+    slow.number(items, out_slow)
+    assert len(out_fast) == 1, "one bytes per batch"
+    assert out_fast[0] == b"".join(out_slow)
+    assert out_fast[0].count(b'"st":"started"') == 2_000

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logxpy_otel import _trees
 from logxpy_otel._trees import TreeNumberer, base62
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -18,6 +19,16 @@ T1 = "5b8efff798038103d269b633813fc60c"
 T2 = "00000000000000000000000000000abc"
 T3 = "ffffffffffffffffffffffffffffffff"
 T4 = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs against the C numbering loop (where built) and the Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(_trees, "_number_c", None)
+    elif _trees._number_c is None:
+        pytest.skip("the C module is not built here")
+    return str(request.param)
 
 
 class FakeClock:

@@ -1,0 +1,24 @@
+"""The optional C module ``_speedups``: what it offers, or None where it is not in use.
+
+It is built at install time where a C compiler is found (setup.py) and gives the same
+output as the Python code it stands in for, faster. ``LOGXPY_OTEL_PURE_PYTHON=1`` turns
+it off.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+__all__ = ["speedup"]
+
+
+def speedup(name: str) -> Any:
+    """``_speedups.<name>``, or None where the module was not built or is turned off."""
+    if os.environ.get("LOGXPY_OTEL_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes", "on"):
+        return None
+    try:
+        from . import _speedups
+    except ImportError:
+        return None
+    return getattr(_speedups, name)
