@@ -759,7 +759,7 @@ static PyTypeObject FastEncoderType = {
 
 /* ---- the processor's on_emit ------------------------------------------------------- */
 
-static PyObject *a_scope, *a_log_record, *a_resource, *a_name, *s_own_name;
+static PyObject *a_scope, *a_log_record, *a_resource, *a_name, *s_own_name, *a_lane;
 
 /* on_emit for LogxpyLogRecordProcessor: the same steps as its Python on_emit, without
  * a Python frame per record. Records of the package's own logger are counted (``own``),
@@ -767,7 +767,9 @@ static PyObject *a_scope, *a_log_record, *a_resource, *a_name, *s_own_name;
 typedef struct {
     PyObject_HEAD
     PyObject *encoder; /* a FastEncoder, called directly */
-    PyObject *enqueue; /* AsyncWriter.enqueue */
+    PyObject *writer;  /* the AsyncWriter: its ``_lane`` when it has one */
+    PyObject *enqueue; /* AsyncWriter.enqueue, for everything else */
+    PyObject *sync;    /* the sync_mode() ContextVar: set, enqueue decides */
     PyObject *own;     /* own() counts a record of our own diagnostics */
     PyObject *fault;   /* fault(exc) counts a record lost to an internal error */
     PyObject *last_scope;
@@ -800,6 +802,61 @@ is_own_scope(PyObject *scope)
     return own;
 }
 
+/* Queue ``item`` as AsyncWriter.enqueue does on its common path (writer running
+ * asynchronously, not in sync_mode(), a free slot), through the writer's ``_lane``:
+ * (slots.pop, queue.append, queue, batch_size, wake). These are C calls, so no other
+ * Python code runs between reading the lane and appending. Returns the result of
+ * enqueue(item) in every other case. New reference, or NULL with an error. */
+static PyObject *
+emitter_enqueue(Emitter *self, PyObject *item)
+{
+    PyObject *lane = PyObject_GetAttr(self->writer, a_lane);
+    if (lane == NULL)
+        return NULL;
+    if (!PyTuple_CheckExact(lane) || PyTuple_GET_SIZE(lane) != 5)
+        goto slow; /* None: not running asynchronously */
+    PyObject *sync = NULL;
+    if (PyContextVar_Get(self->sync, Py_False, &sync) < 0)
+        goto error;
+    int in_sync = PyObject_IsTrue(sync);
+    Py_DECREF(sync);
+    if (in_sync != 0) {
+        if (in_sync < 0)
+            goto error;
+        goto slow;
+    }
+    PyObject *slot = PyObject_CallNoArgs(PyTuple_GET_ITEM(lane, 0));
+    if (slot == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_IndexError))
+            goto error;
+        PyErr_Clear();
+        goto slow; /* no free slot: the queue policy decides, in enqueue */
+    }
+    Py_DECREF(slot);
+    PyObject *appended = PyObject_CallOneArg(PyTuple_GET_ITEM(lane, 1), item);
+    if (appended == NULL)
+        goto error;
+    Py_DECREF(appended);
+    Py_ssize_t depth = PyObject_Length(PyTuple_GET_ITEM(lane, 2));
+    Py_ssize_t batch = PyLong_AsSsize_t(PyTuple_GET_ITEM(lane, 3));
+    if (depth < 0 || (batch == -1 && PyErr_Occurred()))
+        goto error;
+    if (depth == batch) {
+        PyObject *woken = PyObject_CallNoArgs(PyTuple_GET_ITEM(lane, 4));
+        if (woken == NULL)
+            goto error;
+        Py_DECREF(woken);
+    }
+    Py_DECREF(lane);
+    return Py_NewRef(Py_True);
+slow:
+    Py_DECREF(lane);
+    return PyObject_CallOneArg(self->enqueue, item);
+error:
+    Py_DECREF(lane);
+    return NULL;
+}
+
 static PyObject *
 Emitter_emit(Emitter *self, PyObject *rw)
 {
@@ -830,7 +887,7 @@ Emitter_emit(Emitter *self, PyObject *rw)
     }
     if (item == NULL)
         goto fault;
-    done = PyObject_CallOneArg(self->enqueue, item);
+    done = emitter_enqueue(self, item);
     if (done == NULL)
         goto fault;
     goto out;
@@ -864,12 +921,14 @@ error:
 static int
 Emitter_init(Emitter *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"encoder", "enqueue", "own", "fault", NULL};
-    PyObject *encoder, *enqueue, *own, *fault;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOO", kwlist, &FastEncoderType, &encoder, &enqueue, &own,
-                                     &fault))
+    static char *kwlist[] = {"encoder", "writer", "enqueue", "sync", "own", "fault", NULL};
+    PyObject *encoder, *writer, *enqueue, *sync, *own, *fault;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOO!OO", kwlist, &FastEncoderType, &encoder, &writer,
+                                     &enqueue, &PyContextVar_Type, &sync, &own, &fault))
         return -1;
     Py_XSETREF(self->encoder, Py_NewRef(encoder));
+    Py_XSETREF(self->writer, Py_NewRef(writer));
+    Py_XSETREF(self->sync, Py_NewRef(sync));
     Py_XSETREF(self->enqueue, Py_NewRef(enqueue));
     Py_XSETREF(self->own, Py_NewRef(own));
     Py_XSETREF(self->fault, Py_NewRef(fault));
@@ -880,6 +939,8 @@ static int
 Emitter_traverse(Emitter *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->encoder);
+    Py_VISIT(self->writer);
+    Py_VISIT(self->sync);
     Py_VISIT(self->enqueue);
     Py_VISIT(self->own);
     Py_VISIT(self->fault);
@@ -891,6 +952,8 @@ static int
 Emitter_clear(Emitter *self)
 {
     Py_CLEAR(self->encoder);
+    Py_CLEAR(self->writer);
+    Py_CLEAR(self->sync);
     Py_CLEAR(self->enqueue);
     Py_CLEAR(self->own);
     Py_CLEAR(self->fault);
@@ -1190,7 +1253,7 @@ PyInit__speedups(void)
         intern(&a_last_seen, "last_seen") || intern(&a_failed, "failed") ||
         intern(&s_move_to_end, "move_to_end") || intern(&a_scope, "instrumentation_scope") ||
         intern(&a_log_record, "log_record") || intern(&a_resource, "resource") || intern(&a_name, "name") ||
-        intern(&s_own_name, "logxpy_otel"))
+        intern(&s_own_name, "logxpy_otel") || intern(&a_lane, "_lane"))
         return NULL;
     init_needs_care();
     if (PyType_Ready(&FastEncoderType) < 0 || PyType_Ready(&EmitterType) < 0)

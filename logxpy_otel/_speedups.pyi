@@ -1,6 +1,7 @@
 """Type stub of the optional C encoder (``_speedups.c``)."""
 
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 class FastEncoder:
@@ -35,7 +36,9 @@ class Emitter:
         self,
         *,
         encoder: FastEncoder,
+        writer: object,
         enqueue: Callable[[tuple[str | None, float, bool, bytes]], object],
+        sync: ContextVar[bool],
         own: Callable[[], object],
         fault: Callable[[BaseException], object],
     ) -> None: ...

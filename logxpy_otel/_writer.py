@@ -173,6 +173,8 @@ class AsyncMetrics:
 
 
 _SYNC: contextvars.ContextVar[bool] = contextvars.ContextVar("logxpy_otel_sync", default=False)
+#: Set within :func:`sync_mode` (the C ``on_emit`` checks it too).
+SYNC_MODE: Final = _SYNC
 
 
 @contextlib.contextmanager
@@ -296,13 +298,33 @@ class AsyncWriter:
         self._max_depth = 0
         self._batches = 0
         self._restarts = 0
-        self._state = _STOPPED if self._closed else _NEW
         self._thread: threading.Thread | None = None
         self._trees = TreeNumberer(
             idle_timeout_s=config.trace_idle_ms / 1000.0, max_open=config.max_open_traces
         )
         self._drop_report.reset()
         self._error_report.reset()
+        self._set_mode(state=_STOPPED if self._closed else _NEW)
+
+    def _set_mode(self, *, state: str | None = None, sync: bool | None = None) -> None:
+        """Set the run state and/or synchronous mode, and with them the producers' lane.
+
+        ``_lane`` is what the C ``on_emit`` (``_speedups.Emitter``) needs to queue a record
+        the way :meth:`enqueue` does when the writer runs asynchronously: take a slot,
+        append, wake the writer at ``batch_size``. It is None in every other state, and
+        then records go through :meth:`enqueue`. Every change of ``_state`` or ``_sync``
+        goes through here, so the lane is never stale.
+        """
+        if state is not None:
+            self._state = state
+        if sync is not None:
+            self._sync = sync
+        running = self._state is _RUNNING and not self._sync
+        self._lane = (
+            (self._slots.pop, self._queue.append, self._queue, self._batch_size, self._wake.set)
+            if running
+            else None
+        )
 
     @property
     def config(self) -> AsyncConfig:
@@ -356,7 +378,7 @@ class AsyncWriter:
         with self._lock:
             if self._state != _NEW:
                 return
-            self._state = _RUNNING
+            self._set_mode(state=_RUNNING)
             if self._sync:
                 return
             self._thread = self._spawn(0.0)
@@ -378,7 +400,7 @@ class AsyncWriter:
         with self._lock:
             if self._state in (_STOPPING, _STOPPED):
                 return self._state == _STOPPED
-            self._state = _STOPPING
+            self._set_mode(state=_STOPPING)
             self._closed = True
             self._not_full.notify_all()
             thread = self._thread
@@ -395,7 +417,7 @@ class AsyncWriter:
                 self._close_trees_locked()
                 self._close_destinations()
         with self._lock:
-            self._state = _STOPPED
+            self._set_mode(state=_STOPPED)
         return finished
 
     # -- producing ---------------------------------------------------------------------
@@ -419,11 +441,8 @@ class AsyncWriter:
             return self._full(item)
         queue = self._queue
         queue.append(item)
-        depth = len(queue)
-        if depth == self._batch_size:
+        if len(queue) == self._batch_size:
             self._wake.set()
-        if depth > self._max_depth:
-            self._max_depth = depth
         if self._state is not _RUNNING:
             self._sweep_after_stop()
         return True
@@ -532,7 +551,7 @@ class AsyncWriter:
                 return self._shut(len(items))
             with self._lock:
                 if self._state is _NEW:
-                    self._state = _RUNNING
+                    self._set_mode(state=_RUNNING)
             self._drain_locked()
             try:
                 ok = self._write_batch(items)
@@ -631,7 +650,10 @@ class AsyncWriter:
         queue = self._queue
         while True:
             with self._lock:
-                count = min(len(queue), self._batch_size)
+                depth = len(queue)
+                if depth > self._max_depth:
+                    self._max_depth = depth  # depth only grows between drains: this is its peak
+                count = min(depth, self._batch_size)
                 if not count:
                     self._flush_wanted = False
                     return
@@ -717,7 +739,7 @@ class AsyncWriter:
             stopping = self._state is not _RUNNING
             fallback = restarts > self._config.max_restarts
             if fallback:
-                self._sync = True
+                self._set_mode(sync=True)
                 self._not_full.notify_all()
         if stopping:
             return
@@ -744,7 +766,8 @@ class AsyncWriter:
         try:
             self._thread = self._spawn(delay)
         except RuntimeError:  # interpreter shutting down: no new threads
-            self._sync = True
+            with self._lock:
+                self._set_mode(sync=True)
 
     # -- process hooks -----------------------------------------------------------------
 
@@ -760,7 +783,7 @@ class AsyncWriter:
         deadline = time.monotonic() + timeout
         self.flush(timeout)
         with self._lock:
-            self._sync = True
+            self._set_mode(sync=True)
             self._not_full.notify_all()
         if self._io_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             try:
@@ -772,7 +795,7 @@ class AsyncWriter:
     def _child_after_fork(self) -> None:
         """In a forked child: forget the parent's queue, locks and thread; start afresh on use."""
         self._sync = not self._config.async_enabled
-        self._reset_state()
+        self._reset_state()  # sets the lane
 
 
 def _describe(exc: BaseException) -> str:

@@ -13,7 +13,7 @@ from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from ._diagnostics import LOGGER_NAME, RateLimitedReporter
 from ._native import speedup
 from ._setup import WriterOwner
-from ._writer import DropReason
+from ._writer import SYNC_MODE, DropReason
 
 __all__ = ["LogxpyLogRecordProcessor"]
 
@@ -47,7 +47,12 @@ class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
             # The same steps as on_emit below, in C: a Python frame per record is a
             # noticeable part of the cost (README, "Performance").
             self.on_emit = _Emitter(  # type: ignore[method-assign]
-                encoder=fast, enqueue=self._writer.enqueue, own=self._own_record, fault=self._fault
+                encoder=fast,
+                writer=self._writer,
+                enqueue=self._writer.enqueue,
+                sync=SYNC_MODE,
+                own=self._own_record,
+                fault=self._fault,
             ).emit
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:

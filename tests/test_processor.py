@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from logxpy_otel import AsyncConfig, DropReason, LineEncoder, LogxpyLogRecordProcessor
+from logxpy_otel import AsyncConfig, DropReason, LineEncoder, LogxpyLogRecordProcessor, sync_mode
 from logxpy_otel import processor as processor_module
 
 from conftest import Collect, assert_accounting, parse_lines, read_records
@@ -183,3 +184,90 @@ def test_force_flush_means_in_the_file(tmp_path: Path, provider: LoggerProvider)
         provider.get_logger("x").emit(body=f"r{n}")
     assert processor.force_flush(5_000) is True
     assert [r["msg"] for r in read_records(path)] == [f"r{n}" for n in range(50)]
+
+
+# -- the C on_emit queues as enqueue does ---------------------------------------------------------
+
+
+class Slow(Collect):
+    """A destination that takes a little while per batch, so the queue fills up."""
+
+    def __call__(self, data: bytes) -> None:
+        threading.Event().wait(0.002)
+        super().__call__(data)
+
+
+@pytest.mark.parametrize("policy", ["block", "drop_oldest", "drop_newest", "warn"])
+def test_policies_through_the_processor_from_four_threads(
+    provider: LoggerProvider, policy: str, on_emit_kind: str
+) -> None:
+    """The processor's on_emit (C lane or Python enqueue) keeps the bound, the order and the books."""
+    dest = Slow()
+    max_queue = 64
+    processor = LogxpyLogRecordProcessor(
+        destinations=[dest],
+        config=AsyncConfig(max_queue_size=max_queue, batch_size=16, queue_policy=policy, flush_interval_ms=5),
+    )
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("load")
+    per_thread = 1_500
+
+    def produce(t: int) -> None:
+        for n in range(per_thread):
+            logger.emit(body="r", attributes={"t": t, "n": n})
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert processor.force_flush(30_000) or policy != "block"
+    m = processor.metrics
+    assert_accounting(m)
+    assert m.enqueued + sum(m.dropped_by_reason.values()) >= 4 * per_thread
+    assert m.max_queue_depth <= max_queue
+    seen: dict[int, list[int]] = {t: [] for t in range(4)}
+    for line in parse_lines(dest.data):
+        seen[line["t"]].append(line["n"])
+    for t, ns in seen.items():
+        assert ns == sorted(ns), f"thread {t}'s records out of order"
+        assert len(ns) == len(set(ns)), f"thread {t}'s records written twice"
+    written = sum(len(ns) for ns in seen.values())
+    assert written == m.written
+    if policy == "block":
+        assert written == 4 * per_thread and not m.dropped_by_reason
+    else:
+        assert written + sum(m.dropped_by_reason.values()) == 4 * per_thread
+        assert m.dropped_by_reason, "a queue of 64 against a slow destination overflowed"
+
+
+def test_sync_mode_through_the_processor(provider: LoggerProvider, on_emit_kind: str) -> None:
+    """Inside sync_mode() the record is written before emit returns (the lane is bypassed)."""
+    dest = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[dest], config=AsyncConfig(flush_interval_ms=60_000))
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("s")
+    logger.emit(body="queued")  # starts the writer: records now go through the lane
+    with sync_mode():
+        logger.emit(body="now")
+        assert [r["msg"] for r in parse_lines(dest.data)] == ["queued", "now"]
+    assert processor.force_flush(5_000)
+
+
+def test_a_full_batch_wakes_the_writer(provider: LoggerProvider, on_emit_kind: str) -> None:
+    """``batch_size`` queued records are written without waiting for the flush interval."""
+    written = threading.Event()
+
+    def dest(data: bytes) -> None:
+        if data.count(b"\n") >= 4:
+            written.set()
+
+    processor = LogxpyLogRecordProcessor(
+        destinations=[dest], config=AsyncConfig(batch_size=4, flush_interval_ms=600_000)
+    )
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("w")
+    logger.emit(body="0")  # starts the writer, which then waits for a full batch
+    for n in range(1, 5):
+        logger.emit(body=str(n))
+    assert written.wait(20.0), "a full batch did not wake the writer"
