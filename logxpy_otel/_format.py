@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any, Final, Protocol
 
 import orjson
-from opentelemetry._logs import SeverityNumber
+from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.attributes import BoundedAttributes
 
 from ._native import speedup
@@ -292,6 +292,7 @@ class LineEncoder:
                 dumps=orjson.dumps,
                 reserved=RESERVED_KEYS,
                 bounded=BoundedAttributes,
+                record_type=LogRecord,
                 severities=[(m, m.value, severity_bucket(m.value)) for m in SeverityNumber],
                 fallback=self.encode_python,
                 flat=self._flat,

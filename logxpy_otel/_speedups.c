@@ -47,6 +47,7 @@ typedef struct {
     PyObject *dumps;    /* orjson.dumps, for floats */
     PyObject *reserved; /* frozenset of attribute keys that go to _otel.attributes */
     PyObject *bounded;  /* the SDK's BoundedAttributes type */
+    PyObject *record_type; /* the API's LogRecord type: fields read from its instance dict */
     PyObject *fallback; /* the Python encoder: (record, resource, scope, dropped) -> item */
     PyObject *span_key, *span_hex, *trace_key, *trace_hex; /* last id and its hex text */
     PyObject *last_scope, *last_resource, *last_tail;     /* the last tail used */
@@ -130,11 +131,19 @@ buf_take_bytes(Buf *b)
     return bytes;
 }
 
-static int
+static int buf_grow(Buf *b, Py_ssize_t more);
+
+static inline int
 buf_reserve(Buf *b, Py_ssize_t more)
 {
     if (b->len + more <= b->cap)
         return 0;
+    return buf_grow(b, more);
+}
+
+static int
+buf_grow(Buf *b, Py_ssize_t more)
+{
     Py_ssize_t cap = b->cap;
     while (cap < b->len + more) {
         if (cap > PY_SSIZE_T_MAX / 2) {
@@ -165,7 +174,7 @@ buf_reserve(Buf *b, Py_ssize_t more)
     return 0;
 }
 
-static int
+static inline int
 buf_put(Buf *b, const char *text, Py_ssize_t n)
 {
     if (buf_reserve(b, n) < 0)
@@ -275,6 +284,32 @@ put_str(Buf *b, PyObject *s)
     return 0;
 }
 
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                  "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                  "8081828384858687888990919293949596979899";
+
+/* The decimal digits of ``value``, written backwards ending at ``end``; returns their start. */
+static inline char *
+put_digits(char *end, unsigned long long value)
+{
+    char *p = end;
+    while (value >= 100) {
+        unsigned int pair = (unsigned int)(value % 100) * 2;
+        value /= 100;
+        *--p = digit_pairs[pair + 1];
+        *--p = digit_pairs[pair];
+    }
+    if (value >= 10) {
+        unsigned int pair = (unsigned int)value * 2;
+        *--p = digit_pairs[pair + 1];
+        *--p = digit_pairs[pair];
+    }
+    else {
+        *--p = (char)('0' + value);
+    }
+    return p;
+}
+
 /* An int as orjson writes it: a number in [-2**63, 2**64 - 1]. 0: done; -1: error;
  * 1: not for this path (a bigger int, which the format tags). Works on int subclasses. */
 static int
@@ -300,10 +335,7 @@ put_int(Buf *b, PyObject *v)
     else {
         return 1;
     }
-    do {
-        *--p = (char)('0' + digits % 10);
-        digits /= 10;
-    } while (digits);
+    p = put_digits(end, digits);
     if (negative)
         *--p = '-';
     return buf_put(b, p, end - p);
@@ -374,6 +406,21 @@ put_key(Buf *b, PyObject *key, int comma)
             goto done;      \
     } while (0)
 
+/* ``obj.name``, read from ``fields`` (obj's instance dict) when given: a dict lookup
+ * costs a fraction of a generic getattr, and records are plain objects. New reference. */
+static PyObject *
+field(PyObject *obj, PyObject *fields, PyObject *name)
+{
+    if (fields != NULL) {
+        PyObject *value = PyDict_GetItemWithError(fields, name);
+        if (value != NULL)
+            return Py_NewRef(value);
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    return PyObject_GetAttr(obj, name);
+}
+
 /* The line item, or NULL: with an exception set on error, without one when the
  * record needs the Python encoder. Every reference taken here is released at `done`. */
 static PyObject *
@@ -388,23 +435,43 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
     Floats floats = {NULL, NULL, NULL};
     Buf b;
     buf_init(&b);
+    /* The API's LogRecord keeps its fields in its instance dict (no descriptors). */
+    PyObject *fields = NULL;
+    if ((PyObject *)Py_TYPE(record) == self->record_type) {
+        fields = PyObject_GenericGetDict(record, NULL);
+        if (fields == NULL || !PyDict_CheckExact(fields))
+            goto bail;
+    }
 
     /* Everything is read and checked first; the line is written after. */
-    observed = PyObject_GetAttr(record, a_observed);
+    observed = field(record, fields, a_observed);
     if (observed == NULL || !PyLong_CheckExact(observed))
         goto bail;
-    timestamp = PyObject_GetAttr(record, a_timestamp);
+    timestamp = field(record, fields, a_timestamp);
     if (timestamp == NULL || (timestamp != Py_None && !PyLong_CheckExact(timestamp)))
         goto bail;
-    ts = PyLong_AsDouble(timestamp != Py_None ? timestamp : observed);
-    if (ts == -1.0 && PyErr_Occurred())
-        goto bail;
-    ts /= 1e9;
+    {
+        /* int / 1e9 as Python computes it: the int correctly rounded to a double (as a
+         * C conversion of a 64-bit int is), then divided. */
+        PyObject *nanos = timestamp != Py_None ? timestamp : observed;
+        int overflow = 0;
+        long long whole = PyLong_AsLongLongAndOverflow(nanos, &overflow);
+        if (overflow == 0 && !(whole == -1 && PyErr_Occurred())) {
+            ts = (double)whole;
+        }
+        else {
+            PyErr_Clear();
+            ts = PyLong_AsDouble(nanos);
+            if (ts == -1.0 && PyErr_Occurred())
+                goto bail;
+        }
+        ts /= 1e9;
+    }
     ts_obj = PyFloat_FromDouble(ts);
     if (ts_obj == NULL)
         goto bail;
 
-    severity = PyObject_GetAttr(record, a_severity_number);
+    severity = field(record, fields, a_severity_number);
     if (severity == NULL)
         goto bail;
     if (severity == Py_None) {
@@ -422,25 +489,25 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         if (mt == NULL)
             goto bail; /* not a SeverityNumber member */
     }
-    text = PyObject_GetAttr(record, a_severity_text);
+    text = field(record, fields, a_severity_text);
     if (text == NULL || (text != Py_None && !PyUnicode_CheckExact(text)))
         goto bail;
-    span_id = PyObject_GetAttr(record, k_span_id);
+    span_id = field(record, fields, k_span_id);
     if (span_id == NULL || !PyLong_CheckExact(span_id))
         goto bail;
-    flags = PyObject_GetAttr(record, k_trace_flags);
+    flags = field(record, fields, k_trace_flags);
     if (flags == NULL || !PyLong_Check(flags))
         goto bail;
-    event = PyObject_GetAttr(record, k_event_name);
+    event = field(record, fields, k_event_name);
     if (event == NULL || (event != Py_None && !PyUnicode_CheckExact(event)))
         goto bail;
-    body = PyObject_GetAttr(record, a_body);
+    body = field(record, fields, a_body);
     if (body == NULL || !PyUnicode_CheckExact(body))
         goto bail; /* None, str subclasses and structured bodies: the Python encoder */
-    trace_id = PyObject_GetAttr(record, k_trace_id);
+    trace_id = field(record, fields, k_trace_id);
     if (trace_id == NULL || !PyLong_CheckExact(trace_id))
         goto bail;
-    attrs = PyObject_GetAttr(record, a_attributes);
+    attrs = field(record, fields, a_attributes);
     if (attrs == NULL)
         goto bail;
     if ((PyObject *)Py_TYPE(attrs) == self->bounded) {
@@ -615,6 +682,7 @@ done:
     Py_XDECREF(ts_obj);
     Py_XDECREF(floats.list);
     Py_XDECREF(floats.json);
+    Py_XDECREF(fields);
     return result;
 }
 
@@ -640,11 +708,13 @@ FastEncoder_encode(FastEncoder *self, PyObject *const *args, Py_ssize_t nargs)
 static int
 FastEncoder_init(FastEncoder *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"tails", "dumps", "reserved", "bounded", "severities", "fallback", "flat", NULL};
-    PyObject *tails, *dumps, *reserved, *bounded, *severities, *fallback;
+    static char *kwlist[] = {"tails",      "dumps",    "reserved", "bounded", "record_type",
+                             "severities", "fallback", "flat",     NULL};
+    PyObject *tails, *dumps, *reserved, *bounded, *record_type, *severities, *fallback;
     int flat;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!OOOp", kwlist, &PyDict_Type, &tails, &dumps,
-                                     &PyFrozenSet_Type, &reserved, &bounded, &severities, &fallback, &flat))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!OO!OOp", kwlist, &PyDict_Type, &tails, &dumps,
+                                     &PyFrozenSet_Type, &reserved, &bounded, &PyType_Type, &record_type,
+                                     &severities, &fallback, &flat))
         return -1;
     PyObject *seq = PySequence_Fast(severities, "severities: a sequence of (member, number, mt)");
     if (seq == NULL)
@@ -682,6 +752,7 @@ FastEncoder_init(FastEncoder *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->dumps, Py_NewRef(dumps));
     Py_XSETREF(self->reserved, Py_NewRef(reserved));
     Py_XSETREF(self->bounded, Py_NewRef(bounded));
+    Py_XSETREF(self->record_type, Py_NewRef(record_type));
     Py_XSETREF(self->fallback, Py_NewRef(fallback));
     self->flat = flat;
     return 0;
@@ -696,6 +767,7 @@ FastEncoder_traverse(FastEncoder *self, visitproc visit, void *arg)
     Py_VISIT(self->last_resource);
     Py_VISIT(self->reserved);
     Py_VISIT(self->bounded);
+    Py_VISIT(self->record_type);
     Py_VISIT(self->fallback);
     for (int i = 0; i < self->n_sev; i++) {
         Py_VISIT(self->sev_member[i]);
@@ -715,6 +787,7 @@ FastEncoder_clear(FastEncoder *self)
     Py_CLEAR(self->last_tail);
     Py_CLEAR(self->reserved);
     Py_CLEAR(self->bounded);
+    Py_CLEAR(self->record_type);
     Py_CLEAR(self->fallback);
     Py_CLEAR(self->span_key);
     Py_CLEAR(self->span_hex);
@@ -1070,11 +1143,7 @@ start_run(Run *run, PyObject *trace, PyObject *tid)
 static int
 put_decimal(Buf *b, unsigned long long value)
 {
-    char text[24], *end = text + sizeof(text), *p = end;
-    do {
-        *--p = (char)('0' + value % 10);
-        value /= 10;
-    } while (value);
+    char text[24], *end = text + sizeof(text), *p = put_digits(end, value);
     return buf_put(b, p, end - p);
 }
 

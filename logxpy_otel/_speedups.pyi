@@ -12,6 +12,7 @@ class FastEncoder:
         dumps: Callable[[Any], bytes],
         reserved: frozenset[str],
         bounded: type,
+        record_type: type,
         severities: Sequence[tuple[object, int, str]],
         fallback: Callable[..., tuple[str | None, float, bool, bytes]],
         flat: bool,
