@@ -346,7 +346,7 @@ put_int(Buf *b, PyObject *v)
  * own dtoa than in orjson, and one call amortizes its overhead. */
 
 typedef struct {
-    PyObject *list;   /* the floats, in line order */
+    PyObject *list;   /* the floats, in line order (a tuple) */
     PyObject *json;   /* orjson.dumps(list): b"[1.5,2.0]" */
     const char *next; /* the next float's text in json */
 } Floats;
@@ -550,20 +550,25 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
     }
 
     /* Every float of the line, through one orjson call; NaN and inf are tagged (Python). */
-    floats.list = PyList_New(1);
-    if (floats.list == NULL)
-        goto bail;
-    PyList_SET_ITEM(floats.list, 0, Py_NewRef(ts_obj));
-    if (dict != Py_None) {
-        Py_ssize_t pos = 0;
+    {
+        Py_ssize_t count = 1, pos = 0;
         PyObject *k, *v;
-        while (PyDict_Next(dict, &pos, &k, &v)) {
-            if (PyFloat_CheckExact(v)) {
-                if (!isfinite(PyFloat_AS_DOUBLE(v)))
-                    goto bail;
-                if (PyList_Append(floats.list, v) < 0)
-                    goto bail;
+        if (dict != Py_None) {
+            while (PyDict_Next(dict, &pos, &k, &v)) {
+                if (PyFloat_CheckExact(v)) {
+                    if (!isfinite(PyFloat_AS_DOUBLE(v)))
+                        goto bail;
+                    count++;
+                }
             }
+        }
+        floats.list = PyTuple_New(count);
+        if (floats.list == NULL)
+            goto bail;
+        PyTuple_SET_ITEM(floats.list, 0, Py_NewRef(ts_obj));
+        for (Py_ssize_t i = 1, pos = 0; i < count && PyDict_Next(dict, &pos, &k, &v);) {
+            if (PyFloat_CheckExact(v))
+                PyTuple_SET_ITEM(floats.list, i++, Py_NewRef(v));
         }
     }
     floats.json = PyObject_CallOneArg(self->dumps, floats.list);
@@ -656,6 +661,8 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         PyObject *data = PyBytes_FromStringAndSize(b.data, b.len);
         if (data != NULL)
             result = PyTuple_Pack(4, tid != NULL ? tid : Py_None, ts_obj, failed ? Py_True : Py_False, data);
+        if (result != NULL)
+            PyObject_GC_UnTrack(result); /* str, float, bool, bytes: never part of a cycle */
         Py_XDECREF(data);
     }
     goto done;
