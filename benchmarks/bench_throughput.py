@@ -53,9 +53,10 @@ goes to a fresh temporary directory under ``benchmarks/.out/`` and is deleted af
 
 Each configuration and thread count runs ``--repeat`` times (default 3), each time in a
 fresh subprocess (this file with the hidden ``--child CONFIG THREADS N``, which prints one
-JSON line); the repeats are interleaved across configurations so machine-load drift spreads
-over all of them, and the table shows medians. Absolute figures drift with load: compare
-the ratios.
+JSON line); within a repeat the configurations of one thread count run back to back. The
+first table shows medians; each ratio is the median over repeats of the ratio of two runs
+of the same repeat (paired, so the machine's drifting load cancels out). Absolute figures
+drift with load: compare the ratios.
 
 Run (from the repository root)::
 
@@ -464,6 +465,16 @@ def _summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _paired_ratio(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> float:
+    """The median over repeats of our rate / their rate in the same repeat.
+
+    Runs of one repeat are made back to back, so a pair sees the same machine; the
+    median of the pairs is steadier than a ratio of two medians taken minutes apart.
+    """
+    pairs = [a["rate"] / b["rate"] for a, b in zip(ours, theirs, strict=False) if b["rate"]]
+    return statistics.median(pairs) if pairs else 0.0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--records", type=int, default=200_000, help="records per run (default 200000)")
@@ -505,8 +516,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {(c, t): [] for c in configs for t in thread_counts}
     failures: list[str] = []
     for k in range(args.repeat):
-        for config in configs:
-            for threads in thread_counts:
+        # Configurations of one thread count run back to back, so that each ratio below
+        # compares runs made minutes apart at most (this machine's speed drifts).
+        for threads in thread_counts:
+            for config in configs:
                 try:
                     result = _spawn(config, threads, args.records)
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
@@ -566,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     o = summary.get((other, threads))
                     if o is None or not o["rate"]:
                         continue
-                    value = base["rate"] / o["rate"]
+                    value = _paired_ratio(runs[(BASELINE, threads)], runs[(other, threads)])
                     label = f"b/{LETTERS[other]} ({BASELINE}/{other})"
                     ratio_row(threads, label, value, target, value >= target)
                 lost = base["lost_max"]
