@@ -5,7 +5,7 @@ VENV := .venv
 VENV312 := .venv-logxpy
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench bench-fsync soak clean
+.PHONY: demo test lint typecheck pytest bench bench-instructions bench-fsync soak clean
 
 $(BIN)/.installed: pyproject.toml setup.py logxpy_otel/_speedups.c
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,11 @@ pytest: $(BIN)/.installed $(VENV312)/.installed
 test: lint typecheck pytest
 
 bench: $(BIN)/.installed
-	$(BIN)/python benchmarks/bench_throughput.py
+	$(BIN)/python benchmarks/bench_throughput.py --repeat 5 --json benchmarks/results.json
+
+# Instructions per record under valgrind (steady where timings are not); needs valgrind.
+bench-instructions: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_instructions.py
 
 bench-fsync: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_fsync.py

@@ -589,7 +589,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if e is None:
                     continue
                 if ceiling is not None and ceiling["rate"]:
-                    value = e["rate"] / ceiling["rate"]
+                    value = _paired_ratio(runs[(config, threads)], runs[("none", threads)])
                     ok = None if rate_target is None else value >= rate_target
                     ratio_row(threads, f"{config}/{ceiling_letter} ({config}/none)", value, rate_target, ok)
                 ok = None if lost_target is None else e["lost_max"] <= lost_target

@@ -1,12 +1,17 @@
-/* The common case of LineEncoder.encode, in C (optional: the package works without it).
+/* C versions of three hot paths (optional: the package works without them; README,
+ * "The C speed-up"). Each does what the Python code it stands in for does:
  *
- * It writes the line straight into a buffer, byte for byte as the Python encoder (whose
- * JSON is orjson's) writes it; tests/test_speedups.py checks this on every value kind.
- * It takes only what it can take for sure: a str body, exact ints and strs, known
- * severities, str/bool/int/finite-float attribute values, a (scope, resource) whose tail
- * is cached. Anything else, and any error, goes to the Python encoder (`fallback`),
- * which never raises. It exists for speed: building the line dicts for orjson in Python
- * was most of our cost per record (docs: README, "Performance").
+ * - FastEncoder: the common case of LineEncoder.encode. It writes the line straight into
+ *   a buffer, byte for byte as the Python encoder (whose JSON is orjson's) writes it; it
+ *   takes only what it can take for sure (a str body, exact ints and strs, known
+ *   severities, str/bool/int/finite-float attribute values, a cached scope/resource
+ *   tail). Anything else, and any error, goes to the Python encoder (``fallback``),
+ *   which never raises.
+ * - Emitter: LogxpyLogRecordProcessor.on_emit (encode, queue through the writer's lane).
+ * - number: the loop of TreeNumberer.number, one bytes per batch.
+ *
+ * tests/test_speedups.py, test_format.py, test_trees.py and test_processor.py run the
+ * C and the Python versions side by side.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,7 +40,7 @@ PyErr_GetRaisedException_compat(void)
 }
 #define ERROR_SEVERITY 17
 
-static PyObject *k_ts, *k_mt, *k_msg, *k_otel, *k_time, *k_observed, *k_sev_number,
+static PyObject *k_time, *k_observed, *k_sev_number,
     *k_sev_text, *k_span_id, *k_trace_flags, *k_event_name, *k_trace_id, *k_dropped_count;
 static PyObject *a_timestamp, *a_observed, *a_severity_number, *a_severity_text, *a_body,
     *a_attributes, *a_dict, *a_dropped;
@@ -1315,8 +1320,7 @@ intern(PyObject **slot, const char *text)
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (intern(&k_ts, "ts") || intern(&k_mt, "mt") || intern(&k_msg, "msg") || intern(&k_otel, "_otel") ||
-        intern(&k_time, "time_unix_nano") || intern(&k_observed, "observed_time_unix_nano") ||
+    if (intern(&k_time, "time_unix_nano") || intern(&k_observed, "observed_time_unix_nano") ||
         intern(&k_sev_number, "severity_number") || intern(&k_sev_text, "severity_text") ||
         intern(&k_span_id, "span_id") || intern(&k_trace_flags, "trace_flags") ||
         intern(&k_event_name, "event_name") || intern(&k_trace_id, "trace_id") ||
