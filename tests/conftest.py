@@ -165,3 +165,16 @@ def writers() -> Iterator[list[AsyncWriter]]:
     yield made
     for writer in made:
         writer.stop(5.0)
+
+
+def c_or_python(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, module: Any, name: str
+) -> str:
+    """For a fixture with params ``["c", "python"]``: with "python", set ``module.name``
+    (a C speed-up, or None) to None so the Python code runs; with "c", skip where the C
+    module is not built."""
+    if request.param == "python":
+        monkeypatch.setattr(module, name, None)
+    elif getattr(module, name) is None:
+        pytest.skip("the C module is not built here")
+    return str(request.param)

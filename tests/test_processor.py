@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from logxpy_otel import AsyncConfig, DropReason, LineEncoder, LogxpyLogRecordProcessor, sync_mode
 from logxpy_otel import processor as processor_module
 
-from conftest import Collect, assert_accounting, parse_lines, read_records
+from conftest import Collect, assert_accounting, c_or_python, parse_lines, read_records
 
 
 @pytest.fixture
@@ -68,11 +68,7 @@ def test_flat_mode_keeps_the_trace_id_in_otel(tmp_path: Path, provider: LoggerPr
 @pytest.fixture(params=["c", "python"])
 def on_emit_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Processors made in the test use the C on_emit (where built) or the Python one."""
-    if request.param == "python":
-        monkeypatch.setattr(processor_module, "_Emitter", None)
-    elif processor_module._Emitter is None:
-        pytest.skip("the C module is not built here")
-    return str(request.param)
+    return c_or_python(request, monkeypatch, processor_module, "_Emitter")
 
 
 def test_on_emit_never_raises_and_counts_the_fault(

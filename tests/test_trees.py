@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from logxpy_otel import _trees
 from logxpy_otel._trees import TreeNumberer, base62
 
+from conftest import c_or_python
+
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 T1 = "5b8efff798038103d269b633813fc60c"
 T2 = "00000000000000000000000000000abc"
@@ -24,11 +26,7 @@ T4 = "0123456789abcdef0123456789abcdef"
 @pytest.fixture(autouse=True, params=["c", "python"])
 def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test runs against the C numbering loop (where built) and the Python one."""
-    if request.param == "python":
-        monkeypatch.setattr(_trees, "_number_c", None)
-    elif _trees._number_c is None:
-        pytest.skip("the C module is not built here")
-    return str(request.param)
+    return c_or_python(request, monkeypatch, _trees, "_number_c")
 
 
 class FakeClock:
