@@ -1182,7 +1182,8 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     unsigned long long task_count = PyLong_AsUnsignedLongLong(args[3]);
     if (task_count == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
-    PyObject *seq = PySequence_Fast(items, "number: items must be a sequence");
+    /* A tuple of the items: open_trace runs Python code, and nothing it does may move them. */
+    PyObject *seq = PySequence_Tuple(items);
     if (seq == NULL)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
