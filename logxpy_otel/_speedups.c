@@ -80,8 +80,11 @@ id_hex(PyObject **key, PyObject **hex, PyObject *id, PyObject *spec)
     PyObject *text = PyObject_Format(id, spec);
     if (text == NULL)
         return NULL;
-    Py_XSETREF(*key, Py_NewRef(id));
-    Py_XSETREF(*hex, Py_NewRef(text));
+    PyObject *old_key = *key, *old_hex = *hex; /* both set before either old one goes */
+    *key = Py_NewRef(id);
+    *hex = Py_NewRef(text);
+    Py_XDECREF(old_key);
+    Py_XDECREF(old_hex);
     return text;
 }
 
@@ -159,8 +162,9 @@ buf_grow(Buf *b, Py_ssize_t more)
     }
     if (b->bytes != NULL) {
         if (_PyBytes_Resize(&b->bytes, cap) < 0) { /* b->bytes is NULL now */
-            b->data = b->stack;
-            b->len = b->cap = 0;
+            b->data = b->stack; /* an empty stack buffer again */
+            b->len = 0;
+            b->cap = (Py_ssize_t)sizeof(b->stack);
             return -1;
         }
         b->data = PyBytes_AS_STRING(b->bytes);
@@ -241,7 +245,11 @@ put_str(Buf *b, PyObject *s)
         return 0;
     }
     /* at most 6 bytes out for each byte in, and the quotes */
-    if (n > (PY_SSIZE_T_MAX - 2) / 6 || buf_reserve(b, n * 6 + 2) < 0)
+    if (n > (PY_SSIZE_T_MAX - 2) / 6) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (buf_reserve(b, n * 6 + 2) < 0)
         return -1;
     char *out = b->data + b->len;
     *out++ = '"';
@@ -354,15 +362,24 @@ typedef struct {
     PyObject *list;   /* the floats, in line order (a tuple) */
     PyObject *json;   /* orjson.dumps(list): b"[1.5,2.0]" */
     const char *next; /* the next float's text in json */
+    const char *end;  /* the end of json */
+    Py_ssize_t index; /* the next float's place in list */
 } Floats;
 
-/* The next float's text (it ends at ',' or ']'). */
+/* The text of ``v``, the next float of the line (it ends at ',' or ']'). 1 (the Python
+ * encoder's turn) if ``v`` is not the float counted there: the attributes changed under
+ * us (Python code, e.g. a GC callback, can run between the passes). */
 static int
-put_next_float(Buf *b, Floats *f)
+put_next_float(Buf *b, Floats *f, PyObject *v)
 {
+    if (f->index >= PyTuple_GET_SIZE(f->list) || PyTuple_GET_ITEM(f->list, f->index) != v)
+        return 1;
+    f->index++;
     const char *start = f->next, *p = start;
-    while (*p != ',' && *p != ']')
+    while (p < f->end && *p != ',' && *p != ']')
         p++;
+    if (p >= f->end)
+        return 1;
     f->next = p + 1;
     return buf_put(b, start, p - start);
 }
@@ -381,7 +398,7 @@ put_value(Buf *b, PyObject *v, Floats *floats)
     if (PyLong_CheckExact(v))
         return put_int(b, v);
     if (PyFloat_CheckExact(v))
-        return put_next_float(b, floats);
+        return put_next_float(b, floats, v);
     return 1;
 }
 
@@ -437,7 +454,7 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
     PyObject *number = NULL, *mt = NULL, *ts_obj = NULL;
     int failed = 0, truth, rc = 0;
     double ts;
-    Floats floats = {NULL, NULL, NULL};
+    Floats floats = {NULL, NULL, NULL, NULL, 0};
     Buf b;
     buf_init(&b);
     /* The API's LogRecord keeps its fields in its instance dict (no descriptors). */
@@ -462,7 +479,8 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         int overflow = 0;
         long long whole = PyLong_AsLongLongAndOverflow(nanos, &overflow);
         if (overflow == 0 && !(whole == -1 && PyErr_Occurred())) {
-            ts = (double)whole;
+            volatile double rounded = (double)whole; /* rounded to a double first, even on x87 */
+            ts = rounded;
         }
         else {
             PyErr_Clear();
@@ -501,8 +519,8 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
     if (span_id == NULL || !PyLong_CheckExact(span_id))
         goto bail;
     flags = field(record, fields, k_trace_flags);
-    if (flags == NULL || !PyLong_Check(flags))
-        goto bail;
+    if (flags == NULL || !PyLong_Check(flags) || PyBool_Check(flags))
+        goto bail; /* a bool is written as true/false: the Python encoder */
     event = field(record, fields, k_event_name);
     if (event == NULL || (event != Py_None && !PyUnicode_CheckExact(event)))
         goto bail;
@@ -549,9 +567,16 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
             !PyBytes_CheckExact(PyTuple_GET_ITEM(hit, 2)))
             goto bail; /* a new (scope, resource): the Python encoder serializes and caches it */
         tail = Py_NewRef(PyTuple_GET_ITEM(hit, 2));
-        Py_XSETREF(self->last_scope, Py_NewRef(scope));
-        Py_XSETREF(self->last_resource, Py_NewRef(resource));
-        Py_XSETREF(self->last_tail, Py_NewRef(tail));
+        /* All three set before any old value is released: a release can run Python code
+         * (a __del__) that uses this cache, and must find it whole. */
+        PyObject *old_scope = self->last_scope, *old_resource = self->last_resource,
+                 *old_tail = self->last_tail;
+        self->last_scope = Py_NewRef(scope);
+        self->last_resource = Py_NewRef(resource);
+        self->last_tail = Py_NewRef(tail);
+        Py_XDECREF(old_scope);
+        Py_XDECREF(old_resource);
+        Py_XDECREF(old_tail);
     }
 
     /* Every float of the line, through one orjson call; NaN and inf are tagged (Python). */
@@ -571,19 +596,23 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         if (floats.list == NULL)
             goto bail;
         PyTuple_SET_ITEM(floats.list, 0, Py_NewRef(ts_obj));
-        for (Py_ssize_t i = 1, pos = 0; i < count && PyDict_Next(dict, &pos, &k, &v);) {
+        Py_ssize_t i = 1;
+        for (pos = 0; i < count && PyDict_Next(dict, &pos, &k, &v);) {
             if (PyFloat_CheckExact(v))
                 PyTuple_SET_ITEM(floats.list, i++, Py_NewRef(v));
         }
+        if (i != count)
+            goto bail; /* the attributes changed since they were counted */
     }
     floats.json = PyObject_CallOneArg(self->dumps, floats.list);
     if (floats.json == NULL || !PyBytes_CheckExact(floats.json))
         goto bail;
     floats.next = PyBytes_AS_STRING(floats.json) + 1;
+    floats.end = PyBytes_AS_STRING(floats.json) + PyBytes_GET_SIZE(floats.json);
 
     /* The line, in the order the Python encoder builds it. */
     STEP(PUT_LITERAL(&b, "\"ts\":"));
-    STEP(put_next_float(&b, &floats));
+    STEP(put_next_float(&b, &floats, ts_obj));
     STEP(PUT_LITERAL(&b, ",\"mt\":\""));
     STEP(buf_put(&b, PyUnicode_DATA(mt), PyUnicode_GET_LENGTH(mt)));
     STEP(PUT_LITERAL(&b, "\",\"msg\":"));
@@ -701,6 +730,10 @@ done:
 static PyObject *
 FastEncoder_encode(FastEncoder *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (self->fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "FastEncoder.__init__ has not run");
+        return NULL;
+    }
     if (nargs < 1 || nargs > 4) {
         PyErr_SetString(PyExc_TypeError, "encode(record, resource=None, scope=None, dropped=None)");
         return NULL;
@@ -722,6 +755,10 @@ FastEncoder_init(FastEncoder *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"tails",      "dumps",    "reserved", "bounded", "record_type",
                              "severities", "fallback", "flat",     NULL};
+    if (self->fallback != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "FastEncoder is set up once");
+        return -1;
+    }
     PyObject *tails, *dumps, *reserved, *bounded, *record_type, *severities, *fallback;
     int flat;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!OO!OOp", kwlist, &PyDict_Type, &tails, &dumps,
@@ -743,9 +780,14 @@ FastEncoder_init(FastEncoder *self, PyObject *args, PyObject *kwds)
             Py_DECREF(seq);
             return -1;
         }
-        if (!PyUnicode_IS_ASCII(mt)) {
+        int plain = PyUnicode_IS_ASCII(mt);
+        for (Py_ssize_t j = 0; plain && j < PyUnicode_GET_LENGTH(mt); j++) {
+            Py_UCS1 c = PyUnicode_1BYTE_DATA(mt)[j];
+            plain = c >= 0x20 && c != '"' && c != '\\';
+        }
+        if (!plain) { /* written as it is, between quotes */
             Py_DECREF(seq);
-            PyErr_SetString(PyExc_ValueError, "severities: mt must be ASCII");
+            PyErr_SetString(PyExc_ValueError, "severities: mt must be ASCII with nothing to escape");
             return -1;
         }
         long value = PyLong_AsLong(num);
@@ -863,12 +905,15 @@ typedef struct {
 
 static PyTypeObject EmitterType;
 
-/* Whether a scope is the ``logxpy_otel`` logger or one below it. */
+/* Whether a scope is the ``logxpy_otel`` logger or one below it: 1 or 0, or -1 with an
+ * error (as Python's getattr(scope, "name", None), only AttributeError means "no name"). */
 static int
 is_own_scope(PyObject *scope)
 {
     PyObject *name = PyObject_GetAttr(scope, a_name);
     if (name == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return -1;
         PyErr_Clear();
         return 0;
     }
@@ -946,15 +991,27 @@ static PyObject *
 Emitter_emit(Emitter *self, PyObject *rw)
 {
     PyObject *scope = NULL, *record = NULL, *resource = NULL, *item = NULL, *done = NULL;
+    int own;
+    if (self->encoder == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Emitter.__init__ has not run");
+        return NULL;
+    }
     scope = PyObject_GetAttr(rw, a_scope);
     if (scope == NULL)
         goto fault;
-    if (scope != self->last_scope) {
-        int own = is_own_scope(scope);
-        Py_XSETREF(self->last_scope, Py_NewRef(scope));
-        self->last_own = own;
+    if (scope == self->last_scope) {
+        own = self->last_own;
     }
-    if (self->last_own) {
+    else {
+        own = is_own_scope(scope);
+        if (own < 0)
+            goto fault;
+        PyObject *old = self->last_scope; /* the cache whole before the old scope goes */
+        self->last_scope = Py_NewRef(scope);
+        self->last_own = own;
+        Py_XDECREF(old);
+    }
+    if (own) {
         done = PyObject_CallNoArgs(self->own);
         if (done == NULL)
             goto fault;
@@ -984,8 +1041,11 @@ fault:
         PyObject *exc = PyErr_GetRaisedException_compat();
         PyObject *counted = PyObject_CallOneArg(self->fault, exc);
         Py_XDECREF(exc);
-        if (counted == NULL)
+        if (counted == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception))
+                goto error; /* as from Python's on_emit: only errors stop here */
             PyErr_Clear(); /* never into the application */
+        }
         Py_XDECREF(counted);
     }
 out:
@@ -1000,6 +1060,7 @@ error:
     Py_XDECREF(record);
     Py_XDECREF(resource);
     Py_XDECREF(item);
+    Py_XDECREF(done);
     return NULL;
 }
 
@@ -1008,6 +1069,10 @@ Emitter_init(Emitter *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"encoder", "writer", "enqueue", "sync", "own", "fault", NULL};
     PyObject *encoder, *writer, *enqueue, *sync, *own, *fault;
+    if (self->encoder != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Emitter is set up once");
+        return -1;
+    }
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOO!OO", kwlist, &FastEncoderType, &encoder, &writer,
                                      &enqueue, &PyContextVar_Type, &sync, &own, &fault))
         return -1;
@@ -1110,6 +1175,11 @@ end_run(Run *run, PyObject *now)
 {
     if (run->trace == NULL)
         return 0;
+    if (run->last_ts == NULL) { /* no record numbered yet: nothing to write back */
+        Py_CLEAR(run->trace);
+        Py_CLEAR(run->head);
+        return 0;
+    }
     int rc = -1;
     PyObject *lvl = PyLong_FromLongLong(run->next_lvl);
     if (lvl != NULL && PyObject_SetAttr(run->trace, a_next_lvl, lvl) == 0 &&
@@ -1153,9 +1223,12 @@ start_run(Run *run, PyObject *trace, PyObject *tid)
 }
 
 static int
-put_decimal(Buf *b, unsigned long long value)
+put_decimal(Buf *b, long long value)
 {
-    char text[24], *end = text + sizeof(text), *p = put_digits(end, value);
+    char text[24], *end = text + sizeof(text);
+    char *p = put_digits(end, value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value);
+    if (value < 0)
+        *--p = '-';
     return buf_put(b, p, end - p);
 }
 
@@ -1205,7 +1278,12 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *tid = PyTuple_GET_ITEM(item, 0);
         Py_ssize_t head = tid == Py_None ? PyBytes_GET_SIZE(task_head) + 24
                                          : (PyUnicode_Check(tid) ? PyUnicode_GET_LENGTH(tid) : 32) + 40;
-        size += PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 3)) + head + 1;
+        Py_ssize_t more = PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 3)) + head + 1;
+        if (more > PY_SSIZE_T_MAX - 4096 - size) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        size += more;
     }
     size += 4096; /* start and end lines from open_trace; more grows the buffer */
     if (n == 0)
@@ -1267,13 +1345,19 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
         }
         if (buf_put(&b, PyBytes_AS_STRING(run.head), PyBytes_GET_SIZE(run.head)) < 0 ||
-            put_decimal(&b, (unsigned long long)run.next_lvl) < 0 || PUT_LITERAL(&b, "],") < 0 ||
+            put_decimal(&b, run.next_lvl) < 0 || PUT_LITERAL(&b, "],") < 0 ||
             buf_put(&b, PyBytes_AS_STRING(body), body_len) < 0 || PUT_LITERAL(&b, "\n") < 0)
             goto done;
         run.next_lvl++;
         run.last_ts = ts;
-        if (PyTuple_GET_ITEM(item, 2) == Py_True)
-            run.failed = 1;
+        PyObject *failed = PyTuple_GET_ITEM(item, 2);
+        if (failed != Py_False) {
+            int truth = failed == Py_True ? 1 : PyObject_IsTrue(failed);
+            if (truth < 0)
+                goto done;
+            if (truth)
+                run.failed = 1;
+        }
     }
     if (end_run(&run, now) < 0)
         goto done;
@@ -1289,8 +1373,22 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 finished:
     ok = 1;
 done:
-    if (end_run(&run, now) < 0)
-        ok = 0;
+    if (!ok) {
+        /* Release the run (its trace keeps what it had: the batch is retried whole),
+         * keeping the error that brought us here. */
+#if PY_VERSION_HEX >= 0x030C0000
+        PyObject *exc = PyErr_GetRaisedException();
+        Py_CLEAR(run.trace);
+        Py_CLEAR(run.head);
+        PyErr_SetRaisedException(exc);
+#else
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        Py_CLEAR(run.trace);
+        Py_CLEAR(run.head);
+        PyErr_Restore(type, value, tb);
+#endif
+    }
     buf_free(&b);
     Py_XDECREF(lines);
     Py_DECREF(seq);

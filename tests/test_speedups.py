@@ -282,3 +282,129 @@ def test_numbering_many_structure_lines_in_one_batch() -> None:
     assert len(out_fast) == 1, "one bytes per batch"
     assert out_fast[0] == b"".join(out_slow)
     assert out_fast[0].count(b'"st":"started"') == 2_000
+
+
+# --- hardening (found in review: each of these crashed or differed before) -----------------------
+
+
+@pytest.mark.parametrize("change", ["more floats", "fewer floats"])
+def test_attributes_changed_by_a_gc_callback_mid_encode(change: str) -> None:
+    """Python code (here a GC callback) that changes the attributes while the C encoder
+    works on them: no crash, no stray bytes, one valid line with the attributes' final values."""
+    attrs: dict[str, Any] = {f"f{i}": i + 0.5 for i in range(25)}
+    attrs.update({f"s{i}": "v" for i in range(200)})
+    record = make_record(attributes=None)
+    record.attributes = attrs
+    encoder = LineEncoder()
+    encoder.encode(record, RESOURCE, SCOPE)  # caches the tail
+    armed = [True]
+
+    def mutate(phase: str, info: dict[str, Any]) -> None:
+        if armed[0] and phase == "start":
+            armed[0] = False
+            if change == "more floats":
+                attrs.update({f"s{i}": 1.25 for i in range(200)})
+            else:
+                attrs.update({f"f{i}": "x" for i in range(25)})
+
+    gc.collect()
+    threshold = gc.get_threshold()
+    gc.callbacks.append(mutate)
+    gc.set_threshold(1)
+    try:
+        _, _, _, body = encoder.encode(record, RESOURCE, SCOPE)
+    finally:
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(mutate)
+    line = _format.orjson.loads(b"{" + body)
+    assert {k: line[k] for k in attrs} == attrs
+
+
+def test_objects_not_set_up_raise_instead_of_crashing() -> None:
+    from logxpy_otel import _speedups
+
+    with pytest.raises(RuntimeError):
+        _speedups.FastEncoder.__new__(_speedups.FastEncoder).encode(make_record())
+    with pytest.raises(RuntimeError):
+        _speedups.Emitter.__new__(_speedups.Emitter).emit(object())
+    encoder = LineEncoder()
+    with pytest.raises(RuntimeError):
+        encoder.fast_encoder.__init__(
+            tails={},
+            dumps=_format.orjson.dumps,
+            reserved=frozenset(),
+            bounded=dict,
+            record_type=object,
+            severities=[],
+            fallback=print,
+            flat=False,
+        )
+
+
+def test_bool_trace_flags_as_python_writes_them() -> None:
+    record = make_record(trace_id=5, span_id=7)
+    record.trace_flags = True  # type: ignore[assignment]
+    python, fast = both(record, "flat")
+    assert fast == python and b'"trace_flags":true' in fast[3]
+
+
+def test_numbering_a_truthy_failed_flag_fails_the_trace() -> None:
+    out_fast: list[bytes] = []
+    out_slow: list[bytes] = []
+    fast, slow = TreeNumberer(), TreeNumberer(speedups=False)
+    items = [("t" * 32, 1.0, 1, b'"n":1}')]  # an int, not a bool
+    fast.number(items, out_fast)  # type: ignore[arg-type]
+    slow.number(items, out_slow)  # type: ignore[arg-type]
+    fast.close_all(out_fast)
+    slow.close_all(out_slow)
+    assert b'"st":"failed"' in out_fast[-1] and out_fast[-1] == out_slow[-1]
+
+
+def test_numbering_error_leaves_the_trace_as_it_was() -> None:
+    """An error part way (here: traces without move_to_end) keeps the trace's fields and the error."""
+    from logxpy_otel._trees import _Trace
+
+    trace = _Trace("abc", 1.0, 0.0)
+    with pytest.raises(AttributeError):
+        _format_number(trace)
+    assert (trace.next_lvl, trace.last_ts, trace.last_seen) == (2, 1.0, 0.0)
+
+
+def _format_number(trace: Any) -> None:
+    from logxpy_otel import _speedups
+
+    traces = {"abc": trace}  # a plain dict: no move_to_end
+    _speedups.number([("abc", 2.0, False, b'"x":1}')], traces, b'{"tid":"T.', 0, 5.0, print, [])
+
+
+def test_a_scope_name_that_raises_keyboard_interrupt_propagates() -> None:
+    """As from Python code: only AttributeError means "no name"; Ctrl-C goes on."""
+    import contextvars
+
+    from logxpy_otel import _speedups
+
+    class Scope:
+        @property
+        def name(self) -> str:
+            raise KeyboardInterrupt
+
+    class Record:
+        instrumentation_scope = Scope()
+        log_record = make_record()
+        resource = None
+
+    class Writer:
+        _lane = None
+
+    queued: list[Any] = []
+    emitter = _speedups.Emitter(
+        encoder=LineEncoder().fast_encoder,
+        writer=Writer(),
+        enqueue=queued.append,
+        sync=contextvars.ContextVar("sync", default=False),
+        own=lambda: None,
+        fault=lambda exc: None,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        emitter.emit(Record())
+    assert queued == []
