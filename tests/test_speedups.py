@@ -290,7 +290,8 @@ def test_numbering_many_structure_lines_in_one_batch() -> None:
 @pytest.mark.parametrize("change", ["more floats", "fewer floats"])
 def test_attributes_changed_by_a_gc_callback_mid_encode(change: str) -> None:
     """Python code (here a GC callback) that changes the attributes while the C encoder
-    works on them: no crash, no stray bytes, one valid line with the attributes' final values."""
+    works on them: no crash, no stray bytes, one valid line with the attributes as they
+    were before or after the change (3.11 collects inside the encoder; 3.12+ only after)."""
     attrs: dict[str, Any] = {f"f{i}": i + 0.5 for i in range(25)}
     attrs.update({f"s{i}": "v" for i in range(200)})
     record = make_record(attributes=None)
@@ -307,6 +308,7 @@ def test_attributes_changed_by_a_gc_callback_mid_encode(change: str) -> None:
             else:
                 attrs.update({f"f{i}": "x" for i in range(25)})
 
+    before = dict(attrs)
     gc.collect()
     threshold = gc.get_threshold()
     gc.callbacks.append(mutate)
@@ -317,7 +319,8 @@ def test_attributes_changed_by_a_gc_callback_mid_encode(change: str) -> None:
         gc.set_threshold(*threshold)
         gc.callbacks.remove(mutate)
     line = _format.orjson.loads(b"{" + body)
-    assert {k: line[k] for k in attrs} == attrs
+    written = {k: line[k] for k in attrs}
+    assert written in (before, attrs)
 
 
 def test_objects_not_set_up_raise_instead_of_crashing() -> None:
