@@ -43,7 +43,8 @@ class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
 
     def _built(self) -> None:
         fast = self._encoder.fast_encoder
-        if _Emitter is not None and fast is not None:
+        overridden = type(self).on_emit is not LogxpyLogRecordProcessor.on_emit  # a subclass's wins
+        if _Emitter is not None and fast is not None and not overridden:
             # The same steps as on_emit below, in C: a Python frame per record is a
             # noticeable part of the cost (README, "Performance").
             self.on_emit = _Emitter(  # type: ignore[method-assign]

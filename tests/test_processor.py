@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry._logs import SeverityNumber
@@ -267,3 +268,22 @@ def test_a_full_batch_wakes_the_writer(provider: LoggerProvider, on_emit_kind: s
     for n in range(1, 5):
         logger.emit(body=str(n))
     assert written.wait(20.0), "a full batch did not wake the writer"
+
+
+def test_a_subclass_on_emit_is_not_replaced_by_the_c_one(provider: LoggerProvider) -> None:
+    """A subclass that overrides on_emit (to filter, say) keeps its own, C speed-up or not."""
+    dest = Collect()
+
+    class OnlyErrors(LogxpyLogRecordProcessor):
+        def on_emit(self, log_record: Any) -> None:
+            number = log_record.log_record.severity_number
+            if number is not None and number.value >= SeverityNumber.ERROR.value:
+                super().on_emit(log_record)
+
+    processor = OnlyErrors(destinations=[dest])
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("f")
+    logger.emit(body="fine", severity_number=SeverityNumber.INFO)
+    logger.emit(body="broken", severity_number=SeverityNumber.ERROR)
+    assert processor.force_flush(5_000)
+    assert [line["msg"] for line in parse_lines(dest.data)] == ["broken"]
