@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, final
 
 import orjson
 from opentelemetry._logs import LogRecord, SeverityNumber
@@ -263,8 +263,12 @@ class _Encode(Protocol):
     ) -> LineItem: ...
 
 
+@final
 class LineEncoder:
     """Turns OTel log records into :data:`LineItem` s for one :class:`LineMode`.
+
+    Not meant to be subclassed (``encode`` is set per instance, to the C encoder where
+    built): wrap it instead.
 
     ``encode(record, resource, scope, dropped)`` is the C encoder when it is built (and
     ``speedups`` is true), handing anything out of the ordinary to :meth:`encode_python`;
