@@ -21,9 +21,12 @@
 
 #define MAX_SEVERITIES 64
 
-/* PyErr_GetRaisedException is 3.12+; before, the exception value from PyErr_Fetch. */
+#define ERROR_SEVERITY 17
+
+/* The raised exception, taken out of the error indicator (PyErr_GetRaisedException on
+ * 3.12+; from PyErr_Fetch before). An error must be set. */
 static PyObject *
-PyErr_GetRaisedException_compat(void)
+take_error(void)
 {
 #if PY_VERSION_HEX >= 0x030C0000
     return PyErr_GetRaisedException();
@@ -38,7 +41,17 @@ PyErr_GetRaisedException_compat(void)
     return value != NULL ? value : Py_NewRef(Py_None);
 #endif
 }
-#define ERROR_SEVERITY 17
+
+/* Raise ``exc`` (from take_error) again; steals the reference. */
+static void
+put_error(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+#endif
+}
 
 static PyObject *k_time, *k_observed, *k_sev_number,
     *k_sev_text, *k_span_id, *k_trace_flags, *k_event_name, *k_trace_id, *k_dropped_count;
@@ -359,7 +372,7 @@ put_int(Buf *b, PyObject *v)
  * own dtoa than in orjson, and one call amortizes its overhead. */
 
 typedef struct {
-    PyObject *list;   /* the floats, in line order (a tuple) */
+    PyObject *values; /* the floats, in line order (a tuple) */
     PyObject *json;   /* orjson.dumps(list): b"[1.5,2.0]" */
     const char *next; /* the next float's text in json */
     const char *end;  /* the end of json */
@@ -372,7 +385,7 @@ typedef struct {
 static int
 put_next_float(Buf *b, Floats *f, PyObject *v)
 {
-    if (f->index >= PyTuple_GET_SIZE(f->list) || PyTuple_GET_ITEM(f->list, f->index) != v)
+    if (f->index >= PyTuple_GET_SIZE(f->values) || PyTuple_GET_ITEM(f->values, f->index) != v)
         return 1;
     f->index++;
     const char *start = f->next, *p = start;
@@ -592,19 +605,19 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
                 }
             }
         }
-        floats.list = PyTuple_New(count);
-        if (floats.list == NULL)
+        floats.values = PyTuple_New(count);
+        if (floats.values == NULL)
             goto bail;
-        PyTuple_SET_ITEM(floats.list, 0, Py_NewRef(ts_obj));
+        PyTuple_SET_ITEM(floats.values, 0, Py_NewRef(ts_obj));
         Py_ssize_t i = 1;
         for (pos = 0; i < count && PyDict_Next(dict, &pos, &k, &v);) {
             if (PyFloat_CheckExact(v))
-                PyTuple_SET_ITEM(floats.list, i++, Py_NewRef(v));
+                PyTuple_SET_ITEM(floats.values, i++, Py_NewRef(v));
         }
         if (i != count)
             goto bail; /* the attributes changed since they were counted */
     }
-    floats.json = PyObject_CallOneArg(self->dumps, floats.list);
+    floats.json = PyObject_CallOneArg(self->dumps, floats.values);
     if (floats.json == NULL || !PyBytes_CheckExact(floats.json))
         goto bail;
     floats.next = PyBytes_AS_STRING(floats.json) + 1;
@@ -721,7 +734,7 @@ done:
     Py_XDECREF(tid);
     Py_XDECREF(tail);
     Py_XDECREF(ts_obj);
-    Py_XDECREF(floats.list);
+    Py_XDECREF(floats.values);
     Py_XDECREF(floats.json);
     Py_XDECREF(fields);
     return result;
@@ -1038,7 +1051,7 @@ fault:
     if (!PyErr_ExceptionMatches(PyExc_Exception))
         goto error; /* KeyboardInterrupt and the like go on, as from Python code */
     {
-        PyObject *exc = PyErr_GetRaisedException_compat();
+        PyObject *exc = take_error();
         PyObject *counted = PyObject_CallOneArg(self->fault, exc);
         Py_XDECREF(exc);
         if (counted == NULL) {
@@ -1376,18 +1389,10 @@ done:
     if (!ok) {
         /* Release the run (its trace keeps what it had: the batch is retried whole),
          * keeping the error that brought us here. */
-#if PY_VERSION_HEX >= 0x030C0000
-        PyObject *exc = PyErr_GetRaisedException();
+        PyObject *exc = take_error();
         Py_CLEAR(run.trace);
         Py_CLEAR(run.head);
-        PyErr_SetRaisedException(exc);
-#else
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
-        Py_CLEAR(run.trace);
-        Py_CLEAR(run.head);
-        PyErr_Restore(type, value, tb);
-#endif
+        put_error(exc);
     }
     buf_free(&b);
     Py_XDECREF(lines);
