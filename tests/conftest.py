@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from logxpy_otel import AsyncMetrics, AsyncWriter
+from logxpy_otel import AsyncConfig, AsyncMetrics, AsyncWriter
 
 
 def item(n: int, trace: str | None = None, failed: bool = False, **extra: Any) -> tuple[Any, ...]:
@@ -178,3 +178,17 @@ def c_or_python(
     elif getattr(module, name) is None:
         pytest.skip("the C module is not built here")
     return str(request.param)
+
+
+def start_writer(writers: list[AsyncWriter], *dests: Any, **config: Any) -> AsyncWriter:
+    """A started writer with ``config``; kept in ``writers``, which stops it at the end."""
+    writer = AsyncWriter(dests, AsyncConfig(**config))
+    writers.append(writer)
+    writer.start()
+    return writer
+
+
+def start_untimed_writer(writers: list[AsyncWriter], *dests: Any, **config: Any) -> AsyncWriter:
+    """:func:`start_writer` whose batches are written on flush (or when full), never on a timer."""
+    config.setdefault("flush_interval_ms", 600_000)
+    return start_writer(writers, *dests, **config)

@@ -23,7 +23,6 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 
 from logxpy_otel import (
-    AsyncConfig,
     AsyncFileDestination,
     AsyncWriter,
     DropReason,
@@ -32,18 +31,10 @@ from logxpy_otel import (
 )
 
 from conftest import Collect, FakeClock, assert_accounting, item, parse_lines
+from conftest import start_untimed_writer as make
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 TRACE = "5b8efff798038103d269b633813fc60c"
-
-
-def make(writers: list[AsyncWriter], *dests: Any, **config: Any) -> AsyncWriter:
-    """A started writer; batches are written on flush (or when full), never on a timer."""
-    config.setdefault("flush_interval_ms", 600_000)
-    writer = AsyncWriter(dests, AsyncConfig(**config))
-    writers.append(writer)
-    writer.start()
-    return writer
 
 
 def check_lines(data: bytes) -> list[dict[str, Any]]:
@@ -104,6 +95,24 @@ class FlakyWrite:
 
 def enospc() -> OSError:
     return OSError(errno.ENOSPC, "No space left on device")
+
+
+def part_then_full(dest: AsyncFileDestination, part: Callable[[bytes], int]) -> Callable[[int, Any], int]:
+    """An ``os.write`` for ``dest``: the first ``part(data)`` bytes of the first write go
+    out, then the disk is full (ENOSPC). Other descriptors write as usual."""
+    real_write = os.write
+    cut: list[int] = []
+
+    def write(fd: int, data: Any) -> int:
+        if fd != dest._fd:
+            return real_write(fd, data)
+        raw = bytes(data)
+        if not cut:
+            cut.append(part(raw))
+            return real_write(fd, raw[: cut[0]])
+        raise enospc()
+
+    return write
 
 
 # -- many processes, one file ---------------------------------------------------------------
@@ -235,18 +244,8 @@ def test_a_batch_failing_past_the_retry_time_is_dropped_and_the_next_one_is_whol
     path = tmp_path / "app.jsonl"
     dest = AsyncFileDestination(path, retry_timeout_s=0.03)
     real_write = os.write
-    cut: list[int] = []
-
-    def torn_then_full(fd: int, data: Any) -> int:
-        if fd != dest._fd:
-            return real_write(fd, data)
-        raw = bytes(data)
-        if not cut:
-            cut.append(raw.index(b"\n") + 11)  # the whole first line and 10 bytes of the second
-            return real_write(fd, raw[: cut[0]])
-        raise enospc()
-
-    monkeypatch.setattr(_destinations.os, "write", torn_then_full)
+    # the whole first line and 10 bytes of the second
+    monkeypatch.setattr(_destinations.os, "write", part_then_full(dest, lambda raw: raw.index(b"\n") + 11))
     writer = make(writers, dest)
     for n in range(3):
         assert writer.enqueue(item(n)) is True
@@ -276,18 +275,8 @@ def test_a_failed_batch_cut_at_a_line_end_leaves_no_empty_line(
     path = tmp_path / "app.jsonl"
     dest = AsyncFileDestination(path, retry_timeout_s=0.03)
     real_write = os.write
-    cut: list[int] = []
-
-    def first_line_then_full(fd: int, data: Any) -> int:
-        if fd != dest._fd:
-            return real_write(fd, data)
-        raw = bytes(data)
-        if not cut:
-            cut.append(raw.index(b"\n") + 1)  # exactly the first line, then the disk is full
-            return real_write(fd, raw[: cut[0]])
-        raise enospc()
-
-    monkeypatch.setattr(_destinations.os, "write", first_line_then_full)
+    # exactly the first line, then the disk is full
+    monkeypatch.setattr(_destinations.os, "write", part_then_full(dest, lambda raw: raw.index(b"\n") + 1))
     writer = make(writers, dest)
     for n in range(3):
         writer.enqueue(item(n))

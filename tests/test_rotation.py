@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from logxpy_otel import AsyncConfig, AsyncFileDestination, AsyncWriter, LogxpyLogRecordProcessor, _rotation
+from logxpy_otel import AsyncFileDestination, AsyncWriter, LogxpyLogRecordProcessor, _rotation
 
 from conftest import FakeClock, item, logxpy_tasks, needs_logxpy, parse_lines
+from conftest import start_untimed_writer as make
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 #: A UTC day boundary (2027-01-16T00:00:00Z) to put fake clocks near.
@@ -47,15 +48,6 @@ def non_utc_local_time() -> Iterator[None]:
     else:
         os.environ["TZ"] = old
     time.tzset()
-
-
-def make(writers: list[AsyncWriter], *dests: Any, **config: Any) -> AsyncWriter:
-    """A started writer; batches are written on flush (or when full), never on a timer."""
-    config.setdefault("flush_interval_ms", 600_000)
-    writer = AsyncWriter(dests, AsyncConfig(**config))
-    writers.append(writer)
-    writer.start()
-    return writer
 
 
 def utc_stamp(t: float) -> str:
@@ -384,8 +376,8 @@ def test_gzip_backups_decompress_to_valid_files(
     assert ns(path) == groups[-1]
 
 
-def test_close_waits_for_compression_in_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "app.jsonl"
+def gate_gzip(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Hold every compression until the second event is set; the first says one started."""
     entered, gate = threading.Event(), threading.Event()
     real_gzip = _rotation._gzip
 
@@ -395,6 +387,12 @@ def test_close_waits_for_compression_in_progress(tmp_path: Path, monkeypatch: py
         real_gzip(backup, file_mode)
 
     monkeypatch.setattr(_rotation, "_gzip", slow_gzip)
+    return entered, gate
+
+
+def test_close_waits_for_compression_in_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "app.jsonl"
+    entered, gate = gate_gzip(monkeypatch)
     dest = AsyncFileDestination(path, compress=True, clock=FakeClock(DAY))
     dest(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":7}\n')
     dest.rotate()
@@ -415,15 +413,7 @@ def test_compression_backlog_with_retention_leaves_no_partial_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "app.jsonl"
-    entered, gate = threading.Event(), threading.Event()
-    real_gzip = _rotation._gzip
-
-    def slow_gzip(backup: str, file_mode: int) -> None:
-        entered.set()
-        assert gate.wait(10.0)
-        real_gzip(backup, file_mode)
-
-    monkeypatch.setattr(_rotation, "_gzip", slow_gzip)
+    entered, gate = gate_gzip(monkeypatch)
     clock = FakeClock(DAY)
     dest = AsyncFileDestination(path, compress=True, backup_count=2, clock=clock)
     for n in range(4):  # four rotations while the first compression is still running

@@ -24,15 +24,9 @@ from logxpy_otel import (
 )
 
 from conftest import Collect, Failing, Gated, assert_accounting, item, parse_lines, read_records
+from conftest import start_writer as make
 
 TRACE = "5b8efff798038103d269b633813fc60c"
-
-
-def make(writers: list[AsyncWriter], *dests: Any, **config: Any) -> AsyncWriter:
-    writer = AsyncWriter(dests, AsyncConfig(**config))
-    writers.append(writer)
-    writer.start()
-    return writer
 
 
 def wait_until(predicate: Any, timeout: float = 10.0) -> None:
