@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -190,7 +191,7 @@ class Slow(Collect):
     """A destination that takes a little while per batch, so the queue fills up."""
 
     def __call__(self, data: bytes) -> None:
-        threading.Event().wait(0.002)
+        time.sleep(0.002)  # a deliberately slow disk, not a wait for anything
         super().__call__(data)
 
 
