@@ -60,6 +60,8 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
+from _common import OUT_ROOT, count_logxpy_records, finish, spawn_child
+
 
 @dataclass(frozen=True)
 class Row:
@@ -78,22 +80,11 @@ ROWS: tuple[Row, ...] = (
 BASELINE = "never"
 
 WARMUP_RECORDS = 1_000
-OUT_ROOT = Path(__file__).resolve().parent / ".out"
-LOGXPY_TRACE_MARK = b'"at":"otel:trace"'
 
 
 # --------------------------------------------------------------------------------------
 # The child: one setting, one run.
 # --------------------------------------------------------------------------------------
-
-
-def _count_records(path: Path) -> int:
-    count = 0
-    with path.open("rb") as f:
-        for line in f:
-            if line.strip() and LOGXPY_TRACE_MARK not in line:
-                count += 1
-    return count
 
 
 def _emit_records(logger: Any, count: int) -> None:
@@ -139,7 +130,7 @@ def run_child(fsync: str, batch_size: int | None, records: int) -> dict[str, Any
         # Warm-up: same path, flushed, and its lines counted so they can be subtracted.
         _emit_records(logger, WARMUP_RECORDS)
         provider.force_flush()
-        warm_lines = _count_records(path)
+        warm_lines = count_logxpy_records(path)
         batches0 = processor.metrics.batches
 
         calls[0] = 0
@@ -154,7 +145,7 @@ def run_child(fsync: str, batch_size: int | None, records: int) -> dict[str, Any
         fsyncs = calls[0]
         m = processor.metrics
 
-        delivered = _count_records(path) - warm_lines
+        delivered = count_logxpy_records(path) - warm_lines
         return {
             "fsync": fsync,
             "batch_size": processor.writer.config.batch_size,
@@ -185,15 +176,7 @@ def run_child(fsync: str, batch_size: int | None, records: int) -> dict[str, Any
 
 def _spawn(row: Row, records: int) -> dict[str, Any]:
     batch = "default" if row.batch_size is None else str(row.batch_size)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", row.fsync, batch, str(records)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600 + records / 200, check=False)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"child {row.label} failed (rc={proc.returncode}):\n{tail}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    result["stderr_lines"] = len(proc.stderr.splitlines())
-    return result
+    return spawn_child(__file__, [row.fsync, batch, str(records)], 600 + records / 200, row.label)
 
 
 def _filesystem(path: Path) -> str:
@@ -318,13 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "µs per extra fsync = (row time - never time) / row fsyncs; "
         "near zero or negative means the fsyncs cost less than the run-to-run noise."
     )
-    print(f"total wall time {wall:.0f} s")
-    for failure in failures:
-        print(f"\nFAILED: {failure}", file=sys.stderr)
-    try:
-        OUT_ROOT.rmdir()  # only if empty: children delete their own directories
-    except OSError:
-        pass
+    finish(wall, failures)
 
     if args.json_out:
         payload = {

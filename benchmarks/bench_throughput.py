@@ -84,6 +84,8 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
+from _common import OUT_ROOT, count_lines, count_logxpy_records, finish, spawn_child
+
 CONFIGS: tuple[str, ...] = (
     "none",
     "logxpy",
@@ -114,8 +116,6 @@ ENV_ROWS: tuple[tuple[str, float | None, int | None], ...] = (
 
 WARMUP_RECORDS = 1_000
 RECORDS_PER_SPAN = 100
-OUT_ROOT = Path(__file__).resolve().parent / ".out"
-LOGXPY_TRACE_MARK = b'"at":"otel:trace"'
 
 
 # --------------------------------------------------------------------------------------
@@ -183,24 +183,6 @@ class _Setup:
     metrics: Callable[[], dict[str, Any] | None] | None = None
 
 
-def _count_lines(path: Path) -> int:
-    count = 0
-    with path.open("rb") as f:
-        for line in f:
-            if line.strip():
-                count += 1
-    return count
-
-
-def _count_logxpy(path: Path) -> int:
-    count = 0
-    with path.open("rb") as f:
-        for line in f:
-            if line.strip() and LOGXPY_TRACE_MARK not in line:
-                count += 1
-    return count
-
-
 def _count_otlp(path: Path) -> int:
     count = 0
     with path.open("rb") as f:
@@ -265,7 +247,7 @@ def _setup_env(config: str, path: Path) -> _Setup:
     provider = get_logger_provider()
     if not isinstance(provider, LoggerProvider):
         raise SystemExit(f"{config}: the configurator left no SDK LoggerProvider ({type(provider)!r})")
-    return _Setup(provider, path, _count_logxpy, lambda: None, lambda: _env_metrics(provider))
+    return _Setup(provider, path, count_logxpy_records, lambda: None, lambda: _env_metrics(provider))
 
 
 def _setup(config: str, out_dir: Path) -> _Setup:
@@ -278,7 +260,7 @@ def _setup(config: str, out_dir: Path) -> _Setup:
     provider = LoggerProvider(shutdown_on_exit=False)
     path = out_dir / f"{config}.log"
     after: Callable[[], None] = lambda: None  # noqa: E731
-    counter: Callable[[Path], int] = _count_lines
+    counter: Callable[[Path], int] = count_lines
     if config == "none":
         return _Setup(provider, None, counter, after)
     if config == "logxpy":
@@ -286,13 +268,13 @@ def _setup(config: str, out_dir: Path) -> _Setup:
 
         processor = LogxpyLogRecordProcessor(path)
         provider.add_log_record_processor(processor)
-        return _Setup(provider, path, _count_logxpy, after, lambda: _writer_metrics(processor.metrics))
+        return _Setup(provider, path, count_logxpy_records, after, lambda: _writer_metrics(processor.metrics))
     elif config == "logxpy_exporter":
         from logxpy_otel import LogxpyLogRecordExporter
 
         exporter = LogxpyLogRecordExporter(path)
         provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-        return _Setup(provider, path, _count_logxpy, after, lambda: _writer_metrics(exporter.metrics))
+        return _Setup(provider, path, count_logxpy_records, after, lambda: _writer_metrics(exporter.metrics))
     elif config == "console":
         out = path.open("w", encoding="utf-8")
         console = ConsoleLogRecordExporter(out=out, formatter=lambda r: r.to_json(indent=None) + "\n")
@@ -414,15 +396,8 @@ def run_child(config: str, threads: int, records: int) -> dict[str, Any]:
 
 
 def _spawn(config: str, threads: int, records: int) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", config, str(threads), str(records)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600 + records / 500, check=False)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"child {config} threads={threads} failed (rc={proc.returncode}):\n{tail}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    result["stderr_lines"] = len(proc.stderr.splitlines())
-    return result
+    args = [config, str(threads), str(records)]
+    return spawn_child(__file__, args, 600 + records / 500, f"{config} threads={threads}")
 
 
 def _environment() -> dict[str, Any]:
@@ -596,13 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ratio_row(threads, f"{config} lost", e["lost_max"], lost_target, ok)
 
     print()
-    print(f"total wall time {wall:.0f} s")
-    for failure in failures:
-        print(f"\nFAILED: {failure}", file=sys.stderr)
-    try:
-        OUT_ROOT.rmdir()  # only if empty: children delete their own directories
-    except OSError:
-        pass
+    finish(wall, failures)
 
     if args.json_out:
         payload = {
