@@ -1387,8 +1387,9 @@ finished:
     ok = 1;
 done:
     if (!ok) {
-        /* Release the run (its trace keeps what it had: the batch is retried whole),
-         * keeping the error that brought us here. */
+        /* Release the current run without writing its fields back (that trace keeps
+         * what it had; runs ended earlier in this batch were written back, as the
+         * Python loop does record by record), keeping the error that brought us here. */
         PyObject *exc = take_error();
         Py_CLEAR(run.trace);
         Py_CLEAR(run.head);
