@@ -36,10 +36,13 @@ __all__ = [
     "severity_bucket",
 ]
 
-#: What the writer queues for one record: ``(trace_id_hex or None, ts, failed, body)``.
-#: ``body`` is the line's JSON object without its opening ``{`` (``b'"ts":...}'``);
-#: ``failed`` is True when the record's severity is 17 (ERROR) or more.
-LineItem = tuple[str | None, float, bool, bytes]
+#: What the writer queues for one record: ``(trace_id_hex or None, ts, failed, body, tail)``.
+#: ``body + tail`` is the line's JSON object without its opening ``{``
+#: (``b'"ts":...}'``). ``tail`` is the end shared by every record of one scope and
+#: resource (``b',"scope":{...},"resource":{...}}}'``, or ``b""``): one object for all of
+#: them, so a queued record holds only its own bytes. ``failed`` is True when the
+#: record's severity is 17 (ERROR) or more.
+LineItem = tuple[str | None, float, bool, bytes, bytes]
 
 
 class LineMode(StrEnum):
@@ -339,7 +342,7 @@ class LineEncoder:
             if resource.schema_url:
                 res["schema_url"] = _clean_str(str(resource.schema_url))
         parts["resource"] = res
-        tail = _escape_separators(b"," + _dumps(parts)[1:] + b"}")  # C checks only the head
+        tail = _escape_separators(b"," + _dumps(parts)[1:] + b"}")  # escaped once, here
         if len(self._tails) >= self._CACHE_LIMIT:
             self._tails.clear()
         self._tails[key] = (scope, resource, tail)
@@ -456,12 +459,13 @@ class LineEncoder:
             # head ends with the two braces of "_otel" and of the line; the tail closes both.
             hit = self._tails.get(id(scope) ^ id(resource))
             if hit is not None and hit[0] is scope and hit[1] is resource:
-                data = head[1:-2] + hit[2]
+                tail = hit[2]
             else:
-                data = head[1:-2] + self._tail(scope, resource)
+                tail = self._tail(scope, resource)
+            data = head[1:-2]
             if not data.isascii():
                 data = _escape_separators(data)
-            return (tid, ts, number is not None and number >= 17, data)
+            return (tid, ts, number is not None and number >= 17, data, tail)
         except Exception as exc:  # noqa: BLE001 - the last resort; see _fallback_item
             return self._fallback_item(record, exc)
 
@@ -493,7 +497,7 @@ class LineEncoder:
             "msg": f"logxpy-otel could not encode this record: {_safe_repr(exc)}",
             "_otel": otel,
         }
-        return (None, ts, True, _escape_separators(orjson.dumps(_scrub(line), default=_safe_repr))[1:])
+        return (None, ts, True, _escape_separators(orjson.dumps(_scrub(line), default=_safe_repr))[1:], b"")
 
 
 def _escape_separators(data: bytes) -> bytes:

@@ -64,6 +64,11 @@ typedef struct {
     PyObject *tails;    /* dict shared with LineEncoder: key -> (scope, resource, tail) */
     PyObject *dumps;    /* orjson.dumps, for floats */
     PyObject *reserved; /* frozenset of attribute keys that go to _otel.attributes */
+    /* A filter before the set: bit n of reserved_lengths[c] is set when a reserved key
+     * of n characters starts with c (ASCII, n < 64); every key is looked up when
+     * reserved_unfiltered (a reserved key the table cannot describe). */
+    uint64_t reserved_lengths[128];
+    int reserved_unfiltered;
     PyObject *bounded;  /* the SDK's BoundedAttributes type */
     PyObject *record_type; /* the API's LogRecord type: fields read from its instance dict */
     PyObject *fallback; /* the Python encoder: (record, resource, scope, dropped) -> item */
@@ -245,6 +250,18 @@ put_str(Buf *b, PyObject *s)
         }
     }
     Py_ssize_t i = 0;
+    /* Eight bytes at a time while none can need care (a byte below 0x20, '"', '\\', or
+     * any non-ASCII byte, which the byte loop below then looks at). */
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+        uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+        /* the high bit of a byte marks it: x - 1 borrows out of a zero byte, w - 0x20 out of a byte below 0x20 */
+        uint64_t care = ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | w;
+        if ((care & highs) != 0)
+            break;
+    }
     while (i < n && !needs_care[(unsigned char)p[i]])
         i++;
     if (i == n) { /* the usual case: nothing to escape */
@@ -432,6 +449,74 @@ put_key(Buf *b, PyObject *key, int comma)
     *out++ = ':';
     b->len = out - b->data;
     return 0;
+}
+
+/* A str known to be ASCII with nothing to escape (an id's hex text), between quotes. */
+static int
+put_plain(Buf *b, PyObject *s)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    if (buf_reserve(b, n + 2) < 0)
+        return -1;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    memcpy(out, PyUnicode_DATA(s), (size_t)n);
+    out[n] = '"';
+    b->len += n + 2;
+    return 0;
+}
+
+/* Whether ``key`` (an exact str) can be reserved: most keys are ruled out without a
+ * hash and a set lookup. */
+static int
+maybe_reserved(FastEncoder *self, PyObject *key)
+{
+    if (self->reserved_unfiltered)
+        return 1;
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(key) < 0) {
+        PyErr_Clear();
+        return 1; /* the set lookup reports it */
+    }
+#endif
+    Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+    if (n == 0 || n >= 64)
+        return 0;
+    Py_UCS4 first = PyUnicode_READ_CHAR(key, 0);
+    return first < 128 && (self->reserved_lengths[first] >> n) & 1;
+}
+
+/* Fills the filter of maybe_reserved from the reserved keys. */
+static int
+set_reserved_filter(FastEncoder *self, PyObject *reserved)
+{
+    memset(self->reserved_lengths, 0, sizeof(self->reserved_lengths));
+    self->reserved_unfiltered = 0;
+    PyObject *iter = PyObject_GetIter(reserved), *key;
+    if (iter == NULL)
+        return -1;
+    while ((key = PyIter_Next(iter)) != NULL) {
+        if (!PyUnicode_Check(key)) {
+            Py_DECREF(key);
+            continue; /* never equal to an exact str */
+        }
+#if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_READY(key) < 0) {
+            Py_DECREF(key);
+            Py_DECREF(iter);
+            return -1;
+        }
+#endif
+        Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+        Py_UCS4 first = n > 0 ? PyUnicode_READ_CHAR(key, 0) : 0;
+        if (n == 0 || n >= 64 || first >= 128)
+            self->reserved_unfiltered = 1;
+        else
+            self->reserved_lengths[first] |= (uint64_t)1 << n;
+        Py_DECREF(key);
+    }
+    Py_DECREF(iter);
+    return PyErr_Occurred() ? -1 : 0;
 }
 
 /* Steps of encode_fast: 0 goes on, -1 is an error, 1 hands the record to Python. */
@@ -636,7 +721,7 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         while (PyDict_Next(dict, &pos, &k, &v)) {
             if (!PyUnicode_CheckExact(k))
                 goto bail;
-            int reserved = PySet_Contains(self->reserved, k);
+            int reserved = maybe_reserved(self, k) ? PySet_Contains(self->reserved, k) : 0;
             if (reserved != 0)
                 goto bail; /* (or an error) the Python encoder moves it to _otel.attributes */
             STEP(PUT_LITERAL(&b, ","));
@@ -668,7 +753,7 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
             goto bail;
         rc = put_key(&b, k_span_id, 1);
         if (rc == 0)
-            rc = put_str(&b, hex);
+            rc = put_plain(&b, hex);
         Py_DECREF(hex);
         if (rc)
             goto done;
@@ -691,7 +776,7 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
             goto bail;
         if (self->flat) {
             STEP(put_key(&b, k_trace_id, 1));
-            STEP(put_str(&b, tid));
+            STEP(put_plain(&b, tid));
             Py_CLEAR(tid);
         }
     }
@@ -703,11 +788,11 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
             STEP(put_int(&b, dropped));
         }
     }
-    STEP(buf_put(&b, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail)));
     {
+        /* The tail is shared, not copied: a record's own bytes stay small. */
         PyObject *data = PyBytes_FromStringAndSize(b.data, b.len);
         if (data != NULL)
-            result = PyTuple_Pack(4, tid != NULL ? tid : Py_None, ts_obj, failed ? Py_True : Py_False, data);
+            result = PyTuple_Pack(5, tid != NULL ? tid : Py_None, ts_obj, failed ? Py_True : Py_False, data, tail);
         if (result != NULL)
             PyObject_GC_UnTrack(result); /* str, float, bool, bytes: never part of a cycle */
         Py_XDECREF(data);
@@ -777,6 +862,8 @@ FastEncoder_init(FastEncoder *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!OO!OOp", kwlist, &PyDict_Type, &tails, &dumps,
                                      &PyFrozenSet_Type, &reserved, &bounded, &PyType_Type, &record_type,
                                      &severities, &fallback, &flat))
+        return -1;
+    if (set_reserved_filter(self, reserved) < 0)
         return -1;
     PyObject *seq = PySequence_Fast(severities, "severities: a sequence of (member, number, mt)");
     if (seq == NULL)
@@ -1284,14 +1371,20 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t size = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = all[i];
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 4 || !PyBytes_Check(PyTuple_GET_ITEM(item, 3))) {
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 5 || !PyBytes_Check(PyTuple_GET_ITEM(item, 3)) ||
+            !PyBytes_Check(PyTuple_GET_ITEM(item, 4))) {
             PyErr_SetString(PyExc_TypeError, "number: each item must be a LineItem tuple");
             goto done;
         }
         PyObject *tid = PyTuple_GET_ITEM(item, 0);
         Py_ssize_t head = tid == Py_None ? PyBytes_GET_SIZE(task_head) + 24
                                          : (PyUnicode_Check(tid) ? PyUnicode_GET_LENGTH(tid) : 32) + 40;
-        Py_ssize_t more = PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 3)) + head + 1;
+        Py_ssize_t body = PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 3)), tail = PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 4));
+        if (body > PY_SSIZE_T_MAX / 2 - head || tail > PY_SSIZE_T_MAX / 2 - 1) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        Py_ssize_t more = body + tail + head + 1;
         if (more > PY_SSIZE_T_MAX - 4096 - size) {
             PyErr_NoMemory();
             goto done;
@@ -1307,8 +1400,8 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = all[i];
         PyObject *tid = PyTuple_GET_ITEM(item, 0), *ts = PyTuple_GET_ITEM(item, 1),
-                 *body = PyTuple_GET_ITEM(item, 3);
-        Py_ssize_t body_len = PyBytes_GET_SIZE(body);
+                 *body = PyTuple_GET_ITEM(item, 3), *tail = PyTuple_GET_ITEM(item, 4);
+        Py_ssize_t body_len = PyBytes_GET_SIZE(body), tail_len = PyBytes_GET_SIZE(tail);
         if (tid == Py_None) { /* a record outside any trace: a task of its own */
             char digits[16], *end = digits + sizeof(digits), *p = end;
             unsigned long long count = ++task_count;
@@ -1318,7 +1411,8 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             } while (count);
             if (buf_put(&b, PyBytes_AS_STRING(task_head), PyBytes_GET_SIZE(task_head)) < 0 ||
                 buf_put(&b, p, end - p) < 0 || PUT_LITERAL(&b, "\",\"lvl\":[1],") < 0 ||
-                buf_put(&b, PyBytes_AS_STRING(body), body_len) < 0 || PUT_LITERAL(&b, "\n") < 0)
+                buf_put(&b, PyBytes_AS_STRING(body), body_len) < 0 ||
+                buf_put(&b, PyBytes_AS_STRING(tail), tail_len) < 0 || PUT_LITERAL(&b, "\n") < 0)
                 goto done;
             continue;
         }
@@ -1359,7 +1453,8 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         if (buf_put(&b, PyBytes_AS_STRING(run.head), PyBytes_GET_SIZE(run.head)) < 0 ||
             put_decimal(&b, run.next_lvl) < 0 || PUT_LITERAL(&b, "],") < 0 ||
-            buf_put(&b, PyBytes_AS_STRING(body), body_len) < 0 || PUT_LITERAL(&b, "\n") < 0)
+            buf_put(&b, PyBytes_AS_STRING(body), body_len) < 0 ||
+            buf_put(&b, PyBytes_AS_STRING(tail), tail_len) < 0 || PUT_LITERAL(&b, "\n") < 0)
             goto done;
         run.next_lvl++;
         run.last_ts = ts;

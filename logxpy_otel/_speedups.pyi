@@ -14,15 +14,15 @@ class FastEncoder:
         bounded: type,
         record_type: type,
         severities: Sequence[tuple[object, int, str]],
-        fallback: Callable[..., tuple[str | None, float, bool, bytes]],
+        fallback: Callable[..., tuple[str | None, float, bool, bytes, bytes]],
         flat: bool,
     ) -> None: ...
     def encode(
         self, record: Any, resource: Any = None, scope: Any = None, dropped: int | None = None, /
-    ) -> tuple[str | None, float, bool, bytes]: ...
+    ) -> tuple[str | None, float, bool, bytes, bytes]: ...
 
 def number(
-    items: Sequence[tuple[str | None, float, bool, bytes]],
+    items: Sequence[tuple[str | None, float, bool, bytes, bytes]],
     traces: dict[str, Any],
     task_head: bytes,
     task_count: int,
@@ -38,7 +38,7 @@ class Emitter:
         *,
         encoder: FastEncoder,
         writer: object,
-        enqueue: Callable[[tuple[str | None, float, bool, bytes]], object],
+        enqueue: Callable[[tuple[str | None, float, bool, bytes, bytes]], object],
         sync: ContextVar[bool],
         own: Callable[[], object],
         fault: Callable[[BaseException], object],

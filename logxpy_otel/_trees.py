@@ -94,11 +94,12 @@ class TreeNumberer:
             return
         traces = self._open
         last: _Trace | None = None
-        for trace_id, ts, failed, body in items:
+        for trace_id, ts, failed, body, tail in items:
             if trace_id is None:
                 self._task_count += 1
                 out.append(
-                    b'%s%s","lvl":[1],%s\n' % (self._task_head, base62(self._task_count).encode(), body)
+                    b'%s%s","lvl":[1],%s%s\n'
+                    % (self._task_head, base62(self._task_count).encode(), body, tail)
                 )
                 continue
             if last is not None and last.trace_id == trace_id:
@@ -117,7 +118,7 @@ class TreeNumberer:
             trace.last_ts = ts
             if failed:
                 trace.failed = True
-            out.append(b"%s%d],%s\n" % (trace.head, lvl, body))
+            out.append(b"%s%d],%s%s\n" % (trace.head, lvl, body, tail))
 
     def _open_trace(self, trace_id: str, ts: float, now: float, out: list[bytes]) -> _Trace:
         """Open a trace (its start line), closing the least recently used one if too many are open."""

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
-from itertools import repeat
+from itertools import repeat, starmap
 from queue import Empty, SimpleQueue
 from types import MappingProxyType
 from typing import Final
@@ -657,8 +657,8 @@ class AsyncWriter:
                 if not count:
                     self._flush_wanted = False
                     return
-                popleft = queue.popleft
-                self._inflight = [popleft() for _ in range(count)]
+                # popleft called count times from C (starmap), not from a Python loop.
+                self._inflight = list(starmap(queue.popleft, repeat((), count)))
             self._process_inflight()
 
     def _process_inflight(self) -> None:

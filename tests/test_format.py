@@ -81,6 +81,11 @@ def parse_body(body: bytes) -> dict[str, Any]:
     return line
 
 
+def whole(item: tuple[Any, ...]) -> bytes:
+    """A ``LineItem``'s line without its ``{``: its body and the shared tail."""
+    return bytes(item[3] + item[4])
+
+
 def encode_item(
     record: Any, resource: Any = None, scope: Any = None, dropped: int | None = 0, mode: str = "tree"
 ) -> tuple[Any, ...]:
@@ -103,8 +108,8 @@ def encode(
     dropped: int = 0,
     mode: str = "tree",
 ) -> tuple[str | None, float, bool, dict[str, Any], bytes]:
-    tid, ts, failed, body = encode_item(record, resource, scope, dropped, mode)
-    return tid, ts, failed, parse_body(body), body
+    tid, ts, failed, body, tail = encode_item(record, resource, scope, dropped, mode)
+    return tid, ts, failed, parse_body(body + tail), body + tail
 
 
 def encode_line(**kwargs: Any) -> dict[str, Any]:
@@ -846,8 +851,9 @@ def test_same_resource_and_scope_are_serialized_once() -> None:
     encoder = LineEncoder()
     resource = Resource({"service.name": "shop", "n": 1})
     scope = InstrumentationScope("app", "1")
-    first = encoder.encode(make_record(body="one"), resource, scope)[3]
-    second = encoder.encode(make_record(body="two"), resource, scope)[3]
+    first_item = encoder.encode(make_record(body="one"), resource, scope)
+    second_item = encoder.encode(make_record(body="two"), resource, scope)
+    first, second = whole(first_item), whole(second_item)
     assert len(encoder._tails) == 1
     tail1 = first[first.index(b'"scope"') :]
     tail2 = second[second.index(b'"scope"') :]
@@ -855,6 +861,7 @@ def test_same_resource_and_scope_are_serialized_once() -> None:
     ((cached_scope, cached_resource, tail),) = encoder._tails.values()
     assert cached_scope is scope and cached_resource is resource
     assert first.endswith(tail)
+    assert first_item[4] is tail and second_item[4] is tail, "items share the tail, not copies of it"
     encoder.encode(make_record(body="three"), resource, scope)
     assert next(iter(encoder._tails.values()))[2] is tail, "reused, not serialized again"
 
@@ -863,8 +870,8 @@ def test_different_resources_get_their_own_entries() -> None:
     encoder = LineEncoder()
     r1 = Resource({"service.name": "a"})
     r2 = Resource({"service.name": "b"})
-    l1 = parse_body(encoder.encode(make_record(), r1)[3])
-    l2 = parse_body(encoder.encode(make_record(), r2)[3])
+    l1 = parse_body(whole(encoder.encode(make_record(), r1)))
+    l2 = parse_body(whole(encoder.encode(make_record(), r2)))
     assert len(encoder._tails) == 2
     assert l1["_otel"]["resource"] == {"attributes": {"service.name": "a"}}
     assert l2["_otel"]["resource"] == {"attributes": {"service.name": "b"}}
@@ -873,7 +880,7 @@ def test_different_resources_get_their_own_entries() -> None:
 def test_equal_but_distinct_resources_are_each_correct() -> None:
     encoder = LineEncoder()
     for name in ("x", "y", "x"):
-        line = parse_body(encoder.encode(make_record(), Resource({"service.name": name}))[3])
+        line = parse_body(whole(encoder.encode(make_record(), Resource({"service.name": name}))))
         assert line["_otel"]["resource"]["attributes"] == {"service.name": name}
 
 
@@ -881,7 +888,7 @@ def test_cache_stays_bounded() -> None:
     encoder = LineEncoder()
     keep = [Resource({"i": i}) for i in range(600)]
     for resource in keep:
-        line = parse_body(encoder.encode(make_record(), resource)[3])
+        line = parse_body(whole(encoder.encode(make_record(), resource)))
         assert line["_otel"]["resource"] == {"attributes": dict(resource.attributes)}
     assert 1 <= len(encoder._tails) <= 256
 
@@ -997,7 +1004,7 @@ def test_encode_decode_roundtrip(value: Any) -> None:
 )
 def test_any_record_gives_one_line(body: Any, attributes: dict[str, Any], mode: str) -> None:
     record = make_record(body=body, attributes=attributes, trace_id=TRACE_ID, span_id=SPAN_ID)
-    _, _, _, body_bytes = encode_item(record, dropped=None, mode=mode)
+    body_bytes = whole(encode_item(record, dropped=None, mode=mode))
     assert b"\n" not in body_bytes
     assert b"\r" not in body_bytes
     line = orjson.loads(b"{" + body_bytes)
@@ -1021,8 +1028,7 @@ def test_any_record_gives_one_line(body: Any, attributes: dict[str, Any], mode: 
 def test_unicode_line_separators_are_escaped() -> None:
     """U+0085, U+2028, U+2029 split lines for ``str.splitlines()`` readers: never written raw."""
     text = "a\u2028b\u2029c\x85d é"
-    _, _, _, body = encode_item(make_record(body=text, attributes={"k": text}))
-    line_bytes = b"{" + body
+    line_bytes = b"{" + whole(encode_item(make_record(body=text, attributes={"k": text})))
     for raw in ("\u2028", "\u2029", "\x85"):
         assert raw.encode() not in line_bytes
     assert len(line_bytes.decode().splitlines()) == 1
@@ -1040,9 +1046,9 @@ def test_fallback_line_keeps_times_and_severity() -> None:
         def body(self) -> str:
             raise RuntimeError("no body for you")
 
-    tid, ts, failed, body = LineEncoder().encode(Hostile())
+    tid, ts, failed, body, tail = LineEncoder().encode(Hostile())
     line = orjson.loads(b"{" + body)
-    assert tid is None and failed is True
+    assert tid is None and failed is True and tail == b""
     assert ts == line["ts"] == TS / 1e9
     assert line["mt"] == "warning"
     assert line["msg"].startswith("logxpy-otel could not encode this record")

@@ -152,6 +152,57 @@ def test_float_text_is_orjsons() -> None:
         assert b'"f%d":%s' % (i, _format.orjson.dumps(v)) in fast[3]
 
 
+_SPECIALS = ['"', "\\", "\n", "\x00", "\x1f", "\x7f", "\x85", "\u2028", "é", "😀"]
+
+
+@pytest.mark.parametrize("special", _SPECIALS, ids=repr)
+def test_a_character_to_escape_is_found_at_any_place(special: str) -> None:
+    """Strings are scanned eight bytes at a time: a special character in any byte of a
+    word, in the tail after the last word, or in a key, is escaped as Python escapes it."""
+    for place in range(20):
+        text = "a" * place + special + "b" * (19 - place)
+        record = make_record(body=text, attributes={"k": text, text: 1, "short": special})
+        python, fast = both(record, "tree")
+        assert fast == python, place
+
+
+def test_keys_like_a_reserved_one_stay_in_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reserved-key filter only lets a key through to the set lookup; the set decides."""
+    encoder, calls = counting_encoder("tree", monkeypatch)
+    encoder.encode(make_record(), RESOURCE, SCOPE)  # caches the tail (in Python)
+    # Each shares its first character and/or its length with a reserved key.
+    near = {"duration_ms": 1, "mtx": 2, "m": 3, "Ts": 4, "_otel_": 5, "tsx": 6}
+    record = make_record(attributes=near)
+    item = encoder.encode(record, RESOURCE, SCOPE)
+    assert calls[0] == 1, "none of them is reserved"
+    assert item == LineEncoder(speedups=False).encode(record, RESOURCE, SCOPE)
+    for key in sorted(_format.RESERVED_KEYS):
+        item = encoder.encode(make_record(attributes={key: 1}), RESOURCE, SCOPE)
+        assert b'"attributes":{"%s":1}' % key.encode() in item[3], key
+
+
+@pytest.mark.parametrize("odd", ["", "k" * 64, "ключ"], ids=["empty", "64 chars", "non-ASCII"])
+def test_reserved_keys_the_filter_cannot_hold(odd: str) -> None:
+    """A reserved key outside the filter's table (empty, 64+ characters, non-ASCII) turns
+    the filter off for that encoder: every key is looked up, and the odd one is caught."""
+    from logxpy_otel import _speedups
+
+    python = LineEncoder(speedups=False)
+    fast = _speedups.FastEncoder(
+        tails=python._tails,
+        dumps=_format.orjson.dumps,
+        reserved=frozenset({*_format.RESERVED_KEYS, odd}),
+        bounded=_format.BoundedAttributes,
+        record_type=_format.LogRecord,
+        severities=[(m, m.value, _format.severity_bucket(m.value)) for m in SeverityNumber],
+        fallback=lambda *args: ("python", *args),
+        flat=False,
+    )
+    python.encode(make_record(), RESOURCE, SCOPE)  # caches the tail
+    assert fast.encode(make_record(attributes={"plain": 1}), RESOURCE, SCOPE)[0] != "python"
+    assert fast.encode(make_record(attributes={odd: 1}), RESOURCE, SCOPE)[0] == "python"
+
+
 def test_many_long_values_grow_the_buffer() -> None:
     attributes = {f"k{i}": "\x01\u2028" * 5_000 for i in range(8)}  # escapes: 6 bytes out per char
     python, fast = both(make_record(body="\n" * 10_000, attributes=attributes), "tree")
@@ -192,13 +243,14 @@ def test_pure_python_switch() -> None:
     code = (
         "from logxpy_otel import _format; from test_format import make_record;"
         "e = _format.LineEncoder(); e.encode(make_record());"
-        "print(_format.SPEEDUPS, e.encode(make_record())[3].decode())"
+        "item = e.encode(make_record()); print(_format.SPEEDUPS, (item[3] + item[4]).decode())"
     )
     env = {**os.environ, "LOGXPY_OTEL_PURE_PYTHON": "1", "PYTHONPATH": os.path.dirname(__file__)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     flag, line = out.stdout.strip().split(" ", 1)
     assert flag == "False"
-    assert line.encode() == LineEncoder(speedups=False).encode(make_record())[3]
+    python = LineEncoder(speedups=False).encode(make_record())
+    assert line.encode() == python[3] + python[4]
 
 
 def test_encode_takes_one_to_four_arguments() -> None:
@@ -241,7 +293,7 @@ def test_numbering_same_lines_as_python(
         for trace, failed in batch:
             ts += 0.5
             tid = None if trace is None else trace * 8
-            items.append((tid, ts, failed, b'"ts":%s,"n":%d}' % (_format.orjson.dumps(ts), len(items))))
+            items.append((tid, ts, failed, b'"ts":%s,"n":%d' % (_format.orjson.dumps(ts), len(items)), b"}"))
         out_fast: list[bytes] = []
         out_slow: list[bytes] = []
         fast.number(items, out_fast)
@@ -265,6 +317,10 @@ def test_numbering_rejects_what_is_not_a_line_item() -> None:
         numberer.number([("t", 1.0, False, "not bytes")], [])  # type: ignore[list-item]
     with pytest.raises(TypeError):
         numberer.number([("t", 1.0)], [])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        numberer.number([("t", 1.0, False, b"}")], [])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        numberer.number([("t", 1.0, False, b"", "} not bytes")], [])  # type: ignore[list-item]
 
 
 def test_numbering_many_structure_lines_in_one_batch() -> None:
@@ -273,8 +329,8 @@ def test_numbering_many_structure_lines_in_one_batch() -> None:
     fast = TreeNumberer(max_open=7, clock=lambda: now)
     slow = TreeNumberer(max_open=7, clock=lambda: now, speedups=False)
     slow._task_head = fast._task_head
-    items = [(f"{i % 300:032x}", float(i), i % 5 == 0, b'"n":%d}' % i) for i in range(2_000)]
-    items += [(None, 1.0, False, b'"x":1}')] * 50
+    items = [(f"{i % 300:032x}", float(i), i % 5 == 0, b'"n":%d' % i, b"}") for i in range(2_000)]
+    items += [(None, 1.0, False, b'"x":1}', b"")] * 50
     out_fast: list[bytes] = []
     out_slow: list[bytes] = []
     fast.number(items, out_fast)
@@ -314,11 +370,11 @@ def test_attributes_changed_by_a_gc_callback_mid_encode(change: str) -> None:
     gc.callbacks.append(mutate)
     gc.set_threshold(1)
     try:
-        _, _, _, body = encoder.encode(record, RESOURCE, SCOPE)
+        _, _, _, body, tail = encoder.encode(record, RESOURCE, SCOPE)
     finally:
         gc.set_threshold(*threshold)
         gc.callbacks.remove(mutate)
-    line = _format.orjson.loads(b"{" + body)
+    line = _format.orjson.loads(b"{" + body + tail)
     written = {k: line[k] for k in attrs}
     assert written in (before, attrs)
 
@@ -355,7 +411,7 @@ def test_numbering_a_truthy_failed_flag_fails_the_trace() -> None:
     out_fast: list[bytes] = []
     out_slow: list[bytes] = []
     fast, slow = TreeNumberer(), TreeNumberer(speedups=False)
-    items = [("t" * 32, 1.0, 1, b'"n":1}')]  # an int, not a bool
+    items = [("t" * 32, 1.0, 1, b'"n":1}', b"")]  # an int, not a bool
     fast.number(items, out_fast)  # type: ignore[arg-type]
     slow.number(items, out_slow)  # type: ignore[arg-type]
     fast.close_all(out_fast)
@@ -377,7 +433,7 @@ def _format_number(trace: Any) -> None:
     from logxpy_otel import _speedups
 
     traces = {"abc": trace}  # a plain dict: no move_to_end
-    _speedups.number([("abc", 2.0, False, b'"x":1}')], traces, b'{"tid":"T.', 0, 5.0, print, [])
+    _speedups.number([("abc", 2.0, False, b'"x":1}', b"")], traces, b'{"tid":"T.', 0, 5.0, print, [])
 
 
 def test_a_scope_name_that_raises_keyboard_interrupt_propagates() -> None:

@@ -45,7 +45,7 @@ def unbase62(s: str) -> int:
 
 
 def item(trace: str | None, ts: float, failed: bool = False, msg: str = "x") -> tuple[Any, ...]:
-    return (trace, ts, failed, b'"msg":' + orjson.dumps(msg) + b"}")
+    return (trace, ts, failed, b'"msg":' + orjson.dumps(msg), b"}")
 
 
 def parse(out: list[bytes]) -> list[dict[str, Any]]:
@@ -330,7 +330,7 @@ def test_every_trace_session_is_well_framed(events: list[tuple[Any, Any, bool]],
     for kind, arg, failed in events:
         if kind == "rec":
             ts += 1.0
-            numberer.number([(arg, ts, failed, b'"ts":' + orjson.dumps(ts) + b"}")], out)
+            numberer.number([(arg, ts, failed, b'"ts":' + orjson.dumps(ts) + b"}", b"")], out)
         elif kind == "tick":
             clock.now += arg
         elif kind == "idle":
