@@ -388,6 +388,9 @@ put_int(Buf *b, PyObject *v)
  * orjson.dumps of them all: a Python float's shortest repr costs far more in C-Python's
  * own dtoa than in orjson, and one call amortizes its overhead. */
 
+/* Most floats in a line that the C encoder writes; a record with more goes to Python. */
+#define MAX_FLOATS 64
+
 typedef struct {
     PyObject *values; /* the floats, in line order (a tuple) */
     PyObject *json;   /* orjson.dumps(list): b"[1.5,2.0]" */
@@ -526,11 +529,48 @@ set_reserved_filter(FastEncoder *self, PyObject *reserved)
             goto done;      \
     } while (0)
 
-/* ``obj.name``, read from ``fields`` (obj's instance dict) when given: a dict lookup
- * costs a fraction of a generic getattr, and records are plain objects. New reference. */
-static PyObject *
-field(PyObject *obj, PyObject *fields, PyObject *name)
+/* The fields of a record that the encoder reads, in the order the API's LogRecord sets
+ * them (its instance dict's order). */
+enum { F_TIMESTAMP, F_OBSERVED, F_TRACE, F_SPAN, F_FLAGS, F_TEXT, F_SEVERITY, F_BODY, F_ATTRS, F_EVENT, N_FIELDS };
+static PyObject **const field_names[N_FIELDS] = {&a_timestamp, &a_observed,  &k_trace_id,  &k_span_id,
+                                                 &k_trace_flags, &a_severity_text, &a_severity_number,
+                                                 &a_body,      &a_attributes, &k_event_name};
+
+/* Takes the fields of ``fields`` (an instance dict) into ``got`` (new references) in one
+ * pass over it: cheaper than a lookup per field. Keys are matched by identity (attribute
+ * names are interned); a field not found so is read by field() below. */
+static void
+take_fields(PyObject *fields, PyObject **got)
 {
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    int left = N_FIELDS, next = 0;
+    while (left > 0 && PyDict_Next(fields, &pos, &k, &v)) {
+        for (int tried = 0; tried < N_FIELDS; tried++) {
+            int which = next; /* fields come in order: start after the last one found */
+            next = next + 1 == N_FIELDS ? 0 : next + 1;
+            if (k == *field_names[which]) {
+                if (got[which] == NULL) {
+                    got[which] = Py_NewRef(v);
+                    left--;
+                }
+                break;
+            }
+        }
+    }
+}
+
+/* ``obj.name``: the value take_fields found (``*got``, handed over), else read from
+ * ``fields`` (obj's instance dict) when given, else a generic getattr. New reference. */
+static PyObject *
+field(PyObject *obj, PyObject *fields, PyObject **got, int which)
+{
+    PyObject *name = *field_names[which];
+    if (got[which] != NULL) {
+        PyObject *value = got[which];
+        got[which] = NULL;
+        return value;
+    }
     if (fields != NULL) {
         PyObject *value = PyDict_GetItemWithError(fields, name);
         if (value != NULL)
@@ -556,18 +596,19 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
     Buf b;
     buf_init(&b);
     /* The API's LogRecord keeps its fields in its instance dict (no descriptors). */
-    PyObject *fields = NULL;
+    PyObject *fields = NULL, *got[N_FIELDS] = {NULL};
     if ((PyObject *)Py_TYPE(record) == self->record_type) {
         fields = PyObject_GenericGetDict(record, NULL);
         if (fields == NULL || !PyDict_CheckExact(fields))
             goto bail;
+        take_fields(fields, got);
     }
 
     /* Everything is read and checked first; the line is written after. */
-    observed = field(record, fields, a_observed);
+    observed = field(record, fields, got, F_OBSERVED);
     if (observed == NULL || !PyLong_CheckExact(observed))
         goto bail;
-    timestamp = field(record, fields, a_timestamp);
+    timestamp = field(record, fields, got, F_TIMESTAMP);
     if (timestamp == NULL || (timestamp != Py_None && !PyLong_CheckExact(timestamp)))
         goto bail;
     {
@@ -592,7 +633,7 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
     if (ts_obj == NULL)
         goto bail;
 
-    severity = field(record, fields, a_severity_number);
+    severity = field(record, fields, got, F_SEVERITY);
     if (severity == NULL)
         goto bail;
     if (severity == Py_None) {
@@ -610,25 +651,25 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         if (mt == NULL)
             goto bail; /* not a SeverityNumber member */
     }
-    text = field(record, fields, a_severity_text);
+    text = field(record, fields, got, F_TEXT);
     if (text == NULL || (text != Py_None && !PyUnicode_CheckExact(text)))
         goto bail;
-    span_id = field(record, fields, k_span_id);
+    span_id = field(record, fields, got, F_SPAN);
     if (span_id == NULL || !PyLong_CheckExact(span_id))
         goto bail;
-    flags = field(record, fields, k_trace_flags);
+    flags = field(record, fields, got, F_FLAGS);
     if (flags == NULL || !PyLong_Check(flags) || PyBool_Check(flags))
         goto bail; /* a bool is written as true/false: the Python encoder */
-    event = field(record, fields, k_event_name);
+    event = field(record, fields, got, F_EVENT);
     if (event == NULL || (event != Py_None && !PyUnicode_CheckExact(event)))
         goto bail;
-    body = field(record, fields, a_body);
+    body = field(record, fields, got, F_BODY);
     if (body == NULL || !PyUnicode_CheckExact(body))
         goto bail; /* None, str subclasses and structured bodies: the Python encoder */
-    trace_id = field(record, fields, k_trace_id);
+    trace_id = field(record, fields, got, F_TRACE);
     if (trace_id == NULL || !PyLong_CheckExact(trace_id))
         goto bail;
-    attrs = field(record, fields, a_attributes);
+    attrs = field(record, fields, got, F_ATTRS);
     if (attrs == NULL)
         goto bail;
     if ((PyObject *)Py_TYPE(attrs) == self->bounded) {
@@ -677,30 +718,35 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         Py_XDECREF(old_tail);
     }
 
-    /* Every float of the line, through one orjson call; NaN and inf are tagged (Python). */
+    /* Every float of the line, through one orjson call; NaN and inf are tagged (Python).
+     * One pass: the floats are held here (strong references: allocating the tuple can
+     * run Python code, such as a GC callback, that changes the attributes). */
     {
-        Py_ssize_t count = 1, pos = 0;
+        PyObject *found[MAX_FLOATS];
+        Py_ssize_t count = 0, pos = 0;
         PyObject *k, *v;
+        int odd = 0;
+        found[count++] = Py_NewRef(ts_obj);
         if (dict != Py_None) {
             while (PyDict_Next(dict, &pos, &k, &v)) {
                 if (PyFloat_CheckExact(v)) {
-                    if (!isfinite(PyFloat_AS_DOUBLE(v)))
-                        goto bail;
-                    count++;
+                    if (count == MAX_FLOATS || !isfinite(PyFloat_AS_DOUBLE(v))) {
+                        odd = 1; /* many floats, or NaN/inf: the Python encoder */
+                        break;
+                    }
+                    found[count++] = Py_NewRef(v);
                 }
             }
         }
-        floats.values = PyTuple_New(count);
+        floats.values = odd ? NULL : PyTuple_New(count);
+        for (Py_ssize_t i = 0; i < count; i++) {
+            if (floats.values != NULL)
+                PyTuple_SET_ITEM(floats.values, i, found[i]);
+            else
+                Py_DECREF(found[i]);
+        }
         if (floats.values == NULL)
             goto bail;
-        PyTuple_SET_ITEM(floats.values, 0, Py_NewRef(ts_obj));
-        Py_ssize_t i = 1;
-        for (pos = 0; i < count && PyDict_Next(dict, &pos, &k, &v);) {
-            if (PyFloat_CheckExact(v))
-                PyTuple_SET_ITEM(floats.values, i++, Py_NewRef(v));
-        }
-        if (i != count)
-            goto bail; /* the attributes changed since they were counted */
     }
     floats.json = PyObject_CallOneArg(self->dumps, floats.values);
     if (floats.json == NULL || !PyBytes_CheckExact(floats.json))
@@ -821,6 +867,8 @@ done:
     Py_XDECREF(ts_obj);
     Py_XDECREF(floats.values);
     Py_XDECREF(floats.json);
+    for (int i = 0; i < N_FIELDS; i++)
+        Py_XDECREF(got[i]);
     Py_XDECREF(fields);
     return result;
 }
@@ -986,7 +1034,7 @@ static PyTypeObject FastEncoderType = {
 
 /* ---- the processor's on_emit ------------------------------------------------------- */
 
-static PyObject *a_scope, *a_log_record, *a_resource, *a_name, *s_own_name, *a_lane;
+static PyObject *a_scope, *a_log_record, *a_resource, *a_name, *s_own_name;
 
 /* on_emit for LogxpyLogRecordProcessor: the same steps as its Python on_emit, without
  * a Python frame per record. Records of the package's own logger are counted (``own``),
@@ -994,7 +1042,7 @@ static PyObject *a_scope, *a_log_record, *a_resource, *a_name, *s_own_name, *a_l
 typedef struct {
     PyObject_HEAD
     PyObject *encoder; /* a FastEncoder, called directly */
-    PyObject *writer;  /* the AsyncWriter: its ``_lane`` when it has one */
+    PyObject *lane;    /* the AsyncWriter's ``_lane``: a list holding its lane, or None */
     PyObject *enqueue; /* AsyncWriter.enqueue, for everything else */
     PyObject *sync;    /* the sync_mode() ContextVar: set, enqueue decides */
     PyObject *own;     /* own() counts a record of our own diagnostics */
@@ -1033,16 +1081,17 @@ is_own_scope(PyObject *scope)
 }
 
 /* Queue ``item`` as AsyncWriter.enqueue does on its common path (writer running
- * asynchronously, not in sync_mode(), a free slot), through the writer's ``_lane``:
+ * asynchronously, not in sync_mode(), a free slot), through the lane the writer keeps
+ * in ``_lane[0]`` (a list it changes in place, so no attribute lookup per record):
  * (slots.pop, queue.append, queue, batch_size, wake). These are C calls, so no other
  * Python code runs between reading the lane and appending. Returns the result of
  * enqueue(item) in every other case. New reference, or NULL with an error. */
 static PyObject *
 emitter_enqueue(Emitter *self, PyObject *item)
 {
-    PyObject *lane = PyObject_GetAttr(self->writer, a_lane);
-    if (lane == NULL)
-        return NULL;
+    if (PyList_GET_SIZE(self->lane) != 1)
+        return PyObject_CallOneArg(self->enqueue, item);
+    PyObject *lane = Py_NewRef(PyList_GET_ITEM(self->lane, 0));
     if (!PyTuple_CheckExact(lane) || PyTuple_GET_SIZE(lane) != 5)
         goto slow; /* None: not running asynchronously */
     PyObject *sync = NULL;
@@ -1167,17 +1216,17 @@ error:
 static int
 Emitter_init(Emitter *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"encoder", "writer", "enqueue", "sync", "own", "fault", NULL};
-    PyObject *encoder, *writer, *enqueue, *sync, *own, *fault;
+    static char *kwlist[] = {"encoder", "lane", "enqueue", "sync", "own", "fault", NULL};
+    PyObject *encoder, *lane, *enqueue, *sync, *own, *fault;
     if (self->encoder != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Emitter is set up once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOO!OO", kwlist, &FastEncoderType, &encoder, &writer,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OO!OO", kwlist, &FastEncoderType, &encoder, &PyList_Type, &lane,
                                      &enqueue, &PyContextVar_Type, &sync, &own, &fault))
         return -1;
     Py_XSETREF(self->encoder, Py_NewRef(encoder));
-    Py_XSETREF(self->writer, Py_NewRef(writer));
+    Py_XSETREF(self->lane, Py_NewRef(lane));
     Py_XSETREF(self->sync, Py_NewRef(sync));
     Py_XSETREF(self->enqueue, Py_NewRef(enqueue));
     Py_XSETREF(self->own, Py_NewRef(own));
@@ -1189,7 +1238,7 @@ static int
 Emitter_traverse(Emitter *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->encoder);
-    Py_VISIT(self->writer);
+    Py_VISIT(self->lane);
     Py_VISIT(self->sync);
     Py_VISIT(self->enqueue);
     Py_VISIT(self->own);
@@ -1202,7 +1251,7 @@ static int
 Emitter_clear(Emitter *self)
 {
     Py_CLEAR(self->encoder);
-    Py_CLEAR(self->writer);
+    Py_CLEAR(self->lane);
     Py_CLEAR(self->sync);
     Py_CLEAR(self->enqueue);
     Py_CLEAR(self->own);
@@ -1533,7 +1582,7 @@ PyInit__speedups(void)
         intern(&a_last_seen, "last_seen") || intern(&a_failed, "failed") ||
         intern(&s_move_to_end, "move_to_end") || intern(&a_scope, "instrumentation_scope") ||
         intern(&a_log_record, "log_record") || intern(&a_resource, "resource") || intern(&a_name, "name") ||
-        intern(&s_own_name, "logxpy_otel") || intern(&a_lane, "_lane"))
+        intern(&s_own_name, "logxpy_otel"))
         return NULL;
     init_needs_care();
     if (PyType_Ready(&FastEncoderType) < 0 || PyType_Ready(&EmitterType) < 0)

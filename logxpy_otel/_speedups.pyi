@@ -37,7 +37,7 @@ class Emitter:
         self,
         *,
         encoder: FastEncoder,
-        writer: object,
+        lane: list[Any],
         enqueue: Callable[[tuple[str | None, float, bool, bytes, bytes]], object],
         sync: ContextVar[bool],
         own: Callable[[], object],

@@ -230,6 +230,8 @@ class _FlushWatch:
 
 
 _NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", "stopped"
+#: (slots.pop, queue.append, queue, batch_size, wake): see AsyncWriter._set_mode.
+_Lane = tuple[Callable[[], None], Callable[[LineItem], None], deque[LineItem], int, Callable[[], None]]
 _BACKOFF_FIRST_S: Final = 0.1
 _BACKOFF_MAX_S: Final = 30.0
 
@@ -266,6 +268,8 @@ class AsyncWriter:
             "logxpy-otel: %d destination error(s) since the last report; last: %s", interval_s=report_s
         )
         self._closed = False
+        #: The producers' lane, in a one-item list that the C on_emit holds (see _set_mode).
+        self._lane: list[_Lane | None] = [None]
         self._reset_state()
         ref = weakref.ref(self)
         atexit.register(_exit_hook, ref)
@@ -309,7 +313,7 @@ class AsyncWriter:
     def _set_mode(self, *, state: str | None = None, sync: bool | None = None) -> None:
         """Set the run state and/or synchronous mode, and with them the producers' lane.
 
-        ``_lane`` is what the C ``on_emit`` (``_speedups.Emitter``) needs to queue a record
+        ``_lane[0]`` is what the C ``on_emit`` (``_speedups.Emitter``) needs to queue a record
         the way :meth:`enqueue` does when the writer runs asynchronously: take a slot,
         append, wake the writer at ``batch_size``. It is None in every other state, and
         then records go through :meth:`enqueue`. Every change of ``_state`` or ``_sync``
@@ -320,7 +324,7 @@ class AsyncWriter:
         if sync is not None:
             self._sync = sync
         running = self._state is _RUNNING and not self._sync
-        self._lane = (
+        self._lane[0] = (
             (self._slots.pop, self._queue.append, self._queue, self._batch_size, self._wake.set)
             if running
             else None

@@ -49,7 +49,7 @@ class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
             # noticeable part of the cost (README, "Performance").
             self.on_emit = _Emitter(  # type: ignore[method-assign]
                 encoder=fast,
-                writer=self._writer,
+                lane=self._writer._lane,
                 enqueue=self._writer.enqueue,
                 sync=SYNC_MODE,
                 own=self._own_record,

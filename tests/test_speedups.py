@@ -452,13 +452,10 @@ def test_a_scope_name_that_raises_keyboard_interrupt_propagates() -> None:
         log_record = make_record()
         resource = None
 
-    class Writer:
-        _lane = None
-
     queued: list[Any] = []
     emitter = _speedups.Emitter(
         encoder=LineEncoder().fast_encoder,
-        writer=Writer(),
+        lane=[None],
         enqueue=queued.append,
         sync=contextvars.ContextVar("sync", default=False),
         own=lambda: None,

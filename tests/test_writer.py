@@ -403,12 +403,12 @@ def test_after_max_restarts_writes_fall_back_to_the_callers_thread(
     assert calls[-1] == threading.current_thread().name
     assert any("writing synchronously" in r.getMessage() for r in caplog.records)
     assert_accounting(writer.metrics)
-    assert writer._lane is None, "the C on_emit's lane closed with the thread"
+    assert writer._lane[0] is None, "the C on_emit's lane closed with the thread"
 
 
 def assert_lane(writer: AsyncWriter) -> None:
     """The producers' lane (used by the C on_emit) is open exactly when enqueue's fast path is."""
-    lane = writer._lane
+    lane = writer._lane[0]
     if writer._state == "running" and not writer._sync:
         assert lane is not None
         pop, append, queue, batch_size, wake = lane
@@ -422,7 +422,7 @@ def test_the_lane_follows_every_state_change(writers: list[AsyncWriter]) -> None
     writer = make(writers, Collect())
     assert_lane(writer)  # new
     writer.enqueue(item(0))
-    assert writer._lane is not None
+    assert writer._lane[0] is not None
     assert_lane(writer)  # running
     assert writer.flush(5.0)
     writer._child_after_fork()  # as in a forked child: fresh queue and slots, not started
@@ -431,13 +431,13 @@ def test_the_lane_follows_every_state_change(writers: list[AsyncWriter]) -> None
     assert_lane(writer)  # running again, on the new queue
     assert writer.flush(5.0)
     writer._at_exit()  # synchronous from now on
-    assert writer._lane is None
+    assert writer._lane[0] is None
     assert_lane(writer)
     writer.stop(5.0)
     assert_lane(writer)
     sync = make(writers, Collect(), async_enabled=False)
     sync.enqueue(item(2))
-    assert sync._lane is None
+    assert sync._lane[0] is None
     assert_lane(sync)
 
 
