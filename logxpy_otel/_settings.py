@@ -139,7 +139,10 @@ OPTIONS: Final[Mapping[str, Setting]] = {
         Setting(
             "max_queue_size", ev.OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE, 10_000, _positive_int, "max_queue_size"
         ),
-        Setting("batch_size", ev.OTEL_EXPORTER_LOGXPY_BATCH_SIZE, 1_000, _positive_int, "batch_size"),
+        # 4096: each batch costs the writer thread one wait for the GIL, which with
+        # several threads logging lasts a few switch intervals; smaller batches let it
+        # fall behind under load (README, "Performance").
+        Setting("batch_size", ev.OTEL_EXPORTER_LOGXPY_BATCH_SIZE, 4_096, _positive_int, "batch_size"),
         Setting(
             "flush_interval",
             ev.OTEL_EXPORTER_LOGXPY_FLUSH_INTERVAL,

@@ -16,7 +16,7 @@ OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE = "OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE"
 """Most records queued or being written. Default: 10000."""
 
 OTEL_EXPORTER_LOGXPY_BATCH_SIZE = "OTEL_EXPORTER_LOGXPY_BATCH_SIZE"
-"""Records per write. Default: 1000."""
+"""Records per write. Default: 4096."""
 
 OTEL_EXPORTER_LOGXPY_FLUSH_INTERVAL = "OTEL_EXPORTER_LOGXPY_FLUSH_INTERVAL"
 """Longest wait before a partial batch is written, in milliseconds. Default: 200."""
