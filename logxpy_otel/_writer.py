@@ -201,7 +201,11 @@ class _Wake:
         self._q: SimpleQueue[None] = SimpleQueue()
 
     def set(self) -> None:
-        self._q.put(None)
+        # One pending wake-up is enough: a put for every call would grow the queue without
+        # bound while the writer is busy and producers keep finding the queue full. (A
+        # race between threads can put a second one: bounded by the number of threads.)
+        if self._q.empty():
+            self._q.put(None)
 
     def wait(self, timeout: float) -> None:
         try:

@@ -220,6 +220,23 @@ def test_drop_newest_refuses_and_counts_exactly(writers: list[AsyncWriter]) -> N
     assert [r["n"] for r in gate.records()] == [-1, *range(99)]
 
 
+@pytest.mark.parametrize("policy", ["drop_oldest", "drop_newest", "warn"])
+def test_wake_ups_do_not_pile_up_while_the_writer_is_busy(writers: list[AsyncWriter], policy: str) -> None:
+    """Each record that finds the queue full wakes the writer. While the writer is busy
+    (here: stuck in a slow write) those wake-ups must not accumulate: they did, one per
+    record, and memory grew without bound under sustained overload."""
+    gate = Gated()
+    writer = make(writers, gate, max_queue_size=100, batch_size=10, queue_policy=policy)
+    try:
+        _fill_behind_gate(writer, gate, 5_000)
+        assert writer.metrics.dropped == 5_001 - 100  # one record in flight, 99 queued
+        assert writer._wake._q.qsize() <= 1
+    finally:
+        gate.open()
+    assert writer.flush(10.0)
+    assert_accounting(writer.metrics)
+
+
 def test_drop_oldest_evicts_the_oldest_and_counts_exactly(writers: list[AsyncWriter]) -> None:
     gate = Gated()
     writer = make(writers, gate, max_queue_size=100, batch_size=10, queue_policy="drop_oldest")
