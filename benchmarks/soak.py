@@ -18,8 +18,9 @@ shuts the provider down and checks:
   thread's order;
 * ``drop_oldest``: ``written + dropped == produced``, the file holds exactly ``written``
   records, each thread's ids increasing;
-* both: RSS stays bounded, i.e. its maximum is at most ``--rss-limit-mb`` (100) above the
-  first sample taken after the warm-up.
+* both: RSS stays flat, i.e. its maximum is at most ``--rss-limit-mb`` (4) above the
+  first sample taken after the warm-up. (A creep of a few bytes a record, such as the
+  wake-ups that once piled up under overload, adds up to more than that in a phase.)
 
 It prints a table per phase and exits 0 only when every check passed (1 otherwise).
 Verification after each phase (reading the file back) adds a few seconds to the total.
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=20, help="batch_size (records per ~1 ms write)")
     parser.add_argument("--delay-ms", type=float, default=1.0, help="destination sleep per batch")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before the RSS baseline")
-    parser.add_argument("--rss-limit-mb", type=float, default=100.0)
+    parser.add_argument("--rss-limit-mb", type=float, default=4.0)
     parser.add_argument("--keep", action="store_true", help="keep the output files")
     args = parser.parse_args(argv)
     if args.seconds < 4:
