@@ -449,7 +449,10 @@ class AsyncWriter:
             return self._full(item)
         queue = self._queue
         queue.append(item)
-        if len(queue) == self._batch_size:
+        # >=, not ==: another thread can append between these two lines (the C on_emit
+        # takes the exact crossing; this path may see the queue past it). set() is cheap
+        # when a wake-up is already pending.
+        if len(queue) >= self._batch_size:
             self._wake.set()
         if self._state is not _RUNNING:
             self._sweep_after_stop()

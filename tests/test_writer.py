@@ -220,6 +220,34 @@ def test_drop_newest_refuses_and_counts_exactly(writers: list[AsyncWriter]) -> N
     assert [r["n"] for r in gate.records()] == [-1, *range(99)]
 
 
+def test_a_full_batch_wakes_the_writer_even_past_the_exact_size(writers: list[AsyncWriter]) -> None:
+    """Another thread can append between enqueue's append and its length check, so the
+    queue may be past batch_size when it looks: that still wakes the writer (no timer)."""
+
+    class Signalled(Collect):
+        def __init__(self) -> None:
+            super().__init__()
+            self.wrote = threading.Event()
+
+        def __call__(self, data: bytes) -> None:
+            super().__call__(data)
+            self.wrote.set()
+
+    dest = Signalled()
+    writer = make(writers, dest, batch_size=5, max_queue_size=100, flush_interval_ms=600_000)
+    writer.enqueue(item(0))
+    assert writer.flush(5.0)  # the writer is up and now waits for a batch (or 600 s)
+    dest.wrote.clear()
+    for n in range(1, 7):  # as racing producers would leave it: six queued, none woke it
+        writer._slots.pop()
+        writer._queue.append(item(n))
+    writer.enqueue(item(7))
+    while len(dest.records()) < 8:
+        assert dest.wrote.wait(10.0), "the writer was not woken"
+        dest.wrote.clear()
+    assert [r["n"] for r in dest.records()] == list(range(8))
+
+
 @pytest.mark.parametrize("policy", ["drop_oldest", "drop_newest", "warn"])
 def test_wake_ups_do_not_pile_up_while_the_writer_is_busy(writers: list[AsyncWriter], policy: str) -> None:
     """Each record that finds the queue full wakes the writer. While the writer is busy
