@@ -236,6 +236,8 @@ class _FlushWatch:
 _NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", "stopped"
 #: (slots.pop, queue.append, queue, batch_size, wake): see AsyncWriter._set_mode.
 _Lane = tuple[Callable[[], None], Callable[[LineItem], None], deque[LineItem], int, Callable[[], None]]
+#: How often a waiting flush() wakes the writer again.
+_FLUSH_POKE_S: Final = 0.05
 _BACKOFF_FIRST_S: Final = 0.1
 _BACKOFF_MAX_S: Final = 30.0
 
@@ -608,7 +610,15 @@ class AsyncWriter:
                         remaining = None if deadline is None else deadline - time.monotonic()
                         if remaining is not None and remaining <= 0:
                             break
-                        self._progress.wait(remaining)
+                        self._progress.wait(
+                            _FLUSH_POKE_S if remaining is None else min(remaining, _FLUSH_POKE_S)
+                        )
+                        if self._done < target:
+                            # A record counted in target can be queued after the writer
+                            # drained for this flush (a producer between taking its slot and
+                            # appending): wake the writer again rather than wait for its timer.
+                            self._flush_wanted = True
+                            self._wake.set()
                 finally:
                     self._watches.remove(watch)
                 result = self._done >= target and not watch.lost

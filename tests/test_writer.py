@@ -220,6 +220,28 @@ def test_drop_newest_refuses_and_counts_exactly(writers: list[AsyncWriter]) -> N
     assert [r["n"] for r in gate.records()] == [-1, *range(99)]
 
 
+def test_flush_gets_a_record_queued_after_the_writer_drained_for_it(writers: list[AsyncWriter]) -> None:
+    """A producer can take its slot before flush() and append after the writer has drained
+    for that flush; flush still gets the record written (not only at the writer's timer)."""
+    dest = Collect()
+    writer = make(writers, dest, batch_size=50, max_queue_size=100, flush_interval_ms=600_000)
+    writer.enqueue(item(0))
+    assert writer.flush(5.0)
+    writer._slots.pop()  # a producer took its slot ...
+    done: list[bool] = []
+    flusher = threading.Thread(target=lambda: done.append(writer.flush(10.0)))
+    flusher.start()
+    deadline = time.monotonic() + 10.0
+    # Wait until the flush waits and the writer has drained for it (the queue was empty).
+    while not (writer._watches and not writer._flush_wanted) and time.monotonic() < deadline:
+        time.sleep(0.001)  # polling a state of other threads, not timing them
+    assert writer._watches and not writer._flush_wanted, "flush() did not start waiting"
+    writer._queue.append(item(1))  # ... and appends only now, with no wake-up of its own
+    flusher.join(15.0)
+    assert done == [True]
+    assert [r["n"] for r in dest.records()] == [0, 1]
+
+
 def test_a_full_batch_wakes_the_writer_even_past_the_exact_size(writers: list[AsyncWriter]) -> None:
     """Another thread can append between enqueue's append and its length check, so the
     queue may be past batch_size when it looks: that still wakes the writer (no timer)."""
