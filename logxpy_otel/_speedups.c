@@ -225,6 +225,20 @@ init_needs_care(void)
     needs_care['"'] = needs_care['\\'] = needs_care[0xc2] = needs_care[0xe2] = 1;
 }
 
+/* ``n`` bytes that need no escaping, between quotes. */
+static int
+put_quoted(Buf *b, const char *text, Py_ssize_t n)
+{
+    if (buf_reserve(b, n + 2) < 0)
+        return -1;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    memcpy(out, text, (size_t)n);
+    out[n] = '"';
+    b->len += n + 2;
+    return 0;
+}
+
 /* A str as a JSON string, escaped as orjson escapes it, with U+0085, U+2028 and U+2029
  * escaped too (as the encoder's _escape_separators does). 0: done; -1: error;
  * 1: not for this path (a lone surrogate, which UTF-8 cannot hold). */
@@ -264,16 +278,8 @@ put_str(Buf *b, PyObject *s)
     }
     while (i < n && !needs_care[(unsigned char)p[i]])
         i++;
-    if (i == n) { /* the usual case: nothing to escape */
-        if (buf_reserve(b, n + 2) < 0)
-            return -1;
-        char *out = b->data + b->len;
-        *out++ = '"';
-        memcpy(out, p, (size_t)n);
-        out[n] = '"';
-        b->len += n + 2;
-        return 0;
-    }
+    if (i == n) /* the usual case: nothing to escape */
+        return put_quoted(b, p, n);
     /* at most 6 bytes out for each byte in, and the quotes */
     if (n > (PY_SSIZE_T_MAX - 2) / 6) {
         PyErr_NoMemory();
@@ -458,15 +464,7 @@ put_key(Buf *b, PyObject *key, int comma)
 static int
 put_plain(Buf *b, PyObject *s)
 {
-    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
-    if (buf_reserve(b, n + 2) < 0)
-        return -1;
-    char *out = b->data + b->len;
-    *out++ = '"';
-    memcpy(out, PyUnicode_DATA(s), (size_t)n);
-    out[n] = '"';
-    b->len += n + 2;
-    return 0;
+    return put_quoted(b, (const char *)PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s));
 }
 
 /* Whether ``key`` (an exact str) can be reserved: most keys are ruled out without a
@@ -1139,7 +1137,7 @@ error:
 static PyObject *
 Emitter_emit(Emitter *self, PyObject *rw)
 {
-    PyObject *scope = NULL, *record = NULL, *resource = NULL, *item = NULL, *done = NULL;
+    PyObject *scope = NULL, *record = NULL, *resource = NULL, *item = NULL, *done = NULL, *result = NULL;
     int own;
     if (self->encoder == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Emitter.__init__ has not run");
@@ -1198,19 +1196,14 @@ fault:
         Py_XDECREF(counted);
     }
 out:
-    Py_XDECREF(scope);
-    Py_XDECREF(record);
-    Py_XDECREF(resource);
-    Py_XDECREF(item);
-    Py_XDECREF(done);
-    Py_RETURN_NONE;
+    result = Py_NewRef(Py_None);
 error:
     Py_XDECREF(scope);
     Py_XDECREF(record);
     Py_XDECREF(resource);
     Py_XDECREF(item);
     Py_XDECREF(done);
-    return NULL;
+    return result;
 }
 
 static int
@@ -1371,6 +1364,16 @@ start_run(Run *run, PyObject *trace, PyObject *tid)
     return 0;
 }
 
+/* The rest of a line after its head: the item's body, its tail, the newline. */
+static int
+put_rest(Buf *b, PyObject *body, PyObject *tail)
+{
+    if (buf_put(b, PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body)) < 0 ||
+        buf_put(b, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail)) < 0)
+        return -1;
+    return PUT_LITERAL(b, "\n");
+}
+
 static int
 put_decimal(Buf *b, long long value)
 {
@@ -1450,7 +1453,6 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *item = all[i];
         PyObject *tid = PyTuple_GET_ITEM(item, 0), *ts = PyTuple_GET_ITEM(item, 1),
                  *body = PyTuple_GET_ITEM(item, 3), *tail = PyTuple_GET_ITEM(item, 4);
-        Py_ssize_t body_len = PyBytes_GET_SIZE(body), tail_len = PyBytes_GET_SIZE(tail);
         if (tid == Py_None) { /* a record outside any trace: a task of its own */
             char digits[16], *end = digits + sizeof(digits), *p = end;
             unsigned long long count = ++task_count;
@@ -1460,8 +1462,7 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             } while (count);
             if (buf_put(&b, PyBytes_AS_STRING(task_head), PyBytes_GET_SIZE(task_head)) < 0 ||
                 buf_put(&b, p, end - p) < 0 || PUT_LITERAL(&b, "\",\"lvl\":[1],") < 0 ||
-                buf_put(&b, PyBytes_AS_STRING(body), body_len) < 0 ||
-                buf_put(&b, PyBytes_AS_STRING(tail), tail_len) < 0 || PUT_LITERAL(&b, "\n") < 0)
+                put_rest(&b, body, tail) < 0)
                 goto done;
             continue;
         }
@@ -1502,8 +1503,7 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         if (buf_put(&b, PyBytes_AS_STRING(run.head), PyBytes_GET_SIZE(run.head)) < 0 ||
             put_decimal(&b, run.next_lvl) < 0 || PUT_LITERAL(&b, "],") < 0 ||
-            buf_put(&b, PyBytes_AS_STRING(body), body_len) < 0 ||
-            buf_put(&b, PyBytes_AS_STRING(tail), tail_len) < 0 || PUT_LITERAL(&b, "\n") < 0)
+            put_rest(&b, body, tail) < 0)
             goto done;
         run.next_lvl++;
         run.last_ts = ts;
