@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import math
 import re
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -367,7 +368,7 @@ class LineEncoder:
             observed = record.observed_timestamp
             if observed is None:
                 observed = timestamp if timestamp is not None else time.time_ns()
-            ts = (timestamp if timestamp is not None else observed) / 1e9
+            ts = _seconds(timestamp if timestamp is not None else observed)
             severity = record.severity_number
             known = _SEVERITY_BY_ID.get(id(severity))
             number, mt = known if known is not None else _severity_of(severity)
@@ -385,8 +386,8 @@ class LineEncoder:
             if span_id:
                 last = self._last_span
                 if last[0] != span_id:
-                    last = self._last_span = (span_id, f"{span_id:016x}")
-                otel["span_id"] = last[1]
+                    last = self._last_span = (span_id, _id_hex(span_id, 16))
+                otel["span_id"] = last[1] or _int_tag(span_id)
             if record.trace_flags:
                 otel["trace_flags"] = record.trace_flags  # an int subclass: orjson writes the number
             if record.event_name:
@@ -410,8 +411,10 @@ class LineEncoder:
             if trace_id:
                 last = self._last_trace
                 if last[0] != trace_id:
-                    last = self._last_trace = (trace_id, f"{trace_id:032x}")
-                if self._flat:
+                    last = self._last_trace = (trace_id, _id_hex(trace_id, 32))
+                if not last[1]:
+                    otel["trace_id"] = _int_tag(trace_id)  # not an id OTel can carry: no tree
+                elif self._flat:
                     otel["trace_id"] = last[1]
                 else:
                     tid = last[1]
@@ -448,6 +451,7 @@ class LineEncoder:
                         elif head.find(b"null") >= 0 or head.find(b'{"$') >= 0:
                             head = None
             if head is None:
+                _tag_wide_ints(otel)
                 line = {"ts": ts, "mt": mt, "msg": msg}
                 if attributes:
                     _put_attributes(attributes, line, otel)
@@ -489,7 +493,8 @@ class LineEncoder:
             otel["severity_number"] = number
         except Exception:  # noqa: BLE001 - severity unreadable too: leave it out
             number = None
-        ts = (timestamp if timestamp is not None else observed) / 1e9
+        ts = _seconds(timestamp if timestamp is not None else observed)
+        _tag_wide_ints(otel)
         otel["resource"] = {"attributes": {}}
         line = {
             "ts": ts,
@@ -498,6 +503,33 @@ class LineEncoder:
             "_otel": otel,
         }
         return (None, ts, True, _escape_separators(orjson.dumps(_scrub(line), default=_safe_repr))[1:], b"")
+
+
+#: The ``_otel`` fields that hold ints: a value outside the 64-bit range (a timestamp
+#: in the wrong unit, a hostile severity) is tagged as any such int is.
+_INT_FIELDS: Final = ("time_unix_nano", "observed_time_unix_nano", "severity_number", "trace_flags")
+
+
+def _id_hex(value: int, digits: int) -> str:
+    """A trace (32) or span (16) id as lowercase hex; "" when it does not fit (then tagged)."""
+    text = f"{value:0{digits}x}"
+    return text if len(text) == digits and text[0] != "-" else ""
+
+
+def _tag_wide_ints(otel: dict[str, Any]) -> None:
+    """Tag (``{"$int": ...}``) the int fields of ``otel`` that JSON numbers cannot carry."""
+    for name in _INT_FIELDS:
+        value = otel.get(name)
+        if isinstance(value, int) and not _INT_MIN <= value <= _INT_MAX:
+            otel[name] = _int_tag(int(value))
+
+
+def _seconds(nanos: int) -> float:
+    """``nanos`` as Unix seconds (``ts``); finite for any int (far-out values are clamped)."""
+    try:
+        return nanos / 1e9
+    except OverflowError:
+        return sys.float_info.max if nanos > 0 else -sys.float_info.max
 
 
 def _escape_separators(data: bytes) -> bytes:

@@ -106,6 +106,14 @@ id_hex(PyObject **key, PyObject **hex, PyObject *id, PyObject *spec)
     return text;
 }
 
+/* Whether an id's hex text is an id OTel can carry: exactly ``digits`` hex digits (a
+ * negative id or a wider one is not; the Python encoder tags those). */
+static int
+id_fits(PyObject *hex, Py_ssize_t digits)
+{
+    return PyUnicode_GET_LENGTH(hex) == digits && PyUnicode_READ_CHAR(hex, 0) != '-';
+}
+
 /* An output buffer: on the stack for a line, on the heap past that; or, for a whole
  * batch, the bytes object that is handed on (no copy at the end). */
 typedef struct {
@@ -795,6 +803,10 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         PyObject *hex = id_hex(&self->span_key, &self->span_hex, span_id, fmt_span);
         if (hex == NULL)
             goto bail;
+        if (!id_fits(hex, 16)) {
+            Py_DECREF(hex);
+            goto bail; /* negative or wider than 64 bits: the Python encoder tags it */
+        }
         rc = put_key(&b, k_span_id, 1);
         if (rc == 0)
             rc = put_plain(&b, hex);
@@ -816,8 +828,8 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         goto bail;
     if (truth) {
         tid = id_hex(&self->trace_key, &self->trace_hex, trace_id, fmt_trace);
-        if (tid == NULL)
-            goto bail;
+        if (tid == NULL || !id_fits(tid, 32))
+            goto bail; /* (tid is released at done) */
         if (self->flat) {
             STEP(put_key(&b, k_trace_id, 1));
             STEP(put_plain(&b, tid));

@@ -1055,3 +1055,49 @@ def test_fallback_line_keeps_times_and_severity() -> None:
     assert line["_otel"]["time_unix_nano"] == TS
     assert line["_otel"]["observed_time_unix_nano"] == OBSERVED
     assert line["_otel"]["severity_number"] == SeverityNumber.WARN.value
+
+
+# --- ints the SDK accepts but JSON numbers cannot carry (issue 12, item 1) -------------------------
+
+WIDE = [2**64, 2**64 * 10**6, -(2**63) - 1, 10**400]
+
+
+@pytest.mark.parametrize("value", WIDE, ids=lambda v: f"{len(str(v))}digits")
+@pytest.mark.parametrize("field", ["timestamp", "observed_timestamp"])
+def test_far_out_timestamps_are_tagged_not_lost(field: str, value: int) -> None:
+    record = LogRecord(body="keep me", attributes={"a": 1}, **{field: value})
+    _, ts, _, line, _ = encode(record)
+    assert_not_fallback(line)
+    assert line["msg"] == "keep me" and line["a"] == 1
+    key = "time_unix_nano" if field == "timestamp" else "observed_time_unix_nano"
+    assert decode_value(line["_otel"][key]) == value
+    assert line["_otel"][key] == {"$int": str(value)}
+    assert math.isfinite(ts) and line["ts"] == ts
+
+
+@pytest.mark.parametrize("value", [2**64, -(2**70)])
+def test_far_out_severity_number_is_tagged(value: int) -> None:
+    line = encode(LogRecord(body="x", severity_number=value))[3]  # type: ignore[arg-type]
+    assert_not_fallback(line)
+    assert line["_otel"]["severity_number"] == {"$int": str(value)}
+
+
+@pytest.mark.parametrize(
+    ("trace_id", "span_id"), [(2**128, 1), (-5, -7), (1, 2**64), (2**200, 2**100)], ids=str
+)
+def test_ids_otel_cannot_carry_are_tagged_and_make_no_tree(trace_id: int, span_id: int) -> None:
+    record = LogRecord(body="x", trace_id=trace_id, span_id=span_id, trace_flags=TraceFlags(1))
+    tid, _, _, line, _ = encode(record)
+    assert_not_fallback(line)
+    otel = line["_otel"]
+    if 0 < trace_id < 2**128:
+        assert tid == f"{trace_id:032x}" and "trace_id" not in otel
+    else:
+        assert tid is None and otel["trace_id"] == {"$int": str(trace_id)}
+    expected_span = f"{span_id:016x}" if 0 < span_id < 2**64 else {"$int": str(span_id)}
+    assert otel["span_id"] == expected_span
+
+
+def test_wide_trace_flags_are_tagged() -> None:
+    record = LogRecord(body="x", trace_id=1, span_id=1, trace_flags=2**70)  # type: ignore[arg-type]
+    assert encode(record)[3]["_otel"]["trace_flags"] == {"$int": str(2**70)}
