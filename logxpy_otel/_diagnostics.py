@@ -11,10 +11,27 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["LOGGER_NAME", "RateLimitedReporter", "logger"]
+__all__ = ["LOGGER_NAME", "RateLimitedReporter", "is_own_scope", "logger"]
 
 LOGGER_NAME = "logxpy_otel"
 logger = logging.getLogger(LOGGER_NAME)
+_OWN_PREFIX = LOGGER_NAME + "."
+#: ``id(scope) -> (scope, own)``: whether records of a scope are our own diagnostics,
+#: per scope object (a pure function of its name, so one cache serves every writer).
+_own_scopes: dict[int, tuple[object, bool]] = {}
+
+
+def is_own_scope(scope: object) -> bool:
+    """Whether records of ``scope`` are our own diagnostics (logger ``logxpy_otel`` or below),
+    routed back through an OTel logging handler: they never go into our own files."""
+    entry = _own_scopes.get(id(scope))
+    if entry is None or entry[0] is not scope:
+        name = getattr(scope, "name", None)
+        own = isinstance(name, str) and (name == LOGGER_NAME or name.startswith(_OWN_PREFIX))
+        if len(_own_scopes) >= 1024:
+            _own_scopes.clear()
+        entry = _own_scopes[id(scope)] = (scope, own)
+    return entry[1]
 
 
 class RateLimitedReporter:

@@ -10,14 +10,13 @@ from typing import ClassVar
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 
-from ._diagnostics import LOGGER_NAME, RateLimitedReporter
+from ._diagnostics import RateLimitedReporter, is_own_scope
 from ._native import speedup
 from ._setup import WriterOwner
 from ._writer import SYNC_MODE, DropReason
 
 __all__ = ["LogxpyLogRecordProcessor"]
 
-_OWN_SCOPE_PREFIX = LOGGER_NAME + "."
 #: ``on_emit`` in C (``_speedups.Emitter``), where built: the steps of the method below.
 _Emitter = speedup("Emitter")
 
@@ -34,9 +33,6 @@ class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
     reason ``internal_error`` and reported through the ``logxpy_otel`` logger.
     """
 
-    #: Whether records of a scope are our own diagnostics, by scope object (a pure
-    #: function of the scope's name, so one cache serves every processor).
-    _own_scopes: ClassVar[dict[int, tuple[object, bool]]] = {}
     _fault_report: ClassVar[RateLimitedReporter] = RateLimitedReporter(
         "logxpy-otel: %d record(s) dropped by an internal error; last: %s"
     )
@@ -59,10 +55,7 @@ class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         try:
             scope = log_record.instrumentation_scope
-            own = self._own_scopes.get(id(scope))
-            if own is None or own[0] is not scope:
-                own = self._classify(scope)
-            if own[1]:
+            if is_own_scope(scope):
                 self._own_record()
                 return
             self._writer.enqueue(self._encoder.encode(log_record.log_record, log_record.resource, scope))
@@ -80,16 +73,6 @@ class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
             self._fault_report.note(1, type(exc).__name__)
         except Exception:  # noqa: BLE001
             pass
-
-    def _classify(self, scope: object) -> tuple[object, bool]:
-        """Whether records of ``scope`` are our own diagnostics; cached per scope object."""
-        name = getattr(scope, "name", None)
-        own = isinstance(name, str) and (name == LOGGER_NAME or name.startswith(_OWN_SCOPE_PREFIX))
-        if len(self._own_scopes) >= 1024:
-            self._own_scopes.clear()
-        entry = (scope, own)
-        self._own_scopes[id(scope)] = entry
-        return entry
 
     def enabled(self, **_: object) -> bool:
         return not self._shutdown
