@@ -1319,9 +1319,11 @@ typedef struct {
     PyObject *trace;   /* the _Trace (strong) */
     PyObject *tid;     /* its id (borrowed from an item) */
     PyObject *head;    /* b'{"tid":"...","lvl":[' (strong) */
-    PyObject *last_ts; /* borrowed from an item */
+    PyObject *last_ts; /* the greatest ts seen in the trace (strong): its end line's ts */
+    double last_ts_value;
     long long next_lvl;
     int failed;
+    int numbered; /* a record of this run was numbered: fields to write back */
 } Run;
 
 static int
@@ -1329,9 +1331,10 @@ end_run(Run *run, PyObject *now)
 {
     if (run->trace == NULL)
         return 0;
-    if (run->last_ts == NULL) { /* no record numbered yet: nothing to write back */
+    if (!run->numbered) { /* no record numbered yet: nothing to write back */
         Py_CLEAR(run->trace);
         Py_CLEAR(run->head);
+        Py_CLEAR(run->last_ts);
         return 0;
     }
     int rc = -1;
@@ -1344,6 +1347,7 @@ end_run(Run *run, PyObject *now)
     Py_XDECREF(lvl);
     Py_CLEAR(run->trace);
     Py_CLEAR(run->head);
+    Py_CLEAR(run->last_ts);
     return rc;
 }
 
@@ -1367,12 +1371,21 @@ start_run(Run *run, PyObject *trace, PyObject *tid)
         Py_DECREF(head);
         return -1;
     }
+    PyObject *last_ts = PyObject_GetAttr(trace, a_last_ts);
+    double last_ts_value = last_ts == NULL ? -1.0 : PyFloat_AsDouble(last_ts);
+    if (last_ts == NULL || (last_ts_value == -1.0 && PyErr_Occurred())) {
+        Py_XDECREF(last_ts);
+        Py_DECREF(head);
+        return -1;
+    }
     run->trace = Py_NewRef(trace);
     run->tid = tid;
     run->head = head;
     run->next_lvl = next_lvl;
     run->failed = 0;
-    run->last_ts = NULL;
+    run->numbered = 0;
+    run->last_ts = last_ts;
+    run->last_ts_value = last_ts_value;
     return 0;
 }
 
@@ -1425,7 +1438,7 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     PyObject **all = PySequence_Fast_ITEMS(seq);
-    Run run = {NULL, NULL, NULL, NULL, 0, 0};
+    Run run = {NULL, NULL, NULL, NULL, 0.0, 0, 0, 0};
     Buf b;
     buf_init(&b);
     PyObject *lines = NULL;
@@ -1518,7 +1531,18 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             put_rest(&b, body, tail) < 0)
             goto done;
         run.next_lvl++;
-        run.last_ts = ts;
+        run.numbered = 1;
+        {
+            /* The end line carries the greatest ts of the trace, so that it never ends
+             * before it started (records can come out of time order). */
+            double value = PyFloat_AsDouble(ts);
+            if (value == -1.0 && PyErr_Occurred())
+                goto done;
+            if (value > run.last_ts_value) {
+                Py_SETREF(run.last_ts, Py_NewRef(ts));
+                run.last_ts_value = value;
+            }
+        }
         PyObject *failed = PyTuple_GET_ITEM(item, 2);
         if (failed != Py_False) {
             int truth = failed == Py_True ? 1 : PyObject_IsTrue(failed);
@@ -1549,6 +1573,7 @@ done:
         PyObject *exc = take_error();
         Py_CLEAR(run.trace);
         Py_CLEAR(run.head);
+        Py_CLEAR(run.last_ts);
         put_error(exc);
     }
     buf_free(&b);

@@ -43,7 +43,7 @@ def _task_prefix() -> str:
 
 
 class _Trace:
-    """One open trace: its line head, next ``lvl``, last record's ts, and whether it failed."""
+    """One open trace: its line head, next ``lvl``, greatest record ts, and whether it failed."""
 
     __slots__ = ("failed", "head", "last_seen", "last_ts", "next_lvl", "trace_id")
 
@@ -115,7 +115,8 @@ class TreeNumberer:
             trace.last_seen = now
             lvl = trace.next_lvl
             trace.next_lvl = lvl + 1
-            trace.last_ts = ts
+            if ts > trace.last_ts:  # the end line carries the greatest ts (never before the start)
+                trace.last_ts = ts
             if failed:
                 trace.failed = True
             out.append(b"%s%d],%s%s\n" % (trace.head, lvl, body, tail))

@@ -403,3 +403,20 @@ def test_base62_roundtrip_property(n: int) -> None:
     text = base62(n)
     assert all(c in ALPHABET for c in text)
     assert unbase62(text) == n
+
+
+def test_end_line_carries_the_greatest_ts_of_the_trace() -> None:
+    """Issue 12, item 14: the last record written may be older than the first; the end line
+    must not carry a time before the start line's, or viewers show a negative duration."""
+    numberer = TreeNumberer()
+    out: list[bytes] = []
+    numberer.number([item(T1, 105.0), item(T1, 130.0)], out)
+    numberer.number([item(T1, 101.0), item(T2, 99.0)], out)  # a later batch, older records
+    numberer.close_all(out)
+    lines = parse(out)
+    ends = {line["tid"]: line for line in lines if line.get("st") in ("succeeded", "failed")}
+    starts = {line["tid"]: line for line in lines if line.get("st") == "started"}
+    assert ends[T1]["ts"] == 130.0 and starts[T1]["ts"] == 105.0
+    assert ends[T2]["ts"] == starts[T2]["ts"] == 99.0
+    for tid, end in ends.items():
+        assert end["ts"] >= starts[tid]["ts"]
