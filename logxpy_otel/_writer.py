@@ -428,6 +428,10 @@ class AsyncWriter:
                 self._close_destinations()
         with self._lock:
             self._set_mode(state=_STOPPED)
+        if finished:
+            # A producer that took its slot before stop() and appends after its last drain
+            # finds _STOPPED and sweeps; one that appended before this point is swept here.
+            self._sweep_after_stop()
         return finished
 
     # -- producing ---------------------------------------------------------------------
@@ -493,6 +497,8 @@ class AsyncWriter:
             pass
         else:
             self._queue.append(item)
+            if self._state is not _RUNNING:  # stop() may have run in the yield
+                self._sweep_after_stop()
             return True
         with self._lock:
             if self._state is not _RUNNING:
@@ -529,6 +535,8 @@ class AsyncWriter:
             if self._state is not _STOPPED:
                 return  # stop() has not drained yet; it will take the record
             count = len(self._queue)
+            if not count:
+                return
             self._queue.clear()
             self._release_locked(count)
             self._lost_locked(self._done - count + 1, self._done)

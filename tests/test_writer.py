@@ -686,3 +686,42 @@ def test_exit_flushes_pending_records_and_closes_trees(tmp_path: Path) -> None:
     lines = parse_lines(path.read_bytes())
     assert sorted(line["n"] for line in lines if "n" in line) == list(range(500))
     assert lines[-1]["st"] == "succeeded", "open traces are closed at exit"
+
+
+@pytest.mark.parametrize("policy", ["drop_newest", "drop_oldest", "warn"])
+def test_a_record_handed_over_while_stop_runs_is_never_left_pending(
+    writers: list[AsyncWriter], policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12, item 3: a producer that found the queue full yields once, then takes a
+    slot and appends. If stop() ran in that yield, the record stayed queued for ever:
+    neither written nor counted, and every later flush returned False. The interleaving
+    is forced here: stop() runs to its end inside the producer's yield."""
+    gate = Gated()
+    writer = make(
+        writers, gate, max_queue_size=2, batch_size=2, flush_interval_ms=600_000, queue_policy=policy
+    )
+    writer.enqueue(item(1))
+    writer.enqueue(item(2))  # a full batch: the writer takes both and waits at the gate
+    assert gate.entered.wait(10)
+    real_sleep = time.sleep
+    stopped = threading.Event()
+
+    def stop_during_the_yield(seconds: float) -> None:
+        if seconds == 0 and not stopped.is_set():
+            stopped.set()
+            gate.open()
+            stopper = threading.Thread(target=writer.stop, args=(10.0,))
+            stopper.start()
+            stopper.join(10)
+            assert not stopper.is_alive()
+        real_sleep(seconds)
+
+    monkeypatch.setattr("logxpy_otel._writer.time.sleep", stop_during_the_yield)
+    writer.enqueue(item(3))  # the queue is full: the policy path, with stop() in its yield
+    assert stopped.is_set()
+    m = writer.metrics
+    assert m.pending == 0, m
+    assert_accounting(m)
+    assert m.written == 2
+    assert m.dropped_by_reason == {DropReason.SHUTDOWN: 1}
+    assert writer.flush(1.0) is True  # nothing left pending for ever
