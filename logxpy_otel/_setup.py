@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Self
 
 from . import _settings
 from ._destinations import make_destinations
@@ -117,4 +117,36 @@ class WriterOwner:
     def shutdown(self) -> None:
         """Flush, close open traces and the file; later records are dropped and counted."""
         self._shutdown = True
-        self._writer.stop(self._writer.config.shutdown_timeout_ms / 1000.0)
+        if self._handed_over is None:
+            self._writer.stop(self._writer.config.shutdown_timeout_ms / 1000.0)
+            return
+        old = self._handed_over  # the destinations are the successor's now: do not close them
+        for destination in old.destinations:
+            old.remove_destination(destination)
+        old.stop(old.config.shutdown_timeout_ms / 1000.0)
+
+    #: This owner's own writer, once it writes through a successor's (see :meth:`taking_over`).
+    _handed_over: AsyncWriter | None = None
+
+    @classmethod
+    def taking_over(cls, donor: WriterOwner) -> Self:
+        """A new owner in ``donor``'s place: ``donor``'s encoder, destinations and settings, its own writer.
+
+        For zero-code set-up, where a processor replaces the batch processor the SDK put
+        around an exporter. Nothing is opened a second time, and from now on ``donor``
+        (draining what its batch processor still holds) writes through the new writer
+        too, so every record gets one numbering. ``donor``'s shutdown then leaves that
+        writer to its new owner and stops only ``donor``'s own, without closing the
+        destinations (that writer's open traces get no end line there: it is meant to
+        have written nothing yet).
+        """
+        own = donor._writer
+        threaded = cls._ASYNC_DEFAULT and not _settings.sync_requested()
+        new = cls.__new__(cls)
+        new._encoder = donor._encoder
+        new._writer = AsyncWriter(own.destinations, dataclasses.replace(own.config, async_enabled=threaded))
+        new._writer.start()
+        new._shutdown = False
+        new._built()
+        donor._handed_over, donor._writer = own, new._writer
+        return new
