@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
+import itertools
 import math
 import os
 import threading
@@ -276,11 +277,10 @@ class AsyncWriter:
         self._closed = False
         #: The producers' lane, in a one-item list that the C on_emit holds (see _set_mode).
         self._lane: list[_Lane | None] = [None]
+        #: Set by the exit hook: stop() then ends by this time too (one bound for the whole exit).
+        self._exit_deadline: float | None = None
         self._reset_state()
-        ref = weakref.ref(self)
-        atexit.register(_exit_hook, ref)
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=lambda: _after_fork(ref))
+        _LIVE[next(_NUMBERS)] = self
 
     # -- state -------------------------------------------------------------------------
 
@@ -390,6 +390,7 @@ class AsyncWriter:
                 return
             self._set_mode(state=_RUNNING)
             if self._sync:
+                _IDLE_CLOSER.add(self)  # no thread of our own: idle traces are closed from outside
                 return
             self._thread = self._spawn(0.0)
 
@@ -405,8 +406,13 @@ class AsyncWriter:
 
         Returns False when ``timeout`` (seconds) ran out first; then what is still pending
         stays counted as pending. Records handed over after this call are dropped
-        (reason ``shutdown``). Idempotent.
+        (reason ``shutdown``). Idempotent. After the exit hook ran, the hook's deadline
+        bounds this call too, so the whole exit takes at most one ``shutdown_timeout``.
         """
+        if self._exit_deadline is not None:
+            left = max(0.0, self._exit_deadline - time.monotonic())
+            timeout = left if timeout is None else min(timeout, left)
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             if self._state in (_STOPPING, _STOPPED):
                 return self._state == _STOPPED
@@ -421,11 +427,18 @@ class AsyncWriter:
             thread.join(timeout)
             finished = not thread.is_alive()
         if finished:
-            # The thread has ended (or there never was one): finish in this thread.
-            with self._io_lock:
-                self._drain_locked()
-                self._close_trees_locked()
-                self._close_destinations()
+            # The thread has ended (or there never was one): finish in this thread, unless a
+            # caller's synchronous write holds the I/O lock past the deadline.
+            left = -1 if deadline is None else max(0.0, deadline - time.monotonic())
+            if self._io_lock.acquire(timeout=left):
+                try:
+                    self._drain_locked()
+                    self._close_trees_locked()
+                    self._close_destinations()
+                finally:
+                    self._io_lock.release()
+            else:
+                finished = False
         with self._lock:
             self._set_mode(state=_STOPPED)
         if finished:
@@ -770,6 +783,7 @@ class AsyncWriter:
             if fallback:
                 self._set_mode(sync=True)
                 self._not_full.notify_all()
+                _IDLE_CLOSER.add(self)
         if stopping:
             return
         if fallback:
@@ -800,6 +814,22 @@ class AsyncWriter:
 
     # -- process hooks -----------------------------------------------------------------
 
+    def _close_idle_from_outside(self) -> bool:
+        """For the idle closer's thread: close idle traces unless a write is under way
+        (then next time). False once this writer is stopped (it need not be called again)."""
+        if self._state is _STOPPED:
+            return False
+        if self._io_lock.acquire(blocking=False):
+            try:
+                if self._state is not _STOPPED:
+                    out: list[bytes] = []
+                    self._trees.close_idle(out)
+                    if out:
+                        self._deliver(b"".join(out))
+            finally:
+                self._io_lock.release()
+        return True
+
     def _at_exit(self) -> None:
         """At interpreter exit: flush (bounded), close open trees, then write synchronously.
 
@@ -809,7 +839,7 @@ class AsyncWriter:
         if self._state is not _RUNNING:
             return
         timeout = self._config.shutdown_timeout_ms / 1000.0
-        deadline = time.monotonic() + timeout
+        deadline = self._exit_deadline = time.monotonic() + timeout
         self.flush(timeout)
         with self._lock:
             self._set_mode(sync=True)
@@ -846,13 +876,77 @@ def _rotation_due(destination: Destination) -> bool:
         return False
 
 
-def _exit_hook(ref: weakref.ref[AsyncWriter]) -> None:
-    writer = ref()
-    if writer is not None:
+class _IdleCloser:
+    """Closes idle traces of writers that have no thread of their own (synchronous mode,
+    the exporter under an SDK processor, the fallback after crashes): one shared daemon
+    thread (``logxpy-idle``) for all of them, running only while one is registered."""
+
+    def __init__(self) -> None:
+        self._writers: weakref.WeakSet[AsyncWriter] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, writer: AsyncWriter) -> None:
+        with self._lock:
+            self._writers.add(writer)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="logxpy-idle", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        while True:
+            with self._lock:
+                writers = list(self._writers)
+                if not writers:
+                    self._thread = None
+                    return
+            # A trace idle for trace_idle_ms is closed within a quarter of it more (at
+            # least every second): what `tail -f` and viewers see of a finished request.
+            period = min(w.config.trace_idle_ms for w in writers) / 4000.0
+            del writers  # hold no writer while waiting: they may be collected
+            time.sleep(min(max(period, _IDLE_TICK_MIN_S), _IDLE_TICK_MAX_S))
+            with self._lock:
+                writers = list(self._writers)
+            for writer in writers:
+                if not writer._close_idle_from_outside():
+                    with self._lock:
+                        self._writers.discard(writer)
+            del writers
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: no thread, no writers (they register again when they start)."""
+        self._writers = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread = None
+
+
+_IDLE_TICK_MIN_S: Final = 0.01
+_IDLE_TICK_MAX_S: Final = 1.0
+_IDLE_CLOSER: Final = _IdleCloser()
+#: Every writer not yet collected, by creation number (the exit hook runs them newest first).
+_LIVE: Final[weakref.WeakValueDictionary[int, AsyncWriter]] = weakref.WeakValueDictionary()
+_NUMBERS: Final = itertools.count()
+
+
+def _exit_all() -> None:
+    """At interpreter exit: each live writer's exit step.
+
+    Registered once, when this module is imported. The SDK's providers register their own
+    shutdown when they are created, which is after this import in every set-up where our
+    exporter is named (zero-code loads it first), and ``atexit`` runs newest first: the
+    SDK's batch processors hand us what they hold before our writers close their traces.
+    """
+    for writer in reversed(list(_LIVE.values())):
         writer._at_exit()
 
 
-def _after_fork(ref: weakref.ref[AsyncWriter]) -> None:
-    writer = ref()
-    if writer is not None:
+def _after_fork_in_child() -> None:
+    _IDLE_CLOSER.reset_after_fork()
+    for writer in list(_LIVE.values()):
         writer._child_after_fork()
+
+
+atexit.register(_exit_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -646,3 +646,49 @@ def test_forked_child_keeps_what_it_flushed_before_os_exit(tmp_path: Path, provi
     assert all(child[n] == 1 for n in range(20)), "every flushed record of the child, once"
     assert child[20] <= 1
     assert [r["n"] for r in recs if r["who"] == "parent"] == [0], "the parent's record, once"
+
+
+# -- exit with a stuck disk (issue 12, item 12) ------------------------------------------------
+
+
+@pytest.mark.parametrize("provider_first", [True, False], ids=["provider-first", "import-first"])
+def test_exit_with_a_stuck_destination_takes_one_shutdown_timeout(provider_first: bool) -> None:
+    """The exit hook's flush, then the provider's shutdown, each waited shutdown_timeout:
+    twice the bound. Now one deadline covers the whole exit, whichever hook runs first."""
+    bound_s = 2.0
+    setup = (
+        "from opentelemetry.sdk._logs import LoggerProvider\n"
+        "provider = LoggerProvider()\n"
+        "from logxpy_otel import LogxpyLogRecordProcessor\n"
+        if provider_first
+        else "from logxpy_otel import LogxpyLogRecordProcessor\n"
+        "from opentelemetry.sdk._logs import LoggerProvider\n"
+        "provider = LoggerProvider()\n"
+    )
+    script = (
+        "import threading, time\n"
+        + setup
+        + textwrap.dedent(
+            f"""
+            stuck = threading.Event()
+            def disk(data):  # a write that never returns, as on a hung network file system
+                stuck.set()
+                time.sleep(300)
+            provider.add_log_record_processor(
+                LogxpyLogRecordProcessor(destinations=[disk], shutdown_timeout={bound_s * 1000})
+            )
+            provider.get_logger("app").emit(body="one")
+            provider.force_flush(50)
+            assert stuck.wait(10)
+            provider.get_logger("app").emit(body="two")  # pending behind the stuck write
+            print("EXITING", time.time(), flush=True)
+            """
+        )
+    )
+    started = time.time()
+    done = run_script(script, timeout=60)
+    ended = time.time()
+    assert done.returncode == 0, done.stderr
+    exiting = float(done.stdout.split("EXITING", 1)[1].split()[0])
+    assert exiting > started
+    assert ended - exiting < 1.5 * bound_s, f"exit took {ended - exiting:.2f} s for a {bound_s} s bound"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +18,11 @@ from opentelemetry.sdk._logs.export import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import TraceFlags
 
 from logxpy_otel import AsyncConfig, LogxpyLogRecordExporter
 
-from conftest import Collect, Failing, assert_accounting, read_records
+from conftest import Collect, Failing, assert_accounting, parse_lines, read_records
 
 
 def test_under_simple_processor_each_record_is_in_the_file_on_return(tmp_path: Path) -> None:
@@ -133,3 +138,84 @@ def test_a_record_that_breaks_the_exporter_is_counted_and_the_rest_written(tmp_p
     assert [r["msg"] for r in read_records(path)] == ["before", "after"]
     assert exporter.metrics.dropped_by_reason == {"internal_error": 1}
     exporter.shutdown()
+
+
+# -- the exporter under the SDK's batch processor in a running application (issue 18) --
+
+TRACE_A = 0x5B8EFFF798038103D269B633813FC60C
+
+
+def _in_trace(body: str, trace_id: int = TRACE_A) -> ReadableLogRecord:
+    return _readable(body, trace_id=trace_id, span_id=1, trace_flags=TraceFlags(1))
+
+
+def test_idle_traces_are_closed_without_a_thread_of_the_exporters_own(tmp_path: Path) -> None:
+    """Issue 18, item 1: the exporter writes in its caller's thread; nothing ran the idle
+    check, so a trace's end line came only at exit or after 1,000 newer traces."""
+    path = tmp_path / "idle.jsonl"
+    exporter = LogxpyLogRecordExporter(path, trace_idle_timeout=100)
+    assert exporter.export([_in_trace("a"), _in_trace("b")]) is LogRecordExportResult.SUCCESS
+    ends: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 10.0
+    while not ends and time.monotonic() < deadline:  # no event to wait on: the file is the interface
+        time.sleep(0.02)
+        ends = [line for line in parse_lines(path.read_bytes()) if line.get("st") == "succeeded"]
+    assert len(ends) == 1, "the idle trace was never closed"
+    assert ends[0]["lvl"] == [4]
+    assert exporter.export([_in_trace("c")]) is LogRecordExportResult.SUCCESS  # opens it again
+    exporter.shutdown()
+    lines = parse_lines(path.read_bytes())
+    assert [line.get("st") for line in lines] == [
+        "started",
+        None,
+        None,
+        "succeeded",
+        "started",
+        None,
+        "succeeded",
+    ]
+
+
+def test_records_still_queued_in_the_batch_processor_at_exit_join_their_trees(tmp_path: Path) -> None:
+    """Issue 18, item 2: our exit hook closed the open traces before the SDK's provider
+    shut down and drained its batch processor: the rest of each trace came after its end
+    line, numbered from [1] again (logxpy's Parser saw one request as two)."""
+    path = tmp_path / "exit-order.jsonl"
+    script = textwrap.dedent(
+        f"""
+        from opentelemetry.context import attach
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+        from logxpy_otel import LogxpyLogRecordExporter  # imported first, as zero-code set-up does
+
+        provider = LoggerProvider()  # shutdown_on_exit: its own atexit hook
+        exporter = LogxpyLogRecordExporter({str(path)!r})
+        batch = BatchLogRecordProcessor(exporter, schedule_delay_millis=600_000)
+        provider.add_log_record_processor(batch)
+        logger = provider.get_logger("app")
+        for trace in range(1, 4):
+            span = NonRecordingSpan(SpanContext(trace, 1, False, TraceFlags(1)))
+            logger.emit(body=f"first of {{trace}}", context=set_span_in_context(span))
+        assert provider.force_flush(10_000)  # the traces are open in our writer now
+        for trace in range(1, 4):
+            span = NonRecordingSpan(SpanContext(trace, 1, False, TraceFlags(1)))
+            logger.emit(body=f"second of {{trace}}", context=set_span_in_context(span))
+        # exit with the second records still queued in the SDK's batch processor
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    lines = parse_lines(path.read_bytes())
+    by_trace: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:
+        by_trace.setdefault(line["tid"], []).append(line)
+    assert len(by_trace) == 3
+    for tid, trace_lines in by_trace.items():
+        shape = [(line["lvl"], line.get("st"), line.get("msg")) for line in trace_lines]
+        n = int(tid, 16)
+        assert shape == [
+            ([1], "started", None),
+            ([2], None, f"first of {n}"),
+            ([3], None, f"second of {n}"),
+            ([4], "succeeded", None),
+        ], shape
