@@ -7,6 +7,7 @@ file it leaves.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -15,8 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, SynchronousMultiLogRecordProcessor
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogRecordExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from logxpy_otel import LogxpyLogRecordExporter, _sdk_private, _zero_code
+from logxpy_otel._zero_code import install
 
 from conftest import parse_lines
+from otlp_receiver import HttpReceiver
 
 APP = Path(__file__).parent / "apps" / "zero_code_app.py"
 ROOT = Path(__file__).parent.parent
@@ -77,34 +86,102 @@ def check_file(path: Path, trace_id: str) -> list[dict[str, Any]]:
 
 def test_logs_exporter_logxpy(tmp_path: Path) -> None:
     path = tmp_path / "logs" / "app.jsonl"
-    info, _ = run(tmp_path, OTEL_LOGS_EXPORTER="logxpy", OTEL_EXPORTER_LOGXPY_FILE=str(path))
+    info, result = run(tmp_path, OTEL_LOGS_EXPORTER="logxpy", OTEL_EXPORTER_LOGXPY_FILE=str(path))
     check_file(path, info["trace_id"])
-    assert info["processors"] == ["BatchLogRecordProcessor"]
-    assert info["exporters"] == ["LogxpyLogRecordExporter"]
+    assert info["processors"] == ["LogxpyLogRecordProcessor"], "our processor, no batch processor in front"
     assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+    assert result.stderr == ""
 
 
-def test_console_and_logxpy_together(tmp_path: Path) -> None:
-    path = tmp_path / "both.jsonl"
-    info, result = run(tmp_path, OTEL_LOGS_EXPORTER="console,logxpy", OTEL_EXPORTER_LOGXPY_FILE=str(path))
-    check_file(path, info["trace_id"])
-    assert sorted(info["exporters"]) == ["ConsoleLogRecordExporter", "LogxpyLogRecordExporter"]
-    assert '"body": "api outside"' in result.stdout, "the console exporter works beside ours"
+@pytest.mark.parametrize("logs_exporter", ["console", "none"])
+@pytest.mark.parametrize("sdk_handler", [False, True], ids=["instrumentation-handler", "sdk-handler"])
+def test_a_run_that_does_not_ask_for_logxpy_hears_nothing_of_it(
+    tmp_path: Path, logs_exporter: str, sdk_handler: bool
+) -> None:
+    """Installed but not named in OTEL_LOGS_EXPORTER, the package says and writes nothing."""
+    info, result = run(tmp_path, OTEL_LOGS_EXPORTER=logs_exporter, **_handler_env(sdk_handler))
+    assert result.stderr == ""
+    assert "logxpy" not in result.stdout.lower()
+    assert "Configuration of" not in result.stdout, "no warning about configurators among the records"
+    assert list(tmp_path.iterdir()) == [], "no file written"
+    if logs_exporter == "console":
+        assert info["processors"] == ["BatchLogRecordProcessor"]
+        assert info["exporters"] == ["ConsoleLogRecordExporter"]
+        assert result.stdout.count('"body": ') == 4, "the app's four records, nothing else"
+    else:
+        assert info["processors"] == []
 
 
-def test_configurator_puts_our_processor_first_hand(tmp_path: Path) -> None:
-    path = tmp_path / "configurator.jsonl"
-    info, _ = run(
+@pytest.mark.parametrize("sdk_handler", [False, True], ids=["instrumentation-handler", "sdk-handler"])
+def test_logxpy_gets_our_processor_and_a_clean_start(tmp_path: Path, sdk_handler: bool) -> None:
+    """With logging captured from the start (the SDK's handler goes on the root logger
+    inside the configurator), a warning printed during set-up would be the file's first
+    record: there is none, on stderr or in the file."""
+    path = tmp_path / "clean.jsonl"
+    info, result = run(
         tmp_path,
-        OTEL_PYTHON_CONFIGURATOR="logxpy",
+        OTEL_LOGS_EXPORTER="logxpy",
+        OTEL_EXPORTER_LOGXPY_FILE=str(path),
+        **_handler_env(sdk_handler),
+    )
+    assert result.stderr == ""
+    records = check_file(path, info["trace_id"])
+    assert len(records) == 4, "exactly the app's records"
+    assert info["processors"] == ["LogxpyLogRecordProcessor"]
+    assert info["exporters"] == ["NoneType"], "no batch processor around our exporter"
+
+
+def test_other_exporters_keep_their_batch_processor(tmp_path: Path) -> None:
+    path = tmp_path / "both.jsonl"
+    info, result = run(
+        tmp_path,
         OTEL_LOGS_EXPORTER="console,logxpy",
         OTEL_EXPORTER_LOGXPY_FILE=str(path),
         OTEL_EXPORTER_LOGXPY_QUEUE_POLICY="drop_oldest",
     )
     check_file(path, info["trace_id"])
-    assert sorted(info["processors"]) == ["BatchLogRecordProcessor", "LogxpyLogRecordProcessor"]
-    assert info["exporters"].count("LogxpyLogRecordExporter") == 0, "no batch processor in front of ours"
-    assert "ConsoleLogRecordExporter" in info["exporters"], "other exporters are set up as the stock way"
+    assert info["processors"] == ["BatchLogRecordProcessor", "LogxpyLogRecordProcessor"], "same places"
+    assert info["exporters"] == ["ConsoleLogRecordExporter", "NoneType"]
+    assert '"body": "api outside"' in result.stdout, "the console exporter works beside ours"
+    assert result.stderr == ""
+
+
+def test_fallback_stays_under_the_batch_processor(tmp_path: Path) -> None:
+    """``logxpy_fallback`` wraps an OTLP exporter: it keeps the SDK's batch processor (its
+    worker, not the application, waits for the network). Collector down: the file has all."""
+    receiver = HttpReceiver()
+    receiver.start()
+    endpoint = receiver.endpoint
+    receiver.stop()  # the port now refuses connections
+    path = tmp_path / "fallback.jsonl"
+    info, result = run(
+        tmp_path,
+        OTEL_LOGS_EXPORTER="logxpy_fallback",
+        OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=endpoint,
+        OTEL_EXPORTER_OTLP_LOGS_PROTOCOL="http/protobuf",
+        OTEL_EXPORTER_OTLP_LOGS_TIMEOUT="1",
+        OTEL_EXPORTER_LOGXPY_FILE=str(path),
+    )
+    check_file(path, info["trace_id"])
+    assert info["processors"] == ["BatchLogRecordProcessor"]
+    assert info["exporters"] == ["LogxpyFallbackLogRecordExporter"]
+    assert "Configuration of" not in result.stderr
+    assert "logxpy-otel:" not in result.stderr
+
+
+def test_the_old_configurator_setting_is_named_when_nothing_was_set_up(tmp_path: Path) -> None:
+    """``OTEL_PYTHON_CONFIGURATOR=logxpy`` (an earlier set-up) now selects no configurator:
+    the SDK is not set up, and the warning says which setting to remove."""
+    path = tmp_path / "old.jsonl"
+    info, result = run(
+        tmp_path,
+        OTEL_PYTHON_CONFIGURATOR="logxpy",
+        OTEL_LOGS_EXPORTER="logxpy",
+        OTEL_EXPORTER_LOGXPY_FILE=str(path),
+    )
+    assert "remove OTEL_PYTHON_CONFIGURATOR=logxpy" in result.stderr
+    assert info["processors"] == []
+    assert not path.exists()
 
 
 def test_declarative_config_file(tmp_path: Path) -> None:
@@ -149,7 +226,218 @@ def test_a_bad_value_warns_and_the_default_is_used(tmp_path: Path) -> None:
     assert "OTEL_EXPORTER_LOGXPY_BATCH_SIZE='-3' is not valid: expected an integer >= 1" in result.stderr
 
 
+def _handler_env(sdk_handler: bool) -> dict[str, str]:
+    """Which logging handler captures stdlib logging: the logging instrumentation's
+    (installed after the configurator), or the SDK's own (installed by the configurator,
+    so it captures set-up warnings too; the instrumentation then is turned off, as it
+    would warn that it skips its handler)."""
+    if not sdk_handler:
+        return {}
+    return {
+        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "logging",
+    }
+
+
 def _umask() -> int:
     old = os.umask(0)
     os.umask(old)
     return old
+
+
+# -- in process: the swap itself -------------------------------------------------------------
+
+
+def _provider_with_batch(
+    path: Path, multi: Any = None, batch_class: type[BatchLogRecordProcessor] = BatchLogRecordProcessor
+) -> tuple[LoggerProvider, BatchLogRecordProcessor, LogxpyLogRecordExporter, InMemoryLogRecordExporter]:
+    """What ``OTEL_LOGS_EXPORTER=memory,logxpy`` makes: a batch processor per exporter, in order.
+    The batch processors wait a minute before exporting: what they hold stays queued."""
+    provider = LoggerProvider(
+        resource=Resource.create({"service.name": "swap"}),
+        shutdown_on_exit=False,
+        multi_log_record_processor=multi,
+    )
+    other = InMemoryLogRecordExporter()
+    provider.add_log_record_processor(BatchLogRecordProcessor(other, schedule_delay_millis=60_000))
+    exporter = LogxpyLogRecordExporter(path)
+    batch = batch_class(exporter, schedule_delay_millis=60_000)
+    provider.add_log_record_processor(batch)
+    return provider, batch, exporter, other
+
+
+def test_install_puts_our_processor_in_place_and_one_writer_numbers_everything(tmp_path: Path) -> None:
+    path = tmp_path / "swap.jsonl"
+    provider, batch, exporter, other = _provider_with_batch(path)
+    destinations = exporter.writer.destinations
+    logger = provider.get_logger("app")
+    tracer = TracerProvider().get_tracer("test")
+    logger.emit(body="outside")  # queued in the batch processor when the swap comes, as are:
+    with tracer.start_as_current_span("request") as span:
+        logger.emit(body="held 1")
+        logger.emit(body="held 2")
+        (processor,) = install(provider)
+        logger.emit(body="after 1")
+        logger.emit(body="after 2")
+    logger.emit(body="outside later")
+
+    assert [type(p).__name__ for p in _sdk_private.processors(provider)] == [
+        "BatchLogRecordProcessor",
+        "LogxpyLogRecordProcessor",
+    ], "in the batch processor's place; the other exporter's stays"
+    assert processor.writer is exporter.writer, "what the batch processor held went to the same writer"
+    assert processor.writer.destinations == destinations, "the file is not opened a second time"
+    assert all(a is b for a, b in zip(processor.writer.destinations, destinations, strict=True))
+    assert not batch._batch_processor._worker_thread.is_alive(), "the batch processor is shut down"
+    provider.shutdown()
+
+    lines = parse_lines(path.read_bytes())
+    trace_id = f"{span.get_span_context().trace_id:032x}"
+    in_trace = [(line.get("msg", line.get("st")), line["lvl"]) for line in lines if line["tid"] == trace_id]
+    assert in_trace == [
+        ("started", [1]),
+        ("held 1", [2]),
+        ("held 2", [3]),
+        ("after 1", [4]),
+        ("after 2", [5]),
+        ("succeeded", [6]),
+    ], "one numbering: one start line, levels in order, one end line"
+    standalone = [line for line in lines if line["tid"] != trace_id]
+    assert [line["msg"] for line in standalone] == ["outside", "outside later"]
+    assert len({line["tid"].rsplit(".", 1)[0] for line in standalone}) == 1, "one writer's task prefix"
+    assert processor.metrics.written == 6 and processor.metrics.dropped == 0
+    assert len(other.get_finished_logs()) == 6, "the other exporter got every record"
+
+
+def test_install_twice_changes_nothing_more(tmp_path: Path) -> None:
+    provider, _, _, _ = _provider_with_batch(tmp_path / "twice.jsonl")
+    (processor,) = install(provider)
+    assert install(provider) == []
+    assert _sdk_private.processors(provider)[1] is processor
+    provider.shutdown()
+
+
+class _FutureMulti(SynchronousMultiLogRecordProcessor):
+    """A multi-processor of an SDK version that keeps its processors in a list."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._log_record_processors: Any = []
+
+    def add_log_record_processor(self, log_record_processor: LogRecordProcessor) -> None:
+        self._log_record_processors.append(log_record_processor)
+
+
+class _OtherMulti(LogRecordProcessor):
+    """A multi-processor of another class altogether, with the same public methods."""
+
+    def __init__(self) -> None:
+        self.all: list[LogRecordProcessor] = []
+
+    def add_log_record_processor(self, log_record_processor: LogRecordProcessor) -> None:
+        self.all.append(log_record_processor)
+
+    def on_emit(self, log_record: Any) -> None:
+        for p in self.all:
+            p.on_emit(log_record)
+
+    def shutdown(self) -> None:
+        for p in self.all:
+            p.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return all(p.force_flush(timeout_millis) for p in self.all)
+
+    def enabled(self, **_: Any) -> bool:
+        return True
+
+
+class _FutureBatch(BatchLogRecordProcessor):
+    """A batch processor of an SDK version that names its inner processor differently."""
+
+    def __init__(self, exporter: Any, **kwargs: Any) -> None:
+        super().__init__(exporter, **kwargs)
+        self._inner = self.__dict__.pop("_batch_processor")
+
+    def on_emit(self, log_record: Any) -> None:
+        self.__dict__["_batch_processor"] = self._inner
+        try:
+            super().on_emit(log_record)
+        finally:
+            del self.__dict__["_batch_processor"]
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return bool(self._inner.force_flush(timeout_millis))
+
+
+@pytest.mark.parametrize(
+    ("multi", "batch_class", "what"),
+    [
+        (_FutureMulti, BatchLogRecordProcessor, "_log_record_processors is list"),
+        (_OtherMulti, BatchLogRecordProcessor, "_multi_log_record_processor is _OtherMulti"),
+        (None, _FutureBatch, "_batch_processor._exporter not found"),
+    ],
+    ids=["processors-in-a-list", "another-multi-class", "batch-internals-renamed"],
+)
+def test_an_unexpected_sdk_shape_leaves_the_batch_processor_and_warns_once(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    multi: type[Any] | None,
+    batch_class: type[BatchLogRecordProcessor],
+    what: str,
+) -> None:
+    path = tmp_path / "safe.jsonl"
+    provider, _, exporter, _ = _provider_with_batch(path, multi() if multi else None, batch_class)
+    logger = provider.get_logger("app")
+    logger.emit(body="before")
+    with caplog.at_level(logging.WARNING, logger="logxpy_otel"):
+        assert install(provider) == []
+    warnings = [r for r in caplog.records if r.name.startswith("logxpy_otel")]
+    assert len(warnings) == 1, warnings
+    assert "not laid out as expected" in warnings[0].getMessage() and what in warnings[0].getMessage()
+    logger.emit(body="after")
+    assert exporter._handed_over is None, "the exporter still writes through its own writer"
+    provider.shutdown()
+    assert [r["msg"] for r in records_of(path)] == ["before", "after"], "records still written"
+
+
+def test_pre_instrument_never_raises(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import opentelemetry._logs
+
+    def broken(_: object) -> list[Any]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "otlp, logxpy")
+    monkeypatch.delenv("OTEL_CONFIG_FILE", raising=False)
+    provider = LoggerProvider(shutdown_on_exit=False)
+    monkeypatch.setattr(opentelemetry._logs, "get_logger_provider", lambda: provider)
+    monkeypatch.setattr(_zero_code, "install", broken)
+    with caplog.at_level(logging.WARNING, logger="logxpy_otel"):
+        _zero_code.pre_instrument()
+    assert [r.getMessage() for r in caplog.records] == [
+        "logxpy-otel: zero-code set-up failed; logs may not be written"
+    ]
+
+
+def test_the_hook_reads_one_variable_and_imports_nothing_when_logxpy_is_not_asked_for() -> None:
+    code = (
+        "import sys, logxpy_otel; before = set(sys.modules); "
+        "from logxpy_otel._zero_code import pre_instrument; pre_instrument(); "
+        "print(sorted(set(sys.modules) - before))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    for value in ("console", "otlp,logxpy_fallback", "none", ""):
+        env["OTEL_LOGS_EXPORTER"] = value
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True
+        )
+        assert (out.stdout.strip(), out.stderr) == ("['logxpy_otel._zero_code']", ""), value
+
+
+def records_of(path: Path) -> list[dict[str, Any]]:
+    return [line for line in parse_lines(path.read_bytes()) if "at" not in line]

@@ -1,0 +1,92 @@
+"""Every private name of the OpenTelemetry SDK that logxpy-otel uses, and why, in one place.
+
+Zero-code set-up (:mod:`logxpy_otel._zero_code`) replaces, on the SDK's
+``LoggerProvider``, the ``BatchLogRecordProcessor`` that the SDK's configurator put in
+front of our exporter. The SDK has no public way to list or replace a provider's
+processors, or to reach a batch processor's exporter, so the functions below read (and,
+for the list of processors, replace) private state. Each checks the shape it expects and
+raises :class:`UnexpectedShape` when it finds another one (another SDK version); the
+caller then leaves the set-up as the SDK made it. Written against opentelemetry-sdk
+1.39-1.45.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opentelemetry.sdk._logs import (
+    ConcurrentMultiLogRecordProcessor,
+    LoggerProvider,
+    LogRecordProcessor,
+    SynchronousMultiLogRecordProcessor,
+)
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+__all__ = ["UnexpectedShape", "batch_exporter", "processors", "replace_processors"]
+
+#: ``LoggerProvider`` -> the multi-processor it hands every record to. Each ``Logger`` of
+#: the provider holds this same object, so what we change in it applies to every logger,
+#: created before the change or after.
+_MULTI = "_multi_log_record_processor"
+#: multi-processor -> the tuple of processors, in the order they were added. ``on_emit``
+#: iterates whatever tuple the attribute holds, without a lock, and
+#: ``add_log_record_processor`` replaces the whole tuple: so we replace it too, never mutate.
+_PROCESSORS = "_log_record_processors"
+#: multi-processor -> the ``threading.Lock`` that ``add_log_record_processor`` holds while it
+#: replaces the tuple; we hold it while we do, so an ``add`` in another thread is not lost.
+_LOCK = "_lock"
+#: ``BatchLogRecordProcessor`` -> its ``BatchProcessor`` (queue, worker thread, exporter).
+_BATCH = "_batch_processor"
+#: ``BatchProcessor`` -> the exporter it exports to: how we recognise the batch processor
+#: that the SDK put around our exporter.
+_EXPORTER = "_exporter"
+
+
+class UnexpectedShape(Exception):
+    """The SDK's private state is not what this module was written against."""
+
+
+def _multi(
+    provider: LoggerProvider,
+) -> SynchronousMultiLogRecordProcessor | ConcurrentMultiLogRecordProcessor:
+    multi = getattr(provider, _MULTI, None)
+    if not isinstance(multi, SynchronousMultiLogRecordProcessor | ConcurrentMultiLogRecordProcessor):
+        raise UnexpectedShape(f"LoggerProvider.{_MULTI} is {type(multi).__name__}")
+    lock = getattr(multi, _LOCK, None)
+    if not (hasattr(lock, "__enter__") and hasattr(lock, "__exit__")):
+        raise UnexpectedShape(f"{type(multi).__name__}.{_LOCK} is {type(lock).__name__}")
+    _tuple(multi)
+    return multi
+
+
+def _tuple(multi: object) -> tuple[LogRecordProcessor, ...]:
+    current = getattr(multi, _PROCESSORS, None)
+    if not isinstance(current, tuple):
+        raise UnexpectedShape(f"{type(multi).__name__}.{_PROCESSORS} is {type(current).__name__}")
+    return current
+
+
+def processors(provider: LoggerProvider) -> tuple[LogRecordProcessor, ...]:
+    """The processors on ``provider``, in order."""
+    return _tuple(_multi(provider))
+
+
+def batch_exporter(processor: BatchLogRecordProcessor) -> object:
+    """The exporter of a batch processor."""
+    batch = getattr(processor, _BATCH, None)
+    if batch is None or not hasattr(batch, _EXPORTER):
+        raise UnexpectedShape(f"BatchLogRecordProcessor.{_BATCH}.{_EXPORTER} not found")
+    return getattr(batch, _EXPORTER)
+
+
+def replace_processors(
+    provider: LoggerProvider, replacements: Sequence[tuple[LogRecordProcessor, LogRecordProcessor]]
+) -> list[LogRecordProcessor]:
+    """Put each ``(old, new)`` pair's ``new`` in ``old``'s place on ``provider`` (by
+    identity), for every logger at once; returns the ``old`` ones that were on it."""
+    multi = _multi(provider)
+    by_id = {id(old): new for old, new in replacements}
+    with getattr(multi, _LOCK):
+        current = _tuple(multi)
+        setattr(multi, _PROCESSORS, tuple(by_id.get(id(p), p) for p in current))
+    return [p for p in current if id(p) in by_id]
