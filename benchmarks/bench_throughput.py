@@ -23,8 +23,10 @@ The records are split evenly over 1 or 4 producer threads. Configurations:
                      ``OTEL_PYTHON_CONFIGURATOR`` unset), then the SDK's own
                      ``_OTelSDKConfigurator().configure()``; the global logger provider then
                      holds ``BatchLogRecordProcessor(LogxpyLogRecordExporter())``, as users get it.
-``env_configurator`` the same environment plus ``OTEL_PYTHON_CONFIGURATOR=logxpy``, then
-                     ``LogxpyConfigurator().configure()``: ``LogxpyLogRecordProcessor`` directly.
+``env_instrument``   the same environment, the same configurator, then the
+                     ``opentelemetry_pre_instrument`` entry points, as ``opentelemetry-instrument``
+                     runs them: ours puts ``LogxpyLogRecordProcessor`` in the batch processor's
+                     place, as users of ``opentelemetry-instrument`` get it.
 
 The two ``env_*`` configurations set the environment inside the child process and go through
 the real SDK configurator machinery (``_initialize_components``, which also sets the global
@@ -94,7 +96,7 @@ CONFIGS: tuple[str, ...] = (
     "orjson_blrp",
     "otlp_json_file",
     "env_blrp",
-    "env_configurator",
+    "env_instrument",
 )
 BASELINE = "logxpy"
 #: (other config, target for logxpy rate / other rate); "none" is the SDK ceiling.
@@ -106,12 +108,12 @@ TARGETS: tuple[tuple[str, float], ...] = (
 )
 LETTERS = {"none": "a", "logxpy": "b", "console": "c", "orjson_blrp": "d", "otlp_json_file": "e"}
 #: Zero-code configurations also shown against the SDK ceiling (a), with their losses:
-#: (config, target for its rate / none rate or None, target lost or None). ``env_configurator``
+#: (config, target for its rate / none rate or None, target lost or None). ``env_instrument``
 #: is our processor, so it has logxpy's targets; ``env_blrp`` (the SDK's batch processor in
 #: front of our exporter, which drops when its queue is full) is shown for information.
 ENV_ROWS: tuple[tuple[str, float | None, int | None], ...] = (
     ("env_blrp", None, None),
-    ("env_configurator", 0.75, 0),
+    ("env_instrument", 0.75, 0),
 )
 
 WARMUP_RECORDS = 1_000
@@ -234,16 +236,19 @@ def _setup_env(config: str, path: Path) -> _Setup:
     os.environ["OTEL_EXPORTER_LOGXPY_FILE"] = str(path)
     os.environ["OTEL_TRACES_EXPORTER"] = "none"
     os.environ["OTEL_METRICS_EXPORTER"] = "none"
-    if config == "env_blrp":
-        os.environ.pop("OTEL_PYTHON_CONFIGURATOR", None)
-        from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+    os.environ.pop("OTEL_PYTHON_CONFIGURATOR", None)
+    from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
-        _OTelSDKConfigurator().configure()  # type: ignore[no-untyped-call]
-    else:
-        os.environ["OTEL_PYTHON_CONFIGURATOR"] = "logxpy"
-        from logxpy_otel.configurator import LogxpyConfigurator
+    _OTelSDKConfigurator().configure()  # type: ignore[no-untyped-call]
+    if config == "env_instrument":
+        from importlib.metadata import entry_points
 
-        LogxpyConfigurator().configure()  # type: ignore[no-untyped-call]
+        # What opentelemetry-instrument does right after the configurator (_load_instrumentors).
+        hooks = list(entry_points(group="opentelemetry_pre_instrument"))
+        if not any(hook.name == "logxpy" for hook in hooks):
+            raise SystemExit("env_instrument: logxpy's pre-instrument hook is not installed")
+        for hook in hooks:
+            hook.load()()
     provider = get_logger_provider()
     if not isinstance(provider, LoggerProvider):
         raise SystemExit(f"{config}: the configurator left no SDK LoggerProvider ({type(provider)!r})")
@@ -251,7 +256,7 @@ def _setup_env(config: str, path: Path) -> _Setup:
 
 
 def _setup(config: str, out_dir: Path) -> _Setup:
-    if config in ("env_blrp", "env_configurator"):
+    if config in ("env_blrp", "env_instrument"):
         return _setup_env(config, out_dir / f"{config}.log")
 
     from opentelemetry.sdk._logs import LoggerProvider
