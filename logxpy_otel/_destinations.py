@@ -1,7 +1,9 @@
 """Where batches of lines go: an append-only file, or the console.
 
 A destination is any callable taking one ``bytes`` of whole lines; these two also have
-``flush()`` and ``close()``, which the writer calls when it has them.
+``flush()`` and ``close()``, which the writer calls when it has them. The file also
+tells the writer how many bytes it can still take (``room()``), and a write that fails
+part way says how many whole lines got in (:class:`PartialWriteError`).
 """
 
 from __future__ import annotations
@@ -9,18 +11,28 @@ from __future__ import annotations
 import errno
 import io
 import os
+import stat
 import sys
 import time
-from collections.abc import Callable, Iterable
-from typing import IO, Any, Final
+from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
+from typing import IO, TYPE_CHECKING, Any, Final
 
+from ._diagnostics import logger
 from ._rotation import Maintenance, backup_name, next_rollover, parse_rotate_when
+
+if TYPE_CHECKING:
+    from ._format import LineItem
 
 __all__ = [
     "DEFAULT_PATH",
+    "END_LINE_MAX",
     "AsyncConsoleDestination",
     "AsyncFileDestination",
+    "PartialWriteError",
+    "fit",
     "make_destinations",
+    "records_in",
     "render_path",
 ]
 
@@ -28,6 +40,65 @@ __all__ = [
 #: shared temporary directory.
 DEFAULT_PATH: Final = "logxpy-otel.jsonl"
 _FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+
+
+class PartialWriteError(OSError):
+    """A write that failed (``errno``/``strerror`` of the cause) after part of the batch
+    reached the file: ``lines`` of its lines got in whole, the rest did not."""
+
+    def __init__(self, errno_: int | None, strerror: str | None, lines: int) -> None:
+        super().__init__(errno_, strerror)
+        self.lines = lines
+
+
+# -- sizes of numbered lines (docs/format.md): for rotating before a file passes max_bytes --
+#
+# The writer numbers records (``_trees``) just before it writes them, so what a record
+# costs in a file is known only then. These are upper bounds, from the item alone: a
+# trace id of 32 characters, a lvl or task counter of at most 20 digits, a ts of at most
+# 32 characters (orjson writes a float in 24 at most), a task prefix of at most 15.
+_TS_MAX: Final = 32
+_LVL_MAX: Final = 20
+_TRACE_HEAD: Final = len(b'{"tid":"","lvl":[') + 32
+#: Most bytes of a trace's end line.
+END_LINE_MAX: Final = _TRACE_HEAD + _LVL_MAX + len(b'],"ts":,"at":"otel:trace","st":"succeeded"}\n') + _TS_MAX
+_START_LINE_MAX: Final = _TRACE_HEAD + len(b'1],"ts":,"at":"otel:trace","st":"started"}\n') + _TS_MAX
+#: What numbering adds to a record outside any trace: its task id, lvl and newline.
+_TASK_EXTRA: Final = len(b'{"tid":"') + 15 + _LVL_MAX + len(b'","lvl":[1],\n')
+#: ... and to a record of a trace: its head, and the start line it may open and the end
+#: line that trace then gets (now, when another trace pushes it out, or later).
+_TRACE_EXTRA: Final = _TRACE_HEAD + _LVL_MAX + len(b"],\n") + _START_LINE_MAX + END_LINE_MAX
+_BODY: Final = itemgetter(3)
+_TAIL: Final = itemgetter(4)
+_STRUCTURE_ENDS: Final = tuple(b'"st":"%s"}' % status for status in (b"started", b"succeeded", b"failed"))
+
+
+def fit(items: Sequence[LineItem], room: int | None) -> int:
+    """How many of ``items``, from the first, surely fit in ``room`` bytes once numbered,
+    with the start lines they may open and the end lines their traces get (``None``: no
+    limit, all of them). The end lines of traces already open are not counted: keep
+    :data:`END_LINE_MAX` for each of them out of ``room``.
+    """
+    count = len(items)
+    if room is None:
+        return count
+    # Most batches fit whole: sizes summed at C speed decide it in one pass.
+    if sum(map(len, map(_BODY, items))) + sum(map(len, map(_TAIL, items))) + count * _TRACE_EXTRA <= room:
+        return count
+    used = 0
+    for index, (trace_id, _ts, _failed, body, tail) in enumerate(items):
+        used += len(body) + len(tail) + (_TASK_EXTRA if trace_id is None else _TRACE_EXTRA)
+        if used > room:
+            return index
+    return count
+
+
+def records_in(data: bytes, lines: int) -> int:
+    """How many of the first ``lines`` lines of ``data`` (numbered lines) are records, not
+    a trace's start or end line. Records never have a top-level ``st`` (it is reserved),
+    so only a structure line ends with ``"st":"..."}``."""
+    head = data.split(b"\n", lines)[:lines]
+    return sum(1 for line in head if not line.endswith(_STRUCTURE_ENDS))
 
 
 def _make_dirs(path: str, mode: int) -> None:
@@ -70,15 +141,21 @@ class AsyncFileDestination:
     ``OTEL_RESOURCE_ATTRIBUTES``, unless ``service_name`` is given) and strftime fields,
     rendered whenever the file is opened (at start, after a rotation, in a forked child).
 
-    Rotation (``max_bytes`` and/or ``rotate_when``) happens between batches, when the
-    writer asks (:meth:`rotation_due`, :meth:`rotate`), so the writer can close open
-    traces in the old file first. The same check notices a file renamed or deleted
-    under us (logrotate without copytruncate), at most once per ``reopen_check_s``.
+    Rotation (``max_bytes`` and/or ``rotate_when``) happens between writes, when the
+    writer asks (:meth:`rotation_due`, :meth:`room`, :meth:`rotate`), so the writer can
+    close open traces in the old file first. The same check notices a file renamed or
+    deleted under us (logrotate without copytruncate), at most once per ``reopen_check_s``.
+
+    Rotation acts only on a regular file reached without a symlink. When the path is a
+    character device, a FIFO or a symlink (``/dev/stdout``, ``/dev/null``...), lines are
+    written to it as they come and nothing there is ever renamed or deleted; with
+    ``max_bytes`` or ``rotate_when`` set, a warning says so at start-up. A FIFO that no
+    process reads is an ``OSError`` at construction, never a wait.
 
     ``fsync`` is ``"never"`` (default), ``"batch"`` (after every write) or a number of
     milliseconds between syncs. A failed write is retried with backoff for up to
     ``retry_timeout_s``; then the error goes up to the writer, which counts the batch
-    as dropped (``io_error``).
+    as dropped (``io_error``): a :class:`PartialWriteError` when some of its lines got in.
     """
 
     def __init__(
@@ -113,6 +190,7 @@ class AsyncFileDestination:
         self._torn = False
         self._maybe_torn = False
         self._closed = False
+        self._warned = False
         self._fd: int | None = None
         self._open()
 
@@ -122,20 +200,43 @@ class AsyncFileDestination:
         try:
             if parent:
                 _make_dirs(parent, self._dir_mode)
-            fd = os.open(self.path, self._flags, self._file_mode)
+            # O_NONBLOCK: a FIFO with no reader fails (ENXIO) instead of blocking for ever.
+            fd = os.open(self.path, self._flags | os.O_NONBLOCK, self._file_mode)
         except OSError as exc:
-            cause = "it is a symlink (nofollow)" if exc.errno == errno.ELOOP else exc.strerror
+            cause = _open_failure(self.path, exc)
             raise type(exc)(exc.errno, f"cannot open log file {self.path!r}: {cause}") from exc
-        st = os.fstat(fd)
+        try:
+            os.set_blocking(fd, True)  # writes to a FIFO or a device wait for room, as usual
+            st = os.fstat(fd)
+            self._regular = stat.S_ISREG(st.st_mode)
+            self._link = os.path.islink(self.path)
+        except BaseException:
+            _close_quietly(fd)
+            raise
+        # Only a regular file reached without a symlink is ours to rename (and its
+        # backups to delete): never a device, a FIFO, or a link (nor what it points to).
+        self._rotatable = self._regular and not self._link
+        asked = self._max_bytes is not None or self._when is not None
+        if asked and not self._rotatable and not self._warned:
+            self._warned = True
+            logger.warning(
+                "logxpy-otel: log file %r is %s: it is written to, but never rotated "
+                "(max_bytes and rotate_when are ignored for it)",
+                self.path,
+                _kind(st.st_mode) if not self._regular else "a symlink",
+            )
         # An unterminated last line: torn by a crash, or another live process in the middle
         # of a large append (readers see those page by page). Decided at our first write:
         # if the file has not grown since, nobody is finishing that line.
         self._torn = False
-        self._maybe_torn = bool(st.st_size) and _last_byte(self.path, st.st_size) not in (b"\n", None)
+        self._maybe_torn = (
+            self._regular and bool(st.st_size) and _last_byte(self.path, st.st_size) not in (b"\n", None)
+        )
         self._open_size = st.st_size
         self._fd = fd
         self._identity = (st.st_dev, st.st_ino)
         self._size = st.st_size
+        self._rename_failed = False
         self._pid = os.getpid()
         now = self._clock()
         self._rollover_at = None if self._when is None else next_rollover(self._when, now)
@@ -151,21 +252,29 @@ class AsyncFileDestination:
             self._torn = self._torn or os.fstat(fd).st_size == self._open_size
         if self._torn:  # a line was left half-written: end it before ours
             data = b"\n" + data
+            lead = 1
+        else:
+            lead = 0
         view = memoryview(data)
         deadline = None
         delay = 0.01
         while view:
             try:
                 view = view[os.write(fd, view) :]
-            except OSError:
+            except OSError as exc:
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + self._retry_timeout_s
                 if now >= deadline:
                     written = len(data) - len(view)
+                    self._size += written
+                    if not written:
+                        raise
                     # Torn only if what went out stops inside a line.
-                    self._torn = written > 0 and data[written - 1 : written] != b"\n"
-                    raise
+                    self._torn = data[written - 1 : written] != b"\n"
+                    # The lines that got in whole (not the newline that ended a torn one).
+                    lines = data.count(b"\n", 0, written) - lead
+                    raise PartialWriteError(exc.errno, exc.strerror, lines) from exc
                 time.sleep(min(delay, deadline - now))
                 delay = min(delay * 2, 1.0)
         self._torn = False
@@ -183,38 +292,62 @@ class AsyncFileDestination:
         if self._pid != os.getpid():
             return True
         now = self._clock()
-        if self._rollover_at is not None and now >= self._rollover_at:
-            return True
-        if self._max_bytes is not None and self._size >= self._max_bytes:
-            return True
+        if self._rotatable:
+            if self._rollover_at is not None and now >= self._rollover_at:
+                return True
+            if self._max_bytes is not None and self._size >= self._max_bytes:
+                return True
         if now >= self._next_check:
             self._next_check = now + self._reopen_check_s
             return self._moved()
         return False
 
+    def room(self) -> int | None:
+        """How many more bytes this file takes before it reaches ``max_bytes``; None when
+        it has no limit (no ``max_bytes``, not rotated, or a rename just failed and
+        writing goes on in it). The writer rotates a file before a write that would not
+        fit, and writes a line longer than ``max_bytes`` alone into a file.
+        """
+        if self._max_bytes is None or not self._rotatable or self._rename_failed or self._fd is None:
+            return None
+        return max(0, self._max_bytes - self._size)
+
     def _moved(self) -> bool:
+        """Whether the path no longer leads to our file (renamed or deleted under us)."""
+        if not self._regular:
+            return False  # a device or a FIFO: the path is the thing, it never moves
         try:
-            st = os.stat(self.path)
+            # A symlink is followed (the file it leads to may be rotated by others); else
+            # the path itself must still be our file, not a link or a device put there.
+            st = os.stat(self.path) if self._link else os.lstat(self.path)
         except FileNotFoundError:
             return True
         return (st.st_dev, st.st_ino) != self._identity
 
     def rotate(self) -> None:
-        """Start a new file: rename this one to a backup (unless it was moved away or this
-        is a forked child, which only reopens), then open the path afresh.
+        """Start a new file: rename this one to a backup, then open the path afresh.
 
-        If the rename fails, writing goes on in the same file; if the reopen fails, the
-        destination stays due for rotation and the next batch tries again. Either error
-        is raised for the writer to count.
+        Only reopens (no rename) when the file was moved away, when this is a forked
+        child, when the path is not a regular file of ours (a device, a FIFO, a symlink),
+        and when the file is empty (no empty backups). If the rename fails, writing goes
+        on in the same file; if the reopen fails, the destination stays due for rotation
+        and the next batch tries again. Either error is raised for the writer to count.
         """
         fd, self._fd = self._fd, None
         backup = None
         failure: OSError | None = None
         if fd is not None:
-            own = self._pid == os.getpid()
-            moved = self._moved()
+            try:
+                rename = (
+                    self._rotatable
+                    and self._pid == os.getpid()
+                    and os.fstat(fd).st_size > 0
+                    and not self._moved()
+                )
+            except OSError:
+                rename = False  # what cannot be checked is not renamed
             _close_quietly(fd)
-            if own and not moved:
+            if rename:
                 try:
                     backup = backup_name(self.path, self._clock())
                     os.rename(self.path, backup)
@@ -222,6 +355,7 @@ class AsyncFileDestination:
                     backup, failure = None, exc
         live = self.path
         self._open()
+        self._rename_failed = failure is not None
         if backup is not None:
             self._maintenance.after_rotation(live, backup)
         if failure is not None:
@@ -255,6 +389,35 @@ def _last_byte(path: str, size: int) -> bytes | None:
         return None
     finally:
         os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular file is, for messages."""
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "not a regular file"
+
+
+def _open_failure(path: str, exc: OSError) -> str:
+    """Why ``path`` could not be opened, in words."""
+    if exc.errno == errno.ELOOP:
+        return "it is a symlink (nofollow)"
+    if exc.errno == errno.ENXIO:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            mode = 0
+        if stat.S_ISFIFO(mode):
+            return "it is a FIFO and no process has it open for reading (start the reader first)"
+        if stat.S_ISSOCK(mode):
+            return "it is a socket, which cannot be opened as a file"
+    return str(exc.strerror)
 
 
 def _close_quietly(fd: int) -> None:
