@@ -10,18 +10,28 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import errno
 import gzip
 import os
 import re
+import secrets
 import shutil
 import threading
 import time
-from queue import SimpleQueue
+from collections import deque
 from typing import Final
 
 from ._diagnostics import logger
 
-__all__ = ["Maintenance", "backup_name", "backups", "next_rollover", "parse_rotate_when"]
+__all__ = [
+    "Maintenance",
+    "backup_name",
+    "backup_of",
+    "backups",
+    "create_exclusive",
+    "next_rollover",
+    "parse_rotate_when",
+]
 
 _UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -91,31 +101,59 @@ def backups(path: str) -> list[str]:
     return [os.path.join(directory, name) for name in sorted(n for n in names if pattern.match(n))]
 
 
+_BACKUP_NAME = re.compile(r"^([^.]*)\.\d{8}T\d{6}\.\d{6}Z((?:\..*)?)$")
+
+
+def backup_of(path: str) -> tuple[str, bool] | None:
+    """For a path named as a backup: ``(the live file's path, whether the name says it is
+    compressed)``; None for any other name. ``app.20261126T224005.123456Z.jsonl.gz`` ->
+    ``("app.jsonl", True)``."""
+    directory, name = os.path.split(path)
+    candidates = [(name[: -len(".gz")], True), (name, False)] if name.endswith(".gz") else [(name, False)]
+    for candidate, compressed in candidates:
+        match = _BACKUP_NAME.match(candidate)
+        if match:
+            return os.path.join(directory, match.group(1) + match.group(2)), compressed
+    return None
+
+
 class Maintenance:
-    """Compresses new backups and enforces ``backup_count``, on its own thread, in order."""
+    """Compresses new backups and enforces ``backup_count``, on its own thread, in order.
+
+    The thread is started for the first job and ends as soon as no job is left, so a
+    destination that is closed (or just idle) holds no thread. Retention runs after
+    every rotation whatever compression did: a backup that cannot be compressed (disk
+    full, no file descriptors) stays as it is, and old backups are still deleted.
+    """
 
     def __init__(self, backup_count: int | None, compress: bool, file_mode: int) -> None:
         self._backup_count = backup_count
         self._compress = compress
         self._file_mode = file_mode
-        self._jobs: SimpleQueue[tuple[str, str] | None] = SimpleQueue()
+        self._jobs: deque[tuple[str, str]] = deque()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
-        self._pending = 0
 
     def after_rotation(self, live_path: str, backup: str) -> None:
         """Queue the work for a file just rotated to ``backup``."""
         if not self._compress and self._backup_count is None:
             return
         with self._lock:
-            self._pending += 1
+            self._jobs.append((live_path, backup))
             self._idle.clear()
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="logxpy-rotate", daemon=True)
-                self._thread.start()
-        self._jobs.put((live_path, backup))
+            if self._thread is not None:
+                return  # the running thread takes it
+            thread = threading.Thread(target=self._run, name="logxpy-rotate", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError as exc:  # no thread to be had: do the work here, now
+                logger.warning("logxpy-otel: no thread for rotation upkeep (%s); doing it inline", exc)
+            else:
+                self._thread = thread
+                return
+        self._run()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every queued job is done; False at the timeout."""
@@ -123,42 +161,62 @@ class Maintenance:
 
     def _run(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            live_path, backup = job
-            try:
-                if self._compress:
+            with self._lock:  # the same lock as after_rotation: a job is never left behind
+                if not self._jobs:
+                    self._thread = None
+                    self._idle.set()
+                    return
+                live_path, backup = self._jobs.popleft()
+            if self._compress:
+                try:
                     _gzip(backup, self._file_mode)
-                if self._backup_count is not None:
-                    for old in backups(live_path)[: -self._backup_count or None]:
+                except OSError as exc:
+                    logger.warning(
+                        "logxpy-otel: could not compress %s (it stays uncompressed): %s", backup, exc
+                    )
+            if self._backup_count is not None:
+                for old in backups(live_path)[: -self._backup_count or None]:
+                    try:
                         os.unlink(old)
-            except OSError as exc:
-                logger.warning("logxpy-otel: rotation upkeep of %s failed: %s", backup, exc)
-            finally:
-                with self._lock:
-                    self._pending -= 1
-                    if not self._pending:
-                        self._idle.set()
+                    except FileNotFoundError:
+                        pass
+                    except OSError as exc:
+                        logger.warning("logxpy-otel: could not delete old backup %s: %s", old, exc)
+
+
+def create_exclusive(target: str, mode: int = 0o600) -> tuple[int, str]:
+    """A new file beside ``target`` under an unpredictable hidden name, to be renamed onto
+    ``target`` once written: ``(fd, path)``.
+
+    ``O_CREAT | O_EXCL | O_NOFOLLOW``: whatever was planted in the directory (a symlink at
+    any name, a file at the name we pick) is never opened, followed or truncated.
+    """
+    directory, name = os.path.split(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        path = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.partial")
+        try:
+            return os.open(path, flags, mode), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no free temporary name beside {target!r}")
 
 
 def _gzip(path: str, file_mode: int) -> None:
-    """``path`` -> ``path.gz`` (written aside, then renamed into place), then ``path`` removed."""
-    target = path + ".gz"
-    partial = target + ".partial"
+    """``path`` -> ``path.gz`` (written aside under a fresh name, then renamed into place),
+    then ``path`` removed. On failure ``path`` stays and nothing else is left behind."""
     try:
-        src = open(path, "rb")  # noqa: SIM115 - closed below; retention may have removed it
+        src_fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
-        return
-    try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, file_mode)
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        os.replace(partial, target)
-        os.unlink(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(partial)
-        raise
-    finally:
-        src.close()
+        return  # retention removed it already
+    with os.fdopen(src_fd, "rb") as src:
+        fd, partial = create_exclusive(path + ".gz", file_mode)
+        try:
+            with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            os.replace(partial, path + ".gz")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise
+    os.unlink(path)

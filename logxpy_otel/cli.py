@@ -1,4 +1,4 @@
-"""``logxpy-otel``: the command line. ``logxpy-otel replay FILE...`` sends files to a collector."""
+"""The ``logxpy-otel`` command: ``logxpy-otel replay PATH...`` sends log files to a collector."""
 
 from __future__ import annotations
 
@@ -7,9 +7,43 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from .replay import install_stop_handlers, progress_stream, replay_files
+import orjson
+
+from .replay import (
+    ReplayError,
+    ReplaySummary,
+    UsageError,
+    expand_paths,
+    install_stop_handlers,
+    progress_stream,
+    replay_files,
+)
 
 __all__ = ["main"]
+
+_DESCRIPTION = "logxpy-otel: tools for the files of the logxpy-otel log exporter."
+
+_REPLAY_DESCRIPTION = """\
+Send the records of logxpy-otel files to an OTLP collector, resuming where the last
+run stopped.
+
+Each PATH is a log file (live, rotated backup, or gzip-compressed backup: gzip is
+recognised by content), a directory (every rotated family in it: backups named
+NAME.<time>Z.SUFFIX[.gz], their live file, and every *.jsonl file), or a quoted glob
+such as 'logs/app*'. Each family is sent oldest backup first, its live file last.
+
+A checkpoint beside each file (FILE.replay.json; a compressed backup X.gz shares the
+one of X) records what was delivered, batch by batch. A record OTLP cannot carry is
+set aside, with its file and byte offset, in FILE.replay.dead (JSON lines), and does
+not stop the others. A last line still being written is left for the next run."""
+
+_REPLAY_EPILOG = """\
+exit status:
+  0  every record line of every file was delivered
+  1  some were not: refused by the collector (or unreachable), set aside,
+     unreadable lines, or the run was interrupted; run again to resume
+  2  usage or set-up error (a path that names no file, a file that cannot be
+     read, a checkpoint that cannot be written)"""
 
 
 def _headers(text: str) -> dict[str, str]:
@@ -34,15 +68,16 @@ def _positive(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="logxpy-otel", description=__doc__)
+    parser = argparse.ArgumentParser(prog="logxpy-otel", description=_DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     replay = commands.add_parser(
         "replay",
         help="send the records of logxpy-otel files to an OTLP collector, resuming where it stopped",
-        description="Send the records of logxpy-otel files to an OTLP collector. A checkpoint beside "
-        "each file (FILE.replay.json) makes an interrupted or failed replay resume where it stopped.",
+        description=_REPLAY_DESCRIPTION,
+        epilog=_REPLAY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    replay.add_argument("files", nargs="+", metavar="FILE")
+    replay.add_argument("paths", nargs="+", metavar="FILE|DIR|GLOB")
     replay.add_argument("--endpoint", help="collector URL (default: OTEL_EXPORTER_OTLP_[LOGS_]ENDPOINT)")
     replay.add_argument(
         "--protocol",
@@ -53,14 +88,48 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--timeout", type=float, help="seconds per export (default: the exporter's)")
     replay.add_argument("--batch-size", type=_positive, default=512, help="records per export (default 512)")
     replay.add_argument(
-        "--dry-run", action="store_true", help="read and count; send nothing, write no checkpoint"
+        "--dry-run",
+        action="store_true",
+        help="read, check and count; send nothing, write no checkpoint and no dead letter",
     )
+    replay.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     return parser
 
 
+def _report(summary: ReplaySummary, dry_run: bool, as_json: bool, status: int) -> None:
+    for warning in summary.warnings:
+        print(f"logxpy-otel: warning: {warning}", file=sys.stderr)
+    for problem in summary.problems:
+        print(f"logxpy-otel: {problem}", file=sys.stderr)
+    if as_json:
+        print(orjson.dumps({**summary.as_dict(), "dry_run": dry_run, "exit_status": status}).decode())
+        return
+    verb = "would send" if dry_run else "sent"
+    line = f"{verb} {summary.sent}, skipped {summary.skipped}, failed {summary.failed}"
+    reasons = [
+        (summary.refused, "not accepted by the collector"),
+        (summary.export_errors, "in exports that raised"),
+        (summary.set_aside, "set aside"),
+        (summary.unreadable, "unreadable"),
+        (summary.pending, "still being written, left for the next run"),
+        (summary.converted, "sent in a nearer OTLP form"),
+    ]
+    details = [f"{count} {what}" for count, what in reasons if count]
+    if details:
+        line += f" ({'; '.join(details)})"
+    if summary.interrupted:
+        line += " (interrupted: run again to resume)"
+    print(line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; the exit status is 0 only when every record was delivered."""
+    """Run the command. Exit status: 0 every record delivered, 1 some not, 2 usage error."""
     args = _parser().parse_args(argv)
+    try:
+        files = expand_paths(args.paths)
+    except UsageError as exc:
+        print(f"logxpy-otel: {exc}", file=sys.stderr)
+        return 2
     from .fallback import otlp_exporter
 
     exporter = None
@@ -74,21 +143,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     undo = install_stop_handlers(stop)
     try:
         summary = replay_files(
-            args.files, exporter, batch_size=args.batch_size, progress=progress_stream(), stop=stop
+            files, exporter, batch_size=args.batch_size, progress=progress_stream(), stop=stop
         )
-    except OSError as exc:
+    except (UsageError, ReplayError) as exc:
+        print(f"logxpy-otel: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # pragma: no cover - replay_files names the file; this is a last resort
         print(f"logxpy-otel: {exc}", file=sys.stderr)
         return 2
     finally:
         undo()
         if exporter is not None:
             exporter.shutdown()  # type: ignore[no-untyped-call]
-    for problem in summary.problems:
-        print(f"logxpy-otel: {problem}", file=sys.stderr)
-    verb = "would send" if args.dry_run else "sent"
-    state = " (interrupted: run again to resume)" if summary.interrupted else ""
-    print(f"{verb} {summary.sent}, skipped {summary.skipped}, failed {summary.failed}{state}")
-    return 0 if summary.ok else 1
+    status = 0 if summary.ok else 1
+    _report(summary, args.dry_run, args.json, status)
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

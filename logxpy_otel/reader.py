@@ -3,15 +3,27 @@
 Encode then decode gives back everything the format carries: body and attribute types,
 trace and span ids, flags, severity number and text, nanosecond timestamps, event name,
 scope, resource and the dropped-attribute count. Structure lines are skipped; a line
-that does not parse (a torn last line after a crash) is reported, never fatal.
+that does not parse is reported, never fatal.
+
+Files compressed with gzip (rotated backups, ``app.<time>Z.jsonl.gz``) are read as the
+lines they hold, whatever their name: gzip is told by its first bytes. Offsets are then
+offsets in the decompressed lines.
+
+A last line with no newline may still be being written (a reader can see a large append
+page by page): in a file that can still grow it is reported as *pending* and reading
+stops there, so a checkpoint never passes it. In a file that cannot grow (a gzip file,
+or one the caller says is final, such as a rotated backup) it is read if it parses, and
+reported as torn if not.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import IO, Any, Final, cast
 
 import orjson
 from opentelemetry._logs import LogRecord, SeverityNumber
@@ -23,9 +35,45 @@ from opentelemetry.trace import TraceFlags
 
 from ._format import RESERVED_KEYS, decode_value
 
-__all__ = ["BadLine", "LineRecord", "decode_line", "read_file"]
+__all__ = [
+    "BadLine",
+    "LineRecord",
+    "OffsetPastEnd",
+    "OtherSeverity",
+    "decode_line",
+    "is_gzip",
+    "read_file",
+    "read_head",
+]
 
 _HEX: Final = frozenset("0123456789abcdef")
+GZIP_MAGIC: Final = b"\x1f\x8b"
+#: What a damaged gzip file raises while it is read.
+_GZIP_ERRORS: Final = (gzip.BadGzipFile, EOFError, zlib.error)
+_SEVERITIES: Final = {m.value: m for m in SeverityNumber}
+
+
+class OtherSeverity(int):
+    """A severity number outside :class:`SeverityNumber` (the SDK accepts any int, and the
+    writer keeps it): the int itself, with ``.value`` and ``.name`` as an enum member has,
+    so code that reads ``severity_number.value`` (the OTLP encoder, ``to_json``) gets it."""
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> int:
+        return int(self)
+
+    @property
+    def name(self) -> str:
+        return f"SEVERITY_NUMBER_{int(self)}"
+
+    def __repr__(self) -> str:
+        return f"OtherSeverity({int(self)})"
+
+
+class OffsetPastEnd(ValueError):
+    """The offset to read from is negative or beyond the end of the file's lines."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +83,10 @@ class LineRecord:
     record: ReadableLogRecord
     #: Byte offset just past this line's newline.
     end: int
+    #: Byte offset of the line's first byte.
+    start: int = 0
+    #: The line as it is in the file.
+    raw: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +98,10 @@ class BadLine:
     reason: str
     #: True for a last line with no newline: what a crash mid-write leaves.
     torn: bool
+    #: True when that line may still be completed (the file can grow): not to be passed.
+    pending: bool = False
+    #: The line as it is in the file.
+    raw: bytes = b""
 
 
 class _Cache:
@@ -80,41 +136,74 @@ def _is_trace_id(tid: object) -> bool:
     return isinstance(tid, str) and len(tid) == 32 and _HEX.issuperset(tid)
 
 
+def _number(value: Any, name: str) -> Any:
+    """An int field of ``_otel``: a JSON number, or ``{"$int": ...}`` beyond 64 bits."""
+    value = decode_value(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} is not a number: {value!r}")
+    return value
+
+
+def _id(value: Any, name: str) -> int:
+    """A trace or span id: lowercase hex, or ``{"$int": ...}`` for one OTel cannot carry."""
+    if isinstance(value, str):
+        return int(value, 16)
+    value = decode_value(value)
+    if type(value) is not int:
+        raise ValueError(f"{name} is not an id: {value!r}")
+    return value
+
+
+def severity(number: int | None) -> SeverityNumber | None:
+    """The ``severity_number`` of a record whose line says ``number``: the enum member, or
+    an :class:`OtherSeverity` for a number outside the enum (kept as it was)."""
+    if number is None:
+        return None
+    member = _SEVERITIES.get(number)
+    return member if member is not None else cast(SeverityNumber, OtherSeverity(number))
+
+
 def decode_line(line: dict[str, Any], cache: _Cache | None = None) -> ReadableLogRecord | None:
     """The OTel record a parsed record line stands for; None for a structure line.
 
-    Raises ``ValueError`` (or ``KeyError``/``TypeError``) for a dict that is not a line
-    of the format.
+    Raises ``ValueError`` (or ``KeyError``/``TypeError``/``AttributeError``) for a dict
+    that is not a line of the format.
     """
     if "at" in line:
         return None
     cache = cache if cache is not None else _Cache()
     otel = line["_otel"]
+    if not isinstance(otel, dict):
+        raise ValueError("_otel is not an object")
     tid = line.get("tid")
-    trace_hex = tid if _is_trace_id(tid) else otel.get("trace_id")
+    trace_id = int(tid, 16) if isinstance(tid, str) and _is_trace_id(tid) else None
+    if trace_id is None:
+        trace_id = _id(otel.get("trace_id", 0), "trace_id")
     body = decode_value(otel["body"]) if "body" in otel else line["msg"]
     attributes: dict[str, Any] = {
         key: decode_value(value) for key, value in line.items() if key not in RESERVED_KEYS
     }
     for key, value in otel.get("attributes", {}).items():
         attributes[key] = decode_value(value)
-    number = otel.get("severity_number")
-    severity = SeverityNumber(number) if number is not None else None
+    number = decode_value(otel.get("severity_number"))
+    if number is not None and type(number) is not int:
+        raise ValueError(f"severity_number is not an int: {number!r}")
+    timestamp = otel.get("time_unix_nano")
     record = LogRecord(
-        timestamp=otel.get("time_unix_nano"),
-        observed_timestamp=otel["observed_time_unix_nano"],
+        timestamp=None if timestamp is None else _number(timestamp, "time_unix_nano"),
+        observed_timestamp=_number(otel["observed_time_unix_nano"], "observed_time_unix_nano"),
         severity_text=otel.get("severity_text"),
-        severity_number=severity,
+        severity_number=severity(number),
         body=body,
         attributes=attributes,
         event_name=otel.get("event_name"),
     )
     # Set after construction: LogRecord() takes missing ids from the *current* span.
-    record.trace_id = int(trace_hex, 16) if trace_hex else 0
-    record.span_id = int(otel["span_id"], 16) if "span_id" in otel else 0
-    record.trace_flags = TraceFlags(otel.get("trace_flags", 0))
+    record.trace_id = trace_id
+    record.span_id = _id(otel.get("span_id", 0), "span_id")
+    record.trace_flags = TraceFlags(_number(otel.get("trace_flags", 0), "trace_flags"))
     bounded = BoundedAttributes(maxlen=None, attributes=attributes, immutable=False)
-    bounded.dropped = int(otel.get("dropped_attributes_count", 0))
+    bounded.dropped = int(_number(otel.get("dropped_attributes_count", 0), "dropped_attributes_count"))
     record.attributes = bounded
     return ReadableLogRecord(
         log_record=record,
@@ -123,26 +212,102 @@ def decode_line(line: dict[str, Any], cache: _Cache | None = None) -> ReadableLo
     )
 
 
-def read_file(path: str | os.PathLike[str], start: int = 0) -> Iterator[LineRecord | BadLine]:
+def is_gzip(path: str | os.PathLike[str]) -> bool:
+    """Whether the file holds gzip data (its first two bytes), whatever its name."""
+    with open(path, "rb") as f:
+        return f.read(2) == GZIP_MAGIC
+
+
+def _stream(raw: IO[bytes]) -> tuple[IO[bytes], bool]:
+    """The lines' stream of an open file: itself, or its decompressed content."""
+    compressed = raw.read(2) == GZIP_MAGIC
+    raw.seek(0)
+    if compressed:
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), True
+    return raw, False
+
+
+def read_head(path: str | os.PathLike[str], size: int) -> bytes:
+    """The first ``size`` bytes of the file's lines (decompressed), or fewer if it is shorter."""
+    with open(path, "rb") as raw:
+        stream, _ = _stream(raw)
+        out = b""
+        try:
+            while len(out) < size:
+                chunk = stream.read(size - len(out))
+                if not chunk:
+                    break
+                out += chunk
+        except _GZIP_ERRORS:
+            pass
+        return out
+
+
+def read_file(
+    path: str | os.PathLike[str], start: int = 0, *, final: bool = False
+) -> Iterator[LineRecord | BadLine]:
     """Every record (and every bad line) of a file from byte ``start`` on, in order.
 
-    Structure lines are skipped silently; a bad line is yielded as :class:`BadLine`.
+    Structure lines are skipped silently; a bad line is yielded as :class:`BadLine`. A
+    gzip file is decompressed (``start`` is an offset in its lines). ``final``: the file
+    can no longer grow (a rotated backup); gzip files always are.
+
+    Raises :class:`OffsetPastEnd` at once (not at the first item) when ``start`` is
+    negative or past the end, and ``OSError`` when the file cannot be opened.
     """
-    cache = _Cache()
-    with open(path, "rb") as f:
-        f.seek(start)
-        offset = start
-        for raw in f:
-            begin, offset = offset, offset + len(raw)
-            torn = not raw.endswith(b"\n")
+    if start < 0:
+        raise OffsetPastEnd(f"{os.fspath(path)}: offset {start} is negative")
+    raw = open(path, "rb")  # noqa: SIM115 - handed to the generator, which closes it
+    try:
+        stream, compressed = _stream(raw)
+        damaged = None
+        if compressed:
             try:
-                line = orjson.loads(raw)
-                if not isinstance(line, dict):
+                reached = stream.seek(start)
+            except _GZIP_ERRORS as exc:
+                damaged, reached = exc, start
+        else:
+            reached = start if start <= os.fstat(raw.fileno()).st_size else -1
+            stream.seek(start)
+        if reached != start:
+            raise OffsetPastEnd(f"{os.fspath(path)}: offset {start} is past the end of its lines")
+    except BaseException:
+        raw.close()
+        raise
+    return _lines(raw, stream, start, final or compressed, damaged)
+
+
+def _lines(
+    raw: IO[bytes], stream: IO[bytes], offset: int, final: bool, damaged: BaseException | None
+) -> Iterator[LineRecord | BadLine]:
+    cache = _Cache()
+    with raw:
+        if damaged is not None:
+            yield BadLine(offset, offset, f"compressed data is damaged: {damaged}", False)
+            return
+        while True:
+            try:
+                line = stream.readline()
+            except _GZIP_ERRORS as exc:
+                yield BadLine(offset, offset, f"compressed data is damaged or cut short: {exc}", False)
+                return
+            if not line:
+                return
+            begin, offset = offset, offset + len(line)
+            torn = not line.endswith(b"\n")
+            if torn and not final:
+                # May still be being written: not to be read, nor passed, before it ends.
+                reason = "torn last line (no newline): it may still be being written; left for the next run"
+                yield BadLine(begin, offset, reason, True, True, line)
+                return
+            try:
+                parsed = orjson.loads(line)
+                if not isinstance(parsed, dict):
                     raise ValueError("not a JSON object")
-                record = decode_line(line, cache)
-            except (ValueError, KeyError, TypeError) as exc:
+                record = decode_line(parsed, cache)
+            except Exception as exc:  # noqa: BLE001 - any line that is not ours is reported
                 reason = "torn last line (no newline)" if torn else f"not a record line: {exc}"
-                yield BadLine(begin, offset, reason, torn)
+                yield BadLine(begin, offset, reason, torn, False, line)
                 continue
             if record is not None:
-                yield LineRecord(record, offset)
+                yield LineRecord(record, offset, begin, line)

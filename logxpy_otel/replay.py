@@ -1,110 +1,785 @@
 """Sending the records of logxpy-otel files on to a collector, resumably.
 
-A checkpoint beside each file (``FILE.replay.json``) holds the byte offset of the first
-record not yet delivered, written (atomically) after every batch the collector accepted.
-A replay that is interrupted or fails resumes there: no record is sent twice and none
-is skipped, as long as the process is not killed between a batch's delivery and its
-checkpoint (SIGINT/SIGTERM stop between batches). A file that grew since is resumed at
-its new records; a file replaced by another (another inode) starts from the beginning.
+What is read: live files, rotated backups and their gzip versions (gzip is told by the
+file's first bytes, not its name), a directory (every rotated family in it) or a glob.
+Several files are sent in time order: each family's backups oldest first (their names
+sort in time order), its live file last.
+
+Checkpoints. After every batch the collector accepted, the offset of the first line not
+yet dealt with is written (atomically) to ``FILE.replay.json`` beside the file; a replay
+that is interrupted or fails resumes there. A compressed backup ``X.gz`` shares the
+checkpoint of its plain name ``X`` (offsets count the decompressed lines, which are the
+same bytes), so a backup compressed after a partial replay is resumed, not sent again.
+A checkpoint applies to a file when the file still starts with the bytes it recorded
+(a digest of up to the first 4 KiB that were delivered): that holds across a rename
+(rotation) and across compression, and not for a new file at the same path. When the
+live file has rotated since its checkpoint was written, the checkpoint goes with the
+backup it now describes. A checkpoint that is damaged, not ours, negative or past the
+end is reported once and the file is replayed from its beginning.
+
+Records OTLP cannot carry as they are. Before each batch is exported it is encoded
+locally with the OTLP encoder. Ints beyond 64 bits (body, attributes, resource, scope)
+are sent as decimal strings; a severity number, id, flag or timestamp that its OTLP field
+cannot hold is left unset (dropped counts are capped). A record the encoder still refuses
+is *set aside* in ``FILE.replay.dead`` (JSON lines: file, byte offset, reason, the line),
+reported by name, and never blocks the records after it. Lines that are not records of
+the format are set aside there too. Nothing is sent twice to find them.
+
+A last line with no newline in a file that can still grow is left for the next run.
+The files replay writes beside the logs (checkpoints, dead letters) are written under a
+fresh unpredictable name with ``O_EXCL | O_NOFOLLOW`` and renamed into place: a symlink
+planted at their name is never followed.
 """
 
 from __future__ import annotations
 
+import copy
+import errno
+import glob
+import hashlib
 import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from decimal import Decimal
+from typing import IO, Any, Final
 
 import orjson
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import TraceFlags
 
-from .reader import BadLine, LineRecord, read_file
+from ._rotation import backup_of, backups, create_exclusive
+from .reader import BadLine, LineRecord, OffsetPastEnd, is_gzip, read_file, read_head
 
-__all__ = ["Checkpoint", "ReplaySummary", "checkpoint_path", "replay_files"]
+__all__ = [
+    "Checkpoint",
+    "ReplayError",
+    "ReplaySummary",
+    "UsageError",
+    "checkpoint_path",
+    "dead_letter_path",
+    "expand_paths",
+    "otlp_form",
+    "replay_files",
+]
 
-CHECKPOINT_SUFFIX = ".replay.json"
+CHECKPOINT_SUFFIX: Final = ".replay.json"
+DEAD_LETTER_SUFFIX: Final = ".replay.dead"
+_OURS: Final = (CHECKPOINT_SUFFIX, DEAD_LETTER_SUFFIX, ".partial")
+_FORMAT: Final = "logxpy-otel replay checkpoint 1"
+#: How much of a file's beginning identifies it (digest kept in its checkpoint).
+_HEAD: Final = 4096
+_CHECKPOINT_MAX: Final = 1 << 16
+
+
+class UsageError(ValueError):
+    """A path that names no file (exit status 2)."""
+
+
+class ReplayError(Exception):
+    """A file or checkpoint that cannot be read or written (exit status 2); the message names it."""
+
+
+def checkpoint_key(path: str) -> str:
+    """The name a file's checkpoint and dead letters go by: the file's own, except that a
+    compressed backup ``X.gz`` goes by ``X`` (the same lines, before and after gzip)."""
+    backup = backup_of(path)
+    return path[: -len(".gz")] if backup is not None and backup[1] else path
 
 
 def checkpoint_path(path: str) -> str:
-    return path + CHECKPOINT_SUFFIX
+    return checkpoint_key(path) + CHECKPOINT_SUFFIX
+
+
+def dead_letter_path(path: str) -> str:
+    return checkpoint_key(path) + DEAD_LETTER_SUFFIX
+
+
+def _is_ours(name: str) -> bool:
+    """A file replay or rotation writes (checkpoint, dead letters, a temporary file)."""
+    return name.startswith(".") or name.endswith(_OURS)
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+
+class _BadCheckpoint(ValueError):
+    pass
 
 
 @dataclass
 class Checkpoint:
-    """Where a file's replay stands: the next offset to send from, and the file's identity."""
+    """Where a file's replay stands: the next offset to send from, and what identifies the file.
+
+    ``head_sha256`` is the SHA-256 of the file's first ``head_bytes`` bytes (its lines,
+    decompressed), all before ``offset``. None in a checkpoint written by an older
+    version: then the file's ``dev``/``ino`` identify it.
+    """
 
     offset: int = 0
     sent: int = 0
     dev: int = 0
     ino: int = 0
+    head_sha256: str | None = None
+    head_bytes: int = 0
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "format": _FORMAT,
+                "offset": self.offset,
+                "sent": self.sent,
+                "dev": self.dev,
+                "ino": self.ino,
+                "head_sha256": self.head_sha256,
+                "head_bytes": self.head_bytes,
+            }
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> Checkpoint:
+        """The checkpoint ``data`` holds; ``_BadCheckpoint`` saying why when it holds none."""
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise _BadCheckpoint("it is not JSON") from None
+        if not isinstance(obj, dict):
+            raise _BadCheckpoint("it is not a JSON object")
+        legacy = set(obj) == {"offset", "sent", "dev", "ino"}
+        if obj.get("format") != _FORMAT and not legacy:
+            raise _BadCheckpoint("it is not a logxpy-otel replay checkpoint")
+        names = ("offset", "sent", "dev", "ino") + (() if legacy else ("head_bytes",))
+        values: list[int] = []
+        for name in names:
+            value = obj.get(name)
+            if type(value) is not int:
+                raise _BadCheckpoint(f"its {name} is not an integer")
+            if value < 0:
+                raise _BadCheckpoint(f"its {name} is negative ({value})")
+            values.append(value)
+        digest = None if legacy else obj.get("head_sha256")
+        if not legacy and not (isinstance(digest, str) and len(digest) == 64):
+            raise _BadCheckpoint("its head_sha256 is not a SHA-256 digest")
+        offset, sent, dev, ino = values[:4]
+        checkpoint = cls(offset, sent, dev, ino, digest, 0 if legacy else values[4])
+        if checkpoint.head_bytes > checkpoint.offset:
+            raise _BadCheckpoint("its head_bytes is past its offset")
+        return checkpoint
 
     @classmethod
     def load(cls, path: str) -> Checkpoint:
-        st = os.stat(path)
+        """The checkpoint at ``path``: ``FileNotFoundError`` when there is none,
+        ``_BadCheckpoint`` when what is there is not one (a symlink is not one)."""
         try:
-            with open(checkpoint_path(path), "rb") as f:
-                data = orjson.loads(f.read())
-            saved = cls(int(data["offset"]), int(data["sent"]), int(data["dev"]), int(data["ino"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            return cls(dev=st.st_dev, ino=st.st_ino)
-        if (saved.dev, saved.ino) != (st.st_dev, st.st_ino) or saved.offset > st.st_size:
-            return cls(dev=st.st_dev, ino=st.st_ino)  # another file now: start over
-        return saved
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise FileNotFoundError(exc.errno, exc.strerror, path) from None
+            if exc.errno == errno.ELOOP:
+                raise _BadCheckpoint("it is a symlink") from None
+            raise _BadCheckpoint(f"it cannot be read: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise _BadCheckpoint("it is not a regular file")
+            data = f.read(_CHECKPOINT_MAX + 1)
+        if len(data) > _CHECKPOINT_MAX:
+            raise _BadCheckpoint("it is far too large")
+        return cls.parse(data)
 
     def save(self, path: str) -> None:
-        target = checkpoint_path(path)
-        partial = target + ".partial"
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        """Written to a fresh file beside ``path``, synced, then renamed onto ``path``."""
+        write_atomically(path, self.to_json())
+
+
+def write_atomically(target: str, data: bytes, mode: int = 0o600) -> None:
+    """``data`` into ``target``: written to a new file under an unpredictable name in the
+    same directory (``O_EXCL | O_NOFOLLOW``), synced, renamed onto ``target``."""
+    fd, partial = create_exclusive(target, mode)
+    try:
         with os.fdopen(fd, "wb") as f:
-            f.write(
-                orjson.dumps({"offset": self.offset, "sent": self.sent, "dev": self.dev, "ino": self.ino})
-            )
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(partial, target)
+    except BaseException:
+        try:
+            os.unlink(partial)
+        except OSError:
+            pass
+        raise
+
+
+def _read_regular(path: str) -> bytes:
+    """A file of ours as it is (not through a symlink); b"" when there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ELOOP):
+            return b""
+        raise
+    with os.fdopen(fd, "rb") as f:
+        return f.read() if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+
+
+class _Source:
+    """One file to replay: its identity, and its beginning (to match checkpoints with)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        st = os.stat(path)
+        self.dev, self.ino, self.size = st.st_dev, st.st_ino, st.st_size
+        self.compressed = is_gzip(path)
+        self.backup = backup_of(path)
+        #: A file that no longer grows: a rotated backup, or a gzip file.
+        self.final = self.compressed or self.backup is not None
+        self._head = b""
+
+    def head(self, size: int) -> bytes:
+        if len(self._head) < size:
+            self._head = read_head(self.path, max(size, _HEAD))
+        return self._head[:size]
+
+    def matches(self, checkpoint: Checkpoint) -> bool:
+        """Whether ``checkpoint`` describes this file (see :class:`Checkpoint`)."""
+        if checkpoint.head_sha256 is None:
+            return (checkpoint.dev, checkpoint.ino) == (self.dev, self.ino)
+        head = self.head(checkpoint.head_bytes)
+        return (
+            len(head) == checkpoint.head_bytes and hashlib.sha256(head).hexdigest() == checkpoint.head_sha256
+        )
+
+    def checkpoint(self, offset: int, sent: int) -> Checkpoint:
+        """A checkpoint of this file at ``offset`` (complete lines were read up to it)."""
+        head = self.head(min(offset, _HEAD))
+        return Checkpoint(offset, sent, self.dev, self.ino, hashlib.sha256(head).hexdigest(), len(head))
+
+
+# -- the nearest form OTLP can carry ----------------------------------------------------------
+
+_I64: Final = (-(1 << 63), (1 << 63) - 1)
+_I32: Final = (-(1 << 31), (1 << 31) - 1)
+_U64: Final = (0, (1 << 64) - 1)
+_U32: Final = (0, (1 << 32) - 1)
+
+
+def _decimal(value: int) -> str:
+    """Decimal digits of any int (``Decimal`` is not bound by the int-to-str digit limit)."""
+    try:
+        return str(value)
+    except ValueError:
+        return str(Decimal(value))
+
+
+def _value(value: Any) -> Any:
+    """``value`` as OTLP's AnyValue can hold it: ints beyond 64 bits as decimal strings.
+    The same object when nothing changed."""
+    t = type(value)
+    if t is int:
+        return value if _I64[0] <= value <= _I64[1] else _decimal(value)
+    if t is tuple or t is list:
+        items = [_value(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else tuple(items)
+    if t is dict:
+        pairs = {k: _value(v) for k, v in value.items()}
+        return value if all(pairs[k] is v for k, v in value.items()) else pairs
+    return value
+
+
+def _attributes(attributes: Any) -> dict[str, Any] | None:
+    """Converted attributes, or None when none changed."""
+    if not attributes:
+        return None
+    out = {k: _value(v) for k, v in attributes.items()}
+    return out if any(out[k] is not v for k, v in attributes.items()) else None
+
+
+def _fits(value: Any, bounds: tuple[int, int]) -> bool:
+    return not isinstance(value, int) or bounds[0] <= value <= bounds[1]
+
+
+class _Forms:
+    """Converted resources and scopes, by object (records of a file share them)."""
+
+    def __init__(self) -> None:
+        self.resources: dict[int, tuple[Resource, Resource]] = {}
+        self.scopes: dict[int, tuple[InstrumentationScope, InstrumentationScope]] = {}
+
+    def resource(self, resource: Resource) -> Resource:
+        hit = self.resources.get(id(resource))
+        if hit is None or hit[0] is not resource:
+            converted = _attributes(resource.attributes)
+            new = resource if converted is None else Resource(converted, resource.schema_url)
+            if len(self.resources) > 1024:
+                self.resources.clear()
+            hit = self.resources[id(resource)] = (resource, new)
+        return hit[1]
+
+    def scope(self, scope: InstrumentationScope | None) -> InstrumentationScope | None:
+        if scope is None:
+            return None
+        hit = self.scopes.get(id(scope))
+        if hit is None or hit[0] is not scope:
+            converted = _attributes(scope.attributes)
+            new = (
+                scope
+                if converted is None
+                else InstrumentationScope(scope.name, scope.version, scope.schema_url, converted)
+            )
+            if len(self.scopes) > 1024:
+                self.scopes.clear()
+            hit = self.scopes[id(scope)] = (scope, new)
+        return hit[1]
+
+
+def otlp_form(record: ReadableLogRecord, forms: _Forms | None = None) -> tuple[ReadableLogRecord, bool]:
+    """``record`` in the nearest form OTLP can carry, and whether anything changed.
+
+    Ints beyond 64 bits (AnyValue's int is int64) in the body, attributes, resource and
+    scope become decimal strings. A severity number beyond int32, a timestamp outside
+    uint64, a trace id outside 128 bits, a span id outside 64 bits or flags outside
+    uint32 are left unset (OTLP reads 0 there as unknown); a dropped-attribute count
+    beyond uint32 is capped. Anything else is left as it is.
+    """
+    forms = forms if forms is not None else _Forms()
+    old = record.log_record
+    body = _value(old.body)
+    attributes = _attributes(old.attributes)
+    resource = forms.resource(record.resource)
+    scope = forms.scope(record.instrumentation_scope)
+    number = getattr(old.severity_number, "value", old.severity_number)
+    dropped = record.dropped_attributes
+    fixes: dict[str, Any] = {}
+    if not _fits(number, _I32):
+        fixes["severity_number"] = None
+    if not _fits(old.timestamp, _U64):
+        fixes["timestamp"] = None
+    if not _fits(old.observed_timestamp, _U64):
+        fixes["observed_timestamp"] = 0
+    if not _fits(old.trace_id, (0, (1 << 128) - 1)):
+        fixes["trace_id"] = 0
+    if not _fits(old.span_id, _U64):
+        fixes["span_id"] = 0
+    if not _fits(old.trace_flags, _U32):
+        fixes["trace_flags"] = TraceFlags(0)
+    capped = min(dropped, _U32[1])
+    if (
+        not fixes
+        and body is old.body
+        and attributes is None
+        and capped == dropped
+        and resource is record.resource
+        and scope is record.instrumentation_scope
+    ):
+        return record, False
+    new = copy.copy(old)
+    for name, value in fixes.items():
+        setattr(new, name, value)
+    new.body = body
+    if attributes is not None or capped != dropped:
+        bounded = BoundedAttributes(
+            maxlen=None,
+            attributes=attributes if attributes is not None else dict(old.attributes or {}),
+            immutable=False,
+        )
+        bounded.dropped = capped
+        new.attributes = bounded
+    return ReadableLogRecord(log_record=new, resource=resource, instrumentation_scope=scope), True
+
+
+def _otlp_encoder() -> Callable[[Sequence[ReadableLogRecord]], Any] | None:
+    try:
+        from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+    except ImportError:  # pragma: no cover - the otlp extra is not installed: no check
+        return None
+    return encode_logs
+
+
+def _refused(
+    records: list[ReadableLogRecord], encode: Callable[[Sequence[ReadableLogRecord]], Any]
+) -> dict[int, Exception]:
+    """The records the OTLP encoder refuses, by index: the batch is encoded locally, and
+    record by record only when that fails. Nothing is sent."""
+    try:
+        encode(records)
+        return {}
+    except Exception:  # noqa: BLE001 - some record in it is refused: find which
+        pass
+    refused: dict[int, Exception] = {}
+    for i, record in enumerate(records):
+        try:
+            encode([record])
+        except Exception as exc:  # noqa: BLE001 - reported with the record
+            refused[i] = exc
+    return refused
+
+
+# -- dead letters -----------------------------------------------------------------------------
+
+
+def _set_aside(path: str, entries: list[dict[str, Any]]) -> str:
+    """Append ``entries`` to the dead-letter file of ``path`` (rewritten whole, atomically);
+    an entry already there (same offset and line: a run that stopped before its
+    checkpoint) is not added twice. Returns the dead-letter file's path."""
+    target = dead_letter_path(path)
+    old = _read_regular(target)
+    seen = set()
+    for raw in old.splitlines():
+        try:
+            entry = orjson.loads(raw)
+            seen.add((entry["start"], entry["line"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    new = [e for e in entries if (e["start"], e["line"]) not in seen]
+    if new:
+        if old and not old.endswith(b"\n"):
+            old += b"\n"
+        write_atomically(target, old + b"".join(orjson.dumps(e) + b"\n" for e in new))
+    return target
+
+
+def _dead_letter(path: str, line: LineRecord | BadLine, kind: str, reason: str) -> dict[str, Any]:
+    return {
+        "file": path,
+        "start": line.start,
+        "end": line.end,
+        "kind": kind,
+        "reason": reason,
+        "line": line.raw.decode("utf-8", "backslashreplace").rstrip("\n"),
+    }
+
+
+# -- the summary ------------------------------------------------------------------------------
 
 
 @dataclass
 class ReplaySummary:
-    """What a replay did: records sent, lines skipped (bad or torn), records not delivered."""
+    """What a replay did. Not delivered, by reason: ``refused`` (records of a batch the
+    collector did not accept), ``export_errors`` (records of a batch whose export raised),
+    ``set_aside`` (records OTLP cannot carry), ``unreadable`` (lines that are not records);
+    ``pending``: last lines still being written, left for the next run."""
 
     sent: int = 0
-    skipped: int = 0
-    failed: int = 0
+    refused: int = 0
+    export_errors: int = 0
+    set_aside: int = 0
+    unreadable: int = 0
+    pending: int = 0
+    #: Records sent in a nearer form than the file's (docs/format.md, "Replay to OTLP").
+    converted: int = 0
     interrupted: bool = False
+    files: list[str] = field(default_factory=list)
+    dead_letters: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        """Lines passed over: set aside, unreadable, or left for the next run."""
+        return self.set_aside + self.unreadable + self.pending
+
+    @property
+    def failed(self) -> int:
+        """Records of batches that were not delivered."""
+        return self.refused + self.export_errors
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and not self.interrupted
+        """Every record line of every file was delivered (lines still being written aside)."""
+        return not (self.failed or self.set_aside or self.unreadable or self.interrupted)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "sent": self.sent,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "refused": self.refused,
+            "export_errors": self.export_errors,
+            "set_aside": self.set_aside,
+            "unreadable": self.unreadable,
+            "pending": self.pending,
+            "converted": self.converted,
+            "interrupted": self.interrupted,
+            "files": self.files,
+            "dead_letters": self.dead_letters,
+            "problems": self.problems,
+            "warnings": self.warnings,
+        }
 
 
-def _batches(
-    path: str, start: int, size: int, summary: ReplaySummary
-) -> Iterator[tuple[list[ReadableLogRecord], int]]:
-    """Batches of records with the offset after each; a last, possibly empty, batch carries
-    the offset past complete bad lines at the end (a torn last line stays to be re-read)."""
-    batch: list[ReadableLogRecord] = []
-    end = yielded = start
-    for entry in read_file(path, start):
+# -- which files, in which order --------------------------------------------------------------
+
+
+def _family_order(path: str) -> tuple[str, int, str]:
+    """Sort key: family (its live file's path), then backups by name (time), the live file last."""
+    backup = backup_of(path)
+    if backup is None:
+        return (os.path.normpath(path), 1, "")
+    return (os.path.normpath(backup[0]), 0, os.path.basename(path))
+
+
+def _plan(paths: Sequence[str]) -> list[str]:
+    """``paths`` without repeats, in time order. A backup ``X`` named but since compressed
+    is read as ``X.gz``; of ``X`` and ``X.gz`` both present (compression in progress),
+    only ``X.gz``. Raises :class:`UsageError` for a path that names no file."""
+    chosen: dict[str, str] = {}
+    for path in paths:
+        if not os.path.exists(path):
+            backup = backup_of(path)
+            if backup is not None and not backup[1] and os.path.exists(path + ".gz"):
+                path += ".gz"
+            else:
+                raise UsageError(f"{path}: no such file")
+        if os.path.isdir(path):
+            raise UsageError(f"{path}: is a directory (expand_paths() takes directories)")
+        chosen.setdefault(os.path.normpath(path), path)
+    out = [
+        path for norm, path in chosen.items() if not (backup_of(norm) is not None and norm + ".gz" in chosen)
+    ]
+    return sorted(out, key=_family_order)
+
+
+def _directory(directory: str) -> list[str]:
+    """The files of a directory replay takes: every rotated family (backups named
+    ``NAME.<time>Z.SUFFIX[.gz]`` and their live file) and every ``*.jsonl[.gz]`` file.
+    Hidden files, symlinks and replay's own files are left out."""
+    found: list[str] = []
+    lives: set[str] = set()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError as exc:
+        raise UsageError(f"{directory}: {exc.strerror}") from None
+    regular = {e.name for e in entries if e.is_file(follow_symlinks=False) and not _is_ours(e.name)}
+    for name in sorted(regular):
+        backup = backup_of(name)
+        if backup is not None:
+            found.append(os.path.join(directory, name))
+            lives.add(backup[0])
+        elif name.endswith((".jsonl", ".jsonl.gz")):
+            lives.add(name)
+    found += [os.path.join(directory, name) for name in sorted(lives) if name in regular]
+    return found
+
+
+def expand_paths(args: Sequence[str]) -> list[str]:
+    """The files the command line names, in the order to replay them: a file; a directory
+    (every rotated family in it); a glob the shell did not expand (``'logs/app*'``).
+    Raises :class:`UsageError` naming a path that names nothing."""
+    files: list[str] = []
+    for arg in args:
+        if os.path.isdir(arg):
+            files += _directory(arg)
+        elif not os.path.lexists(arg) and glob.has_magic(arg):
+            matches = [
+                m for m in sorted(glob.glob(arg)) if os.path.isfile(m) and not _is_ours(os.path.basename(m))
+            ]
+            if not matches:
+                raise UsageError(f"{arg}: no file matches")
+            files += matches
+        elif _is_ours(os.path.basename(arg)):
+            continue  # a checkpoint or dead-letter file in a shell glob: not a log
+        else:
+            files.append(arg)
+    return _plan(files)
+
+
+# -- replay -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    exporter: LogRecordExporter | None
+    batch_size: int
+    stop: threading.Event
+    progress: IO[str] | None
+    summary: ReplaySummary
+    encode: Callable[[Sequence[ReadableLogRecord]], Any] | None
+    forms: _Forms = field(default_factory=_Forms)
+
+    @property
+    def writes(self) -> bool:
+        """False in a dry run: nothing sent, no checkpoint, no dead letter written."""
+        return self.exporter is not None
+
+
+def _chunks(
+    entries: Iterator[LineRecord | BadLine], size: int
+) -> Iterator[tuple[list[LineRecord], list[BadLine], int | None]]:
+    """Up to ``size`` records at a time with the bad lines among them, and the offset just
+    past the last complete line of the chunk (None: no line)."""
+    records: list[LineRecord] = []
+    bad: list[BadLine] = []
+    end: int | None = None
+    for entry in entries:
         if isinstance(entry, BadLine):
-            summary.skipped += 1
-            summary.problems.append(f"{path}: bytes {entry.start}-{entry.end}: {entry.reason}")
-            if not entry.torn:
+            bad.append(entry)
+            if not entry.pending:
                 end = entry.end
             continue
-        assert isinstance(entry, LineRecord)
-        batch.append(entry.record)
+        records.append(entry)
         end = entry.end
-        if len(batch) >= size:
-            yield batch, end
-            batch, yielded = [], end
-    if batch or end > yielded:
-        yield batch, end
+        if len(records) >= size:
+            yield records, bad, end
+            records, bad, end = [], [], None
+    if records or bad or end is not None:
+        yield records, bad, end
+
+
+def _resume(src: _Source, run: _Run) -> Checkpoint:
+    """Where to start ``src``: its own checkpoint, or the one its live file left when it
+    was that live file (a backup now); the furthest that describes it."""
+    own_path = checkpoint_path(src.path)
+    found = Checkpoint()
+    own: Checkpoint | None = None
+    try:
+        own = Checkpoint.load(own_path)
+    except FileNotFoundError:
+        pass
+    except _BadCheckpoint as exc:
+        run.summary.warnings.append(
+            f"checkpoint {own_path} of {src.path} is unusable ({exc}): replaying the file from the beginning"
+        )
+        if run.writes:
+            src.checkpoint(0, 0).save(own_path)  # replaced, so it is reported once
+    if own is not None:
+        if src.matches(own):
+            found = own
+        elif run.writes and src.backup is None:
+            _hand_over(src, own)  # the live file rotated: the checkpoint is its backup's
+    if src.backup is not None:
+        try:
+            theirs = Checkpoint.load(checkpoint_path(src.backup[0]))
+        except (OSError, _BadCheckpoint):
+            theirs = None  # the live file's own replay reports it
+        if theirs is not None and theirs.offset > found.offset and src.matches(theirs):
+            found = src.checkpoint(theirs.offset, theirs.sent)
+            if run.writes:
+                found.save(own_path)  # before the live file's checkpoint moves on
+    if found.head_sha256 is None and found.offset:
+        found = src.checkpoint(found.offset, found.sent)  # an older version's: upgraded
+    return found
+
+
+def _hand_over(src: _Source, checkpoint: Checkpoint) -> None:
+    """Give the live file's checkpoint to the backup it describes (the newest that matches)."""
+    for path in reversed(backups(src.path)):
+        try:
+            backup = _Source(path)
+        except OSError:
+            continue
+        if not backup.matches(checkpoint):
+            continue
+        try:
+            theirs: Checkpoint | None = Checkpoint.load(checkpoint_path(path))
+        except (OSError, _BadCheckpoint):
+            theirs = None
+        if theirs is None or not backup.matches(theirs) or theirs.offset < checkpoint.offset:
+            backup.checkpoint(checkpoint.offset, checkpoint.sent).save(checkpoint_path(path))
+        return
+
+
+def _open(
+    src: _Source, checkpoint: Checkpoint, run: _Run
+) -> tuple[Iterator[LineRecord | BadLine], Checkpoint]:
+    try:
+        return read_file(src.path, checkpoint.offset, final=src.final), checkpoint
+    except OffsetPastEnd:
+        run.summary.warnings.append(
+            f"checkpoint {checkpoint_path(src.path)} points past the end of {src.path} "
+            f"(offset {checkpoint.offset}): replaying the file from the beginning"
+        )
+        fresh = Checkpoint()
+        return read_file(src.path, 0, final=src.final), fresh
+
+
+def _replay_file(src: _Source, run: _Run) -> bool:
+    """Replay one file; False when the whole replay must stop (interrupted, not delivered)."""
+    summary = run.summary
+    checkpoint = _resume(src, run)
+    if not src.compressed and checkpoint.offset > src.size:
+        run.summary.warnings.append(
+            f"checkpoint {checkpoint_path(src.path)} points past the end of {src.path} "
+            f"(offset {checkpoint.offset}, the file has {src.size} bytes): replaying it from the beginning"
+        )
+        checkpoint = Checkpoint()
+    entries, checkpoint = _open(src, checkpoint, run)
+    sent_before = summary.sent
+    for records, bad, end in _chunks(entries, run.batch_size):
+        if run.stop.is_set():
+            summary.interrupted = True
+            return False
+        dead: list[dict[str, Any]] = []
+        for line in bad:
+            where = f"{src.path}: bytes {line.start}-{line.end}"
+            if line.pending:
+                summary.pending += 1
+                summary.problems.append(f"{where}: {line.reason}")
+                continue
+            summary.unreadable += 1
+            dead.append(_dead_letter(src.path, line, "unreadable", line.reason))
+        batch = [entry.record for entry in records]
+        if run.encode is not None:
+            forms = [otlp_form(record, run.forms) for record in batch]
+            batch = [record for record, _ in forms]
+            refused = _refused(batch, run.encode)
+            for i in sorted(refused):
+                exc, entry = refused[i], records[i]
+                reason = f"the OTLP encoder cannot take this record: {type(exc).__name__}: {exc}"
+                dead.append(_dead_letter(src.path, entry, "set_aside", reason))
+            summary.set_aside += len(refused)
+            summary.converted += sum(changed for i, (_, changed) in enumerate(forms) if i not in refused)
+            batch = [record for i, record in enumerate(batch) if i not in refused]
+        if dead:
+            target = _set_aside(src.path, dead) if run.writes else None
+            if target is not None and target not in summary.dead_letters:
+                summary.dead_letters.append(target)
+            aside = f"set aside in {target}" if target else "not set aside (dry run)"
+            for letter in dead:
+                where = f"{src.path}: bytes {letter['start']}-{letter['end']}"
+                kind = str(letter["kind"]).replace("_", " ")
+                summary.problems.append(f"{where}: {kind}, {aside}: {letter['reason']}")
+        if run.exporter is not None and batch:
+            first = records[0].start if records else checkpoint.offset
+            try:
+                result = run.exporter.export(batch)
+            except Exception as exc:  # noqa: BLE001 - reported: the exporter itself failed
+                summary.export_errors += len(batch)
+                summary.problems.append(
+                    f"{src.path}: bytes {first}-{end}: exporting {len(batch)} records raised "
+                    f"{type(exc).__name__}: {exc}; run again to resume"
+                )
+                return False
+            if result is not LogRecordExportResult.SUCCESS:
+                summary.refused += len(batch)
+                summary.problems.append(
+                    f"{src.path}: bytes {first}-{end}: the collector did not accept {len(batch)} records "
+                    "(refused or unreachable); run again to resume"
+                )
+                return False
+        summary.sent += len(batch)
+        if end is not None and end != checkpoint.offset and run.writes:
+            checkpoint = src.checkpoint(end, checkpoint.sent + len(batch))
+            try:
+                checkpoint.save(checkpoint_path(src.path))
+            except OSError as exc:
+                raise ReplayError(
+                    f"cannot write the checkpoint {checkpoint_path(src.path)} "
+                    f"({exc.strerror}); the last batch of {src.path} may be sent again",
+                ) from exc
+        if run.progress is not None:
+            done = f"{(end or 0) * 100 // max(src.size, 1):3d}%  " if not src.compressed else ""
+            run.progress.write(f"\r{src.path}: {done}{summary.sent - sent_before} sent")
+            run.progress.flush()
+    if run.progress is not None:
+        run.progress.write("\n")
+    return True
 
 
 def replay_files(
@@ -114,42 +789,47 @@ def replay_files(
     batch_size: int = 512,
     progress: IO[str] | None = None,
     stop: threading.Event | None = None,
+    otlp: bool = True,
 ) -> ReplaySummary:
     """Send every record of ``paths`` (from each one's checkpoint) through ``exporter``.
 
-    ``exporter=None`` is a dry run: records are read and counted, nothing is sent and no
-    checkpoint is written. Stops at the first batch the exporter refuses.
+    ``paths`` are files, put in time order (:func:`expand_paths` also takes directories
+    and globs). ``exporter=None`` is a dry run: records are read, checked and counted;
+    nothing is sent and no checkpoint or dead letter is written. ``otlp``: put records in
+    the nearest form OTLP can carry and check each batch with the OTLP encoder first.
+    Stops at the first batch the exporter does not accept. Raises :class:`UsageError`
+    for a path that names no file and :class:`ReplayError` for a file that cannot be
+    read or a checkpoint that cannot be written.
     """
     summary = ReplaySummary()
-    stop = stop if stop is not None else threading.Event()
-    for path in paths:
-        checkpoint = Checkpoint.load(path)
-        size = os.path.getsize(path)
-        for batch, end in _batches(path, checkpoint.offset, batch_size, summary):
-            if stop.is_set():
-                summary.interrupted = True
-                return summary
-            if exporter is not None and batch:
-                try:
-                    result = exporter.export(batch)
-                except Exception as exc:  # noqa: BLE001 - reported as a failed batch
-                    summary.problems.append(f"{path}: export raised {type(exc).__name__}: {exc}")
-                    result = LogRecordExportResult.FAILURE
-                if result is not LogRecordExportResult.SUCCESS:
-                    summary.failed += len(batch)
-                    summary.problems.append(
-                        f"{path}: the collector refused a batch at byte {checkpoint.offset}"
-                    )
-                    return summary
-            if exporter is not None:
-                checkpoint.offset, checkpoint.sent = end, checkpoint.sent + len(batch)
-                checkpoint.save(path)
-            summary.sent += len(batch)
-            if progress is not None:
-                progress.write(f"\r{path}: {end * 100 // max(size, 1):3d}%  {summary.sent} sent")
-                progress.flush()
-        if progress is not None:
-            progress.write("\n")
+    run = _Run(
+        exporter,
+        batch_size,
+        stop if stop is not None else threading.Event(),
+        progress,
+        summary,
+        _otlp_encoder() if otlp else None,
+    )
+    for path in expand_paths(paths):
+        try:
+            src = _Source(path)
+        except FileNotFoundError:
+            gz = path + ".gz"
+            if backup_of(path) is not None and os.path.exists(gz):
+                path, src = gz, _Source(gz)  # compressed since the list was made
+            else:
+                summary.warnings.append(f"{path} went away before it could be read (deleted by retention?)")
+                continue
+        except OSError as exc:
+            raise ReplayError(f"{path}: {exc.strerror or exc}") from exc
+        summary.files.append(path)
+        try:
+            if not _replay_file(src, run):
+                break
+        except ReplayError:
+            raise
+        except OSError as exc:
+            raise ReplayError(f"{path}: {exc.strerror or exc}") from exc
     return summary
 
 

@@ -1,0 +1,550 @@
+"""Replay delivers every record the files hold, or names each one it could not (issue 11).
+
+Rotated families (gzip backups, plain backups, the live file) replayed as one directory
+to real OTLP receivers on 127.0.0.1; records the OTLP encoder cannot take; files that
+grow while they are read; checkpoints that are bad, and symlinks planted where replay
+writes its own files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import TraceFlags
+
+from logxpy_otel import LogxpyLogRecordProcessor, _rotation
+from logxpy_otel.cli import main as cli
+from logxpy_otel.replay import replay_files
+
+from otlp_receiver import GrpcReceiver, HttpReceiver
+
+if os.name != "posix":  # pragma: no cover
+    pytest.skip("POSIX only", allow_module_level=True)
+
+#: Record numbers with something special about them.
+HUGE = 7  # ints beyond 64 bits in body and attributes: sent as decimal strings
+REFUSED = 11  # a severity_text the SDK let through as an int: nothing OTLP can carry it as
+ODD_SEVERITY = (3, 25), (4, -1), (13, 2**40)  # out of the enum; the last beyond OTLP's int32
+RESOURCE = {"service.name": "replay-test", "big": 2**70, "blob": b"\x00\xff"}
+
+
+class Keep(LogRecordExporter):
+    """An exporter that keeps every batch; ``stop_after`` sets ``stop`` after that many batches."""
+
+    def __init__(self, stop: threading.Event | None = None, stop_after: int = 0) -> None:
+        self.batches: list[Sequence[ReadableLogRecord]] = []
+        self._stop = stop
+        self._stop_after = stop_after
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        self.batches.append(list(batch))
+        if self._stop is not None and len(self.batches) >= self._stop_after:
+            self._stop.set()
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+    def ids(self) -> list[str]:
+        return [str((r.log_record.attributes or {})["rec.id"]) for b in self.batches for r in b]
+
+
+def severity_of(n: int) -> Any:
+    odd = dict(ODD_SEVERITY)
+    if n in odd:
+        return odd[n]
+    return None if n % 9 == 8 else list(SeverityNumber)[n % 25]
+
+
+def make_record(n: int) -> LogRecord:
+    attributes: dict[str, Any] = {
+        "rec.id": str(n),
+        "n": n,
+        "ratio": n / 7,
+        "ok": n % 2 == 0,
+        "blob": bytes([n % 256, 0, 255]),
+        "tags": ("a", f"b{n}"),
+        "msg": f"a reserved name {n}",
+    }
+    body: Any = f"record {n}" if n % 4 else {"n": n, "list": [1, "x", None]}
+    if n == HUGE:
+        attributes["huge"] = 2**70
+        attributes["nested"] = {"deep": [2**64 - 1, -(2**63)]}
+        body = 2**65
+    traced = n % 3 == 0
+    return LogRecord(
+        timestamp=1_795_722_644_000_000_000 + n * 1_001,
+        observed_timestamp=1_795_722_645_000_000_000 + n,
+        trace_id=(0xABC << 64) + n // 6 + 1 if traced else 0,
+        span_id=0x1000 + n if traced else 0,
+        trace_flags=TraceFlags(1) if traced else TraceFlags(0),
+        severity_number=severity_of(n),
+        severity_text=5 if n == REFUSED else f"sev{n}",  # type: ignore[arg-type]
+        body=body,
+        attributes=attributes,
+        event_name=f"event.{n}" if n % 5 == 0 else None,
+    )
+
+
+def otlp_value(value: Any) -> Any:
+    """A value as the receiver decodes it, after replay's nearest-form rules."""
+    if type(value) is int and not -(2**63) <= value < 2**63:
+        return str(value)
+    if isinstance(value, list | tuple):
+        return tuple(otlp_value(v) for v in value)
+    if isinstance(value, dict):
+        return {k: otlp_value(v) for k, v in value.items()}
+    return value
+
+
+def expected(n: int) -> dict[str, Any]:
+    """What the receiver must get for record ``n``: every field as emitted (nearest forms aside)."""
+    r = make_record(n)
+    severity = severity_of(n)
+    number = 0 if severity is None else getattr(severity, "value", severity)
+    return {
+        "body": otlp_value(r.body),
+        "attributes": otlp_value(dict(r.attributes or {})),
+        "severity_number": number if -(2**31) <= number < 2**31 else 0,
+        "severity_text": r.severity_text,
+        "time_unix_nano": r.timestamp,
+        "observed_time_unix_nano": r.observed_timestamp,
+        "trace_id": f"{r.trace_id:032x}" if r.trace_id else "",
+        "span_id": f"{r.span_id:016x}" if r.span_id else "",
+        "flags": int(r.trace_flags or 0),
+        "event_name": r.event_name or "",
+        "scope": "replay.test",
+        "resource": otlp_value(RESOURCE),
+    }
+
+
+def write_family(directory: Path, count: int, *, compress: bool = True, per_file: int = 6) -> Path:
+    """Records 0..count-1 written by the package's processor into ``directory/app.jsonl``,
+    rotating every ``per_file`` records (gzip backups with ``compress``)."""
+    path = directory / "app.jsonl"
+    provider = LoggerProvider(resource=Resource(RESOURCE), shutdown_on_exit=False)
+    processor = LogxpyLogRecordProcessor(path, max_bytes=1, compress=compress, flush_interval=600_000)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("replay.test", "1.0")
+    for n in range(count):
+        logger.emit(make_record(n))
+        if n % per_file == per_file - 1 or n == count - 1:
+            assert processor.force_flush(10_000)  # one batch: the next one goes to a new file
+    provider.shutdown()
+    return path
+
+
+def family_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.name.startswith("app."))
+
+
+def received_by_id(receiver: HttpReceiver | GrpcReceiver) -> Counter[str]:
+    return Counter(str(r["attributes"]["rec.id"]) for r in receiver.snapshot())
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any], str]:
+    """``logxpy-otel replay ARGS --json``: exit status, the summary, stderr."""
+    code = cli(["replay", *args, "--json"])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.err
+
+
+# -- the whole family, end to end -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_directory_of_gzip_backups_plain_backup_and_live_file_each_record_once(
+    tmp_path: Path, protocol: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs = tmp_path / "logs"
+    count = 40
+    live = write_family(logs, count)
+    files = family_files(logs)
+    gz = [p for p in files if p.name.endswith(".gz")]
+    assert len(gz) >= 4 and live in files, [p.name for p in files]
+    # One backup not compressed (yet): the family has plain and gzip backups.
+    plain = gz[1].with_name(gz[1].name[: -len(".gz")])
+    plain.write_bytes(gzip.decompress(gz[1].read_bytes()))
+    gz[1].unlink()
+    receiver = HttpReceiver() if protocol == "http/protobuf" else GrpcReceiver()
+    receiver.start()
+    try:
+        endpoint = ["--endpoint", receiver.endpoint, "--protocol", protocol, "--batch-size", "4"]
+        code, summary, err = run_cli(capsys, str(logs), *endpoint)
+        assert code == 1, "one record could not be delivered: exit 1"
+        assert (summary["sent"], summary["set_aside"], summary["unreadable"], summary["refused"]) == (
+            count - 1,
+            1,
+            0,
+            0,
+        )
+        got = received_by_id(receiver)
+        assert set(got) == {str(n) for n in range(count)} - {str(REFUSED)}
+        assert set(got.values()) == {1}, "each record once"
+        for record in receiver.snapshot():
+            n = int(record["attributes"]["rec.id"])
+            assert record == expected(n), f"record {n} changed on the way"
+        # The refused record is named: its file and byte offset, and where it was set aside.
+        (dead,) = summary["dead_letters"]
+        assert Path(dead).parent == logs and Path(dead).name.endswith(".replay.dead")
+        (entry,) = [orjson.loads(line) for line in Path(dead).read_bytes().splitlines()]
+        assert entry["kind"] == "set_aside" and entry["file"] in err and str(entry["start"]) in err
+        assert dead in err
+        data = Path(entry["file"]).read_bytes()
+        if entry["file"].endswith(".gz"):
+            data = gzip.decompress(data)
+        line = data[entry["start"] : entry["end"]]
+        assert line.endswith(b"\n") and orjson.loads(line)["rec.id"] == str(REFUSED)
+        assert entry["line"] == line.decode().rstrip("\n")
+        # A second run sends nothing twice, and has nothing left to name.
+        code, again, _ = run_cli(capsys, str(logs), *endpoint)
+        assert (code, again["sent"], again["set_aside"]) == (0, 0, 0)
+        assert received_by_id(receiver) == got
+        assert len(Path(dead).read_bytes().splitlines()) == 1
+    finally:
+        receiver.stop()
+
+
+def test_a_glob_of_a_family_replays_it_in_time_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_family(tmp_path, 30, compress=True)
+    receiver = HttpReceiver()
+    receiver.start()
+    try:
+        code, summary, _ = run_cli(capsys, str(tmp_path / "app*"), "--endpoint", receiver.endpoint)
+        assert code == 1 and summary["sent"] == 29
+        order = [int(r["attributes"]["rec.id"]) for r in receiver.snapshot()]
+        assert order == sorted(order), "oldest backup first, the live file last"
+    finally:
+        receiver.stop()
+
+
+def test_backups_and_live_file_given_out_of_order_are_sent_in_time_order(tmp_path: Path) -> None:
+    write_family(tmp_path, 25, compress=False)
+    files = family_files(tmp_path)
+    keep = Keep()
+    summary = replay_files([str(p) for p in reversed(files)], keep, batch_size=100)
+    assert summary.sent == 24
+    assert [int(i) for i in keep.ids()] == [n for n in range(25) if n != REFUSED]
+
+
+def test_a_backup_compressed_after_a_partial_replay_is_not_sent_again(tmp_path: Path) -> None:
+    path = write_family(tmp_path, 30, compress=False, per_file=10)
+    backups = [p for p in family_files(tmp_path) if p != path]
+    assert len(backups) == 2
+    stop = threading.Event()
+    first = Keep(stop, stop_after=1)
+    summary = replay_files([str(backups[0])], first, batch_size=4, stop=stop)
+    assert summary.interrupted and first.ids() == ["0", "1", "2", "3"]
+    # The live file too, part way; then it rotates (renamed to a backup) and both get compressed.
+    stop.clear()
+    part = Keep(stop, stop_after=1)
+    replay_files([str(path)], part, batch_size=3, stop=stop)
+    assert part.ids() == ["20", "21", "22"]
+    rotated = _rotation.backup_name(str(path), 4_000_000_000.0)
+    os.rename(path, rotated)
+    path.write_bytes(b"")
+    _rotation._gzip(str(backups[0]), 0o600)
+    _rotation._gzip(rotated, 0o600)
+    rest = Keep()
+    summary = replay_files([str(tmp_path)], rest, batch_size=4)
+    sent = first.ids() + part.ids() + rest.ids()
+    assert sorted(sent, key=int) == [str(n) for n in range(30) if n != REFUSED], "each record once"
+    assert summary.sent == len(rest.ids()) == 29 - 7
+
+
+def test_a_plain_backup_given_by_name_after_it_was_compressed(tmp_path: Path) -> None:
+    path = write_family(tmp_path, 12, compress=False, per_file=6)
+    (backup,) = [p for p in family_files(tmp_path) if p != path]
+    _rotation._gzip(str(backup), 0o600)
+    keep = Keep()
+    summary = replay_files([str(backup)], keep)
+    assert summary.sent == 6 and keep.ids() == [str(n) for n in range(6)]
+
+
+def test_gzip_is_detected_by_content_not_by_name(tmp_path: Path) -> None:
+    path = write_family(tmp_path, 6, compress=False, per_file=100)
+    packed = tmp_path / "app.jsonl.1"  # what logrotate's compress-less naming would leave
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    keep = Keep()
+    summary = replay_files([str(packed)], keep)
+    assert (summary.sent, summary.skipped) == (6, 0) and keep.ids() == [str(n) for n in range(6)]
+
+
+# -- records the OTLP encoder cannot take -------------------------------------------------------
+
+
+def test_an_unencodable_record_never_blocks_the_others_even_one_by_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_family(tmp_path, 16, compress=False, per_file=100)
+    receiver = HttpReceiver()
+    receiver.start()
+    try:
+        args = (str(path), "--endpoint", receiver.endpoint, "--batch-size", "1")
+        code, summary, err = run_cli(capsys, *args)
+        assert code == 1 and (summary["sent"], summary["set_aside"], summary["refused"]) == (15, 1, 0)
+        assert "collector" not in err, "a local failure is never the collector's refusal"
+        assert "set aside" in err
+        assert set(received_by_id(receiver)) == {str(n) for n in range(16)} - {str(REFUSED)}
+        code, summary, _ = run_cli(capsys, *args)
+        assert (code, summary["sent"]) == (0, 0), "the run does not stop at the same place forever"
+    finally:
+        receiver.stop()
+
+
+def test_huge_ints_and_odd_severities_arrive_in_their_nearest_otlp_form(tmp_path: Path) -> None:
+    path = write_family(tmp_path, 16, compress=False, per_file=100)
+    receiver = HttpReceiver()
+    receiver.start()
+    try:
+        assert cli(["replay", str(path), "--endpoint", receiver.endpoint]) == 1
+        by_id = {r["attributes"]["rec.id"]: r for r in receiver.snapshot()}
+        assert by_id[str(HUGE)]["body"] == str(2**65)
+        assert by_id[str(HUGE)]["attributes"]["huge"] == str(2**70)
+        assert by_id[str(HUGE)]["attributes"]["nested"] == {"deep": (str(2**64 - 1), -(2**63))}
+        assert by_id["3"]["severity_number"] == 25 and by_id["4"]["severity_number"] == -1
+        assert by_id["13"]["severity_number"] == 0, "beyond int32: left unset"
+        assert by_id["0"]["resource"]["big"] == str(2**70)
+    finally:
+        receiver.stop()
+
+
+# -- lines still being written ------------------------------------------------------------------
+
+
+def test_a_file_growing_while_it_is_replayed_delivers_each_record_once(tmp_path: Path) -> None:
+    path = tmp_path / "grow.jsonl"
+    source = write_family(tmp_path / "src", 10, compress=False, per_file=100)
+    lines = [line + b"\n" for line in source.read_bytes().splitlines() if b'"rec.id"' in line]
+    lines = [line for line in lines if b'"rec.id":"11"' not in line]
+    total = 300
+    done = threading.Event()
+
+    def grow() -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            for i in range(total):
+                line = lines[i % len(lines)].replace(b'"rec.id":"', b'"rec.id":"%d-' % i)
+                cut = len(line) // 2
+                os.write(fd, line[:cut])  # a reader may see half a line here
+                os.write(fd, line[cut:])
+        finally:
+            os.close(fd)
+            done.set()
+
+    path.write_bytes(b"")
+    keep = Keep()
+    writer = threading.Thread(target=grow)
+    writer.start()
+    runs = 0
+    while not done.is_set() and runs < 10_000:  # bounded: replay over and over while it grows
+        replay_files([str(path)], keep, batch_size=7)
+        runs += 1
+    writer.join(30)
+    replay_files([str(path)], keep, batch_size=7)
+    ids = Counter(i.split("-")[0] for i in keep.ids())
+    assert sum(ids.values()) == total and len(ids) == total, "each record once, none skipped"
+
+
+def test_a_torn_last_line_is_not_passed_and_is_sent_once_complete(tmp_path: Path) -> None:
+    path = write_family(tmp_path, 6, compress=False, per_file=100)
+    data = path.read_bytes()
+    first_record = data.index(b'"rec.id":"0"')
+    start = data.rindex(b"\n", 0, first_record) + 1 if b"\n" in data[:first_record] else 0
+    end = data.index(b"\n", start) + 1
+    line = data[start:end].replace(b'"rec.id":"0"', b'"rec.id":"late"')
+    with path.open("ab") as f:
+        f.write(line[:20])
+    keep = Keep()
+    summary = replay_files([str(path)], keep)
+    assert (summary.sent, summary.pending, summary.ok) == (6, 1, True)
+    with path.open("ab") as f:
+        f.write(line[20:])
+    summary = replay_files([str(path)], keep)
+    assert (summary.sent, summary.skipped, summary.unreadable) == (1, 0, 0)
+    assert keep.ids()[-1] == "late"
+
+
+# -- exit status and summary ---------------------------------------------------------------------
+
+
+def test_an_unreadable_line_is_counted_named_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_family(tmp_path, 8, compress=False, per_file=100)
+    size = path.stat().st_size
+    with path.open("ab") as f:
+        f.write(b"{this is not json}\n")
+    code, summary, err = run_cli(capsys, str(path), "--dry-run")
+    assert code == 1
+    assert (summary["sent"], summary["unreadable"], summary["set_aside"], summary["ok"]) == (8, 1, 0, False)
+    assert f"{path}: bytes {size}-{size + 19}" in err
+
+
+def test_usage_errors_name_the_file_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.jsonl"
+    assert cli(["replay", str(missing), "--dry-run"]) == 2
+    assert str(missing) in capsys.readouterr().err
+    assert cli(["replay", str(tmp_path / "nothing*.jsonl"), "--dry-run"]) == 2
+    assert "nothing*.jsonl" in capsys.readouterr().err
+
+
+def test_help_text_is_plain(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["replay", "--help"]):
+        with pytest.raises(SystemExit):
+            cli(argv)
+        out = capsys.readouterr().out
+        assert "``" not in out and "replay" in out
+    assert "DIR" in out and "exit status" in out.lower()
+
+
+# -- bad checkpoints ----------------------------------------------------------------------------
+
+
+def _checkpoint(path: Path) -> Path:
+    return path.with_name(path.name + ".replay.json")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(lambda st: {"offset": -5, "sent": 1, "dev": st.st_dev, "ino": st.st_ino}, id="negative"),
+        pytest.param(
+            lambda st: {"offset": st.st_size + 100, "sent": 1, "dev": st.st_dev, "ino": st.st_ino},
+            id="past-the-end",
+        ),
+        pytest.param(lambda st: {"hello": "world"}, id="not-ours"),
+        pytest.param(lambda st: [1, 2, 3], id="not-an-object"),
+        pytest.param(lambda st: b"{\x00garbage", id="corrupt"),
+        pytest.param(
+            lambda st: {"offset": "12", "sent": 0, "dev": st.st_dev, "ino": st.st_ino}, id="wrong-type"
+        ),
+    ],
+)
+def test_a_bad_checkpoint_restarts_from_the_beginning_with_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: Any
+) -> None:
+    path = write_family(tmp_path, 6, compress=False, per_file=100)
+    value = content(path.stat())
+    _checkpoint(path).write_bytes(value if isinstance(value, bytes) else orjson.dumps(value))
+    keep = Keep()
+    receiver = HttpReceiver()
+    receiver.start()
+    try:
+        code = cli(["replay", str(path), "--endpoint", receiver.endpoint])
+        err = capsys.readouterr().err
+        assert code == 0, err
+        assert len(receiver.snapshot()) == 6, "from the beginning"
+        warnings = [line for line in err.splitlines() if "checkpoint" in line]
+        assert len(warnings) == 1 and str(path) in warnings[0], err
+    finally:
+        receiver.stop()
+    summary = replay_files([str(path)], keep)
+    assert summary.sent == 0 and not summary.warnings, "the rewritten checkpoint is good"
+
+
+def test_a_checkpoint_of_an_older_version_is_still_honoured(tmp_path: Path) -> None:
+    path = write_family(tmp_path, 6, compress=False, per_file=100)
+    first = Keep()
+    replay_files([str(path)], first, batch_size=2, stop=_stop_after(first, 1))
+    offset = orjson.loads(_checkpoint(path).read_bytes())["offset"]
+    st = path.stat()
+    _checkpoint(path).write_bytes(
+        orjson.dumps({"offset": offset, "sent": 2, "dev": st.st_dev, "ino": st.st_ino})
+    )
+    rest = Keep()
+    summary = replay_files([str(path)], rest)
+    assert first.ids() + rest.ids() == [str(n) for n in range(6)] and not summary.warnings
+
+
+def _stop_after(keep: Keep, batches: int) -> threading.Event:
+    stop = threading.Event()
+    keep._stop, keep._stop_after = stop, batches
+    return stop
+
+
+# -- files written beside the logs: never through a planted symlink ------------------------------
+
+
+@pytest.fixture
+def victim(tmp_path: Path) -> Iterator[Path]:
+    """A file a planted symlink points at; it must come out of every test unchanged."""
+    target = tmp_path / "elsewhere" / "victim"
+    target.parent.mkdir()
+    target.write_bytes(b"precious")
+    yield target
+    assert target.read_bytes() == b"precious", "a symlink was followed"
+
+
+def test_a_symlink_at_the_old_checkpoint_partial_name_is_not_followed(tmp_path: Path, victim: Path) -> None:
+    path = write_family(tmp_path / "logs", 6, compress=False, per_file=100)
+    (path.parent / (path.name + ".replay.json.partial")).symlink_to(victim)
+    keep = Keep()
+    assert replay_files([str(path)], keep).sent == 6
+    assert _checkpoint(path).is_file() and not _checkpoint(path).is_symlink()
+
+
+def test_a_symlink_at_the_checkpoint_name_is_replaced_not_followed(
+    tmp_path: Path, victim: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_family(tmp_path / "logs", 6, compress=False, per_file=100)
+    _checkpoint(path).symlink_to(victim)
+    assert cli(["replay", str(path), "--dry-run"]) == 0
+    keep = Keep()
+    summary = replay_files([str(path)], keep)
+    assert summary.sent == 6 and len(summary.warnings) == 1
+    assert _checkpoint(path).is_file() and not _checkpoint(path).is_symlink()
+
+
+def test_a_symlink_at_the_dead_letter_name_is_not_followed(tmp_path: Path, victim: Path) -> None:
+    path = write_family(tmp_path / "logs", 14, compress=False, per_file=100)  # record 11 is set aside
+    dead = path.with_name(path.name + ".replay.dead")
+    dead.symlink_to(victim)
+    summary = replay_files([str(path)], Keep())
+    assert (summary.sent, summary.set_aside) == (13, 1)
+    assert dead.is_file() and not dead.is_symlink()
+    (entry,) = [orjson.loads(line) for line in dead.read_bytes().splitlines()]
+    assert orjson.loads(entry["line"])["rec.id"] == str(REFUSED)
+
+
+def test_every_file_replay_creates_is_exclusive_and_never_follows_a_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_family(tmp_path, 14, compress=False, per_file=100)
+    with path.open("ab") as f:
+        f.write(b"not json\n")
+    created: list[tuple[str, int]] = []
+    real_open = os.open
+
+    def spy(file: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & os.O_CREAT:
+            created.append((os.fspath(file), flags))
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", spy)
+    summary = replay_files([str(path)], Keep())
+    assert (summary.sent, summary.set_aside, summary.unreadable) == (13, 1, 1)
+    assert len(created) >= 2, "a checkpoint and a dead-letter file were written"
+    for name, flags in created:
+        assert flags & os.O_EXCL and flags & os.O_NOFOLLOW, name
+        assert Path(name).parent == tmp_path and Path(name).name.startswith("."), name
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert leftovers == [], "no temporary file left behind"
