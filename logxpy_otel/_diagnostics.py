@@ -7,6 +7,7 @@ logger (``logxpy_otel``) so a warning about the exporter can never feed back int
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,47 @@ _OWN_PREFIX = LOGGER_NAME + "."
 #: ``id(scope) -> (scope, own)``: whether records of a scope are our own diagnostics,
 #: per scope object (a pure function of its name, so one cache serves every writer).
 _own_scopes: dict[int, tuple[object, bool]] = {}
+
+
+class _StderrUnlessShown(logging.Handler):
+    """Our warnings on stderr when nothing the application set up shows them.
+
+    An application whose only root handler is OpenTelemetry's ``LoggingHandler`` (logging
+    auto-instrumentation) would otherwise see our warnings only inside the very file or
+    collector they are about, and ``logging.lastResort`` does not apply once any handler
+    exists. A ``StreamHandler`` (console or file) on the way up means the application
+    shows them itself: then this handler stays silent.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._shown_elsewhere(record):
+            return
+        try:
+            stream = sys.stderr
+            if stream is not None:
+                stream.write(self.format(record) + "\n")
+                stream.flush()
+        except Exception:  # noqa: BLE001 - diagnostics never raise
+            pass
+
+    def _shown_elsewhere(self, record: logging.LogRecord) -> bool:
+        current: logging.Logger | None = logger
+        while current is not None:
+            for handler in current.handlers:
+                shows = isinstance(handler, logging.StreamHandler) and record.levelno >= handler.level
+                if shows and handler is not self:
+                    return True
+            if not current.propagate:
+                break
+            current = current.parent
+        return False
+
+
+logger.addHandler(_StderrUnlessShown())
 
 
 def is_own_scope(scope: object) -> bool:

@@ -2,10 +2,16 @@
 
 ``FallbackLogRecordExporter(primary, fallback)`` exports to ``primary`` (an OTLP
 exporter, or any); a batch it fails (FAILURE or an exception) goes to ``fallback``, a
-:class:`LogxpyLogRecordExporter` by default. A circuit breaker keeps a dead collector
-from costing a network timeout on every batch: after a failure, batches go straight to
-the file for a cool-down that doubles while the collector stays down (1 s up to 60 s by
-default); then one batch probes the primary. ``logxpy-otel replay`` sends the file on.
+:class:`LogxpyLogRecordExporter` by default. ``logxpy-otel replay`` sends the file on.
+
+The caller (the SDK's batch processor's worker) never waits on a dead network: live
+sends run on this exporter's own thread (``logxpy-fallback``), and the caller waits for
+one at most ``live_timeout_s``. A send that fails, or is still under way then, opens the
+breaker: from then on batches go straight to the file, and the same thread finds out
+when the collector is back with an empty request after a cool-down that doubles while it
+stays down (1 s up to 60 s by default). No batch is held hostage by a probe. A send still
+under way when it times out stays the thread's: delivered, or written to the file if it
+fails, never both.
 """
 
 from __future__ import annotations
@@ -15,34 +21,73 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from ._diagnostics import RateLimitedReporter
+from ._diagnostics import logger
 from .exporter import LogxpyLogRecordExporter
 
-__all__ = ["FallbackLogRecordExporter", "FallbackMetrics", "LogxpyFallbackLogRecordExporter", "otlp_exporter"]
+__all__ = [
+    "BreakerState",
+    "FallbackLogRecordExporter",
+    "FallbackMetrics",
+    "LogxpyFallbackLogRecordExporter",
+    "otlp_exporter",
+]
+
+_SUCCESS = LogRecordExportResult.SUCCESS
+_FAILURE = LogRecordExportResult.FAILURE
+
+
+class BreakerState(StrEnum):
+    """Where live batches go: ``closed`` to the collector; ``open`` to the file (the
+    collector is down); ``probing`` to the file while an empty request tests the collector."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    PROBING = "probing"
 
 
 @dataclass(frozen=True, slots=True)
 class FallbackMetrics:
-    """Batches and records that went to each side, and how often the primary failed."""
+    """Batches and records that went to each side, how often the primary failed, the breaker."""
 
+    #: Batches and records the collector accepted.
     primary_batches: int
     primary_records: int
+    #: Batches and records written to the local file instead.
     fallback_batches: int
     fallback_records: int
+    #: Live sends and probes that failed or timed out.
     primary_failures: int
-    breaker_open: bool
+    breaker_state: BreakerState
+
+    @property
+    def breaker_open(self) -> bool:
+        return self.breaker_state is not BreakerState.CLOSED
+
+
+class _Send:
+    """One live send handed to the sender thread; ``done`` is set with its ``result``."""
+
+    __slots__ = ("batch", "done", "result")
+
+    def __init__(self, batch: Sequence[ReadableLogRecord]) -> None:
+        self.batch = batch
+        self.done = threading.Event()
+        self.result = _FAILURE
 
 
 class FallbackLogRecordExporter(LogRecordExporter):
     """Exports to ``primary``; what it cannot take goes to ``fallback`` (a local file).
 
-    ``shutdown()`` and ``force_flush()`` are bounded in time even when the collector
-    hangs: the primary's are run on a helper thread and abandoned at the timeout.
+    ``live_timeout_s`` bounds how long :meth:`export` waits for a live send (the SDK's
+    batch processor's queue fills meanwhile). ``shutdown()`` and ``force_flush()`` are
+    bounded in time even when the collector hangs.
     """
 
     def __init__(
@@ -52,67 +97,227 @@ class FallbackLogRecordExporter(LogRecordExporter):
         *,
         cooldown_s: float = 1.0,
         max_cooldown_s: float = 60.0,
+        live_timeout_s: float = 0.5,
         shutdown_timeout_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not 0 < cooldown_s <= max_cooldown_s:
+        if not 0 < cooldown_s <= max_cooldown_s <= _MAX_SECONDS:
             raise ValueError(
-                f"cooldown_s must be > 0 and <= max_cooldown_s; got {cooldown_s!r}, {max_cooldown_s!r}"
+                f"cooldown_s must be > 0 and <= max_cooldown_s <= {_MAX_SECONDS:g}; "
+                f"got {cooldown_s!r}, {max_cooldown_s!r}"
             )
+        for name, value in (("live_timeout_s", live_timeout_s), ("shutdown_timeout_s", shutdown_timeout_s)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= _MAX_SECONDS:
+                raise ValueError(
+                    f"{name} must be a number of seconds > 0 and <= {_MAX_SECONDS:g}; got {value!r}"
+                )
         self.primary = primary
         self.fallback = fallback if fallback is not None else LogxpyLogRecordExporter()
         self._first_cooldown = cooldown_s
         self._max_cooldown = max_cooldown_s
         self._cooldown = cooldown_s
+        self._live_timeout = live_timeout_s
         self._shutdown_timeout = shutdown_timeout_s
         self._clock = clock
-        self._open_until: float | None = None
-        self._lock = threading.Lock()
-        self._counts = [0, 0, 0, 0, 0]  # primary batches/records, fallback batches/records, failures
-        self._report = RateLimitedReporter(
-            "logxpy-otel: the primary exporter failed %d time(s); batches go to the local file%s"
-        )
+        self._cond = threading.Condition(threading.Lock())
+        self._state = BreakerState.CLOSED
+        self._retry_at = 0.0
+        self._job: _Send | None = None
+        self._inflight: _Send | None = None  # the send under way on the sender thread
+        self._busy = False  # a send or a probe is under way on the sender thread
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._live_batches = self._live_records = 0
+        self._file_batches = self._file_records = 0
+        self._failures = 0
 
     @property
     def metrics(self) -> FallbackMetrics:
-        with self._lock:
-            c = self._counts
-            return FallbackMetrics(c[0], c[1], c[2], c[3], c[4], self._open_until is not None)
+        with self._cond:
+            return FallbackMetrics(
+                primary_batches=self._live_batches,
+                primary_records=self._live_records,
+                fallback_batches=self._file_batches,
+                fallback_records=self._file_records,
+                primary_failures=self._failures,
+                breaker_state=self._state,
+            )
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        with self._lock:
-            skip = self._open_until is not None and self._clock() < self._open_until
-        if not skip:
-            try:
-                result = self.primary.export(batch)
-            except Exception:  # noqa: BLE001 - a raising exporter is a failed export
-                result = LogRecordExportResult.FAILURE
-            with self._lock:
-                if result is LogRecordExportResult.SUCCESS:
-                    self._open_until = None
-                    self._cooldown = self._first_cooldown
-                    self._counts[0] += 1
-                    self._counts[1] += len(batch)
-                    return result
-                self._counts[4] += 1
-                self._open_until = self._clock() + self._cooldown
-                cooldown, self._cooldown = self._cooldown, min(self._cooldown * 2, self._max_cooldown)
-            self._report.note(1, f" (next try in {cooldown:.1f} s)")
-        result = self.fallback.export(batch)
-        with self._lock:
-            self._counts[2] += 1
-            self._counts[3] += len(batch)
+        with self._cond:
+            live = self._state is BreakerState.CLOSED and not self._busy and not self._closed
+            if live:
+                job = self._job = _Send(batch)
+                self._busy = True
+                self._start_locked()
+                self._cond.notify_all()
+        if not live:
+            return self._to_file(batch)
+        if job.done.wait(self._live_timeout):
+            return job.result
+        # Still under way: the sender thread keeps the batch (delivered, or to the file if
+        # it fails); meanwhile batches go to the file, without waiting on the network.
+        with self._cond:
+            if not job.done.is_set() and self._state is BreakerState.CLOSED:
+                self._open_locked(f"no answer within {self._live_timeout:g} s")
+        return _SUCCESS
+
+    def _to_file(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        try:
+            result = self.fallback.export(batch)
+        except Exception as exc:  # noqa: BLE001 - a broken fallback must not break the SDK's worker
+            logger.error("logxpy-otel: the fallback exporter raised %s", type(exc).__name__)
+            result = _FAILURE
+        with self._cond:
+            self._file_batches += 1
+            self._file_records += len(batch)
         return result
+
+    # -- the sender thread -------------------------------------------------------------
+
+    def _start_locked(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="logxpy-fallback", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))  # our requests are not the app's
+        while True:
+            with self._cond:
+                while True:
+                    job, self._job = self._job, None
+                    if job is not None:
+                        self._inflight = job
+                        break
+                    if self._state is BreakerState.OPEN and not self._closed:
+                        wait = self._retry_at - self._clock()
+                        if wait <= 0:
+                            self._state = BreakerState.PROBING
+                            self._busy = True
+                            break
+                        self._cond.wait(wait)
+                    elif self._closed:
+                        return
+                    else:
+                        self._cond.wait()
+            if job is not None:
+                self._send(job)
+            else:
+                self._probe()
+
+    def _send(self, job: _Send) -> None:
+        error = _try_export(self.primary, job.batch)
+        if error is None:
+            with self._cond:
+                self._live_batches += 1
+                self._live_records += len(job.batch)
+                if self._state is not BreakerState.CLOSED:  # it answered after all: it is up
+                    self._close_locked()
+            job.result = _SUCCESS
+        else:
+            with self._cond:
+                self._failures += 1
+                if self._state is BreakerState.CLOSED:
+                    self._open_locked(error)
+            job.result = self._to_file(job.batch)
+        with self._cond:
+            self._busy = False
+            self._inflight = None
+            self._cond.notify_all()
+        job.done.set()
+
+    def _probe(self) -> None:
+        """An empty request: does the collector answer again? No batch waits on it."""
+        error = _try_export(self.primary, ())
+        with self._cond:
+            self._busy = False
+            if error is None:
+                self._close_locked()
+            else:
+                self._failures += 1
+                self._open_locked(error)
+            self._cond.notify_all()
+
+    def _open_locked(self, why: str) -> None:
+        cooldown = self._cooldown
+        self._state = BreakerState.OPEN
+        self._retry_at = self._clock() + cooldown
+        self._cooldown = min(cooldown * 2, self._max_cooldown)
+        self._cond.notify_all()
+        # Once per cool-down at most: on stderr unless the application routes our logger.
+        logger.warning(
+            "logxpy-otel: the collector is unreachable (%s); records go to the local file; "
+            "next try in %.1f s",
+            why,
+            cooldown,
+        )
+
+    def _close_locked(self) -> None:
+        self._state = BreakerState.CLOSED
+        self._cooldown = self._first_cooldown
+        logger.warning(
+            "logxpy-otel: the collector answers again; %d record(s) kept in the local file so far "
+            "(send them with: logxpy-otel replay)",
+            self._file_records,
+        )
+
+    # -- flush and shutdown --------------------------------------------------------------
+
+    def _wait_idle(self, timeout: float) -> bool:
+        """Wait until no live send is under way (a probe does not hold records)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._job is not None or self._inflight is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         deadline = time.monotonic() + timeout_millis / 1000.0
-        primary_ok = _bounded(lambda: self.primary.force_flush(timeout_millis), timeout_millis / 1000.0)
+        idle = self._wait_idle(timeout_millis / 1000.0)
+        left = max(0.0, deadline - time.monotonic())
+        primary_ok = _bounded(lambda: self.primary.force_flush(int(left * 1000)), left)
         left = max(0, int((deadline - time.monotonic()) * 1000))
-        return bool(primary_ok) and self.fallback.force_flush(left)
+        return idle and primary_ok is True and self.fallback.force_flush(left)
 
     def shutdown(self) -> None:
-        _bounded(self.primary.shutdown, self._shutdown_timeout)
+        """Wait (bounded) for a live send under way, then shut both sides down.
+
+        A send still under way at the bound is also written to the file: the process may
+        be about to end, and a record sent twice is better than one lost.
+        """
+        deadline = time.monotonic() + self._shutdown_timeout
+        idle = self._wait_idle(self._shutdown_timeout)
+        with self._cond:
+            self._closed = True
+            pending, self._job = self._job, None
+            inflight = self._inflight
+            self._cond.notify_all()
+        if pending is not None:  # handed over but never started
+            pending.result = self._to_file(pending.batch)
+            pending.done.set()
+        if not idle and inflight is not None:
+            self._to_file(inflight.batch)
+            logger.warning(
+                "logxpy-otel: a live send was still under way at shutdown; its batch may arrive twice"
+            )
+        _bounded(self.primary.shutdown, max(0.0, deadline - time.monotonic()))
         self.fallback.shutdown()  # type: ignore[no-untyped-call]
+
+
+#: The longest cool-down or timeout a setting may ask for (one day).
+_MAX_SECONDS = 86_400.0
+
+
+def _try_export(exporter: LogRecordExporter, batch: Sequence[ReadableLogRecord]) -> str | None:
+    """Export; None when accepted, else why not (an exception's type, never its text)."""
+    try:
+        result = exporter.export(batch)
+    except Exception as exc:  # noqa: BLE001 - a raising exporter is a failed export
+        return type(exc).__name__
+    return None if result is _SUCCESS else "the export failed"
 
 
 def _bounded(call: Callable[[], Any], timeout: float) -> Any:

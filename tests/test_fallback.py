@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -25,7 +27,12 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from logxpy_otel import LogxpyLogRecordExporter
 from logxpy_otel.cli import main as cli
-from logxpy_otel.fallback import FallbackLogRecordExporter, LogxpyFallbackLogRecordExporter, otlp_exporter
+from logxpy_otel.fallback import (
+    BreakerState,
+    FallbackLogRecordExporter,
+    LogxpyFallbackLogRecordExporter,
+    otlp_exporter,
+)
 from logxpy_otel.reader import BadLine, read_file
 
 from otlp_receiver import GrpcReceiver, HttpReceiver
@@ -34,15 +41,23 @@ THREADS, PER_THREAD = 4, 600
 
 
 class Scripted(LogRecordExporter):
-    """A primary whose answers the test decides; counts its calls."""
+    """A primary whose answers the test decides; keeps every batch it was asked to send."""
 
     def __init__(self) -> None:
         self.up = True
         self.calls = 0
+        self.seen: list[Any] = []
         self.hang = threading.Event()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.block = False
 
     def export(self, batch: Any) -> LogRecordExportResult:
         self.calls += 1
+        self.seen.append(list(batch))
+        if self.block and batch:
+            self.entered.set()
+            assert self.release.wait(30)
         if not self.up:
             raise ConnectionRefusedError("collector down")
         return LogRecordExportResult.SUCCESS
@@ -52,6 +67,14 @@ class Scripted(LogRecordExporter):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    """Poll a state the exporter signals no event for (bounded; fails the test on timeout)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.005)
 
 
 class Keep(LogRecordExporter):
@@ -72,30 +95,46 @@ class Keep(LogRecordExporter):
 # -- the circuit breaker ------------------------------------------------------------------
 
 
-def test_breaker_skips_a_dead_primary_then_probes_with_growing_cooldown() -> None:
-    now = [100.0]
+def test_breaker_opens_then_probes_with_empty_requests_never_with_a_batch() -> None:
+    """Issue 18, item 3: while the collector is known to be down, batches go straight to the
+    file and the collector is probed with an empty request from the exporter's own thread."""
     primary, keep = Scripted(), Keep()
-    fb = FallbackLogRecordExporter(primary, keep, cooldown_s=1.0, max_cooldown_s=4.0, clock=lambda: now[0])
-    assert fb.export(["a"]) is LogRecordExportResult.SUCCESS and primary.calls == 1 and not keep.batches
+    fb = FallbackLogRecordExporter(primary, keep, cooldown_s=0.02, max_cooldown_s=0.05)
+    assert fb.export(["a"]) is LogRecordExportResult.SUCCESS and primary.seen == [["a"]] and not keep.batches
     primary.up = False
-    fb.export(["b"])  # fails: to the file, breaker opens for 1 s
-    assert primary.calls == 2 and keep.batches == [["b"]] and fb.metrics.breaker_open
-    fb.export(["c"])  # within the cool-down: the primary is not even tried
-    assert primary.calls == 2 and keep.batches[-1] == ["c"]
-    now[0] += 1.0
-    fb.export(["d"])  # probe fails: cool-down doubles to 2 s
-    assert primary.calls == 3
-    now[0] += 1.5
-    fb.export(["e"])
-    assert primary.calls == 3, "still cooling down (2 s)"
-    now[0] += 0.5
+    fb.export(["b"])  # fails: to the file, the breaker opens
+    assert keep.batches == [["b"]] and fb.metrics.breaker_open
+    fb.export(["c"])  # open: the primary is not tried
+    assert keep.batches[-1] == ["c"]
+    wait_for(lambda: primary.seen.count([]) >= 2)  # probes fail, cool-down grows, no batch is sent
     primary.up = True
-    fb.export(["f"])  # probe succeeds: breaker closes
-    assert primary.calls == 4 and keep.batches[-1] == ["e"]
+    wait_for(lambda: fb.metrics.breaker_state is BreakerState.CLOSED)
+    fb.export(["d"])
+    assert [batch for batch in primary.seen if batch] == [["a"], ["b"], ["d"]], "no batch waited on a probe"
     m = fb.metrics
-    assert (m.primary_batches, m.fallback_batches, m.primary_failures, m.breaker_open) == (2, 4, 2, False)
-    fb.export(["g"])
-    assert primary.calls == 5, "closed again: every batch goes to the primary"
+    assert (m.primary_batches, m.fallback_batches, m.fallback_records) == (2, 2, 2)
+    assert m.primary_failures >= 3  # "b" and at least two probes
+    fb.shutdown()
+
+
+@pytest.mark.parametrize("comes_back", [False, True], ids=["then-fails", "then-succeeds"])
+def test_a_hung_send_does_not_hold_the_caller_and_its_batch_lands_once(comes_back: bool) -> None:
+    primary, keep = Scripted(), Keep()
+    primary.block = True
+    fb = FallbackLogRecordExporter(primary, keep, cooldown_s=60.0, max_cooldown_s=60.0, live_timeout_s=0.05)
+    started = time.monotonic()
+    assert fb.export(["x"]) is LogRecordExportResult.SUCCESS  # the batch is the exporter's now
+    assert primary.entered.is_set() and time.monotonic() - started < 10
+    assert fb.metrics.breaker_open
+    fb.export(["y"])  # straight to the file while the send hangs
+    assert keep.batches == [["y"]]
+    primary.up = comes_back
+    primary.release.set()
+    assert fb.force_flush(10_000) is True
+    assert keep.batches == ([["y"]] if comes_back else [["y"], ["x"]]), "each batch in one place"
+    assert fb.metrics.primary_records == (1 if comes_back else 0)
+    assert fb.metrics.breaker_open is not comes_back
+    fb.shutdown()
 
 
 def test_shutdown_and_flush_are_bounded_when_the_primary_hangs() -> None:
@@ -348,6 +387,7 @@ def test_logxpy_fallback_from_environment(tmp_path: Path, monkeypatch: pytest.Mo
         assert exporter.export(batch) is LogRecordExportResult.SUCCESS
         receiver.stop()
         assert exporter.export([_readable("kept")]) is LogRecordExportResult.SUCCESS
+        assert exporter.force_flush(10_000)  # a send may still be retrying: it ends in the file
         assert [e.record.log_record.body for e in read_file(path) if not isinstance(e, BadLine)] == ["kept"]
         assert [r["body"] for r in receiver.snapshot()] == ["live"]
     finally:
@@ -391,3 +431,68 @@ def test_bad_lines_are_reported_once_but_a_torn_last_line_stays_to_be_read(tmp_p
     assert (torn.sent, torn.skipped) == (0, 1)
     assert replay_files([str(path)], keep, batch_size=7).skipped == 1, "a torn last line is read again"
     assert sum(len(b) for b in keep.batches) == 30
+
+
+def test_a_steady_app_loses_nothing_while_the_collector_is_dead(tmp_path: Path) -> None:
+    """Issue 18: OTEL_LOGS_EXPORTER=logxpy_fallback under the SDK's batch processor with its
+    default settings (2,048-record queue), 2,000 records/s for 20 s against a collector that
+    accepts connections and never answers (the worst case: every request waits out the OTLP
+    timeout). Every probe used to block the batch processor's worker for that timeout and
+    its queue overflowed. Then the collector comes back and replay delivers each once."""
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(1024)  # connections queue and are never answered
+    path = tmp_path / "outage.jsonl"
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from logxpy_otel.fallback import LogxpyFallbackLogRecordExporter
+
+        rate, seconds = 2_000, float(sys.argv[1])
+        provider = LoggerProvider()
+        provider.add_log_record_processor(BatchLogRecordProcessor(LogxpyFallbackLogRecordExporter()))
+        logger = provider.get_logger("app")
+        start, sent = time.monotonic(), 0
+        while sent < rate * seconds:
+            for _ in range(20):
+                logger.emit(body="r", attributes={"n": sent})
+                sent += 1
+            time.sleep(max(0.0, start + sent / rate - time.monotonic()))  # pacing, as an app's load
+        provider.shutdown()
+        print("SENT", sent)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOGXPY_"))}
+    env |= {
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"http://127.0.0.1:{blackhole.getsockname()[1]}/v1/logs",
+        "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_LOGXPY_FILE": str(path),
+    }
+    seconds = 20
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(seconds)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    blackhole.close()
+    assert done.returncode == 0, done.stderr[-3000:]
+    sent = int(done.stdout.split("SENT", 1)[1])
+    assert sent == 2_000 * seconds
+    kept = sorted(e.record.log_record.attributes["n"] for e in read_file(path) if not isinstance(e, BadLine))
+    assert kept == list(range(sent)), f"{sent - len(set(kept))} record(s) lost"
+    assert "Queue full" not in done.stderr, "the SDK's batch processor dropped records"
+    assert "collector is unreachable" in done.stderr, "the outage is reported on stderr"
+    receiver = HttpReceiver()
+    receiver.start()
+    try:
+        assert cli(["replay", str(path), "--endpoint", receiver.endpoint]) == 0
+        assert cli(["replay", str(path), "--endpoint", receiver.endpoint]) == 0  # nothing twice
+        received = sorted(r["attributes"]["n"] for r in receiver.snapshot())
+    finally:
+        receiver.stop()
+    assert received == list(range(sent))
