@@ -6,11 +6,20 @@ import io
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_rotation import check_file, rotated_files
 
-from logxpy_otel import DEFAULT_PATH, AsyncConsoleDestination, AsyncFileDestination
-from logxpy_otel._destinations import make_destinations
+from logxpy_otel import DEFAULT_PATH, AsyncConsoleDestination, AsyncFileDestination, AsyncWriter, _writer
+from logxpy_otel._destinations import END_LINE_MAX, fit, make_destinations, records_in
+from logxpy_otel._trees import TreeNumberer
+
+from conftest import item
+from conftest import start_untimed_writer as make
 
 
 @pytest.fixture(autouse=True)
@@ -108,3 +117,206 @@ def test_console_takes_text_or_binary_streams(stream: io.StringIO | io.BytesIO) 
     dest.close()
     value = stream.getvalue()
     assert (value.encode() if isinstance(value, str) else value) == b'{"x":"\xc3\xa9"}\n'
+
+
+# -- max_bytes is a maximum: room(), and what a numbered record can cost (issue 12 item 7) ------
+
+#: The writer-side change (numbering and writing a batch in pieces that fit, rotating
+#: between them) is not applied yet: until it is, these tests are expected to fail.
+needs_writer_chunks = pytest.mark.xfail(
+    not hasattr(_writer, "_room"),
+    strict=True,
+    reason="needs the _writer.py change of issue 12 item 7 (write a batch in pieces that fit)",
+)
+
+
+def test_room_is_what_the_file_takes_before_max_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"old":1}\n')  # 10 bytes already there
+    dest = AsyncFileDestination(path, max_bytes=100)
+    assert dest.room() == 90
+    dest(b"x" * 29 + b"\n")
+    assert dest.room() == 60
+    dest(b"y" * 79 + b"\n")
+    assert dest.room() == 0, "never below nothing"
+    dest.rotate()
+    assert dest.room() == 100, "a new file"
+    dest.close()
+    unlimited = AsyncFileDestination(tmp_path / "other.jsonl", rotate_when="daily")
+    assert unlimited.room() is None, "no max_bytes: no limit"
+    unlimited.close()
+
+
+def test_room_is_none_while_the_rename_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing goes on in the same file then: a limit it cannot keep would only cut batches small."""
+    dest = AsyncFileDestination(tmp_path / "log.jsonl", max_bytes=10)
+    dest(b"x" * 19 + b"\n")
+
+    def no_rename(src: object, dst: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "rename", no_rename)
+    with pytest.raises(PermissionError):
+        dest.rotate()
+    assert dest.room() is None
+    assert dest.rotation_due() is True, "the next batch tries again"
+    monkeypatch.undo()
+    dest.rotate()
+    assert dest.room() == 10
+    dest.close()
+
+
+def test_rotating_an_empty_file_makes_no_backup(tmp_path: Path) -> None:
+    """The writer rotates before a line that does not fit; in an empty file it goes alone."""
+    path = tmp_path / "log.jsonl"
+    dest = AsyncFileDestination(path, max_bytes=10)
+    dest.rotate()
+    dest(b"x" * 99 + b"\n")
+    dest.rotate()
+    dest.close()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 2 and "log.jsonl" in names, names
+    (backup,) = [tmp_path / n for n in names if n != "log.jsonl"]
+    assert backup.read_bytes() == b"x" * 99 + b"\n"
+    assert path.read_bytes() == b""
+
+
+_TRACES = [f"{n:032x}" for n in range(1, 7)]
+_items = st.lists(
+    st.tuples(
+        st.sampled_from([*_TRACES, None]),
+        st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([1.0, 1795722644.041078]),
+        st.booleans(),
+        st.integers(min_value=0, max_value=400),
+    ),
+    max_size=40,
+)
+
+
+def line_items(specs: list[tuple[str | None, float, bool, int]]) -> list[tuple[Any, ...]]:
+    return [
+        (trace, ts, failed, b'"ts":' + orjson.dumps(ts) + b',"pad":"' + b"p" * size + b'"', b"}")
+        for trace, ts, failed, size in specs
+    ]
+
+
+@pytest.mark.parametrize("speedups", [True, False])
+@settings(max_examples=300, deadline=None)
+@given(before=_items, specs=_items, max_open=st.integers(1, 4), room=st.integers(-500, 30_000))
+def test_fit_never_counts_more_than_numbering_writes(
+    speedups: bool,
+    before: list[tuple[str | None, float, bool, int]],
+    specs: list[tuple[str | None, float, bool, int]],
+    max_open: int,
+    room: int,
+) -> None:
+    """What ``fit`` lets through, numbered, plus the end lines of every trace then open,
+    never takes more than ``room`` (when the room kept for traces already open is the
+    writer's ``END_LINE_MAX`` each)."""
+    trees = TreeNumberer(max_open=max_open, speedups=speedups)
+    trees.number(line_items(before), [])  # traces left open, counters moved on
+    items = line_items(specs)
+    count = fit(items, room - trees.open_traces * END_LINE_MAX)
+    assert 0 <= count <= len(items)
+    assert fit(items, None) == len(items)
+    out: list[bytes] = []
+    trees.number(items[:count], out)
+    trees.close_all(out)
+    if count:
+        assert len(b"".join(out)) <= room
+
+
+@pytest.mark.parametrize("speedups", [True, False])
+@settings(max_examples=200, deadline=None)
+@given(specs=_items, max_open=st.integers(1, 4), tricky=st.booleans())
+def test_records_in_counts_records_not_start_or_end_lines(
+    speedups: bool, specs: list[tuple[str | None, float, bool, int]], max_open: int, tricky: bool
+) -> None:
+    items = line_items(specs)
+    if tricky:  # records whose content looks like a structure line's end
+        items = [
+            (trace, ts, failed, body + b',"_otel":{"attributes":{"at":"otel:trace","st":"failed"}}', tail)
+            if n % 2
+            else (trace, ts, failed, body + b',"m":' + orjson.dumps('"st":"started"}'), tail)
+            for n, (trace, ts, failed, body, tail) in enumerate(items)
+        ]
+    trees = TreeNumberer(max_open=max_open, speedups=speedups)
+    out: list[bytes] = []
+    trees.number(items, out)
+    trees.close_all(out)
+    data = b"".join(out)
+    is_record = ["at" not in orjson.loads(line) for line in data.splitlines()]
+    for lines in range(len(is_record) + 1):
+        assert records_in(data, lines) == sum(is_record[:lines])
+
+
+def sizes_and_records(path: Path) -> list[tuple[str, int, list[int]]]:
+    """Each file (backups oldest first, then the live one): its name, size, record numbers."""
+    files = rotated_files(path)
+    return [(f.name, f.stat().st_size, [r["n"] for r in check_file(f.read_bytes())[0]]) for f in files]
+
+
+@needs_writer_chunks
+def test_no_file_passes_max_bytes_though_a_batch_is_far_larger(
+    writers: list[AsyncWriter], tmp_path: Path
+) -> None:
+    """The issue: with the default batch_size (4096), a 100 kB limit gave 2.35 MB files."""
+    path = tmp_path / "app.jsonl"
+    limit = 100_000
+    writer = make(writers, AsyncFileDestination(path, max_bytes=limit), max_queue_size=20_000)
+    assert writer.config.batch_size == 4096
+    for n in range(12_000):
+        trace = f"{n // 50 % 7 + 1:032x}" if n % 3 else None
+        assert writer.enqueue(item(n, trace=trace, msg="m" * (n % 200)))
+    assert writer.stop(30.0)
+    files = sizes_and_records(path)
+    assert len(files) > 20
+    for name, size, _ in files[:-1]:
+        assert limit - 4_096 <= size <= limit, f"{name}: {size} bytes"
+    assert files[-1][1] <= limit
+    assert [n for _, _, ns in files for n in ns] == list(range(12_000)), "each record once, in order"
+
+
+@needs_writer_chunks
+def test_a_line_longer_than_max_bytes_goes_alone_into_a_file(
+    writers: list[AsyncWriter], tmp_path: Path
+) -> None:
+    path = tmp_path / "app.jsonl"
+    limit = 1_000
+    writer = make(writers, AsyncFileDestination(path, max_bytes=limit))
+    big = {3, 4, 9}
+    for n in range(12):
+        writer.enqueue(item(n, trace="ab" * 16 if n % 2 else None, pad="x" * (3_000 if n in big else 10)))
+    assert writer.stop(10.0)
+    files = sizes_and_records(path)
+    assert [n for _, _, ns in files for n in ns] == list(range(12))
+    for name, size, ns in files:
+        if size > limit:
+            assert len(ns) == 1 and ns[0] in big, f"{name}: {size} bytes holding {ns}"
+        assert ns, f"{name} holds no record"
+    assert [ns for _, size, ns in files if size > limit] == [[3], [4], [9]]
+
+
+@needs_writer_chunks
+@pytest.mark.parametrize("max_open_traces", [1, 64])
+def test_split_batches_keep_every_file_self_contained(
+    writers: list[AsyncWriter], tmp_path: Path, max_open_traces: int
+) -> None:
+    """A batch split over several files: each trace's lines end in the file they start in,
+    and the end lines of open traces fit under max_bytes too."""
+    path = tmp_path / "app.jsonl"
+    limit = 16_384
+    writer = make(
+        writers,
+        AsyncFileDestination(path, max_bytes=limit),
+        trace_idle_ms=600_000,
+        max_open_traces=max_open_traces,
+    )
+    for n in range(3_000):
+        failed = n % 89 == 0
+        writer.enqueue(item(n, trace=f"{n % 61 + 1:032x}" if n % 5 else None, failed=failed, bad=failed))
+    assert writer.stop(30.0)
+    files = sizes_and_records(path)  # check_file: every trace framed inside each file
+    assert len(files) > 10
+    assert all(size <= limit for _, size, _ in files), [(name, size) for name, size, _ in files]
+    assert [n for _, _, ns in files for n in ns] == list(range(3_000))

@@ -28,6 +28,7 @@ from logxpy_otel import (
     DropReason,
     LogxpyLogRecordProcessor,
     _destinations,
+    _writer,
 )
 
 from conftest import Collect, FakeClock, assert_accounting, item, parse_lines
@@ -251,7 +252,8 @@ def test_a_batch_failing_past_the_retry_time_is_dropped_and_the_next_one_is_whol
         assert writer.enqueue(item(n)) is True
     assert writer.flush(10.0) is False, "the batch could not be written"
     m = writer.metrics
-    assert m.dropped_by_reason == {DropReason.IO_ERROR: 3}
+    # How many count as written (the first line got in whole): see the test after this one.
+    assert set(m.dropped_by_reason) == {DropReason.IO_ERROR} and m.written + m.dropped == 3
     assert m.errors == 1
     monkeypatch.setattr(_destinations.os, "write", real_write)  # the disk has room again
     for n in range(3, 6):
@@ -267,6 +269,145 @@ def test_a_batch_failing_past_the_retry_time_is_dropped_and_the_next_one_is_whol
     assert len(torn) == 10 and torn.startswith(b'{"tid":'), torn
     recs = check_lines(b"\n".join([raw_lines[0], *raw_lines[2:]]))
     assert [r["n"] for r in recs] == [0, 3, 4, 5]
+
+
+#: The writer-side change (count the lines a PartialWriteError says got in as written)
+#: is not applied yet: until it is, these tests are expected to fail.
+needs_writer_partial_counts = pytest.mark.xfail(
+    not hasattr(_writer, "_room"),
+    strict=True,
+    reason="needs the _writer.py change of issue 12 items 7 and 9 (lines that got in count as written)",
+)
+
+
+def nth_line_end(raw: bytes, n: int) -> int:
+    """The offset just past the ``n``-th newline of ``raw``."""
+    end = 0
+    for _ in range(n):
+        end = raw.index(b"\n", end) + 1
+    return end
+
+
+LINES = [b'{"ts":1.0,"tid":"x.%d","lvl":[1],"pad":"%s"}\n' % (n, b"p" * n) for n in range(4)]
+
+
+def test_a_write_cut_short_says_how_many_whole_lines_got_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, retry_timeout_s=0.0, max_bytes=10_000)
+    data = b"".join(LINES)
+    cut = nth_line_end(data, 2) + 10
+    monkeypatch.setattr(_destinations.os, "write", part_then_full(dest, lambda raw: cut))
+    with pytest.raises(_destinations.PartialWriteError) as info:
+        dest(data)
+    monkeypatch.undo()
+    error = info.value
+    assert isinstance(error, OSError)
+    assert (error.errno, error.strerror, error.lines) == (errno.ENOSPC, "No space left on device", 2)
+    assert isinstance(error.__cause__, OSError) and error.__cause__.errno == errno.ENOSPC
+    assert path.read_bytes() == data[:cut]
+    assert dest.room() == 10_000 - cut, "what got in takes room in the file"
+    dest.close()
+
+
+def test_the_newline_that_ends_a_torn_line_is_not_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, retry_timeout_s=0.0)
+    data = b"".join(LINES)
+    # Each call: how much of the data (with the newline that ends the torn line before
+    # it, from the second call on) gets in, and how many whole lines that makes.
+    for part, lines in [(10, 0), (1 + len(LINES[0]) + 5, 1), (1, 0), (len(data), 4)]:
+        monkeypatch.undo()  # the real os.write, for part_then_full to wrap
+        monkeypatch.setattr(_destinations.os, "write", part_then_full(dest, lambda raw, part=part: part))
+        if lines == len(LINES):
+            dest(data)  # whole: no error
+        else:
+            with pytest.raises(_destinations.PartialWriteError) as info:
+                dest(data)
+            assert info.value.lines == lines, part
+    monkeypatch.undo()
+    dest.close()
+    raw = path.read_bytes().split(b"\n")
+    assert raw == [data[:10], LINES[0][:-1], LINES[1][:5], *[line[:-1] for line in LINES], b""]
+
+
+def test_a_write_failing_before_anything_got_in_still_ends_the_torn_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, retry_timeout_s=0.0)
+    monkeypatch.setattr(_destinations.os, "write", part_then_full(dest, lambda raw: 10))
+    with pytest.raises(OSError):
+        dest(LINES[0])  # a torn line is left
+    monkeypatch.undo()
+    monkeypatch.setattr(_destinations.os, "write", FlakyWrite(lambda: dest._fd, [enospc()]))
+    with pytest.raises(OSError) as info:
+        dest(LINES[1])  # nothing gets in, not even the newline that would end the torn line
+    assert type(info.value) is OSError and info.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    dest(LINES[2])
+    dest.close()
+    assert path.read_bytes() == LINES[0][:10] + b"\n" + LINES[2], "the torn line still gets its newline"
+
+
+@needs_writer_partial_counts
+def test_records_that_got_in_before_the_disk_filled_count_as_written(
+    writers: list[AsyncWriter], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, retry_timeout_s=0.0)
+    real_write = os.write
+    # The lines: T's start line, records 0 and 1 (of T), record 2 (no trace), record 3
+    # (T), record 4 (no trace). Four lines and a bit get in: records 0-2, not the start line.
+    monkeypatch.setattr(
+        _destinations.os, "write", part_then_full(dest, lambda raw: nth_line_end(raw, 4) + 10)
+    )
+    writer = make(writers, dest, trace_idle_ms=600_000)
+    for n in range(5):
+        assert writer.enqueue(item(n, trace=None if n in (2, 4) else TRACE)) is True
+    assert writer.flush(10.0) is False, "records 3 and 4 were lost"
+    m = writer.metrics
+    assert (m.written, m.dropped_by_reason, m.errors) == (3, {DropReason.IO_ERROR: 2}, 1)
+    assert_accounting(m)
+    monkeypatch.setattr(_destinations.os, "write", real_write)
+    writer.enqueue(item(5))
+    assert writer.flush(10.0) is True
+    assert writer.stop(10.0)
+    m = writer.metrics
+    assert (m.written, m.dropped) == (4, 2)
+    raw = path.read_bytes().split(b"\n")
+    assert [parse_lines(line + b"\n")[0].get("n") for line in raw[1:4]] == [0, 1, 2], "in the file, whole"
+    assert len(raw[4]) == 10, "then the torn start of record 3, ended by a newline"
+    assert parse_lines(raw[5] + b"\n")[0]["n"] == 5, "then the next batch, whole"
+
+
+@needs_writer_partial_counts
+def test_a_partial_write_in_one_destination_and_none_in_another_counts_the_most(
+    writers: list[AsyncWriter], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two files: one takes two lines of the batch, the other none; the two records count
+    as written, the rest as lost; the next batch goes to the one that still works."""
+    partial = AsyncFileDestination(tmp_path / "partial.jsonl", retry_timeout_s=0.0)
+    full = AsyncFileDestination(tmp_path / "full.jsonl", retry_timeout_s=0.0)
+    cut = part_then_full(partial, lambda raw: nth_line_end(raw, 2))
+    real_write = os.write
+
+    def write(fd: int, data: Any) -> int:
+        if fd == full._fd:
+            raise enospc()
+        return cut(fd, data) if fd == partial._fd else real_write(fd, data)
+
+    monkeypatch.setattr(_destinations.os, "write", write)
+    writer = make(writers, partial, full)
+    for n in range(4):
+        writer.enqueue(item(n))
+    assert writer.flush(10.0) is False
+    m = writer.metrics
+    assert (m.written, m.dropped_by_reason, m.errors) == (2, {DropReason.IO_ERROR: 2}, 2)
+    assert [r["n"] for r in check_lines((tmp_path / "partial.jsonl").read_bytes())] == [0, 1]
 
 
 def test_a_failed_batch_cut_at_a_line_end_leaves_no_empty_line(
