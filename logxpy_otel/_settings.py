@@ -8,7 +8,6 @@ on with the default (an exception there would abort the SDK's whole set-up).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,36 +18,55 @@ from ._destinations import DEFAULT_PATH
 from ._diagnostics import logger
 from ._rotation import parse_rotate_when
 
-__all__ = ["FILE_OPTIONS", "OPTIONS", "Setting", "from_env", "parse_option", "sync_requested"]
+__all__ = [
+    "FILE_OPTIONS",
+    "OPTIONS",
+    "Setting",
+    "check_field",
+    "from_env",
+    "parse_option",
+    "sync_requested",
+]
 
 
-def _positive_int(value: object) -> int:
-    return _int(value, 1)
+def _integer(least: int, most: int) -> Callable[[object], int]:
+    """A parser of ints in ``[least, most]`` (decimal strings too)."""
+
+    def parse(value: object) -> int:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lstrip("+").isdigit() and len(text) <= 20:  # no 4,300-digit conversions
+                value = int(text)
+        if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+            raise ValueError(f"an integer from {least} to {most}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(value: object) -> int:
-    return _int(value, 0)
+def _milliseconds(most: float) -> Callable[[object], float]:
+    """A parser of durations in milliseconds, > 0 and at most ``most``."""
+
+    def parse(value: object) -> float:
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= most:
+            raise ValueError(f"a number of milliseconds > 0 and <= {most:.0f}")
+        return float(value)
+
+    return parse
 
 
-def _int(value: object, least: int) -> int:
-    if isinstance(value, str):
-        value = value.strip()
-        if value.lstrip("+").isdigit():
-            value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"an integer >= {least}")
-    return value
-
-
-def _milliseconds(value: object) -> float:
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ValueError("a finite number of milliseconds > 0")
-    return float(value)
+#: Ranges: large enough for any real use, small enough that no value can exhaust memory
+#: (the queue's slots are allocated up front) or overflow a timeout.
+MAX_QUEUE: Final = 1_000_000
+HOUR_MS: Final = 3_600_000.0
+DAY_MS: Final = 86_400_000.0
+_queue_size = _integer(1, MAX_QUEUE)
+_hour_ms = _milliseconds(HOUR_MS)
 
 
 def _choice(*allowed: str) -> Callable[[object], str]:
@@ -95,9 +113,9 @@ def _fsync(value: object) -> str | float:
     if text in ("never", "batch"):
         return str(text)
     try:
-        return _milliseconds(value)
+        return _hour_ms(value)
     except ValueError:
-        raise ValueError("never, batch, or a number of milliseconds between syncs") from None
+        raise ValueError("never, batch, or a number of milliseconds between syncs, up to 3600000") from None
 
 
 def _path(value: object) -> str:
@@ -137,42 +155,44 @@ OPTIONS: Final[Mapping[str, Setting]] = {
             "queue_policy", ev.OTEL_EXPORTER_LOGXPY_QUEUE_POLICY, "block", _choice(*_POLICIES), "queue_policy"
         ),
         Setting(
-            "max_queue_size", ev.OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE, 10_000, _positive_int, "max_queue_size"
+            "max_queue_size", ev.OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE, 10_000, _queue_size, "max_queue_size"
         ),
         # 4096: each batch costs the writer thread one wait for the GIL, which with
         # several threads logging lasts a few switch intervals; smaller batches let it
         # fall behind under load (README, "Performance").
-        Setting("batch_size", ev.OTEL_EXPORTER_LOGXPY_BATCH_SIZE, 4_096, _positive_int, "batch_size"),
+        Setting("batch_size", ev.OTEL_EXPORTER_LOGXPY_BATCH_SIZE, 4_096, _queue_size, "batch_size"),
         Setting(
             "flush_interval",
             ev.OTEL_EXPORTER_LOGXPY_FLUSH_INTERVAL,
             200.0,
-            _milliseconds,
+            _hour_ms,
             "flush_interval_ms",
         ),
-        Setting("max_restarts", ev.OTEL_EXPORTER_LOGXPY_MAX_RESTARTS, 10, _non_negative_int, "max_restarts"),
+        Setting("max_restarts", ev.OTEL_EXPORTER_LOGXPY_MAX_RESTARTS, 10, _integer(0, 1_000), "max_restarts"),
         Setting(
             "shutdown_timeout",
             ev.OTEL_EXPORTER_LOGXPY_SHUTDOWN_TIMEOUT,
             5_000.0,
-            _milliseconds,
+            _hour_ms,
             "shutdown_timeout_ms",
         ),
         Setting(
             "trace_idle_timeout",
             ev.OTEL_EXPORTER_LOGXPY_TRACE_IDLE_TIMEOUT,
             5_000.0,
-            _milliseconds,
+            _milliseconds(DAY_MS),
             "trace_idle_ms",
         ),
         Setting(
             "max_open_traces",
             ev.OTEL_EXPORTER_LOGXPY_MAX_OPEN_TRACES,
             1_000,
-            _positive_int,
+            _integer(1, MAX_QUEUE),
             "max_open_traces",
         ),
-        Setting("max_bytes", ev.OTEL_EXPORTER_LOGXPY_MAX_BYTES, None, _positive_int, file_arg="max_bytes"),
+        Setting(
+            "max_bytes", ev.OTEL_EXPORTER_LOGXPY_MAX_BYTES, None, _integer(1, 2**62), file_arg="max_bytes"
+        ),
         Setting(
             "rotate_when",
             ev.OTEL_EXPORTER_LOGXPY_ROTATE_WHEN,
@@ -184,7 +204,7 @@ OPTIONS: Final[Mapping[str, Setting]] = {
             "backup_count",
             ev.OTEL_EXPORTER_LOGXPY_BACKUP_COUNT,
             None,
-            _non_negative_int,
+            _integer(0, 100_000),
             file_arg="backup_count",
         ),
         Setting("compress", ev.OTEL_EXPORTER_LOGXPY_COMPRESS, False, _compress, file_arg="compress"),
@@ -194,7 +214,7 @@ OPTIONS: Final[Mapping[str, Setting]] = {
             "retry_timeout",
             ev.OTEL_EXPORTER_LOGXPY_RETRY_TIMEOUT,
             5_000.0,
-            _milliseconds,
+            _hour_ms,
             file_arg="retry_timeout_s",
             to_arg=lambda ms: ms / 1000.0,
         ),
@@ -232,6 +252,15 @@ def from_env(key: str) -> Any:
 def field_from_env(field: str) -> Any:
     """``from_env`` for an ``AsyncConfig`` field (its default factory)."""
     return from_env(_BY_FIELD[field].key)
+
+
+def check_field(field: str, value: object) -> Any:
+    """An ``AsyncConfig`` field's value, parsed by its setting's one parser; ``ValueError``
+    names ``AsyncConfig.<field>`` and what is allowed."""
+    try:
+        return _BY_FIELD[field].parse(value)
+    except ValueError as exc:
+        raise ValueError(f"AsyncConfig.{field} must be {exc}; got {value!r}") from None
 
 
 def parse_option(key: str, value: object) -> Any:

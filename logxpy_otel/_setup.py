@@ -34,6 +34,7 @@ def build(
     ``options`` are setting names as in declarative configuration (``file``,
     ``queue_policy``, ``flush_interval``...); a bad one raises ``ValueError``.
     """
+    _check_keywords(path, destinations, config, file_mode)
     parsed = {key: _settings.parse_option(key, value) for key, value in options.items()}
 
     def pick(explicit: Any, key: str, *, env: bool = True) -> Any:
@@ -61,9 +62,29 @@ def build(
     if path is None and not destinations:
         path = _settings.from_env("file")
     file_args.setdefault("reopen_check_s", config.flush_interval_ms / 1000.0)
+    destinations = list(destinations) if destinations is not None else None
+    for destination in destinations or ():
+        if not callable(destination):
+            raise TypeError(f"destinations must be callables taking bytes; got {type(destination).__name__}")
     writer = AsyncWriter(make_destinations(path, destinations, file_mode, **file_args), config)
     writer.start()
     return encoder, writer
+
+
+def _check_keywords(path: object, destinations: object, config: object, file_mode: object) -> None:
+    """Keywords of the wrong type fail here, naming the keyword, not deep inside."""
+    if path is not None and not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a str or os.PathLike; got {type(path).__name__}")
+    not_iterable = isinstance(destinations, str | bytes) or not isinstance(destinations, Iterable)
+    if destinations is not None and not_iterable:
+        raise TypeError(f"destinations must be an iterable of callables; got {type(destinations).__name__}")
+    if config is not None and not isinstance(config, AsyncConfig):
+        raise TypeError(f"config must be an AsyncConfig; got {type(config).__name__}")
+    if file_mode is not None:
+        try:
+            _settings.parse_option("file_permissions", file_mode)
+        except ValueError:
+            raise ValueError(f"file_mode must be permissions from 0 to 0o777; got {file_mode!r}") from None
 
 
 class WriterOwner:

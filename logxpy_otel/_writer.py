@@ -18,7 +18,6 @@ import atexit
 import contextlib
 import contextvars
 import itertools
-import math
 import os
 import threading
 import time
@@ -116,23 +115,25 @@ class AsyncConfig:
     report_interval_ms: float = 5_000.0
 
     def __post_init__(self) -> None:
-        try:
-            policy = QueuePolicy(self.queue_policy)
-        except ValueError:
-            allowed = ", ".join(p.value for p in QueuePolicy)
+        # One validator per setting, shared with the keywords and the variables (_settings).
+        for name in (
+            "max_queue_size",
+            "batch_size",
+            "flush_interval_ms",
+            "queue_policy",
+            "max_restarts",
+            "shutdown_timeout_ms",
+            "trace_idle_ms",
+            "max_open_traces",
+        ):
+            object.__setattr__(self, name, _settings.check_field(name, getattr(self, name)))
+        object.__setattr__(self, "queue_policy", QueuePolicy(self.queue_policy))
+        report = self.report_interval_ms
+        if isinstance(report, bool) or not isinstance(report, int | float) or not 0 < report <= _HOUR_MS:
             raise ValueError(
-                f"AsyncConfig.queue_policy must be one of {allowed}; got {self.queue_policy!r}"
-            ) from None
-        object.__setattr__(self, "queue_policy", policy)
-        for name in ("max_queue_size", "batch_size", "max_open_traces"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("max_restarts", self.max_restarts, 0)
-        for name in ("flush_interval_ms", "shutdown_timeout_ms", "trace_idle_ms", "report_interval_ms"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-                raise ValueError(
-                    f"AsyncConfig.{name} must be a finite number of milliseconds > 0; got {value!r}"
-                )
+                "AsyncConfig.report_interval_ms must be a number of milliseconds > 0 and <= 3600000; "
+                f"got {report!r}"
+            )
         if self.batch_size > self.max_queue_size:
             # A batch can never hold more than the queue does (and an env-set queue size
             # must not turn the default batch size into a start-up error).
@@ -141,9 +142,7 @@ class AsyncConfig:
             raise ValueError(f"AsyncConfig.async_enabled must be True or False; got {self.async_enabled!r}")
 
 
-def _check_int(name: str, value: object, least: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"AsyncConfig.{name} must be an integer >= {least}; got {value!r}")
+_HOUR_MS: Final = _settings.HOUR_MS
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,9 +43,13 @@ def test_options_parse_strings_and_values(key: str, raw: object, value: object) 
     ("key", "raw", "says"),
     [
         ("queue_policy", "sometimes", "queue_policy must be one of block, drop_oldest, drop_newest, warn"),
-        ("max_queue_size", "0", "max_queue_size must be an integer >= 1"),
-        ("batch_size", "ten", "batch_size must be an integer >= 1"),
-        ("flush_interval", "-1", "flush_interval must be a finite number of milliseconds > 0"),
+        ("max_queue_size", "0", "max_queue_size must be an integer from 1 to 1000000"),
+        ("max_queue_size", "1" * 23, "max_queue_size must be an integer from 1 to 1000000"),
+        ("batch_size", "ten", "batch_size must be an integer from 1 to 1000000"),
+        ("flush_interval", "-1", "flush_interval must be a number of milliseconds > 0 and <= 3600000"),
+        ("shutdown_timeout", 1e20, "shutdown_timeout must be a number of milliseconds > 0 and <= 3600000"),
+        ("max_bytes", 2**70, "max_bytes must be an integer from 1 to 4611686018427387904"),
+        ("backup_count", "100001", "backup_count must be an integer from 0 to 100000"),
         ("mode", "forest", "mode must be one of tree, flat"),
         ("file_permissions", "999", "file_permissions must be file permissions in octal"),
         ("file", "  ", "file must be a non-empty file path"),
@@ -86,7 +90,7 @@ def test_a_bad_env_value_warns_with_everything_and_uses_the_default(
     (warning,) = caplog.records
     text = warning.getMessage()
     assert "OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE='lots' is not valid" in text
-    assert "expected an integer >= 1" in text and "using the default 10000" in text
+    assert "expected an integer from 1 to 1000000" in text and "using the default 10000" in text
 
 
 def test_processor_precedence_argument_then_env_then_default(
@@ -157,3 +161,63 @@ def test_file_options_from_env_reach_the_file_in_its_units(
         assert dest._retry_timeout_s == 0.25, "the variable's milliseconds, as seconds"  # type: ignore[attr-defined]
     finally:
         other.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        (ev.OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE, "1" * 23),  # was an OverflowError out of the constructor
+        (ev.OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE, "4000000000"),  # was a 32 GB deque of slots
+        (ev.OTEL_EXPORTER_LOGXPY_SHUTDOWN_TIMEOUT, "1e20"),  # was an OverflowError at shutdown
+        (ev.OTEL_EXPORTER_LOGXPY_MAX_OPEN_TRACES, "9" * 30),
+    ],
+)
+def test_a_huge_variable_is_a_warning_and_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, variable: str, raw: str
+) -> None:
+    """Issue 12, item 10: huge values passed validation and failed later (zero-code set-up aborted)."""
+    caplog.set_level(logging.WARNING, logger="logxpy_otel")
+    monkeypatch.setenv(variable, raw)
+    processor = LogxpyLogRecordProcessor(tmp_path / "huge.jsonl")
+    try:
+        assert f"{variable}={raw!r} is not valid" in caplog.text
+        config = processor.writer.config
+        assert config.max_queue_size == 10_000 and config.shutdown_timeout_ms == 5_000.0
+        assert config.max_open_traces == 1_000
+    finally:
+        processor.shutdown()
+
+
+def test_a_huge_shutdown_timeout_keyword_is_refused_at_construction(tmp_path: Path) -> None:
+    with pytest.raises(
+        ValueError, match="shutdown_timeout must be a number of milliseconds > 0 and <= 3600000"
+    ):
+        LogxpyLogRecordProcessor(tmp_path / "x.jsonl", shutdown_timeout=1e20)
+
+
+@pytest.mark.parametrize(
+    ("keywords", "error", "says"),
+    [
+        ({"file_mode": -1}, ValueError, "file_mode must be permissions from 0 to 0o777; got -1"),
+        ({"file_mode": 0o4777}, ValueError, "file_mode must be permissions from 0 to 0o777"),
+        ({"path": 123}, TypeError, "path must be a str or os.PathLike; got int"),
+        ({"destinations": 5}, TypeError, "destinations must be an iterable of callables; got int"),
+        ({"destinations": "file.jsonl"}, TypeError, "destinations must be an iterable of callables; got str"),
+        ({"destinations": [42]}, TypeError, "destinations must be callables taking bytes; got int"),
+        ({"config": "x"}, TypeError, "config must be an AsyncConfig; got str"),
+    ],
+)
+def test_keywords_of_the_wrong_type_or_range_name_the_keyword(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    keywords: dict[str, object],
+    error: type[Exception],
+    says: str,
+) -> None:
+    """Issue 12, item 11: file_mode=-1 made a set-uid, set-gid, sticky log file; wrong types
+    raised an AttributeError from deep inside."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error) as info:
+        LogxpyLogRecordProcessor(**keywords)  # type: ignore[arg-type]
+    assert says in str(info.value)
+    assert not any(tmp_path.iterdir()), "nothing was created"
