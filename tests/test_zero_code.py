@@ -1,7 +1,8 @@
-"""Zero-code set-up, end to end: ``opentelemetry-instrument python app.py`` with only env vars.
+"""Zero-code set-up: ``opentelemetry-instrument python app.py`` with only env vars.
 
-Each test runs the real command in a subprocess (the way users run it) and reads the
-file it leaves.
+The end-to-end tests run the real command in a subprocess (the way users run it, with
+``opentelemetry-distro`` installed) and read the file it leaves and what it printed. The
+in-process tests at the end take the processor swap (``logxpy_otel._zero_code``) apart.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from otlp_receiver import HttpReceiver
 APP = Path(__file__).parent / "apps" / "zero_code_app.py"
 ROOT = Path(__file__).parent.parent
 INSTRUMENT = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
-pytestmark = pytest.mark.skipif(INSTRUMENT is None, reason="opentelemetry-instrument is not installed")
 
 
 def run(tmp_path: Path, *flags: str, **env: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
     """Run the app under opentelemetry-instrument with a clean OTel environment plus ``env``."""
+    if INSTRUMENT is None:
+        pytest.skip("opentelemetry-instrument is not installed")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOGXPY_"))}
     base.update(
         {
