@@ -740,11 +740,11 @@ def _replay_file(src: _Source, run: _Run) -> bool:
             target = _set_aside(src.path, dead) if run.writes else None
             if target is not None and target not in summary.dead_letters:
                 summary.dead_letters.append(target)
-            aside = f"set aside in {target}" if target else "not set aside (dry run)"
+            aside = f"set aside in {target}" if target else "to be set aside (dry run)"
             for letter in dead:
                 where = f"{src.path}: bytes {letter['start']}-{letter['end']}"
-                kind = str(letter["kind"]).replace("_", " ")
-                summary.problems.append(f"{where}: {kind}, {aside}: {letter['reason']}")
+                what = "unreadable line, " if letter["kind"] == "unreadable" else ""
+                summary.problems.append(f"{where}: {what}{aside}: {letter['reason']}")
         if run.exporter is not None and batch:
             first = records[0].start if records else checkpoint.offset
             try:

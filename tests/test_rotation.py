@@ -592,3 +592,121 @@ def test_env_rotate_when_reaches_the_file(tmp_path: Path, monkeypatch: pytest.Mo
     processor.shutdown()
     files = rotated_files(path)
     assert [ns(f) for f in files] == [[1], [2]]
+
+
+# -- upkeep failures, threads, and what gzip writes beside the logs (issues 11, 12) ------------
+
+
+def test_a_failed_gzip_still_deletes_old_backups_and_leaves_the_backup_uncompressed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "app.jsonl"
+    clock = FakeClock(DAY)
+    dest = AsyncFileDestination(path, compress=True, backup_count=2, clock=clock)
+    real_copy = _rotation.shutil.copyfileobj
+    failing = {"on": False}
+
+    def copy_or_disk_full(src: Any, dst: Any, length: int = 0) -> None:
+        if failing["on"]:
+            raise OSError(28, "No space left on device")
+        real_copy(src, dst, length)
+
+    monkeypatch.setattr(_rotation.shutil, "copyfileobj", copy_or_disk_full)
+    for n in range(5):
+        failing["on"] = n >= 2  # the disk fills up after two good rotations
+        clock.t = DAY + n
+        dest(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":%d}\n' % n)
+        dest.rotate()
+        assert dest._maintenance.wait(5.0)
+    dest.close()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    # Retention ran after every rotation: only the two newest backups are left, and the
+    # ones that could not be compressed stay as they are, with no partial file beside them.
+    assert names == [f"app.{utc_stamp(DAY + 3)}.jsonl", f"app.{utc_stamp(DAY + 4)}.jsonl", "app.jsonl"]
+    assert [ns(tmp_path / name) for name in names[:2]] == [[3], [4]]
+    assert any("could not compress" in r.getMessage() for r in caplog.records)
+
+
+def _rotate_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "logxpy-rotate"]
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_no_upkeep_thread_outlives_its_work(tmp_path: Path, compress: bool) -> None:
+    for thread in _rotate_threads():  # from earlier tests: they end on their own
+        thread.join(10.0)
+    baseline = threading.active_count()
+    for i in range(60):
+        dest = AsyncFileDestination(tmp_path / f"app{i}.jsonl", compress=compress, backup_count=1)
+        dest(b'{"ts":1.0,"tid":"x.1","lvl":[1]}\n')
+        dest.rotate()
+        dest.close()
+    for thread in _rotate_threads():
+        thread.join(10.0)  # bounded wait for each to end: none may be left waiting for work
+        assert not thread.is_alive()
+    assert threading.active_count() <= baseline, "one thread per destination that rotated was left"
+    assert len(list(tmp_path.glob("*.gz"))) == (60 if compress else 0)
+
+
+def test_upkeep_thread_comes_back_for_later_rotations(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    clock = FakeClock(DAY)
+    dest = AsyncFileDestination(path, compress=True, clock=clock)
+    for n in range(3):
+        clock.t = DAY + n
+        dest(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":%d}\n' % n)
+        dest.rotate()
+        assert dest._maintenance.wait(5.0)
+        for thread in _rotate_threads():
+            thread.join(10.0)  # idle: gone until the next rotation
+    dest.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        *(f"app.{utc_stamp(DAY + n)}.jsonl.gz" for n in range(3)),
+        "app.jsonl",
+    ]
+
+
+def test_gzip_never_follows_a_symlink_at_the_old_partial_name(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    backup = tmp_path / f"app.{utc_stamp(DAY)}.jsonl"
+    backup.write_bytes(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":1}\n')
+    partial = tmp_path / (backup.name + ".gz.partial")
+    partial.symlink_to(victim)
+    _rotation._gzip(str(backup), 0o600)
+    assert victim.read_bytes() == b"precious"
+    assert ns(Path(str(backup) + ".gz")) == [1] and not backup.exists()
+    assert partial.is_symlink(), "left alone"
+
+
+def test_gzip_writes_only_exclusive_new_files_and_never_reads_through_a_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backup = tmp_path / f"app.{utc_stamp(DAY)}.jsonl"
+    backup.write_bytes(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":1}\n')
+    opened: list[tuple[str, int]] = []
+    real_open = os.open
+
+    def spy(file: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        opened.append((os.fspath(file), flags))
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", spy)
+    _rotation._gzip(str(backup), 0o600)
+    created = [(name, flags) for name, flags in opened if flags & os.O_CREAT]
+    assert len(created) == 1
+    ((name, flags),) = created
+    assert flags & os.O_EXCL and flags & os.O_NOFOLLOW
+    assert Path(name).parent == tmp_path and Path(name).name.startswith(".")
+    assert all(flags & os.O_NOFOLLOW for _, flags in opened), "the backup itself is not read through a link"
+    monkeypatch.undo()
+    link = tmp_path / f"app.{utc_stamp(DAY + 1)}.jsonl"
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"not a log")
+    link.symlink_to(secret)
+    with pytest.raises(OSError):
+        _rotation._gzip(str(link), 0o600)
+    assert (
+        not Path(str(link) + ".gz").exists()
+        and [p.name for p in tmp_path.iterdir() if p.name[0] == "."] == []
+    )
