@@ -136,6 +136,17 @@ def _is_trace_id(tid: object) -> bool:
     return isinstance(tid, str) and len(tid) == 32 and _HEX.issuperset(tid)
 
 
+def _tid_trace(tid: object) -> int | None:
+    """The trace id a ``tid`` carries: 32 lowercase hex, alone or followed by ``~`` and the
+    writer's token (``<trace id>~<token>``); None for a task id."""
+    if not isinstance(tid, str):
+        return None
+    head = tid[:32]
+    if _is_trace_id(head) and (len(tid) == 32 or tid[32] == "~"):
+        return int(head, 16)
+    return None
+
+
 def _number(value: Any, name: str) -> Any:
     """An int field of ``_otel``: a JSON number, or ``{"$int": ...}`` beyond 64 bits."""
     value = decode_value(value)
@@ -175,8 +186,7 @@ def decode_line(line: dict[str, Any], cache: _Cache | None = None) -> ReadableLo
     otel = line["_otel"]
     if not isinstance(otel, dict):
         raise ValueError("_otel is not an object")
-    tid = line.get("tid")
-    trace_id = int(tid, 16) if isinstance(tid, str) and _is_trace_id(tid) else None
+    trace_id = _tid_trace(line.get("tid"))
     if trace_id is None:
         trace_id = _id(otel.get("trace_id", 0), "trace_id")
     body = decode_value(otel["body"]) if "body" in otel else line["msg"]

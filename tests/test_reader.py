@@ -7,15 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry._logs import SeverityNumber
+from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
-from logxpy_otel import LineEncoder
+from logxpy_otel import LineEncoder, LogxpyLogRecordProcessor
 from logxpy_otel._trees import TreeNumberer
 from logxpy_otel.reader import BadLine, LineRecord, decode_line, read_file
 
@@ -186,3 +187,135 @@ def test_read_file_yields_records_with_offsets_and_skips_structure(tmp_path: Pat
     assert len(bad) == 1 and not bad[0].torn and data[bad[0].start : bad[0].end] == b"not json\n"
     resumed = [e for e in read_file(path, records[0].end) if isinstance(e, LineRecord)]
     assert [r.record.log_record.body for r in resumed] == ["two"]
+
+
+# -- written by the package's writer, read back by the reader (issue 11) ----------------------
+
+_char = st.one_of(
+    st.characters(codec=None),
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, codec=None, exclude_categories=()),
+)
+#: Any text, often with lone surrogates (as in tests/test_format.py).
+_text = st.text(max_size=12) | st.lists(_char, max_size=8).map("".join)
+#: Ints JSON numbers cannot carry, and the edges of the 64-bit ranges.
+_wide = st.sampled_from([2**64, 2**64 - 1, 2**63, 2**63 - 1, -(2**63), -(2**63) - 1, 10**30, -(2**70)])
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**200), max_value=2**200)
+    | _wide
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | _text
+    | st.binary(max_size=12)
+    | st.sampled_from(["$int", "$bytes", "$float", "$map"])
+)
+_tag_key = st.sampled_from(["$int", "$bytes", "$float", "$map"])
+_values = st.recursive(
+    _scalars,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.lists(children, max_size=4).map(tuple)
+        | st.dictionaries(_text, children, max_size=4)
+        | st.dictionaries(_tag_key, children, min_size=1, max_size=1)
+    ),
+    max_leaves=12,
+)
+_names = st.sampled_from(["msg", "level", "ts", "tid", "_otel", "at", "http.route", "a.b"]) | _text
+#: Every severity the writer writes: enum members, None, and any int (the SDK takes them).
+_severities = (
+    st.none()
+    | st.sampled_from(list(SeverityNumber))
+    | st.integers(min_value=-5, max_value=40)
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | _wide
+)
+_times = st.none() | st.integers(min_value=0, max_value=2**63 - 1) | _wide
+_ids = st.just(0) | st.integers(min_value=1, max_value=2**128 - 1) | _wide | st.sampled_from([-5, 2**128])
+
+
+def _clean(s: str) -> str:
+    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
+
+
+def _normalize(value: Any) -> Any:
+    """What a value reads back as: sequences as tuples, lone surrogates as U+FFFD."""
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, list | tuple):
+        return tuple(_normalize(v) for v in value)
+    if isinstance(value, dict):
+        return {_clean(k): _normalize(v) for k, v in value.items()}
+    return value
+
+
+_record = st.fixed_dictionaries(
+    {
+        "body": _values,
+        "attributes": st.dictionaries(_names, _values, max_size=5),
+        "severity_number": _severities,
+        "severity_text": st.none() | _text,
+        "timestamp": _times,
+        "observed_timestamp": st.integers(min_value=1, max_value=2**63 - 1) | _wide,
+        "trace_id": _ids,
+        "span_id": _ids,
+        "trace_flags": st.integers(min_value=0, max_value=255) | _wide,
+        "event_name": st.none() | _text,
+    }
+)
+
+
+@pytest.mark.parametrize("mode", ["tree", "flat"])
+def test_every_record_the_writer_writes_reads_back_equal(tmp_path: Path, mode: str) -> None:
+    """Records of every kind the SDK accepts go through the package's real writer (the
+    processor, its writer thread, the file), and the reader gives each one back."""
+    path = tmp_path / "written.jsonl"
+    sdk = LoggerProvider(
+        resource=Resource({"service.name": "w", "big": 2**70, "blob": b"\x00", "nan": math.nan}),
+        shutdown_on_exit=False,
+    )
+    kept = Capture()
+    sdk.add_log_record_processor(kept)
+    processor = LogxpyLogRecordProcessor(path, mode=mode)
+    sdk.add_log_record_processor(processor)
+    loggers = [sdk.get_logger("w.plain"), sdk.get_logger("w.scoped", "2.0", "https://s/1", {"k": 2**65})]
+    offset = [0]
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(records=st.lists(_record, min_size=1, max_size=4), which=st.integers(0, 1))
+    def write_then_read(records: list[dict[str, Any]], which: int) -> None:
+        kept.records.clear()
+        for fields in records:
+            flags = fields.pop("trace_flags")
+            loggers[which].emit(LogRecord(trace_flags=TraceFlags(flags), **fields))
+        assert processor.force_flush(10_000)
+        entries = list(read_file(path, offset[0]))
+        assert not [e for e in entries if isinstance(e, BadLine)], "every line reads"
+        back = [e for e in entries if isinstance(e, LineRecord)]
+        assert len(back) == len(kept.records)
+        offset[0] = back[-1].end
+        for original, entry in zip(kept.records, back, strict=True):
+            a, b = original.log_record, entry.record.log_record
+            assert _same(b.body, _normalize(a.body))
+            expected = {_clean(k): _normalize(v) for k, v in dict(a.attributes or {}).items()}
+            assert _same(dict(b.attributes or {}), expected)
+            assert getattr(b.severity_number, "value", b.severity_number) == getattr(
+                a.severity_number, "value", a.severity_number
+            )
+            assert type(b.severity_number) is not int, "an enum member, or an int with .value"
+            assert b.severity_text == (None if a.severity_text is None else _clean(a.severity_text))
+            assert (b.timestamp, b.observed_timestamp) == (a.timestamp, a.observed_timestamp)
+            assert (b.trace_id, b.span_id, int(b.trace_flags)) == (a.trace_id, a.span_id, int(a.trace_flags))
+            assert (b.event_name or None) == (_clean(a.event_name) if a.event_name else None)
+            assert entry.record.dropped_attributes == original.dropped_attributes
+            assert entry.record.instrumentation_scope == original.instrumentation_scope
+            resource = dict(original.resource.attributes)
+            assert _same(dict(entry.record.resource.attributes), resource)
+
+    try:
+        write_then_read()
+    finally:
+        processor.shutdown()
+        sdk.shutdown()
