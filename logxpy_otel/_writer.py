@@ -276,6 +276,7 @@ class AsyncWriter:
         self._closed = False
         #: The producers' lane, in a one-item list that the C on_emit holds (see _set_mode).
         self._lane: list[_Lane | None] = [None]
+        self._batch_observer: Callable[[int, float, bool], None] | None = None
         #: Set by the exit hook: stop() then ends by this time too (one bound for the whole exit).
         self._exit_deadline: float | None = None
         self._reset_state()
@@ -364,6 +365,12 @@ class AsyncWriter:
                 batches=self._batches,
                 restarts=self._restarts,
             )
+
+    def observe_batches(self, observer: Callable[[int, float, bool], None] | None) -> None:
+        """Call ``observer(records, seconds, ok)`` after each batch is written (in the thread
+        that wrote it, never the application's unless it writes synchronously); None stops.
+        For self-metrics: it must be quick and must not log."""
+        self._batch_observer = observer
 
     @property
     def destinations(self) -> tuple[Destination, ...]:
@@ -738,7 +745,16 @@ class AsyncWriter:
                     self._destination_failed(exc)
         out: list[bytes] = []
         self._trees.number(items, out)
-        return self._deliver(b"".join(out))
+        observer = self._batch_observer
+        if observer is None:
+            return self._deliver(b"".join(out))
+        started = time.perf_counter()
+        ok = self._deliver(b"".join(out))
+        try:
+            observer(len(items), time.perf_counter() - started, ok)
+        except Exception:  # noqa: BLE001 - an observer never affects the writes
+            pass
+        return ok
 
     def _close_trees_locked(self) -> None:
         """Write the end lines of every open trace. ``_io_lock`` is held."""

@@ -727,3 +727,21 @@ def test_a_record_handed_over_while_stop_runs_is_never_left_pending(
     assert m.written == 2
     assert m.dropped_by_reason == {DropReason.SHUTDOWN: 1}
     assert writer.flush(1.0) is True  # nothing left pending for ever
+
+
+def test_batch_observer_sees_each_batch_and_never_breaks_a_write(writers: list[AsyncWriter]) -> None:
+    sink, seen = Collect(), []
+    writer = make(writers, sink, batch_size=3, flush_interval_ms=600_000)
+    writer.observe_batches(lambda n, seconds, ok: seen.append((n, seconds >= 0, ok)))
+    for n in range(3):
+        writer.enqueue(item(n))
+    assert writer.flush(10)
+    assert seen == [(3, True, True)]
+
+    def broken(n: int, seconds: float, ok: bool) -> None:
+        raise RuntimeError("observer bug")
+
+    writer.observe_batches(broken)
+    writer.enqueue(item(9))
+    assert writer.flush(10)
+    assert [r["n"] for r in sink.records()] == [0, 1, 2, 9]
