@@ -30,7 +30,7 @@ from functools import partial
 from itertools import repeat, starmap
 from queue import Empty, SimpleQueue
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final, final
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
 
@@ -222,22 +222,24 @@ class _Wake:
             pass
 
 
-class _FlushWatch:
-    """One waiting :meth:`AsyncWriter.flush`: the completions it waits for, and whether one was a loss."""
+@final
+class _FlushMarker:
+    """A waiting :meth:`AsyncWriter.flush`, queued behind the records handed over before it.
 
-    __slots__ = ("hi", "lo", "lost")
+    The writer answers it (``done``) when it reaches it in queue order: every record before
+    it is then written or dropped. ``lost`` says one of them was dropped.
+    """
 
-    def __init__(self, lo: int, hi: int) -> None:
-        self.lo = lo
-        self.hi = hi
+    __slots__ = ("done", "lost")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
         self.lost = False
 
 
 _NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", "stopped"
 #: (slots.pop, queue.append, queue, batch_size, wake): see AsyncWriter._set_mode.
-_Lane = tuple[Callable[[], None], Callable[[LineItem], None], deque[LineItem], int, Callable[[], None]]
-#: How often a waiting flush() wakes the writer again.
-_FLUSH_POKE_S: Final = 0.05
+_Lane = tuple[Callable[[], None], Callable[[Any], None], deque[Any], int, Callable[[], None]]
 _BACKOFF_FIRST_S: Final = 0.1
 _BACKOFF_MAX_S: Final = 30.0
 
@@ -291,17 +293,16 @@ class AsyncWriter:
         # a lock (only the slow paths take them; the common enqueue takes none).
         self._lock = threading.RLock()
         self._not_full = threading.Condition(self._lock)
-        self._progress = threading.Condition(self._lock)
         self._io_lock = threading.RLock()
         self._wake = _Wake()
         self._stop_event = threading.Event()
-        self._queue: deque[LineItem] = deque()
+        #: Line items in hand-over order, and the flush markers between them.
+        self._queue: deque[LineItem | _FlushMarker] = deque()
         self._slots: deque[None] = deque(repeat(None, self._max))
-        self._done = 0  # records that held a slot and are now written or dropped
         self._inflight: list[LineItem] = []
-        self._watches: list[_FlushWatch] = []
+        #: Flush markers in the queue, not yet answered.
+        self._markers: set[_FlushMarker] = set()
         self._block_waiters = 0
-        self._flush_wanted = False
         self._written = 0
         self._dropped: dict[str, int] = {}
         self._errors = 0
@@ -350,7 +351,7 @@ class AsyncWriter:
     def metrics(self) -> AsyncMetrics:
         """A snapshot taken under the writer's lock; records on their way in count as pending."""
         with self._lock:
-            depth = len(self._queue)
+            depth = len(self._queue) - len(self._markers)
             held = self._max - len(self._slots)
             dropped = sum(self._dropped.values())
             return AsyncMetrics(
@@ -525,11 +526,7 @@ class AsyncWriter:
             # drop_oldest: the oldest *queued* record gives its slot to the new one. If every
             # slot is held by the batch being written (batch_size == max_queue_size), there
             # is nothing queued to evict, and the new record is refused like drop_newest.
-            if self._policy is QueuePolicy.DROP_OLDEST and self._queue:
-                self._queue.popleft()
-                self._done += 1
-                self._lost_locked(self._done, self._done)
-                self._count_locked(DropReason.EVICTED, 1)
+            if self._policy is QueuePolicy.DROP_OLDEST and self._evict_oldest_locked():
                 self._queue.append(item)
                 return True
             self._count_locked(DropReason.QUEUE_FULL, 1)
@@ -548,37 +545,49 @@ class AsyncWriter:
         self._count_locked(DropReason.SHUTDOWN, count)
         return False
 
+    def _evict_oldest_locked(self) -> bool:
+        """drop_oldest: drop the oldest queued record (not a flush marker) and count it."""
+        queue = self._queue
+        ahead: list[_FlushMarker] = []  # flushes answered before that record: not its
+        while queue and type(queue[0]) is _FlushMarker:
+            ahead.append(queue.popleft())  # type: ignore[arg-type]
+        evicted = bool(queue)
+        if evicted:
+            queue.popleft()
+            for marker in self._markers.difference(ahead):
+                marker.lost = True
+            self._count_locked(DropReason.EVICTED, 1)
+        queue.extendleft(reversed(ahead))
+        return evicted
+
     def _sweep_after_stop(self) -> None:
         """A record raced into the queue as stop() finished: drop what stop() can no longer write."""
         with self._lock:
-            if self._state is not _STOPPED:
+            if self._state is not _STOPPED or not self._queue:
                 return  # stop() has not drained yet; it will take the record
-            count = len(self._queue)
-            if not count:
-                return
+            count = sum(1 for entry in self._queue if type(entry) is not _FlushMarker)
             self._queue.clear()
             self._release_locked(count)
-            self._lost_locked(self._done - count + 1, self._done)
             self._count_locked(DropReason.SHUTDOWN, count)
+            self._answer_all_locked(lost=bool(count))
 
     def discard(self, reason: DropReason | str, count: int = 1) -> None:
         """Count ``count`` records dropped before they reached the writer (e.g. by the processor)."""
         with self._lock:
             self._count_locked(str(reason), count)
 
-    def _lost_locked(self, lo: int, hi: int) -> None:
-        for watch in self._watches:
-            if lo <= watch.hi and hi > watch.lo:
-                watch.lost = True
+    def _answer_all_locked(self, *, lost: bool) -> None:
+        """Answer every waiting flush (records before them are gone or lost: no writer left)."""
+        for marker in self._markers:
+            marker.lost = marker.lost or lost
+            marker.done.set()
+        self._markers.clear()
 
     def _release_locked(self, count: int) -> None:
         """``count`` slot-holding records are done: give their slots back, wake who waits."""
-        self._done += count
         self._slots.extend(repeat(None, count))
         if self._block_waiters:
             self._not_full.notify_all()
-        if self._watches:
-            self._progress.notify_all()
 
     def write_now(self, items: Sequence[LineItem]) -> bool:
         """Write ``items`` in this thread, after everything queued before them. Never raises.
@@ -601,10 +610,7 @@ class AsyncWriter:
                 logger.error("logxpy-otel: could not number %d record(s)", len(items), exc_info=exc)
                 return False
             with self._lock:
-                self._account_locked(len(items), ok)
-                self._done += len(items)
-                if self._watches:
-                    self._progress.notify_all()
+                self._account_locked(len(items), ok, queued=False)
             return ok
 
     # -- flushing ----------------------------------------------------------------------
@@ -614,41 +620,24 @@ class AsyncWriter:
 
         Returns True only if all of them were written by at least one destination;
         False if one was dropped on the way, or when ``timeout`` (seconds) ran out.
+        A marker queued behind those records is answered when the writer reaches it, so
+        the records that count are exactly those ahead of it in the queue's own order.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        marker = None
         with self._lock:
-            # Records complete in queue order, so once ``_done`` passes every record
-            # holding a slot now, all those queued before the call are handled.
-            target = self._done + self._max - len(self._slots)
-            watch = None
-            if self._done < target:
-                watch = _FlushWatch(self._done, target)
-                self._watches.append(watch)
-                self._flush_wanted = True
+            if len(self._slots) < self._max:  # records queued, being written, or on their way in
+                if self._state is _STOPPED and not self.is_running:
+                    return False  # stop() timed out on them: they can no longer be written
+                marker = _FlushMarker()
+                self._markers.add(marker)
+                self._queue.append(marker)
         result = True
-        if watch is not None:
+        if marker is not None:
             self._wake.set()
             if self._sync or self._thread is None:
                 with self._io_lock:
                     self._drain_locked()
-            with self._lock:
-                try:
-                    while self._done < target:
-                        remaining = None if deadline is None else deadline - time.monotonic()
-                        if remaining is not None and remaining <= 0:
-                            break
-                        self._progress.wait(
-                            _FLUSH_POKE_S if remaining is None else min(remaining, _FLUSH_POKE_S)
-                        )
-                        if self._done < target:
-                            # A record counted in target can be queued after the writer
-                            # drained for this flush (a producer between taking its slot and
-                            # appending): wake the writer again rather than wait for its timer.
-                            self._flush_wanted = True
-                            self._wake.set()
-                finally:
-                    self._watches.remove(watch)
-                result = self._done >= target and not watch.lost
+            result = marker.done.wait(timeout) and not marker.lost
         return self._flush_destinations() and result
 
     def _flush_destinations(self) -> bool:
@@ -678,7 +667,7 @@ class AsyncWriter:
     def _loop(self) -> None:
         interval = self._interval_s
         while True:
-            idle = len(self._queue) < self._batch_size and not self._flush_wanted
+            idle = len(self._queue) < self._batch_size and not self._markers
             if idle and self._state is _RUNNING and not self._inflight:
                 self._wake.wait(interval)
             self._wake.clear()
@@ -692,7 +681,8 @@ class AsyncWriter:
                 return
 
     def _drain_locked(self) -> None:
-        """Write everything queued, batch by batch. ``_io_lock`` is held."""
+        """Write everything queued, batch by batch, answering flush markers on the way.
+        ``_io_lock`` is held."""
         if self._inflight:
             self._process_inflight()  # a batch a crashed writer left behind
         queue = self._queue
@@ -703,11 +693,30 @@ class AsyncWriter:
                     self._max_depth = depth  # depth only grows between drains: this is its peak
                 count = min(depth, self._batch_size)
                 if not count:
-                    self._flush_wanted = False
                     return
                 # popleft called count times from C (starmap), not from a Python loop.
-                self._inflight = list(starmap(queue.popleft, repeat((), count)))
+                batch = list(starmap(queue.popleft, repeat((), count)))
+                if self._markers:
+                    batch = self._split_at_marker_locked(batch)
+                    if not batch:
+                        continue
+                self._inflight = batch  # type: ignore[assignment]
             self._process_inflight()
+
+    def _split_at_marker_locked(self, batch: list[Any]) -> list[Any]:
+        """The records of ``batch`` before its first flush marker; the rest goes back to the
+        queue's front. A marker first in line is answered: all before it is done."""
+        index = next((i for i, entry in enumerate(batch) if type(entry) is _FlushMarker), None)
+        if index is None:
+            return batch
+        entry = batch[index]
+        if index == 0:
+            self._markers.discard(entry)
+            entry.done.set()
+            self._queue.extendleft(reversed(batch[1:]))
+            return []
+        self._queue.extendleft(reversed(batch[index:]))
+        return batch[:index]
 
     def _process_inflight(self) -> None:
         """Number and write the batch in flight, then account for it. ``_io_lock`` is held.
@@ -723,14 +732,18 @@ class AsyncWriter:
             self._inflight = []
             self._release_locked(count)
 
-    def _account_locked(self, count: int, ok: bool) -> None:
+    def _account_locked(self, count: int, ok: bool, *, queued: bool = True) -> None:
+        """Count a written batch, or ``count`` records dropped with it; a queued batch's loss
+        is also every waiting flush's (they all stand behind it)."""
         self._batches += 1
         if ok:
             self._written += count
             return
         reason = DropReason.IO_ERROR if self._destinations else DropReason.NO_DESTINATION
         self._count_locked(reason, count)
-        self._lost_locked(self._done + 1, self._done + count)
+        if queued:
+            for marker in self._markers:
+                marker.lost = True
 
     def _write_batch(self, items: Sequence[LineItem]) -> bool:
         """Rotate the files that are due (closing open traces in them first), then number

@@ -222,26 +222,66 @@ def test_drop_newest_refuses_and_counts_exactly(writers: list[AsyncWriter]) -> N
     assert [r["n"] for r in gate.records()] == [-1, *range(99)]
 
 
-def test_flush_gets_a_record_queued_after_the_writer_drained_for_it(writers: list[AsyncWriter]) -> None:
-    """A producer can take its slot before flush() and append after the writer has drained
-    for that flush; flush still gets the record written (not only at the writer's timer)."""
+@pytest.mark.parametrize("policy", ["block", "drop_newest"])
+def test_every_flush_that_returns_true_has_everything_handed_over_before_it(
+    writers: list[AsyncWriter], policy: str
+) -> None:
+    """Issue 13: synchronous writes in some threads, queued records and flushes in others.
+    Each flush that returns True is checked against the destination: every record whose
+    hand-over returned before the flush began is there. (A flush used to wait for a
+    completion count that synchronous writes also moved.)"""
     dest = Collect()
-    writer = make(writers, dest, batch_size=50, max_queue_size=100, flush_interval_ms=600_000)
-    writer.enqueue(item(0))
-    assert writer.flush(5.0)
-    writer._slots.pop()  # a producer took its slot ...
-    done: list[bool] = []
-    flusher = threading.Thread(target=lambda: done.append(writer.flush(10.0)))
-    flusher.start()
-    deadline = time.monotonic() + 10.0
-    # Wait until the flush waits and the writer has drained for it (the queue was empty).
-    while not (writer._watches and not writer._flush_wanted) and time.monotonic() < deadline:
-        time.sleep(0.001)  # polling a state of other threads, not timing them
-    assert writer._watches and not writer._flush_wanted, "flush() did not start waiting"
-    writer._queue.append(item(1))  # ... and appends only now, with no wake-up of its own
-    flusher.join(15.0)
-    assert done == [True]
-    assert [r["n"] for r in dest.records()] == [0, 1]
+    writer = make(
+        writers, dest, batch_size=16, max_queue_size=64, flush_interval_ms=600_000, queue_policy=policy
+    )
+    handed: set[tuple[int, int]] = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+    checked: list[int] = []
+
+    def produce(t: int, sync: bool) -> None:
+        for n in range(1_500):
+            if sync:
+                with sync_mode():
+                    ok = writer.enqueue(item(n, t=t))
+            else:
+                ok = writer.enqueue(item(n, t=t))
+            if ok:
+                with lock:
+                    handed.add((t, n))
+
+    def flush_and_check() -> None:
+        while not stop.is_set():
+            with lock:
+                before = set(handed)
+            if writer.flush(10.0):
+                written = {(r["t"], r["n"]) for r in dest.records()}
+                missing = before - written
+                assert not missing, f"flush returned True without {sorted(missing)[:5]}"
+                checked.append(len(before))
+
+    failures: list[BaseException] = []
+
+    def guarded(target: Any, *args: Any) -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            failures.append(exc)
+
+    producers = [threading.Thread(target=guarded, args=(produce, t, t == 0)) for t in range(3)]
+    flushers = [threading.Thread(target=guarded, args=(flush_and_check,)) for _ in range(2)]
+    for thread in producers + flushers:
+        thread.start()
+    for thread in producers:
+        thread.join(60)
+    stop.set()
+    for thread in flushers:
+        thread.join(60)
+    assert not failures, failures[0]
+    assert len(checked) > 5, "the flushes ran while records flowed"
+    m = writer.metrics
+    assert_accounting(m)
+    assert writer.flush(10.0) is True  # refused records were never queued: nothing queued was lost
 
 
 def test_a_full_batch_wakes_the_writer_even_past_the_exact_size(writers: list[AsyncWriter]) -> None:
@@ -335,7 +375,7 @@ def test_flush_reports_records_evicted_before_they_were_written(writers: list[As
         result: list[bool] = []
         flusher = threading.Thread(target=lambda: result.append(writer.flush(10.0)))
         flusher.start()
-        wait_until(lambda: writer._watches)  # the flush is waiting for its window
+        wait_until(lambda: writer._markers)  # the flush is waiting behind the records
         for n in range(100, 105):
             writer.enqueue(item(n))  # evicts five records the flush is waiting for
     finally:
