@@ -11,7 +11,9 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Self
 
-from . import _settings
+from opentelemetry.metrics import MeterProvider
+
+from . import _self_metrics, _settings
 from ._destinations import make_destinations
 from ._format import LineEncoder, LineMode
 from ._writer import AsyncConfig, AsyncMetrics, AsyncWriter, Destination
@@ -89,7 +91,11 @@ def _check_keywords(path: object, destinations: object, config: object, file_mod
 
 class WriterOwner:
     """What the processor and the exporter share: an encoder and a writer, built from the
-    same arguments, with the same flush, shutdown and introspection."""
+    same arguments, with the same flush, shutdown and introspection.
+
+    ``meter_provider``: report self-metrics there (``_self_metrics``); None (the default)
+    reports them to the global meter provider when ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``.
+    """
 
     #: Whether the writer gets a thread by default (the exporter writes in the caller's).
     _ASYNC_DEFAULT = True
@@ -102,6 +108,7 @@ class WriterOwner:
         config: AsyncConfig | None = None,
         mode: LineMode | str | None = None,
         file_mode: int | None = None,
+        meter_provider: MeterProvider | None = None,
         **options: Any,
     ) -> None:
         self._encoder, self._writer = build(
@@ -115,6 +122,15 @@ class WriterOwner:
         )
         self._shutdown = False
         self._built()
+        self._observe(meter_provider)
+
+    #: This owner's self-metrics, when they are on.
+    _metrics_source: _self_metrics.WriterSource | None = None
+
+    def _observe(self, meter_provider: MeterProvider | None) -> None:
+        self._metrics_source = _self_metrics.observe_writer(
+            self._writer, _self_metrics.component_type_of(self), meter_provider
+        )
 
     def _built(self) -> None:
         """Called once the encoder and the writer exist; subclasses finish their set-up here."""
@@ -140,11 +156,13 @@ class WriterOwner:
         self._shutdown = True
         if self._handed_over is None:
             self._writer.stop(self._writer.config.shutdown_timeout_ms / 1000.0)
-            return
-        old = self._handed_over  # the destinations are the successor's now: do not close them
-        for destination in old.destinations:
-            old.remove_destination(destination)
-        old.stop(old.config.shutdown_timeout_ms / 1000.0)
+        else:
+            old = self._handed_over  # the destinations are the successor's now: do not close them
+            for destination in old.destinations:
+                old.remove_destination(destination)
+            old.stop(old.config.shutdown_timeout_ms / 1000.0)
+        if self._metrics_source is not None:
+            self._metrics_source.close()  # final values from now on; the writer is let go
 
     #: This owner's own writer, once it writes through a successor's (see :meth:`taking_over`).
     _handed_over: AsyncWriter | None = None
@@ -169,5 +187,7 @@ class WriterOwner:
         new._writer.start()
         new._shutdown = False
         new._built()
+        source = donor._metrics_source
+        new._observe(source.provider if source is not None else None)
         donor._handed_over, donor._writer = own, new._writer
         return new
