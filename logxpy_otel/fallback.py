@@ -12,6 +12,23 @@ when the collector is back with an empty request after a cool-down that doubles 
 stays down (1 s up to 60 s by default). No batch is held hostage by a probe. A send still
 under way when it times out stays the thread's: delivered, or written to the file if it
 fails, never both.
+
+Self-metrics: with ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true`` (then to the global
+meter provider) or a ``meter_provider=``, it reports what an operator needs while the
+collector is down, with ``otel.component.type`` ``logxpy_fallback_log_exporter`` and
+``otel.component.name`` ``logxpy_fallback_log_exporter/<n>``:
+
+* ``logxpy.fallback.records`` (counter, ``{log_record}``) and ``logxpy.fallback.batches``
+  (counter, ``{batch}``), by ``logxpy.fallback.route``: ``live`` (the collector accepted
+  them) or ``file`` (written to the local file instead; ``logxpy-otel replay`` sends them on);
+* ``logxpy.fallback.failures`` (counter, ``{failure}``): live sends and probes that failed
+  or timed out;
+* ``logxpy.fallback.breaker.status`` (up-down counter, ``1``): 1 for the breaker's state
+  and 0 for the others, by ``logxpy.fallback.breaker.state`` (``closed``, ``open``, ``probing``).
+
+They read the same snapshot as :attr:`FallbackLogRecordExporter.metrics`; after
+``shutdown()`` they keep its final values. The file exporter and the OTLP exporter report
+their own (``otel.sdk.exporter.*``).
 """
 
 from __future__ import annotations
@@ -25,9 +42,11 @@ from enum import StrEnum
 from typing import Any
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
+from . import _self_metrics
 from ._diagnostics import logger
 from .exporter import LogxpyLogRecordExporter
 
@@ -87,7 +106,8 @@ class FallbackLogRecordExporter(LogRecordExporter):
 
     ``live_timeout_s`` bounds how long :meth:`export` waits for a live send (the SDK's
     batch processor's queue fills meanwhile). ``shutdown()`` and ``force_flush()`` are
-    bounded in time even when the collector hangs.
+    bounded in time even when the collector hangs. ``meter_provider``: where self-metrics
+    go (see the module), also those of the default ``fallback``.
     """
 
     def __init__(
@@ -100,6 +120,7 @@ class FallbackLogRecordExporter(LogRecordExporter):
         live_timeout_s: float = 0.5,
         shutdown_timeout_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         if not 0 < cooldown_s <= max_cooldown_s <= _MAX_SECONDS:
             raise ValueError(
@@ -112,7 +133,9 @@ class FallbackLogRecordExporter(LogRecordExporter):
                     f"{name} must be a number of seconds > 0 and <= {_MAX_SECONDS:g}; got {value!r}"
                 )
         self.primary = primary
-        self.fallback = fallback if fallback is not None else LogxpyLogRecordExporter()
+        self.fallback = (
+            fallback if fallback is not None else LogxpyLogRecordExporter(meter_provider=meter_provider)
+        )
         self._first_cooldown = cooldown_s
         self._max_cooldown = max_cooldown_s
         self._cooldown = cooldown_s
@@ -130,6 +153,7 @@ class FallbackLogRecordExporter(LogRecordExporter):
         self._live_batches = self._live_records = 0
         self._file_batches = self._file_records = 0
         self._failures = 0
+        self._metrics_source = _self_metrics.observe_fallback(self, meter_provider)
 
     @property
     def metrics(self) -> FallbackMetrics:
@@ -305,6 +329,8 @@ class FallbackLogRecordExporter(LogRecordExporter):
             )
         _bounded(self.primary.shutdown, max(0.0, deadline - time.monotonic()))
         self.fallback.shutdown()  # type: ignore[no-untyped-call]
+        if self._metrics_source is not None:
+            self._metrics_source.close()  # final values from now on
 
 
 #: The longest cool-down or timeout a setting may ask for (one day).
@@ -380,5 +406,6 @@ class LogxpyFallbackLogRecordExporter(FallbackLogRecordExporter):
     """``OTEL_LOGS_EXPORTER=logxpy_fallback``: OTLP (from the ``OTEL_EXPORTER_OTLP_*``
     variables), falling back to the logxpy file (``OTEL_EXPORTER_LOGXPY_*``)."""
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(otlp_exporter(), LogxpyLogRecordExporter(**options))
+    def __init__(self, *, meter_provider: MeterProvider | None = None, **options: Any) -> None:
+        file = LogxpyLogRecordExporter(meter_provider=meter_provider, **options)
+        super().__init__(otlp_exporter(), file, meter_provider=meter_provider)
