@@ -334,6 +334,7 @@ def test_a_file_growing_while_it_is_replayed_delivers_each_record_once(tmp_path:
     path = tmp_path / "grow.jsonl"
     path.write_bytes(b"")
     total = 150
+    abort = threading.Event()
     moved = threading.Event()  # set by each export and after each run: the writer goes on
     done = threading.Event()
 
@@ -353,22 +354,29 @@ def test_a_file_growing_while_it_is_replayed_delivers_each_record_once(tmp_path:
                 os.write(fd, line[:cut])
                 moved.wait(5.0)  # bounded: a stuck replay fails the test below, it does not hang it
                 moved.clear()
+                if abort.is_set():
+                    return
                 os.write(fd, line[cut:])
         finally:
             os.close(fd)
             done.set()
 
     keep = Pacing()
-    writer = threading.Thread(target=grow)
+    writer = threading.Thread(target=grow, daemon=True)
     writer.start()
     runs = pending = 0
-    while not done.is_set() and runs < 10 * total:  # bounded
-        summary = replay_files([str(path)], keep, batch_size=3)
-        runs += 1
-        pending += summary.pending
-        assert summary.ok and summary.unreadable == 0, summary.problems
-        moved.set()
-    writer.join(30)
+    try:
+        while not done.is_set() and runs < 10 * total:  # bounded
+            summary = replay_files([str(path)], keep, batch_size=3)
+            runs += 1
+            pending += summary.pending
+            assert summary.ok and summary.unreadable == 0, summary.problems
+            moved.set()
+    finally:
+        if not done.is_set():
+            abort.set()
+            moved.set()
+        writer.join(30)
     assert not writer.is_alive()
     replay_files([str(path)], keep, batch_size=3)
     assert pending > 0, "the replay met half-written lines"
@@ -586,3 +594,59 @@ def test_every_file_replay_creates_is_exclusive_and_never_follows_a_symlink(
         assert Path(name).parent == tmp_path and Path(name).name.startswith("."), name
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
     assert leftovers == [], "no temporary file left behind"
+
+
+# -- checkpoints across rotation; runs that stop part way ----------------------------------------
+
+
+def test_the_live_files_checkpoint_goes_with_it_when_it_rotates(tmp_path: Path) -> None:
+    """Replay the live file part way; it rotates; replay the (new) live file alone, then the
+    whole directory: the old content resumes in its backup, nothing is sent twice."""
+    path = write_family(tmp_path, 10, compress=False, per_file=100)
+    first = Keep()
+    replay_files([str(path)], first, batch_size=4, stop=_stop_after(first, 1))
+    assert first.ids() == ["0", "1", "2", "3"]
+    os.rename(path, _rotation.backup_name(str(path), 4_000_000_000.0))
+    newer = write_family(tmp_path / "next", 3, compress=False, per_file=100).read_bytes()
+    path.write_bytes(newer.replace(b'"rec.id":"', b'"rec.id":"new-'))
+    live_only = Keep()
+    assert replay_files([str(path)], live_only).sent == 3
+    (backup,) = [p for p in family_files(tmp_path) if p != path and not p.name.endswith(".replay.json")]
+    _rotation._gzip(str(backup), 0o600)  # and the backup gets compressed meanwhile
+    rest = Keep()
+    summary = replay_files([str(tmp_path)], rest)
+    assert rest.ids() == ["4", "5", "6", "7", "8", "9"] and summary.sent == 6
+    assert live_only.ids() == ["new-0", "new-1", "new-2"]
+
+
+class Refusing(Keep):
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        return LogRecordExportResult.FAILURE
+
+
+class Raising(Keep):
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        raise RuntimeError("exporter bug")
+
+
+def test_a_run_that_stops_before_its_checkpoint_does_not_set_aside_twice(tmp_path: Path) -> None:
+    path = write_family(tmp_path, 14, compress=False, per_file=100)
+    dead = path.with_name(path.name + ".replay.dead")
+    for _ in range(2):  # the collector refuses the batch holding the set-aside record: twice
+        summary = replay_files([str(path)], Refusing(), batch_size=100)
+        assert (summary.sent, summary.refused, summary.set_aside, summary.ok) == (0, 13, 1, False)
+        assert any("the collector did not accept 13 records" in p for p in summary.problems)
+    keep = Keep()
+    summary = replay_files([str(path)], keep, batch_size=100)
+    assert (summary.sent, summary.set_aside) == (13, 1)
+    assert len(dead.read_bytes().splitlines()) == 1, "one dead letter for one record"
+
+
+def test_an_exporter_that_raises_is_reported_as_such_and_resumed(tmp_path: Path) -> None:
+    path = write_family(tmp_path, 6, compress=False, per_file=100)
+    summary = replay_files([str(path)], Raising(), batch_size=4)
+    assert (summary.sent, summary.export_errors, summary.refused, summary.ok) == (0, 4, 0, False)
+    (problem,) = summary.problems
+    assert "raised RuntimeError: exporter bug" in problem and "collector" not in problem
+    keep = Keep()
+    assert replay_files([str(path)], keep).sent == 6 and keep.ids() == [str(n) for n in range(6)]
