@@ -512,6 +512,8 @@ _global: list[_Instruments] = []
 
 def _instruments(provider: MeterProvider) -> _Instruments:
     with _registry_lock:
+        if _global and provider is _global[0].provider:
+            return _global[0]  # e.g. the proxy, handed on by WriterOwner.taking_over
         if provider is otel_metrics.get_meter_provider():
             if not _global:
                 _global.append(_Instruments(provider))

@@ -195,7 +195,7 @@ def test_the_variable_reports_to_the_global_meter_provider() -> None:
         from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-        from logxpy_otel import LogxpyLogRecordProcessor
+        from logxpy_otel import LogxpyLogRecordExporter, LogxpyLogRecordProcessor
 
         VAR = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
         sink = lambda data: None
@@ -203,14 +203,16 @@ def test_the_variable_reports_to_the_global_meter_provider() -> None:
         off = LogxpyLogRecordProcessor(destinations=[sink])
         os.environ[VAR] = "true"
         early = LogxpyLogRecordProcessor(destinations=[sink])
+        donor = LogxpyLogRecordExporter(destinations=[sink])
         global_reader = InMemoryMetricReader()
         set_meter_provider(MeterProvider(metric_readers=[global_reader]))
         late = LogxpyLogRecordProcessor(destinations=[sink])
+        taken = LogxpyLogRecordProcessor.taking_over(donor)  # the donor's provider: the proxy
         own_reader = InMemoryMetricReader()
         own_meters = MeterProvider(metric_readers=[own_reader])
         own = LogxpyLogRecordProcessor(destinations=[sink], meter_provider=own_meters)
         logs = LoggerProvider(shutdown_on_exit=False)
-        for p in (off, early, late, own):
+        for p in (off, early, late, taken, own):
             logs.add_log_record_processor(p)
         for n in range(3):
             logs.get_logger("app").emit(body=str(n))
@@ -228,7 +230,7 @@ def test_the_variable_reports_to_the_global_meter_provider() -> None:
 
         name = lambda p: p._metrics_source and p._metrics_source.attributes["otel.component.name"]
         print(json.dumps({
-            "names": [name(p) for p in (off, early, late, own)],
+            "names": [name(p) for p in (off, early, late, taken, own)],
             "global": processed(global_reader),
             "own": processed(own_reader),
         }))
@@ -241,9 +243,9 @@ def test_the_variable_reports_to_the_global_meter_provider() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == "", "no warning on the way"
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    off, early, late, own = report["names"]
+    off, early, late, taken, own = report["names"]
     assert off is None
-    assert report["global"] == {early: 3, late: 3}, "the proxy's instruments and the later ones, once each"
+    assert report["global"] == {early: 3, late: 3, taken: 3}, "through the proxy's instruments, once each"
     assert report["own"] == {own: 3}
 
 
