@@ -27,7 +27,7 @@ _REPLAY_DESCRIPTION = """\
 Send the records of logxpy-otel files to an OTLP collector, resuming where the last
 run stopped.
 
-Each PATH is a log file (live, rotated backup, or gzip-compressed backup: gzip is
+Each argument is a log file (live, rotated backup, or gzip-compressed backup: gzip is
 recognised by content), a directory (every rotated family in it: backups named
 NAME.<time>Z.SUFFIX[.gz], their live file, and every *.jsonl file), or a quoted glob
 such as 'logs/app*'. Each family is sent oldest backup first, its live file last.

@@ -186,8 +186,9 @@ class Checkpoint:
                 raise _BadCheckpoint("it is a symlink") from None
             raise _BadCheckpoint(f"it cannot be read: {exc.strerror}") from None
         with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise _BadCheckpoint("it is not a regular file")
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                raise _BadCheckpoint("it is not a regular file of its own (a device, FIFO or hard link)")
             data = f.read(_CHECKPOINT_MAX + 1)
         if len(data) > _CHECKPOINT_MAX:
             raise _BadCheckpoint("it is far too large")
@@ -217,7 +218,7 @@ def write_atomically(target: str, data: bytes, mode: int = 0o600) -> None:
 
 
 def _read_regular(path: str) -> bytes:
-    """A file of ours as it is (not through a symlink); b"" when there is none."""
+    """A file of ours as it is (not through a symlink, nor a hard link); b"" when there is none."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
@@ -225,7 +226,9 @@ def _read_regular(path: str) -> bytes:
             return b""
         raise
     with os.fdopen(fd, "rb") as f:
-        return f.read() if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+        st = os.fstat(fd)
+        # Ours are only ever made by rename: a hard link there is not, and is not copied.
+        return f.read() if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 else b""
 
 
 class _Source:
@@ -716,11 +719,10 @@ def _replay_file(src: _Source, run: _Run) -> bool:
             summary.interrupted = True
             return False
         dead: list[dict[str, Any]] = []
+        pending = [line for line in bad if line.pending]
         for line in bad:
-            where = f"{src.path}: bytes {line.start}-{line.end}"
             if line.pending:
                 summary.pending += 1
-                summary.problems.append(f"{where}: {line.reason}")
                 continue
             summary.unreadable += 1
             dead.append(_dead_letter(src.path, line, "unreadable", line.reason))
@@ -741,10 +743,12 @@ def _replay_file(src: _Source, run: _Run) -> bool:
             if target is not None and target not in summary.dead_letters:
                 summary.dead_letters.append(target)
             aside = f"set aside in {target}" if target else "to be set aside (dry run)"
-            for letter in dead:
+            for letter in sorted(dead, key=lambda letter: int(letter["start"])):
                 where = f"{src.path}: bytes {letter['start']}-{letter['end']}"
                 what = "unreadable line, " if letter["kind"] == "unreadable" else ""
                 summary.problems.append(f"{where}: {what}{aside}: {letter['reason']}")
+        for line in pending:  # the last line of the file: reported after the others
+            summary.problems.append(f"{src.path}: bytes {line.start}-{line.end}: {line.reason}")
         if run.exporter is not None and batch:
             first = records[0].start if records else checkpoint.offset
             try:

@@ -650,3 +650,14 @@ def test_an_exporter_that_raises_is_reported_as_such_and_resumed(tmp_path: Path)
     assert "raised RuntimeError: exporter bug" in problem and "collector" not in problem
     keep = Keep()
     assert replay_files([str(path)], keep).sent == 6 and keep.ids() == [str(n) for n in range(6)]
+
+
+def test_a_hard_link_at_the_dead_letter_name_is_neither_copied_nor_written(tmp_path: Path) -> None:
+    path = write_family(tmp_path, 14, compress=False, per_file=100)
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"do not copy me\n")
+    dead = path.with_name(path.name + ".replay.dead")
+    os.link(secret, dead)
+    assert replay_files([str(path)], Keep()).set_aside == 1
+    assert secret.read_bytes() == b"do not copy me\n"
+    assert b"do not copy me" not in dead.read_bytes() and dead.stat().st_nlink == 1
