@@ -1,0 +1,755 @@
+"""``LogxpyLoggingHandler``: Python's ``logging`` straight into a logxpy writer.
+
+The OpenTelemetry way from ``logging`` to a file is: the OTel ``LoggingHandler`` builds
+an API ``LogRecord``, looks up an OTel logger per record, and the SDK's ``Logger.emit``
+wraps the attributes (limits, a lock) before any processor sees the record. This
+handler writes the same line for the same call, field for field (except the observed
+time), without those steps: it turns a ``logging.LogRecord`` into the line with the
+processor's encoder and hands it to the processor's writer thread (same file, same
+numbering, same queue policy).
+
+What a record becomes is what ``opentelemetry-instrumentation-logging``'s
+``LoggingHandler`` (0.66b2) and the SDK's ``Logger.emit`` make of it:
+
+* severity number from the level as the OTel handler maps it (below 10: 0, above 53:
+  FATAL4), severity text the level name, ``WARNING`` -> ``WARN``, ``CRITICAL`` -> ``FATAL``;
+* body: ``record.getMessage()``, or the handler's formatter when it has one;
+* attributes: what ``extra`` (or anything else) added to the record, minus the standard
+  ``LogRecord`` fields; ``exception.type``/``message``/``stacktrace`` from ``exc_info``;
+  ``code.file.path``/``code.function.name``/``code.line.number`` when asked
+  (``log_code_attributes``, default ``OTEL_PYTHON_LOG_CODE_ATTRIBUTES``);
+  ``otel.event.name`` (else the deprecated ``event.name``) becomes the event name;
+* trace id, span id and flags of the current span; timestamp ``record.created``;
+* scope: the logger's name (version ``""``, as ``get_logger`` asks for it); resource and
+  attribute limits of the SDK ``LoggerProvider`` (``logger_provider``, default the global
+  one), or ``resource`` when given. Values the SDK would clean (a list, an object) or
+  limit (``OTEL_ATTRIBUTE_COUNT_LIMIT``, ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`` and their
+  ``LOGRECORD`` forms) go through the SDK's own ``BoundedAttributes``, so they come out
+  as the SDK writes them, with ``dropped_attributes_count``; plain values do not need it.
+
+It never raises into the application: a record whose message cannot be built (a bad
+``%`` format) is counted as dropped (``format_error``) and reported the ``logging`` way
+(``handleError``); a fault of our own is counted as ``internal_error``. Records of the
+``logxpy_otel`` logger are counted as ``own_diagnostics`` and never written (no feedback
+loop); a record logged while this handler works on another one in the same thread
+(an OTel attribute warning) is skipped as the OTel handler skips it, counted as
+``recursive_logging``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from operator import itemgetter
+from time import time_ns
+from types import NoneType
+from typing import TYPE_CHECKING, Any, Final
+
+from opentelemetry._logs import LogRecord as _APILogRecord
+from opentelemetry._logs import NoOpLogger, SeverityNumber, get_logger_provider
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import get_current
+from opentelemetry.sdk._logs import (
+    LoggerProvider,
+    LogRecordDroppedAttributesWarning,
+    LogRecordLimits,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, Span, get_current_span
+
+from ._diagnostics import RateLimitedReporter, is_own_scope
+from ._native import speedup
+from ._writer import SYNC_MODE, DropReason
+
+if TYPE_CHECKING:
+    from .processor import LogxpyLogRecordProcessor
+
+__all__ = ["FORMAT_ERROR", "RECURSIVE_LOGGING", "LogxpyLoggingHandler"]
+
+#: The C ``on_emit`` of the processor (``_speedups.Emitter``), where built: encode, then
+#: queue through the writer's lane.
+_Emitter = speedup("Emitter")
+
+#: Drop reason: the record's message could not be built (``getMessage()`` or the
+#: formatter raised). The OTel handler raises such errors into the application.
+FORMAT_ERROR: Final = "format_error"
+#: Drop reason: a record logged from inside this handler's own work in the same thread
+#: (such as the SDK's warning that an attribute value was truncated). The OTel handler
+#: skips these too (it would otherwise recurse).
+RECURSIVE_LOGGING: Final = "recursive_logging"
+
+#: The standard ``LogRecord`` fields: never attributes (the OTel handlers' ``_RESERVED_ATTRS``).
+_RESERVED_ATTRS: Final = frozenset(
+    (
+        "asctime",
+        "args",
+        "created",
+        "exc_info",
+        "exc_text",
+        "filename",
+        "funcName",
+        "getMessage",
+        "message",
+        "levelname",
+        "levelno",
+        "lineno",
+        "module",
+        "msecs",
+        "msg",
+        "name",
+        "pathname",
+        "process",
+        "processName",
+        "relativeCreated",
+        "stack_info",
+        "thread",
+        "threadName",
+        "taskName",
+    )
+)
+
+#: The fields ``logging.LogRecord.__init__`` sets, in its order. A record whose instance
+#: dict starts with them (the key at ``_N_INIT - 1`` is the last of them) has its other
+#: attributes after them: only those are looked at. Anything else takes the full pass.
+_INIT_KEYS: Final = tuple(vars(logging.LogRecord("n", 0, "p", 0, "m", None, None)))
+_N_INIT: Final = len(_INIT_KEYS) if _RESERVED_ATTRS.issuperset(_INIT_KEYS) else 0
+_LAST_INIT: Final = _INIT_KEYS[-1] if _N_INIT else ""
+
+#: Attribute value types the SDK's cleaning leaves as they are (without a length limit):
+#: a record whose values are all of these needs no ``BoundedAttributes``.
+_PLAIN_VALUES: Final = frozenset((str, int, float, bool, NoneType))
+_STR_KEYS: Final = frozenset((str,))
+_SDK_BODY_TYPES: Final = (NoneType, bool, bytes, int, float, str, Sequence, Mapping)
+
+_OTEL_EVENT_NAME: Final = "otel.event.name"
+_EVENT_NAME: Final = "event.name"  # deprecated; the fallback
+_CODE_FILE_PATH: Final = "code.file.path"
+_CODE_FUNCTION_NAME: Final = "code.function.name"
+_CODE_LINE_NUMBER: Final = "code.line.number"
+_EXCEPTION_TYPE: Final = "exception.type"
+_EXCEPTION_MESSAGE: Final = "exception.message"
+_EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
+
+#: The OTel handlers' severity text for Python's level names that OTel spells otherwise.
+_SEVERITY_TEXT: Final = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+
+
+def _severity(levelno: int) -> SeverityNumber:
+    """The OTel handler's ``std_to_otel``: 10-19 DEBUG..DEBUG4, 20-29 INFO.., ... 50-53
+    FATAL..FATAL4; below 10 UNSPECIFIED, above 53 FATAL4."""
+    if levelno < 10:
+        return SeverityNumber.UNSPECIFIED
+    if levelno > 53:
+        return SeverityNumber.FATAL4
+    base, step = divmod(levelno, 10)
+    return SeverityNumber(base * 4 + 1 + min(step, 3))
+
+
+#: ``levelno -> SeverityNumber`` for the levels there are; others go through _severity.
+_SEVERITY_BY_LEVEL: Final = {level: _severity(level) for level in range(0, 61)}
+
+#: The SDK's ``LoggingHandler`` (deprecated; installed by
+#: ``OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true``) gives a record another
+#: meaning than the instrumentation's handler; zero-code set-up replaces either (see
+#: :mod:`logxpy_otel._zero_code`) with a handler of the same meaning.
+FLAVOUR_INSTRUMENTATION: Final = "instrumentation"
+FLAVOUR_SDK: Final = "sdk"
+
+_CACHE_LIMIT: Final = 4096
+_new = object.__new__
+_tuple_new = tuple.__new__
+
+try:  # the key the API keeps the current span under: private, so looked up with care
+    from opentelemetry.trace.propagation import _SPAN_KEY as _span_key
+
+    _SPAN_KEY: str | None = _span_key if isinstance(_span_key, str) else None
+except ImportError:  # pragma: no cover - another opentelemetry-api
+    _SPAN_KEY = None
+
+
+class _RW(tuple[Any, Any, Any]):
+    """What the C ``on_emit`` (``_speedups.Emitter``) reads of the SDK's ``ReadWriteLogRecord``:
+    ``(log_record, resource, instrumentation_scope)``, with no Python code per field."""
+
+    __slots__ = ()
+    log_record = property(itemgetter(0))
+    resource = property(itemgetter(1))
+    instrumentation_scope = property(itemgetter(2))
+
+
+#: One OTel logger as the handler sees it: ``(scope, live, resource, own, disabled)``.
+#: ``live`` is the SDK ``Logger`` whose settings are read per record (its logger
+#: configurator's ``is_enabled``, its resource, which changes after a fork), or None;
+#: then ``resource`` is the one to use. ``own``: our own diagnostics' logger.
+_Entry = tuple[Any, Any, Any, bool, bool]
+
+
+class _ProviderState:
+    """What a handler takes from its SDK ``LoggerProvider``: resource and limits, and the
+    OTel logger of each ``logging`` logger name (cached: no ``get_logger`` per record)."""
+
+    __slots__ = ("max_count", "max_length", "provider", "resource", "scopes")
+
+    def __init__(self, provider: LoggerProvider | None, resource: Resource | None) -> None:
+        self.provider = provider
+        limits = getattr(provider, _sdk_private_names.PROVIDER_LIMITS, None)
+        if not isinstance(limits, LogRecordLimits):
+            limits = LogRecordLimits()  # what the provider made of the environment
+        self.max_count: int | None = limits.max_log_record_attributes
+        self.max_length: int | None = limits.max_log_record_attribute_length
+        if resource is None and provider is None:
+            resource = Resource.create({})  # what a LoggerProvider() would have
+        self.resource = resource
+        self.scopes: dict[str, _Entry] = {}
+
+    def scope(self, name: str) -> _Entry:
+        """The entry for logger ``name``, made and cached."""
+        provider = self.provider
+        live: Any = None
+        resource = self.resource
+        disabled = False
+        scope: Any
+        if provider is None:
+            scope = InstrumentationScope(name, "")
+        else:
+            # what the OTel handler's get_logger(record.name, logger_provider=...) asks for
+            otel_logger: Any = provider.get_logger(name, "", None, None)
+            if isinstance(otel_logger, NoOpLogger):  # OTEL_SDK_DISABLED
+                scope, disabled = InstrumentationScope(name, ""), True
+            else:
+                scope = otel_logger.instrumentation_scope
+                if _sdk_private_names.logger_shape_ok(otel_logger):
+                    live = otel_logger
+                elif resource is None:
+                    resource = otel_logger.resource
+        entry = (scope, live, resource, is_own_scope(scope), disabled)
+        if len(self.scopes) >= _CACHE_LIMIT:
+            self.scopes.clear()
+        self.scopes[name] = entry
+        return entry
+
+
+class _SdkPrivateNames:
+    """The SDK's private names this module reads (listed here, checked before use).
+
+    ``LoggerProvider._log_record_limits``: the limits its loggers apply (the SDK has no
+    public way to read them; without it, the environment's limits are used).
+    ``Logger._logger_config.is_enabled`` and ``Logger._resource``: what ``Logger.emit``
+    checks and attaches per record (the public ``resource`` property and ``_is_enabled()``
+    cost a Python call each). A logger without them is taken as enabled, with its
+    ``resource`` read once.
+    """
+
+    PROVIDER_LIMITS = "_log_record_limits"
+    LOGGER_CONFIG = "_logger_config"
+    LOGGER_RESOURCE = "_resource"
+
+    @staticmethod
+    def logger_shape_ok(otel_logger: object) -> bool:
+        config = getattr(otel_logger, "_logger_config", None)
+        return isinstance(getattr(config, "is_enabled", None), bool) and isinstance(
+            getattr(otel_logger, "_resource", None), Resource
+        )
+
+
+_sdk_private_names = _SdkPrivateNames()
+
+
+class LogxpyLoggingHandler(logging.Handler):
+    """A ``logging.Handler`` writing each record as the line the OTel ``LoggingHandler``
+    path would write for it (docs/format.md), straight into a logxpy writer.
+
+    Give either ``processor`` (a :class:`LogxpyLogRecordProcessor`: its file, writer thread
+    and settings are shared; ``processor.logging_handler()`` does this) or ``path`` and
+    processor ``options`` (``queue_policy="drop_oldest"``, ``max_bytes=...``), for a
+    processor of its own, which :meth:`close` shuts down. Neither: a processor of its own
+    on ``OTEL_EXPORTER_LOGXPY_FILE`` (else ``logxpy-otel.jsonl``).
+
+    ``logger_provider`` (an SDK ``LoggerProvider``; default: the global one once it is set)
+    gives the resource, the attribute limits and which loggers are enabled, as the OTel
+    handler would get them; ``resource`` overrides the resource. With no SDK provider at
+    all, the resource is ``Resource.create({})`` (the environment's service name).
+
+    ``log_code_attributes`` as the OTel handler's option (None: the
+    ``OTEL_PYTHON_LOG_CODE_ATTRIBUTES`` variable). A logging configuration can name the
+    class and these arguments: ``{"class": "logxpy_otel.LogxpyLoggingHandler", "path":
+    "logs/app.jsonl"}``, or ``"processor": "ext://myapp.telemetry.processor"``.
+
+    Records are handled without the handler's lock unless a formatter is set (the encoder
+    and the writer are thread-safe).
+    """
+
+    _fault_report = RateLimitedReporter(
+        "logxpy-otel: %d logging record(s) dropped by an internal error; last: %s"
+    )
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        level: int | str = logging.NOTSET,
+        *,
+        processor: LogxpyLogRecordProcessor | None = None,
+        logger_provider: LoggerProvider | None = None,
+        resource: Resource | None = None,
+        log_code_attributes: bool | None = None,
+        **options: Any,
+    ) -> None:
+        from .processor import LogxpyLogRecordProcessor
+
+        if processor is not None and (path is not None or options):
+            raise TypeError("give either processor or path and options, not both")
+        if processor is not None and not isinstance(processor, LogxpyLogRecordProcessor):
+            raise TypeError(f"processor must be a LogxpyLogRecordProcessor; got {type(processor).__name__}")
+        if logger_provider is not None and not isinstance(logger_provider, LoggerProvider):
+            raise TypeError(
+                f"logger_provider must be an SDK LoggerProvider; got {type(logger_provider).__name__}"
+            )
+        if resource is not None and not isinstance(resource, Resource):
+            raise TypeError(f"resource must be an SDK Resource; got {type(resource).__name__}")
+        if log_code_attributes is None:
+            log_code_attributes = (
+                os.environ.get("OTEL_PYTHON_LOG_CODE_ATTRIBUTES", "false").strip().lower() == "true"
+            )
+        state = _ProviderState(logger_provider, resource) if logger_provider is not None else None
+        owned = processor is None
+        if processor is None:
+            processor = LogxpyLogRecordProcessor(path, **options)
+        super().__init__(level)
+        self._processor = processor
+        self._owns_processor = owned
+        self._log_code_attributes = bool(log_code_attributes)
+        self._flavour = FLAVOUR_INSTRUMENTATION
+        self._resource_arg = resource
+        self._writer = processor._writer
+        self._encode = processor._encoder.encode
+        emitter = None
+        fast = processor._encoder.fast_encoder
+        if _Emitter is not None and fast is not None:
+            emitter = _Emitter(
+                encoder=fast,
+                lane=self._writer._lane,
+                enqueue=self._writer.enqueue,
+                sync=SYNC_MODE,
+                own=self._own_record,
+                fault=self._fault,
+            ).emit
+        self._emitter: Any = emitter
+        #: None until bound: no provider was given and the global one is not an SDK one yet.
+        self._state: _ProviderState | None = state
+        self._unbound: _ProviderState | None = None
+        if state is not None:
+            self._install_fast_path(state)
+        else:
+            self._bound()
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    @property
+    def processor(self) -> LogxpyLogRecordProcessor:
+        """The processor whose writer this handler writes through."""
+        return self._processor
+
+    @property
+    def log_code_attributes(self) -> bool:
+        return self._log_code_attributes
+
+    @property
+    def logger_provider(self) -> LoggerProvider | None:
+        """The SDK provider the resource, limits and logger settings come from (None: none yet)."""
+        state = self._state
+        return state.provider if state is not None else None
+
+    def _bound(self) -> _ProviderState:
+        """The provider state: the given provider's; else the global SDK provider's once
+        there is one (then for good: the global provider is set once). Until then, one
+        with the default resource, and the global provider is looked at again next time."""
+        state = self._state
+        if state is not None:
+            return state
+        provider = get_logger_provider()
+        if isinstance(provider, LoggerProvider):
+            state = self._state = _ProviderState(provider, self._resource_arg)
+            self._install_fast_path(state)
+            return state
+        unbound = self._unbound
+        if unbound is None:
+            unbound = self._unbound = _ProviderState(None, self._resource_arg)
+        return unbound
+
+    # -- records: the general path -----------------------------------------------------------
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        """Filters, then :meth:`emit`; the handler's lock only when a formatter is set."""
+        rv: Any = self.filter(record) if self.filters else True
+        if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may return a record
+            record = rv
+        if rv:
+            if self.formatter is None:
+                self.emit(record)
+            else:
+                with self.lock:  # type: ignore[union-attr]
+                    self.emit(record)
+        return rv
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write ``record`` as the OTel handler's path would. Never raises (see the module)."""
+        if _EMITTING.get():
+            self._discard(RECURSIVE_LOGGING)
+            return
+        token = _EMITTING.set(True)
+        try:
+            state = self._bound()
+            entry = state.scopes.get(record.name)
+            if entry is None:
+                entry = state.scope(record.name)
+            scope, live, resource, own, disabled = entry
+            if own:
+                self._own_record()
+            elif disabled:
+                pass  # the OTel handler's logger is a NoOpLogger: nothing is written
+            elif live is None:
+                self._write(record, scope, resource, state)
+            elif live._logger_config.is_enabled:  # else the logger configurator turned it off
+                self._write(record, scope, resource if resource is not None else live._resource, state)
+        except Exception as exc:  # noqa: BLE001 - never into the application
+            self._fault(exc)
+        finally:
+            _EMITTING.reset(token)
+
+    def _write(self, record: logging.LogRecord, scope: Any, resource: Any, state: _ProviderState) -> None:
+        """The OTel handler's ``_translate`` and the SDK's ``emit``, then encode and queue."""
+        timestamp = int(record.created * 1e9)
+        observed = time_ns()
+        levelno = record.levelno
+        severity = _SEVERITY_BY_LEVEL.get(levelno)
+        if severity is None:
+            severity = _severity(levelno)
+        sdk = self._flavour == FLAVOUR_SDK
+        attributes: Any
+        if sdk:
+            attributes = _attributes_sdk(record)
+            event_name = None
+        else:
+            attributes, event_name = _attributes(record, self._log_code_attributes)
+        try:
+            if self.formatter is not None:
+                body: Any = self.format(record)
+            elif sdk:
+                body = _sdk_body(record)
+            else:
+                body = record.getMessage()
+        except Exception:  # noqa: BLE001 - the application's record: logging's own report
+            self._discard(FORMAT_ERROR)
+            self.handleError(record)
+            return
+        levelname = record.levelname
+        text = _SEVERITY_TEXT.get(levelname, levelname)
+        dropped = None
+        if not attributes:
+            attributes = None
+        elif not _plain(attributes, state.max_count, state.max_length):
+            attributes, dropped = _bounded(attributes, state.max_count, state.max_length)
+        span_context = get_current_span().get_span_context()
+        line_record = _new(_APILogRecord)
+        line_record.__dict__.update(
+            timestamp=timestamp,
+            observed_timestamp=observed,
+            trace_id=span_context.trace_id,
+            span_id=span_context.span_id,
+            trace_flags=span_context.trace_flags,
+            severity_text=text,
+            severity_number=severity,
+            body=body,
+            attributes=attributes,
+            event_name=event_name,
+        )
+        self._writer.enqueue(self._encode(line_record, resource, scope, dropped))
+
+    # -- records: the common case, in one Python frame -------------------------------------
+
+    def _install_fast_path(self, state: _ProviderState) -> None:
+        """``handle`` for the common case: no filter, formatter, exception, code attributes
+        or event name; plain attribute values that no limit bites on. The same steps as
+        ``handle`` -> ``emit`` -> ``_write`` above (anything else goes there), in one
+        function: each Python call is a noticeable part of the cost.
+        """
+        cls = type(self)
+        overridden = (
+            cls.handle is not LogxpyLoggingHandler.handle
+            or cls.emit is not LogxpyLoggingHandler.emit
+            or cls._write is not LogxpyLoggingHandler._write
+        )
+        if overridden or self._flavour != FLAVOUR_INSTRUMENTATION or self._log_code_attributes:
+            self.__dict__.pop("handle", None)
+            return
+        general = LogxpyLoggingHandler.handle.__get__(self)
+        filters = self.filters
+        scopes_get = state.scopes.get
+        scope_of = state.scope
+        max_count = state.max_count if state.max_count is not None else sys.maxsize
+        limited = state.max_length is not None
+        flag_get, flag_set, flag_reset = _EMITTING.get, _EMITTING.set, _EMITTING.reset
+        n_init, last_init = _N_INIT, _LAST_INIT
+        reserved = _RESERVED_ATTRS
+        disjoint = reserved.isdisjoint
+        otel_event, event = _OTEL_EVENT_NAME, _EVENT_NAME
+        plain_values = _PLAIN_VALUES.issuperset
+        str_keys = _STR_KEYS.issuperset
+        severities = _SEVERITY_BY_LEVEL
+        texts = _SEVERITY_TEXT.get
+        span_key = _SPAN_KEY
+        context_now = get_current
+        span_types: set[type] = set()
+        invalid = INVALID_SPAN_CONTEXT
+        log_record_type = _APILogRecord
+        new = _new
+        tuple_new = _tuple_new
+        rw_type = _RW
+        emitter = self._emitter
+        encode = self._encode
+        enqueue = self._writer.enqueue
+        discard = self._discard
+        own_record = self._own_record
+        fault = self._fault
+        recursive = RECURSIVE_LOGGING
+        format_error = FORMAT_ERROR
+        handle_error = self.handleError
+        clock = time_ns
+
+        def handle(record: logging.LogRecord) -> Any:
+            if filters or self.formatter is not None:
+                return general(record)
+            if flag_get():
+                discard(recursive)
+                return True
+            token = flag_set(True)
+            try:
+                entry = scopes_get(record.name)
+                if entry is None:
+                    entry = scope_of(record.name)
+                scope, live, resource, own, disabled = entry
+                if own:
+                    own_record()
+                    return True
+                if disabled:
+                    return True
+                if live is not None:
+                    if not live._logger_config.is_enabled:
+                        return True
+                    if resource is None:
+                        resource = live._resource
+                fields = record.__dict__
+                if fields["exc_info"]:
+                    self._write(record, scope, resource, state)
+                    return True
+                keys = [*fields]
+                attributes: Any = None
+                if n_init and len(keys) >= n_init and keys[n_init - 1] == last_init:
+                    if len(keys) > n_init:
+                        tail = keys[n_init:]
+                        if disjoint(tail):
+                            attributes = {k: fields[k] for k in tail}
+                        else:
+                            attributes = {k: fields[k] for k in tail if k not in reserved} or None
+                else:
+                    attributes = {k: v for k, v in fields.items() if k not in reserved} or None
+                if attributes is not None and (
+                    len(attributes) > max_count
+                    or limited
+                    or otel_event in attributes
+                    or event in attributes
+                    or not plain_values(map(type, attributes.values()))
+                    or not str_keys(map(type, attributes))
+                    or "" in attributes
+                ):
+                    self._write(record, scope, resource, state)
+                    return True
+                try:
+                    body = record.getMessage()
+                except Exception:  # noqa: BLE001 - the application's record: logging's own report
+                    discard(format_error)
+                    handle_error(record)
+                    return True
+                levelno = record.levelno
+                severity = severities.get(levelno)
+                if severity is None:
+                    severity = _severity(levelno)
+                levelname = record.levelname
+                if span_key is not None:
+                    span: Any = context_now().get(span_key)
+                    if span is None:
+                        span_context = invalid
+                    elif type(span) in span_types:
+                        span_context = span.get_span_context()
+                    elif isinstance(span, Span):
+                        span_types.add(type(span))
+                        span_context = span.get_span_context()
+                    else:
+                        span_context = invalid
+                else:
+                    span_context = get_current_span().get_span_context()
+                line_record = new(log_record_type)
+                line_record.__dict__.update(
+                    timestamp=int(record.created * 1e9),
+                    observed_timestamp=clock(),
+                    trace_id=span_context.trace_id,
+                    span_id=span_context.span_id,
+                    trace_flags=span_context.trace_flags,
+                    severity_text=texts(levelname, levelname),
+                    severity_number=severity,
+                    body=body,
+                    attributes=attributes,
+                    event_name=None,
+                )
+                if emitter is not None:
+                    emitter(tuple_new(rw_type, (line_record, resource, scope)))
+                else:
+                    enqueue(encode(line_record, resource, scope, None))
+            except Exception as exc:  # noqa: BLE001 - never into the application
+                fault(exc)
+            finally:
+                flag_reset(token)
+            return True
+
+        self.__dict__["handle"] = handle
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def _own_record(self) -> None:
+        """A record of our own diagnostics (the ``logxpy_otel`` logger): never written."""
+        self._discard(DropReason.OWN_DIAGNOSTICS)
+
+    def _discard(self, reason: str) -> None:
+        try:
+            self._writer.discard(reason)
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _fault(self, exc: BaseException) -> None:
+        """A record lost to an internal error: counted and reported, never raised."""
+        self._discard(DropReason.INTERNAL_ERROR)
+        try:
+            self._fault_report.note(1, type(exc).__name__)
+        except Exception:  # noqa: BLE001
+            pass
+
+    # -- flush and close ---------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Wait (at most the writer's shutdown timeout) until every record handed over is written."""
+        try:
+            writer = self._writer
+            writer.flush(writer.config.shutdown_timeout_ms / 1000.0)
+        except Exception:  # noqa: BLE001 - logging.shutdown() calls this at exit
+            pass
+
+    def close(self) -> None:
+        """Detach from ``logging``; shut the processor down only if this handler built it."""
+        try:
+            if self._owns_processor:
+                self._owns_processor = False
+                self._processor.shutdown()
+        finally:
+            super().close()
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return f"<{type(self).__name__} ({level})>"
+
+
+#: Per thread (and task): whether a handler of ours is working on a record there; a record
+#: logged meanwhile (from the SDK's attribute cleaning, a ``__str__``) is then skipped, as
+#: the OTel handler skips it.
+_EMITTING: ContextVar[bool] = ContextVar("logxpy_otel_logging_emitting", default=False)
+
+
+def _attributes(record: logging.LogRecord, code: bool) -> tuple[dict[str, Any], str | None]:
+    """The instrumentation handler's ``_get_attributes``: attributes and event name."""
+    attributes = {k: v for k, v in vars(record).items() if k not in _RESERVED_ATTRS}
+    event_name = attributes.pop(_OTEL_EVENT_NAME, None)
+    deprecated = attributes.pop(_EVENT_NAME, None)
+    if event_name is None:
+        event_name = deprecated
+    if code:
+        attributes[_CODE_FILE_PATH] = record.pathname
+        attributes[_CODE_FUNCTION_NAME] = record.funcName
+        attributes[_CODE_LINE_NUMBER] = record.lineno
+    if record.exc_info:
+        _exception_attributes(record, attributes)
+    return attributes, event_name
+
+
+def _attributes_sdk(record: logging.LogRecord) -> dict[str, Any]:
+    """The SDK handler's ``_get_attributes``: no event name, code attributes always."""
+    attributes = {k: v for k, v in vars(record).items() if k not in _RESERVED_ATTRS}
+    attributes[_CODE_FILE_PATH] = record.pathname
+    attributes[_CODE_FUNCTION_NAME] = record.funcName
+    attributes[_CODE_LINE_NUMBER] = record.lineno
+    if record.exc_info:
+        _exception_attributes(record, attributes)
+    return attributes
+
+
+def _exception_attributes(record: logging.LogRecord, attributes: dict[str, Any]) -> None:
+    exc_info: Any = record.exc_info
+    exctype, value, tb = exc_info
+    if exctype is not None:
+        attributes[_EXCEPTION_TYPE] = exctype.__name__
+    if value is not None and value.args:
+        attributes[_EXCEPTION_MESSAGE] = str(value.args[0])
+    if tb is not None:
+        attributes[_EXCEPTION_STACKTRACE] = "".join(traceback.format_exception(*exc_info))
+
+
+def _plain(attributes: dict[Any, Any], max_count: int | None, max_length: int | None) -> bool:
+    """Whether the SDK's ``BoundedAttributes`` would keep ``attributes`` as they are: no
+    limit bites, every key a non-empty str, every value a str, int, float, bool or None."""
+    return (
+        (max_count is None or len(attributes) <= max_count)
+        and max_length is None
+        and _PLAIN_VALUES.issuperset(map(type, attributes.values()))
+        and _STR_KEYS.issuperset(map(type, attributes))
+        and "" not in attributes
+    )
+
+
+def _bounded(
+    attributes: dict[Any, Any], max_count: int | None, max_length: int | None
+) -> tuple[BoundedAttributes, int]:
+    """As the SDK's ``ReadWriteLogRecord`` makes them: values cleaned, limits applied, the
+    dropped count (and its warning, once, as the SDK warns)."""
+    bounded = BoundedAttributes(
+        maxlen=max_count, attributes=attributes, immutable=False, max_value_len=max_length
+    )
+    dropped = bounded.dropped
+    if dropped:
+        warnings.warn(
+            "Log record attributes were dropped due to limits",
+            LogRecordDroppedAttributesWarning,
+            stacklevel=2,
+        )
+    return bounded, dropped
+
+
+def _sdk_body(record: logging.LogRecord) -> Any:
+    """The SDK handler's body: a non-str ``msg`` without args is kept (when an AnyValue)."""
+    msg = record.msg
+    if not record.args and not isinstance(msg, str):
+        return msg if isinstance(msg, _SDK_BODY_TYPES) else str(msg)
+    return record.getMessage()
+
+
+def _sdk_flavoured(handler: LogxpyLoggingHandler) -> LogxpyLoggingHandler:
+    """``handler`` giving records the meaning of the SDK's (deprecated) ``LoggingHandler``:
+    code attributes always, ``otel.event.name`` an attribute like any other, a non-str
+    ``msg`` without args as the body. For zero-code set-up, which replaces that handler."""
+    handler._flavour = FLAVOUR_SDK
+    handler._log_code_attributes = True
+    handler.__dict__.pop("handle", None)  # the fast path is the instrumentation handler's
+    return handler
