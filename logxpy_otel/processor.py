@@ -6,7 +6,8 @@ Add it with ``LoggerProvider.add_log_record_processor``. It needs no
 
 from __future__ import annotations
 
-from typing import ClassVar
+import logging
+from typing import TYPE_CHECKING, ClassVar
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 
@@ -14,6 +15,12 @@ from ._diagnostics import RateLimitedReporter, is_own_scope
 from ._native import speedup
 from ._setup import WriterOwner
 from ._writer import SYNC_MODE, DropReason
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk.resources import Resource
+
+    from .logging_handler import LogxpyLoggingHandler
 
 __all__ = ["LogxpyLogRecordProcessor"]
 
@@ -76,3 +83,25 @@ class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
 
     def enabled(self, **_: object) -> bool:
         return not self._shutdown
+
+    def logging_handler(
+        self,
+        level: int | str = logging.NOTSET,
+        *,
+        logger_provider: LoggerProvider | None = None,
+        resource: Resource | None = None,
+        log_code_attributes: bool | None = None,
+    ) -> LogxpyLoggingHandler:
+        """A ``logging.Handler`` writing stdlib records straight into this processor's file
+        and writer thread, as the OTel ``LoggingHandler`` path would write them (see
+        :class:`~logxpy_otel.LogxpyLoggingHandler`). Closing it leaves this processor running.
+        """
+        from .logging_handler import LogxpyLoggingHandler
+
+        return LogxpyLoggingHandler(
+            level=level,
+            processor=self,
+            logger_provider=logger_provider,
+            resource=resource,
+            log_code_attributes=log_code_attributes,
+        )
