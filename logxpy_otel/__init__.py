@@ -16,6 +16,7 @@ from ._writer import (
     sync_mode,
 )
 from .exporter import LogxpyLogRecordExporter
+from .logging_handler import LogxpyLoggingHandler
 from .processor import LogxpyLogRecordProcessor
 
 __version__ = "0.1.0"
@@ -35,6 +36,7 @@ __all__ = [
     "LineMode",
     "LogxpyLogRecordExporter",
     "LogxpyLogRecordProcessor",
+    "LogxpyLoggingHandler",
     "QueuePolicy",
     "__version__",
     "decode_value",
