@@ -1,5 +1,7 @@
 """The policy-aware writer: a truly bounded queue, one writer thread, batched appends.
 
+(``Async*`` names a writer *thread*, as in logxpy's async writer; nothing here is asyncio.)
+
 Producers call :meth:`AsyncWriter.enqueue` with already-encoded :data:`LineItem` s. The
 queue never holds more than ``max_queue_size`` records; a full queue is handled by the
 :class:`QueuePolicy`, and every record is either written or counted as dropped with a
@@ -467,12 +469,12 @@ class AsyncWriter:
         state = self._state
         if state is not _RUNNING:
             if state is not _NEW:
-                return self._shut(1)
+                return self._refuse_after_stop(1)
             self.start()
         try:
             self._slots.pop()
         except IndexError:
-            return self._full(item)
+            return self._when_full(item)
         queue = self._queue
         queue.append(item)
         # >=, not ==: another thread can append between these two lines (the C on_emit
@@ -484,7 +486,7 @@ class AsyncWriter:
             self._sweep_after_stop()
         return True
 
-    def _full(self, item: LineItem) -> bool:
+    def _when_full(self, item: LineItem) -> bool:
         """No free slot: apply the policy. Runs with no lock held; takes ``_lock`` as needed."""
         slots = self._slots
         if self._policy is QueuePolicy.BLOCK:
@@ -493,7 +495,7 @@ class AsyncWriter:
                 try:
                     while True:
                         if self._state is not _RUNNING:
-                            return self._shut_locked(1)
+                            return self._refuse_after_stop_locked(1)
                         if self._sync:
                             break
                         try:
@@ -522,7 +524,7 @@ class AsyncWriter:
             return True
         with self._lock:
             if self._state is not _RUNNING:
-                return self._shut_locked(1)
+                return self._refuse_after_stop_locked(1)
             # drop_oldest: the oldest *queued* record gives its slot to the new one. If every
             # slot is held by the batch being written (batch_size == max_queue_size), there
             # is nothing queued to evict, and the new record is refused like drop_newest.
@@ -537,11 +539,11 @@ class AsyncWriter:
     def _count_locked(self, reason: str, count: int) -> None:
         self._dropped[reason] = self._dropped.get(reason, 0) + count
 
-    def _shut(self, count: int) -> bool:
+    def _refuse_after_stop(self, count: int) -> bool:
         with self._lock:
-            return self._shut_locked(count)
+            return self._refuse_after_stop_locked(count)
 
-    def _shut_locked(self, count: int) -> bool:
+    def _refuse_after_stop_locked(self, count: int) -> bool:
         self._count_locked(DropReason.SHUTDOWN, count)
         return False
 
@@ -597,7 +599,7 @@ class AsyncWriter:
         """
         with self._io_lock:
             if self._closed:
-                return self._shut(len(items))
+                return self._refuse_after_stop(len(items))
             with self._lock:
                 if self._state is _NEW:
                     self._set_mode(state=_RUNNING)

@@ -429,7 +429,7 @@ _SIGNAL_WHILE_FULL_SCRIPT = """
 
     def deliver(frame, event, arg):
         # Raise the signal at an instant a real one can hit (the main thread is in
-        # AsyncWriter._full: queue full, policy block, waking the writer). The handler
+        # AsyncWriter._when_full: queue full, policy block, waking the writer). The handler
         # runs at the next bytecode boundary, in this thread.
         if not armed[0]:
             return
