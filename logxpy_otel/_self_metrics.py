@@ -43,7 +43,11 @@ instrument                                 who                       value
 Nothing is added to the application's logging call: counters, queue sizes and the
 breaker are observable instruments whose callbacks (run by the metric reader) read the
 same snapshot ``.metrics`` gives, so they agree with it exactly; the duration is recorded
-by the writer thread after each batch (``AsyncWriter.observe_batches``). Callbacks never
+by the thread that wrote the batch (``AsyncWriter.observe_batches``): the writer thread,
+or the exporter's caller when it writes there (the SDK's batch worker; the application
+only under ``SimpleLogRecordProcessor``). The variable also turns on the SDK's own
+metrics, among them ``otel.sdk.log.created``, a counter the SDK adds to on every logging
+call: that one costs the caller (``meter_provider=`` turns ours on without it). Callbacks never
 log and swallow their own failures (the SDK would log them, and a log could come back to
 us). They hold no strong reference to a writer or a fallback; after the owner's
 ``shutdown()`` they report the final values, and nothing new.
