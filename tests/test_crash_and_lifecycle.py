@@ -433,10 +433,10 @@ _SIGNAL_WHILE_FULL_SCRIPT = """
         # runs at the next bytecode boundary, in this thread.
         if not armed[0]:
             return
-        if where == "writer_lock":  # _full holds the writer's _lock, calls _wake.set()
-            hit = event == "call" and names(frame, 2) == ["set", "_full"]
+        if where == "writer_lock":  # _when_full holds the writer's _lock, calls _wake.set()
+            hit = event == "call" and names(frame, 2) == ["set", "_when_full"]
         else:  # inside _wake.set(), at the very call that wakes the writer
-            hit = event == "c_call" and names(frame, 2) == ["set", "_full"]
+            hit = event == "c_call" and names(frame, 2) == ["set", "_when_full"]
         if hit:
             armed[0] = False
             os.kill(os.getpid(), signal.SIGUSR1)
