@@ -38,6 +38,7 @@ loop); a record logged while this handler works on another one in the same threa
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -165,6 +166,12 @@ _CACHE_LIMIT: Final = 4096
 _new = object.__new__
 _tuple_new = tuple.__new__
 
+#: The API module holding the global logger provider (``_LOGGER_PROVIDER``, private; None
+#: until set): a handler not bound to an SDK provider yet looks there, per record, for one
+#: to bind to (``get_logger_provider()`` reads the environment each time until then).
+_logs_api: Any = importlib.import_module("opentelemetry._logs._internal")
+_GLOBAL_PROVIDER: Final = "_LOGGER_PROVIDER"
+
 try:  # the key the API keeps the current span under: private, so looked up with care
     from opentelemetry.trace.propagation import _SPAN_KEY as _span_key
 
@@ -273,8 +280,9 @@ class LogxpyLoggingHandler(logging.Handler):
 
     ``logger_provider`` (an SDK ``LoggerProvider``; default: the global one once it is set)
     gives the resource, the attribute limits and which loggers are enabled, as the OTel
-    handler would get them; ``resource`` overrides the resource. With no SDK provider at
-    all, the resource is ``Resource.create({})`` (the environment's service name).
+    handler would get them; ``resource`` (a ``Resource``, or a mapping of attributes for
+    ``Resource.create``) overrides the resource. With no SDK provider at all, the resource
+    is ``Resource.create({})`` (the environment's service name).
 
     ``log_code_attributes`` as the OTel handler's option (None: the
     ``OTEL_PYTHON_LOG_CODE_ATTRIBUTES`` variable). A logging configuration can name the
@@ -296,7 +304,7 @@ class LogxpyLoggingHandler(logging.Handler):
         *,
         processor: LogxpyLogRecordProcessor | None = None,
         logger_provider: LoggerProvider | None = None,
-        resource: Resource | None = None,
+        resource: Resource | Mapping[str, Any] | None = None,
         log_code_attributes: bool | None = None,
         **options: Any,
     ) -> None:
@@ -310,8 +318,12 @@ class LogxpyLoggingHandler(logging.Handler):
             raise TypeError(
                 f"logger_provider must be an SDK LoggerProvider; got {type(logger_provider).__name__}"
             )
+        if isinstance(resource, Mapping):  # from a logging configuration file: the attributes
+            resource = Resource.create(dict(resource))
         if resource is not None and not isinstance(resource, Resource):
-            raise TypeError(f"resource must be an SDK Resource; got {type(resource).__name__}")
+            raise TypeError(
+                f"resource must be an SDK Resource or a mapping of attributes; got {type(resource).__name__}"
+            )
         if log_code_attributes is None:
             log_code_attributes = (
                 os.environ.get("OTEL_PYTHON_LOG_CODE_ATTRIBUTES", "false").strip().lower() == "true"
@@ -343,10 +355,7 @@ class LogxpyLoggingHandler(logging.Handler):
         #: None until bound: no provider was given and the global one is not an SDK one yet.
         self._state: _ProviderState | None = state
         self._unbound: _ProviderState | None = None
-        if state is not None:
-            self._install_fast_path(state)
-        else:
-            self._bound()
+        self._install_fast_path(self._current_state())
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -365,7 +374,7 @@ class LogxpyLoggingHandler(logging.Handler):
         state = self._state
         return state.provider if state is not None else None
 
-    def _bound(self) -> _ProviderState:
+    def _current_state(self) -> _ProviderState:
         """The provider state: the given provider's; else the global SDK provider's once
         there is one (then for good: the global provider is set once). Until then, one
         with the default resource, and the global provider is looked at again next time."""
@@ -404,7 +413,7 @@ class LogxpyLoggingHandler(logging.Handler):
             return
         token = _EMITTING.set(True)
         try:
-            state = self._bound()
+            state = self._current_state()
             entry = state.scopes.get(record.name)
             if entry is None:
                 entry = state.scope(record.name)
@@ -485,9 +494,16 @@ class LogxpyLoggingHandler(logging.Handler):
             or cls.emit is not LogxpyLoggingHandler.emit
             or cls._write is not LogxpyLoggingHandler._write
         )
-        if overridden or self._flavour != FLAVOUR_INSTRUMENTATION or self._log_code_attributes:
+        unbound = state.provider is None and self._state is None
+        if (
+            overridden
+            or self._flavour != FLAVOUR_INSTRUMENTATION
+            or self._log_code_attributes
+            or (unbound and not hasattr(_logs_api, _GLOBAL_PROVIDER))
+        ):
             self.__dict__.pop("handle", None)
             return
+        logs_api = _logs_api
         general = LogxpyLoggingHandler.handle.__get__(self)
         filters = self.filters
         scopes_get = state.scopes.get
@@ -523,8 +539,8 @@ class LogxpyLoggingHandler(logging.Handler):
         clock = time_ns
 
         def handle(record: logging.LogRecord) -> Any:
-            if filters or self.formatter is not None:
-                return general(record)
+            if filters or self.formatter is not None or (unbound and logs_api._LOGGER_PROVIDER is not None):
+                return general(record)  # (the last: a global provider to bind to, at last)
             if flag_get():
                 discard(recursive)
                 return True

@@ -1,0 +1,849 @@
+"""``LogxpyLoggingHandler``: stdlib ``logging`` straight into our writer, with the OTel path's lines.
+
+The equivalence tests put the OTel path (``opentelemetry-instrumentation-logging``'s
+``LoggingHandler`` -> SDK ``LoggerProvider`` -> ``LogxpyLogRecordProcessor``) and ours
+(``processor.logging_handler()``) on the same logger, so that each call makes one
+``logging.LogRecord`` that both handle, and compare the lines each writer wrote, field
+for field except the observed time (and the per-writer task ids of records without a
+trace). They run with the C encoder and, under ``LOGXPY_OTEL_PURE_PYTHON=1``, without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import logging.config
+import logging.handlers
+import os
+import queue
+import subprocess
+import sys
+import textwrap
+import threading
+import types
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.instrumentation.log_utils import std_to_otel
+from opentelemetry.instrumentation.logging.handler import LoggingHandler as OTelHandler
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
+from opentelemetry.sdk._logs import LoggingHandler as SdkHandler
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+from logxpy_otel import AsyncConfig, LogxpyLoggingHandler, LogxpyLogRecordProcessor, QueuePolicy
+from logxpy_otel.logging_handler import FORMAT_ERROR, RECURSIVE_LOGGING, _sdk_flavoured
+
+from conftest import Collect, Gated, assert_accounting, parse_lines
+
+TRACER = TracerProvider().get_tracer("test_logging_handler")
+RESOURCE = Resource.create({"service.name": "logging-handler-test", "deployment": "ci"})
+
+
+# -- the two paths, side by side -----------------------------------------------------------
+
+
+class Pair:
+    """The OTel path and ours on one ``logging`` logger (``propagate=False``): every call
+    makes one record that both handle. ``lines()`` gives each writer's lines, normalised."""
+
+    def __init__(
+        self,
+        name: str = "pair",
+        *,
+        limits: LogRecordLimits | None = None,
+        code: bool = False,
+        sdk_flavour: bool = False,
+        formatter: logging.Formatter | None = None,
+    ) -> None:
+        self.provider = LoggerProvider(resource=RESOURCE, shutdown_on_exit=False, log_record_limits=limits)
+        self.theirs_out, self.ours_out = Collect(), Collect()
+        self.theirs = LogxpyLogRecordProcessor(destinations=[self.theirs_out])
+        self.provider.add_log_record_processor(self.theirs)
+        self.ours = LogxpyLogRecordProcessor(destinations=[self.ours_out])
+        if sdk_flavour:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.otel: logging.Handler = SdkHandler(logger_provider=self.provider)
+            self.handler = _sdk_flavoured(self.ours.logging_handler(logger_provider=self.provider))
+        else:
+            self.otel = OTelHandler(logger_provider=self.provider, log_code_attributes=code)
+            self.handler = self.ours.logging_handler(logger_provider=self.provider, log_code_attributes=code)
+        if formatter is not None:
+            self.otel.setFormatter(formatter)
+            self.handler.setFormatter(formatter)
+        self.logger = logging.getLogger(f"test_logging_handler.{name}")
+        self.logger.handlers[:] = [self.otel, self.handler]
+        self.logger.setLevel(1)
+        self.logger.propagate = False
+
+    def lines(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        assert self.theirs.force_flush(10_000) and self.ours.force_flush(10_000)
+        return _normalised(self.theirs_out.data), _normalised(self.ours_out.data)
+
+    def clear(self) -> None:
+        for out in (self.theirs_out, self.ours_out):
+            with out._lock:
+                out.batches.clear()
+
+    def close(self) -> None:
+        self.logger.handlers[:] = []
+        self.handler.close()
+        self.provider.shutdown()
+        self.ours.shutdown()
+
+
+def _normalised(data: bytes) -> list[dict[str, Any]]:
+    """Parsed lines without the observed time; a record without a trace has a task id of
+    its writer's own (``<prefix>.<n>``), the same for both paths once the prefix is cut."""
+    out = []
+    for line in parse_lines(data):
+        line.get("_otel", {}).pop("observed_time_unix_nano", None)
+        line["tid"] = _trace_of(line["tid"])
+        if "." in line["tid"]:
+            line["tid"] = "task." + line["tid"].rsplit(".", 1)[1]
+        out.append(line)
+    return out
+
+
+def _trace_of(tid: str) -> str:
+    """A line's ``tid`` without the writer's token (``<trace id>~<token>``), if it has one."""
+    return tid.split("~", 1)[0]
+
+
+@contextlib.contextmanager
+def pair(**kwargs: Any) -> Iterator[Pair]:
+    p = Pair(**kwargs)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@contextlib.contextmanager
+def quiet_sdk() -> Iterator[None]:
+    """The SDK's own warnings (an attribute cleaned or cut) go nowhere while the test runs."""
+    sdk = logging.getLogger("opentelemetry")
+    saved = sdk.propagate, sdk.handlers[:]
+    sdk.propagate = False
+    sdk.handlers[:] = [logging.NullHandler()]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        sdk.propagate, sdk.handlers[:] = saved
+
+
+# -- what a call can be ---------------------------------------------------------------------
+
+
+class Described:
+    """An object with a ``__str__`` (the SDK writes it as that string)."""
+
+    def __str__(self) -> str:
+        return "described!"
+
+
+class Plain:
+    """An object with neither ``__str__`` nor ``__repr__`` of its own (the SDK drops it to None)."""
+
+
+class Tag(str):
+    """A str subclass (a string to the SDK)."""
+
+
+def _scalars() -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=12),
+        st.binary(max_size=6),
+    )
+
+
+VALUES = st.one_of(
+    _scalars(),
+    st.lists(_scalars(), max_size=3),
+    st.tuples(st.integers(), st.text(max_size=4)),
+    st.dictionaries(st.sampled_from(["a", "b", "", "$int"]), _scalars(), max_size=3),
+    st.builds(Described),
+    st.builds(Plain),
+    st.text(max_size=6).map(Tag),
+)
+#: Extra keys: ordinary, dotted, ones logxpy reserves (msg, ts: to ``_otel.attributes``), the
+#: event names the OTel handler promotes, the empty key (the SDK drops it) and odd text.
+KEYS = st.one_of(
+    st.sampled_from(
+        ["user.id", "attempt", "http.route", "ts", "tid", "level", "otel.event.name", "event.name", "", "ünï"]
+    ),
+    st.text(alphabet="abcxyz._", min_size=1, max_size=5),
+)
+_STANDARD = set(vars(logging.LogRecord("n", 0, "p", 0, "m", None, None))) | {"message", "asctime"}
+EXTRAS = st.dictionaries(KEYS.filter(lambda k: k not in _STANDARD), VALUES, max_size=5)
+LEVELS = st.one_of(
+    st.sampled_from([logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL]),
+    st.integers(min_value=1, max_value=70),
+)
+MESSAGES = st.one_of(
+    st.tuples(st.just("user %s signed in"), st.tuples(st.integers() | st.text(max_size=8))),
+    st.tuples(st.text(max_size=20).filter(lambda t: "%" not in t), st.just(())),
+    st.tuples(st.just("%(who)s did %(what)r"), st.just(({"who": "ann", "what": [1, 2]},))),
+    st.tuples(st.builds(Described), st.just(())),
+    st.tuples(st.just({"a structured": "msg"}), st.just(())),
+    st.tuples(st.just(42), st.just(())),
+)
+EXCEPTIONS = st.sampled_from(
+    [None, ValueError("bad value"), KeyError("k"), RuntimeError(), OSError(2, "gone")]
+)
+SPANS = st.sampled_from(["none", "sampled", "unsampled"])
+
+
+@contextlib.contextmanager
+def _in_span(kind: str) -> Iterator[None]:
+    if kind == "none":
+        yield
+    elif kind == "sampled":
+        with TRACER.start_as_current_span("work"):
+            yield
+    else:
+        context = SpanContext(0x1234, 0x5678, is_remote=False, trace_flags=TraceFlags(0))
+        with trace.use_span(NonRecordingSpan(context)):
+            yield
+
+
+def _call(
+    logger: logging.Logger,
+    level: int,
+    message: tuple[Any, tuple[Any, ...]],
+    extra: dict[str, Any],
+    exception: BaseException | None,
+    stack: bool = False,
+) -> None:
+    msg, args = message
+    if exception is None:
+        logger.log(level, msg, *args, extra=extra, stack_info=stack)
+        return
+    try:
+        raise exception
+    except BaseException:
+        logger.log(level, msg, *args, extra=extra, exc_info=True, stack_info=stack)
+
+
+CALLS = st.lists(
+    st.tuples(LEVELS, MESSAGES, EXTRAS, EXCEPTIONS, SPANS, st.booleans()), min_size=1, max_size=6
+)
+
+
+def _run_calls(p: Pair, calls: list[tuple[Any, ...]]) -> None:
+    for level, message, extra, exception, span, stack in calls:
+        with _in_span(span):
+            _call(p.logger, level, message, extra, exception, stack)
+
+
+def _assert_same(p: Pair, count: int | None = None) -> list[dict[str, Any]]:
+    theirs, ours = p.lines()
+    assert ours == theirs
+    if count is not None:
+        assert len([line for line in ours if "at" not in line]) == count
+    p.clear()
+    return ours
+
+
+# -- equivalence --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain_pair() -> Iterator[Pair]:
+    with pair(name="plain") as p:
+        yield p
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(calls=CALLS)
+def test_the_same_lines_as_the_otel_path(plain_pair: Pair, calls: list[tuple[Any, ...]]) -> None:
+    with quiet_sdk():
+        _run_calls(plain_pair, calls)
+    _assert_same(plain_pair, len(calls))
+
+
+LIMITS = st.sampled_from(
+    [
+        LogRecordLimits(max_attributes=2),
+        LogRecordLimits(max_attributes=0),
+        LogRecordLimits(max_attribute_length=3),
+        LogRecordLimits(max_attributes=3, max_attribute_length=1),
+        LogRecordLimits(max_log_record_attributes=1),
+    ]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(limits=LIMITS, calls=CALLS, code=st.booleans())
+def test_the_same_lines_under_attribute_limits_and_with_code_attributes(
+    limits: LogRecordLimits, calls: list[tuple[Any, ...]], code: bool
+) -> None:
+    """Limits as the SDK applies them (count, value length, ``dropped_attributes_count``);
+    code attributes when asked."""
+    with quiet_sdk(), pair(name="limits", limits=limits, code=code) as p:
+        _run_calls(p, calls)
+        _assert_same(p, len(calls))
+
+
+@settings(max_examples=60, deadline=None)
+@given(calls=CALLS)
+def test_the_same_lines_as_the_sdk_handler_in_its_flavour(calls: list[tuple[Any, ...]]) -> None:
+    """Zero-code set-up replaces the SDK's deprecated handler too: its meaning (code
+    attributes always, event names not promoted, a non-str msg kept as the body)."""
+    with quiet_sdk(), pair(name="sdk", sdk_flavour=True) as p:
+        _run_calls(p, calls)
+        _assert_same(p, len(calls))
+
+
+def test_the_same_lines_with_a_formatter() -> None:
+    formatter = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    with pair(name="formatter", formatter=formatter) as p:
+        p.logger.warning("disk %s is full", "/var", extra={"disk": "/var"})
+        try:
+            raise ValueError("nope")
+        except ValueError:
+            p.logger.exception("failed")
+        lines = _assert_same(p, 2)
+    assert lines[0]["msg"] == "WARNING test_logging_handler.formatter: disk /var is full"
+    assert lines[1]["msg"].startswith("ERROR test_logging_handler.formatter: failed\nTraceback")
+
+
+def test_what_a_record_becomes() -> None:
+    """The fields one by one, for a record with extras inside a span (the common case)."""
+    with pair(name="fields") as p, TRACER.start_as_current_span("request") as span:
+        p.logger.info("user %s signed in", "ann", extra={"user.id": 7, "ratio": 0.5, "ok": True, "ts": "x"})
+        p.logger.warning("careful", extra={"otel.event.name": "auth.retry", "event.name": "old"})
+        p.logger.critical("down")
+        lines = _assert_same(p, 3)
+    context = span.get_span_context()
+    info, warn, critical = [line for line in lines if "at" not in line]
+    assert _trace_of(info["tid"]) == f"{context.trace_id:032x}"
+    assert info["msg"] == "user ann signed in" and info["mt"] == "info"
+    assert (info["user.id"], info["ratio"], info["ok"]) == (7, 0.5, True)
+    otel = info["_otel"]
+    assert otel["attributes"] == {"ts": "x"}, "a reserved name goes to _otel.attributes"
+    assert (otel["severity_number"], otel["severity_text"]) == (9, "INFO")
+    assert otel["span_id"] == f"{context.span_id:016x}" and otel["trace_flags"] == context.trace_flags
+    assert otel["scope"] == {"name": "test_logging_handler.fields", "version": ""}
+    assert otel["resource"]["attributes"]["service.name"] == "logging-handler-test"
+    assert warn["_otel"]["severity_text"] == "WARN" and warn["_otel"]["event_name"] == "auth.retry"
+    assert "otel.event.name" not in warn and "event.name" not in warn
+    assert critical["_otel"]["severity_text"] == "FATAL" and critical["mt"] == "critical"
+
+
+@pytest.mark.parametrize("level", range(0, 101))
+def test_severity_of_every_level(level: int) -> None:
+    """As the OTel handler maps it: std_to_otel for the number, the level name as the text."""
+    from logxpy_otel.logging_handler import _SEVERITY_BY_LEVEL, _severity
+
+    assert _severity(level) is std_to_otel(level)
+    assert _SEVERITY_BY_LEVEL.get(level, std_to_otel(level)) is std_to_otel(level)
+
+
+def test_custom_level_names_and_numbers(plain_pair: Pair) -> None:
+    logging.addLevelName(25, "NOTICE")
+    logging.addLevelName(5, "TRACE")
+    try:
+        plain_pair.logger.log(25, "notice")
+        plain_pair.logger.log(5, "trace")
+        plain_pair.logger.log(99, "beyond")
+        lines = _assert_same(plain_pair, 3)
+    finally:
+        del logging._levelToName[25], logging._nameToLevel["NOTICE"]  # type: ignore[attr-defined]
+        del logging._levelToName[5], logging._nameToLevel["TRACE"]  # type: ignore[attr-defined]
+    records = [line for line in lines if "at" not in line]
+    assert [(r["_otel"]["severity_number"], r["_otel"]["severity_text"]) for r in records] == [
+        (SeverityNumber.INFO4.value, "NOTICE"),
+        (0, "TRACE"),
+        (SeverityNumber.FATAL4.value, "Level 99"),
+    ]
+
+
+# -- never raises, no feedback, no recursion -------------------------------------------------------
+
+
+@pytest.fixture
+def handler_and_output() -> Iterator[tuple[LogxpyLoggingHandler, Collect, logging.Logger]]:
+    out = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[out])
+    handler = processor.logging_handler(resource=RESOURCE)
+    logger = logging.getLogger("test_logging_handler.alone")
+    logger.handlers[:] = [handler]
+    logger.setLevel(1)
+    logger.propagate = False
+    try:
+        yield handler, out, logger
+    finally:
+        logger.handlers[:] = []
+        handler.close()
+        processor.shutdown()
+
+
+def _only(logger: logging.Logger, handler: logging.Handler) -> None:
+    """``handler`` alone on ``logger``: pytest (9.2+) adds its capture handler to loggers that
+    do not propagate, and that one raises on a record whose message cannot be built."""
+    logger.handlers[:] = [handler]
+
+
+def _dropped(handler: LogxpyLoggingHandler) -> dict[str, int]:
+    return dict(handler.processor.metrics.dropped_by_reason)
+
+
+def test_a_bad_format_never_raises_and_is_counted(
+    handler_and_output: tuple[LogxpyLoggingHandler, Collect, logging.Logger],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The OTel handler raises these into the application; ours counts and reports them as
+    ``logging`` handlers do (``handleError``: a traceback on stderr while raiseExceptions)."""
+    handler, out, logger = handler_and_output
+    _only(logger, handler)
+    logger.info("%d items", "not a number")
+    logger.info("%s and %s", "only one")  # noqa: PLE1206 - on purpose
+    with TRACER.start_as_current_span("s"):
+        logger.info("%(missing)s", {"present": 1}, extra={"k": 1})
+    logger.info("fine")
+    assert handler.processor.force_flush(5000)
+    assert [r["msg"] for r in out.records()] == ["fine"]
+    assert _dropped(handler) == {FORMAT_ERROR: 3}
+    assert capsys.readouterr().err.count("--- Logging error ---") == 3
+    assert_accounting(handler.processor.metrics)
+
+
+def test_an_internal_fault_never_raises_and_is_counted(
+    handler_and_output: tuple[LogxpyLoggingHandler, Collect, logging.Logger],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    handler, out, logger = handler_and_output
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("encoder broke")
+
+    reported: list[str] = []
+    monkeypatch.setattr(LogxpyLoggingHandler._fault_report, "note", lambda n, detail: reported.append(detail))
+    monkeypatch.setattr(handler, "_encode", broken)
+    monkeypatch.setattr(handler, "_emitter", None)
+    handler._install_fast_path(handler._current_state())
+    logger.info("plain")  # the fast path
+    try:
+        raise ValueError("x")
+    except ValueError:
+        logger.exception("with an exception")  # the general path
+    assert handler.processor.force_flush(5000)
+    assert out.records() == []
+    assert _dropped(handler) == {"internal_error": 2}
+    assert reported == ["RuntimeError", "RuntimeError"]
+
+
+def test_a_record_that_breaks_logging_itself_never_raises(
+    handler_and_output: tuple[LogxpyLoggingHandler, Collect, logging.Logger],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    class Explodes:
+        def __str__(self) -> str:
+            raise RuntimeError("no string for you")
+
+    handler, out, logger = handler_and_output
+    _only(logger, handler)
+    logger.info(Explodes())
+    logger.info("value %s", Explodes())
+    logger.info("after")
+    assert handler.processor.force_flush(5000)
+    assert [r["msg"] for r in out.records()] == ["after"]
+    assert _dropped(handler) == {FORMAT_ERROR: 2}
+    assert "RuntimeError: no string for you" in capsys.readouterr().err
+
+
+def test_our_own_diagnostics_never_go_in(
+    handler_and_output: tuple[LogxpyLoggingHandler, Collect, logging.Logger],
+) -> None:
+    """Records of the ``logxpy_otel`` logger (our warnings) are counted, never written: a
+    warning about the file cannot feed back into it."""
+    handler, out, _ = handler_and_output
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        logging.getLogger("logxpy_otel").warning("a warning about the exporter")
+        logging.getLogger("logxpy_otel.writer").error("another")
+        logging.getLogger("logxpy_otel_other").warning("not ours: another package's name")
+    finally:
+        root.removeHandler(handler)
+    assert handler.processor.force_flush(5000)
+    assert [r["msg"] for r in out.records()] == ["not ours: another package's name"]
+    assert _dropped(handler) == {"own_diagnostics": 2}
+
+
+def test_a_record_logged_while_handling_one_is_skipped_as_the_otel_handler_skips_it() -> None:
+    """With a value length limit the SDK's attribute cleaning logs a warning
+    (``opentelemetry.attributes``) while a record is being handled. With the handler on the
+    root logger, that warning comes back to it in the middle of its own work: the OTel
+    handler skips it (re-entry), ours too, counted as ``recursive_logging``."""
+    written = {}
+    for which in ("theirs", "ours"):
+        with pair(name=f"recursion.{which}", limits=LogRecordLimits(max_attribute_length=4)) as p:
+            handler = p.otel if which == "theirs" else p.handler
+            root = logging.getLogger()
+            saved = root.level, root.handlers[:]
+            root.handlers[:] = [handler]
+            root.setLevel(logging.WARNING)
+            internal = logging.getLogger("opentelemetry.instrumentation.logging.handler.internal")
+            internal_handlers = internal.handlers[:]
+            internal.handlers[:] = [logging.NullHandler()]  # its "recursive logging" notice
+            try:
+                logging.getLogger("test_logging_handler.recursion.app").warning(
+                    "w", extra={"long": "abcdefgh"}
+                )
+            finally:
+                root.setLevel(saved[0])
+                root.handlers[:] = saved[1]
+                internal.handlers[:] = internal_handlers
+            theirs, ours = p.lines()
+            written[which] = [(line["msg"], line["long"]) for line in (theirs if which == "theirs" else ours)]
+            if which == "ours":
+                assert _dropped(p.handler) == {RECURSIVE_LOGGING: 1}
+    assert written["ours"] == written["theirs"] == [("w", "abcd")]
+
+
+def test_the_queue_policy_is_kept() -> None:
+    """drop_newest with a full queue: records are refused and counted, the caller never waits."""
+    gate = Gated()
+    processor = LogxpyLogRecordProcessor(
+        destinations=[gate],
+        config=AsyncConfig(max_queue_size=4, batch_size=4, queue_policy=QueuePolicy.DROP_NEWEST),
+    )
+    handler = processor.logging_handler(resource=RESOURCE)
+    logger = logging.getLogger("test_logging_handler.policy")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("first")
+        assert gate.entered.wait(10)  # the writer holds "first" at the gate
+        for n in range(20):
+            logger.info("more %d", n)
+        # 4 slots: "first" (being written) holds one, 3 more are queued, 17 are refused
+        assert processor.metrics.dropped_by_reason == {"queue_full": 17}
+        gate.gate.set()
+        assert processor.force_flush(10_000)
+        assert [r["msg"] for r in gate.records()] == ["first", "more 0", "more 1", "more 2"]
+        assert_accounting(processor.metrics)
+    finally:
+        gate.gate.set()
+        logger.handlers[:] = []
+        processor.shutdown()
+
+
+def test_block_loses_nothing_from_many_threads(tmp_path: Path) -> None:
+    path = tmp_path / "threads.jsonl"
+    processor = LogxpyLogRecordProcessor(path, config=AsyncConfig(max_queue_size=64, batch_size=16))
+    handler = processor.logging_handler(resource=RESOURCE)
+    logger = logging.getLogger("test_logging_handler.threads")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+
+    def work(k: int) -> None:
+        for n in range(500):
+            with TRACER.start_as_current_span("t"):
+                logger.info("thread %d record %d", k, n, extra={"k": k, "n": n})
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    logger.handlers[:] = []
+    processor.shutdown()
+    records = [line for line in parse_lines(path.read_bytes()) if "at" not in line]
+    assert sorted((r["k"], r["n"]) for r in records) == [(k, n) for k in range(4) for n in range(500)]
+    assert processor.metrics.dropped == 0
+
+
+# -- sharing the processor; closing ---------------------------------------------------------------
+
+
+def test_the_handler_shares_the_processors_file_and_numbering(tmp_path: Path) -> None:
+    """API records and stdlib records of one trace make one tree in one file."""
+    path = tmp_path / "shared.jsonl"
+    provider = LoggerProvider(resource=RESOURCE, shutdown_on_exit=False)
+    processor = LogxpyLogRecordProcessor(path)
+    provider.add_log_record_processor(processor)
+    handler = processor.logging_handler(logger_provider=provider)
+    assert handler.processor is processor
+    logger = logging.getLogger("test_logging_handler.shared")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    api = provider.get_logger("api")
+    with TRACER.start_as_current_span("request") as span:
+        api.emit(body="api first", severity_number=SeverityNumber.INFO)
+        logger.info("stdlib second")
+        api.emit(body="api third", severity_number=SeverityNumber.INFO)
+    handler.close()  # leaves the processor running
+    api.emit(body="after the handler closed", severity_number=SeverityNumber.INFO)
+    provider.shutdown()
+    lines = parse_lines(path.read_bytes())
+    trace_id = f"{span.get_span_context().trace_id:032x}"
+    in_trace = [line for line in lines if _trace_of(line["tid"]) == trace_id]
+    assert [(line.get("msg", line.get("st")), line["lvl"]) for line in in_trace] == [
+        ("started", [1]),
+        ("api first", [2]),
+        ("stdlib second", [3]),
+        ("api third", [4]),
+        ("succeeded", [5]),
+    ]
+    assert [line["msg"] for line in lines if line not in in_trace] == ["after the handler closed"]
+
+
+def test_a_handler_with_a_path_owns_its_processor(tmp_path: Path) -> None:
+    path = tmp_path / "own" / "app.jsonl"
+    handler = LogxpyLoggingHandler(path, resource={"service.name": "own"}, queue_policy="drop_oldest")
+    assert handler.processor.writer.config.queue_policy is QueuePolicy.DROP_OLDEST
+    logger = logging.getLogger("test_logging_handler.own")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.warning("kept")
+    handler.close()  # shuts its processor down: flushed, file closed
+    logger.warning("after close")
+    logger.handlers[:] = []
+    (line,) = parse_lines(path.read_bytes())
+    assert line["msg"] == "kept" and line["_otel"]["resource"]["attributes"]["service.name"] == "own"
+    assert handler.processor.metrics.dropped_by_reason == {"shutdown": 1}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"processor": "not one"}, "processor must be a LogxpyLogRecordProcessor"),
+        ({"logger_provider": object()}, "logger_provider must be an SDK LoggerProvider"),
+        ({"resource": 3}, "resource must be an SDK Resource or a mapping"),
+    ],
+)
+def test_bad_arguments_fail_at_construction(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        LogxpyLoggingHandler(**kwargs)
+
+
+def test_processor_and_path_together_are_refused(tmp_path: Path) -> None:
+    processor = LogxpyLogRecordProcessor(destinations=[Collect()])
+    try:
+        with pytest.raises(TypeError, match="either processor or path"):
+            LogxpyLoggingHandler(tmp_path / "x.jsonl", processor=processor)
+    finally:
+        processor.shutdown()
+
+
+def test_an_sdk_that_is_turned_off_writes_nothing_as_the_otel_handler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``OTEL_SDK_DISABLED``: the provider's loggers are no-ops; a logger turned off by the
+    provider's logger configurator likewise. Neither path writes, neither counts a drop."""
+    from opentelemetry.sdk._logs._internal import _LoggerConfig
+
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    with pair(name="disabled") as p:
+        p.logger.warning("not written")
+        assert _assert_same(p) == []
+        assert p.handler.processor.metrics.dropped == 0
+    monkeypatch.delenv("OTEL_SDK_DISABLED")
+    with pair(name="configured") as p:
+        p.provider._set_logger_configurator(
+            logger_configurator=lambda scope: _LoggerConfig(is_enabled=not scope.name.endswith("quiet"))
+        )
+        quiet = logging.getLogger("test_logging_handler.configured.quiet")
+        quiet.handlers[:] = [p.otel, p.handler]
+        quiet.propagate = False
+        quiet.warning("turned off")
+        p.logger.warning("on")
+        assert [line["msg"] for line in _assert_same(p)] == ["on"]
+        quiet.handlers[:] = []
+
+
+# -- logging configuration, queues, structlog -------------------------------------------------------
+
+
+def test_dict_config_builds_a_handler_with_its_own_processor(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "app.jsonl"
+    name = "test_logging_handler.dictconfig"
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {
+                "file": {
+                    "class": "logxpy_otel.LogxpyLoggingHandler",
+                    "path": str(path),
+                    "level": "INFO",
+                    "resource": {"service.name": "from-dict-config"},
+                    "queue_policy": "drop_oldest",
+                    "log_code_attributes": True,
+                },
+            },
+            "loggers": {name: {"handlers": ["file"], "level": "DEBUG", "propagate": False}},
+        }
+    )
+    logger = logging.getLogger(name)
+    (handler,) = logger.handlers
+    assert isinstance(handler, LogxpyLoggingHandler) and handler.level == logging.INFO
+    assert handler.processor.writer.config.queue_policy is QueuePolicy.DROP_OLDEST
+    logger.debug("below the handler's level")
+    logger.info("user %s signed in", "ann", extra={"user.id": 7})
+    logger.handlers[:] = []
+    handler.close()
+    (line,) = parse_lines(path.read_bytes())
+    assert (line["msg"], line["user.id"], line["code.function.name"]) == (
+        "user ann signed in",
+        7,
+        "test_dict_config_builds_a_handler_with_its_own_processor",
+    )
+    assert line["_otel"]["resource"]["attributes"]["service.name"] == "from-dict-config"
+    assert line["_otel"]["scope"]["name"] == name
+
+
+def test_dict_config_can_name_a_shared_processor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ext://`` names an object the application made: the handler writes through it."""
+    path = tmp_path / "shared.jsonl"
+    telemetry = types.ModuleType("helper_logging_telemetry")
+    telemetry.processor = LogxpyLogRecordProcessor(path)  # type: ignore[attr-defined]
+    telemetry.provider = LoggerProvider(resource=RESOURCE, shutdown_on_exit=False)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "helper_logging_telemetry", telemetry)
+    name = "test_logging_handler.dictconfig_shared"
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {
+                "shared": {
+                    "class": "logxpy_otel.LogxpyLoggingHandler",
+                    "processor": "ext://helper_logging_telemetry.processor",
+                    "logger_provider": "ext://helper_logging_telemetry.provider",
+                }
+            },
+            "loggers": {name: {"handlers": ["shared"], "level": "INFO", "propagate": False}},
+        }
+    )
+    logger = logging.getLogger(name)
+    (handler,) = logger.handlers
+    assert isinstance(handler, LogxpyLoggingHandler) and handler.processor is telemetry.processor
+    logger.warning("through the shared processor")
+    logger.handlers[:] = []
+    handler.close()  # not its processor: still running
+    assert telemetry.processor.writer.is_running
+    telemetry.processor.shutdown()
+    (line,) = parse_lines(path.read_bytes())
+    assert line["msg"] == "through the shared processor"
+    assert line["_otel"]["resource"]["attributes"]["service.name"] == "logging-handler-test"
+
+
+def test_queue_handler_and_listener() -> None:
+    """``QueueHandler`` -> ``QueueListener`` -> both handlers: the same lines (the listener's
+    thread has no current span, for the OTel handler as for ours)."""
+    with pair(name="queued") as p:
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        listener = logging.handlers.QueueListener(records, p.otel, p.handler, respect_handler_level=True)
+        p.logger.handlers[:] = [logging.handlers.QueueHandler(records)]
+        listener.start()
+        try:
+            p.logger.info("queued %s", 1, extra={"request.id": "r-1"})
+            try:
+                raise ValueError("x")
+            except ValueError:
+                p.logger.exception("queued failure")
+        finally:
+            listener.stop()
+        first, second = _assert_same(p, 2)
+    assert (first["msg"], first["request.id"]) == ("queued 1", "r-1")
+    assert second["msg"].startswith("queued failure\nTraceback") and second["mt"] == "error"
+
+
+@pytest.mark.parametrize("style", ["render_to_log_kwargs", "ProcessorFormatter"])
+def test_structlog_through_the_stdlib(style: str) -> None:
+    """structlog's stdlib integration: its key-value pairs as attributes
+    (``render_to_log_kwargs``), or its rendering as the body (``ProcessorFormatter``)."""
+    structlog = pytest.importorskip("structlog")
+    formatter = None
+    if style == "ProcessorFormatter":
+        formatter = structlog.stdlib.ProcessorFormatter(
+            processor=structlog.processors.JSONRenderer(sort_keys=True)
+        )
+        last = structlog.stdlib.ProcessorFormatter.wrap_for_formatter
+    else:
+        last = structlog.stdlib.render_to_log_kwargs
+    with pair(name=f"structlog_{style}", formatter=formatter) as p:
+        structlog.configure(
+            processors=[structlog.stdlib.filter_by_level, structlog.stdlib.add_log_level, last],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+            cache_logger_on_first_use=False,
+        )
+        try:
+            log = structlog.get_logger(p.logger.name).bind(request_id="r-1")
+            with TRACER.start_as_current_span("s"):
+                log.info("user signed in", user_id=42)
+            log.warning("slow", ms=350)
+        finally:
+            structlog.reset_defaults()
+        lines = [line for line in _assert_same(p) if "at" not in line]
+    assert [line["mt"] for line in lines] == ["info", "warning"]
+    if style == "render_to_log_kwargs":
+        assert [(line["msg"], line["request_id"]) for line in lines] == [
+            ("user signed in", "r-1"),
+            ("slow", "r-1"),
+        ]
+        assert (lines[0]["user_id"], lines[1]["ms"]) == (42, 350)
+    else:
+        assert orjson.loads(lines[0]["msg"]) == {
+            "event": "user signed in",
+            "level": "info",
+            "request_id": "r-1",
+            "user_id": 42,
+        }
+
+
+def test_the_global_provider_is_taken_once_it_is_set(tmp_path: Path) -> None:
+    """A handler made before the SDK is set up (a logging configuration read first) takes
+    the global provider's resource from the first record after it is set; until then the
+    resource is ``Resource.create({})``. In a child process: the global provider is set once."""
+    path = tmp_path / "late.jsonl"
+    code = textwrap.dedent(
+        f"""
+        import logging
+        from opentelemetry._logs import set_logger_provider
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk.resources import Resource
+        from logxpy_otel import LogxpyLoggingHandler
+
+        handler = LogxpyLoggingHandler({str(path)!r})
+        assert handler.logger_provider is None
+        log = logging.getLogger("late")
+        log.addHandler(handler)
+        log.warning("before")
+        resource = Resource.create({{"service.name": "late"}})
+        provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        set_logger_provider(provider)
+        log.warning("after")
+        assert handler.logger_provider is provider
+        handler.close()
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOGXPY_"))}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60, capture_output=True)
+    before, after = parse_lines(path.read_bytes())
+    assert before["msg"] == "before" and after["msg"] == "after"
+    assert before["_otel"]["resource"]["attributes"]["service.name"].startswith("unknown_service")
+    assert after["_otel"]["resource"]["attributes"]["service.name"] == "late"
