@@ -15,6 +15,22 @@ This needs private SDK state (:mod:`logxpy_otel._sdk_private`). If it is not wha
 expect, the batch processor stays (the records are written, more slowly) and one
 warning says so. A run that does not name ``logxpy`` in ``OTEL_LOGS_EXPORTER`` only reads
 that variable here: no output, no file, no import.
+
+Python's ``logging``, when captured (logging auto-instrumentation: the
+``opentelemetry-instrumentation-logging`` handler, attached by its instrumentor, or the
+SDK's deprecated one, attached by the configurator under
+``OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true``), goes through that OTel
+``LoggingHandler`` -> SDK ``emit`` -> processors. :func:`post_instrument`, the
+``opentelemetry_post_instrument`` hook (after the instrumentors), puts a
+:class:`~logxpy_otel.LogxpyLoggingHandler` in that handler's place on the root logger
+when ``logxpy`` is the only logs exporter (the provider holds our processor and nothing
+else): the same lines, written straight into our processor's writer, without the SDK's
+steps in between. Its level, filters, formatter and code-attribute setting are the
+replaced handler's; for the SDK's handler, also its meaning of a record. When other
+exporters are configured too, the OTel handler stays: their records must go through the
+SDK. Which path a run got shows on the root logger: ``logging.getLogger().handlers``
+holds a ``LogxpyLoggingHandler`` where it was replaced, an OTel ``LoggingHandler`` where
+not.
 """
 
 from __future__ import annotations
@@ -23,9 +39,12 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import logging
+
+    from .logging_handler import LogxpyLoggingHandler
     from .processor import LogxpyLogRecordProcessor
 
-__all__ = ["install", "pre_instrument"]
+__all__ = ["install", "install_logging_handler", "post_instrument", "pre_instrument"]
 
 #: Our exporter's entry-point name in ``opentelemetry_logs_exporter``.
 EXPORTER_NAME = "logxpy"
@@ -113,3 +132,160 @@ def install(provider: object) -> list[LogxpyLogRecordProcessor]:
         except Exception:  # noqa: BLE001
             logger.warning("logxpy-otel: the replaced batch processor failed to shut down", exc_info=True)
     return [processor for _, processor in pairs]
+
+
+def post_instrument() -> None:
+    """The ``opentelemetry_post_instrument`` hook: our logging handler in the OTel one's place.
+
+    Runs after the instrumentors (the logging instrumentation attaches its handler in
+    its own), when ``OTEL_LOGS_EXPORTER`` names ``logxpy``; see the module. Never raises.
+    """
+    if not _asked() or os.environ.get("OTEL_CONFIG_FILE", "").strip():
+        return  # silent, as pre_instrument
+    from ._diagnostics import logger
+
+    try:
+        from opentelemetry._logs import get_logger_provider
+
+        install_logging_handler(get_logger_provider())
+    except Exception:  # noqa: BLE001 - never into the application's start-up
+        logger.warning(
+            "logxpy-otel: zero-code logging set-up failed; stdlib logging goes through the OTel handler",
+            exc_info=True,
+        )
+
+
+#: The private names of ``logging`` and of the OTel handlers that the swap below uses (the
+#: SDK's own are in :mod:`logxpy_otel._sdk_private`): the OTel handler's provider
+#: (``_logger_provider``) and code-attribute option (``_log_code_attributes``), how we tell
+#: the handler the set-up attached from one the application attached with a provider of
+#: its own; ``LoggingInstrumentor._logging_handler``, the handler its ``uninstrument()``
+#: removes; ``logging._lock``, the lock ``addHandler``/``removeHandler`` hold.
+_HANDLER_PROVIDER = "_logger_provider"
+_HANDLER_CODE = "_log_code_attributes"
+_INSTRUMENTOR_HANDLER = "_logging_handler"
+
+
+def install_logging_handler(provider: object) -> list[LogxpyLoggingHandler]:
+    """Put a :class:`LogxpyLoggingHandler` in the place of each OTel ``LoggingHandler`` of
+    ``provider`` on the root logger, if ``provider`` holds our processor and nothing else;
+    returns the handlers put in (none: the set-up stays as it is)."""
+    import logging
+
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    from . import _sdk_private
+    from ._diagnostics import logger
+    from .logging_handler import _sdk_flavoured
+    from .processor import LogxpyLogRecordProcessor
+
+    if not isinstance(provider, LoggerProvider):
+        return []
+    try:
+        processors = _sdk_private.processors(provider)
+    except _sdk_private.UnexpectedShape:
+        return []  # pre_instrument said so already; the batch processor is in place anyway
+    if len(processors) != 1 or type(processors[0]) is not LogxpyLogRecordProcessor:
+        return []  # other exporters (or none of ours): their records need the SDK's path
+    processor = processors[0]
+    root = logging.getLogger()
+    replaced: list[tuple[logging.Handler, LogxpyLoggingHandler]] = []
+    for old in list(root.handlers):
+        flavour = _otel_handler_flavour(old)
+        if flavour is None or getattr(old, _HANDLER_PROVIDER, None) is not provider:
+            continue
+        code = flavour == "instrumentation" and getattr(old, _HANDLER_CODE, False) is True
+        new = processor.logging_handler(level=old.level, logger_provider=provider, log_code_attributes=code)
+        if flavour == "sdk":
+            _sdk_flavoured(new)
+        new.filters[:] = old.filters
+        if old.formatter is not None:
+            new.setFormatter(old.formatter)
+        if not _swap(root, old, new):
+            new.close()
+            continue
+        replaced.append((old, new))
+    for old, new in replaced:
+        _instrumentor_now_holds(old, new)
+        _keep_on_root(new)
+        try:
+            old.close()  # out of logging's list of handlers; it holds nothing of its own
+        except Exception:  # noqa: BLE001
+            pass
+        logger.debug(
+            "logxpy-otel: stdlib logging goes straight to our writer (%s in place of %s)",
+            type(new).__name__,
+            type(old).__qualname__,
+        )
+    return [new for _, new in replaced]
+
+
+def _otel_handler_flavour(handler: object) -> str | None:
+    """``"instrumentation"`` for opentelemetry-instrumentation-logging's handler, ``"sdk"``
+    for the SDK's deprecated one (exactly those classes), else None."""
+    from opentelemetry.sdk._logs import LoggingHandler as SdkHandler
+
+    if type(handler) is SdkHandler:
+        return "sdk"
+    try:
+        from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    except ImportError:
+        return None
+    return "instrumentation" if type(handler) is LoggingHandler else None
+
+
+def _swap(root: logging.Logger, old: logging.Handler, new: logging.Handler) -> bool:
+    """``new`` in ``old``'s place among ``root``'s handlers, in one step (under the lock
+    that ``addHandler`` holds): no record goes to both or to neither."""
+    import contextlib
+    import logging
+
+    lock = getattr(logging, "_lock", None)
+    with lock if lock is not None else contextlib.nullcontext():
+        handlers = root.handlers
+        for i, handler in enumerate(handlers):
+            if handler is old:
+                handlers[i] = new
+                return True
+    return False
+
+
+def _instrumentor_now_holds(old: logging.Handler, new: logging.Handler) -> None:
+    """``LoggingInstrumentor().uninstrument()`` removes the handler it attached: ours now."""
+    try:
+        from opentelemetry.instrumentation.logging import LoggingInstrumentor
+    except ImportError:
+        return
+    if getattr(LoggingInstrumentor, _INSTRUMENTOR_HANDLER, None) is old:
+        setattr(LoggingInstrumentor, _INSTRUMENTOR_HANDLER, new)
+
+
+def _keep_on_root(handler: logging.Handler) -> None:
+    """``logging.config.dictConfig``/``fileConfig`` and ``logging.basicConfig`` leave
+    ``handler`` on the root logger, as the OTel set-up does for the handler it attached
+    (it wraps the same three functions): taken off while they run, put back after."""
+    import functools
+    import logging
+    import logging.config
+    from collections.abc import Callable
+    from typing import Any
+
+    root = logging.getLogger()
+
+    def keeping(config: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(config)
+        def configure(*args: Any, **kwargs: Any) -> Any:
+            removed = handler in root.handlers
+            if removed:
+                root.removeHandler(handler)
+            try:
+                return config(*args, **kwargs)
+            finally:
+                if removed:
+                    root.addHandler(handler)
+
+        return configure
+
+    logging.config.fileConfig = keeping(logging.config.fileConfig)
+    logging.config.dictConfig = keeping(logging.config.dictConfig)
+    logging.basicConfig = keeping(logging.basicConfig)
