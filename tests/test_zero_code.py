@@ -445,3 +445,249 @@ def test_the_hook_reads_one_variable_and_imports_nothing_when_logxpy_is_not_aske
 
 def records_of(path: Path) -> list[dict[str, Any]]:
     return [line for line in parse_lines(path.read_bytes()) if "at" not in line]
+
+
+# -- stdlib logging: our handler in the OTel LoggingHandler's place (issue 16) -----------------
+
+LOGGING_APP = Path(__file__).parent / "apps" / "zero_code_logging_app.py"
+
+
+def run_logging_app(
+    tmp_path: Path, sdk_handler: bool = False, **env: str
+) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """The stdlib-logging app under opentelemetry-instrument, with logging captured by the
+    logging instrumentation's handler (or the SDK's own, ``sdk_handler``)."""
+    if INSTRUMENT is None:
+        pytest.skip("opentelemetry-instrument is not installed")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOGXPY_"))}
+    base.update(
+        {
+            "OTEL_SERVICE_NAME": "zero-code-logging",
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "",
+        }
+    )
+    base.update(_handler_env(sdk_handler))
+    base.update(env)
+    result = subprocess.run(
+        [str(INSTRUMENT), sys.executable, str(LOGGING_APP)],
+        env=base,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    info = tmp_path / "app-info.json"
+    try:
+        return json.loads(info.read_text()), result
+    finally:
+        info.unlink()
+
+
+def _comparable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records without what differs from run to run: times, ids, the service instance."""
+    out = []
+    for record in records:
+        record = {k: v for k, v in record.items() if k not in ("ts", "tid", "lvl")}
+        otel = dict(record["_otel"])
+        for key in ("time_unix_nano", "observed_time_unix_nano", "span_id"):
+            otel.pop(key, None)
+        attributes = dict(otel["resource"]["attributes"])
+        attributes.pop("service.instance.id", None)
+        otel["resource"] = {**otel["resource"], "attributes": attributes}
+        record["_otel"] = otel
+        out.append(record)
+    return out
+
+
+@pytest.mark.parametrize("sdk_handler", [False, True], ids=["instrumentation-handler", "sdk-handler"])
+def test_logging_goes_straight_to_our_writer_with_the_otel_paths_lines(
+    tmp_path: Path, sdk_handler: bool
+) -> None:
+    """``OTEL_LOGS_EXPORTER=logxpy`` with logging captured: our handler is on the root logger
+    in the OTel handler's place (and stays there through the application's dictConfig), and
+    the file holds the records the OTel handler's path writes for the same application
+    (that path runs when another exporter is named too: ``console,logxpy``)."""
+    ours_path, theirs_path = tmp_path / "ours.jsonl", tmp_path / "theirs.jsonl"
+    info, result = run_logging_app(
+        tmp_path, sdk_handler, OTEL_LOGS_EXPORTER="logxpy", OTEL_EXPORTER_LOGXPY_FILE=str(ours_path)
+    )
+    assert info["root_handlers"] == ["LogxpyLoggingHandler"], "our handler, not the OTel one"
+    assert info["root_handlers_after_config"] == ["LogxpyLoggingHandler"], "kept through dictConfig"
+    assert result.stderr == ""
+    their_info, _ = run_logging_app(
+        tmp_path, sdk_handler, OTEL_LOGS_EXPORTER="console,logxpy", OTEL_EXPORTER_LOGXPY_FILE=str(theirs_path)
+    )
+    assert their_info["root_handlers"] == ["LoggingHandler"], "another exporter: the OTel handler stays"
+    ours, theirs = records_of(ours_path), records_of(theirs_path)
+    assert [r["msg"] for r in ours] == [
+        "stdlib outside",
+        "stdlib inside the span",
+        "failed",
+        "after dictConfig",
+    ]
+    assert _comparable(ours) == _comparable(theirs)
+    inside = [r for r in ours if r["tid"].split("~")[0] == info["trace_id"]]
+    assert [r["msg"] for r in inside] == ["stdlib inside the span", "failed"], "the span's trace"
+    assert ours[2]["exception.type"] == "ValueError" and ours[2]["exception.message"] == "bad input"
+    assert ours[0]["_otel"]["resource"]["attributes"]["service.name"] == "zero-code-logging"
+    if sdk_handler:  # the SDK handler's meaning: code attributes, no event name promotion
+        assert ours[1]["code.function.name"] == "<module>" and ours[1]["otel.event.name"] == "app.failure"
+    else:
+        assert "code.function.name" not in ours[1] and ours[1]["_otel"]["event_name"] == "app.failure"
+
+
+def test_logging_handler_options_carry_over(tmp_path: Path) -> None:
+    """The instrumentation's handler settings (level, code attributes) are ours too."""
+    path = tmp_path / "options.jsonl"
+    info, result = run_logging_app(
+        tmp_path,
+        OTEL_LOGS_EXPORTER="logxpy",
+        OTEL_EXPORTER_LOGXPY_FILE=str(path),
+        OTEL_PYTHON_LOG_CODE_ATTRIBUTES="true",
+        OTEL_PYTHON_LOG_HANDLER_LEVEL="error",
+    )
+    assert info["root_handlers"] == ["LogxpyLoggingHandler"] and result.stderr == ""
+    records = records_of(path)
+    assert [r["msg"] for r in records] == ["stdlib inside the span", "failed"], "warning and info below ERROR"
+    assert all(r["code.file.path"] == str(LOGGING_APP) for r in records)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"OTEL_LOGS_EXPORTER": "console"},
+        {"OTEL_LOGS_EXPORTER": "console,logxpy"},
+        {"OTEL_LOGS_EXPORTER": "logxpy_fallback", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://127.0.0.1:9"},
+    ],
+    ids=["not-asked", "another-exporter", "fallback"],
+)
+def test_the_otel_logging_handler_stays_unless_logxpy_is_the_only_exporter(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    env = {
+        **env,
+        "OTEL_EXPORTER_LOGXPY_FILE": str(tmp_path / "x.jsonl"),
+        "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT": "1",
+    }
+    info, result = run_logging_app(tmp_path, **env)
+    assert info["root_handlers"] == info["root_handlers_after_config"] == ["LoggingHandler"]
+    assert "logxpy-otel: zero-code" not in result.stderr
+
+
+def test_no_handler_to_replace_when_logging_is_not_captured(tmp_path: Path) -> None:
+    path = tmp_path / "uncaptured.jsonl"
+    info, result = run_logging_app(
+        tmp_path,
+        OTEL_LOGS_EXPORTER="logxpy",
+        OTEL_EXPORTER_LOGXPY_FILE=str(path),
+        OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION="false",
+    )
+    assert info["root_handlers"] == [], "nothing captures logging: nothing to replace"
+    assert "logxpy-otel" not in result.stderr  # (logging's last resort prints the warnings)
+    assert not path.exists() or records_of(path) == []
+
+
+def test_the_post_hook_reads_one_variable_and_imports_nothing_when_logxpy_is_not_asked_for() -> None:
+    code = (
+        "import sys, logxpy_otel; before = set(sys.modules); "
+        "from logxpy_otel._zero_code import post_instrument; post_instrument(); "
+        "print(sorted(set(sys.modules) - before))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    for value in ("console", "otlp,logxpy_fallback", "none", ""):
+        env["OTEL_LOGS_EXPORTER"] = value
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True
+        )
+        assert (out.stdout.strip(), out.stderr) == ("['logxpy_otel._zero_code']", ""), value
+
+
+# -- in process: the handler swap itself -------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_root(monkeypatch: pytest.MonkeyPatch) -> logging.Logger:
+    """The root logger's handlers and the three configuration functions, restored after."""
+    import logging.config
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(logging.config, "dictConfig", logging.config.dictConfig)
+    monkeypatch.setattr(logging.config, "fileConfig", logging.config.fileConfig)
+    monkeypatch.setattr(logging, "basicConfig", logging.basicConfig)
+    return root
+
+
+def test_install_logging_handler_swaps_in_place(
+    tmp_path: Path, clean_root: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.instrumentation.logging import LoggingInstrumentor
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+    from logxpy_otel import LogxpyLoggingHandler, LogxpyLogRecordProcessor
+
+    provider = LoggerProvider(resource=Resource.create({"service.name": "swap"}), shutdown_on_exit=False)
+    processor = LogxpyLogRecordProcessor(tmp_path / "swap.jsonl")
+    provider.add_log_record_processor(processor)
+    before, after = logging.NullHandler(), logging.NullHandler()
+    otel = LoggingHandler(level=logging.INFO, logger_provider=provider, log_code_attributes=True)
+    marker = logging.Filter("app")
+    otel.addFilter(marker)
+    elsewhere = LoggingHandler(logger_provider=LoggerProvider(shutdown_on_exit=False))  # the app's own
+    clean_root.handlers[:] = [before, otel, after, elsewhere]
+    monkeypatch.setattr(LoggingInstrumentor, "_logging_handler", otel)
+
+    (ours,) = _zero_code.install_logging_handler(provider)
+    assert clean_root.handlers == [before, ours, after, elsewhere], "in its place; the app's own stays"
+    assert isinstance(ours, LogxpyLoggingHandler) and ours.processor is processor
+    assert (ours.level, ours.filters, ours.log_code_attributes) == (logging.INFO, [marker], True)
+    assert ours.logger_provider is provider
+    assert LoggingInstrumentor._logging_handler is ours, "uninstrument() removes ours"
+
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False, "root": {"level": "INFO"}})
+    assert ours in clean_root.handlers, "kept through dictConfig"
+    logging.getLogger("app.part").info("through ours")
+    logging.getLogger("other").info("filtered out")
+    assert _zero_code.install_logging_handler(provider) == [], "nothing more to swap"
+    provider.shutdown()
+    (record,) = records_of(tmp_path / "swap.jsonl")
+    assert record["msg"] == "through ours" and record["code.function.name"] == (
+        "test_install_logging_handler_swaps_in_place"
+    )
+
+
+def test_install_logging_handler_leaves_a_provider_with_other_processors(
+    tmp_path: Path, clean_root: logging.Logger
+) -> None:
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+    from logxpy_otel import LogxpyLogRecordProcessor
+
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(BatchLogRecordProcessor(InMemoryLogRecordExporter()))
+    provider.add_log_record_processor(LogxpyLogRecordProcessor(tmp_path / "two.jsonl"))
+    otel = LoggingHandler(logger_provider=provider)
+    clean_root.handlers[:] = [otel]
+    assert _zero_code.install_logging_handler(provider) == []
+    assert clean_root.handlers == [otel]
+    provider.shutdown()
+
+
+def test_post_instrument_never_raises(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(_: object) -> list[Any]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "logxpy")
+    monkeypatch.delenv("OTEL_CONFIG_FILE", raising=False)
+    monkeypatch.setattr(_zero_code, "install_logging_handler", broken)
+    with caplog.at_level(logging.WARNING, logger="logxpy_otel"):
+        _zero_code.post_instrument()
+    assert [r.getMessage() for r in caplog.records] == [
+        "logxpy-otel: zero-code logging set-up failed; stdlib logging goes through the OTel handler"
+    ]
