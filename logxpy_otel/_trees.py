@@ -21,7 +21,7 @@ from ._native import speedup
 #: The C loop of :meth:`TreeNumberer.number` where it is built (same lines, less time).
 _number_c = speedup("number")
 
-__all__ = ["TreeNumberer", "base62"]
+__all__ = ["TRACE_TID_SEPARATOR", "TreeNumberer", "base62"]
 
 _ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -37,8 +37,13 @@ def base62(n: int) -> str:
     return "".join(reversed(digits))
 
 
+#: Between a trace id and the writer's token in a trace's ``tid`` (docs/format.md).
+TRACE_TID_SEPARATOR: Final = "~"
+
+
 def _task_prefix() -> str:
-    """The per-process part of a standalone record's ``tid``: pid and 3 random chars."""
+    """This writer's token (pid and 3 random chars, base62): the per-process part of every
+    ``tid`` it writes, so that several processes can share one file."""
     return base62(os.getpid()) + "".join(secrets.choice(_ALPHABET) for _ in range(3))
 
 
@@ -47,9 +52,9 @@ class _Trace:
 
     __slots__ = ("failed", "head", "last_seen", "last_ts", "next_lvl", "trace_id")
 
-    def __init__(self, trace_id: str, ts: float, now: float) -> None:
+    def __init__(self, trace_id: str, ts: float, now: float, token: bytes) -> None:
         self.trace_id = trace_id
-        self.head = b'{"tid":"' + trace_id.encode("ascii") + b'","lvl":['
+        self.head = b'{"tid":"' + trace_id.encode("ascii") + token + b'","lvl":['
         self.next_lvl = 2
         self.last_ts = ts
         self.failed = False
@@ -76,7 +81,11 @@ class TreeNumberer:
         self._max_open = max_open
         self._clock = clock
         self._open: OrderedDict[str, _Trace] = OrderedDict()
-        self._task_head = b'{"tid":"' + _task_prefix().encode("ascii") + b"."
+        token = _task_prefix().encode("ascii")
+        # A trace's tid is "<trace id>~<token>": the lines one process writes of a trace
+        # are one tree of their own, however many processes write that trace to one file.
+        self._trace_token = TRACE_TID_SEPARATOR.encode("ascii") + token
+        self._task_head = b'{"tid":"' + token + b"."
         self._task_count = 0
         self._number_c = _number_c if speedups else None
 
@@ -126,7 +135,7 @@ class TreeNumberer:
         traces = self._open
         if len(traces) >= self._max_open:
             self._close(traces.popitem(last=False)[1], out)
-        trace = _Trace(trace_id, ts, now)
+        trace = _Trace(trace_id, ts, now, self._trace_token)
         traces[trace_id] = trace
         out.append(trace.head + b'1],"ts":' + orjson.dumps(ts) + b',"at":"otel:trace","st":"started"}\n')
         return trace

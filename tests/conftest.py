@@ -22,15 +22,29 @@ def item(n: int, trace: str | None = None, failed: bool = False, **extra: Any) -
     return (trace, 1.0 + n, failed, body[:-1], b"}")
 
 
-def parse_lines(data: bytes) -> list[dict[str, Any]]:
-    """Every line of ``data`` as a dict; fails the test on a line that is not one JSON object."""
+def parse_lines(data: bytes, *, raw_tid: bool = False) -> list[dict[str, Any]]:
+    """Every line of ``data`` as a dict; fails the test on a line that is not one JSON object.
+
+    A trace's ``tid`` is ``<trace id>~<writer token>`` (docs/format.md); unless ``raw_tid``,
+    it is checked and cut to the trace id, so that tests compare it with the trace they made.
+    """
     assert data == b"" or data.endswith(b"\n"), "the output must end with a newline"
     out = []
     for raw in data.splitlines():
         line = orjson.loads(raw)
         assert isinstance(line, dict)
+        tid = line.get("tid")
+        if not raw_tid and isinstance(tid, str) and "~" in tid:
+            trace, token = tid.split("~")
+            assert len(trace) == 32 and token and "." not in token, line
+            line["tid"] = trace
         out.append(line)
     return out
+
+
+def trace_of(tid: str) -> str:
+    """The trace id of a trace's ``tid`` (``<trace id>~<writer token>``)."""
+    return tid.split("~")[0]
 
 
 def records(data: bytes) -> list[dict[str, Any]]:
@@ -136,6 +150,9 @@ def logxpy_tasks(key: str, *paths: Path) -> list[list[dict[str, Any]]]:
         check=True,
     )
     report: list[list[dict[str, Any]]] = json.loads(result.stdout)
+    for tasks in report:  # a trace's task id is "<trace id>~<writer token>"
+        for task in tasks:
+            task["raw_tid"], task["tid"] = task["tid"], trace_of(task["tid"])
     return report
 
 

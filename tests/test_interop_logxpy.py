@@ -6,7 +6,10 @@ sets ``LOGXPY_PYTHON``); the file is produced here and read there.
 
 from __future__ import annotations
 
+import re
 import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 from opentelemetry._logs import SeverityNumber
@@ -69,6 +72,54 @@ def test_prettyprint_renders_the_file(tmp_path: Path) -> None:
     out = result.stdout.decode()
     assert "Not JSON" not in out and "Not an Eliot message" not in out
     for trace_id, msgs in expected.items():
-        assert f"{trace_id} -> /1" in out
+        assert re.search(f"{trace_id}~[0-9A-Za-z]+ -> /1", out)
         for msg in msgs:
             assert msg in out
+
+
+def test_a_pool_of_processes_in_one_span_writing_one_file_gives_whole_trees(tmp_path: Path) -> None:
+    """Issue 12, item 13: a multiprocessing pool working inside the parent's span, one shared
+    file. Each process numbered its own lines under the same tid: logxpy's Parser showed
+    5 of 15 records and an empty task. Each process's lines are now a task of their own
+    (tid ``<trace id>~<writer token>``), all records are there, and the trace id reads back."""
+    path = tmp_path / "pool.jsonl"
+    script = textwrap.dedent(
+        f"""
+        import multiprocessing as mp
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry import trace
+        from logxpy_otel import LogxpyLogRecordProcessor
+
+        provider = LoggerProvider(shutdown_on_exit=True)
+        processor = LogxpyLogRecordProcessor({str(path)!r})
+        provider.add_log_record_processor(processor)
+        logger = provider.get_logger("pool")
+
+        def work(n):
+            for i in range(5):
+                logger.emit(body=f"worker {{n}} step {{i}}")
+            processor.force_flush()
+            processor.shutdown()
+            return n
+
+        if __name__ == "__main__":
+            trace.set_tracer_provider(TracerProvider())
+            with trace.get_tracer("t").start_as_current_span("parent") as span:
+                print(f"{{span.get_span_context().trace_id:032x}}")
+                with mp.get_context("fork").Pool(3, maxtasksperchild=1) as pool:
+                    assert sorted(pool.map(work, range(3), chunksize=1)) == [0, 1, 2]
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    trace_id = done.stdout.split()[0]
+    (tasks,) = logxpy_tasks("msg", path)
+    actions = [t for t in tasks if t["kind"] == "action"]
+    assert len(actions) == 3 and {t["tid"] for t in actions} == {trace_id}
+    assert len({t["raw_tid"] for t in actions}) == 3, "one task per process"
+    assert all(t["complete"] and t["status"] == "succeeded" for t in actions)
+    values = sorted(v for t in actions for v in t["values"])
+    assert values == sorted(f"worker {n} step {i}" for n in range(3) for i in range(5)), "all 15 records"

@@ -298,7 +298,8 @@ def test_numbering_same_lines_as_python(
     now = [0.0]
     fast = TreeNumberer(max_open=max_open, idle_timeout_s=1.5, clock=lambda: now[0])
     slow = TreeNumberer(max_open=max_open, idle_timeout_s=1.5, clock=lambda: now[0], speedups=False)
-    slow._task_head = fast._task_head  # the per-process random prefix
+    slow._task_head = fast._task_head  # the per-process random token
+    slow._trace_token = fast._trace_token
     ts = 0.0
     for batch in batches:
         items = []
@@ -341,6 +342,7 @@ def test_numbering_many_structure_lines_in_one_batch() -> None:
     fast = TreeNumberer(max_open=7, clock=lambda: now)
     slow = TreeNumberer(max_open=7, clock=lambda: now, speedups=False)
     slow._task_head = fast._task_head
+    slow._trace_token = fast._trace_token
     items = [(f"{i % 300:032x}", float(i), i % 5 == 0, b'"n":%d' % i, b"}") for i in range(2_000)]
     items += [(None, 1.0, False, b'"x":1}', b"")] * 50
     out_fast: list[bytes] = []
@@ -423,6 +425,7 @@ def test_numbering_a_truthy_failed_flag_fails_the_trace() -> None:
     out_fast: list[bytes] = []
     out_slow: list[bytes] = []
     fast, slow = TreeNumberer(), TreeNumberer(speedups=False)
+    slow._trace_token = fast._trace_token
     items = [("t" * 32, 1.0, 1, b'"n":1}', b"")]  # an int, not a bool
     fast.number(items, out_fast)  # type: ignore[arg-type]
     slow.number(items, out_slow)  # type: ignore[arg-type]
@@ -435,7 +438,7 @@ def test_numbering_error_leaves_the_trace_as_it_was() -> None:
     """An error part way (here: traces without move_to_end) keeps the trace's fields and the error."""
     from logxpy_otel._trees import _Trace
 
-    trace = _Trace("abc", 1.0, 0.0)
+    trace = _Trace("abc", 1.0, 0.0, b"~T")
     with pytest.raises(AttributeError):
         _format_number(trace)
     assert (trace.next_lvl, trace.last_ts, trace.last_seen) == (2, 1.0, 0.0)

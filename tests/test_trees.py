@@ -49,15 +49,25 @@ def item(trace: str | None, ts: float, failed: bool = False, msg: str = "x") -> 
 
 
 def parse(out: list[bytes]) -> list[dict[str, Any]]:
-    """The lines in ``out``: each whole, ending with a newline, one JSON object starting tid, lvl."""
+    """The lines in ``out``: each whole, ending with a newline, one JSON object starting tid, lvl.
+
+    A trace's tid is ``<trace id>~<writer token>``: checked here (one token, the same as the
+    standalone records' prefix), then cut to the trace id so expectations read plainly."""
     data = b"".join(out)
     assert data == b"" or data.endswith(b"\n")
     lines = []
+    tokens = set()
     for raw in data.split(b"\n")[:-1]:
         line = orjson.loads(raw)
         assert isinstance(line, dict)
         assert list(line)[:2] == ["tid", "lvl"]
+        if "~" in line["tid"]:
+            trace, token = line["tid"].split("~")
+            assert len(trace) == 32 and token and "." not in token, line
+            tokens.add(token)
+            line["tid"] = trace
         lines.append(line)
+    assert len(tokens) <= 1, f"one writer, one token: {tokens}"
     return lines
 
 
@@ -420,3 +430,39 @@ def test_end_line_carries_the_greatest_ts_of_the_trace() -> None:
     assert ends[T2]["ts"] == starts[T2]["ts"] == 99.0
     for tid, end in ends.items():
         assert end["ts"] >= starts[tid]["ts"]
+
+
+def test_a_traces_tid_is_the_trace_id_and_the_writers_token() -> None:
+    """Issue 12, item 13: the tid of a trace's lines carries the writer's token, the same one
+    its standalone records start with, so several processes can share one file."""
+    numberer = TreeNumberer()
+    out: list[bytes] = []
+    numberer.number([item(None, 1.0), item(T1, 2.0)], out)
+    numberer.close_all(out)
+    raw = [orjson.loads(line) for line in b"".join(out).splitlines()]
+    token = raw[0]["tid"].split(".")[0]
+    assert {line["tid"] for line in raw[1:]} == {f"{T1}~{token}"}
+    assert ["~" in line["tid"] for line in raw] == [False, True, True, True]
+
+
+def test_several_writers_of_one_trace_in_one_file_each_frame_their_own_tree() -> None:
+    """Three processes logging one trace into one shared file (a multiprocessing pool in a
+    parent's span) used to write three start lines at [1] under one tid: logxpy's tools
+    then showed 5 of 15 records. Each writer's lines now form a tree of their own."""
+    writers = [TreeNumberer() for _ in range(3)]
+    shared: list[bytes] = []
+    for step in range(5):  # interleaved, as O_APPEND writes from three processes land
+        for n, numberer in enumerate(writers):
+            numberer.number([item(T1, float(step), msg=f"w{n}-{step}")], shared)
+    for numberer in writers:
+        numberer.close_all(shared)
+    lines = [orjson.loads(raw) for raw in b"".join(shared).splitlines()]
+    by_tid: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for line in lines:
+        by_tid[line["tid"]].append(line)
+    assert len(by_tid) == 3 and all(tid.startswith(T1 + "~") for tid in by_tid)
+    for tree in by_tid.values():
+        assert [line["lvl"] for line in tree] == [[1], [2], [3], [4], [5], [6], [7]]
+        assert (tree[0]["st"], tree[-1]["st"]) == ("started", "succeeded")
+        writer = tree[1]["msg"].split("-")[0]
+        assert [line["msg"] for line in tree[1:-1]] == [f"{writer}-{step}" for step in range(5)]
