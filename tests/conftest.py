@@ -44,7 +44,7 @@ def parse_lines(data: bytes, *, raw_tid: bool = False) -> list[dict[str, Any]]:
 
 def trace_of(tid: str) -> str:
     """The trace id of a trace's ``tid`` (``<trace id>~<writer token>``)."""
-    return tid.split("~")[0]
+    return tid.partition("~")[0]
 
 
 def records(data: bytes) -> list[dict[str, Any]]:
