@@ -1,0 +1,210 @@
+"""Text helpers of ``logxpy-otel view``: colours, times, durations, values, tree branches.
+
+Everything here turns parsed line content into one line of terminal text. Text from the
+file (messages, names, values) never reaches the terminal raw: control characters
+(escape sequences included) and bidirectional overrides are shown as ``\\n``, ``\\x1b``...
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any, Final
+
+__all__ = [
+    "Style",
+    "duration",
+    "level_label",
+    "level_rank",
+    "safe",
+    "value_text",
+]
+
+# -- colours ----------------------------------------------------------------------------------
+
+_RESET: Final = "\x1b[0m"
+
+
+class Style:
+    """SGR colouring when ``color`` is on; otherwise every method returns its text unchanged."""
+
+    __slots__ = ("color",)
+
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def paint(self, code: str, text: str) -> str:
+        if not self.color or not code or not text:
+            return text
+        return f"\x1b[{code}m{text}{_RESET}"
+
+    def level(self, mt: str, text: str) -> str:
+        return self.paint(_LEVEL_COLORS.get(mt, ""), text)
+
+    def status(self, status: str, text: str) -> str:
+        return self.paint(_STATUS_COLORS.get(status, "33"), text)
+
+
+_LEVEL_COLORS: Final = {"debug": "2", "info": "32", "warning": "33", "error": "31", "critical": "1;31"}
+_STATUS_COLORS: Final = {"succeeded": "32", "failed": "1;31", "unfinished": "33"}
+#: Parts of a line (see viewer.py): ids, action names, attribute keys, branches.
+ID: Final = "36"
+NAME: Final = "1"
+KEY: Final = "2"
+BRANCH: Final = "2"
+DATE: Final = "1;34"
+
+# -- levels -----------------------------------------------------------------------------------
+
+#: The ``mt`` buckets of the format (docs/format.md), lowest first.
+_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
+_LABELS: Final = {"debug": "DEBUG", "info": "INFO", "warning": "WARN", "error": "ERROR", "critical": "CRIT"}
+#: What ``--level`` takes, and the bucket each name means.
+LEVEL_NAMES: Final = {
+    "trace": "debug",
+    "debug": "debug",
+    "info": "info",
+    "warn": "warning",
+    "warning": "warning",
+    "error": "error",
+    "critical": "critical",
+    "crit": "critical",
+    "fatal": "critical",
+}
+
+
+def level_rank(mt: object) -> int:
+    """The rank of an ``mt`` bucket (debug 0 ... critical 4); anything else counts as info."""
+    return _LEVELS.index(mt) if mt in _LEVELS else 1
+
+
+def level_label(mt: object) -> str:
+    """Five columns: ``DEBUG``, ``INFO ``, ``WARN ``, ``ERROR``, ``CRIT ``."""
+    if not isinstance(mt, str):
+        return "INFO "
+    return f"{_LABELS.get(mt) or safe(mt.upper())[:5]:<5}"
+
+
+# -- text from the file -------------------------------------------------------------------------
+
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe(text: str) -> str:
+    """``text`` with every control character and direction override written as an escape."""
+    return _UNSAFE.sub(_escape, text)
+
+
+#: A string shown without quotes: no blank, quote, ``=`` or backslash, and not a number,
+#: boolean or null (so ``"42"`` and ``42`` read differently).
+_BARE = re.compile(r"[^\s\"'=\\]+")
+_LOOKS_TYPED = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?|true|false|null|nan|inf|-inf")
+
+
+def _quoted(text: str) -> str:
+    return safe(json.dumps(text, ensure_ascii=False))
+
+
+def _nested(value: Any) -> str:
+    """JSON-like text of a value inside a container: strings always quoted, tags resolved."""
+    if isinstance(value, str):
+        return _quoted(value)
+    if isinstance(value, list):
+        return "[" + ",".join(_nested(v) for v in value) + "]"
+    if isinstance(value, dict):
+        tagged = _tag(value)
+        if tagged is not None:
+            return tagged
+        return "{" + ",".join(f"{_quoted(str(k))}:{_nested(v)}" for k, v in value.items()) + "}"
+    return _scalar(value)
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, float):
+        return json.dumps(value)
+    return safe(str(value))
+
+
+def _tag(value: dict[str, Any]) -> str | None:
+    """A tagged value of the format (``$int``, ``$float``, ``$bytes``, ``$map``), or None."""
+    if len(value) != 1:
+        return None
+    ((tag, inner),) = value.items()
+    if tag in ("$int", "$float") and isinstance(inner, str):
+        return safe(inner)
+    if tag == "$bytes" and isinstance(inner, str):
+        return "b64:" + safe(inner)
+    if tag == "$map" and isinstance(inner, dict):
+        return "{" + ",".join(f"{_quoted(str(k))}:{_nested(v)}" for k, v in inner.items()) + "}"
+    return None
+
+
+def value_text(value: Any, limit: int | None = None) -> str:
+    """An attribute value as shown after ``key=``: a plain string bare, anything else as
+    compact JSON-like text; cut to ``limit`` characters (then ending with ``…``)."""
+    if isinstance(value, str):
+        text = value if _BARE.fullmatch(value) and not _LOOKS_TYPED.fullmatch(value) else None
+        text = safe(text) if text is not None else _quoted(value)
+    else:
+        text = _nested(value)
+    if limit is not None and len(text) > limit:
+        text = text[: max(limit - 1, 1)] + "…"
+    return text
+
+
+def search_text(value: Any) -> str:
+    """The text ``--grep`` looks in for a value: a string as it is, anything else as shown."""
+    return value if isinstance(value, str) else _nested(value)
+
+
+# -- times --------------------------------------------------------------------------------------
+
+
+def clock(ts: float | None, utc: bool) -> tuple[str, str]:
+    """``(HH:MM:SS.mmm, "YYYY-MM-DD ZONE")`` for a Unix time, in UTC or local time; the
+    milliseconds are rounded, not cut (``.123`` stays ``.123`` through the float)."""
+    if ts is None:
+        return "??:??:??.???", ""
+    try:
+        seconds, millis = divmod(round(ts * 1000), 1000)
+        moment = datetime.fromtimestamp(seconds, UTC)
+        if not utc:
+            moment = moment.astimezone()
+    except (OverflowError, OSError, ValueError):
+        return "??:??:??.???", ""
+    return f"{moment:%H:%M:%S}.{millis:03d}", f"{moment:%Y-%m-%d} {moment.tzname() or ''}".rstrip()
+
+
+def duration(seconds: float) -> str:
+    """``840 µs``, ``12.3 ms``, ``4.52 s``, ``2m 03.4s``, ``1h 02m 03s``."""
+    if seconds < 0:
+        return "-" + duration(-seconds)
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{int(minutes)}m {rest:04.1f}s"
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, rest = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m {rest:02d}s"

@@ -1,0 +1,890 @@
+"""``logxpy-otel view``: logxpy-otel files as trees on a terminal.
+
+Each trace (each task of several lines) is drawn as a tree: a header with the short trace
+id, the service, the action, its status and its duration (from the ``ts`` of its start
+and end lines), then one line per record (time, level, message, attributes). Nested
+actions (a line at ``lvl`` ``[2, 3, 1]`` starts a child action under child 3 of child 2)
+are drawn as branches with their own status and duration, so span actions written as
+nested logxpy actions show as they come. A task of one line (a record outside any trace)
+is one line. See docs/format.md for the lines.
+
+What is read: live files, rotated backups and their gzip versions (told by content), a
+directory or a glob, in the order replay takes them; the entries are shown in time order
+(each tree at its first line's time). A line that does not parse is reported (``on_problem``)
+and skipped; a live file's last line without a newline may still be being written and is
+left alone.
+
+``--follow`` prints each tree when its end line arrives (or when it has had no line for
+``idle`` seconds: then shown as unfinished), follows the live files through rotation, and
+runs until ``stop`` is set (Ctrl-C on the command line).
+
+Python use::
+
+    from logxpy_otel.viewer import render
+    for entry in render(["logs/app.jsonl"], level="warning", utc=True):
+        print(entry)
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from datetime import time as day_time
+from typing import IO, Any, Final, cast
+
+import orjson
+
+from . import _render as r
+from ._format import RESERVED_KEYS
+from ._rotation import backup_of, backups
+from .replay import UsageError, expand_paths, install_stop_handlers
+
+__all__ = [
+    "ViewOptions",
+    "follow",
+    "parse_time",
+    "render",
+    "use_color",
+]
+
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_HEX: Final = frozenset("0123456789abcdef")
+_CHUNK: Final = 1 << 20
+#: Keys of a structure line that are not shown as its attributes.
+_STRUCTURE_KEYS: Final = frozenset(("tid", "lvl", "ts", "at", "st", "dur", "_otel"))
+
+Problem = Callable[[str], None]
+
+
+# -- options ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ViewOptions:
+    """What to show and how. Filters: ``trace`` selects trees (and flat-mode records) whose
+    trace id starts with it; ``level``, ``since``, ``until`` and ``grep`` select records,
+    and a tree is then shown with its matching records only (and the actions holding them),
+    or not at all when none match."""
+
+    #: A trace id prefix (hex); with a ``~``, a prefix of the whole ``tid``.
+    trace: str | None = None
+    #: The lowest ``mt`` bucket shown: debug, info, warning, error, critical.
+    level: str | None = None
+    #: Unix times: records from ``since`` (included) to ``until`` (excluded).
+    since: float | None = None
+    until: float | None = None
+    #: Text looked for (case-sensitive) in each record's message and attribute values.
+    grep: str | None = None
+    #: Also ``_otel``, the full ``tid``, and attribute values uncut.
+    verbose: bool = False
+    #: ANSI colours.
+    color: bool = False
+    #: Times in UTC rather than local time.
+    utc: bool = False
+    #: Longest attribute value shown (characters) unless ``verbose``.
+    value_limit: int = 160
+
+    def __post_init__(self) -> None:
+        if self.level is not None:
+            bucket = r.LEVEL_NAMES.get(self.level.strip().lower())
+            if bucket is None:
+                raise ValueError(f"unknown level {self.level!r}; one of {', '.join(r.LEVEL_NAMES)}")
+            object.__setattr__(self, "level", bucket)
+        if self.trace is not None:
+            object.__setattr__(self, "trace", self.trace.strip().lower())
+
+    @property
+    def filters_records(self) -> bool:
+        return any(v is not None for v in (self.level, self.since, self.until, self.grep))
+
+
+def _options(options: ViewOptions | None, overrides: dict[str, Any]) -> ViewOptions:
+    if options is None:
+        return ViewOptions(**overrides)
+    if overrides:
+        return ViewOptions(**{f.name: getattr(options, f.name) for f in fields(options)} | overrides)
+    return options
+
+
+_UNITS: Final = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$")
+
+
+def parse_time(text: str, *, utc: bool = False, now: float | None = None) -> float:
+    """A Unix time from ``--since``/``--until`` text: an ISO-8601 date and time
+    (``2026-11-26T12:04:05Z``, ``2026-11-26 12:04``, ``2026-11-26``), a time of today
+    (``12:04``), or a time ago (``30s``, ``10m``, ``2h``, ``1d``, ``1w``). Without a zone,
+    local time (UTC with ``utc``). Raises ``ValueError``."""
+    now = time.time() if now is None else now
+    match = _RELATIVE.match(text)
+    if match:
+        return now - float(match.group(1)) * _UNITS[match.group(2)]
+    zone = UTC if utc else None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        try:
+            of_day = day_time.fromisoformat(text.strip())
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is not a time: use ISO-8601 (2026-11-26T12:04:05Z, 12:04) or an age (10m, 2h, 1d)"
+            ) from None
+        today = datetime.fromtimestamp(now, UTC if utc else None).date()
+        moment = datetime.combine(today, of_day)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone) if zone is not None else moment.astimezone()
+    return moment.timestamp()
+
+
+def use_color(choice: str, stream: IO[str], environ: dict[str, str] | None = None) -> bool:
+    """``always``, ``never``, or ``auto``: a terminal, unless ``NO_COLOR`` is set (not empty)
+    or ``TERM=dumb``."""
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    env = os.environ if environ is None else environ
+    if env.get("NO_COLOR") or env.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# -- lines and trees -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class _Line:
+    """One line of a file with its place: ``tid``, ``lvl``, ``ts``, and the reading order."""
+
+    data: dict[str, Any]
+    tid: str
+    lvl: tuple[int, ...]
+    ts: float | None
+    seq: int
+
+    @property
+    def structure(self) -> bool:
+        return "at" in self.data
+
+
+def _parse(raw: bytes, seq: int) -> _Line | str:
+    """The line, or why it is not one of the format."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return f"not JSON ({exc})"
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    tid, lvl, ts = data.get("tid"), data.get("lvl"), data.get("ts")
+    if not isinstance(tid, str) or not tid:
+        return "no tid"
+    if not isinstance(lvl, list) or not lvl or not all(type(n) is int and n > 0 for n in lvl):
+        return "no lvl (a list of positive ints)"
+    when = float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else None
+    return _Line(data, tid, tuple(lvl), when, seq)
+
+
+def _trace_of_tid(tid: str) -> str | None:
+    """The trace id (32 hex) a trace's ``tid`` carries (``<trace id>~<token>`` or bare)."""
+    head = tid[:32]
+    if len(head) == 32 and _HEX.issuperset(head) and (len(tid) == 32 or tid[32] == "~"):
+        return head
+    return None
+
+
+def _trace_of_record(line: _Line) -> str | None:
+    """A record's trace id: from its ``tid``, else (flat mode) ``_otel.trace_id``."""
+    found = _trace_of_tid(line.tid)
+    if found is None:
+        otel = line.data.get("_otel")
+        candidate = otel.get("trace_id") if isinstance(otel, dict) else None
+        if isinstance(candidate, str) and len(candidate) == 32 and _HEX.issuperset(candidate):
+            found = candidate
+    return found
+
+
+class _Action:
+    """One action of a tree: its start and end lines, its records and child actions by position."""
+
+    __slots__ = ("actions", "end", "records", "start")
+
+    def __init__(self) -> None:
+        self.start: _Line | None = None
+        self.end: _Line | None = None
+        self.records: list[tuple[int, _Line]] = []
+        self.actions: dict[int, _Action] = {}
+
+    def children(self) -> list[tuple[int, int, int, _Line | _Action]]:
+        """``(position, kind, order, child)`` sorted: records before an action at one position."""
+        out: list[tuple[int, int, int, _Line | _Action]] = [
+            (pos, 0, line.seq, line) for pos, line in self.records
+        ]
+        out += [(pos, 1, action.order(), action) for pos, action in self.actions.items()]
+        out.sort(key=lambda c: c[:3])
+        return out
+
+    def order(self) -> int:
+        seqs = [line.seq for line in (self.start, self.end) if line is not None]
+        seqs += [line.seq for _, line in self.records]
+        seqs += [action.order() for action in self.actions.values()]
+        return min(seqs, default=0)
+
+    def lines(self) -> Iterator[_Line]:
+        """Every record of this action and its children, depth first in position order."""
+        for _, _, _, child in self.children():
+            if isinstance(child, _Action):
+                yield from child.lines()
+            else:
+                yield child
+
+    def first_ts(self) -> float | None:
+        times = [line.ts for line in (self.start, *(rec for _, rec in self.records)) if line and line.ts]
+        times += [t for t in (a.first_ts() for a in self.actions.values()) if t is not None]
+        return min(times, default=None)
+
+
+class _Tree:
+    """The lines of one task (a trace's ``tid``) from its start line on."""
+
+    __slots__ = ("first", "last_active", "root", "tid")
+
+    def __init__(self, tid: str, now: float) -> None:
+        self.tid = tid
+        self.root = _Action()
+        self.first: _Line | None = None
+        self.last_active = now
+
+    def add(self, line: _Line, now: float) -> None:
+        self.last_active = now
+        if self.first is None:
+            self.first = line
+        node = self.root
+        for pos in line.lvl[:-1]:
+            node = node.actions.setdefault(pos, _Action())
+        if not line.structure:
+            node.records.append((line.lvl[-1], line))
+        elif line.data.get("st") == "started":
+            if node.start is None:
+                node.start = line
+        else:
+            node.end = line
+
+    @property
+    def complete(self) -> bool:
+        return self.root.end is not None
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to show: no record and no action start (an end line alone)."""
+        return self.root.start is None and not self.root.records and not self.root.actions
+
+    def sort_key(self) -> tuple[float, int]:
+        first_ts = self.root.first_ts()
+        return (first_ts if first_ts is not None else 0.0, self.first.seq if self.first else 0)
+
+
+_Item = _Line | _Tree
+
+
+class _Assembler:
+    """Groups lines into trees as they are read; hands each tree over when it is complete."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, _Tree] = {}
+
+    def add(self, line: _Line, now: float) -> list[_Item]:
+        if line.lvl == (1,) and not line.structure:
+            return [line]  # a task of one record
+        out: list[_Item] = []
+        tree = self.open.get(line.tid)
+        reopened = line.lvl == (1,) and line.structure and line.data.get("st") == "started"
+        if tree is not None and reopened and tree.root.start is not None:
+            out.append(self.open.pop(line.tid))  # a new start under this tid: the old tree ends here
+            tree = None
+        if tree is None:
+            tree = self.open[line.tid] = _Tree(line.tid, now)
+        tree.add(line, now)
+        if tree.complete:
+            del self.open[line.tid]
+            out.append(tree)
+        return out
+
+    def idle(self, now: float, limit: float) -> list[_Item]:
+        """The open trees with no line for ``limit`` seconds, oldest first (then forgotten)."""
+        out: list[_Item] = []
+        for tid, tree in list(self.open.items()):
+            if now - tree.last_active >= limit:
+                out.append(self.open.pop(tid))
+        return out
+
+    def rest(self) -> list[_Item]:
+        out: list[_Item] = list(self.open.values())
+        self.open.clear()
+        return out
+
+
+def _sort_key(item: _Item) -> tuple[float, int]:
+    if isinstance(item, _Tree):
+        return item.sort_key()
+    return (item.ts if item.ts is not None else 0.0, item.seq)
+
+
+# -- filters and rendering --------------------------------------------------------------------
+
+
+def _attributes(data: dict[str, Any], verbose: bool) -> list[tuple[str, Any]]:
+    """A record's attributes as shown: its event name, the top-level ones, the colliding
+    ones kept in ``_otel.attributes``; ``_otel`` itself when verbose."""
+    otel = data.get("_otel")
+    otel = otel if isinstance(otel, dict) else {}
+    out: list[tuple[str, Any]] = []
+    event = otel.get("event_name")
+    if isinstance(event, str) and event:
+        out.append(("event.name", event))
+    out += [(k, v) for k, v in data.items() if k not in RESERVED_KEYS]
+    extra = otel.get("attributes")
+    if isinstance(extra, dict):
+        out += list(extra.items())
+    if verbose and "_otel" in data:
+        out.append(("_otel", data["_otel"]))
+    return out
+
+
+def _service(data: dict[str, Any]) -> str | None:
+    otel = data.get("_otel")
+    resource = otel.get("resource") if isinstance(otel, dict) else None
+    attributes = resource.get("attributes") if isinstance(resource, dict) else None
+    name = attributes.get("service.name") if isinstance(attributes, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+class _Selector:
+    """The filters of a :class:`ViewOptions`."""
+
+    def __init__(self, options: ViewOptions) -> None:
+        self.o = options
+        self.min_rank = r.level_rank(options.level) if options.level is not None else None
+
+    def trace_ok(self, item: _Item) -> bool:
+        wanted = self.o.trace
+        if wanted is None:
+            return True
+        if "~" in wanted:
+            return item.tid.lower().startswith(wanted)
+        trace = _trace_of_tid(item.tid) if isinstance(item, _Tree) else _trace_of_record(item)
+        return trace is not None and trace.startswith(wanted)
+
+    def record_ok(self, line: _Line) -> bool:
+        o = self.o
+        if self.min_rank is not None and r.level_rank(line.data.get("mt")) < self.min_rank:
+            return False
+        if o.since is not None and (line.ts is None or line.ts < o.since):
+            return False
+        if o.until is not None and (line.ts is None or line.ts >= o.until):
+            return False
+        if o.grep is not None:
+            msg = line.data.get("msg")
+            texts = [msg if isinstance(msg, str) else r.search_text(msg)]
+            texts += [r.search_text(v) for _, v in _attributes(line.data, False)]
+            if not any(o.grep in text for text in texts):
+                return False
+        return True
+
+
+class _Renderer:
+    """Entries as text; remembers the last date shown, to print a date line when it changes."""
+
+    def __init__(self, options: ViewOptions) -> None:
+        self.o = options
+        self.s = r.Style(options.color)
+        self.select = _Selector(options)
+        self.last_date: str | None = None
+
+    # entries
+
+    def entry(self, item: _Item) -> str | None:
+        """The text of one tree or record (lines joined by newlines), or None when filtered out."""
+        if not self.select.trace_ok(item):
+            return None
+        if isinstance(item, _Line):
+            if not self.select.record_ok(item):
+                return None
+            return self._dated(item.ts, [self._record(item, None, standalone=True)])
+        if item.empty:
+            return None
+        keep = self.select.record_ok if self.o.filters_records else None
+        if keep is not None and not any(keep(line) for line in item.root.lines()):
+            return None
+        return self._dated(item.root.first_ts(), self._tree(item, keep))
+
+    def _dated(self, ts: float | None, lines: list[str]) -> str:
+        _, date = r.clock(ts, self.o.utc)
+        if date and date != self.last_date:
+            self.last_date = date
+            lines.insert(0, self.s.paint(r.DATE, f"── {date} ──"))
+        return "\n".join(lines)
+
+    # trees
+
+    def _tree(self, tree: _Tree, keep: Callable[[_Line], bool] | None) -> list[str]:
+        root = tree.root
+        service = next((s for s in map(lambda line: _service(line.data), root.lines()) if s), None)
+        trace = _trace_of_tid(tree.tid)
+        short = tree.tid if self.o.verbose or trace is None else trace[:8]
+        head = self.s.paint(r.ID, r.safe(short))
+        if service is not None:
+            head += " " + self.s.paint(r.NAME, r.safe(service))
+        out = [f"{head}  {self._action(root)}"]
+        self._children(root, "", out, service, keep)
+        return out
+
+    def _action(self, action: _Action) -> str:
+        """``name  status  duration  key=value...`` of an action, from its start and end lines."""
+        start, end = action.start, action.end
+        named = start or end
+        name = named.data.get("at") if named is not None else None
+        parts = [self.s.paint(r.NAME, r.safe(name) if isinstance(name, str) else "?")]
+        if end is None:
+            parts.append(self.s.status("unfinished", "unfinished"))
+        else:
+            st = end.data.get("st")
+            status = r.safe(st) if isinstance(st, str) and st else "ended"
+            parts.append(self.s.status(status, status))
+            if start is not None and start.ts is not None and end.ts is not None:
+                parts.append(r.duration(end.ts - start.ts))
+        if start is None:
+            parts.append("(start not seen)")
+        for line in (start, end):
+            if line is not None:
+                parts += [self._pair(k, v) for k, v in line.data.items() if k not in _STRUCTURE_KEYS]
+        return "  ".join(parts)
+
+    def _children(
+        self,
+        action: _Action,
+        prefix: str,
+        out: list[str],
+        service: str | None,
+        keep: Callable[[_Line], bool] | None,
+    ) -> None:
+        shown: list[_Line | _Action] = []
+        for _, _, _, child in action.children():
+            if keep is None:
+                shown.append(child)
+            elif isinstance(child, _Action):
+                if any(keep(line) for line in child.lines()):
+                    shown.append(child)
+            elif keep(child):
+                shown.append(child)
+        for i, child in enumerate(shown):
+            last = i == len(shown) - 1
+            branch = self.s.paint(r.BRANCH, prefix + ("└── " if last else "├── "))
+            if isinstance(child, _Action):
+                ts = child.start.ts if child.start is not None else child.first_ts()
+                time_text, _ = r.clock(ts, self.o.utc)
+                out.append(f"{branch}{time_text} {self._action(child)}")
+                self._children(child, prefix + ("    " if last else "│   "), out, service, keep)
+            else:
+                out.append(branch + self._record(child, service, standalone=False))
+
+    # records
+
+    def _record(self, line: _Line, context_service: str | None, standalone: bool) -> str:
+        data = line.data
+        time_text, _ = r.clock(line.ts, self.o.utc)
+        mt = data.get("mt")
+        head = f"{time_text} {self.s.level(mt if isinstance(mt, str) else 'info', r.level_label(mt))}"
+        service = _service(data)
+        tag = []
+        if service is not None and service != context_service:
+            tag.append(r.safe(service))
+        if standalone:
+            trace = _trace_of_record(line)
+            if trace is not None:
+                tag.append(self.s.paint(r.ID, trace if self.o.verbose else trace[:8]))
+        msg = data.get("msg")
+        text = r.safe(msg) if isinstance(msg, str) else r.value_text(msg)
+        lead = " ".join(filter(None, ["[" + " ".join(tag) + "]" if tag else "", text]))
+        pairs = [self._pair(k, v) for k, v in _attributes(data, self.o.verbose)]
+        return " ".join(filter(None, [head, "  ".join(filter(None, [lead, *pairs]))]))
+
+    def _pair(self, key: str, value: Any) -> str:
+        limit = None if self.o.verbose else self.o.value_limit
+        return f"{self.s.paint(r.KEY, r.safe(key) + '=')}{r.value_text(value, limit)}"
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def _paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
+    if isinstance(paths, str | os.PathLike):
+        return [os.fspath(paths)]
+    return [os.fspath(p) for p in paths]
+
+
+def _is_final(path: str) -> bool:
+    """A file that can no longer grow: a rotated backup (by name) or a gzip file."""
+    if backup_of(path) is not None:
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == _GZIP_MAGIC
+    except OSError:
+        return False
+
+
+def _read_file(path: str, final: bool, seq: Iterator[int], problem: Problem) -> Iterator[_Line]:
+    """The lines of a whole file (gzip told by content). A last line with no newline is
+    read if it parses in a final file, left alone in a live one (it may be being written)."""
+    import gzip
+    import zlib
+
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed below, also when the generator is dropped
+    except OSError as exc:
+        problem(f"{path}: {exc.strerror or exc}")
+        return
+    with raw:
+        stream: IO[bytes] = raw
+        if raw.read(2) == _GZIP_MAGIC:
+            stream, final = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), True
+        raw.seek(0)
+        offset = 0
+        while True:
+            try:
+                line = stream.readline()
+            except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as exc:
+                problem(f"{path}: cannot read on from byte {offset} of its lines: {exc}")
+                return
+            if not line:
+                return
+            begin, offset = offset, offset + len(line)
+            torn = not line.endswith(b"\n")
+            if torn and not final:
+                return  # may still be being written
+            parsed = _parse(line, next(seq))
+            if isinstance(parsed, str):
+                what = "torn last line (no newline)" if torn else parsed
+                problem(f"{path}: line at byte {begin} skipped: {what}")
+                continue
+            yield parsed
+
+
+def _emit(renderer: _Renderer, items: Iterable[_Item]) -> Iterator[str]:
+    for item in items:
+        text = renderer.entry(item)
+        if text is not None:
+            yield text
+
+
+def render(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    options: ViewOptions | None = None,
+    *,
+    on_problem: Problem | None = None,
+    **overrides: Any,
+) -> Iterator[str]:
+    """Each tree or one-line task of the files, in time order, as text (one entry per item,
+    its lines joined by ``\\n``; a date line comes first when the date changes).
+
+    ``paths``: files, directories or globs (as ``logxpy-otel replay`` takes them). Options
+    are a :class:`ViewOptions` or its fields as keywords (``level="warning"``, ``utc=True``).
+    Lines that are not of the format go to ``on_problem`` (default: ignored). Raises
+    ``logxpy_otel.replay.UsageError`` for a path that names nothing.
+    """
+    opts = _options(options, overrides)
+    problem = on_problem or (lambda _: None)
+    files = expand_paths(_paths(paths))
+    seq = itertools.count()
+    assembler = _Assembler()
+    items: list[_Item] = []
+    for path in files:
+        for line in _read_file(path, _is_final(path), seq, problem):
+            items += assembler.add(line, 0.0)
+    items += assembler.rest()
+    items.sort(key=_sort_key)
+    return _emit(_Renderer(opts), items)
+
+
+# -- follow --------------------------------------------------------------------------------------
+
+
+def _backup_key(path: str) -> str:
+    return path[: -len(".gz")] if path.endswith(".gz") else path
+
+
+class _Tail:
+    """A live file followed like ``tail -f``: its lines as they come, through truncation and
+    rotation (the old file is read to its end, then any backup made since that was never
+    open here, then the new live file)."""
+
+    def __init__(self, path: str, seq: Iterator[int], problem: Problem) -> None:
+        self.path = path
+        self.seq = seq
+        self.problem = problem
+        self.file: IO[bytes] | None = None
+        self.ident = (0, 0)
+        self.offset = 0
+        self.buf = b""
+        self.known: set[str] = set()
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            f = open(self.path, "rb", buffering=0)  # noqa: SIM115 - kept open while followed
+        except FileNotFoundError:
+            self.file = None  # rotated away and the new one not there yet: tried next poll
+            return
+        st = os.fstat(f.fileno())
+        self.file, self.ident, self.offset, self.buf = f, (st.st_dev, st.st_ino), 0, b""
+        self.known = {_backup_key(b) for b in backups(self.path)}
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def _line(self, raw: bytes, offset: int, torn: bool) -> Iterator[_Line]:
+        parsed = _parse(raw, next(self.seq))
+        if isinstance(parsed, str):
+            what = "torn last line (no newline)" if torn else parsed
+            self.problem(f"{self.path}: line at byte {offset} skipped: {what}")
+        else:
+            yield parsed
+
+    def _drain(self) -> Iterator[_Line]:
+        """Each complete line up to the end of the open file."""
+        f = self.file
+        if f is None:
+            return
+        while True:
+            chunk = f.read(_CHUNK)
+            if not chunk:
+                return
+            *lines, self.buf = (self.buf + chunk).split(b"\n")
+            for raw in lines:
+                offset = self.offset
+                self.offset += len(raw) + 1
+                yield from self._line(raw, offset, False)
+
+    def poll(self) -> Iterator[_Line]:
+        """The lines written since the last poll (a torn line is kept until it ends)."""
+        if self.file is None:
+            self._open()
+            if self.file is None:
+                return
+        yield from self._drain()
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return  # renamed away, the new file not yet there: keep what is open
+        assert self.file is not None
+        if (st.st_dev, st.st_ino) == self.ident:
+            if os.fstat(self.file.fileno()).st_size < self.offset + len(self.buf):
+                self.file.seek(0)  # truncated in place (copytruncate): from the start again
+                self.offset, self.buf = 0, b""
+                yield from self._drain()
+            return
+        yield from self._drain()  # rotated: the writer is done with the old file
+        if self.buf:
+            yield from self._line(self.buf, self.offset, True)
+        known, inode = self.known, self.ident[1]
+        self.close()
+        # Backups made since the old file was opened: the oldest is that file (unless
+        # another one has its inode); any other rotated between two polls: read whole.
+        new = sorted({_backup_key(b) for b in backups(self.path)} - known)
+        mine = next((k for k in new if _inode(k) == inode), new[0] if new else None)
+        for key in new:
+            if key != mine:
+                path = key if os.path.exists(key) else key + ".gz"
+                yield from _read_file(path, True, self.seq, self.problem)
+        self._open()
+        yield from self._drain()
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def follow(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    options: ViewOptions | None = None,
+    *,
+    stop: threading.Event | None = None,
+    idle: float = 10.0,
+    poll: float = 0.25,
+    on_problem: Problem | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    **overrides: Any,
+) -> Iterator[str]:
+    """Like :func:`render`, then on and on: each tree is shown when its end line arrives
+    or when it has had no new line for ``idle`` seconds (then as unfinished); one-line
+    tasks at once. Backups among ``paths`` are read once; live files are followed through
+    truncation and rotation, looked at every ``poll`` seconds. Ends when ``stop`` is set
+    (or when the caller stops iterating). Entries come in the order they complete."""
+    opts = _options(options, overrides)
+    problem = on_problem or (lambda _: None)
+    stop = stop if stop is not None else threading.Event()
+    files = expand_paths(_paths(paths))
+    renderer = _Renderer(opts)
+    assembler = _Assembler()
+    seq = itertools.count()
+    tails: list[_Tail] = []
+
+    def feed(lines: Iterable[_Line]) -> Iterator[str]:
+        for line in lines:
+            yield from _emit(renderer, assembler.add(line, clock()))
+
+    try:
+        for path in files:
+            if _is_final(path):
+                yield from feed(_read_file(path, True, seq, problem))
+            else:
+                tails.append(_Tail(path, seq, problem))
+        while not stop.is_set():
+            got = False
+            for tail in tails:
+                for line in tail.poll():
+                    got = True
+                    yield from feed([line])
+            yield from _emit(renderer, assembler.idle(clock(), idle))
+            if not got and stop.wait(poll):
+                break
+    finally:
+        for tail in tails:
+            tail.close()
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+_DESCRIPTION = """\
+Show logxpy-otel files as trees: each trace a tree (header: short trace id, service,
+action, status, duration), one line per record (time, level, message, attributes);
+nested actions as branches. A record outside any trace is one line. Entries come in
+time order (a tree at its first record's time).
+
+Each argument is a log file (live, rotated backup, or gzip backup: told by content), a
+directory (every rotated family in it) or a quoted glob such as 'logs/app*'.
+
+Filters: --trace picks trees; --level, --since, --until and --grep pick records (a
+tree is shown with its matching records, or not at all)."""
+
+_EPILOG = """\
+times: ISO-8601 (2026-11-26T12:04:05Z, '2026-11-26 12:04', 12:04 for today; local
+  time unless a zone is given or --utc) or an age: 30s, 10m, 2h, 1d.
+colour: --color=auto colours a terminal unless NO_COLOR is set (or TERM=dumb);
+  --color=always wins over NO_COLOR.
+exit status: 0 shown (lines that are not of the format are skipped, with a note on
+  stderr), 2 usage error (a path that names nothing, a bad time or level)."""
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``view`` subcommand to the ``logxpy-otel`` command's subparsers."""
+    view = commands.add_parser(
+        "view",
+        help="show logxpy-otel files as trees on the terminal (--follow: as they grow)",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    view.add_argument("paths", nargs="+", metavar="FILE|DIR|GLOB")
+    view.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep reading: show each tree when it completes, follow rotation; Ctrl-C ends",
+    )
+    view.add_argument("--trace", metavar="ID", help="only the trace(s) whose id starts with ID")
+    view.add_argument("--level", metavar="LEVEL", help="only records at LEVEL and above (debug ... critical)")
+    view.add_argument("--since", metavar="TIME", help="only records from TIME on")
+    view.add_argument("--until", metavar="TIME", help="only records before TIME")
+    view.add_argument("--grep", metavar="TEXT", help="only records with TEXT in the message or a value")
+    view.add_argument("-v", "--verbose", action="store_true", help="also _otel, full tids and values")
+    view.add_argument("--utc", action="store_true", help="times in UTC (default: local time)")
+    view.add_argument(
+        "--color", choices=("auto", "always", "never"), default="auto", help="colour (default: auto)"
+    )
+    view.add_argument("--no-color", dest="color", action="store_const", const="never", help="no colour")
+    view.add_argument(
+        "--idle",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="with --follow: show a tree with no new line for this long as unfinished (default 10)",
+    )
+
+
+def run(args: argparse.Namespace, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+    """Run ``logxpy-otel view`` with parsed ``args``. Exit status: 0, or 2 for a usage error."""
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+
+    def problem(text: str) -> None:
+        print(f"logxpy-otel: {text}", file=err)
+
+    try:
+        options = ViewOptions(
+            trace=args.trace,
+            level=args.level,
+            since=None if args.since is None else parse_time(args.since, utc=args.utc),
+            until=None if args.until is None else parse_time(args.until, utc=args.utc),
+            grep=args.grep,
+            verbose=args.verbose,
+            color=use_color(args.color, out),
+            utc=args.utc,
+        )
+        if args.idle <= 0:
+            raise ValueError(f"--idle must be > 0; got {args.idle}")
+    except ValueError as exc:
+        problem(str(exc))
+        return 2
+    stop = threading.Event()
+    undo = install_stop_handlers(stop) if args.follow else (lambda: None)
+    try:
+        if args.follow:
+            entries = follow(args.paths, options, stop=stop, idle=args.idle, on_problem=problem)
+        else:
+            entries = render(args.paths, options, on_problem=problem)
+        for entry in entries:
+            print(entry, file=out, flush=args.follow)
+    except UsageError as exc:
+        problem(str(exc))
+        return 2
+    except BrokenPipeError:
+        # The reader went away (| head): quietly, and without a second error at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, out.fileno())
+        except (AttributeError, OSError, ValueError):
+            pass
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        undo()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m logxpy_otel.viewer FILE...``: the ``view`` subcommand on its own."""
+    parser = argparse.ArgumentParser(prog="logxpy-otel")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(["view", *(sys.argv[1:] if argv is None else argv)]))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
