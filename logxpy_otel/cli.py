@@ -1,4 +1,5 @@
-"""The ``logxpy-otel`` command: ``logxpy-otel replay PATH...`` sends log files to a collector."""
+"""The ``logxpy-otel`` command: ``logxpy-otel replay PATH...`` sends log files to a collector;
+``logxpy-otel view PATH...`` shows them as trees."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from .replay import (
     progress_stream,
     replay_files,
 )
+from .viewer import add_parser as add_view_parser
+from .viewer import run as run_view
 
 __all__ = ["main"]
 
@@ -93,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         help="read, check and count; send nothing, write no checkpoint and no dead letter",
     )
     replay.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    add_view_parser(commands)
     return parser
 
 
@@ -125,6 +129,8 @@ def _report(summary: ReplaySummary, dry_run: bool, as_json: bool, status: int) -
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command. Exit status: 0 every record delivered, 1 some not, 2 usage error."""
     args = _parser().parse_args(argv)
+    if args.command == "view":
+        return run_view(args)
     try:
         files = expand_paths(args.paths)
     except UsageError as exc:
