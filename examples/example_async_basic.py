@@ -1,16 +1,17 @@
-"""The writer on its own: a bounded queue, a policy, batches, metrics.
+"""The writer's settings in one object: a bounded queue, a policy, batches, metrics.
 
-``AsyncWriter`` takes already-encoded line items; the OTel processor makes them from
-log records with ``LineEncoder``. Here we make them from hand-built API records.
+``AsyncConfig`` holds the writer's settings; the processor validates them when it is
+built, and ``processor.metrics`` says afterwards what happened to every record.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
 
-from logxpy_otel import AsyncConfig, AsyncFileDestination, AsyncWriter, LineEncoder, QueuePolicy
+from logxpy_otel import AsyncConfig, LogxpyLogRecordProcessor, QueuePolicy
 
 
 def main() -> None:
@@ -21,15 +22,15 @@ def main() -> None:
         flush_interval_ms=100,
         queue_policy=QueuePolicy.BLOCK,  # never lose a record: callers wait for room
     )
-    writer = AsyncWriter([AsyncFileDestination(path)], config)
-    writer.start()
-    encoder = LineEncoder()
+    processor = LogxpyLogRecordProcessor(path, config=config)
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("example")
     for n in range(10_000):
-        record = LogRecord(body=f"work item {n}", severity_number=SeverityNumber.INFO, attributes={"n": n})
-        writer.enqueue(encoder.encode(record))
-    assert writer.flush(timeout=10.0), "everything enqueued so far is in the file"
-    print(writer.metrics)
-    writer.stop(timeout=5.0)
+        logger.emit(body=f"work item {n}", severity_number=SeverityNumber.INFO, attributes={"n": n})
+    assert processor.force_flush(10_000), "everything emitted so far is in the file"
+    print(processor.metrics)
+    provider.shutdown()
     print(f"{path}: {sum(1 for _ in path.open())} lines")
 
 

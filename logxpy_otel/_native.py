@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["speedup"]
+__all__ = ["speedup", "speedups_in_use"]
 
 
 def speedup(name: str) -> Any:
@@ -22,3 +22,9 @@ def speedup(name: str) -> Any:
     except ImportError:
         return None
     return getattr(_speedups, name)
+
+
+def speedups_in_use() -> bool:
+    """Whether the C speed-up runs in this process (built, and not turned off by
+    ``LOGXPY_OTEL_PURE_PYTHON``); ``logxpy-otel info`` says why not."""
+    return speedup("FastEncoder") is not None

@@ -12,7 +12,7 @@ SCRIPT = """
 import logging, sys
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs._internal import LoggingHandler
-import logxpy_otel  # its diagnostics logger
+import logxpy_otel._diagnostics  # our logger, as any of our modules sets it up
 {setup}
 logging.getLogger("logxpy_otel").warning("logxpy-otel: the collector is unreachable (test)")
 """

@@ -15,8 +15,9 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from logxpy_otel import AsyncConfig, DropReason, LineEncoder, LogxpyLogRecordProcessor, sync_mode
+from logxpy_otel import AsyncConfig, DropReason, LogxpyLogRecordProcessor, sync_mode
 from logxpy_otel import processor as processor_module
+from logxpy_otel._format import LineEncoder
 
 from conftest import Collect, assert_accounting, c_or_python, parse_lines, read_records
 

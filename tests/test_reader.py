@@ -16,7 +16,8 @@ from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWrit
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
-from logxpy_otel import LineEncoder, LogxpyLogRecordProcessor
+from logxpy_otel import LogxpyLogRecordProcessor
+from logxpy_otel._format import LineEncoder
 from logxpy_otel._trees import TreeNumberer
 from logxpy_otel.reader import BadLine, LineRecord, decode_line, read_file
 

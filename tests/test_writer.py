@@ -265,7 +265,7 @@ def test_every_flush_that_returns_true_has_everything_handed_over_before_it(
     def guarded(target: Any, *args: Any) -> None:
         try:
             target(*args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+        except BaseException as exc:
             failures.append(exc)
 
     producers = [threading.Thread(target=guarded, args=(produce, t, t == 0)) for t in range(3)]
