@@ -221,11 +221,15 @@ def _run_pipeline(
         assert time.monotonic() < deadline, "no batch went to the file while the collector was down"
         time.sleep(0.01)
     receiver.start()  # and comes back
-    time.sleep(0.35)  # past the breaker's cool-down, so the last third goes live
+    while fb.metrics.breaker_open:  # bounded poll: an empty probe finds it back
+        assert time.monotonic() < deadline, "the breaker never closed again"
+        time.sleep(0.01)
+    live_before = fb.metrics.primary_records
     switch.wait(60)
     for thread in threads:
         thread.join(120)
     assert provider.force_flush(30_000)
+    assert fb.metrics.primary_records > live_before, "the last third went live"
     provider.shutdown()
     assert fb.metrics.fallback_records > 0, "the outage sent records to the file"
     assert fb.metrics.primary_records > 0
