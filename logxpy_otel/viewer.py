@@ -454,7 +454,10 @@ class _Renderer:
         start, end = action.start, action.end
         named = start or end
         name = named.data.get("at") if named is not None else None
-        parts = [self.s.paint(r.NAME, r.safe(name) if isinstance(name, str) else "?")]
+        if named is None:
+            parts = ["(start not seen)"]
+        else:
+            parts = [self.s.paint(r.NAME, r.safe(name) if isinstance(name, str) and name else "?")]
         if end is None:
             parts.append(self.s.status("unfinished", "unfinished"))
         else:
@@ -463,7 +466,7 @@ class _Renderer:
             parts.append(self.s.status(status, status))
             if start is not None and start.ts is not None and end.ts is not None:
                 parts.append(r.duration(end.ts - start.ts))
-        if start is None:
+        if start is None and end is not None:
             parts.append("(start not seen)")
         for line in (start, end):
             if line is not None:
@@ -729,13 +732,17 @@ def follow(
     poll: float = 0.25,
     on_problem: Problem | None = None,
     clock: Callable[[], float] = time.monotonic,
+    on_poll: Callable[[], None] | None = None,
     **overrides: Any,
 ) -> Iterator[str]:
     """Like :func:`render`, then on and on: each tree is shown when its end line arrives
     or when it has had no new line for ``idle`` seconds (then as unfinished); one-line
     tasks at once. Backups among ``paths`` are read once; live files are followed through
     truncation and rotation, looked at every ``poll`` seconds. Ends when ``stop`` is set
-    (or when the caller stops iterating). Entries come in the order they complete."""
+    (or when the caller stops iterating). Entries come in the order they complete.
+
+    ``clock`` (for idleness) and ``on_poll`` (called after each look at the files, before
+    any wait) are for tests."""
     opts = _options(options, overrides)
     problem = on_problem or (lambda _: None)
     stop = stop if stop is not None else threading.Event()
@@ -762,6 +769,8 @@ def follow(
                     got = True
                     yield from feed([line])
             yield from _emit(renderer, assembler.idle(clock(), idle))
+            if on_poll is not None:
+                on_poll()
             if not got and stop.wait(poll):
                 break
     finally:

@@ -1,0 +1,692 @@
+"""``logxpy-otel view`` (logxpy_otel.viewer): files as trees, filters, colour, ``--follow``.
+
+Expected renderings are compared exactly (no colour, UTC). ``tests/data/view/nested.jsonl``
+is written by hand as span actions nested in a trace will be (``lvl`` [3, 1], [3, 3, 1]...),
+with lines that are not of the format among them; the other files are written here, by
+the package's own writer where the writer can make them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+from logxpy_otel import LogxpyLogRecordProcessor, cli
+from logxpy_otel.replay import UsageError
+from logxpy_otel.viewer import ViewOptions, follow, parse_time, render, use_color
+
+DATA = Path(__file__).parent / "data" / "view"
+#: 2026-11-26T19:50:44Z
+T0 = 1795722644.0
+T0_NS = 1795722644_000_000_000
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def text(entries: Iterator[str]) -> str:
+    return "".join(entry + "\n" for entry in entries)
+
+
+# -- lines written by hand, as the writer writes them (docs/format.md) ----------------------------
+
+
+def record(tid: str, lvl: list[int], ts: float, msg: str, mt: str = "info", **attrs: Any) -> dict[str, Any]:
+    otel = {"observed_time_unix_nano": 1, "resource": {"attributes": {"service.name": "shop"}}}
+    return {"tid": tid, "lvl": lvl, "ts": ts, "mt": mt, "msg": msg, **attrs, "_otel": otel}
+
+
+def structure(tid: str, lvl: list[int], ts: float, st: str, at: str = "otel:trace") -> dict[str, Any]:
+    return {"tid": tid, "lvl": lvl, "ts": ts, "at": at, "st": st}
+
+
+def trace_id(n: int) -> str:
+    return f"{n:08x}" + "ab" * 12
+
+
+def tree(n: int, t: float, msgs: list[str], status: str = "succeeded", token: str = "Tk1") -> list[bytes]:
+    """The lines of a trace's tree: start, one record per message (10 ms apart), end."""
+    tid = f"{trace_id(n)}~{token}"
+    lines = [structure(tid, [1], t, "started")]
+    lines += [record(tid, [i + 2], t + i / 100, msg) for i, msg in enumerate(msgs)]
+    lines.append(structure(tid, [len(msgs) + 2], t + (len(msgs) - 1) / 100, status))
+    return [orjson.dumps(line) + b"\n" for line in lines]
+
+
+def task(n: int, t: float, msg: str, mt: str = "info") -> bytes:
+    return orjson.dumps(record(f"Tk1.{n}", [1], t, msg, mt)) + b"\n"
+
+
+def header(n: int, status: str = "succeeded", duration: str = "10.0 ms") -> str:
+    return f"{trace_id(n)[:8]} shop  otel:trace  {status}  {duration}"
+
+
+# -- a file the package's writer writes -----------------------------------------------------------
+
+
+def span(trace: int, span_id: int = 0xEEE19B7EC3C1B174) -> Context:
+    return set_span_in_context(NonRecordingSpan(SpanContext(trace, span_id, False, TraceFlags(1))))
+
+
+def write_shop(path: Path, **options: Any) -> None:
+    """The demo of the README: two traces and a record outside any trace, through the real
+    processor (the writer's token and observed times vary; nothing shown depends on them)."""
+    processor = LogxpyLogRecordProcessor(path, **options)
+    provider = LoggerProvider(resource=Resource({"service.name": "shop"}), shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    log = provider.get_logger("app.auth")
+    one = span(0x5B8EFFF798038103D269B633813FC60C)
+    log.emit(
+        timestamp=T0_NS + 123_000_000,
+        body="user signed in",
+        severity_number=SeverityNumber.INFO,
+        severity_text="INFO",
+        attributes={"user.id": 42},
+        context=one,
+    )
+    log.emit(
+        timestamp=T0_NS + 130_000_000,
+        body="slow query",
+        severity_number=SeverityNumber.WARN,
+        attributes={"db.statement": "SELECT * FROM orders WHERE id = ?", "duration_ms": 812},
+        context=one,
+    )
+    log.emit(
+        timestamp=T0_NS + 135_400_000,
+        body="payment declined",
+        severity_number=SeverityNumber.ERROR,
+        attributes={"exception.type": "CardError"},
+        context=one,
+    )
+    log.emit(
+        timestamp=T0_NS + 500_000_000,
+        body="cache warmed",
+        severity_number=SeverityNumber.INFO,
+        attributes={"entries": 120},
+    )
+    log.emit(
+        timestamp=T0_NS + 900_000_000,
+        body="GET /health",
+        severity_number=SeverityNumber.DEBUG,
+        attributes={"http.route": "/health", "ok": True},
+        context=span(0x0AF7651916CD43DD8448EB211C80319C),
+    )
+    provider.shutdown()
+
+
+def test_a_file_of_the_writer_renders_as_expected(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    write_shop(path)
+    expected = (DATA / "shop.txt").read_text(encoding="utf-8")
+    assert text(render([path], utc=True)) == expected
+    assert text(render(path, ViewOptions(utc=True))) == expected  # one path, options object
+
+
+def test_the_command_prints_the_same(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "app.jsonl"
+    write_shop(path)
+    assert cli.main(["view", "--utc", "--no-color", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out == (DATA / "shop.txt").read_text(encoding="utf-8")
+    assert err == ""
+
+
+def test_local_time_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "app.jsonl"
+    write_shop(path)
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # +05:30, no daylight saving
+    time.tzset()
+    try:
+        out = text(render([path]))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    expected = (DATA / "shop.txt").read_text(encoding="utf-8")
+    expected = expected.replace("2026-11-26 UTC", "2026-11-27 IST").replace("19:50:44.", "01:20:44.")
+    assert out == expected
+
+
+# -- trees: nested actions, unfinished ones, odd lines --------------------------------------------
+
+
+def test_nested_actions_and_odd_lines_render_as_expected() -> None:
+    problems: list[str] = []
+    out = text(render([DATA / "nested.jsonl"], utc=True, on_problem=problems.append))
+    assert out == (DATA / "nested.txt").read_text(encoding="utf-8")
+    assert problems == [
+        f"{DATA / 'nested.jsonl'}: line at byte 1704 skipped: not JSON "
+        "(invalid literal, expected 'true': line 1 column 1 (char 0))",
+        f"{DATA / 'nested.jsonl'}: line at byte 2806 skipped: no lvl (a list of positive ints)",
+    ]
+
+
+def test_nested_levels_are_read_generally(tmp_path: Path) -> None:
+    """An action at any depth: a line at [2, 3, 1] starts a child of child 3 of child 2;
+    children sort by position, whatever order their lines come in."""
+    tid = "ab" * 16 + "~Tk1"
+    lines = [
+        structure(tid, [1], T0, "started"),
+        structure(tid, [2, 1], T0 + 0.001, "started", "outer"),
+        structure(tid, [2, 3, 1], T0 + 0.002, "started", "inner"),
+        record(tid, [2, 3, 2, 2], T0 + 0.004, "deepest"),  # a message of a grandchild action...
+        structure(tid, [2, 3, 2, 1], T0 + 0.003, "started", "innermost"),  # ...whose start comes late
+        record(tid, [2, 2], T0 + 0.0015, "first of outer"),
+        structure(tid, [2, 3, 3], T0 + 0.005, "succeeded", "inner"),
+        record(tid, [2, 4], T0 + 0.006, "last of outer"),
+        structure(tid, [2, 5], T0 + 0.007, "succeeded", "outer"),
+        structure(tid, [3], T0 + 0.007, "succeeded"),
+    ]
+    path = tmp_path / "deep.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    assert text(render([path], utc=True)) == (
+        "── 2026-11-26 UTC ──\n"
+        "abababab shop  otel:trace  succeeded  7.0 ms\n"
+        "└── 19:50:44.001 outer  succeeded  6.0 ms\n"
+        "    ├── 19:50:44.002 INFO  first of outer\n"
+        "    ├── 19:50:44.002 inner  succeeded  3.0 ms\n"
+        "    │   └── 19:50:44.003 innermost  unfinished\n"
+        "    │       └── 19:50:44.004 INFO  deepest\n"
+        "    └── 19:50:44.006 INFO  last of outer\n"
+    )
+
+
+def test_an_open_trace_is_unfinished_and_trees_come_in_time_order(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    lines = tree(1, T0 + 1, ["b1", "b2"]) + tree(2, T0, ["a1"])[:-1] + [task(1, T0 + 0.5, "between")]
+    path.write_bytes(b"".join(lines))
+    assert text(render([path], utc=True)) == (
+        "── 2026-11-26 UTC ──\n"
+        f"{trace_id(2)[:8]} shop  otel:trace  unfinished\n"
+        "└── 19:50:44.000 INFO  a1\n"
+        "19:50:44.500 INFO  [shop] between\n"
+        f"{header(1)}\n"
+        "├── 19:50:45.000 INFO  b1\n"
+        "└── 19:50:45.010 INFO  b2\n"
+    )
+
+
+def test_a_date_line_comes_when_the_date_changes(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    day = 86_400.0
+    path.write_bytes(task(1, T0, "one") + task(2, T0 + 60, "two") + task(3, T0 + day, "three"))
+    assert text(render([path], utc=True)) == (
+        "── 2026-11-26 UTC ──\n"
+        "19:50:44.000 INFO  [shop] one\n"
+        "19:51:44.000 INFO  [shop] two\n"
+        "── 2026-11-27 UTC ──\n"
+        "19:50:44.000 INFO  [shop] three\n"
+    )
+
+
+def test_a_reopened_trace_is_a_second_tree(tmp_path: Path) -> None:
+    """The writer closes an idle trace and opens it again, same tid, with a new start at [1]."""
+    path = tmp_path / "app.jsonl"
+    first, second = tree(1, T0, ["one"]), tree(1, T0 + 10, ["two"])
+    path.write_bytes(b"".join(first + second))
+    assert text(render([path], utc=True)) == (
+        "── 2026-11-26 UTC ──\n"
+        f"{header(1, duration='0 µs')}\n"
+        "└── 19:50:44.000 INFO  one\n"
+        f"{header(1, duration='0 µs')}\n"
+        "└── 19:50:54.000 INFO  two\n"
+    )
+    # A new start line before the end of the first tree also starts a new tree.
+    path.write_bytes(b"".join(first[:-1] + second))
+    out = text(render([path], utc=True))
+    assert out.count("otel:trace  unfinished") == 1 and out.count("otel:trace  succeeded") == 1
+
+
+def test_text_from_the_file_cannot_drive_the_terminal() -> None:
+    out = text(render([DATA / "nested.jsonl"], utc=True, color=True))
+    assert "\x1b" not in ANSI.sub("", out), "every escape in the output is one of ours"
+    assert "\u202e" not in out and "\n" not in out.replace("\n", "")
+    assert "line one\\nline two \\x1b[31mred\\x1b[0m" in out
+
+
+def test_verbose_shows_otel_full_ids_and_whole_values() -> None:
+    out = text(render([DATA / "nested.jsonl"], utc=True, verbose=True))
+    assert "4bf92f3577b34da6a3ce929d0e0e4736~Fk3x shop  otel:trace  failed  50.0 ms" in out
+    assert "big=" + "x" * 300 + "  _otel={" in out
+    assert '_otel={"observed_time_unix_nano":1795722650000000000,"severity_number":9' in out
+    assert "_otel" not in text(render([DATA / "nested.jsonl"], utc=True))
+
+
+# -- filters --------------------------------------------------------------------------------------
+
+
+def nested(**options: Any) -> str:
+    return text(render([DATA / "nested.jsonl"], utc=True, **options))
+
+
+def test_trace_filter_takes_a_prefix_of_the_trace_id() -> None:
+    out = nested(trace="4BF92F")  # case does not matter
+    assert out.splitlines()[1].startswith("19:50:44.050 CRIT  [4bf92f35]")  # flat-mode record: _otel.trace_id
+    assert "4bf92f35 shop  otel:trace  failed" in out
+    assert "0af76519" not in out and "d6c4a7b1" not in out and "line one" not in out
+    assert nested(trace="0af7651916cd43dd8448eb211c80319c").count("otel:trace  succeeded") == 2
+    assert nested(trace="0af7651916cd43dd8448eb211c80319c~Fk3x").count("otel:trace  succeeded") == 2
+    assert nested(trace="0af7651916cd43dd8448eb211c80319c~Zz") == ""  # a prefix of the whole tid
+    assert nested(trace="Fk3x") == ""  # the token alone is not a trace id
+    assert nested(trace="ffff") == ""
+
+
+def test_level_filter_keeps_records_at_and_above_and_the_actions_holding_them() -> None:
+    assert nested(level="warning") == (
+        "── 2026-11-26 UTC ──\n"
+        "19:50:44.050 CRIT  [4bf92f35]  big=" + "x" * 159 + "…\n"
+        "4bf92f35 shop  otel:trace  failed  50.0 ms\n"
+        "├── 19:50:44.110 checkout  failed  30.0 ms  span.kind=internal\n"
+        '│   └── 19:50:44.120 charge  failed  11.0 ms  reason="card declined"\n'
+        "│       └── 19:50:44.130 ERROR card declined  exception.type=CardError\n"
+        "└── 19:50:44.150 WARN  responded  http.status_code=402\n"
+    )
+    assert nested(level="WARN") == nested(level="warning")
+    assert nested(level="critical").count("\n") == 2
+    assert nested(level="debug") == nested()
+    with pytest.raises(ValueError, match="unknown level"):
+        ViewOptions(level="loud")
+
+
+def test_since_and_until_select_records_by_time() -> None:
+    out = nested(since=parse_time("2026-11-26T19:50:44.111Z"), until=parse_time("2026-11-26T19:50:44.2Z"))
+    assert out == (
+        "── 2026-11-26 UTC ──\n"
+        "4bf92f35 shop  otel:trace  failed  50.0 ms\n"
+        "├── 19:50:44.110 checkout  failed  30.0 ms  span.kind=internal\n"
+        "│   ├── 19:50:44.112 INFO  cart loaded  items=3\n"
+        '│   └── 19:50:44.120 charge  failed  11.0 ms  reason="card declined"\n'
+        "│       └── 19:50:44.130 ERROR card declined  exception.type=CardError\n"
+        "└── 19:50:44.150 WARN  responded  http.status_code=402\n"
+    )
+    assert "line one" in nested(since=T0 + 0.2) and "line one" not in nested(until=T0 + 0.2)
+
+
+def test_times_parse_as_iso_8601_a_time_of_today_or_an_age(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = T0 + 3600
+    assert parse_time("10m", now=now) == now - 600
+    assert parse_time("2h", now=now) == now - 7200
+    assert parse_time("1.5d", now=now) == now - 1.5 * 86400
+    assert parse_time("30s", now=now) == now - 30
+    assert parse_time("2026-11-26T19:50:44Z") == T0
+    assert parse_time("2026-11-26T20:50:44+01:00") == T0
+    assert parse_time("2026-11-26 19:50:44.5", utc=True) == T0 + 0.5
+    assert parse_time("19:50", utc=True, now=now) == T0 - 44
+    assert parse_time("2026-11-26", utc=True) == T0 - (19 * 3600 + 50 * 60 + 44)
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        assert parse_time("2026-11-27 01:20:44") == T0  # local time by default
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    for bad in ("yesterday", "10x", "", "2026-13-01"):
+        with pytest.raises(ValueError):
+            parse_time(bad)
+
+
+def test_grep_looks_in_messages_and_attribute_values() -> None:
+    def trees_and_lines(out: str) -> list[str]:
+        return [line for line in out.splitlines() if not line.startswith("──")]
+
+    assert trees_and_lines(nested(grep="cart")) == [
+        "4bf92f35 shop  otel:trace  failed  50.0 ms",
+        "└── 19:50:44.110 checkout  failed  30.0 ms  span.kind=internal",
+        "    └── 19:50:44.112 INFO  cart loaded  items=3",
+    ]
+    assert "responded" in nested(grep="402") and "CardError" in nested(grep="CardErr")
+    assert "fetched" in nested(grep="b c")  # inside a list value
+    assert "fetched" in nested(grep="18446744073709551616")  # a tagged value, as shown
+    assert "fetched" in nested(grep="collides")  # an attribute kept in _otel.attributes
+    assert "line one" in nested(grep="line two")
+    assert nested(grep="http.route") == ""  # a key is not a value
+    assert nested(grep="Cart") == ""  # case-sensitive
+    assert nested(grep="cart", level="error") == ""  # filters combine
+
+
+# -- files: torn lines, gzip backups, order --------------------------------------------------------
+
+
+def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
+    lines = b"".join(tree(1, T0, ["one"]))
+    torn = task(2, T0 + 1, "half")[:30]
+    live = tmp_path / "app.jsonl"
+    live.write_bytes(lines + torn)
+    problems: list[str] = []
+    expected = f"── 2026-11-26 UTC ──\n{header(1, duration='0 µs')}\n└── 19:50:44.000 INFO  one\n"
+    assert text(render([live], utc=True, on_problem=problems.append)) == expected
+    assert problems == [], "a live file's last line may still be being written: left alone"
+    backup = tmp_path / "app.20261126T195045.000000Z.jsonl"
+    backup.write_bytes(lines + torn)
+    assert text(render([backup], utc=True, on_problem=problems.append)) == expected
+    assert problems == [f"{backup}: line at byte {len(lines)} skipped: torn last line (no newline)"]
+    # A torn line the writer ended with a newline before appending again: skipped, not the rest.
+    live.write_bytes(torn + b"\n" + lines)
+    problems.clear()
+    assert text(render([live], utc=True, on_problem=problems.append)) == expected
+    assert len(problems) == 1 and "line at byte 0 skipped: not JSON" in problems[0]
+
+
+def write_gzip(path: Path, data: bytes) -> None:
+    with gzip.open(path, "wb") as f:
+        f.write(data)
+
+
+def test_a_gzip_backup_and_the_live_file_read_in_order(tmp_path: Path) -> None:
+    (tmp_path / "app.20261126T195000.000000Z.jsonl.gz").write_bytes(b"")
+    write_gzip(tmp_path / "app.20261126T195000.000000Z.jsonl.gz", b"".join(tree(1, T0, ["old"])))
+    (tmp_path / "app.20261126T195100.000000Z.jsonl").write_bytes(b"".join(tree(2, T0 + 60, ["middle"])))
+    # gzip told by content, whatever the name
+    write_gzip(tmp_path / "other.jsonl", task(1, T0 + 90, "compressed under a plain name"))
+    (tmp_path / "app.jsonl").write_bytes(b"".join(tree(3, T0 + 120, ["new"])))
+    expected = (
+        "── 2026-11-26 UTC ──\n"
+        f"{header(1, duration='0 µs')}\n"
+        "└── 19:50:44.000 INFO  old\n"
+        f"{header(2, duration='0 µs')}\n"
+        "└── 19:51:44.000 INFO  middle\n"
+        "19:52:14.000 INFO  [shop] compressed under a plain name\n"
+        f"{header(3, duration='0 µs')}\n"
+        "└── 19:52:44.000 INFO  new\n"
+    )
+    assert text(render([tmp_path], utc=True)) == expected
+    backwards = [tmp_path / "app.jsonl", tmp_path / "other.jsonl", *sorted(tmp_path.glob("app.2*"))[::-1]]
+    assert text(render(backwards, utc=True)) == expected
+    assert text(render([str(tmp_path / "app*")], utc=True)) == expected.replace(
+        "19:52:14.000 INFO  [shop] compressed under a plain name\n", ""
+    )
+    with pytest.raises(UsageError):
+        list(render([tmp_path / "missing.jsonl"]))
+
+
+def test_files_the_writer_rotated_and_compressed_show_every_record_once_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    processor = LogxpyLogRecordProcessor(path, max_bytes=1500, compress=True, max_open_traces=1)
+    provider = LoggerProvider(resource=Resource({"service.name": "shop"}), shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    log = provider.get_logger("app")
+    for n in range(12):
+        for i in range(3):
+            log.emit(timestamp=T0_NS + (n * 10 + i) * 10**8, body=f"{n}.{i}", context=span(n + 1))
+        processor.force_flush()
+    provider.shutdown()
+    assert processor.writer._destinations[0]._maintenance.wait(10.0)  # compression done
+    assert len(list(tmp_path.glob("app.*.jsonl.gz"))) >= 3
+    out = text(render([tmp_path], utc=True))
+    assert re.findall(r"INFO  (\d+\.\d)", out) == [f"{n}.{i}" for n in range(12) for i in range(3)]
+    assert out.count("otel:trace  succeeded  200.0 ms") == 12
+
+
+# -- colour ---------------------------------------------------------------------------------------
+
+
+class Tty:
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_colour_follows_the_flag_the_terminal_and_no_color() -> None:
+    tty, pipe = Tty(True), Tty(False)
+    assert use_color("auto", tty, {}) is True  # type: ignore[arg-type]
+    assert use_color("auto", pipe, {}) is False  # type: ignore[arg-type]
+    assert use_color("auto", tty, {"NO_COLOR": "1"}) is False  # type: ignore[arg-type]
+    assert use_color("auto", tty, {"NO_COLOR": ""}) is True  # type: ignore[arg-type]
+    assert use_color("auto", tty, {"TERM": "dumb"}) is False  # type: ignore[arg-type]
+    assert use_color("always", pipe, {"NO_COLOR": "1"}) is True  # type: ignore[arg-type]
+    assert use_color("never", tty, {}) is False  # type: ignore[arg-type]
+
+
+def test_colour_only_adds_escapes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "app.jsonl"
+    write_shop(path)
+    assert cli.main(["view", "--utc", "--color=always", str(path)]) == 0
+    coloured = capsys.readouterr().out
+    assert "\x1b[31mERROR\x1b[0m" in coloured and "\x1b[1;31mfailed\x1b[0m" in coloured
+    assert ANSI.sub("", coloured) == (DATA / "shop.txt").read_text(encoding="utf-8")
+
+
+def test_no_color_in_the_environment_turns_auto_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "app.jsonl"
+    write_shop(path)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert cli.main(["view", "--utc", str(path)]) == 0
+    assert "\x1b" not in capsys.readouterr().out
+    monkeypatch.delenv("NO_COLOR")
+    assert cli.main(["view", "--utc", str(path)]) == 0
+    assert "\x1b[" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b"")
+    assert cli.main(["view", str(tmp_path / "nothing.jsonl")]) == 2
+    assert "nothing.jsonl: no such file" in capsys.readouterr().err
+    assert cli.main(["view", "--level", "loud", str(path)]) == 2
+    assert "unknown level 'loud'" in capsys.readouterr().err
+    assert cli.main(["view", "--since", "soon", str(path)]) == 2
+    assert "'soon' is not a time" in capsys.readouterr().err
+    assert cli.main(["view", "--follow", "--idle", "0", str(path)]) == 2
+    assert "--idle must be > 0" in capsys.readouterr().err
+    assert cli.main(["view", str(path)]) == 0
+    assert capsys.readouterr() == ("", "")
+
+
+# -- follow ---------------------------------------------------------------------------------------
+
+
+class Polls:
+    """``on_poll`` for follow(): counts the looks at the files; a thread can wait for more."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.cond = threading.Condition()
+
+    def __call__(self) -> None:
+        with self.cond:
+            self.count += 1
+            self.cond.notify_all()
+
+    def wait_more(self, n: int = 2, timeout: float = 10.0) -> None:
+        with self.cond:
+            target = self.count + n
+            assert self.cond.wait_for(lambda: self.count >= target, timeout), "the follower stopped looking"
+
+
+def test_follow_shows_each_tree_as_it_completes_while_a_writer_appends(tmp_path: Path) -> None:
+    """A writer thread appends trees, each with its last line written in two halves; the
+    follower shows each tree once its end line is whole, never a half line, and stops
+    after N trees (the test's hook: it stops iterating)."""
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(task(0, T0, "before"))
+    polls, stop, trees = Polls(), threading.Event(), 4
+    shown = [threading.Event() for _ in range(trees)]
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            with open(path, "ab", buffering=0) as f:
+                for n in range(trees):
+                    lines = tree(n, T0 + n, [f"{n}.a", f"{n}.b"])
+                    f.write(b"".join(lines[:-1]) + lines[-1][:20])
+                    polls.wait_more()  # the follower has seen the half line...
+                    assert not shown[n].is_set(), "a tree shown before its end line was whole"
+                    f.write(lines[-1][20:])  # ...and now the rest of it
+                    assert shown[n].wait(10.0), f"tree {n} never shown"
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+
+    thread = threading.Thread(target=writer)
+    entries = []
+    problems: list[str] = []
+    follower = follow([path], utc=True, poll=0.005, stop=stop, on_poll=polls, on_problem=problems.append)
+    thread.start()
+    try:
+        for entry in follower:
+            entries.append(entry)
+            if "otel:trace" in entry:
+                shown[len(entries) - 2].set()
+            if len(entries) == trees + 1:
+                break
+    finally:
+        stop.set()
+        follower.close()
+        thread.join(10.0)
+    assert not errors, errors
+    assert problems == []
+    assert entries[0] == "── 2026-11-26 UTC ──\n19:50:44.000 INFO  [shop] before"
+    for n, entry in enumerate(entries[1:]):
+        assert entry == (
+            f"{header(n)}\n├── 19:50:{44 + n}.000 INFO  {n}.a\n└── 19:50:{44 + n}.010 INFO  {n}.b"
+        )
+
+
+def test_follow_goes_on_through_rotations(tmp_path: Path) -> None:
+    """The old file is read to its end, a backup rotated away between two looks is read
+    whole (here compressed), then the new live file; a copytruncate starts it again."""
+    live = tmp_path / "app.jsonl"
+    live.write_bytes(b"".join(tree(1, T0, ["one"])))
+    follower = follow([live], utc=True, poll=0.005)
+    try:
+        assert "INFO  one" in next(follower)
+        # While the follower waits: two rotations before it looks again.
+        with open(live, "ab") as f:
+            f.write(b"".join(tree(2, T0 + 1, ["two"])))
+        os.rename(live, tmp_path / "app.20261126T195045.000000Z.jsonl")
+        live.write_bytes(b"".join(tree(3, T0 + 2, ["three"])))
+        os.rename(live, tmp_path / "app.20261126T195046.000000Z.jsonl")
+        write_gzip(
+            tmp_path / "app.20261126T195046.000000Z.jsonl.gz",
+            (tmp_path / "app.20261126T195046.000000Z.jsonl").read_bytes(),
+        )
+        os.unlink(tmp_path / "app.20261126T195046.000000Z.jsonl")
+        live.write_bytes(b"".join(tree(4, T0 + 3, ["four"])) + tree(5, T0 + 4, ["five"])[0][:10])
+        assert [next(follower).splitlines()[-1] for _ in range(3)] == [
+            "└── 19:50:45.000 INFO  two",
+            "└── 19:50:46.000 INFO  three",
+            "└── 19:50:47.000 INFO  four",
+        ]
+        with open(live, "r+b") as f:  # copytruncate: the same file, cut, then written anew
+            f.truncate(0)
+        with open(live, "ab") as f:
+            f.write(b"".join(tree(6, T0 + 5, ["six"])))
+        assert next(follower).splitlines()[-1] == "└── 19:50:49.000 INFO  six"
+    finally:
+        follower.close()
+
+
+def test_follow_shows_an_idle_tree_as_unfinished(tmp_path: Path) -> None:
+    live = tmp_path / "app.jsonl"
+    live.write_bytes(b"".join(tree(1, T0, ["one", "two"])[:-1]))
+    ticks = itertools.count(0.0, 1.0)  # every look at the clock is a second later
+    follower = follow([live], utc=True, poll=0.001, idle=5.0, clock=lambda: next(ticks))
+    try:
+        assert next(follower) == (
+            f"── 2026-11-26 UTC ──\n{trace_id(1)[:8]} shop  otel:trace  unfinished\n"
+            "├── 19:50:44.000 INFO  one\n└── 19:50:44.010 INFO  two"
+        )
+    finally:
+        follower.close()
+
+
+def test_follow_reads_backups_once_and_applies_filters(tmp_path: Path) -> None:
+    write_gzip(tmp_path / "app.20261126T195000.000000Z.jsonl.gz", task(1, T0, "old", "error"))
+    live = tmp_path / "app.jsonl"
+    live.write_bytes(task(2, T0 + 1, "quiet") + task(3, T0 + 2, "loud", "warning"))
+    stop = threading.Event()
+    follower = follow([tmp_path], stop=stop, utc=True, level="warning", poll=0.005)
+    assert next(follower).endswith("ERROR [shop] old")
+    assert next(follower) == "19:50:46.000 WARN  [shop] loud"
+    stop.set()
+    assert list(follower) == []  # stop ends it
+
+
+def test_follow_with_the_writer_rotating_and_compressing(tmp_path: Path) -> None:
+    """The package's writer (max_open_traces=1: each trace closes the one before; a
+    small max_bytes: it rotates every trace or two, compressing backups) in a thread; the
+    follower shows every tree whole, in order."""
+    path = tmp_path / "app.jsonl"
+    processor = LogxpyLogRecordProcessor(path, max_bytes=1200, compress=True, max_open_traces=1)
+    provider = LoggerProvider(resource=Resource({"service.name": "shop"}), shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    log = provider.get_logger("app")
+    trees = 8
+    shown = [threading.Event() for _ in range(trees)]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for n in range(trees):
+                for i in range(3):
+                    log.emit(timestamp=T0_NS + (n * 10 + i) * 10**8, body=f"{n}.{i}", context=span(n + 1))
+                processor.force_flush()
+                if n:  # trace n's first record closed trace n - 1
+                    assert shown[n - 1].wait(10.0), f"tree {n - 1} never shown"
+            provider.shutdown()  # closes the last one
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+
+    thread = threading.Thread(target=writer)
+    entries: list[str] = []
+    follower = follow([path], utc=True, poll=0.005, stop=stop)
+    thread.start()
+    try:
+        for entry in follower:
+            entries.append(entry)
+            shown[len(entries) - 1].set()
+            if len(entries) == trees:
+                break
+    finally:
+        stop.set()
+        follower.close()
+        thread.join(10.0)
+        provider.shutdown()
+    assert not errors, errors
+    assert len(list(tmp_path.glob("app.*.jsonl*"))) >= 2, "the file rotated while followed"
+    for n, entry in enumerate(entries):
+        assert "shop  otel:trace  succeeded  200.0 ms" in entry
+        assert re.findall(r"INFO  (\d+\.\d)", entry) == [f"{n}.{i}" for i in range(3)]
+
+
+def test_the_follow_command_ends_on_ctrl_c(tmp_path: Path) -> None:
+    live = tmp_path / "app.jsonl"
+    live.write_bytes(b"".join(tree(1, T0, ["one"])))
+    command = [sys.executable, "-m", "logxpy_otel.cli", "view", "--follow", "--utc", str(live)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True)
+    reader.start()
+    try:
+        seen = [lines.get(timeout=30) for _ in range(3)]
+        assert seen[1] == header(1, duration="0 µs") + "\n"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.stderr is not None and proc.stderr.read() == ""
