@@ -28,12 +28,14 @@ Python use::
 from __future__ import annotations
 
 import argparse
+import gzip
 import itertools
 import os
 import re
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -62,6 +64,8 @@ _CHUNK: Final = 1 << 20
 _STRUCTURE_KEYS: Final = frozenset(("tid", "lvl", "ts", "at", "st", "dur", "_otel"))
 
 Problem = Callable[[str], None]
+#: The non-ASCII characters of a rendering, for ``ascii``.
+_ASCII: Final = str.maketrans({"├": "|", "└": "`", "│": "|", "─": "-", "…": "...", "µ": "u"})
 
 
 # -- options ------------------------------------------------------------------------------------
@@ -91,6 +95,8 @@ class ViewOptions:
     utc: bool = False
     #: Longest attribute value shown (characters) unless ``verbose``.
     value_limit: int = 160
+    #: ASCII branches (``|--``, ``` `-- ```) for a terminal that cannot show box drawing.
+    ascii: bool = False
 
     def __post_init__(self) -> None:
         if self.level is not None:
@@ -433,7 +439,8 @@ class _Renderer:
         if date and date != self.last_date:
             self.last_date = date
             lines.insert(0, self.s.paint(r.DATE, f"── {date} ──"))
-        return "\n".join(lines)
+        out = "\n".join(lines)
+        return out.translate(_ASCII) if self.o.ascii else out
 
     # trees
 
@@ -550,9 +557,6 @@ def _is_final(path: str) -> bool:
 def _read_file(path: str, final: bool, seq: Iterator[int], problem: Problem) -> Iterator[_Line]:
     """The lines of a whole file (gzip told by content). A last line with no newline is
     read if it parses in a final file, left alone in a live one (it may be being written)."""
-    import gzip
-    import zlib
-
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed below, also when the generator is dropped
     except OSError as exc:
@@ -768,6 +772,8 @@ def follow(
                 for line in tail.poll():
                     got = True
                     yield from feed([line])
+                    if stop.is_set():
+                        return  # Ctrl-C while a large file is being read
             yield from _emit(renderer, assembler.idle(clock(), idle))
             if on_poll is not None:
                 on_poll()
@@ -847,6 +853,7 @@ def run(args: argparse.Namespace, stdout: IO[str] | None = None, stderr: IO[str]
 
     try:
         options = ViewOptions(
+            ascii=not _can_draw(out),
             trace=args.trace,
             level=args.level,
             since=None if args.since is None else parse_time(args.since, utc=args.utc),
@@ -886,6 +893,19 @@ def run(args: argparse.Namespace, stdout: IO[str] | None = None, stderr: IO[str]
     finally:
         undo()
     return 0
+
+
+def _can_draw(out: IO[str]) -> bool:
+    """Whether the stream can write box drawing; if not, it is set to write anything else
+    it cannot encode (from the file) as ``\\uXXXX`` rather than fail."""
+    try:
+        "├─│└…µ".encode(getattr(out, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        reconfigure = getattr(out, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+        return False
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

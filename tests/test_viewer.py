@@ -690,3 +690,30 @@ def test_the_follow_command_ends_on_ctrl_c(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert proc.stderr is not None and proc.stderr.read() == ""
+
+
+def test_a_terminal_without_box_drawing_gets_ascii_branches(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b"".join(tree(1, T0, ["caf\u00e9", "two"])))
+    result = subprocess.run(
+        [sys.executable, "-m", "logxpy_otel.viewer", "--utc", str(path)],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.decode("ascii") == (
+        f"-- 2026-11-26 UTC --\n{header(1)}\n|-- 19:50:44.000 INFO  caf\\xe9\n`-- 19:50:44.010 INFO  two\n"
+    )
+    assert text(render([path], utc=True, ascii=True)) == result.stdout.decode("ascii").replace("\\xe9", "é")
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b"".join(task(n, T0 + n, f"record {n}") for n in range(5000)))
+    command = [sys.executable, "-m", "logxpy_otel.cli", "view", "--utc", str(path)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == "── 2026-11-26 UTC ──\n".encode()
+    proc.stdout.close()  # as `| head -1` does
+    assert proc.wait(60) == 0
+    assert proc.stderr is not None and proc.stderr.read() == b""
