@@ -19,12 +19,11 @@ from typing import Any
 
 import orjson
 import pytest
+from _helpers import assert_accounting, read_records
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
 
 from logxpy_otel import AsyncConfig, DropReason, LogxpyLogRecordProcessor
-
-from conftest import assert_accounting, read_records
 
 
 @pytest.fixture

@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import FakeClock, item, records
+from _helpers import start_untimed_writer as make
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 
 from logxpy_otel import AsyncFileDestination, AsyncWriter, LogxpyLogRecordProcessor
-
-from conftest import FakeClock, item, records
-from conftest import start_untimed_writer as make
 
 DAY = 1_800_057_600.0
 

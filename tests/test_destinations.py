@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
+from _helpers import item
+from _helpers import start_untimed_writer as make
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_rotation import check_file, rotated_files
@@ -17,9 +19,6 @@ from test_rotation import check_file, rotated_files
 from logxpy_otel import DEFAULT_PATH, AsyncConsoleDestination, AsyncFileDestination, AsyncWriter, _writer
 from logxpy_otel._destinations import END_LINE_MAX, fit, make_destinations, records_in
 from logxpy_otel._trees import TreeNumberer
-
-from conftest import item
-from conftest import start_untimed_writer as make
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _helpers import Collect, Failing, assert_accounting, parse_lines, read_records
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
@@ -21,8 +22,6 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
 from logxpy_otel import AsyncConfig, LogxpyLogRecordExporter
-
-from conftest import Collect, Failing, assert_accounting, parse_lines, read_records
 
 
 def test_under_simple_processor_each_record_is_in_the_file_on_return(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import Collect, FakeClock, assert_accounting, item, parse_lines
+from _helpers import start_untimed_writer as make
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 
@@ -30,9 +32,6 @@ from logxpy_otel import (
     _destinations,
     _writer,
 )
-
-from conftest import Collect, FakeClock, assert_accounting, item, parse_lines
-from conftest import start_untimed_writer as make
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 TRACE = "5b8efff798038103d269b633813fc60c"

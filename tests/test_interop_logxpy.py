@@ -12,14 +12,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+from _helpers import LOGXPY_PYTHON, logxpy_tasks, needs_logxpy
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from logxpy_otel import LogxpyLogRecordProcessor
-
-from conftest import LOGXPY_PYTHON, logxpy_tasks, needs_logxpy
 
 pytestmark = needs_logxpy
 

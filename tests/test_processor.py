@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import Collect, assert_accounting, c_or_python, parse_lines, read_records
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
@@ -18,8 +19,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from logxpy_otel import AsyncConfig, DropReason, LogxpyLogRecordProcessor, sync_mode
 from logxpy_otel import processor as processor_module
 from logxpy_otel._format import LineEncoder
-
-from conftest import Collect, assert_accounting, c_or_python, parse_lines, read_records
 
 
 @pytest.fixture

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import FakeClock, item, logxpy_tasks, needs_logxpy, parse_lines
+from _helpers import start_untimed_writer as make
 
 from logxpy_otel import AsyncFileDestination, AsyncWriter, LogxpyLogRecordProcessor, _rotation
-
-from conftest import FakeClock, item, logxpy_tasks, needs_logxpy, parse_lines
-from conftest import start_untimed_writer as make
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 #: A UTC day boundary (2027-01-16T00:00:00Z) to put fake clocks near.

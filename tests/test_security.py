@@ -14,14 +14,13 @@ from typing import Any
 
 import orjson
 import pytest
+from _helpers import Failing, Gated, assert_accounting, parse_lines, read_records
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from logxpy_otel import DEFAULT_PATH, AsyncConfig, DropReason, LogxpyLogRecordProcessor
 from logxpy_otel._format import LineEncoder
-
-from conftest import Failing, Gated, assert_accounting, parse_lines, read_records
 
 _FILE_ENV = (
     "OTEL_EXPORTER_LOGXPY_FILE",

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
+from _helpers import Collect, Failing, Gated, assert_accounting, item
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics import MeterProvider
@@ -30,8 +31,6 @@ from opentelemetry.semconv._incubating.metrics import otel_metrics as semconv
 from logxpy_otel import AsyncConfig, DropReason, LogxpyLogRecordExporter, LogxpyLogRecordProcessor
 from logxpy_otel import _self_metrics as self_metrics
 from logxpy_otel.fallback import BreakerState, FallbackLogRecordExporter
-
-from conftest import Collect, Failing, Gated, assert_accounting, item
 
 COMPONENT_TYPE, COMPONENT_NAME, ERROR_TYPE = "otel.component.type", "otel.component.name", "error.type"
 PROCESSED = semconv.OTEL_SDK_PROCESSOR_LOG_PROCESSED

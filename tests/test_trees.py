@@ -8,13 +8,12 @@ from typing import Any
 
 import orjson
 import pytest
+from _helpers import c_or_python
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logxpy_otel import _trees
 from logxpy_otel._trees import TreeNumberer, base62
-
-from conftest import c_or_python
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 T1 = "5b8efff798038103d269b633813fc60c"

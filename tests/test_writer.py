@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import Collect, Failing, Gated, assert_accounting, item, parse_lines, read_records
+from _helpers import start_writer as make
 
 from logxpy_otel import (
     AsyncConfig,
@@ -22,9 +24,6 @@ from logxpy_otel import (
     QueuePolicy,
     sync_mode,
 )
-
-from conftest import Collect, Failing, Gated, assert_accounting, item, parse_lines, read_records
-from conftest import start_writer as make
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 

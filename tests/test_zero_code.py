@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import parse_lines
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, SynchronousMultiLogRecordProcessor
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogRecordExporter
 from opentelemetry.sdk.resources import Resource
@@ -25,7 +26,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from logxpy_otel import LogxpyLogRecordExporter, _sdk_private, _zero_code
 from logxpy_otel._zero_code import install
 
-from conftest import parse_lines
 from otlp_receiver import HttpReceiver
 
 APP = Path(__file__).parent / "apps" / "zero_code_app.py"

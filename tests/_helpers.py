@@ -1,0 +1,195 @@
+"""Shared test helpers: in-memory and gated destinations, line items, accounting checks.
+
+Test modules import these from here; ``conftest.py`` holds only the fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from logxpy_otel import AsyncConfig, AsyncMetrics, AsyncWriter
+
+
+def item(n: int, trace: str | None = None, failed: bool = False, **extra: Any) -> tuple[Any, ...]:
+    """A line item whose record carries ``n`` (and ``extra``) so tests can find it again."""
+    body = orjson.dumps({"ts": 1.0 + n, "n": n, **extra})[1:]
+    return (trace, 1.0 + n, failed, body[:-1], b"}")
+
+
+def parse_lines(data: bytes, *, raw_tid: bool = False) -> list[dict[str, Any]]:
+    """Every line of ``data`` as a dict; fails the test on a line that is not one JSON object.
+
+    A trace's ``tid`` is ``<trace id>~<writer token>`` (docs/format.md); unless ``raw_tid``,
+    it is checked and cut to the trace id, so that tests compare it with the trace they made.
+    """
+    assert data == b"" or data.endswith(b"\n"), "the output must end with a newline"
+    out = []
+    for raw in data.splitlines():
+        line = orjson.loads(raw)
+        assert isinstance(line, dict)
+        tid = line.get("tid")
+        if not raw_tid and isinstance(tid, str) and "~" in tid:
+            trace, token = tid.split("~")
+            assert len(trace) == 32 and token and "." not in token, line
+            line["tid"] = trace
+        out.append(line)
+    return out
+
+
+def trace_of(tid: str) -> str:
+    """The trace id of a trace's ``tid`` (``<trace id>~<writer token>``)."""
+    return tid.partition("~")[0]
+
+
+def records(data: bytes) -> list[dict[str, Any]]:
+    """The record lines of ``data`` (structure lines, which have ``at``, left out)."""
+    return [line for line in parse_lines(data) if "at" not in line]
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    return records(path.read_bytes())
+
+
+def assert_accounting(m: AsyncMetrics) -> None:
+    """The writer's books balance: every record handed over is written, dropped or pending."""
+    assert m.enqueued == m.written + m.dropped + m.pending, m
+    assert m.dropped == sum(m.dropped_by_reason.values()), m
+
+
+class Collect:
+    """A destination that keeps every batch in memory."""
+
+    def __init__(self) -> None:
+        self.batches: list[bytes] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, data: bytes) -> None:
+        with self._lock:
+            self.batches.append(data)
+
+    @property
+    def data(self) -> bytes:
+        with self._lock:
+            return b"".join(self.batches)
+
+    def records(self) -> list[dict[str, Any]]:
+        return records(self.data)
+
+
+class Gated(Collect):
+    """A destination whose calls wait until ``open()``; ``entered`` is set when one is waiting."""
+
+    def __init__(self, timeout: float = 30.0) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self._timeout = timeout
+
+    def __call__(self, data: bytes) -> None:
+        self.entered.set()
+        assert self.gate.wait(self._timeout), "test gate never opened"
+        super().__call__(data)
+
+    def open(self) -> None:
+        self.gate.set()
+
+
+class Failing:
+    """A destination that always raises."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, data: bytes) -> None:
+        self.calls += 1
+        raise OSError(28, "No space left on device")
+
+
+#: A Python >= 3.12 with the logxpy package (``make test`` builds it and sets this).
+LOGXPY_PYTHON = os.environ.get("LOGXPY_PYTHON")
+needs_logxpy = pytest.mark.skipif(
+    not LOGXPY_PYTHON, reason="set LOGXPY_PYTHON to a Python >= 3.12 with logxpy installed (make test does)"
+)
+
+_LOGXPY_READER = """
+import json, sys
+from logxpy.parse import Parser, WrittenAction
+key, report = sys.argv[1], []
+for path in sys.argv[2:]:
+    with open(path, encoding="utf-8") as f:
+        dicts = [json.loads(line) for line in f]
+    tasks = []
+    for task in Parser.parse_stream(dicts):
+        root = task.root()
+        if isinstance(root, WrittenAction):
+            tasks.append({"tid": root.task_uuid, "kind": "action", "type": root.action_type,
+                          "status": root.status, "complete": task.is_complete(),
+                          "values": [c.contents[key] for c in root.children]})
+        else:
+            tasks.append({"tid": root.task_uuid, "kind": "message", "complete": task.is_complete(),
+                          "values": [root.contents[key]]})
+    report.append(tasks)
+print(json.dumps(report))
+"""
+
+
+def logxpy_tasks(key: str, *paths: Path) -> list[list[dict[str, Any]]]:
+    """The tasks ``logxpy.parse.Parser`` reads from each file: tid, kind, completeness, and
+    the ``key`` field of each record in it (``values``)."""
+    result = subprocess.run(
+        [str(LOGXPY_PYTHON), "-c", _LOGXPY_READER, key, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report: list[list[dict[str, Any]]] = json.loads(result.stdout)
+    for tasks in report:  # a trace's task id is "<trace id>~<writer token>"
+        for task in tasks:
+            task["raw_tid"], task["tid"] = task["tid"], trace_of(task["tid"])
+    return report
+
+
+class FakeClock:
+    """An injectable ``clock``: the time is whatever the test sets."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def c_or_python(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, module: Any, name: str
+) -> str:
+    """For a fixture with params ``["c", "python"]``: with "python", set ``module.name``
+    (a C speed-up, or None) to None so the Python code runs; with "c", skip where the C
+    module is not built."""
+    if request.param == "python":
+        monkeypatch.setattr(module, name, None)
+    elif getattr(module, name) is None:
+        pytest.skip("the C module is not built here")
+    return str(request.param)
+
+
+def start_writer(writers: list[AsyncWriter], *dests: Any, **config: Any) -> AsyncWriter:
+    """A started writer with ``config``; kept in ``writers``, which stops it at the end."""
+    writer = AsyncWriter(dests, AsyncConfig(**config))
+    writers.append(writer)
+    writer.start()
+    return writer
+
+
+def start_untimed_writer(writers: list[AsyncWriter], *dests: Any, **config: Any) -> AsyncWriter:
+    """:func:`start_writer` whose batches are written on flush (or when full), never on a timer."""
+    config.setdefault("flush_interval_ms", 600_000)
+    return start_writer(writers, *dests, **config)
