@@ -62,7 +62,7 @@ from opentelemetry.sdk._logs import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import INVALID_SPAN_CONTEXT, Span, get_current_span
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, Span, SpanContext, TraceFlags, get_current_span
 
 from ._diagnostics import RateLimitedReporter, is_own_scope
 from ._native import speedup
@@ -76,6 +76,21 @@ __all__ = ["FORMAT_ERROR", "RECURSIVE_LOGGING", "LogxpyLoggingHandler"]
 #: The C ``on_emit`` of the processor (``_speedups.Emitter``), where built: encode, then
 #: queue through the writer's lane.
 _Emitter = speedup("Emitter")
+
+
+def _load_fast() -> Any:
+    """``_logging_speedups.Fast`` (the fast path of ``handle`` in C), or None where it was not
+    built, or the C encoder is not in use (``LOGXPY_OTEL_PURE_PYTHON=1``)."""
+    if _Emitter is None:
+        return None
+    try:
+        from . import _logging_speedups
+    except ImportError:
+        return None
+    return _logging_speedups.Fast
+
+
+_Fast = _load_fast()
 
 #: Drop reason: the record's message could not be built (``getMessage()`` or the
 #: formatter raised). The OTel handler raises such errors into the application.
@@ -180,6 +195,34 @@ except ImportError:  # pragma: no cover - another opentelemetry-api
     _SPAN_KEY = None
 
 
+def _context_var() -> ContextVar[Any] | None:
+    """The ContextVar behind ``opentelemetry.context.get_current()`` (private: the default
+    runtime context's ``_current_context``), or None under another runtime context."""
+    try:
+        from opentelemetry import context as api_context
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+    except ImportError:  # pragma: no cover - another opentelemetry-api
+        return None
+    runtime = getattr(api_context, "_RUNTIME_CONTEXT", None)
+    if type(runtime) is not ContextVarsRuntimeContext:
+        return None
+    var = getattr(runtime, "_current_context", None)
+    return var if isinstance(var, ContextVar) else None
+
+
+def _tuple_context() -> bool:
+    """Whether a ``SpanContext`` is a tuple with trace id, span id and flags at 0, 1 and 3
+    (what its properties read): the C fast path then reads them there."""
+    context = SpanContext(0x1234, 0x56, is_remote=False, trace_flags=TraceFlags(1))
+    return (
+        isinstance(context, tuple)
+        and len(context) >= 4
+        and (context[0], context[1], context[3]) == (context.trace_id, context.span_id, context.trace_flags)
+        and (context[0], context[1]) == (0x1234, 0x56)
+        and type(INVALID_SPAN_CONTEXT) is SpanContext
+    )
+
+
 class _RW(tuple[Any, Any, Any]):
     """What the C ``on_emit`` (``_speedups.Emitter``) reads of the SDK's ``ReadWriteLogRecord``:
     ``(log_record, resource, instrumentation_scope)``, with no Python code per field."""
@@ -189,6 +232,11 @@ class _RW(tuple[Any, Any, Any]):
     resource = property(itemgetter(1))
     instrumentation_scope = property(itemgetter(2))
 
+
+#: The API LogRecord's instance dict keys, in the order its __init__ sets them.
+_RECORD_FIELDS: Final = tuple(vars(_APILogRecord(timestamp=0, observed_timestamp=0)))
+_CONTEXT_VAR: Final = _context_var()
+_TUPLE_CONTEXT: Final = _tuple_context()
 
 #: One OTel logger as the handler sees it: ``(scope, live, resource, own, disabled)``.
 #: ``live`` is the SDK ``Logger`` whose settings are read per record (its logger
@@ -504,6 +552,45 @@ class LogxpyLoggingHandler(logging.Handler):
             self.__dict__.pop("handle", None)
             return
         logs_api = _logs_api
+        if _Fast is not None and self._emitter is not None and _SPAN_KEY is not None:
+            fast = _Fast(
+                handler_dict=self.__dict__,
+                general=LogxpyLoggingHandler.handle.__get__(self),
+                write=lambda record, scope, resource: self._write(record, scope, resource, state),
+                scopes=state.scopes,
+                scope_of=state.scope,
+                flag=_EMITTING,
+                discard=self._discard,
+                recursive=RECURSIVE_LOGGING,
+                own_record=self._own_record,
+                fault=self._fault,
+                reserved=_RESERVED_ATTRS,
+                n_init=_N_INIT,
+                last_init=_LAST_INIT,
+                otel_event=_OTEL_EVENT_NAME,
+                event=_EVENT_NAME,
+                severities=[_SEVERITY_BY_LEVEL[level] for level in range(61)],
+                severity_of=_severity,
+                texts=dict(_SEVERITY_TEXT),
+                span_var=_CONTEXT_VAR,
+                get_current=get_current,
+                span_key=_SPAN_KEY,
+                span_type=Span,
+                invalid=INVALID_SPAN_CONTEXT,
+                context_type=SpanContext,
+                record_type=_APILogRecord,
+                logging_type=logging.LogRecord,
+                emitter=self._emitter,
+                rw_type=_RW,
+                clock=time_ns,
+                logs_api=_logs_api if unbound else None,
+                max_count=-1 if state.max_count is None else state.max_count,
+                limited=state.max_length is not None,
+                tuple_context=_TUPLE_CONTEXT,
+                field_order=_RECORD_FIELDS,
+            )
+            self.__dict__["handle"] = fast.handle
+            return
         general = LogxpyLoggingHandler.handle.__get__(self)
         filters = self.filters
         scopes_get = state.scopes.get
