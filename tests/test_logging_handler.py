@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 import pytest
+from _helpers import Collect, Gated, assert_accounting, parse_lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
@@ -41,9 +42,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from logxpy_otel import AsyncConfig, LogxpyLoggingHandler, LogxpyLogRecordProcessor, QueuePolicy
+from logxpy_otel import logging_handler as handler_module
 from logxpy_otel.logging_handler import FORMAT_ERROR, RECURSIVE_LOGGING, _sdk_flavoured
-
-from conftest import Collect, Gated, assert_accounting, parse_lines
 
 TRACER = TracerProvider().get_tracer("test_logging_handler")
 RESOURCE = Resource.create({"service.name": "logging-handler-test", "deployment": "ci"})
@@ -264,10 +264,39 @@ def _assert_same(p: Pair, count: int | None = None) -> list[dict[str, Any]]:
 # -- equivalence --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def plain_pair() -> Iterator[Pair]:
-    with pair(name="plain") as p:
+#: The fast paths of ``handle``: in C (``_logging_speedups``, where built and the C encoder is
+#: in use) and in Python (one frame). Everything else takes the general Python path.
+FAST_PATHS = ["c", "python"] if handler_module._Fast is not None else ["python"]
+
+
+@contextlib.contextmanager
+def fast_path(kind: str) -> Iterator[None]:
+    """Handlers made inside take the ``kind`` fast path."""
+    saved = handler_module._Fast
+    if kind == "python":
+        handler_module._Fast = None
+    try:
+        yield
+    finally:
+        handler_module._Fast = saved
+
+
+def _fast_path_of(handler: LogxpyLoggingHandler) -> str:
+    handle = handler.__dict__.get("handle")
+    if handle is None:
+        return "general"
+    return "c" if type(handle).__name__ == "builtin_function_or_method" else "python"
+
+
+@pytest.fixture(scope="module", params=FAST_PATHS)
+def plain_pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
+    with fast_path(request.param):
+        p = Pair(name=f"plain_{request.param}")
+    try:
+        assert _fast_path_of(p.handler) == request.param
         yield p
+    finally:
+        p.close()
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -437,8 +466,9 @@ def test_an_internal_fault_never_raises_and_is_counted(
     reported: list[str] = []
     monkeypatch.setattr(LogxpyLoggingHandler._fault_report, "note", lambda n, detail: reported.append(detail))
     monkeypatch.setattr(handler, "_encode", broken)
-    monkeypatch.setattr(handler, "_emitter", None)
+    monkeypatch.setattr(handler, "_emitter", None)  # (the C fast path needs it: the Python one)
     handler._install_fast_path(handler._current_state())
+    assert _fast_path_of(handler) == "python"
     logger.info("plain")  # the fast path
     try:
         raise ValueError("x")
@@ -448,6 +478,33 @@ def test_an_internal_fault_never_raises_and_is_counted(
     assert out.records() == []
     assert _dropped(handler) == {"internal_error": 2}
     assert reported == ["RuntimeError", "RuntimeError"]
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_a_fault_on_the_fast_path_never_raises_and_is_counted(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider's logger lookup fails (a new logger name): counted, reported, not raised."""
+    reported: list[str] = []
+    monkeypatch.setattr(LogxpyLoggingHandler._fault_report, "note", lambda n, detail: reported.append(detail))
+
+    def broken(self: Any, name: str) -> Any:
+        raise LookupError(name)
+
+    monkeypatch.setattr(handler_module._ProviderState, "scope", broken)
+    out = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[out])
+    with fast_path(kind):
+        handler = processor.logging_handler(logger_provider=LoggerProvider(shutdown_on_exit=False))
+    assert _fast_path_of(handler) == kind
+    logger = logging.getLogger(f"test_logging_handler.fault_{kind}")
+    _only(logger, handler)
+    logger.propagate = False
+    logger.warning("lost")
+    logger.handlers[:] = []
+    processor.shutdown()
+    assert out.records() == []
+    assert _dropped(handler) == {"internal_error": 1} and reported == ["LookupError"]
 
 
 def test_a_record_that_breaks_logging_itself_never_raises(
