@@ -37,6 +37,7 @@ from typing import Any, Final, final
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
 
 from . import _settings
+from ._destinations import END_LINE_MAX, PartialWriteError, fit, records_in
 from ._diagnostics import RateLimitedReporter, logger
 from ._format import LineItem
 from ._trees import TreeNumberer
@@ -604,15 +605,20 @@ class AsyncWriter:
                 if self._state is _NEW:
                     self._set_mode(state=_RUNNING)
             self._drain_locked()
-            try:
-                ok = self._write_batch(items)
-            except Exception as exc:  # noqa: BLE001 - never into the application
+            failed: list[Destination] = []
+            ok = True
+            while items:
+                try:
+                    taken, written = self._write_batch(items, failed)
+                except Exception as exc:  # noqa: BLE001 - never into the application
+                    with self._lock:
+                        self._count_locked(DropReason.INTERNAL_ERROR, len(items))
+                    logger.error("logxpy-otel: could not number %d record(s)", len(items), exc_info=exc)
+                    return False
                 with self._lock:
-                    self._count_locked(DropReason.INTERNAL_ERROR, len(items))
-                logger.error("logxpy-otel: could not number %d record(s)", len(items), exc_info=exc)
-                return False
-            with self._lock:
-                self._account_locked(len(items), ok, queued=False)
+                    self._account_locked(taken, written, queued=False)
+                ok = ok and written == taken
+                items = items[taken:]
             return ok
 
     # -- flushing ----------------------------------------------------------------------
@@ -691,8 +697,9 @@ class AsyncWriter:
         while True:
             with self._lock:
                 depth = len(queue)
-                if depth > self._max_depth:
-                    self._max_depth = depth  # depth only grows between drains: this is its peak
+                records = depth - len(self._markers)
+                if records > self._max_depth:
+                    self._max_depth = records  # depth only grows between drains: this is its peak
                 count = min(depth, self._batch_size)
                 if not count:
                     return
@@ -721,73 +728,100 @@ class AsyncWriter:
         return batch[:index]
 
     def _process_inflight(self) -> None:
-        """Number and write the batch in flight, then account for it. ``_io_lock`` is held.
+        """Number and write the batch in flight, write by write, accounting for each.
+        ``_io_lock`` is held.
 
-        If numbering raises, the batch stays in flight (holding its slots) and the
-        restarted writer retries it: nothing was written yet, so nothing is written twice.
+        If numbering raises, what is left of the batch stays in flight (holding its slots)
+        and the restarted writer retries it: what was written has left it, so nothing is
+        written twice.
         """
-        batch = self._inflight
-        ok = self._write_batch(batch)
-        count = len(batch)
-        with self._lock:
-            self._account_locked(count, ok)
-            self._inflight = []
-            self._release_locked(count)
+        failed: list[Destination] = []
+        while self._inflight:
+            batch = self._inflight
+            taken, written = self._write_batch(batch, failed)
+            with self._lock:
+                self._account_locked(taken, written)
+                self._inflight = batch[taken:]
+                self._release_locked(taken)
 
-    def _account_locked(self, count: int, ok: bool, *, queued: bool = True) -> None:
-        """Count a written batch, or ``count`` records dropped with it; a queued batch's loss
-        is also every waiting flush's (they all stand behind it)."""
+    def _account_locked(self, count: int, written: int, *, queued: bool = True) -> None:
+        """Count one write of ``count`` records, the first ``written`` of which reached a
+        destination; the rest are dropped, and a queued record's loss is also every
+        waiting flush's (they all stand behind it)."""
         self._batches += 1
-        if ok:
-            self._written += count
+        self._written += written
+        if written == count:
             return
         reason = DropReason.IO_ERROR if self._destinations else DropReason.NO_DESTINATION
-        self._count_locked(reason, count)
+        self._count_locked(reason, count - written)
         if queued:
             for marker in self._markers:
                 marker.lost = True
 
-    def _write_batch(self, items: Sequence[LineItem]) -> bool:
-        """Rotate the files that are due (closing open traces in them first), then number
-        ``items`` and write them. ``_io_lock`` is held; True if a destination took them."""
-        due = [d for d in self._destinations if _rotation_due(d)]
+    def _write_batch(self, items: Sequence[LineItem], failed: list[Destination]) -> tuple[int, int]:
+        """Write as many of ``items`` (from the first) as one write to each file can take.
+
+        First rotate the files that are due, or that the next record would take past
+        ``max_bytes`` (``room()``), closing open traces first: each file is self-contained.
+        Then number as many records as every file has room for, keeping room for the end
+        lines of open traces (at least one record: a line longer than ``max_bytes`` goes
+        alone into a file), and write them. ``_io_lock`` is held. Destinations in
+        ``failed`` (they raised earlier in this batch) are skipped; one that raises is
+        added. Returns how many items were taken, and how many of those, from the first,
+        reached a destination.
+        """
+        reserve = self._trees.open_traces * END_LINE_MAX
+        live = [d for d in self._destinations if d not in failed]
+        due = [d for d in live if _rotation_due(d) or not fit(items[:1], _room(d, reserve))]
         if due:
-            self._close_trees_locked()  # each file is self-contained: traces end in it
+            self._close_trees_locked(failed)  # each file is self-contained: traces end in it
             for destination in due:
                 try:
                     destination.rotate()  # type: ignore[attr-defined]
                 except Exception as exc:  # noqa: BLE001 - counted; the write below reports too
                     self._destination_failed(exc)
+            reserve = self._trees.open_traces * END_LINE_MAX
+        rooms = [room for d in live if (room := _room(d, reserve)) is not None]
+        count = max(1, fit(items, min(rooms))) if rooms else len(items)
         out: list[bytes] = []
-        self._trees.number(items, out)
+        self._trees.number(items[:count] if count < len(items) else items, out)
+        data = b"".join(out)
         observer = self._batch_observer
-        if observer is None:
-            return self._deliver(b"".join(out))
-        started = time.perf_counter()
-        ok = self._deliver(b"".join(out))
-        try:
-            observer(len(items), time.perf_counter() - started, ok)
-        except Exception:  # noqa: BLE001 - an observer never affects the writes
-            pass
-        return ok
+        started = time.perf_counter() if observer is not None else 0.0
+        reached = self._deliver(data, failed)
+        written = count if reached is None else records_in(data, reached)
+        if observer is not None:
+            try:
+                observer(count, time.perf_counter() - started, written == count)
+            except Exception:  # noqa: BLE001 - an observer never affects the writes
+                pass
+        return count, written
 
-    def _close_trees_locked(self) -> None:
+    def _close_trees_locked(self, failed: list[Destination] | None = None) -> None:
         """Write the end lines of every open trace. ``_io_lock`` is held."""
         out: list[bytes] = []
         self._trees.close_all(out)
         if out:
-            self._deliver(b"".join(out))
+            self._deliver(b"".join(out), failed)
 
-    def _deliver(self, data: bytes) -> bool:
-        """Give ``data`` to every destination; True if at least one accepted it."""
-        ok = False
+    def _deliver(self, data: bytes, failed: list[Destination] | None = None) -> int | None:
+        """Give ``data`` to every destination but those in ``failed`` (which collects the
+        ones that raise). None if one took it all; else how many of its lines, from the
+        first, reached one (whole: a :class:`PartialWriteError` counts them)."""
+        reached: int | None = 0
         for destination in self._destinations:
+            if failed is not None and destination in failed:
+                continue
             try:
                 destination(data)
-                ok = True
+                reached = None
             except Exception as exc:  # noqa: BLE001 - one destination must not affect another
+                if reached is not None and isinstance(exc, PartialWriteError):
+                    reached = max(reached, exc.lines)
+                if failed is not None:
+                    failed.append(destination)
                 self._destination_failed(exc)
-        return ok
+        return reached
 
     def _destination_failed(self, exc: BaseException) -> None:
         with self._lock:
@@ -893,6 +927,19 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return f"{type(exc).__name__}: [Errno {exc.errno}] {exc.strerror}"
     return type(exc).__name__
+
+
+def _room(destination: Destination, reserve: int) -> int | None:
+    """The bytes a destination with a size limit (``room()``) can still take, less
+    ``reserve``; None for one without a limit."""
+    room = getattr(destination, "room", None)
+    if room is None:
+        return None
+    try:
+        left = room()
+    except Exception:  # noqa: BLE001 - a broken check must not stop the writes
+        return None
+    return None if left is None else int(left) - reserve
 
 
 def _rotation_due(destination: Destination) -> bool:

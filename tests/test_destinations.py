@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_rotation import check_file, rotated_files
 
-from logxpy_otel import DEFAULT_PATH, AsyncConsoleDestination, AsyncFileDestination, AsyncWriter, _writer
+from logxpy_otel import DEFAULT_PATH, AsyncConsoleDestination, AsyncFileDestination, AsyncWriter
 from logxpy_otel._destinations import END_LINE_MAX, fit, make_destinations, records_in
 from logxpy_otel._trees import TreeNumberer
 
@@ -119,14 +119,6 @@ def test_console_takes_text_or_binary_streams(stream: io.StringIO | io.BytesIO) 
 
 
 # -- max_bytes is a maximum: room(), and what a numbered record can cost (issue 12 item 7) ------
-
-#: The writer-side change (numbering and writing a batch in pieces that fit, rotating
-#: between them) is not applied yet: until it is, these tests are expected to fail.
-needs_writer_chunks = pytest.mark.xfail(
-    not hasattr(_writer, "_room"),
-    strict=True,
-    reason="needs the _writer.py change of issue 12 item 7 (write a batch in pieces that fit)",
-)
 
 
 def test_room_is_what_the_file_takes_before_max_bytes(tmp_path: Path) -> None:
@@ -255,7 +247,6 @@ def sizes_and_records(path: Path) -> list[tuple[str, int, list[int]]]:
     return [(f.name, f.stat().st_size, [r["n"] for r in check_file(f.read_bytes())[0]]) for f in files]
 
 
-@needs_writer_chunks
 def test_no_file_passes_max_bytes_though_a_batch_is_far_larger(
     writers: list[AsyncWriter], tmp_path: Path
 ) -> None:
@@ -276,7 +267,6 @@ def test_no_file_passes_max_bytes_though_a_batch_is_far_larger(
     assert [n for _, _, ns in files for n in ns] == list(range(12_000)), "each record once, in order"
 
 
-@needs_writer_chunks
 def test_a_line_longer_than_max_bytes_goes_alone_into_a_file(
     writers: list[AsyncWriter], tmp_path: Path
 ) -> None:
@@ -296,7 +286,6 @@ def test_a_line_longer_than_max_bytes_goes_alone_into_a_file(
     assert [ns for _, size, ns in files if size > limit] == [[3], [4], [9]]
 
 
-@needs_writer_chunks
 @pytest.mark.parametrize("max_open_traces", [1, 64])
 def test_split_batches_keep_every_file_self_contained(
     writers: list[AsyncWriter], tmp_path: Path, max_open_traces: int

@@ -30,7 +30,6 @@ from logxpy_otel import (
     DropReason,
     LogxpyLogRecordProcessor,
     _destinations,
-    _writer,
 )
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -270,15 +269,6 @@ def test_a_batch_failing_past_the_retry_time_is_dropped_and_the_next_one_is_whol
     assert [r["n"] for r in recs] == [0, 3, 4, 5]
 
 
-#: The writer-side change (count the lines a PartialWriteError says got in as written)
-#: is not applied yet: until it is, these tests are expected to fail.
-needs_writer_partial_counts = pytest.mark.xfail(
-    not hasattr(_writer, "_room"),
-    strict=True,
-    reason="needs the _writer.py change of issue 12 items 7 and 9 (lines that got in count as written)",
-)
-
-
 def nth_line_end(raw: bytes, n: int) -> int:
     """The offset just past the ``n``-th newline of ``raw``."""
     end = 0
@@ -352,7 +342,6 @@ def test_a_write_failing_before_anything_got_in_still_ends_the_torn_line(
     assert path.read_bytes() == LINES[0][:10] + b"\n" + LINES[2], "the torn line still gets its newline"
 
 
-@needs_writer_partial_counts
 def test_records_that_got_in_before_the_disk_filled_count_as_written(
     writers: list[AsyncWriter], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -383,7 +372,6 @@ def test_records_that_got_in_before_the_disk_filled_count_as_written(
     assert parse_lines(raw[5] + b"\n")[0]["n"] == 5, "then the next batch, whole"
 
 
-@needs_writer_partial_counts
 def test_a_partial_write_in_one_destination_and_none_in_another_counts_the_most(
     writers: list[AsyncWriter], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

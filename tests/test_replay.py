@@ -19,13 +19,14 @@ from typing import Any
 
 import orjson
 import pytest
+from _helpers import FakeClock
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import TraceFlags
 
-from logxpy_otel import LogxpyLogRecordProcessor, _rotation
+from logxpy_otel import AsyncFileDestination, LogxpyLogRecordProcessor, _rotation
 from logxpy_otel.cli import main as cli
 from logxpy_otel.replay import replay_files
 
@@ -138,14 +139,18 @@ def write_family(directory: Path, count: int, *, compress: bool = True, per_file
     """Records 0..count-1 written by the package's processor into ``directory/app.jsonl``,
     rotating every ``per_file`` records (gzip backups with ``compress``)."""
     path = directory / "app.jsonl"
+    clock = FakeClock(1_800_000_000.0)
+    # A new file every second of this clock: one for each batch (max_bytes would split one).
+    dest = AsyncFileDestination(path, rotate_when=1, compress=compress, clock=clock)
     provider = LoggerProvider(resource=Resource(RESOURCE), shutdown_on_exit=False)
-    processor = LogxpyLogRecordProcessor(path, max_bytes=1, compress=compress, flush_interval=600_000)
+    processor = LogxpyLogRecordProcessor(destinations=[dest], flush_interval=600_000)
     provider.add_log_record_processor(processor)
     logger = provider.get_logger("replay.test", "1.0")
     for n in range(count):
         logger.emit(make_record(n))
         if n % per_file == per_file - 1 or n == count - 1:
             assert processor.force_flush(10_000)  # one batch: the next one goes to a new file
+            clock.t += 1.0
     provider.shutdown()
     return path
 

@@ -407,7 +407,10 @@ def test_concurrent_snapshots_always_balance(writers: list[AsyncWriter]) -> None
     assert writer.flush(10.0) is True  # the evictions all came before this flush
     m = writer.metrics
     assert_accounting(m)
-    assert m.pending == 0 and m.dropped == m.dropped_by_reason.get(DropReason.EVICTED, 0)
+    assert m.pending == 0 and m.max_queue_depth <= 50
+    # drop_oldest evicts; a record that finds every slot held by records being written
+    # (or on their way in) has nothing to evict and is refused.
+    assert set(m.dropped_by_reason) <= {DropReason.EVICTED, DropReason.QUEUE_FULL}
 
 
 # -- destinations that fail ------------------------------------------------------------
