@@ -32,7 +32,7 @@ from functools import partial
 from itertools import repeat, starmap
 from queue import Empty, SimpleQueue
 from types import MappingProxyType
-from typing import Any, Final, final
+from typing import Any, Final, Protocol, final, runtime_checkable
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
 
@@ -46,14 +46,51 @@ __all__ = [
     "AsyncConfig",
     "AsyncMetrics",
     "AsyncWriter",
+    "ClosableDestination",
     "Destination",
     "DropReason",
+    "FlushableDestination",
     "QueuePolicy",
+    "RotatingDestination",
     "sync_mode",
 ]
 
-#: Anything that takes one batch of complete lines. It may also have ``flush()``/``close()``.
-Destination = Callable[[bytes], object]
+
+class Destination(Protocol):
+    """Where batches go: anything that takes one ``bytes`` of complete lines (a plain
+    function will do). It may also implement :class:`FlushableDestination` (``flush``),
+    :class:`ClosableDestination` (``close``) and :class:`RotatingDestination`
+    (``rotation_due``, ``rotate``, ``room``); the writer checks once, when the
+    destination is added, which of them it does."""
+
+    def __call__(self, data: bytes, /) -> object: ...
+
+
+@runtime_checkable
+class FlushableDestination(Protocol):
+    """``flush()``: called by :meth:`AsyncWriter.flush` after the records are written (fsync)."""
+
+    def flush(self) -> object: ...
+
+
+@runtime_checkable
+class ClosableDestination(Protocol):
+    """``close()``: called once, when the writer stops."""
+
+    def close(self) -> object: ...
+
+
+@runtime_checkable
+class RotatingDestination(Protocol):
+    """A file that rotates: asked before each write whether a new file is due
+    (``rotation_due()``) and how many bytes it still takes (``room()``, None for no
+    limit); ``rotate()`` starts the new file, after the writer closed the open traces."""
+
+    def rotation_due(self) -> bool: ...
+
+    def rotate(self) -> object: ...
+
+    def room(self) -> int | None: ...
 
 
 class QueuePolicy(StrEnum):
@@ -265,7 +302,7 @@ class AsyncWriter:
         config: AsyncConfig | None = None,
     ) -> None:
         self._config = config = config if config is not None else AsyncConfig()
-        self._destinations: tuple[Destination, ...] = tuple(destinations)
+        self._set_destinations(tuple(destinations))
         self._max = config.max_queue_size
         self._batch_size = config.batch_size
         self._interval_s = config.flush_interval_ms / 1000.0
@@ -384,12 +421,21 @@ class AsyncWriter:
     def add_destination(self, destination: Destination) -> None:
         """Also write to ``destination``, from the next batch on."""
         with self._lock:
-            self._destinations = (*self._destinations, destination)
+            self._set_destinations((*self._destinations, destination))
 
     def remove_destination(self, destination: Destination) -> None:
         """Stop writing to ``destination`` (from the next batch on); it is not closed."""
         with self._lock:
-            self._destinations = tuple(d for d in self._destinations if d is not destination)
+            self._set_destinations(tuple(d for d in self._destinations if d is not destination))
+
+    def _set_destinations(self, destinations: tuple[Destination, ...]) -> None:
+        """The destinations, and which of the optional methods each implements (checked once)."""
+        self._destinations = destinations
+        self._rotating: tuple[RotatingDestination, ...] = tuple(
+            d for d in destinations if isinstance(d, RotatingDestination)
+        )
+        self._flushable = tuple(d for d in destinations if isinstance(d, FlushableDestination))
+        self._closable = tuple(d for d in destinations if isinstance(d, ClosableDestination))
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -605,7 +651,7 @@ class AsyncWriter:
                 if self._state is _NEW:
                     self._set_mode(state=_RUNNING)
             self._drain_locked()
-            failed: list[Destination] = []
+            failed: list[object] = []
             ok = True
             while items:
                 try:
@@ -650,12 +696,9 @@ class AsyncWriter:
 
     def _flush_destinations(self) -> bool:
         ok = True
-        for destination in self._destinations:
-            flush = getattr(destination, "flush", None)
-            if flush is None:
-                continue
+        for destination in self._flushable:
             try:
-                flush()
+                destination.flush()
             except Exception as exc:  # noqa: BLE001 - counted and reported, never raised
                 ok = False
                 self._destination_failed(exc)
@@ -735,7 +778,7 @@ class AsyncWriter:
         and the restarted writer retries it: what was written has left it, so nothing is
         written twice.
         """
-        failed: list[Destination] = []
+        failed: list[object] = []
         while self._inflight:
             batch = self._inflight
             taken, written = self._write_batch(batch, failed)
@@ -758,7 +801,7 @@ class AsyncWriter:
             for marker in self._markers:
                 marker.lost = True
 
-    def _write_batch(self, items: Sequence[LineItem], failed: list[Destination]) -> tuple[int, int]:
+    def _write_batch(self, items: Sequence[LineItem], failed: list[object]) -> tuple[int, int]:
         """Write as many of ``items`` (from the first) as one write to each file can take.
 
         First rotate the files that are due, or that the next record would take past
@@ -771,13 +814,13 @@ class AsyncWriter:
         reached a destination.
         """
         reserve = self._trees.open_traces * END_LINE_MAX
-        live = [d for d in self._destinations if d not in failed]
+        live = [d for d in self._rotating if d not in failed]
         due = [d for d in live if _rotation_due(d) or not fit(items[:1], _room(d, reserve))]
         if due:
             self._close_trees_locked(failed)  # each file is self-contained: traces end in it
             for destination in due:
                 try:
-                    destination.rotate()  # type: ignore[attr-defined]
+                    destination.rotate()
                 except Exception as exc:  # noqa: BLE001 - counted; the write below reports too
                     self._destination_failed(exc)
             reserve = self._trees.open_traces * END_LINE_MAX
@@ -797,14 +840,14 @@ class AsyncWriter:
                 pass
         return count, written
 
-    def _close_trees_locked(self, failed: list[Destination] | None = None) -> None:
+    def _close_trees_locked(self, failed: list[object] | None = None) -> None:
         """Write the end lines of every open trace. ``_io_lock`` is held."""
         out: list[bytes] = []
         self._trees.close_all(out)
         if out:
             self._deliver(b"".join(out), failed)
 
-    def _deliver(self, data: bytes, failed: list[Destination] | None = None) -> int | None:
+    def _deliver(self, data: bytes, failed: list[object] | None = None) -> int | None:
         """Give ``data`` to every destination but those in ``failed`` (which collects the
         ones that raise). None if one took it all; else how many of its lines, from the
         first, reached one (whole: a :class:`PartialWriteError` counts them)."""
@@ -829,13 +872,11 @@ class AsyncWriter:
         self._error_report.note(1, _describe(exc))
 
     def _close_destinations(self) -> None:
-        for destination in self._destinations:
-            close = getattr(destination, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception as exc:  # noqa: BLE001
-                    self._destination_failed(exc)
+        for destination in self._closable:
+            try:
+                destination.close()
+            except Exception as exc:  # noqa: BLE001
+                self._destination_failed(exc)
 
     def _crashed(self, exc: BaseException) -> None:
         """The writer thread died: restart it with backoff, or fall back to synchronous writes."""
@@ -929,26 +970,19 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _room(destination: Destination, reserve: int) -> int | None:
-    """The bytes a destination with a size limit (``room()``) can still take, less
-    ``reserve``; None for one without a limit."""
-    room = getattr(destination, "room", None)
-    if room is None:
-        return None
+def _room(destination: RotatingDestination, reserve: int) -> int | None:
+    """The bytes a file with a size limit can still take, less ``reserve``; None for no limit."""
     try:
-        left = room()
+        left = destination.room()
     except Exception:  # noqa: BLE001 - a broken check must not stop the writes
         return None
     return None if left is None else int(left) - reserve
 
 
-def _rotation_due(destination: Destination) -> bool:
-    """Whether a destination that rotates (has ``rotation_due``/``rotate``) wants to now."""
-    due = getattr(destination, "rotation_due", None)
-    if due is None:
-        return False
+def _rotation_due(destination: RotatingDestination) -> bool:
+    """Whether a file wants to rotate now (a broken check is a no)."""
     try:
-        return bool(due())
+        return bool(destination.rotation_due())
     except Exception:  # noqa: BLE001 - a broken check must not stop the writes
         return False
 

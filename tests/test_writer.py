@@ -789,3 +789,43 @@ def test_batch_observer_sees_each_batch_and_never_breaks_a_write(writers: list[A
     writer.enqueue(item(9))
     assert writer.flush(10)
     assert [r["n"] for r in sink.records()] == [0, 1, 2, 9]
+
+
+def test_the_destination_protocols_say_what_the_writer_calls(
+    writers: list[AsyncWriter], tmp_path: Path
+) -> None:
+    """Issue 13 item 4: the optional methods are written down as protocols; the writer
+    checks once which a destination implements, and calls only those."""
+    from logxpy_otel._writer import ClosableDestination, FlushableDestination, RotatingDestination
+
+    file = AsyncFileDestination(tmp_path / "p.jsonl")
+    assert isinstance(file, RotatingDestination | FlushableDestination | ClosableDestination)
+    assert all(isinstance(file, p) for p in (RotatingDestination, FlushableDestination, ClosableDestination))
+
+    calls: list[str] = []
+
+    class OnlyClose:
+        def __call__(self, data: bytes) -> None:
+            calls.append("write")
+
+        def close(self) -> None:
+            calls.append("close")
+
+    class BrokenRoom(Collect):
+        def rotation_due(self) -> bool:
+            raise RuntimeError("broken check")
+
+        def rotate(self) -> None:
+            calls.append("rotate")
+
+        def room(self) -> int | None:
+            raise RuntimeError("broken check")
+
+    broken = BrokenRoom()
+    writer = make(writers, OnlyClose(), broken, lambda data: calls.append("plain"))
+    writer.enqueue(item(1))
+    assert writer.flush(10.0) is True
+    writer.stop(5.0)
+    file.close()
+    assert calls == ["write", "plain", "close"], "flush() and rotate() are never looked for where absent"
+    assert [r["n"] for r in broken.records()] == [1], "a broken check never stops the writes"
