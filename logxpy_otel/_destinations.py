@@ -175,6 +175,10 @@ class AsyncFileDestination:
         service_name: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        for name, mode in (("file_mode", file_mode), ("dir_mode", dir_mode)):
+            if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
+                # -1 would ask for a set-uid, set-gid, sticky file
+                raise ValueError(f"{name} must be permissions from 0 to 0o777; got {mode!r}")
         self.template = os.fspath(path)
         self._file_mode = file_mode
         self._dir_mode = dir_mode

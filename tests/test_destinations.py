@@ -308,3 +308,13 @@ def test_split_batches_keep_every_file_self_contained(
     assert len(files) > 10
     assert all(size <= limit for _, size, _ in files), [(name, size) for name, size, _ in files]
     assert [n for _, _, ns in files for n in ns] == list(range(3_000))
+
+
+@pytest.mark.parametrize(
+    ("keyword", "mode"), [("file_mode", -1), ("file_mode", 0o4600), ("dir_mode", 0o1777)]
+)
+def test_modes_outside_the_permission_bits_are_refused(tmp_path: Path, keyword: str, mode: int) -> None:
+    """Issue 12, item 11: file_mode=-1 created a set-uid, set-gid, sticky log file."""
+    with pytest.raises(ValueError, match=f"{keyword} must be permissions from 0 to 0o777"):
+        AsyncFileDestination(tmp_path / "logs" / "x.jsonl", **{keyword: mode})  # type: ignore[arg-type]
+    assert not (tmp_path / "logs").exists()
