@@ -10,6 +10,9 @@ from collections.abc import Sequence
 
 import orjson
 
+from ._info import VersionAction
+from ._info import add_parser as add_info_parser
+from ._info import run as run_info
 from .replay import (
     ReplayError,
     ReplaySummary,
@@ -72,6 +75,7 @@ def _positive(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logxpy-otel", description=_DESCRIPTION)
+    parser.add_argument("--version", action=VersionAction)
     commands = parser.add_subparsers(dest="command", required=True)
     replay = commands.add_parser(
         "replay",
@@ -97,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     add_view_parser(commands)
+    add_info_parser(commands)
     return parser
 
 
@@ -131,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "view":
         return run_view(args)
+    if args.command == "info":
+        return run_info(args)
     try:
         files = expand_paths(args.paths)
     except UsageError as exc:
