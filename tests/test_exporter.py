@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -9,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from _helpers import Collect, Failing, assert_accounting, parse_lines, read_records
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
@@ -218,3 +221,51 @@ def test_records_still_queued_in_the_batch_processor_at_exit_join_their_trees(tm
             ([3], None, f"second of {n}"),
             ([4], "succeeded", None),
         ], shape
+
+
+INSTRUMENT = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(INSTRUMENT is None, reason="opentelemetry-instrument is not installed")
+@pytest.mark.parametrize("exporter", ["logxpy", "logxpy_fallback"])
+def test_under_opentelemetry_instrument_traces_close_on_time_and_stay_whole_at_exit(
+    tmp_path: Path, exporter: str
+) -> None:
+    """Issue 18, as a user runs it: idle traces get their end lines while the app runs, and
+    at exit every trace is one whole tree (start, its records, end), nothing after an end."""
+    path = tmp_path / "requests.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOGXPY_"))}
+    env |= {
+        "OTEL_SERVICE_NAME": "request-app",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": exporter,
+        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "logging",  # the SDK's handler, one path
+        "OTEL_EXPORTER_LOGXPY_FILE": str(path),
+        "OTEL_EXPORTER_LOGXPY_TRACE_IDLE_TIMEOUT": "300",
+        # logxpy_fallback: a collector that refuses at once, so every batch goes to the file
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://127.0.0.1:9/v1/logs",
+        "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT": "1",
+        "OTEL_BLRP_SCHEDULE_DELAY": "100",
+    }
+    app = Path(__file__).parent / "apps" / "request_app.py"
+    done = subprocess.run(
+        [str(INSTRUMENT), sys.executable, str(app), str(path)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "IDLE_CLOSED 5" in done.stdout, "the idle timeout closed the first traces while the app ran"
+    trees: dict[str, list[dict[str, Any]]] = {}
+    for line in parse_lines(path.read_bytes(), raw_tid=True):
+        trees.setdefault(line["tid"], []).append(line)
+    traced = {tid: lines for tid, lines in trees.items() if "~" in tid}
+    assert len(traced) == 25, "one tree per request, none split"
+    for tid, lines in traced.items():
+        assert [line.get("st") for line in lines] == ["started", None, None, None, "succeeded"], tid
+        assert [line["lvl"] for line in lines] == [[n] for n in range(1, 6)], tid
