@@ -7,7 +7,8 @@ Add it with ``LoggerProvider.add_log_record_processor``. It needs no
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 
@@ -89,7 +90,7 @@ class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
         level: int | str = logging.NOTSET,
         *,
         logger_provider: LoggerProvider | None = None,
-        resource: Resource | None = None,
+        resource: Resource | Mapping[str, Any] | None = None,
         log_code_attributes: bool | None = None,
     ) -> LogxpyLoggingHandler:
         """A ``logging.Handler`` writing stdlib records straight into this processor's file
