@@ -34,6 +34,17 @@ It never raises into the application: a record whose message cannot be built (a 
 loop); a record logged while this handler works on another one in the same thread
 (an OTel attribute warning) is skipped as the OTel handler skips it, counted as
 ``recursive_logging``.
+
+Speed: the common record (no filter, formatter, exception, code attributes or event
+name; plain ``extra`` values no limit bites on) takes a fast path, in C
+(``_logging_speedups.Fast``, where built, with the C encoder) or else in one Python
+frame; everything else takes the general Python path below, the reference. The tests
+run the OTel path against each of them.
+
+What it does not do (the OTel path does): the SDK's own self-metrics
+(``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``: ``otel.sdk.log.created``) count no record
+that goes this way, and other processors on the provider never see these records: give
+the stock handler to a set-up whose records must reach other exporters.
 """
 
 from __future__ import annotations
@@ -533,8 +544,9 @@ class LogxpyLoggingHandler(logging.Handler):
     def _install_fast_path(self, state: _ProviderState) -> None:
         """``handle`` for the common case: no filter, formatter, exception, code attributes
         or event name; plain attribute values that no limit bites on. The same steps as
-        ``handle`` -> ``emit`` -> ``_write`` above (anything else goes there), in one
-        function: each Python call is a noticeable part of the cost.
+        ``handle`` -> ``emit`` -> ``_write`` above (anything else goes there), in C where
+        built (``_logging_speedups.Fast``), else in one Python function: each Python call is
+        a noticeable part of the cost.
         """
         cls = type(self)
         overridden = (
