@@ -1,28 +1,36 @@
 # The two commands of the README: `make demo` and `make test`. Both set up what they need.
+# CI (.ci/run) runs `make test`, then `make test-compat`: the suite on the other Pythons and
+# on the oldest OpenTelemetry SDK we support.
 PYTHON ?= python3
-PY312 ?= $(shell command -v python3.12 2>/dev/null || echo python3.12)
 VENV := .venv
-VENV312 := .venv-logxpy
+VENV_LOGXPY := .venv-logxpy
 BIN := $(VENV)/bin
+C_SOURCES := $(wildcard logxpy_otel/*.c)
+LOGXPY_PYTHON := $(abspath $(VENV_LOGXPY))/bin/python
 
-.PHONY: demo test lint typecheck pytest bench bench-instructions bench-fsync soak clean
+.PHONY: demo test lint typecheck pytest test-compat test-compat-oldest test-compat-py313 \
+	dist check-sdist bench bench-instructions bench-fsync soak clean
 
-$(BIN)/.installed: pyproject.toml setup.py logxpy_otel/_speedups.c
+$(BIN)/.installed: pyproject.toml setup.py $(C_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-# The logxpy tools (reader side of the interop test) need Python >= 3.12.
-$(VENV312)/.installed:
-	PYENV_VERSION=3.12.1 $(PY312) -m venv $(VENV312)
-	$(VENV312)/bin/python -m pip install --quiet 'logxpy>=0.5'
+# The logxpy tools (the reader side of the interop tests, and the demo's rendering) need
+# Python >= 3.12 (logxpy >= 0.5): the first of python3.13, python3.12, python3 that is one,
+# with or without pyenv (.ci/find-python).
+$(VENV_LOGXPY)/.installed:
+	@py=$$(.ci/find-python 3.12) || { echo "make: no Python 3.12 or newer found (tried python3.13," \
+		"python3.12, python3, and pyenv's versions); logxpy needs one" >&2; exit 1; }; \
+	echo "$$py -m venv $(VENV_LOGXPY)"; "$$py" -m venv $(VENV_LOGXPY)
+	$(VENV_LOGXPY)/bin/python -m pip install --quiet 'logxpy>=0.5'
 	touch $@
 
-demo: $(BIN)/.installed $(VENV312)/.installed
+demo: $(BIN)/.installed $(VENV_LOGXPY)/.installed
 	$(BIN)/python examples/quickstart.py logs/quickstart.jsonl
 	@echo "--- the same file through logxpy's own pretty-printer (logxpy-prettyprint) ---"
-	$(VENV312)/bin/logxpy-prettyprint < logs/quickstart.jsonl
+	$(VENV_LOGXPY)/bin/logxpy-prettyprint < logs/quickstart.jsonl
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -31,11 +39,86 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-pytest: $(BIN)/.installed $(VENV312)/.installed
-	LOGXPY_OTEL_REQUIRE_SPEEDUPS=1 LOGXPY_PYTHON=$(abspath $(VENV312))/bin/python $(BIN)/python -m pytest -q
+# The modules whose hot paths have a C twin (encoder, numbering, on_emit, logging fast path)
+# and those they feed: run a second time with the C speed-up off, as everyone whose install
+# found no C compiler runs them (the whole suite twice would take twice as long).
+PURE_PYTHON_TESTS := $(wildcard tests/test_format.py tests/test_writer.py tests/test_processor.py \
+	tests/test_exporter.py tests/test_trees.py tests/test_reader.py tests/test_logging_handler.py)
+
+pytest: $(BIN)/.installed $(VENV_LOGXPY)/.installed
+	LOGXPY_OTEL_REQUIRE_SPEEDUPS=1 LOGXPY_PYTHON=$(LOGXPY_PYTHON) $(BIN)/python -m pytest -q
+	@echo "--- again in pure Python (LOGXPY_OTEL_PURE_PYTHON=1): $(notdir $(PURE_PYTHON_TESTS)) ---"
+	LOGXPY_OTEL_PURE_PYTHON=1 LOGXPY_PYTHON=$(LOGXPY_PYTHON) $(BIN)/python -m pytest -q $(PURE_PYTHON_TESTS)
 
 test: lint typecheck pytest
 
+# -- compatibility legs ------------------------------------------------------------------
+# The main leg (`make test`) is the machine's python3 (3.11) with the newest OpenTelemetry
+# releases. Two more cover the other Pythons and the oldest SDK we claim (pyproject.toml):
+#   test-compat-oldest  Python 3.12, the oldest SDK and the contrib releases made with it
+#   test-compat-py313   Python 3.13, the newest releases
+# Each runs the whole suite but the tests marked `network` (building and installing the
+# distributions: the main leg does that).
+SDK_OLDEST := 1.45.0
+CONTRIB_OLDEST := 0.66b0
+OLDEST_PINS := opentelemetry-api==$(SDK_OLDEST) opentelemetry-sdk==$(SDK_OLDEST) \
+	opentelemetry-exporter-otlp-proto-http==$(SDK_OLDEST) opentelemetry-exporter-otlp-proto-grpc==$(SDK_OLDEST) \
+	opentelemetry-semantic-conventions==$(CONTRIB_OLDEST) opentelemetry-instrumentation==$(CONTRIB_OLDEST) \
+	opentelemetry-instrumentation-logging==$(CONTRIB_OLDEST) opentelemetry-distro==$(CONTRIB_OLDEST) \
+	opentelemetry-configuration==$(CONTRIB_OLDEST)
+COMPAT_OLDEST := .venv-compat-oldest
+COMPAT_313 := .venv-compat-py313
+
+# $(call compat_venv,DIR,PYTHON MINOR,PIP ARGS)
+define compat_venv
+	@py=$$(.ci/find-python --exact $(2)) || { echo "make: no Python $(2) found (tried python$(2)," \
+		"python3, and pyenv's versions)" >&2; exit 1; }; \
+	rm -rf $(1); echo "$$py -m venv $(1)"; "$$py" -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --upgrade pip
+	$(1)/bin/python -m pip install --quiet -e '.[test]' $(3)
+	touch $(1)/.installed
+endef
+
+$(COMPAT_OLDEST)/.installed: pyproject.toml setup.py $(C_SOURCES)
+	$(call compat_venv,$(COMPAT_OLDEST),3.12,$(OLDEST_PINS))
+
+$(COMPAT_313)/.installed: pyproject.toml setup.py $(C_SOURCES)
+	$(call compat_venv,$(COMPAT_313),3.13,)
+
+test-compat-oldest: $(COMPAT_OLDEST)/.installed $(VENV_LOGXPY)/.installed
+	$(COMPAT_OLDEST)/bin/logxpy-otel --version
+	LOGXPY_OTEL_REQUIRE_SPEEDUPS=1 LOGXPY_PYTHON=$(LOGXPY_PYTHON) \
+		$(COMPAT_OLDEST)/bin/python -m pytest -q -m "not network"
+
+test-compat-py313: $(COMPAT_313)/.installed $(VENV_LOGXPY)/.installed
+	$(COMPAT_313)/bin/logxpy-otel --version
+	LOGXPY_OTEL_REQUIRE_SPEEDUPS=1 LOGXPY_PYTHON=$(LOGXPY_PYTHON) \
+		$(COMPAT_313)/bin/python -m pytest -q -m "not network"
+
+test-compat: test-compat-oldest test-compat-py313
+
+# -- distributions -----------------------------------------------------------------------
+# The wheel and the sdist in dist/, checked by twine (what an upload would check).
+dist: $(BIN)/.installed
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
+# By hand (a few minutes; CI runs the cheaper tests/test_packaging.py): unpack the sdist,
+# install it into a fresh venv (its C code built there) and run its own tests against the
+# installed package, from the unpacked directory.
+check-sdist: dist $(VENV_LOGXPY)/.installed
+	@set -e; tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/logxpy-otel-sdist.XXXXXX"); \
+	tar -xzf dist/*.tar.gz -C "$$tmp"; src=$$(echo "$$tmp"/logxpy_otel-*); \
+	echo "--- $$src: install into a fresh venv, then its tests ---"; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/python" -m pip install --quiet "$$src[test]"; \
+	"$$tmp/venv/bin/logxpy-otel" info; \
+	cd "$$src" && LOGXPY_OTEL_REQUIRE_SPEEDUPS=1 LOGXPY_PYTHON=$(LOGXPY_PYTHON) \
+		"$$tmp/venv/bin/pytest" -q -p no:cacheprovider -m "not network" \
+		&& rm -rf "$$tmp" || { echo "check-sdist: failed; left in $$tmp" >&2; exit 1; }
+
+# -- benchmarks ----------------------------------------------------------------------------
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_throughput.py --repeat 5 --json benchmarks/results.json
 
@@ -51,4 +134,5 @@ soak: $(BIN)/.installed
 	$(BIN)/python benchmarks/soak.py
 
 clean:
-	rm -rf $(VENV) $(VENV312) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(VENV_LOGXPY) $(COMPAT_OLDEST) $(COMPAT_313) dist build \
+		.mypy_cache .ruff_cache .pytest_cache .hypothesis
