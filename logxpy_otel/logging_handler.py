@@ -604,7 +604,6 @@ class LogxpyLoggingHandler(logging.Handler):
             self.__dict__["handle"] = fast.handle
             return
         general = LogxpyLoggingHandler.handle.__get__(self)
-        filters = self.filters
         scopes_get = state.scopes.get
         scope_of = state.scope
         max_count = state.max_count if state.max_count is not None else sys.maxsize
@@ -638,8 +637,10 @@ class LogxpyLoggingHandler(logging.Handler):
         clock = time_ns
 
         def handle(record: logging.LogRecord) -> Any:
-            if filters or self.formatter is not None or (unbound and logs_api._LOGGER_PROVIDER is not None):
-                return general(record)  # (the last: a global provider to bind to, at last)
+            if self.filters or self.formatter is not None:
+                return general(record)
+            if unbound and logs_api._LOGGER_PROVIDER is not None:
+                return general(record)  # a global provider to bind to, at last
             if flag_get():
                 discard(recursive)
                 return True

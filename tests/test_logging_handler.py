@@ -353,6 +353,33 @@ def test_the_same_lines_with_a_formatter() -> None:
     assert lines[1]["msg"].startswith("ERROR test_logging_handler.formatter: failed\nTraceback")
 
 
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_filters_and_a_formatter_set_later_are_applied(kind: str) -> None:
+    """On the fast paths too: a filter added, a filter list replaced, a formatter set after
+    the handler was made."""
+    out = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[out])
+    with fast_path(kind):
+        handler = processor.logging_handler(resource=RESOURCE)
+    assert _fast_path_of(handler) == kind
+    logger = logging.getLogger(f"test_logging_handler.later_{kind}")
+    _only(logger, handler)
+    logger.propagate = False
+    logger.warning("1 kept")
+    handler.addFilter(lambda record: "drop" not in record.getMessage())
+    logger.warning("2 drop me")
+    logger.warning("3 kept")
+    handler.filters = [lambda record: "keep" in record.getMessage()]
+    logger.warning("4 not this")
+    logger.warning("5 keep this")
+    handler.filters = []
+    handler.setFormatter(logging.Formatter("formatted: %(message)s"))
+    logger.warning("6")
+    logger.handlers[:] = []
+    processor.shutdown()
+    assert [r["msg"] for r in out.records()] == ["1 kept", "3 kept", "5 keep this", "formatted: 6"]
+
+
 def test_what_a_record_becomes() -> None:
     """The fields one by one, for a record with extras inside a span (the common case)."""
     with pair(name="fields") as p, TRACER.start_as_current_span("request") as span:
