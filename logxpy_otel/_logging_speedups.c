@@ -23,6 +23,7 @@ static PyObject *k_timestamp, *k_observed, *k_trace_id, *k_span_id, *k_trace_fla
 static PyObject *f_name, *f_msg, *f_args, *f_levelno, *f_levelname, *f_created, *f_exc_info, *h_filters,
     *h_formatter, *a_logger_config, *a_is_enabled, *a_resource, *a_global, *m_get_span_context,
     *a_trace_id, *a_span_id, *a_trace_flags;
+static PyObject *k_code_file, *k_code_function, *k_code_line, *f_pathname, *f_func_name, *f_lineno;
 static PyObject *empty_tuple;
 
 typedef struct {
@@ -61,6 +62,7 @@ typedef struct {
     Py_ssize_t n_init;
     Py_ssize_t max_count; /* -1: no limit */
     int limited;          /* a value length limit is set */
+    int code;             /* log_code_attributes */
     int tuple_context;    /* SpanContext keeps trace_id, span_id, trace_flags at 0, 1, 3 */
 } Fast;
 
@@ -117,9 +119,6 @@ take_attributes(Fast *self, PyObject *fields, PyObject **out)
         if (PyDict_SetItem(attributes, k, v) < 0)
             goto error;
     }
-    if (attributes != NULL &&
-        (self->limited || (self->max_count >= 0 && PyDict_GET_SIZE(attributes) > self->max_count)))
-        goto write; /* a limit may bite: the SDK's BoundedAttributes */
     *out = attributes;
     return GO;
 write:
@@ -296,6 +295,31 @@ fast_write(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource)
     if (rc != GO)
         return rc;
     rc = ERROR;
+    if (self->code) {
+        /* code.file.path, code.function.name, code.line.number, after the extras */
+        PyObject *keys[3] = {k_code_file, k_code_function, k_code_line};
+        PyObject *names[3] = {f_pathname, f_func_name, f_lineno};
+        if (attributes == NULL && (attributes = PyDict_New()) == NULL)
+            goto out;
+        for (int i = 0; i < 3; i++) {
+            PyObject *v = PyDict_GetItemWithError(fields, names[i]); /* borrowed */
+            if (v == NULL) {
+                rc = PyErr_Occurred() ? ERROR : WRITE;
+                goto out;
+            }
+            if (!(PyUnicode_CheckExact(v) || PyLong_CheckExact(v) || v == Py_None)) {
+                rc = WRITE;
+                goto out;
+            }
+            if (PyDict_SetItem(attributes, keys[i], v) < 0)
+                goto out;
+        }
+    }
+    if (attributes != NULL &&
+        (self->limited || (self->max_count >= 0 && PyDict_GET_SIZE(attributes) > self->max_count))) {
+        rc = WRITE; /* a limit may bite: the SDK's BoundedAttributes */
+        goto out;
+    }
     body = message(fields);
     if (body == NULL) {
         rc = PyErr_Occurred() ? ERROR : WRITE;
@@ -521,25 +545,25 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
                              "severities",   "severity_of", "texts",       "span_var",    "get_current",
                              "span_key",     "span_type",  "invalid",      "context_type", "record_type",
                              "logging_type", "emitter",    "rw_type",      "clock",       "logs_api",
-                             "max_count",    "limited",    "tuple_context", "field_order", NULL};
+                             "max_count",    "limited",    "tuple_context", "field_order", "code", NULL};
     PyObject *handler_dict, *general, *write, *scopes, *scope_of, *flag, *discard, *recursive, *own_record,
         *fault, *reserved, *last_init, *otel_event, *event, *severities, *severity_of, *texts, *span_var,
         *get_current, *span_key, *span_type, *invalid, *context_type, *record_type, *logging_type, *emitter,
         *rw_type, *clock, *logs_api, *field_order;
     Py_ssize_t n_init, max_count;
-    int limited, tuple_context;
+    int limited, tuple_context, code;
     if (self->general != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Fast is set up once");
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "$O!OOO!OO!OOOOO!nUUUO!OO!OOUOOO!O!O!OO!OOnppO!", kwlist, &PyDict_Type, &handler_dict,
+            args, kwds, "$O!OOO!OO!OOOOO!nUUUO!OO!OOUOOO!O!O!OO!OOnppO!p", kwlist, &PyDict_Type, &handler_dict,
             &general, &write, &PyDict_Type, &scopes, &scope_of, &PyContextVar_Type, &flag, &discard, &recursive,
             &own_record, &fault, &PyFrozenSet_Type, &reserved, &n_init, &last_init, &otel_event, &event,
             &PyList_Type, &severities, &severity_of, &PyDict_Type, &texts, &span_var, &get_current, &span_key,
             &span_type, &invalid, &PyType_Type, &context_type, &PyType_Type, &record_type, &PyType_Type,
             &logging_type, &emitter, &PyType_Type, &rw_type, &clock, &logs_api, &max_count, &limited,
-            &tuple_context, &PyTuple_Type, &field_order))
+            &tuple_context, &PyTuple_Type, &field_order, &code))
         return -1;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(field_order); i++) {
         if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(field_order, i))) {
@@ -602,6 +626,7 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
     self->n_init = n_init;
     self->max_count = max_count;
     self->limited = limited;
+    self->code = code;
     self->tuple_context = tuple_context;
     self->general = Py_NewRef(general); /* last: set means set up */
     return 0;
@@ -686,7 +711,10 @@ PyInit__logging_speedups(void)
         intern(&a_logger_config, "_logger_config") || intern(&a_is_enabled, "is_enabled") ||
         intern(&a_resource, "_resource") || intern(&a_global, "_LOGGER_PROVIDER") ||
         intern(&m_get_span_context, "get_span_context") || intern(&a_trace_id, "trace_id") ||
-        intern(&a_span_id, "span_id") || intern(&a_trace_flags, "trace_flags"))
+        intern(&a_span_id, "span_id") || intern(&a_trace_flags, "trace_flags") ||
+        intern(&k_code_file, "code.file.path") || intern(&k_code_function, "code.function.name") ||
+        intern(&k_code_line, "code.line.number") || intern(&f_pathname, "pathname") ||
+        intern(&f_func_name, "funcName") || intern(&f_lineno, "lineno"))
         return NULL;
     empty_tuple = PyTuple_New(0);
     if (empty_tuple == NULL || PyType_Ready(&FastType) < 0)

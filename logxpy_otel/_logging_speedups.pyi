@@ -42,5 +42,6 @@ class Fast:
         limited: bool,
         tuple_context: bool,
         field_order: tuple[str, ...],
+        code: bool,
     ) -> None: ...
     def handle(self, record: Any, /) -> Any: ...

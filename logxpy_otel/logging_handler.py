@@ -35,8 +35,8 @@ loop); a record logged while this handler works on another one in the same threa
 (an OTel attribute warning) is skipped as the OTel handler skips it, counted as
 ``recursive_logging``.
 
-Speed: the common record (no filter, formatter, exception, code attributes or event
-name; plain ``extra`` values no limit bites on) takes a fast path, in C
+Speed: the common record (no filter, formatter, exception or event name; plain
+``extra`` values no limit bites on) takes a fast path, in C
 (``_logging_speedups.Fast``, where built, with the C encoder) or else in one Python
 frame; everything else takes the general Python path below, the reference. The tests
 run the OTel path against each of them.
@@ -542,8 +542,8 @@ class LogxpyLoggingHandler(logging.Handler):
     # -- records: the common case, in one Python frame -------------------------------------
 
     def _install_fast_path(self, state: _ProviderState) -> None:
-        """``handle`` for the common case: no filter, formatter, exception, code attributes
-        or event name; plain attribute values that no limit bites on. The same steps as
+        """``handle`` for the common case: no filter, formatter, exception or event name;
+        plain attribute values (code attributes too) that no limit bites on. The same steps as
         ``handle`` -> ``emit`` -> ``_write`` above (anything else goes there), in C where
         built (``_logging_speedups.Fast``), else in one Python function: each Python call is
         a noticeable part of the cost.
@@ -558,7 +558,6 @@ class LogxpyLoggingHandler(logging.Handler):
         if (
             overridden
             or self._flavour != FLAVOUR_INSTRUMENTATION
-            or self._log_code_attributes
             or (unbound and not hasattr(_logs_api, _GLOBAL_PROVIDER))
         ):
             self.__dict__.pop("handle", None)
@@ -600,6 +599,7 @@ class LogxpyLoggingHandler(logging.Handler):
                 limited=state.max_length is not None,
                 tuple_context=_TUPLE_CONTEXT,
                 field_order=_RECORD_FIELDS,
+                code=self._log_code_attributes,
             )
             self.__dict__["handle"] = fast.handle
             return
@@ -613,6 +613,7 @@ class LogxpyLoggingHandler(logging.Handler):
         reserved = _RESERVED_ATTRS
         disjoint = reserved.isdisjoint
         otel_event, event = _OTEL_EVENT_NAME, _EVENT_NAME
+        code = self._log_code_attributes
         plain_values = _PLAIN_VALUES.issuperset
         str_keys = _STR_KEYS.issuperset
         severities = _SEVERITY_BY_LEVEL
@@ -675,6 +676,12 @@ class LogxpyLoggingHandler(logging.Handler):
                             attributes = {k: fields[k] for k in tail if k not in reserved} or None
                 else:
                     attributes = {k: v for k, v in fields.items() if k not in reserved} or None
+                if code:
+                    if attributes is None:
+                        attributes = {}
+                    attributes[_CODE_FILE_PATH] = fields["pathname"]
+                    attributes[_CODE_FUNCTION_NAME] = fields["funcName"]
+                    attributes[_CODE_LINE_NUMBER] = fields["lineno"]
                 if attributes is not None and (
                     len(attributes) > max_count
                     or limited

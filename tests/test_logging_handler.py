@@ -307,8 +307,46 @@ def test_the_same_lines_as_the_otel_path(plain_pair: Pair, calls: list[tuple[Any
     _assert_same(plain_pair, len(calls))
 
 
+#: Calls the fast paths take (no exception, a str message, plain extra values): the test
+#: below checks that none of them went the general way.
+PLAIN_CALLS = st.lists(
+    st.tuples(
+        LEVELS,
+        st.one_of(
+            st.tuples(st.just("user %s signed in"), st.tuples(st.integers() | st.text(max_size=8))),
+            st.tuples(st.text(max_size=20).filter(lambda t: "%" not in t), st.just(())),
+            st.tuples(st.just("%(who)s did %(what)r"), st.just(({"who": "ann", "what": [1, 2]},))),
+        ),
+        st.dictionaries(
+            KEYS.filter(lambda k: k not in _STANDARD and k not in ("", "otel.event.name", "event.name")),
+            _scalars().filter(lambda v: not isinstance(v, bytes)),
+            max_size=5,
+        ),
+        st.just(None),
+        SPANS,
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(calls=PLAIN_CALLS, code=st.booleans(), kind=st.sampled_from(FAST_PATHS))
+def test_the_same_lines_on_the_fast_paths(calls: list[tuple[Any, ...]], code: bool, kind: str) -> None:
+    with fast_path(kind), pair(name="fast", code=code) as p:
+        assert _fast_path_of(p.handler) == kind
+        general: list[str] = []
+        write = p.handler._write
+        p.handler._write = lambda record, *rest: (general.append(record.msg), write(record, *rest))[1]  # type: ignore[method-assign]
+        _run_calls(p, calls)
+        _assert_same(p, len(calls))
+        assert general == [], "plain calls take the fast path"
+
+
 LIMITS = st.sampled_from(
     [
+        LogRecordLimits(),  # the defaults (128): no limit bites, the fast paths
         LogRecordLimits(max_attributes=2),
         LogRecordLimits(max_attributes=0),
         LogRecordLimits(max_attribute_length=3),
@@ -318,14 +356,14 @@ LIMITS = st.sampled_from(
 )
 
 
-@settings(max_examples=60, deadline=None)
-@given(limits=LIMITS, calls=CALLS, code=st.booleans())
+@settings(max_examples=80, deadline=None)
+@given(limits=LIMITS, calls=CALLS, code=st.booleans(), kind=st.sampled_from(FAST_PATHS))
 def test_the_same_lines_under_attribute_limits_and_with_code_attributes(
-    limits: LogRecordLimits, calls: list[tuple[Any, ...]], code: bool
+    limits: LogRecordLimits, calls: list[tuple[Any, ...]], code: bool, kind: str
 ) -> None:
     """Limits as the SDK applies them (count, value length, ``dropped_attributes_count``);
     code attributes when asked."""
-    with quiet_sdk(), pair(name="limits", limits=limits, code=code) as p:
+    with quiet_sdk(), fast_path(kind), pair(name="limits", limits=limits, code=code) as p:
         _run_calls(p, calls)
         _assert_same(p, len(calls))
 
