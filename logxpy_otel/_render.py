@@ -7,6 +7,7 @@ file (messages, names, values) never reaches the terminal raw: control character
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from datetime import UTC, datetime
@@ -184,12 +185,22 @@ def clock(ts: float | None, utc: bool) -> tuple[str, str]:
         return "??:??:??.???", ""
     try:
         seconds, millis = divmod(round(ts * 1000), 1000)
+    except (OverflowError, ValueError):
+        return "??:??:??.???", ""
+    hms, date = _second(seconds, utc)
+    return (f"{hms}.{millis:03d}" if date else "??:??:??.???"), date
+
+
+@functools.lru_cache(maxsize=4096)
+def _second(seconds: int, utc: bool) -> tuple[str, str]:
+    """``(HH:MM:SS, "YYYY-MM-DD ZONE")`` of a whole second (records come many a second)."""
+    try:
         moment = datetime.fromtimestamp(seconds, UTC)
         if not utc:
             moment = moment.astimezone()
     except (OverflowError, OSError, ValueError):
-        return "??:??:??.???", ""
-    return f"{moment:%H:%M:%S}.{millis:03d}", f"{moment:%Y-%m-%d} {moment.tzname() or ''}".rstrip()
+        return "", ""
+    return f"{moment:%H:%M:%S}", f"{moment:%Y-%m-%d} {moment.tzname() or ''}".rstrip()
 
 
 def duration(seconds: float) -> str:

@@ -10,9 +10,9 @@ is one line. See docs/format.md for the lines.
 
 What is read: live files, rotated backups and their gzip versions (told by content), a
 directory or a glob, in the order replay takes them; the entries are shown in time order
-(each tree at its first line's time). A line that does not parse is reported (``on_problem``)
-and skipped; a live file's last line without a newline may still be being written and is
-left alone.
+(each tree at its first line's time), read as they are shown (see :func:`render`). A
+line that does not parse is reported (``on_problem``) and skipped; a live file's last
+line without a newline may still be being written and is left alone.
 
 ``--follow`` prints each tree when its end line arrives (or when it has had no line for
 ``idle`` seconds: then shown as unfinished), follows the live files through rotation, and
@@ -28,14 +28,18 @@ Python use::
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
+import heapq
 import itertools
+import math
 import os
 import re
 import sys
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -60,6 +64,10 @@ __all__ = [
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _HEX: Final = frozenset("0123456789abcdef")
 _CHUNK: Final = 1 << 20
+#: What a damaged or cut gzip file raises while it is read.
+_GZIP_ERRORS: Final = (gzip.BadGzipFile, EOFError, zlib.error, OSError)
+#: How much of a followed file's beginning identifies it among backups (a tid and a ts).
+_HEAD: Final = 512
 #: Keys of a structure line that are not shown as its attributes.
 _STRUCTURE_KEYS: Final = frozenset(("tid", "lvl", "ts", "at", "st", "dur", "_otel"))
 
@@ -195,7 +203,7 @@ def _parse(raw: bytes, seq: int) -> _Line | str:
     tid, lvl, ts = data.get("tid"), data.get("lvl"), data.get("ts")
     if not isinstance(tid, str) or not tid:
         return "no tid"
-    if not isinstance(lvl, list) or not lvl or not all(type(n) is int and n > 0 for n in lvl):
+    if type(lvl) is not list or not lvl or not all(type(n) is int and n > 0 for n in lvl):
         return "no lvl (a list of positive ints)"
     when = float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else None
     return _Line(data, tid, tuple(lvl), when, seq)
@@ -296,8 +304,12 @@ class _Tree:
         return self.root.start is None and not self.root.records and not self.root.actions
 
     def sort_key(self) -> tuple[float, int]:
-        first_ts = self.root.first_ts()
-        return (first_ts if first_ts is not None else 0.0, self.first.seq if self.first else 0)
+        """Where the tree goes in time order: at its first line (the start line, whose ``ts``
+        is its first record's)."""
+        first = self.first
+        if first is None:
+            return (0.0, 0)
+        return (first.ts if first.ts is not None else 0.0, first.seq)
 
 
 _Item = _Line | _Tree
@@ -432,7 +444,7 @@ class _Renderer:
         keep = self.select.record_ok if self.o.filters_records else None
         if keep is not None and not any(keep(line) for line in item.root.lines()):
             return None
-        return self._dated(item.root.first_ts(), self._tree(item, keep))
+        return self._dated(item.first.ts if item.first is not None else None, self._tree(item, keep))
 
     def _dated(self, ts: float | None, lines: list[str]) -> str:
         _, date = r.clock(ts, self.o.utc)
@@ -558,20 +570,34 @@ def _read_file(path: str, final: bool, seq: Iterator[int], problem: Problem) -> 
     """The lines of a whole file (gzip told by content). A last line with no newline is
     read if it parses in a final file, left alone in a live one (it may be being written)."""
     try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed below, also when the generator is dropped
+        raw = open(path, "rb")  # noqa: SIM115 - closed by _read_open
     except OSError as exc:
         problem(f"{path}: {exc.strerror or exc}")
         return
+    yield from _read_open(raw, path, final, seq, problem)
+
+
+def _lines_stream(raw: IO[bytes]) -> tuple[IO[bytes], bool]:
+    """The stream of an open file's lines: itself, or its decompressed content."""
+    compressed = raw.read(2) == _GZIP_MAGIC
+    raw.seek(0)
+    if compressed:
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), True
+    return raw, False
+
+
+def _read_open(
+    raw: IO[bytes], path: str, final: bool, seq: Iterator[int], problem: Problem
+) -> Iterator[_Line]:
+    """:func:`_read_file` of a file already open (closed here)."""
     with raw:
-        stream: IO[bytes] = raw
-        if raw.read(2) == _GZIP_MAGIC:
-            stream, final = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), True
-        raw.seek(0)
+        stream, compressed = _lines_stream(raw)
+        final = final or compressed
         offset = 0
         while True:
             try:
                 line = stream.readline()
-            except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as exc:
+            except _GZIP_ERRORS as exc:
                 problem(f"{path}: cannot read on from byte {offset} of its lines: {exc}")
                 return
             if not line:
@@ -600,6 +626,7 @@ def render(
     options: ViewOptions | None = None,
     *,
     on_problem: Problem | None = None,
+    window: float = 10.0,
     **overrides: Any,
 ) -> Iterator[str]:
     """Each tree or one-line task of the files, in time order, as text (one entry per item,
@@ -608,20 +635,64 @@ def render(
     ``paths``: files, directories or globs (as ``logxpy-otel replay`` takes them). Options
     are a :class:`ViewOptions` or its fields as keywords (``level="warning"``, ``utc=True``).
     Lines that are not of the format go to ``on_problem`` (default: ignored). Raises
-    ``logxpy_otel.replay.UsageError`` for a path that names nothing.
+    ``logxpy_otel.replay.UsageError`` at once for a path that names nothing.
+
+    Files are read as the entries are taken, each rotated family in its own time order,
+    the families merged: memory holds what is still open (trees not ended yet) and the
+    last ``window`` seconds of lines, not whole files. A line written more than ``window``
+    seconds out of time order is shown where it is in its file.
     """
     opts = _options(options, overrides)
     problem = on_problem or (lambda _: None)
     files = expand_paths(_paths(paths))
     seq = itertools.count()
-    assembler = _Assembler()
-    items: list[_Item] = []
+
+    def lines(family: list[str]) -> Iterator[_Line]:
+        for path in family:
+            yield from _read_file(path, _is_final(path), seq, problem)
+
+    streams = [_in_time_order(lines(family), window) for family in _families(files)]
+    return _emit(_Renderer(opts), heapq.merge(*streams, key=_sort_key))
+
+
+def _families(files: list[str]) -> list[list[str]]:
+    """The files (in replay's order) by rotated family: each family's backups then its live file."""
+    out: dict[str, list[str]] = {}
     for path in files:
-        for line in _read_file(path, _is_final(path), seq, problem):
-            items += assembler.add(line, 0.0)
-    items += assembler.rest()
-    items.sort(key=_sort_key)
-    return _emit(_Renderer(opts), items)
+        backup = backup_of(path)
+        out.setdefault(os.path.normpath(backup[0] if backup is not None else path), []).append(path)
+    return list(out.values())
+
+
+def _in_time_order(lines: Iterable[_Line], window: float) -> Iterator[_Item]:
+    """The items of one stream of lines in time order (:func:`_sort_key`), holding back
+    only what a later line could still come before: an item is let go once every open
+    tree started after it, and the lines have moved ``window`` seconds past it. Lines
+    further out of order than that are shown where they are (not held back for ever)."""
+    assembler = _Assembler()
+    ready: list[tuple[tuple[float, int], _Item]] = []  # a heap
+    starts: list[tuple[tuple[float, int], str, _Tree]] = []  # open trees, some closed since
+    latest = -math.inf
+    for line in lines:
+        if line.ts is not None and line.ts > latest:
+            latest = line.ts
+        before = assembler.open.get(line.tid)
+        for item in assembler.add(line, 0.0):
+            heapq.heappush(ready, (_sort_key(item), item))
+        opened = assembler.open.get(line.tid)
+        if opened is not None and opened is not before:
+            heapq.heappush(starts, (opened.sort_key(), line.tid, opened))
+        while starts and assembler.open.get(starts[0][1]) is not starts[0][2]:
+            heapq.heappop(starts)  # closed since
+        limit = (latest - window, math.inf)
+        if starts and starts[0][0] < limit:
+            limit = starts[0][0]
+        while ready and ready[0][0] < limit:
+            yield heapq.heappop(ready)[1]
+    for item in assembler.rest():
+        heapq.heappush(ready, (_sort_key(item), item))
+    while ready:
+        yield heapq.heappop(ready)[1]
 
 
 # -- follow --------------------------------------------------------------------------------------
@@ -633,8 +704,13 @@ def _backup_key(path: str) -> str:
 
 class _Tail:
     """A live file followed like ``tail -f``: its lines as they come, through truncation and
-    rotation (the old file is read to its end, then any backup made since that was never
-    open here, then the new live file)."""
+    rotation.
+
+    On rotation the old file is read to its end, then every backup made since the follow
+    began that was not read here (a rotation or more between two looks) is read whole,
+    then the new live file. A backup is known as read by its first bytes (a file's first
+    line holds a tid and a time), or as the open file by its inode (rotated just now).
+    Backups there before the follow began are history, not read (as ``tail -f``)."""
 
     def __init__(self, path: str, seq: Iterator[int], problem: Problem) -> None:
         self.path = path
@@ -644,18 +720,21 @@ class _Tail:
         self.ident = (0, 0)
         self.offset = 0
         self.buf = b""
-        self.known: set[str] = set()
+        #: The first bytes of the open file (up to ``_HEAD``), and of the files read before.
+        self.head = b""
+        self.heads: deque[bytes] = deque(maxlen=256)
         self._open()
+        #: Backups dealt with (read, or history): by name without ``.gz``.
+        self.done = {_backup_key(b) for b in backups(path)}
 
-    def _open(self) -> None:
+    def _open(self) -> bool:
         try:
             f = open(self.path, "rb", buffering=0)  # noqa: SIM115 - kept open while followed
         except FileNotFoundError:
-            self.file = None  # rotated away and the new one not there yet: tried next poll
-            return
+            return False  # rotated away and the new one not there yet: next poll
         st = os.fstat(f.fileno())
-        self.file, self.ident, self.offset, self.buf = f, (st.st_dev, st.st_ino), 0, b""
-        self.known = {_backup_key(b) for b in backups(self.path)}
+        self.file, self.ident, self.offset, self.buf, self.head = f, (st.st_dev, st.st_ino), 0, b"", b""
+        return True
 
     def close(self) -> None:
         if self.file is not None:
@@ -679,18 +758,50 @@ class _Tail:
             chunk = f.read(_CHUNK)
             if not chunk:
                 return
+            if len(self.head) < _HEAD:
+                self.head += chunk[: _HEAD - len(self.head)]
             *lines, self.buf = (self.buf + chunk).split(b"\n")
             for raw in lines:
                 offset = self.offset
                 self.offset += len(raw) + 1
                 yield from self._line(raw, offset, False)
 
+    def _backlog(self) -> Iterator[_Line]:
+        """The lines of every backup not dealt with yet, oldest first, but those of files
+        read here before and of the open file (which may have been rotated, even
+        compressed, since it was opened: a backup holding what it holds is that file)."""
+        keys = sorted({_backup_key(b) for b in backups(self.path)} - self.done)
+        if not keys or self.file is None:
+            return
+        current = os.pread(self.file.fileno(), _HEAD, 0)
+        for key in keys:
+            self.done.add(key)
+            if _ident(key) == self.ident:
+                # The open file, rotated already: read it through (to its end) before
+                # the backups made after it.
+                yield from self._drain()
+                continue
+            opened = _open_backup(key)
+            if opened is None:
+                self.problem(f"{key}: rotated away and gone before it could be read")
+                continue
+            raw, path = opened
+            head = _head(raw, _HEAD)
+            if head == current:
+                raw.close()  # the open file, rotated and compressed already: as above
+                yield from self._drain()
+                continue
+            if any(seen and head.startswith(seen) for seen in self.heads):
+                raw.close()  # read here while it was the live file
+                continue
+            yield from _read_open(raw, path, True, self.seq, self.problem)
+
     def poll(self) -> Iterator[_Line]:
         """The lines written since the last poll (a torn line is kept until it ends)."""
         if self.file is None:
-            self._open()
-            if self.file is None:
+            if not self._open():
                 return
+            yield from self._backlog()
         yield from self._drain()
         try:
             st = os.stat(self.path)
@@ -700,31 +811,55 @@ class _Tail:
         if (st.st_dev, st.st_ino) == self.ident:
             if os.fstat(self.file.fileno()).st_size < self.offset + len(self.buf):
                 self.file.seek(0)  # truncated in place (copytruncate): from the start again
-                self.offset, self.buf = 0, b""
+                self.heads.append(self.head)
+                self.offset, self.buf, self.head = 0, b"", b""
                 yield from self._drain()
             return
         yield from self._drain()  # rotated: the writer is done with the old file
         if self.buf:
             yield from self._line(self.buf, self.offset, True)
-        known, inode = self.known, self.ident[1]
+        self.heads.append(self.head)
         self.close()
-        # Backups made since the old file was opened: the oldest is that file (unless
-        # another one has its inode); any other rotated between two polls: read whole.
-        new = sorted({_backup_key(b) for b in backups(self.path)} - known)
-        mine = next((k for k in new if _inode(k) == inode), new[0] if new else None)
-        for key in new:
-            if key != mine:
-                path = key if os.path.exists(key) else key + ".gz"
-                yield from _read_file(path, True, self.seq, self.problem)
-        self._open()
-        yield from self._drain()
+        if self._open():
+            yield from self._backlog()
+            yield from self._drain()
 
 
-def _inode(path: str) -> int | None:
+def _ident(path: str) -> tuple[int, int] | None:
     try:
-        return os.stat(path).st_ino
+        st = os.stat(path)
     except OSError:
         return None
+    return (st.st_dev, st.st_ino)
+
+
+def _open_backup(key: str) -> tuple[IO[bytes], str] | None:
+    """A backup, compressed (``key.gz``) or not yet (``key``): open, with the path opened.
+    Compression may finish between two tries (``key.gz`` appears whole, then ``key`` goes)."""
+    for path in (key + ".gz", key, key + ".gz"):
+        try:
+            return open(path, "rb"), path  # the caller closes it
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+    return None
+
+
+def _head(raw: IO[bytes], size: int) -> bytes:
+    """The first ``size`` bytes of an open file's lines (decompressed); the file rewound."""
+    out = b""
+    try:
+        stream, _ = _lines_stream(raw)
+        while len(out) < size:
+            chunk = stream.read(size - len(out))
+            if not chunk:
+                break
+            out += chunk
+    except _GZIP_ERRORS:
+        pass
+    raw.seek(0)
+    return out
 
 
 def follow(
@@ -870,6 +1005,10 @@ def run(args: argparse.Namespace, stdout: IO[str] | None = None, stderr: IO[str]
         return 2
     stop = threading.Event()
     undo = install_stop_handlers(stop) if args.follow else (lambda: None)
+    # Reading builds a dict per line and no reference cycles: the cyclic collector would
+    # only rescan them all, again and again (more than half the time of a large file).
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         if args.follow:
             entries = follow(args.paths, options, stop=stop, idle=args.idle, on_problem=problem)
@@ -892,6 +1031,8 @@ def run(args: argparse.Namespace, stdout: IO[str] | None = None, stderr: IO[str]
         return 130
     finally:
         undo()
+        if collecting:
+            gc.enable()
     return 0
 
 

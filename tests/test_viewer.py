@@ -623,53 +623,64 @@ def test_follow_reads_backups_once_and_applies_filters(tmp_path: Path) -> None:
     assert list(follower) == []  # stop ends it
 
 
-def test_follow_with_the_writer_rotating_and_compressing(tmp_path: Path) -> None:
-    """The package's writer (max_open_traces=1: each trace closes the one before; a
-    small max_bytes: it rotates every trace or two, compressing backups) in a thread; the
-    follower shows every tree whole, in order."""
+@pytest.mark.parametrize("lockstep", [True, False], ids=["lockstep", "free-running"])
+def test_follow_with_the_writer_rotating_and_compressing(tmp_path: Path, lockstep: bool) -> None:
+    """The package's writer in a thread: max_open_traces=1 (each trace closes the one
+    before) and a small max_bytes (it rotates every trace or two, compressing backups; a
+    rotation closes the open trace, whose next record opens it again in the new file).
+    In lockstep the writer waits for each trace to be shown; free-running, it rotates
+    several times between two looks of the follower. Either way every record is shown
+    once, in order, in trees that all ended."""
     path = tmp_path / "app.jsonl"
     processor = LogxpyLogRecordProcessor(path, max_bytes=1200, compress=True, max_open_traces=1)
     provider = LoggerProvider(resource=Resource({"service.name": "shop"}), shutdown_on_exit=False)
     provider.add_log_record_processor(processor)
     log = provider.get_logger("app")
-    trees = 8
-    shown = [threading.Event() for _ in range(trees)]
+    traces = 8
+    done = [threading.Event() for _ in range(traces)]  # the trace's last record was shown
     stop = threading.Event()
     errors: list[BaseException] = []
 
     def writer() -> None:
         try:
-            for n in range(trees):
+            for n in range(traces):
                 for i in range(3):
                     log.emit(timestamp=T0_NS + (n * 10 + i) * 10**8, body=f"{n}.{i}", context=span(n + 1))
                 processor.force_flush()
-                if n:  # trace n's first record closed trace n - 1
-                    assert shown[n - 1].wait(10.0), f"tree {n - 1} never shown"
+                if n and lockstep:  # trace n's first record closed trace n - 1
+                    assert done[n - 1].wait(10.0), f"trace {n - 1} never shown whole"
             provider.shutdown()  # closes the last one
         except BaseException as exc:
             errors.append(exc)
             stop.set()
 
     thread = threading.Thread(target=writer)
+
+    def first_look() -> None:  # the writer starts once the follower has the live file open
+        if thread.ident is None:
+            thread.start()
+
     entries: list[str] = []
-    follower = follow([path], utc=True, poll=0.005, stop=stop)
-    thread.start()
+    follower = follow([path], utc=True, poll=0.005, stop=stop, on_poll=first_look)
     try:
         for entry in follower:
             entries.append(entry)
-            shown[len(entries) - 1].set()
-            if len(entries) == trees:
+            for n, i in re.findall(r"INFO  (\d+)\.(\d)", entry):
+                if i == "2":
+                    done[int(n)].set()
+            if done[-1].is_set():
                 break
     finally:
         stop.set()
         follower.close()
-        thread.join(10.0)
+        if thread.ident is not None:
+            thread.join(10.0)
         provider.shutdown()
     assert not errors, errors
     assert len(list(tmp_path.glob("app.*.jsonl*"))) >= 2, "the file rotated while followed"
-    for n, entry in enumerate(entries):
-        assert "shop  otel:trace  succeeded  200.0 ms" in entry
-        assert re.findall(r"INFO  (\d+\.\d)", entry) == [f"{n}.{i}" for i in range(3)]
+    shown = [r for entry in entries for r in re.findall(r"INFO  (\d+\.\d)", entry)]
+    assert shown == [f"{n}.{i}" for n in range(traces) for i in range(3)]
+    assert all(re.search(r"^0000000\d shop  otel:trace  succeeded  ", e, re.M) for e in entries)
 
 
 def test_the_follow_command_ends_on_ctrl_c(tmp_path: Path) -> None:
