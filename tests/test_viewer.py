@@ -235,6 +235,31 @@ def test_a_date_line_comes_when_the_date_changes(tmp_path: Path) -> None:
     )
 
 
+def test_render_reads_as_it_shows_and_sorts_within_a_window(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    lines = [task(n, T0 + n, f"r{n}") for n in range(101)]
+    lines.append(task(101, T0 + 95.5, "a little late"))  # 4.5 s out of order
+    lines.append(task(102, T0 + 50.5, "very late"))  # 50 s out of order
+    path.write_bytes(b"".join(lines) + b"not a line\n")
+    problems: list[str] = []
+    entries = render([path], utc=True, on_problem=problems.append, window=10.0)
+    assert next(entries).endswith("r0")
+    assert problems == [], "the end of the file is not read yet"
+    shown = [entry.rpartition("[shop] ")[2] for entry in entries]
+    assert len(problems) == 1
+    assert shown[93:97] == ["r95", "a little late", "r96", "r97"]  # r0 was taken above
+    assert shown[-1] == "very late", "further out of order than the window: where it is"
+    in_place = [e.rpartition("[shop] ")[2] for e in render([path], utc=True, window=60.0)]
+    assert in_place[50:53] == ["r50", "very late", "r51"]
+
+
+def test_families_are_merged_in_time_order(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_bytes(task(1, T0, "a1") + task(3, T0 + 2, "a2"))
+    (tmp_path / "b.jsonl").write_bytes(task(2, T0 + 1, "b1") + task(4, T0 + 3, "b2"))
+    shown = [e.rpartition("[shop] ")[2] for e in render([tmp_path], utc=True)]
+    assert shown == ["a1", "b1", "a2", "b2"]
+
+
 def test_a_reopened_trace_is_a_second_tree(tmp_path: Path) -> None:
     """The writer closes an idle trace and opens it again, same tid, with a new start at [1]."""
     path = tmp_path / "app.jsonl"
