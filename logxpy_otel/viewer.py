@@ -640,7 +640,7 @@ def render(
     Files are read as the entries are taken, each rotated family in its own time order,
     the families merged: memory holds what is still open (trees not ended yet) and the
     last ``window`` seconds of lines, not whole files. A line written more than ``window``
-    seconds out of time order is shown where it is in its file.
+    seconds out of time order is shown as soon as it is read, after what has gone out.
     """
     opts = _options(options, overrides)
     problem = on_problem or (lambda _: None)
@@ -667,8 +667,9 @@ def _families(files: list[str]) -> list[list[str]]:
 def _in_time_order(lines: Iterable[_Line], window: float) -> Iterator[_Item]:
     """The items of one stream of lines in time order (:func:`_sort_key`), holding back
     only what a later line could still come before: an item is let go once every open
-    tree started after it, and the lines have moved ``window`` seconds past it. Lines
-    further out of order than that are shown where they are (not held back for ever)."""
+    tree started after it, and the lines have moved ``window`` seconds past it. A line
+    further out of order than that goes out as soon as it is read (nothing is held back
+    for ever)."""
     assembler = _Assembler()
     ready: list[tuple[tuple[float, int], _Item]] = []  # a heap
     starts: list[tuple[tuple[float, int], str, _Tree]] = []  # open trees, some closed since
