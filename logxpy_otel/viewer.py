@@ -263,7 +263,8 @@ class _Action:
                 yield child
 
     def first_ts(self) -> float | None:
-        times = [line.ts for line in (self.start, *(rec for _, rec in self.records)) if line and line.ts]
+        lines = (self.start, *(rec for _, rec in self.records))
+        times = [line.ts for line in lines if line is not None and line.ts is not None]
         times += [t for t in (a.first_ts() for a in self.actions.values()) if t is not None]
         return min(times, default=None)
 
@@ -379,6 +380,14 @@ def _attributes(data: dict[str, Any], verbose: bool) -> list[tuple[str, Any]]:
     return out
 
 
+def _message(data: dict[str, Any]) -> str:
+    """A record's ``msg`` (always a string in our lines; anything else as shown)."""
+    msg = data.get("msg")
+    if isinstance(msg, str):
+        return msg
+    return "" if msg is None else r.value_text(msg)
+
+
 def _service(data: dict[str, Any]) -> str | None:
     otel = data.get("_otel")
     resource = otel.get("resource") if isinstance(otel, dict) else None
@@ -412,8 +421,7 @@ class _Selector:
         if o.until is not None and (line.ts is None or line.ts >= o.until):
             return False
         if o.grep is not None:
-            msg = line.data.get("msg")
-            texts = [msg if isinstance(msg, str) else r.search_text(msg)]
+            texts = [_message(line.data)]
             texts += [r.search_text(v) for _, v in _attributes(line.data, False)]
             if not any(o.grep in text for text in texts):
                 return False
@@ -458,7 +466,7 @@ class _Renderer:
 
     def _tree(self, tree: _Tree, keep: Callable[[_Line], bool] | None) -> list[str]:
         root = tree.root
-        service = next((s for s in map(lambda line: _service(line.data), root.lines()) if s), None)
+        service = next(filter(None, (_service(line.data) for line in root.lines())), None)
         trace = _trace_of_tid(tree.tid)
         short = tree.tid if self.o.verbose or trace is None else trace[:8]
         head = self.s.paint(r.ID, r.safe(short))
@@ -535,8 +543,7 @@ class _Renderer:
             trace = _trace_of_record(line)
             if trace is not None:
                 tag.append(self.s.paint(r.ID, trace if self.o.verbose else trace[:8]))
-        msg = data.get("msg")
-        text = r.safe(msg) if isinstance(msg, str) else r.value_text(msg)
+        text = r.safe(_message(data))
         lead = " ".join(filter(None, ["[" + " ".join(tag) + "]" if tag else "", text]))
         pairs = [self._pair(k, v) for k, v in _attributes(data, self.o.verbose)]
         return " ".join(filter(None, [head, "  ".join(filter(None, [lead, *pairs]))]))
@@ -713,7 +720,7 @@ class _Tail:
     line holds a tid and a time), or as the open file by its inode (rotated just now).
     Backups there before the follow began are history, not read (as ``tail -f``)."""
 
-    def __init__(self, path: str, seq: Iterator[int], problem: Problem) -> None:
+    def __init__(self, path: str, seq: Iterator[int], problem: Problem, history: set[str]) -> None:
         self.path = path
         self.seq = seq
         self.problem = problem
@@ -724,9 +731,10 @@ class _Tail:
         #: The first bytes of the open file (up to ``_HEAD``), and of the files read before.
         self.head = b""
         self.heads: deque[bytes] = deque(maxlen=256)
-        self._open()
         #: Backups dealt with (read, or history): by name without ``.gz``.
-        self.done = {_backup_key(b) for b in backups(path)}
+        self.done = set(history)
+        #: Backups made since the history was listed are looked at on the first poll.
+        self.fresh = self._open()
 
     def _open(self) -> bool:
         try:
@@ -799,9 +807,10 @@ class _Tail:
 
     def poll(self) -> Iterator[_Line]:
         """The lines written since the last poll (a torn line is kept until it ends)."""
-        if self.file is None:
-            if not self._open():
+        if self.file is None or self.fresh:
+            if self.file is None and not self._open():
                 return
+            self.fresh = False
             yield from self._backlog()
         yield from self._drain()
         try:
@@ -881,13 +890,42 @@ def follow(
     truncation and rotation, looked at every ``poll`` seconds. Ends when ``stop`` is set
     (or when the caller stops iterating). Entries come in the order they complete.
 
+    Backups that exist when it starts are history (read only when named in ``paths``, or
+    in a directory named there); those made later are read as they come.
+
     ``clock`` (for idleness) and ``on_poll`` (called after each look at the files, before
-    any wait) are for tests."""
+    any wait) are for tests. Raises ``UsageError`` at once for a path that names nothing."""
     opts = _options(options, overrides)
-    problem = on_problem or (lambda _: None)
-    stop = stop if stop is not None else threading.Event()
     files = expand_paths(_paths(paths))
-    renderer = _Renderer(opts)
+    finals = {path: _is_final(path) for path in files}
+    history = {path: {_backup_key(b) for b in backups(path)} for path in files if not finals[path]}
+    return _follow(
+        files,
+        finals=finals,
+        history=history,
+        renderer=_Renderer(opts),
+        stop=stop if stop is not None else threading.Event(),
+        idle=idle,
+        poll=poll,
+        problem=on_problem or (lambda _: None),
+        clock=clock,
+        on_poll=on_poll,
+    )
+
+
+def _follow(
+    files: list[str],
+    *,
+    finals: dict[str, bool],
+    history: dict[str, set[str]],
+    renderer: _Renderer,
+    stop: threading.Event,
+    idle: float,
+    poll: float,
+    problem: Problem,
+    clock: Callable[[], float],
+    on_poll: Callable[[], None] | None,
+) -> Iterator[str]:
     assembler = _Assembler()
     seq = itertools.count()
     tails: list[_Tail] = []
@@ -898,10 +936,10 @@ def follow(
 
     try:
         for path in files:
-            if _is_final(path):
+            if finals[path]:
                 yield from feed(_read_file(path, True, seq, problem))
             else:
-                tails.append(_Tail(path, seq, problem))
+                tails.append(_Tail(path, seq, problem, history[path]))
         while not stop.is_set():
             got = False
             for tail in tails:

@@ -624,6 +624,24 @@ def test_follow_goes_on_through_rotations(tmp_path: Path) -> None:
         follower.close()
 
 
+def test_follow_leaves_older_backups_as_history_and_reads_later_ones(tmp_path: Path) -> None:
+    live = tmp_path / "app.jsonl"
+    (tmp_path / "app.20261126T195000.000000Z.jsonl").write_bytes(b"".join(tree(1, T0, ["history"])))
+    live.write_bytes(b"".join(tree(2, T0 + 1, ["two"])))
+    follower = follow([live], utc=True, poll=0.005)  # not started yet: nothing read
+    os.rename(live, tmp_path / "app.20261126T195045.000000Z.jsonl")
+    live.write_bytes(b"".join(tree(3, T0 + 2, ["three"])))
+    try:
+        assert [next(follower).splitlines()[-1] for _ in range(2)] == [
+            "└── 19:50:45.000 INFO  two",
+            "└── 19:50:46.000 INFO  three",
+        ]
+    finally:
+        follower.close()
+    with pytest.raises(UsageError):
+        follow([tmp_path / "missing.jsonl"])  # at once, not at the first entry
+
+
 def test_follow_shows_an_idle_tree_as_unfinished(tmp_path: Path) -> None:
     live = tmp_path / "app.jsonl"
     live.write_bytes(b"".join(tree(1, T0, ["one", "two"])[:-1]))
