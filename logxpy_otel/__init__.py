@@ -17,15 +17,8 @@ if TYPE_CHECKING:
     from ._destinations import DEFAULT_PATH, AsyncConsoleDestination, AsyncFileDestination
     from ._format import LineMode
     from ._native import speedups_in_use
-    from ._writer import (
-        AsyncConfig,
-        AsyncMetrics,
-        AsyncWriter,
-        Destination,
-        DropReason,
-        QueuePolicy,
-        sync_mode,
-    )
+    from ._policies import DropReason, QueuePolicy
+    from ._writer import AsyncConfig, AsyncMetrics, AsyncWriter, Destination, sync_mode
     from .exporter import LogxpyLogRecordExporter
     from .fallback import FallbackLogRecordExporter
     from .logging_handler import LogxpyLoggingHandler
@@ -45,8 +38,8 @@ _WHERE: dict[str, str] = {
     "AsyncMetrics": "._writer",
     "AsyncWriter": "._writer",
     "Destination": "._writer",
-    "DropReason": "._writer",
-    "QueuePolicy": "._writer",
+    "DropReason": "._policies",
+    "QueuePolicy": "._policies",
     "sync_mode": "._writer",
     "LogxpyLogRecordExporter": ".exporter",
     "FallbackLogRecordExporter": ".fallback",

@@ -16,9 +16,13 @@ from typing import Any, Final
 from . import environment_variables as ev
 from ._destinations import DEFAULT_PATH
 from ._diagnostics import logger
+from ._format import LineMode
+from ._policies import QueuePolicy
 from ._rotation import parse_rotate_when
 
 __all__ = [
+    "CONFIG_OPTIONS",
+    "FIELD_DEFAULTS",
     "FILE_OPTIONS",
     "OPTIONS",
     "Setting",
@@ -142,14 +146,14 @@ class Setting:
     to_arg: Callable[[Any], Any] | None = None
 
 
-_POLICIES = ("block", "drop_oldest", "drop_newest", "warn")
+_POLICIES = tuple(p.value for p in QueuePolicy)
 
 #: Every option, by its keyword / YAML name.
 OPTIONS: Final[Mapping[str, Setting]] = {
     s.key: s
     for s in (
         Setting("file", ev.OTEL_EXPORTER_LOGXPY_FILE, DEFAULT_PATH, _path),
-        Setting("mode", ev.OTEL_EXPORTER_LOGXPY_MODE, "tree", _choice("tree", "flat")),
+        Setting("mode", ev.OTEL_EXPORTER_LOGXPY_MODE, "tree", _choice(*(m.value for m in LineMode))),
         Setting("file_permissions", ev.OTEL_EXPORTER_LOGXPY_FILE_PERMISSIONS, 0o600, _octal_mode),
         Setting(
             "queue_policy", ev.OTEL_EXPORTER_LOGXPY_QUEUE_POLICY, "block", _choice(*_POLICIES), "queue_policy"
@@ -224,6 +228,10 @@ OPTIONS: Final[Mapping[str, Setting]] = {
 _BY_FIELD: Final = {s.field: s for s in OPTIONS.values() if s.field}
 #: The options that configure the log file itself.
 FILE_OPTIONS: Final = tuple(key for key, s in OPTIONS.items() if s.file_arg)
+#: The options that are fields of ``AsyncConfig``.
+CONFIG_OPTIONS: Final = tuple(key for key, s in OPTIONS.items() if s.field)
+#: ``AsyncConfig``'s field defaults, by field name (written once, above).
+FIELD_DEFAULTS: Final[Mapping[str, Any]] = {str(s.field): s.default for s in OPTIONS.values() if s.field}
 
 
 def from_env(key: str) -> Any:
@@ -247,11 +255,6 @@ def from_env(key: str) -> Any:
             setting.default,
         )
         return setting.default
-
-
-def field_from_env(field: str) -> Any:
-    """``from_env`` for an ``AsyncConfig`` field (its default factory)."""
-    return from_env(_BY_FIELD[field].key)
 
 
 def check_field(field: str, value: object) -> Any:

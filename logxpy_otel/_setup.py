@@ -57,9 +57,14 @@ def build(
             file_args[str(setting.file_arg)] = setting.to_arg(value) if setting.to_arg else value
     fields = {str(_settings.OPTIONS[key].field): value for key, value in parsed.items()}
     if config is None:
+        # Resolved here, once: a keyword, else its variable, else the default.
+        for key in _settings.CONFIG_OPTIONS:
+            field = str(_settings.OPTIONS[key].field)
+            if field not in fields:
+                fields[field] = _settings.from_env(key)
         config = AsyncConfig(**fields) if async_default else AsyncConfig(async_enabled=False, **fields)
     elif fields:
-        config = dataclasses.replace(config, **fields)
+        config = dataclasses.replace(config, **fields)  # a config object is taken as it is
     encoder = LineEncoder(mode)
     if path is None and not destinations:
         path = _settings.from_env("file")

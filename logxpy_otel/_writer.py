@@ -27,8 +27,6 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from functools import partial
 from itertools import repeat, starmap
 from queue import Empty, SimpleQueue
 from types import MappingProxyType
@@ -40,6 +38,7 @@ from . import _settings
 from ._destinations import END_LINE_MAX, PartialWriteError, fit, records_in
 from ._diagnostics import RateLimitedReporter, logger
 from ._format import LineItem
+from ._policies import DropReason, QueuePolicy
 from ._trees import TreeNumberer
 
 __all__ = [
@@ -93,29 +92,7 @@ class RotatingDestination(Protocol):
     def room(self) -> int | None: ...
 
 
-class QueuePolicy(StrEnum):
-    """What :meth:`AsyncWriter.enqueue` does when the queue holds ``max_queue_size`` records."""
-
-    #: Wait for room: nothing is lost, the caller slows down to the disk's pace.
-    BLOCK = "block"
-    #: Make room by dropping the oldest queued record (keep the most recent logs).
-    DROP_OLDEST = "drop_oldest"
-    #: Refuse the new record (keep the logs that led up to the overload).
-    DROP_NEWEST = "drop_newest"
-    #: As ``drop_newest``, plus a rate-limited warning with the count dropped.
-    WARN = "warn"
-
-
-class DropReason(StrEnum):
-    """Why a record was dropped; the keys of :attr:`AsyncMetrics.dropped_by_reason`."""
-
-    QUEUE_FULL = "queue_full"  # drop_newest / warn refused a record
-    EVICTED = "evicted"  # drop_oldest pushed a queued record out
-    SHUTDOWN = "shutdown"  # handed over after stop() began
-    IO_ERROR = "io_error"  # no destination accepted the batch
-    NO_DESTINATION = "no_destination"  # the writer had no destination
-    INTERNAL_ERROR = "internal_error"  # a fault in logxpy-otel itself (reported)
-    OWN_DIAGNOSTICS = "own_diagnostics"  # logxpy-otel's own warnings, kept out of its files
+_DEFAULTS: Final = _settings.FIELD_DEFAULTS
 
 
 def _default_async() -> bool:
@@ -124,33 +101,33 @@ def _default_async() -> bool:
 
 @dataclass(frozen=True, slots=True)
 class AsyncConfig:
-    """Settings of an :class:`AsyncWriter`; validated at construction (``ValueError``).
+    """Settings of an :class:`AsyncWriter`, as plain values; validated at construction
+    (``ValueError``, by the same validator as each setting's keyword and variable).
 
-    A field not given takes its ``OTEL_EXPORTER_LOGXPY_*`` environment variable when set
-    (see :mod:`logxpy_otel.environment_variables`), else its default.
+    The ``OTEL_EXPORTER_LOGXPY_*`` variables are read where the processor and exporter
+    are built, for the settings not given there, not here (``LOGXPY_SYNC`` excepted: the
+    default of ``async_enabled``, as in logxpy's writer).
     """
 
     #: Most records queued or being written; the policy decides beyond.
-    max_queue_size: int = field(default_factory=partial(_settings.field_from_env, "max_queue_size"))
+    max_queue_size: int = _DEFAULTS["max_queue_size"]
     #: Records per write; a batch is written as soon as this many wait (at most
     #: ``max_queue_size``: a larger value is capped).
-    batch_size: int = field(default_factory=partial(_settings.field_from_env, "batch_size"))
+    batch_size: int = _DEFAULTS["batch_size"]
     #: Longest time a record waits in the queue before its batch is written.
-    flush_interval_ms: float = field(default_factory=partial(_settings.field_from_env, "flush_interval_ms"))
-    queue_policy: QueuePolicy = field(default_factory=partial(_settings.field_from_env, "queue_policy"))
+    flush_interval_ms: float = _DEFAULTS["flush_interval_ms"]
+    queue_policy: QueuePolicy = _DEFAULTS["queue_policy"]  # a name: turned into the enum below
     #: False writes in the caller's thread. Default: True unless ``LOGXPY_SYNC=1``.
     async_enabled: bool = field(default_factory=_default_async)
     #: Writer-thread crashes survived (backoff 0.1 s doubling to 30 s) before falling
     #: back to synchronous writes in the callers' threads.
-    max_restarts: int = field(default_factory=partial(_settings.field_from_env, "max_restarts"))
+    max_restarts: int = _DEFAULTS["max_restarts"]
     #: Bound on the flush at shutdown and at process exit.
-    shutdown_timeout_ms: float = field(
-        default_factory=partial(_settings.field_from_env, "shutdown_timeout_ms")
-    )
+    shutdown_timeout_ms: float = _DEFAULTS["shutdown_timeout_ms"]
     #: A trace with no record for this long gets its end line.
-    trace_idle_ms: float = field(default_factory=partial(_settings.field_from_env, "trace_idle_ms"))
+    trace_idle_ms: float = _DEFAULTS["trace_idle_ms"]
     #: Most traces open at once; beyond, the least recently used is closed.
-    max_open_traces: int = field(default_factory=partial(_settings.field_from_env, "max_open_traces"))
+    max_open_traces: int = _DEFAULTS["max_open_traces"]
     #: Least time between two reports of the same kind (drops, destination errors).
     report_interval_ms: float = 5_000.0
 

@@ -66,19 +66,28 @@ def test_unknown_option_lists_the_known_ones() -> None:
         parse_option("colour", "blue")
 
 
-def test_env_values_become_config_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_values_are_resolved_where_the_processor_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13 item 3: the variables are read once, at the edge; AsyncConfig holds plain values."""
     monkeypatch.setenv(ev.OTEL_EXPORTER_LOGXPY_QUEUE_POLICY, "warn")
     monkeypatch.setenv(ev.OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE, "321")
     monkeypatch.setenv(ev.OTEL_EXPORTER_LOGXPY_FLUSH_INTERVAL, "25")
-    config = AsyncConfig()
-    assert (config.queue_policy, config.max_queue_size, config.flush_interval_ms) == (
-        QueuePolicy.WARN,
-        321,
-        25.0,
-    )
-    assert config.batch_size == 321, "the default batch is capped at an env-set queue size, not an error"
-    explicit = AsyncConfig(max_queue_size=999)
-    assert explicit.max_queue_size == 999 and explicit.queue_policy is QueuePolicy.WARN, "explicit > env"
+    assert AsyncConfig() == AsyncConfig(queue_policy="block", max_queue_size=10_000), "no env in the core"
+    processor = LogxpyLogRecordProcessor(tmp_path / "env.jsonl", max_queue_size=999)
+    given = LogxpyLogRecordProcessor(tmp_path / "given.jsonl", config=AsyncConfig(batch_size=7))
+    try:
+        config = processor.writer.config
+        assert (config.queue_policy, config.max_queue_size, config.flush_interval_ms) == (
+            QueuePolicy.WARN,
+            999,  # a keyword wins over its variable
+            25.0,
+        )
+        assert config.batch_size == 999, "the default batch is capped at the queue size, not an error"
+        assert given.writer.config == AsyncConfig(batch_size=7), "a config object is taken as it is"
+    finally:
+        processor.shutdown()
+        given.shutdown()
 
 
 def test_a_bad_env_value_warns_with_everything_and_uses_the_default(
