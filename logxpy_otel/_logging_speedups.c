@@ -371,21 +371,45 @@ out:
     return rc;
 }
 
+/* The raised exception, taken out of the error indicator (PyErr_GetRaisedException on
+ * 3.12+; from PyErr_Fetch before). An error must be set. */
+static PyObject *
+take_error(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value != NULL ? value : Py_NewRef(Py_None);
+#endif
+}
+
+/* Raise ``exc`` (from take_error) again; steals the reference. */
+static void
+put_error(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+#endif
+}
+
 /* Call fault(exc) for the error set; an error that is not an Exception goes on. */
 static int
 report_fault(Fast *self)
 {
     if (!PyErr_ExceptionMatches(PyExc_Exception))
         return -1;
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (value != NULL && tb != NULL)
-        PyException_SetTraceback(value, tb);
-    PyObject *counted = PyObject_CallOneArg(self->fault, value != NULL ? value : Py_None);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
+    PyObject *value = take_error();
+    PyObject *counted = PyObject_CallOneArg(self->fault, value);
+    Py_DECREF(value);
     if (counted == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_Exception))
             return -1;
@@ -515,17 +539,15 @@ fault:
 out:
     {
         /* The guard is reset whatever happened; an error that goes on is kept aside meanwhile. */
-        PyObject *type = NULL, *exc = NULL, *tb = NULL;
-        if (failed)
-            PyErr_Fetch(&type, &exc, &tb);
+        PyObject *pending = failed && PyErr_Occurred() ? take_error() : NULL;
         if (PyContextVar_Reset(self->flag, token) < 0) {
-            if (failed)
+            if (pending != NULL)
                 PyErr_Clear();
             else
                 failed = 1;
         }
-        if (type != NULL)
-            PyErr_Restore(type, exc, tb);
+        if (pending != NULL)
+            put_error(pending);
     }
     if (!failed)
         result = Py_NewRef(Py_True);

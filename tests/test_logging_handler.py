@@ -572,6 +572,38 @@ def test_a_fault_on_the_fast_path_never_raises_and_is_counted(
     assert _dropped(handler) == {"internal_error": 1} and reported == ["LookupError"]
 
 
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_keyboard_interrupt_goes_on_and_the_guard_is_reset(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only errors are caught: Ctrl-C in the middle of a record reaches the application, as
+    from any Python code, and the next record is handled (not taken for a recursive one)."""
+    interrupt = [True]
+    scope = handler_module._ProviderState.scope
+
+    def interrupted(self: Any, name: str) -> Any:
+        if interrupt[0]:
+            interrupt[0] = False
+            raise KeyboardInterrupt
+        return scope(self, name)
+
+    monkeypatch.setattr(handler_module._ProviderState, "scope", interrupted)
+    out = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[out])
+    with fast_path(kind):
+        handler = processor.logging_handler(logger_provider=LoggerProvider(shutdown_on_exit=False))
+    logger = logging.getLogger(f"test_logging_handler.interrupt_{kind}")
+    _only(logger, handler)
+    logger.propagate = False
+    with pytest.raises(KeyboardInterrupt):
+        logger.warning("interrupted")
+    logger.warning("next")
+    logger.handlers[:] = []
+    processor.shutdown()
+    assert [r["msg"] for r in out.records()] == ["next"]
+    assert _dropped(handler) == {}
+
+
 def test_a_record_that_breaks_logging_itself_never_raises(
     handler_and_output: tuple[LogxpyLoggingHandler, Collect, logging.Logger],
     capsys: pytest.CaptureFixture[str],
