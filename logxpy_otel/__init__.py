@@ -14,11 +14,12 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._destinations import DEFAULT_PATH, AsyncConsoleDestination, AsyncFileDestination
+    from ._config import AsyncConfig, AsyncMetrics, sync_mode
+    from ._destinations import DEFAULT_PATH, AsyncConsoleDestination, AsyncFileDestination, Destination
     from ._format import LineMode
     from ._native import speedups_in_use
     from ._policies import DropReason, QueuePolicy
-    from ._writer import AsyncConfig, AsyncMetrics, AsyncWriter, Destination, sync_mode
+    from ._writer import AsyncWriter
     from .exporter import LogxpyLogRecordExporter
     from .fallback import FallbackLogRecordExporter
     from .logging_handler import LogxpyLoggingHandler
@@ -34,13 +35,13 @@ _WHERE: dict[str, str] = {
     "AsyncFileDestination": "._destinations",
     "LineMode": "._format",
     "speedups_in_use": "._native",
-    "AsyncConfig": "._writer",
-    "AsyncMetrics": "._writer",
+    "AsyncConfig": "._config",
+    "AsyncMetrics": "._config",
     "AsyncWriter": "._writer",
-    "Destination": "._writer",
+    "Destination": "._destinations",
     "DropReason": "._policies",
     "QueuePolicy": "._policies",
-    "sync_mode": "._writer",
+    "sync_mode": "._config",
     "LogxpyLogRecordExporter": ".exporter",
     "FallbackLogRecordExporter": ".fallback",
     "LogxpyLoggingHandler": ".logging_handler",

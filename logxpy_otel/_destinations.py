@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
-from typing import IO, TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from ._diagnostics import logger
 from ._rotation import Maintenance, backup_name, next_rollover, parse_rotate_when
@@ -35,6 +35,63 @@ __all__ = [
     "records_in",
     "render_path",
 ]
+
+# -- the contract: what the writer calls on a destination ------------------------------
+
+
+class Destination(Protocol):
+    """Where batches go: anything that takes one ``bytes`` of complete lines (a plain
+    function will do). It may also implement :class:`FlushableDestination` (``flush``),
+    :class:`ClosableDestination` (``close``) and :class:`RotatingDestination`
+    (``rotation_due``, ``rotate``, ``room``); the writer checks once, when the
+    destination is added, which of them it does."""
+
+    def __call__(self, data: bytes, /) -> object: ...
+
+
+@runtime_checkable
+class FlushableDestination(Protocol):
+    """``flush()``: called by :meth:`AsyncWriter.flush` after the records are written (fsync)."""
+
+    def flush(self) -> object: ...
+
+
+@runtime_checkable
+class ClosableDestination(Protocol):
+    """``close()``: called once, when the writer stops."""
+
+    def close(self) -> object: ...
+
+
+@runtime_checkable
+class RotatingDestination(Protocol):
+    """A file that rotates: asked before each write whether a new file is due
+    (``rotation_due()``) and how many bytes it still takes (``room()``, None for no
+    limit); ``rotate()`` starts the new file, after the writer closed the open traces."""
+
+    def rotation_due(self) -> bool: ...
+
+    def rotate(self) -> object: ...
+
+    def room(self) -> int | None: ...
+
+
+def room_of(destination: RotatingDestination, reserve: int) -> int | None:
+    """The bytes a file with a size limit can still take, less ``reserve``; None for no limit."""
+    try:
+        left = destination.room()
+    except Exception:  # noqa: BLE001 - a broken check must not stop the writes
+        return None
+    return None if left is None else int(left) - reserve
+
+
+def rotation_due(destination: RotatingDestination) -> bool:
+    """Whether a file wants to rotate now (a broken check is a no)."""
+    try:
+        return bool(destination.rotation_due())
+    except Exception:  # noqa: BLE001 - a broken check must not stop the writes
+        return False
+
 
 #: Where logs go when no path is given: relative to the working directory, never a
 #: shared temporary directory.

@@ -16,32 +16,38 @@ re-entrant, so that a signal handler that logs cannot deadlock the thread it int
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import contextvars
-import itertools
-import os
 import threading
 import time
-import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat, starmap
 from queue import Empty, SimpleQueue
 from types import MappingProxyType
-from typing import Any, Final, Protocol, final, runtime_checkable
+from typing import Any, Final, final
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
 
-from . import _settings
-from ._destinations import END_LINE_MAX, PartialWriteError, fit, records_in
+from . import _lifecycle
+from ._config import SYNC_MODE, AsyncConfig, AsyncMetrics, sync_mode
+from ._destinations import (
+    END_LINE_MAX,
+    ClosableDestination,
+    Destination,
+    FlushableDestination,
+    PartialWriteError,
+    RotatingDestination,
+    fit,
+    records_in,
+    room_of,
+    rotation_due,
+)
 from ._diagnostics import RateLimitedReporter, logger
 from ._format import LineItem
 from ._policies import DropReason, QueuePolicy
 from ._trees import TreeNumberer
 
 __all__ = [
+    "SYNC_MODE",
     "AsyncConfig",
     "AsyncMetrics",
     "AsyncWriter",
@@ -53,155 +59,6 @@ __all__ = [
     "RotatingDestination",
     "sync_mode",
 ]
-
-
-class Destination(Protocol):
-    """Where batches go: anything that takes one ``bytes`` of complete lines (a plain
-    function will do). It may also implement :class:`FlushableDestination` (``flush``),
-    :class:`ClosableDestination` (``close``) and :class:`RotatingDestination`
-    (``rotation_due``, ``rotate``, ``room``); the writer checks once, when the
-    destination is added, which of them it does."""
-
-    def __call__(self, data: bytes, /) -> object: ...
-
-
-@runtime_checkable
-class FlushableDestination(Protocol):
-    """``flush()``: called by :meth:`AsyncWriter.flush` after the records are written (fsync)."""
-
-    def flush(self) -> object: ...
-
-
-@runtime_checkable
-class ClosableDestination(Protocol):
-    """``close()``: called once, when the writer stops."""
-
-    def close(self) -> object: ...
-
-
-@runtime_checkable
-class RotatingDestination(Protocol):
-    """A file that rotates: asked before each write whether a new file is due
-    (``rotation_due()``) and how many bytes it still takes (``room()``, None for no
-    limit); ``rotate()`` starts the new file, after the writer closed the open traces."""
-
-    def rotation_due(self) -> bool: ...
-
-    def rotate(self) -> object: ...
-
-    def room(self) -> int | None: ...
-
-
-_DEFAULTS: Final = _settings.FIELD_DEFAULTS
-
-
-def _default_async() -> bool:
-    return not _settings.sync_requested()
-
-
-@dataclass(frozen=True, slots=True)
-class AsyncConfig:
-    """Settings of an :class:`AsyncWriter`, as plain values; validated at construction
-    (``ValueError``, by the same validator as each setting's keyword and variable).
-
-    The ``OTEL_EXPORTER_LOGXPY_*`` variables are read where the processor and exporter
-    are built, for the settings not given there, not here (``LOGXPY_SYNC`` excepted: the
-    default of ``async_enabled``, as in logxpy's writer).
-    """
-
-    #: Most records queued or being written; the policy decides beyond.
-    max_queue_size: int = _DEFAULTS["max_queue_size"]
-    #: Records per write; a batch is written as soon as this many wait (at most
-    #: ``max_queue_size``: a larger value is capped).
-    batch_size: int = _DEFAULTS["batch_size"]
-    #: Longest time a record waits in the queue before its batch is written.
-    flush_interval_ms: float = _DEFAULTS["flush_interval_ms"]
-    queue_policy: QueuePolicy = _DEFAULTS["queue_policy"]  # a name: turned into the enum below
-    #: False writes in the caller's thread. Default: True unless ``LOGXPY_SYNC=1``.
-    async_enabled: bool = field(default_factory=_default_async)
-    #: Writer-thread crashes survived (backoff 0.1 s doubling to 30 s) before falling
-    #: back to synchronous writes in the callers' threads.
-    max_restarts: int = _DEFAULTS["max_restarts"]
-    #: Bound on the flush at shutdown and at process exit.
-    shutdown_timeout_ms: float = _DEFAULTS["shutdown_timeout_ms"]
-    #: A trace with no record for this long gets its end line.
-    trace_idle_ms: float = _DEFAULTS["trace_idle_ms"]
-    #: Most traces open at once; beyond, the least recently used is closed.
-    max_open_traces: int = _DEFAULTS["max_open_traces"]
-    #: Least time between two reports of the same kind (drops, destination errors).
-    report_interval_ms: float = 5_000.0
-
-    def __post_init__(self) -> None:
-        # One validator per setting, shared with the keywords and the variables (_settings).
-        for name in (
-            "max_queue_size",
-            "batch_size",
-            "flush_interval_ms",
-            "queue_policy",
-            "max_restarts",
-            "shutdown_timeout_ms",
-            "trace_idle_ms",
-            "max_open_traces",
-        ):
-            object.__setattr__(self, name, _settings.check_field(name, getattr(self, name)))
-        object.__setattr__(self, "queue_policy", QueuePolicy(self.queue_policy))
-        report = self.report_interval_ms
-        if isinstance(report, bool) or not isinstance(report, int | float) or not 0 < report <= _HOUR_MS:
-            raise ValueError(
-                "AsyncConfig.report_interval_ms must be a number of milliseconds > 0 and <= 3600000; "
-                f"got {report!r}"
-            )
-        if self.batch_size > self.max_queue_size:
-            # A batch can never hold more than the queue does (and an env-set queue size
-            # must not turn the default batch size into a start-up error).
-            object.__setattr__(self, "batch_size", self.max_queue_size)
-        if not isinstance(self.async_enabled, bool):
-            raise ValueError(f"AsyncConfig.async_enabled must be True or False; got {self.async_enabled!r}")
-
-
-_HOUR_MS: Final = _settings.HOUR_MS
-
-
-@dataclass(frozen=True, slots=True)
-class AsyncMetrics:
-    """A consistent snapshot of a writer's counters.
-
-    ``enqueued == written + dropped + pending`` holds exactly in every snapshot.
-    """
-
-    #: Records handed over (accepted or not): ``written + dropped + pending``, where
-    #: pending is counted from the slots records hold, not from a separate counter.
-    enqueued: int
-    #: Records written to at least one destination.
-    written: int
-    #: Records dropped, for any reason (see ``dropped_by_reason``).
-    dropped: int
-    dropped_by_reason: Mapping[str, int]
-    #: Destination calls that raised.
-    errors: int
-    #: Records in the queue now.
-    queue_depth: int
-    #: Highest queue depth seen (never above ``max_queue_size``).
-    max_queue_depth: int
-    #: Records holding a queue slot: queued, in the batch being written, or on their way in.
-    pending: int
-    batches: int
-    restarts: int
-
-
-_SYNC: contextvars.ContextVar[bool] = contextvars.ContextVar("logxpy_otel_sync", default=False)
-#: Set within :func:`sync_mode` (the C ``on_emit`` checks it too).
-SYNC_MODE: Final = _SYNC
-
-
-@contextlib.contextmanager
-def sync_mode() -> Iterator[None]:
-    """Within this block (in this thread or task), records are written before the logging call returns."""
-    token = _SYNC.set(True)
-    try:
-        yield
-    finally:
-        _SYNC.reset(token)
 
 
 class _Wake:
@@ -299,7 +156,7 @@ class AsyncWriter:
         #: Set by the exit hook: stop() then ends by this time too (one bound for the whole exit).
         self._exit_deadline: float | None = None
         self._reset_state()
-        _LIVE[next(_NUMBERS)] = self
+        _lifecycle.register(self)
 
     # -- state -------------------------------------------------------------------------
 
@@ -423,7 +280,7 @@ class AsyncWriter:
                 return
             self._set_mode(state=_RUNNING)
             if self._sync:
-                _IDLE_CLOSER.add(self)  # no thread of our own: idle traces are closed from outside
+                _lifecycle.IDLE_CLOSER.add(self)  # no thread of our own: idle traces are closed from outside
                 return
             self._thread = self._spawn(0.0)
 
@@ -488,7 +345,7 @@ class AsyncWriter:
         Returns True when the record was queued (or, in synchronous mode, written);
         False when it was dropped, which the metrics count with the reason.
         """
-        if self._sync or _SYNC.get():
+        if self._sync or SYNC_MODE.get():
             return self.write_now((item,))
         state = self._state
         if state is not _RUNNING:
@@ -792,7 +649,7 @@ class AsyncWriter:
         """
         reserve = self._trees.open_traces * END_LINE_MAX
         live = [d for d in self._rotating if d not in failed]
-        due = [d for d in live if _rotation_due(d) or not fit(items[:1], _room(d, reserve))]
+        due = [d for d in live if rotation_due(d) or not fit(items[:1], room_of(d, reserve))]
         if due:
             self._close_trees_locked(failed)  # each file is self-contained: traces end in it
             for destination in due:
@@ -801,7 +658,7 @@ class AsyncWriter:
                 except Exception as exc:  # noqa: BLE001 - counted; the write below reports too
                     self._destination_failed(exc)
             reserve = self._trees.open_traces * END_LINE_MAX
-        rooms = [room for d in live if (room := _room(d, reserve)) is not None]
+        rooms = [room for d in live if (room := room_of(d, reserve)) is not None]
         count = max(1, fit(items, min(rooms))) if rooms else len(items)
         out: list[bytes] = []
         self._trees.number(items[:count] if count < len(items) else items, out)
@@ -865,7 +722,7 @@ class AsyncWriter:
             if fallback:
                 self._set_mode(sync=True)
                 self._not_full.notify_all()
-                _IDLE_CLOSER.add(self)
+                _lifecycle.IDLE_CLOSER.add(self)
         if stopping:
             return
         if fallback:
@@ -945,96 +802,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return f"{type(exc).__name__}: [Errno {exc.errno}] {exc.strerror}"
     return type(exc).__name__
-
-
-def _room(destination: RotatingDestination, reserve: int) -> int | None:
-    """The bytes a file with a size limit can still take, less ``reserve``; None for no limit."""
-    try:
-        left = destination.room()
-    except Exception:  # noqa: BLE001 - a broken check must not stop the writes
-        return None
-    return None if left is None else int(left) - reserve
-
-
-def _rotation_due(destination: RotatingDestination) -> bool:
-    """Whether a file wants to rotate now (a broken check is a no)."""
-    try:
-        return bool(destination.rotation_due())
-    except Exception:  # noqa: BLE001 - a broken check must not stop the writes
-        return False
-
-
-class _IdleCloser:
-    """Closes idle traces of writers that have no thread of their own (synchronous mode,
-    the exporter under an SDK processor, the fallback after crashes): one shared daemon
-    thread (``logxpy-idle``) for all of them, running only while one is registered."""
-
-    def __init__(self) -> None:
-        self._writers: weakref.WeakSet[AsyncWriter] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def add(self, writer: AsyncWriter) -> None:
-        with self._lock:
-            self._writers.add(writer)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="logxpy-idle", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        while True:
-            with self._lock:
-                writers = list(self._writers)
-                if not writers:
-                    self._thread = None
-                    return
-            # A trace idle for trace_idle_ms is closed within a quarter of it more (at
-            # least every second): what `tail -f` and viewers see of a finished request.
-            period = min(w.config.trace_idle_ms for w in writers) / 4000.0
-            del writers  # hold no writer while waiting: they may be collected
-            time.sleep(min(max(period, _IDLE_TICK_MIN_S), _IDLE_TICK_MAX_S))
-            with self._lock:
-                writers = list(self._writers)
-            for writer in writers:
-                if not writer._close_idle_from_outside():
-                    with self._lock:
-                        self._writers.discard(writer)
-            del writers
-
-    def reset_after_fork(self) -> None:
-        """In a forked child: no thread, no writers (they register again when they start)."""
-        self._writers = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._thread = None
-
-
-_IDLE_TICK_MIN_S: Final = 0.01
-_IDLE_TICK_MAX_S: Final = 1.0
-_IDLE_CLOSER: Final = _IdleCloser()
-#: Every writer not yet collected, by creation number (the exit hook runs them newest first).
-_LIVE: Final[weakref.WeakValueDictionary[int, AsyncWriter]] = weakref.WeakValueDictionary()
-_NUMBERS: Final = itertools.count()
-
-
-def _exit_all() -> None:
-    """At interpreter exit: each live writer's exit step.
-
-    Registered once, when this module is imported. The SDK's providers register their own
-    shutdown when they are created, which is after this import in every set-up where our
-    exporter is named (zero-code loads it first), and ``atexit`` runs newest first: the
-    SDK's batch processors hand us what they hold before our writers close their traces.
-    """
-    for writer in reversed(list(_LIVE.values())):
-        writer._at_exit()
-
-
-def _after_fork_in_child() -> None:
-    _IDLE_CLOSER.reset_after_fork()
-    for writer in list(_LIVE.values()):
-        writer._child_after_fork()
-
-
-atexit.register(_exit_all)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,105 @@
+"""What every writer shares with the process: one exit hook, one fork hook, and one thread
+that closes the idle traces of writers with no thread of their own.
+
+The exit hook is registered when this module is imported (with the writer, before any
+SDK provider that names our exporter is created), so that ``atexit`` (newest first) runs
+the SDK's provider shutdowns, which hand us what their batch processors hold, before it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Final
+
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
+
+if TYPE_CHECKING:
+    from ._writer import AsyncWriter
+
+__all__ = ["IDLE_CLOSER", "register"]
+
+
+class _IdleCloser:
+    """Closes idle traces of writers that have no thread of their own (synchronous mode,
+    the exporter under an SDK processor, the fallback after crashes): one shared daemon
+    thread (``logxpy-idle``) for all of them, running only while one is registered."""
+
+    def __init__(self) -> None:
+        self._writers: weakref.WeakSet[AsyncWriter] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, writer: AsyncWriter) -> None:
+        with self._lock:
+            self._writers.add(writer)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="logxpy-idle", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        while True:
+            with self._lock:
+                writers = list(self._writers)
+                if not writers:
+                    self._thread = None
+                    return
+            # A trace idle for trace_idle_ms is closed within a quarter of it more (at
+            # least every second): what `tail -f` and viewers see of a finished request.
+            period = min(w.config.trace_idle_ms for w in writers) / 4000.0
+            del writers  # hold no writer while waiting: they may be collected
+            time.sleep(min(max(period, _IDLE_TICK_MIN_S), _IDLE_TICK_MAX_S))
+            with self._lock:
+                writers = list(self._writers)
+            for writer in writers:
+                if not writer._close_idle_from_outside():
+                    with self._lock:
+                        self._writers.discard(writer)
+            del writers
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: no thread, no writers (they register again when they start)."""
+        self._writers = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread = None
+
+
+_IDLE_TICK_MIN_S: Final = 0.01
+_IDLE_TICK_MAX_S: Final = 1.0
+IDLE_CLOSER: Final = _IdleCloser()
+#: Every writer not yet collected, by creation number (the exit hook runs them newest first).
+_LIVE: Final[weakref.WeakValueDictionary[int, AsyncWriter]] = weakref.WeakValueDictionary()
+_NUMBERS: Final = itertools.count()
+
+
+def _exit_all() -> None:
+    """At interpreter exit: each live writer's exit step.
+
+    Registered once, when this module is imported. The SDK's providers register their own
+    shutdown when they are created, which is after this import in every set-up where our
+    exporter is named (zero-code loads it first), and ``atexit`` runs newest first: the
+    SDK's batch processors hand us what they hold before our writers close their traces.
+    """
+    for writer in reversed(list(_LIVE.values())):
+        writer._at_exit()
+
+
+def _after_fork_in_child() -> None:
+    IDLE_CLOSER.reset_after_fork()
+    for writer in list(_LIVE.values()):
+        writer._child_after_fork()
+
+
+atexit.register(_exit_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def register(writer: AsyncWriter) -> None:
+    """Run ``writer``'s exit and fork steps with the process's (it is held weakly)."""
+    _LIVE[next(_NUMBERS)] = writer
