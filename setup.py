@@ -55,6 +55,10 @@ class BuildExt(build_ext):
 
 
 setup(
-    ext_modules=[Extension("logxpy_otel._speedups", ["logxpy_otel/_speedups.c"], optional=True)],
+    ext_modules=[
+        Extension("logxpy_otel._speedups", ["logxpy_otel/_speedups.c"], optional=True),
+        # LogxpyLoggingHandler's common case (a logging.LogRecord into the processor's C on_emit)
+        Extension("logxpy_otel._logging_speedups", ["logxpy_otel/_logging_speedups.c"], optional=True),
+    ],
     cmdclass={"build_ext": BuildExt},
 )

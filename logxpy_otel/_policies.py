@@ -34,3 +34,5 @@ class DropReason(StrEnum):
     NO_DESTINATION = "no_destination"  # the writer had no destination
     INTERNAL_ERROR = "internal_error"  # a fault in logxpy-otel itself (reported)
     OWN_DIAGNOSTICS = "own_diagnostics"  # logxpy-otel's own warnings, kept out of its files
+    FORMAT_ERROR = "format_error"  # a logging record whose message could not be formatted
+    RECURSIVE_LOGGING = "recursive_logging"  # logged while a logging record was being handled

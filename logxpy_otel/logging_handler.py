@@ -105,11 +105,11 @@ _Fast = _load_fast()
 
 #: Drop reason: the record's message could not be built (``getMessage()`` or the
 #: formatter raised). The OTel handler raises such errors into the application.
-FORMAT_ERROR: Final = "format_error"
+FORMAT_ERROR: Final = DropReason.FORMAT_ERROR.value
 #: Drop reason: a record logged from inside this handler's own work in the same thread
 #: (such as the SDK's warning that an attribute value was truncated). The OTel handler
 #: skips these too (it would otherwise recurse).
-RECURSIVE_LOGGING: Final = "recursive_logging"
+RECURSIVE_LOGGING: Final = DropReason.RECURSIVE_LOGGING.value
 
 #: The standard ``LogRecord`` fields: never attributes (the OTel handlers' ``_RESERVED_ATTRS``).
 _RESERVED_ATTRS: Final = frozenset(
