@@ -54,6 +54,7 @@ SDIST_MUST_HOLD = [
     "tests/apps/zero_code_app.py",
     "tests/test_packaging.py",
     "docs/format.md",
+    "docs/collector.md",
     "examples/quickstart.py",
     "examples/otel-config.yaml",
     "benchmarks/bench_throughput.py",
