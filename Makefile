@@ -55,10 +55,10 @@ test: lint typecheck pytest
 # -- compatibility legs ------------------------------------------------------------------
 # The main leg (`make test`) is the machine's python3 (3.11) with the newest OpenTelemetry
 # releases. Two more cover the other Pythons and the oldest SDK we claim (pyproject.toml):
-#   test-compat-oldest  Python 3.12, the oldest SDK and the contrib releases made with it
+#   test-compat-oldest  Python 3.12, SDK_OLDEST and the contrib releases made with it
 #   test-compat-py313   Python 3.13, the newest releases
 # Each runs the whole suite but the tests marked `network` (building and installing the
-# distributions: the main leg does that).
+# distributions, running the docs: the main leg does those).
 SDK_OLDEST := 1.45.0
 CONTRIB_OLDEST := 0.66b0
 OLDEST_PINS := opentelemetry-api==$(SDK_OLDEST) opentelemetry-sdk==$(SDK_OLDEST) \
@@ -68,6 +68,14 @@ OLDEST_PINS := opentelemetry-api==$(SDK_OLDEST) opentelemetry-sdk==$(SDK_OLDEST)
 	opentelemetry-configuration==$(CONTRIB_OLDEST)
 COMPAT_OLDEST := .venv-compat-oldest
 COMPAT_313 := .venv-compat-py313
+
+# CPython 3.12.0 and 3.12.1 refuse to start a thread once the interpreter is exiting (3.12.2
+# allows it again). The OpenTelemetry logging handlers flush in a new thread at exit, so on
+# those two releases every `opentelemetry-instrument` run with them ends with "Exception
+# ignored in atexit callback" on stderr, with or without this package; these tests require
+# a silent stderr and are left out there (only there).
+EARLY_312_STDERR_TESTS := not (test_logs_exporter_logxpy or test_a_run_that_does_not_ask_for_logxpy_hears_nothing_of_it \
+	or test_logxpy_gets_our_processor_and_a_clean_start or test_other_exporters_keep_their_batch_processor)
 
 # $(call compat_venv,DIR,PYTHON MINOR,PIP ARGS)
 define compat_venv
@@ -79,6 +87,19 @@ define compat_venv
 	touch $(1)/.installed
 endef
 
+# $(call compat_pytest,DIR): the suite (but `network`) in DIR's venv, with the C speed-up required.
+define compat_pytest
+	$(1)/bin/logxpy-otel --version
+	@if $(1)/bin/python -c 'import sys; sys.exit(not (3, 12, 0) <= sys.version_info[:3] < (3, 12, 2))'; then \
+		echo "--- CPython 3.12.0/3.12.1: leaving out the tests that need a silent exit (see the Makefile) ---"; \
+		set -x; LOGXPY_OTEL_REQUIRE_SPEEDUPS=1 LOGXPY_PYTHON=$(LOGXPY_PYTHON) \
+			$(1)/bin/python -m pytest -q -m "not network" -k "$(EARLY_312_STDERR_TESTS)"; \
+	else \
+		set -x; LOGXPY_OTEL_REQUIRE_SPEEDUPS=1 LOGXPY_PYTHON=$(LOGXPY_PYTHON) \
+			$(1)/bin/python -m pytest -q -m "not network"; \
+	fi
+endef
+
 $(COMPAT_OLDEST)/.installed: pyproject.toml setup.py $(C_SOURCES)
 	$(call compat_venv,$(COMPAT_OLDEST),3.12,$(OLDEST_PINS))
 
@@ -86,14 +107,10 @@ $(COMPAT_313)/.installed: pyproject.toml setup.py $(C_SOURCES)
 	$(call compat_venv,$(COMPAT_313),3.13,)
 
 test-compat-oldest: $(COMPAT_OLDEST)/.installed $(VENV_LOGXPY)/.installed
-	$(COMPAT_OLDEST)/bin/logxpy-otel --version
-	LOGXPY_OTEL_REQUIRE_SPEEDUPS=1 LOGXPY_PYTHON=$(LOGXPY_PYTHON) \
-		$(COMPAT_OLDEST)/bin/python -m pytest -q -m "not network"
+	$(call compat_pytest,$(COMPAT_OLDEST))
 
 test-compat-py313: $(COMPAT_313)/.installed $(VENV_LOGXPY)/.installed
-	$(COMPAT_313)/bin/logxpy-otel --version
-	LOGXPY_OTEL_REQUIRE_SPEEDUPS=1 LOGXPY_PYTHON=$(LOGXPY_PYTHON) \
-		$(COMPAT_313)/bin/python -m pytest -q -m "not network"
+	$(call compat_pytest,$(COMPAT_313))
 
 test-compat: test-compat-oldest test-compat-py313
 
