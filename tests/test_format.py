@@ -1101,3 +1101,21 @@ def test_ids_otel_cannot_carry_are_tagged_and_make_no_tree(trace_id: int, span_i
 def test_wide_trace_flags_are_tagged() -> None:
     record = LogRecord(body="x", trace_id=1, span_id=1, trace_flags=2**70)  # type: ignore[arg-type]
     assert encode(record)[3]["_otel"]["trace_flags"] == {"$int": str(2**70)}
+
+
+# -- what a record without some of its fields becomes (issue 13 item 8) -------------------------
+
+
+def test_a_record_without_observed_timestamp_is_observed_at_its_timestamp() -> None:
+    """Not at the time it happens to be encoded: a replayed or late record keeps its time."""
+    record = make_record(timestamp=TS)
+    record.observed_timestamp = None  # the API fills it in; other producers may not
+    _, ts, _, line, _ = encode(record)
+    assert ts == TS / 1e9
+    assert line["_otel"]["time_unix_nano"] == TS
+    assert line["_otel"]["observed_time_unix_nano"] == TS
+
+
+def test_an_empty_scope_version_is_kept_as_the_sdk_keeps_it() -> None:
+    line = encode(make_record(), scope=InstrumentationScope("app", ""))[3]
+    assert line["_otel"]["scope"] == {"name": "app", "version": ""}

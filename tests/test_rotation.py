@@ -712,3 +712,64 @@ def test_gzip_writes_only_exclusive_new_files_and_never_reads_through_a_symlink(
         not Path(str(link) + ".gz").exists()
         and [p.name for p in tmp_path.iterdir() if p.name[0] == "."] == []
     )
+
+
+# -- when, and what names (issue 13 item 8: tests that notice when the code is wrong) ----------
+
+
+def test_daily_rotation_at_utc_midnight(
+    writers: list[AsyncWriter], tmp_path: Path, non_utc_local_time: None
+) -> None:
+    path = tmp_path / "app.jsonl"
+    clock = FakeClock(DAY - 0.5)
+    dest = AsyncFileDestination(path, rotate_when="daily", clock=clock)
+    writer = make(writers, dest)
+    steps = [(DAY - 0.5, [0, 1]), (DAY + 0.25, [2, 3]), (DAY + 86_399.75, [4]), (DAY + 86_400.0, [5])]
+    for t, numbers in steps:
+        clock.t = t
+        for n in numbers:
+            writer.enqueue(item(n))
+        assert writer.flush(5.0)
+    assert writer.stop(10.0)
+    files = rotated_files(path)
+    assert [f.name for f in files] == [
+        f"app.{utc_stamp(DAY + 0.25)}.jsonl",
+        f"app.{utc_stamp(DAY + 86_400.0)}.jsonl",
+        "app.jsonl",
+    ]
+    assert [ns(f) for f in files] == [[0, 1], [2, 3, 4], [5]]
+
+
+@pytest.mark.parametrize(("when", "seconds"), [("90", 90.0), (" 90 ", 90.0), (90, 90.0), ("1.5m", 90.0)])
+def test_a_bare_number_for_rotate_when_is_seconds(tmp_path: Path, when: object, seconds: float) -> None:
+    assert _rotation.parse_rotate_when(when) == seconds
+    clock = FakeClock(DAY)
+    dest = AsyncFileDestination(tmp_path / "app.jsonl", rotate_when=when, clock=clock)  # type: ignore[arg-type]
+    clock.t = DAY + seconds - 0.25
+    assert dest.rotation_due() is False
+    clock.t = DAY + seconds
+    assert dest.rotation_due() is True
+    dest.close()
+
+
+@pytest.mark.parametrize("when", [0, 0.0, "0", "0s", "0m", "-5", "soon", float("inf"), True])
+def test_an_interval_of_zero_or_nonsense_is_refused(tmp_path: Path, when: object) -> None:
+    with pytest.raises(ValueError, match="hourly, daily, or an interval"):
+        _rotation.parse_rotate_when(when)
+    with pytest.raises(ValueError, match="hourly, daily, or an interval"):
+        AsyncFileDestination(tmp_path / "app.jsonl", rotate_when=when)  # type: ignore[arg-type]
+    assert not (tmp_path / "app.jsonl").exists()
+
+
+def test_backups_of_a_name_with_several_dots_are_stamped_after_its_first_part(tmp_path: Path) -> None:
+    """``app.v2.jsonl`` -> ``app.<time>Z.v2.jsonl``: the names replay and retention know again."""
+    path = tmp_path / "app.v2.jsonl"
+    dest = AsyncFileDestination(path, backup_count=5, clock=FakeClock(DAY))
+    dest(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":1}\n')
+    dest.rotate()
+    dest.close()
+    backup = tmp_path / f"app.{utc_stamp(DAY)}.v2.jsonl"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([backup.name, path.name])
+    assert _rotation.backups(str(path)) == [str(backup)]
+    assert _rotation.backup_of(str(backup)) == (str(path), False)
+    assert _rotation.backup_of(str(backup) + ".gz") == (str(path), True)

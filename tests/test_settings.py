@@ -230,3 +230,51 @@ def test_keywords_of_the_wrong_type_or_range_name_the_keyword(
         LogxpyLogRecordProcessor(**keywords)  # type: ignore[arg-type]
     assert says in str(info.value)
     assert not any(tmp_path.iterdir()), "nothing was created"
+
+
+# -- boundaries and spellings (issue 13 item 8: tests that notice when the code is wrong) ------
+
+
+@pytest.mark.parametrize("key", ["flush_interval", "shutdown_timeout", "retry_timeout"])
+def test_a_duration_of_exactly_one_hour_is_allowed_and_zero_is_not(key: str) -> None:
+    assert parse_option(key, 3_600_000) == 3_600_000.0
+    assert parse_option(key, "3600000") == 3_600_000.0
+    for zero in (0, "0", 0.0):
+        with pytest.raises(ValueError, match="milliseconds > 0 and <= 3600000"):
+            parse_option(key, zero)
+
+
+@pytest.mark.parametrize(("raw", "value"), [(True, True), (False, False), ("gzip", True), ("none", False)])
+def test_compress_takes_booleans_as_well_as_names(raw: object, value: bool) -> None:
+    assert parse_option("compress", raw) is value
+
+
+def test_an_empty_variable_is_unset_not_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As the OpenTelemetry spec has it: an empty value is the same as no value."""
+    caplog.set_level(logging.WARNING, logger="logxpy_otel")
+    monkeypatch.setenv(ev.OTEL_EXPORTER_LOGXPY_MAX_QUEUE_SIZE, "")
+    monkeypatch.setenv(ev.OTEL_EXPORTER_LOGXPY_MODE, "  ")
+    assert from_env("max_queue_size") == 10_000
+    assert from_env("mode") == "tree"
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "sync"), [("1", True), ("TRUE", True), (" Yes ", True), ("On", True), ("0", False)]
+)
+def test_logxpy_sync_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch, raw: str, sync: bool) -> None:
+    from logxpy_otel._settings import sync_requested
+
+    monkeypatch.setenv("LOGXPY_SYNC", raw)
+    assert sync_requested() is sync
+    assert AsyncConfig().async_enabled is not sync
+
+
+def test_the_default_mode_is_tree(tmp_path: Path) -> None:
+    processor = LogxpyLogRecordProcessor(tmp_path / "default.jsonl")
+    try:
+        assert processor.mode == "tree"
+    finally:
+        processor.shutdown()

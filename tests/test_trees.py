@@ -465,3 +465,15 @@ def test_several_writers_of_one_trace_in_one_file_each_frame_their_own_tree() ->
         assert (tree[0]["st"], tree[-1]["st"]) == ("started", "succeeded")
         writer = tree[1]["msg"].split("-")[0]
         assert [line["msg"] for line in tree[1:-1]] == [f"{writer}-{step}" for step in range(5)]
+
+
+def test_a_trace_idle_for_exactly_the_timeout_is_closed() -> None:
+    """A trace idle for exactly ``idle_timeout_s`` is idle: it gets its end line."""
+    clock = FakeClock(100.0)
+    numberer = TreeNumberer(clock=clock, idle_timeout_s=5.0)
+    feed(numberer, item(T1, 1.0))
+    clock.now = 104.5
+    assert close_idle(numberer) == []
+    clock.now = 105.0
+    assert close_idle(numberer) == [end(T1, 3, 1.0)]
+    assert numberer.open_traces == 0
