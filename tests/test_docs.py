@@ -52,12 +52,7 @@ BLOCK_TIMEOUT = 600
 #: not-tested: (document, a line of the block) -> why. Such a block still runs (what it
 #: installs or writes serves the blocks after it); its failure is a warning, not an error.
 #: Keep this empty: an entry is a bug in the document.
-KNOWN_FAILING: dict[tuple[str, str], str] = {
-    (
-        "README.md",
-        'OTLPLogExporter(endpoint="http://localhost:4318/v1/logs"),  # the collector',
-    ): "imports the OTLP exporter, which no block before it installs (pip install 'logxpy-otel[otlp]')",
-}
+KNOWN_FAILING: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
