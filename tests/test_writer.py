@@ -829,3 +829,89 @@ def test_the_destination_protocols_say_what_the_writer_calls(
     file.close()
     assert calls == ["write", "plain", "close"], "flush() and rotate() are never looked for where absent"
     assert [r["n"] for r in broken.records()] == [1], "a broken check never stops the writes"
+
+
+# -- issue 13 item 8: tests that notice when the code is wrong ----------------------------------
+
+
+def test_max_restarts_crashes_are_survived_with_doubling_backoff_and_the_next_falls_back(
+    writers: list[AsyncWriter], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """max_restarts=2: the thread is restarted after crashes 1 and 2 (0.1 s, then 0.2 s
+    later), and only the third sends writes to the callers' threads."""
+    caplog.set_level(logging.ERROR, logger="logxpy_otel")
+    dest = Collect()
+    writer = make(writers, dest, batch_size=5, flush_interval_ms=10, max_restarts=2)
+    real = writer._trees.number
+    faults = [2]
+
+    def flaky(items: Any, out: list[bytes]) -> None:
+        if faults[0]:
+            faults[0] -= 1
+            raise RuntimeError("injected writer fault")
+        real(items, out)
+
+    monkeypatch.setattr(writer._trees, "number", flaky)
+    for n in range(5):
+        writer.enqueue(item(n))
+    assert writer.flush(10.0)
+    assert writer.metrics.restarts == 2
+    assert writer.is_running, "two crashes of two allowed: still a thread of its own"
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("crashed (1 of 2); restarting in 0.1 s" in m for m in messages), messages
+    assert any("crashed (2 of 2); restarting in 0.2 s" in m for m in messages), messages
+    assert not any("writing synchronously" in m for m in messages)
+    faults[0] = 1
+    for n in range(5, 10):
+        writer.enqueue(item(n))
+    assert writer.flush(10.0)
+    wait_until(lambda: not writer.is_running)
+    assert any("crashed 3 times; writing synchronously" in r.getMessage() for r in caplog.records)
+    writer.enqueue(item(10))  # written in this thread before enqueue returns
+    assert [r["n"] for r in dest.records()] == list(range(11))
+
+
+def test_records_behind_a_flush_in_one_batch_are_written_in_order(writers: list[AsyncWriter]) -> None:
+    """A flush marker in the middle of a batch: the records after it go back to the queue's
+    front in their order, and are written after the marker is answered."""
+    gate = Gated()
+    writer = make(writers, gate, flush_interval_ms=10)
+    writer.enqueue(item(0))
+    assert gate.entered.wait(10.0)  # the writer holds record 0 at the gate
+    for n in (1, 2, 3):
+        writer.enqueue(item(n))
+    results: list[bool] = []
+    flusher = threading.Thread(target=lambda: results.append(writer.flush(10.0)))
+    flusher.start()
+    wait_until(lambda: bool(writer._markers))  # the flush is queued behind 1, 2, 3
+    for n in (4, 5, 6):
+        writer.enqueue(item(n))
+    gate.open()
+    flusher.join(10.0)
+    assert results == [True]
+    assert writer.flush(10.0)
+    assert [r["n"] for r in gate.records()] == list(range(7))
+
+
+def test_max_queue_depth_keeps_the_peak_after_the_queue_drains(writers: list[AsyncWriter]) -> None:
+    writer = make(writers, Collect(), flush_interval_ms=600_000)
+    for n in range(7):
+        writer.enqueue(item(n))
+    assert writer.flush(5.0)
+    m = writer.metrics
+    assert (m.queue_depth, m.max_queue_depth) == (0, 7)
+    writer.enqueue(item(7))
+    assert writer.flush(5.0)
+    assert writer.metrics.max_queue_depth == 7, "the peak, not the last depth"
+
+
+def test_the_writer_thread_closes_idle_traces(writers: list[AsyncWriter]) -> None:
+    """A trace with no record for trace_idle_ms gets its end line while the app runs."""
+    dest = Collect()
+    writer = make(writers, dest, flush_interval_ms=10, trace_idle_ms=30)
+    writer.enqueue(item(0, trace=TRACE))
+    assert writer.flush(5.0)
+    wait_until(lambda: b'"st":"succeeded"' in dest.data)
+    lines = parse_lines(dest.data)
+    assert [line.get("st") for line in lines] == ["started", None, "succeeded"]
+    assert writer.is_running
