@@ -27,10 +27,10 @@ $(VENV_LOGXPY)/.installed:
 	$(VENV_LOGXPY)/bin/python -m pip install --quiet 'logxpy>=0.5'
 	touch $@
 
-demo: $(BIN)/.installed $(VENV_LOGXPY)/.installed
-	$(BIN)/python examples/quickstart.py logs/quickstart.jsonl
-	@echo "--- the same file through logxpy's own pretty-printer (logxpy-prettyprint) ---"
-	$(VENV_LOGXPY)/bin/logxpy-prettyprint < logs/quickstart.jsonl
+# A small app writes logs/demo.jsonl (requests in spans, a failing step, stdlib logging)
+# and shows it as trees; the raw lines: cat logs/demo.jsonl.
+demo: $(BIN)/.installed
+	$(BIN)/python examples/demo.py logs/demo.jsonl
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
