@@ -198,17 +198,18 @@ def run_mutant(m: Mutant, pristine: Path, scratch: Path, python: str, timeout: f
     return Result(m, status, time.monotonic() - started, m.line(source), detail)
 
 
-def select(mutants: Sequence[Mutant], pattern: str | None) -> list[Mutant]:
-    if pattern is None:
+def select(mutants: Sequence[Mutant], patterns: Sequence[str] | None) -> list[Mutant]:
+    """The mutants whose id or file contains one of ``patterns`` (or matches it as a glob)."""
+    if not patterns:
         return list(mutants)
-    return [
-        m
-        for m in mutants
-        if pattern in m.id
-        or pattern in m.file
-        or fnmatch.fnmatch(m.id, pattern)
-        or fnmatch.fnmatch(m.file, pattern)
-    ]
+
+    def chosen(m: Mutant) -> bool:
+        return any(
+            p in m.id or p in m.file or fnmatch.fnmatch(m.id, p) or fnmatch.fnmatch(m.file, p)
+            for p in patterns
+        )
+
+    return [m for m in mutants if chosen(m)]
 
 
 def print_list(mutants: Sequence[Mutant], dropped: Sequence[dict[str, str]], tree: Path) -> None:
@@ -238,7 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         metavar="PATTERN",
-        help="mutants whose id or file contains PATTERN (or matches it as a glob)",
+        action="append",
+        help="mutants whose id or file contains PATTERN (or matches it as a glob); repeatable",
     )
     parser.add_argument("--threshold", type=float, help="least score in percent (default: the list's, 90)")
     parser.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
@@ -266,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\n{len(mutants)} mutant(s)")
             return 0
         if not mutants:
-            fail(f"no mutant matches {args.only!r}")
+            fail(f"no mutant matches {' or '.join(args.only)!r}")
         began = time.monotonic()
         baseline: dict[tuple[str, ...], float] = {}
         if not args.no_baseline:
@@ -274,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 started = time.monotonic()
                 status, detail = run_tests(pristine, tests, args.python, 1800.0, scratch)
                 baseline[tests] = time.monotonic() - started
-                print(f"baseline {' '.join(tests)}: {status} in {baseline[tests]:.1f} s", flush=True)
+                outcome = "passed" if status == SURVIVED else status
+                print(f"baseline {' '.join(tests)}: {outcome} in {baseline[tests]:.1f} s", flush=True)
                 if status != SURVIVED:
                     fail(f"the unmutated code fails {' '.join(tests)}: {detail}")
         results: list[Result] = []
