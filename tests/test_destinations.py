@@ -318,3 +318,34 @@ def test_modes_outside_the_permission_bits_are_refused(tmp_path: Path, keyword: 
     with pytest.raises(ValueError, match=f"{keyword} must be permissions from 0 to 0o777"):
         AsyncFileDestination(tmp_path / "logs" / "x.jsonl", **{keyword: mode})  # type: ignore[arg-type]
     assert not (tmp_path / "logs").exists()
+
+
+# -- issue 13 item 8: tests that notice when the code is wrong ----------------------------------
+
+
+def test_a_file_of_exactly_max_bytes_is_due_for_rotation(tmp_path: Path) -> None:
+    dest = AsyncFileDestination(tmp_path / "log.jsonl", max_bytes=20)
+    dest(b"x" * 18 + b"\n")
+    assert (dest.room(), dest.rotation_due()) == (1, False)
+    dest(b"\n")
+    assert (dest.room(), dest.rotation_due()) == (0, True), "full: the next batch goes to a new file"
+    dest.rotate()
+    assert (dest.room(), dest.rotation_due()) == (20, False)
+    dest.close()
+
+
+def test_the_path_is_looked_at_once_per_reopen_check_s(tmp_path: Path) -> None:
+    """Each check costs a stat: at most one per reopen_check_s, counted from the last one."""
+    from _helpers import FakeClock
+
+    path = tmp_path / "log.jsonl"
+    clock = FakeClock(1_000.0)
+    dest = AsyncFileDestination(path, reopen_check_s=5.0, clock=clock)
+    clock.t = 1_005.0
+    assert dest.rotation_due() is False, "checked: the file is in place"
+    path.unlink()
+    clock.t = 1_009.5
+    assert dest.rotation_due() is False, "not checked again before 5 s passed"
+    clock.t = 1_010.0
+    assert dest.rotation_due() is True, "checked again: the file went away"
+    dest.close()
