@@ -500,3 +500,234 @@ def test_a_steady_app_loses_nothing_while_the_collector_is_dead(tmp_path: Path) 
     finally:
         receiver.stop()
     assert received == list(range(sent))
+
+
+# -- issue 13 item 8: tests that notice when the code is wrong ----------------------------------
+
+
+class Side(Keep):
+    """A primary or fallback whose force_flush answers as the test says (or hangs until
+    released), and which counts its shutdowns."""
+
+    def __init__(self, flushes: bool = True) -> None:
+        super().__init__()
+        self.flushes = flushes
+        self.hangs = False
+        self.release = threading.Event()
+        self.shutdowns = 0
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        if self.hangs:
+            self.release.wait(30)
+        return self.flushes
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+@pytest.mark.parametrize(("primary_flushes", "file_flushes"), [(True, True), (False, True), (True, False)])
+def test_force_flush_is_true_only_when_both_sides_flushed(primary_flushes: bool, file_flushes: bool) -> None:
+    primary, file = Side(primary_flushes), Side(file_flushes)
+    fb = FallbackLogRecordExporter(primary, file)
+    assert fb.export(["a"]) is LogRecordExportResult.SUCCESS
+    assert fb.force_flush(5_000) is (primary_flushes and file_flushes)
+    fb.shutdown()
+
+
+def test_force_flush_is_false_when_the_primarys_flush_hangs() -> None:
+    primary, file = Side(), Side()
+    primary.hangs = True
+    fb = FallbackLogRecordExporter(primary, file)
+    started = time.monotonic()
+    assert fb.force_flush(200) is False
+    assert time.monotonic() - started < 5.0
+    primary.release.set()
+    fb.shutdown()
+
+
+def test_force_flush_takes_its_timeout_once_for_the_send_and_the_primary_flush_together() -> None:
+    """The wait for a live send under way and the primary's own flush share one deadline."""
+
+    class Hanging(Scripted):
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            return self.release.wait(30)
+
+    primary = Hanging()
+    primary.block = True
+    primary.hang.set()  # its shutdown returns at once
+    fb = FallbackLogRecordExporter(primary, Keep(), live_timeout_s=0.05, cooldown_s=60.0, max_cooldown_s=60.0)
+    assert fb.export(["x"]) is LogRecordExportResult.SUCCESS  # still under way
+    started = time.monotonic()
+    assert fb.force_flush(1_000) is False
+    took = time.monotonic() - started
+    assert 0.9 < took < 1.6, f"force_flush(1000 ms) took {took:.2f} s"
+    primary.release.set()
+    fb.shutdown()
+
+
+def test_fallback_metrics_count_records_and_batches_apart() -> None:
+    primary, keep = Scripted(), Keep()
+    primary.hang.set()
+    fb = FallbackLogRecordExporter(primary, keep, cooldown_s=60.0, max_cooldown_s=60.0)
+    assert fb.export(["a", "b", "c"]) is LogRecordExportResult.SUCCESS
+    primary.up = False
+    fb.export(["d", "e"])  # the send fails: to the file, the breaker opens
+    fb.export(["f", "g", "h", "i"])  # open: straight to the file
+    m = fb.metrics
+    assert (m.primary_batches, m.primary_records) == (1, 3)
+    assert (m.fallback_batches, m.fallback_records) == (2, 6)
+    assert keep.batches == [["d", "e"], ["f", "g", "h", "i"]]
+    fb.shutdown()
+
+
+class Outage(LogRecordExporter):
+    """A collector down for the next ``probes_down`` empty requests (and for every batch
+    while it is down), then up."""
+
+    def __init__(self) -> None:
+        self.probes_down = 0
+        self.batches: list[list[Any]] = []
+        self._lock = threading.Lock()
+
+    def export(self, batch: Any) -> LogRecordExportResult:
+        with self._lock:
+            if batch:
+                self.batches.append(list(batch))
+            elif self.probes_down:
+                self.probes_down -= 1
+                raise ConnectionRefusedError("collector down")
+            if self.probes_down:
+                raise ConnectionRefusedError("collector down")
+            return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+class Ticking:
+    """A clock that moves on 1,000 s at each look: every cool-down has passed by the next."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        self.t += 1_000.0
+        return self.t
+
+
+def test_the_cool_down_doubles_up_to_its_cap_and_starts_afresh_after_recovery(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    import re
+
+    caplog.set_level(logging.WARNING, logger="logxpy_otel")
+    primary = Outage()
+    fb = FallbackLogRecordExporter(primary, Keep(), cooldown_s=1.0, max_cooldown_s=3.0, clock=Ticking())
+    primary.probes_down = 3
+    fb.export(["a"])  # fails; then three probes fail, the fourth finds the collector back
+    wait_for(lambda: fb.metrics.breaker_state is BreakerState.CLOSED)
+    primary.probes_down = 1
+    fb.export(["b"])  # the next outage: one failed probe
+    wait_for(lambda: fb.metrics.breaker_state is BreakerState.CLOSED)
+    waits = [
+        float(m.group(1))
+        for r in caplog.records
+        if (m := re.search(r"next try in ([\d.]+) s", r.getMessage())) is not None
+    ]
+    assert waits == [1.0, 2.0, 3.0, 3.0, 1.0, 2.0]
+    assert fb.metrics.primary_failures == 6
+    fb.shutdown()
+
+
+@pytest.mark.parametrize(
+    "durations",
+    [
+        {"cooldown_s": 0},
+        {"cooldown_s": -1.0},
+        {"cooldown_s": 5.0, "max_cooldown_s": 1.0},
+        {"max_cooldown_s": 100_000.0},
+        {"live_timeout_s": 0},
+        {"shutdown_timeout_s": 0.0},
+    ],
+)
+def test_durations_of_zero_or_out_of_order_are_refused(durations: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        FallbackLogRecordExporter(Keep(), Keep(), **durations)
+
+
+def test_shutdown_shuts_both_sides_down() -> None:
+    primary, file = Side(), Side()
+    fb = FallbackLogRecordExporter(primary, file)
+    fb.export(["a"])
+    fb.shutdown()
+    assert (primary.shutdowns, file.shutdowns) == (1, 1)
+
+
+def test_a_send_still_under_way_at_shutdown_is_written_to_the_file_too() -> None:
+    """The process may end right after shutdown(): a record sent twice beats one lost."""
+    primary, keep = Scripted(), Keep()
+    primary.block = True
+    primary.hang.set()
+    fb = FallbackLogRecordExporter(
+        primary, keep, live_timeout_s=0.05, shutdown_timeout_s=0.2, cooldown_s=60.0, max_cooldown_s=60.0
+    )
+    assert fb.export(["x"]) is LogRecordExportResult.SUCCESS
+    assert primary.entered.is_set()
+    fb.shutdown()
+    assert keep.batches == [["x"]]
+    primary.release.set()
+
+
+def test_batches_after_shutdown_go_to_the_file_never_to_the_collector() -> None:
+    primary, keep = Keep(), Keep()
+    fb = FallbackLogRecordExporter(primary, keep)
+    assert fb.export(["a"]) is LogRecordExportResult.SUCCESS
+    fb.shutdown()
+    fb.export(["late"])
+    assert primary.batches == [["a"]]
+    assert keep.batches == [["late"]]
+
+
+@pytest.mark.parametrize(
+    ("path", "posted_to"),
+    [("", "/v1/logs"), ("/", "/v1/logs"), ("/v1/logs", "/v1/logs"), ("/gateway/logs", "/gateway/logs")],
+)
+def test_an_http_endpoint_gets_v1_logs_only_when_it_names_no_path(path: str, posted_to: str) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+    paths: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            paths.append(self.path)
+            reply = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        exporter = otlp_exporter(
+            "http/protobuf", f"http://127.0.0.1:{server.server_address[1]}{path}", timeout=5
+        )
+        assert exporter.export([_readable("hello")]) is LogRecordExportResult.SUCCESS
+        exporter.shutdown()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert paths == [posted_to]
