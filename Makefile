@@ -123,10 +123,11 @@ dist: $(BIN)/.installed
 
 # By hand (a few minutes; CI runs the cheaper tests/test_packaging.py): unpack the sdist,
 # install it into a fresh venv (its C code built there) and run its own tests against the
-# installed package, from the unpacked directory.
+# installed package, from the unpacked directory. (It is unpacked under a name without
+# "logxpy": some zero-code tests look for that word in output that holds their own path.)
 check-sdist: dist $(VENV_LOGXPY)/.installed
-	@set -e; tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/logxpy-otel-sdist.XXXXXX"); \
-	tar -xzf dist/*.tar.gz -C "$$tmp"; src=$$(echo "$$tmp"/logxpy_otel-*); \
+	@set -e; tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/sdist-check.XXXXXX"); \
+	tar -xzf dist/*.tar.gz -C "$$tmp"; mv "$$tmp"/logxpy_otel-* "$$tmp/source"; src="$$tmp/source"; \
 	echo "--- $$src: install into a fresh venv, then its tests ---"; \
 	$(PYTHON) -m venv "$$tmp/venv"; \
 	"$$tmp/venv/bin/python" -m pip install --quiet "$$src[test]"; \
