@@ -269,3 +269,31 @@ def test_under_opentelemetry_instrument_traces_close_on_time_and_stay_whole_at_e
     for tid, lines in traced.items():
         assert [line.get("st") for line in lines] == ["started", None, None, None, "succeeded"], tid
         assert [line["lvl"] for line in lines] == [[n] for n in range(1, 6)], tid
+
+
+# -- issue 13 item 8: tests that notice when the code is wrong ----------------------------------
+
+
+def test_a_batch_whose_every_record_broke_the_encoder_is_a_failure(tmp_path: Path) -> None:
+    class Hostile:
+        @property
+        def instrumentation_scope(self) -> Any:
+            raise RuntimeError("boom")
+
+    exporter = LogxpyLogRecordExporter(tmp_path / "none.jsonl")
+    result = exporter.export([Hostile(), Hostile()])  # type: ignore[list-item]
+    assert result is LogRecordExportResult.FAILURE
+    assert exporter.metrics.dropped_by_reason == {"internal_error": 2}
+    exporter.shutdown()
+
+
+def test_with_a_writer_thread_a_batch_is_a_success_only_if_every_record_was_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exporter = LogxpyLogRecordExporter(tmp_path / "queued.jsonl", config=AsyncConfig())
+    answers = iter([False, True, True])  # the first record refused (a full queue, say)
+    monkeypatch.setattr(exporter.writer, "enqueue", lambda item: next(answers))
+    batch = [_readable(f"r{n}") for n in range(3)]
+    assert exporter.export(batch) is LogRecordExportResult.FAILURE
+    monkeypatch.undo()
+    exporter.shutdown()

@@ -289,3 +289,26 @@ def test_a_subclass_on_emit_is_not_replaced_by_the_c_one(provider: LoggerProvide
     logger.emit(body="broken", severity_number=SeverityNumber.ERROR)
     assert processor.force_flush(5_000)
     assert [line["msg"] for line in parse_lines(dest.data)] == ["broken"]
+
+
+# -- issue 13 item 8: tests that notice when the code is wrong ----------------------------------
+
+
+def test_the_logging_handler_takes_the_resource_it_is_given(tmp_path: Path) -> None:
+    path = tmp_path / "handler.jsonl"
+    processor = LogxpyLogRecordProcessor(path)
+    handler = processor.logging_handler(resource={"service.name": "handler-service", "k": 1})
+    log = logging.getLogger("test_processor.handler_resource")
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        log.warning("hello")
+        assert processor.force_flush(5_000)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        processor.shutdown()
+    (line,) = read_records(path)
+    assert line["msg"] == "hello"
+    attributes = line["_otel"]["resource"]["attributes"]
+    assert (attributes["service.name"], attributes["k"]) == ("handler-service", 1)

@@ -320,3 +320,36 @@ def test_every_record_the_writer_writes_reads_back_equal(tmp_path: Path, mode: s
     finally:
         processor.shutdown()
         sdk.shutdown()
+
+
+# -- issue 13 item 8: tests that notice when the code is wrong ----------------------------------
+
+
+def test_the_unterminated_last_line_of_a_file_that_cannot_grow_is_read(tmp_path: Path) -> None:
+    """A growing file's last line with no newline may still be being written (pending); a
+    rotated backup's (``final``) or a gzip file's is read if it parses."""
+    import gzip
+
+    capture.records.clear()
+    logger = provider.get_logger("final")
+    logger.emit(body="one")
+    logger.emit(body="two")
+    items = [LineEncoder().encode(r.log_record, r.resource, r.instrumentation_scope) for r in capture.records]
+    out: list[bytes] = []
+    TreeNumberer().number(items, out)
+    data = b"".join(out)[:-1]  # the last line lost its newline (a crash mid-write)
+    path = tmp_path / "cut.jsonl"
+    path.write_bytes(data)
+    growing = list(read_file(path))
+    assert isinstance(growing[0], LineRecord) and isinstance(growing[1], BadLine)
+    assert growing[1].pending and len(growing) == 2
+    final = list(read_file(path, final=True))
+    assert all(isinstance(e, LineRecord) for e in final)
+    assert [e.record.log_record.body for e in final if isinstance(e, LineRecord)] == ["one", "two"]
+    assert final[-1].end == len(data)
+    compressed = tmp_path / "cut.jsonl.gz"
+    compressed.write_bytes(gzip.compress(data))
+    assert [e.record.log_record.body for e in read_file(compressed) if isinstance(e, LineRecord)] == [
+        "one",
+        "two",
+    ], "a gzip file cannot grow"

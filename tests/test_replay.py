@@ -666,3 +666,169 @@ def test_a_hard_link_at_the_dead_letter_name_is_neither_copied_nor_written(tmp_p
     assert replay_files([str(path)], Keep()).set_aside == 1
     assert secret.read_bytes() == b"do not copy me\n"
     assert b"do not copy me" not in dead.read_bytes() and dead.stat().st_nlink == 1
+
+
+# -- issue 13 item 8: tests that notice when the code is wrong ----------------------------------
+
+
+def _flat_file(path: Path, count: int, first: int = 0) -> Path:
+    """Records ``first`` .. ``first + count - 1`` appended to ``path`` in flat mode (no
+    structure lines: the file ends with a record)."""
+    provider = LoggerProvider(resource=Resource({"service.name": "replay-test"}), shutdown_on_exit=False)
+    provider.add_log_record_processor(LogxpyLogRecordProcessor(path, mode="flat"))
+    logger = provider.get_logger("replay.test", "1.0")
+    for n in range(first, first + count):
+        logger.emit(body=f"record {n}", attributes={"rec.id": str(n)})
+    provider.shutdown()
+    return path
+
+
+def _rotate(path: Path) -> Path:
+    backup = Path(_rotation.backup_name(str(path), 4_000_000_000.0))
+    os.rename(path, backup)
+    return backup
+
+
+def test_a_file_replayed_to_its_last_byte_is_not_replayed_again(tmp_path: Path) -> None:
+    path = _flat_file(tmp_path / "app.jsonl", 5)
+    keep = Keep()
+    assert replay_files([str(path)], keep).sent == 5
+    assert orjson.loads(_checkpoint(path).read_bytes())["offset"] == path.stat().st_size
+    again = replay_files([str(path)], keep)
+    assert (again.sent, again.warnings) == (0, [])
+    _flat_file(path, 2, first=5)
+    more = replay_files([str(path)], keep)
+    assert (more.sent, more.warnings) == (2, [])
+    assert keep.ids() == [str(n) for n in range(7)]
+
+
+def test_bad_lines_after_an_exactly_full_last_batch_are_reported_once(tmp_path: Path) -> None:
+    path = _flat_file(tmp_path / "app.jsonl", 4)
+    with path.open("ab") as f:
+        f.write(b"not json\n")
+    keep = Keep()
+    first = replay_files([str(path)], keep, batch_size=4)
+    assert (first.sent, first.unreadable) == (4, 1)
+    again = replay_files([str(path)], keep, batch_size=4)
+    assert (again.sent, again.unreadable, again.problems) == (0, 0, [])
+
+
+def test_an_older_versions_checkpoint_does_not_apply_to_a_new_file_at_its_path(tmp_path: Path) -> None:
+    """Such a checkpoint knows its file by device and inode only: another file put at the
+    path (a new inode) is replayed from its beginning."""
+    path = _flat_file(tmp_path / "app.jsonl", 3)
+    replay_files([str(path)], Keep())
+    st = path.stat()
+    legacy = {"offset": st.st_size, "sent": 3, "dev": st.st_dev, "ino": st.st_ino}
+    _checkpoint(path).write_bytes(orjson.dumps(legacy))
+    os.replace(_flat_file(tmp_path / "new.jsonl", 6, first=100), path)
+    fresh = Keep()
+    summary = replay_files([str(path)], fresh)
+    assert fresh.ids() == [str(n) for n in range(100, 106)] and summary.ok
+
+
+def test_checkpoints_and_dead_letters_are_synced_before_they_are_renamed_into_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _flat_file(tmp_path / "app.jsonl", 3)
+    with path.open("ab") as f:
+        f.write(b"not json\n")
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("fsync")
+        real_fsync(fd)
+
+    def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        events.append("replace " + Path(dst).name)
+        real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    summary = replay_files([str(path)], Keep())
+    assert (summary.sent, summary.unreadable) == (3, 1)
+    renamed = [e for e in events if e.startswith("replace")]
+    assert {"replace app.jsonl.replay.json", "replace app.jsonl.replay.dead"} <= set(renamed), events
+    assert all(events[i - 1] == "fsync" for i, e in enumerate(events) if e.startswith("replace")), events
+
+
+def test_a_backups_own_checkpoint_is_not_moved_back_by_the_live_files_older_one(tmp_path: Path) -> None:
+    path = _flat_file(tmp_path / "app.jsonl", 10)
+    first = Keep()
+    replay_files([str(path)], first, batch_size=4, stop=_stop_after(first, 1))
+    backup = _rotate(path)
+    rest = Keep()
+    assert replay_files([str(backup)], rest).sent == 6, "the backup resumes where its live file stopped"
+    _flat_file(path, 2, first=100)
+    assert replay_files([str(path)], Keep()).sent == 2  # the new live file
+    again = Keep()
+    assert replay_files([str(tmp_path)], again).sent == 0
+    assert first.ids() + rest.ids() == [str(n) for n in range(10)]
+
+
+def test_a_backup_being_compressed_is_read_once_from_its_gz(tmp_path: Path) -> None:
+    """Both ``X`` and ``X.gz`` there (gzip under way): one of them is read, the .gz. A dry
+    run, which writes no checkpoint, counts each record once."""
+    path = _flat_file(tmp_path / "app.jsonl", 4)
+    backup = _rotate(path)
+    with gzip.open(str(backup) + ".gz", "wb") as f:
+        f.write(backup.read_bytes())
+    _flat_file(path, 2, first=100)
+    summary = replay_files([str(tmp_path)], None)
+    assert (summary.sent, summary.files) == (6, [str(backup) + ".gz", str(path)])
+
+
+def test_hidden_files_in_a_directory_are_left_out(tmp_path: Path) -> None:
+    path = _flat_file(tmp_path / "app.jsonl", 2)
+    _flat_file(tmp_path / ".scratch.jsonl", 3, first=50)
+    keep = Keep()
+    summary = replay_files([str(tmp_path)], keep)
+    assert (summary.files, keep.ids()) == ([str(path)], ["0", "1"])
+
+
+def test_a_hard_link_at_the_checkpoint_name_is_not_trusted(tmp_path: Path) -> None:
+    path = _flat_file(tmp_path / "app.jsonl", 3)
+    keep = Keep()
+    replay_files([str(path)], keep)
+    os.link(_checkpoint(path), tmp_path / "elsewhere.json")
+    summary = replay_files([str(path)], keep)
+    (warning,) = summary.warnings
+    assert "hard link" in warning and "from the beginning" in warning
+    assert summary.sent == 3
+    assert _checkpoint(path).stat().st_nlink == 1, "replaced by a file of its own"
+
+
+def test_after_a_refused_batch_no_later_file_is_sent(tmp_path: Path) -> None:
+    """Files go in time order: the live file never before the backup the collector refused."""
+    backup = _rotate(_flat_file(tmp_path / "app.jsonl", 3))
+    path = _flat_file(tmp_path / "app.jsonl", 2, first=100)
+
+    class RefuseOnce(Keep):
+        refused = 0
+
+        def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+            if not self.refused:
+                self.refused += 1
+                return LogRecordExportResult.FAILURE
+            return super().export(batch)
+
+    exporter = RefuseOnce()
+    summary = replay_files([str(tmp_path)], exporter)
+    assert (summary.sent, summary.refused, summary.files, exporter.batches) == (0, 3, [str(backup)], [])
+    keep = Keep()
+    assert replay_files([str(tmp_path)], keep).sent == 5
+    assert keep.ids() == ["0", "1", "2", "100", "101"]
+    assert str(path) in replay_files([str(tmp_path)], keep).files
+
+
+def test_a_dropped_count_beyond_uint32_is_sent_capped(tmp_path: Path) -> None:
+    path = _flat_file(tmp_path / "app.jsonl", 1)
+    line = orjson.loads(path.read_bytes())
+    line["_otel"]["dropped_attributes_count"] = 2**40
+    path.write_bytes(orjson.dumps(line) + b"\n")
+    keep = Keep()
+    summary = replay_files([str(path)], keep)
+    assert (summary.sent, summary.set_aside, summary.converted) == (1, 0, 1)
+    ((record,),) = keep.batches
+    assert record.dropped_attributes == 2**32 - 1
