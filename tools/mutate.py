@@ -105,8 +105,15 @@ def fail(message: str) -> None:
     raise SystemExit(2)
 
 
-def check(mutants: Sequence[Mutant], tree: Path) -> None:
-    """Every snippet occurs exactly once in its file of ``tree`` (the list is pinned to it)."""
+def check(mutants: Sequence[Mutant], dropped: Sequence[dict[str, str]], tree: Path) -> None:
+    """Every snippet occurs exactly once in its file of ``tree`` (the list is pinned to it),
+    those of the dropped mutants too (their notes are about that code)."""
+    for d in dropped:
+        if not {"id", "file", "find", "replace", "why"} <= set(d):
+            fail(f"dropped mutant {d.get('id', d)!r} lacks one of id, file, find, replace, why")
+        count = (tree / d["file"]).read_text().count(d["find"])
+        if count != 1:
+            fail(f"dropped mutant {d['id']}: its snippet occurs {count} times in {d['file']} (must be once)")
     for m in mutants:
         source = (tree / m.file).read_text()
         count = source.count(m.find)
@@ -262,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pristine = scratch / "pristine"
         pristine.mkdir()
         export_tree(pristine, args.worktree_tests)
-        check(plan.mutants, pristine)
+        check(plan.mutants, plan.dropped, pristine)
         if args.list:
             print_list(mutants, plan.dropped if args.only is None else [], pristine)
             print(f"\n{len(mutants)} mutant(s)")
