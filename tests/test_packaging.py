@@ -60,7 +60,7 @@ SDIST_MUST_HOLD = [
     "benchmarks/bench_throughput.py",
 ]
 #: Trees whose every file (as git has them) must be in the sdist.
-SDIST_TREES = ("logxpy_otel", "tests", "docs", "examples", "benchmarks", ".ci")
+SDIST_TREES = ("logxpy_otel", "tests", "docs", "examples", "benchmarks", "tools", ".ci")
 #: Never in the sdist: build products and local state.
 SDIST_NEVER = ("__pycache__", ".so", ".pyc", ".venv", ".hypothesis", ".mypy_cache", "build/", "dist/")
 
