@@ -228,7 +228,7 @@ def is_gzip(path: str | os.PathLike[str]) -> bool:
         return f.read(2) == GZIP_MAGIC
 
 
-def _stream(raw: IO[bytes]) -> tuple[IO[bytes], bool]:
+def lines_stream(raw: IO[bytes]) -> tuple[IO[bytes], bool]:
     """The lines' stream of an open file: itself, or its decompressed content."""
     compressed = raw.read(2) == GZIP_MAGIC
     raw.seek(0)
@@ -240,7 +240,7 @@ def _stream(raw: IO[bytes]) -> tuple[IO[bytes], bool]:
 def read_head(path: str | os.PathLike[str], size: int) -> bytes:
     """The first ``size`` bytes of the file's lines (decompressed), or fewer if it is shorter."""
     with open(path, "rb") as raw:
-        stream, _ = _stream(raw)
+        stream, _ = lines_stream(raw)
         out = b""
         try:
             while len(out) < size:
@@ -269,7 +269,7 @@ def read_file(
         raise OffsetPastEnd(f"{os.fspath(path)}: offset {start} is negative")
     raw = open(path, "rb")  # noqa: SIM115 - handed to the generator, which closes it
     try:
-        stream, compressed = _stream(raw)
+        stream, compressed = lines_stream(raw)
         damaged = None
         if compressed:
             try:

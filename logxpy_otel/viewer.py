@@ -44,13 +44,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from datetime import time as day_time
-from typing import IO, Any, Final, cast
+from typing import IO, Any, Final
 
 import orjson
 
 from . import _render as r
 from ._format import RESERVED_KEYS
 from ._rotation import backup_of, backups
+from .reader import is_gzip, lines_stream
 from .replay import UsageError, expand_paths, install_stop_handlers
 
 __all__ = [
@@ -61,7 +62,6 @@ __all__ = [
     "use_color",
 ]
 
-_GZIP_MAGIC: Final = b"\x1f\x8b"
 _HEX: Final = frozenset("0123456789abcdef")
 _CHUNK: Final = 1 << 20
 #: What a damaged or cut gzip file raises while it is read.
@@ -567,8 +567,7 @@ def _is_final(path: str) -> bool:
     if backup_of(path) is not None:
         return True
     try:
-        with open(path, "rb") as f:
-            return f.read(2) == _GZIP_MAGIC
+        return is_gzip(path)
     except OSError:
         return False
 
@@ -584,21 +583,12 @@ def _read_file(path: str, final: bool, seq: Iterator[int], problem: Problem) -> 
     yield from _read_open(raw, path, final, seq, problem)
 
 
-def _lines_stream(raw: IO[bytes]) -> tuple[IO[bytes], bool]:
-    """The stream of an open file's lines: itself, or its decompressed content."""
-    compressed = raw.read(2) == _GZIP_MAGIC
-    raw.seek(0)
-    if compressed:
-        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), True
-    return raw, False
-
-
 def _read_open(
     raw: IO[bytes], path: str, final: bool, seq: Iterator[int], problem: Problem
 ) -> Iterator[_Line]:
     """:func:`_read_file` of a file already open (closed here)."""
     with raw:
-        stream, compressed = _lines_stream(raw)
+        stream, compressed = lines_stream(raw)
         final = final or compressed
         offset = 0
         while True:
@@ -860,7 +850,7 @@ def _head(raw: IO[bytes], size: int) -> bytes:
     """The first ``size`` bytes of an open file's lines (decompressed); the file rewound."""
     out = b""
     try:
-        stream, _ = _lines_stream(raw)
+        stream, _ = lines_stream(raw)
         while len(out) < size:
             chunk = stream.read(size - len(out))
             if not chunk:
