@@ -77,7 +77,8 @@ from opentelemetry.trace import INVALID_SPAN_CONTEXT, Span, SpanContext, TraceFl
 
 from ._diagnostics import RateLimitedReporter, is_own_scope
 from ._native import speedup
-from ._writer import SYNC_MODE, DropReason
+from ._writer import DropReason
+from .processor import c_emit
 
 if TYPE_CHECKING:
     from .processor import LogxpyLogRecordProcessor
@@ -399,18 +400,7 @@ class LogxpyLoggingHandler(logging.Handler):
         self._resource_arg = resource
         self._writer = processor._writer
         self._encode = processor._encoder.encode
-        emitter = None
-        fast = processor._encoder.fast_encoder
-        if _Emitter is not None and fast is not None:
-            emitter = _Emitter(
-                encoder=fast,
-                lane=self._writer._lane,
-                enqueue=self._writer.enqueue,
-                sync=SYNC_MODE,
-                own=self._own_record,
-                fault=self._fault,
-            ).emit
-        self._emitter: Any = emitter
+        self._emitter: Any = c_emit(processor, self._own_record, self._fault)
         #: None until bound: no provider was given and the global one is not an SDK one yet.
         self._state: _ProviderState | None = state
         self._unbound: _ProviderState | None = None

@@ -7,7 +7,7 @@ Add it with ``LoggerProvider.add_log_record_processor``. It needs no
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
@@ -29,6 +29,22 @@ __all__ = ["LogxpyLogRecordProcessor"]
 _Emitter = speedup("Emitter")
 
 
+def c_emit(
+    processor: LogxpyLogRecordProcessor, own: Callable[[], None], fault: Callable[[BaseException], None]
+) -> Callable[[Any], None] | None:
+    """The C ``on_emit`` (encode and queue, no Python frame per record) for ``processor``'s
+    encoder and writer, calling ``own``/``fault`` as the Python steps do; None where the C
+    code is not in use."""
+    fast = processor._encoder.fast_encoder
+    if _Emitter is None or fast is None:
+        return None
+    writer = processor._writer
+    emit: Callable[[Any], None] = _Emitter(
+        encoder=fast, lane=writer._lane, enqueue=writer.enqueue, sync=SYNC_MODE, own=own, fault=fault
+    ).emit
+    return emit
+
+
 class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
     """Writes every OTel log record as a logxpy line through a policy-aware writer thread.
 
@@ -46,19 +62,12 @@ class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
     )
 
     def _built(self) -> None:
-        fast = self._encoder.fast_encoder
         overridden = type(self).on_emit is not LogxpyLogRecordProcessor.on_emit  # a subclass's wins
-        if _Emitter is not None and fast is not None and not overridden:
+        emit = None if overridden else c_emit(self, self._own_record, self._fault)
+        if emit is not None:
             # The same steps as on_emit below, in C: a Python frame per record is a
-            # noticeable part of the cost (README, "Performance").
-            self.on_emit = _Emitter(  # type: ignore[method-assign]
-                encoder=fast,
-                lane=self._writer._lane,
-                enqueue=self._writer.enqueue,
-                sync=SYNC_MODE,
-                own=self._own_record,
-                fault=self._fault,
-            ).emit
+            # noticeable part of the cost (docs/speedups.md).
+            self.on_emit = emit  # type: ignore[method-assign,assignment]
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         try:
