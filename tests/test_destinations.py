@@ -349,3 +349,25 @@ def test_the_path_is_looked_at_once_per_reopen_check_s(tmp_path: Path) -> None:
     clock.t = 1_010.0
     assert dest.rotation_due() is True, "checked again: the file went away"
     dest.close()
+
+
+def test_a_line_left_unterminated_is_ended_before_the_first_write_unless_it_is_finished_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """Opening a file whose last line has no newline: a crash left it (the file has not
+    grown by our first write: end it), or another process is in the middle of an append
+    (it has grown: it finishes its own line, and no empty line is added)."""
+    crashed = tmp_path / "crashed.jsonl"
+    crashed.write_bytes(b'{"a":1}\n{"cut')
+    dest = AsyncFileDestination(crashed)
+    dest(b'{"b":2}\n')
+    dest.close()
+    assert crashed.read_bytes() == b'{"a":1}\n{"cut\n{"b":2}\n'
+    shared = tmp_path / "shared.jsonl"
+    shared.write_bytes(b'{"a":1}\n{"half')
+    dest = AsyncFileDestination(shared)
+    with shared.open("ab") as other:
+        other.write(b'":2}\n')
+    dest(b'{"b":2}\n')
+    dest.close()
+    assert shared.read_bytes() == b'{"a":1}\n{"half":2}\n{"b":2}\n'
