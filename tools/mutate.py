@@ -261,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
 
+    # Absolute (but not resolved: a venv's python is a symlink that must stay one): the
+    # tests run with the copy as their working directory.
+    args.python = os.path.abspath(args.python)
     plan = load_plan(args.mutants)
     mutants = select(plan.mutants, args.only)
     threshold = plan.threshold if args.threshold is None else args.threshold
