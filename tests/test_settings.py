@@ -278,3 +278,8 @@ def test_the_default_mode_is_tree(tmp_path: Path) -> None:
         assert processor.mode == "tree"
     finally:
         processor.shutdown()
+
+
+def test_a_digit_int_refuses_says_what_is_allowed() -> None:
+    with pytest.raises(ValueError, match="max_queue_size must be an integer from 1 to 1000000; got '²'"):
+        parse_option("max_queue_size", "²")
