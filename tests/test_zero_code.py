@@ -33,14 +33,17 @@ ROOT = Path(__file__).parent.parent
 INSTRUMENT = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
 
 
-def run(tmp_path: Path, *flags: str, **env: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
-    """Run the app under opentelemetry-instrument with a clean OTel environment plus ``env``."""
+def instrument(
+    tmp_path: Path, app: Path, service_name: str, flags: tuple[str, ...], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run ``app`` under opentelemetry-instrument (with ``flags``) in ``tmp_path``, with a clean
+    OTel environment (no traces or metrics exported) plus ``env``; it must exit with 0."""
     if INSTRUMENT is None:
         pytest.skip("opentelemetry-instrument is not installed")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOGXPY_"))}
     base.update(
         {
-            "OTEL_SERVICE_NAME": "zero-code-test",
+            "OTEL_SERVICE_NAME": service_name,
             "OTEL_TRACES_EXPORTER": "none",
             "OTEL_METRICS_EXPORTER": "none",
             "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "",
@@ -48,7 +51,7 @@ def run(tmp_path: Path, *flags: str, **env: str) -> tuple[dict[str, Any], subpro
     )
     base.update(env)
     result = subprocess.run(
-        [str(INSTRUMENT), *flags, sys.executable, str(APP)],
+        [str(INSTRUMENT), *flags, sys.executable, str(app)],
         env=base,
         cwd=tmp_path,
         capture_output=True,
@@ -57,6 +60,12 @@ def run(tmp_path: Path, *flags: str, **env: str) -> tuple[dict[str, Any], subpro
         check=False,
     )
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def run(tmp_path: Path, *flags: str, **env: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """Run the app under opentelemetry-instrument with a clean OTel environment plus ``env``."""
+    result = instrument(tmp_path, APP, "zero-code-test", flags, env)
     (info_line,) = [line for line in result.stdout.splitlines() if line.startswith("ZERO_CODE_APP ")]
     return json.loads(info_line.removeprefix("ZERO_CODE_APP ")), result
 
@@ -468,29 +477,7 @@ def run_logging_app(
 ) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
     """The stdlib-logging app under opentelemetry-instrument, with logging captured by the
     logging instrumentation's handler (or the SDK's own, ``sdk_handler``)."""
-    if INSTRUMENT is None:
-        pytest.skip("opentelemetry-instrument is not installed")
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOGXPY_"))}
-    base.update(
-        {
-            "OTEL_SERVICE_NAME": "zero-code-logging",
-            "OTEL_TRACES_EXPORTER": "none",
-            "OTEL_METRICS_EXPORTER": "none",
-            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "",
-        }
-    )
-    base.update(_handler_env(sdk_handler))
-    base.update(env)
-    result = subprocess.run(
-        [str(INSTRUMENT), sys.executable, str(LOGGING_APP)],
-        env=base,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = instrument(tmp_path, LOGGING_APP, "zero-code-logging", (), {**_handler_env(sdk_handler), **env})
     info = tmp_path / "app-info.json"
     try:
         return json.loads(info.read_text()), result
