@@ -1,4 +1,5 @@
-"""Shared test helpers: in-memory and gated destinations, line items, accounting checks.
+"""Shared test helpers: in-memory and gated destinations, line items, OTel log records,
+accounting checks.
 
 Test modules import these from here; ``conftest.py`` holds only the fixtures.
 """
@@ -9,11 +10,18 @@ import json
 import os
 import subprocess
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from logxpy_otel import AsyncConfig, AsyncMetrics, AsyncWriter
 
@@ -193,3 +201,55 @@ def start_untimed_writer(writers: list[AsyncWriter], *dests: Any, **config: Any)
     """:func:`start_writer` whose batches are written on flush (or when full), never on a timer."""
     config.setdefault("flush_interval_ms", 600_000)
     return start_writer(writers, *dests, **config)
+
+
+# -- OTel log records -------------------------------------------------------------------------
+
+
+def span_context(trace_id: int, span_id: int, trace_flags: int = 1) -> Context:
+    """A context whose current span is a non-recording one with these ids: a record made or
+    emitted in it carries them, as one emitted inside a span does."""
+    span_ctx = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(trace_flags))
+    return set_span_in_context(NonRecordingSpan(span_ctx))
+
+
+def make_record(
+    *,
+    body: Any = None,
+    severity: SeverityNumber | None = None,
+    severity_text: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    event_name: str | None = None,
+    timestamp: int | None = None,
+    observed: int | None = None,
+    trace_id: int = 0,
+    span_id: int = 0,
+    trace_flags: int = 1,
+) -> LogRecord:
+    """An OTel API log record, as the SDK's ``Logger.emit`` and exporters take it. With a trace
+    or span id it is made in :func:`span_context` of those ids; without, in the current context
+    (no span in a test). ``observed`` (the observed timestamp) None is the API's: the time
+    of the call."""
+    context = span_context(trace_id, span_id, trace_flags) if trace_id or span_id else None
+    return LogRecord(
+        timestamp=timestamp,
+        observed_timestamp=observed,
+        context=context,
+        severity_number=severity,
+        severity_text=severity_text,
+        body=body,
+        attributes=attributes,
+        event_name=event_name,
+    )
+
+
+def readable_record(
+    record: LogRecord, resource: Resource | None = None, scope: str | None = None
+) -> ReadableLogRecord:
+    """``record`` as an exporter gets it: with ``resource`` (none: an empty one) and the
+    instrumentation scope named ``scope`` (none: no scope)."""
+    return ReadableLogRecord(
+        record,
+        Resource({}) if resource is None else resource,
+        None if scope is None else InstrumentationScope(scope),
+    )

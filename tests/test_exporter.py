@@ -12,8 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import Collect, Failing, assert_accounting, parse_lines, read_records
-from opentelemetry._logs import LogRecord
+from _helpers import (
+    Collect,
+    Failing,
+    assert_accounting,
+    make_record,
+    parse_lines,
+    read_records,
+    readable_record,
+)
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
@@ -21,8 +28,6 @@ from opentelemetry.sdk._logs.export import (
     SimpleLogRecordProcessor,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import TraceFlags
 
 from logxpy_otel import AsyncConfig, LogxpyLogRecordExporter
 
@@ -76,18 +81,13 @@ def test_with_an_async_config_export_queues(tmp_path: Path) -> None:
     exporter.shutdown()
 
 
-def _batch(n: int) -> list:
-    from opentelemetry._logs import LogRecord
-    from opentelemetry.sdk._logs import ReadableLogRecord
-    from opentelemetry.sdk.resources import Resource
-
+def _batch(n: int) -> list[ReadableLogRecord]:
     resource = Resource.create({"service.name": "t"})
-    return [ReadableLogRecord(LogRecord(body=f"r{i}"), resource=resource) for i in range(n)]
+    return [readable_record(make_record(body=f"r{i}"), resource) for i in range(n)]
 
 
-def _readable(body: str, **fields: Any) -> ReadableLogRecord:
-    scope = InstrumentationScope(fields.pop("scope", "app"))
-    return ReadableLogRecord(LogRecord(body=body, **fields), Resource({}), scope)
+def _readable(body: str, scope: str = "app", **fields: Any) -> ReadableLogRecord:
+    return readable_record(make_record(body=body, **fields), scope=scope)
 
 
 def test_one_far_out_timestamp_does_not_cost_the_batch(tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ TRACE_A = 0x5B8EFFF798038103D269B633813FC60C
 
 
 def _in_trace(body: str, trace_id: int = TRACE_A) -> ReadableLogRecord:
-    return _readable(body, trace_id=trace_id, span_id=1, trace_flags=TraceFlags(1))
+    return _readable(body, trace_id=trace_id, span_id=1, trace_flags=1)
 
 
 def test_idle_traces_are_closed_without_a_thread_of_the_exporters_own(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import make_record, readable_record
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
@@ -408,9 +409,7 @@ def test_without_the_otlp_extra_the_error_says_what_to_install(monkeypatch: pyte
 
 
 def _readable(body: str) -> ReadableLogRecord:
-    from opentelemetry._logs import LogRecord
-
-    return ReadableLogRecord(LogRecord(body=body), resource=Resource.create({"service.name": "zero"}))
+    return readable_record(make_record(body=body), Resource.create({"service.name": "zero"}))
 
 
 if os.name != "posix":  # pragma: no cover

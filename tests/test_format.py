@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import _helpers
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+from opentelemetry.trace import TraceFlags
 
 from logxpy_otel._format import (
     RESERVED_KEYS,
@@ -35,40 +36,9 @@ FALLBACK_MSG = "logxpy-otel could not encode this record"
 _UNSET: Any = object()
 
 
-def make_record(
-    *,
-    timestamp: int | None = TS,
-    observed: int = OBSERVED,
-    trace_id: int = 0,
-    span_id: int = 0,
-    trace_flags: int = 1,
-    severity: SeverityNumber | None = None,
-    severity_text: str | None = None,
-    body: Any = "hello",
-    attributes: Mapping[str, Any] | None = None,
-    event_name: str | None = None,
-) -> LogRecord:
-    context = None
-    if trace_id or span_id:
-        span = NonRecordingSpan(
-            SpanContext(
-                trace_id=trace_id,
-                span_id=span_id,
-                is_remote=False,
-                trace_flags=TraceFlags(trace_flags),
-            )
-        )
-        context = set_span_in_context(span)
-    return LogRecord(
-        timestamp=timestamp,
-        observed_timestamp=observed,
-        context=context,
-        severity_number=severity,
-        severity_text=severity_text,
-        body=body,
-        attributes=attributes,
-        event_name=event_name,
-    )
+#: :func:`_helpers.make_record` with this module's timestamps and body (tests/test_speedups.py
+#: uses it too).
+make_record = functools.partial(_helpers.make_record, timestamp=TS, observed=OBSERVED, body="hello")
 
 
 def parse_body(body: bytes) -> dict[str, Any]:

@@ -8,13 +8,14 @@ from typing import Any
 
 import orjson
 import pytest
+from _helpers import span_context
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+from opentelemetry.trace import TraceFlags
 
 from logxpy_otel import LogxpyLogRecordProcessor
 from logxpy_otel._format import LineEncoder
@@ -119,12 +120,7 @@ def test_any_record_the_sdk_accepts_round_trips(
     scope_version: str | None,
 ) -> None:
     capture.records.clear()
-    context = Context()
-    if trace_id:
-        span = NonRecordingSpan(
-            SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(flags))
-        )
-        context = set_span_in_context(span)
+    context = span_context(trace_id, span_id, flags) if trace_id else Context()
     logger = provider.get_logger("reader.test", scope_version, "https://scope/1")
     logger.emit(
         timestamp=timestamp,
@@ -167,9 +163,8 @@ def test_dropped_attribute_count_survives() -> None:
 
 def test_read_file_yields_records_with_offsets_and_skips_structure(tmp_path: Path) -> None:
     capture.records.clear()
-    span = NonRecordingSpan(SpanContext(7, 9, is_remote=False, trace_flags=TraceFlags(1)))
     logger = provider.get_logger("file")
-    logger.emit(body="one", context=set_span_in_context(span))
+    logger.emit(body="one", context=span_context(7, 9))
     logger.emit(body="two")
     items = [LineEncoder().encode(r.log_record, r.resource, r.instrumentation_scope) for r in capture.records]
     numberer = TreeNumberer()

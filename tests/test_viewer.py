@@ -8,6 +8,7 @@ the package's own writer where the writer can make them.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import itertools
 import os
@@ -24,11 +25,10 @@ from typing import Any
 
 import orjson
 import pytest
+from _helpers import span_context
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from logxpy_otel import LogxpyLogRecordProcessor, cli
 from logxpy_otel.replay import UsageError
@@ -81,8 +81,8 @@ def header(n: int, status: str = "succeeded", duration: str = "10.0 ms") -> str:
 # -- a file the package's writer writes -----------------------------------------------------------
 
 
-def span(trace: int, span_id: int = 0xEEE19B7EC3C1B174) -> Context:
-    return set_span_in_context(NonRecordingSpan(SpanContext(trace, span_id, False, TraceFlags(1))))
+#: A context in a span of the trace given (the span id is always the same).
+span = functools.partial(span_context, span_id=0xEEE19B7EC3C1B174)
 
 
 def write_shop(path: Path, **options: Any) -> None:
