@@ -448,10 +448,12 @@ def test_pre_instrument_never_raises(
     ]
 
 
-def test_the_hook_reads_one_variable_and_imports_nothing_when_logxpy_is_not_asked_for() -> None:
+def check_hook_imports_nothing_when_logxpy_is_not_asked_for(hook: str) -> None:
+    """``logxpy_otel._zero_code.<hook>()`` run where OTEL_LOGS_EXPORTER does not name logxpy
+    imports nothing but its own module and prints nothing."""
     code = (
         "import sys, logxpy_otel; before = set(sys.modules); "
-        "from logxpy_otel._zero_code import pre_instrument; pre_instrument(); "
+        f"from logxpy_otel._zero_code import {hook}; {hook}(); "
         "print(sorted(set(sys.modules) - before))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
@@ -461,6 +463,10 @@ def test_the_hook_reads_one_variable_and_imports_nothing_when_logxpy_is_not_aske
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True
         )
         assert (out.stdout.strip(), out.stderr) == ("['logxpy_otel._zero_code']", ""), value
+
+
+def test_the_hook_reads_one_variable_and_imports_nothing_when_logxpy_is_not_asked_for() -> None:
+    check_hook_imports_nothing_when_logxpy_is_not_asked_for("pre_instrument")
 
 
 def records_of(path: Path) -> list[dict[str, Any]]:
@@ -590,18 +596,7 @@ def test_no_handler_to_replace_when_logging_is_not_captured(tmp_path: Path) -> N
 
 
 def test_the_post_hook_reads_one_variable_and_imports_nothing_when_logxpy_is_not_asked_for() -> None:
-    code = (
-        "import sys, logxpy_otel; before = set(sys.modules); "
-        "from logxpy_otel._zero_code import post_instrument; post_instrument(); "
-        "print(sorted(set(sys.modules) - before))"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    for value in ("console", "otlp,logxpy_fallback", "none", ""):
-        env["OTEL_LOGS_EXPORTER"] = value
-        out = subprocess.run(
-            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True
-        )
-        assert (out.stdout.strip(), out.stderr) == ("['logxpy_otel._zero_code']", ""), value
+    check_hook_imports_nothing_when_logxpy_is_not_asked_for("post_instrument")
 
 
 # -- in process: the handler swap itself -------------------------------------------------------------
