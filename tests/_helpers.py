@@ -1,5 +1,5 @@
 """Shared test helpers: in-memory and gated destinations, line items, OTel log records,
-accounting checks.
+values of every kind for hypothesis, accounting checks.
 
 Test modules import these from here; ``conftest.py`` holds only the fixtures.
 """
@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import strategies as st
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -253,3 +254,49 @@ def readable_record(
         Resource({}) if resource is None else resource,
         None if scope is None else InstrumentationScope(scope),
     )
+
+
+# -- values of every kind (hypothesis strategies), and what they read back as --------------------
+
+#: Any character, often a lone surrogate (``st.characters`` alone almost never makes one).
+any_char = st.one_of(
+    st.characters(codec=None),
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, codec=None, exclude_categories=()),
+)
+#: The keys of the value tags (docs/format.md).
+tag_keys = st.sampled_from(["$int", "$bytes", "$float", "$map"])
+
+
+def nested_values(
+    scalars: st.SearchStrategy[Any], keys: st.SearchStrategy[str], max_leaves: int
+) -> st.SearchStrategy[Any]:
+    """``scalars`` and lists, tuples and dicts (keys from ``keys``) of them, nested, with
+    one-key dicts whose key is a value tag among them."""
+    return st.recursive(
+        scalars,
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.lists(children, max_size=4).map(tuple)
+            | st.dictionaries(keys, children, max_size=4)
+            | st.dictionaries(tag_keys, children, min_size=1, max_size=1)
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+def clean(s: str) -> str:
+    """``s`` as it reads back: lone surrogates as U+FFFD."""
+    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
+
+
+def normalize(value: Any) -> Any:
+    """What a value reads back as: sequences as tuples, lone surrogates as U+FFFD."""
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, list | tuple):
+        return tuple(normalize(v) for v in value)
+    if isinstance(value, dict):
+        return {clean(k): normalize(v) for k, v in value.items()}
+    return value

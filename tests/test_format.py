@@ -13,6 +13,7 @@ from typing import Any
 import _helpers
 import orjson
 import pytest
+from _helpers import any_char, clean, nested_values, normalize, tag_keys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry._logs import LogRecord, SeverityNumber
@@ -887,12 +888,8 @@ def test_decode_tags() -> None:
 
 # --- properties ----------------------------------------------------------------------------------
 
-_char = st.one_of(
-    st.characters(codec=None),
-    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, codec=None, exclude_categories=()),
-)
 #: Any text, often with lone surrogates (``st.text`` alone almost never makes them).
-_text = st.text() | st.lists(_char, max_size=12).map("".join)
+_text = st.text() | st.lists(any_char, max_size=12).map("".join)
 _scalars = (
     st.none()
     | st.booleans()
@@ -902,36 +899,9 @@ _scalars = (
     | st.floats(allow_nan=True, allow_infinity=True)
     | _text
     | st.binary()
-    | st.sampled_from(["$int", "$bytes", "$float", "$map"])
+    | tag_keys
 )
-_tag_key = st.sampled_from(["$int", "$bytes", "$float", "$map"])
-_values = st.recursive(
-    _scalars,
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.lists(children, max_size=4).map(tuple)
-        | st.dictionaries(_text, children, max_size=4)
-        | st.dictionaries(_tag_key, children, min_size=1, max_size=1)
-    ),
-    max_leaves=20,
-)
-
-
-def clean(s: str) -> str:
-    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
-
-
-def normalize(value: Any) -> Any:
-    """What a value reads back as: sequences as tuples, lone surrogates as U+FFFD."""
-    if isinstance(value, str):
-        return clean(value)
-    if isinstance(value, bytes | bytearray):
-        return bytes(value)
-    if isinstance(value, list | tuple):
-        return tuple(normalize(v) for v in value)
-    if isinstance(value, dict):
-        return {clean(k): normalize(v) for k, v in value.items()}
-    return value
+_values = nested_values(_scalars, _text, max_leaves=20)
 
 
 def same(a: Any, b: Any) -> bool:

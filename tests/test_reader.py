@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
-from _helpers import span_context
+from _helpers import any_char, clean, nested_values, normalize, span_context, tag_keys
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry._logs import LogRecord, SeverityNumber
@@ -187,12 +187,8 @@ def test_read_file_yields_records_with_offsets_and_skips_structure(tmp_path: Pat
 
 # -- written by the package's writer, read back by the reader (issue 11) ----------------------
 
-_char = st.one_of(
-    st.characters(codec=None),
-    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, codec=None, exclude_categories=()),
-)
 #: Any text, often with lone surrogates (as in tests/test_format.py).
-_text = st.text(max_size=12) | st.lists(_char, max_size=8).map("".join)
+_text = st.text(max_size=12) | st.lists(any_char, max_size=8).map("".join)
 #: Ints JSON numbers cannot carry, and the edges of the 64-bit ranges.
 _wide = st.sampled_from([2**64, 2**64 - 1, 2**63, 2**63 - 1, -(2**63), -(2**63) - 1, 10**30, -(2**70)])
 _scalars = (
@@ -204,19 +200,9 @@ _scalars = (
     | st.floats(allow_nan=True, allow_infinity=True)
     | _text
     | st.binary(max_size=12)
-    | st.sampled_from(["$int", "$bytes", "$float", "$map"])
+    | tag_keys
 )
-_tag_key = st.sampled_from(["$int", "$bytes", "$float", "$map"])
-_values = st.recursive(
-    _scalars,
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.lists(children, max_size=4).map(tuple)
-        | st.dictionaries(_text, children, max_size=4)
-        | st.dictionaries(_tag_key, children, min_size=1, max_size=1)
-    ),
-    max_leaves=12,
-)
+_values = nested_values(_scalars, _text, max_leaves=12)
 _names = st.sampled_from(["msg", "level", "ts", "tid", "_otel", "at", "http.route", "a.b"]) | _text
 #: Every severity the writer writes: enum members, None, and any int (the SDK takes them).
 _severities = (
@@ -228,23 +214,6 @@ _severities = (
 )
 _times = st.none() | st.integers(min_value=0, max_value=2**63 - 1) | _wide
 _ids = st.just(0) | st.integers(min_value=1, max_value=2**128 - 1) | _wide | st.sampled_from([-5, 2**128])
-
-
-def _clean(s: str) -> str:
-    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
-
-
-def _normalize(value: Any) -> Any:
-    """What a value reads back as: sequences as tuples, lone surrogates as U+FFFD."""
-    if isinstance(value, str):
-        return _clean(value)
-    if isinstance(value, bytes | bytearray):
-        return bytes(value)
-    if isinstance(value, list | tuple):
-        return tuple(_normalize(v) for v in value)
-    if isinstance(value, dict):
-        return {_clean(k): _normalize(v) for k, v in value.items()}
-    return value
 
 
 _record = st.fixed_dictionaries(
@@ -294,17 +263,17 @@ def test_every_record_the_writer_writes_reads_back_equal(tmp_path: Path, mode: s
         offset[0] = back[-1].end
         for original, entry in zip(kept.records, back, strict=True):
             a, b = original.log_record, entry.record.log_record
-            assert _same(b.body, _normalize(a.body))
-            expected = {_clean(k): _normalize(v) for k, v in dict(a.attributes or {}).items()}
+            assert _same(b.body, normalize(a.body))
+            expected = {clean(k): normalize(v) for k, v in dict(a.attributes or {}).items()}
             assert _same(dict(b.attributes or {}), expected)
             assert getattr(b.severity_number, "value", b.severity_number) == getattr(
                 a.severity_number, "value", a.severity_number
             )
             assert type(b.severity_number) is not int, "an enum member, or an int with .value"
-            assert b.severity_text == (None if a.severity_text is None else _clean(a.severity_text))
+            assert b.severity_text == (None if a.severity_text is None else clean(a.severity_text))
             assert (b.timestamp, b.observed_timestamp) == (a.timestamp, a.observed_timestamp)
             assert (b.trace_id, b.span_id, int(b.trace_flags)) == (a.trace_id, a.span_id, int(a.trace_flags))
-            assert (b.event_name or None) == (_clean(a.event_name) if a.event_name else None)
+            assert (b.event_name or None) == (clean(a.event_name) if a.event_name else None)
             assert entry.record.dropped_attributes == original.dropped_attributes
             assert entry.record.instrumentation_scope == original.instrumentation_scope
             resource = dict(original.resource.attributes)
