@@ -1090,19 +1090,25 @@ is_own_scope(PyObject *scope)
     return own;
 }
 
+/* The writer's lane (``_queue.Lane``, a named tuple): the fields read here, by position.
+ * Their names are the module's ``LANE_FIELDS``; the processor uses this Emitter only when
+ * they equal ``Lane._fields``, so a change on either side turns the C path off, not wrong. */
+enum { LANE_TAKE_SLOT, LANE_APPEND, LANE_ITEMS, LANE_BATCH_SIZE, LANE_WAKE, LANE_SIZE };
+static const char *const lane_fields[LANE_SIZE] = {"take_slot", "append", "items", "batch_size", "wake"};
+
 /* Queue ``item`` as AsyncWriter.enqueue does on its common path (writer running
  * asynchronously, not in sync_mode(), a free slot), through the lane the writer keeps
- * in ``_lane[0]`` (a list it changes in place, so no attribute lookup per record):
- * (slots.pop, queue.append, queue, batch_size, wake). These are C calls, so no other
- * Python code runs between reading the lane and appending. Returns the result of
- * enqueue(item) in every other case. New reference, or NULL with an error. */
+ * in ``_lane[0]`` (a list it changes in place, so no attribute lookup per record).
+ * These are C calls, so no other Python code runs between reading the lane and
+ * appending. Returns the result of enqueue(item) in every other case. New reference,
+ * or NULL with an error. */
 static PyObject *
 emitter_enqueue(Emitter *self, PyObject *item)
 {
     if (PyList_GET_SIZE(self->lane) != 1)
         return PyObject_CallOneArg(self->enqueue, item);
     PyObject *lane = Py_NewRef(PyList_GET_ITEM(self->lane, 0));
-    if (!PyTuple_CheckExact(lane) || PyTuple_GET_SIZE(lane) != 5)
+    if (!PyTuple_Check(lane) || PyTuple_GET_SIZE(lane) != LANE_SIZE)
         goto slow; /* None: not running asynchronously */
     PyObject *sync = NULL;
     if (PyContextVar_Get(self->sync, Py_False, &sync) < 0)
@@ -1114,7 +1120,7 @@ emitter_enqueue(Emitter *self, PyObject *item)
             goto error;
         goto slow;
     }
-    PyObject *slot = PyObject_CallNoArgs(PyTuple_GET_ITEM(lane, 0));
+    PyObject *slot = PyObject_CallNoArgs(PyTuple_GET_ITEM(lane, LANE_TAKE_SLOT));
     if (slot == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_IndexError))
             goto error;
@@ -1122,16 +1128,16 @@ emitter_enqueue(Emitter *self, PyObject *item)
         goto slow; /* no free slot: the queue policy decides, in enqueue */
     }
     Py_DECREF(slot);
-    PyObject *appended = PyObject_CallOneArg(PyTuple_GET_ITEM(lane, 1), item);
+    PyObject *appended = PyObject_CallOneArg(PyTuple_GET_ITEM(lane, LANE_APPEND), item);
     if (appended == NULL)
         goto error;
     Py_DECREF(appended);
-    Py_ssize_t depth = PyObject_Length(PyTuple_GET_ITEM(lane, 2));
-    Py_ssize_t batch = PyLong_AsSsize_t(PyTuple_GET_ITEM(lane, 3));
+    Py_ssize_t depth = PyObject_Length(PyTuple_GET_ITEM(lane, LANE_ITEMS));
+    Py_ssize_t batch = PyLong_AsSsize_t(PyTuple_GET_ITEM(lane, LANE_BATCH_SIZE));
     if (depth < 0 || (batch == -1 && PyErr_Occurred()))
         goto error;
     if (depth == batch) {
-        PyObject *woken = PyObject_CallNoArgs(PyTuple_GET_ITEM(lane, 4));
+        PyObject *woken = PyObject_CallNoArgs(PyTuple_GET_ITEM(lane, LANE_WAKE));
         if (woken == NULL)
             goto error;
         Py_DECREF(woken);
@@ -1627,8 +1633,31 @@ PyInit__speedups(void)
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(module, "FastEncoder", (PyObject *)&FastEncoderType) < 0 ||
-        PyModule_AddObjectRef(module, "Emitter", (PyObject *)&EmitterType) < 0) {
+    /* The names this module is coupled to (see LANE_FIELDS, TRACE_FIELDS, OWN_LOGGER in the
+     * Python that uses them): declared here, checked there. */
+    PyObject *lane_names = PyTuple_New(LANE_SIZE);
+    if (lane_names == NULL) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    for (int i = 0; i < LANE_SIZE; i++) {
+        PyObject *field = PyUnicode_InternFromString(lane_fields[i]);
+        if (field == NULL) {
+            Py_DECREF(lane_names);
+            Py_DECREF(module);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(lane_names, i, field);
+    }
+    PyObject *trace_names = PyTuple_Pack(5, a_head, a_next_lvl, a_last_ts, a_last_seen, a_failed);
+    int failed = trace_names == NULL || PyModule_AddObjectRef(module, "FastEncoder", (PyObject *)&FastEncoderType) < 0 ||
+                 PyModule_AddObjectRef(module, "Emitter", (PyObject *)&EmitterType) < 0 ||
+                 PyModule_AddObjectRef(module, "LANE_FIELDS", lane_names) < 0 ||
+                 PyModule_AddObjectRef(module, "TRACE_FIELDS", trace_names) < 0 ||
+                 PyModule_AddObjectRef(module, "OWN_LOGGER", s_own_name) < 0;
+    Py_DECREF(lane_names);
+    Py_XDECREF(trace_names);
+    if (failed) {
         Py_DECREF(module);
         return NULL;
     }

@@ -2,28 +2,26 @@
 
 (``Async*`` names a writer *thread*, as in logxpy's async writer; nothing here is asyncio.)
 
-Producers call :meth:`AsyncWriter.enqueue` with already-encoded :data:`LineItem` s. The
-queue never holds more than ``max_queue_size`` records; a full queue is handled by the
-:class:`QueuePolicy`, and every record is either written or counted as dropped with a
-reason. The ``logxpy-writer`` thread takes up to ``batch_size`` records at a time,
-numbers them (``_trees``), and hands each destination one ``bytes`` per batch.
+Producers call :meth:`AsyncWriter.enqueue` with already-encoded :data:`LineItem` s. They
+wait in a :class:`~logxpy_otel._queue.RecordQueue` (``_queue``: the bound of
+``max_queue_size`` records, the :class:`QueuePolicy` for a full queue, flush markers, and
+the counts: every record is written or dropped with a reason). This module serves that
+queue: the ``logxpy-writer`` thread takes up to ``batch_size`` records at a time, numbers
+them (``_trees``), and hands each destination one ``bytes`` per write.
 
-Three locks, always taken in this order when nested: ``_io_lock`` (numbering and
-writing; held by the writer thread or a synchronous caller), then ``_lock`` (queue and
-counters; held only for a few operations), then a reporter's own lock. All three are
-re-entrant, so that a signal handler that logs cannot deadlock the thread it interrupts.
+Locks, always taken in this order when nested: ``_io_lock`` (numbering and writing; held
+by the writer thread or a synchronous caller), then ``_lock`` (the run state), then the
+queue's (counts and slow paths), then a reporter's own. All are re-entrant, so that a
+signal handler that logs cannot deadlock the thread it interrupts.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from itertools import repeat, starmap
 from queue import Empty, SimpleQueue
-from types import MappingProxyType
-from typing import Any, Final, final
+from typing import Final
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
 
@@ -44,6 +42,7 @@ from ._destinations import (
 from ._diagnostics import RateLimitedReporter, logger
 from ._format import LineItem
 from ._policies import DropReason, QueuePolicy
+from ._queue import Gate, Lane, RecordQueue
 from ._trees import TreeNumberer
 
 __all__ = [
@@ -96,24 +95,7 @@ class _Wake:
             pass
 
 
-@final
-class _FlushMarker:
-    """A waiting :meth:`AsyncWriter.flush`, queued behind the records handed over before it.
-
-    The writer answers it (``done``) when it reaches it in queue order: every record before
-    it is then written or dropped. ``lost`` says one of them was dropped.
-    """
-
-    __slots__ = ("done", "lost")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.lost = False
-
-
 _NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", "stopped"
-#: (slots.pop, queue.append, queue, batch_size, wake): see AsyncWriter._set_mode.
-_Lane = tuple[Callable[[], None], Callable[[Any], None], deque[Any], int, Callable[[], None]]
 _BACKOFF_FIRST_S: Final = 0.1
 _BACKOFF_MAX_S: Final = 30.0
 
@@ -121,13 +103,21 @@ _BACKOFF_MAX_S: Final = 30.0
 class AsyncWriter:
     """Writes line items to destinations from one background thread (``logxpy-writer``).
 
-    Thread-safe. The bound is a pool of ``max_queue_size`` slots (a ``deque`` of tokens:
-    ``pop`` and ``extend`` are single C calls): a record takes a slot before it is queued and gives it
-    back once it is written or dropped, so the queue, the batch in flight and records on
-    their way in never add up to more than ``max_queue_size``. Taking a slot and
-    appending to the queue are single C calls, atomic under the GIL: the common path
-    takes no lock, which keeps many producer threads from queueing on one
-    (PERF-NOTES: a lock per record is 2-3 times slower with 4 threads).
+    Thread-safe. Records wait in a :class:`~logxpy_otel._queue.RecordQueue` (the bound, the
+    policy, the counts); this class serves it. Its life, in one place:
+
+    ======== =============================================== =========================
+    state    who writes                                      queue gate
+    ======== =============================================== =========================
+    new      nobody yet: the first ``enqueue`` starts it      direct
+    running  the thread; after ``max_restarts`` crashes, or   open (direct when sync)
+             in synchronous mode, each caller (``write_now``)
+    stopping ``stop()``: drains, closes trees and files       closing
+    stopped  nobody: what races in is dropped (``shutdown``)  closed
+    ======== =============================================== =========================
+
+    A crash restarts the thread after a backoff (0.1 s doubling to 30 s); a forked child
+    starts afresh (new); the exit hook flushes, then turns the writer synchronous.
     """
 
     def __init__(
@@ -137,10 +127,7 @@ class AsyncWriter:
     ) -> None:
         self._config = config = config if config is not None else AsyncConfig()
         self._set_destinations(tuple(destinations))
-        self._max = config.max_queue_size
-        self._batch_size = config.batch_size
         self._interval_s = config.flush_interval_ms / 1000.0
-        self._policy = config.queue_policy
         self._sync = not config.async_enabled
         report_s = config.report_interval_ms / 1000.0
         self._drop_report = RateLimitedReporter(
@@ -150,8 +137,9 @@ class AsyncWriter:
             "logxpy-otel: %d destination error(s) since the last report; last: %s", interval_s=report_s
         )
         self._closed = False
-        #: The producers' lane, in a one-item list that the C on_emit holds (see _set_mode).
-        self._lane: list[_Lane | None] = [None]
+        #: The queue's common path while it is open, else None: a list the C on_emit holds,
+        #: changed in place (see _set_mode), so a forked child's new queue needs no new emitter.
+        self._lane: list[Lane | None] = [None]
         self._batch_observer: Callable[[int, float, bool], None] | None = None
         #: Set by the exit hook: stop() then ends by this time too (one bound for the whole exit).
         self._exit_deadline: float | None = None
@@ -161,27 +149,23 @@ class AsyncWriter:
     # -- state -------------------------------------------------------------------------
 
     def _reset_state(self) -> None:
-        """Fresh locks, queue, slots, counters and trees: at construction and in a forked child."""
+        """Fresh locks, queue, counters and trees: at construction and in a forked child."""
         config = self._config
-        # Re-entrant: a signal handler that logs can interrupt this thread while it holds
-        # a lock (only the slow paths take them; the common enqueue takes none).
+        #: Guards the run state (re-entrant, like every lock here: a signal handler that
+        #: logs may interrupt the thread that holds it). Order: _io_lock, _lock, the queue's.
         self._lock = threading.RLock()
-        self._not_full = threading.Condition(self._lock)
         self._io_lock = threading.RLock()
         self._wake = _Wake()
         self._stop_event = threading.Event()
-        #: Line items in hand-over order, and the flush markers between them.
-        self._queue: deque[LineItem | _FlushMarker] = deque()
-        self._slots: deque[None] = deque(repeat(None, self._max))
+        self._queue = RecordQueue(
+            max_size=config.max_queue_size,
+            batch_size=config.batch_size,
+            policy=config.queue_policy,
+            wake=self._wake.set,
+            drop_report=self._drop_report,
+        )
+        #: The batch being written: taken from the queue, still holding its slots.
         self._inflight: list[LineItem] = []
-        #: Flush markers in the queue, not yet answered.
-        self._markers: set[_FlushMarker] = set()
-        self._block_waiters = 0
-        self._written = 0
-        self._dropped: dict[str, int] = {}
-        self._errors = 0
-        self._max_depth = 0
-        self._batches = 0
         self._restarts = 0
         self._thread: threading.Thread | None = None
         self._trees = TreeNumberer(
@@ -192,24 +176,18 @@ class AsyncWriter:
         self._set_mode(state=_STOPPED if self._closed else _NEW)
 
     def _set_mode(self, *, state: str | None = None, sync: bool | None = None) -> None:
-        """Set the run state and/or synchronous mode, and with them the producers' lane.
-
-        ``_lane[0]`` is what the C ``on_emit`` (``_speedups.Emitter``) needs to queue a record
-        the way :meth:`enqueue` does when the writer runs asynchronously: take a slot,
-        append, wake the writer at ``batch_size``. It is None in every other state, and
-        then records go through :meth:`enqueue`. Every change of ``_state`` or ``_sync``
-        goes through here, so the lane is never stale.
-        """
+        """Set the run state and/or synchronous mode, and with them the queue's gate and the
+        C ``on_emit``'s lane. Every change of ``_state`` or ``_sync`` goes through here."""
         if state is not None:
             self._state = state
         if sync is not None:
             self._sync = sync
-        running = self._state is _RUNNING and not self._sync
-        self._lane[0] = (
-            (self._slots.pop, self._queue.append, self._queue, self._batch_size, self._wake.set)
-            if running
-            else None
-        )
+        if self._state is _RUNNING:
+            gate = Gate.DIRECT if self._sync else Gate.OPEN
+        else:
+            gate = {_NEW: Gate.DIRECT, _STOPPING: Gate.CLOSING}.get(self._state, Gate.CLOSED)
+        self._queue.set_gate(gate)
+        self._lane[0] = self._queue.lane() if gate is Gate.OPEN else None
 
     @property
     def config(self) -> AsyncConfig:
@@ -223,23 +201,8 @@ class AsyncWriter:
 
     @property
     def metrics(self) -> AsyncMetrics:
-        """A snapshot taken under the writer's lock; records on their way in count as pending."""
-        with self._lock:
-            depth = len(self._queue) - len(self._markers)
-            held = self._max - len(self._slots)
-            dropped = sum(self._dropped.values())
-            return AsyncMetrics(
-                enqueued=self._written + dropped + held,
-                written=self._written,
-                dropped=dropped,
-                dropped_by_reason=MappingProxyType(dict(self._dropped)),
-                errors=self._errors,
-                queue_depth=depth,
-                max_queue_depth=max(self._max_depth, depth),
-                pending=held,
-                batches=self._batches,
-                restarts=self._restarts,
-            )
+        """A snapshot of the counts; records on their way in count as pending."""
+        return self._queue.metrics(restarts=self._restarts)
 
     def observe_batches(self, observer: Callable[[int, float, bool], None] | None) -> None:
         """Call ``observer(records, seconds, ok)`` after each batch is written (in the thread
@@ -308,7 +271,6 @@ class AsyncWriter:
                 return self._state == _STOPPED
             self._set_mode(state=_STOPPING)
             self._closed = True
-            self._not_full.notify_all()
             thread = self._thread
         self._wake.set()
         self._stop_event.set()
@@ -333,8 +295,8 @@ class AsyncWriter:
             self._set_mode(state=_STOPPED)
         if finished:
             # A producer that took its slot before stop() and appends after its last drain
-            # finds _STOPPED and sweeps; one that appended before this point is swept here.
-            self._sweep_after_stop()
+            # finds the gate closed and sweeps; one that appended before this point is swept here.
+            self._queue.sweep()
         return finished
 
     # -- producing ---------------------------------------------------------------------
@@ -345,132 +307,17 @@ class AsyncWriter:
         Returns True when the record was queued (or, in synchronous mode, written);
         False when it was dropped, which the metrics count with the reason.
         """
-        if self._sync or SYNC_MODE.get():
-            return self.write_now((item,))
-        state = self._state
-        if state is not _RUNNING:
-            if state is not _NEW:
-                return self._refuse_after_stop(1)
+        if self._state is _NEW:
             self.start()
-        try:
-            self._slots.pop()
-        except IndexError:
-            return self._when_full(item)
-        queue = self._queue
-        queue.append(item)
-        # >=, not ==: another thread can append between these two lines (the C on_emit
-        # takes the exact crossing; this path may see the queue past it). set() is cheap
-        # when a wake-up is already pending.
-        if len(queue) >= self._batch_size:
-            self._wake.set()
-        if self._state is not _RUNNING:
-            self._sweep_after_stop()
-        return True
-
-    def _when_full(self, item: LineItem) -> bool:
-        """No free slot: apply the policy. Runs with no lock held; takes ``_lock`` as needed."""
-        slots = self._slots
-        if self._policy is QueuePolicy.BLOCK:
-            with self._lock:
-                self._block_waiters += 1
-                try:
-                    while True:
-                        if self._state is not _RUNNING:
-                            return self._refuse_after_stop_locked(1)
-                        if self._sync:
-                            break
-                        try:
-                            slots.pop()
-                        except IndexError:
-                            self._wake.set()
-                            self._not_full.wait()
-                            continue
-                        self._queue.append(item)
-                        return True
-                finally:
-                    self._block_waiters -= 1
-            return self.write_now((item,))  # the writer thread is gone for good
-        # A dropping policy: first let the writer have the GIL once, so that a busy
-        # producer does not starve it (PERF-NOTES: the GIL decides who drains).
-        self._wake.set()
-        time.sleep(0)
-        try:
-            slots.pop()
-        except IndexError:
-            pass
-        else:
-            self._queue.append(item)
-            if self._state is not _RUNNING:  # stop() may have run in the yield
-                self._sweep_after_stop()
-            return True
-        with self._lock:
-            if self._state is not _RUNNING:
-                return self._refuse_after_stop_locked(1)
-            # drop_oldest: the oldest *queued* record gives its slot to the new one. If every
-            # slot is held by the batch being written (batch_size == max_queue_size), there
-            # is nothing queued to evict, and the new record is refused like drop_newest.
-            if self._policy is QueuePolicy.DROP_OLDEST and self._evict_oldest_locked():
-                self._queue.append(item)
-                return True
-            self._count_locked(DropReason.QUEUE_FULL, 1)
-        if self._policy is QueuePolicy.WARN:
-            self._drop_report.note(1, f" (max_queue_size={self._max})")
-        return False
-
-    def _count_locked(self, reason: str, count: int) -> None:
-        self._dropped[reason] = self._dropped.get(reason, 0) + count
-
-    def _refuse_after_stop(self, count: int) -> bool:
-        with self._lock:
-            return self._refuse_after_stop_locked(count)
-
-    def _refuse_after_stop_locked(self, count: int) -> bool:
-        self._count_locked(DropReason.SHUTDOWN, count)
-        return False
-
-    def _evict_oldest_locked(self) -> bool:
-        """drop_oldest: drop the oldest queued record (not a flush marker) and count it."""
-        queue = self._queue
-        ahead: list[_FlushMarker] = []  # flushes answered before that record: not its
-        while queue and type(queue[0]) is _FlushMarker:
-            ahead.append(queue.popleft())  # type: ignore[arg-type]
-        evicted = bool(queue)
-        if evicted:
-            queue.popleft()
-            for marker in self._markers.difference(ahead):
-                marker.lost = True
-            self._count_locked(DropReason.EVICTED, 1)
-        queue.extendleft(reversed(ahead))
-        return evicted
-
-    def _sweep_after_stop(self) -> None:
-        """A record raced into the queue as stop() finished: drop what stop() can no longer write."""
-        with self._lock:
-            if self._state is not _STOPPED or not self._queue:
-                return  # stop() has not drained yet; it will take the record
-            count = sum(1 for entry in self._queue if type(entry) is not _FlushMarker)
-            self._queue.clear()
-            self._release_locked(count)
-            self._count_locked(DropReason.SHUTDOWN, count)
-            self._answer_all_locked(lost=bool(count))
+        if not SYNC_MODE.get():
+            queued = self._queue.put(item)
+            if queued is not None:
+                return queued
+        return self.write_now((item,))
 
     def discard(self, reason: DropReason | str, count: int = 1) -> None:
         """Count ``count`` records dropped before they reached the writer (e.g. by the processor)."""
-        with self._lock:
-            self._count_locked(str(reason), count)
-
-    def _answer_all_locked(self, *, lost: bool) -> None:
-        """Answer every waiting flush (records before them are gone or lost: no writer left)."""
-        for marker in self._markers:
-            marker.lost = marker.lost or lost
-            marker.done.set()
-        self._markers.clear()
-
-    def _release_locked(self, count: int) -> None:
-        """``count`` slot-holding records are done: give their slots back, wake who waits."""
-        self._slots.extend(repeat(None, count))
-        if self._block_waiters:
-            self._not_full.notify_all()
+        self._queue.discard(reason, count)
 
     def write_now(self, items: Sequence[LineItem]) -> bool:
         """Write ``items`` in this thread, after everything queued before them. Never raises.
@@ -480,10 +327,9 @@ class AsyncWriter:
         """
         with self._io_lock:
             if self._closed:
-                return self._refuse_after_stop(len(items))
-            with self._lock:
-                if self._state is _NEW:
-                    self._set_mode(state=_RUNNING)
+                self._queue.discard(DropReason.SHUTDOWN, len(items))
+                return False
+            self.start()  # on first use, as enqueue does
             self._drain_locked()
             failed: list[object] = []
             ok = True
@@ -491,15 +337,18 @@ class AsyncWriter:
                 try:
                     taken, written = self._write_batch(items, failed)
                 except Exception as exc:  # noqa: BLE001 - never into the application
-                    with self._lock:
-                        self._count_locked(DropReason.INTERNAL_ERROR, len(items))
+                    self._queue.discard(DropReason.INTERNAL_ERROR, len(items))
                     logger.error("logxpy-otel: could not number %d record(s)", len(items), exc_info=exc)
                     return False
-                with self._lock:
-                    self._account_locked(taken, written, queued=False)
+                self._queue.done(taken, written, failure=self._failure, queued=False)
                 ok = ok and written == taken
                 items = items[taken:]
             return ok
+
+    @property
+    def _failure(self) -> DropReason:
+        """The reason a record no destination took is counted under."""
+        return DropReason.IO_ERROR if self._destinations else DropReason.NO_DESTINATION
 
     # -- flushing ----------------------------------------------------------------------
 
@@ -511,21 +360,13 @@ class AsyncWriter:
         A marker queued behind those records is answered when the writer reaches it, so
         the records that count are exactly those ahead of it in the queue's own order.
         """
-        marker = None
-        with self._lock:
-            if len(self._slots) < self._max:  # records queued, being written, or on their way in
-                if self._state is _STOPPED and not self.is_running:
-                    return False  # stop() timed out on them: they can no longer be written
-                marker = _FlushMarker()
-                self._markers.add(marker)
-                self._queue.append(marker)
-        result = True
-        if marker is not None:
+        marker = self._queue.add_marker()
+        if not marker.done.is_set():
             self._wake.set()
             if self._sync or self._thread is None:
                 with self._io_lock:
                     self._drain_locked()
-            result = marker.done.wait(timeout) and not marker.lost
+        result = marker.done.wait(timeout) and not marker.lost
         return self._flush_destinations() and result
 
     def _flush_destinations(self) -> bool:
@@ -551,9 +392,9 @@ class AsyncWriter:
 
     def _loop(self) -> None:
         interval = self._interval_s
+        queue = self._queue
         while True:
-            idle = len(self._queue) < self._batch_size and not self._markers
-            if idle and self._state is _RUNNING and not self._inflight:
+            if self._state is _RUNNING and not self._inflight and not queue.has_work:
                 self._wake.wait(interval)
             self._wake.clear()
             with self._io_lock:
@@ -562,47 +403,17 @@ class AsyncWriter:
                 self._trees.close_idle(out)
                 if out:
                     self._deliver(b"".join(out))
-            if self._state is not _RUNNING and not self._queue:
+            if self._state is not _RUNNING and queue.empty:
                 return
 
     def _drain_locked(self) -> None:
-        """Write everything queued, batch by batch, answering flush markers on the way.
-        ``_io_lock`` is held."""
+        """Write everything queued, batch by batch (the queue answers flush markers on the
+        way). ``_io_lock`` is held."""
         if self._inflight:
             self._process_inflight()  # a batch a crashed writer left behind
-        queue = self._queue
-        while True:
-            with self._lock:
-                depth = len(queue)
-                records = depth - len(self._markers)
-                if records > self._max_depth:
-                    self._max_depth = records  # depth only grows between drains: this is its peak
-                count = min(depth, self._batch_size)
-                if not count:
-                    return
-                # popleft called count times from C (starmap), not from a Python loop.
-                batch = list(starmap(queue.popleft, repeat((), count)))
-                if self._markers:
-                    batch = self._split_at_marker_locked(batch)
-                    if not batch:
-                        continue
-                self._inflight = batch  # type: ignore[assignment]
+        while batch := self._queue.take_batch():
+            self._inflight = batch
             self._process_inflight()
-
-    def _split_at_marker_locked(self, batch: list[Any]) -> list[Any]:
-        """The records of ``batch`` before its first flush marker; the rest goes back to the
-        queue's front. A marker first in line is answered: all before it is done."""
-        index = next((i for i, entry in enumerate(batch) if type(entry) is _FlushMarker), None)
-        if index is None:
-            return batch
-        entry = batch[index]
-        if index == 0:
-            self._markers.discard(entry)
-            entry.done.set()
-            self._queue.extendleft(reversed(batch[1:]))
-            return []
-        self._queue.extendleft(reversed(batch[index:]))
-        return batch[:index]
 
     def _process_inflight(self) -> None:
         """Number and write the batch in flight, write by write, accounting for each.
@@ -616,24 +427,8 @@ class AsyncWriter:
         while self._inflight:
             batch = self._inflight
             taken, written = self._write_batch(batch, failed)
-            with self._lock:
-                self._account_locked(taken, written)
-                self._inflight = batch[taken:]
-                self._release_locked(taken)
-
-    def _account_locked(self, count: int, written: int, *, queued: bool = True) -> None:
-        """Count one write of ``count`` records, the first ``written`` of which reached a
-        destination; the rest are dropped, and a queued record's loss is also every
-        waiting flush's (they all stand behind it)."""
-        self._batches += 1
-        self._written += written
-        if written == count:
-            return
-        reason = DropReason.IO_ERROR if self._destinations else DropReason.NO_DESTINATION
-        self._count_locked(reason, count - written)
-        if queued:
-            for marker in self._markers:
-                marker.lost = True
+            self._inflight = batch[taken:]
+            self._queue.done(taken, written, failure=self._failure)
 
     def _write_batch(self, items: Sequence[LineItem], failed: list[object]) -> tuple[int, int]:
         """Write as many of ``items`` (from the first) as one write to each file can take.
@@ -701,8 +496,7 @@ class AsyncWriter:
         return reached
 
     def _destination_failed(self, exc: BaseException) -> None:
-        with self._lock:
-            self._errors += 1
+        self._queue.error()
         self._error_report.note(1, _describe(exc))
 
     def _close_destinations(self) -> None:
@@ -720,8 +514,7 @@ class AsyncWriter:
             stopping = self._state is not _RUNNING
             fallback = restarts > self._config.max_restarts
             if fallback:
-                self._set_mode(sync=True)
-                self._not_full.notify_all()
+                self._set_mode(sync=True)  # producers waiting for a slot write themselves
                 _lifecycle.IDLE_CLOSER.add(self)
         if stopping:
             return
@@ -782,7 +575,6 @@ class AsyncWriter:
         self.flush(timeout)
         with self._lock:
             self._set_mode(sync=True)
-            self._not_full.notify_all()
         if self._io_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             try:
                 self._drain_locked()

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 
-from ._diagnostics import RateLimitedReporter, is_own_scope
+from ._diagnostics import LOGGER_NAME, RateLimitedReporter, is_own_scope
 from ._native import speedup
+from ._queue import Lane
 from ._setup import WriterOwner
 from ._writer import SYNC_MODE, DropReason
 
@@ -26,7 +27,15 @@ if TYPE_CHECKING:
 __all__ = ["LogxpyLogRecordProcessor"]
 
 #: ``on_emit`` in C (``_speedups.Emitter``), where built: the steps of the method below.
-_Emitter = speedup("Emitter")
+#: Measured (callgrind, one record through the SDK and this processor): 83,200 instructions
+#: with it, 88,800 with the Python on_emit over the C encoder (6 % of the whole path, the
+#: cost of a Python frame per record). It reads the writer's lane by position and
+#: knows our logger's name; it is used only where it declares the same names as here.
+_Emitter = (
+    speedup("Emitter")
+    if speedup("LANE_FIELDS") == Lane._fields and speedup("OWN_LOGGER") == LOGGER_NAME
+    else None
+)
 
 
 def c_emit(

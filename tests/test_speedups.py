@@ -479,3 +479,20 @@ def test_a_scope_name_that_raises_keyboard_interrupt_propagates() -> None:
     with pytest.raises(KeyboardInterrupt):
         emitter.emit(Record())
     assert queued == []
+
+
+def test_the_c_pieces_declare_the_names_the_python_side_uses() -> None:
+    """The C on_emit reads the writer's lane by position and the C numbering loop reads and
+    sets an open trace's attributes: each declares those names, and is used only where they
+    match (a change on one side turns the C piece off instead of making it wrong)."""
+    from logxpy_otel import _speedups, processor
+    from logxpy_otel._diagnostics import LOGGER_NAME
+    from logxpy_otel._queue import Lane
+    from logxpy_otel._trees import _Trace
+
+    assert Lane._fields == _speedups.LANE_FIELDS
+    assert set(_speedups.TRACE_FIELDS) <= set(_Trace.__slots__)
+    assert _speedups.OWN_LOGGER == LOGGER_NAME
+    # They match, so both C pieces are in use (where the C encoder is: this module's premise).
+    assert processor._Emitter is _speedups.Emitter
+    assert TreeNumberer()._number_c is _speedups.number

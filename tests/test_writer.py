@@ -24,6 +24,7 @@ from logxpy_otel import (
     QueuePolicy,
     sync_mode,
 )
+from logxpy_otel._queue import Gate
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 
@@ -306,9 +307,10 @@ def test_a_full_batch_wakes_the_writer_even_past_the_exact_size(writers: list[As
     writer.enqueue(item(0))
     assert writer.flush(5.0)  # the writer is up and now waits for a batch (or 600 s)
     dest.wrote.clear()
+    lane = writer._queue.lane()
     for n in range(1, 7):  # as racing producers would leave it: six queued, none woke it
-        writer._slots.pop()
-        writer._queue.append(item(n))
+        lane.take_slot()
+        lane.append(item(n))
     writer.enqueue(item(7))
     while len(dest.records()) < 8:
         assert dest.wrote.wait(10.0), "the writer was not woken"
@@ -379,7 +381,7 @@ def test_flush_reports_records_evicted_before_they_were_written(writers: list[As
         result: list[bool] = []
         flusher = threading.Thread(target=lambda: result.append(writer.flush(10.0)))
         flusher.start()
-        wait_until(lambda: writer._markers)  # the flush is waiting behind the records
+        wait_until(lambda: writer._queue.waiting_flushes > 0)  # the flush is waiting behind the records
         for n in range(100, 105):
             writer.enqueue(item(n))  # evicts five records the flush is waiting for
     finally:
@@ -527,13 +529,43 @@ def test_after_max_restarts_writes_fall_back_to_the_callers_thread(
 def assert_lane(writer: AsyncWriter) -> None:
     """The producers' lane (used by the C on_emit) is open exactly when enqueue's fast path is."""
     lane = writer._lane[0]
-    if writer._state == "running" and not writer._sync:
+    fast_path = writer._state == "running" and not writer._sync
+    assert (writer._queue.gate is Gate.OPEN) == fast_path
+    if fast_path:
         assert lane is not None
-        pop, append, queue, batch_size, wake = lane
-        assert pop == writer._slots.pop and append == writer._queue.append and queue is writer._queue
-        assert batch_size == writer.config.batch_size and wake == writer._wake.set
+        current = writer._queue.lane()
+        assert lane == current and lane.items is current.items, "the lane of the current queue"
+        assert lane.batch_size == writer.config.batch_size and lane.wake == writer._wake.set
     else:
         assert lane is None
+
+
+def test_a_first_record_written_in_sync_mode_still_starts_the_writer_thread(
+    writers: list[AsyncWriter],
+) -> None:
+    """A writer's first record written under ``sync_mode()`` starts it like any other: the
+    records after it are written by the thread, without a flush (they waited for ever)."""
+
+    class Signalled(Collect):
+        def __init__(self) -> None:
+            super().__init__()
+            self.wrote = threading.Event()
+
+        def __call__(self, data: bytes) -> None:
+            super().__call__(data)
+            self.wrote.set()
+
+    dest = Signalled()
+    writer = AsyncWriter((dest,), AsyncConfig(batch_size=1, flush_interval_ms=10))
+    writers.append(writer)  # not started: the first record starts it
+    with sync_mode():
+        assert writer.enqueue(item(0))
+    assert [r["n"] for r in dest.records()] == [0]
+    dest.wrote.clear()
+    assert writer.enqueue(item(1))
+    assert dest.wrote.wait(10.0), "the record waited for a flush: no thread served the queue"
+    assert [r["n"] for r in dest.records()] == [0, 1]
+    assert writer.is_running
 
 
 def test_the_lane_follows_every_state_change(writers: list[AsyncWriter]) -> None:
@@ -635,7 +667,7 @@ def test_stop_releases_producers_blocked_on_a_full_queue(writers: list[AsyncWrit
         _fill_behind_gate(writer, gate, 4)
         blocked = threading.Thread(target=lambda: results.append(writer.enqueue(item(77))))
         blocked.start()
-        wait_until(lambda: writer._block_waiters == 1)
+        wait_until(lambda: writer._queue.block_waiters == 1)
         stopper = threading.Thread(target=writer.stop, args=(10.0,))
         stopper.start()
         blocked.join(10)
@@ -888,7 +920,7 @@ def test_records_behind_a_flush_in_one_batch_are_written_in_order(writers: list[
     results: list[bool] = []
     flusher = threading.Thread(target=lambda: results.append(writer.flush(10.0)))
     flusher.start()
-    wait_until(lambda: bool(writer._markers))  # the flush is queued behind 1, 2, 3
+    wait_until(lambda: writer._queue.waiting_flushes > 0)  # the flush is queued behind 1, 2, 3
     for n in (4, 5, 6):
         writer.enqueue(item(n))
     gate.open()

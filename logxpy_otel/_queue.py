@@ -1,0 +1,351 @@
+"""The bounded queue between producers and the writer thread: slots, policy, flush markers, counts.
+
+One concern: what happens to a record from the moment it is handed over until it is
+written or dropped. Who serves the queue (a thread, a synchronous caller) and when is
+:class:`~logxpy_otel._writer.AsyncWriter`'s concern; it tells the queue through its
+:class:`Gate`.
+
+The bound is a pool of ``max_size`` slots (a ``deque`` of tokens): a record takes a slot
+before it is queued and gives it back once it is written or dropped, so the queue, the
+batch in flight and records on their way in never add up to more than ``max_size``.
+Taking a slot and appending are single C calls, atomic under the GIL: the common path
+takes no lock, which keeps many producer threads from queueing on one (a lock per record
+is 2-3 times slower with 4 threads).
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from itertools import repeat, starmap
+from types import MappingProxyType
+from typing import Any, NamedTuple, final
+
+from ._config import AsyncMetrics
+from ._diagnostics import RateLimitedReporter
+from ._format import LineItem
+from ._policies import DropReason, QueuePolicy
+
+__all__ = ["FlushMarker", "Gate", "Lane", "RecordQueue"]
+
+
+class Gate(enum.Enum):
+    """What a record handed to :meth:`RecordQueue.put` meets."""
+
+    #: Queued for the writer thread (the full queue's policy applies).
+    OPEN = "open"
+    #: Not queued: the caller writes it itself (synchronous mode, no thread, or not started).
+    DIRECT = "direct"
+    #: Refused (``shutdown``); what is queued will still be written.
+    CLOSING = "closing"
+    #: Refused; no writer will come again, so what races in is dropped (``shutdown``).
+    CLOSED = "closed"
+
+
+class Lane(NamedTuple):
+    """The queue's common path, for the C ``on_emit`` (``_speedups.Emitter``): take a slot,
+    append, wake the writer when the queue reaches ``batch_size``. The C code reads these
+    fields by position and declares their names in ``_speedups.LANE_FIELDS``; the
+    processor uses it only when they match ``Lane._fields``."""
+
+    take_slot: Callable[[], None]
+    append: Callable[[Any], None]
+    items: deque[Any]
+    batch_size: int
+    wake: Callable[[], None]
+
+
+@final
+class FlushMarker:
+    """A waiting flush, queued behind the records handed over before it.
+
+    The writer answers it (``done``) when it reaches it in queue order: every record before
+    it is then written or dropped. ``lost`` says one of them was dropped.
+    """
+
+    __slots__ = ("done", "lost")
+
+    def __init__(self, *, answered: bool = False, lost: bool = False) -> None:
+        self.done = threading.Event()
+        self.lost = lost
+        if answered:
+            self.done.set()
+
+
+class RecordQueue:
+    """Line items (and flush markers between them) in hand-over order, at most ``max_size``
+    records, with the policy for a full queue and the counts every record ends in.
+
+    Thread-safe. Its lock guards the counters, the markers and the slow paths; the common
+    :meth:`put` takes none. ``wake`` is called when the writer has work.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_size: int,
+        batch_size: int,
+        policy: QueuePolicy,
+        wake: Callable[[], None],
+        drop_report: RateLimitedReporter,
+    ) -> None:
+        self.max_size = max_size
+        self.batch_size = batch_size
+        self._policy = policy
+        self._wake = wake
+        self._drop_report = drop_report
+        # Re-entrant: a signal handler that logs can interrupt this thread while it holds
+        # the lock (only the slow paths take it; the common put takes none).
+        self._lock = threading.RLock()
+        self._not_full = threading.Condition(self._lock)
+        self._gate = Gate.DIRECT
+        self._items: deque[LineItem | FlushMarker] = deque()
+        self._slots: deque[None] = deque(repeat(None, max_size))
+        #: Flush markers in the queue, not yet answered.
+        self._markers: set[FlushMarker] = set()
+        self.block_waiters = 0
+        self._written = 0
+        self._dropped: dict[str, int] = {}
+        self._errors = 0
+        self._max_depth = 0
+        self._writes = 0
+
+    # -- the gate ------------------------------------------------------------------------
+
+    @property
+    def gate(self) -> Gate:
+        return self._gate
+
+    def set_gate(self, gate: Gate) -> None:
+        """Change what :meth:`put` does; producers waiting for a slot look again."""
+        with self._lock:
+            self._gate = gate
+            self._not_full.notify_all()
+
+    def lane(self) -> Lane:
+        """This queue's common path, for the C ``on_emit`` (valid while the gate is open)."""
+        return Lane(self._slots.pop, self._items.append, self._items, self.batch_size, self._wake)
+
+    # -- producers -----------------------------------------------------------------------
+
+    def put(self, item: LineItem) -> bool | None:
+        """Queue ``item``: True when queued, False when dropped (and counted), None when the
+        gate is :attr:`Gate.DIRECT` and the caller must write it itself. Never raises."""
+        gate = self._gate
+        if gate is not Gate.OPEN:
+            return None if gate is Gate.DIRECT else self._refuse(1)
+        try:
+            self._slots.pop()
+        except IndexError:
+            return self._when_full(item)
+        items = self._items
+        items.append(item)
+        # >=, not ==: another thread can append between these two lines (the C on_emit
+        # takes the exact crossing; this path may see the queue past it). wake() is cheap
+        # when a wake-up is already pending.
+        if len(items) >= self.batch_size:
+            self._wake()
+        if self._gate is not Gate.OPEN:
+            self.sweep()  # the writer may have stopped between the check above and the append
+        return True
+
+    def _when_full(self, item: LineItem) -> bool | None:
+        """No free slot: apply the policy. Runs with no lock held; takes it as needed."""
+        slots = self._slots
+        if self._policy is QueuePolicy.BLOCK:
+            with self._lock:
+                self.block_waiters += 1
+                try:
+                    while True:
+                        if self._gate is Gate.DIRECT:
+                            return None  # the writer thread is gone for good
+                        if self._gate is not Gate.OPEN:
+                            return self._refuse(1)
+                        try:
+                            slots.pop()
+                        except IndexError:
+                            self._wake()
+                            self._not_full.wait()
+                            continue
+                        self._items.append(item)
+                        return True
+                finally:
+                    self.block_waiters -= 1
+        # A dropping policy: first let the writer have the GIL once, so that a busy
+        # producer does not starve it (the GIL decides who drains).
+        self._wake()
+        time.sleep(0)
+        try:
+            slots.pop()
+        except IndexError:
+            pass
+        else:
+            self._items.append(item)
+            if self._gate is not Gate.OPEN:  # the writer may have stopped in the yield
+                self.sweep()
+            return True
+        with self._lock:
+            if self._gate is not Gate.OPEN:
+                return None if self._gate is Gate.DIRECT else self._refuse(1)
+            # drop_oldest: the oldest *queued* record gives its slot to the new one. If every
+            # slot is held by the batch being written (batch_size == max_size), there is
+            # nothing queued to evict, and the new record is refused like drop_newest.
+            if self._policy is QueuePolicy.DROP_OLDEST and self._evict_oldest_locked():
+                self._items.append(item)
+                return True
+            self._count_locked(DropReason.QUEUE_FULL, 1)
+        if self._policy is QueuePolicy.WARN:
+            self._drop_report.note(1, f" (max_queue_size={self.max_size})")
+        return False
+
+    def _evict_oldest_locked(self) -> bool:
+        """drop_oldest: drop the oldest queued record (not a flush marker) and count it."""
+        items = self._items
+        ahead: list[FlushMarker] = []  # flushes answered before that record: not its
+        while items and type(items[0]) is FlushMarker:
+            ahead.append(items.popleft())  # type: ignore[arg-type]
+        evicted = bool(items)
+        if evicted:
+            items.popleft()
+            for marker in self._markers.difference(ahead):
+                marker.lost = True
+            self._count_locked(DropReason.EVICTED, 1)
+        items.extendleft(reversed(ahead))
+        return evicted
+
+    def _refuse(self, count: int) -> bool:
+        """``count`` records handed over after the writer stopped: dropped (``shutdown``)."""
+        self.discard(DropReason.SHUTDOWN, count)
+        return False
+
+    def discard(self, reason: DropReason | str, count: int = 1) -> None:
+        """Count ``count`` records dropped with ``reason``."""
+        with self._lock:
+            self._count_locked(str(reason), count)
+
+    def _count_locked(self, reason: str, count: int) -> None:
+        self._dropped[reason] = self._dropped.get(reason, 0) + count
+
+    def sweep(self) -> None:
+        """Records that raced in after the gate closed for good: drop them, answer every flush."""
+        with self._lock:
+            if self._gate is not Gate.CLOSED or not self._items:
+                return  # the writer has not drained for the last time yet; it will take them
+            count = sum(1 for entry in self._items if type(entry) is not FlushMarker)
+            self._items.clear()
+            self._release_locked(count)
+            self._count_locked(DropReason.SHUTDOWN, count)
+            for marker in self._markers:
+                marker.lost = marker.lost or bool(count)
+                marker.done.set()
+            self._markers.clear()
+
+    # -- flushes -------------------------------------------------------------------------
+
+    def add_marker(self) -> FlushMarker:
+        """A flush marker behind every record handed over so far. It is answered at once
+        when there is none, and lost when the gate closed for good with records still held
+        (no writer will come for them)."""
+        with self._lock:
+            if len(self._slots) == self.max_size:  # nothing queued, being written, or on its way in
+                return FlushMarker(answered=True)
+            if self._gate is Gate.CLOSED:
+                return FlushMarker(answered=True, lost=True)
+            marker = FlushMarker()
+            self._markers.add(marker)
+            self._items.append(marker)
+            return marker
+
+    @property
+    def waiting_flushes(self) -> int:
+        """How many flushes wait for the records ahead of them."""
+        return len(self._markers)
+
+    # -- the writer's side ---------------------------------------------------------------
+
+    @property
+    def has_work(self) -> bool:
+        """A full batch or a flush is waiting: the writer should not wait for its interval."""
+        return len(self._items) >= self.batch_size or bool(self._markers)
+
+    @property
+    def empty(self) -> bool:
+        return not self._items
+
+    def take_batch(self) -> list[LineItem]:
+        """Up to ``batch_size`` records from the front, stopping at the first flush marker;
+        markers reached on the way are answered (all before them is done). Empty when none
+        are queued. The records keep their slots until :meth:`done`."""
+        items = self._items
+        with self._lock:
+            while True:
+                depth = len(items)
+                records = depth - len(self._markers)
+                if records > self._max_depth:
+                    self._max_depth = records  # depth only grows between takes: this is its peak
+                count = min(depth, self.batch_size)
+                if not count:
+                    return []
+                # popleft called count times from C (starmap), not from a Python loop.
+                batch: list[Any] = list(starmap(items.popleft, repeat((), count)))
+                if not self._markers:
+                    return batch
+                index = next((i for i, entry in enumerate(batch) if type(entry) is FlushMarker), None)
+                if index is None:
+                    return batch
+                items.extendleft(reversed(batch[index:]))
+                if index:
+                    return batch[:index]
+                marker: FlushMarker = items.popleft()  # type: ignore[assignment]
+                self._markers.discard(marker)  # first in line: everything before it is done
+                marker.done.set()
+
+    def done(self, count: int, written: int, *, failure: DropReason, queued: bool = True) -> None:
+        """One write of ``count`` records, the first ``written`` of which reached a destination;
+        the rest are dropped with ``failure``. Queued records give their slots back, and a
+        queued record's loss is also every waiting flush's (they all stand behind it)."""
+        with self._lock:
+            self._writes += 1
+            self._written += written
+            if written != count:
+                self._count_locked(failure, count - written)
+                if queued:
+                    for marker in self._markers:
+                        marker.lost = True
+            if queued:
+                self._release_locked(count)
+
+    def error(self) -> None:
+        """Count one destination error."""
+        with self._lock:
+            self._errors += 1
+
+    def _release_locked(self, count: int) -> None:
+        """``count`` slot-holding records are done: give their slots back, wake who waits."""
+        self._slots.extend(repeat(None, count))
+        if self.block_waiters:
+            self._not_full.notify_all()
+
+    # -- counts --------------------------------------------------------------------------
+
+    def metrics(self, *, restarts: int) -> AsyncMetrics:
+        """A snapshot taken under the lock; records on their way in count as pending."""
+        with self._lock:
+            depth = len(self._items) - len(self._markers)
+            held = self.max_size - len(self._slots)
+            dropped = sum(self._dropped.values())
+            return AsyncMetrics(
+                enqueued=self._written + dropped + held,
+                written=self._written,
+                dropped=dropped,
+                dropped_by_reason=MappingProxyType(dict(self._dropped)),
+                errors=self._errors,
+                queue_depth=depth,
+                max_queue_depth=max(self._max_depth, depth),
+                pending=held,
+                batches=self._writes,
+                restarts=restarts,
+            )

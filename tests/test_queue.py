@@ -1,0 +1,148 @@
+"""``RecordQueue`` on its own: the gate, the bound and policies, flush markers, the counts.
+
+The writer's tests (test_writer.py) drive the same queue through its thread; these pin
+what the queue itself promises, with no thread serving it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import orjson
+import pytest
+from _helpers import item
+
+from logxpy_otel import DropReason, QueuePolicy
+from logxpy_otel._diagnostics import RateLimitedReporter
+from logxpy_otel._queue import FlushMarker, Gate, RecordQueue
+
+
+def make_queue(
+    max_size: int = 4, batch_size: int = 2, policy: str = "block"
+) -> tuple[RecordQueue, list[int]]:
+    """An open queue and the list its wake-ups are counted in."""
+    wakes: list[int] = []
+    queue = RecordQueue(
+        max_size=max_size,
+        batch_size=batch_size,
+        policy=QueuePolicy(policy),
+        wake=lambda: wakes.append(1),
+        drop_report=RateLimitedReporter("%d%s"),
+    )
+    queue.set_gate(Gate.OPEN)
+    return queue, wakes
+
+
+def numbers(batch: list[Any]) -> list[int]:
+    """The ``n`` of each line item of ``batch`` (see ``item``)."""
+    return [orjson.loads(b"{" + body + tail)["n"] for _, _, _, body, tail in batch]
+
+
+def test_put_follows_the_gate() -> None:
+    queue, _ = make_queue()
+    queue.set_gate(Gate.DIRECT)
+    assert queue.put(item(0)) is None, "direct: the caller writes it"
+    queue.set_gate(Gate.CLOSING)
+    assert queue.put(item(1)) is False
+    queue.set_gate(Gate.CLOSED)
+    assert queue.put(item(2)) is False
+    m = queue.metrics(restarts=0)
+    assert m.dropped_by_reason == {DropReason.SHUTDOWN: 2} and m.pending == 0 and m.enqueued == 2
+
+
+def test_a_full_batch_wakes_the_writer_and_batches_keep_their_slots_until_done() -> None:
+    queue, wakes = make_queue(max_size=4, batch_size=2, policy="drop_newest")
+    assert queue.put(item(0)) and not wakes
+    assert queue.put(item(1)) and len(wakes) == 1
+    batch = queue.take_batch()
+    assert numbers(batch) == [0, 1]
+    assert queue.put(item(2)) and queue.put(item(3))
+    assert queue.put(item(4)) is False, "the batch in flight still holds two of the four slots"
+    queue.done(2, 2, failure=DropReason.IO_ERROR)
+    assert queue.put(item(5))
+    m = queue.metrics(restarts=0)
+    assert (m.written, m.pending, m.queue_depth, m.dropped) == (2, 3, 3, 1)
+    assert m.enqueued == m.written + m.dropped + m.pending
+
+
+def test_drop_oldest_evicts_the_oldest_record_not_a_marker_and_only_its_flushes_are_lost() -> None:
+    queue, _ = make_queue(max_size=3, batch_size=10, policy="drop_oldest")
+    assert queue.add_marker().done.is_set(), "nothing held: answered at once"
+    queue.put(item(0))
+    before = queue.add_marker()  # waits for record 0 only
+    queue.put(item(1))
+    after = queue.add_marker()  # waits for record 1 too
+    queue.put(item(2))
+    assert numbers(queue.take_batch()) == [0], "a batch stops at the first marker"
+    assert queue.put(item(3)) is True  # full: evicts record 1, the oldest queued
+    assert after.lost and not before.lost
+    queue.done(1, 1, failure=DropReason.IO_ERROR)
+    assert numbers(queue.take_batch()) == [2, 3], "both markers were first in line in turn"
+    assert before.done.is_set() and after.done.is_set()
+    assert queue.metrics(restarts=0).dropped_by_reason == {DropReason.EVICTED: 1}
+
+
+def test_take_batch_stops_at_a_marker_and_answers_it_once_the_records_before_it_are_taken() -> None:
+    queue, _ = make_queue(max_size=10, batch_size=10)
+    queue.put(item(0))
+    marker = queue.add_marker()
+    queue.put(item(1))
+    assert queue.waiting_flushes == 1 and queue.has_work
+    assert numbers(queue.take_batch()) == [0]
+    assert not marker.done.is_set(), "answered only after record 0 is done and the writer returns"
+    assert numbers(queue.take_batch()) == [1]
+    assert marker.done.is_set() and not marker.lost
+    assert queue.waiting_flushes == 0
+
+
+def test_a_failed_write_counts_its_reason_and_every_waiting_flush_is_lost() -> None:
+    queue, _ = make_queue(max_size=10, batch_size=10)
+    queue.put(item(0))
+    queue.put(item(1))
+    marker = queue.add_marker()
+    batch = queue.take_batch()
+    queue.done(len(batch), 1, failure=DropReason.NO_DESTINATION)
+    assert marker.lost
+    m = queue.metrics(restarts=0)
+    assert m.dropped_by_reason == {DropReason.NO_DESTINATION: 1} and m.written == 1 and m.batches == 1
+
+
+def test_after_the_gate_closes_for_good_a_late_record_is_swept_and_a_flush_cannot_be_served() -> None:
+    queue, _ = make_queue(max_size=10, batch_size=10)
+    lane = queue.lane()
+    lane.take_slot()  # a producer took its slot before the close ...
+    queue.set_gate(Gate.CLOSED)
+    marker = queue.add_marker()
+    assert marker.done.is_set() and marker.lost, "a record is held and no writer will come"
+    lane.append(item(0))  # ... and appends after it
+    queue.sweep()
+    m = queue.metrics(restarts=0)
+    assert m.dropped_by_reason == {DropReason.SHUTDOWN: 1} and m.pending == 0 and queue.empty
+
+
+@pytest.mark.parametrize("gate", [Gate.CLOSING, Gate.DIRECT])
+def test_a_producer_blocked_on_a_full_queue_leaves_when_the_gate_changes(gate: Gate) -> None:
+    queue, _ = make_queue(max_size=1, batch_size=1)
+    assert queue.put(item(0))
+    results: list[bool | None] = []
+    blocked = threading.Thread(target=lambda: results.append(queue.put(item(1))))
+    blocked.start()
+    for _ in range(10_000):  # bounded: about 10 s
+        if queue.block_waiters == 1:
+            break
+        blocked.join(0.001)
+    assert queue.block_waiters == 1
+    queue.set_gate(gate)
+    blocked.join(10.0)
+    assert not blocked.is_alive()
+    assert results == [False if gate is Gate.CLOSING else None]
+
+
+def test_a_flush_marker_is_not_a_record() -> None:
+    queue, _ = make_queue(max_size=3, batch_size=3)
+    queue.put(item(0))
+    marker = queue.add_marker()
+    assert isinstance(marker, FlushMarker) and not marker.done.is_set()
+    m = queue.metrics(restarts=0)
+    assert m.queue_depth == 1 and m.pending == 1 and m.max_queue_depth == 1
