@@ -71,6 +71,29 @@ class _Store:
             return list(self.records)
 
 
+class OtlpHttpHandler(BaseHTTPRequestHandler):
+    """A quiet handler of OTLP/HTTP log exports, on HTTP/1.0 (no keep-alive: stopping its
+    server really takes the collector down); its ``do_POST`` reads with :meth:`read_body`
+    and answers with :meth:`accept`."""
+
+    protocol_version = "HTTP/1.0"
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+
+    def accept(self) -> None:
+        """Answer 200 with an empty ``ExportLogsServiceResponse``: all accepted."""
+        reply = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 class HttpReceiver(_Store):
     """``POST /v1/logs`` with a protobuf ``ExportLogsServiceRequest``."""
 
@@ -86,23 +109,12 @@ class HttpReceiver(_Store):
     def start(self) -> None:
         store = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"  # no keep-alive: stop() really takes the collector down
-
+        class Handler(OtlpHttpHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 request = logs_service_pb2.ExportLogsServiceRequest()
-                request.ParseFromString(body)
+                request.ParseFromString(self.read_body())
                 store.add(request)
-                reply = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: Any) -> None:
-                pass
+                self.accept()
 
         ThreadingHTTPServer.allow_reuse_address = True
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)

@@ -36,7 +36,7 @@ from logxpy_otel.fallback import (
 )
 from logxpy_otel.reader import BadLine, read_file
 
-from otlp_receiver import GrpcReceiver, HttpReceiver
+from otlp_receiver import GrpcReceiver, HttpReceiver, OtlpHttpHandler
 
 THREADS, PER_THREAD = 4, 600
 
@@ -696,27 +696,15 @@ def test_batches_after_shutdown_go_to_the_file_never_to_the_collector() -> None:
     [("", "/v1/logs"), ("/", "/v1/logs"), ("/v1/logs", "/v1/logs"), ("/gateway/logs", "/gateway/logs")],
 )
 def test_an_http_endpoint_gets_v1_logs_only_when_it_names_no_path(path: str, posted_to: str) -> None:
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+    from http.server import ThreadingHTTPServer
 
     paths: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.0"
-
+    class Handler(OtlpHttpHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.read_body()
             paths.append(self.path)
-            reply = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, *args: Any) -> None:
-            pass
+            self.accept()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
