@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +167,48 @@ def logxpy_tasks(key: str, *paths: Path) -> list[list[dict[str, Any]]]:
         for task in tasks:
             task["raw_tid"], task["tid"] = task["tid"], trace_of(task["tid"])
     return report
+
+
+#: ``opentelemetry-instrument`` of this interpreter's environment (None: not installed).
+INSTRUMENT = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
+
+
+def instrument(
+    cwd: Path,
+    app: Path,
+    *,
+    service_name: str,
+    env: Mapping[str, str],
+    flags: Sequence[str] = (),
+    args: Sequence[str] = (),
+) -> subprocess.CompletedProcess[str]:
+    """Run ``app`` (with ``args``) under opentelemetry-instrument (with ``flags``) in ``cwd``,
+    as a user does, with a clean OTel environment (no traces or metrics exported, every
+    instrumentation on) plus ``env``; it must exit with 0. Skips the test where
+    opentelemetry-instrument is not installed."""
+    if INSTRUMENT is None:
+        pytest.skip("opentelemetry-instrument is not installed")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOGXPY_"))}
+    base.update(
+        {
+            "OTEL_SERVICE_NAME": service_name,
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "",
+        }
+    )
+    base.update(env)
+    result = subprocess.run(
+        [INSTRUMENT, *flags, sys.executable, str(app), *args],
+        env=base,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
 
 
 class FakeClock:

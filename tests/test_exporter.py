@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,6 +14,7 @@ from _helpers import (
     Collect,
     Failing,
     assert_accounting,
+    instrument,
     make_record,
     parse_lines,
     read_records,
@@ -223,10 +222,6 @@ def test_records_still_queued_in_the_batch_processor_at_exit_join_their_trees(tm
         ], shape
 
 
-INSTRUMENT = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
-
-
-@pytest.mark.skipif(INSTRUMENT is None, reason="opentelemetry-instrument is not installed")
 @pytest.mark.parametrize("exporter", ["logxpy", "logxpy_fallback"])
 def test_under_opentelemetry_instrument_traces_close_on_time_and_stay_whole_at_exit(
     tmp_path: Path, exporter: str
@@ -234,11 +229,7 @@ def test_under_opentelemetry_instrument_traces_close_on_time_and_stay_whole_at_e
     """Issue 18, as a user runs it: idle traces get their end lines while the app runs, and
     at exit every trace is one whole tree (start, its records, end), nothing after an end."""
     path = tmp_path / "requests.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOGXPY_"))}
-    env |= {
-        "OTEL_SERVICE_NAME": "request-app",
-        "OTEL_TRACES_EXPORTER": "none",
-        "OTEL_METRICS_EXPORTER": "none",
+    env = {
         "OTEL_LOGS_EXPORTER": exporter,
         "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
         "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "logging",  # the SDK's handler, one path
@@ -250,16 +241,7 @@ def test_under_opentelemetry_instrument_traces_close_on_time_and_stay_whole_at_e
         "OTEL_BLRP_SCHEDULE_DELAY": "100",
     }
     app = Path(__file__).parent / "apps" / "request_app.py"
-    done = subprocess.run(
-        [str(INSTRUMENT), sys.executable, str(app), str(path)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = instrument(tmp_path, app, service_name="request-app", env=env, args=[str(path)])
     assert "IDLE_CLOSED 5" in done.stdout, "the idle timeout closed the first traces while the app ran"
     trees: dict[str, list[dict[str, Any]]] = {}
     for line in parse_lines(path.read_bytes(), raw_tid=True):

@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import parse_lines
+from _helpers import instrument, parse_lines
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, SynchronousMultiLogRecordProcessor
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogRecordExporter
 from opentelemetry.sdk.resources import Resource
@@ -30,42 +29,11 @@ from otlp_receiver import HttpReceiver
 
 APP = Path(__file__).parent / "apps" / "zero_code_app.py"
 ROOT = Path(__file__).parent.parent
-INSTRUMENT = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
-
-
-def instrument(
-    tmp_path: Path, app: Path, service_name: str, flags: tuple[str, ...], env: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """Run ``app`` under opentelemetry-instrument (with ``flags``) in ``tmp_path``, with a clean
-    OTel environment (no traces or metrics exported) plus ``env``; it must exit with 0."""
-    if INSTRUMENT is None:
-        pytest.skip("opentelemetry-instrument is not installed")
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOGXPY_"))}
-    base.update(
-        {
-            "OTEL_SERVICE_NAME": service_name,
-            "OTEL_TRACES_EXPORTER": "none",
-            "OTEL_METRICS_EXPORTER": "none",
-            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "",
-        }
-    )
-    base.update(env)
-    result = subprocess.run(
-        [str(INSTRUMENT), *flags, sys.executable, str(app)],
-        env=base,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result
 
 
 def run(tmp_path: Path, *flags: str, **env: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
     """Run the app under opentelemetry-instrument with a clean OTel environment plus ``env``."""
-    result = instrument(tmp_path, APP, "zero-code-test", flags, env)
+    result = instrument(tmp_path, APP, service_name="zero-code-test", flags=flags, env=env)
     (info_line,) = [line for line in result.stdout.splitlines() if line.startswith("ZERO_CODE_APP ")]
     return json.loads(info_line.removeprefix("ZERO_CODE_APP ")), result
 
@@ -483,7 +451,9 @@ def run_logging_app(
 ) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
     """The stdlib-logging app under opentelemetry-instrument, with logging captured by the
     logging instrumentation's handler (or the SDK's own, ``sdk_handler``)."""
-    result = instrument(tmp_path, LOGGING_APP, "zero-code-logging", (), {**_handler_env(sdk_handler), **env})
+    result = instrument(
+        tmp_path, LOGGING_APP, service_name="zero-code-logging", env={**_handler_env(sdk_handler), **env}
+    )
     info = tmp_path / "app-info.json"
     try:
         return json.loads(info.read_text()), result
