@@ -396,24 +396,43 @@ def test_an_unexpected_sdk_shape_leaves_the_batch_processor_and_warns_once(
     assert [r["msg"] for r in records_of(path)] == ["before", "after"], "records still written"
 
 
+def check_hook_never_raises(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    hook: str,
+    installer: str,
+    logs_exporter: str,
+    warning: str,
+) -> None:
+    """``logxpy_otel._zero_code.<hook>()`` with OTEL_LOGS_EXPORTER=``logs_exporter``, whose
+    ``installer`` raises: the hook returns, and says ``warning`` (only that)."""
+
+    def broken(_: object) -> list[Any]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", logs_exporter)
+    monkeypatch.delenv("OTEL_CONFIG_FILE", raising=False)
+    monkeypatch.setattr(_zero_code, installer, broken)
+    with caplog.at_level(logging.WARNING, logger="logxpy_otel"):
+        getattr(_zero_code, hook)()
+    assert [r.getMessage() for r in caplog.records] == [warning]
+
+
 def test_pre_instrument_never_raises(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import opentelemetry._logs
 
-    def broken(_: object) -> list[Any]:
-        raise RuntimeError("boom")
-
-    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "otlp, logxpy")
-    monkeypatch.delenv("OTEL_CONFIG_FILE", raising=False)
     provider = LoggerProvider(shutdown_on_exit=False)
     monkeypatch.setattr(opentelemetry._logs, "get_logger_provider", lambda: provider)
-    monkeypatch.setattr(_zero_code, "install", broken)
-    with caplog.at_level(logging.WARNING, logger="logxpy_otel"):
-        _zero_code.pre_instrument()
-    assert [r.getMessage() for r in caplog.records] == [
-        "logxpy-otel: zero-code set-up failed; logs may not be written"
-    ]
+    check_hook_never_raises(
+        monkeypatch,
+        caplog,
+        "pre_instrument",
+        "install",
+        "otlp, logxpy",
+        "logxpy-otel: zero-code set-up failed; logs may not be written",
+    )
 
 
 def check_hook_imports_nothing_when_logxpy_is_not_asked_for(hook: str) -> None:
@@ -643,14 +662,11 @@ def test_install_logging_handler_leaves_a_provider_with_other_processors(
 def test_post_instrument_never_raises(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(_: object) -> list[Any]:
-        raise RuntimeError("boom")
-
-    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "logxpy")
-    monkeypatch.delenv("OTEL_CONFIG_FILE", raising=False)
-    monkeypatch.setattr(_zero_code, "install_logging_handler", broken)
-    with caplog.at_level(logging.WARNING, logger="logxpy_otel"):
-        _zero_code.post_instrument()
-    assert [r.getMessage() for r in caplog.records] == [
-        "logxpy-otel: zero-code logging set-up failed; stdlib logging goes through the OTel handler"
-    ]
+    check_hook_never_raises(
+        monkeypatch,
+        caplog,
+        "post_instrument",
+        "install_logging_handler",
+        "logxpy",
+        "logxpy-otel: zero-code logging set-up failed; stdlib logging goes through the OTel handler",
+    )
