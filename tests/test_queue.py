@@ -36,7 +36,7 @@ def make_queue(
 
 def numbers(batch: list[Any]) -> list[int]:
     """The ``n`` of each line item of ``batch`` (see ``item``)."""
-    return [orjson.loads(b"{" + body + tail)["n"] for _, _, _, body, tail in batch]
+    return [orjson.loads(b"{" + body + tail)["n"] for _, _, _, body, tail, _, _ in batch]
 
 
 def test_put_follows_the_gate() -> None:
@@ -146,3 +146,28 @@ def test_a_flush_marker_is_not_a_record() -> None:
     assert isinstance(marker, FlushMarker) and not marker.done.is_set()
     m = queue.metrics(restarts=0)
     assert m.queue_depth == 1 and m.pending == 1 and m.max_queue_depth == 1
+
+
+@pytest.mark.parametrize("gate", [Gate.CLOSING, Gate.CLOSED])
+def test_a_record_appended_as_the_gate_closes_is_left_to_the_drain_or_swept(gate: Gate) -> None:
+    """put() checks the gate, then appends: the writer may stop in between (forced here:
+    the wake-up of the append changes the gate). While stop() still drains (closing) the
+    record stays queued for it; once no writer will come (closed), put() sweeps it itself."""
+    queue = RecordQueue(
+        max_size=4,
+        batch_size=1,
+        policy=QueuePolicy.BLOCK,
+        wake=lambda: queue.set_gate(gate),
+        drop_report=RateLimitedReporter("%d%s"),
+    )
+    queue.set_gate(Gate.OPEN)
+    assert queue.put(item(0)) is True
+    assert queue.gate is gate
+    m = queue.metrics(restarts=0)
+    if gate is Gate.CLOSING:
+        assert (m.pending, m.dropped) == (1, 0), "the draining writer takes it"
+        assert numbers(queue.take_batch()) == [0]
+    else:
+        assert m.dropped_by_reason == {DropReason.SHUTDOWN: 1} and m.pending == 0 and queue.empty
+        marker = queue.add_marker()
+        assert marker.done.is_set() and not marker.lost, "nothing is left held"
