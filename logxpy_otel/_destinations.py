@@ -19,7 +19,9 @@ from operator import itemgetter
 from typing import IO, TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from ._diagnostics import logger
+from ._format import SpanEnd
 from ._rotation import Maintenance, backup_name, next_rollover, parse_rotate_when
+from ._trees import MAX_SPAN_DEPTH
 
 if TYPE_CHECKING:
     from ._format import LineItem
@@ -125,26 +127,35 @@ _TASK_EXTRA: Final = len(b'{"tid":"') + 15 + _LVL_MAX + len(b'","lvl":[1],\n')
 #: ... and to a record of a trace: its head, and the start line it may open and the end
 #: line that trace then gets (now, when another trace pushes it out, or later).
 _TRACE_EXTRA: Final = _TRACE_HEAD + _LVL_MAX + len(b"],\n") + _START_LINE_MAX + END_LINE_MAX
+#: ... and, nesting by spans, the longest ``lvl`` prefix a line can get (its depth is bounded).
+_NEST_EXTRA: Final = MAX_SPAN_DEPTH * (_LVL_MAX + 1)
 _BODY: Final = itemgetter(3)
 _TAIL: Final = itemgetter(4)
 _STRUCTURE_ENDS: Final = tuple(b'"st":"%s"}' % status for status in (b"started", b"succeeded", b"failed"))
 
 
-def fit(items: Sequence[LineItem], room: int | None) -> int:
+def fit(items: Sequence[LineItem], room: int | None, *, nested: bool = False) -> int:
     """How many of ``items``, from the first, surely fit in ``room`` bytes once numbered,
     with the start lines they may open and the end lines their traces get (``None``: no
     limit, all of them). The end lines of traces already open are not counted: keep
-    :data:`END_LINE_MAX` for each of them out of ``room``.
+    :data:`END_LINE_MAX` for each of them out of ``room``. ``nested``: the numbering nests
+    by spans (longer ``lvl`` lists, and a span's end may bring its start line).
     """
     count = len(items)
     if room is None:
         return count
+    extra = _TRACE_EXTRA + _NEST_EXTRA if nested else _TRACE_EXTRA
     # Most batches fit whole: sizes summed at C speed decide it in one pass.
-    if sum(map(len, map(_BODY, items))) + sum(map(len, map(_TAIL, items))) + count * _TRACE_EXTRA <= room:
+    if (
+        not nested
+        and sum(map(len, map(_BODY, items))) + sum(map(len, map(_TAIL, items))) + count * extra <= room
+    ):
         return count
     used = 0
-    for index, (trace_id, _ts, _failed, body, tail) in enumerate(items):
-        used += len(body) + len(tail) + (_TASK_EXTRA if trace_id is None else _TRACE_EXTRA)
+    for index, (trace_id, _ts, _failed, body, tail, _span, role) in enumerate(items):
+        used += len(body) + len(tail) + (_TASK_EXTRA if trace_id is None else extra)
+        if type(role) is SpanEnd:
+            used += len(role.start_body) + _TRACE_HEAD + _NEST_EXTRA + len(b"1],\n")
         if used > room:
             return index
     return count

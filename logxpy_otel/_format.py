@@ -32,18 +32,48 @@ __all__ = [
     "LineEncoder",
     "LineItem",
     "LineMode",
+    "SpanEnd",
+    "SpanStart",
     "decode_value",
     "encode_value",
     "severity_bucket",
 ]
 
-#: What the writer queues for one record: ``(trace_id_hex or None, ts, failed, body, tail)``.
+@final
+class SpanStart:
+    """A span's start line (an action start): which span it opens, and under which span it
+    hangs (``parent``, 16 hex, or None for the trace's root)."""
+
+    __slots__ = ("parent",)
+
+    def __init__(self, parent: str | None) -> None:
+        self.parent = parent
+
+
+@final
+class SpanEnd:
+    """A span's end line (an action end). Where its start line is not in the file (the span
+    started before the processor, or in the file before a rotation), ``start_body`` (a
+    whole structure line without its ``{`` and head: ``b'"ts":...,"st":"started"}'``) is
+    written first as its start, under ``parent`` as :class:`SpanStart` would put it."""
+
+    __slots__ = ("parent", "start_body")
+
+    def __init__(self, parent: str | None, start_body: bytes) -> None:
+        self.parent = parent
+        self.start_body = start_body
+
+
+#: What the writer queues for one line:
+#: ``(trace_id_hex or None, ts, failed, body, tail, span_id_hex or None, role)``.
 #: ``body + tail`` is the line's JSON object without its opening ``{``
 #: (``b'"ts":...}'``). ``tail`` is the end shared by every record of one scope and
 #: resource (``b',"scope":{...},"resource":{...}}}'``, or ``b""``): one object for all of
 #: them, so a queued record holds only its own bytes. ``failed`` is True when the
-#: record's severity is 17 (ERROR) or more.
-LineItem = tuple[str | None, float, bool, bytes, bytes]
+#: record's severity is 17 (ERROR) or more, or the span's status is ERROR. ``span_id``
+#: is the span the record was logged in (or the span the line opens or ends); ``role``
+#: is None for a log record, else :class:`SpanStart` or :class:`SpanEnd`.
+LineItem = tuple[str | None, float, bool, bytes, bytes, str | None, SpanStart | SpanEnd | None]
 
 
 class LineMode(StrEnum):
@@ -383,11 +413,13 @@ class LineEncoder:
             if record.severity_text is not None:
                 otel["severity_text"] = record.severity_text
             span_id = record.span_id
+            span_hex = None
             if span_id:
                 last = self._last_span
                 if last[0] != span_id:
                     last = self._last_span = (span_id, _id_hex(span_id, 16))
-                otel["span_id"] = last[1] or _int_tag(span_id)
+                span_hex = last[1] or None
+                otel["span_id"] = span_hex or _int_tag(span_id)
             if record.trace_flags:
                 otel["trace_flags"] = record.trace_flags  # an int subclass: orjson writes the number
             if record.event_name:
@@ -469,7 +501,7 @@ class LineEncoder:
             data = head[1:-2]
             if not data.isascii():
                 data = _escape_separators(data)
-            return (tid, ts, number is not None and number >= 17, data, tail)
+            return (tid, ts, number is not None and number >= 17, data, tail, span_hex, None)
         except Exception as exc:  # noqa: BLE001 - the last resort; see _fallback_item
             return self._fallback_item(record, exc)
 
@@ -502,7 +534,8 @@ class LineEncoder:
             "msg": f"logxpy-otel could not encode this record: {_safe_repr(exc)}",
             "_otel": otel,
         }
-        return (None, ts, True, _escape_separators(orjson.dumps(_scrub(line), default=_safe_repr))[1:], b"")
+        body = _escape_separators(orjson.dumps(_scrub(line), default=_safe_repr))[1:]
+        return (None, ts, True, body, b"", None, None)
 
 
 #: The ``_otel`` fields that hold ints: a value outside the 64-bit range (a timestamp

@@ -594,7 +594,7 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
 {
     PyObject *timestamp = NULL, *observed = NULL, *severity = NULL, *text = NULL, *span_id = NULL,
              *flags = NULL, *event = NULL, *body = NULL, *trace_id = NULL, *attrs = NULL,
-             *dict = NULL, *dropped_own = NULL, *tid = NULL, *result = NULL, *tail = NULL;
+             *dict = NULL, *dropped_own = NULL, *tid = NULL, *span_hex = NULL, *result = NULL, *tail = NULL;
     PyObject *number = NULL, *mt = NULL, *ts_obj = NULL;
     int failed = 0, truth, rc = 0;
     double ts;
@@ -810,7 +810,7 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         rc = put_key(&b, k_span_id, 1);
         if (rc == 0)
             rc = put_plain(&b, hex);
-        Py_DECREF(hex);
+        span_hex = hex; /* the item carries it too: the record's place in a tree of spans */
         if (rc)
             goto done;
     }
@@ -848,7 +848,8 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         /* The tail is shared, not copied: a record's own bytes stay small. */
         PyObject *data = PyBytes_FromStringAndSize(b.data, b.len);
         if (data != NULL)
-            result = PyTuple_Pack(5, tid != NULL ? tid : Py_None, ts_obj, failed ? Py_True : Py_False, data, tail);
+            result = PyTuple_Pack(7, tid != NULL ? tid : Py_None, ts_obj, failed ? Py_True : Py_False, data, tail,
+                                  span_hex != NULL ? span_hex : Py_None, Py_None);
         if (result != NULL)
             PyObject_GC_UnTrack(result); /* str, float, bool, bytes: never part of a cycle */
         Py_XDECREF(data);
@@ -873,6 +874,7 @@ done:
     Py_XDECREF(dict);
     Py_XDECREF(dropped_own);
     Py_XDECREF(tid);
+    Py_XDECREF(span_hex);
     Py_XDECREF(tail);
     Py_XDECREF(ts_obj);
     Py_XDECREF(floats.values);
@@ -1454,9 +1456,14 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t size = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = all[i];
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 5 || !PyBytes_Check(PyTuple_GET_ITEM(item, 3)) ||
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 7 || !PyBytes_Check(PyTuple_GET_ITEM(item, 3)) ||
             !PyBytes_Check(PyTuple_GET_ITEM(item, 4))) {
             PyErr_SetString(PyExc_TypeError, "number: each item must be a LineItem tuple");
+            goto done;
+        }
+        if (PyTuple_GET_ITEM(item, 6) != Py_None) {
+            /* A span's line: only the Python loop nests (TreeNumberer.nest_spans). */
+            PyErr_SetString(PyExc_TypeError, "number: span lines are numbered by the Python loop");
             goto done;
         }
         PyObject *tid = PyTuple_GET_ITEM(item, 0);

@@ -1,5 +1,11 @@
 """Line numbering in write order: ``tid``/``lvl`` heads and the start/end lines of trace trees.
 
+With spans (``nest_spans``), a trace's tree nests: each span is an action under its parent
+span's (or the trace's root), and a record logged in a span is a child of that span's
+action. A record or span whose parent this tree never saw (started before the processor,
+a remote parent, sampled out, in an earlier file) hangs from its nearest known open
+ancestor, else the root. See docs/format.md, "Spans".
+
 Only the writer (one thread at a time, under its I/O lock) touches this state, so it
 takes no lock of its own. See docs/format.md, "Structure lines".
 """
@@ -15,10 +21,14 @@ from typing import Final
 
 import orjson
 
-from ._format import LineItem
+from ._format import LineItem, SpanEnd, SpanStart
 from ._native import speedup
 
-__all__ = ["TRACE_TID_SEPARATOR", "TreeNumberer", "base62"]
+__all__ = ["MAX_SPAN_DEPTH", "TRACE_TID_SEPARATOR", "TreeNumberer", "base62"]
+
+#: How deep span actions nest: a span below this depth hangs from its ancestor at it (its
+#: lines stay in the right subtree; ``lvl`` lists stay bounded, which sizing relies on).
+MAX_SPAN_DEPTH: Final = 32
 
 _ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -44,10 +54,25 @@ def _task_prefix() -> str:
     return base62(os.getpid()) + "".join(secrets.choice(_ALPHABET) for _ in range(3))
 
 
-class _Trace:
-    """One open trace: its line head, next ``lvl``, greatest record ts, and whether it failed."""
+class _Action:
+    """A span's action in a trace's tree: the ``lvl`` prefix of its lines (``b"2,3,"``), its
+    next child's number, its parent's action (None: the trace's root), and whether it is open."""
 
-    __slots__ = ("failed", "head", "last_seen", "last_ts", "next_lvl", "trace_id")
+    __slots__ = ("depth", "next", "open", "parent", "prefix")
+
+    def __init__(self, prefix: bytes, parent: _Action | None) -> None:
+        self.prefix = prefix
+        self.next = 2  # [..., 1] is the start line
+        self.parent = parent
+        self.open = True
+        self.depth: int = 1 if parent is None else parent.depth + 1
+
+
+class _Trace:
+    """One open trace: its line head, next ``lvl``, greatest record ts, and whether it failed;
+    with spans, its span actions by span id and how many are open."""
+
+    __slots__ = ("failed", "head", "last_seen", "last_ts", "next_lvl", "open_spans", "spans", "trace_id")
 
     def __init__(self, trace_id: str, ts: float, now: float, token: bytes) -> None:
         self.trace_id = trace_id
@@ -56,6 +81,40 @@ class _Trace:
         self.last_ts = ts
         self.failed = False
         self.last_seen = now
+        self.spans: dict[str, _Action] | None = None
+        self.open_spans = 0
+
+    def place(self, parent: _Action | None) -> bytes:
+        """The next ``lvl`` (without its ``]``) under ``parent``, or the root: taken."""
+        if parent is None:
+            lvl = self.next_lvl
+            self.next_lvl = lvl + 1
+            return b"%d" % lvl
+        lvl = parent.next
+        parent.next = lvl + 1
+        return parent.prefix + b"%d" % lvl
+
+    def action_of(self, span_id: str | None) -> _Action | None:
+        """The open action a line of ``span_id`` goes under: that span's, else its nearest open
+        ancestor's, else None (the root)."""
+        spans = self.spans
+        action = spans.get(span_id) if spans is not None and span_id is not None else None
+        while action is not None and not action.open:
+            action = action.parent
+        return action
+
+    def start(self, span_id: str | None, parent: str | None) -> _Action:
+        """Open ``span_id``'s action under ``parent``'s (or the nearest open ancestor, or the root)."""
+        under = self.action_of(parent)
+        while under is not None and under.depth >= MAX_SPAN_DEPTH:
+            under = under.parent
+        action = _Action(self.place(under) + b",", under)
+        if self.spans is None:
+            self.spans = {}
+        if span_id is not None:
+            self.spans[span_id] = action
+        self.open_spans += 1
+        return action
 
 
 #: The C loop of :meth:`TreeNumberer.number` where it is built (same lines, less time).
@@ -94,6 +153,11 @@ class TreeNumberer:
         self._task_count = 0
         self._number_c = _number_c if speedups else None
 
+    def nest_spans(self) -> None:
+        """Number span lines too (:class:`SpanStart`, :class:`SpanEnd`), nesting each trace's
+        tree by its spans. The Python loop does it: the C loop numbers flat trees only."""
+        self._number_c = None
+
     @property
     def open_traces(self) -> int:
         return len(self._open)
@@ -108,7 +172,7 @@ class TreeNumberer:
             return
         traces = self._open
         last: _Trace | None = None
-        for trace_id, ts, failed, body, tail in items:
+        for trace_id, ts, failed, body, tail, span_id, role in items:
             if trace_id is None:
                 self._task_count += 1
                 out.append(
@@ -127,13 +191,44 @@ class TreeNumberer:
                     traces.move_to_end(trace_id)
                 last = trace
             trace.last_seen = now
-            lvl = trace.next_lvl
-            trace.next_lvl = lvl + 1
             if ts > trace.last_ts:  # the end line carries the greatest ts (never before the start)
                 trace.last_ts = ts
             if failed:
                 trace.failed = True
-            out.append(b"%s%d],%s%s\n" % (trace.head, lvl, body, tail))
+            if role is None:
+                if trace.spans is None:
+                    lvl = trace.next_lvl
+                    trace.next_lvl = lvl + 1
+                    out.append(b"%s%d],%s%s\n" % (trace.head, lvl, body, tail))
+                else:
+                    lvl_text = trace.place(trace.action_of(span_id))
+                    out.append(b"%s%s],%s%s\n" % (trace.head, lvl_text, body, tail))
+            elif type(role) is SpanStart:
+                action = trace.start(span_id, role.parent)
+                out.append(b"%s%s1],%s%s\n" % (trace.head, action.prefix, body, tail))
+            elif self._end_span(trace, (body, tail, span_id, role), out):
+                del traces[trace_id]  # its last span ended: the trace's tree is complete
+                last = None
+
+    def _end_span(
+        self, trace: _Trace, line: tuple[bytes, bytes, str | None, SpanEnd], out: list[bytes]
+    ) -> bool:
+        """Write a span's end line (after its start line, if this tree has not seen it).
+        True when this closed the trace: no span of it is open any more, so its tree is
+        complete now (a record that comes later opens it again)."""
+        body, tail, span_id, role = line
+        spans = trace.spans
+        action = spans.get(span_id) if spans is not None and span_id is not None else None
+        if action is None or not action.open:
+            action = trace.start(span_id, role.parent)
+            out.append(b"%s%s1],%s\n" % (trace.head, action.prefix, role.start_body))
+        out.append(b"%s%s],%s%s\n" % (trace.head, trace.place(action), body, tail))
+        action.open = False
+        trace.open_spans -= 1
+        if trace.open_spans:
+            return False
+        self._close(trace, out)
+        return True
 
     def _open_trace(self, trace_id: str, ts: float, now: float, out: list[bytes]) -> _Trace:
         """Open a trace (its start line), closing the least recently used one if too many are open."""
@@ -149,12 +244,19 @@ class TreeNumberer:
         """Close every trace with no record for ``idle_timeout_s``."""
         if not self._open:
             return
-        limit = self._clock() - self._idle
+        now = self._clock()
+        limit = now - self._idle
         traces = self._open
         while traces:
             trace = next(iter(traces.values()))
             if trace.last_seen > limit:
                 break
+            if trace.open_spans:
+                # A span still open is the trace still running (a long request that logs
+                # nothing): it stays, as if just seen. Too many open: LRU closes it.
+                trace.last_seen = now
+                traces.move_to_end(trace.trace_id)
+                continue
             self._close(traces.popitem(last=False)[1], out)
 
     def close_all(self, out: list[bytes]) -> None:

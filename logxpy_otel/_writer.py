@@ -143,6 +143,8 @@ class AsyncWriter:
         self._batch_observer: Callable[[int, float, bool], None] | None = None
         #: Set by the exit hook: stop() then ends by this time too (one bound for the whole exit).
         self._exit_deadline: float | None = None
+        #: Whether span lines come too (see nest_spans).
+        self._nested = False
         self._reset_state()
         _lifecycle.register(self)
 
@@ -171,6 +173,8 @@ class AsyncWriter:
         self._trees = TreeNumberer(
             idle_timeout_s=config.trace_idle_ms / 1000.0, max_open=config.max_open_traces
         )
+        if self._nested:
+            self._trees.nest_spans()
         self._drop_report.reset()
         self._error_report.reset()
         self._set_mode(state=_STOPPED if self._closed else _NEW)
@@ -188,6 +192,13 @@ class AsyncWriter:
             gate = {_NEW: Gate.DIRECT, _STOPPING: Gate.CLOSING}.get(self._state, Gate.CLOSED)
         self._queue.set_gate(gate)
         self._lane[0] = self._queue.lane() if gate is Gate.OPEN else None
+
+    def nest_spans(self) -> None:
+        """Take span lines too (from ``LogxpySpanProcessor``): each trace's tree then nests
+        by its spans. Call before the first span line; records are numbered as before."""
+        with self._io_lock:
+            self._nested = True
+            self._trees.nest_spans()
 
     @property
     def config(self) -> AsyncConfig:
@@ -444,7 +455,8 @@ class AsyncWriter:
         """
         reserve = self._trees.open_traces * END_LINE_MAX
         live = [d for d in self._rotating if d not in failed]
-        due = [d for d in live if rotation_due(d) or not fit(items[:1], room_of(d, reserve))]
+        nested = self._nested
+        due = [d for d in live if rotation_due(d) or not fit(items[:1], room_of(d, reserve), nested=nested)]
         if due:
             self._close_trees_locked(failed)  # each file is self-contained: traces end in it
             for destination in due:
@@ -454,7 +466,7 @@ class AsyncWriter:
                     self._destination_failed(exc)
             reserve = self._trees.open_traces * END_LINE_MAX
         rooms = [room for d in live if (room := room_of(d, reserve)) is not None]
-        count = max(1, fit(items, min(rooms))) if rooms else len(items)
+        count = max(1, fit(items, min(rooms), nested=nested)) if rooms else len(items)
         out: list[bytes] = []
         self._trees.number(items[:count] if count < len(items) else items, out)
         data = b"".join(out)

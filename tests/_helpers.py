@@ -32,7 +32,7 @@ from logxpy_otel import AsyncConfig, AsyncMetrics, AsyncWriter
 def item(n: int, trace: str | None = None, failed: bool = False, **extra: Any) -> tuple[Any, ...]:
     """A line item whose record carries ``n`` (and ``extra``) so tests can find it again."""
     body = orjson.dumps({"ts": 1.0 + n, "n": n, **extra})[1:]
-    return (trace, 1.0 + n, failed, body[:-1], b"}")
+    return (trace, 1.0 + n, failed, body[:-1], b"}", None, None)
 
 
 def parse_lines(data: bytes, *, raw_tid: bool = False) -> list[dict[str, Any]]:

@@ -186,7 +186,7 @@ _items = st.lists(
 
 def line_items(specs: list[tuple[str | None, float, bool, int]]) -> list[tuple[Any, ...]]:
     return [
-        (trace, ts, failed, b'"ts":' + orjson.dumps(ts) + b',"pad":"' + b"p" * size + b'"', b"}")
+        (trace, ts, failed, b'"ts":' + orjson.dumps(ts) + b',"pad":"' + b"p" * size + b'"', b"}", None, None)
         for trace, ts, failed, size in specs
     ]
 
@@ -226,10 +226,10 @@ def test_records_in_counts_records_not_start_or_end_lines(
     items = line_items(specs)
     if tricky:  # records whose content looks like a structure line's end
         items = [
-            (trace, ts, failed, body + b',"_otel":{"attributes":{"at":"otel:trace","st":"failed"}}', tail)
+            (trace, ts, failed, body + b',"_otel":{"attributes":{"at":"otel:trace","st":"failed"}}', tail, *rest)
             if n % 2
-            else (trace, ts, failed, body + b',"m":' + orjson.dumps('"st":"started"}'), tail)
-            for n, (trace, ts, failed, body, tail) in enumerate(items)
+            else (trace, ts, failed, body + b',"m":' + orjson.dumps('"st":"started"}'), tail, *rest)
+            for n, (trace, ts, failed, body, tail, *rest) in enumerate(items)
         ]
     trees = TreeNumberer(max_open=max_open, speedups=speedups)
     out: list[bytes] = []

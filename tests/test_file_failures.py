@@ -127,7 +127,7 @@ PRODUCER = textwrap.dedent(
     assert sys.stdin.readline() == "go\\n"  # all processes start writing together
     for n in range(count):
         body = orjson.dumps({"ts": float(n), "p": p, "n": n, "pad": "x" * (n % 64)})[1:]
-        assert writer.enqueue((trace if n % 10 == 0 else None, float(n), False, body, b""))
+        assert writer.enqueue((trace if n % 10 == 0 else None, float(n), False, body, b"", None, None))
     ok = writer.stop(60)
     m = writer.metrics
     sys.exit(0 if ok and (m.written, m.dropped, m.errors) == (count, 0, 0) else 3)

@@ -79,7 +79,9 @@ def encode(
     dropped: int = 0,
     mode: str = "tree",
 ) -> tuple[str | None, float, bool, dict[str, Any], bytes]:
-    tid, ts, failed, body, tail = encode_item(record, resource, scope, dropped, mode)
+    tid, ts, failed, body, tail, span_id, role = encode_item(record, resource, scope, dropped, mode)
+    assert role is None, "a log record's line is never a span's"
+    assert span_id == parse_body(body + tail)["_otel"].get("span_id") or span_id is None
     return tid, ts, failed, parse_body(body + tail), body + tail
 
 
@@ -986,7 +988,7 @@ def test_fallback_line_keeps_times_and_severity() -> None:
         def body(self) -> str:
             raise RuntimeError("no body for you")
 
-    tid, ts, failed, body, tail = LineEncoder().encode(Hostile())
+    tid, ts, failed, body, tail, _, _ = LineEncoder().encode(Hostile())
     line = orjson.loads(b"{" + body)
     assert tid is None and failed is True and tail == b""
     assert ts == line["ts"] == TS / 1e9

@@ -36,7 +36,7 @@ def make_queue(
 
 def numbers(batch: list[Any]) -> list[int]:
     """The ``n`` of each line item of ``batch`` (see ``item``)."""
-    return [orjson.loads(b"{" + body + tail)["n"] for _, _, _, body, tail in batch]
+    return [orjson.loads(b"{" + body + tail)["n"] for _, _, _, body, tail, _, _ in batch]
 
 
 def test_put_follows_the_gate() -> None:

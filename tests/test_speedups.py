@@ -306,7 +306,7 @@ def test_numbering_same_lines_as_python(
         for trace, failed in batch:
             ts += 0.5
             tid = None if trace is None else trace * 8
-            items.append((tid, ts, failed, b'"ts":%s,"n":%d' % (_format.orjson.dumps(ts), len(items)), b"}"))
+            items.append((tid, ts, failed, b'"ts":%s,"n":%d' % (_format.orjson.dumps(ts), len(items)), b"}", None, None))
         out_fast: list[bytes] = []
         out_slow: list[bytes] = []
         fast.number(items, out_fast)
@@ -343,8 +343,8 @@ def test_numbering_many_structure_lines_in_one_batch() -> None:
     slow = TreeNumberer(max_open=7, clock=lambda: now, speedups=False)
     slow._task_head = fast._task_head
     slow._trace_token = fast._trace_token
-    items = [(f"{i % 300:032x}", float(i), i % 5 == 0, b'"n":%d' % i, b"}") for i in range(2_000)]
-    items += [(None, 1.0, False, b'"x":1}', b"")] * 50
+    items = [(f"{i % 300:032x}", float(i), i % 5 == 0, b'"n":%d' % i, b"}", None, None) for i in range(2_000)]
+    items += [(None, 1.0, False, b'"x":1}', b"", None, None)] * 50
     out_fast: list[bytes] = []
     out_slow: list[bytes] = []
     fast.number(items, out_fast)
@@ -384,7 +384,7 @@ def test_attributes_changed_by_a_gc_callback_mid_encode(change: str) -> None:
     gc.callbacks.append(mutate)
     gc.set_threshold(1)
     try:
-        _, _, _, body, tail = encoder.encode(record, RESOURCE, SCOPE)
+        _, _, _, body, tail, _, _ = encoder.encode(record, RESOURCE, SCOPE)
     finally:
         gc.set_threshold(*threshold)
         gc.callbacks.remove(mutate)
@@ -426,7 +426,7 @@ def test_numbering_a_truthy_failed_flag_fails_the_trace() -> None:
     out_slow: list[bytes] = []
     fast, slow = TreeNumberer(), TreeNumberer(speedups=False)
     slow._trace_token = fast._trace_token
-    items = [("t" * 32, 1.0, 1, b'"n":1}', b"")]  # an int, not a bool
+    items = [("t" * 32, 1.0, 1, b'"n":1}', b"", None, None)]  # an int, not a bool
     fast.number(items, out_fast)  # type: ignore[arg-type]
     slow.number(items, out_slow)  # type: ignore[arg-type]
     fast.close_all(out_fast)
@@ -448,7 +448,7 @@ def _format_number(trace: Any) -> None:
     from logxpy_otel import _speedups
 
     traces = {"abc": trace}  # a plain dict: no move_to_end
-    _speedups.number([("abc", 2.0, False, b'"x":1}', b"")], traces, b'{"tid":"T.', 0, 5.0, print, [])
+    _speedups.number([("abc", 2.0, False, b'"x":1}', b"", None, None)], traces, b'{"tid":"T.', 0, 5.0, print, [])
 
 
 def test_a_scope_name_that_raises_keyboard_interrupt_propagates() -> None:

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logxpy_otel import _trees
+from logxpy_otel._format import SpanEnd, SpanStart
 from logxpy_otel._trees import TreeNumberer, base62
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -44,7 +45,7 @@ def unbase62(s: str) -> int:
 
 
 def item(trace: str | None, ts: float, failed: bool = False, msg: str = "x") -> tuple[Any, ...]:
-    return (trace, ts, failed, b'"msg":' + orjson.dumps(msg), b"}")
+    return (trace, ts, failed, b'"msg":' + orjson.dumps(msg), b"}", None, None)
 
 
 def parse(out: list[bytes]) -> list[dict[str, Any]]:
@@ -339,7 +340,7 @@ def test_every_trace_session_is_well_framed(events: list[tuple[Any, Any, bool]],
     for kind, arg, failed in events:
         if kind == "rec":
             ts += 1.0
-            numberer.number([(arg, ts, failed, b'"ts":' + orjson.dumps(ts) + b"}", b"")], out)
+            numberer.number([(arg, ts, failed, b'"ts":' + orjson.dumps(ts) + b"}", b"", None, None)], out)
         elif kind == "tick":
             clock.now += arg
         elif kind == "idle":
@@ -477,3 +478,171 @@ def test_a_trace_idle_for_exactly_the_timeout_is_closed() -> None:
     clock.now = 105.0
     assert close_idle(numberer) == [end(T1, 3, 1.0)]
     assert numberer.open_traces == 0
+
+
+# --- spans: nested actions (docs/format.md, "Spans") ------------------------------------------------
+
+
+def span_start(trace: str, span: str, parent: str | None, ts: float, name: str = "op") -> tuple[Any, ...]:
+    body = b'"ts":%s,"at":%s,"st":"started","_otel":{"span_id":"%s"' % (
+        orjson.dumps(ts),
+        orjson.dumps(name),
+        span.encode(),
+    )
+    return (trace, ts, False, body, b"}}", span, SpanStart(parent))
+
+
+def span_end(
+    trace: str, span: str, parent: str | None, ts: float, name: str = "op", failed: bool = False
+) -> tuple[Any, ...]:
+    status = b"failed" if failed else b"succeeded"
+    body = b'"ts":%s,"at":%s,"st":"%s","_otel":{"span_id":"%s"' % (
+        orjson.dumps(ts),
+        orjson.dumps(name),
+        status,
+        span.encode(),
+    )
+    start_body = b'"ts":0.5,"at":%s,"st":"started"}' % orjson.dumps(name)
+    return (trace, ts, failed, body, b"}}", span, SpanEnd(parent, start_body))
+
+
+def in_span(trace: str, span: str | None, ts: float, msg: str) -> tuple[Any, ...]:
+    return (trace, ts, False, b'"msg":' + orjson.dumps(msg), b"}", span, None)
+
+
+def shape(lines: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each line as (lvl, what): a record's msg, a span line's name and status."""
+    return [(line["lvl"], line.get("msg") or f"{line['at']}:{line['st']}") for line in lines]
+
+
+def nesting() -> TreeNumberer:
+    numberer = TreeNumberer(clock=FakeClock())
+    numberer.nest_spans()
+    return numberer
+
+
+A, B, C = "a" * 16, "b" * 16, "c" * 16
+
+
+def test_spans_nest_as_actions_and_records_sit_in_the_span_they_were_logged_in() -> None:
+    lines = feed(
+        nesting(),
+        span_start(T1, A, None, 1.0, "request"),
+        in_span(T1, A, 1.1, "in a"),
+        span_start(T1, B, A, 1.2, "query"),
+        in_span(T1, B, 1.3, "in b"),
+        span_start(T1, C, B, 1.4, "fetch"),
+        in_span(T1, C, 1.5, "in c"),
+        span_end(T1, C, B, 1.6, "fetch", failed=True),
+        in_span(T1, B, 1.7, "in b again"),
+        span_end(T1, B, A, 1.8, "query"),
+        span_end(T1, A, None, 1.9, "request"),
+    )
+    assert shape(lines) == [
+        ([1], "otel:trace:started"),
+        ([2, 1], "request:started"),
+        ([2, 2], "in a"),
+        ([2, 3, 1], "query:started"),
+        ([2, 3, 2], "in b"),
+        ([2, 3, 3, 1], "fetch:started"),
+        ([2, 3, 3, 2], "in c"),
+        ([2, 3, 3, 3], "fetch:failed"),
+        ([2, 3, 4], "in b again"),
+        ([2, 3, 5], "query:succeeded"),
+        ([2, 4], "request:succeeded"),
+        # the local root ended with nothing open: the trace's tree is complete at once
+        ([3], "otel:trace:failed"),
+    ]
+    assert lines[-1]["ts"] == 1.9
+
+
+def test_a_record_of_an_unknown_or_ended_span_hangs_from_its_nearest_open_ancestor() -> None:
+    numberer = nesting()
+    lines = feed(
+        numberer,
+        in_span(T1, "f" * 16, 1.0, "before any span"),
+        span_start(T1, A, "9" * 16, 1.1),  # a remote parent: under the root
+        span_start(T1, B, A, 1.2),
+        span_end(T1, B, A, 1.3),
+        in_span(T1, B, 1.4, "late, in ended b"),
+        in_span(T1, "e" * 16, 1.5, "in a span never seen"),
+    )
+    assert shape(lines)[1:] == [
+        ([2], "before any span"),
+        ([3, 1], "op:started"),
+        ([3, 2, 1], "op:started"),
+        ([3, 2, 2], "op:succeeded"),
+        ([3, 3], "late, in ended b"),
+        ([4], "in a span never seen"),
+    ]
+
+
+def test_a_span_ending_after_its_parent_keeps_its_place() -> None:
+    lines = feed(
+        nesting(),
+        span_start(T1, A, None, 1.0),
+        span_start(T1, B, A, 1.1),
+        span_end(T1, A, None, 1.2),  # the parent ends first (a child thread still works)
+        in_span(T1, B, 1.3, "in b"),
+        span_end(T1, B, A, 1.4),
+    )
+    assert shape(lines) == [
+        ([1], "otel:trace:started"),
+        ([2, 1], "op:started"),
+        ([2, 2, 1], "op:started"),
+        ([2, 3], "op:succeeded"),
+        ([2, 2, 2], "in b"),
+        ([2, 2, 3], "op:succeeded"),
+        ([3], "otel:trace:succeeded"),  # closed when the last open span ended
+    ]
+
+
+def test_an_end_whose_start_this_tree_never_saw_brings_its_start_line() -> None:
+    lines = feed(nesting(), span_end(T1, A, None, 2.0, "late"))
+    assert shape(lines) == [
+        ([1], "otel:trace:started"),
+        ([2, 1], "late:started"),
+        ([2, 2], "late:succeeded"),
+        ([3], "otel:trace:succeeded"),
+    ]
+    assert "_otel" not in lines[1], "the start line brought along is a structure line"
+    assert lines[1]["ts"] == 0.5
+
+
+def test_a_trace_with_an_open_span_is_not_closed_for_idleness_but_is_by_close_all() -> None:
+    clock = FakeClock()
+    numberer = TreeNumberer(clock=clock, idle_timeout_s=5.0)
+    numberer.nest_spans()
+    feed(numberer, span_start(T1, A, None, 1.0), in_span(T2, None, 1.0, "other"))
+    clock.now += 60
+    closed = close_idle(numberer)
+    assert [line["tid"] for line in closed] == [T2], "the request is still running"
+    assert numberer.open_traces == 1
+    rest = close_all(numberer)
+    assert shape(rest) == [([3], "otel:trace:succeeded")], "the span stays unfinished in this tree"
+    # Its end, later (after a rotation, say): a new tree, with its start brought along.
+    lines = feed(numberer, span_end(T1, A, None, 70.0))
+    assert shape(lines) == [
+        ([1], "otel:trace:started"),
+        ([2, 1], "op:started"),
+        ([2, 2], "op:succeeded"),
+        ([3], "otel:trace:succeeded"),
+    ]
+
+
+def test_nesting_depth_is_bounded() -> None:
+    spans = [f"{n:016x}" for n in range(_trees.MAX_SPAN_DEPTH + 5)]
+    items = [span_start(T1, span, spans[n - 1] if n else None, 1.0) for n, span in enumerate(spans)]
+    items.append(in_span(T1, spans[-1], 2.0, "deepest"))
+    lines = feed(nesting(), *items)
+    assert max(len(line["lvl"]) for line in lines) == _trees.MAX_SPAN_DEPTH + 1
+    assert lines[-1]["msg"] == "deepest"
+    assert len(lines[-1]["lvl"]) == _trees.MAX_SPAN_DEPTH + 1
+
+
+def test_without_nesting_the_c_loop_refuses_span_lines_rather_than_flatten_them() -> None:
+    numberer = TreeNumberer(clock=FakeClock())
+    if numberer._number_c is None:
+        pytest.skip("the C loop is not in use")
+    with pytest.raises(TypeError, match="span lines"):
+        numberer.number([span_start(T1, A, None, 1.0)], [])

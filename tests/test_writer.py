@@ -761,7 +761,7 @@ def test_exit_flushes_pending_records_and_closes_trees(tmp_path: Path) -> None:
         writer = AsyncWriter([AsyncFileDestination({str(path)!r})], AsyncConfig(flush_interval_ms=600_000))
         for n in range(500):
             body = orjson.dumps({{"ts": 1.0, "n": n}})[1:]
-            writer.enqueue(({TRACE!r} if n % 2 else None, 1.0, False, body, b""))
+            writer.enqueue(({TRACE!r} if n % 2 else None, 1.0, False, body, b"", None, None))
         assert writer.metrics.pending == 500
         """
     )
