@@ -225,10 +225,10 @@ def test_records_in_counts_records_not_start_or_end_lines(
 ) -> None:
     items = line_items(specs)
     if tricky:  # records whose content looks like a structure line's end
+        looks_like_end = b',"_otel":{"attributes":{"at":"otel:trace","st":"failed"}}'
+        looks_like_start = b',"m":' + orjson.dumps('"st":"started"}')
         items = [
-            (trace, ts, failed, body + b',"_otel":{"attributes":{"at":"otel:trace","st":"failed"}}', tail, *rest)
-            if n % 2
-            else (trace, ts, failed, body + b',"m":' + orjson.dumps('"st":"started"}'), tail, *rest)
+            (trace, ts, failed, body + (looks_like_end if n % 2 else looks_like_start), tail, *rest)
             for n, (trace, ts, failed, body, tail, *rest) in enumerate(items)
         ]
     trees = TreeNumberer(max_open=max_open, speedups=speedups)

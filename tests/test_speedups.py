@@ -306,7 +306,8 @@ def test_numbering_same_lines_as_python(
         for trace, failed in batch:
             ts += 0.5
             tid = None if trace is None else trace * 8
-            items.append((tid, ts, failed, b'"ts":%s,"n":%d' % (_format.orjson.dumps(ts), len(items)), b"}", None, None))
+            body = b'"ts":%s,"n":%d' % (_format.orjson.dumps(ts), len(items))
+            items.append((tid, ts, failed, body, b"}", None, None))
         out_fast: list[bytes] = []
         out_slow: list[bytes] = []
         fast.number(items, out_fast)
@@ -448,7 +449,8 @@ def _format_number(trace: Any) -> None:
     from logxpy_otel import _speedups
 
     traces = {"abc": trace}  # a plain dict: no move_to_end
-    _speedups.number([("abc", 2.0, False, b'"x":1}', b"", None, None)], traces, b'{"tid":"T.', 0, 5.0, print, [])
+    items = [("abc", 2.0, False, b'"x":1}', b"", None, None)]
+    _speedups.number(items, traces, b'{"tid":"T.', 0, 5.0, print, [])
 
 
 def test_a_scope_name_that_raises_keyboard_interrupt_propagates() -> None:
