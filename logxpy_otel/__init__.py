@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .logging_handler import LogxpyLoggingHandler
     from .processor import LogxpyLogRecordProcessor
     from .reader import read_file
+    from .span_processor import LogxpySpanProcessor
 
 __version__ = "0.1.0"
 
@@ -47,6 +48,7 @@ _WHERE: dict[str, str] = {
     "LogxpyLoggingHandler": ".logging_handler",
     "LogxpyLogRecordProcessor": ".processor",
     "read_file": ".reader",
+    "LogxpySpanProcessor": ".span_processor",
 }
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "LogxpyLogRecordExporter",
     "LogxpyLogRecordProcessor",
     "LogxpyLoggingHandler",
+    "LogxpySpanProcessor",
     "QueuePolicy",
     "__version__",
     "read_file",

@@ -348,6 +348,10 @@ class LineEncoder:
         """The C encoder behind :attr:`encode`, or None when it is the Python one."""
         return self._fast
 
+    def tail_for(self, scope: Any, resource: Any) -> bytes:
+        """The shared end of a line for this scope and resource (cached): span lines use it too."""
+        return self._tail(scope, resource)
+
     def _tail(self, scope: Any, resource: Any) -> bytes:
         """The end of a line for this scope and resource: ``,"scope":{...},"resource":{...}}}``.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from opentelemetry.metrics import MeterProvider
 
@@ -17,6 +17,9 @@ from . import _self_metrics, _settings
 from ._destinations import make_destinations
 from ._format import LineEncoder, LineMode
 from ._writer import AsyncConfig, AsyncMetrics, AsyncWriter, Destination
+
+if TYPE_CHECKING:
+    from .span_processor import LogxpySpanProcessor
 
 __all__ = ["WriterOwner", "build"]
 
@@ -143,6 +146,14 @@ class WriterOwner:
     @property
     def writer(self) -> AsyncWriter:
         return self._writer
+
+    def span_processor(self) -> LogxpySpanProcessor:
+        """A span processor writing spans as nested actions into this file, through this
+        writer: add it with ``TracerProvider.add_span_processor`` (see
+        :class:`~logxpy_otel.LogxpySpanProcessor`)."""
+        from .span_processor import LogxpySpanProcessor
+
+        return LogxpySpanProcessor(self)
 
     @property
     def mode(self) -> LineMode:

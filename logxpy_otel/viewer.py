@@ -495,9 +495,11 @@ class _Renderer:
                 parts.append(r.duration(end.ts - start.ts))
         if start is None and end is not None:
             parts.append("(start not seen)")
+        fields: dict[str, Any] = {}  # the start's, then the end's (a span's final attributes win)
         for line in (start, end):
             if line is not None:
-                parts += [self._pair(k, v) for k, v in line.data.items() if k not in _STRUCTURE_KEYS]
+                fields.update((k, v) for k, v in line.data.items() if k not in _STRUCTURE_KEYS)
+        parts += [self._pair(k, v) for k, v in fields.items()]
         return "  ".join(parts)
 
     def _children(
