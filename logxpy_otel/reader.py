@@ -1,9 +1,10 @@
-"""Reading logxpy-otel files back into OTel log records (docs/format.md, "Reading back").
+"""Reading logxpy-otel files back into OTel log records and spans (docs/format.md, "Reading back").
 
 Encode then decode gives back everything the format carries: body and attribute types,
 trace and span ids, flags, severity number and text, nanosecond timestamps, event name,
-scope, resource and the dropped-attribute count. Structure lines are skipped; a line
-that does not parse is reported, never fatal.
+scope, resource and the dropped-attribute count; and, with ``spans=True``, each span
+from its end line (ids, parent, kind, times, status, attributes, events, links).
+Structure lines are skipped; a line that does not parse is reported, never fatal.
 
 Files compressed with gzip (rotated backups, ``app.<time>Z.jsonl.gz``) are read as the
 lines they hold, whatever their name: gzip is told by its first bytes. Offsets are then
@@ -23,24 +24,28 @@ import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Final, cast
+from typing import IO, Any, Final, Literal, cast, overload
 
 import orjson
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from ._format import RESERVED_KEYS, decode_value
 
 __all__ = [
     "BadLine",
     "LineRecord",
+    "LineSpan",
     "OffsetPastEnd",
     "OtherSeverity",
     "decode_line",
+    "decode_span",
     "is_gzip",
     "read_file",
     "read_head",
@@ -81,6 +86,19 @@ class LineRecord:
     """One record line of a file: the rebuilt record, and where its line ends (for checkpoints)."""
 
     record: ReadableLogRecord
+    #: Byte offset just past this line's newline.
+    end: int
+    #: Byte offset of the line's first byte.
+    start: int = 0
+    #: The line as it is in the file.
+    raw: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class LineSpan:
+    """One span's end line (``read_file(..., spans=True)``): the rebuilt span, and where the line is."""
+
+    span: ReadableSpan
     #: Byte offset just past this line's newline.
     end: int
     #: Byte offset of the line's first byte.
@@ -222,6 +240,96 @@ def decode_line(line: dict[str, Any], cache: _Cache | None = None) -> ReadableLo
     )
 
 
+def _is_span_end(line: dict[str, Any]) -> bool:
+    """A span's end line: an action line (``at``) with ``_otel`` that ended it."""
+    return "at" in line and "_otel" in line and line.get("st") in ("succeeded", "failed")
+
+
+def decode_span(line: dict[str, Any], cache: _Cache | None = None) -> ReadableSpan | None:
+    """The span a parsed span end line stands for; None for any other line.
+
+    Raises ``ValueError`` (or ``KeyError``/``TypeError``/``AttributeError``) for an end
+    line that is not one of the format.
+    """
+    if not _is_span_end(line):
+        return None
+    cache = cache if cache is not None else _Cache()
+    otel = line["_otel"]
+    if not isinstance(otel, dict):
+        raise ValueError("_otel is not an object")
+    trace_id = _tid_trace(line.get("tid"))
+    if trace_id is None:
+        trace_id = _id(otel.get("trace_id", 0), "trace_id")
+    state = otel.get("trace_state")
+    context = SpanContext(
+        trace_id,
+        _id(otel["span_id"], "span_id"),
+        is_remote=False,
+        trace_flags=TraceFlags(_number(otel.get("trace_flags", 0), "trace_flags")),
+        trace_state=TraceState.from_header([state]) if isinstance(state, str) else None,
+    )
+    parent = None
+    if "parent_span_id" in otel:
+        remote = otel.get("parent_is_remote") is True
+        parent = SpanContext(trace_id, _id(otel["parent_span_id"], "parent_span_id"), is_remote=remote)
+    attributes = _attributes(line, otel.get("attributes"))
+    bounded = BoundedAttributes(maxlen=None, attributes=attributes, immutable=False)
+    bounded.dropped = int(_number(otel.get("dropped_attributes_count", 0), "dropped_attributes_count"))
+    status = otel.get("status")
+    events: BoundedList[Event] = BoundedList(None)
+    events.extend(
+        [
+            Event(
+                str(event["name"]),
+                _attributes({}, event.get("attributes")),
+                _number(event["time_unix_nano"], "time_unix_nano"),
+            )
+            for event in otel.get("events", ())
+        ]
+    )
+    events.dropped = int(_number(otel.get("dropped_events_count", 0), "dropped_events_count"))
+    links: BoundedList[Link] = BoundedList(None)
+    links.extend(
+        [
+            Link(
+                SpanContext(
+                    _id(link["trace_id"], "trace_id"),
+                    _id(link["span_id"], "span_id"),
+                    is_remote=True,
+                    trace_flags=TraceFlags(_number(link.get("trace_flags", 0), "trace_flags")),
+                ),
+                _attributes({}, link.get("attributes")),
+            )
+            for link in otel.get("links", ())
+        ]
+    )
+    links.dropped = int(_number(otel.get("dropped_links_count", 0), "dropped_links_count"))
+    return ReadableSpan(
+        name=str(line["at"]),
+        context=context,
+        parent=parent,
+        resource=cache.resource(otel.get("resource")),
+        attributes=bounded,
+        events=events,
+        links=links,
+        kind=SpanKind(_number(otel.get("kind", 0), "kind")),
+        status=Status(StatusCode[status["code"]], status.get("description")) if status else Status(),
+        start_time=_number(otel["start_time_unix_nano"], "start_time_unix_nano"),
+        end_time=_number(otel["end_time_unix_nano"], "end_time_unix_nano"),
+        instrumentation_scope=cache.scope(otel.get("scope")),
+    )
+
+
+def _attributes(line: dict[str, Any], collided: Any) -> dict[str, Any]:
+    """A line's attributes: its top-level keys that are not reserved, then ``collided``
+    (``_otel.attributes``, or an event's or link's own), each value decoded."""
+    attributes = {key: decode_value(value) for key, value in line.items() if key not in RESERVED_KEYS}
+    if collided:
+        for key, value in collided.items():
+            attributes[key] = decode_value(value)
+    return attributes
+
+
 def is_gzip(path: str | os.PathLike[str]) -> bool:
     """Whether the file holds gzip data (its first two bytes), whatever its name."""
     with open(path, "rb") as f:
@@ -253,14 +361,27 @@ def read_head(path: str | os.PathLike[str], size: int) -> bytes:
         return out
 
 
+@overload
 def read_file(
-    path: str | os.PathLike[str], start: int = 0, *, final: bool = False
-) -> Iterator[LineRecord | BadLine]:
+    path: str | os.PathLike[str], start: int = 0, *, final: bool = False, spans: Literal[False] = False
+) -> Iterator[LineRecord | BadLine]: ...
+
+
+@overload
+def read_file(
+    path: str | os.PathLike[str], start: int = 0, *, final: bool = False, spans: bool
+) -> Iterator[LineRecord | LineSpan | BadLine]: ...
+
+
+def read_file(
+    path: str | os.PathLike[str], start: int = 0, *, final: bool = False, spans: bool = False
+) -> Iterator[LineRecord | LineSpan | BadLine]:
     """Every record (and every bad line) of a file from byte ``start`` on, in order.
 
     Structure lines are skipped silently; a bad line is yielded as :class:`BadLine`. A
     gzip file is decompressed (``start`` is an offset in its lines). ``final``: the file
-    can no longer grow (a rotated backup); gzip files always are.
+    can no longer grow (a rotated backup); gzip files always are. ``spans``: also yield
+    each span's end line as a :class:`LineSpan` (else span lines are skipped as structure).
 
     Raises :class:`OffsetPastEnd` at once (not at the first item) when ``start`` is
     negative or past the end, and ``OSError`` when the file cannot be opened.
@@ -284,12 +405,12 @@ def read_file(
     except BaseException:
         raw.close()
         raise
-    return _lines(raw, stream, start, final or compressed, damaged)
+    return _lines(raw, stream, start, final or compressed, damaged, spans=spans)
 
 
 def _lines(
-    raw: IO[bytes], stream: IO[bytes], offset: int, final: bool, damaged: BaseException | None
-) -> Iterator[LineRecord | BadLine]:
+    raw: IO[bytes], stream: IO[bytes], offset: int, final: bool, damaged: BaseException | None, *, spans: bool
+) -> Iterator[LineRecord | LineSpan | BadLine]:
     cache = _Cache()
     with raw:
         if damaged is not None:
@@ -315,9 +436,12 @@ def _lines(
                 if not isinstance(parsed, dict):
                     raise ValueError("not a JSON object")
                 record = decode_line(parsed, cache)
+                span = decode_span(parsed, cache) if spans and record is None else None
             except Exception as exc:  # noqa: BLE001 - any line that is not ours is reported
                 reason = "torn last line (no newline)" if torn else f"not a record line: {exc}"
                 yield BadLine(begin, offset, reason, torn, False, line)
                 continue
             if record is not None:
                 yield LineRecord(record, offset, begin, line)
+            elif span is not None:
+                yield LineSpan(span, offset, begin, line)

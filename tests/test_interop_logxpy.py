@@ -122,3 +122,84 @@ def test_a_pool_of_processes_in_one_span_writing_one_file_gives_whole_trees(tmp_
     assert all(t["complete"] and t["status"] == "succeeded" for t in actions)
     values = sorted(v for t in actions for v in t["values"])
     assert values == sorted(f"worker {n} step {i}" for n in range(3) for i in range(5)), "all 15 records"
+
+
+_TREE_READER = """
+import json, sys
+from logxpy.parse import Parser, WrittenAction
+
+def tree(node):
+    if isinstance(node, WrittenAction):
+        return {"action": node.action_type, "status": node.status,
+                "children": [tree(child) for child in node.children]}
+    return node.contents.get("msg")
+
+with open(sys.argv[1], encoding="utf-8") as f:
+    dicts = [json.loads(line) for line in f]
+print(json.dumps([{"complete": task.is_complete(), "root": tree(task.root())}
+                  for task in Parser.parse_stream(dicts)]))
+"""
+
+
+def test_parser_reads_spans_as_nested_actions_with_each_record_in_its_span(tmp_path: Path) -> None:
+    """Issue 15: three levels of spans with records at each level, from two threads: logxpy's
+    Parser reads one complete task per trace, the spans as nested actions, and each record
+    in the action of the span it was logged in."""
+    import json
+    import threading
+
+    path = tmp_path / "spans.jsonl"
+    processor = LogxpyLogRecordProcessor(path)
+    logs = LoggerProvider(shutdown_on_exit=False)
+    logs.add_log_record_processor(processor)
+    tracing = TracerProvider(shutdown_on_exit=False)
+    tracing.add_span_processor(processor.span_processor())
+    tracer, logger = tracing.get_tracer("t"), logs.get_logger("app")
+
+    def request(n: int) -> None:
+        with tracer.start_as_current_span(f"request {n}"):
+            logger.emit(body=f"{n}.1")
+            with tracer.start_as_current_span("query"):
+                logger.emit(body=f"{n}.2")
+                with tracer.start_as_current_span("fetch"):
+                    logger.emit(body=f"{n}.3", severity_number=SeverityNumber.ERROR)
+                logger.emit(body=f"{n}.2b")
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    tracing.shutdown()
+    logs.shutdown()
+    result = subprocess.run(
+        [str(LOGXPY_PYTHON), "-c", _TREE_READER, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    tasks = json.loads(result.stdout)
+    assert len(tasks) == 2 and all(task["complete"] for task in tasks)
+    shapes = sorted(
+        (task["root"]["children"][0]["action"], task["root"]["status"], task["root"]["children"])
+        for task in tasks
+    )
+    for n, (name, trace_status, (request_action,)) in enumerate(shapes):
+        assert name == f"request {n}" and trace_status == "failed"  # an ERROR record in it
+        assert request_action == {
+            "action": f"request {n}",
+            "status": "succeeded",
+            "children": [
+                f"{n}.1",
+                {
+                    "action": "query",
+                    "status": "succeeded",
+                    "children": [
+                        f"{n}.2",
+                        {"action": "fetch", "status": "succeeded", "children": [f"{n}.3"]},
+                        f"{n}.2b",
+                    ],
+                },
+            ],
+        }

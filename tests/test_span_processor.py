@@ -1,0 +1,333 @@
+"""``LogxpySpanProcessor``: spans as nested actions, records under their span, in any order.
+
+Every file written here passes :func:`check_tree` (the nesting rules of docs/format.md,
+"Spans"); the reader's round trip gives back the spans the SDK ended and the records.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _helpers import parse_lines, trace_of
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.context import attach, detach
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from logxpy_otel import DropReason, LogxpyLogRecordProcessor, LogxpySpanProcessor
+from logxpy_otel._span_format import SpanEncoder
+from logxpy_otel.reader import LineRecord, LineSpan, read_file
+
+
+class Setup:
+    """A logger provider and a tracer provider writing one file; spans also kept in memory."""
+
+    def __init__(self, path: Path, **options: Any) -> None:
+        self.path = path
+        self.logs = LogxpyLogRecordProcessor(path, **options)
+        self.logger_provider = LoggerProvider(
+            resource=Resource({"service.name": "shop"}), shutdown_on_exit=False
+        )
+        self.logger_provider.add_log_record_processor(self.logs)
+        self.memory = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider(
+            resource=Resource({"service.name": "shop"}), shutdown_on_exit=False
+        )
+        self.spans = self.logs.span_processor()
+        self.tracer_provider.add_span_processor(self.spans)
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.memory))
+        self.tracer = self.tracer_provider.get_tracer("app")
+        self.logger = self.logger_provider.get_logger("app")
+
+    def log(self, msg: str, severity: SeverityNumber = SeverityNumber.INFO) -> None:
+        self.logger.emit(body=msg, severity_number=severity)
+
+    def close(self) -> list[dict[str, Any]]:
+        self.tracer_provider.shutdown()
+        self.logger_provider.shutdown()
+        return parse_lines(self.path.read_bytes(), raw_tid=True)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    return Setup(tmp_path / "spans.jsonl")
+
+
+def check_tree(lines: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """The nesting rules, per tree (a tid from a start at [1] to its end): every lvl is
+    used once; an action is started (``[..., k, 1]``) under an action started before it;
+    every other line sits in an action started before it; nothing follows the tree's end.
+    Returns each span's action (``lvl`` without its last number), by span id."""
+    prefixes: dict[str, list[int]] = {}
+    trees: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        tid, lvl = line["tid"], tuple(line["lvl"])
+        assert lvl and all(isinstance(n, int) and n > 0 for n in lvl)
+        if "." in tid:
+            assert lvl == (1,) and "at" not in line  # a record outside any trace: a task of its own
+            continue
+        if lvl == (1,):
+            assert line["at"] == "otel:trace" and line["st"] == "started"
+            assert tid not in trees, "a tree starts again only after it ended"
+            trees[tid] = {"seen": {lvl}, "started": {()}}
+            continue
+        tree = trees[tid]
+        assert lvl not in tree["seen"], f"lvl {lvl} twice in one tree"
+        tree["seen"].add(lvl)
+        starts_action = "at" in line and line["st"] == "started"
+        under = lvl[:-2] if starts_action else lvl[:-1]
+        assert starts_action == (lvl[-1] == 1), f"{lvl}: only an action's start is its first line"
+        assert under in tree["started"], f"{lvl}: in action {under}, which was not started before it"
+        if starts_action:
+            tree["started"].add(lvl[:-1])
+            if "_otel" in line:
+                prefixes[line["_otel"]["span_id"]] = list(lvl[:-1])
+        elif "at" in line and under == ():
+            assert line["at"] == "otel:trace" and line["st"] in ("succeeded", "failed")
+            del trees[tid]
+    return prefixes
+
+
+def records(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [line for line in lines if "at" not in line]
+
+
+def test_three_levels_from_two_threads_each_record_under_its_own_span(setup: Setup) -> None:
+    expected: dict[str, str] = {}  # msg -> span id it was logged in
+
+    def request(n: int) -> None:
+        with setup.tracer.start_as_current_span(f"request {n}", kind=SpanKind.SERVER) as top:
+            setup.log(f"{n} top")
+            expected[f"{n} top"] = f"{top.get_span_context().span_id:016x}"
+            with setup.tracer.start_as_current_span("query") as middle:
+                setup.log(f"{n} middle")
+                expected[f"{n} middle"] = f"{middle.get_span_context().span_id:016x}"
+                with setup.tracer.start_as_current_span("fetch") as bottom:
+                    for i in range(3):
+                        setup.log(f"{n} bottom {i}")
+                        expected[f"{n} bottom {i}"] = f"{bottom.get_span_context().span_id:016x}"
+                setup.log(f"{n} middle again")
+                expected[f"{n} middle again"] = f"{middle.get_span_context().span_id:016x}"
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    lines = setup.close()
+    prefixes = check_tree(lines)
+    logged = records(lines)
+    assert sorted(r["msg"] for r in logged) == sorted(expected)
+    for record in logged:
+        span = expected[record["msg"]]
+        assert record["_otel"]["span_id"] == span
+        assert record["lvl"][:-1] == prefixes[span], f"{record['msg']} is not a child of its span's action"
+    assert {len(p) for p in prefixes.values()} == {1, 2, 3}, "three levels of actions under each trace root"
+
+
+def test_a_failing_span_fails_its_action_with_the_status_description(setup: Setup) -> None:
+    with setup.tracer.start_as_current_span("pay") as span:
+        span.set_status(Status(StatusCode.ERROR, "card declined"))
+    lines = setup.close()
+    check_tree(lines)
+    end = next(line for line in lines if line.get("at") == "pay" and line["st"] != "started")
+    assert end["st"] == "failed" and end["reason"] == "card declined"
+    trace_end = lines[-1]
+    assert trace_end["at"] == "otel:trace" and trace_end["st"] == "failed"
+
+
+def test_span_lines_read_back_as_the_spans_the_sdk_ended(setup: Setup) -> None:
+    link = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1))
+    with setup.tracer.start_as_current_span(
+        "GET /",
+        kind=SpanKind.SERVER,
+        attributes={"http.route": "/", "reason": "reserved"},
+        links=[trace.Link(link, {"l": 1})],
+    ) as top:
+        top.add_event("cache miss", {"key": "k", "n": 2})
+        with setup.tracer.start_as_current_span("child", attributes={"bytes": b"\x00"}):
+            setup.log("inside")
+        top.set_attribute("http.status_code", 200)
+        top.set_status(Status(StatusCode.OK))
+    setup.close()
+    entries = list(read_file(setup.path, spans=True))
+    read = {e.span.name: e.span for e in entries if isinstance(e, LineSpan)}
+    assert [e.record.log_record.body for e in entries if isinstance(e, LineRecord)] == ["inside"]
+    finished = {s.name: s for s in setup.memory.get_finished_spans()}
+    assert read.keys() == finished.keys() == {"GET /", "child"}
+    for name, want in finished.items():
+        got = read[name]
+        assert got.context.trace_id == want.context.trace_id
+        assert got.context.span_id == want.context.span_id
+        assert got.context.trace_flags == want.context.trace_flags
+        assert (got.parent.span_id if got.parent else None) == (want.parent.span_id if want.parent else None)
+        assert got.kind == want.kind
+        assert (got.start_time, got.end_time) == (want.start_time, want.end_time)
+        assert got.status.status_code == want.status.status_code
+        assert got.status.description == want.status.description
+        assert dict(got.attributes or {}) == dict(want.attributes or {})
+        assert [(e.name, e.timestamp, dict(e.attributes or {})) for e in got.events] == [
+            (e.name, e.timestamp, dict(e.attributes or {})) for e in want.events
+        ]
+        assert [(lk.context.trace_id, lk.context.span_id, dict(lk.attributes or {})) for lk in got.links] == [
+            (lk.context.trace_id, lk.context.span_id, dict(lk.attributes or {})) for lk in want.links
+        ]
+        assert got.resource.attributes == want.resource.attributes
+        assert got.instrumentation_scope is not None and got.instrumentation_scope.name == "app"
+    # Without spans=True the reader sees the records only, as before.
+    assert all(isinstance(e, LineRecord) for e in read_file(setup.path))
+
+
+def test_a_span_started_before_the_processor_and_a_remote_parent_hang_from_the_root(tmp_path: Path) -> None:
+    setup = Setup(tmp_path / "late.jsonl")
+    plain = TracerProvider(shutdown_on_exit=False).get_tracer("before")
+    remote = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(1))
+    token = attach(trace.set_span_in_context(NonRecordingSpan(remote)))
+    try:
+        with setup.tracer.start_as_current_span("handler") as handler:
+            with plain.start_as_current_span("unseen"):  # a span no processor of ours saw
+                setup.log("in the unseen span")
+            setup.log("in the handler")
+    finally:
+        detach(token)
+    lines = setup.close()
+    prefixes = check_tree(lines)
+    handler_id = f"{handler.get_span_context().span_id:016x}"
+    by_msg = {r["msg"]: r for r in records(lines)}
+    start = next(line for line in lines if line.get("at") == "handler")
+    assert start["_otel"]["parent_span_id"] == "0000000000005678" and start["_otel"]["parent_is_remote"]
+    assert prefixes[handler_id] == [2], "a remote parent is not in this tree: under its root"
+    assert by_msg["in the handler"]["lvl"][:-1] == [2]
+    # The unseen span's record: its span is unknown here, so under the root.
+    assert len(by_msg["in the unseen span"]["lvl"]) == 1
+
+
+def test_sampled_out_spans_write_nothing_and_their_records_stay_flat(tmp_path: Path) -> None:
+    setup = Setup(tmp_path / "sampled.jsonl")
+    setup.tracer_provider = TracerProvider(sampler=ALWAYS_OFF, shutdown_on_exit=False)
+    setup.tracer_provider.add_span_processor(setup.spans)
+    tracer = setup.tracer_provider.get_tracer("app")
+    with tracer.start_as_current_span("not sampled"):
+        setup.log("inside")
+    lines = setup.close()
+    check_tree(lines)
+    assert not [line for line in lines if line.get("at") == "not sampled"]
+    assert [r["msg"] for r in records(lines)] == ["inside"]
+
+
+def test_an_open_span_keeps_its_trace_open_past_the_idle_time(tmp_path: Path) -> None:
+    setup = Setup(tmp_path / "idle.jsonl", trace_idle_timeout=10, flush_interval=10)
+    with setup.tracer.start_as_current_span("slow"):
+        setup.log("before")
+        assert setup.logs.force_flush()
+        # Several idle periods pass with the span open: the writer must not close the trace.
+        done = threading.Event()
+        assert not done.wait(0.3)
+        setup.log("after")
+    lines = setup.close()
+    check_tree(lines)
+    starts = [line for line in lines if line.get("at") == "otel:trace" and line["st"] == "started"]
+    assert len(starts) == 1, "one tree: the request was not cut by idleness"
+
+
+def test_traces_pushed_out_while_their_spans_are_open_stay_well_formed(tmp_path: Path) -> None:
+    setup = Setup(tmp_path / "lru.jsonl", max_open_traces=1)
+    a = setup.tracer.start_span("a")
+    with trace.use_span(a):
+        setup.log("in a")
+    b = setup.tracer.start_span("b")  # another trace: a's is pushed out with a still open
+    with trace.use_span(b):
+        setup.log("in b")
+    a.end()  # its trace opens again: its start is brought along
+    b.end()
+    lines = setup.close()
+    check_tree(lines)
+    ends = [line for line in lines if line.get("at") in ("a", "b") and line["st"] != "started"]
+    assert sorted(line["at"] for line in ends) == ["a", "b"]
+    a_lines = [line for line in lines if line.get("at") == "a"]
+    assert [line["st"] for line in a_lines] == ["started", "started", "succeeded"]
+    assert "_otel" not in a_lines[1], "the start brought along is a structure line"
+
+
+def test_rotation_in_the_middle_of_a_span_leaves_each_file_well_formed(tmp_path: Path) -> None:
+    path = tmp_path / "rot.jsonl"
+    setup = Setup(path, max_bytes=4000, backup_count=50)
+    with setup.tracer.start_as_current_span("long"):
+        for i in range(40):
+            setup.log(f"record {i} " + "x" * 100)
+            if i % 10 == 9:
+                assert setup.logs.force_flush()
+    setup.close()
+    files = sorted(tmp_path.glob("rot*.jsonl"))
+    assert len(files) > 2, "the file rotated"
+    seen = []
+    for file in files:
+        lines = parse_lines(file.read_bytes(), raw_tid=True)
+        check_tree(lines)
+        seen += [r["msg"] for r in records(lines)]
+        assert file.stat().st_size <= 4000
+    assert sorted(seen) == sorted(f"record {i} " + "x" * 100 for i in range(40))
+
+
+def test_a_span_processor_needs_tree_mode(tmp_path: Path) -> None:
+    logs = LogxpyLogRecordProcessor(tmp_path / "flat.jsonl", mode="flat")
+    try:
+        with pytest.raises(ValueError, match="mode 'tree'"):
+            logs.span_processor()
+    finally:
+        logs.shutdown()
+
+
+def test_spans_after_shutdown_are_counted_and_faults_never_raise(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Any, span: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(SpanEncoder, "start", broken)
+    with setup.tracer.start_as_current_span("faulty"):  # on_start raises inside: counted
+        pass
+    monkeypatch.undo()
+    setup.spans.shutdown()
+    with setup.tracer.start_as_current_span("late"):
+        pass
+    dropped = setup.logs.metrics.dropped_by_reason
+    assert dropped.get(DropReason.INTERNAL_ERROR) == 1
+    assert dropped.get(DropReason.SHUTDOWN) == 2, "the late span's start and end"
+    lines = setup.close()
+    check_tree(lines)
+    assert [line["at"] for line in lines if line.get("at") == "faulty"] == ["faulty", "faulty"]
+
+
+def test_without_the_span_processor_a_trace_is_one_flat_action(tmp_path: Path) -> None:
+    logs = LogxpyLogRecordProcessor(tmp_path / "flat-tree.jsonl")
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(logs)
+    tracer = TracerProvider(shutdown_on_exit=False).get_tracer("t")
+    with tracer.start_as_current_span("a"), tracer.start_as_current_span("b"):
+        provider.get_logger("x").emit(body="deep")
+    provider.shutdown()
+    lines = parse_lines((tmp_path / "flat-tree.jsonl").read_bytes())
+    assert [(line["lvl"], line.get("at") or line["msg"]) for line in lines] == [
+        ([1], "otel:trace"),
+        ([2], "deep"),
+        ([3], "otel:trace"),
+    ]
+    assert trace_of(lines[1]["tid"]) == lines[1]["tid"]
+
+
+def test_the_public_name(tmp_path: Path) -> None:
+    logs = LogxpyLogRecordProcessor(tmp_path / "n.jsonl")
+    try:
+        assert isinstance(logs.span_processor(), LogxpySpanProcessor)
+    finally:
+        logs.shutdown()
