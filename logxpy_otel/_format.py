@@ -1,4 +1,4 @@
-"""OTel log records to logxpy line bytes, and tagged values back (docs/format.md, version 1).
+"""OTel log records to logxpy line bytes, and tagged values back (docs/format.md).
 
 Encoding runs in the application's thread, so the common case (string body, flat
 attributes) takes a fast path; anything odd is tagged or ``repr()``-ed and never raises.

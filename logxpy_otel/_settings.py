@@ -234,13 +234,17 @@ CONFIG_OPTIONS: Final = tuple(key for key, s in OPTIONS.items() if s.field)
 FIELD_DEFAULTS: Final[Mapping[str, Any]] = {str(s.field): s.default for s in OPTIONS.values() if s.field}
 
 
-def from_env(key: str) -> Any:
+#: Zero-code only: write spans too (``LogxpySpanProcessor`` on the global tracer provider).
+SPANS: Final = Setting("spans", ev.OTEL_EXPORTER_LOGXPY_SPANS, False, _bool)
+
+
+def from_env(key: str | Setting) -> Any:
     """The setting's value from its environment variable, or its default.
 
     A bad value is logged as a warning (variable, value, what is allowed, default) and
     the default is used: zero-code set-up must never fail on one typo.
     """
-    setting = OPTIONS[key]
+    setting = OPTIONS[key] if isinstance(key, str) else key
     raw = os.environ.get(setting.env)
     if raw is None or not raw.strip():
         return setting.default

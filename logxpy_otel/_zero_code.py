@@ -11,6 +11,10 @@ records the batch processor still held and all later ones. Other exporters, and
 ``logxpy_fallback`` (whose OTLP side must not make the application wait), keep their
 batch processor.
 
+With ``OTEL_EXPORTER_LOGXPY_SPANS=true`` it also adds a :class:`~logxpy_otel.LogxpySpanProcessor`
+sharing that processor's writer to the global tracer provider: spans become nested
+actions of their trace's tree in the same file.
+
 This needs private SDK state (:mod:`logxpy_otel._sdk_private`). If it is not what we
 expect, the batch processor stays (the records are written, more slowly) and one
 warning says so. A run that does not name ``logxpy`` in ``OTEL_LOGS_EXPORTER`` only reads
@@ -44,7 +48,13 @@ if TYPE_CHECKING:
     from .logging_handler import LogxpyLoggingHandler
     from .processor import LogxpyLogRecordProcessor
 
-__all__ = ["install", "install_logging_handler", "post_instrument", "pre_instrument"]
+__all__ = [
+    "install",
+    "install_logging_handler",
+    "install_span_processor",
+    "post_instrument",
+    "pre_instrument",
+]
 
 #: Our exporter's entry-point name in ``opentelemetry_logs_exporter``.
 EXPORTER_NAME = "logxpy"
@@ -84,9 +94,34 @@ def pre_instrument() -> None:
                 hint,
             )
             return
-        install(provider)
+        processors = install(provider)
+        from . import _settings
+
+        if _settings.from_env(_settings.SPANS):
+            install_span_processor(processors)
     except Exception:  # noqa: BLE001 - never into the application's start-up
         logger.warning("logxpy-otel: zero-code set-up failed; logs may not be written", exc_info=True)
+
+
+def install_span_processor(processors: list[LogxpyLogRecordProcessor]) -> bool:
+    """``OTEL_EXPORTER_LOGXPY_SPANS=true``: spans as nested actions in the file of our (first)
+    processor, added to the global SDK tracer provider. False, with one warning, when there
+    is none of either (spans need our processor in place: behind a batch processor records
+    would reach the file after the end of their span)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import get_tracer_provider
+
+    from ._diagnostics import logger
+
+    tracer_provider = get_tracer_provider()
+    if not processors or not isinstance(tracer_provider, TracerProvider):
+        missing = "logxpy-otel's log processor" if not processors else "an SDK tracer provider"
+        logger.warning(
+            "logxpy-otel: OTEL_EXPORTER_LOGXPY_SPANS=true, but there is no %s; spans are not written", missing
+        )
+        return False
+    tracer_provider.add_span_processor(processors[0].span_processor())
+    return True
 
 
 def install(provider: object) -> list[LogxpyLogRecordProcessor]:

@@ -60,5 +60,9 @@ OTEL_EXPORTER_LOGXPY_NOFOLLOW = "OTEL_EXPORTER_LOGXPY_NOFOLLOW"
 OTEL_EXPORTER_LOGXPY_RETRY_TIMEOUT = "OTEL_EXPORTER_LOGXPY_RETRY_TIMEOUT"
 """How long (ms) a failed write is retried before its batch is dropped as ``io_error``. Default: 5000."""
 
+OTEL_EXPORTER_LOGXPY_SPANS = "OTEL_EXPORTER_LOGXPY_SPANS"
+"""``true``: with ``OTEL_LOGS_EXPORTER=logxpy`` under ``opentelemetry-instrument``, also write
+spans into the log file as nested actions (``LogxpySpanProcessor``). Default: false."""
+
 LOGXPY_SYNC = "LOGXPY_SYNC"
 """``1`` writes in the caller's thread, as logxpy's own switch does (not an OTel flag)."""

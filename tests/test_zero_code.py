@@ -82,6 +82,28 @@ def test_logs_exporter_logxpy(tmp_path: Path) -> None:
     assert result.stderr == ""
 
 
+def test_spans_too_with_one_variable(tmp_path: Path) -> None:
+    """``OTEL_EXPORTER_LOGXPY_SPANS=true``: the app's span is an action of its trace's tree,
+    with the two records logged in it as its children."""
+    path = tmp_path / "app.jsonl"
+    info, result = run(
+        tmp_path,
+        OTEL_LOGS_EXPORTER="logxpy",
+        OTEL_EXPORTER_LOGXPY_FILE=str(path),
+        OTEL_EXPORTER_LOGXPY_SPANS="true",
+    )
+    assert result.stderr == ""
+    lines = [line for line in parse_lines(path.read_bytes()) if line["tid"] == info["trace_id"]]
+    assert [(line["lvl"], line.get("at") or line["msg"], line.get("st")) for line in lines] == [
+        ([1], "otel:trace", "started"),
+        ([2, 1], "request", "started"),
+        ([2, 2], "stdlib inside", None),
+        ([2, 3], "api inside", None),
+        ([2, 4], "request", "succeeded"),
+        ([3], "otel:trace", "failed"),  # an error record in it
+    ]
+
+
 @pytest.mark.parametrize("logs_exporter", ["console", "none"])
 @pytest.mark.parametrize("sdk_handler", [False, True], ids=["instrumentation-handler", "sdk-handler"])
 def test_a_run_that_does_not_ask_for_logxpy_hears_nothing_of_it(
