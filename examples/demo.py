@@ -1,5 +1,6 @@
 """The demo: a small shop app logs three requests in spans (nested calls, one failing
-step, stdlib logging and the Logs API), then the file is shown as trees.
+step, stdlib logging and the Logs API), its spans written as nested actions beside the
+records, then the file is shown as trees.
 
 ``make demo`` runs it; ``python examples/demo.py [PATH]`` too. The raw lines are one
 command away: ``cat logs/demo.jsonl``.
@@ -33,9 +34,15 @@ def charge(order: int, total: float) -> None:
             raise ValueError("card declined")
 
 
+def reserve(order: int, items: int) -> None:
+    with tracer.start_as_current_span("reserve stock", attributes={"cart.items": items}):
+        log.info("stock reserved", extra={"order.id": order})
+
+
 def checkout(order: int, items: int, total: float) -> None:
-    with tracer.start_as_current_span("POST /checkout"):
+    with tracer.start_as_current_span("POST /checkout", kind=trace.SpanKind.SERVER):
         log.info("cart loaded", extra={"order.id": order, "cart.items": items})
+        reserve(order, items)
         try:
             charge(order, total)
         except ValueError:
@@ -48,10 +55,13 @@ def main(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     resource = Resource.create({"service.name": "shop"})
-    trace.set_tracer_provider(TracerProvider(resource=resource))
     provider = LoggerProvider(resource=resource)
     processor = LogxpyLogRecordProcessor(path)
     provider.add_log_record_processor(processor)
+    tracer_provider = TracerProvider(resource=resource)
+    # spans as nested actions in the same file, through the same writer
+    tracer_provider.add_span_processor(processor.span_processor())
+    trace.set_tracer_provider(tracer_provider)
     # stdlib logging, straight into the same writer (no SDK steps in between)
     logging.getLogger().addHandler(processor.logging_handler(logger_provider=provider))
     logging.getLogger().setLevel(logging.INFO)
@@ -63,9 +73,10 @@ def main(path: Path) -> None:
         log.debug("not shown: below INFO")
         log.info("healthy")
 
+    tracer_provider.shutdown()
     provider.shutdown()  # flush, close the open traces (end lines) and the file
     m = processor.metrics
-    print(f"wrote {m.written} records to {path} (dropped {m.dropped}); as trees:\n")
+    print(f"wrote {m.written} lines (records and span lines) to {path} (dropped {m.dropped}); as trees:\n")
     for line in render([path], color=sys.stdout.isatty() and "NO_COLOR" not in os.environ):
         print(line)
     print(f"\nthe raw lines: cat {path}")

@@ -53,15 +53,25 @@ class SpanStart:
 @final
 class SpanEnd:
     """A span's end line (an action end). Where its start line is not in the file (the span
-    started before the processor, or in the file before a rotation), ``start_body`` (a
-    whole structure line without its ``{`` and head: ``b'"ts":...,"st":"started"}'``) is
-    written first as its start, under ``parent`` as :class:`SpanStart` would put it."""
+    started before the processor, or in the file before a rotation), a start line is
+    written first (:meth:`start_body`, a structure line), under ``parent`` as
+    :class:`SpanStart` would put it."""
 
-    __slots__ = ("parent", "start_body")
+    __slots__ = ("name", "parent", "start_ts")
 
-    def __init__(self, parent: str | None, start_body: bytes) -> None:
+    def __init__(self, parent: str | None, name: str, start_ts: float) -> None:
         self.parent = parent
-        self.start_body = start_body
+        self.name = name
+        self.start_ts = start_ts
+
+    def start_body(self) -> bytes:
+        """That start line without its ``{`` and head: ``b'"ts":...,"at":...,"st":"started"}'``."""
+        name = orjson.dumps(_clean_str(self.name))
+        return _escape_separators(b'"ts":%s,"at":%s,"st":"started"}' % (orjson.dumps(self.start_ts), name))
+
+    def start_body_max(self) -> int:
+        """The most bytes :meth:`start_body` can take (a character escapes to at most 6)."""
+        return 64 + 6 * len(self.name)
 
 
 #: What the writer queues for one line:

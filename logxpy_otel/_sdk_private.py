@@ -1,5 +1,7 @@
 """Every private name of the OpenTelemetry SDK that logxpy-otel uses, and why, in one place.
 
+The span processor reads a span's own containers (see the end of this module).
+
 Zero-code set-up (:mod:`logxpy_otel._zero_code`) replaces, on the SDK's
 ``LoggerProvider``, the ``BatchLogRecordProcessor`` that the SDK's configurator put in
 front of our exporter. The SDK has no public way to list or replace a provider's
@@ -12,8 +14,10 @@ caller then leaves the set-up as the SDK made it. Written against opentelemetry-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import (
     ConcurrentMultiLogRecordProcessor,
     LoggerProvider,
@@ -22,7 +26,15 @@ from opentelemetry.sdk._logs import (
 )
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
-__all__ = ["UnexpectedShape", "batch_exporter", "processors", "replace_processors"]
+__all__ = [
+    "UnexpectedShape",
+    "batch_exporter",
+    "processors",
+    "replace_processors",
+    "span_attributes",
+    "span_events",
+    "span_links",
+]
 
 #: ``LoggerProvider`` -> the multi-processor it hands every record to. Each ``Logger`` of
 #: the provider holds this same object, so what we change in it applies to every logger,
@@ -90,3 +102,44 @@ def replace_processors(
         current = _tuple(multi)
         setattr(multi, _PROCESSORS, tuple(by_id.get(id(p), p) for p in current))
     return [p for p in current if id(p) in by_id]
+
+
+# -- spans (LogxpySpanProcessor) --------------------------------------------------------
+#
+# ``ReadableSpan.attributes`` wraps the span's ``BoundedAttributes`` in a mapping proxy, so
+# reading each value goes through its lock and Python-level methods (about 1.5 us for two
+# attributes here, a quarter of a span line's cost), and ``.events``/``.links`` copy the
+# span's bounded lists into tuples. The span processor reads the span's own containers
+# instead, where they have the shape written against (else the public properties): only
+# in ``on_start`` (the span not yet handed to anyone) and ``on_end`` (the span ended,
+# no longer changing), so no other thread changes them meanwhile.
+
+#: ``ReadableSpan`` -> its ``BoundedAttributes``; that -> its plain dict.
+_SPAN_ATTRIBUTES = "_attributes"
+_ATTRIBUTES_DICT = "_dict"
+#: ``ReadableSpan`` -> its events and links (``BoundedList`` or a tuple).
+_SPAN_EVENTS = "_events"
+_SPAN_LINKS = "_links"
+
+
+def span_attributes(span: object) -> Mapping[str, Any] | None:
+    """The span's attributes as the SDK holds them (no proxy, no lock per item)."""
+    held = getattr(span, _SPAN_ATTRIBUTES, None)
+    if type(held) is BoundedAttributes:
+        plain = getattr(held, _ATTRIBUTES_DICT, None)
+        if type(plain) is dict:
+            return plain
+    attributes: Mapping[str, Any] | None = getattr(span, "attributes", None)
+    return attributes
+
+
+def span_events(span: object) -> Iterable[Any]:
+    """The span's events, without a copy."""
+    held = getattr(span, _SPAN_EVENTS, None)
+    return held if held is not None else getattr(span, "events", ())
+
+
+def span_links(span: object) -> Iterable[Any]:
+    """The span's links, without a copy."""
+    held = getattr(span, _SPAN_LINKS, None)
+    return held if held is not None else getattr(span, "links", ())

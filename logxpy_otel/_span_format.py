@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from ._format import (
+    RESERVED_KEYS,
     LineItem,
     SpanEnd,
     SpanStart,
@@ -32,6 +33,7 @@ from ._format import (
     _tag_wide_ints,
     encode_value,
 )
+from ._sdk_private import span_attributes, span_events, span_links
 
 __all__ = ["KIND_KEY", "SpanEncoder"]
 
@@ -46,132 +48,156 @@ class SpanEncoder:
 
     ``tails(scope, resource)`` gives the line's shared end (``,"scope":...,"resource":...}}``),
     the log encoder's own cache, so a span's lines and its records' share one object.
+    The common span (plain attribute values, no reserved names) is one ``orjson.dumps``;
+    anything else takes the careful path, which tags and never raises.
     """
 
-    __slots__ = ("_tails",)
+    __slots__ = ("_last_trace", "_tails")
 
     def __init__(self, tails: Tails) -> None:
         self._tails = tails
+        # The last trace id's hex text: a trace's spans come in runs.
+        self._last_trace: tuple[int, str] = (0, "")
 
     def start(self, span: ReadableSpan) -> LineItem | None:
         """The span's start line; None for a span with no valid ids (it has no tree)."""
-        ids = _ids(span)
+        ids = self._ids(span)
         if ids is None:
             return None
-        trace_hex, span_hex, parent_hex = ids
+        trace_hex, otel = ids
         start_ns = span.start_time or 0
         ts = _seconds(start_ns)
-        line: dict[str, Any] = {"ts": ts, "at": _name(span), "st": "started"}
-        otel = _span_ids(span, span_hex, parent_hex)
+        line: dict[str, Any] = {"ts": ts, "at": span.name, "st": "started"}
         otel["start_time_unix_nano"] = start_ns
-        attributes = span.attributes or {}
+        attributes = span_attributes(span)
         kind = span.kind
-        if kind is not SpanKind.INTERNAL and KIND_KEY not in attributes:
-            line[KIND_KEY] = kind.name.lower()
-        body = self._body(line, attributes, otel, span)
-        return (trace_hex, ts, False, body, self._tail(span), span_hex, SpanStart(parent_hex))
+        if kind is not SpanKind.INTERNAL and (not attributes or KIND_KEY not in attributes):
+            line[KIND_KEY] = _KIND_NAMES[kind]
+        body = _body(line, attributes, otel, span)
+        tail = self._tails(span.instrumentation_scope, span.resource)
+        return (trace_hex, ts, False, body, tail, otel["span_id"], SpanStart(otel.get("parent_span_id")))
 
     def end(self, span: ReadableSpan) -> LineItem | None:
         """The span's end line, with the whole span in ``_otel``; None without valid ids."""
-        ids = _ids(span)
+        ids = self._ids(span)
         if ids is None:
             return None
-        trace_hex, span_hex, parent_hex = ids
+        trace_hex, otel = ids
         start_ns = span.start_time or 0
         end_ns = span.end_time if span.end_time is not None else start_ns
         ts = _seconds(end_ns)
         status = span.status
-        failed = status.status_code is StatusCode.ERROR
-        name = _name(span)
+        code = status.status_code
+        failed = code is StatusCode.ERROR
+        name = span.name
         line: dict[str, Any] = {"ts": ts, "at": name, "st": "failed" if failed else "succeeded"}
         if failed and status.description:
             line["reason"] = status.description
-        otel = _span_ids(span, span_hex, parent_hex)
         otel["start_time_unix_nano"] = start_ns
         otel["end_time_unix_nano"] = end_ns
-        if status.status_code is not StatusCode.UNSET:
-            otel["status"] = {"code": status.status_code.name}
-            if status.description:
-                otel["status"]["description"] = status.description
-        if span.events:
+        if code is not StatusCode.UNSET:
+            otel["status"] = (
+                {"code": code.name, "description": status.description}
+                if status.description
+                else {"code": code.name}
+            )
+        events = span_events(span)
+        if events:
             otel["events"] = [
                 _with_attributes({"name": event.name, "time_unix_nano": event.timestamp}, event.attributes)
-                for event in span.events
+                for event in events
             ]
-        if span.links:
-            otel["links"] = [_link(link.context, link.attributes) for link in span.links]
-        for key, count in (
-            ("dropped_events_count", span.dropped_events),
-            ("dropped_links_count", span.dropped_links),
-        ):
-            if count:
-                otel[key] = count
-        body = self._body(line, span.attributes or {}, otel, span)
-        start_body = _escape_separators(
-            b'"ts":%s,"at":%s,"st":"started"}' % (orjson.dumps(_seconds(start_ns)), _dumps(_scrub(name)))
+        links = span_links(span)
+        if links:
+            otel["links"] = [_link(link.context, link.attributes) for link in links]
+        if span.dropped_events:
+            otel["dropped_events_count"] = span.dropped_events
+        if span.dropped_links:
+            otel["dropped_links_count"] = span.dropped_links
+        body = _body(line, span_attributes(span), otel, span)
+        tail = self._tails(span.instrumentation_scope, span.resource)
+        role = SpanEnd(
+            otel.get("parent_span_id"), name if type(name) is str else str(name), _seconds(start_ns)
         )
-        return (trace_hex, ts, failed, body, self._tail(span), span_hex, SpanEnd(parent_hex, start_body))
+        return (trace_hex, ts, failed, body, tail, otel["span_id"], role)
 
-    def _body(
-        self, line: dict[str, Any], attributes: Mapping[str, Any], otel: dict[str, Any], span: Any
-    ) -> bytes:
-        """The line's own bytes (``line`` with the attributes, then ``_otel``), without its
-        ``{`` and the two closing braces the tail brings."""
-        _put_attributes(attributes, line, otel)
-        dropped = getattr(span, "dropped_attributes", 0)
-        if dropped:
-            otel["dropped_attributes_count"] = dropped
-        _tag_wide_ints(otel)
-        for key in ("start_time_unix_nano", "end_time_unix_nano"):
-            value = otel.get(key)
-            if isinstance(value, int) and not 0 <= value < 1 << 64:
-                otel[key] = _int_tag(value)
-        line["_otel"] = otel
-        try:
-            head = _dumps(line)
-        except orjson.JSONEncodeError:  # lone surrogates in a top-level string or key
-            head = _dumps(_scrub(line))
-        return _escape_separators(head[1:-2])
-
-    def _tail(self, span: ReadableSpan) -> bytes:
-        return self._tails(span.instrumentation_scope, span.resource)
-
-
-def _ids(span: ReadableSpan) -> tuple[str, str, str | None] | None:
-    """The span's trace and span ids and its parent's span id, as hex; None if not valid."""
-    context = span.context
-    if context is None or not context.is_valid:
-        return None
-    trace_hex = _id_hex(context.trace_id, 32)
-    span_hex = _id_hex(context.span_id, 16)
-    if not trace_hex or not span_hex:
-        return None
-    parent = span.parent
-    parent_hex = _id_hex(parent.span_id, 16) or None if parent is not None and parent.span_id else None
-    return trace_hex, span_hex, parent_hex
-
-
-def _span_ids(span: ReadableSpan, span_hex: str, parent_hex: str | None) -> dict[str, Any]:
-    """The ``_otel`` fields every span line has: its id, parent, kind, flags and state."""
-    otel: dict[str, Any] = {"span_id": span_hex}
-    if parent_hex is not None:
-        otel["parent_span_id"] = parent_hex
-        if span.parent is not None and span.parent.is_remote:
-            otel["parent_is_remote"] = True
-    if span.kind is not SpanKind.INTERNAL:
-        otel["kind"] = span.kind.value
-    context = span.context
-    if context is not None:
+    def _ids(self, span: ReadableSpan) -> tuple[str, dict[str, Any]] | None:
+        """The span's trace id as hex, and the ``_otel`` fields every span line has (its id,
+        parent, kind, flags, state); None when its ids are not ones OTel can carry."""
+        context = span.context
+        if context is None:
+            return None
+        trace_id = context.trace_id
+        last = self._last_trace
+        if last[0] != trace_id:
+            last = self._last_trace = (trace_id, _id_hex(trace_id, 32) if trace_id else "")
+        span_hex = _id_hex(context.span_id, 16) if context.span_id else ""
+        if not last[1] or not span_hex:
+            return None
+        otel: dict[str, Any] = {"span_id": span_hex}
+        parent = span.parent
+        if parent is not None and parent.span_id:
+            parent_hex = _id_hex(parent.span_id, 16)
+            if parent_hex:
+                otel["parent_span_id"] = parent_hex
+                if parent.is_remote:
+                    otel["parent_is_remote"] = True
+        kind = span.kind
+        if kind is not SpanKind.INTERNAL:
+            otel["kind"] = kind.value
         if context.trace_flags:
             otel["trace_flags"] = int(context.trace_flags)
         if context.trace_state:
             otel["trace_state"] = context.trace_state.to_header()
-    return otel
+        return last[1], otel
 
 
-def _name(span: ReadableSpan) -> str:
-    name = span.name
-    return name if type(name) is str else str(name)
+_KIND_NAMES: Final = {kind: kind.name.lower() for kind in SpanKind}
+_TIME_FIELDS: Final = ("start_time_unix_nano", "end_time_unix_nano")
+
+
+def _body(
+    line: dict[str, Any], attributes: Mapping[str, Any] | None, otel: dict[str, Any], span: Any
+) -> bytes:
+    """The line's own bytes (``line`` with the attributes at top level, then ``_otel``),
+    without its ``{`` and the two closing braces the tail brings."""
+    dropped = span.dropped_attributes
+    if dropped:
+        otel["dropped_attributes_count"] = dropped
+    if not attributes or (
+        RESERVED_KEYS.isdisjoint(attributes) and set(map(type, attributes.values())) <= _PLAIN
+    ):
+        # The common case: orjson takes it as it is; it raises on what needs care (an int
+        # beyond 64 bits, a lone surrogate, a key that is not a str).
+        if attributes:
+            line.update(attributes)
+        line["_otel"] = otel
+        try:
+            return _escape_separators(orjson.dumps(line)[1:-2])
+        except (TypeError, orjson.JSONEncodeError):
+            for key in attributes or ():
+                line.pop(key, None)
+            del line["_otel"]
+    if attributes:
+        _put_attributes(attributes, line, otel)
+    _tag_wide_ints(otel)
+    for key in _TIME_FIELDS:
+        value = otel.get(key)
+        if isinstance(value, int) and not 0 <= value < 1 << 64:
+            otel[key] = _int_tag(value)
+    line["_otel"] = otel
+    if type(line["at"]) is not str:
+        line["at"] = str(line["at"])
+    try:
+        head = _dumps(line)
+    except orjson.JSONEncodeError:  # lone surrogates in a top-level string or key
+        head = _dumps(_scrub(line))
+    return _escape_separators(head[1:-2])
+
+
+#: Attribute value types orjson writes as the format does (a float can be NaN or inf,
+#: which it would write as null: those take the careful path).
+_PLAIN: Final = frozenset((str, int, bool))
 
 
 def _with_attributes(out: dict[str, Any], attributes: Mapping[str, Any] | None) -> dict[str, Any]:

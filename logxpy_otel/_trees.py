@@ -221,7 +221,7 @@ class TreeNumberer:
         action = spans.get(span_id) if spans is not None and span_id is not None else None
         if action is None or not action.open:
             action = trace.start(span_id, role.parent)
-            out.append(b"%s%s1],%s\n" % (trace.head, action.prefix, role.start_body))
+            out.append(b"%s%s1],%s\n" % (trace.head, action.prefix, role.start_body()))
         out.append(b"%s%s],%s%s\n" % (trace.head, trace.place(action), body, tail))
         action.open = False
         trace.open_spans -= 1

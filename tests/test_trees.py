@@ -502,8 +502,7 @@ def span_end(
         status,
         span.encode(),
     )
-    start_body = b'"ts":0.5,"at":%s,"st":"started"}' % orjson.dumps(name)
-    return (trace, ts, failed, body, b"}}", span, SpanEnd(parent, start_body))
+    return (trace, ts, failed, body, b"}}", span, SpanEnd(parent, name, 0.5))
 
 
 def in_span(trace: str, span: str | None, ts: float, msg: str) -> tuple[Any, ...]:

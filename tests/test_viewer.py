@@ -26,9 +26,13 @@ from typing import Any
 import orjson
 import pytest
 from _helpers import span_context
+from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from logxpy_otel import LogxpyLogRecordProcessor, cli
 from logxpy_otel.replay import UsageError
@@ -129,6 +133,63 @@ def write_shop(path: Path, **options: Any) -> None:
         context=span(0x0AF7651916CD43DD8448EB211C80319C),
     )
     provider.shutdown()
+
+
+class _CountingIds(RandomIdGenerator):
+    """Ids in order (a fixed file): trace 0x...a1, spans 0x...b1, 0x...b2, ..."""
+
+    def __init__(self) -> None:
+        self.spans = itertools.count(0xB1)
+
+    def generate_trace_id(self) -> int:
+        return 0x7C1D5E0F1A2B3C4D5E6F708192A3B4A1
+
+    def generate_span_id(self) -> int:
+        return next(self.spans)
+
+
+def write_spans(path: Path) -> None:
+    """A request with nested spans, records at several depths and one failing step, through
+    the real log and span processors, at fixed times and ids."""
+    processor = LogxpyLogRecordProcessor(path)
+    resource = Resource({"service.name": "shop"})
+    logs = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    logs.add_log_record_processor(processor)
+    tracing = TracerProvider(resource=resource, id_generator=_CountingIds(), shutdown_on_exit=False)
+    tracing.add_span_processor(processor.span_processor())
+    tracer, log = tracing.get_tracer("shop"), logs.get_logger("shop")
+
+    def at(ms: int) -> int:
+        return T0_NS + ms * 1_000_000
+
+    request = tracer.start_span("POST /checkout", kind=SpanKind.SERVER, start_time=at(0))
+    with trace.use_span(request):
+        log.emit(
+            timestamp=at(1), body="cart loaded", severity_number=SeverityNumber.INFO, attributes={"items": 2}
+        )
+        stock = tracer.start_span("reserve stock", start_time=at(2), attributes={"items": 2})
+        with trace.use_span(stock):
+            log.emit(timestamp=at(5), body="stock reserved", severity_number=SeverityNumber.DEBUG)
+        stock.end(end_time=at(9))
+        charge = tracer.start_span("charge card", start_time=at(10))
+        with trace.use_span(charge):
+            log.emit(timestamp=at(30), body="card declined", severity_number=SeverityNumber.ERROR)
+        charge.set_status(Status(StatusCode.ERROR, "declined"))
+        charge.end(end_time=at(31))
+        log.emit(timestamp=at(32), body="order not placed", severity_number=SeverityNumber.WARN)
+    request.set_attribute("http.status_code", 402)
+    request.end(end_time=at(40))
+    tracing.shutdown()
+    logs.shutdown()
+
+
+def test_spans_render_as_nested_branches(tmp_path: Path) -> None:
+    """Issue 15: each span a branch with its status, duration and attributes (start and end
+    merged), each record under the span it was logged in."""
+    path = tmp_path / "spans.jsonl"
+    write_spans(path)
+    expected = (DATA / "spans.txt").read_text(encoding="utf-8")
+    assert text(render([path], utc=True)) == expected
 
 
 def test_a_file_of_the_writer_renders_as_expected(tmp_path: Path) -> None:
