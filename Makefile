@@ -9,7 +9,7 @@ C_SOURCES := $(wildcard logxpy_otel/*.c)
 LOGXPY_PYTHON := $(abspath $(VENV_LOGXPY))/bin/python
 
 .PHONY: demo test lint typecheck pytest test-compat test-compat-oldest test-compat-py313 \
-	dist check-sdist bench bench-instructions bench-fsync soak mutate clean
+	dist check-sdist bench bench-spans bench-instructions bench-fsync soak mutate clean
 
 $(BIN)/.installed: pyproject.toml setup.py $(C_SOURCES)
 	$(PYTHON) -m venv $(VENV)
@@ -143,6 +143,10 @@ bench: $(BIN)/.installed
 # Instructions per record under valgrind (steady where timings are not); needs valgrind.
 bench-instructions: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_instructions.py
+
+# Spans per second: our span processor against none and against the console exporter.
+bench-spans: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_spans.py
 
 bench-fsync: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_fsync.py
