@@ -10,12 +10,12 @@ import pytest
 
 from logxpy_otel import AsyncConfig, LogxpyLogRecordExporter, LogxpyLogRecordProcessor, QueuePolicy
 from logxpy_otel import environment_variables as ev
-from logxpy_otel._settings import OPTIONS, from_env, parse_option
+from logxpy_otel._settings import OPTIONS, SPANS, from_env, parse_option
 
 
 def test_every_option_has_its_variable_registered_for_the_instrument_flags() -> None:
     names = {name for name in dir(ev) if name.startswith("OTEL_EXPORTER_LOGXPY_")}
-    assert names == {s.env for s in OPTIONS.values()}
+    assert names == {s.env for s in OPTIONS.values()} | {SPANS.env}
     assert all(getattr(ev, name) == name for name in names)
 
 
