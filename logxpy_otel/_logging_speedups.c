@@ -3,26 +3,56 @@
  *
  * ``Fast.handle(record)`` does what the Python fast path there does, step for step, for
  * a ``logging.LogRecord`` with no exception, no event name, plain attribute values that
- * no limit bites on and a ``str`` message, on a handler with no filter and no formatter:
- * it builds the API ``LogRecord`` the OTel handler would build (its instance dict, as
- * the C encoder reads it) and hands it to the processor's C ``on_emit``
- * (``_speedups.Emitter``). Anything else goes, unchanged, to the Python code it was
- * given: ``general(record)`` (filters, formatter, another record class, a global
- * provider to bind to) or, inside the recursion guard, ``write(record, scope,
- * resource)`` (everything the fast path does not take, and any error before the record
- * was handed over, which the Python path then reports as it does). The equivalence
- * tests (tests/test_logging_handler.py) run it against the OTel path.
+ * no limit bites on and a ``str`` message, on a handler with no filter and no formatter.
+ * It writes the record's line itself, straight from the ``logging.LogRecord`` (the bytes
+ * the processor's encoder writes for the API ``LogRecord`` the OTel handler would build:
+ * ``direct`` below), and hands it to the writer's ``enqueue``. A record whose line has
+ * anything the encoder treats specially (a key logxpy reserves, a NaN, a lone surrogate,
+ * an int beyond 64 bits...) goes the encoder's way: the API ``LogRecord`` is built here
+ * and handed to the processor's C ``on_emit`` (``_speedups.Emitter``), which encodes it.
+ * Anything else goes, unchanged, to the Python code it was given: ``general(record)``
+ * (filters, formatter, another record class, a global provider to bind to) or, inside
+ * the recursion guard, ``write(record, scope, resource)`` (everything the fast path does
+ * not take, and any error before the record was handed over, which the Python path then
+ * reports as it does). The equivalence tests (tests/test_logging_handler.py) run it
+ * against the OTel path.
+ *
+ * The recursion guard: while this code works on a record, a flag of the thread is set
+ * (``busy``, read by ``busy()`` from Python); a record logged meanwhile (by Python code
+ * this code runs: an argument's ``__str__``, the SDK's attribute cleaning, a finalizer)
+ * is skipped, as the OTel handler skips it. The Python paths set a ContextVar instead,
+ * which this code reads too.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
 
 #define MAX_LEVEL 60
+/* Most attributes and floats in a line written here; more go the encoder's way. */
+#define MAX_ATTRS 64
+#define MAX_FLOATS 16
+/* The severity number from which a record counts as failed (ERROR). */
+#define ERROR_SEVERITY 17
+/* Span types remembered (a type's way to its span context). */
+#define MAX_SPAN_TYPES 64
+
+#if defined(_MSC_VER)
+#define THREAD_LOCAL __declspec(thread)
+#else
+#define THREAD_LOCAL _Thread_local
+#endif
+
+/* Set while this thread works on a record in Fast.handle: the recursion guard. */
+static THREAD_LOCAL int busy;
 
 static PyObject *k_timestamp, *k_observed, *k_trace_id, *k_span_id, *k_trace_flags, *k_severity_text,
     *k_severity_number, *k_body, *k_attributes, *k_event_name;
 static PyObject *f_name, *f_msg, *f_args, *f_levelno, *f_levelname, *f_created, *f_exc_info, *h_filters,
     *h_formatter, *a_logger_config, *a_is_enabled, *a_resource, *a_global, *m_get_span_context,
-    *a_trace_id, *a_span_id, *a_trace_flags;
+    *a_trace_id, *a_span_id, *a_trace_flags, *a_context, *fmt_span, *fmt_trace;
 static PyObject *k_code_file, *k_code_function, *k_code_line, *f_pathname, *f_func_name, *f_lineno;
 static PyObject *empty_tuple;
 
@@ -33,7 +63,7 @@ typedef struct {
     PyObject *write;        /* write(record, scope, resource): the Python path, inside the guard */
     PyObject *scopes;       /* dict: logger name -> (scope, live, resource, own, disabled) */
     PyObject *scope_of;     /* scope_of(name) -> that entry, made and cached */
-    PyObject *flag;         /* the recursion guard (a ContextVar) */
+    PyObject *flag;         /* the Python paths' recursion guard (a ContextVar) */
     PyObject *discard;      /* discard(reason) */
     PyObject *recursive;    /* the reason for a record logged while one is handled */
     PyObject *own_record;   /* own_record(): one of our own diagnostics */
@@ -48,7 +78,8 @@ typedef struct {
     PyObject *span_var;     /* the API's current-context ContextVar, or None */
     PyObject *get_current;  /* opentelemetry.context.get_current, when span_var is None */
     PyObject *span_key;     /* the context key of the current span */
-    PyObject *span_type;    /* opentelemetry.trace.Span (an ABC) */
+    PyObject *span_kind;    /* span_kind(type) -> 0 not a Span, 1 call get_span_context, 2 read _context */
+    PyObject *span_kinds;   /* dict: span type -> span_kind(type) */
     PyObject *invalid;      /* INVALID_SPAN_CONTEXT */
     PyObject *context_type; /* SpanContext: a tuple (trace_id, span_id, is_remote, trace_flags, ...) */
     PyObject *record_type;  /* opentelemetry._logs.LogRecord */
@@ -58,18 +89,491 @@ typedef struct {
     PyObject *rw_type;      /* a tuple subclass (log_record, resource, instrumentation_scope) */
     PyObject *clock;        /* time.time_ns */
     PyObject *logs_api;     /* the API module holding the global provider, when unbound, else None */
-    PyObject *last_span_type;
+    /* the line, written here (``direct``) */
+    PyObject *enqueue;      /* the writer's enqueue(item), or None: every record the encoder's way */
+    PyObject *dumps;        /* orjson.dumps: the floats' text, as the encoder writes them */
+    PyObject *enc_reserved; /* the encoder's RESERVED_KEYS: a record with one goes its way */
+    PyObject *tail_of;      /* tail_of(scope, resource) -> the line's end the encoder shares */
+    PyObject *mts[MAX_LEVEL + 1];   /* levelno -> the encoder's mt ("info"...) */
+    long numbers[MAX_LEVEL + 1];    /* levelno -> the severity number */
+    PyObject *last_scope, *last_resource, *last_tail; /* the last tail used */
+    /* Filters before the sets ``reserved`` and ``enc_reserved``: bit n of [c] is set when
+     * a key of n characters starting with c is in the set (ASCII, n < 64); ``all`` when
+     * the set has a key the table cannot describe (then every key is looked up). */
+    uint64_t reserved_lengths[128], enc_reserved_lengths[128];
+    int reserved_all, enc_reserved_all;
+    PyObject *span_id_key, *span_id_hex, *trace_id_key, *trace_id_hex; /* the last ids and their hex */
     Py_ssize_t n_init;
     Py_ssize_t max_count; /* -1: no limit */
     int limited;          /* a value length limit is set */
     int code;             /* log_code_attributes */
     int tuple_context;    /* SpanContext keeps trace_id, span_id, trace_flags at 0, 1, 3 */
+    int flat;             /* the encoder writes the trace id into the line (flat mode) */
+    int item_size;        /* the writer's items: (tid, ts, failed, data, tail), or 7 with
+                           * (..., span id hex or None, None) */
 } Fast;
 
 static PyTypeObject FastType;
 
-/* Steps of handle: 0 went on, 1 hands the record to write() (no error set). -1 is an error. */
-enum { GO = 0, WRITE = 1, ERROR = -1 };
+/* Steps of handle: 0 went on, 1 hands the record to write() (no error set), 2 goes the
+ * encoder's way (no error set). -1 is an error before the record was handed over (the
+ * Python path meets it again and reports it); -2 an error after (reported, never written
+ * again). */
+enum { GO = 0, WRITE = 1, ENCODER = 2, ERROR = -1, HANDED = -2 };
+
+/* ---- JSON, as the processor's encoder writes it ---------------------------------------
+ *
+ * What follows writes text byte for byte as _speedups.c's FastEncoder (and so orjson and
+ * the Python encoder) writes it: strings escaped as orjson escapes them, with U+0085,
+ * U+2028 and U+2029 escaped too; ints in [-2**63, 2**64 - 1] as numbers. (A copy of its
+ * helpers: the two extensions are built apart.)
+ */
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+    char stack[1024];
+} Buf;
+
+static void
+buf_init(Buf *b)
+{
+    b->data = b->stack;
+    b->len = 0;
+    b->cap = (Py_ssize_t)sizeof(b->stack);
+}
+
+static void
+buf_free(Buf *b)
+{
+    if (b->data != b->stack)
+        PyMem_Free(b->data);
+}
+
+static int
+buf_grow(Buf *b, Py_ssize_t more)
+{
+    Py_ssize_t cap = b->cap;
+    while (cap < b->len + more) {
+        if (cap > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cap *= 2;
+    }
+    char *data = b->data == b->stack ? PyMem_Malloc((size_t)cap) : PyMem_Realloc(b->data, (size_t)cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (b->data == b->stack)
+        memcpy(data, b->stack, (size_t)b->len);
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
+static ALWAYS_INLINE int
+buf_reserve(Buf *b, Py_ssize_t more)
+{
+    if (b->len + more <= b->cap)
+        return 0;
+    return buf_grow(b, more);
+}
+
+static ALWAYS_INLINE int
+buf_put(Buf *b, const char *text, Py_ssize_t n)
+{
+    if (buf_reserve(b, n) < 0)
+        return -1;
+    memcpy(b->data + b->len, text, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+#define PUT_LITERAL(b, text) buf_put((b), (text), (Py_ssize_t)(sizeof(text) - 1))
+
+/* Bytes that need a look in a JSON string: controls, '"', '\\', and the first bytes of
+ * U+0085 (C2 85) and U+2028/U+2029 (E2 80 A8/A9). */
+static unsigned char needs_care[256];
+
+static void
+init_needs_care(void)
+{
+    for (int c = 0; c < 0x20; c++)
+        needs_care[c] = 1;
+    needs_care['"'] = needs_care['\\'] = needs_care[0xc2] = needs_care[0xe2] = 1;
+}
+
+/* ``n`` bytes that need no escaping, between quotes. */
+static int
+put_quoted(Buf *b, const char *text, Py_ssize_t n)
+{
+    if (buf_reserve(b, n + 2) < 0)
+        return -1;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    memcpy(out, text, (size_t)n);
+    out[n] = '"';
+    b->len += n + 2;
+    return 0;
+}
+
+/* The UTF-8 text of a str: 0, or 1 when it has a lone surrogate (which UTF-8 cannot
+ * hold: the encoder replaces it), or -1 with an error. */
+static ALWAYS_INLINE int
+utf8_of(PyObject *s, const char **p, Py_ssize_t *n)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(s) < 0)
+        return -1;
+#endif
+    if (PyUnicode_IS_ASCII(s)) {
+        *p = (const char *)PyUnicode_DATA(s);
+        *n = PyUnicode_GET_LENGTH(s);
+        return 0;
+    }
+    *p = PyUnicode_AsUTF8AndSize(s, n);
+    if (*p == NULL) {
+        PyErr_Clear();
+        return 1;
+    }
+    return 0;
+}
+
+/* ``n`` bytes of UTF-8 as the inside of a JSON string, escaped as orjson escapes them,
+ * with U+0085, U+2028 and U+2029 escaped too (as the encoder's _escape_separators does). */
+static int
+put_escaped(Buf *b, const char *p, Py_ssize_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    Py_ssize_t i = 0;
+    /* Eight bytes at a time while none can need care (a byte below 0x20, '"', '\\', or
+     * any non-ASCII byte, which the byte loop below then looks at). */
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+        uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+        uint64_t care = ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | w;
+        if ((care & highs) != 0)
+            break;
+    }
+    while (i < n && !needs_care[(unsigned char)p[i]])
+        i++;
+    if (i == n) /* the usual case: nothing to escape */
+        return buf_put(b, p, n);
+    if (n > PY_SSIZE_T_MAX / 6) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (buf_reserve(b, n * 6) < 0)
+        return -1;
+    char *out = b->data + b->len;
+    memcpy(out, p, (size_t)i);
+    out += i;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!needs_care[c]) {
+            *out++ = (char)c;
+            continue;
+        }
+        switch (c) {
+        case '"': *out++ = '\\'; *out++ = '"'; continue;
+        case '\\': *out++ = '\\'; *out++ = '\\'; continue;
+        case '\b': *out++ = '\\'; *out++ = 'b'; continue;
+        case '\t': *out++ = '\\'; *out++ = 't'; continue;
+        case '\n': *out++ = '\\'; *out++ = 'n'; continue;
+        case '\f': *out++ = '\\'; *out++ = 'f'; continue;
+        case '\r': *out++ = '\\'; *out++ = 'r'; continue;
+        default: break;
+        }
+        if (c == 0xc2 && i + 1 < n && (unsigned char)p[i + 1] == 0x85) {
+            memcpy(out, "\\u0085", 6);
+            out += 6;
+            i += 1;
+        }
+        else if (c == 0xe2 && i + 2 < n && (unsigned char)p[i + 1] == 0x80 &&
+                 ((unsigned char)p[i + 2] == 0xa8 || (unsigned char)p[i + 2] == 0xa9)) {
+            memcpy(out, (unsigned char)p[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
+            out += 6;
+            i += 2;
+        }
+        else if (c >= 0x20) {
+            *out++ = (char)c; /* another sequence starting with C2 or E2 */
+        }
+        else {
+            memcpy(out, "\\u00", 4);
+            out[4] = hex[c >> 4];
+            out[5] = hex[c & 0xf];
+            out += 6;
+        }
+    }
+    b->len = out - b->data;
+    return 0;
+}
+
+/* A str as a JSON string. 0: done; -1: error; 1: not for this path (a lone surrogate). */
+static int
+put_str(Buf *b, PyObject *s)
+{
+    const char *p;
+    Py_ssize_t n;
+    int rc = utf8_of(s, &p, &n);
+    if (rc != 0)
+        return rc;
+    if (buf_put(b, "\"", 1) < 0 || put_escaped(b, p, n) < 0 || buf_put(b, "\"", 1) < 0)
+        return -1;
+    return 0;
+}
+
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                  "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                  "8081828384858687888990919293949596979899";
+
+/* The decimal digits of ``value``, written backwards ending at ``end``; returns their start. */
+static inline char *
+put_digits(char *end, unsigned long long value)
+{
+    char *p = end;
+    while (value >= 100) {
+        unsigned int pair = (unsigned int)(value % 100) * 2;
+        value /= 100;
+        *--p = digit_pairs[pair + 1];
+        *--p = digit_pairs[pair];
+    }
+    if (value >= 10) {
+        unsigned int pair = (unsigned int)value * 2;
+        *--p = digit_pairs[pair + 1];
+        *--p = digit_pairs[pair];
+    }
+    else {
+        *--p = (char)('0' + value);
+    }
+    return p;
+}
+
+static int
+put_long(Buf *b, long long value)
+{
+    char text[24], *end = text + sizeof(text), *p;
+    int negative = value < 0;
+    p = put_digits(end, negative ? 0ULL - (unsigned long long)value : (unsigned long long)value);
+    if (negative)
+        *--p = '-';
+    return buf_put(b, p, end - p);
+}
+
+/* An int as orjson writes it: a number in [-2**63, 2**64 - 1]. 0: done; -1: error;
+ * 1: not for this path (a bigger int, which the format tags). Works on int subclasses. */
+static int
+put_int(Buf *b, PyObject *v)
+{
+    int overflow = 0;
+    long long value = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow == 0) {
+        if (value == -1 && PyErr_Occurred())
+            return -1;
+        return put_long(b, value);
+    }
+    if (overflow < 0)
+        return 1;
+    unsigned long long digits = PyLong_AsUnsignedLongLong(v);
+    if (digits == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 1;
+    }
+    char text[24], *end = text + sizeof(text), *p = put_digits(end, digits);
+    return buf_put(b, p, end - p);
+}
+
+/* The text of the next float in ``*next`` (orjson's text of a tuple of floats: they end
+ * at ',' or ']'), moving past it. 1 if there is none. */
+static int
+put_next_float(Buf *b, const char **next, const char *end)
+{
+    const char *start = *next, *p = start;
+    while (p < end && *p != ',' && *p != ']')
+        p++;
+    if (p == start)
+        return 1;
+    *next = p < end ? p + 1 : p;
+    return buf_put(b, start, p - start);
+}
+
+/* The hex text of an id from a one-entry cache (records of one span come in runs): a new
+ * reference, or NULL with an error. */
+static PyObject *
+id_hex(PyObject **key, PyObject **hex, PyObject *id, PyObject *spec)
+{
+    if (*key != NULL) {
+        int same = *key == id ? 1 : PyObject_RichCompareBool(*key, id, Py_EQ);
+        if (same < 0)
+            return NULL;
+        if (same)
+            return Py_NewRef(*hex);
+    }
+    PyObject *text = PyObject_Format(id, spec);
+    if (text == NULL)
+        return NULL;
+    PyObject *old_key = *key, *old_hex = *hex; /* both set before either old one goes */
+    *key = Py_NewRef(id);
+    *hex = Py_NewRef(text);
+    Py_XDECREF(old_key);
+    Py_XDECREF(old_hex);
+    return text;
+}
+
+/* Whether an id's hex text is one OTel can carry: exactly ``digits`` hex digits (the
+ * encoder tags others). */
+static int
+id_fits(PyObject *hex, Py_ssize_t digits)
+{
+    return PyUnicode_CheckExact(hex) && PyUnicode_GET_LENGTH(hex) == digits && PyUnicode_READ_CHAR(hex, 0) != '-';
+}
+
+/* Fills a key filter (see Fast) from a set of keys. */
+static int
+fill_filter(PyObject *keys, uint64_t *lengths, int *all)
+{
+    memset(lengths, 0, 128 * sizeof(uint64_t));
+    *all = 0;
+    PyObject *iter = PyObject_GetIter(keys), *key;
+    if (iter == NULL)
+        return -1;
+    while ((key = PyIter_Next(iter)) != NULL) {
+        if (!PyUnicode_Check(key)) {
+            Py_DECREF(key);
+            *all = 1;
+            continue;
+        }
+#if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_READY(key) < 0) {
+            Py_DECREF(key);
+            Py_DECREF(iter);
+            return -1;
+        }
+#endif
+        Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+        Py_UCS4 first = n > 0 ? PyUnicode_READ_CHAR(key, 0) : 0;
+        if (n == 0 || n >= 64 || first >= 128)
+            *all = 1;
+        else
+            lengths[first] |= (uint64_t)1 << n;
+        Py_DECREF(key);
+    }
+    Py_DECREF(iter);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* Whether ``key`` (an exact, ready str) can be in the filter's set: most keys are ruled
+ * out without a hash and a set lookup. */
+static ALWAYS_INLINE int
+may_be_in(const uint64_t *lengths, int all, PyObject *key)
+{
+    if (all)
+        return 1;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+    if (n == 0 || n >= 64)
+        return 0;
+    Py_UCS4 first = PyUnicode_READ_CHAR(key, 0);
+    return first < 128 && (lengths[first] >> n) & 1;
+}
+
+/* ---- the current span ------------------------------------------------------------------ */
+
+/* How to get a span's context, by its type (remembered): 0 it is not a Span (the invalid
+ * context, as the OTel handler's get_current_span() gives), 1 call its get_span_context(),
+ * 2 read its ``_context`` (its get_span_context is one that returns just that). */
+static int
+span_kind_of(Fast *self, PyObject *span)
+{
+    PyObject *type = (PyObject *)Py_TYPE(span);
+    PyObject *kind = PyDict_GetItemWithError(self->span_kinds, type); /* borrowed */
+    if (kind == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        kind = PyObject_CallOneArg(self->span_kind, type);
+        if (kind == NULL)
+            return -1;
+        if (!PyLong_CheckExact(kind)) {
+            Py_DECREF(kind);
+            PyErr_SetString(PyExc_TypeError, "span_kind must return an int");
+            return -1;
+        }
+        if (PyDict_GET_SIZE(self->span_kinds) >= MAX_SPAN_TYPES)
+            PyDict_Clear(self->span_kinds);
+        int failed = PyDict_SetItem(self->span_kinds, type, kind);
+        Py_DECREF(kind); /* the dict holds it (small ints are immortal anyway) */
+        if (failed < 0)
+            return -1;
+    }
+    long value = PyLong_AsLong(kind);
+    return value == -1 && PyErr_Occurred() ? -1 : (int)value;
+}
+
+/* The current span's context (new reference), INVALID_SPAN_CONTEXT when there is none. */
+static PyObject *
+current_span_context(Fast *self)
+{
+    PyObject *context = NULL, *span, *result;
+    if (self->span_var != Py_None) {
+        if (PyContextVar_Get(self->span_var, NULL, &context) < 0)
+            return NULL;
+        if (context == NULL)
+            return Py_NewRef(self->invalid);
+    }
+    else {
+        context = PyObject_CallNoArgs(self->get_current);
+        if (context == NULL)
+            return NULL;
+    }
+    if (PyDict_Check(context)) {
+        span = PyDict_GetItemWithError(context, self->span_key); /* borrowed */
+        Py_XINCREF(span);
+    }
+    else {
+        span = PyObject_CallMethod(context, "get", "O", self->span_key);
+    }
+    Py_DECREF(context);
+    if (span == NULL)
+        return PyErr_Occurred() ? NULL : Py_NewRef(self->invalid);
+    if (span == Py_None) {
+        Py_DECREF(span);
+        return Py_NewRef(self->invalid);
+    }
+    int kind = span_kind_of(self, span);
+    if (kind <= 0) {
+        Py_DECREF(span);
+        return kind < 0 ? NULL : Py_NewRef(self->invalid);
+    }
+    result = NULL;
+    if (kind == 2) {
+        result = PyObject_GetAttr(span, a_context);
+        if (result == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                Py_DECREF(span);
+                return NULL;
+            }
+            PyErr_Clear(); /* not there after all: the method says */
+        }
+        else if ((PyObject *)Py_TYPE(result) != self->context_type) {
+            Py_CLEAR(result); /* something else: the method says */
+        }
+    }
+    if (result == NULL)
+        result = PyObject_CallMethodNoArgs(span, m_get_span_context);
+    Py_DECREF(span);
+    return result;
+}
+
+/* ---- the encoder's way: the API LogRecord, through the processor's on_emit ----------- */
 
 /* The fields of ``record`` after its first ``n_init`` (LogRecord.__init__'s, when the key
  * at n_init - 1 is the last of them), or all its fields otherwise, minus the reserved
@@ -127,49 +631,6 @@ write:
 error:
     Py_XDECREF(attributes);
     return ERROR;
-}
-
-/* The current span's context (new reference), INVALID_SPAN_CONTEXT when there is none. */
-static PyObject *
-current_span_context(Fast *self)
-{
-    PyObject *context = NULL, *span, *result;
-    if (self->span_var != Py_None) {
-        if (PyContextVar_Get(self->span_var, NULL, &context) < 0)
-            return NULL;
-        if (context == NULL)
-            return Py_NewRef(self->invalid);
-    }
-    else {
-        context = PyObject_CallNoArgs(self->get_current);
-        if (context == NULL)
-            return NULL;
-    }
-    if (PyDict_Check(context)) {
-        span = PyDict_GetItemWithError(context, self->span_key); /* borrowed */
-        Py_XINCREF(span);
-    }
-    else {
-        span = PyObject_CallMethod(context, "get", "O", self->span_key);
-    }
-    Py_DECREF(context);
-    if (span == NULL)
-        return PyErr_Occurred() ? NULL : Py_NewRef(self->invalid);
-    if (span == Py_None) {
-        Py_DECREF(span);
-        return Py_NewRef(self->invalid);
-    }
-    if ((PyObject *)Py_TYPE(span) != self->last_span_type) {
-        int is_span = PyObject_IsInstance(span, self->span_type);
-        if (is_span <= 0) {
-            Py_DECREF(span);
-            return is_span < 0 ? NULL : Py_NewRef(self->invalid);
-        }
-        Py_XSETREF(self->last_span_type, Py_NewRef((PyObject *)Py_TYPE(span)));
-    }
-    result = PyObject_CallMethodNoArgs(span, m_get_span_context);
-    Py_DECREF(span);
-    return result;
 }
 
 /* The record's ids from a span context: three new references, or -1 with an error. */
@@ -278,22 +739,28 @@ message(PyObject *fields)
     return PyNumber_Remainder(msg, args);
 }
 
-/* What handle does once inside the guard, for an entry that is written. */
+/* The encoder's way, for an entry that is written: the API LogRecord the OTel handler
+ * would build, handed to the processor's C on_emit. ``body``: the message when direct()
+ * has built it already (a new reference, taken over), else NULL. */
 static int
-fast_write(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource)
+encoder_way(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, PyObject *body)
 {
-    PyObject *attributes = NULL, *body = NULL, *severity = NULL, *text, *levelno, *levelname, *record = NULL,
+    PyObject *attributes = NULL, *severity = NULL, *text, *levelno, *levelname, *record = NULL,
              *rw = NULL, *done = NULL, *exc_info;
     int rc = ERROR;
     exc_info = PyDict_GetItemWithError(fields, f_exc_info); /* borrowed */
-    if (exc_info == NULL)
-        return PyErr_Occurred() ? ERROR : WRITE;
+    if (exc_info == NULL) {
+        rc = PyErr_Occurred() ? ERROR : WRITE;
+        goto out;
+    }
     int truth = PyObject_IsTrue(exc_info);
-    if (truth != 0)
-        return truth < 0 ? ERROR : WRITE;
+    if (truth != 0) {
+        rc = truth < 0 ? ERROR : WRITE;
+        goto out;
+    }
     rc = take_attributes(self, fields, &attributes);
     if (rc != GO)
-        return rc;
+        goto out;
     rc = ERROR;
     if (self->code) {
         /* code.file.path, code.function.name, code.line.number, after the extras */
@@ -320,7 +787,8 @@ fast_write(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource)
         rc = WRITE; /* a limit may bite: the SDK's BoundedAttributes */
         goto out;
     }
-    body = message(fields);
+    if (body == NULL)
+        body = message(fields);
     if (body == NULL) {
         rc = PyErr_Occurred() ? ERROR : WRITE;
         goto out;
@@ -371,6 +839,534 @@ out:
     return rc;
 }
 
+/* The message of a record whose msg has only %s and %d conversions (and %%), one for
+ * each of its args, all exact strs (for %s) or ints: written into the line as a JSON
+ * string, as ``msg % args`` would make it (no Python code runs). 0: done; 1: another
+ * message, left to Python's % (nothing written); -1: error. */
+static int
+put_message(Buf *b, PyObject *msg, PyObject *args)
+{
+    const char *p;
+    Py_ssize_t n, used = 0, i;
+    if (!PyTuple_CheckExact(args))
+        return 1;
+    Py_ssize_t count = PyTuple_GET_SIZE(args);
+    int rc = utf8_of(msg, &p, &n);
+    if (rc != 0)
+        return rc;
+    for (i = 0; i < n; i++) {
+        if (p[i] != '%')
+            continue;
+        if (i + 1 == n)
+            return 1;
+        char c = p[++i];
+        if (c == '%')
+            continue;
+        if ((c != 's' && c != 'd') || used == count)
+            return 1;
+        PyObject *arg = PyTuple_GET_ITEM(args, used++);
+        if (!PyLong_CheckExact(arg) && !(c == 's' && PyUnicode_CheckExact(arg)))
+            return 1;
+    }
+    if (used != count)
+        return 1;
+    Py_ssize_t start = b->len, segment = 0;
+    if (buf_put(b, "\"", 1) < 0)
+        return -1;
+    used = 0;
+    for (i = 0; i < n; i++) {
+        if (p[i] != '%')
+            continue;
+        if (put_escaped(b, p + segment, i - segment) < 0)
+            return -1;
+        char c = p[++i];
+        segment = i + 1;
+        if (c == '%') {
+            if (buf_put(b, "%", 1) < 0)
+                return -1;
+            continue;
+        }
+        PyObject *arg = PyTuple_GET_ITEM(args, used++);
+        if (PyLong_CheckExact(arg)) {
+            int overflow = 0;
+            long long value = PyLong_AsLongLongAndOverflow(arg, &overflow);
+            if (value == -1 && PyErr_Occurred())
+                return -1;
+            if (overflow != 0) {
+                b->len = start; /* a long int: Python's % */
+                return 1;
+            }
+            if (put_long(b, value) < 0)
+                return -1;
+        }
+        else {
+            const char *text;
+            Py_ssize_t size;
+            rc = utf8_of(arg, &text, &size);
+            if (rc != 0) {
+                b->len = start;
+                return rc;
+            }
+            if (put_escaped(b, text, size) < 0)
+                return -1;
+        }
+    }
+    if (put_escaped(b, p + segment, n - segment) < 0 || buf_put(b, "\"", 1) < 0)
+        return -1;
+    return 0;
+}
+
+/* ---- the line, written here ------------------------------------------------------------- */
+
+/* The attributes of ``record`` (its fields after LogRecord.__init__'s, minus the reserved
+ * ones), as strong references into keys/values (``*count`` of them, set on every return:
+ * the caller releases them). WRITE when one is not plain (the SDK would clean it, or an
+ * event name), ENCODER when the encoder treats one specially or there are too many. */
+static int
+scan_attributes(Fast *self, PyObject *fields, PyObject **keys, PyObject **values, Py_ssize_t *count)
+{
+    Py_ssize_t pos = 0, n = 0;
+    PyObject *k, *v;
+    *count = 0;
+    if (self->n_init > 0 && PyDict_GET_SIZE(fields) >= self->n_init) {
+        /* LogRecord.__init__'s fields come first: the scan starts after the last of them
+         * when it is where it should be (keys before it were set before it: __init__'s). */
+        pos = self->n_init - 1;
+        if (!PyDict_Next(fields, &pos, &k, &v))
+            return GO; /* (cannot be: the dict has that many) */
+        if (k != self->last_init) {
+            int eq = PyUnicode_Check(k) ? PyUnicode_Compare(k, self->last_init) : 1;
+            if (eq == -1 && PyErr_Occurred())
+                return ERROR;
+            if (eq != 0)
+                pos = 0; /* else the whole dict, from its start */
+        }
+    }
+    Py_ssize_t otel_len = PyUnicode_GET_LENGTH(self->otel_event), event_len = PyUnicode_GET_LENGTH(self->event);
+    while (PyDict_Next(fields, &pos, &k, &v)) {
+        if (!PyUnicode_CheckExact(k)) {
+            int reserved = PySet_Contains(self->reserved, k);
+            if (reserved != 0) {
+                if (reserved < 0)
+                    return ERROR;
+                continue;
+            }
+            return WRITE; /* the SDK makes a str of it, or drops it */
+        }
+#if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_READY(k) < 0)
+            return ERROR;
+#endif
+        if (may_be_in(self->reserved_lengths, self->reserved_all, k)) {
+            int reserved = PySet_Contains(self->reserved, k);
+            if (reserved != 0) {
+                if (reserved < 0)
+                    return ERROR;
+                continue;
+            }
+        }
+        Py_ssize_t len = PyUnicode_GET_LENGTH(k);
+        if (len == 0)
+            return WRITE; /* the SDK drops it, and counts it */
+        if ((len == otel_len && PyUnicode_Compare(k, self->otel_event) == 0) ||
+            (len == event_len && PyUnicode_Compare(k, self->event) == 0))
+            return WRITE; /* an event name, promoted */
+        if (!(PyUnicode_CheckExact(v) || PyLong_CheckExact(v) || PyFloat_CheckExact(v) || PyBool_Check(v) ||
+              v == Py_None))
+            return WRITE; /* the SDK cleans it (a list to a tuple, an object to its str) */
+        if (n == MAX_ATTRS)
+            return ENCODER;
+        if (may_be_in(self->enc_reserved_lengths, self->enc_reserved_all, k)) {
+            int special = PySet_Contains(self->enc_reserved, k);
+            if (special != 0)
+                return special < 0 ? ERROR : ENCODER; /* the encoder moves it to _otel.attributes */
+        }
+        keys[n] = Py_NewRef(k);
+        values[n] = Py_NewRef(v);
+        *count = ++n;
+    }
+    return GO;
+}
+
+/* The code attributes (after the extras, as the OTel handler adds them). */
+static int
+code_attributes(Fast *self, PyObject *fields, PyObject **keys, PyObject **values, Py_ssize_t *count)
+{
+    PyObject *code_keys[3] = {k_code_file, k_code_function, k_code_line};
+    PyObject *names[3] = {f_pathname, f_func_name, f_lineno};
+    for (Py_ssize_t i = 0; i < *count; i++) {
+        for (int j = 0; j < 3; j++) {
+            if (PyUnicode_GET_LENGTH(keys[i]) == PyUnicode_GET_LENGTH(code_keys[j]) &&
+                PyUnicode_Compare(keys[i], code_keys[j]) == 0)
+                return ENCODER; /* an extra of the same name: the dict keeps its place */
+        }
+    }
+    for (int j = 0; j < 3; j++) {
+        PyObject *v = PyDict_GetItemWithError(fields, names[j]); /* borrowed */
+        if (v == NULL)
+            return PyErr_Occurred() ? ERROR : WRITE;
+        if (!(PyUnicode_CheckExact(v) || PyLong_CheckExact(v) || v == Py_None))
+            return WRITE;
+        if (*count >= MAX_ATTRS + 3)
+            return ENCODER;
+        keys[*count] = Py_NewRef(code_keys[j]);
+        values[*count] = Py_NewRef(v);
+        (*count)++;
+    }
+    return GO;
+}
+
+/* The tail the encoder shares for (scope, resource): a new reference, or NULL. */
+static PyObject *
+tail_for(Fast *self, PyObject *scope, PyObject *resource)
+{
+    if (self->last_tail != NULL && scope == self->last_scope && resource == self->last_resource)
+        return Py_NewRef(self->last_tail);
+    PyObject *tail = PyObject_CallFunctionObjArgs(self->tail_of, scope, resource, NULL);
+    if (tail == NULL)
+        return NULL;
+    if (!PyBytes_CheckExact(tail)) {
+        Py_DECREF(tail);
+        PyErr_SetString(PyExc_TypeError, "tail_of must return bytes");
+        return NULL;
+    }
+    /* All three set before any old value is released (a release can run Python code). */
+    PyObject *old_scope = self->last_scope, *old_resource = self->last_resource, *old_tail = self->last_tail;
+    self->last_scope = Py_NewRef(scope);
+    self->last_resource = Py_NewRef(resource);
+    self->last_tail = Py_NewRef(tail);
+    Py_XDECREF(old_scope);
+    Py_XDECREF(old_resource);
+    Py_XDECREF(old_tail);
+    return tail;
+}
+
+/* The line of a record, as the encoder writes it for the API LogRecord the OTel handler
+ * would build: the item (tid, ts, failed, data, tail) into ``*item``. GO, WRITE, ENCODER
+ * (then ``*body_out`` may hold the message, built already), or ERROR. ``observed``: the
+ * observed time to write, or -1 for now. */
+static int
+direct(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, long long observed, PyObject **body_out,
+       PyObject **item)
+{
+    PyObject *keys[MAX_ATTRS + 3], *values[MAX_ATTRS + 3], *floats[MAX_FLOATS];
+    PyObject *body = NULL, *ts_obj = NULL, *context = NULL, *trace_id = NULL, *span_id = NULL, *flags = NULL,
+             *json = NULL, *tail = NULL, *tid = NULL, *data = NULL, *span_hex = NULL;
+    Py_ssize_t n = 0, n_floats = 0;
+    int rc, truth;
+    Buf b;
+    buf_init(&b);
+    *item = NULL;
+
+    PyObject *exc_info = PyDict_GetItemWithError(fields, f_exc_info); /* borrowed */
+    if (exc_info == NULL)
+        return PyErr_Occurred() ? ERROR : WRITE;
+    if (exc_info != Py_None) {
+        truth = PyObject_IsTrue(exc_info);
+        if (truth != 0)
+            return truth < 0 ? ERROR : WRITE;
+    }
+    rc = scan_attributes(self, fields, keys, values, &n);
+    if (rc == GO && self->code)
+        rc = code_attributes(self, fields, keys, values, &n);
+    if (rc != GO)
+        goto done;
+    if (n > 0 && (self->limited || (self->max_count >= 0 && n > self->max_count))) {
+        rc = WRITE; /* a limit may bite: the SDK's BoundedAttributes */
+        goto done;
+    }
+    /* Severity, text and time: read before the message is built (which can run Python). */
+    PyObject *levelno = PyDict_GetItemWithError(fields, f_levelno);     /* borrowed */
+    PyObject *levelname = PyDict_GetItemWithError(fields, f_levelname); /* borrowed */
+    PyObject *created = PyDict_GetItemWithError(fields, f_created);     /* borrowed */
+    if (levelno == NULL || levelname == NULL || created == NULL) {
+        rc = PyErr_Occurred() ? ERROR : WRITE;
+        goto done;
+    }
+    if (!PyFloat_CheckExact(created)) {
+        rc = WRITE;
+        goto done;
+    }
+    if (!PyLong_CheckExact(levelno) || !PyUnicode_CheckExact(levelname)) {
+        rc = ENCODER;
+        goto done;
+    }
+    int overflow = 0;
+    long level = PyLong_AsLongAndOverflow(levelno, &overflow);
+    if (level == -1 && PyErr_Occurred()) {
+        rc = ERROR;
+        goto done;
+    }
+    /* as the OTel handler maps levels: below 10 UNSPECIFIED, above 53 FATAL4 */
+    if (overflow < 0 || level < 0)
+        level = 0;
+    else if (overflow > 0 || level > MAX_LEVEL)
+        level = MAX_LEVEL;
+    long number = self->numbers[level];
+    PyObject *mt = self->mts[level];
+    PyObject *text = PyDict_GetItemWithError(self->texts, levelname); /* borrowed */
+    if (text == NULL) {
+        if (PyErr_Occurred()) {
+            rc = ERROR;
+            goto done;
+        }
+        text = levelname;
+    }
+    if (!PyUnicode_CheckExact(text)) {
+        rc = ENCODER;
+        goto done;
+    }
+    /* int(record.created * 1e9), as the OTel handler computes it; ts = that / 1e9, as
+     * the encoder does (the int rounded to a double, then divided). */
+    double scaled = PyFloat_AS_DOUBLE(created) * 1e9;
+    if (!(scaled > -9.2e18 && scaled < 9.2e18)) {
+        rc = ENCODER;
+        goto done;
+    }
+    long long timestamp = (long long)scaled;
+    volatile double rounded = (double)timestamp; /* rounded to a double first, even on x87 */
+    ts_obj = PyFloat_FromDouble(rounded / 1e9);
+    if (ts_obj == NULL) {
+        rc = ERROR;
+        goto done;
+    }
+    floats[n_floats++] = ts_obj;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyFloat_CheckExact(values[i])) {
+            if (n_floats == MAX_FLOATS || !isfinite(PyFloat_AS_DOUBLE(values[i]))) {
+                rc = ENCODER; /* many floats, or NaN/inf (tagged) */
+                goto done;
+            }
+            floats[n_floats++] = values[i];
+        }
+    }
+
+    /* The message: getMessage() for a str msg (msg % args when there are args). */
+    PyObject *msg = PyDict_GetItemWithError(fields, f_msg);   /* borrowed */
+    PyObject *args = PyDict_GetItemWithError(fields, f_args); /* borrowed */
+    if (msg == NULL || args == NULL || !PyUnicode_CheckExact(msg)) {
+        rc = PyErr_Occurred() ? ERROR : WRITE; /* a msg of another type, whose str() may do anything */
+        goto done;
+    }
+    int formatted = args == empty_tuple || args == Py_None ? 0 : PyObject_IsTrue(args);
+    if (formatted < 0) {
+        rc = ERROR;
+        goto done;
+    }
+    if (observed < 0) {
+#if defined(CLOCK_REALTIME) && !defined(_WIN32)
+        /* time.time_ns(), as the OTel handler takes it */
+        struct timespec now;
+        if (clock_gettime(CLOCK_REALTIME, &now) == 0) {
+            observed = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+        }
+        else
+#endif
+        {
+            PyObject *now_ns = PyObject_CallNoArgs(self->clock);
+            if (now_ns == NULL) {
+                rc = ERROR;
+                goto done;
+            }
+            observed = PyLong_AsLongLong(now_ns);
+            Py_DECREF(now_ns);
+            if (observed == -1 && PyErr_Occurred()) {
+                rc = ERROR;
+                goto done;
+            }
+        }
+    }
+    context = current_span_context(self);
+    if (context == NULL) {
+        rc = ERROR;
+        goto done;
+    }
+    if (!(self->tuple_context && (PyObject *)Py_TYPE(context) == self->context_type &&
+          PyTuple_GET_SIZE(context) >= 4)) {
+        rc = ENCODER;
+        goto done;
+    }
+    trace_id = Py_NewRef(PyTuple_GET_ITEM(context, 0));
+    span_id = Py_NewRef(PyTuple_GET_ITEM(context, 1));
+    flags = Py_NewRef(PyTuple_GET_ITEM(context, 3));
+    if (!PyLong_CheckExact(trace_id) || !PyLong_CheckExact(span_id) || !PyLong_Check(flags) ||
+        PyBool_Check(flags)) {
+        rc = ENCODER;
+        goto done;
+    }
+
+    /* Every float of the line through one orjson call, as the encoder writes them. */
+    const char *next, *end;
+    if (n_floats == 1) {
+        json = PyObject_CallOneArg(self->dumps, ts_obj);
+    }
+    else {
+        PyObject *tuple = PyTuple_New(n_floats);
+        if (tuple == NULL) {
+            rc = ERROR;
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < n_floats; i++)
+            PyTuple_SET_ITEM(tuple, i, Py_NewRef(floats[i]));
+        json = PyObject_CallOneArg(self->dumps, tuple);
+        Py_DECREF(tuple);
+    }
+    if (json == NULL || !PyBytes_CheckExact(json)) {
+        rc = json == NULL ? ERROR : ENCODER;
+        goto done;
+    }
+    next = PyBytes_AS_STRING(json) + (n_floats > 1);
+    end = PyBytes_AS_STRING(json) + PyBytes_GET_SIZE(json);
+
+#define PUT(expr)                                                 \
+    do {                                                          \
+        int put_rc = (expr);                                      \
+        if (put_rc != 0) {                                        \
+            rc = put_rc < 0 ? ERROR : ENCODER;                    \
+            goto done;                                            \
+        }                                                         \
+    } while (0)
+
+    /* The line, in the order the encoder writes it. */
+    PUT(PUT_LITERAL(&b, "\"ts\":"));
+    PUT(put_next_float(&b, &next, end));
+    PUT(PUT_LITERAL(&b, ",\"mt\":\""));
+    PUT(buf_put(&b, (const char *)PyUnicode_DATA(mt), PyUnicode_GET_LENGTH(mt)));
+    PUT(PUT_LITERAL(&b, "\",\"msg\":"));
+    if (!formatted) {
+        PUT(put_str(&b, msg));
+    }
+    else {
+        int put_rc = put_message(&b, msg, args);
+        if (put_rc < 0) {
+            rc = ERROR;
+            goto done;
+        }
+        if (put_rc > 0) {
+            /* any other format or argument: Python's own % (which may run Python code) */
+            body = PyNumber_Remainder(msg, args);
+            if (body == NULL) {
+                rc = ERROR; /* the Python path meets it again and reports it */
+                goto done;
+            }
+            if (!PyUnicode_CheckExact(body)) {
+                rc = ENCODER;
+                goto done;
+            }
+            PUT(put_str(&b, body));
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = values[i];
+        PUT(PUT_LITERAL(&b, ","));
+        PUT(put_str(&b, keys[i]));
+        PUT(PUT_LITERAL(&b, ":"));
+        if (PyUnicode_CheckExact(v))
+            PUT(put_str(&b, v));
+        else if (v == Py_True)
+            PUT(PUT_LITERAL(&b, "true"));
+        else if (v == Py_False)
+            PUT(PUT_LITERAL(&b, "false"));
+        else if (v == Py_None)
+            PUT(PUT_LITERAL(&b, "null"));
+        else if (PyLong_CheckExact(v))
+            PUT(put_int(&b, v));
+        else
+            PUT(put_next_float(&b, &next, end));
+    }
+    PUT(PUT_LITERAL(&b, ",\"_otel\":{\"time_unix_nano\":"));
+    PUT(put_long(&b, timestamp));
+    PUT(PUT_LITERAL(&b, ",\"observed_time_unix_nano\":"));
+    PUT(put_long(&b, observed));
+    PUT(PUT_LITERAL(&b, ",\"severity_number\":"));
+    PUT(put_long(&b, number));
+    PUT(PUT_LITERAL(&b, ",\"severity_text\":"));
+    PUT(put_str(&b, text));
+    if ((truth = PyObject_IsTrue(span_id)) < 0) {
+        rc = ERROR;
+        goto done;
+    }
+    if (truth) {
+        span_hex = id_hex(&self->span_id_key, &self->span_id_hex, span_id, fmt_span);
+        if (span_hex == NULL) {
+            rc = ERROR;
+            goto done;
+        }
+        PUT(id_fits(span_hex, 16) ? 0 : 1); /* an id that does not fit: the encoder tags it */
+        PUT(PUT_LITERAL(&b, ",\"span_id\":"));
+        PUT(put_quoted(&b, (const char *)PyUnicode_DATA(span_hex), 16));
+    }
+    if ((truth = PyObject_IsTrue(flags)) < 0) {
+        rc = ERROR;
+        goto done;
+    }
+    if (truth) {
+        PUT(PUT_LITERAL(&b, ",\"trace_flags\":"));
+        PUT(put_int(&b, flags));
+    }
+    if ((truth = PyObject_IsTrue(trace_id)) < 0) {
+        rc = ERROR;
+        goto done;
+    }
+    if (truth) {
+        tid = id_hex(&self->trace_id_key, &self->trace_id_hex, trace_id, fmt_trace);
+        if (tid == NULL) {
+            rc = ERROR;
+            goto done;
+        }
+        PUT(id_fits(tid, 32) ? 0 : 1);
+        if (self->flat) {
+            PUT(PUT_LITERAL(&b, ",\"trace_id\":"));
+            PUT(put_quoted(&b, (const char *)PyUnicode_DATA(tid), 32));
+            Py_CLEAR(tid);
+        }
+    }
+#undef PUT
+    tail = tail_for(self, scope, resource);
+    if (tail == NULL) {
+        rc = ERROR;
+        goto done;
+    }
+    data = PyBytes_FromStringAndSize(b.data, b.len);
+    if (data == NULL) {
+        rc = ERROR;
+        goto done;
+    }
+    *item = self->item_size == 7
+                ? PyTuple_Pack(7, tid != NULL ? tid : Py_None, ts_obj, number >= ERROR_SEVERITY ? Py_True : Py_False,
+                               data, tail, span_hex != NULL ? span_hex : Py_None, Py_None)
+                : PyTuple_Pack(5, tid != NULL ? tid : Py_None, ts_obj, number >= ERROR_SEVERITY ? Py_True : Py_False,
+                               data, tail);
+    if (*item == NULL) {
+        rc = ERROR;
+        goto done;
+    }
+    PyObject_GC_UnTrack(*item); /* str, float, bool, bytes: never part of a cycle */
+    rc = GO;
+
+done:
+    buf_free(&b);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_DECREF(keys[i]);
+        Py_DECREF(values[i]);
+    }
+    if (rc == ENCODER)
+        *body_out = body; /* the encoder's way takes it from here */
+    else
+        Py_XDECREF(body);
+    Py_XDECREF(ts_obj);
+    Py_XDECREF(context);
+    Py_XDECREF(trace_id);
+    Py_XDECREF(span_id);
+    Py_XDECREF(flags);
+    Py_XDECREF(json);
+    Py_XDECREF(tail);
+    Py_XDECREF(tid);
+    Py_XDECREF(data);
+    Py_XDECREF(span_hex);
+    return rc;
+}
+
 /* The raised exception, taken out of the error indicator (PyErr_GetRaisedException on
  * 3.12+; from PyErr_Fetch before). An error must be set. */
 static PyObject *
@@ -387,17 +1383,6 @@ take_error(void)
     Py_XDECREF(type);
     Py_XDECREF(tb);
     return value != NULL ? value : Py_NewRef(Py_None);
-#endif
-}
-
-/* Raise ``exc`` (from take_error) again; steals the reference. */
-static void
-put_error(PyObject *exc)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    PyErr_SetRaisedException(exc);
-#else
-    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
 #endif
 }
 
@@ -419,10 +1404,34 @@ report_fault(Fast *self)
     return 0;
 }
 
+/* Where the record of a written entry goes, inside the guard: its line, written here and
+ * queued, or the encoder's way. GO, WRITE, or ERROR (before it was handed over), HANDED
+ * (an error after: never written again). */
+static int
+handle_entry(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource)
+{
+    PyObject *body = NULL, *item = NULL;
+    int rc = ENCODER;
+    if (self->enqueue != Py_None) {
+        rc = direct(self, fields, scope, resource, -1, &body, &item);
+        if (rc == GO) {
+            PyObject *done = PyObject_CallOneArg(self->enqueue, item);
+            Py_DECREF(item);
+            if (done == NULL)
+                return HANDED;
+            Py_DECREF(done);
+            return GO;
+        }
+    }
+    if (rc == ENCODER)
+        rc = encoder_way(self, fields, scope, resource, body); /* (it takes body) */
+    return rc;
+}
+
 static PyObject *
 Fast_handle(Fast *self, PyObject *record)
 {
-    PyObject *value, *fields = NULL, *entry = NULL, *token = NULL, *resource = NULL, *result = NULL;
+    PyObject *value, *fields = NULL, *entry = NULL, *resource = NULL, *result = NULL;
     int rc, failed = 0;
     if (self->general == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Fast.__init__ has not run");
@@ -451,22 +1460,26 @@ Fast_handle(Fast *self, PyObject *record)
             return PyObject_CallOneArg(self->general, record);
     }
 
-    if (PyContextVar_Get(self->flag, NULL, &value) < 0)
-        return NULL;
-    rc = value != NULL ? PyObject_IsTrue(value) : 0;
-    Py_XDECREF(value);
-    if (rc != 0) {
+    /* The guard: this code, or a Python path of ours, at work on a record in this thread. */
+    if (!busy) {
+        if (PyContextVar_Get(self->flag, NULL, &value) < 0)
+            return NULL;
+        rc = value == NULL || value == Py_False ? 0 : value == Py_True ? 1 : PyObject_IsTrue(value);
+        Py_XDECREF(value);
         if (rc < 0)
             return NULL;
+    }
+    else {
+        rc = 1;
+    }
+    if (rc) {
         value = PyObject_CallOneArg(self->discard, self->recursive); /* (it never raises) */
         if (value == NULL)
             return NULL;
         Py_DECREF(value);
         return Py_NewRef(Py_True);
     }
-    token = PyContextVar_Set(self->flag, Py_True);
-    if (token == NULL)
-        return NULL;
+    busy = 1;
 
     fields = PyObject_GenericGetDict(record, NULL);
     if (fields == NULL || !PyDict_CheckExact(fields))
@@ -505,7 +1518,7 @@ Fast_handle(Fast *self, PyObject *record)
         Py_DECREF(config);
         if (value == NULL)
             goto fault;
-        rc = PyObject_IsTrue(value);
+        rc = value == Py_True ? 1 : PyObject_IsTrue(value);
         Py_DECREF(value);
         if (rc <= 0) {
             if (rc < 0)
@@ -518,15 +1531,18 @@ Fast_handle(Fast *self, PyObject *record)
                 goto fault;
         }
     }
-    rc = fast_write(self, fields, scope, resource);
+    rc = handle_entry(self, fields, scope, resource);
     if (rc == GO)
         goto out;
-    if (rc == -2) {
-        failed = 1; /* the emitter raised what is not an Exception */
-        goto out;
-    }
-    if (rc == ERROR)
+    if (rc == HANDED)
+        goto fault; /* counted (an Exception) or it goes on, as from Python code */
+    if (rc == ERROR) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            failed = 1; /* KeyboardInterrupt and the like go on */
+            goto out;
+        }
         PyErr_Clear(); /* the Python path will meet it again, and report it as it does */
+    }
     value = PyObject_CallFunctionObjArgs(self->write, record, scope, resource, NULL);
     Py_XDECREF(value);
     if (value == NULL)
@@ -537,55 +1553,75 @@ fault:
     if (report_fault(self) < 0)
         failed = 1;
 out:
-    {
-        /* The guard is reset whatever happened; an error that goes on is kept aside meanwhile. */
-        PyObject *pending = failed && PyErr_Occurred() ? take_error() : NULL;
-        if (PyContextVar_Reset(self->flag, token) < 0) {
-            if (pending != NULL)
-                PyErr_Clear();
-            else
-                failed = 1;
-        }
-        if (pending != NULL)
-            put_error(pending);
-    }
+    busy = 0;
     if (!failed)
         result = Py_NewRef(Py_True);
-    Py_XDECREF(token);
     Py_XDECREF(fields);
     Py_XDECREF(entry);
     Py_XDECREF(resource);
     return result;
 }
 
+/* Fast.encode(record, scope, resource, observed): the item handle would queue for
+ * ``record`` (written here), or None where it would go another way. For the tests. */
+static PyObject *
+Fast_encode(Fast *self, PyObject *args)
+{
+    PyObject *record, *scope, *resource, *fields, *body = NULL, *item = NULL;
+    long long observed;
+    if (self->general == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Fast.__init__ has not run");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!OOL", (PyTypeObject *)self->logging_type, &record, &scope, &resource,
+                          &observed))
+        return NULL;
+    if (observed < 0) {
+        PyErr_SetString(PyExc_ValueError, "observed must be >= 0");
+        return NULL;
+    }
+    fields = PyObject_GenericGetDict(record, NULL);
+    if (fields == NULL)
+        return NULL;
+    int rc = direct(self, fields, scope, resource, observed, &body, &item);
+    Py_DECREF(fields);
+    Py_XDECREF(body);
+    if (rc == ERROR)
+        return NULL;
+    return rc == GO ? item : Py_NewRef(Py_None);
+}
+
 static int
 Fast_init(Fast *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"handler_dict", "general",    "write",        "scopes",      "scope_of",
-                             "flag",         "discard",    "recursive",    "own_record",  "fault",
-                             "reserved",     "n_init",     "last_init",    "otel_event",  "event",
-                             "severities",   "severity_of", "texts",       "span_var",    "get_current",
-                             "span_key",     "span_type",  "invalid",      "context_type", "record_type",
-                             "logging_type", "emitter",    "rw_type",      "clock",       "logs_api",
-                             "max_count",    "limited",    "tuple_context", "field_order", "code", NULL};
+    static char *kwlist[] = {"handler_dict", "general",      "write",        "scopes",      "scope_of",
+                             "flag",         "discard",      "recursive",    "own_record",  "fault",
+                             "reserved",     "n_init",       "last_init",    "otel_event",  "event",
+                             "severities",   "severity_of",  "texts",        "span_var",    "get_current",
+                             "span_key",     "span_kind",    "invalid",      "context_type", "record_type",
+                             "logging_type", "emitter",      "rw_type",      "clock",       "logs_api",
+                             "max_count",    "limited",      "tuple_context", "field_order", "code",
+                             "enqueue",      "dumps",        "enc_reserved", "tail_of",     "levels",
+                             "flat",         "item_size",    NULL};
     PyObject *handler_dict, *general, *write, *scopes, *scope_of, *flag, *discard, *recursive, *own_record,
         *fault, *reserved, *last_init, *otel_event, *event, *severities, *severity_of, *texts, *span_var,
-        *get_current, *span_key, *span_type, *invalid, *context_type, *record_type, *logging_type, *emitter,
-        *rw_type, *clock, *logs_api, *field_order;
+        *get_current, *span_key, *span_kind, *invalid, *context_type, *record_type, *logging_type, *emitter,
+        *rw_type, *clock, *logs_api, *field_order, *enqueue, *dumps, *enc_reserved, *tail_of, *levels;
     Py_ssize_t n_init, max_count;
-    int limited, tuple_context, code;
+    int limited, tuple_context, code, flat, item_size;
     if (self->general != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Fast is set up once");
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "$O!OOO!OO!OOOOO!nUUUO!OO!OOUOOO!O!O!OO!OOnppO!p", kwlist, &PyDict_Type, &handler_dict,
-            &general, &write, &PyDict_Type, &scopes, &scope_of, &PyContextVar_Type, &flag, &discard, &recursive,
-            &own_record, &fault, &PyFrozenSet_Type, &reserved, &n_init, &last_init, &otel_event, &event,
-            &PyList_Type, &severities, &severity_of, &PyDict_Type, &texts, &span_var, &get_current, &span_key,
-            &span_type, &invalid, &PyType_Type, &context_type, &PyType_Type, &record_type, &PyType_Type,
-            &logging_type, &emitter, &PyType_Type, &rw_type, &clock, &logs_api, &max_count, &limited,
-            &tuple_context, &PyTuple_Type, &field_order, &code))
+            args, kwds, "$O!OOO!OO!OOOOO!nUUUO!OO!OOOOOO!O!O!OO!OOnppO!pOOO!OO!pi", kwlist, &PyDict_Type,
+            &handler_dict, &general, &write, &PyDict_Type, &scopes, &scope_of, &PyContextVar_Type, &flag,
+            &discard, &recursive, &own_record, &fault, &PyFrozenSet_Type, &reserved, &n_init, &last_init,
+            &otel_event, &event, &PyList_Type, &severities, &severity_of, &PyDict_Type, &texts, &span_var,
+            &get_current, &span_key, &span_kind, &invalid, &PyType_Type, &context_type, &PyType_Type,
+            &record_type, &PyType_Type, &logging_type, &emitter, &PyType_Type, &rw_type, &clock, &logs_api,
+            &max_count, &limited, &tuple_context, &PyTuple_Type, &field_order, &code, &enqueue, &dumps,
+            &PyFrozenSet_Type, &enc_reserved, &tail_of, &PyList_Type, &levels, &flat, &item_size))
         return -1;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(field_order); i++) {
         if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(field_order, i))) {
@@ -600,6 +1636,28 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
     if (!PyType_IsSubtype((PyTypeObject *)rw_type, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "rw_type must be a tuple subclass");
         return -1;
+    }
+    if (item_size != 5 && item_size != 7) {
+        PyErr_SetString(PyExc_ValueError, "item_size must be 5 or 7");
+        return -1;
+    }
+    if (PyList_GET_SIZE(levels) != MAX_LEVEL + 1) {
+        PyErr_Format(PyExc_ValueError, "levels must have %d entries", MAX_LEVEL + 1);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i <= MAX_LEVEL; i++) {
+        PyObject *level = PyList_GET_ITEM(levels, i);
+        if (!PyTuple_CheckExact(level) || PyTuple_GET_SIZE(level) != 2 ||
+            !PyLong_CheckExact(PyTuple_GET_ITEM(level, 0)) || !PyUnicode_CheckExact(PyTuple_GET_ITEM(level, 1)) ||
+            !PyUnicode_IS_ASCII(PyTuple_GET_ITEM(level, 1))) {
+            PyErr_SetString(PyExc_TypeError, "levels: (severity number, ASCII mt) for each level");
+            return -1;
+        }
+        long number = PyLong_AsLong(PyTuple_GET_ITEM(level, 0));
+        if (number == -1 && PyErr_Occurred())
+            return -1;
+        self->numbers[i] = number;
+        self->mts[i] = Py_NewRef(PyTuple_GET_ITEM(level, 1));
     }
     /* Interned, so that a key of the record's dict is the encoder's name by identity. */
     Py_INCREF(last_init);
@@ -627,7 +1685,10 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
     self->span_var = Py_NewRef(span_var);
     self->get_current = Py_NewRef(get_current);
     self->span_key = Py_NewRef(span_key);
-    self->span_type = Py_NewRef(span_type);
+    self->span_kind = Py_NewRef(span_kind);
+    self->span_kinds = PyDict_New();
+    if (self->span_kinds == NULL)
+        return -1;
     self->invalid = Py_NewRef(invalid);
     self->context_type = Py_NewRef(context_type);
     self->record_type = Py_NewRef(record_type);
@@ -645,11 +1706,20 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
     self->rw_type = Py_NewRef(rw_type);
     self->clock = Py_NewRef(clock);
     self->logs_api = Py_NewRef(logs_api);
+    self->enqueue = Py_NewRef(enqueue);
+    self->dumps = Py_NewRef(dumps);
+    self->enc_reserved = Py_NewRef(enc_reserved);
+    if (fill_filter(reserved, self->reserved_lengths, &self->reserved_all) < 0 ||
+        fill_filter(enc_reserved, self->enc_reserved_lengths, &self->enc_reserved_all) < 0)
+        return -1;
+    self->tail_of = Py_NewRef(tail_of);
     self->n_init = n_init;
     self->max_count = max_count;
     self->limited = limited;
     self->code = code;
     self->tuple_context = tuple_context;
+    self->flat = flat;
+    self->item_size = item_size;
     self->general = Py_NewRef(general); /* last: set means set up */
     return 0;
 }
@@ -657,9 +1727,10 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
 #define FAST_FIELDS(X)                                                                                       \
     X(handler_dict) X(general) X(write) X(scopes) X(scope_of) X(flag) X(discard) X(recursive) X(own_record) \
         X(fault) X(reserved) X(last_init) X(otel_event) X(event) X(severities) X(severity_of) X(texts)      \
-            X(span_var) X(get_current) X(span_key) X(span_type) X(invalid) X(context_type) X(record_type)   \
-                X(field_order)                                                                          \
-                X(logging_type) X(emitter) X(rw_type) X(clock) X(logs_api) X(last_span_type)
+            X(span_var) X(get_current) X(span_key) X(span_kind) X(span_kinds) X(invalid) X(context_type)    \
+                X(record_type) X(field_order) X(logging_type) X(emitter) X(rw_type) X(clock) X(logs_api)    \
+                    X(enqueue) X(dumps) X(enc_reserved) X(tail_of) X(last_scope) X(last_resource)           \
+                        X(last_tail) X(span_id_key) X(span_id_hex) X(trace_id_key) X(trace_id_hex)
 
 static int
 Fast_traverse(Fast *self, visitproc visit, void *arg)
@@ -684,12 +1755,16 @@ Fast_dealloc(Fast *self)
 {
     PyObject_GC_UnTrack(self);
     Fast_clear(self);
+    for (int i = 0; i <= MAX_LEVEL; i++)
+        Py_CLEAR(self->mts[i]);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMethodDef Fast_methods[] = {
     {"handle", (PyCFunction)Fast_handle, METH_O,
      "handle(record): LogxpyLoggingHandler.handle for the common case; the rest to the Python code."},
+    {"encode", (PyCFunction)Fast_encode, METH_VARARGS,
+     "encode(record, scope, resource, observed): the item handle would queue, or None (for the tests)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -706,11 +1781,24 @@ static PyTypeObject FastType = {
     .tp_methods = Fast_methods,
 };
 
+static PyObject *
+module_busy(PyObject *module, PyObject *unused)
+{
+    return Py_NewRef(busy ? Py_True : Py_False);
+}
+
+static PyMethodDef module_methods[] = {
+    {"busy", module_busy, METH_NOARGS,
+     "busy() -> bool: whether Fast.handle is at work on a record in this thread (its recursion guard)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef logging_speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "logxpy_otel._logging_speedups",
     .m_doc = "The common case of LogxpyLoggingHandler.handle in C (optional).",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 static int
@@ -733,11 +1821,13 @@ PyInit__logging_speedups(void)
         intern(&a_logger_config, "_logger_config") || intern(&a_is_enabled, "is_enabled") ||
         intern(&a_resource, "_resource") || intern(&a_global, "_LOGGER_PROVIDER") ||
         intern(&m_get_span_context, "get_span_context") || intern(&a_trace_id, "trace_id") ||
-        intern(&a_span_id, "span_id") || intern(&a_trace_flags, "trace_flags") ||
+        intern(&a_span_id, "span_id") || intern(&a_trace_flags, "trace_flags") || intern(&a_context, "_context") ||
+        intern(&fmt_span, "016x") || intern(&fmt_trace, "032x") ||
         intern(&k_code_file, "code.file.path") || intern(&k_code_function, "code.function.name") ||
         intern(&k_code_line, "code.line.number") || intern(&f_pathname, "pathname") ||
         intern(&f_func_name, "funcName") || intern(&f_lineno, "lineno"))
         return NULL;
+    init_needs_care();
     empty_tuple = PyTuple_New(0);
     if (empty_tuple == NULL || PyType_Ready(&FastType) < 0)
         return NULL;

@@ -29,7 +29,7 @@ class Fast:
         span_var: ContextVar[Any] | None,
         get_current: Callable[[], Any],
         span_key: str,
-        span_type: type,
+        span_kind: Callable[[type], int],
         invalid: Any,
         context_type: type,
         record_type: type,
@@ -43,5 +43,15 @@ class Fast:
         tuple_context: bool,
         field_order: tuple[str, ...],
         code: bool,
+        enqueue: Callable[[Any], object] | None,
+        dumps: Callable[[Any], bytes],
+        enc_reserved: frozenset[str],
+        tail_of: Callable[[Any, Any], bytes],
+        levels: list[tuple[int, str]],
+        flat: bool,
+        item_size: int,
     ) -> None: ...
     def handle(self, record: Any, /) -> Any: ...
+    def encode(self, record: Any, scope: Any, resource: Any, observed: int, /) -> tuple[Any, ...] | None: ...
+
+def busy() -> bool: ...

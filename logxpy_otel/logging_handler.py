@@ -38,8 +38,12 @@ loop); a record logged while this handler works on another one in the same threa
 Speed: the common record (no filter, formatter, exception or event name; plain
 ``extra`` values no limit bites on) takes a fast path, in C
 (``_logging_speedups.Fast``, where built, with the C encoder) or else in one Python
-frame; everything else takes the general Python path below, the reference. The tests
-run the OTel path against each of them.
+frame; everything else takes the general Python path below, the reference. The C fast
+path writes the line itself, straight from the ``logging.LogRecord`` (no API record is
+built), byte for byte as the processor's encoder writes it; it checks that once per
+handler on a probe record (:func:`_probe`), and where the two disagree (the writer's
+item or the line format changed) it hands every record to the encoder instead. The tests
+run the OTel path against each of them, and the C path's bytes against the encoder's.
 
 What it does not do (the OTel path does): the SDK's own self-metrics
 (``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``: ``otel.sdk.log.created``) count no record
@@ -62,10 +66,11 @@ from time import time_ns
 from types import NoneType
 from typing import TYPE_CHECKING, Any, Final
 
+import orjson
 from opentelemetry._logs import LogRecord as _APILogRecord
 from opentelemetry._logs import NoOpLogger, SeverityNumber, get_logger_provider
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.context import get_current
+from opentelemetry.context import attach, detach, get_current
 from opentelemetry.sdk._logs import (
     LoggerProvider,
     LogRecordDroppedAttributesWarning,
@@ -73,9 +78,18 @@ from opentelemetry.sdk._logs import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import INVALID_SPAN_CONTEXT, Span, SpanContext, TraceFlags, get_current_span
+from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    TraceFlags,
+    get_current_span,
+    set_span_in_context,
+)
 
 from ._diagnostics import RateLimitedReporter, is_own_scope
+from ._format import RESERVED_KEYS, LineMode, severity_bucket
 from ._native import speedup
 from ._writer import DropReason
 from .processor import c_emit
@@ -90,19 +104,20 @@ __all__ = ["FORMAT_ERROR", "RECURSIVE_LOGGING", "LogxpyLoggingHandler"]
 _Emitter = speedup("Emitter")
 
 
-def _load_fast() -> Any:
+def _load_fast() -> tuple[Any, Any]:
     """``_logging_speedups.Fast`` (the fast path of ``handle`` in C), or None where it was not
-    built, or the C encoder is not in use (``LOGXPY_OTEL_PURE_PYTHON=1``)."""
+    built, or the C encoder is not in use (``LOGXPY_OTEL_PURE_PYTHON=1``); and its
+    ``busy()`` (its recursion guard, which the Python paths read too), or None."""
     if _Emitter is None:
-        return None
+        return None, None
     try:
         from . import _logging_speedups
     except ImportError:
-        return None
-    return _logging_speedups.Fast
+        return None, None
+    return _logging_speedups.Fast, _logging_speedups.busy
 
 
-_Fast = _load_fast()
+_Fast, _busy = _load_fast()
 
 #: Drop reason: the record's message could not be built (``getMessage()`` or the
 #: formatter raised). The OTel handler raises such errors into the application.
@@ -233,6 +248,71 @@ def _tuple_context() -> bool:
         and (context[0], context[1]) == (0x1234, 0x56)
         and type(INVALID_SPAN_CONTEXT) is SpanContext
     )
+
+
+def _span_kind(span_type: type) -> int:
+    """How the C fast path gets the context of a span of ``span_type``: 0 it is not a
+    ``Span`` (the invalid context, as ``get_current_span()`` gives), 2 its
+    ``get_span_context`` is one known to return just ``self._context`` (the API's
+    ``NonRecordingSpan``, the SDK's spans: read there, without a Python call), else 1
+    (the method is called)."""
+    if not issubclass(span_type, Span):
+        return 0
+    getter = getattr(span_type, "get_span_context", None)
+    known: list[Any] = [NonRecordingSpan.get_span_context]
+    sdk_trace = sys.modules.get("opentelemetry.sdk.trace")  # not imported: no span of its kind yet
+    if sdk_trace is not None:
+        known += [getattr(sdk_trace, name).get_span_context for name in ("Span", "ReadableSpan")]
+    return 2 if any(getter is function for function in known) else 1
+
+
+#: ``levelno -> (severity number, mt)`` as the encoder writes them, for levels 0..60 (the C
+#: fast path takes 0 below, 60 above, as the OTel handler maps them).
+_LEVEL_FIELDS: Final = [
+    (int(_SEVERITY_BY_LEVEL[level].value), severity_bucket(_SEVERITY_BY_LEVEL[level].value))
+    for level in range(61)
+]
+
+#: A record whose line gives the encoder's shared end (its tail) for a scope and resource.
+_TAIL_PROBE: Final = _APILogRecord(timestamp=0, observed_timestamp=0, body="")
+
+
+def _probe(fast: Any, encode: Any, code: bool) -> bool:
+    """Whether ``fast`` (``_logging_speedups.Fast``) writes, for a record in a span, the very
+    item the processor's encoder (``encode``) makes of the API ``LogRecord`` the OTel
+    handler would build for it: the writer's item format and the line's bytes. The C code
+    writes lines as the encoder does; this finds out, once, that both still agree."""
+    record = logging.LogRecord(
+        "logxpy_otel.probe", logging.WARNING, __file__, 1, 'probe %s: %d %% é\u2028"', ("x\ty", -7), None
+    )
+    extras = {"a.str": "v\u0085", "an.int": 2**63, "a.float": 0.1, "a.bool": True, "a.none": None}
+    record.__dict__.update(extras)
+    scope = InstrumentationScope("logxpy_otel.probe", "")
+    resource = Resource.get_empty()
+    context = SpanContext(
+        0x0123456789ABCDEF0123456789ABCDEF, 0x00F0E1D2C3B4A596, is_remote=False, trace_flags=TraceFlags(1)
+    )
+    observed = time_ns()
+    token = attach(set_span_in_context(NonRecordingSpan(context)))
+    try:
+        ours = fast.encode(record, scope, resource, observed)
+    finally:
+        detach(token)
+    line_record = _new(_APILogRecord)
+    line_record.__dict__.update(
+        timestamp=int(record.created * 1e9),
+        observed_timestamp=observed,
+        trace_id=context.trace_id,
+        span_id=context.span_id,
+        trace_flags=context.trace_flags,
+        severity_text="WARN",
+        severity_number=SeverityNumber.WARN,
+        body=record.getMessage(),
+        attributes=_attributes(record, code)[0],
+        event_name=None,
+    )
+    theirs = encode(line_record, resource, scope)
+    return type(ours) is tuple and ours == theirs
 
 
 class _RW(tuple[Any, Any, Any]):
@@ -404,6 +484,8 @@ class LogxpyLoggingHandler(logging.Handler):
         #: None until bound: no provider was given and the global one is not an SDK one yet.
         self._state: _ProviderState | None = state
         self._unbound: _ProviderState | None = None
+        #: Whether the C fast path writes the lines itself (see _c_fast_path).
+        self._direct_lines = False
         self._install_fast_path(self._current_state())
 
     # -- set-up ----------------------------------------------------------------------------
@@ -457,7 +539,7 @@ class LogxpyLoggingHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Write ``record`` as the OTel handler's path would. Never raises (see the module)."""
-        if _EMITTING.get():
+        if _EMITTING.get() or (_busy is not None and _busy()):
             self._discard(RECURSIVE_LOGGING)
             return
         token = _EMITTING.set(True)
@@ -554,43 +636,7 @@ class LogxpyLoggingHandler(logging.Handler):
             return
         logs_api = _logs_api
         if _Fast is not None and self._emitter is not None and _SPAN_KEY is not None:
-            fast = _Fast(
-                handler_dict=self.__dict__,
-                general=LogxpyLoggingHandler.handle.__get__(self),
-                write=lambda record, scope, resource: self._write(record, scope, resource, state),
-                scopes=state.scopes,
-                scope_of=state.scope,
-                flag=_EMITTING,
-                discard=self._discard,
-                recursive=RECURSIVE_LOGGING,
-                own_record=self._own_record,
-                fault=self._fault,
-                reserved=_RESERVED_ATTRS,
-                n_init=_N_INIT,
-                last_init=_LAST_INIT,
-                otel_event=_OTEL_EVENT_NAME,
-                event=_EVENT_NAME,
-                severities=[_SEVERITY_BY_LEVEL[level] for level in range(61)],
-                severity_of=_severity,
-                texts=dict(_SEVERITY_TEXT),
-                span_var=_CONTEXT_VAR,
-                get_current=get_current,
-                span_key=_SPAN_KEY,
-                span_type=Span,
-                invalid=INVALID_SPAN_CONTEXT,
-                context_type=SpanContext,
-                record_type=_APILogRecord,
-                logging_type=logging.LogRecord,
-                emitter=self._emitter,
-                rw_type=_RW,
-                clock=time_ns,
-                logs_api=_logs_api if unbound else None,
-                max_count=-1 if state.max_count is None else state.max_count,
-                limited=state.max_length is not None,
-                tuple_context=_TUPLE_CONTEXT,
-                field_order=_RECORD_FIELDS,
-                code=self._log_code_attributes,
-            )
+            fast = self._c_fast_path(state, unbound)
             self.__dict__["handle"] = fast.handle
             return
         general = LogxpyLoggingHandler.handle.__get__(self)
@@ -626,13 +672,14 @@ class LogxpyLoggingHandler(logging.Handler):
         format_error = FORMAT_ERROR
         handle_error = self.handleError
         clock = time_ns
+        busy = _busy
 
         def handle(record: logging.LogRecord) -> Any:
             if self.filters or self.formatter is not None:
                 return general(record)
             if unbound and logs_api._LOGGER_PROVIDER is not None:
                 return general(record)  # a global provider to bind to, at last
-            if flag_get():
+            if flag_get() or (busy is not None and busy()):
                 discard(recursive)
                 return True
             token = flag_set(True)
@@ -731,6 +778,79 @@ class LogxpyLoggingHandler(logging.Handler):
             return True
 
         self.__dict__["handle"] = handle
+
+    def _c_fast_path(self, state: _ProviderState, unbound: bool) -> Any:
+        """``_logging_speedups.Fast`` for this handler. It writes each line itself (and hands
+        it to the writer's ``enqueue``) when it writes, for a probe record, the very item the
+        processor's encoder makes of the API record the OTel handler would build (the item
+        format and the line's bytes, see :func:`_probe`); else every record goes the
+        encoder's way (the API record, through the processor's C ``on_emit``)."""
+        encode = self._encode
+        encoder = self._processor._encoder
+
+        def tail_of(scope: Any, resource: Any) -> bytes:
+            """The end the encoder writes (and caches) for this scope and resource."""
+            tail: bytes = encode(_TAIL_PROBE, resource, scope)[4]
+            return tail
+
+        def build(direct: bool, item_size: int) -> Any:
+            return _Fast(
+                handler_dict=self.__dict__,
+                general=LogxpyLoggingHandler.handle.__get__(self),
+                write=lambda record, scope, resource: self._write(record, scope, resource, state),
+                scopes=state.scopes,
+                scope_of=state.scope,
+                flag=_EMITTING,
+                discard=self._discard,
+                recursive=RECURSIVE_LOGGING,
+                own_record=self._own_record,
+                fault=self._fault,
+                reserved=_RESERVED_ATTRS,
+                n_init=_N_INIT,
+                last_init=_LAST_INIT,
+                otel_event=_OTEL_EVENT_NAME,
+                event=_EVENT_NAME,
+                severities=[_SEVERITY_BY_LEVEL[level] for level in range(61)],
+                severity_of=_severity,
+                texts=dict(_SEVERITY_TEXT),
+                span_var=_CONTEXT_VAR,
+                get_current=get_current,
+                span_key=_SPAN_KEY,
+                span_kind=_span_kind,
+                invalid=INVALID_SPAN_CONTEXT,
+                context_type=SpanContext,
+                record_type=_APILogRecord,
+                logging_type=logging.LogRecord,
+                emitter=self._emitter,
+                rw_type=_RW,
+                clock=time_ns,
+                logs_api=_logs_api if unbound else None,
+                max_count=-1 if state.max_count is None else state.max_count,
+                limited=state.max_length is not None,
+                tuple_context=_TUPLE_CONTEXT,
+                field_order=_RECORD_FIELDS,
+                code=self._log_code_attributes,
+                enqueue=self._writer.enqueue if direct else None,
+                dumps=orjson.dumps,
+                enc_reserved=RESERVED_KEYS,
+                tail_of=tail_of,
+                levels=list(_LEVEL_FIELDS),
+                flat=encoder.mode is LineMode.FLAT,
+                item_size=item_size,
+            )
+
+        item_size = len(encode(_TAIL_PROBE, None, None))
+        if item_size in (5, 7) and _TUPLE_CONTEXT:
+            fast = build(True, item_size)
+            try:
+                agrees = _probe(fast, encode, self._log_code_attributes)
+            except Exception:  # noqa: BLE001 - the probe must not stop the handler: the encoder's way
+                agrees = False
+            if agrees:
+                self._direct_lines = True
+                return fast
+        self._direct_lines = False
+        return build(False, 5)
 
     # -- faults ------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 import pytest
 from _helpers import Collect, Gated, assert_accounting, parse_lines
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
@@ -342,6 +342,181 @@ def test_the_same_lines_on_the_fast_paths(calls: list[tuple[Any, ...]], code: bo
         _run_calls(p, calls)
         _assert_same(p, len(calls))
         assert general == [], "plain calls take the fast path"
+
+
+# -- the C fast path's own lines --------------------------------------------------------------
+
+needs_c = pytest.mark.skipif(handler_module._Fast is None, reason="the C fast path is not in use")
+
+#: Messages the C fast path writes itself (%s and %d of exact strs and ints, %%) and ones it
+#: leaves to Python's % (other conversions and argument types, a mapping, ints past 64 bits).
+C_MESSAGES = st.one_of(
+    st.tuples(
+        st.just("user %s signed in"),
+        st.tuples(st.integers(min_value=-(2**70), max_value=2**70) | st.text(max_size=8)),
+    ),
+    st.tuples(st.just("%d%% of %s: %s"), st.tuples(st.integers(), st.text(max_size=4), st.text(max_size=4))),
+    st.tuples(
+        st.just('é "%s"\n\u2028%s\x85'), st.tuples(st.text(max_size=4), st.sampled_from(["\ud800", "\x00"]))
+    ),
+    st.tuples(
+        st.just("%5s|%r|%x"), st.tuples(st.text(max_size=3), st.text(max_size=3), st.integers(min_value=0))
+    ),
+    st.tuples(st.just("flags %s %d %s"), st.tuples(st.booleans(), st.booleans(), st.floats())),
+    st.tuples(st.just("subclass %s"), st.tuples(st.text(max_size=4).map(Tag))),
+    st.tuples(st.just("%(who)s"), st.just(({"who": "ann"},))),
+    st.tuples(st.text(max_size=20), st.just(())),
+)
+C_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["\u2028", "\x85", "\ud800", 'é\n"\\', "\x1f\x7f"]),
+)
+
+
+def _c_fast(handler: LogxpyLoggingHandler) -> Any:
+    """The handler's ``_logging_speedups.Fast``."""
+    return handler.__dict__["handle"].__self__
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(
+    level=LEVELS,
+    message=C_MESSAGES,
+    extra=st.dictionaries(KEYS.filter(lambda k: k not in _STANDARD), C_VALUES, max_size=5),
+    span=SPANS,
+    code=st.booleans(),
+    mode=st.sampled_from(["tree", "flat"]),
+)
+def test_the_c_fast_path_writes_the_encoders_bytes(
+    level: int, message: tuple[Any, tuple[Any, ...]], extra: dict[str, Any], span: str, code: bool, mode: str
+) -> None:
+    """The C fast path writes a record's line itself: the very item (byte for byte) that the
+    processor's encoder makes of the API record the OTel handler builds for it, or None
+    where it leaves the record to the encoder or to the Python path."""
+    processor = LogxpyLogRecordProcessor(destinations=[Collect()], mode=mode)
+    try:
+        handler = processor.logging_handler(resource=RESOURCE, log_code_attributes=code)
+        assert handler._direct_lines
+        otel = OTelHandler(logger_provider=LoggerProvider(resource=RESOURCE), log_code_attributes=code)
+        scope = handler._current_state().scope("test_logging_handler.c_bytes")[0]
+        msg, args = message
+        record = logging.LogRecord("test_logging_handler.c_bytes", level, __file__, 7, msg, args, None)
+        record.__dict__.update(extra)
+        observed = 1_700_000_000_123_456_789
+        with _in_span(span):
+            ours = _c_fast(handler).encode(record, scope, RESOURCE, observed)
+            with quiet_sdk():
+                try:
+                    api_record = otel._translate(record)
+                except Exception:  # a bad format: the Python path reports it
+                    api_record = None
+        event("written by the C path" if ours is not None else "left to the encoder or Python")
+        if ours is None:
+            return
+        assert api_record is not None
+        api_record.observed_timestamp = observed
+        assert ours == processor._encoder.encode(api_record, RESOURCE, scope)
+    finally:
+        processor.shutdown()
+
+
+@needs_c
+@pytest.mark.parametrize("span", ["none", "sampled", "unsampled"])
+@pytest.mark.parametrize("code", [False, True])
+def test_the_c_fast_path_writes_the_common_records_itself(span: str, code: bool) -> None:
+    """Records as applications log them are written by the C fast path itself (not left to the
+    encoder): formats of %s and %d, plain extras of each type, non-ASCII text."""
+    processor = LogxpyLogRecordProcessor(destinations=[Collect()])
+    try:
+        handler = processor.logging_handler(resource=RESOURCE, log_code_attributes=code)
+        fast = _c_fast(handler)
+        scope = handler._current_state().scope("app")[0]
+        calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+            ("user %s signed in", (7,), {"user.name": "alice", "http.route": "/login", "attempt": 2}),
+            ("%d%% done: %s", (-40, "ünï\n"), {"ratio": 0.25, "ok": False, "none": None, "big": 2**64 - 1}),
+            ("no args %s", (), {"status.code": "é\u2028"}),
+        ]
+        for msg, args, extra in calls:
+            record = logging.LogRecord("app", logging.WARNING, __file__, 1, msg, args, None)
+            record.__dict__.update(extra)
+            with _in_span(span):
+                assert fast.encode(record, scope, RESOURCE, 1) is not None, msg
+    finally:
+        processor.shutdown()
+
+
+@needs_c
+def test_when_the_probe_disagrees_the_encoder_writes_the_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C fast path writes lines itself only after it wrote a probe record's line as the
+    encoder does (the writer's item format or the line format may change): otherwise every
+    record goes the encoder's way, with the same lines."""
+    monkeypatch.setattr(handler_module, "_probe", lambda fast, encode, code: False)
+    with pair(name="probe") as p:
+        assert _fast_path_of(p.handler) == "c" and not p.handler._direct_lines
+        with TRACER.start_as_current_span("s"):
+            p.logger.info("user %s signed in", "ann", extra={"attempt": 1, "ratio": 0.5})
+        p.logger.warning("outside")
+        _assert_same(p, 2)
+
+
+class _OtherContextSpan(NonRecordingSpan):
+    """A span whose get_span_context is its own (the C path calls it, not reading ``_context``)."""
+
+    def get_span_context(self) -> SpanContext:
+        return SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=TraceFlags(1))
+
+
+def test_a_span_with_its_own_get_span_context_is_asked(plain_pair: Pair) -> None:
+    span = _OtherContextSpan(SpanContext(0x1, 0x2, is_remote=False, trace_flags=TraceFlags(0)))
+    with trace.use_span(span):
+        plain_pair.logger.info("in a span of another kind")
+    (line,) = [line for line in _assert_same(plain_pair, 1) if "at" not in line]
+    assert line["_otel"]["span_id"] == f"{0xDEF:016x}"
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_a_record_logged_from_an_arguments_str_is_skipped(kind: str) -> None:
+    """A record logged by an argument's ``__str__`` while the message is built: skipped as
+    the OTel handler skips it (its guard covers ``getMessage()``), counted; also by another
+    handler of ours on the Python path (one guard for all of them, as the OTel handlers')."""
+    out, other_out = Collect(), Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[out])
+    other_processor = LogxpyLogRecordProcessor(destinations=[other_out])
+    with fast_path(kind):
+        handler = processor.logging_handler(resource=RESOURCE)
+    other = _sdk_flavoured(other_processor.logging_handler(resource=RESOURCE))  # the Python path
+    logger = logging.getLogger(f"test_logging_handler.from_str_{kind}")
+    inner = logging.getLogger(f"test_logging_handler.from_str_{kind}.inner")
+    _only(logger, handler)
+    _only(inner, other)
+    for each in (logger, inner):
+        each.propagate = False
+        each.setLevel(logging.INFO)
+
+    class Chatty:
+        def __str__(self) -> str:
+            logger.info("from __str__")
+            inner.info("from __str__, to another handler")
+            return "chatty"
+
+    try:
+        logger.info("value %s", Chatty())
+        logger.info("after")
+        inner.info("after, to another handler")
+    finally:
+        logger.handlers[:] = []
+        inner.handlers[:] = []
+        processor.shutdown()
+        other_processor.shutdown()
+    assert [r["msg"] for r in out.records()] == ["value chatty", "after"]
+    assert [r["msg"] for r in other_out.records()] == ["after, to another handler"]
+    assert _dropped(handler) == {RECURSIVE_LOGGING: 1}
+    assert _dropped(other) == {RECURSIVE_LOGGING: 1}
 
 
 LIMITS = st.sampled_from(
