@@ -289,18 +289,21 @@ def test_every_flush_that_returns_true_has_everything_handed_over_before_it(
     assert writer.flush(10.0) is True  # refused records were never queued: nothing queued was lost
 
 
+class Signalled(Collect):
+    """A destination that says when it was written to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wrote = threading.Event()
+
+    def __call__(self, data: bytes) -> None:
+        super().__call__(data)
+        self.wrote.set()
+
+
 def test_a_full_batch_wakes_the_writer_even_past_the_exact_size(writers: list[AsyncWriter]) -> None:
     """Another thread can append between enqueue's append and its length check, so the
     queue may be past batch_size when it looks: that still wakes the writer (no timer)."""
-
-    class Signalled(Collect):
-        def __init__(self) -> None:
-            super().__init__()
-            self.wrote = threading.Event()
-
-        def __call__(self, data: bytes) -> None:
-            super().__call__(data)
-            self.wrote.set()
 
     dest = Signalled()
     writer = make(writers, dest, batch_size=5, max_queue_size=100, flush_interval_ms=600_000)
@@ -545,15 +548,6 @@ def test_a_first_record_written_in_sync_mode_still_starts_the_writer_thread(
 ) -> None:
     """A writer's first record written under ``sync_mode()`` starts it like any other: the
     records after it are written by the thread, without a flush (they waited for ever)."""
-
-    class Signalled(Collect):
-        def __init__(self) -> None:
-            super().__init__()
-            self.wrote = threading.Event()
-
-        def __call__(self, data: bytes) -> None:
-            super().__call__(data)
-            self.wrote.set()
 
     dest = Signalled()
     writer = AsyncWriter((dest,), AsyncConfig(batch_size=1, flush_interval_ms=10))
