@@ -331,3 +331,41 @@ def test_the_public_name(tmp_path: Path) -> None:
         assert isinstance(logs.span_processor(), LogxpySpanProcessor)
     finally:
         logs.shutdown()
+
+
+#: The set-up a forked child works with (inherited by fork; no global provider touched).
+_FORKED: list[Setup] = []
+
+
+def _child_work(n: int) -> None:
+    """In a forked child: a span of its own under the parent's, with a record in it."""
+    setup = _FORKED[0]
+    with setup.tracer.start_as_current_span(f"child {n}"):
+        setup.log(f"from child {n}")
+    setup.tracer_provider.force_flush()
+    setup.logs.force_flush()
+
+
+def test_spans_of_several_processes_in_one_file_are_trees_of_their_own(tmp_path: Path) -> None:
+    """The format's multi-process rule with spans: each process numbers its own tree of the
+    trace (tid ``<trace id>~<its token>``); a child's span whose parent is in the parent
+    process hangs from the root of the child's tree."""
+    import multiprocessing
+
+    setup = Setup(tmp_path / "procs.jsonl")
+    _FORKED[:] = [setup]
+    with setup.tracer.start_as_current_span("parent"):
+        setup.log("in the parent")
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            pool.map(_child_work, range(2))
+    lines = setup.close()
+    check_tree(lines)
+    tids = {line["tid"] for line in lines if "~" in line["tid"]}
+    assert len({trace_of(tid) for tid in tids}) == 1, "one trace"
+    assert len(tids) >= 2, "the parent's tree and the children's, each under its own token"
+    by_msg = {r["msg"]: r for r in records(lines)}
+    assert sorted(by_msg) == ["from child 0", "from child 1", "in the parent"]
+    for n in range(2):
+        start = next(line for line in lines if line.get("at") == f"child {n}" and line["st"] == "started")
+        assert start["lvl"][:-1] == [2], "its parent span is not in this process's tree: under the root"
+        assert by_msg[f"from child {n}"]["lvl"][:-1] == start["lvl"][:-1]
