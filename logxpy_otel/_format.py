@@ -39,6 +39,7 @@ __all__ = [
     "severity_bucket",
 ]
 
+
 @final
 class SpanStart:
     """A span's start line (an action start): which span it opens, and under which span it
@@ -67,7 +68,9 @@ class SpanEnd:
     def start_body(self) -> bytes:
         """That start line without its ``{`` and head: ``b'"ts":...,"at":...,"st":"started"}'``."""
         name = orjson.dumps(_clean_str(self.name))
-        return _escape_separators(b'"ts":%s,"at":%s,"st":"started"}' % (orjson.dumps(self.start_ts), name))
+        return _escape_separators(
+            b'"ts":%s,"at":%s,"st":"started"}' % (orjson.dumps(float(self.start_ts)), name)
+        )
 
     def start_body_max(self) -> int:
         """The most bytes :meth:`start_body` can take (a character escapes to at most 6)."""
@@ -572,9 +575,11 @@ def _tag_wide_ints(otel: dict[str, Any]) -> None:
 
 
 def _seconds(nanos: int) -> float:
-    """``nanos`` as Unix seconds (``ts``); finite for any int (far-out values are clamped)."""
+    """``nanos`` as Unix seconds (``ts``): a plain float (an int subclass such as numpy's
+    ``int64`` divides into a float subclass, which orjson refuses), finite for any int
+    (far-out values are clamped)."""
     try:
-        return nanos / 1e9
+        return int(nanos) / 1e9
     except OverflowError:
         return sys.float_info.max if nanos > 0 else -sys.float_info.max
 

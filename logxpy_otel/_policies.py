@@ -36,3 +36,4 @@ class DropReason(StrEnum):
     OWN_DIAGNOSTICS = "own_diagnostics"  # logxpy-otel's own warnings, kept out of its files
     FORMAT_ERROR = "format_error"  # a logging record whose message could not be formatted
     RECURSIVE_LOGGING = "recursive_logging"  # logged while a logging record was being handled
+    INVALID_ID = "invalid_id"  # a span line whose trace or span id OTel cannot carry: no tree for it

@@ -28,6 +28,7 @@ from ._format import (
     _id_hex,
     _int_tag,
     _put_attributes,
+    _safe_repr,
     _scrub,
     _seconds,
     _tag_wide_ints,
@@ -67,7 +68,7 @@ class SpanEncoder:
         trace_hex, otel = ids
         start_ns = span.start_time or 0
         ts = _seconds(start_ns)
-        line: dict[str, Any] = {"ts": ts, "at": span.name, "st": "started"}
+        line: dict[str, Any] = {"ts": ts, "at": _name(span), "st": "started"}
         otel["start_time_unix_nano"] = start_ns
         attributes = span_attributes(span)
         kind = span.kind
@@ -89,7 +90,7 @@ class SpanEncoder:
         status = span.status
         code = status.status_code
         failed = code is StatusCode.ERROR
-        name = span.name
+        name = _name(span)
         line: dict[str, Any] = {"ts": ts, "at": name, "st": "failed" if failed else "succeeded"}
         if failed and status.description:
             line["reason"] = status.description
@@ -104,7 +105,10 @@ class SpanEncoder:
         events = span_events(span)
         if events:
             otel["events"] = [
-                _with_attributes({"name": event.name, "time_unix_nano": event.timestamp}, event.attributes)
+                _with_attributes(
+                    {"name": encode_value(event.name, 1), "time_unix_nano": encode_value(event.timestamp, 1)},
+                    event.attributes,
+                )
                 for event in events
             ]
         links = span_links(span)
@@ -152,6 +156,12 @@ class SpanEncoder:
         return last[1], otel
 
 
+def _name(span: ReadableSpan) -> str:
+    """The span's name as a string (``at`` must be one: logxpy's tools tell an action by it)."""
+    name = span.name
+    return name if type(name) is str else _safe_repr(name)
+
+
 _KIND_NAMES: Final = {kind: kind.name.lower() for kind in SpanKind}
 _TIME_FIELDS: Final = ("start_time_unix_nano", "end_time_unix_nano")
 
@@ -186,8 +196,6 @@ def _body(
         if isinstance(value, int) and not 0 <= value < 1 << 64:
             otel[key] = _int_tag(value)
     line["_otel"] = otel
-    if type(line["at"]) is not str:
-        line["at"] = str(line["at"])
     try:
         head = _dumps(line)
     except orjson.JSONEncodeError:  # lone surrogates in a top-level string or key
@@ -212,5 +220,5 @@ def _link(context: Any, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
         "span_id": _id_hex(context.span_id, 16) or _int_tag(context.span_id),
     }
     if context.trace_flags:
-        out["trace_flags"] = int(context.trace_flags)
+        out["trace_flags"] = encode_value(int(context.trace_flags), 1)
     return _with_attributes(out, attributes)

@@ -30,6 +30,10 @@ __all__ = ["MAX_SPAN_DEPTH", "TRACE_TID_SEPARATOR", "TreeNumberer", "base62"]
 #: lines stay in the right subtree; ``lvl`` lists stay bounded, which sizing relies on).
 MAX_SPAN_DEPTH: Final = 32
 
+#: How many span actions a trace remembers before it forgets the ended ones (a long-lived
+#: span with many short children would otherwise hold them all until the trace closes).
+_REMEMBERED_SPANS: Final = 4096
+
 _ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -58,13 +62,17 @@ class _Action:
     """A span's action in a trace's tree: the ``lvl`` prefix of its lines (``b"2,3,"``), its
     next child's number, its parent's action (None: the trace's root), and whether it is open."""
 
-    __slots__ = ("depth", "next", "open", "parent", "prefix")
+    __slots__ = ("depth", "earlier", "next", "open", "parent", "prefix")
 
     def __init__(self, prefix: bytes, parent: _Action | None) -> None:
         self.prefix = prefix
         self.next = 2  # [..., 1] is the start line
         self.parent = parent
         self.open = True
+        #: An action of the same span id still open when this one started (the same span
+        #: seen twice: a processor added twice, an id generator that repeats): it is the
+        #: span's again once this one ends, so each start gets its end.
+        self.earlier: _Action | None = None
         self.depth: int = 1 if parent is None else parent.depth + 1
 
 
@@ -109,12 +117,30 @@ class _Trace:
         while under is not None and under.depth >= MAX_SPAN_DEPTH:
             under = under.parent
         action = _Action(self.place(under) + b",", under)
-        if self.spans is None:
-            self.spans = {}
+        spans = self.spans
+        if spans is None:
+            spans = self.spans = {}
         if span_id is not None:
-            self.spans[span_id] = action
+            earlier = spans.get(span_id)
+            if earlier is not None and earlier.open:
+                action.earlier = earlier
+            spans[span_id] = action
         self.open_spans += 1
         return action
+
+    def end(self, span_id: str | None, action: _Action) -> None:
+        """``action`` (``span_id``'s) has ended: the span's earlier open action, if any, is
+        the span's again; ended actions are forgotten when too many are remembered (they
+        only serve records logged in a span after its end)."""
+        action.open = False
+        self.open_spans -= 1
+        spans = self.spans
+        if spans is None or span_id is None:
+            return
+        if action.earlier is not None and action.earlier.open and spans.get(span_id) is action:
+            spans[span_id] = action.earlier
+        if len(spans) > _REMEMBERED_SPANS:
+            self.spans = {key: kept for key, kept in spans.items() if kept.open}
 
 
 #: The C loop of :meth:`TreeNumberer.number` where it is built (same lines, less time).
@@ -223,8 +249,7 @@ class TreeNumberer:
             action = trace.start(span_id, role.parent)
             out.append(b"%s%s1],%s\n" % (trace.head, action.prefix, role.start_body()))
         out.append(b"%s%s],%s%s\n" % (trace.head, trace.place(action), body, tail))
-        action.open = False
-        trace.open_spans -= 1
+        trace.end(span_id, action)
         if trace.open_spans:
             return False
         self._close(trace, out)
@@ -237,7 +262,10 @@ class TreeNumberer:
             self._close(traces.popitem(last=False)[1], out)
         trace = _Trace(trace_id, ts, now, self._trace_token)
         traces[trace_id] = trace
-        out.append(trace.head + b'1],"ts":' + orjson.dumps(ts) + b',"at":"otel:trace","st":"started"}\n')
+        # float(): a ts is a plain float from our encoders; a subclass would make orjson raise
+        out.append(
+            trace.head + b'1],"ts":' + orjson.dumps(float(ts)) + b',"at":"otel:trace","st":"started"}\n'
+        )
         return trace
 
     def close_idle(self, out: list[bytes]) -> None:
@@ -247,7 +275,7 @@ class TreeNumberer:
         now = self._clock()
         limit = now - self._idle
         traces = self._open
-        while traces:
+        for _ in range(len(traces)):  # each trace looked at once at most
             trace = next(iter(traces.values()))
             if trace.last_seen > limit:
                 break
@@ -271,7 +299,7 @@ class TreeNumberer:
             trace.head
             + str(trace.next_lvl).encode()
             + b'],"ts":'
-            + orjson.dumps(trace.last_ts)
+            + orjson.dumps(float(trace.last_ts))
             + b',"at":"otel:trace","st":"'
             + status
             + b'"}\n'

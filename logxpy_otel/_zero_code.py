@@ -120,7 +120,12 @@ def install_span_processor(processors: list[LogxpyLogRecordProcessor]) -> bool:
             "logxpy-otel: OTEL_EXPORTER_LOGXPY_SPANS=true, but there is no %s; spans are not written", missing
         )
         return False
-    tracer_provider.add_span_processor(processors[0].span_processor())
+    try:
+        span_processor = processors[0].span_processor()
+    except ValueError as exc:  # mode=flat: no trees for spans to nest in
+        logger.warning("logxpy-otel: OTEL_EXPORTER_LOGXPY_SPANS=true, but %s; spans are not written", exc)
+        return False
+    tracer_provider.add_span_processor(span_processor)
     return True
 
 

@@ -280,9 +280,9 @@ def decode_span(line: dict[str, Any], cache: _Cache | None = None) -> ReadableSp
     events.extend(
         [
             Event(
-                str(event["name"]),
+                str(decode_value(event["name"])),
                 _attributes({}, event.get("attributes")),
-                _number(event["time_unix_nano"], "time_unix_nano"),
+                decode_value(event["time_unix_nano"]),  # as the span had it (the SDK checks nothing)
             )
             for event in otel.get("events", ())
         ]

@@ -63,11 +63,11 @@ class LogxpySpanProcessor(SpanProcessor):
             self._fault(exc)
 
     def _hand_over(self, item: LineItem | None) -> None:
-        if item is None:
-            return  # no valid ids: a span with no trace to hang in
         writer = self._logs.writer
         if self._shutdown:
             writer.discard(DropReason.SHUTDOWN)
+        elif item is None:
+            writer.discard(DropReason.INVALID_ID)  # ids OTel cannot carry: no tree to hang in
         else:
             writer.enqueue(item)
 

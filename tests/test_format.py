@@ -1061,3 +1061,22 @@ def test_a_record_without_observed_timestamp_is_observed_at_its_timestamp() -> N
 def test_an_empty_scope_version_is_kept_as_the_sdk_keeps_it() -> None:
     line = encode(make_record(), scope=InstrumentationScope("app", ""))[3]
     assert line["_otel"]["scope"] == {"name": "app", "version": ""}
+
+
+class _NumpyLikeInt(int):
+    """As numpy's ``int64`` behaves: dividing it gives a float *subclass* (orjson refuses those)."""
+
+    class Float(float):
+        pass
+
+    def __truediv__(self, other: Any) -> Any:
+        return _NumpyLikeInt.Float(int(self) / other)
+
+
+def test_a_timestamp_of_an_int_subclass_gives_a_plain_float_ts() -> None:
+    """A timestamp column from numpy or pandas: ``ts`` is still a JSON number, and the item's
+    ts a plain float (the writer's trace lines dump it: a float subclass crashed the writer)."""
+    record = make_record(timestamp=_NumpyLikeInt(TS), observed=_NumpyLikeInt(OBSERVED))
+    _, ts, _, line, _ = encode(record)
+    assert type(ts) is float and ts == TS / 1e9
+    assert line["ts"] == TS / 1e9 and line["_otel"]["time_unix_nano"] == TS

@@ -104,6 +104,21 @@ def test_spans_too_with_one_variable(tmp_path: Path) -> None:
     ]
 
 
+def test_spans_asked_for_in_flat_mode_get_one_clear_warning_and_the_logs_are_written(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    _, result = run(
+        tmp_path,
+        OTEL_LOGS_EXPORTER="logxpy",
+        OTEL_EXPORTER_LOGXPY_FILE=str(path),
+        OTEL_EXPORTER_LOGXPY_SPANS="true",
+        OTEL_EXPORTER_LOGXPY_MODE="flat",
+    )
+    assert "OTEL_EXPORTER_LOGXPY_SPANS=true, but span_processor() needs mode 'tree'" in result.stderr
+    assert "set-up failed" not in result.stderr
+    lines = parse_lines(path.read_bytes())
+    assert len(lines) == 4 and not [line for line in lines if "at" in line], "the four records, flat"
+
+
 @pytest.mark.parametrize("logs_exporter", ["console", "none"])
 @pytest.mark.parametrize("sdk_handler", [False, True], ids=["instrumentation-handler", "sdk-handler"])
 def test_a_run_that_does_not_ask_for_logxpy_hears_nothing_of_it(
