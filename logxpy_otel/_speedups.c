@@ -1281,8 +1281,21 @@ Emitter_dealloc(Emitter *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Queue an item already encoded (the logging handler's C fast path writes its own lines):
+ * the writer's lane, as emit does, without a Python frame; else enqueue(item). */
+static PyObject *
+Emitter_enqueue(Emitter *self, PyObject *item)
+{
+    if (self->encoder == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Emitter.__init__ has not run");
+        return NULL;
+    }
+    return emitter_enqueue(self, item);
+}
+
 static PyMethodDef Emitter_methods[] = {
     {"emit", (PyCFunction)Emitter_emit, METH_O, "emit(log_record) -> None: on_emit, never raises"},
+    {"enqueue", (PyCFunction)Emitter_enqueue, METH_O, "enqueue(item) -> bool: queue an encoded LineItem as emit does"},
     {NULL, NULL, 0, NULL},
 };
 

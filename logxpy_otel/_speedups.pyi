@@ -38,9 +38,10 @@ class Emitter:
         *,
         encoder: FastEncoder,
         lane: list[Any],
-        enqueue: Callable[[tuple[str | None, float, bool, bytes, bytes]], object],
+        enqueue: Callable[[Any], object],
         sync: ContextVar[bool],
         own: Callable[[], object],
         fault: Callable[[BaseException], object],
     ) -> None: ...
     def emit(self, log_record: Any, /) -> None: ...
+    def enqueue(self, item: Any, /) -> bool: ...

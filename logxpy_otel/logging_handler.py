@@ -793,6 +793,10 @@ class LogxpyLoggingHandler(logging.Handler):
             tail: bytes = encode(_TAIL_PROBE, resource, scope)[4]
             return tail
 
+        # The processor's C on_emit queues each line: the writer's lane, no Python frame.
+        emitter = getattr(self._emitter, "__self__", None)
+        queue = emitter.enqueue if emitter is not None else self._writer.enqueue
+
         def build(direct: bool, item_size: int) -> Any:
             return _Fast(
                 handler_dict=self.__dict__,
@@ -830,7 +834,7 @@ class LogxpyLoggingHandler(logging.Handler):
                 tuple_context=_TUPLE_CONTEXT,
                 field_order=_RECORD_FIELDS,
                 code=self._log_code_attributes,
-                enqueue=self._writer.enqueue if direct else None,
+                enqueue=queue if direct else None,
                 dumps=orjson.dumps,
                 enc_reserved=RESERVED_KEYS,
                 tail_of=tail_of,
