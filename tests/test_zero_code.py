@@ -92,7 +92,9 @@ def test_spans_too_with_one_variable(tmp_path: Path) -> None:
         OTEL_EXPORTER_LOGXPY_FILE=str(path),
         OTEL_EXPORTER_LOGXPY_SPANS="true",
     )
-    assert result.stderr == ""
+    # (not stderr == "": CPython 3.12.0/3.12.1 print an exit-time error of the logging
+    # instrumentation's own; see the Makefile)
+    assert "logxpy-otel:" not in result.stderr, "no warning of ours"
     lines = [line for line in parse_lines(path.read_bytes()) if line["tid"] == info["trace_id"]]
     assert [(line["lvl"], line.get("at") or line["msg"], line.get("st")) for line in lines] == [
         ([1], "otel:trace", "started"),
