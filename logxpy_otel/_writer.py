@@ -6,8 +6,9 @@ Producers call :meth:`AsyncWriter.enqueue` with already-encoded :data:`LineItem`
 wait in a :class:`~logxpy_otel._queue.RecordQueue` (``_queue``: the bound of
 ``max_queue_size`` records, the :class:`QueuePolicy` for a full queue, flush markers, and
 the counts: every record is written or dropped with a reason). This module serves that
-queue: the ``logxpy-writer`` thread takes up to ``batch_size`` records at a time, numbers
-them (``_trees``), and hands each destination one ``bytes`` per write.
+queue: the ``logxpy-writer`` thread takes up to ``batch_size`` records at a time and hands
+them to its :class:`~logxpy_otel._output.Output` (``_output``: numbering, rotation,
+delivery to each destination).
 
 Locks, always taken in this order when nested: ``_io_lock`` (numbering and writing; held
 by the writer thread or a synchronous caller), then ``_lock`` (the run state), then the
@@ -28,19 +29,14 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_val
 from . import _lifecycle
 from ._config import SYNC_MODE, AsyncConfig, AsyncMetrics, sync_mode
 from ._destinations import (
-    END_LINE_MAX,
     ClosableDestination,
     Destination,
     FlushableDestination,
-    PartialWriteError,
     RotatingDestination,
-    fit,
-    records_in,
-    room_of,
-    rotation_due,
 )
 from ._diagnostics import RateLimitedReporter, logger
 from ._format import LineItem
+from ._output import Output
 from ._policies import DropReason, QueuePolicy
 from ._queue import Gate, Lane, RecordQueue
 from ._trees import TreeNumberer
@@ -126,7 +122,7 @@ class AsyncWriter:
         config: AsyncConfig | None = None,
     ) -> None:
         self._config = config = config if config is not None else AsyncConfig()
-        self._set_destinations(tuple(destinations))
+        self._output = Output(tuple(destinations), self._destination_failed)
         self._interval_s = config.flush_interval_ms / 1000.0
         self._sync = not config.async_enabled
         report_s = config.report_interval_ms / 1000.0
@@ -140,11 +136,8 @@ class AsyncWriter:
         #: The queue's common path while it is open, else None: a list the C on_emit holds,
         #: changed in place (see _set_mode), so a forked child's new queue needs no new emitter.
         self._lane: list[Lane | None] = [None]
-        self._batch_observer: Callable[[int, float, bool], None] | None = None
         #: Set by the exit hook: stop() then ends by this time too (one bound for the whole exit).
         self._exit_deadline: float | None = None
-        #: Whether span lines come too (see nest_spans).
-        self._nested = False
         self._reset_state()
         _lifecycle.register(self)
 
@@ -170,11 +163,9 @@ class AsyncWriter:
         self._inflight: list[LineItem] = []
         self._restarts = 0
         self._thread: threading.Thread | None = None
-        self._trees = TreeNumberer(
-            idle_timeout_s=config.trace_idle_ms / 1000.0, max_open=config.max_open_traces
+        self._output.use_trees(
+            TreeNumberer(idle_timeout_s=config.trace_idle_ms / 1000.0, max_open=config.max_open_traces)
         )
-        if self._nested:
-            self._trees.nest_spans()
         self._drop_report.reset()
         self._error_report.reset()
         self._set_mode(state=_STOPPED if self._closed else _NEW)
@@ -197,8 +188,7 @@ class AsyncWriter:
         """Take span lines too (from ``LogxpySpanProcessor``): each trace's tree then nests
         by its spans. Call before the first span line; records are numbered as before."""
         with self._io_lock:
-            self._nested = True
-            self._trees.nest_spans()
+            self._output.nest_spans()
 
     @property
     def config(self) -> AsyncConfig:
@@ -219,31 +209,23 @@ class AsyncWriter:
         """Call ``observer(records, seconds, ok)`` after each batch is written (in the thread
         that wrote it, never the application's unless it writes synchronously); None stops.
         For self-metrics: it must be quick and must not log."""
-        self._batch_observer = observer
+        self._output.observer = observer
 
     @property
     def destinations(self) -> tuple[Destination, ...]:
         """Where batches go now."""
-        return self._destinations
+        return self._output.destinations
 
     def add_destination(self, destination: Destination) -> None:
         """Also write to ``destination``, from the next batch on."""
         with self._lock:
-            self._set_destinations((*self._destinations, destination))
+            self._output.set_destinations((*self._output.destinations, destination))
 
     def remove_destination(self, destination: Destination) -> None:
         """Stop writing to ``destination`` (from the next batch on); it is not closed."""
         with self._lock:
-            self._set_destinations(tuple(d for d in self._destinations if d is not destination))
-
-    def _set_destinations(self, destinations: tuple[Destination, ...]) -> None:
-        """The destinations, and which of the optional methods each implements (checked once)."""
-        self._destinations = destinations
-        self._rotating: tuple[RotatingDestination, ...] = tuple(
-            d for d in destinations if isinstance(d, RotatingDestination)
-        )
-        self._flushable = tuple(d for d in destinations if isinstance(d, FlushableDestination))
-        self._closable = tuple(d for d in destinations if isinstance(d, ClosableDestination))
+            output = self._output
+            output.set_destinations(tuple(d for d in output.destinations if d is not destination))
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -296,8 +278,8 @@ class AsyncWriter:
             if self._io_lock.acquire(timeout=left):
                 try:
                     self._drain_locked()
-                    self._close_trees_locked()
-                    self._close_destinations()
+                    self._output.close_trees()
+                    self._output.close()
                 finally:
                     self._io_lock.release()
             else:
@@ -346,7 +328,7 @@ class AsyncWriter:
             ok = True
             while items:
                 try:
-                    taken, written = self._write_batch(items, failed)
+                    taken, written = self._output.write(items, failed)
                 except Exception as exc:  # noqa: BLE001 - never into the application
                     self._queue.discard(DropReason.INTERNAL_ERROR, len(items))
                     logger.error("logxpy-otel: could not number %d record(s)", len(items), exc_info=exc)
@@ -359,7 +341,7 @@ class AsyncWriter:
     @property
     def _failure(self) -> DropReason:
         """The reason a record no destination took is counted under."""
-        return DropReason.IO_ERROR if self._destinations else DropReason.NO_DESTINATION
+        return DropReason.IO_ERROR if self._output.destinations else DropReason.NO_DESTINATION
 
     # -- flushing ----------------------------------------------------------------------
 
@@ -378,17 +360,7 @@ class AsyncWriter:
                 with self._io_lock:
                     self._drain_locked()
         result = marker.done.wait(timeout) and not marker.lost
-        return self._flush_destinations() and result
-
-    def _flush_destinations(self) -> bool:
-        ok = True
-        for destination in self._flushable:
-            try:
-                destination.flush()
-            except Exception as exc:  # noqa: BLE001 - counted and reported, never raised
-                ok = False
-                self._destination_failed(exc)
-        return ok
+        return self._output.flush() and result
 
     # -- the writer thread -------------------------------------------------------------
 
@@ -410,10 +382,7 @@ class AsyncWriter:
             self._wake.clear()
             with self._io_lock:
                 self._drain_locked()
-                out: list[bytes] = []
-                self._trees.close_idle(out)
-                if out:
-                    self._deliver(b"".join(out))
+                self._output.close_idle()
             if self._state is not _RUNNING and queue.empty:
                 return
 
@@ -437,86 +406,13 @@ class AsyncWriter:
         failed: list[object] = []
         while self._inflight:
             batch = self._inflight
-            taken, written = self._write_batch(batch, failed)
+            taken, written = self._output.write(batch, failed)
             self._inflight = batch[taken:]
             self._queue.done(taken, written, failure=self._failure)
-
-    def _write_batch(self, items: Sequence[LineItem], failed: list[object]) -> tuple[int, int]:
-        """Write as many of ``items`` (from the first) as one write to each file can take.
-
-        First rotate the files that are due, or that the next record would take past
-        ``max_bytes`` (``room()``), closing open traces first: each file is self-contained.
-        Then number as many records as every file has room for, keeping room for the end
-        lines of open traces (at least one record: a line longer than ``max_bytes`` goes
-        alone into a file), and write them. ``_io_lock`` is held. Destinations in
-        ``failed`` (they raised earlier in this batch) are skipped; one that raises is
-        added. Returns how many items were taken, and how many of those, from the first,
-        reached a destination.
-        """
-        reserve = self._trees.open_traces * END_LINE_MAX
-        live = [d for d in self._rotating if d not in failed]
-        nested = self._nested
-        due = [d for d in live if rotation_due(d) or not fit(items[:1], room_of(d, reserve), nested=nested)]
-        if due:
-            self._close_trees_locked(failed)  # each file is self-contained: traces end in it
-            for destination in due:
-                try:
-                    destination.rotate()
-                except Exception as exc:  # noqa: BLE001 - counted; the write below reports too
-                    self._destination_failed(exc)
-            reserve = self._trees.open_traces * END_LINE_MAX
-        rooms = [room for d in live if (room := room_of(d, reserve)) is not None]
-        count = max(1, fit(items, min(rooms), nested=nested)) if rooms else len(items)
-        out: list[bytes] = []
-        self._trees.number(items[:count] if count < len(items) else items, out)
-        data = b"".join(out)
-        observer = self._batch_observer
-        started = time.perf_counter() if observer is not None else 0.0
-        reached = self._deliver(data, failed)
-        written = count if reached is None else records_in(data, reached)
-        if observer is not None:
-            try:
-                observer(count, time.perf_counter() - started, written == count)
-            except Exception:  # noqa: BLE001 - an observer never affects the writes
-                pass
-        return count, written
-
-    def _close_trees_locked(self, failed: list[object] | None = None) -> None:
-        """Write the end lines of every open trace. ``_io_lock`` is held."""
-        out: list[bytes] = []
-        self._trees.close_all(out)
-        if out:
-            self._deliver(b"".join(out), failed)
-
-    def _deliver(self, data: bytes, failed: list[object] | None = None) -> int | None:
-        """Give ``data`` to every destination but those in ``failed`` (which collects the
-        ones that raise). None if one took it all; else how many of its lines, from the
-        first, reached one (whole: a :class:`PartialWriteError` counts them)."""
-        reached: int | None = 0
-        for destination in self._destinations:
-            if failed is not None and destination in failed:
-                continue
-            try:
-                destination(data)
-                reached = None
-            except Exception as exc:  # noqa: BLE001 - one destination must not affect another
-                if reached is not None and isinstance(exc, PartialWriteError):
-                    reached = max(reached, exc.lines)
-                if failed is not None:
-                    failed.append(destination)
-                self._destination_failed(exc)
-        return reached
 
     def _destination_failed(self, exc: BaseException) -> None:
         self._queue.error()
         self._error_report.note(1, _describe(exc))
-
-    def _close_destinations(self) -> None:
-        for destination in self._closable:
-            try:
-                destination.close()
-            except Exception as exc:  # noqa: BLE001
-                self._destination_failed(exc)
 
     def _crashed(self, exc: BaseException) -> None:
         """The writer thread died: restart it with backoff, or fall back to synchronous writes."""
@@ -566,10 +462,7 @@ class AsyncWriter:
         if self._io_lock.acquire(blocking=False):
             try:
                 if self._state is not _STOPPED:
-                    out: list[bytes] = []
-                    self._trees.close_idle(out)
-                    if out:
-                        self._deliver(b"".join(out))
+                    self._output.close_idle()
             finally:
                 self._io_lock.release()
         return True
@@ -590,7 +483,7 @@ class AsyncWriter:
         if self._io_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             try:
                 self._drain_locked()
-                self._close_trees_locked()
+                self._output.close_trees()
             finally:
                 self._io_lock.release()
 

@@ -514,7 +514,7 @@ def test_files_the_writer_rotated_and_compressed_show_every_record_once_in_order
             log.emit(timestamp=T0_NS + (n * 10 + i) * 10**8, body=f"{n}.{i}", context=span(n + 1))
         processor.force_flush()
     provider.shutdown()
-    assert processor.writer._destinations[0]._maintenance.wait(10.0)  # compression done
+    assert processor.writer.destinations[0]._maintenance.wait(10.0)  # compression done
     assert len(list(tmp_path.glob("app.*.jsonl.gz"))) >= 3
     out = text(render([tmp_path], utc=True))
     assert re.findall(r"INFO  (\d+\.\d)", out) == [f"{n}.{i}" for n in range(12) for i in range(3)]

@@ -480,7 +480,7 @@ def test_writer_thread_crash_restarts_and_loses_nothing(
     caplog.set_level(logging.ERROR, logger="logxpy_otel")
     dest = Collect()
     writer = make(writers, dest, batch_size=5, flush_interval_ms=10)
-    real = writer._trees.number
+    real = writer._output.trees.number
     crashes = []
 
     def flaky(items: Any, out: list[bytes]) -> None:
@@ -489,7 +489,7 @@ def test_writer_thread_crash_restarts_and_loses_nothing(
             raise RuntimeError("injected writer fault")
         real(items, out)
 
-    monkeypatch.setattr(writer._trees, "number", flaky)
+    monkeypatch.setattr(writer._output.trees, "number", flaky)
     for n in range(20):
         writer.enqueue(item(n))
     assert writer.flush(10.0)
@@ -506,7 +506,7 @@ def test_after_max_restarts_writes_fall_back_to_the_callers_thread(
     caplog.set_level(logging.ERROR, logger="logxpy_otel")
     dest = Collect()
     writer = make(writers, dest, batch_size=5, flush_interval_ms=10, max_restarts=0)
-    real = writer._trees.number
+    real = writer._output.trees.number
     calls: list[str] = []
 
     def once(items: Any, out: list[bytes]) -> None:
@@ -515,7 +515,7 @@ def test_after_max_restarts_writes_fall_back_to_the_callers_thread(
             raise RuntimeError("injected writer fault")
         real(items, out)
 
-    monkeypatch.setattr(writer._trees, "number", once)
+    monkeypatch.setattr(writer._output.trees, "number", once)
     for n in range(5):
         writer.enqueue(item(n))
     assert writer.flush(10.0)
@@ -873,7 +873,7 @@ def test_max_restarts_crashes_are_survived_with_doubling_backoff_and_the_next_fa
     caplog.set_level(logging.ERROR, logger="logxpy_otel")
     dest = Collect()
     writer = make(writers, dest, batch_size=5, flush_interval_ms=10, max_restarts=2)
-    real = writer._trees.number
+    real = writer._output.trees.number
     faults = [2]
 
     def flaky(items: Any, out: list[bytes]) -> None:
@@ -882,7 +882,7 @@ def test_max_restarts_crashes_are_survived_with_doubling_backoff_and_the_next_fa
             raise RuntimeError("injected writer fault")
         real(items, out)
 
-    monkeypatch.setattr(writer._trees, "number", flaky)
+    monkeypatch.setattr(writer._output.trees, "number", flaky)
     for n in range(5):
         writer.enqueue(item(n))
     assert writer.flush(10.0)

@@ -1,0 +1,169 @@
+"""Where a writer's batches go: numbering, rotation before a file would pass ``max_bytes``,
+and delivery to each destination, counting what reached one.
+
+One concern: from a batch of line items to bytes in files. The writer
+(:class:`~logxpy_otel._writer.AsyncWriter`) decides when and from which thread; this
+module does the writing, always under the writer's I/O lock (one thread at a time), so
+it takes no lock of its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from ._destinations import (
+    END_LINE_MAX,
+    ClosableDestination,
+    Destination,
+    FlushableDestination,
+    PartialWriteError,
+    RotatingDestination,
+    fit,
+    records_in,
+    room_of,
+    rotation_due,
+)
+from ._format import LineItem
+from ._trees import TreeNumberer
+
+__all__ = ["Output"]
+
+
+class Output:
+    """The destinations (and which optional methods each has: checked once, when set), the
+    tree numbering of the lines, and the observer told of each write.
+
+    ``failed(exc)`` is called for every exception a destination raises (counted and
+    reported by the writer); nothing here raises out of a write.
+    """
+
+    def __init__(
+        self, destinations: tuple[Destination, ...], failed: Callable[[BaseException], None]
+    ) -> None:
+        self._failed = failed
+        self.trees = TreeNumberer()
+        self._nested = False
+        #: ``observer(records, seconds, ok)`` after each write (see AsyncWriter.observe_batches).
+        self.observer: Callable[[int, float, bool], None] | None = None
+        self.set_destinations(destinations)
+
+    # -- what is written where -----------------------------------------------------------
+
+    @property
+    def destinations(self) -> tuple[Destination, ...]:
+        return self._destinations
+
+    def set_destinations(self, destinations: tuple[Destination, ...]) -> None:
+        self._destinations = destinations
+        self._rotating: tuple[RotatingDestination, ...] = tuple(
+            d for d in destinations if isinstance(d, RotatingDestination)
+        )
+        self._flushable = tuple(d for d in destinations if isinstance(d, FlushableDestination))
+        self._closable = tuple(d for d in destinations if isinstance(d, ClosableDestination))
+
+    def use_trees(self, trees: TreeNumberer) -> None:
+        """Number with ``trees`` from now on (a fresh numbering: at start and in a forked child)."""
+        self.trees = trees
+        if self._nested:
+            trees.nest_spans()
+
+    def nest_spans(self) -> None:
+        """Span lines come too: each trace's tree nests by its spans (see ``_trees``)."""
+        self._nested = True
+        self.trees.nest_spans()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(self, items: Sequence[LineItem], failed: list[object]) -> tuple[int, int]:
+        """Write as many of ``items`` (from the first) as one write to each file can take.
+
+        First rotate the files that are due, or that the next item would take past
+        ``max_bytes`` (``room()``), closing open traces first: each file is self-contained.
+        Then number as many items as every file has room for, keeping room for the end
+        lines of open traces (at least one item: a line longer than ``max_bytes`` goes
+        alone into a file), and write them. Destinations in ``failed`` (they raised earlier
+        in this batch) are skipped; one that raises is added. Returns how many items were
+        taken, and how many of those, from the first, reached a destination.
+        """
+        trees, nested = self.trees, self._nested
+        reserve = trees.open_traces * END_LINE_MAX
+        live = [d for d in self._rotating if d not in failed]
+        due = [d for d in live if rotation_due(d) or not fit(items[:1], room_of(d, reserve), nested=nested)]
+        if due:
+            self.close_trees(failed)  # each file is self-contained: traces end in it
+            for destination in due:
+                try:
+                    destination.rotate()
+                except Exception as exc:  # noqa: BLE001 - counted; the write below reports too
+                    self._failed(exc)
+            reserve = trees.open_traces * END_LINE_MAX
+        rooms = [room for d in live if (room := room_of(d, reserve)) is not None]
+        count = max(1, fit(items, min(rooms), nested=nested)) if rooms else len(items)
+        out: list[bytes] = []
+        trees.number(items[:count] if count < len(items) else items, out)
+        data = b"".join(out)
+        observer = self.observer
+        started = time.perf_counter() if observer is not None else 0.0
+        reached = self.deliver(data, failed)
+        written = count if reached is None else records_in(data, reached)
+        if observer is not None:
+            try:
+                observer(count, time.perf_counter() - started, written == count)
+            except Exception:  # noqa: BLE001 - an observer never affects the writes
+                pass
+        return count, written
+
+    def close_trees(self, failed: list[object] | None = None) -> None:
+        """Write the end lines of every open trace."""
+        out: list[bytes] = []
+        self.trees.close_all(out)
+        if out:
+            self.deliver(b"".join(out), failed)
+
+    def close_idle(self) -> None:
+        """Write the end lines of the traces idle for their timeout."""
+        out: list[bytes] = []
+        self.trees.close_idle(out)
+        if out:
+            self.deliver(b"".join(out))
+
+    def deliver(self, data: bytes, failed: list[object] | None = None) -> int | None:
+        """Give ``data`` to every destination but those in ``failed`` (which collects the
+        ones that raise). None if one took it all; else how many of its lines, from the
+        first, reached one (whole: a :class:`PartialWriteError` counts them)."""
+        reached: int | None = 0
+        for destination in self._destinations:
+            if failed is not None and destination in failed:
+                continue
+            try:
+                destination(data)
+                reached = None
+            except Exception as exc:  # noqa: BLE001 - one destination must not affect another
+                if reached is not None and isinstance(exc, PartialWriteError):
+                    reached = max(reached, exc.lines)
+                if failed is not None:
+                    failed.append(destination)
+                self._failed(exc)
+        return reached
+
+    # -- flushing and closing --------------------------------------------------------------
+
+    def flush(self) -> bool:
+        """Flush every destination that buffers; False if one raised."""
+        ok = True
+        for destination in self._flushable:
+            try:
+                destination.flush()
+            except Exception as exc:  # noqa: BLE001 - counted and reported, never raised
+                ok = False
+                self._failed(exc)
+        return ok
+
+    def close(self) -> None:
+        """Close every destination that can be closed."""
+        for destination in self._closable:
+            try:
+                destination.close()
+            except Exception as exc:  # noqa: BLE001
+                self._failed(exc)
