@@ -92,7 +92,7 @@ from ._diagnostics import RateLimitedReporter, is_own_scope
 from ._format import RESERVED_KEYS, LineMode, severity_bucket
 from ._native import speedup
 from ._writer import DropReason
-from .processor import c_emit
+from .processor import c_emit, lane_enqueue
 
 if TYPE_CHECKING:
     from .processor import LogxpyLogRecordProcessor
@@ -793,9 +793,7 @@ class LogxpyLoggingHandler(logging.Handler):
             tail: bytes = encode(_TAIL_PROBE, resource, scope)[4]
             return tail
 
-        # The processor's C on_emit queues each line: the writer's lane, no Python frame.
-        emitter = getattr(self._emitter, "__self__", None)
-        queue = emitter.enqueue if emitter is not None else self._writer.enqueue
+        queue = lane_enqueue(self._processor)  # the writer's lane, no Python frame a line
 
         def build(direct: bool, item_size: int) -> Any:
             return _Fast(

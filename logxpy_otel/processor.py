@@ -54,6 +54,29 @@ def c_emit(
     return emit
 
 
+def lane_enqueue(owner: WriterOwner) -> Callable[[Any], object]:
+    """``owner``'s writer's ``enqueue`` for items already encoded (span lines, the logging
+    handler's own lines): through the C lane where built, with no Python frame a line (the
+    writer's Python ``enqueue`` is two), else the writer's ``enqueue`` itself."""
+    fast = owner._encoder.fast_encoder
+    writer = owner.writer
+    if _Emitter is None or fast is None:
+        return writer.enqueue
+    emitter = _Emitter(
+        encoder=fast, lane=writer._lane, enqueue=writer.enqueue, sync=SYNC_MODE, own=_nothing, fault=_ignore
+    )
+    enqueue: Callable[[Any], object] = emitter.enqueue
+    return enqueue
+
+
+def _nothing() -> None:
+    """(``own`` of an Emitter used only to enqueue: it never sees a record.)"""
+
+
+def _ignore(exc: BaseException) -> None:
+    """(``fault`` of an Emitter used only to enqueue: it never encodes.)"""
+
+
 class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
     """Writes every OTel log record as a logxpy line through a policy-aware writer thread.
 

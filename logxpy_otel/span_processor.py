@@ -18,6 +18,7 @@ from ._diagnostics import RateLimitedReporter
 from ._format import LineItem, LineMode
 from ._span_format import SpanEncoder
 from ._writer import DropReason
+from .processor import lane_enqueue
 
 if TYPE_CHECKING:
     from ._setup import WriterOwner
@@ -46,30 +47,35 @@ class LogxpySpanProcessor(SpanProcessor):
                 f"span_processor() needs mode 'tree' (the default); this one writes {logs.mode.value!r}"
             )
         self._logs = logs
-        self._encoder = SpanEncoder(logs._encoder.tail_for)
+        encoder = SpanEncoder(logs._encoder.tail_for)
+        self._start, self._end = encoder.start, encoder.end
+        self._enqueue = lane_enqueue(logs)
         self._shutdown = False
         logs.writer.nest_spans()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            self._hand_over(self._encoder.start(span))
+            item = self._start(span)
+            if item is not None and not self._shutdown:
+                self._enqueue(item)
+            else:
+                self._refuse(item)
         except Exception as exc:  # noqa: BLE001 - the SDK does not catch processor errors
             self._fault(exc)
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            self._hand_over(self._encoder.end(span))
+            item = self._end(span)
+            if item is not None and not self._shutdown:
+                self._enqueue(item)
+            else:
+                self._refuse(item)
         except Exception as exc:  # noqa: BLE001
             self._fault(exc)
 
-    def _hand_over(self, item: LineItem | None) -> None:
-        writer = self._logs.writer
-        if self._shutdown:
-            writer.discard(DropReason.SHUTDOWN)
-        elif item is None:
-            writer.discard(DropReason.INVALID_ID)  # ids OTel cannot carry: no tree to hang in
-        else:
-            writer.enqueue(item)
+    def _refuse(self, item: LineItem | None) -> None:
+        """A line not handed over: after shutdown, or ids OTel cannot carry (no tree for it)."""
+        self._logs.writer.discard(DropReason.SHUTDOWN if self._shutdown else DropReason.INVALID_ID)
 
     def _fault(self, exc: BaseException) -> None:
         try:

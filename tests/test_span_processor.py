@@ -24,7 +24,6 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from logxpy_otel import DropReason, LogxpyLogRecordProcessor, LogxpySpanProcessor
-from logxpy_otel._span_format import SpanEncoder
 from logxpy_otel.reader import LineRecord, LineSpan, read_file
 
 
@@ -290,10 +289,10 @@ def test_a_span_processor_needs_tree_mode(tmp_path: Path) -> None:
 def test_spans_after_shutdown_are_counted_and_faults_never_raise(
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(self: Any, span: Any) -> Any:
+    def broken(span: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(SpanEncoder, "start", broken)
+    monkeypatch.setattr(setup.spans, "_start", broken)
     with setup.tracer.start_as_current_span("faulty"):  # on_start raises inside: counted
         pass
     monkeypatch.undo()
