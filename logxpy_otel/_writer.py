@@ -277,7 +277,7 @@ class AsyncWriter:
             left = -1 if deadline is None else max(0.0, deadline - time.monotonic())
             if self._io_lock.acquire(timeout=left):
                 try:
-                    self._drain_locked()
+                    self._drain_in_caller()
                     self._output.close_trees()
                     self._output.close()
                 finally:
@@ -323,7 +323,7 @@ class AsyncWriter:
                 self._queue.discard(DropReason.SHUTDOWN, len(items))
                 return False
             self.start()  # on first use, as enqueue does
-            self._drain_locked()
+            self._drain_in_caller()
             failed: list[object] = []
             ok = True
             while items:
@@ -358,7 +358,7 @@ class AsyncWriter:
             self._wake.set()
             if self._sync or self._thread is None:
                 with self._io_lock:
-                    self._drain_locked()
+                    self._drain_in_caller()
         result = marker.done.wait(timeout) and not marker.lost
         return self._output.flush() and result
 
@@ -394,6 +394,24 @@ class AsyncWriter:
         while batch := self._queue.take_batch():
             self._inflight = batch
             self._process_inflight()
+
+    def _drain_in_caller(self) -> None:
+        """:meth:`_drain_locked` in a caller's thread (synchronous writes, flush, stop, exit,
+        the fallback after crashes), where nothing may raise: a batch the numbering refuses
+        (a fault of ours: the thread would retry it, and no thread will) is dropped and
+        counted as ``internal_error``, and the drain goes on. ``_io_lock`` is held."""
+        while True:
+            try:
+                self._drain_locked()
+                return
+            except Exception as exc:  # noqa: BLE001 - never into the application
+                count = len(self._inflight)
+                self._inflight = []
+                if count:
+                    self._queue.done(count, 0, failure=DropReason.INTERNAL_ERROR)
+                logger.error("logxpy-otel: could not write %d record(s); dropped", count, exc_info=exc)
+                if not count:
+                    return  # not a batch's fault: the next drain tries again
 
     def _process_inflight(self) -> None:
         """Number and write the batch in flight, write by write, accounting for each.
@@ -432,11 +450,8 @@ class AsyncWriter:
                 restarts,
                 exc_info=exc,
             )
-            try:
-                with self._io_lock:
-                    self._drain_locked()
-            except Exception:  # noqa: BLE001 - callers' write_now will retry
-                logger.exception("logxpy-otel: synchronous fallback drain failed")
+            with self._io_lock:
+                self._drain_in_caller()
             return
         delay = min(_BACKOFF_FIRST_S * (2 ** (restarts - 1)), _BACKOFF_MAX_S)
         logger.error(
@@ -482,7 +497,7 @@ class AsyncWriter:
             self._set_mode(sync=True)
         if self._io_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             try:
-                self._drain_locked()
+                self._drain_in_caller()
                 self._output.close_trees()
             finally:
                 self._io_lock.release()

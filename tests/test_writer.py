@@ -500,6 +500,35 @@ def test_writer_thread_crash_restarts_and_loses_nothing(
     assert any("crashed (1 of 10)" in r.getMessage() for r in caplog.records)
 
 
+def test_a_batch_the_numbering_always_refuses_is_dropped_and_counted_never_raised(
+    writers: list[AsyncWriter], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A record our numbering cannot take (a fault of ours, as a float subclass ts was): the
+    thread crashes on it each time it retries; once writes fall back to the callers' threads
+    nothing retries it, and it must neither raise into every later logging call nor hold
+    its slot for ever. It is dropped (``internal_error``); the records after it are written."""
+    caplog.set_level(logging.ERROR, logger="logxpy_otel")
+    dest = Collect()
+    writer = make(writers, dest, batch_size=1, flush_interval_ms=10, max_restarts=1)
+    real = writer._output.trees.number
+
+    def refuses_poison(items: Any, out: list[bytes]) -> None:
+        if any(b"poison" in entry[3] for entry in items):
+            raise TypeError("injected: a record the numbering refuses")
+        real(items, out)
+
+    monkeypatch.setattr(writer._output.trees, "number", refuses_poison)
+    writer.enqueue(item(0, tag="poison"))
+    wait_until(lambda: not writer.is_running)  # crashed, restarted, crashed: synchronous now
+    assert writer.enqueue(item(1)) is True  # no exception into the caller
+    assert writer.flush(10.0) is True
+    assert [r["n"] for r in dest.records()] == [1]
+    m = writer.metrics
+    assert m.dropped_by_reason == {DropReason.INTERNAL_ERROR: 1} and m.pending == 0
+    assert_accounting(m)
+    assert any("could not write 1 record(s); dropped" in r.getMessage() for r in caplog.records)
+
+
 def test_after_max_restarts_writes_fall_back_to_the_callers_thread(
     writers: list[AsyncWriter], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
