@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 
@@ -38,35 +38,33 @@ _Emitter = (
 )
 
 
+def _emitter(owner: WriterOwner, own: Callable[[], None], fault: Callable[[BaseException], None]) -> Any:
+    """A C ``Emitter`` over ``owner``'s encoder and writer (its lane), calling ``own``/``fault``
+    as the Python steps do; None where the C code is not in use."""
+    fast = owner._encoder.fast_encoder
+    if _Emitter is None or fast is None:
+        return None
+    writer = owner.writer
+    return _Emitter(
+        encoder=fast, lane=writer._lane, enqueue=writer.enqueue, sync=SYNC_MODE, own=own, fault=fault
+    )
+
+
 def c_emit(
     processor: LogxpyLogRecordProcessor, own: Callable[[], None], fault: Callable[[BaseException], None]
 ) -> Callable[[Any], None] | None:
     """The C ``on_emit`` (encode and queue, no Python frame per record) for ``processor``'s
-    encoder and writer, calling ``own``/``fault`` as the Python steps do; None where the C
-    code is not in use."""
-    fast = processor._encoder.fast_encoder
-    if _Emitter is None or fast is None:
-        return None
-    writer = processor._writer
-    emit: Callable[[Any], None] = _Emitter(
-        encoder=fast, lane=writer._lane, enqueue=writer.enqueue, sync=SYNC_MODE, own=own, fault=fault
-    ).emit
-    return emit
+    encoder and writer; None where the C code is not in use."""
+    emitter = _emitter(processor, own, fault)
+    return None if emitter is None else cast("Callable[[Any], None]", emitter.emit)
 
 
 def lane_enqueue(owner: WriterOwner) -> Callable[[Any], object]:
     """``owner``'s writer's ``enqueue`` for items already encoded (span lines, the logging
     handler's own lines): through the C lane where built, with no Python frame a line (the
     writer's Python ``enqueue`` is two), else the writer's ``enqueue`` itself."""
-    fast = owner._encoder.fast_encoder
-    writer = owner.writer
-    if _Emitter is None or fast is None:
-        return writer.enqueue
-    emitter = _Emitter(
-        encoder=fast, lane=writer._lane, enqueue=writer.enqueue, sync=SYNC_MODE, own=_nothing, fault=_ignore
-    )
-    enqueue: Callable[[Any], object] = emitter.enqueue
-    return enqueue
+    emitter = _emitter(owner, _nothing, _ignore)
+    return owner.writer.enqueue if emitter is None else cast("Callable[[Any], object]", emitter.enqueue)
 
 
 def _nothing() -> None:

@@ -55,27 +55,23 @@ class LogxpySpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            item = self._start(span)
-            if item is not None and not self._shutdown:
-                self._enqueue(item)
-            else:
-                self._refuse(item)
+            self._hand_over(self._start(span))
         except Exception as exc:  # noqa: BLE001 - the SDK does not catch processor errors
             self._fault(exc)
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            item = self._end(span)
-            if item is not None and not self._shutdown:
-                self._enqueue(item)
-            else:
-                self._refuse(item)
+            self._hand_over(self._end(span))
         except Exception as exc:  # noqa: BLE001
             self._fault(exc)
 
-    def _refuse(self, item: LineItem | None) -> None:
-        """A line not handed over: after shutdown, or ids OTel cannot carry (no tree for it)."""
-        self._logs.writer.discard(DropReason.SHUTDOWN if self._shutdown else DropReason.INVALID_ID)
+    def _hand_over(self, item: LineItem | None) -> None:
+        """Queue a span line; after shutdown, or for ids OTel cannot carry (no tree for it),
+        count it as dropped instead."""
+        if item is not None and not self._shutdown:
+            self._enqueue(item)
+        else:
+            self._logs.writer.discard(DropReason.SHUTDOWN if self._shutdown else DropReason.INVALID_ID)
 
     def _fault(self, exc: BaseException) -> None:
         try:
