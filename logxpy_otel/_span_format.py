@@ -53,14 +53,18 @@ class SpanEncoder:
     anything else takes the careful path, which tags and never raises.
     """
 
-    __slots__ = ("_last_trace", "_tails")
+    __slots__ = ("_last_trace", "_tails", "end", "start")
 
-    def __init__(self, tails: Tails) -> None:
+    def __init__(self, tails: Tails, *, speedups: bool = True) -> None:
         self._tails = tails
         # The last trace id's hex text: a trace's spans come in runs.
         self._last_trace: tuple[int, str] = (0, "")
+        #: ``start(span)``: the span's start line; None for a span with no valid ids.
+        self.start: Callable[[ReadableSpan], LineItem | None] = self._start
+        #: ``end(span)``: the span's end line, with the whole span in ``_otel``.
+        self.end: Callable[[ReadableSpan], LineItem | None] = self._end
 
-    def start(self, span: ReadableSpan) -> LineItem | None:
+    def _start(self, span: ReadableSpan) -> LineItem | None:
         """The span's start line; None for a span with no valid ids (it has no tree)."""
         ids = self._ids(span)
         if ids is None:
@@ -78,7 +82,7 @@ class SpanEncoder:
         tail = self._tails(span.instrumentation_scope, span.resource)
         return (trace_hex, ts, False, body, tail, otel["span_id"], SpanStart(otel.get("parent_span_id")))
 
-    def end(self, span: ReadableSpan) -> LineItem | None:
+    def _end(self, span: ReadableSpan) -> LineItem | None:
         """The span's end line, with the whole span in ``_otel``; None without valid ids."""
         ids = self._ids(span)
         if ids is None:
