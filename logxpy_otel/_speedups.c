@@ -59,16 +59,20 @@ static PyObject *a_timestamp, *a_observed, *a_severity_number, *a_severity_text,
     *a_attributes, *a_dict, *a_dropped;
 static PyObject *fmt_span, *fmt_trace, *s_info;
 
+/* A filter before a set of reserved keys: bit n of lengths[c] is set when a reserved key
+ * of n characters starts with c (ASCII, n < 64); every key is looked up when
+ * unfiltered (a reserved key the table cannot describe). */
+typedef struct {
+    uint64_t lengths[128];
+    int unfiltered;
+} Filter;
+
 typedef struct {
     PyObject_HEAD
     PyObject *tails;    /* dict shared with LineEncoder: key -> (scope, resource, tail) */
     PyObject *dumps;    /* orjson.dumps, for floats */
     PyObject *reserved; /* frozenset of attribute keys that go to _otel.attributes */
-    /* A filter before the set: bit n of reserved_lengths[c] is set when a reserved key
-     * of n characters starts with c (ASCII, n < 64); every key is looked up when
-     * reserved_unfiltered (a reserved key the table cannot describe). */
-    uint64_t reserved_lengths[128];
-    int reserved_unfiltered;
+    Filter filter;      /* of those keys: most keys are ruled out before the set */
     PyObject *bounded;  /* the SDK's BoundedAttributes type */
     PyObject *record_type; /* the API's LogRecord type: fields read from its instance dict */
     PyObject *fallback; /* the Python encoder: (record, resource, scope, dropped) -> item */
@@ -478,9 +482,9 @@ put_plain(Buf *b, PyObject *s)
 /* Whether ``key`` (an exact str) can be reserved: most keys are ruled out without a
  * hash and a set lookup. */
 static int
-maybe_reserved(FastEncoder *self, PyObject *key)
+maybe_reserved(const Filter *filter, PyObject *key)
 {
-    if (self->reserved_unfiltered)
+    if (filter->unfiltered)
         return 1;
 #if PY_VERSION_HEX < 0x030C0000
     if (PyUnicode_READY(key) < 0) {
@@ -492,15 +496,15 @@ maybe_reserved(FastEncoder *self, PyObject *key)
     if (n == 0 || n >= 64)
         return 0;
     Py_UCS4 first = PyUnicode_READ_CHAR(key, 0);
-    return first < 128 && (self->reserved_lengths[first] >> n) & 1;
+    return first < 128 && (filter->lengths[first] >> n) & 1;
 }
 
 /* Fills the filter of maybe_reserved from the reserved keys. */
 static int
-set_reserved_filter(FastEncoder *self, PyObject *reserved)
+set_reserved_filter(Filter *filter, PyObject *reserved)
 {
-    memset(self->reserved_lengths, 0, sizeof(self->reserved_lengths));
-    self->reserved_unfiltered = 0;
+    memset(filter->lengths, 0, sizeof(filter->lengths));
+    filter->unfiltered = 0;
     PyObject *iter = PyObject_GetIter(reserved), *key;
     if (iter == NULL)
         return -1;
@@ -519,13 +523,77 @@ set_reserved_filter(FastEncoder *self, PyObject *reserved)
         Py_ssize_t n = PyUnicode_GET_LENGTH(key);
         Py_UCS4 first = n > 0 ? PyUnicode_READ_CHAR(key, 0) : 0;
         if (n == 0 || n >= 64 || first >= 128)
-            self->reserved_unfiltered = 1;
+            filter->unfiltered = 1;
         else
-            self->reserved_lengths[first] |= (uint64_t)1 << n;
+            filter->lengths[first] |= (uint64_t)1 << n;
         Py_DECREF(key);
     }
     Py_DECREF(iter);
     return PyErr_Occurred() ? -1 : 0;
+}
+
+/* Takes the floats of a line into ``f``: ``first`` (its ts), then each float value of
+ * ``dict`` (or None), written by one orjson ``dumps`` call. 0: done; 1: not for the C
+ * path (NaN or inf, which the format tags; too many floats), or an error. The floats
+ * are held (strong references: allocating the tuple can run Python code, such as a GC
+ * callback, that changes the attributes; put_next_float then sees the change). */
+static int
+floats_take(Floats *f, PyObject *dumps, PyObject *first, PyObject *dict)
+{
+    PyObject *found[MAX_FLOATS];
+    Py_ssize_t count = 0, pos = 0;
+    PyObject *k, *v;
+    int odd = 0;
+    found[count++] = Py_NewRef(first);
+    if (dict != Py_None) {
+        while (PyDict_Next(dict, &pos, &k, &v)) {
+            if (PyFloat_CheckExact(v)) {
+                if (count == MAX_FLOATS || !isfinite(PyFloat_AS_DOUBLE(v))) {
+                    odd = 1;
+                    break;
+                }
+                found[count++] = Py_NewRef(v);
+            }
+        }
+    }
+    f->values = odd ? NULL : PyTuple_New(count);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (f->values != NULL)
+            PyTuple_SET_ITEM(f->values, i, found[i]);
+        else
+            Py_DECREF(found[i]);
+    }
+    if (f->values == NULL)
+        return 1;
+    f->json = PyObject_CallOneArg(dumps, f->values);
+    if (f->json == NULL || !PyBytes_CheckExact(f->json))
+        return 1;
+    f->next = PyBytes_AS_STRING(f->json) + 1;
+    f->end = PyBytes_AS_STRING(f->json) + PyBytes_GET_SIZE(f->json);
+    return 0;
+}
+
+/* ``,"key":value`` for each attribute of ``dict`` (or None), at the line's top level.
+ * 0: done; -1: error; 1: not for the C path (a key that is not an exact str or is
+ * reserved, which the Python encoder moves to _otel.attributes; a value it tags). */
+static int
+put_attributes(Buf *b, PyObject *dict, const Filter *filter, PyObject *reserved, Floats *floats)
+{
+    if (dict == Py_None)
+        return 0;
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    int rc;
+    while (PyDict_Next(dict, &pos, &k, &v)) {
+        if (!PyUnicode_CheckExact(k))
+            return 1;
+        if (maybe_reserved(filter, k) && PySet_Contains(reserved, k) != 0)
+            return 1; /* (or an error: the Python encoder reports it) */
+        if ((rc = PUT_LITERAL(b, ",")) || (rc = put_str(b, k)) || (rc = PUT_LITERAL(b, ":")) ||
+            (rc = put_value(b, v, floats)))
+            return rc;
+    }
+    return 0;
 }
 
 /* Steps of encode_fast: 0 goes on, -1 is an error, 1 hands the record to Python. */
@@ -724,41 +792,8 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         Py_XDECREF(old_tail);
     }
 
-    /* Every float of the line, through one orjson call; NaN and inf are tagged (Python).
-     * One pass: the floats are held here (strong references: allocating the tuple can
-     * run Python code, such as a GC callback, that changes the attributes). */
-    {
-        PyObject *found[MAX_FLOATS];
-        Py_ssize_t count = 0, pos = 0;
-        PyObject *k, *v;
-        int odd = 0;
-        found[count++] = Py_NewRef(ts_obj);
-        if (dict != Py_None) {
-            while (PyDict_Next(dict, &pos, &k, &v)) {
-                if (PyFloat_CheckExact(v)) {
-                    if (count == MAX_FLOATS || !isfinite(PyFloat_AS_DOUBLE(v))) {
-                        odd = 1; /* many floats, or NaN/inf: the Python encoder */
-                        break;
-                    }
-                    found[count++] = Py_NewRef(v);
-                }
-            }
-        }
-        floats.values = odd ? NULL : PyTuple_New(count);
-        for (Py_ssize_t i = 0; i < count; i++) {
-            if (floats.values != NULL)
-                PyTuple_SET_ITEM(floats.values, i, found[i]);
-            else
-                Py_DECREF(found[i]);
-        }
-        if (floats.values == NULL)
-            goto bail;
-    }
-    floats.json = PyObject_CallOneArg(self->dumps, floats.values);
-    if (floats.json == NULL || !PyBytes_CheckExact(floats.json))
+    if (floats_take(&floats, self->dumps, ts_obj, dict))
         goto bail;
-    floats.next = PyBytes_AS_STRING(floats.json) + 1;
-    floats.end = PyBytes_AS_STRING(floats.json) + PyBytes_GET_SIZE(floats.json);
 
     /* The line, in the order the Python encoder builds it. */
     STEP(PUT_LITERAL(&b, "\"ts\":"));
@@ -767,21 +802,7 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
     STEP(buf_put(&b, PyUnicode_DATA(mt), PyUnicode_GET_LENGTH(mt)));
     STEP(PUT_LITERAL(&b, "\",\"msg\":"));
     STEP(put_str(&b, body));
-    if (dict != Py_None) {
-        Py_ssize_t pos = 0;
-        PyObject *k, *v;
-        while (PyDict_Next(dict, &pos, &k, &v)) {
-            if (!PyUnicode_CheckExact(k))
-                goto bail;
-            int reserved = maybe_reserved(self, k) ? PySet_Contains(self->reserved, k) : 0;
-            if (reserved != 0)
-                goto bail; /* (or an error) the Python encoder moves it to _otel.attributes */
-            STEP(PUT_LITERAL(&b, ","));
-            STEP(put_str(&b, k));
-            STEP(PUT_LITERAL(&b, ":"));
-            STEP(put_value(&b, v, &floats));
-        }
-    }
+    STEP(put_attributes(&b, dict, &self->filter, self->reserved, &floats));
     STEP(PUT_LITERAL(&b, ",\"_otel\":{"));
     if (timestamp != Py_None) {
         STEP(put_key(&b, k_time, 0));
@@ -923,7 +944,7 @@ FastEncoder_init(FastEncoder *self, PyObject *args, PyObject *kwds)
                                      &PyFrozenSet_Type, &reserved, &bounded, &PyType_Type, &record_type,
                                      &severities, &fallback, &flat))
         return -1;
-    if (set_reserved_filter(self, reserved) < 0)
+    if (set_reserved_filter(&self->filter, reserved) < 0)
         return -1;
     PyObject *seq = PySequence_Fast(severities, "severities: a sequence of (member, number, mt)");
     if (seq == NULL)
