@@ -15,7 +15,7 @@ caller then leaves the set-up as the SDK made it. Written against opentelemetry-
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import (
@@ -25,8 +25,10 @@ from opentelemetry.sdk._logs import (
     SynchronousMultiLogRecordProcessor,
 )
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.trace import ReadableSpan, Span, _Span
 
 __all__ = [
+    "SPAN_TYPES",
     "UnexpectedShape",
     "batch_exporter",
     "processors",
@@ -120,6 +122,12 @@ _ATTRIBUTES_DICT = "_dict"
 #: ``ReadableSpan`` -> its events and links (``BoundedList`` or a tuple).
 _SPAN_EVENTS = "_events"
 _SPAN_LINKS = "_links"
+
+
+#: The span types whose instance dict the C span encoder reads (``_name``, ``_context``,
+#: ``_attributes``...: see ``span_field_text`` in _speedups.c): the SDK's own, exactly. A
+#: span of another type, or one without those fields, is encoded from its properties.
+SPAN_TYPES: Final = (_Span, Span, ReadableSpan)
 
 
 def span_attributes(span: object) -> Mapping[str, Any] | None:

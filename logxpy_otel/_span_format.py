@@ -15,8 +15,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import orjson
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import DEFAULT_TRACE_STATE, SpanContext, SpanKind, StatusCode
 
 from ._format import (
     RESERVED_KEYS,
@@ -34,7 +36,8 @@ from ._format import (
     _tag_wide_ints,
     encode_value,
 )
-from ._sdk_private import span_attributes, span_events, span_links
+from ._native import speedup
+from ._sdk_private import SPAN_TYPES, span_attributes, span_events, span_links
 
 __all__ = ["KIND_KEY", "SpanEncoder"]
 
@@ -63,6 +66,30 @@ class SpanEncoder:
         self.start: Callable[[ReadableSpan], LineItem | None] = self._start
         #: ``end(span)``: the span's end line, with the whole span in ``_otel``.
         self.end: Callable[[ReadableSpan], LineItem | None] = self._end
+        if speedups and _CSpanEncoder is not None:
+            # The common span in C (the same bytes); anything else comes back to the
+            # methods below.
+            fast = _CSpanEncoder(
+                tails=tails,
+                dumps=orjson.dumps,
+                reserved=RESERVED_KEYS | {KIND_KEY},
+                span_types=SPAN_TYPES,
+                context_type=SpanContext,
+                empty_state=DEFAULT_TRACE_STATE,
+                bounded=BoundedAttributes,
+                bounded_list=BoundedList,
+                kinds=[
+                    (kind, kind.value, _KIND_NAMES[kind])
+                    for kind in SpanKind
+                    if kind is not SpanKind.INTERNAL
+                ],
+                internal=_INTERNAL,
+                status_codes=(StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR),
+                roles=(SpanStart, SpanEnd),
+                fallback_start=self._start,
+                fallback_end=self._end,
+            )
+            self.start, self.end = fast.start, fast.end
 
     def _start(self, span: ReadableSpan) -> LineItem | None:
         """The span's start line; None for a span with no valid ids (it has no tree)."""
@@ -166,7 +193,13 @@ def _name(span: ReadableSpan) -> str:
     return name if type(name) is str else _safe_repr(name)
 
 
+_INTERNAL: Final = SpanKind.INTERNAL
 _KIND_NAMES: Final = {kind: kind.name.lower() for kind in SpanKind}
+
+#: The C span encoder (``_speedups.SpanEncoder``) where built: the common span's lines
+#: in C, byte for byte these (tests/test_speedups_spans.py). It reads the SDK span's
+#: private fields (``_sdk_private.SPAN_TYPES``); a span it does not take comes here.
+_CSpanEncoder: Any = speedup("SpanEncoder")
 _TIME_FIELDS: Final = ("start_time_unix_nano", "end_time_unix_nano")
 
 

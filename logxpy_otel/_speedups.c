@@ -8,10 +8,12 @@
  *   tail). Anything else, and any error, goes to the Python encoder (``fallback``),
  *   which never raises.
  * - Emitter: LogxpyLogRecordProcessor.on_emit (encode, queue through the writer's lane).
+ * - SpanEncoder: the common case of _span_format.SpanEncoder (a span's start and end
+ *   lines), read from the SDK span's instance dict; anything else goes to Python.
  * - number: the loop of TreeNumberer.number, one bytes per batch.
  *
- * tests/test_speedups.py, test_format.py, test_trees.py and test_processor.py run the
- * C and the Python versions side by side.
+ * tests/test_speedups.py, test_speedups_spans.py, test_format.py, test_trees.py and
+ * test_processor.py run the C and the Python versions side by side.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1334,6 +1336,526 @@ static PyTypeObject EmitterType = {
     .tp_methods = Emitter_methods,
 };
 
+/* ---- spans (the common case of _span_format.SpanEncoder) ---------------------------- */
+
+/* A span's fields, read from its instance dict (the SDK's spans keep them there; the
+ * properties that return them cost a Python call each). A field missing there sends
+ * the span to the Python encoder, which reads the properties. */
+enum {
+    SF_NAME, SF_CONTEXT, SF_PARENT, SF_KIND, SF_START, SF_END, SF_STATUS, SF_ATTRIBUTES, SF_EVENTS,
+    SF_LINKS, SF_RESOURCE, SF_SCOPE, N_SPAN_FIELDS
+};
+static const char *const span_field_text[N_SPAN_FIELDS] = {
+    "_name",   "_context",    "_parent", "_kind",  "_start_time", "_end_time",
+    "_status", "_attributes", "_events", "_links", "_resource",   "_instrumentation_scope"};
+static PyObject *span_field[N_SPAN_FIELDS];
+static PyObject *a_status_code, *a_description, *a_dq, *a_parent, *a_start_ts;
+
+#define MAX_KINDS 8
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *tails;       /* tails(scope, resource) -> the line's shared end (bytes) */
+    PyObject *dumps;       /* orjson.dumps, for floats */
+    PyObject *reserved;    /* frozenset: keys the Python encoder moves or handles */
+    Filter filter;
+    PyObject *span_types;  /* tuple of the exact span types read from their dict */
+    PyObject *context_type; /* SpanContext: a tuple (trace_id, span_id, is_remote, flags, state, valid) */
+    PyObject *empty_state; /* the default (empty) TraceState */
+    PyObject *bounded;     /* BoundedAttributes */
+    PyObject *bounded_list; /* BoundedList (events, links) */
+    PyObject *internal;    /* SpanKind.INTERNAL */
+    int n_kinds;
+    PyObject *kind_member[MAX_KINDS], *kind_value[MAX_KINDS], *kind_name[MAX_KINDS];
+    PyObject *unset, *ok, *error; /* StatusCode members */
+    PyObject *start_type, *end_type; /* SpanStart, SpanEnd */
+    PyObject *fallback_start, *fallback_end; /* the Python encoder's methods */
+    PyObject *trace_key, *trace_hex; /* the last trace id and its hex text */
+    PyObject *last_scope, *last_resource, *last_tail;
+} SpanEncoder;
+
+static PyTypeObject SpanEncoderType;
+
+/* ``value`` (an exact int in [1, 2**64)) as 16 hex digits into ``out``: 0; 1 when it is
+ * not such an int (0 or an id OTel cannot carry: the Python encoder's case). */
+static int
+span_hex16(PyObject *value, char out[16])
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!PyLong_CheckExact(value))
+        return 1;
+    unsigned long long id = PyLong_AsUnsignedLongLong(value);
+    if (id == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear(); /* negative or wider than 64 bits */
+        return 1;
+    }
+    if (id == 0)
+        return 1;
+    for (int i = 15; i >= 0; i--, id >>= 4)
+        out[i] = hex[id & 0xf];
+    return 0;
+}
+
+/* Whether ``value`` is an exact int in [0, 2**64) (a time the format writes as a number). */
+static int
+is_u64(PyObject *value)
+{
+    if (!PyLong_CheckExact(value))
+        return 0;
+    if (PyLong_AsUnsignedLongLong(value) == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+/* Whether ``value`` (an int) is 0. */
+static int
+is_zero(PyObject *value)
+{
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return overflow == 0 && v == 0;
+}
+
+/* The nanoseconds as Unix seconds, as _format._seconds computes them (int / 1e9). */
+static PyObject *
+seconds_of(PyObject *nanos)
+{
+    long long whole = PyLong_AsLongLong(nanos);
+    if (whole == -1 && PyErr_Occurred())
+        return NULL;
+    volatile double rounded = (double)whole; /* rounded to a double first, even on x87 */
+    return PyFloat_FromDouble(rounded / 1e9);
+}
+
+/* A role object (SpanStart, SpanEnd) with its slots set, without a Python __init__. */
+static PyObject *
+make_role(PyObject *type, PyObject *parent, PyObject *name, PyObject *start_ts)
+{
+    PyTypeObject *tp = (PyTypeObject *)type;
+    PyObject *role = tp->tp_alloc(tp, 0);
+    if (role == NULL)
+        return NULL;
+    if (PyObject_SetAttr(role, a_parent, parent) < 0 ||
+        (name != NULL && (PyObject_SetAttr(role, a_name, name) < 0 || PyObject_SetAttr(role, a_start_ts, start_ts) < 0))) {
+        Py_DECREF(role);
+        return NULL;
+    }
+    return role;
+}
+
+/* The line item of a span's start (``end`` 0) or end line, as _span_format.SpanEncoder
+ * writes it; NULL without an error for any span it does not take (the Python encoder's
+ * turn), with one on error. */
+static PyObject *
+span_fast(SpanEncoder *self, PyObject *span, int end)
+{
+    PyObject *fields = NULL, *got[N_SPAN_FIELDS] = {NULL}, *trace_hex = NULL, *span_hex = NULL,
+             *parent_hex = NULL, *dict = NULL, *dropped = NULL, *ts = NULL, *start_ts = NULL,
+             *tail = NULL, *data = NULL, *role = NULL, *result = NULL, *code = NULL, *description = NULL;
+    Floats floats = {NULL, NULL, NULL, NULL, 0};
+    Buf b;
+    buf_init(&b);
+    int rc = 0, failed = 0, kind = -1;
+    char hex[16], parent_text[16];
+
+    /* Read and check first; write after. */
+    int known = 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(self->span_types); i++)
+        known |= (PyObject *)Py_TYPE(span) == PyTuple_GET_ITEM(self->span_types, i);
+    if (!known)
+        goto bail;
+    fields = PyObject_GenericGetDict(span, NULL);
+    if (fields == NULL || !PyDict_CheckExact(fields))
+        goto bail;
+    for (int i = 0; i < N_SPAN_FIELDS; i++) {
+        PyObject *value = PyDict_GetItemWithError(fields, span_field[i]);
+        if (value == NULL)
+            goto bail;
+        got[i] = Py_NewRef(value);
+    }
+    PyObject *name = got[SF_NAME], *context = got[SF_CONTEXT], *parent = got[SF_PARENT];
+    if (!PyUnicode_CheckExact(name) || (PyObject *)Py_TYPE(context) != self->context_type ||
+        PyTuple_GET_SIZE(context) < 5)
+        goto bail;
+    PyObject *trace_id = PyTuple_GET_ITEM(context, 0), *flags = PyTuple_GET_ITEM(context, 3),
+             *state = PyTuple_GET_ITEM(context, 4);
+    if (span_hex16(PyTuple_GET_ITEM(context, 1), hex) || !PyLong_CheckExact(trace_id) ||
+        !PyLong_Check(flags) || PyBool_Check(flags) || state != self->empty_state)
+        goto bail; /* (a trace state: the Python encoder writes it) */
+    {
+        int zero = PyObject_Not(trace_id);
+        if (zero != 0)
+            goto bail;
+    }
+    trace_hex = id_hex(&self->trace_key, &self->trace_hex, trace_id, fmt_trace);
+    if (trace_hex == NULL || !id_fits(trace_hex, 32))
+        goto bail;
+    span_hex = PyUnicode_FromStringAndSize(hex, 16);
+    if (span_hex == NULL)
+        goto bail;
+    int remote = 0;
+    if (parent != Py_None) {
+        if ((PyObject *)Py_TYPE(parent) != self->context_type || PyTuple_GET_SIZE(parent) < 3)
+            goto bail;
+        PyObject *parent_id = PyTuple_GET_ITEM(parent, 1);
+        if (PyLong_CheckExact(parent_id) && is_zero(parent_id))
+            ; /* no parent: as the Python encoder, which tests parent.span_id */
+        else if (span_hex16(parent_id, parent_text))
+            goto bail;
+        else {
+            parent_hex = PyUnicode_FromStringAndSize(parent_text, 16);
+            if (parent_hex == NULL)
+                goto bail;
+            PyObject *is_remote = PyTuple_GET_ITEM(parent, 2);
+            if (is_remote != Py_True && is_remote != Py_False)
+                goto bail;
+            remote = is_remote == Py_True;
+        }
+    }
+    PyObject *kind_obj = got[SF_KIND];
+    if (kind_obj != self->internal) {
+        for (int i = 0; i < self->n_kinds; i++)
+            if (self->kind_member[i] == kind_obj)
+                kind = i;
+        if (kind < 0)
+            goto bail;
+    }
+    PyObject *start = got[SF_START], *stop = got[SF_END];
+    if (!is_u64(start))
+        goto bail; /* None (not started), negative, or beyond 64 bits */
+    if (end) {
+        if (stop == Py_None)
+            stop = start;
+        else if (!is_u64(stop))
+            goto bail;
+    }
+    PyObject *attributes = got[SF_ATTRIBUTES];
+    if ((PyObject *)Py_TYPE(attributes) == self->bounded) {
+        dict = PyObject_GetAttr(attributes, a_dict);
+        if (dict == NULL || !PyDict_CheckExact(dict))
+            goto bail;
+        dropped = PyObject_GetAttr(attributes, a_dropped);
+        if (dropped == NULL || !PyLong_CheckExact(dropped))
+            goto bail;
+    }
+    else if (attributes == Py_None) {
+        dict = Py_NewRef(Py_None);
+    }
+    else {
+        goto bail;
+    }
+    if (end) {
+        /* events and links: none, and none dropped (else the Python encoder writes them) */
+        for (int which = SF_EVENTS; which <= SF_LINKS; which++) {
+            PyObject *held = got[which];
+            if ((PyObject *)Py_TYPE(held) != self->bounded_list)
+                goto bail;
+            PyObject *dq = PyObject_GetAttr(held, a_dq);
+            Py_ssize_t n = dq == NULL ? -1 : PyObject_Length(dq);
+            Py_XDECREF(dq);
+            PyObject *lost = n == 0 ? PyObject_GetAttr(held, a_dropped) : NULL;
+            int none_lost = lost != NULL && PyLong_CheckExact(lost) && is_zero(lost);
+            Py_XDECREF(lost);
+            if (!none_lost)
+                goto bail;
+        }
+        PyObject *status = got[SF_STATUS];
+        code = PyObject_GetAttr(status, a_status_code);
+        description = code == NULL ? NULL : PyObject_GetAttr(status, a_description);
+        if (description == NULL || (description != Py_None && !PyUnicode_CheckExact(description)) ||
+            (code != self->unset && code != self->ok && code != self->error))
+            goto bail;
+        failed = code == self->error;
+        if (description != Py_None && PyUnicode_GET_LENGTH(description) == 0)
+            Py_SETREF(description, Py_NewRef(Py_None)); /* "" is no description */
+    }
+    {
+        PyObject *scope = got[SF_SCOPE], *resource = got[SF_RESOURCE];
+        if (scope == self->last_scope && resource == self->last_resource) {
+            tail = Py_NewRef(self->last_tail);
+        }
+        else {
+            PyObject *args[2] = {scope, resource};
+            tail = PyObject_Vectorcall(self->tails, args, 2, NULL);
+            if (tail == NULL || !PyBytes_CheckExact(tail))
+                goto bail;
+            /* All three set before any old value is released (a release can run Python code). */
+            PyObject *old_scope = self->last_scope, *old_resource = self->last_resource, *old_tail = self->last_tail;
+            self->last_scope = Py_NewRef(scope);
+            self->last_resource = Py_NewRef(resource);
+            self->last_tail = Py_NewRef(tail);
+            Py_XDECREF(old_scope);
+            Py_XDECREF(old_resource);
+            Py_XDECREF(old_tail);
+        }
+    }
+    ts = seconds_of(end ? stop : start);
+    if (ts == NULL)
+        goto bail;
+    if (end && (start_ts = seconds_of(start)) == NULL)
+        goto bail;
+    if (floats_take(&floats, self->dumps, ts, dict))
+        goto bail;
+
+    /* The line, in the order the Python encoder builds it. */
+    STEP(PUT_LITERAL(&b, "\"ts\":"));
+    STEP(put_next_float(&b, &floats, ts));
+    STEP(PUT_LITERAL(&b, ",\"at\":"));
+    STEP(put_str(&b, name));
+    if (!end)
+        STEP(PUT_LITERAL(&b, ",\"st\":\"started\""));
+    else if (failed)
+        STEP(PUT_LITERAL(&b, ",\"st\":\"failed\""));
+    else
+        STEP(PUT_LITERAL(&b, ",\"st\":\"succeeded\""));
+    if (end && failed && description != Py_None) {
+        STEP(PUT_LITERAL(&b, ",\"reason\":"));
+        STEP(put_str(&b, description));
+    }
+    if (!end && kind >= 0) {
+        STEP(PUT_LITERAL(&b, ",\"span.kind\":"));
+        STEP(put_plain(&b, self->kind_name[kind]));
+    }
+    STEP(put_attributes(&b, dict, &self->filter, self->reserved, &floats));
+    STEP(PUT_LITERAL(&b, ",\"_otel\":{\"span_id\":"));
+    STEP(put_quoted(&b, hex, 16));
+    if (parent_hex != NULL) {
+        STEP(PUT_LITERAL(&b, ",\"parent_span_id\":"));
+        STEP(put_quoted(&b, parent_text, 16));
+        if (remote)
+            STEP(PUT_LITERAL(&b, ",\"parent_is_remote\":true"));
+    }
+    if (kind >= 0) {
+        STEP(PUT_LITERAL(&b, ",\"kind\":"));
+        STEP(put_int(&b, self->kind_value[kind]));
+    }
+    {
+        int truth = PyObject_IsTrue(flags);
+        if (truth < 0)
+            goto bail;
+        if (truth) {
+            STEP(PUT_LITERAL(&b, ",\"trace_flags\":"));
+            STEP(put_int(&b, flags));
+        }
+    }
+    STEP(PUT_LITERAL(&b, ",\"start_time_unix_nano\":"));
+    STEP(put_int(&b, start));
+    if (end) {
+        STEP(PUT_LITERAL(&b, ",\"end_time_unix_nano\":"));
+        STEP(put_int(&b, stop));
+        if (code != self->unset) {
+            STEP(PUT_LITERAL(&b, ",\"status\":{\"code\":"));
+            STEP(code == self->ok ? PUT_LITERAL(&b, "\"OK\"") : PUT_LITERAL(&b, "\"ERROR\""));
+            if (description != Py_None) {
+                STEP(PUT_LITERAL(&b, ",\"description\":"));
+                STEP(put_str(&b, description));
+            }
+            STEP(PUT_LITERAL(&b, "}"));
+        }
+    }
+    if (dropped != NULL && !is_zero(dropped)) {
+        STEP(PUT_LITERAL(&b, ",\"dropped_attributes_count\":"));
+        STEP(put_int(&b, dropped));
+    }
+    data = PyBytes_FromStringAndSize(b.data, b.len);
+    if (data == NULL)
+        goto done;
+    role = end ? make_role(self->end_type, parent_hex != NULL ? parent_hex : Py_None, name, start_ts)
+               : make_role(self->start_type, parent_hex != NULL ? parent_hex : Py_None, NULL, NULL);
+    if (role == NULL)
+        goto done;
+    result = PyTuple_Pack(7, trace_hex, ts, failed ? Py_True : Py_False, data, tail, span_hex, role);
+    goto done;
+
+bail:
+    rc = 1;
+done:
+    (void)rc; /* result stays NULL unless built: with an error set, or none (Python's turn) */
+    buf_free(&b);
+    for (int i = 0; i < N_SPAN_FIELDS; i++)
+        Py_XDECREF(got[i]);
+    Py_XDECREF(fields);
+    Py_XDECREF(trace_hex);
+    Py_XDECREF(span_hex);
+    Py_XDECREF(parent_hex);
+    Py_XDECREF(dict);
+    Py_XDECREF(dropped);
+    Py_XDECREF(ts);
+    Py_XDECREF(start_ts);
+    Py_XDECREF(tail);
+    Py_XDECREF(data);
+    Py_XDECREF(role);
+    Py_XDECREF(code);
+    Py_XDECREF(description);
+    Py_XDECREF(floats.values);
+    Py_XDECREF(floats.json);
+    return result;
+}
+
+static PyObject *
+span_encode(SpanEncoder *self, PyObject *span, int end)
+{
+    if (self->fallback_end == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "SpanEncoder.__init__ has not run");
+        return NULL;
+    }
+    PyObject *result = span_fast(self, span, end);
+    if (result != NULL)
+        return result;
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return NULL; /* KeyboardInterrupt and the like go on, as in Python code */
+        PyErr_Clear();
+    }
+    return PyObject_CallOneArg(end ? self->fallback_end : self->fallback_start, span);
+}
+
+static PyObject *
+SpanEncoder_start(SpanEncoder *self, PyObject *span)
+{
+    return span_encode(self, span, 0);
+}
+
+static PyObject *
+SpanEncoder_end(SpanEncoder *self, PyObject *span)
+{
+    return span_encode(self, span, 1);
+}
+
+static int
+SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"tails", "dumps", "reserved", "span_types", "context_type", "empty_state",
+                             "bounded", "bounded_list", "kinds", "internal", "status_codes", "roles",
+                             "fallback_start", "fallback_end", NULL};
+    PyObject *tails, *dumps, *reserved, *span_types, *context_type, *empty_state, *bounded, *bounded_list,
+        *kinds, *internal, *unset, *ok, *error, *start_type, *end_type, *fallback_start, *fallback_end;
+    if (self->fallback_end != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "SpanEncoder is set up once");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!O!O!OO!O!OO(OOO)(O!O!)OO", kwlist, &tails, &dumps,
+                                     &PyFrozenSet_Type, &reserved, &PyTuple_Type, &span_types, &PyType_Type,
+                                     &context_type, &empty_state, &PyType_Type, &bounded, &PyType_Type,
+                                     &bounded_list, &kinds, &internal, &unset, &ok, &error, &PyType_Type,
+                                     &start_type, &PyType_Type, &end_type, &fallback_start, &fallback_end))
+        return -1;
+    if (!PyType_IsSubtype((PyTypeObject *)context_type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "context_type must be a tuple type");
+        return -1;
+    }
+    if (set_reserved_filter(&self->filter, reserved) < 0)
+        return -1;
+    PyObject *seq = PySequence_Fast(kinds, "kinds: a sequence of (member, value, name)");
+    if (seq == NULL)
+        return -1;
+    if (PySequence_Fast_GET_SIZE(seq) > MAX_KINDS) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "kinds: too many entries");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *member, *value, *name;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "OO!U", &member, &PyLong_Type, &value, &name) ||
+            !PyUnicode_IS_ASCII(name)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "kinds: a name must be ASCII");
+            Py_DECREF(seq);
+            return -1;
+        }
+        self->kind_member[i] = Py_NewRef(member);
+        self->kind_value[i] = Py_NewRef(value);
+        self->kind_name[i] = Py_NewRef(name);
+        self->n_kinds = (int)i + 1;
+    }
+    Py_DECREF(seq);
+    Py_XSETREF(self->tails, Py_NewRef(tails));
+    Py_XSETREF(self->dumps, Py_NewRef(dumps));
+    Py_XSETREF(self->reserved, Py_NewRef(reserved));
+    Py_XSETREF(self->span_types, Py_NewRef(span_types));
+    Py_XSETREF(self->context_type, Py_NewRef(context_type));
+    Py_XSETREF(self->empty_state, Py_NewRef(empty_state));
+    Py_XSETREF(self->bounded, Py_NewRef(bounded));
+    Py_XSETREF(self->bounded_list, Py_NewRef(bounded_list));
+    Py_XSETREF(self->internal, Py_NewRef(internal));
+    Py_XSETREF(self->unset, Py_NewRef(unset));
+    Py_XSETREF(self->ok, Py_NewRef(ok));
+    Py_XSETREF(self->error, Py_NewRef(error));
+    Py_XSETREF(self->start_type, Py_NewRef(start_type));
+    Py_XSETREF(self->end_type, Py_NewRef(end_type));
+    Py_XSETREF(self->fallback_start, Py_NewRef(fallback_start));
+    Py_XSETREF(self->fallback_end, Py_NewRef(fallback_end));
+    return 0;
+}
+
+#define SPAN_ENCODER_FIELDS(X)                                                                               \
+    X(tails) X(dumps) X(reserved) X(span_types) X(context_type) X(empty_state) X(bounded) X(bounded_list)  \
+    X(internal) X(unset) X(ok) X(error) X(start_type) X(end_type) X(fallback_start) X(fallback_end)         \
+    X(trace_key) X(trace_hex) X(last_scope) X(last_resource) X(last_tail)
+
+static int
+SpanEncoder_traverse(SpanEncoder *self, visitproc visit, void *arg)
+{
+#define VISIT_FIELD(name) Py_VISIT(self->name);
+    SPAN_ENCODER_FIELDS(VISIT_FIELD)
+#undef VISIT_FIELD
+    for (int i = 0; i < self->n_kinds; i++) {
+        Py_VISIT(self->kind_member[i]);
+        Py_VISIT(self->kind_value[i]);
+        Py_VISIT(self->kind_name[i]);
+    }
+    return 0;
+}
+
+static int
+SpanEncoder_clear(SpanEncoder *self)
+{
+#define CLEAR_FIELD(name) Py_CLEAR(self->name);
+    SPAN_ENCODER_FIELDS(CLEAR_FIELD)
+#undef CLEAR_FIELD
+    for (int i = 0; i < self->n_kinds; i++) {
+        Py_CLEAR(self->kind_member[i]);
+        Py_CLEAR(self->kind_value[i]);
+        Py_CLEAR(self->kind_name[i]);
+    }
+    self->n_kinds = 0;
+    return 0;
+}
+
+static void
+SpanEncoder_dealloc(SpanEncoder *self)
+{
+    PyObject_GC_UnTrack(self);
+    SpanEncoder_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef SpanEncoder_methods[] = {
+    {"start", (PyCFunction)SpanEncoder_start, METH_O, "start(span) -> LineItem | None: the span's start line"},
+    {"end", (PyCFunction)SpanEncoder_end, METH_O, "end(span) -> LineItem | None: the span's end line"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SpanEncoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "logxpy_otel._speedups.SpanEncoder",
+    .tp_doc = "The common case of _span_format.SpanEncoder in C; anything else goes to the Python one.",
+    .tp_basicsize = sizeof(SpanEncoder),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)SpanEncoder_init,
+    .tp_dealloc = (destructor)SpanEncoder_dealloc,
+    .tp_traverse = (traverseproc)SpanEncoder_traverse,
+    .tp_clear = (inquiry)SpanEncoder_clear,
+    .tp_methods = SpanEncoder_methods,
+};
+
 /* ---- line numbering (the hot loop of _trees.TreeNumberer.number) ------------------- */
 
 static PyObject *a_head, *a_next_lvl, *a_last_ts, *a_last_seen, *a_failed, *s_move_to_end;
@@ -1666,10 +2188,16 @@ PyInit__speedups(void)
         intern(&a_last_seen, "last_seen") || intern(&a_failed, "failed") ||
         intern(&s_move_to_end, "move_to_end") || intern(&a_scope, "instrumentation_scope") ||
         intern(&a_log_record, "log_record") || intern(&a_resource, "resource") || intern(&a_name, "name") ||
-        intern(&s_own_name, "logxpy_otel"))
+        intern(&s_own_name, "logxpy_otel") || intern(&a_status_code, "_status_code") ||
+        intern(&a_description, "_description") || intern(&a_dq, "_dq") || intern(&a_parent, "parent") ||
+        intern(&a_start_ts, "start_ts"))
         return NULL;
+    for (int i = 0; i < N_SPAN_FIELDS; i++)
+        if (intern(&span_field[i], span_field_text[i]))
+            return NULL;
     init_needs_care();
-    if (PyType_Ready(&FastEncoderType) < 0 || PyType_Ready(&EmitterType) < 0)
+    if (PyType_Ready(&FastEncoderType) < 0 || PyType_Ready(&EmitterType) < 0 ||
+        PyType_Ready(&SpanEncoderType) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL)
@@ -1693,6 +2221,7 @@ PyInit__speedups(void)
     PyObject *trace_names = PyTuple_Pack(5, a_head, a_next_lvl, a_last_ts, a_last_seen, a_failed);
     int failed = trace_names == NULL || PyModule_AddObjectRef(module, "FastEncoder", (PyObject *)&FastEncoderType) < 0 ||
                  PyModule_AddObjectRef(module, "Emitter", (PyObject *)&EmitterType) < 0 ||
+                 PyModule_AddObjectRef(module, "SpanEncoder", (PyObject *)&SpanEncoderType) < 0 ||
                  PyModule_AddObjectRef(module, "LANE_FIELDS", lane_names) < 0 ||
                  PyModule_AddObjectRef(module, "TRACE_FIELDS", trace_names) < 0 ||
                  PyModule_AddObjectRef(module, "OWN_LOGGER", s_own_name) < 0;

@@ -45,3 +45,25 @@ class Emitter:
     ) -> None: ...
     def emit(self, log_record: Any, /) -> None: ...
     def enqueue(self, item: Any, /) -> bool: ...
+
+class SpanEncoder:
+    def __init__(
+        self,
+        *,
+        tails: Callable[[Any, Any], bytes],
+        dumps: Callable[[Any], bytes],
+        reserved: frozenset[str],
+        span_types: tuple[type, ...],
+        context_type: type,
+        empty_state: Any,
+        bounded: type,
+        bounded_list: type,
+        kinds: Sequence[tuple[Any, int, str]],
+        internal: Any,
+        status_codes: tuple[Any, Any, Any],
+        roles: tuple[type, type],
+        fallback_start: Callable[[Any], Any],
+        fallback_end: Callable[[Any], Any],
+    ) -> None: ...
+    def start(self, span: Any, /) -> Any: ...
+    def end(self, span: Any, /) -> Any: ...
