@@ -1856,9 +1856,185 @@ static PyTypeObject SpanEncoderType = {
     .tp_methods = SpanEncoder_methods,
 };
 
+/* ---- span actions (_trees._Action in C) --------------------------------------------- */
+
+/* A span's action in a trace's tree: the same fields as _trees._Action (which the
+ * Python loop reads and sets as attributes), held in C for the C loop. */
+typedef struct ActionObject {
+    PyObject_HEAD
+    PyObject *prefix;              /* bytes: the lvl prefix of its lines, b"2,3," */
+    struct ActionObject *parent;   /* NULL: the trace's root */
+    struct ActionObject *earlier;  /* the same span's action still open when this one started */
+    long long next;                /* its next child's number */
+    int depth;
+    char open;
+} ActionObject;
+
+static PyTypeObject ActionType;
+
+/* A new open action under ``parent`` (NULL: the root), its lines' prefix ``prefix``. */
+static ActionObject *
+action_new(PyObject *prefix, ActionObject *parent)
+{
+    ActionObject *action = PyObject_GC_New(ActionObject, &ActionType);
+    if (action == NULL)
+        return NULL;
+    action->prefix = Py_NewRef(prefix);
+    action->parent = parent == NULL ? NULL : (ActionObject *)Py_NewRef((PyObject *)parent);
+    action->earlier = NULL;
+    action->next = 2; /* [..., 1] is the start line */
+    action->depth = parent == NULL ? 1 : parent->depth + 1;
+    action->open = 1;
+    PyObject_GC_Track((PyObject *)action);
+    return action;
+}
+
+static PyObject *
+Action_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"prefix", "parent", NULL};
+    PyObject *prefix, *parent;
+    if (type != &ActionType) {
+        PyErr_SetString(PyExc_TypeError, "Action cannot be subclassed");
+        return NULL;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O", kwlist, &PyBytes_Type, &prefix, &parent))
+        return NULL;
+    if (parent != Py_None && !Py_IS_TYPE(parent, &ActionType)) {
+        PyErr_SetString(PyExc_TypeError, "Action: parent must be an Action or None");
+        return NULL;
+    }
+    return (PyObject *)action_new(prefix, parent == Py_None ? NULL : (ActionObject *)parent);
+}
+
+static int
+Action_traverse(ActionObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->prefix);
+    Py_VISIT(self->parent);
+    Py_VISIT(self->earlier);
+    return 0;
+}
+
+static int
+Action_clear(ActionObject *self)
+{
+    Py_CLEAR(self->prefix);
+    Py_CLEAR(self->parent);
+    Py_CLEAR(self->earlier);
+    return 0;
+}
+
+static void
+Action_dealloc(ActionObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Action_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyObject *
+Action_get_object(ActionObject *self, void *which)
+{
+    PyObject *value = which == NULL ? (PyObject *)self->parent : (PyObject *)self->earlier;
+    return Py_NewRef(value != NULL ? value : Py_None);
+}
+
+static int
+Action_set_earlier(ActionObject *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    if (value == NULL || (value != Py_None && !Py_IS_TYPE(value, &ActionType))) {
+        PyErr_SetString(PyExc_TypeError, "earlier must be an Action or None");
+        return -1;
+    }
+    Py_XSETREF(self->earlier, value == Py_None ? NULL : (ActionObject *)Py_NewRef(value));
+    return 0;
+}
+
+static PyObject *
+Action_get_open(ActionObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(self->open);
+}
+
+static int
+Action_set_open(ActionObject *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    int truth = value == NULL ? -1 : PyObject_IsTrue(value);
+    if (truth < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "open cannot be deleted");
+        return -1;
+    }
+    self->open = (char)truth;
+    return 0;
+}
+
+static PyObject *
+Action_get_next(ActionObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromLongLong(self->next);
+}
+
+static int
+Action_set_next(ActionObject *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    long long next = value == NULL ? -1 : PyLong_AsLongLong(value);
+    if (next < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "next must be an int >= 0");
+        return -1;
+    }
+    self->next = next;
+    return 0;
+}
+
+static PyObject *
+Action_get_depth(ActionObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromLong(self->depth);
+}
+
+static PyObject *
+Action_get_prefix(ActionObject *self, void *closure)
+{
+    (void)closure;
+    return Py_NewRef(self->prefix);
+}
+
+static PyGetSetDef Action_getset[] = {
+    {"prefix", (getter)Action_get_prefix, NULL, "the lvl prefix of its lines (bytes)", NULL},
+    {"parent", (getter)Action_get_object, NULL, "its parent's action, or None (the root)", NULL},
+    {"earlier", (getter)Action_get_object, (setter)Action_set_earlier, "the span's earlier open action", (void *)1},
+    {"next", (getter)Action_get_next, (setter)Action_set_next, "its next child's number", NULL},
+    {"open", (getter)Action_get_open, (setter)Action_set_open, "whether it is open", NULL},
+    {"depth", (getter)Action_get_depth, NULL, "1 under the root", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ActionType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "logxpy_otel._speedups.Action",
+    .tp_doc = "Action(prefix, parent): a span's action in a trace's tree (_trees._Action in C).",
+    .tp_basicsize = sizeof(ActionObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = Action_new,
+    .tp_dealloc = (destructor)Action_dealloc,
+    .tp_traverse = (traverseproc)Action_traverse,
+    .tp_clear = (inquiry)Action_clear,
+    .tp_getset = Action_getset,
+};
+
 /* ---- line numbering (the hot loop of _trees.TreeNumberer.number) ------------------- */
 
-static PyObject *a_head, *a_next_lvl, *a_last_ts, *a_last_seen, *a_failed, *s_move_to_end;
+static PyObject *a_head, *a_next_lvl, *a_last_ts, *a_last_seen, *a_failed, *s_move_to_end, *a_spans, *a_open_spans,
+    *s_start_body;
 static const char base62_digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /* The lines a Python callback put in ``lines``, moved into the buffer. */
@@ -1887,36 +2063,50 @@ typedef struct {
     double last_ts_value;
     long long next_lvl;
     int failed;
-    int numbered; /* a record of this run was numbered: fields to write back */
+    int numbered; /* a line of this run was numbered: fields to write back */
+    /* with spans (nesting) only: */
+    int nesting;
+    PyObject *spans;      /* its span actions by span id (strong), or NULL for None */
+    long long open_spans; /* how many of its span actions are open */
+    int spans_set;        /* spans is a new dict (made or pruned here): write it back */
 } Run;
+
+static void
+run_release(Run *run)
+{
+    Py_CLEAR(run->trace);
+    Py_CLEAR(run->head);
+    Py_CLEAR(run->last_ts);
+    Py_CLEAR(run->spans);
+}
 
 static int
 end_run(Run *run, PyObject *now)
 {
     if (run->trace == NULL)
         return 0;
-    if (!run->numbered) { /* no record numbered yet: nothing to write back */
-        Py_CLEAR(run->trace);
-        Py_CLEAR(run->head);
-        Py_CLEAR(run->last_ts);
+    if (!run->numbered) { /* no line numbered yet: nothing to write back */
+        run_release(run);
         return 0;
     }
     int rc = -1;
     PyObject *lvl = PyLong_FromLongLong(run->next_lvl);
-    if (lvl != NULL && PyObject_SetAttr(run->trace, a_next_lvl, lvl) == 0 &&
+    PyObject *open = run->nesting ? PyLong_FromLongLong(run->open_spans) : NULL;
+    if (lvl != NULL && (!run->nesting || open != NULL) && PyObject_SetAttr(run->trace, a_next_lvl, lvl) == 0 &&
         PyObject_SetAttr(run->trace, a_last_ts, run->last_ts) == 0 &&
         PyObject_SetAttr(run->trace, a_last_seen, now) == 0 &&
-        (!run->failed || PyObject_SetAttr(run->trace, a_failed, Py_True) == 0))
+        (!run->failed || PyObject_SetAttr(run->trace, a_failed, Py_True) == 0) &&
+        (!run->nesting || PyObject_SetAttr(run->trace, a_open_spans, open) == 0) &&
+        (!run->spans_set || PyObject_SetAttr(run->trace, a_spans, run->spans) == 0))
         rc = 0;
     Py_XDECREF(lvl);
-    Py_CLEAR(run->trace);
-    Py_CLEAR(run->head);
-    Py_CLEAR(run->last_ts);
+    Py_XDECREF(open);
+    run_release(run);
     return rc;
 }
 
 static int
-start_run(Run *run, PyObject *trace, PyObject *tid)
+start_run(Run *run, PyObject *trace, PyObject *tid, int nesting)
 {
     PyObject *head = PyObject_GetAttr(trace, a_head);
     if (head == NULL)
@@ -1942,6 +2132,24 @@ start_run(Run *run, PyObject *trace, PyObject *tid)
         Py_DECREF(head);
         return -1;
     }
+    PyObject *spans = NULL;
+    long long open_spans = 0;
+    if (nesting) {
+        PyObject *open = PyObject_GetAttr(trace, a_open_spans);
+        open_spans = open == NULL ? -1 : PyLong_AsLongLong(open);
+        Py_XDECREF(open);
+        spans = open_spans < 0 ? NULL : PyObject_GetAttr(trace, a_spans);
+        if (spans == NULL || (spans != Py_None && !PyDict_CheckExact(spans))) {
+            if (spans != NULL || !PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "_Trace.spans must be a dict or None, open_spans an int >= 0");
+            Py_XDECREF(spans);
+            Py_DECREF(last_ts);
+            Py_DECREF(head);
+            return -1;
+        }
+        if (spans == Py_None)
+            Py_CLEAR(spans);
+    }
     run->trace = Py_NewRef(trace);
     run->tid = tid;
     run->head = head;
@@ -1950,6 +2158,10 @@ start_run(Run *run, PyObject *trace, PyObject *tid)
     run->numbered = 0;
     run->last_ts = last_ts;
     run->last_ts_value = last_ts_value;
+    run->nesting = nesting;
+    run->spans = spans;
+    run->open_spans = open_spans;
+    run->spans_set = 0;
     return 0;
 }
 
@@ -1973,18 +2185,236 @@ put_decimal(Buf *b, long long value)
     return buf_put(b, p, end - p);
 }
 
-/* number(items, traces, task_head, task_count, now, open_trace, out) -> task_count
+/* What nesting needs (number's ``spans`` argument): the role types, the depth bound,
+ * how many actions a trace remembers, and orjson.dumps for the end line's ts. */
+typedef struct {
+    PyObject *start_type, *end_type, *dumps;
+    long long max_depth, remembered;
+} Nesting;
+
+/* The open action a line of ``span_id`` goes under: that span's, else its nearest open
+ * ancestor's; NULL for the root (borrowed). -1 on error (an entry that is not an Action). */
+static int
+action_of(Run *run, PyObject *span_id, ActionObject **found)
+{
+    *found = NULL;
+    if (run->spans == NULL || span_id == Py_None)
+        return 0;
+    PyObject *entry = PyDict_GetItemWithError(run->spans, span_id);
+    if (entry == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!Py_IS_TYPE(entry, &ActionType)) {
+        PyErr_SetString(PyExc_TypeError, "number: span actions must be Actions");
+        return -1;
+    }
+    ActionObject *action = (ActionObject *)entry;
+    while (action != NULL && !action->open)
+        action = action->parent;
+    *found = action;
+    return 0;
+}
+
+/* The next lvl under ``parent`` (NULL: the root), taken, without its "]". */
+static int
+put_place(Buf *b, Run *run, ActionObject *parent)
+{
+    if (parent == NULL)
+        return put_decimal(b, run->next_lvl++);
+    if (buf_put(b, PyBytes_AS_STRING(parent->prefix), PyBytes_GET_SIZE(parent->prefix)) < 0)
+        return -1;
+    return put_decimal(b, parent->next++);
+}
+
+/* Open ``span_id``'s action under ``parent``'s (or the nearest open ancestor, or the
+ * root), as _Trace.start does. New reference, or NULL on error. */
+static ActionObject *
+span_start(Run *run, const Nesting *nest, PyObject *span_id, PyObject *parent)
+{
+    ActionObject *under;
+    if (action_of(run, parent, &under) < 0)
+        return NULL;
+    while (under != NULL && under->depth >= nest->max_depth)
+        under = under->parent;
+    Buf p;
+    buf_init(&p);
+    if (put_place(&p, run, under) < 0 || PUT_LITERAL(&p, ",") < 0) {
+        buf_free(&p);
+        return NULL;
+    }
+    PyObject *prefix = PyBytes_FromStringAndSize(p.data, p.len);
+    buf_free(&p);
+    if (prefix == NULL)
+        return NULL;
+    ActionObject *action = action_new(prefix, under);
+    Py_DECREF(prefix);
+    if (action == NULL)
+        return NULL;
+    if (run->spans == NULL) {
+        if ((run->spans = PyDict_New()) == NULL) {
+            Py_DECREF(action);
+            return NULL;
+        }
+        run->spans_set = 1;
+    }
+    if (span_id != Py_None) {
+        PyObject *earlier = PyDict_GetItemWithError(run->spans, span_id);
+        if (earlier == NULL && PyErr_Occurred()) {
+            Py_DECREF(action);
+            return NULL;
+        }
+        if (earlier != NULL && Py_IS_TYPE(earlier, &ActionType) && ((ActionObject *)earlier)->open)
+            action->earlier = (ActionObject *)Py_NewRef(earlier);
+        if (PyDict_SetItem(run->spans, span_id, (PyObject *)action) < 0) {
+            Py_DECREF(action);
+            return NULL;
+        }
+    }
+    run->open_spans++;
+    return action;
+}
+
+/* ``action`` (``span_id``'s) has ended, as _Trace.end: its earlier open action is the
+ * span's again; ended actions are forgotten past ``remembered``. */
+static int
+span_end(Run *run, const Nesting *nest, PyObject *span_id, ActionObject *action)
+{
+    action->open = 0;
+    run->open_spans--;
+    if (run->spans == NULL || span_id == Py_None)
+        return 0;
+    if (action->earlier != NULL && action->earlier->open) {
+        PyObject *current = PyDict_GetItemWithError(run->spans, span_id);
+        if (current == NULL && PyErr_Occurred())
+            return -1;
+        if (current == (PyObject *)action && PyDict_SetItem(run->spans, span_id, (PyObject *)action->earlier) < 0)
+            return -1;
+    }
+    Py_ssize_t held = PyDict_GET_SIZE(run->spans);
+    if (held > nest->remembered && held > 2 * run->open_spans) {
+        PyObject *kept = PyDict_New(), *key, *value;
+        Py_ssize_t pos = 0;
+        if (kept == NULL)
+            return -1;
+        while (PyDict_Next(run->spans, &pos, &key, &value)) {
+            if (Py_IS_TYPE(value, &ActionType) && ((ActionObject *)value)->open &&
+                PyDict_SetItem(kept, key, value) < 0) {
+                Py_DECREF(kept);
+                return -1;
+            }
+        }
+        Py_SETREF(run->spans, kept);
+        run->spans_set = 1;
+    }
+    return 0;
+}
+
+/* The trace's end line (TreeNumberer._close), from the run's fields. */
+static int
+put_trace_end(Buf *b, Run *run, const Nesting *nest)
+{
+    PyObject *ts = PyFloat_CheckExact(run->last_ts) ? Py_NewRef(run->last_ts) : PyNumber_Float(run->last_ts);
+    PyObject *text = ts == NULL ? NULL : PyObject_CallOneArg(nest->dumps, ts);
+    Py_XDECREF(ts);
+    if (text == NULL)
+        return -1;
+    int failed = run->failed; /* failed in this run, or before it */
+    if (!failed) {
+        PyObject *before = PyObject_GetAttr(run->trace, a_failed);
+        failed = before == NULL ? -1 : PyObject_IsTrue(before);
+        Py_XDECREF(before);
+        if (failed < 0) {
+            Py_DECREF(text);
+            return -1;
+        }
+    }
+    int rc = -1;
+    if (!PyBytes_Check(text))
+        PyErr_SetString(PyExc_TypeError, "number: dumps must return bytes");
+    else if (buf_put(b, PyBytes_AS_STRING(run->head), PyBytes_GET_SIZE(run->head)) == 0 &&
+             put_decimal(b, run->next_lvl) == 0 && PUT_LITERAL(b, "],\"ts\":") == 0 &&
+             buf_put(b, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text)) == 0 &&
+             PUT_LITERAL(b, ",\"at\":\"otel:trace\",\"st\":\"") == 0 &&
+             (failed ? PUT_LITERAL(b, "failed") : PUT_LITERAL(b, "succeeded")) == 0 &&
+             PUT_LITERAL(b, "\"}\n") == 0)
+        rc = 0;
+    Py_DECREF(text);
+    return rc;
+}
+
+/* A span line (``role`` a SpanStart or SpanEnd) of the run's trace, as the Python loop
+ * writes it. 1 when it closed the trace (its last open span ended), else 0; -1 error. */
+static int
+number_span_line(Buf *b, Run *run, const Nesting *nest, PyObject *item, PyObject *role)
+{
+    PyObject *body = PyTuple_GET_ITEM(item, 3), *tail = PyTuple_GET_ITEM(item, 4),
+             *span_id = PyTuple_GET_ITEM(item, 5);
+    PyObject *parent = PyObject_GetAttr(role, a_parent);
+    if (parent == NULL)
+        return -1;
+    ActionObject *action = NULL;
+    int rc = -1;
+    if ((PyObject *)Py_TYPE(role) == nest->start_type) {
+        action = span_start(run, nest, span_id, parent);
+        if (action != NULL && buf_put(b, PyBytes_AS_STRING(run->head), PyBytes_GET_SIZE(run->head)) == 0 &&
+            buf_put(b, PyBytes_AS_STRING(action->prefix), PyBytes_GET_SIZE(action->prefix)) == 0 &&
+            PUT_LITERAL(b, "1],") == 0 && put_rest(b, body, tail) == 0)
+            rc = 0;
+        goto done;
+    }
+    /* an end: after its start line, if this tree has not seen it */
+    PyObject *known = NULL;
+    if (run->spans != NULL && span_id != Py_None && (known = PyDict_GetItemWithError(run->spans, span_id)) == NULL &&
+        PyErr_Occurred())
+        goto done;
+    if (known != NULL && Py_IS_TYPE(known, &ActionType) && ((ActionObject *)known)->open) {
+        action = (ActionObject *)Py_NewRef(known);
+    }
+    else {
+        if ((action = span_start(run, nest, span_id, parent)) == NULL)
+            goto done;
+        PyObject *start = PyObject_CallMethodNoArgs(role, s_start_body);
+        if (start == NULL)
+            goto done;
+        int bad = !PyBytes_Check(start) || buf_put(b, PyBytes_AS_STRING(run->head), PyBytes_GET_SIZE(run->head)) < 0 ||
+                  buf_put(b, PyBytes_AS_STRING(action->prefix), PyBytes_GET_SIZE(action->prefix)) < 0 ||
+                  PUT_LITERAL(b, "1],") < 0 || buf_put(b, PyBytes_AS_STRING(start), PyBytes_GET_SIZE(start)) < 0 ||
+                  PUT_LITERAL(b, "\n") < 0;
+        if (bad && !PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "number: start_body must return bytes");
+        Py_DECREF(start);
+        if (bad)
+            goto done;
+    }
+    if (buf_put(b, PyBytes_AS_STRING(run->head), PyBytes_GET_SIZE(run->head)) < 0 || put_place(b, run, action) < 0 ||
+        PUT_LITERAL(b, "],") < 0 || put_rest(b, body, tail) < 0 || span_end(run, nest, span_id, action) < 0)
+        goto done;
+    if (run->open_spans) {
+        rc = 0;
+        goto done;
+    }
+    rc = put_trace_end(b, run, nest) < 0 ? -1 : 1;
+done:
+    Py_XDECREF((PyObject *)action);
+    Py_DECREF(parent);
+    return rc;
+}
+
+/* number(items, traces, task_head, task_count, now, open_trace, out[, spans]) -> task_count
  *
  * Appends the finished lines of ``items`` (LineItems) to ``out`` as one bytes, exactly
  * as TreeNumberer.number's Python loop writes them: ``traces`` is its OrderedDict of open
  * traces, ``open_trace(trace_id, ts, now, lines)`` opens a trace (its start line, and the
  * end line of one it evicts) and returns it. One bytes, written in place and sized from
- * the items first: a batch's lines are copied once here, and once by the kernel. */
+ * the items first: a batch's lines are copied once here, and once by the kernel.
+ * ``spans`` is None (span lines are refused: only flat trees) or, to nest spans,
+ * ``(SpanStart, SpanEnd, max_depth, remembered, dumps)``: the traces' span actions are
+ * then Actions (``_Trace.spans``), as the Python loop makes them. */
 static PyObject *
 speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "number(items, traces, task_head, task_count, now, open_trace, out)");
+    (void)module;
+    if (nargs != 7 && nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "number(items, traces, task_head, task_count, now, open_trace, out[, spans])");
         return NULL;
     }
     PyObject *items = args[0], *traces = args[1], *task_head = args[2], *now = args[4],
@@ -1993,6 +2423,12 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "number: traces must be a dict, task_head bytes, out a list");
         return NULL;
     }
+    Nesting nest = {NULL, NULL, NULL, 0, 0};
+    int nesting = nargs == 8 && args[7] != Py_None;
+    if (nesting && !PyArg_ParseTuple(args[7], "O!O!LLO;number: spans must be (SpanStart, SpanEnd, max_depth, remembered, dumps)",
+                                     &PyType_Type, &nest.start_type, &PyType_Type, &nest.end_type, &nest.max_depth,
+                                     &nest.remembered, &nest.dumps))
+        return NULL;
     unsigned long long task_count = PyLong_AsUnsignedLongLong(args[3]);
     if (task_count == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
@@ -2002,7 +2438,7 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     PyObject **all = PySequence_Fast_ITEMS(seq);
-    Run run = {NULL, NULL, NULL, NULL, 0.0, 0, 0, 0};
+    Run run = {0};
     Buf b;
     buf_init(&b);
     PyObject *lines = NULL;
@@ -2017,14 +2453,24 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyErr_SetString(PyExc_TypeError, "number: each item must be a LineItem tuple");
             goto done;
         }
-        if (PyTuple_GET_ITEM(item, 6) != Py_None) {
-            /* A span's line: only the Python loop nests (TreeNumberer.nest_spans). */
-            PyErr_SetString(PyExc_TypeError, "number: span lines are numbered by the Python loop");
-            goto done;
+        PyObject *role = PyTuple_GET_ITEM(item, 6);
+        Py_ssize_t extra = 0;
+        if (role != Py_None) {
+            if (!nesting) {
+                /* A span's line: the flat loop does not nest (TreeNumberer.nest_spans). */
+                PyErr_SetString(PyExc_TypeError, "number: span lines need the spans argument (nesting)");
+                goto done;
+            }
+            if (((PyObject *)Py_TYPE(role) != nest.start_type && (PyObject *)Py_TYPE(role) != nest.end_type) ||
+                PyTuple_GET_ITEM(item, 0) == Py_None) {
+                PyErr_SetString(PyExc_TypeError, "number: a span line's role must be a SpanStart or SpanEnd, in a trace");
+                goto done;
+            }
+            extra = 64; /* a nested lvl, and the trace's end line */
         }
         PyObject *tid = PyTuple_GET_ITEM(item, 0);
         Py_ssize_t head = tid == Py_None ? PyBytes_GET_SIZE(task_head) + 24
-                                         : (PyUnicode_Check(tid) ? PyUnicode_GET_LENGTH(tid) : 32) + 40;
+                                         : (PyUnicode_Check(tid) ? PyUnicode_GET_LENGTH(tid) : 32) + 40 + extra;
         Py_ssize_t body = PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 3)), tail = PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 4));
         if (body > PY_SSIZE_T_MAX / 2 - head || tail > PY_SSIZE_T_MAX / 2 - 1) {
             PyErr_NoMemory();
@@ -2046,7 +2492,8 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = all[i];
         PyObject *tid = PyTuple_GET_ITEM(item, 0), *ts = PyTuple_GET_ITEM(item, 1),
-                 *body = PyTuple_GET_ITEM(item, 3), *tail = PyTuple_GET_ITEM(item, 4);
+                 *body = PyTuple_GET_ITEM(item, 3), *tail = PyTuple_GET_ITEM(item, 4),
+                 *role = PyTuple_GET_ITEM(item, 6);
         if (tid == Py_None) { /* a record outside any trace: a task of its own */
             char digits[16], *end = digits + sizeof(digits), *p = end;
             unsigned long long count = ++task_count;
@@ -2080,13 +2527,13 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                         goto done;
                     int rc = take_lines(&b, lines);
                     if (rc == 0)
-                        rc = start_run(&run, trace, tid);
+                        rc = start_run(&run, trace, tid, nesting);
                     Py_DECREF(trace);
                     if (rc < 0)
                         goto done;
                 }
                 else {
-                    if (start_run(&run, trace, tid) < 0)
+                    if (start_run(&run, trace, tid, nesting) < 0)
                         goto done;
                     PyObject *moved = PyObject_CallMethodOneArg(traces, s_move_to_end, tid);
                     if (moved == NULL)
@@ -2095,11 +2542,6 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 }
             }
         }
-        if (buf_put(&b, PyBytes_AS_STRING(run.head), PyBytes_GET_SIZE(run.head)) < 0 ||
-            put_decimal(&b, run.next_lvl) < 0 || PUT_LITERAL(&b, "],") < 0 ||
-            put_rest(&b, body, tail) < 0)
-            goto done;
-        run.next_lvl++;
         run.numbered = 1;
         {
             /* The end line carries the greatest ts of the trace, so that it never ends
@@ -2120,6 +2562,29 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             if (truth)
                 run.failed = 1;
         }
+        if (role != Py_None) {
+            int closed = number_span_line(&b, &run, &nest, item, role);
+            if (closed < 0)
+                goto done;
+            if (closed) { /* its last span ended: the trace's tree is complete */
+                if (end_run(&run, now) < 0 || PyObject_DelItem(traces, tid) < 0) /* (an OrderedDict: not PyDict_DelItem) */
+                    goto done;
+            }
+            continue;
+        }
+        if (buf_put(&b, PyBytes_AS_STRING(run.head), PyBytes_GET_SIZE(run.head)) < 0)
+            goto done;
+        if (run.spans == NULL) {
+            if (put_decimal(&b, run.next_lvl++) < 0)
+                goto done;
+        }
+        else {
+            ActionObject *under;
+            if (action_of(&run, PyTuple_GET_ITEM(item, 5), &under) < 0 || put_place(&b, &run, under) < 0)
+                goto done;
+        }
+        if (PUT_LITERAL(&b, "],") < 0 || put_rest(&b, body, tail) < 0)
+            goto done;
     }
     if (end_run(&run, now) < 0)
         goto done;
@@ -2138,11 +2603,13 @@ done:
     if (!ok) {
         /* Release the current run without writing its fields back (that trace keeps
          * what it had; runs ended earlier in this batch were written back, as the
-         * Python loop does record by record), keeping the error that brought us here. */
+         * Python loop does record by record), keeping the error that brought us here.
+         * With spans, its actions have changed in place: its fields are written back
+         * too, so that its count of open spans stays true to them. */
         PyObject *exc = take_error();
-        Py_CLEAR(run.trace);
-        Py_CLEAR(run.head);
-        Py_CLEAR(run.last_ts);
+        if (run.nesting && end_run(&run, now) < 0)
+            PyErr_Clear();
+        run_release(&run);
         put_error(exc);
     }
     buf_free(&b);
@@ -2153,7 +2620,7 @@ done:
 
 static PyMethodDef speedups_functions[] = {
     {"number", (PyCFunction)(void (*)(void))speedups_number, METH_FASTCALL,
-     "number(items, traces, task_head, task_count, now, open_trace, out) -> task_count"},
+     "number(items, traces, task_head, task_count, now, open_trace, out[, spans]) -> task_count"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2190,14 +2657,15 @@ PyInit__speedups(void)
         intern(&a_log_record, "log_record") || intern(&a_resource, "resource") || intern(&a_name, "name") ||
         intern(&s_own_name, "logxpy_otel") || intern(&a_status_code, "_status_code") ||
         intern(&a_description, "_description") || intern(&a_dq, "_dq") || intern(&a_parent, "parent") ||
-        intern(&a_start_ts, "start_ts"))
+        intern(&a_start_ts, "start_ts") || intern(&a_spans, "spans") || intern(&a_open_spans, "open_spans") ||
+        intern(&s_start_body, "start_body"))
         return NULL;
     for (int i = 0; i < N_SPAN_FIELDS; i++)
         if (intern(&span_field[i], span_field_text[i]))
             return NULL;
     init_needs_care();
     if (PyType_Ready(&FastEncoderType) < 0 || PyType_Ready(&EmitterType) < 0 ||
-        PyType_Ready(&SpanEncoderType) < 0)
+        PyType_Ready(&SpanEncoderType) < 0 || PyType_Ready(&ActionType) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL)
@@ -2218,10 +2686,11 @@ PyInit__speedups(void)
         }
         PyTuple_SET_ITEM(lane_names, i, field);
     }
-    PyObject *trace_names = PyTuple_Pack(5, a_head, a_next_lvl, a_last_ts, a_last_seen, a_failed);
+    PyObject *trace_names = PyTuple_Pack(7, a_head, a_next_lvl, a_last_ts, a_last_seen, a_failed, a_spans, a_open_spans);
     int failed = trace_names == NULL || PyModule_AddObjectRef(module, "FastEncoder", (PyObject *)&FastEncoderType) < 0 ||
                  PyModule_AddObjectRef(module, "Emitter", (PyObject *)&EmitterType) < 0 ||
                  PyModule_AddObjectRef(module, "SpanEncoder", (PyObject *)&SpanEncoderType) < 0 ||
+                 PyModule_AddObjectRef(module, "Action", (PyObject *)&ActionType) < 0 ||
                  PyModule_AddObjectRef(module, "LANE_FIELDS", lane_names) < 0 ||
                  PyModule_AddObjectRef(module, "TRACE_FIELDS", trace_names) < 0 ||
                  PyModule_AddObjectRef(module, "OWN_LOGGER", s_own_name) < 0;

@@ -29,6 +29,7 @@ def number(
     now: float,
     open_trace: Callable[[str, float, float, list[bytes]], Any],
     out: list[bytes],
+    spans: tuple[type, type, int, int, Callable[[Any], bytes]] | None = None,
     /,
 ) -> int: ...
 
@@ -67,3 +68,12 @@ class SpanEncoder:
     ) -> None: ...
     def start(self, span: Any, /) -> Any: ...
     def end(self, span: Any, /) -> Any: ...
+
+class Action:
+    prefix: bytes
+    parent: Action | None
+    earlier: Action | None
+    next: int
+    open: bool
+    depth: int
+    def __init__(self, prefix: bytes, parent: Action | None) -> None: ...

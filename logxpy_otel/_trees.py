@@ -76,6 +76,11 @@ class _Action:
         self.depth: int = 1 if parent is None else parent.depth + 1
 
 
+#: What makes a span's action: the C ``Action`` where built (the C loop reads its fields
+#: in place; the Python loop reads the same names as attributes), else :class:`_Action`.
+_new_action: Callable[[bytes, _Action | None], _Action] = speedup("Action") or _Action
+
+
 class _Trace:
     """One open trace: its line head, next ``lvl``, greatest record ts, and whether it failed;
     with spans, its span actions by span id and how many are open."""
@@ -116,7 +121,7 @@ class _Trace:
         under = self.action_of(parent)
         while under is not None and under.depth >= MAX_SPAN_DEPTH:
             under = under.parent
-        action = _Action(self.place(under) + b",", under)
+        action = _new_action(self.place(under) + b",", under)
         spans = self.spans
         if spans is None:
             spans = self.spans = {}
@@ -139,7 +144,9 @@ class _Trace:
             return
         if action.earlier is not None and action.earlier.open and spans.get(span_id) is action:
             spans[span_id] = action.earlier
-        if len(spans) > _REMEMBERED_SPANS:
+        if len(spans) > _REMEMBERED_SPANS and len(spans) > 2 * self.open_spans:
+            # (at least half of them ended: a prune's cost is paid by the ends before it,
+            # however many spans stay open)
             self.spans = {key: kept for key, kept in spans.items() if kept.open}
 
 
@@ -149,6 +156,9 @@ class _Trace:
 #: line). It reads and sets the attributes it declares in ``TRACE_FIELDS``; it is used only
 #: where ``_Trace`` has them.
 _number_c = speedup("number") if set(speedup("TRACE_FIELDS") or ("?",)) <= set(_Trace.__slots__) else None
+
+#: Whether the C loop can nest spans too: it makes and reads C ``Action`` s only.
+_nest_c = _number_c is not None and _new_action is speedup("Action")
 
 
 class TreeNumberer:
@@ -178,11 +188,14 @@ class TreeNumberer:
         self._task_head = b'{"tid":"' + token + b"."
         self._task_count = 0
         self._number_c = _number_c if speedups else None
+        self._nesting = False
 
     def nest_spans(self) -> None:
         """Number span lines too (:class:`SpanStart`, :class:`SpanEnd`), nesting each trace's
-        tree by its spans. The Python loop does it: the C loop numbers flat trees only."""
-        self._number_c = None
+        tree by its spans (the C loop too, where it can; else the Python loop)."""
+        self._nesting = True
+        if not _nest_c:
+            self._number_c = None
 
     @property
     def open_traces(self) -> int:
@@ -192,8 +205,11 @@ class TreeNumberer:
         """Append the finished lines for ``items`` (and any structure lines) to ``out``."""
         now = self._clock()
         if self._number_c is not None:
+            nesting = None
+            if self._nesting:  # (read per batch: tests change _REMEMBERED_SPANS)
+                nesting = (SpanStart, SpanEnd, MAX_SPAN_DEPTH, _REMEMBERED_SPANS, orjson.dumps)
             self._task_count = self._number_c(
-                items, self._open, self._task_head, self._task_count, now, self._open_trace, out
+                items, self._open, self._task_head, self._task_count, now, self._open_trace, out, nesting
             )
             return
         traces = self._open
