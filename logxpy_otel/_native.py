@@ -14,14 +14,16 @@ __all__ = ["speedup", "speedups_in_use"]
 
 
 def speedup(name: str) -> Any:
-    """``_speedups.<name>``, or None where the module was not built or is turned off."""
+    """``_speedups.<name>``, or None where the module was not built, lacks it, or is turned off."""
     if os.environ.get("LOGXPY_OTEL_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes", "on"):
         return None
     try:
         from . import _speedups
     except ImportError:
         return None
-    return getattr(_speedups, name)
+    # None for a name this build lacks (a build older than the Python code): that part
+    # runs in Python instead of the import failing.
+    return getattr(_speedups, name, None)
 
 
 def speedups_in_use() -> bool:

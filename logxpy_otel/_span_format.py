@@ -190,7 +190,10 @@ class SpanEncoder:
 def _name(span: ReadableSpan) -> str:
     """The span's name as a string (``at`` must be one: logxpy's tools tell an action by it)."""
     name = span.name
-    return name if type(name) is str else _safe_repr(name)
+    if type(name) is str:
+        return name
+    # a str subclass (a StrEnum member) by its value, anything else by its repr
+    return str.__str__(name) if isinstance(name, str) else _safe_repr(name)
 
 
 _INTERNAL: Final = SpanKind.INTERNAL
@@ -211,8 +214,9 @@ def _body(
     dropped = span.dropped_attributes
     if dropped:
         otel["dropped_attributes_count"] = dropped
-    if not attributes or (
-        RESERVED_KEYS.isdisjoint(attributes) and set(map(type, attributes.values())) <= _PLAIN
+    if _plain_times(otel) and (
+        not attributes
+        or (RESERVED_KEYS.isdisjoint(attributes) and set(map(type, attributes.values())) <= _PLAIN)
     ):
         # The common case: orjson takes it as it is; it raises on what needs care (an int
         # beyond 64 bits, a lone surrogate, a key that is not a str).
@@ -238,6 +242,11 @@ def _body(
     except orjson.JSONEncodeError:  # lone surrogates in a top-level string or key
         head = _dumps(_scrub(line))
     return _escape_separators(head[1:-2])
+
+
+def _plain_times(otel: dict[str, Any]) -> bool:
+    """Whether the span's times are ints the format writes as numbers (others are tagged)."""
+    return all(type(t := otel.get(key, 0)) is int and 0 <= t < 1 << 64 for key in _TIME_FIELDS)
 
 
 #: Attribute value types orjson writes as the format does (a float can be NaN or inf,

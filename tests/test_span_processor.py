@@ -368,3 +368,26 @@ def test_spans_of_several_processes_in_one_file_are_trees_of_their_own(tmp_path:
         start = next(line for line in lines if line.get("at") == f"child {n}" and line["st"] == "started")
         assert start["lvl"][:-1] == [2], "its parent span is not in this process's tree: under the root"
         assert by_msg[f"from child {n}"]["lvl"][:-1] == start["lvl"][:-1]
+
+
+def test_span_names_and_times_are_written_whatever_their_type(setup: Setup) -> None:
+    """A str subclass name (a StrEnum member) is written as its value; a negative start time
+    is tagged as the format says, with or without attributes that need care."""
+    import enum
+
+    class Op(enum.StrEnum):
+        GET = "GET"
+
+    with setup.tracer.start_as_current_span(Op.GET):
+        pass
+    for attributes in ({}, {"ratio": float("nan")}):
+        span = setup.tracer.start_span("early", attributes=attributes, start_time=-5)
+        span.end(end_time=10)
+    lines = setup.close()
+    assert [line["at"] for line in lines if line.get("st") == "started" and line["at"] != "otel:trace"] == [
+        "GET",
+        "early",
+        "early",
+    ]
+    ends = [line for line in lines if line.get("at") == "early" and line["st"] == "succeeded"]
+    assert [line["_otel"]["start_time_unix_nano"] for line in ends] == [{"$int": "-5"}, {"$int": "-5"}]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import tracemalloc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -506,6 +507,10 @@ def common_spans(h: Harness) -> None:
 
 def needs_c_span_encoder() -> None:
     if not _native.speedups_in_use():
+        if os.environ.get("LOGXPY_OTEL_REQUIRE_SPEEDUPS") == "1" and not os.environ.get(
+            "LOGXPY_OTEL_PURE_PYTHON"
+        ):
+            pytest.fail("the C span encoder is not in use (LOGXPY_OTEL_REQUIRE_SPEEDUPS=1)", pytrace=False)
         pytest.skip("the C speed-up is not in use here (not built, or LOGXPY_OTEL_PURE_PYTHON=1)")
     if c_span_encoder() is None:
         pytest.skip("_speedups has no SpanEncoder: the C span encoder is not built (yet)")
