@@ -56,7 +56,7 @@ class SpanEncoder:
     anything else takes the careful path, which tags and never raises.
     """
 
-    __slots__ = ("_last_trace", "_tails", "end", "start")
+    __slots__ = ("_last_trace", "_tails", "end", "fast", "start")
 
     def __init__(self, tails: Tails, *, speedups: bool = True) -> None:
         self._tails = tails
@@ -66,6 +66,8 @@ class SpanEncoder:
         self.start: Callable[[ReadableSpan], LineItem | None] = self._start
         #: ``end(span)``: the span's end line, with the whole span in ``_otel``.
         self.end: Callable[[ReadableSpan], LineItem | None] = self._end
+        #: The C encoder behind :attr:`start` and :attr:`end`, or None when they are Python.
+        self.fast: Any = None
         if speedups and _CSpanEncoder is not None:
             # The common span in C (the same bytes); anything else comes back to the
             # methods below.
@@ -89,7 +91,7 @@ class SpanEncoder:
                 fallback_start=self._start,
                 fallback_end=self._end,
             )
-            self.start, self.end = fast.start, fast.end
+            self.start, self.end, self.fast = fast.start, fast.end, fast
 
     def _start(self, span: ReadableSpan) -> LineItem | None:
         """The span's start line; None for a span with no valid ids (it has no tree)."""

@@ -1084,9 +1084,15 @@ typedef struct {
     PyObject *fault;   /* fault(exc) counts a record lost to an internal error */
     PyObject *last_scope;
     int last_own;
+    PyObject *spans;   /* a SpanEncoder, for span_start/span_end (LogxpySpanProcessor), or NULL */
+    PyObject *invalid; /* invalid() counts a span with ids OTel cannot carry */
 } Emitter;
 
 static PyTypeObject EmitterType;
+
+typedef struct SpanEncoderObject SpanEncoder;
+static PyTypeObject SpanEncoderType;
+static PyObject *span_encode(SpanEncoder *self, PyObject *span, int end);
 
 /* Whether a scope is the ``logxpy_otel`` logger or one below it: 1 or 0, or -1 with an
  * error (as Python's getattr(scope, "name", None), only AttributeError means "no name"). */
@@ -1177,6 +1183,26 @@ error:
     return NULL;
 }
 
+/* The raised exception counted as a lost line (``fault``), never raised into the
+ * application: 0; -1 for what goes on (KeyboardInterrupt and the like, as from Python
+ * code), with it set. */
+static int
+emitter_fault(Emitter *self)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception))
+        return -1;
+    PyObject *exc = take_error();
+    PyObject *counted = PyObject_CallOneArg(self->fault, exc);
+    Py_XDECREF(exc);
+    if (counted == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return -1; /* as from Python's on_emit: only errors stop here */
+        PyErr_Clear(); /* never into the application */
+    }
+    Py_XDECREF(counted);
+    return 0;
+}
+
 static PyObject *
 Emitter_emit(Emitter *self, PyObject *rw)
 {
@@ -1225,19 +1251,8 @@ Emitter_emit(Emitter *self, PyObject *rw)
     goto out;
 
 fault:
-    if (!PyErr_ExceptionMatches(PyExc_Exception))
-        goto error; /* KeyboardInterrupt and the like go on, as from Python code */
-    {
-        PyObject *exc = take_error();
-        PyObject *counted = PyObject_CallOneArg(self->fault, exc);
-        Py_XDECREF(exc);
-        if (counted == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_Exception))
-                goto error; /* as from Python's on_emit: only errors stop here */
-            PyErr_Clear(); /* never into the application */
-        }
-        Py_XDECREF(counted);
-    }
+    if (emitter_fault(self) < 0)
+        goto error;
 out:
     result = Py_NewRef(Py_None);
 error:
@@ -1249,18 +1264,62 @@ error:
     return result;
 }
 
+/* A span's start (``end`` 0) or end line, queued as LogxpySpanProcessor._hand_over does:
+ * a span without ids OTel can carry is counted (``invalid``), a fault too (``fault``). */
+static PyObject *
+emitter_span(Emitter *self, PyObject *span, int end)
+{
+    if (self->spans == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Emitter: no span encoder");
+        return NULL;
+    }
+    PyObject *item = span_encode((SpanEncoder *)self->spans, span, end), *done = NULL;
+    if (item != NULL)
+        done = item == Py_None ? PyObject_CallNoArgs(self->invalid) : emitter_enqueue(self, item);
+    Py_XDECREF(item);
+    if (done == NULL && emitter_fault(self) < 0)
+        return NULL;
+    Py_XDECREF(done);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Emitter_span_start(Emitter *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    /* on_start(span, parent_context=None): the parent context is not needed */
+    Py_ssize_t given = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+    if (nargs < 1 || given > 2) {
+        PyErr_SetString(PyExc_TypeError, "span_start(span, parent_context=None)");
+        return NULL;
+    }
+    return emitter_span(self, args[0], 0);
+}
+
+static PyObject *
+Emitter_span_end(Emitter *self, PyObject *span)
+{
+    return emitter_span(self, span, 1);
+}
+
 static int
 Emitter_init(Emitter *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"encoder", "lane", "enqueue", "sync", "own", "fault", NULL};
-    PyObject *encoder, *lane, *enqueue, *sync, *own, *fault;
+    static char *kwlist[] = {"encoder", "lane", "enqueue", "sync", "own", "fault", "spans", "invalid", NULL};
+    PyObject *encoder, *lane, *enqueue, *sync, *own, *fault, *spans = NULL, *invalid = NULL;
     if (self->encoder != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Emitter is set up once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OO!OO", kwlist, &FastEncoderType, &encoder, &PyList_Type, &lane,
-                                     &enqueue, &PyContextVar_Type, &sync, &own, &fault))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OO!OO|O!O", kwlist, &FastEncoderType, &encoder, &PyList_Type,
+                                     &lane, &enqueue, &PyContextVar_Type, &sync, &own, &fault, &SpanEncoderType,
+                                     &spans, &invalid))
         return -1;
+    if ((spans == NULL) != (invalid == NULL)) {
+        PyErr_SetString(PyExc_TypeError, "Emitter: spans and invalid go together");
+        return -1;
+    }
+    Py_XSETREF(self->spans, Py_XNewRef(spans));
+    Py_XSETREF(self->invalid, Py_XNewRef(invalid));
     Py_XSETREF(self->encoder, Py_NewRef(encoder));
     Py_XSETREF(self->lane, Py_NewRef(lane));
     Py_XSETREF(self->sync, Py_NewRef(sync));
@@ -1280,6 +1339,8 @@ Emitter_traverse(Emitter *self, visitproc visit, void *arg)
     Py_VISIT(self->own);
     Py_VISIT(self->fault);
     Py_VISIT(self->last_scope);
+    Py_VISIT(self->spans);
+    Py_VISIT(self->invalid);
     return 0;
 }
 
@@ -1293,6 +1354,8 @@ Emitter_clear(Emitter *self)
     Py_CLEAR(self->own);
     Py_CLEAR(self->fault);
     Py_CLEAR(self->last_scope);
+    Py_CLEAR(self->spans);
+    Py_CLEAR(self->invalid);
     return 0;
 }
 
@@ -1319,6 +1382,10 @@ Emitter_enqueue(Emitter *self, PyObject *item)
 static PyMethodDef Emitter_methods[] = {
     {"emit", (PyCFunction)Emitter_emit, METH_O, "emit(log_record) -> None: on_emit, never raises"},
     {"enqueue", (PyCFunction)Emitter_enqueue, METH_O, "enqueue(item) -> bool: queue an encoded LineItem as emit does"},
+    {"span_start", (PyCFunction)(void (*)(void))Emitter_span_start, METH_FASTCALL | METH_KEYWORDS,
+     "span_start(span, parent_context=None) -> None: LogxpySpanProcessor.on_start, never raises"},
+    {"span_end", (PyCFunction)Emitter_span_end, METH_O,
+     "span_end(span) -> None: LogxpySpanProcessor.on_end, never raises"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1353,7 +1420,7 @@ static PyObject *a_status_code, *a_description, *a_dq, *a_parent, *a_start_ts;
 
 #define MAX_KINDS 8
 
-typedef struct {
+struct SpanEncoderObject {
     PyObject_HEAD
     PyObject *tails;       /* tails(scope, resource) -> the line's shared end (bytes) */
     PyObject *dumps;       /* orjson.dumps, for floats */
@@ -1372,9 +1439,7 @@ typedef struct {
     PyObject *fallback_start, *fallback_end; /* the Python encoder's methods */
     PyObject *trace_key, *trace_hex; /* the last trace id and its hex text */
     PyObject *last_scope, *last_resource, *last_tail;
-} SpanEncoder;
-
-static PyTypeObject SpanEncoderType;
+};
 
 /* ``value`` (an exact int in [1, 2**64)) as 16 hex digits into ``out``: 0; 1 when it is
  * not such an int (0 or an id OTel cannot carry: the Python encoder's case). */

@@ -38,15 +38,21 @@ _Emitter = (
 )
 
 
-def _emitter(owner: WriterOwner, own: Callable[[], None], fault: Callable[[BaseException], None]) -> Any:
+def _emitter(
+    owner: WriterOwner,
+    own: Callable[[], None],
+    fault: Callable[[BaseException], None],
+    **spans: Any,
+) -> Any:
     """A C ``Emitter`` over ``owner``'s encoder and writer (its lane), calling ``own``/``fault``
-    as the Python steps do; None where the C code is not in use."""
+    as the Python steps do (with ``spans=``, ``invalid=``: for spans too); None where the C
+    code is not in use."""
     fast = owner._encoder.fast_encoder
     if _Emitter is None or fast is None:
         return None
     writer = owner.writer
     return _Emitter(
-        encoder=fast, lane=writer._lane, enqueue=writer.enqueue, sync=SYNC_MODE, own=own, fault=fault
+        encoder=fast, lane=writer._lane, enqueue=writer.enqueue, sync=SYNC_MODE, own=own, fault=fault, **spans
     )
 
 
@@ -65,6 +71,18 @@ def lane_enqueue(owner: WriterOwner) -> Callable[[Any], object]:
     writer's Python ``enqueue`` is two), else the writer's ``enqueue`` itself."""
     emitter = _emitter(owner, _nothing, _ignore)
     return owner.writer.enqueue if emitter is None else cast("Callable[[Any], object]", emitter.enqueue)
+
+
+def span_emitter(
+    owner: WriterOwner, encoder: Any, invalid: Callable[[], None], fault: Callable[[BaseException], None]
+) -> Any:
+    """A C ``Emitter`` whose ``span_start``/``span_end`` are ``LogxpySpanProcessor``'s
+    ``on_start``/``on_end`` (encode with ``encoder``, a C ``SpanEncoder``; queue through the
+    lane; count ``invalid`` ids and faults), with no Python frame a span; None where the C
+    code is not in use."""
+    if encoder is None:
+        return None
+    return _emitter(owner, _nothing, fault, spans=encoder, invalid=invalid)
 
 
 def _nothing() -> None:

@@ -9,6 +9,7 @@ as before: one flat action per trace.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from opentelemetry.context import Context
@@ -18,7 +19,7 @@ from ._diagnostics import RateLimitedReporter
 from ._format import LineItem, LineMode
 from ._span_format import SpanEncoder
 from ._writer import DropReason
-from .processor import lane_enqueue
+from .processor import lane_enqueue, span_emitter
 
 if TYPE_CHECKING:
     from ._setup import WriterOwner
@@ -52,26 +53,39 @@ class LogxpySpanProcessor(SpanProcessor):
         self._enqueue = lane_enqueue(logs)
         self._shutdown = False
         logs.writer.nest_spans()
+        cls = type(self)
+        if cls.on_start is LogxpySpanProcessor.on_start and cls.on_end is LogxpySpanProcessor.on_end:
+            emitter = span_emitter(logs, encoder.fast, self._invalid, self._fault)
+            if emitter is not None:
+                # The same steps as on_start/on_end below, in C (no Python frame a span);
+                # shutdown() takes them away again.
+                self.on_start = emitter.span_start  # type: ignore[method-assign]
+                self.on_end = emitter.span_end  # type: ignore[method-assign]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self._hand_over(self._start, span)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self._hand_over(self._end, span)
+
+    def _hand_over(self, encode: Callable[[ReadableSpan], LineItem | None], span: ReadableSpan) -> None:
+        """Encode and queue a span line; after shutdown, or for ids OTel cannot carry (no
+        tree for it), count it as dropped instead. Never raises: a fault is counted."""
         try:
-            self._hand_over(self._start(span))
+            if self._shutdown:
+                self._logs.writer.discard(DropReason.SHUTDOWN)
+                return
+            item = encode(span)
+            if item is None:
+                self._invalid()
+            else:
+                self._enqueue(item)
         except Exception as exc:  # noqa: BLE001 - the SDK does not catch processor errors
             self._fault(exc)
 
-    def on_end(self, span: ReadableSpan) -> None:
-        try:
-            self._hand_over(self._end(span))
-        except Exception as exc:  # noqa: BLE001
-            self._fault(exc)
-
-    def _hand_over(self, item: LineItem | None) -> None:
-        """Queue a span line; after shutdown, or for ids OTel cannot carry (no tree for it),
-        count it as dropped instead."""
-        if item is not None and not self._shutdown:
-            self._enqueue(item)
-        else:
-            self._logs.writer.discard(DropReason.SHUTDOWN if self._shutdown else DropReason.INVALID_ID)
+    def _invalid(self) -> None:
+        """A span whose ids OTel cannot carry: it has no tree, so its line is dropped."""
+        self._logs.writer.discard(DropReason.INVALID_ID)
 
     def _fault(self, exc: BaseException) -> None:
         try:
@@ -84,6 +98,8 @@ class LogxpySpanProcessor(SpanProcessor):
         """Take no more spans, and wait for the ones handed over (bounded by the writer's
         ``shutdown_timeout``). The file stays open for the log processor."""
         self._shutdown = True
+        self.__dict__.pop("on_start", None)  # the C steps, where set: the methods count drops now
+        self.__dict__.pop("on_end", None)
         writer = self._logs.writer
         writer.flush(writer.config.shutdown_timeout_ms / 1000.0)
 

@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from logxpy_otel import DropReason, LogxpyLogRecordProcessor, LogxpySpanProcessor
+from logxpy_otel._span_format import SpanEncoder
 from logxpy_otel.reader import LineRecord, LineSpan, read_file
 
 
@@ -287,13 +288,15 @@ def test_a_span_processor_needs_tree_mode(tmp_path: Path) -> None:
 
 
 def test_spans_after_shutdown_are_counted_and_faults_never_raise(
-    setup: Setup, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(span: Any) -> Any:
+    def broken(self: Any, span: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(setup.spans, "_start", broken)
-    with setup.tracer.start_as_current_span("faulty"):  # on_start raises inside: counted
+    # The Python encoder's start raises (the C one hands it the span it does not take: NaN)
+    monkeypatch.setattr(SpanEncoder, "_start", broken)
+    setup = Setup(tmp_path / "spans.jsonl")
+    with setup.tracer.start_as_current_span("faulty", attributes={"x": float("nan")}):  # counted
         pass
     monkeypatch.undo()
     setup.spans.shutdown()
@@ -391,3 +394,45 @@ def test_span_names_and_times_are_written_whatever_their_type(setup: Setup) -> N
     ]
     ends = [line for line in lines if line.get("at") == "early" and line["st"] == "succeeded"]
     assert [line["_otel"]["start_time_unix_nano"] for line in ends] == [{"$int": "-5"}, {"$int": "-5"}]
+
+
+def test_on_start_and_on_end_run_in_c_where_built_until_shutdown(setup: Setup) -> None:
+    from logxpy_otel._native import speedups_in_use
+
+    if not speedups_in_use():
+        pytest.skip("the C speed-up is not in use here")
+    assert "on_start" in vars(setup.spans) and "on_end" in vars(setup.spans)
+    with setup.tracer.start_as_current_span("in c"):
+        setup.log("inside")
+    setup.spans.shutdown()
+    assert "on_start" not in vars(setup.spans), "after shutdown the Python methods count drops"
+    with setup.tracer.start_as_current_span("late"):
+        pass
+    assert setup.logs.metrics.dropped_by_reason.get(DropReason.SHUTDOWN) == 2
+    shape = [(line.get("at"), line.get("st"), line.get("msg")) for line in setup.close()]
+    assert ("in c", "started", None) in shape and ("in c", "succeeded", None) in shape
+    assert (None, None, "inside") in shape
+    assert not any(at == "late" for at, _, _ in shape)
+
+
+def test_a_subclass_overriding_on_start_is_called(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    class Counting(LogxpySpanProcessor):
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            seen.append(span.name)
+            super().on_start(span, parent_context)
+
+    logs = LogxpyLogRecordProcessor(tmp_path / "sub.jsonl")
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(Counting(logs))
+    with provider.get_tracer("app").start_as_current_span("mine"):
+        pass
+    provider.shutdown()
+    logs.shutdown()
+    assert seen == ["mine"]
+    lines = parse_lines((tmp_path / "sub.jsonl").read_bytes(), raw_tid=True)
+    assert [(line["at"], line["st"]) for line in lines if line["at"] == "mine"] == [
+        ("mine", "started"),
+        ("mine", "succeeded"),
+    ]

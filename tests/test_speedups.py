@@ -403,6 +403,12 @@ def test_objects_not_set_up_raise_instead_of_crashing() -> None:
         _speedups.FastEncoder.__new__(_speedups.FastEncoder).encode(make_record())
     with pytest.raises(RuntimeError):
         _speedups.Emitter.__new__(_speedups.Emitter).emit(object())
+    with pytest.raises(RuntimeError):
+        _speedups.Emitter.__new__(_speedups.Emitter).span_end(object())
+    with pytest.raises(RuntimeError):
+        _speedups.SpanEncoder.__new__(_speedups.SpanEncoder).start(object())
+    with pytest.raises(TypeError, match="Action"):
+        _speedups.Action(b"2,", object())
     encoder = LineEncoder()
     with pytest.raises(RuntimeError):
         encoder.fast_encoder.__init__(
