@@ -1409,12 +1409,13 @@ static PyTypeObject EmitterType = {
  * properties that return them cost a Python call each). A field missing there sends
  * the span to the Python encoder, which reads the properties. */
 enum {
-    SF_NAME, SF_CONTEXT, SF_PARENT, SF_KIND, SF_START, SF_END, SF_STATUS, SF_ATTRIBUTES, SF_EVENTS,
-    SF_LINKS, SF_RESOURCE, SF_SCOPE, N_SPAN_FIELDS
+    SF_NAME, SF_CONTEXT, SF_KIND, SF_SCOPE, SF_PARENT, SF_START, SF_END, SF_ATTRIBUTES, SF_EVENTS,
+    SF_LINKS, SF_RESOURCE, SF_STATUS, N_SPAN_FIELDS
 };
+/* (in the order ReadableSpan.__init__ sets them) */
 static const char *const span_field_text[N_SPAN_FIELDS] = {
-    "_name",   "_context",    "_parent", "_kind",  "_start_time", "_end_time",
-    "_status", "_attributes", "_events", "_links", "_resource",   "_instrumentation_scope"};
+    "_name",        "_context",    "_kind",   "_instrumentation_scope", "_parent",   "_start_time",
+    "_end_time",    "_attributes", "_events", "_links",                 "_resource", "_status"};
 static PyObject *span_field[N_SPAN_FIELDS];
 static PyObject *a_status_code, *a_description, *a_dq, *a_parent, *a_start_ts;
 
@@ -1538,11 +1539,35 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
     fields = PyObject_GenericGetDict(span, NULL);
     if (fields == NULL || !PyDict_CheckExact(fields))
         goto bail;
-    for (int i = 0; i < N_SPAN_FIELDS; i++) {
-        PyObject *value = PyDict_GetItemWithError(fields, span_field[i]);
-        if (value == NULL)
-            goto bail;
-        got[i] = Py_NewRef(value);
+    {
+        /* One pass over the instance dict (cheaper than a lookup per field); names are
+         * matched by identity (attribute names are interned), in the order the SDK sets
+         * them; a field not found so is looked up. */
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        int left = N_SPAN_FIELDS, next = 0;
+        while (left > 0 && PyDict_Next(fields, &pos, &k, &v)) {
+            for (int tried = 0; tried < N_SPAN_FIELDS; tried++) {
+                int which = next;
+                next = next + 1 == N_SPAN_FIELDS ? 0 : next + 1;
+                if (k == span_field[which]) {
+                    if (got[which] == NULL) {
+                        got[which] = Py_NewRef(v);
+                        left--;
+                    }
+                    break;
+                }
+            }
+        }
+        for (int i = 0; i < N_SPAN_FIELDS && left > 0; i++) {
+            if (got[i] != NULL)
+                continue;
+            PyObject *value = PyDict_GetItemWithError(fields, span_field[i]);
+            if (value == NULL)
+                goto bail;
+            got[i] = Py_NewRef(value);
+            left--;
+        }
     }
     PyObject *name = got[SF_NAME], *context = got[SF_CONTEXT], *parent = got[SF_PARENT];
     if (!PyUnicode_CheckExact(name) || (PyObject *)Py_TYPE(context) != self->context_type ||
@@ -1736,6 +1761,14 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
     if (role == NULL)
         goto done;
     result = PyTuple_Pack(7, trace_hex, ts, failed ? Py_True : Py_False, data, tail, span_hex, role);
+    if (result != NULL) {
+        /* Neither the item nor its role can be part of a cycle (str, float, bool, bytes and a
+         * role of str/float slots): untracked, the lines waiting in the queue cost the
+         * collector nothing (it scanned each at every young collection). */
+        PyObject_GC_UnTrack(result);
+        if (PyObject_GC_IsTracked(role))
+            PyObject_GC_UnTrack(role);
+    }
     goto done;
 
 bail:
@@ -2230,6 +2263,80 @@ start_run(Run *run, PyObject *trace, PyObject *tid, int nesting)
     return 0;
 }
 
+/* What number needs to open a trace itself (its ``opening`` argument): the _Trace type,
+ * the writer's token (``~<token>`` after the trace id in a tid), ``max_open``, and
+ * orjson.dumps for the start line's ts. */
+typedef struct {
+    PyObject *trace_type, *token, *dumps;
+    Py_ssize_t max_open;
+} Opening;
+
+static PyObject *a_trace_id;
+
+/* Open a trace as TreeNumberer._open_trace does, where no other trace must close first:
+ * its _Trace (made without a Python __init__, with the same fields, which TRACE_FIELDS
+ * names), in ``traces``, its start line in ``b``, and a run over it. 1: done; 0: the
+ * Python callback's turn (too many open, an odd id or ts); -1: error. */
+static int
+open_trace_fast(const Opening *opening, PyObject *traces, PyObject *tid, PyObject *ts, PyObject *now, Buf *b,
+                Run *run, int nesting)
+{
+    if (opening->trace_type == NULL || PyDict_GET_SIZE(traces) >= opening->max_open || !PyUnicode_CheckExact(tid) ||
+        !PyUnicode_IS_ASCII(tid) || !PyFloat_CheckExact(ts))
+        return 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(tid), t = PyBytes_GET_SIZE(opening->token);
+    PyObject *head = PyBytes_FromStringAndSize(NULL, n + t + 17);
+    if (head == NULL)
+        return -1;
+    char *p = PyBytes_AS_STRING(head);
+    memcpy(p, "{\"tid\":\"", 8);
+    memcpy(p + 8, PyUnicode_DATA(tid), (size_t)n);
+    memcpy(p + 8 + n, PyBytes_AS_STRING(opening->token), (size_t)t);
+    memcpy(p + 8 + n + t, "\",\"lvl\":[", 9);
+    PyTypeObject *tp = (PyTypeObject *)opening->trace_type;
+    PyObject *trace = tp->tp_alloc(tp, 0), *two = PyLong_FromLong(2), *zero = PyLong_FromLong(0), *text = NULL;
+    int rc = -1;
+    if (trace == NULL || two == NULL || zero == NULL || PyObject_SetAttr(trace, a_trace_id, tid) < 0 ||
+        PyObject_SetAttr(trace, a_head, head) < 0 || PyObject_SetAttr(trace, a_next_lvl, two) < 0 ||
+        PyObject_SetAttr(trace, a_last_ts, ts) < 0 || PyObject_SetAttr(trace, a_failed, Py_False) < 0 ||
+        PyObject_SetAttr(trace, a_last_seen, now) < 0 || PyObject_SetAttr(trace, a_spans, Py_None) < 0 ||
+        PyObject_SetAttr(trace, a_open_spans, zero) < 0)
+        goto out;
+    text = PyObject_CallOneArg(opening->dumps, ts);
+    if (text == NULL)
+        goto out;
+    if (!PyBytes_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "number: dumps must return bytes");
+        goto out;
+    }
+    if (PyObject_SetItem(traces, tid, trace) < 0)
+        goto out;
+    if (buf_put(b, PyBytes_AS_STRING(head), PyBytes_GET_SIZE(head)) < 0 || PUT_LITERAL(b, "1],\"ts\":") < 0 ||
+        buf_put(b, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text)) < 0 ||
+        PUT_LITERAL(b, ",\"at\":\"otel:trace\",\"st\":\"started\"}\n") < 0)
+        goto out;
+    run->trace = Py_NewRef(trace);
+    run->tid = tid;
+    run->head = Py_NewRef(head);
+    run->next_lvl = 2;
+    run->failed = 0;
+    run->numbered = 0;
+    run->last_ts = Py_NewRef(ts);
+    run->last_ts_value = PyFloat_AS_DOUBLE(ts);
+    run->nesting = nesting;
+    run->spans = NULL;
+    run->open_spans = 0;
+    run->spans_set = 0;
+    rc = 1;
+out:
+    Py_XDECREF(trace);
+    Py_XDECREF(two);
+    Py_XDECREF(zero);
+    Py_XDECREF(text);
+    Py_DECREF(head);
+    return rc;
+}
+
 /* The rest of a line after its head: the item's body, its tail, the newline. */
 static int
 put_rest(Buf *b, PyObject *body, PyObject *tail)
@@ -2473,13 +2580,16 @@ done:
  * the items first: a batch's lines are copied once here, and once by the kernel.
  * ``spans`` is None (span lines are refused: only flat trees) or, to nest spans,
  * ``(SpanStart, SpanEnd, max_depth, remembered, dumps)``: the traces' span actions are
- * then Actions (``_Trace.spans``), as the Python loop makes them. */
+ * then Actions (``_Trace.spans``), as the Python loop makes them. ``opening``, if given,
+ * is ``(_Trace, token, max_open, dumps)``: a trace is then opened here while fewer than
+ * ``max_open`` are (open_trace is called only to evict one first). */
 static PyObject *
 speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 7 && nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "number(items, traces, task_head, task_count, now, open_trace, out[, spans])");
+    if (nargs < 7 || nargs > 9) {
+        PyErr_SetString(PyExc_TypeError,
+                        "number(items, traces, task_head, task_count, now, open_trace, out[, spans[, opening]])");
         return NULL;
     }
     PyObject *items = args[0], *traces = args[1], *task_head = args[2], *now = args[4],
@@ -2489,7 +2599,12 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Nesting nest = {NULL, NULL, NULL, 0, 0};
-    int nesting = nargs == 8 && args[7] != Py_None;
+    int nesting = nargs >= 8 && args[7] != Py_None;
+    Opening opening = {NULL, NULL, NULL, 0};
+    if (nargs == 9 && args[8] != Py_None &&
+        !PyArg_ParseTuple(args[8], "O!O!nO;number: opening must be (_Trace, token, max_open, dumps)", &PyType_Type,
+                          &opening.trace_type, &PyBytes_Type, &opening.token, &opening.max_open, &opening.dumps))
+        return NULL;
     if (nesting && !PyArg_ParseTuple(args[7], "O!O!LLO;number: spans must be (SpanStart, SpanEnd, max_depth, remembered, dumps)",
                                      &PyType_Type, &nest.start_type, &PyType_Type, &nest.end_type, &nest.max_depth,
                                      &nest.remembered, &nest.dumps))
@@ -2583,7 +2698,14 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 if (end_run(&run, now) < 0)
                     goto done;
                 PyObject *trace = PyDict_GetItemWithError(traces, tid); /* borrowed */
-                if (trace == NULL) {
+                int opened = 0;
+                if (trace == NULL && !PyErr_Occurred() &&
+                    (opened = open_trace_fast(&opening, traces, tid, ts, now, &b, &run, nesting)) < 0)
+                    goto done;
+                if (opened) {
+                    ; /* a new trace, its run started */
+                }
+                else if (trace == NULL) {
                     if (PyErr_Occurred())
                         goto done;
                     PyObject *call[4] = {tid, ts, now, lines};
@@ -2685,7 +2807,7 @@ done:
 
 static PyMethodDef speedups_functions[] = {
     {"number", (PyCFunction)(void (*)(void))speedups_number, METH_FASTCALL,
-     "number(items, traces, task_head, task_count, now, open_trace, out[, spans]) -> task_count"},
+     "number(items, traces, task_head, task_count, now, open_trace, out[, spans[, opening]]) -> task_count"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2723,7 +2845,7 @@ PyInit__speedups(void)
         intern(&s_own_name, "logxpy_otel") || intern(&a_status_code, "_status_code") ||
         intern(&a_description, "_description") || intern(&a_dq, "_dq") || intern(&a_parent, "parent") ||
         intern(&a_start_ts, "start_ts") || intern(&a_spans, "spans") || intern(&a_open_spans, "open_spans") ||
-        intern(&s_start_body, "start_body"))
+        intern(&s_start_body, "start_body") || intern(&a_trace_id, "trace_id"))
         return NULL;
     for (int i = 0; i < N_SPAN_FIELDS; i++)
         if (intern(&span_field[i], span_field_text[i]))
@@ -2751,7 +2873,8 @@ PyInit__speedups(void)
         }
         PyTuple_SET_ITEM(lane_names, i, field);
     }
-    PyObject *trace_names = PyTuple_Pack(7, a_head, a_next_lvl, a_last_ts, a_last_seen, a_failed, a_spans, a_open_spans);
+    PyObject *trace_names =
+        PyTuple_Pack(8, a_trace_id, a_head, a_next_lvl, a_last_ts, a_last_seen, a_failed, a_spans, a_open_spans);
     int failed = trace_names == NULL || PyModule_AddObjectRef(module, "FastEncoder", (PyObject *)&FastEncoderType) < 0 ||
                  PyModule_AddObjectRef(module, "Emitter", (PyObject *)&EmitterType) < 0 ||
                  PyModule_AddObjectRef(module, "SpanEncoder", (PyObject *)&SpanEncoderType) < 0 ||

@@ -30,6 +30,7 @@ def number(
     open_trace: Callable[[str, float, float, list[bytes]], Any],
     out: list[bytes],
     spans: tuple[type, type, int, int, Callable[[Any], bytes]] | None = None,
+    opening: tuple[type, bytes, int, Callable[[Any], bytes]] | None = None,
     /,
 ) -> int: ...
 

@@ -153,9 +153,10 @@ class _Trace:
 #: The C loop of :meth:`TreeNumberer.number` where it is built (same lines, less time).
 #: Measured (callgrind, one record through the SDK and the processor): 83,200 instructions
 #: with it, 87,900 with the Python loop (5 %: one ``bytes`` sized up front, no format per
-#: line). It reads and sets the attributes it declares in ``TRACE_FIELDS``; it is used only
-#: where ``_Trace`` has them.
-_number_c = speedup("number") if set(speedup("TRACE_FIELDS") or ("?",)) <= set(_Trace.__slots__) else None
+#: line). It reads and sets the attributes it declares in ``TRACE_FIELDS`` (and opens a
+#: trace itself, setting them all, as ``_Trace.__init__``); it is used only where they are
+#: exactly ``_Trace``'s.
+_number_c = speedup("number") if set(speedup("TRACE_FIELDS") or ("?",)) == set(_Trace.__slots__) else None
 
 #: Whether the C loop can nest spans too: it makes and reads C ``Action`` s only.
 _nest_c = _number_c is not None and _new_action is speedup("Action")
@@ -208,8 +209,17 @@ class TreeNumberer:
             nesting = None
             if self._nesting:  # (read per batch: tests change _REMEMBERED_SPANS)
                 nesting = (SpanStart, SpanEnd, MAX_SPAN_DEPTH, _REMEMBERED_SPANS, orjson.dumps)
+            opening = (_Trace, self._trace_token, self._max_open, orjson.dumps)
             self._task_count = self._number_c(
-                items, self._open, self._task_head, self._task_count, now, self._open_trace, out, nesting
+                items,
+                self._open,
+                self._task_head,
+                self._task_count,
+                now,
+                self._open_trace,
+                out,
+                nesting,
+                opening,
             )
             return
         traces = self._open
