@@ -17,6 +17,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h> /* T_OBJECT_EX, READONLY */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -59,7 +60,7 @@ static PyObject *k_time, *k_observed, *k_sev_number,
     *k_sev_text, *k_span_id, *k_trace_flags, *k_event_name, *k_trace_id, *k_dropped_count;
 static PyObject *a_timestamp, *a_observed, *a_severity_number, *a_severity_text, *a_body,
     *a_attributes, *a_dict, *a_dropped;
-static PyObject *fmt_span, *fmt_trace, *s_info;
+static PyObject *s_info;
 
 /* A filter before a set of reserved keys: bit n of lengths[c] is set when a reserved key
  * of n characters starts with c (ASCII, n < 64); every key is looked up when
@@ -90,6 +91,61 @@ typedef struct {
 
 static PyTypeObject FastEncoderType;
 
+static PyObject *fmt_span, *fmt_trace;
+static PyObject *sixty_four;
+
+/* format(id, spec) for spec "016x" or "032x": an exact int that fits in 64 or 128 bits
+ * written here (int.__format__ parses its spec and builds the text through Python's
+ * machinery, several times the cost); anything else by format() itself. */
+static PyObject *
+hex_text(PyObject *id, PyObject *spec)
+{
+    static const char digits[] = "0123456789abcdef";
+    int wide = spec == fmt_trace;
+    if (!PyLong_CheckExact(id) || (!wide && spec != fmt_span))
+        return PyObject_Format(id, spec);
+    unsigned long long high = 0, low;
+    int overflow = 0;
+    long long value = PyLong_AsLongLongAndOverflow(id, &overflow);
+    if (value == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow == 0 && value >= 0) {
+        low = (unsigned long long)value;
+    }
+    else if (overflow > 0 && !wide) {
+        low = PyLong_AsUnsignedLongLong(id);
+        if (low == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return PyObject_Format(id, spec); /* wider than 16 digits: as format() writes it */
+        }
+    }
+    else if (overflow > 0) {
+        PyObject *top = PyNumber_Rshift(id, sixty_four);
+        if (top == NULL)
+            return NULL;
+        high = PyLong_AsUnsignedLongLong(top);
+        Py_DECREF(top);
+        if (high == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return PyObject_Format(id, spec); /* beyond 128 bits */
+        }
+        low = PyLong_AsUnsignedLongLongMask(id);
+        if (low == (unsigned long long)-1 && PyErr_Occurred())
+            return NULL;
+    }
+    else {
+        return PyObject_Format(id, spec); /* negative */
+    }
+    char text[32];
+    int n = wide ? 32 : 16;
+    for (int i = n - 1; i >= 0; i--) {
+        unsigned long long *part = i >= 16 || !wide ? &low : &high;
+        text[i] = digits[*part & 0xf];
+        *part >>= 4;
+    }
+    return PyUnicode_FromStringAndSize(text, n);
+}
+
 /* The hex text of an id, from a one-entry cache (records of one span come in runs). */
 static PyObject *
 id_hex(PyObject **key, PyObject **hex, PyObject *id, PyObject *spec)
@@ -101,7 +157,7 @@ id_hex(PyObject **key, PyObject **hex, PyObject *id, PyObject *spec)
         if (same)
             return Py_NewRef(*hex);
     }
-    PyObject *text = PyObject_Format(id, spec);
+    PyObject *text = hex_text(id, spec);
     if (text == NULL)
         return NULL;
     PyObject *old_key = *key, *old_hex = *hex; /* both set before either old one goes */
@@ -400,6 +456,16 @@ put_int(Buf *b, PyObject *v)
     }
     p = put_digits(end, digits);
     if (negative)
+        *--p = '-';
+    return buf_put(b, p, end - p);
+}
+
+static int
+put_decimal(Buf *b, long long value)
+{
+    char text[24], *end = text + sizeof(text);
+    char *p = put_digits(end, value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value);
+    if (value < 0)
         *--p = '-';
     return buf_put(b, p, end - p);
 }
@@ -1403,11 +1469,81 @@ static PyTypeObject EmitterType = {
     .tp_methods = Emitter_methods,
 };
 
+/* ---- fields of our own Python objects (_Trace, SpanStart, SpanEnd) ------------------- */
+
+/* A __slots__ field is a pointer at a fixed place in its object: read and set there, it
+ * costs a few instructions against a generic getattr's hundreds. Where each field of a
+ * type lives is found once (its member descriptor) and kept with a reference to the type
+ * (its address is never another type's); anything else takes the generic path. */
+#define MAX_FIELD_PLACES 32
+
+static struct {
+    PyTypeObject *type;
+    PyObject *name;
+    Py_ssize_t offset; /* -1: not a plain object slot (generic getattr/setattr) */
+} field_places[MAX_FIELD_PLACES];
+static int n_field_places;
+
+static Py_ssize_t
+field_offset(PyObject *obj, PyObject *name)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    for (int i = 0; i < n_field_places; i++)
+        if (field_places[i].type == type && field_places[i].name == name)
+            return field_places[i].offset;
+    Py_ssize_t offset = -1;
+    if (type->tp_getattro == PyObject_GenericGetAttr && type->tp_setattro == PyObject_GenericSetAttr) {
+        PyObject *descr = PyObject_GetAttr((PyObject *)type, name); /* a member descriptor is itself */
+        if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+            if (member->type == T_OBJECT_EX && !(member->flags & READONLY))
+                offset = member->offset;
+        }
+        if (descr == NULL)
+            PyErr_Clear(); /* no such class attribute: the generic path reports it */
+        Py_XDECREF(descr);
+    }
+    if (n_field_places < MAX_FIELD_PLACES) {
+        field_places[n_field_places].type = (PyTypeObject *)Py_NewRef((PyObject *)type);
+        field_places[n_field_places].name = Py_NewRef(name);
+        field_places[n_field_places].offset = offset;
+        n_field_places++;
+    }
+    return offset;
+}
+
+/* ``obj.name`` (new reference), as getattr gives it. */
+static PyObject *
+field_get(PyObject *obj, PyObject *name)
+{
+    Py_ssize_t offset = field_offset(obj, name);
+    if (offset >= 0) {
+        PyObject *value = *(PyObject **)((char *)obj + offset);
+        if (value != NULL)
+            return Py_NewRef(value);
+    }
+    return PyObject_GetAttr(obj, name); /* (unset: its AttributeError) */
+}
+
+/* ``obj.name = value``, as setattr does it. */
+static int
+field_set(PyObject *obj, PyObject *name, PyObject *value)
+{
+    Py_ssize_t offset = field_offset(obj, name);
+    if (offset < 0)
+        return PyObject_SetAttr(obj, name, value);
+    PyObject **slot = (PyObject **)((char *)obj + offset);
+    PyObject *old = *slot;
+    *slot = Py_NewRef(value);
+    Py_XDECREF(old);
+    return 0;
+}
+
 /* ---- spans (the common case of _span_format.SpanEncoder) ---------------------------- */
 
-/* A span's fields, read from its instance dict (the SDK's spans keep them there; the
- * properties that return them cost a Python call each). A field missing there sends
- * the span to the Python encoder, which reads the properties. */
+/* A span's fields, read from the instance (the SDK's spans keep them there; the
+ * properties that return them cost a Python call each). A field missing sends the span
+ * to the Python encoder, which reads the properties. */
 enum {
     SF_NAME, SF_CONTEXT, SF_KIND, SF_SCOPE, SF_PARENT, SF_START, SF_END, SF_ATTRIBUTES, SF_EVENTS,
     SF_LINKS, SF_RESOURCE, SF_STATUS, N_SPAN_FIELDS
@@ -1462,16 +1598,22 @@ span_hex16(PyObject *value, char out[16])
     return 0;
 }
 
-/* Whether ``value`` is an exact int in [0, 2**64) (a time the format writes as a number). */
+/* A time in nanoseconds: 1 with its value in ``out`` when ``value`` is an exact int in
+ * [0, 2**63) (the C path's; a number the format writes as it is); else 0. */
 static int
-is_u64(PyObject *value)
+as_time(PyObject *value, long long *out)
 {
     if (!PyLong_CheckExact(value))
         return 0;
-    if (PyLong_AsUnsignedLongLong(value) == (unsigned long long)-1 && PyErr_Occurred()) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
         PyErr_Clear();
         return 0;
     }
+    if (overflow != 0 || v < 0)
+        return 0;
+    *out = v;
     return 1;
 }
 
@@ -1490,12 +1632,9 @@ is_zero(PyObject *value)
 
 /* The nanoseconds as Unix seconds, as _format._seconds computes them (int / 1e9). */
 static PyObject *
-seconds_of(PyObject *nanos)
+seconds_of(long long nanos)
 {
-    long long whole = PyLong_AsLongLong(nanos);
-    if (whole == -1 && PyErr_Occurred())
-        return NULL;
-    volatile double rounded = (double)whole; /* rounded to a double first, even on x87 */
+    volatile double rounded = (double)nanos; /* rounded to a double first, even on x87 */
     return PyFloat_FromDouble(rounded / 1e9);
 }
 
@@ -1507,8 +1646,8 @@ make_role(PyObject *type, PyObject *parent, PyObject *name, PyObject *start_ts)
     PyObject *role = tp->tp_alloc(tp, 0);
     if (role == NULL)
         return NULL;
-    if (PyObject_SetAttr(role, a_parent, parent) < 0 ||
-        (name != NULL && (PyObject_SetAttr(role, a_name, name) < 0 || PyObject_SetAttr(role, a_start_ts, start_ts) < 0))) {
+    if (field_set(role, a_parent, parent) < 0 ||
+        (name != NULL && (field_set(role, a_name, name) < 0 || field_set(role, a_start_ts, start_ts) < 0))) {
         Py_DECREF(role);
         return NULL;
     }
@@ -1521,7 +1660,7 @@ make_role(PyObject *type, PyObject *parent, PyObject *name, PyObject *start_ts)
 static PyObject *
 span_fast(SpanEncoder *self, PyObject *span, int end)
 {
-    PyObject *fields = NULL, *got[N_SPAN_FIELDS] = {NULL}, *trace_hex = NULL, *span_hex = NULL,
+    PyObject *got[N_SPAN_FIELDS] = {NULL}, *trace_hex = NULL, *span_hex = NULL,
              *parent_hex = NULL, *dict = NULL, *dropped = NULL, *ts = NULL, *start_ts = NULL,
              *tail = NULL, *data = NULL, *role = NULL, *result = NULL, *code = NULL, *description = NULL;
     Floats floats = {NULL, NULL, NULL, NULL, 0};
@@ -1536,38 +1675,14 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
         known |= (PyObject *)Py_TYPE(span) == PyTuple_GET_ITEM(self->span_types, i);
     if (!known)
         goto bail;
-    fields = PyObject_GenericGetDict(span, NULL);
-    if (fields == NULL || !PyDict_CheckExact(fields))
-        goto bail;
-    {
-        /* One pass over the instance dict (cheaper than a lookup per field); names are
-         * matched by identity (attribute names are interned), in the order the SDK sets
-         * them; a field not found so is looked up. */
-        Py_ssize_t pos = 0;
-        PyObject *k, *v;
-        int left = N_SPAN_FIELDS, next = 0;
-        while (left > 0 && PyDict_Next(fields, &pos, &k, &v)) {
-            for (int tried = 0; tried < N_SPAN_FIELDS; tried++) {
-                int which = next;
-                next = next + 1 == N_SPAN_FIELDS ? 0 : next + 1;
-                if (k == span_field[which]) {
-                    if (got[which] == NULL) {
-                        got[which] = Py_NewRef(v);
-                        left--;
-                    }
-                    break;
-                }
-            }
-        }
-        for (int i = 0; i < N_SPAN_FIELDS && left > 0; i++) {
-            if (got[i] != NULL)
-                continue;
-            PyObject *value = PyDict_GetItemWithError(fields, span_field[i]);
-            if (value == NULL)
-                goto bail;
-            got[i] = Py_NewRef(value);
-            left--;
-        }
+    /* Each field by getattr: the SDK's spans keep them in their instance (the properties
+     * that return them cost a Python call each). Never through the instance's __dict__:
+     * that would make a dict of its inline values, which costs the SDK more than all of
+     * this at every later access to the span (measured: 10,000 instructions a span). */
+    for (int i = 0; i < N_SPAN_FIELDS; i++) {
+        got[i] = PyObject_GetAttr(span, span_field[i]);
+        if (got[i] == NULL)
+            goto bail; /* (a field renamed: the Python encoder reads the properties) */
     }
     PyObject *name = got[SF_NAME], *context = got[SF_CONTEXT], *parent = got[SF_PARENT];
     if (!PyUnicode_CheckExact(name) || (PyObject *)Py_TYPE(context) != self->context_type ||
@@ -1617,12 +1732,13 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
             goto bail;
     }
     PyObject *start = got[SF_START], *stop = got[SF_END];
-    if (!is_u64(start))
-        goto bail; /* None (not started), negative, or beyond 64 bits */
+    long long start_ns, stop_ns = 0;
+    if (!as_time(start, &start_ns))
+        goto bail; /* None (not started), negative, or beyond 63 bits: Python's */
     if (end) {
         if (stop == Py_None)
-            stop = start;
-        else if (!is_u64(stop))
+            stop_ns = start_ns;
+        else if (!as_time(stop, &stop_ns))
             goto bail;
     }
     PyObject *attributes = got[SF_ATTRIBUTES];
@@ -1685,10 +1801,10 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
             Py_XDECREF(old_tail);
         }
     }
-    ts = seconds_of(end ? stop : start);
+    ts = seconds_of(end ? stop_ns : start_ns);
     if (ts == NULL)
         goto bail;
-    if (end && (start_ts = seconds_of(start)) == NULL)
+    if (end && (start_ts = seconds_of(start_ns)) == NULL)
         goto bail;
     if (floats_take(&floats, self->dumps, ts, dict))
         goto bail;
@@ -1735,10 +1851,10 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
         }
     }
     STEP(PUT_LITERAL(&b, ",\"start_time_unix_nano\":"));
-    STEP(put_int(&b, start));
+    STEP(put_decimal(&b, start_ns));
     if (end) {
         STEP(PUT_LITERAL(&b, ",\"end_time_unix_nano\":"));
-        STEP(put_int(&b, stop));
+        STEP(put_decimal(&b, stop_ns));
         if (code != self->unset) {
             STEP(PUT_LITERAL(&b, ",\"status\":{\"code\":"));
             STEP(code == self->ok ? PUT_LITERAL(&b, "\"OK\"") : PUT_LITERAL(&b, "\"ERROR\""));
@@ -1778,7 +1894,6 @@ done:
     buf_free(&b);
     for (int i = 0; i < N_SPAN_FIELDS; i++)
         Py_XDECREF(got[i]);
-    Py_XDECREF(fields);
     Py_XDECREF(trace_hex);
     Py_XDECREF(span_hex);
     Py_XDECREF(parent_hex);
@@ -2190,12 +2305,12 @@ end_run(Run *run, PyObject *now)
     int rc = -1;
     PyObject *lvl = PyLong_FromLongLong(run->next_lvl);
     PyObject *open = run->nesting ? PyLong_FromLongLong(run->open_spans) : NULL;
-    if (lvl != NULL && (!run->nesting || open != NULL) && PyObject_SetAttr(run->trace, a_next_lvl, lvl) == 0 &&
-        PyObject_SetAttr(run->trace, a_last_ts, run->last_ts) == 0 &&
-        PyObject_SetAttr(run->trace, a_last_seen, now) == 0 &&
-        (!run->failed || PyObject_SetAttr(run->trace, a_failed, Py_True) == 0) &&
-        (!run->nesting || PyObject_SetAttr(run->trace, a_open_spans, open) == 0) &&
-        (!run->spans_set || PyObject_SetAttr(run->trace, a_spans, run->spans) == 0))
+    if (lvl != NULL && (!run->nesting || open != NULL) && field_set(run->trace, a_next_lvl, lvl) == 0 &&
+        field_set(run->trace, a_last_ts, run->last_ts) == 0 &&
+        field_set(run->trace, a_last_seen, now) == 0 &&
+        (!run->failed || field_set(run->trace, a_failed, Py_True) == 0) &&
+        (!run->nesting || field_set(run->trace, a_open_spans, open) == 0) &&
+        (!run->spans_set || field_set(run->trace, a_spans, run->spans) == 0))
         rc = 0;
     Py_XDECREF(lvl);
     Py_XDECREF(open);
@@ -2206,10 +2321,10 @@ end_run(Run *run, PyObject *now)
 static int
 start_run(Run *run, PyObject *trace, PyObject *tid, int nesting)
 {
-    PyObject *head = PyObject_GetAttr(trace, a_head);
+    PyObject *head = field_get(trace, a_head);
     if (head == NULL)
         return -1;
-    PyObject *lvl = PyObject_GetAttr(trace, a_next_lvl);
+    PyObject *lvl = field_get(trace, a_next_lvl);
     if (lvl == NULL || !PyBytes_Check(head)) {
         Py_XDECREF(lvl);
         Py_DECREF(head);
@@ -2223,7 +2338,7 @@ start_run(Run *run, PyObject *trace, PyObject *tid, int nesting)
         Py_DECREF(head);
         return -1;
     }
-    PyObject *last_ts = PyObject_GetAttr(trace, a_last_ts);
+    PyObject *last_ts = field_get(trace, a_last_ts);
     double last_ts_value = last_ts == NULL ? -1.0 : PyFloat_AsDouble(last_ts);
     if (last_ts == NULL || (last_ts_value == -1.0 && PyErr_Occurred())) {
         Py_XDECREF(last_ts);
@@ -2233,10 +2348,10 @@ start_run(Run *run, PyObject *trace, PyObject *tid, int nesting)
     PyObject *spans = NULL;
     long long open_spans = 0;
     if (nesting) {
-        PyObject *open = PyObject_GetAttr(trace, a_open_spans);
+        PyObject *open = field_get(trace, a_open_spans);
         open_spans = open == NULL ? -1 : PyLong_AsLongLong(open);
         Py_XDECREF(open);
-        spans = open_spans < 0 ? NULL : PyObject_GetAttr(trace, a_spans);
+        spans = open_spans < 0 ? NULL : field_get(trace, a_spans);
         if (spans == NULL || (spans != Py_None && !PyDict_CheckExact(spans))) {
             if (spans != NULL || !PyErr_Occurred())
                 PyErr_SetString(PyExc_TypeError, "_Trace.spans must be a dict or None, open_spans an int >= 0");
@@ -2296,11 +2411,11 @@ open_trace_fast(const Opening *opening, PyObject *traces, PyObject *tid, PyObjec
     PyTypeObject *tp = (PyTypeObject *)opening->trace_type;
     PyObject *trace = tp->tp_alloc(tp, 0), *two = PyLong_FromLong(2), *zero = PyLong_FromLong(0), *text = NULL;
     int rc = -1;
-    if (trace == NULL || two == NULL || zero == NULL || PyObject_SetAttr(trace, a_trace_id, tid) < 0 ||
-        PyObject_SetAttr(trace, a_head, head) < 0 || PyObject_SetAttr(trace, a_next_lvl, two) < 0 ||
-        PyObject_SetAttr(trace, a_last_ts, ts) < 0 || PyObject_SetAttr(trace, a_failed, Py_False) < 0 ||
-        PyObject_SetAttr(trace, a_last_seen, now) < 0 || PyObject_SetAttr(trace, a_spans, Py_None) < 0 ||
-        PyObject_SetAttr(trace, a_open_spans, zero) < 0)
+    if (trace == NULL || two == NULL || zero == NULL || field_set(trace, a_trace_id, tid) < 0 ||
+        field_set(trace, a_head, head) < 0 || field_set(trace, a_next_lvl, two) < 0 ||
+        field_set(trace, a_last_ts, ts) < 0 || field_set(trace, a_failed, Py_False) < 0 ||
+        field_set(trace, a_last_seen, now) < 0 || field_set(trace, a_spans, Py_None) < 0 ||
+        field_set(trace, a_open_spans, zero) < 0)
         goto out;
     text = PyObject_CallOneArg(opening->dumps, ts);
     if (text == NULL)
@@ -2347,15 +2462,6 @@ put_rest(Buf *b, PyObject *body, PyObject *tail)
     return PUT_LITERAL(b, "\n");
 }
 
-static int
-put_decimal(Buf *b, long long value)
-{
-    char text[24], *end = text + sizeof(text);
-    char *p = put_digits(end, value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value);
-    if (value < 0)
-        *--p = '-';
-    return buf_put(b, p, end - p);
-}
 
 /* What nesting needs (number's ``spans`` argument): the role types, the depth bound,
  * how many actions a trace remembers, and orjson.dumps for the end line's ts. */
@@ -2491,7 +2597,7 @@ put_trace_end(Buf *b, Run *run, const Nesting *nest)
         return -1;
     int failed = run->failed; /* failed in this run, or before it */
     if (!failed) {
-        PyObject *before = PyObject_GetAttr(run->trace, a_failed);
+        PyObject *before = field_get(run->trace, a_failed);
         failed = before == NULL ? -1 : PyObject_IsTrue(before);
         Py_XDECREF(before);
         if (failed < 0) {
@@ -2520,7 +2626,7 @@ number_span_line(Buf *b, Run *run, const Nesting *nest, PyObject *item, PyObject
 {
     PyObject *body = PyTuple_GET_ITEM(item, 3), *tail = PyTuple_GET_ITEM(item, 4),
              *span_id = PyTuple_GET_ITEM(item, 5);
-    PyObject *parent = PyObject_GetAttr(role, a_parent);
+    PyObject *parent = field_get(role, a_parent);
     if (parent == NULL)
         return -1;
     ActionObject *action = NULL;
@@ -2837,7 +2943,7 @@ PyInit__speedups(void)
         intern(&a_observed, "observed_timestamp") || intern(&a_severity_number, "severity_number") ||
         intern(&a_severity_text, "severity_text") || intern(&a_body, "body") ||
         intern(&a_attributes, "attributes") || intern(&a_dict, "_dict") || intern(&a_dropped, "dropped") ||
-        intern(&fmt_span, "016x") || intern(&fmt_trace, "032x") || intern(&s_info, "info") ||
+        intern(&fmt_span, "016x") || intern(&fmt_trace, "032x") || (sixty_four = PyLong_FromLong(64)) == NULL || intern(&s_info, "info") ||
         intern(&a_head, "head") || intern(&a_next_lvl, "next_lvl") || intern(&a_last_ts, "last_ts") ||
         intern(&a_last_seen, "last_seen") || intern(&a_failed, "failed") ||
         intern(&s_move_to_end, "move_to_end") || intern(&a_scope, "instrumentation_scope") ||

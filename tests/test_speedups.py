@@ -506,3 +506,31 @@ def test_the_c_pieces_declare_the_names_the_python_side_uses() -> None:
     # They match, so both C pieces are in use (where the C encoder is: this module's premise).
     assert processor._Emitter is _speedups.Emitter
     assert TreeNumberer()._number_c is _speedups.number
+
+
+_EDGE_IDS = [
+    0,
+    1,
+    (1 << 63) - 1,
+    1 << 63,
+    (1 << 64) - 1,
+    1 << 64,
+    1 << 127,
+    (1 << 128) - 1,
+    1 << 128,
+    -1,
+    -(1 << 64),
+]
+
+
+@pytest.mark.parametrize("trace_id", _EDGE_IDS)
+@pytest.mark.parametrize("span_id", _EDGE_IDS[:7] + [-1])
+def test_ids_at_the_edges_of_64_and_128_bits_as_python_writes_them(trace_id: int, span_id: int) -> None:
+    """The C hex of an id (no format() call) gives what format(id, "032x"/"016x") gives,
+    and an id that does not fit is tagged as the Python encoder tags it."""
+    record = make_record(trace_id=trace_id, span_id=span_id)
+    assert LineEncoder().encode(record, RESOURCE, SCOPE) == LineEncoder(speedups=False).encode(
+        record, RESOURCE, SCOPE
+    )
+    flat = LineEncoder("flat").encode(record, RESOURCE, SCOPE)
+    assert flat == LineEncoder("flat", speedups=False).encode(record, RESOURCE, SCOPE)
