@@ -524,7 +524,7 @@ _EDGE_IDS = [
 
 
 @pytest.mark.parametrize("trace_id", _EDGE_IDS)
-@pytest.mark.parametrize("span_id", _EDGE_IDS[:7] + [-1])
+@pytest.mark.parametrize("span_id", [*_EDGE_IDS[:7], -1])
 def test_ids_at_the_edges_of_64_and_128_bits_as_python_writes_them(trace_id: int, span_id: int) -> None:
     """The C hex of an id (no format() call) gives what format(id, "032x"/"016x") gives,
     and an id that does not fit is tagged as the Python encoder tags it."""
@@ -534,3 +534,15 @@ def test_ids_at_the_edges_of_64_and_128_bits_as_python_writes_them(trace_id: int
     )
     flat = LineEncoder("flat").encode(record, RESOURCE, SCOPE)
     assert flat == LineEncoder("flat", speedups=False).encode(record, RESOURCE, SCOPE)
+
+
+def test_the_c_numbering_loop_and_span_encoder_are_in_use_where_built() -> None:
+    """Each C piece is used only where the names it is coupled to match (TRACE_FIELDS, the
+    Action type, LANE_FIELDS): a change on either side turns it off rather than wrong. This
+    says when that happened, so that it is a decision and not a slowdown nobody saw."""
+    from logxpy_otel import _span_format, _trees, processor
+
+    assert _trees._number_c is not None, "TRACE_FIELDS no longer match _Trace's slots"
+    assert _trees._nest_c, "the C loop cannot nest spans (no C Action)"
+    assert _span_format._CSpanEncoder is not None
+    assert processor._Emitter is not None, "LANE_FIELDS or OWN_LOGGER no longer match"
