@@ -436,3 +436,23 @@ def test_a_subclass_overriding_on_start_is_called(tmp_path: Path) -> None:
         ("mine", "started"),
         ("mine", "succeeded"),
     ]
+
+
+def test_spans_whose_ids_otel_cannot_carry_are_counted_not_written(tmp_path: Path) -> None:
+    """An id generator beyond 64-bit span ids: no tree can hold the span, so its start and
+    end lines are dropped and counted (``invalid_id``); the records logged in it are kept."""
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class TooWide(RandomIdGenerator):
+        def generate_span_id(self) -> int:
+            return 1 << 64
+
+    setup = Setup(tmp_path / "spans.jsonl")
+    wide = TracerProvider(id_generator=TooWide(), shutdown_on_exit=False)
+    wide.add_span_processor(setup.spans)
+    with wide.get_tracer("app").start_as_current_span("too wide"):
+        setup.log("inside")
+    assert setup.logs.metrics.dropped_by_reason.get(DropReason.INVALID_ID) == 2
+    lines = setup.close()
+    assert not any(line.get("at") == "too wide" for line in lines)
+    assert [line["msg"] for line in lines if "msg" in line] == ["inside"]
