@@ -70,6 +70,47 @@ typedef struct {
     int unfiltered;
 } Filter;
 
+/* The last (scope, resource) a line was made for, and its tail: lines come in runs. */
+typedef struct {
+    PyObject *scope, *resource, *tail;
+} LastTail;
+
+/* The tail remembered for (scope, resource) (new reference), or NULL. */
+static PyObject *
+last_tail_get(const LastTail *last, PyObject *scope, PyObject *resource)
+{
+    return scope == last->scope && resource == last->resource ? Py_NewRef(last->tail) : NULL;
+}
+
+/* Remember ``tail`` for (scope, resource). All three are set before any old value is
+ * released: a release can run Python code (a __del__) that uses this cache, and must
+ * find it whole. */
+static void
+last_tail_set(LastTail *last, PyObject *scope, PyObject *resource, PyObject *tail)
+{
+    PyObject *old_scope = last->scope, *old_resource = last->resource, *old_tail = last->tail;
+    last->scope = Py_NewRef(scope);
+    last->resource = Py_NewRef(resource);
+    last->tail = Py_NewRef(tail);
+    Py_XDECREF(old_scope);
+    Py_XDECREF(old_resource);
+    Py_XDECREF(old_tail);
+}
+
+#define LAST_TAIL_VISIT(last)       \
+    do {                            \
+        Py_VISIT((last).scope);     \
+        Py_VISIT((last).resource);  \
+        Py_VISIT((last).tail);      \
+    } while (0)
+
+#define LAST_TAIL_CLEAR(last)       \
+    do {                            \
+        Py_CLEAR((last).scope);     \
+        Py_CLEAR((last).resource);  \
+        Py_CLEAR((last).tail);      \
+    } while (0)
+
 typedef struct {
     PyObject_HEAD
     PyObject *tails;    /* dict shared with LineEncoder: key -> (scope, resource, tail) */
@@ -80,7 +121,7 @@ typedef struct {
     PyObject *record_type; /* the API's LogRecord type: fields read from its instance dict */
     PyObject *fallback; /* the Python encoder: (record, resource, scope, dropped) -> item */
     PyObject *span_key, *span_hex, *trace_key, *trace_hex; /* last id and its hex text */
-    PyObject *last_scope, *last_resource, *last_tail;     /* the last tail used */
+    LastTail last;      /* the last tail used */
     int flat;
     int n_sev;
     PyObject *sev_member[MAX_SEVERITIES];
@@ -834,10 +875,8 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
     if (dropped != Py_None && !PyLong_CheckExact(dropped))
         goto bail;
 
-    if (scope == self->last_scope && resource == self->last_resource) {
-        tail = Py_NewRef(self->last_tail);
-    }
-    else {
+    tail = last_tail_get(&self->last, scope, resource);
+    if (tail == NULL) {
         PyObject *key = PyLong_FromUnsignedLongLong((unsigned long long)((uintptr_t)scope ^ (uintptr_t)resource));
         if (key == NULL)
             goto bail;
@@ -848,16 +887,7 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
             !PyBytes_CheckExact(PyTuple_GET_ITEM(hit, 2)))
             goto bail; /* a new (scope, resource): the Python encoder serializes and caches it */
         tail = Py_NewRef(PyTuple_GET_ITEM(hit, 2));
-        /* All three set before any old value is released: a release can run Python code
-         * (a __del__) that uses this cache, and must find it whole. */
-        PyObject *old_scope = self->last_scope, *old_resource = self->last_resource,
-                 *old_tail = self->last_tail;
-        self->last_scope = Py_NewRef(scope);
-        self->last_resource = Py_NewRef(resource);
-        self->last_tail = Py_NewRef(tail);
-        Py_XDECREF(old_scope);
-        Py_XDECREF(old_resource);
-        Py_XDECREF(old_tail);
+        last_tail_set(&self->last, scope, resource, tail);
     }
 
     if (floats_take(&floats, self->dumps, ts_obj, dict))
@@ -1066,8 +1096,7 @@ FastEncoder_traverse(FastEncoder *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->tails);
     Py_VISIT(self->dumps);
-    Py_VISIT(self->last_scope);
-    Py_VISIT(self->last_resource);
+    LAST_TAIL_VISIT(self->last);
     Py_VISIT(self->reserved);
     Py_VISIT(self->bounded);
     Py_VISIT(self->record_type);
@@ -1085,9 +1114,7 @@ FastEncoder_clear(FastEncoder *self)
 {
     Py_CLEAR(self->tails);
     Py_CLEAR(self->dumps);
-    Py_CLEAR(self->last_scope);
-    Py_CLEAR(self->last_resource);
-    Py_CLEAR(self->last_tail);
+    LAST_TAIL_CLEAR(self->last);
     Py_CLEAR(self->reserved);
     Py_CLEAR(self->bounded);
     Py_CLEAR(self->record_type);
@@ -1575,7 +1602,7 @@ struct SpanEncoderObject {
     PyObject *start_type, *end_type; /* SpanStart, SpanEnd */
     PyObject *fallback_start, *fallback_end; /* the Python encoder's methods */
     PyObject *trace_key, *trace_hex; /* the last trace id and its hex text */
-    PyObject *last_scope, *last_resource, *last_tail;
+    LastTail last;
 };
 
 /* ``value`` (an exact int in [1, 2**64)) as 16 hex digits into ``out``: 0; 1 when it is
@@ -1783,22 +1810,13 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
     }
     {
         PyObject *scope = got[SF_SCOPE], *resource = got[SF_RESOURCE];
-        if (scope == self->last_scope && resource == self->last_resource) {
-            tail = Py_NewRef(self->last_tail);
-        }
-        else {
+        tail = last_tail_get(&self->last, scope, resource);
+        if (tail == NULL) {
             PyObject *args[2] = {scope, resource};
             tail = PyObject_Vectorcall(self->tails, args, 2, NULL);
             if (tail == NULL || !PyBytes_CheckExact(tail))
                 goto bail;
-            /* All three set before any old value is released (a release can run Python code). */
-            PyObject *old_scope = self->last_scope, *old_resource = self->last_resource, *old_tail = self->last_tail;
-            self->last_scope = Py_NewRef(scope);
-            self->last_resource = Py_NewRef(resource);
-            self->last_tail = Py_NewRef(tail);
-            Py_XDECREF(old_scope);
-            Py_XDECREF(old_resource);
-            Py_XDECREF(old_tail);
+            last_tail_set(&self->last, scope, resource, tail);
         }
     }
     ts = seconds_of(end ? stop_ns : start_ns);
@@ -2010,7 +2028,7 @@ SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
 #define SPAN_ENCODER_FIELDS(X)                                                                               \
     X(tails) X(dumps) X(reserved) X(span_types) X(context_type) X(empty_state) X(bounded) X(bounded_list)  \
     X(internal) X(unset) X(ok) X(error) X(start_type) X(end_type) X(fallback_start) X(fallback_end)         \
-    X(trace_key) X(trace_hex) X(last_scope) X(last_resource) X(last_tail)
+    X(trace_key) X(trace_hex)
 
 static int
 SpanEncoder_traverse(SpanEncoder *self, visitproc visit, void *arg)
@@ -2018,6 +2036,7 @@ SpanEncoder_traverse(SpanEncoder *self, visitproc visit, void *arg)
 #define VISIT_FIELD(name) Py_VISIT(self->name);
     SPAN_ENCODER_FIELDS(VISIT_FIELD)
 #undef VISIT_FIELD
+    LAST_TAIL_VISIT(self->last);
     for (int i = 0; i < self->n_kinds; i++) {
         Py_VISIT(self->kind_member[i]);
         Py_VISIT(self->kind_value[i]);
@@ -2032,6 +2051,7 @@ SpanEncoder_clear(SpanEncoder *self)
 #define CLEAR_FIELD(name) Py_CLEAR(self->name);
     SPAN_ENCODER_FIELDS(CLEAR_FIELD)
 #undef CLEAR_FIELD
+    LAST_TAIL_CLEAR(self->last);
     for (int i = 0; i < self->n_kinds; i++) {
         Py_CLEAR(self->kind_member[i]);
         Py_CLEAR(self->kind_value[i]);
