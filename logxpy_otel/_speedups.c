@@ -1379,13 +1379,22 @@ emitter_span(Emitter *self, PyObject *span, int end)
 static PyObject *
 Emitter_span_start(Emitter *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    /* on_start(span, parent_context=None): the parent context is not needed */
-    Py_ssize_t given = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
-    if (nargs < 1 || given > 2) {
-        PyErr_SetString(PyExc_TypeError, "span_start(span, parent_context=None)");
+    /* on_start(span, parent_context=None), called as the Python method can be (the parent
+     * context is not needed) */
+    PyObject *span = nargs >= 1 ? args[0] : NULL;
+    int bad = nargs > 2;
+    for (Py_ssize_t i = 0; kwnames != NULL && i < PyTuple_GET_SIZE(kwnames); i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_Check(key) && PyUnicode_CompareWithASCIIString(key, "span") == 0 && span == NULL)
+            span = args[nargs + i];
+        else if (!(PyUnicode_Check(key) && PyUnicode_CompareWithASCIIString(key, "parent_context") == 0 && nargs < 2))
+            bad = 1;
+    }
+    if (bad || span == NULL) {
+        PyErr_SetString(PyExc_TypeError, "on_start(span, parent_context=None)");
         return NULL;
     }
-    return emitter_span(self, args[0], 0);
+    return emitter_span(self, span, 0);
 }
 
 static PyObject *
@@ -1506,35 +1515,53 @@ static PyTypeObject EmitterType = {
 
 static struct {
     PyTypeObject *type;
+    unsigned int version; /* the type's version tag when found: a changed class looks again */
     PyObject *name;
     Py_ssize_t offset; /* -1: not a plain object slot (generic getattr/setattr) */
 } field_places[MAX_FIELD_PLACES];
 static int n_field_places;
 
+/* Where ``obj.name`` lives: an offset, -1 for the generic path, -2 on error. Only a slot
+ * the object's own class defines, as a plain object slot, with no getattr or setattr of
+ * its own, is read in place. */
 static Py_ssize_t
 field_offset(PyObject *obj, PyObject *name)
 {
     PyTypeObject *type = Py_TYPE(obj);
-    for (int i = 0; i < n_field_places; i++)
-        if (field_places[i].type == type && field_places[i].name == name)
-            return field_places[i].offset;
+    unsigned int version = type->tp_version_tag;
+    int slot = -1;
+    for (int i = 0; i < n_field_places; i++) {
+        if (field_places[i].type == type && field_places[i].name == name) {
+            if (version != 0 && field_places[i].version == version)
+                return field_places[i].offset;
+            slot = i; /* the class changed since: look again */
+            break;
+        }
+    }
     Py_ssize_t offset = -1;
     if (type->tp_getattro == PyObject_GenericGetAttr && type->tp_setattro == PyObject_GenericSetAttr) {
         PyObject *descr = PyObject_GetAttr((PyObject *)type, name); /* a member descriptor is itself */
-        if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        if (descr == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+                return -2;
+            PyErr_Clear(); /* no such class attribute: the generic path reports it */
+        }
+        else if (Py_IS_TYPE(descr, &PyMemberDescr_Type) && PyDescr_TYPE(descr) == type) {
             PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
             if (member->type == T_OBJECT_EX && !(member->flags & READONLY))
                 offset = member->offset;
         }
-        if (descr == NULL)
-            PyErr_Clear(); /* no such class attribute: the generic path reports it */
         Py_XDECREF(descr);
     }
-    if (n_field_places < MAX_FIELD_PLACES) {
-        field_places[n_field_places].type = (PyTypeObject *)Py_NewRef((PyObject *)type);
-        field_places[n_field_places].name = Py_NewRef(name);
-        field_places[n_field_places].offset = offset;
-        n_field_places++;
+    version = type->tp_version_tag; /* (the lookup may have given it one) */
+    if (slot < 0 && n_field_places < MAX_FIELD_PLACES) {
+        slot = n_field_places++;
+        field_places[slot].type = (PyTypeObject *)Py_NewRef((PyObject *)type);
+        field_places[slot].name = Py_NewRef(name);
+    }
+    if (slot >= 0) {
+        field_places[slot].version = version;
+        field_places[slot].offset = offset;
     }
     return offset;
 }
@@ -1544,6 +1571,8 @@ static PyObject *
 field_get(PyObject *obj, PyObject *name)
 {
     Py_ssize_t offset = field_offset(obj, name);
+    if (offset == -2)
+        return NULL;
     if (offset >= 0) {
         PyObject *value = *(PyObject **)((char *)obj + offset);
         if (value != NULL)
@@ -1557,6 +1586,8 @@ static int
 field_set(PyObject *obj, PyObject *name, PyObject *value)
 {
     Py_ssize_t offset = field_offset(obj, name);
+    if (offset == -2)
+        return -1;
     if (offset < 0)
         return PyObject_SetAttr(obj, name, value);
     PyObject **slot = (PyObject **)((char *)obj + offset);
@@ -2162,8 +2193,12 @@ static void
 Action_dealloc(ActionObject *self)
 {
     PyObject_GC_UnTrack(self);
+    /* A chain of parents or earlier actions is freed without a C frame per link (a deep
+     * one would overflow the stack, in a writer thread's smaller one first). */
+    Py_TRASHCAN_BEGIN(self, Action_dealloc)
     Action_clear(self);
     PyObject_GC_Del(self);
+    Py_TRASHCAN_END
 }
 
 static PyObject *
@@ -2578,15 +2613,23 @@ span_end(Run *run, const Nesting *nest, PyObject *span_id, ActionObject *action)
 {
     action->open = 0;
     run->open_spans--;
-    if (run->spans == NULL || span_id == Py_None)
-        return 0;
-    if (action->earlier != NULL && action->earlier->open) {
+    /* Its earlier action serves only now: let it go (a span id started again and again
+     * while open would otherwise chain every one of them). */
+    ActionObject *earlier = action->earlier;
+    action->earlier = NULL;
+    int rc = 0;
+    if (run->spans != NULL && span_id != Py_None && earlier != NULL && earlier->open) {
         PyObject *current = PyDict_GetItemWithError(run->spans, span_id);
         if (current == NULL && PyErr_Occurred())
-            return -1;
-        if (current == (PyObject *)action && PyDict_SetItem(run->spans, span_id, (PyObject *)action->earlier) < 0)
-            return -1;
+            rc = -1;
+        else if (current == (PyObject *)action && PyDict_SetItem(run->spans, span_id, (PyObject *)earlier) < 0)
+            rc = -1;
     }
+    Py_XDECREF((PyObject *)earlier);
+    if (rc < 0)
+        return -1;
+    if (run->spans == NULL || span_id == Py_None)
+        return 0;
     Py_ssize_t held = PyDict_GET_SIZE(run->spans);
     if (held > nest->remembered && held > 2 * run->open_spans) {
         PyObject *kept = PyDict_New(), *key, *value;
@@ -2823,11 +2866,12 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             else {
                 if (end_run(&run, now) < 0)
                     goto done;
-                PyObject *trace = PyDict_GetItemWithError(traces, tid); /* borrowed */
+                /* (held: start_run can run Python code, which could take it out of traces) */
+                PyObject *trace = Py_XNewRef(PyDict_GetItemWithError(traces, tid));
                 int opened = 0;
                 if (trace == NULL && !PyErr_Occurred() &&
                     (opened = open_trace_fast(&opening, traces, tid, ts, now, &b, &run, nesting)) < 0)
-                    goto done;
+                    goto done; /* (trace is NULL) */
                 if (opened) {
                     ; /* a new trace, its run started */
                 }
@@ -2846,7 +2890,9 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                         goto done;
                 }
                 else {
-                    if (start_run(&run, trace, tid, nesting) < 0)
+                    int rc = start_run(&run, trace, tid, nesting);
+                    Py_DECREF(trace);
+                    if (rc < 0)
                         goto done;
                     PyObject *moved = PyObject_CallMethodOneArg(traces, s_move_to_end, tid);
                     if (moved == NULL)

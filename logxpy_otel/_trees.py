@@ -139,11 +139,14 @@ class _Trace:
         only serve records logged in a span after its end)."""
         action.open = False
         self.open_spans -= 1
+        # its earlier action serves only now: let it go (a span id started again and again
+        # while open would otherwise chain every one of them)
+        earlier, action.earlier = action.earlier, None
         spans = self.spans
         if spans is None or span_id is None:
             return
-        if action.earlier is not None and action.earlier.open and spans.get(span_id) is action:
-            spans[span_id] = action.earlier
+        if earlier is not None and earlier.open and spans.get(span_id) is action:
+            spans[span_id] = earlier
         if len(spans) > _REMEMBERED_SPANS and len(spans) > 2 * self.open_spans:
             # (at least half of them ended: a prune's cost is paid by the ends before it,
             # however many spans stay open)

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -546,3 +547,116 @@ def test_the_c_numbering_loop_and_span_encoder_are_in_use_where_built() -> None:
     assert _trees._nest_c, "the C loop cannot nest spans (no C Action)"
     assert _span_format._CSpanEncoder is not None
     assert processor._Emitter is not None, "LANE_FIELDS or OWN_LOGGER no longer match"
+
+
+def _run_alone(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter: a crash there is a failed test, not a dead suite."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_a_long_chain_of_actions_is_freed_without_a_frame_per_link() -> None:
+    """One span id started 20,000 times while open (an id generator that repeats): each start
+    keeps the one before; freeing the trace freed that chain one C frame per link and
+    overflowed a 128 KiB thread stack (musl's default)."""
+    done = _run_alone(
+        """
+import threading
+from logxpy_otel._format import SpanStart
+from logxpy_otel._trees import TreeNumberer
+numberer = TreeNumberer()
+numberer.nest_spans()
+item = ("ab" * 16, 1.0, False, b'"x":1', b"}", "00000000000000aa", SpanStart(None))
+def run():
+    for _ in range(20):
+        numberer.number([item] * 1000, [])
+    numberer.close_all([])
+    print("closed")
+threading.stack_size(128 * 1024)
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+"""
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "closed", done.stderr[-2000:]
+
+
+def test_a_trace_dropped_by_python_code_mid_batch_is_not_used_after_free() -> None:
+    """Reading a trace's fields can run Python code (a subclass's property) that takes it out
+    of the open traces: the loop held it only borrowed, and read freed memory."""
+    done = _run_alone(
+        """
+from collections import OrderedDict
+from logxpy_otel import _speedups
+from logxpy_otel._trees import _Trace
+traces = OrderedDict()
+tid = "ab" * 16
+class Dropping(_Trace):
+    __slots__ = ()
+    @property
+    def head(self):
+        value = _Trace.head.__get__(self)
+        traces.pop(tid, None)
+        [bytearray(64) for _ in range(2000)]
+        return value
+    @head.setter
+    def head(self, value):
+        _Trace.head.__set__(self, value)
+for _ in range(3):
+    traces[tid] = Dropping(tid, 1.0, 0.0, b"~tok")
+    try:
+        item = (tid, 2.0, False, b'"x":1', b"}", None, None)
+        _speedups.number([item], traces, b'{"tid":"X.', 0, 5.0, print, [])
+    except KeyError:
+        pass
+print("alive")
+"""
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "alive", done.stderr[-2000:]
+
+
+def test_a_slot_of_another_class_is_refused_as_getattr_refuses_it() -> None:
+    """A _Trace subclass given another class's slot descriptor: the C loop must refuse it
+    (TypeError, as getattr does), never read or write at that slot's offset in a trace."""
+    done = _run_alone(
+        """
+from collections import OrderedDict
+from logxpy_otel import _speedups
+from logxpy_otel._trees import _Trace
+class Big:
+    __slots__ = tuple("s%d" % i for i in range(4000))
+tid = "ab" * 16
+class Borrowing(_Trace):
+    __slots__ = ()
+trace = Borrowing(tid, 1.0, 0.0, b"~tok")
+Borrowing.last_seen = Big.__dict__["s3999"]
+try:
+    item = (tid, 2.0, False, b'"x":1', b"}", None, None)
+    _speedups.number([item], OrderedDict({tid: trace}), b"{", 0, 5.0, print, [])
+except TypeError as exc:
+    print("refused" if "doesn't apply" in str(exc) else exc)
+"""
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "refused", done.stdout + done.stderr[-2000:]
+
+
+def test_the_c_on_start_takes_its_arguments_as_the_python_method_does(tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from logxpy_otel import LogxpyLogRecordProcessor
+
+    logs = LogxpyLogRecordProcessor(tmp_path / "kw.jsonl")
+    spans = logs.span_processor()
+    assert "on_start" in vars(spans)
+    span = TracerProvider(shutdown_on_exit=False).get_tracer("t").start_span("by keyword")
+    spans.on_start(span=span)
+    spans.on_start(span, parent_context=None)
+    with pytest.raises(TypeError):
+        spans.on_start(span, unknown=1)  # as the Python method raises
+    with pytest.raises(TypeError):
+        spans.on_start()
+    spans.shutdown()
+    logs.shutdown()
+    text = (tmp_path / "kw.jsonl").read_text()
+    assert text.count('"at":"by keyword","st":"started"') == 2
