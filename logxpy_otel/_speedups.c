@@ -2162,8 +2162,12 @@ Action_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "Action cannot be subclassed");
         return NULL;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O", kwlist, &PyBytes_Type, &prefix, &parent))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO", kwlist, &prefix, &parent))
         return NULL;
+    if (!PyBytes_CheckExact(prefix)) {
+        PyErr_SetString(PyExc_TypeError, "Action: prefix must be bytes");
+        return NULL;
+    }
     if (parent != Py_None && !Py_IS_TYPE(parent, &ActionType)) {
         PyErr_SetString(PyExc_TypeError, "Action: parent must be an Action or None");
         return NULL;
@@ -2273,7 +2277,7 @@ static PyObject *
 Action_get_prefix(ActionObject *self, void *closure)
 {
     (void)closure;
-    return Py_NewRef(self->prefix);
+    return Py_NewRef(self->prefix != NULL ? self->prefix : Py_None); /* (None: cleared by the collector) */
 }
 
 static PyGetSetDef Action_getset[] = {
@@ -2553,6 +2557,10 @@ put_place(Buf *b, Run *run, ActionObject *parent)
 {
     if (parent == NULL)
         return put_decimal(b, run->next_lvl++);
+    if (parent->prefix == NULL) {
+        PyErr_SetString(PyExc_TypeError, "number: an Action cleared by the collector");
+        return -1;
+    }
     if (buf_put(b, PyBytes_AS_STRING(parent->prefix), PyBytes_GET_SIZE(parent->prefix)) < 0)
         return -1;
     return put_decimal(b, parent->next++);
