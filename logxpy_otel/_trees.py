@@ -165,6 +165,23 @@ _number_c = speedup("number") if set(speedup("TRACE_FIELDS") or ("?",)) == set(_
 _nest_c = _number_c is not None and _new_action is speedup("Action")
 
 
+def _check_items(items: Sequence[LineItem]) -> None:
+    """Refuse a batch holding anything that is not a line item, before any of it is
+    numbered (a refused batch is retried, then dropped: it must change no trace)."""
+    for item in items:
+        if not (
+            isinstance(item, tuple)
+            and len(item) == 7
+            and isinstance(item[3], bytes)
+            and isinstance(item[4], bytes)
+            and (item[6] is None or (type(item[6]) in _ROLES and item[0] is not None))
+        ):
+            raise TypeError(f"number: each item must be a LineItem tuple, not {item!r:.80}")
+
+
+_ROLES: Final = (SpanStart, SpanEnd)
+
+
 class TreeNumberer:
     """Gives each line its ``tid``/``lvl`` and frames each trace with start and end lines.
 
@@ -225,6 +242,7 @@ class TreeNumberer:
                 opening,
             )
             return
+        _check_items(items)  # as the C loop: a batch it refuses changes no trace
         traces = self._open
         last: _Trace | None = None
         for trace_id, ts, failed, body, tail, span_id, role in items:

@@ -665,3 +665,23 @@ def test_forgetting_ended_spans_costs_little_however_many_stay_open(monkeypatch:
     # Ending 199 of 200 open spans: each rebuild halves what is held, so a handful, not 191.
     assert 1 <= rebuilds <= 8
     assert numberer._open[T1].open_spans == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("t",),
+        (T1, 1.0, False, "not bytes", b"}", None, None),
+        (None, 1.0, False, b"x", b"}", "a" * 16, SpanStart(None)),
+    ],
+)
+def test_a_batch_with_a_bad_item_changes_no_trace(bad: tuple[Any, ...]) -> None:
+    """Every item is checked before any is numbered (the writer retries a refused batch,
+    then drops it): a half-numbered batch left spans started with no start line written."""
+    numberer = nesting()
+    feed(numberer, span_start(T1, A, None, 1.0))
+    before = (list(numberer._open), numberer._open[T1].next_lvl, numberer._open[T1].open_spans)
+    with pytest.raises(TypeError):
+        numberer.number([span_start(T1, B, A, 1.1), in_span(T1, B, 1.2, "x"), bad], [])
+    assert (list(numberer._open), numberer._open[T1].next_lvl, numberer._open[T1].open_spans) == before
+    assert set(numberer._open[T1].spans or ()) == {A}
