@@ -56,9 +56,16 @@ class BuildExt(build_ext):
 
 setup(
     ext_modules=[
-        Extension("logxpy_otel._speedups", ["logxpy_otel/_speedups.c"], optional=True),
+        Extension(
+            "logxpy_otel._speedups", ["logxpy_otel/_speedups.c"], depends=["logxpy_otel/_cjson.h"], optional=True
+        ),
         # LogxpyLoggingHandler's common case (a logging.LogRecord into the processor's C on_emit)
-        Extension("logxpy_otel._logging_speedups", ["logxpy_otel/_logging_speedups.c"], optional=True),
+        Extension(
+            "logxpy_otel._logging_speedups",
+            ["logxpy_otel/_logging_speedups.c"],
+            depends=["logxpy_otel/_cjson.h"],
+            optional=True,
+        ),
     ],
     cmdclass={"build_ext": BuildExt},
 )

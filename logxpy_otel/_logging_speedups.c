@@ -30,6 +30,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "_cjson.h"
+
 #define MAX_LEVEL 60
 /* Most attributes and floats in a line written here; more go the encoder's way. */
 #define MAX_ATTRS 64
@@ -52,7 +54,7 @@ static PyObject *k_timestamp, *k_observed, *k_trace_id, *k_span_id, *k_trace_fla
     *k_severity_number, *k_body, *k_attributes, *k_event_name;
 static PyObject *f_name, *f_msg, *f_args, *f_levelno, *f_levelname, *f_created, *f_exc_info, *h_filters,
     *h_formatter, *a_logger_config, *a_is_enabled, *a_resource, *a_global, *m_get_span_context,
-    *a_trace_id, *a_span_id, *a_trace_flags, *a_context, *fmt_span, *fmt_trace;
+    *a_trace_id, *a_span_id, *a_trace_flags, *a_context;
 static PyObject *k_code_file, *k_code_function, *k_code_line, *f_pathname, *f_func_name, *f_lineno;
 static PyObject *empty_tuple;
 
@@ -123,275 +125,11 @@ enum { GO = 0, WRITE = 1, ENCODER = 2, ERROR = -1, HANDED = -2 };
 
 /* ---- JSON, as the processor's encoder writes it ---------------------------------------
  *
- * What follows writes text byte for byte as _speedups.c's FastEncoder (and so orjson and
- * the Python encoder) writes it: strings escaped as orjson escapes them, with U+0085,
- * U+2028 and U+2029 escaped too; ints in [-2**63, 2**64 - 1] as numbers. (A copy of its
- * helpers: the two extensions are built apart.)
+ * Text is written byte for byte as _speedups.c's FastEncoder (and so orjson and the
+ * Python encoder) writes it, by the helpers both extensions share (_cjson.h): strings
+ * escaped as orjson escapes them, with U+0085, U+2028 and U+2029 escaped too; ints in
+ * [-2**63, 2**64 - 1] as numbers.
  */
-
-typedef struct {
-    char *data;
-    Py_ssize_t len, cap;
-    char stack[1024];
-} Buf;
-
-static void
-buf_init(Buf *b)
-{
-    b->data = b->stack;
-    b->len = 0;
-    b->cap = (Py_ssize_t)sizeof(b->stack);
-}
-
-static void
-buf_free(Buf *b)
-{
-    if (b->data != b->stack)
-        PyMem_Free(b->data);
-}
-
-static int
-buf_grow(Buf *b, Py_ssize_t more)
-{
-    Py_ssize_t cap = b->cap;
-    while (cap < b->len + more) {
-        if (cap > PY_SSIZE_T_MAX / 2) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        cap *= 2;
-    }
-    char *data = b->data == b->stack ? PyMem_Malloc((size_t)cap) : PyMem_Realloc(b->data, (size_t)cap);
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    if (b->data == b->stack)
-        memcpy(data, b->stack, (size_t)b->len);
-    b->data = data;
-    b->cap = cap;
-    return 0;
-}
-
-#if defined(__GNUC__)
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define ALWAYS_INLINE inline
-#endif
-
-static ALWAYS_INLINE int
-buf_reserve(Buf *b, Py_ssize_t more)
-{
-    if (b->len + more <= b->cap)
-        return 0;
-    return buf_grow(b, more);
-}
-
-static ALWAYS_INLINE int
-buf_put(Buf *b, const char *text, Py_ssize_t n)
-{
-    if (buf_reserve(b, n) < 0)
-        return -1;
-    memcpy(b->data + b->len, text, (size_t)n);
-    b->len += n;
-    return 0;
-}
-
-#define PUT_LITERAL(b, text) buf_put((b), (text), (Py_ssize_t)(sizeof(text) - 1))
-
-/* Bytes that need a look in a JSON string: controls, '"', '\\', and the first bytes of
- * U+0085 (C2 85) and U+2028/U+2029 (E2 80 A8/A9). */
-static unsigned char needs_care[256];
-
-static void
-init_needs_care(void)
-{
-    for (int c = 0; c < 0x20; c++)
-        needs_care[c] = 1;
-    needs_care['"'] = needs_care['\\'] = needs_care[0xc2] = needs_care[0xe2] = 1;
-}
-
-/* ``n`` bytes that need no escaping, between quotes. */
-static int
-put_quoted(Buf *b, const char *text, Py_ssize_t n)
-{
-    if (buf_reserve(b, n + 2) < 0)
-        return -1;
-    char *out = b->data + b->len;
-    *out++ = '"';
-    memcpy(out, text, (size_t)n);
-    out[n] = '"';
-    b->len += n + 2;
-    return 0;
-}
-
-/* The UTF-8 text of a str: 0, or 1 when it has a lone surrogate (which UTF-8 cannot
- * hold: the encoder replaces it), or -1 with an error. */
-static ALWAYS_INLINE int
-utf8_of(PyObject *s, const char **p, Py_ssize_t *n)
-{
-#if PY_VERSION_HEX < 0x030C0000
-    if (PyUnicode_READY(s) < 0)
-        return -1;
-#endif
-    if (PyUnicode_IS_ASCII(s)) {
-        *p = (const char *)PyUnicode_DATA(s);
-        *n = PyUnicode_GET_LENGTH(s);
-        return 0;
-    }
-    *p = PyUnicode_AsUTF8AndSize(s, n);
-    if (*p == NULL) {
-        PyErr_Clear();
-        return 1;
-    }
-    return 0;
-}
-
-/* ``n`` bytes of UTF-8 as the inside of a JSON string, escaped as orjson escapes them,
- * with U+0085, U+2028 and U+2029 escaped too (as the encoder's _escape_separators does). */
-static int
-put_escaped(Buf *b, const char *p, Py_ssize_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    Py_ssize_t i = 0;
-    /* Eight bytes at a time while none can need care (a byte below 0x20, '"', '\\', or
-     * any non-ASCII byte, which the byte loop below then looks at). */
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-        uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
-        uint64_t care = ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | w;
-        if ((care & highs) != 0)
-            break;
-    }
-    while (i < n && !needs_care[(unsigned char)p[i]])
-        i++;
-    if (i == n) /* the usual case: nothing to escape */
-        return buf_put(b, p, n);
-    if (n > PY_SSIZE_T_MAX / 6) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    if (buf_reserve(b, n * 6) < 0)
-        return -1;
-    char *out = b->data + b->len;
-    memcpy(out, p, (size_t)i);
-    out += i;
-    for (; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (!needs_care[c]) {
-            *out++ = (char)c;
-            continue;
-        }
-        switch (c) {
-        case '"': *out++ = '\\'; *out++ = '"'; continue;
-        case '\\': *out++ = '\\'; *out++ = '\\'; continue;
-        case '\b': *out++ = '\\'; *out++ = 'b'; continue;
-        case '\t': *out++ = '\\'; *out++ = 't'; continue;
-        case '\n': *out++ = '\\'; *out++ = 'n'; continue;
-        case '\f': *out++ = '\\'; *out++ = 'f'; continue;
-        case '\r': *out++ = '\\'; *out++ = 'r'; continue;
-        default: break;
-        }
-        if (c == 0xc2 && i + 1 < n && (unsigned char)p[i + 1] == 0x85) {
-            memcpy(out, "\\u0085", 6);
-            out += 6;
-            i += 1;
-        }
-        else if (c == 0xe2 && i + 2 < n && (unsigned char)p[i + 1] == 0x80 &&
-                 ((unsigned char)p[i + 2] == 0xa8 || (unsigned char)p[i + 2] == 0xa9)) {
-            memcpy(out, (unsigned char)p[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
-            out += 6;
-            i += 2;
-        }
-        else if (c >= 0x20) {
-            *out++ = (char)c; /* another sequence starting with C2 or E2 */
-        }
-        else {
-            memcpy(out, "\\u00", 4);
-            out[4] = hex[c >> 4];
-            out[5] = hex[c & 0xf];
-            out += 6;
-        }
-    }
-    b->len = out - b->data;
-    return 0;
-}
-
-/* A str as a JSON string. 0: done; -1: error; 1: not for this path (a lone surrogate). */
-static int
-put_str(Buf *b, PyObject *s)
-{
-    const char *p;
-    Py_ssize_t n;
-    int rc = utf8_of(s, &p, &n);
-    if (rc != 0)
-        return rc;
-    if (buf_put(b, "\"", 1) < 0 || put_escaped(b, p, n) < 0 || buf_put(b, "\"", 1) < 0)
-        return -1;
-    return 0;
-}
-
-static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-                                  "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-                                  "8081828384858687888990919293949596979899";
-
-/* The decimal digits of ``value``, written backwards ending at ``end``; returns their start. */
-static inline char *
-put_digits(char *end, unsigned long long value)
-{
-    char *p = end;
-    while (value >= 100) {
-        unsigned int pair = (unsigned int)(value % 100) * 2;
-        value /= 100;
-        *--p = digit_pairs[pair + 1];
-        *--p = digit_pairs[pair];
-    }
-    if (value >= 10) {
-        unsigned int pair = (unsigned int)value * 2;
-        *--p = digit_pairs[pair + 1];
-        *--p = digit_pairs[pair];
-    }
-    else {
-        *--p = (char)('0' + value);
-    }
-    return p;
-}
-
-static int
-put_long(Buf *b, long long value)
-{
-    char text[24], *end = text + sizeof(text), *p;
-    int negative = value < 0;
-    p = put_digits(end, negative ? 0ULL - (unsigned long long)value : (unsigned long long)value);
-    if (negative)
-        *--p = '-';
-    return buf_put(b, p, end - p);
-}
-
-/* An int as orjson writes it: a number in [-2**63, 2**64 - 1]. 0: done; -1: error;
- * 1: not for this path (a bigger int, which the format tags). Works on int subclasses. */
-static int
-put_int(Buf *b, PyObject *v)
-{
-    int overflow = 0;
-    long long value = PyLong_AsLongLongAndOverflow(v, &overflow);
-    if (overflow == 0) {
-        if (value == -1 && PyErr_Occurred())
-            return -1;
-        return put_long(b, value);
-    }
-    if (overflow < 0)
-        return 1;
-    unsigned long long digits = PyLong_AsUnsignedLongLong(v);
-    if (digits == (unsigned long long)-1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 1;
-    }
-    char text[24], *end = text + sizeof(text), *p = put_digits(end, digits);
-    return buf_put(b, p, end - p);
-}
 
 /* The text of the next float in ``*next`` (orjson's text of a tuple of floats: they end
  * at ',' or ']'), moving past it. 1 if there is none. */
@@ -405,37 +143,6 @@ put_next_float(Buf *b, const char **next, const char *end)
         return 1;
     *next = p < end ? p + 1 : p;
     return buf_put(b, start, p - start);
-}
-
-/* The hex text of an id from a one-entry cache (records of one span come in runs): a new
- * reference, or NULL with an error. */
-static PyObject *
-id_hex(PyObject **key, PyObject **hex, PyObject *id, PyObject *spec)
-{
-    if (*key != NULL) {
-        int same = *key == id ? 1 : PyObject_RichCompareBool(*key, id, Py_EQ);
-        if (same < 0)
-            return NULL;
-        if (same)
-            return Py_NewRef(*hex);
-    }
-    PyObject *text = PyObject_Format(id, spec);
-    if (text == NULL)
-        return NULL;
-    PyObject *old_key = *key, *old_hex = *hex; /* both set before either old one goes */
-    *key = Py_NewRef(id);
-    *hex = Py_NewRef(text);
-    Py_XDECREF(old_key);
-    Py_XDECREF(old_hex);
-    return text;
-}
-
-/* Whether an id's hex text is one OTel can carry: exactly ``digits`` hex digits (the
- * encoder tags others). */
-static int
-id_fits(PyObject *hex, Py_ssize_t digits)
-{
-    return PyUnicode_CheckExact(hex) && PyUnicode_GET_LENGTH(hex) == digits && PyUnicode_READ_CHAR(hex, 0) != '-';
 }
 
 /* Fills a key filter (see Fast) from a set of keys. */
@@ -896,7 +603,7 @@ put_message(Buf *b, PyObject *msg, PyObject *args)
                 b->len = start; /* a long int: Python's % */
                 return 1;
             }
-            if (put_long(b, value) < 0)
+            if (put_decimal(b, value) < 0)
                 return -1;
         }
         else {
@@ -1275,11 +982,11 @@ direct(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, long l
             PUT(put_next_float(&b, &next, end));
     }
     PUT(PUT_LITERAL(&b, ",\"_otel\":{\"time_unix_nano\":"));
-    PUT(put_long(&b, timestamp));
+    PUT(put_decimal(&b, timestamp));
     PUT(PUT_LITERAL(&b, ",\"observed_time_unix_nano\":"));
-    PUT(put_long(&b, observed));
+    PUT(put_decimal(&b, observed));
     PUT(PUT_LITERAL(&b, ",\"severity_number\":"));
-    PUT(put_long(&b, number));
+    PUT(put_decimal(&b, number));
     PUT(PUT_LITERAL(&b, ",\"severity_text\":"));
     PUT(put_str(&b, text));
     if ((truth = PyObject_IsTrue(span_id)) < 0) {
@@ -1367,41 +1074,11 @@ done:
     return rc;
 }
 
-/* The raised exception, taken out of the error indicator (PyErr_GetRaisedException on
- * 3.12+; from PyErr_Fetch before). An error must be set. */
-static PyObject *
-take_error(void)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    return PyErr_GetRaisedException();
-#else
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (value != NULL && tb != NULL)
-        PyException_SetTraceback(value, tb);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    return value != NULL ? value : Py_NewRef(Py_None);
-#endif
-}
-
 /* Call fault(exc) for the error set; an error that is not an Exception goes on. */
 static int
 report_fault(Fast *self)
 {
-    if (!PyErr_ExceptionMatches(PyExc_Exception))
-        return -1;
-    PyObject *value = take_error();
-    PyObject *counted = PyObject_CallOneArg(self->fault, value);
-    Py_DECREF(value);
-    if (counted == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_Exception))
-            return -1;
-        PyErr_Clear();
-    }
-    Py_XDECREF(counted);
-    return 0;
+    return count_fault(self->fault);
 }
 
 /* Where the record of a written entry goes, inside the guard: its line, written here and
@@ -1822,12 +1499,11 @@ PyInit__logging_speedups(void)
         intern(&a_resource, "_resource") || intern(&a_global, "_LOGGER_PROVIDER") ||
         intern(&m_get_span_context, "get_span_context") || intern(&a_trace_id, "trace_id") ||
         intern(&a_span_id, "span_id") || intern(&a_trace_flags, "trace_flags") || intern(&a_context, "_context") ||
-        intern(&fmt_span, "016x") || intern(&fmt_trace, "032x") ||
+        cjson_init() < 0 ||
         intern(&k_code_file, "code.file.path") || intern(&k_code_function, "code.function.name") ||
         intern(&k_code_line, "code.line.number") || intern(&f_pathname, "pathname") ||
         intern(&f_func_name, "funcName") || intern(&f_lineno, "lineno"))
         return NULL;
-    init_needs_care();
     empty_tuple = PyTuple_New(0);
     if (empty_tuple == NULL || PyType_Ready(&FastType) < 0)
         return NULL;

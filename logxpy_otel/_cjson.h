@@ -1,0 +1,509 @@
+/* JSON text and ids as the Python encoder (orjson) writes them: the helpers both C
+ * extensions share (_speedups.c, _logging_speedups.c). Each includes this header once
+ * and calls cjson_init() when its module is made. Functions are static: every extension
+ * has its own copy, and may leave some unused. */
+#ifndef LOGXPY_OTEL_CJSON_H
+#define LOGXPY_OTEL_CJSON_H
+
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define MAYBE_UNUSED __attribute__((unused))
+#else
+#define ALWAYS_INLINE inline
+#define MAYBE_UNUSED
+#endif
+
+/* The raised exception, taken out of the error indicator (PyErr_GetRaisedException on
+ * 3.12+; from PyErr_Fetch before). An error must be set. */
+static MAYBE_UNUSED PyObject *
+take_error(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value != NULL ? value : Py_NewRef(Py_None);
+#endif
+}
+
+/* The error set, handed to ``fault(exc)`` (which counts a line lost to it) and cleared:
+ * 0; -1 for what goes on (KeyboardInterrupt and the like, as from Python code, or an
+ * error of the same kind from ``fault``), still set. Never an Exception into the
+ * application. */
+static MAYBE_UNUSED int
+count_fault(PyObject *fault);
+
+/* Raise ``exc`` (from take_error) again; steals the reference. */
+static MAYBE_UNUSED void
+put_error(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+#endif
+}
+
+static PyObject *fmt_span, *fmt_trace;
+static PyObject *sixty_four;
+
+/* format(id, spec) for spec "016x" or "032x": an exact int that fits in 64 or 128 bits
+ * written here (int.__format__ parses its spec and builds the text through Python's
+ * machinery, several times the cost); anything else by format() itself. */
+static MAYBE_UNUSED PyObject *
+hex_text(PyObject *id, PyObject *spec)
+{
+    static const char digits[] = "0123456789abcdef";
+    int wide = spec == fmt_trace;
+    if (!PyLong_CheckExact(id) || (!wide && spec != fmt_span))
+        return PyObject_Format(id, spec);
+    unsigned long long high = 0, low;
+    int overflow = 0;
+    long long value = PyLong_AsLongLongAndOverflow(id, &overflow);
+    if (value == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow == 0 && value >= 0) {
+        low = (unsigned long long)value;
+    }
+    else if (overflow > 0 && !wide) {
+        low = PyLong_AsUnsignedLongLong(id);
+        if (low == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return PyObject_Format(id, spec); /* wider than 16 digits: as format() writes it */
+        }
+    }
+    else if (overflow > 0) {
+        PyObject *top = PyNumber_Rshift(id, sixty_four);
+        if (top == NULL)
+            return NULL;
+        high = PyLong_AsUnsignedLongLong(top);
+        Py_DECREF(top);
+        if (high == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return PyObject_Format(id, spec); /* beyond 128 bits */
+        }
+        low = PyLong_AsUnsignedLongLongMask(id);
+        if (low == (unsigned long long)-1 && PyErr_Occurred())
+            return NULL;
+    }
+    else {
+        return PyObject_Format(id, spec); /* negative */
+    }
+    char text[32];
+    int n = wide ? 32 : 16;
+    for (int i = n - 1; i >= 0; i--) {
+        unsigned long long *part = i >= 16 || !wide ? &low : &high;
+        text[i] = digits[*part & 0xf];
+        *part >>= 4;
+    }
+    return PyUnicode_FromStringAndSize(text, n);
+}
+
+/* The hex text of an id, from a one-entry cache (records of one span come in runs). */
+static MAYBE_UNUSED PyObject *
+id_hex(PyObject **key, PyObject **hex, PyObject *id, PyObject *spec)
+{
+    if (*key != NULL) {
+        int same = *key == id ? 1 : PyObject_RichCompareBool(*key, id, Py_EQ);
+        if (same < 0)
+            return NULL;
+        if (same)
+            return Py_NewRef(*hex);
+    }
+    PyObject *text = hex_text(id, spec);
+    if (text == NULL)
+        return NULL;
+    PyObject *old_key = *key, *old_hex = *hex; /* both set before either old one goes */
+    *key = Py_NewRef(id);
+    *hex = Py_NewRef(text);
+    Py_XDECREF(old_key);
+    Py_XDECREF(old_hex);
+    return text;
+}
+
+/* Whether an id's hex text is an id OTel can carry: exactly ``digits`` hex digits (a
+ * negative id or a wider one is not; the Python encoder tags those). */
+static MAYBE_UNUSED int
+id_fits(PyObject *hex, Py_ssize_t digits)
+{
+    return PyUnicode_CheckExact(hex) && PyUnicode_GET_LENGTH(hex) == digits && PyUnicode_READ_CHAR(hex, 0) != '-';
+}
+
+/* An output buffer: on the stack for a line, on the heap past that; or, for a whole
+ * batch, the bytes object that is handed on (no copy at the end). */
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+    PyObject *bytes; /* the bytes object written into, or NULL */
+    char stack[2048];
+} Buf;
+
+static MAYBE_UNUSED void
+buf_init(Buf *b)
+{
+    b->data = b->stack;
+    b->len = 0;
+    b->cap = (Py_ssize_t)sizeof(b->stack);
+    b->bytes = NULL;
+}
+
+static MAYBE_UNUSED int
+buf_init_bytes(Buf *b, Py_ssize_t cap)
+{
+    buf_init(b);
+    b->bytes = PyBytes_FromStringAndSize(NULL, cap);
+    if (b->bytes == NULL)
+        return -1;
+    b->data = PyBytes_AS_STRING(b->bytes);
+    b->cap = cap;
+    return 0;
+}
+
+static MAYBE_UNUSED void
+buf_free(Buf *b)
+{
+    if (b->bytes != NULL)
+        Py_CLEAR(b->bytes);
+    else if (b->data != b->stack)
+        PyMem_Free(b->data);
+}
+
+/* The bytes written, as the bytes object itself (the buffer gives it up). */
+static MAYBE_UNUSED PyObject *
+buf_take_bytes(Buf *b)
+{
+    PyObject *bytes = b->bytes;
+    b->bytes = NULL;
+    b->data = b->stack;
+    if (_PyBytes_Resize(&bytes, b->len) < 0)
+        return NULL;
+    return bytes;
+}
+
+static int buf_grow(Buf *b, Py_ssize_t more);
+
+static ALWAYS_INLINE int
+buf_reserve(Buf *b, Py_ssize_t more)
+{
+    if (b->len + more <= b->cap)
+        return 0;
+    return buf_grow(b, more);
+}
+
+static MAYBE_UNUSED int
+buf_grow(Buf *b, Py_ssize_t more)
+{
+    Py_ssize_t cap = b->cap;
+    while (cap < b->len + more) {
+        if (cap > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cap *= 2;
+    }
+    if (b->bytes != NULL) {
+        if (_PyBytes_Resize(&b->bytes, cap) < 0) { /* b->bytes is NULL now */
+            b->data = b->stack; /* an empty stack buffer again */
+            b->len = 0;
+            b->cap = (Py_ssize_t)sizeof(b->stack);
+            return -1;
+        }
+        b->data = PyBytes_AS_STRING(b->bytes);
+        b->cap = cap;
+        return 0;
+    }
+    char *data = b->data == b->stack ? PyMem_Malloc((size_t)cap) : PyMem_Realloc(b->data, (size_t)cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (b->data == b->stack)
+        memcpy(data, b->stack, (size_t)b->len);
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static ALWAYS_INLINE int
+buf_put(Buf *b, const char *text, Py_ssize_t n)
+{
+    if (buf_reserve(b, n) < 0)
+        return -1;
+    memcpy(b->data + b->len, text, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+#define PUT_LITERAL(b, text) buf_put((b), (text), (Py_ssize_t)(sizeof(text) - 1))
+
+/* Bytes that need a look in a JSON string: controls, '"', '\\', and the first bytes of
+ * U+0085 (C2 85) and U+2028/U+2029 (E2 80 A8/A9). */
+static unsigned char needs_care[256];
+
+static MAYBE_UNUSED void
+init_needs_care(void)
+{
+    for (int c = 0; c < 0x20; c++)
+        needs_care[c] = 1;
+    needs_care['"'] = needs_care['\\'] = needs_care[0xc2] = needs_care[0xe2] = 1;
+}
+
+/* ``n`` bytes that need no escaping, between quotes. */
+static MAYBE_UNUSED int
+put_quoted(Buf *b, const char *text, Py_ssize_t n)
+{
+    if (buf_reserve(b, n + 2) < 0)
+        return -1;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    memcpy(out, text, (size_t)n);
+    out[n] = '"';
+    b->len += n + 2;
+    return 0;
+}
+
+/* The UTF-8 text of a str: 0, or 1 when it has a lone surrogate (which UTF-8 cannot
+ * hold: the Python encoder replaces it), or -1 with an error. */
+static ALWAYS_INLINE int
+utf8_of(PyObject *s, const char **p, Py_ssize_t *n)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(s) < 0)
+        return -1;
+#endif
+    if (PyUnicode_IS_ASCII(s)) {
+        *p = (const char *)PyUnicode_DATA(s);
+        *n = PyUnicode_GET_LENGTH(s);
+        return 0;
+    }
+    *p = PyUnicode_AsUTF8AndSize(s, n);
+    if (*p == NULL) {
+        PyErr_Clear();
+        return 1;
+    }
+    return 0;
+}
+
+/* How many bytes from the start of ``p`` need no escaping. */
+static ALWAYS_INLINE Py_ssize_t
+clean_prefix(const char *p, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    /* Eight bytes at a time while none can need care (a byte below 0x20, '"', '\\', or
+     * any non-ASCII byte, which the byte loop below then looks at). */
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+        uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+        /* the high bit of a byte marks it: x - 1 borrows out of a zero byte, w - 0x20 out of a byte below 0x20 */
+        uint64_t care = ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | w;
+        if ((care & highs) != 0)
+            break;
+    }
+    while (i < n && !needs_care[(unsigned char)p[i]])
+        i++;
+    return i;
+}
+
+/* Bytes ``i`` to ``n`` of ``p`` escaped as orjson escapes them, with U+0085, U+2028 and
+ * U+2029 escaped too (as the encoder's _escape_separators does), written at ``out``
+ * (room for 6 bytes out for each byte in); returns the end of what was written. */
+static MAYBE_UNUSED char *
+escape_into(char *out, const char *p, Py_ssize_t i, Py_ssize_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!needs_care[c]) {
+            *out++ = (char)c;
+            continue;
+        }
+        switch (c) {
+        case '"': *out++ = '\\'; *out++ = '"'; continue;
+        case '\\': *out++ = '\\'; *out++ = '\\'; continue;
+        case '\b': *out++ = '\\'; *out++ = 'b'; continue;
+        case '\t': *out++ = '\\'; *out++ = 't'; continue;
+        case '\n': *out++ = '\\'; *out++ = 'n'; continue;
+        case '\f': *out++ = '\\'; *out++ = 'f'; continue;
+        case '\r': *out++ = '\\'; *out++ = 'r'; continue;
+        default: break;
+        }
+        if (c == 0xc2 && i + 1 < n && (unsigned char)p[i + 1] == 0x85) {
+            memcpy(out, "\\u0085", 6);
+            out += 6;
+            i += 1;
+        }
+        else if (c == 0xe2 && i + 2 < n && (unsigned char)p[i + 1] == 0x80 &&
+                 ((unsigned char)p[i + 2] == 0xa8 || (unsigned char)p[i + 2] == 0xa9)) {
+            memcpy(out, (unsigned char)p[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
+            out += 6;
+            i += 2;
+        }
+        else if (c >= 0x20) {
+            *out++ = (char)c; /* another sequence starting with C2 or E2 */
+        }
+        else {
+            memcpy(out, "\\u00", 4);
+            out[4] = hex[c >> 4];
+            out[5] = hex[c & 0xf];
+            out += 6;
+        }
+    }
+    return out;
+}
+
+/* ``n`` bytes of UTF-8 as the inside of a JSON string (no quotes), escaped. */
+static MAYBE_UNUSED int
+put_escaped(Buf *b, const char *p, Py_ssize_t n)
+{
+    Py_ssize_t i = clean_prefix(p, n);
+    if (i == n) /* the usual case: nothing to escape */
+        return buf_put(b, p, n);
+    if (n > PY_SSIZE_T_MAX / 6) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (buf_reserve(b, n * 6) < 0)
+        return -1;
+    char *out = b->data + b->len;
+    memcpy(out, p, (size_t)i);
+    b->len = escape_into(out + i, p, i, n) - b->data;
+    return 0;
+}
+
+/* A str as a JSON string, escaped. 0: done; -1: error; 1: not for this path (a lone
+ * surrogate, which UTF-8 cannot hold). */
+static MAYBE_UNUSED int
+put_str(Buf *b, PyObject *s)
+{
+    const char *p;
+    Py_ssize_t n;
+    int rc = utf8_of(s, &p, &n);
+    if (rc != 0)
+        return rc;
+    Py_ssize_t i = clean_prefix(p, n);
+    if (i == n) /* the usual case: nothing to escape */
+        return put_quoted(b, p, n);
+    if (n > (PY_SSIZE_T_MAX - 2) / 6) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (buf_reserve(b, n * 6 + 2) < 0)
+        return -1;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    memcpy(out, p, (size_t)i);
+    out = escape_into(out + i, p, i, n);
+    *out++ = '"';
+    b->len = out - b->data;
+    return 0;
+}
+
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                  "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                  "8081828384858687888990919293949596979899";
+
+/* The decimal digits of ``value``, written backwards ending at ``end``; returns their start. */
+static MAYBE_UNUSED inline char *
+put_digits(char *end, unsigned long long value)
+{
+    char *p = end;
+    while (value >= 100) {
+        unsigned int pair = (unsigned int)(value % 100) * 2;
+        value /= 100;
+        *--p = digit_pairs[pair + 1];
+        *--p = digit_pairs[pair];
+    }
+    if (value >= 10) {
+        unsigned int pair = (unsigned int)value * 2;
+        *--p = digit_pairs[pair + 1];
+        *--p = digit_pairs[pair];
+    }
+    else {
+        *--p = (char)('0' + value);
+    }
+    return p;
+}
+
+/* An int as orjson writes it: a number in [-2**63, 2**64 - 1]. 0: done; -1: error;
+ * 1: not for this path (a bigger int, which the format tags). Works on int subclasses. */
+static MAYBE_UNUSED int
+put_int(Buf *b, PyObject *v)
+{
+    char text[24], *end = text + sizeof(text), *p = end;
+    int overflow = 0, negative = 0;
+    unsigned long long digits;
+    long long value = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow == 0) {
+        if (value == -1 && PyErr_Occurred())
+            return -1;
+        negative = value < 0;
+        digits = negative ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    }
+    else if (overflow > 0) {
+        digits = PyLong_AsUnsignedLongLong(v);
+        if (digits == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 1;
+        }
+    }
+    else {
+        return 1;
+    }
+    p = put_digits(end, digits);
+    if (negative)
+        *--p = '-';
+    return buf_put(b, p, end - p);
+}
+
+static MAYBE_UNUSED int
+put_decimal(Buf *b, long long value)
+{
+    char text[24], *end = text + sizeof(text);
+    char *p = put_digits(end, value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value);
+    if (value < 0)
+        *--p = '-';
+    return buf_put(b, p, end - p);
+}
+
+
+static MAYBE_UNUSED int
+count_fault(PyObject *fault)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception))
+        return -1;
+    PyObject *exc = take_error();
+    PyObject *counted = PyObject_CallOneArg(fault, exc);
+    Py_XDECREF(exc);
+    if (counted == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return -1; /* only errors stop here */
+        PyErr_Clear(); /* never into the application */
+    }
+    Py_XDECREF(counted);
+    return 0;
+}
+
+/* Sets up this header's tables and names: 0, or -1 with an error. */
+static int MAYBE_UNUSED
+cjson_init(void)
+{
+    init_needs_care();
+    fmt_span = PyUnicode_InternFromString("016x");
+    fmt_trace = PyUnicode_InternFromString("032x");
+    sixty_four = PyLong_FromLong(64);
+    return fmt_span == NULL || fmt_trace == NULL || sixty_four == NULL ? -1 : 0;
+}
+
+#endif /* LOGXPY_OTEL_CJSON_H */
