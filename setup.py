@@ -57,7 +57,10 @@ class BuildExt(build_ext):
 setup(
     ext_modules=[
         Extension(
-            "logxpy_otel._speedups", ["logxpy_otel/_speedups.c"], depends=["logxpy_otel/_cjson.h"], optional=True
+            "logxpy_otel._speedups",
+            ["logxpy_otel/_speedups.c"],
+            depends=["logxpy_otel/_cjson.h"],
+            optional=True,
         ),
         # LogxpyLoggingHandler's common case (a logging.LogRecord into the processor's C on_emit)
         Extension(
