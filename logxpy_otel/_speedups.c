@@ -1714,6 +1714,7 @@ typedef struct ActionObject {
     long long next;                /* its next child's number */
     int depth;
     char open;
+    struct ActionObject *freeing;  /* the next action to free, while a chain is freed */
 } ActionObject;
 
 static PyTypeObject ActionType;
@@ -1728,6 +1729,7 @@ action_new(PyObject *prefix, ActionObject *parent)
     action->prefix = Py_NewRef(prefix);
     action->parent = parent == NULL ? NULL : (ActionObject *)Py_NewRef((PyObject *)parent);
     action->earlier = NULL;
+    action->freeing = NULL;
     action->next = 2; /* [..., 1] is the start line */
     action->depth = parent == NULL ? 1 : parent->depth + 1;
     action->open = 1;
@@ -1775,16 +1777,43 @@ Action_clear(ActionObject *self)
     return 0;
 }
 
+/* Let go of ``*link``: an action only this link held goes on the list ``*todo`` (to be
+ * freed by the loop in Action_dealloc), any other is released here. */
+static void
+let_go(ActionObject **link, ActionObject **todo)
+{
+    ActionObject *action = *link;
+    *link = NULL;
+    if (action == NULL)
+        return;
+    if (Py_REFCNT(action) > 1) {
+        Py_DECREF(action); /* (not the last reference: nothing is freed) */
+        return;
+    }
+    action->freeing = *todo;
+    *todo = action;
+}
+
+/* The chain of earlier actions and parents this action alone held is freed here, one
+ * action after another, never one C frame per link: a span id started again and again
+ * while open makes a chain as long as that, and freeing it recursively overflowed a
+ * thread's stack (the collector's trashcan does not bound the depth on 3.13). */
 static void
 Action_dealloc(ActionObject *self)
 {
     PyObject_GC_UnTrack(self);
-    /* A chain of parents or earlier actions is freed without a C frame per link (a deep
-     * one would overflow the stack, in a writer thread's smaller one first). */
-    Py_TRASHCAN_BEGIN(self, Action_dealloc)
-    Action_clear(self);
+    ActionObject *todo = NULL;
+    let_go(&self->earlier, &todo);
+    let_go(&self->parent, &todo);
+    while (todo != NULL) {
+        ActionObject *action = todo;
+        todo = action->freeing;
+        let_go(&action->earlier, &todo);
+        let_go(&action->parent, &todo);
+        Py_DECREF(action); /* its last reference, and no link left: freed without recursion */
+    }
+    Py_CLEAR(self->prefix);
     PyObject_GC_Del(self);
-    Py_TRASHCAN_END
 }
 
 static PyObject *
