@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import fcntl
 import glob
 import hashlib
 import os
@@ -801,9 +802,11 @@ def replay_files(
     and globs). ``exporter=None`` is a dry run: records are read, checked and counted;
     nothing is sent and no checkpoint or dead letter is written. ``otlp``: put records in
     the nearest form OTLP can carry and check each batch with the OTLP encoder first.
-    Stops at the first batch the exporter does not accept. Raises :class:`UsageError`
-    for a path that names no file and :class:`ReplayError` for a file that cannot be
-    read or a checkpoint that cannot be written.
+    Stops at the first batch the exporter does not accept. Each directory it replays in
+    is locked for the run: a second replay there at the same time raises
+    :class:`ReplayError` before it sends anything. Raises :class:`UsageError` for a path
+    that names no file and :class:`ReplayError` for a file that cannot be read or a
+    checkpoint that cannot be written.
     """
     summary = ReplaySummary()
     run = _Run(
@@ -814,27 +817,74 @@ def replay_files(
         summary,
         _otlp_encoder() if otlp else None,
     )
-    for path in expand_paths(paths):
-        try:
-            src = _Source(path)
-        except FileNotFoundError:
-            gz = path + ".gz"
-            if backup_of(path) is not None and os.path.exists(gz):
-                path, src = gz, _Source(gz)  # compressed since the list was made
-            else:
-                summary.warnings.append(f"{path} went away before it could be read (deleted by retention?)")
-                continue
-        except OSError as exc:
-            raise ReplayError(f"{path}: {exc.strerror or exc}") from exc
-        summary.files.append(path)
-        try:
-            if not _replay_file(src, run):
-                break
-        except ReplayError:
-            raise
-        except OSError as exc:
-            raise ReplayError(f"{path}: {exc.strerror or exc}") from exc
+    locks = _DirectoryLocks(summary)
+    try:
+        for path in expand_paths(paths):
+            if exporter is not None:  # (a dry run writes nothing: it needs no lock)
+                locks.take(path)
+            try:
+                src = _Source(path)
+            except FileNotFoundError:
+                gz = path + ".gz"
+                if backup_of(path) is not None and os.path.exists(gz):
+                    path, src = gz, _Source(gz)  # compressed since the list was made
+                else:
+                    summary.warnings.append(
+                        f"{path} went away before it could be read (deleted by retention?)"
+                    )
+                    continue
+            except OSError as exc:
+                raise ReplayError(f"{path}: {exc.strerror or exc}") from exc
+            summary.files.append(path)
+            try:
+                if not _replay_file(src, run):
+                    break
+            except ReplayError:
+                raise
+            except OSError as exc:
+                raise ReplayError(f"{path}: {exc.strerror or exc}") from exc
+    finally:
+        locks.release()
     return summary
+
+
+class _DirectoryLocks:
+    """The directories a replay works in, each locked (``flock``, exclusive) for the whole
+    run: a second replay of the same files at once stops at once (``ReplayError``) instead
+    of reading the same checkpoints and sending their records a second time. A file
+    system without ``flock`` is said in a warning, and the replay goes on unlocked."""
+
+    def __init__(self, summary: ReplaySummary) -> None:
+        self._summary = summary
+        self._held: dict[str, int] = {}
+
+    def take(self, path: str) -> None:
+        directory = os.path.dirname(os.path.abspath(path))
+        if directory in self._held:
+            return
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise ReplayError(f"{directory}: {exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ReplayError(
+                f"{path}: another replay is running in {directory}; run one at a time "
+                "(two at once would send the same records twice)"
+            ) from None
+        except OSError as exc:
+            self._summary.warnings.append(
+                f"{directory}: could not be locked ({exc.strerror or exc}); "
+                "make sure no other replay runs there"
+            )
+        self._held[directory] = fd
+
+    def release(self) -> None:
+        for fd in self._held.values():
+            os.close(fd)  # (the lock goes with it)
+        self._held.clear()
 
 
 def install_stop_handlers(stop: threading.Event) -> Callable[[], None]:

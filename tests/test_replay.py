@@ -28,7 +28,7 @@ from opentelemetry.trace import TraceFlags
 
 from logxpy_otel import AsyncFileDestination, LogxpyLogRecordProcessor, _rotation
 from logxpy_otel.cli import main as cli
-from logxpy_otel.replay import replay_files
+from logxpy_otel.replay import ReplayError, checkpoint_path, replay_files
 
 from otlp_receiver import GrpcReceiver, HttpReceiver
 
@@ -832,3 +832,44 @@ def test_a_dropped_count_beyond_uint32_is_sent_capped(tmp_path: Path) -> None:
     assert (summary.sent, summary.set_aside, summary.converted) == (1, 0, 1)
     ((record,),) = keep.batches
     assert record.dropped_attributes == 2**32 - 1
+
+
+# -- one replay at a time -----------------------------------------------------------------------
+
+
+def test_a_second_replay_in_the_same_directory_stops_before_sending_anything(tmp_path: Path) -> None:
+    """Two replays at once read the same checkpoints and would send the same records twice:
+    while one runs (it holds the directory's lock), another stops at once, exit status 2."""
+    import fcntl
+
+    path = write_family(tmp_path, 14, compress=False, per_file=100)
+    held = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a replay running in another process
+        second = Keep()
+        with pytest.raises(ReplayError, match="another replay is running"):
+            replay_files([str(path)], second)
+        assert second.batches == []
+        assert not Path(checkpoint_path(str(path))).exists()
+        assert cli(["replay", str(path), "--endpoint", "http://127.0.0.1:9", "--json"]) == 2
+        dry = replay_files([str(path)], None)  # a dry run sends and writes nothing: no lock
+        assert (dry.sent, dry.set_aside) == (13, 1)  # (one record OTLP cannot carry)
+    finally:
+        os.close(held)
+    first = Keep()
+    assert replay_files([str(path)], first).sent == 13
+    assert len(first.ids()) == 13
+
+
+def test_the_directory_lock_is_let_go_when_the_replay_ends(tmp_path: Path) -> None:
+    import fcntl
+
+    path = write_family(tmp_path, 3, compress=False, per_file=100)
+    keep = Keep()
+    replay_files([str(path)], keep)
+    probe = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again: this does not raise
+    finally:
+        os.close(probe)
+    assert len(keep.ids()) == 3
