@@ -864,26 +864,28 @@ class _DirectoryLocks:
             return
         try:
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise ReplayError(f"{directory}: {exc.strerror or exc}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BaseException:
+                os.close(fd)
+                raise
         except BlockingIOError:
-            os.close(fd)
             raise ReplayError(
                 f"{path}: another replay is running in {directory}; run one at a time "
                 "(two at once would send the same records twice)"
             ) from None
-        except OSError as exc:
+        except OSError as exc:  # a directory we may not read, a file system without flock
             self._summary.warnings.append(
                 f"{directory}: could not be locked ({exc.strerror or exc}); "
                 "make sure no other replay runs there"
             )
+            fd = -1
         self._held[directory] = fd
 
     def release(self) -> None:
         for fd in self._held.values():
-            os.close(fd)  # (the lock goes with it)
+            if fd >= 0:
+                os.close(fd)  # (the lock goes with it)
         self._held.clear()
 
 

@@ -873,3 +873,25 @@ def test_the_directory_lock_is_let_go_when_the_replay_ends(tmp_path: Path) -> No
     finally:
         os.close(probe)
     assert len(keep.ids()) == 3
+
+
+def test_a_directory_that_cannot_be_locked_is_replayed_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system without ``flock`` (some network ones), or a directory the replay may
+    not read: the replay goes on unlocked, and says so."""
+    import errno
+    import fcntl
+
+    path = write_family(tmp_path, 3, compress=False, per_file=100)
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    keep = Keep()
+    summary = replay_files([str(path)], keep)
+    assert len(keep.ids()) == 3
+    assert [w for w in summary.warnings if "could not be locked" in w] == [
+        f"{tmp_path}: could not be locked (No locks available); make sure no other replay runs there"
+    ]
