@@ -124,9 +124,10 @@ _SPAN_EVENTS = "_events"
 _SPAN_LINKS = "_links"
 
 
-#: The span types whose instance dict the C span encoder reads (``_name``, ``_context``,
-#: ``_attributes``...: see ``span_field_text`` in _speedups.c): the SDK's own, exactly. A
-#: span of another type, or one without those fields, is encoded from its properties.
+#: The span types whose private fields the C span encoder reads by getattr (``_name``,
+#: ``_context``, ``_attributes``...: see ``span_field_text`` in _speedups.c): the SDK's
+#: own, exactly. A span of another type, or one without those fields, is encoded from its
+#: properties.
 SPAN_TYPES: Final = (_Span, Span, ReadableSpan)
 
 

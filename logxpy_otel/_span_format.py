@@ -80,11 +80,7 @@ class SpanEncoder:
                 empty_state=DEFAULT_TRACE_STATE,
                 bounded=BoundedAttributes,
                 bounded_list=BoundedList,
-                kinds=[
-                    (kind, kind.value, _KIND_NAMES[kind])
-                    for kind in SpanKind
-                    if kind is not SpanKind.INTERNAL
-                ],
+                kinds=[(kind, kind.value, _KIND_NAMES[kind]) for kind in SpanKind if kind is not _INTERNAL],
                 internal=_INTERNAL,
                 status_codes=(StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR),
                 roles=(SpanStart, SpanEnd),

@@ -24,7 +24,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MAX_SEVERITIES 64
 
 #define ERROR_SEVERITY 17
 
@@ -33,6 +32,91 @@ static PyObject *k_time, *k_observed, *k_sev_number,
 static PyObject *a_timestamp, *a_observed, *a_severity_number, *a_severity_text, *a_body,
     *a_attributes, *a_dict, *a_dropped;
 static PyObject *s_info;
+
+/* Enum members, each with its number and the name a line writes for it (ASCII with
+ * nothing to escape: written as it is, between quotes): the severities of FastEncoder,
+ * the span kinds of SpanEncoder. Found by identity. */
+#define MAX_MEMBERS 64
+
+typedef struct {
+    int n;
+    PyObject *member[MAX_MEMBERS], *number[MAX_MEMBERS], *name[MAX_MEMBERS];
+    long value[MAX_MEMBERS]; /* number, as a C long */
+} Members;
+
+/* Fills ``t`` from ``entries``, a sequence of (member, int, str): 0, or -1 with an error
+ * naming ``what``. */
+static int
+members_fill(Members *t, PyObject *entries, const char *what)
+{
+    PyObject *seq = PySequence_Fast(entries, "a sequence of (member, number, name)");
+    if (seq == NULL)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > MAX_MEMBERS) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "%s: too many entries", what);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *member, *number, *name;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "OO!U", &member, &PyLong_Type, &number, &name)) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        int plain = PyUnicode_IS_ASCII(name);
+        for (Py_ssize_t j = 0; plain && j < PyUnicode_GET_LENGTH(name); j++) {
+            Py_UCS1 c = PyUnicode_1BYTE_DATA(name)[j];
+            plain = c >= 0x20 && c != '"' && c != '\\';
+        }
+        long value = plain ? PyLong_AsLong(number) : 0;
+        if (!plain || (value == -1 && PyErr_Occurred())) {
+            if (!plain)
+                PyErr_Format(PyExc_ValueError, "%s: a name must be ASCII with nothing to escape", what);
+            Py_DECREF(seq);
+            return -1;
+        }
+        t->member[i] = Py_NewRef(member);
+        t->number[i] = Py_NewRef(number);
+        t->name[i] = Py_NewRef(name);
+        t->value[i] = value;
+        t->n = (int)i + 1;
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+/* The index of ``member`` in ``t``, or -1. */
+static int
+members_find(const Members *t, PyObject *member)
+{
+    for (int i = 0; i < t->n; i++)
+        if (t->member[i] == member)
+            return i;
+    return -1;
+}
+
+static int
+members_traverse(Members *t, visitproc visit, void *arg)
+{
+    for (int i = 0; i < t->n; i++) {
+        Py_VISIT(t->member[i]);
+        Py_VISIT(t->number[i]);
+        Py_VISIT(t->name[i]);
+    }
+    return 0;
+}
+
+static void
+members_clear(Members *t)
+{
+    for (int i = 0; i < t->n; i++) {
+        Py_CLEAR(t->member[i]);
+        Py_CLEAR(t->number[i]);
+        Py_CLEAR(t->name[i]);
+    }
+    t->n = 0;
+}
 
 /* A filter before a set of reserved keys: bit n of lengths[c] is set when a reserved key
  * of n characters starts with c (ASCII, n < 64); every key is looked up when
@@ -95,11 +179,7 @@ typedef struct {
     PyObject *span_key, *span_hex, *trace_key, *trace_hex; /* last id and its hex text */
     LastTail last;      /* the last tail used */
     int flat;
-    int n_sev;
-    PyObject *sev_member[MAX_SEVERITIES];
-    PyObject *sev_number[MAX_SEVERITIES];
-    PyObject *sev_mt[MAX_SEVERITIES];
-    long sev_value[MAX_SEVERITIES];
+    Members severities; /* SeverityNumber members, each with its number and its mt */
 } FastEncoder;
 
 static PyTypeObject FastEncoderType;
@@ -416,16 +496,12 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         mt = s_info;
     }
     else {
-        for (int i = 0; i < self->n_sev; i++) {
-            if (self->sev_member[i] == severity) {
-                number = self->sev_number[i];
-                mt = self->sev_mt[i];
-                failed = self->sev_value[i] >= ERROR_SEVERITY;
-                break;
-            }
-        }
-        if (mt == NULL)
+        int i = members_find(&self->severities, severity);
+        if (i < 0)
             goto bail; /* not a SeverityNumber member */
+        number = self->severities.number[i];
+        mt = self->severities.name[i];
+        failed = self->severities.value[i] >= ERROR_SEVERITY;
     }
     text = field(record, fields, got, F_TEXT);
     if (text == NULL || (text != Py_None && !PyUnicode_CheckExact(text)))
@@ -637,43 +713,8 @@ FastEncoder_init(FastEncoder *self, PyObject *args, PyObject *kwds)
         return -1;
     if (set_reserved_filter(&self->filter, reserved) < 0)
         return -1;
-    PyObject *seq = PySequence_Fast(severities, "severities: a sequence of (member, number, mt)");
-    if (seq == NULL)
+    if (members_fill(&self->severities, severities, "severities") < 0)
         return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    if (n > MAX_SEVERITIES) {
-        Py_DECREF(seq);
-        PyErr_SetString(PyExc_ValueError, "severities: too many entries");
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *entry = PySequence_Fast_GET_ITEM(seq, i), *member, *num, *mt;
-        if (!PyArg_ParseTuple(entry, "OO!U", &member, &PyLong_Type, &num, &mt)) {
-            Py_DECREF(seq);
-            return -1;
-        }
-        int plain = PyUnicode_IS_ASCII(mt);
-        for (Py_ssize_t j = 0; plain && j < PyUnicode_GET_LENGTH(mt); j++) {
-            Py_UCS1 c = PyUnicode_1BYTE_DATA(mt)[j];
-            plain = c >= 0x20 && c != '"' && c != '\\';
-        }
-        if (!plain) { /* written as it is, between quotes */
-            Py_DECREF(seq);
-            PyErr_SetString(PyExc_ValueError, "severities: mt must be ASCII with nothing to escape");
-            return -1;
-        }
-        long value = PyLong_AsLong(num);
-        if (value == -1 && PyErr_Occurred()) {
-            Py_DECREF(seq);
-            return -1;
-        }
-        self->sev_member[i] = Py_NewRef(member);
-        self->sev_number[i] = Py_NewRef(num);
-        self->sev_mt[i] = Py_NewRef(mt);
-        self->sev_value[i] = value;
-        self->n_sev = (int)i + 1;
-    }
-    Py_DECREF(seq);
     Py_XSETREF(self->tails, Py_NewRef(tails));
     Py_XSETREF(self->dumps, Py_NewRef(dumps));
     Py_XSETREF(self->reserved, Py_NewRef(reserved));
@@ -694,11 +735,8 @@ FastEncoder_traverse(FastEncoder *self, visitproc visit, void *arg)
     Py_VISIT(self->bounded);
     Py_VISIT(self->record_type);
     Py_VISIT(self->fallback);
-    for (int i = 0; i < self->n_sev; i++) {
-        Py_VISIT(self->sev_member[i]);
-        Py_VISIT(self->sev_number[i]);
-        Py_VISIT(self->sev_mt[i]);
-    }
+    if (members_traverse(&self->severities, visit, arg) < 0)
+        return -1;
     return 0;
 }
 
@@ -716,12 +754,7 @@ FastEncoder_clear(FastEncoder *self)
     Py_CLEAR(self->span_hex);
     Py_CLEAR(self->trace_key);
     Py_CLEAR(self->trace_hex);
-    for (int i = 0; i < self->n_sev; i++) {
-        Py_CLEAR(self->sev_member[i]);
-        Py_CLEAR(self->sev_number[i]);
-        Py_CLEAR(self->sev_mt[i]);
-    }
-    self->n_sev = 0;
+    members_clear(&self->severities);
     return 0;
 }
 
@@ -1195,7 +1228,6 @@ static const char *const span_field_text[N_SPAN_FIELDS] = {
 static PyObject *span_field[N_SPAN_FIELDS];
 static PyObject *a_status_code, *a_description, *a_dq, *a_parent, *a_start_ts;
 
-#define MAX_KINDS 8
 
 struct SpanEncoderObject {
     PyObject_HEAD
@@ -1209,8 +1241,7 @@ struct SpanEncoderObject {
     PyObject *bounded;     /* BoundedAttributes */
     PyObject *bounded_list; /* BoundedList (events, links) */
     PyObject *internal;    /* SpanKind.INTERNAL */
-    int n_kinds;
-    PyObject *kind_member[MAX_KINDS], *kind_value[MAX_KINDS], *kind_name[MAX_KINDS];
+    Members kinds;         /* SpanKind members but INTERNAL, each with its value and name */
     PyObject *unset, *ok, *error; /* StatusCode members */
     PyObject *start_type, *end_type; /* SpanStart, SpanEnd */
     PyObject *fallback_start, *fallback_end; /* the Python encoder's methods */
@@ -1364,13 +1395,8 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
         }
     }
     PyObject *kind_obj = got[SF_KIND];
-    if (kind_obj != self->internal) {
-        for (int i = 0; i < self->n_kinds; i++)
-            if (self->kind_member[i] == kind_obj)
-                kind = i;
-        if (kind < 0)
-            goto bail;
-    }
+    if (kind_obj != self->internal && (kind = members_find(&self->kinds, kind_obj)) < 0)
+        goto bail;
     PyObject *start = got[SF_START], *stop = got[SF_END];
     long long start_ns, stop_ns = 0;
     if (!as_time(start, &start_ns))
@@ -1457,7 +1483,7 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
     }
     if (!end && kind >= 0) {
         STEP(PUT_LITERAL(&b, ",\"span.kind\":"));
-        STEP(put_plain(&b, self->kind_name[kind]));
+        STEP(put_plain(&b, self->kinds.name[kind]));
     }
     STEP(put_attributes(&b, dict, &self->filter, self->reserved, &floats));
     STEP(PUT_LITERAL(&b, ",\"_otel\":{\"span_id\":"));
@@ -1470,7 +1496,7 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
     }
     if (kind >= 0) {
         STEP(PUT_LITERAL(&b, ",\"kind\":"));
-        STEP(put_int(&b, self->kind_value[kind]));
+        STEP(put_int(&b, self->kinds.number[kind]));
     }
     {
         int truth = PyObject_IsTrue(flags);
@@ -1596,29 +1622,8 @@ SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
     }
     if (set_reserved_filter(&self->filter, reserved) < 0)
         return -1;
-    PyObject *seq = PySequence_Fast(kinds, "kinds: a sequence of (member, value, name)");
-    if (seq == NULL)
+    if (members_fill(&self->kinds, kinds, "kinds") < 0)
         return -1;
-    if (PySequence_Fast_GET_SIZE(seq) > MAX_KINDS) {
-        Py_DECREF(seq);
-        PyErr_SetString(PyExc_ValueError, "kinds: too many entries");
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
-        PyObject *member, *value, *name;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "OO!U", &member, &PyLong_Type, &value, &name) ||
-            !PyUnicode_IS_ASCII(name)) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_ValueError, "kinds: a name must be ASCII");
-            Py_DECREF(seq);
-            return -1;
-        }
-        self->kind_member[i] = Py_NewRef(member);
-        self->kind_value[i] = Py_NewRef(value);
-        self->kind_name[i] = Py_NewRef(name);
-        self->n_kinds = (int)i + 1;
-    }
-    Py_DECREF(seq);
     Py_XSETREF(self->tails, Py_NewRef(tails));
     Py_XSETREF(self->dumps, Py_NewRef(dumps));
     Py_XSETREF(self->reserved, Py_NewRef(reserved));
@@ -1650,11 +1655,8 @@ SpanEncoder_traverse(SpanEncoder *self, visitproc visit, void *arg)
     SPAN_ENCODER_FIELDS(VISIT_FIELD)
 #undef VISIT_FIELD
     LAST_TAIL_VISIT(self->last);
-    for (int i = 0; i < self->n_kinds; i++) {
-        Py_VISIT(self->kind_member[i]);
-        Py_VISIT(self->kind_value[i]);
-        Py_VISIT(self->kind_name[i]);
-    }
+    if (members_traverse(&self->kinds, visit, arg) < 0)
+        return -1;
     return 0;
 }
 
@@ -1665,12 +1667,7 @@ SpanEncoder_clear(SpanEncoder *self)
     SPAN_ENCODER_FIELDS(CLEAR_FIELD)
 #undef CLEAR_FIELD
     LAST_TAIL_CLEAR(self->last);
-    for (int i = 0; i < self->n_kinds; i++) {
-        Py_CLEAR(self->kind_member[i]);
-        Py_CLEAR(self->kind_value[i]);
-        Py_CLEAR(self->kind_name[i]);
-    }
-    self->n_kinds = 0;
+    members_clear(&self->kinds);
     return 0;
 }
 

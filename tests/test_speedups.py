@@ -660,3 +660,32 @@ def test_the_c_on_start_takes_its_arguments_as_the_python_method_does(tmp_path: 
     logs.shutdown()
     text = (tmp_path / "kw.jsonl").read_text()
     assert text.count('"at":"by keyword","st":"started"') == 2
+
+
+def test_a_kind_name_the_span_encoder_would_write_unescaped_is_refused() -> None:
+    """Kind names go into a line as they are, between quotes, as severities' do: one with
+    a character to escape is refused when the encoder is made, never written broken."""
+    from opentelemetry.trace import SpanKind
+
+    from logxpy_otel import _speedups
+    from logxpy_otel._span_format import SpanEncoder
+
+    made = SpanEncoder(LineEncoder().tail_for).fast
+    assert made is not None
+    with pytest.raises(ValueError, match="kinds: a name must be ASCII with nothing to escape"):
+        _speedups.SpanEncoder(
+            tails=print,
+            dumps=_format.orjson.dumps,
+            reserved=frozenset(),
+            span_types=(),
+            context_type=tuple,
+            empty_state=None,
+            bounded=dict,
+            bounded_list=list,
+            kinds=[(SpanKind.SERVER, 1, 'ser"ver')],
+            internal=SpanKind.INTERNAL,
+            status_codes=(0, 1, 2),
+            roles=(int, int),
+            fallback_start=print,
+            fallback_end=print,
+        )
