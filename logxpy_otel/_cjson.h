@@ -495,6 +495,109 @@ count_fault(PyObject *fault)
     return 0;
 }
 
+/* A filter before a set of keys: bit n of lengths[c] is set when a key of n characters
+ * in the set starts with c (ASCII, n < 64); every key is looked up when ``unfiltered``
+ * (the set has a key the table cannot describe). Most keys are ruled out without a hash
+ * and a set lookup. */
+typedef struct {
+    uint64_t lengths[128];
+    int unfiltered;
+} Filter;
+
+/* Fills ``filter`` from the set ``keys``: 0, or -1 with an error. */
+static MAYBE_UNUSED int
+filter_fill(Filter *filter, PyObject *keys)
+{
+    memset(filter->lengths, 0, sizeof(filter->lengths));
+    filter->unfiltered = 0;
+    PyObject *iter = PyObject_GetIter(keys), *key;
+    if (iter == NULL)
+        return -1;
+    while ((key = PyIter_Next(iter)) != NULL) {
+        if (!PyUnicode_Check(key)) {
+            Py_DECREF(key);
+            filter->unfiltered = 1; /* (whatever it equals, the set lookup finds it) */
+            continue;
+        }
+#if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_READY(key) < 0) {
+            Py_DECREF(key);
+            Py_DECREF(iter);
+            return -1;
+        }
+#endif
+        Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+        Py_UCS4 first = n > 0 ? PyUnicode_READ_CHAR(key, 0) : 0;
+        if (n == 0 || n >= 64 || first >= 128)
+            filter->unfiltered = 1;
+        else
+            filter->lengths[first] |= (uint64_t)1 << n;
+        Py_DECREF(key);
+    }
+    Py_DECREF(iter);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* Whether ``key`` (an exact str) can be in the filter's set. */
+static ALWAYS_INLINE int
+filter_may_hold(const Filter *filter, PyObject *key)
+{
+    if (filter->unfiltered)
+        return 1;
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(key) < 0) {
+        PyErr_Clear();
+        return 1; /* the set lookup reports it */
+    }
+#endif
+    Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+    if (n == 0 || n >= 64)
+        return 0;
+    Py_UCS4 first = PyUnicode_READ_CHAR(key, 0);
+    return first < 128 && (filter->lengths[first] >> n) & 1;
+}
+
+/* The last (scope, resource) a line was made for, and its tail: lines come in runs. */
+typedef struct {
+    PyObject *scope, *resource, *tail;
+} LastTail;
+
+/* The tail remembered for (scope, resource) (new reference), or NULL. */
+static MAYBE_UNUSED PyObject *
+last_tail_get(const LastTail *last, PyObject *scope, PyObject *resource)
+{
+    return scope == last->scope && resource == last->resource ? Py_NewRef(last->tail) : NULL;
+}
+
+/* Remember ``tail`` for (scope, resource). All three are set before any old value is
+ * released: a release can run Python code (a __del__) that uses this cache, and must
+ * find it whole. */
+static MAYBE_UNUSED void
+last_tail_set(LastTail *last, PyObject *scope, PyObject *resource, PyObject *tail)
+{
+    PyObject *old_scope = last->scope, *old_resource = last->resource, *old_tail = last->tail;
+    last->scope = Py_NewRef(scope);
+    last->resource = Py_NewRef(resource);
+    last->tail = Py_NewRef(tail);
+    Py_XDECREF(old_scope);
+    Py_XDECREF(old_resource);
+    Py_XDECREF(old_tail);
+}
+
+#define LAST_TAIL_VISIT(last)       \
+    do {                            \
+        Py_VISIT((last).scope);     \
+        Py_VISIT((last).resource);  \
+        Py_VISIT((last).tail);      \
+    } while (0)
+
+#define LAST_TAIL_CLEAR(last)       \
+    do {                            \
+        Py_CLEAR((last).scope);     \
+        Py_CLEAR((last).resource);  \
+        Py_CLEAR((last).tail);      \
+    } while (0)
+
 /* Sets up this header's tables and names: 0, or -1 with an error. */
 static int MAYBE_UNUSED
 cjson_init(void)

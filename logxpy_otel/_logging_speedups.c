@@ -98,12 +98,8 @@ typedef struct {
     PyObject *tail_of;      /* tail_of(scope, resource) -> the line's end the encoder shares */
     PyObject *mts[MAX_LEVEL + 1];   /* levelno -> the encoder's mt ("info"...) */
     long numbers[MAX_LEVEL + 1];    /* levelno -> the severity number */
-    PyObject *last_scope, *last_resource, *last_tail; /* the last tail used */
-    /* Filters before the sets ``reserved`` and ``enc_reserved``: bit n of [c] is set when
-     * a key of n characters starting with c is in the set (ASCII, n < 64); ``all`` when
-     * the set has a key the table cannot describe (then every key is looked up). */
-    uint64_t reserved_lengths[128], enc_reserved_lengths[128];
-    int reserved_all, enc_reserved_all;
+    LastTail last; /* the last tail used */
+    Filter reserved_filter, enc_reserved_filter; /* before the sets reserved, enc_reserved */
     PyObject *span_id_key, *span_id_hex, *trace_id_key, *trace_id_hex; /* the last ids and their hex */
     Py_ssize_t n_init;
     Py_ssize_t max_count; /* -1: no limit */
@@ -143,54 +139,6 @@ put_next_float(Buf *b, const char **next, const char *end)
         return 1;
     *next = p < end ? p + 1 : p;
     return buf_put(b, start, p - start);
-}
-
-/* Fills a key filter (see Fast) from a set of keys. */
-static int
-fill_filter(PyObject *keys, uint64_t *lengths, int *all)
-{
-    memset(lengths, 0, 128 * sizeof(uint64_t));
-    *all = 0;
-    PyObject *iter = PyObject_GetIter(keys), *key;
-    if (iter == NULL)
-        return -1;
-    while ((key = PyIter_Next(iter)) != NULL) {
-        if (!PyUnicode_Check(key)) {
-            Py_DECREF(key);
-            *all = 1;
-            continue;
-        }
-#if PY_VERSION_HEX < 0x030C0000
-        if (PyUnicode_READY(key) < 0) {
-            Py_DECREF(key);
-            Py_DECREF(iter);
-            return -1;
-        }
-#endif
-        Py_ssize_t n = PyUnicode_GET_LENGTH(key);
-        Py_UCS4 first = n > 0 ? PyUnicode_READ_CHAR(key, 0) : 0;
-        if (n == 0 || n >= 64 || first >= 128)
-            *all = 1;
-        else
-            lengths[first] |= (uint64_t)1 << n;
-        Py_DECREF(key);
-    }
-    Py_DECREF(iter);
-    return PyErr_Occurred() ? -1 : 0;
-}
-
-/* Whether ``key`` (an exact, ready str) can be in the filter's set: most keys are ruled
- * out without a hash and a set lookup. */
-static ALWAYS_INLINE int
-may_be_in(const uint64_t *lengths, int all, PyObject *key)
-{
-    if (all)
-        return 1;
-    Py_ssize_t n = PyUnicode_GET_LENGTH(key);
-    if (n == 0 || n >= 64)
-        return 0;
-    Py_UCS4 first = PyUnicode_READ_CHAR(key, 0);
-    return first < 128 && (lengths[first] >> n) & 1;
 }
 
 /* ---- the current span ------------------------------------------------------------------ */
@@ -664,7 +612,7 @@ scan_attributes(Fast *self, PyObject *fields, PyObject **keys, PyObject **values
         if (PyUnicode_READY(k) < 0)
             return ERROR;
 #endif
-        if (may_be_in(self->reserved_lengths, self->reserved_all, k)) {
+        if (filter_may_hold(&self->reserved_filter, k)) {
             int reserved = PySet_Contains(self->reserved, k);
             if (reserved != 0) {
                 if (reserved < 0)
@@ -683,7 +631,7 @@ scan_attributes(Fast *self, PyObject *fields, PyObject **keys, PyObject **values
             return WRITE; /* the SDK cleans it (a list to a tuple, an object to its str) */
         if (n == MAX_ATTRS)
             return ENCODER;
-        if (may_be_in(self->enc_reserved_lengths, self->enc_reserved_all, k)) {
+        if (filter_may_hold(&self->enc_reserved_filter, k)) {
             int special = PySet_Contains(self->enc_reserved, k);
             if (special != 0)
                 return special < 0 ? ERROR : ENCODER; /* the encoder moves it to _otel.attributes */
@@ -727,9 +675,10 @@ code_attributes(Fast *self, PyObject *fields, PyObject **keys, PyObject **values
 static PyObject *
 tail_for(Fast *self, PyObject *scope, PyObject *resource)
 {
-    if (self->last_tail != NULL && scope == self->last_scope && resource == self->last_resource)
-        return Py_NewRef(self->last_tail);
-    PyObject *tail = PyObject_CallFunctionObjArgs(self->tail_of, scope, resource, NULL);
+    PyObject *tail = last_tail_get(&self->last, scope, resource);
+    if (tail != NULL)
+        return tail;
+    tail = PyObject_CallFunctionObjArgs(self->tail_of, scope, resource, NULL);
     if (tail == NULL)
         return NULL;
     if (!PyBytes_CheckExact(tail)) {
@@ -737,14 +686,7 @@ tail_for(Fast *self, PyObject *scope, PyObject *resource)
         PyErr_SetString(PyExc_TypeError, "tail_of must return bytes");
         return NULL;
     }
-    /* All three set before any old value is released (a release can run Python code). */
-    PyObject *old_scope = self->last_scope, *old_resource = self->last_resource, *old_tail = self->last_tail;
-    self->last_scope = Py_NewRef(scope);
-    self->last_resource = Py_NewRef(resource);
-    self->last_tail = Py_NewRef(tail);
-    Py_XDECREF(old_scope);
-    Py_XDECREF(old_resource);
-    Py_XDECREF(old_tail);
+    last_tail_set(&self->last, scope, resource, tail);
     return tail;
 }
 
@@ -1386,8 +1328,7 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
     self->enqueue = Py_NewRef(enqueue);
     self->dumps = Py_NewRef(dumps);
     self->enc_reserved = Py_NewRef(enc_reserved);
-    if (fill_filter(reserved, self->reserved_lengths, &self->reserved_all) < 0 ||
-        fill_filter(enc_reserved, self->enc_reserved_lengths, &self->enc_reserved_all) < 0)
+    if (filter_fill(&self->reserved_filter, reserved) < 0 || filter_fill(&self->enc_reserved_filter, enc_reserved) < 0)
         return -1;
     self->tail_of = Py_NewRef(tail_of);
     self->n_init = n_init;
@@ -1406,8 +1347,8 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
         X(fault) X(reserved) X(last_init) X(otel_event) X(event) X(severities) X(severity_of) X(texts)      \
             X(span_var) X(get_current) X(span_key) X(span_kind) X(span_kinds) X(invalid) X(context_type)    \
                 X(record_type) X(field_order) X(logging_type) X(emitter) X(rw_type) X(clock) X(logs_api)    \
-                    X(enqueue) X(dumps) X(enc_reserved) X(tail_of) X(last_scope) X(last_resource)           \
-                        X(last_tail) X(span_id_key) X(span_id_hex) X(trace_id_key) X(trace_id_hex)
+                    X(enqueue) X(dumps) X(enc_reserved) X(tail_of) X(span_id_key) X(span_id_hex)            \
+                        X(trace_id_key) X(trace_id_hex)
 
 static int
 Fast_traverse(Fast *self, visitproc visit, void *arg)
@@ -1415,6 +1356,7 @@ Fast_traverse(Fast *self, visitproc visit, void *arg)
 #define VISIT(name) Py_VISIT(self->name);
     FAST_FIELDS(VISIT)
 #undef VISIT
+    LAST_TAIL_VISIT(self->last);
     return 0;
 }
 
@@ -1424,6 +1366,7 @@ Fast_clear(Fast *self)
 #define CLEAR(name) Py_CLEAR(self->name);
     FAST_FIELDS(CLEAR)
 #undef CLEAR
+    LAST_TAIL_CLEAR(self->last);
     return 0;
 }
 

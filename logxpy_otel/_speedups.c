@@ -118,55 +118,6 @@ members_clear(Members *t)
     t->n = 0;
 }
 
-/* A filter before a set of reserved keys: bit n of lengths[c] is set when a reserved key
- * of n characters starts with c (ASCII, n < 64); every key is looked up when
- * unfiltered (a reserved key the table cannot describe). */
-typedef struct {
-    uint64_t lengths[128];
-    int unfiltered;
-} Filter;
-
-/* The last (scope, resource) a line was made for, and its tail: lines come in runs. */
-typedef struct {
-    PyObject *scope, *resource, *tail;
-} LastTail;
-
-/* The tail remembered for (scope, resource) (new reference), or NULL. */
-static PyObject *
-last_tail_get(const LastTail *last, PyObject *scope, PyObject *resource)
-{
-    return scope == last->scope && resource == last->resource ? Py_NewRef(last->tail) : NULL;
-}
-
-/* Remember ``tail`` for (scope, resource). All three are set before any old value is
- * released: a release can run Python code (a __del__) that uses this cache, and must
- * find it whole. */
-static void
-last_tail_set(LastTail *last, PyObject *scope, PyObject *resource, PyObject *tail)
-{
-    PyObject *old_scope = last->scope, *old_resource = last->resource, *old_tail = last->tail;
-    last->scope = Py_NewRef(scope);
-    last->resource = Py_NewRef(resource);
-    last->tail = Py_NewRef(tail);
-    Py_XDECREF(old_scope);
-    Py_XDECREF(old_resource);
-    Py_XDECREF(old_tail);
-}
-
-#define LAST_TAIL_VISIT(last)       \
-    do {                            \
-        Py_VISIT((last).scope);     \
-        Py_VISIT((last).resource);  \
-        Py_VISIT((last).tail);      \
-    } while (0)
-
-#define LAST_TAIL_CLEAR(last)       \
-    do {                            \
-        Py_CLEAR((last).scope);     \
-        Py_CLEAR((last).resource);  \
-        Py_CLEAR((last).tail);      \
-    } while (0)
-
 typedef struct {
     PyObject_HEAD
     PyObject *tails;    /* dict shared with LineEncoder: key -> (scope, resource, tail) */
@@ -261,59 +212,6 @@ put_plain(Buf *b, PyObject *s)
     return put_quoted(b, (const char *)PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s));
 }
 
-/* Whether ``key`` (an exact str) can be reserved: most keys are ruled out without a
- * hash and a set lookup. */
-static int
-maybe_reserved(const Filter *filter, PyObject *key)
-{
-    if (filter->unfiltered)
-        return 1;
-#if PY_VERSION_HEX < 0x030C0000
-    if (PyUnicode_READY(key) < 0) {
-        PyErr_Clear();
-        return 1; /* the set lookup reports it */
-    }
-#endif
-    Py_ssize_t n = PyUnicode_GET_LENGTH(key);
-    if (n == 0 || n >= 64)
-        return 0;
-    Py_UCS4 first = PyUnicode_READ_CHAR(key, 0);
-    return first < 128 && (filter->lengths[first] >> n) & 1;
-}
-
-/* Fills the filter of maybe_reserved from the reserved keys. */
-static int
-set_reserved_filter(Filter *filter, PyObject *reserved)
-{
-    memset(filter->lengths, 0, sizeof(filter->lengths));
-    filter->unfiltered = 0;
-    PyObject *iter = PyObject_GetIter(reserved), *key;
-    if (iter == NULL)
-        return -1;
-    while ((key = PyIter_Next(iter)) != NULL) {
-        if (!PyUnicode_Check(key)) {
-            Py_DECREF(key);
-            continue; /* never equal to an exact str */
-        }
-#if PY_VERSION_HEX < 0x030C0000
-        if (PyUnicode_READY(key) < 0) {
-            Py_DECREF(key);
-            Py_DECREF(iter);
-            return -1;
-        }
-#endif
-        Py_ssize_t n = PyUnicode_GET_LENGTH(key);
-        Py_UCS4 first = n > 0 ? PyUnicode_READ_CHAR(key, 0) : 0;
-        if (n == 0 || n >= 64 || first >= 128)
-            filter->unfiltered = 1;
-        else
-            filter->lengths[first] |= (uint64_t)1 << n;
-        Py_DECREF(key);
-    }
-    Py_DECREF(iter);
-    return PyErr_Occurred() ? -1 : 0;
-}
-
 /* Takes the floats of a line into ``f``: ``first`` (its ts), then each float value of
  * ``dict`` (or None), written by one orjson ``dumps`` call. 0: done; 1: not for the C
  * path (NaN or inf, which the format tags; too many floats), or an error. The floats
@@ -369,7 +267,7 @@ put_attributes(Buf *b, PyObject *dict, const Filter *filter, PyObject *reserved,
     while (PyDict_Next(dict, &pos, &k, &v)) {
         if (!PyUnicode_CheckExact(k))
             return 1;
-        if (maybe_reserved(filter, k) && PySet_Contains(reserved, k) != 0)
+        if (filter_may_hold(filter, k) && PySet_Contains(reserved, k) != 0)
             return 1; /* (or an error: the Python encoder reports it) */
         if ((rc = PUT_LITERAL(b, ",")) || (rc = put_str(b, k)) || (rc = PUT_LITERAL(b, ":")) ||
             (rc = put_value(b, v, floats)))
@@ -711,7 +609,7 @@ FastEncoder_init(FastEncoder *self, PyObject *args, PyObject *kwds)
                                      &PyFrozenSet_Type, &reserved, &bounded, &PyType_Type, &record_type,
                                      &severities, &fallback, &flat))
         return -1;
-    if (set_reserved_filter(&self->filter, reserved) < 0)
+    if (filter_fill(&self->filter, reserved) < 0)
         return -1;
     if (members_fill(&self->severities, severities, "severities") < 0)
         return -1;
@@ -1620,7 +1518,7 @@ SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "context_type must be a tuple type");
         return -1;
     }
-    if (set_reserved_filter(&self->filter, reserved) < 0)
+    if (filter_fill(&self->filter, reserved) < 0)
         return -1;
     if (members_fill(&self->kinds, kinds, "kinds") < 0)
         return -1;
