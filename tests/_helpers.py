@@ -6,13 +6,15 @@ Test modules import these from here; ``conftest.py`` holds only the fixtures.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+import tracemalloc
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -344,3 +346,16 @@ def normalize(value: Any) -> Any:
     if isinstance(value, dict):
         return {clean(k): normalize(v) for k, v in value.items()}
     return value
+
+
+def memory_kept(run: Callable[[int], object], rounds: int) -> int:
+    """Bytes still allocated after ``run(rounds)`` (warm it up first): a leak check."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        run(rounds)
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()

@@ -10,12 +10,11 @@ import gc
 import os
 import subprocess
 import sys
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import any_char
+from _helpers import any_char, memory_kept
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry._logs import SeverityNumber
@@ -241,15 +240,7 @@ def test_no_memory_kept_per_record() -> None:
             flat.encode(plain, RESOURCE, SCOPE, 3)
 
     run(1_000)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        run(50_000)
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    grown = memory_kept(run, 50_000)
     assert grown < 64 * 1024, f"{grown} bytes kept after 150,000 encodes"
 
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import gc
 import sys
-import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import orjson
 import pytest
-from _helpers import FakeClock, parse_lines
+from _helpers import FakeClock, memory_kept, parse_lines
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_span_processor import check_tree
@@ -499,14 +498,7 @@ def test_no_memory_kept_per_nested_batch() -> None:
     check_file(b"".join(out_fast))
     gc.collect()
     references = {key: sys.getrefcount(obj) for key, obj in held.items()}
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        run(2_000)
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    grown = memory_kept(run, 2_000)
     assert grown < 64 * 1024, f"{grown} bytes kept after 2,000 rounds"
     assert {key: sys.getrefcount(obj) for key, obj in held.items()} == references
     assert fast.open_traces == slow.open_traces == 0

@@ -14,16 +14,14 @@ Each span is encoded by the Python encoder first, so that the shared end of its 
 
 from __future__ import annotations
 
-import gc
 import math
 import os
-import tracemalloc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
 import pytest
-from _helpers import any_char, clean
+from _helpers import any_char, clean, memory_kept
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from opentelemetry.context import Context
@@ -774,14 +772,6 @@ def test_no_memory_kept_per_span() -> None:
                 encoder.end(span)
 
     run(500)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        run(3_000)
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    grown = memory_kept(run, 3_000)
     count = 3_000 * len(spans) * 2
     assert grown < 64 * 1024, f"{grown} bytes kept after {count} encodes"
