@@ -1883,6 +1883,25 @@ end_run(Run *run, PyObject *now)
     return rc;
 }
 
+/* A run over ``trace`` from its fields (``head``, ``last_ts`` and ``spans``, which may be
+ * NULL for None, are handed over), nothing numbered yet. */
+static void
+run_begin(Run *run, PyObject *trace, PyObject *tid, PyObject *head, long long next_lvl, PyObject *last_ts,
+          double last_ts_value, int nesting, PyObject *spans, long long open_spans)
+{
+    *run = (Run){
+        .trace = Py_NewRef(trace),
+        .tid = tid,
+        .head = head,
+        .last_ts = last_ts,
+        .last_ts_value = last_ts_value,
+        .next_lvl = next_lvl,
+        .nesting = nesting,
+        .spans = spans,
+        .open_spans = open_spans,
+    };
+}
+
 static int
 start_run(Run *run, PyObject *trace, PyObject *tid, int nesting)
 {
@@ -1928,18 +1947,7 @@ start_run(Run *run, PyObject *trace, PyObject *tid, int nesting)
         if (spans == Py_None)
             Py_CLEAR(spans);
     }
-    run->trace = Py_NewRef(trace);
-    run->tid = tid;
-    run->head = head;
-    run->next_lvl = next_lvl;
-    run->failed = 0;
-    run->numbered = 0;
-    run->last_ts = last_ts;
-    run->last_ts_value = last_ts_value;
-    run->nesting = nesting;
-    run->spans = spans;
-    run->open_spans = open_spans;
-    run->spans_set = 0;
+    run_begin(run, trace, tid, head, next_lvl, last_ts, last_ts_value, nesting, spans, open_spans);
     return 0;
 }
 
@@ -1995,18 +2003,7 @@ open_trace_fast(const Opening *opening, PyObject *traces, PyObject *tid, PyObjec
         buf_put(b, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text)) < 0 ||
         PUT_LITERAL(b, ",\"at\":\"otel:trace\",\"st\":\"started\"}\n") < 0)
         goto out;
-    run->trace = Py_NewRef(trace);
-    run->tid = tid;
-    run->head = Py_NewRef(head);
-    run->next_lvl = 2;
-    run->failed = 0;
-    run->numbered = 0;
-    run->last_ts = Py_NewRef(ts);
-    run->last_ts_value = PyFloat_AS_DOUBLE(ts);
-    run->nesting = nesting;
-    run->spans = NULL;
-    run->open_spans = 0;
-    run->spans_set = 0;
+    run_begin(run, trace, tid, Py_NewRef(head), 2, Py_NewRef(ts), PyFloat_AS_DOUBLE(ts), nesting, NULL, 0);
     rc = 1;
 out:
     Py_XDECREF(trace);
