@@ -1249,6 +1249,8 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
      * that would make a dict of its inline values, which costs the SDK more than all of
      * this at every later access to the span (measured: 10,000 instructions a span). */
     for (int i = 0; i < N_SPAN_FIELDS; i++) {
+        if (!end && (i == SF_END || i == SF_EVENTS || i == SF_LINKS || i == SF_STATUS))
+            continue; /* (an end line's alone) */
         got[i] = PyObject_GetAttr(span, span_field[i]);
         if (got[i] == NULL)
             goto bail; /* (a field renamed: the Python encoder reads the properties) */
