@@ -456,3 +456,45 @@ def test_spans_whose_ids_otel_cannot_carry_are_counted_not_written(tmp_path: Pat
     lines = setup.close()
     assert not any(line.get("at") == "too wide" for line in lines)
     assert [line["msg"] for line in lines if "msg" in line] == ["inside"]
+
+
+def test_a_shutdown_racing_spans_from_several_threads_loses_no_line_silently(tmp_path: Path) -> None:
+    """Threads start and end spans while the span processor shuts down (its C steps taken
+    away under them), then the log processor: nothing raises into a thread, and each span
+    line is in the file or counted as a shutdown drop."""
+    setup = Setup(tmp_path / "race.jsonl")
+    started = threading.Event()
+    stop = threading.Event()
+    made = [0] * 4
+    errors: list[BaseException] = []
+
+    def spans(index: int) -> None:
+        try:
+            for _ in range(3_000):  # bounded: stops by itself
+                with setup.tracer.start_as_current_span(f"t{index}"):
+                    made[index] += 1
+                started.set()
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=spans, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    assert started.wait(10)
+    setup.spans.shutdown()
+    setup.logs.shutdown()
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    written = sum(
+        1
+        for line in parse_lines(setup.path.read_bytes(), raw_tid=True)
+        if str(line.get("at", "")).startswith("t") and line["st"] in ("started", "succeeded")
+    )
+    dropped = setup.logs.metrics.dropped_by_reason.get(DropReason.SHUTDOWN, 0)
+    assert written + dropped == 2 * sum(made)
+    assert dropped > 0, "the shutdown came while spans were being made"
+    setup.tracer_provider.shutdown()
