@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import IO, TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
+from ._append_lock import AppendLock, ends_mid_line
 from ._diagnostics import logger
 from ._format import SpanEnd
 from ._rotation import Maintenance, backup_name, next_rollover, parse_rotate_when
@@ -259,8 +260,7 @@ class AsyncFileDestination:
         self._service_name = service_name
         self._clock = clock
         self._maintenance = Maintenance(backup_count, compress, file_mode)
-        self._torn = False
-        self._maybe_torn = False
+        self._check_end = False
         self._closed = False
         self._warned = False
         self._fd: int | None = None
@@ -297,16 +297,16 @@ class AsyncFileDestination:
                 self.path,
                 _kind(st.st_mode) if not self._regular else "a symlink",
             )
-        # An unterminated last line: torn by a crash, or another live process in the middle
-        # of a large append (readers see those page by page). Decided at our first write:
-        # if the file has not grown since, nobody is finishing that line.
-        self._torn = False
-        self._maybe_torn = (
-            self._regular and bool(st.st_size) and _last_byte(self.path, st.st_size) not in (b"\n", None)
-        )
-        self._open_size = st.st_size
-        self._fd = fd
         self._identity = (st.st_dev, st.st_ino)
+        # A last line without its newline: torn by a crash, or half-way through another
+        # process's append (readers see those page by page). Looked at again, under the
+        # lock, at our first write (see _ends_torn).
+        self._check_end = (
+            self._regular and bool(st.st_size) and ends_mid_line(self.path, self._identity) is True
+        )
+        self._end_size = st.st_size
+        self._lock = AppendLock(fd) if self._regular else None
+        self._fd = fd
         self._size = st.st_size
         self._rename_failed = False
         self._pid = os.getpid()
@@ -319,14 +319,43 @@ class AsyncFileDestination:
         fd = self._fd
         if fd is None:
             raise ValueError(f"log file {self.path!r} is closed")
-        if self._maybe_torn:
-            self._maybe_torn = False
-            self._torn = self._torn or os.fstat(fd).st_size == self._open_size
-        if self._torn:  # a line was left half-written: end it before ours
-            data = b"\n" + data
-            lead = 1
-        else:
+        lock = self._lock
+        held = exclusive = False
+        if lock is not None:
+            exclusive = self._check_end
+            held = lock.acquire(exclusive=exclusive)
+        try:
             lead = 0
+            if self._check_end:
+                self._check_end = False
+                if self._ends_torn(fd, held):  # a line was left half-written: end it before ours
+                    data = b"\n" + data
+                    lead = 1
+            self._write(fd, data, lead, lock if held and exclusive else None)
+        finally:
+            if held:
+                lock.release()  # type: ignore[union-attr]
+        if self._fsync != "never":
+            now = self._clock()
+            if self._fsync == "batch" or now - self._last_sync >= self._fsync:  # type: ignore[operator]
+                os.fsync(fd)
+                self._last_sync = now
+
+    def _ends_torn(self, fd: int, locked: bool) -> bool:
+        """Whether the file ends inside a line nobody is finishing, so ours must end it first.
+        Under the exclusive lock no write of ours is under way: the last byte tells. Without
+        it (no flock here, or the wait timed out): torn if the file has not grown since we
+        saw it end mid-line (whoever wrote since ended that line with a newline of their own)."""
+        if locked:
+            torn = ends_mid_line(self.path, self._identity)
+            if torn is not None:
+                return torn
+        return os.fstat(fd).st_size == self._end_size
+
+    def _write(self, fd: int, data: bytes, lead: int, exclusive: AppendLock | None) -> None:
+        """Write all of ``data``, retrying with backoff for up to ``retry_timeout_s``; past
+        that, raise (a :class:`PartialWriteError` when some of it got in). ``lead`` is 1
+        when ``data`` starts with the newline that ends a torn line."""
         view = memoryview(data)
         deadline = None
         delay = 0.01
@@ -334,28 +363,28 @@ class AsyncFileDestination:
             try:
                 view = view[os.write(fd, view) :]
             except OSError as exc:
+                if exclusive is not None:  # while this write waits, others may write on
+                    exclusive.acquire(exclusive=False)
+                    exclusive = None
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + self._retry_timeout_s
                 if now >= deadline:
                     written = len(data) - len(view)
                     self._size += written
+                    if data[written - 1 : written] != b"\n" if written else lead:
+                        # What got in stops inside a line (or the torn line still wants
+                        # its newline): look at the file's end again before the next write.
+                        self._check_end = True
+                        self._end_size = os.fstat(fd).st_size
                     if not written:
                         raise
-                    # Torn only if what went out stops inside a line.
-                    self._torn = data[written - 1 : written] != b"\n"
                     # The lines that got in whole (not the newline that ended a torn one).
                     lines = data.count(b"\n", 0, written) - lead
                     raise PartialWriteError(exc.errno, exc.strerror, lines) from exc
                 time.sleep(min(delay, deadline - now))
                 delay = min(delay * 2, 1.0)
-        self._torn = False
         self._size += len(data)
-        if self._fsync != "never":
-            now = self._clock()
-            if self._fsync == "batch" or now - self._last_sync >= self._fsync:  # type: ignore[operator]
-                os.fsync(fd)
-                self._last_sync = now
 
     def rotation_due(self) -> bool:
         """True when the next batch should go to a new file (size, time, fork, or moved away)."""
@@ -447,20 +476,6 @@ class AsyncFileDestination:
 
     def __repr__(self) -> str:
         return f"AsyncFileDestination({self.path!r})"
-
-
-def _last_byte(path: str, size: int) -> bytes | None:
-    """The file's last byte, or None when it cannot be read (a write-only file, a device)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        return os.pread(fd, 1, size - 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _kind(mode: int) -> str:
