@@ -24,14 +24,20 @@ from typing import Final
 from ._diagnostics import logger
 
 __all__ = [
+    "CHECKPOINT_SUFFIX",
     "Maintenance",
     "backup_name",
     "backup_of",
     "backups",
+    "checkpoint_key",
     "create_exclusive",
     "next_rollover",
     "parse_rotate_when",
 ]
+
+#: What ``logxpy-otel replay`` adds to a file's name (see :func:`checkpoint_key`) for the
+#: checkpoint it keeps beside it; retention removes it with the backup.
+CHECKPOINT_SUFFIX: Final = ".replay.json"
 
 _UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -117,6 +123,38 @@ def backup_of(path: str) -> tuple[str, bool] | None:
     return None
 
 
+def checkpoint_key(path: str) -> str:
+    """The name a file's replay checkpoint and dead letters go by: the file's own, except
+    that a compressed backup ``X.gz`` goes by ``X`` (the same lines, before and after gzip)."""
+    backup = backup_of(path)
+    return path[: -len(".gz")] if backup is not None and backup[1] else path
+
+
+def prune_checkpoints(path: str) -> None:
+    """Remove the replay checkpoints of ``path``'s backups that are gone (deleted by retention
+    or by hand): nothing can resume in them. Dead letters stay: they hold records."""
+    directory, stem, suffix = _split(path)
+    pattern = re.compile(
+        re.escape(stem) + r"\.\d{8}T\d{6}\.\d{6}Z" + re.escape(suffix + CHECKPOINT_SUFFIX) + "$"
+    )
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        return
+    for name in names:
+        if not pattern.match(name):
+            continue
+        backup = os.path.join(directory, name[: -len(CHECKPOINT_SUFFIX)])
+        if os.path.lexists(backup) or os.path.lexists(backup + ".gz"):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            logger.warning("logxpy-otel: could not delete the replay checkpoint of %s: %s", backup, exc)
+
+
 class Maintenance:
     """Compresses new backups and enforces ``backup_count``, on its own thread, in order.
 
@@ -182,6 +220,7 @@ class Maintenance:
                         pass
                     except OSError as exc:
                         logger.warning("logxpy-otel: could not delete old backup %s: %s", old, exc)
+                prune_checkpoints(live_path)
 
 
 def create_exclusive(target: str, mode: int = 0o600) -> tuple[int, str]:

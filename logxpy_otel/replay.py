@@ -56,7 +56,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
-from ._rotation import backup_of, backups, create_exclusive
+from ._rotation import CHECKPOINT_SUFFIX, backup_of, backups, checkpoint_key, create_exclusive
 from .reader import BadLine, LineRecord, OffsetPastEnd, is_gzip, read_file, read_head
 
 __all__ = [
@@ -71,7 +71,6 @@ __all__ = [
     "replay_files",
 ]
 
-CHECKPOINT_SUFFIX: Final = ".replay.json"
 DEAD_LETTER_SUFFIX: Final = ".replay.dead"
 _OURS: Final = (CHECKPOINT_SUFFIX, DEAD_LETTER_SUFFIX, ".partial")
 _FORMAT: Final = "logxpy-otel replay checkpoint 1"
@@ -86,13 +85,6 @@ class UsageError(ValueError):
 
 class ReplayError(Exception):
     """A file or checkpoint that cannot be read or written (exit status 2); the message names it."""
-
-
-def checkpoint_key(path: str) -> str:
-    """The name a file's checkpoint and dead letters go by: the file's own, except that a
-    compressed backup ``X.gz`` goes by ``X`` (the same lines, before and after gzip)."""
-    backup = backup_of(path)
-    return path[: -len(".gz")] if backup is not None and backup[1] else path
 
 
 def checkpoint_path(path: str) -> str:

@@ -21,7 +21,7 @@ import pytest
 from _helpers import FakeClock, item, logxpy_tasks, needs_logxpy, parse_lines
 from _helpers import start_untimed_writer as make
 
-from logxpy_otel import AsyncFileDestination, AsyncWriter, LogxpyLogRecordProcessor, _rotation
+from logxpy_otel import AsyncFileDestination, AsyncWriter, LogxpyLogRecordProcessor, _rotation, replay
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 #: A UTC day boundary (2027-01-16T00:00:00Z) to put fake clocks near.
@@ -773,3 +773,57 @@ def test_backups_of_a_name_with_several_dots_are_stamped_after_its_first_part(tm
     assert _rotation.backups(str(path)) == [str(backup)]
     assert _rotation.backup_of(str(backup)) == (str(path), False)
     assert _rotation.backup_of(str(backup) + ".gz") == (str(path), True)
+
+
+# -- replay checkpoints of deleted backups ----------------------------------------------------
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_retention_removes_the_replay_checkpoints_of_the_backups_it_deletes(
+    tmp_path: Path, compress: bool
+) -> None:
+    """A replay leaves ``X.replay.json`` beside each backup it sent (``X.gz`` shares ``X``'s).
+    Once retention deletes a backup nothing can resume in it: its checkpoint goes too. The
+    kept backups' and the live file's checkpoints stay, and so do dead letters (records)."""
+    path = tmp_path / "app.jsonl"
+    clock = FakeClock(DAY)
+    dest = AsyncFileDestination(path, compress=compress, backup_count=2, clock=clock)
+    live_checkpoint = replay.checkpoint_path(str(path))
+    Path(live_checkpoint).write_bytes(b"{}")
+    for n in range(5):
+        clock.t = DAY + n
+        dest(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":%d}\n' % n)
+        dest.rotate()
+        assert dest._maintenance.wait(5.0)
+        for backup in _rotation.backups(str(path)):  # a replay sends each backup
+            Path(replay.checkpoint_path(backup)).write_bytes(b"{}")
+            Path(replay.dead_letter_path(backup)).write_bytes(b"{}\n")
+    dest.close()
+    suffix = ".jsonl.gz" if compress else ".jsonl"
+    kept = [f"app.{utc_stamp(DAY + n)}" for n in (3, 4)]
+    checkpoints = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".replay.json"))
+    assert checkpoints == sorted([f"{stem}.jsonl.replay.json" for stem in kept] + ["app.jsonl.replay.json"])
+    assert _rotation.backups(str(path)) == [str(tmp_path / (stem + suffix)) for stem in kept]
+    dead = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".replay.dead"))
+    assert len(dead) == 5, "dead letters hold records: never deleted"
+
+
+def test_the_checkpoint_of_a_backup_deleted_by_hand_goes_at_the_next_retention(tmp_path: Path) -> None:
+    """Only this family's checkpoints whose backup is gone (plain and compressed): another
+    family's, and one whose backup exists only compressed, stay."""
+    path = tmp_path / "app.jsonl"
+    clock = FakeClock(DAY)
+    gone = tmp_path / f"app.{utc_stamp(DAY - 100)}.jsonl"
+    compressed = tmp_path / f"app.{utc_stamp(DAY - 50)}.jsonl"
+    other = tmp_path / f"other.{utc_stamp(DAY - 100)}.jsonl"
+    (tmp_path / (compressed.name + ".gz")).write_bytes(gzip.compress(b'{"n":1}\n'))
+    for backup in (gone, compressed, other):
+        Path(replay.checkpoint_path(str(backup))).write_bytes(b"{}")
+    dest = AsyncFileDestination(path, backup_count=5, clock=clock)
+    dest(b'{"ts":1.0,"tid":"x.1","lvl":[1]}\n')
+    dest.rotate()
+    assert dest._maintenance.wait(5.0)
+    dest.close()
+    assert not Path(replay.checkpoint_path(str(gone))).exists()
+    assert Path(replay.checkpoint_path(str(compressed))).exists()
+    assert Path(replay.checkpoint_path(str(other))).exists()
