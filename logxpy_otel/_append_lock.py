@@ -2,14 +2,20 @@
 
 A reader sees a large ``write(2)`` arrive page by page, so a file whose last byte is not
 a newline may be torn (a crash, a full disk) or half-way through another process's
-append. Every write of ours holds a shared ``flock`` on the file; the one write that must
-first look at the file's end holds it exclusively, so it never looks while a write of
-ours is under way. All waits are bounded: a process stopped while holding the lock slows
-the others once, never blocks them (after one timeout the lock is given up for that file).
+append. Every write of ours, retries included, holds an exclusive ``flock`` on the file,
+so the write that first looks at the file's end never looks while another of ours is
+under way, and no append of ours lands inside a line another left cut while it retries.
+(``write(2)`` with ``O_APPEND`` already runs one at a time, so the lock costs no
+parallelism; it costs two system calls a batch.)
+
+All waits are bounded: a process stopped while holding the lock costs each other
+process one wait of :data:`LOCK_TIMEOUT_S`; until the lock is free again they try it
+once a write, without waiting, and write unlocked when it is taken.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
@@ -22,7 +28,11 @@ LOCK_TIMEOUT_S: Final = 1.0
 
 #: The first and the longest pause between two tries for the lock.
 _FIRST_PAUSE_S: Final = 0.0001
-_MAX_PAUSE_S: Final = 0.01
+_MAX_PAUSE_S: Final = 0.002
+
+#: What ``flock`` fails with where the file system has no such lock (NFS without lock
+#: support, FUSE): the file is then written unlocked.
+_UNSUPPORTED: Final = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.EBADF})
 
 
 def _pause(seconds: float) -> None:
@@ -31,66 +41,65 @@ def _pause(seconds: float) -> None:
 
 
 class AppendLock:
-    """The ``flock`` our writes to one open file take: shared for a plain append,
-    exclusive for the append that first checks how the file ends."""
+    """The exclusive ``flock`` each of our writes to one open file holds."""
 
-    __slots__ = ("_fd", "_timeout_s", "usable")
+    __slots__ = ("_fd", "_patient", "_timeout_s", "usable")
 
     def __init__(self, fd: int, timeout_s: float | None = None) -> None:
         self._fd = fd
         self._timeout_s = LOCK_TIMEOUT_S if timeout_s is None else timeout_s
-        #: False once ``flock`` failed here (not supported) or a wait timed out.
+        #: False once ``flock`` proved unsupported here: never tried again on this descriptor.
         self.usable = True
+        #: False after a wait timed out: until the lock is had again, one try, no wait.
+        self._patient = True
 
-    def acquire(self, *, exclusive: bool) -> bool:
-        """Take the lock; False (and not held) when it is unusable or the wait timed out."""
+    def acquire(self) -> bool:
+        """Take the lock; False (and not held) when it is unusable or was not had in time."""
         if not self.usable:
             return False
-        kind = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
         deadline = None
         pause = _FIRST_PAUSE_S
         while True:
             try:
-                fcntl.flock(self._fd, kind)
-                return True
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 pass
-            except OSError:  # no flock on this file system (ENOLCK, EOPNOTSUPP...)
+            except OSError as exc:
+                if exc.errno not in _UNSUPPORTED:
+                    raise
                 self.usable = False
                 return False
+            else:
+                self._patient = True
+                return True
+            if not self._patient:
+                return False  # its holder has kept it past a whole wait already
             now = time.monotonic()
             if deadline is None:
                 deadline = now + self._timeout_s
             elif now >= deadline:
-                if not exclusive:
-                    # Only a look at the file's end holds it exclusively, for one write:
-                    # a holder that long is stopped. Write on without the lock from now on.
-                    self.usable = False
+                self._patient = False
                 return False
             _pause(min(pause, deadline - now))
             pause = min(pause * 2, _MAX_PAUSE_S)
 
     def release(self) -> None:
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        except OSError:
-            pass
+        """Let the lock go; nothing happens when it is not held."""
+        if self.usable:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            except OSError:
+                pass
 
 
-def ends_mid_line(path: str, identity: tuple[int, int]) -> bool | None:
-    """Whether the file at ``path`` ends without a newline; None when that cannot be told:
-    the path no longer leads to the file ``identity`` (``st_dev``, ``st_ino``) names, or
-    it cannot be read (a write-only file)."""
+def ends_mid_line(fd: int) -> bool | None:
+    """Whether the file open for reading at ``fd`` ends without a newline; None when that
+    cannot be told (a read error, or a file emptied between the size and the read)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        size = os.fstat(fd).st_size
+        if not size:
+            return False
+        last = os.pread(fd, 1, size - 1)
     except OSError:
         return None
-    try:
-        st = os.fstat(fd)
-        if (st.st_dev, st.st_ino) != identity:
-            return None
-        return bool(st.st_size) and os.pread(fd, 1, st.st_size - 1) != b"\n"
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    return None if not last else last != b"\n"

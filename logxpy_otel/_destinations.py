@@ -261,6 +261,7 @@ class AsyncFileDestination:
         self._clock = clock
         self._maintenance = Maintenance(backup_count, compress, file_mode)
         self._check_end = False
+        self._reader: int | None = None
         self._closed = False
         self._warned = False
         self._fd: int | None = None
@@ -300,11 +301,11 @@ class AsyncFileDestination:
         self._identity = (st.st_dev, st.st_ino)
         # A last line without its newline: torn by a crash, or half-way through another
         # process's append (readers see those page by page). Looked at again, under the
-        # lock, at our first write (see _ends_torn).
-        self._check_end = (
-            self._regular and bool(st.st_size) and ends_mid_line(self.path, self._identity) is True
-        )
-        self._end_size = st.st_size
+        # lock, at our first write (see _ends_torn), through a descriptor kept open for
+        # reading (closing one would drop a lock NFS emulates with fcntl).
+        self._reader = _open_reader(self.path, self._identity) if self._regular else None
+        self._check_end = self._reader is not None and ends_mid_line(self._reader) is True
+        self._end_size: int | None = st.st_size
         self._lock = AppendLock(fd) if self._regular else None
         self._fd = fd
         self._size = st.st_size
@@ -320,21 +321,20 @@ class AsyncFileDestination:
         if fd is None:
             raise ValueError(f"log file {self.path!r} is closed")
         lock = self._lock
-        held = exclusive = False
-        if lock is not None:
-            exclusive = self._check_end
-            held = lock.acquire(exclusive=exclusive)
+        held = False
         try:
+            if lock is not None:
+                held = lock.acquire()
             lead = 0
             if self._check_end:
                 self._check_end = False
                 if self._ends_torn(fd, held):  # a line was left half-written: end it before ours
                     data = b"\n" + data
                     lead = 1
-            self._write(fd, data, lead, lock if held and exclusive else None)
+            self._write(fd, data, lead)
         finally:
-            if held:
-                lock.release()  # type: ignore[union-attr]
+            if lock is not None:
+                lock.release()  # also when a signal handler raised just after it was taken
         if self._fsync != "never":
             now = self._clock()
             if self._fsync == "batch" or now - self._last_sync >= self._fsync:  # type: ignore[operator]
@@ -343,19 +343,23 @@ class AsyncFileDestination:
 
     def _ends_torn(self, fd: int, locked: bool) -> bool:
         """Whether the file ends inside a line nobody is finishing, so ours must end it first.
-        Under the exclusive lock no write of ours is under way: the last byte tells. Without
-        it (no flock here, or the wait timed out): torn if the file has not grown since we
-        saw it end mid-line (whoever wrote since ended that line with a newline of their own)."""
-        if locked:
-            torn = ends_mid_line(self.path, self._identity)
+        Under the lock no write of ours is under way: the last byte tells. Without it (no
+        flock here, or not had in time): torn if the file has not grown since we saw it end
+        mid-line (whoever wrote since ended that line with a newline of their own)."""
+        if locked and self._reader is not None:
+            torn = ends_mid_line(self._reader)
             if torn is not None:
                 return torn
-        return os.fstat(fd).st_size == self._end_size
+        try:
+            return self._end_size is None or os.fstat(fd).st_size == self._end_size
+        except OSError:
+            return True  # an empty line costs no record; a line glued to a torn one does
 
-    def _write(self, fd: int, data: bytes, lead: int, exclusive: AppendLock | None) -> None:
-        """Write all of ``data``, retrying with backoff for up to ``retry_timeout_s``; past
-        that, raise (a :class:`PartialWriteError` when some of it got in). ``lead`` is 1
-        when ``data`` starts with the newline that ends a torn line."""
+    def _write(self, fd: int, data: bytes, lead: int) -> None:
+        """Write all of ``data``, retrying with backoff for up to ``retry_timeout_s`` (the
+        lock held throughout: no append of ours lands inside a line this one has cut); past
+        that, raise (a :class:`PartialWriteError` when some of it got in). ``lead`` is 1 when
+        ``data`` starts with the newline that ends a torn line."""
         view = memoryview(data)
         deadline = None
         delay = 0.01
@@ -363,9 +367,6 @@ class AsyncFileDestination:
             try:
                 view = view[os.write(fd, view) :]
             except OSError as exc:
-                if exclusive is not None:  # while this write waits, others may write on
-                    exclusive.acquire(exclusive=False)
-                    exclusive = None
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + self._retry_timeout_s
@@ -376,7 +377,10 @@ class AsyncFileDestination:
                         # What got in stops inside a line (or the torn line still wants
                         # its newline): look at the file's end again before the next write.
                         self._check_end = True
-                        self._end_size = os.fstat(fd).st_size
+                        try:
+                            self._end_size = os.fstat(fd).st_size
+                        except OSError:
+                            self._end_size = None  # unknown: without the lock, taken as torn
                     if not written:
                         raise
                     # The lines that got in whole (not the newline that ended a torn one).
@@ -435,6 +439,7 @@ class AsyncFileDestination:
         and the next batch tries again. Either error is raised for the writer to count.
         """
         fd, self._fd = self._fd, None
+        self._close_reader()
         backup = None
         failure: OSError | None = None
         if fd is not None:
@@ -470,12 +475,36 @@ class AsyncFileDestination:
     def close(self) -> None:
         self._closed = True
         fd, self._fd = self._fd, None
+        self._close_reader()
         if fd is not None:
             os.close(fd)
         self._maintenance.wait(5.0)
 
+    def _close_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            _close_quietly(reader)
+
     def __repr__(self) -> str:
         return f"AsyncFileDestination({self.path!r})"
+
+
+def _open_reader(path: str, identity: tuple[int, int]) -> int | None:
+    """A descriptor reading the file at ``path`` if it is still the one ``identity``
+    (``st_dev``, ``st_ino``) names; None when it cannot be read (a write-only file) or the
+    path now leads elsewhere (rotated by another process meanwhile)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        st = None
+    if st is None or (st.st_dev, st.st_ino) != identity:
+        _close_quietly(fd)
+        return None
+    return fd
 
 
 def _kind(mode: int) -> str:

@@ -1,6 +1,8 @@
 """Processes appending to one file: a line another process of ours is still writing is
-never taken for a torn one (which would add an empty line), and a stopped process
-holding the lock slows a writer once, never blocks it."""
+never taken for a torn one (which would add an empty line), no append of ours lands in a
+line another left cut while it retries, and a stopped process holding the lock slows a
+writer once, never blocks it. (The other process is modelled by a descriptor of the
+test's own that holds the lock as our writes do: exclusively.)"""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,7 +58,7 @@ def test_a_line_another_writer_is_still_writing_gets_no_newline_of_ours(
     do, and a reader sees half of its batch) when we open the file and when we first write.
     Our write waits for it, then sees its line ended: no newline of ours, no empty line."""
     path = tmp_path / "shared.jsonl"
-    fcntl.flock(other, fcntl.LOCK_SH)
+    fcntl.flock(other, fcntl.LOCK_EX)
     os.write(other, OTHER_HALF)
     dest = AsyncFileDestination(path)
     waits: list[float] = []
@@ -111,12 +115,17 @@ def test_a_line_torn_by_our_full_disk_and_ended_by_another_writer_gets_no_second
     assert data == MINE[:5] + b'"x":1}\n{"who":"other"}\n' + MINE
 
 
-def test_a_writer_stopped_holding_the_lock_slows_a_write_once(
-    tmp_path: Path, other: int, short_timeout: None, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("torn", [False, True])
+def test_a_writer_stopped_holding_the_lock_slows_our_writes_once(
+    tmp_path: Path, other: int, short_timeout: None, monkeypatch: pytest.MonkeyPatch, torn: bool
 ) -> None:
-    """Another process holds the lock exclusively and never lets go (stopped mid-write): our
-    write waits for the timeout, writes, and later writes do not wait for the lock again."""
+    """Another process holds the lock and does not let go (stopped mid-write): our first
+    write waits for the timeout and writes; the next ones try the lock once, without
+    waiting. Once it is free they hold it again. (Torn: the first write also looks at the
+    file's end, which ends mid-line.)"""
     path = tmp_path / "shared.jsonl"
+    if torn:
+        os.write(other, b'{"cut')
     fcntl.flock(other, fcntl.LOCK_EX)
     dest = AsyncFileDestination(path)
     waits: list[float] = []
@@ -128,30 +137,33 @@ def test_a_writer_stopped_holding_the_lock_slows_a_write_once(
 
     monkeypatch.setattr(_append_lock, "_pause", pause)
     dest(MINE)
-    assert waits, "the first write waited"
+    assert sum(waits) >= 0.04, "the first write waited for the timeout"
     before = len(waits)
     dest(MINE)
+    dest(MINE)
+    assert len(waits) == before, "the next writes did not wait"
+    fcntl.flock(other, fcntl.LOCK_UN)  # the stopped process goes on, and lets go
+    assert holds_the_lock_while_writing(dest, other, monkeypatch) == [True]
     dest.close()
-    assert len(waits) == before, "the second write did not wait"
-    assert path.read_bytes() == MINE * 2
+    assert path.read_bytes() == (b'{"cut\n' if torn else b"") + MINE * 4
 
 
 def test_a_torn_line_is_still_ended_when_the_lock_cannot_be_had(
     tmp_path: Path, other: int, short_timeout: None
 ) -> None:
-    """A process holds the lock shared and never lets go: our first write cannot look at the
-    file's end under the lock. The file has not grown since we opened it, so the line was
-    torn by a crash: ours ends it."""
+    """A process holds the lock and never lets go: our first write cannot look at the file's
+    end under the lock. The file has not grown since we opened it, so the line was torn by
+    a crash: ours ends it."""
     path = tmp_path / "shared.jsonl"
     os.write(other, b'{"a":1}\n{"cut')
-    fcntl.flock(other, fcntl.LOCK_SH)
+    fcntl.flock(other, fcntl.LOCK_EX)
     dest = AsyncFileDestination(path)
     dest(MINE)
     dest.close()
     assert path.read_bytes() == b'{"a":1}\n{"cut\n' + MINE
 
 
-@pytest.mark.parametrize("error", [errno.ENOLCK, errno.EOPNOTSUPP])
+@pytest.mark.parametrize("error", [errno.ENOLCK, errno.EOPNOTSUPP, errno.EBADF])
 def test_a_file_system_without_flock_is_written_unlocked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int
 ) -> None:
@@ -181,13 +193,11 @@ def test_no_lock_is_taken_on_a_device(tmp_path: Path, monkeypatch: pytest.Monkey
     assert calls == []
 
 
-def test_every_write_of_ours_holds_the_lock_and_lets_it_go(
-    tmp_path: Path, other: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """While our write is under way another process cannot take the lock exclusively;
-    once it returns it can."""
-    path = tmp_path / "shared.jsonl"
-    dest = AsyncFileDestination(path)
+def holds_the_lock_while_writing(
+    dest: AsyncFileDestination, other: int, monkeypatch: pytest.MonkeyPatch
+) -> list[bool]:
+    """Write once to ``dest``; for each ``write(2)`` of it, whether ``other`` could not take
+    the lock meanwhile (True: ``dest`` held it)."""
     seen: list[bool] = []
     real_write = os.write
 
@@ -196,18 +206,209 @@ def test_every_write_of_ours_holds_the_lock_and_lets_it_go(
             try:
                 fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 fcntl.flock(other, fcntl.LOCK_UN)
-                seen.append(True)
-            except BlockingIOError:
                 seen.append(False)
+            except BlockingIOError:
+                seen.append(True)
         return real_write(fd, data)
 
     monkeypatch.setattr(_destinations.os, "write", write)
-    dest(MINE)
-    monkeypatch.undo()
-    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
+    try:
+        dest(MINE)
+    finally:
+        monkeypatch.undo()
+    return seen
+
+
+def test_every_write_of_ours_holds_the_lock_and_lets_it_go(
+    tmp_path: Path, other: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = AsyncFileDestination(tmp_path / "shared.jsonl")
+    assert holds_the_lock_while_writing(dest, other, monkeypatch) == [True]
+    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again afterwards
     fcntl.flock(other, fcntl.LOCK_UN)
     dest.close()
-    assert seen == [False], "the lock was held during the write"
+
+
+class _Other:
+    """Another writer of ours on the same file, writing from its own thread when started:
+    ``waiting`` is set once it finds the lock taken."""
+
+    def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.dest = AsyncFileDestination(path)
+        self.waiting = threading.Event()
+        self.thread = threading.Thread(target=self.dest, args=(OTHER_LINE,))
+        real_pause = _append_lock._pause
+
+        def pause(seconds: float) -> None:
+            if threading.current_thread() is self.thread:
+                self.waiting.set()
+            real_pause(seconds)
+
+        monkeypatch.setattr(_append_lock, "_pause", pause)
+
+
+OTHER_LINE = b'{"who":"other"}\n'
+
+
+def retrying_write(
+    dest: AsyncFileDestination, other: _Other, monkeypatch: pytest.MonkeyPatch, steps: list[int | None]
+) -> None:
+    """``dest(TWO_LINES)`` whose ``write(2)`` calls go as ``steps`` say (an int: that many
+    bytes get in; None: ENOSPC; then whole), the other writer starting during the first
+    retry pause, which lasts until it waits for the lock (or 5 s)."""
+    real_write, real_sleep = os.write, time.sleep
+    script = list(steps)
+
+    def write(fd: int, data: Any) -> int:
+        if fd != dest._fd or not script:
+            return real_write(fd, data)
+        step = script.pop(0)
+        if step is None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, bytes(data)[:step])
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread() is threading.main_thread() and not other.thread.is_alive():
+            other.thread.start()
+            other.waiting.wait(5.0)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(_destinations.os, "write", write)
+    monkeypatch.setattr(_destinations.time, "sleep", sleep)
+    try:
+        dest(TWO_LINES)
+    finally:
+        monkeypatch.setattr(_destinations.os, "write", real_write)
+        monkeypatch.setattr(_destinations.time, "sleep", real_sleep)
+    other.thread.join(10.0)
+
+
+TWO_LINES = b'{"who":"mine","n":1}\n{"who":"mine","n":2}\n'
+
+
+def test_no_append_of_ours_lands_in_a_line_another_cut_while_it_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our write stops inside its second line (a short write, then the disk is full for a
+    moment); while it waits to retry, another writer of ours appends: it waits for the
+    lock, and its line comes after ours, whole."""
+    path = tmp_path / "shared.jsonl"
+    dest = AsyncFileDestination(path)
+    other = _Other(path, monkeypatch)
+    retrying_write(dest, other, monkeypatch, [30, None])
+    assert other.waiting.is_set(), "the other writer waited for the lock"
+    dest.close()
+    other.dest.close()
+    assert lines_of(path) == [*TWO_LINES.splitlines(), OTHER_LINE[:-1]]
+
+
+def test_the_newline_for_a_torn_line_still_holds_when_the_write_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """We open a file torn by a crash and decide, under the lock, to end that line; the
+    write fails once (nothing gets in). Another writer of ours (it opened the file before
+    the crash) appending meanwhile waits, so the decision still holds when the retry goes
+    in: no empty line, nothing glued."""
+    path = tmp_path / "shared.jsonl"
+    path.write_bytes(b'{"a":1}\n')
+    other = _Other(path, monkeypatch)  # opened while the file ended well: it looks at nothing
+    with path.open("ab") as crashed:
+        crashed.write(b'{"cut')
+    dest = AsyncFileDestination(path)
+    retrying_write(dest, other, monkeypatch, [None])
+    assert other.waiting.is_set(), "the other writer waited for the lock"
+    dest.close()
+    other.dest.close()
+    assert path.read_bytes() == b'{"a":1}\n{"cut\n' + TWO_LINES + OTHER_LINE
+
+
+class RequestTimeout(Exception):
+    """What an application's SIGALRM handler might raise."""
+
+
+@pytest.mark.parametrize("error", [RequestTimeout("alarm"), TimeoutError("alarm"), KeyboardInterrupt()])
+def test_a_signal_handler_raising_as_the_lock_is_taken_leaves_it_free(
+    tmp_path: Path, other: int, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
+    """CPython runs a pending signal handler as ``flock`` returns: its exception leaves the
+    write with the lock taken. The write lets it go on the way out, and the exception is
+    the application's (not taken for a file system without flock)."""
+    path = tmp_path / "shared.jsonl"
+    dest = AsyncFileDestination(path)
+    real_flock = fcntl.flock
+
+    def flock_then_signal(fd: int, operation: int) -> None:
+        real_flock(fd, operation)
+        if operation & fcntl.LOCK_EX:
+            raise error
+
+    monkeypatch.setattr(_append_lock.fcntl, "flock", flock_then_signal)
+    with pytest.raises(type(error)):
+        dest(MINE)
+    monkeypatch.undo()
+    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free
+    fcntl.flock(other, fcntl.LOCK_UN)
+    assert dest._lock is not None and dest._lock.usable, "flock is still in use here"
+    dest(MINE)
+    dest.close()
+    assert path.read_bytes() == MINE
+
+
+def test_a_cut_write_still_says_how_many_lines_got_in_when_fstat_fails_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The device that failed the write fails fstat too (EIO, ESTALE): the whole line that
+    got in is still reported (PartialWriteError), not lost in the count."""
+    path = tmp_path / "x.jsonl"
+    dest = AsyncFileDestination(path, retry_timeout_s=0.0)
+    real_write, real_fstat = os.write, os.fstat
+    broken: list[bool] = []
+
+    def write(fd: int, data: Any) -> int:
+        if fd != dest._fd:
+            return real_write(fd, data)
+        if broken:
+            raise OSError(errno.EIO, "Input/output error")
+        broken.append(True)
+        return real_write(fd, bytes(data)[: len(TWO_LINES) // 2 + 3])
+
+    def fstat(fd: int) -> os.stat_result:
+        if broken and fd == dest._fd:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_fstat(fd)
+
+    monkeypatch.setattr(_destinations.os, "write", write)
+    monkeypatch.setattr(_destinations.os, "fstat", fstat)
+    with pytest.raises(_destinations.PartialWriteError) as caught:
+        dest(TWO_LINES)
+    monkeypatch.undo()
+    assert caught.value.lines == 1
+    dest(MINE)  # the size is unknown: the cut line is ended (an empty line costs no record)
+    dest.close()
+    assert path.read_bytes() == TWO_LINES[: len(TWO_LINES) // 2 + 3] + b"\n" + MINE
+
+
+def test_a_file_emptied_while_we_look_at_its_end_gets_no_empty_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """logrotate's copytruncate between the size and the read of the last byte: the read
+    finds nothing, which says nothing about a torn line."""
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b'{"a":1}\n{"b":')  # another process's append, half seen at our open
+    dest = AsyncFileDestination(path)
+    with open(path, "ab") as f:
+        f.write(b"2}\n")  # ... which then completes
+    real_pread = os.pread
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        os.truncate(path, 0)
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(_append_lock.os, "pread", pread)
+    dest(MINE)
+    monkeypatch.undo()
+    dest.close()
+    assert path.read_bytes() == MINE
 
 
 _STRESS = """
