@@ -144,8 +144,19 @@ def test_a_writer_stopped_holding_the_lock_slows_our_writes_once(
     assert len(waits) == before, "the next writes did not wait"
     fcntl.flock(other, fcntl.LOCK_UN)  # the stopped process goes on, and lets go
     assert holds_the_lock_while_writing(dest, other, monkeypatch) == [True]
+    # Had again, the lock is waited for again: the other's next append holds it briefly.
+    fcntl.flock(other, fcntl.LOCK_EX)
+    waited: list[float] = []
+
+    def the_other_lets_go(seconds: float) -> None:
+        waited.append(seconds)
+        fcntl.flock(other, fcntl.LOCK_UN)
+
+    monkeypatch.setattr(_append_lock, "_pause", the_other_lets_go)
+    assert holds_the_lock_while_writing(dest, other, monkeypatch) == [True]
+    assert waited, "the write waited for the lock"
     dest.close()
-    assert path.read_bytes() == (b'{"cut\n' if torn else b"") + MINE * 4
+    assert path.read_bytes() == (b'{"cut\n' if torn else b"") + MINE * 5
 
 
 def test_a_torn_line_is_still_ended_when_the_lock_cannot_be_had(
