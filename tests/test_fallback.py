@@ -559,7 +559,7 @@ def test_force_flush_takes_its_timeout_once_for_the_send_and_the_primary_flush_t
     started = time.monotonic()
     assert fb.force_flush(1_000) is False
     took = time.monotonic() - started
-    assert 0.9 < took < 1.6, f"force_flush(1000 ms) took {took:.2f} s"
+    assert 0.9 < took < 1.9, f"force_flush(1000 ms) took {took:.2f} s (two timeouts would be 2)"
     primary.release.set()
     fb.shutdown()
 
