@@ -43,18 +43,27 @@ def _pause(seconds: float) -> None:
 class AppendLock:
     """The exclusive ``flock`` each of our writes to one open file holds."""
 
-    __slots__ = ("_fd", "_patient", "_timeout_s", "usable")
+    __slots__ = ("_depth", "_fd", "_held", "_timeout_s", "patient", "usable")
 
-    def __init__(self, fd: int, timeout_s: float | None = None) -> None:
+    def __init__(self, fd: int, timeout_s: float | None = None, *, patient: bool = True) -> None:
         self._fd = fd
         self._timeout_s = LOCK_TIMEOUT_S if timeout_s is None else timeout_s
         #: False once ``flock`` proved unsupported here: never tried again on this descriptor.
         self.usable = True
         #: False after a wait timed out: until the lock is had again, one try, no wait.
-        self._patient = True
+        self.patient = patient
+        #: Nested takes (a signal handler logging synchronously inside a write): only the
+        #: outermost takes and lets go, so an inner one never lets the outer's lock go.
+        self._depth = 0
+        self._held = False
 
     def acquire(self) -> bool:
-        """Take the lock; False (and not held) when it is unusable or was not had in time."""
+        """Take the lock; False (and not held) when it is unusable or was not had in time.
+        Each call is paired with a :meth:`release`, whatever it returned or raised."""
+        self._depth += 1
+        if self._depth > 1:
+            return self._held
+        self._held = False
         if not self.usable:
             return False
         deadline = None
@@ -70,22 +79,24 @@ class AppendLock:
                 self.usable = False
                 return False
             else:
-                self._patient = True
+                self.patient = self._held = True
                 return True
-            if not self._patient:
+            if not self.patient:
                 return False  # its holder has kept it past a whole wait already
             now = time.monotonic()
             if deadline is None:
                 deadline = now + self._timeout_s
             elif now >= deadline:
-                self._patient = False
+                self.patient = False
                 return False
             _pause(min(pause, deadline - now))
             pause = min(pause * 2, _MAX_PAUSE_S)
 
     def release(self) -> None:
-        """Let the lock go; nothing happens when it is not held."""
-        if self.usable:
+        """Let the lock go at the outermost release (nothing happens when it is not held)."""
+        self._depth = max(0, self._depth - 1)
+        if not self._depth and self.usable:
+            self._held = False
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             except OSError:

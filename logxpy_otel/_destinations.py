@@ -262,6 +262,8 @@ class AsyncFileDestination:
         self._maintenance = Maintenance(backup_count, compress, file_mode)
         self._check_end = False
         self._reader: int | None = None
+        self._lock: AppendLock | None = None
+        self._identity: tuple[int, int] | None = None
         self._closed = False
         self._warned = False
         self._fd: int | None = None
@@ -298,15 +300,19 @@ class AsyncFileDestination:
                 self.path,
                 _kind(st.st_mode) if not self._regular else "a symlink",
             )
-        self._identity = (st.st_dev, st.st_ino)
+        identity = (st.st_dev, st.st_ino)
+        # The same file again (a rename that failed): a holder it waited out is waited out.
+        patient = self._lock is None or self._identity != identity or self._lock.patient
+        self._identity = identity
         # A last line without its newline: torn by a crash, or half-way through another
-        # process's append (readers see those page by page). Looked at again, under the
-        # lock, at our first write (see _ends_torn), through a descriptor kept open for
-        # reading (closing one would drop a lock NFS emulates with fcntl).
-        self._reader = _open_reader(self.path, self._identity) if self._regular else None
+        # process's append (readers see those page by page). Looked at under the lock
+        # whenever the file changed since our last write (see _ends_torn), through a
+        # descriptor kept open for reading (closing one drops a lock NFS emulates).
+        self._reader = _open_reader(self.path, identity) if self._regular else None
         self._check_end = self._reader is not None and ends_mid_line(self._reader) is True
         self._end_size: int | None = st.st_size
-        self._lock = AppendLock(fd) if self._regular else None
+        self._ours: int | None = None  # the file's size after our last locked write
+        self._lock = AppendLock(fd, patient=patient) if self._regular else None
         self._fd = fd
         self._size = st.st_size
         self._rename_failed = False
@@ -325,13 +331,15 @@ class AsyncFileDestination:
         try:
             if lock is not None:
                 held = lock.acquire()
+            size = self._size_now(fd) if held else None
             lead = 0
-            if self._check_end:
-                self._check_end = False
-                if self._ends_torn(fd, held):  # a line was left half-written: end it before ours
-                    data = b"\n" + data
-                    lead = 1
+            if self._ends_torn(size):  # a line was left half-written: end it before ours
+                data = b"\n" + data
+                lead = 1
+            self._ours = None
             self._write(fd, data, lead)
+            if size is not None:
+                self._ours = size + len(data)
         finally:
             if lock is not None:
                 lock.release()  # also when a signal handler raised just after it was taken
@@ -341,17 +349,33 @@ class AsyncFileDestination:
                 os.fsync(fd)
                 self._last_sync = now
 
-    def _ends_torn(self, fd: int, locked: bool) -> bool:
+    @staticmethod
+    def _size_now(fd: int) -> int | None:
+        try:
+            return os.fstat(fd).st_size
+        except OSError:
+            return None
+
+    def _ends_torn(self, size: int | None) -> bool:
         """Whether the file ends inside a line nobody is finishing, so ours must end it first.
-        Under the lock no write of ours is under way: the last byte tells. Without it (no
-        flock here, or not had in time): torn if the file has not grown since we saw it end
-        mid-line (whoever wrote since ended that line with a newline of their own)."""
-        if locked and self._reader is not None:
+        ``size`` is the file's size taken under the lock (None without it). Under the lock
+        no write of ours is under way: when the file changed since our last write (another
+        process, killed half-way through an append, or a crash before we opened it), its
+        last byte tells. Without the lock (no flock here, or not had in time), only a line
+        seen unterminated at opening or left cut by us counts, and only if the file has not
+        grown since (whoever wrote since ended that line with a newline of its own)."""
+        check, self._check_end = self._check_end, False
+        if size is not None and self._reader is not None:
+            if size == self._ours:
+                return False  # nobody else wrote since our last write
             torn = ends_mid_line(self._reader)
             if torn is not None:
                 return torn
+        if not check:
+            return False
+        fd = self._fd
         try:
-            return self._end_size is None or os.fstat(fd).st_size == self._end_size
+            return self._end_size is None or fd is None or os.fstat(fd).st_size == self._end_size
         except OSError:
             return True  # an empty line costs no record; a line glued to a torn one does
 
@@ -439,26 +463,35 @@ class AsyncFileDestination:
         and the next batch tries again. Either error is raised for the writer to count.
         """
         fd, self._fd = self._fd, None
-        self._close_reader()
         backup = None
         failure: OSError | None = None
         if fd is not None:
+            # Under the file's lock: another process of ours rotating the same file at once
+            # waits, then finds it moved, instead of renaming the new file onto our backup.
+            lock = self._lock if self._pid == os.getpid() else None
             try:
-                rename = (
-                    self._rotatable
-                    and self._pid == os.getpid()
-                    and os.fstat(fd).st_size > 0
-                    and not self._moved()
-                )
-            except OSError:
-                rename = False  # what cannot be checked is not renamed
-            _close_quietly(fd)
-            if rename:
+                if lock is not None:
+                    lock.acquire()
                 try:
-                    backup = backup_name(self.path, self._clock())
-                    os.rename(self.path, backup)
-                except OSError as exc:
-                    backup, failure = None, exc
+                    rename = (
+                        self._rotatable
+                        and self._pid == os.getpid()
+                        and os.fstat(fd).st_size > 0
+                        and not self._moved()
+                    )
+                except OSError:
+                    rename = False  # what cannot be checked is not renamed
+                if rename:
+                    try:
+                        backup = backup_name(self.path, self._clock())
+                        os.rename(self.path, backup)
+                    except OSError as exc:
+                        backup, failure = None, exc
+            finally:
+                if lock is not None:
+                    lock.release()
+            _close_quietly(fd)
+        self._close_reader()
         live = self.path
         self._open()
         self._rename_failed = failure is not None

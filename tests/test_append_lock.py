@@ -463,3 +463,208 @@ def test_processes_opening_one_file_while_others_append_add_no_empty_line(tmp_pa
     lines = lines_of(path)
     assert len(lines) == 4 * 300 * 200
     assert len(set(lines)) == len(lines), "no line twice"
+
+
+def test_a_line_torn_by_a_peer_killed_after_we_opened_is_ended_before_ours(tmp_path: Path) -> None:
+    """Another process of ours is killed half-way through its append (its lock goes with
+    it; its line stays torn) after we opened the file. The file changed since our last
+    write, so ours looks at its end under the lock and ends that line."""
+    path = tmp_path / "shared.jsonl"
+    path.write_bytes(b'{"a":1}\n')
+    dest = AsyncFileDestination(path)
+    dest(MINE)
+    killed = os.open(path, os.O_WRONLY | os.O_APPEND)
+    fcntl.flock(killed, fcntl.LOCK_EX)
+    os.write(killed, b'{"peer":1}\n{"peer":2,"cu')
+    os.close(killed)
+    dest(MINE)
+    dest.close()
+    assert path.read_bytes() == b'{"a":1}\n' + MINE + b'{"peer":1}\n{"peer":2,"cu\n' + MINE
+
+
+def test_a_write_while_the_file_is_unchanged_since_ours_reads_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The end is read only when someone else wrote since our last write."""
+    reads: list[int] = []
+    real_pread = os.pread
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        reads.append(offset)
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(_append_lock.os, "pread", pread)
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b'{"a":1}\n')
+    dest = AsyncFileDestination(path)
+    reads.clear()  # (opening looks once)
+    for _ in range(3):
+        dest(MINE)
+    assert len(reads) == 1, "only the first write looks (the file was not ours before it)"
+    with path.open("ab") as other:
+        other.write(b'{"b":2}\n')
+    dest(MINE)
+    dest.close()
+    assert len(reads) == 2
+
+
+def test_a_failing_rename_does_not_wait_out_a_stopped_holder_at_every_batch(
+    tmp_path: Path, other: int, short_timeout: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is past max_bytes and renaming it keeps failing (the directory is not
+    writable for us), so every batch reopens it; a stopped process holds its lock. The
+    reopened file is the same one: its holder was waited out once, and is not again."""
+    path = tmp_path / "shared.jsonl"  # the file ``other`` has open
+    os.write(other, b'{"old":1}\n')
+    fcntl.flock(other, fcntl.LOCK_EX)
+
+    def no_rename(src: Any, dst: Any) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(_destinations.os, "rename", no_rename)
+    pauses: list[float] = []
+    real_pause = _append_lock._pause
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        real_pause(seconds)
+
+    monkeypatch.setattr(_append_lock, "_pause", pause)
+    dest = AsyncFileDestination(path, max_bytes=5)
+    waited = 0
+    for _ in range(4):
+        assert dest.rotation_due()
+        before = len(pauses)
+        with pytest.raises(PermissionError):
+            dest.rotate()  # (it takes the lock too, around the rename)
+        dest(MINE)
+        waited += len(pauses) > before
+    dest.close()
+    assert waited == 1, f"{waited} batches waited for the lock"
+    assert path.read_bytes() == b'{"old":1}\n' + MINE * 4
+
+
+def test_a_write_nested_in_a_retrying_one_keeps_the_outer_lock(
+    tmp_path: Path, other: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal handler logging synchronously runs while our write waits to retry; its
+    nested write takes the lock (the same open file: granted) and must not let it go, or
+    the outer write would finish unlocked."""
+    path = tmp_path / "shared.jsonl"
+    dest = AsyncFileDestination(path)
+    real_write, real_sleep = os.write, time.sleep
+    script: list[int | None] = [10, None]
+    nested: list[str] = []
+    held_at_retry: list[bool] = []
+
+    def write(fd: int, data: Any) -> int:
+        if fd == dest._fd and script:
+            step = script.pop(0)
+            if step is None:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_write(fd, bytes(data)[:step])
+        if fd == dest._fd and nested == ["in", "out"] and not held_at_retry:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(other, fcntl.LOCK_UN)
+                held_at_retry.append(False)
+            except BlockingIOError:
+                held_at_retry.append(True)
+        return real_write(fd, data)
+
+    def sleep(seconds: float) -> None:
+        if not nested:
+            nested.append("in")
+            dest(b'{"from":"handler"}\n')
+            nested.append("out")
+        real_sleep(seconds)
+
+    monkeypatch.setattr(_destinations.os, "write", write)
+    monkeypatch.setattr(_destinations.time, "sleep", sleep)
+    dest(b'{"who":"mine","n":1}\n')
+    monkeypatch.undo()
+    dest.close()
+    assert held_at_retry == [True], "the outer write retried holding the lock"
+
+
+def test_rotation_holds_the_lock_while_it_renames(
+    tmp_path: Path, other: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So another process of ours rotating the same file at once waits, then finds it moved,
+    instead of renaming the new file onto our backup."""
+    path = tmp_path / "shared.jsonl"  # the file ``other`` has open
+    dest = AsyncFileDestination(path, max_bytes=5)
+    dest(MINE)
+    held: list[bool] = []
+    real_rename = os.rename
+
+    def rename(src: Any, dst: Any) -> None:
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(other, fcntl.LOCK_UN)
+            held.append(False)
+        except BlockingIOError:
+            held.append(True)
+        real_rename(src, dst)
+
+    monkeypatch.setattr(_destinations.os, "rename", rename)
+    dest.rotate()
+    monkeypatch.undo()
+    dest.close()
+    assert held == [True]
+
+
+_ROTATING = """
+import multiprocessing, sys
+from logxpy_otel import AsyncFileDestination
+
+def worker(path, wid, rounds):
+    dest = AsyncFileDestination(path, max_bytes=20000, reopen_check_s=0.0)
+    pad = b"p" * 150
+    for r in range(rounds):
+        if dest.rotation_due() or (dest.room() is not None and dest.room() < 9000):
+            try:
+                dest.rotate()
+            except OSError as exc:
+                print("rotate", exc, file=sys.stderr)
+        dest(b"".join(b'{"w":%d,"r":%d,"n":%d,"pad":"%s"}\\n' % (wid, r, n, pad) for n in range(40)))
+    dest.close()
+
+if __name__ == "__main__":
+    path, procs, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    ctx = multiprocessing.get_context("fork")
+    ps = [ctx.Process(target=worker, args=(path, w, rounds)) for w in range(procs)]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join(60)
+        assert p.exitcode == 0
+"""
+
+
+def test_processes_rotating_one_file_at_once_lose_no_batch(tmp_path: Path) -> None:
+    """Six processes append to one file and rotate it by size, often at the same moment.
+    Without the lock around the rename, one renamed the file another had just opened onto
+    the backup the first had just made: 2-8 batches of 40 lost in every run."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    script = tmp_path / "rotating.py"
+    script.write_text(textwrap.dedent(_ROTATING))
+    procs, rounds = 6, 300
+    done = subprocess.run(
+        [sys.executable, str(script), str(logs / "app.jsonl"), str(procs), str(rounds)],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen: dict[tuple[int, int, int], int] = {}
+    for file in logs.iterdir():
+        for line in lines_of(file) if file.stat().st_size else []:
+            record = orjson.loads(line)
+            key = (record["w"], record["r"], record["n"])
+            seen[key] = seen.get(key, 0) + 1
+    missing = {(w, r) for w in range(procs) for r in range(rounds)} - {(w, r) for w, r, _ in seen}
+    assert not missing, f"batches lost: {sorted(missing)[:10]}"
+    assert len(seen) == procs * rounds * 40
+    assert max(seen.values()) == 1
