@@ -26,6 +26,8 @@ __all__ = ["AppendLock", "ends_mid_line"]
 #: The longest a write waits for the lock before it goes ahead without it.
 LOCK_TIMEOUT_S: Final = 1.0
 
+_TRY: Final = fcntl.LOCK_EX | fcntl.LOCK_NB
+
 #: The first and the longest pause between two tries for the lock.
 _FIRST_PAUSE_S: Final = 0.0001
 _MAX_PAUSE_S: Final = 0.002
@@ -70,7 +72,7 @@ class AppendLock:
         pause = _FIRST_PAUSE_S
         while True:
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(self._fd, _TRY)
             except BlockingIOError:
                 pass
             except OSError as exc:
@@ -94,8 +96,8 @@ class AppendLock:
 
     def release(self) -> None:
         """Let the lock go at the outermost release (nothing happens when it is not held)."""
-        self._depth = max(0, self._depth - 1)
-        if not self._depth and self.usable:
+        depth = self._depth = self._depth - 1 if self._depth > 0 else 0
+        if not depth and self.usable:
             self._held = False
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -333,8 +333,9 @@ class AsyncFileDestination:
                 held = lock.acquire()
             size = self._size_now(fd) if held else None
             lead = 0
-            if self._ends_torn(size):  # a line was left half-written: end it before ours
-                data = b"\n" + data
+            # (Unchanged since our last write, and nothing left to check: no look needed.)
+            if (size is None or size != self._ours or self._check_end) and self._ends_torn(size):
+                data = b"\n" + data  # a line was left half-written: end it before ours
                 lead = 1
             self._ours = None
             self._write(fd, data, lead)
@@ -351,8 +352,9 @@ class AsyncFileDestination:
 
     @staticmethod
     def _size_now(fd: int) -> int | None:
+        """The file's size (``lseek`` to its end: an ``O_APPEND`` write ignores the offset)."""
         try:
-            return os.fstat(fd).st_size
+            return os.lseek(fd, 0, os.SEEK_END)
         except OSError:
             return None
 
