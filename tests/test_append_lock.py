@@ -437,7 +437,24 @@ def worker(path, wid, rounds):
         dest = AsyncFileDestination(path)
         dest(batch)
         dest.close()
+"""
 
+
+def run_workers(tmp_path: Path, worker: str, path: Path, procs: int, rounds: int) -> None:
+    """Run ``worker`` (the source of ``worker(path, wid, rounds)``) in ``procs`` forked
+    processes at once, each for ``rounds``; fails the test if one fails."""
+    script = tmp_path / "workers.py"
+    script.write_text(textwrap.dedent(worker) + textwrap.dedent(_RUN_WORKERS))
+    done = subprocess.run(
+        [sys.executable, str(script), str(path), str(procs), str(rounds)],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+_RUN_WORKERS = """
 if __name__ == "__main__":
     path, procs, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     ctx = multiprocessing.get_context("fork")
@@ -445,7 +462,7 @@ if __name__ == "__main__":
     for p in ps:
         p.start()
     for p in ps:
-        p.join()
+        p.join(60)
         assert p.exitcode == 0
 """
 
@@ -454,12 +471,7 @@ def test_processes_opening_one_file_while_others_append_add_no_empty_line(tmp_pa
     """Four processes each open the file 300 times and append a 40 KB batch; without the
     lock a dozen opens or so land mid-append and add an empty line each."""
     path = tmp_path / "shared.jsonl"
-    script = tmp_path / "stress.py"
-    script.write_text(textwrap.dedent(_STRESS))
-    done = subprocess.run(
-        [sys.executable, str(script), str(path), "4", "300"], capture_output=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
+    run_workers(tmp_path, _STRESS, path, 4, 300)
     lines = lines_of(path)
     assert len(lines) == 4 * 300 * 200
     assert len(set(lines)) == len(lines), "no line twice"
@@ -629,16 +641,6 @@ def worker(path, wid, rounds):
                 print("rotate", exc, file=sys.stderr)
         dest(b"".join(b'{"w":%d,"r":%d,"n":%d,"pad":"%s"}\\n' % (wid, r, n, pad) for n in range(40)))
     dest.close()
-
-if __name__ == "__main__":
-    path, procs, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    ctx = multiprocessing.get_context("fork")
-    ps = [ctx.Process(target=worker, args=(path, w, rounds)) for w in range(procs)]
-    for p in ps:
-        p.start()
-    for p in ps:
-        p.join(60)
-        assert p.exitcode == 0
 """
 
 
@@ -648,16 +650,8 @@ def test_processes_rotating_one_file_at_once_lose_no_batch(tmp_path: Path) -> No
     the backup the first had just made: 2-8 batches of 40 lost in every run."""
     logs = tmp_path / "logs"
     logs.mkdir()
-    script = tmp_path / "rotating.py"
-    script.write_text(textwrap.dedent(_ROTATING))
     procs, rounds = 6, 300
-    done = subprocess.run(
-        [sys.executable, str(script), str(logs / "app.jsonl"), str(procs), str(rounds)],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    run_workers(tmp_path, _ROTATING, logs / "app.jsonl", procs, rounds)
     seen: dict[tuple[int, int, int], int] = {}
     for file in logs.iterdir():
         for line in lines_of(file) if file.stat().st_size else []:
