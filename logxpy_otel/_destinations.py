@@ -359,17 +359,16 @@ class AsyncFileDestination:
             return None
 
     def _ends_torn(self, size: int | None) -> bool:
-        """Whether the file ends inside a line nobody is finishing, so ours must end it first.
-        ``size`` is the file's size taken under the lock (None without it). Under the lock
-        no write of ours is under way: when the file changed since our last write (another
-        process, killed half-way through an append, or a crash before we opened it), its
-        last byte tells. Without the lock (no flock here, or not had in time), only a line
-        seen unterminated at opening or left cut by us counts, and only if the file has not
-        grown since (whoever wrote since ended that line with a newline of its own)."""
+        """Whether the file ends inside a line nobody is finishing, so ours must end it first;
+        asked when the file may have changed since our last write. ``size`` is the file's
+        size taken under the lock (None without it). Under the lock no write of ours is
+        under way: whoever changed the file (another process, killed half-way through an
+        append, or a crash before we opened it), its last byte tells. Without the lock (no
+        flock here, or not had in time), only a line seen unterminated at opening or left
+        cut by us counts, and only if the file has not grown since (whoever wrote since
+        ended that line with a newline of its own)."""
         check, self._check_end = self._check_end, False
         if size is not None and self._reader is not None:
-            if size == self._ours:
-                return False  # nobody else wrote since our last write
             torn = ends_mid_line(self._reader)
             if torn is not None:
                 return torn
@@ -470,17 +469,14 @@ class AsyncFileDestination:
         if fd is not None:
             # Under the file's lock: another process of ours rotating the same file at once
             # waits, then finds it moved, instead of renaming the new file onto our backup.
-            lock = self._lock if self._pid == os.getpid() else None
+            # (A forked child only reopens: the file, and the lock, are its parent's.)
+            ours = self._pid == os.getpid()
+            lock = self._lock if ours else None
             try:
                 if lock is not None:
                     lock.acquire()
                 try:
-                    rename = (
-                        self._rotatable
-                        and self._pid == os.getpid()
-                        and os.fstat(fd).st_size > 0
-                        and not self._moved()
-                    )
+                    rename = self._rotatable and ours and os.fstat(fd).st_size > 0 and not self._moved()
                 except OSError:
                     rename = False  # what cannot be checked is not renamed
                 if rename:

@@ -96,10 +96,18 @@ def backup_name(path: str, now: float) -> str:
 _STAMP = re.compile(r"\.(\d{8}T\d{6})\.(\d{6})Z")
 
 
+def _named_after_backups(path: str, ending: str) -> tuple[str, re.Pattern[str]]:
+    """``path``'s directory, and a pattern of the names of its backups followed by
+    ``ending`` (a regular expression)."""
+    directory, stem, suffix = _split(path)
+    return directory, re.compile(
+        re.escape(stem) + r"\.\d{8}T\d{6}\.\d{6}Z" + re.escape(suffix) + ending + "$"
+    )
+
+
 def backups(path: str) -> list[str]:
     """The existing backups of ``path`` (compressed or not), oldest first."""
-    directory, stem, suffix = _split(path)
-    pattern = re.compile(re.escape(stem) + r"\.\d{8}T\d{6}\.\d{6}Z" + re.escape(suffix) + r"(?:\.gz)?$")
+    directory, pattern = _named_after_backups(path, r"(?:\.gz)?")
     try:
         names = os.listdir(directory or ".")
     except OSError:
@@ -133,10 +141,7 @@ def checkpoint_key(path: str) -> str:
 def prune_checkpoints(path: str) -> None:
     """Remove the replay checkpoints of ``path``'s backups that are gone (deleted by retention
     or by hand): nothing can resume in them. Dead letters stay: they hold records."""
-    directory, stem, suffix = _split(path)
-    pattern = re.compile(
-        re.escape(stem) + r"\.\d{8}T\d{6}\.\d{6}Z" + re.escape(suffix + CHECKPOINT_SUFFIX) + "$"
-    )
+    directory, pattern = _named_after_backups(path, re.escape(CHECKPOINT_SUFFIX))
     try:
         names = os.listdir(directory or ".")
     except OSError:

@@ -40,6 +40,19 @@ def short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_append_lock, "LOCK_TIMEOUT_S", 0.05)
 
 
+def record_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses the lock's waits take from now on (they still pause)."""
+    pauses: list[float] = []
+    real_pause = _append_lock._pause
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        real_pause(seconds)
+
+    monkeypatch.setattr(_append_lock, "_pause", pause)
+    return pauses
+
+
 def lines_of(path: Path) -> list[bytes]:
     """The file's lines; fails on an empty line, or on one that is not a JSON object."""
     data = path.read_bytes()
@@ -128,14 +141,7 @@ def test_a_writer_stopped_holding_the_lock_slows_our_writes_once(
         os.write(other, b'{"cut')
     fcntl.flock(other, fcntl.LOCK_EX)
     dest = AsyncFileDestination(path)
-    waits: list[float] = []
-    real_pause = _append_lock._pause
-
-    def pause(seconds: float) -> None:
-        waits.append(seconds)
-        real_pause(seconds)
-
-    monkeypatch.setattr(_append_lock, "_pause", pause)
+    waits = record_pauses(monkeypatch)
     started = time.monotonic()
     dest(MINE)
     # The wait's deadline is set after `started`, and it ends only once the clock passes it.
@@ -534,14 +540,7 @@ def test_a_failing_rename_does_not_wait_out_a_stopped_holder_at_every_batch(
         raise PermissionError(errno.EACCES, "Permission denied")
 
     monkeypatch.setattr(_destinations.os, "rename", no_rename)
-    pauses: list[float] = []
-    real_pause = _append_lock._pause
-
-    def pause(seconds: float) -> None:
-        pauses.append(seconds)
-        real_pause(seconds)
-
-    monkeypatch.setattr(_append_lock, "_pause", pause)
+    pauses = record_pauses(monkeypatch)
     dest = AsyncFileDestination(path, max_bytes=5)
     waited = 0
     for _ in range(4):
