@@ -6,7 +6,9 @@ append. Every write of ours, retries included, holds an exclusive ``flock`` on t
 so the write that first looks at the file's end never looks while another of ours is
 under way, and no append of ours lands inside a line another left cut while it retries.
 (``write(2)`` with ``O_APPEND`` already runs one at a time, so the lock costs no
-parallelism; it costs two system calls a batch.)
+parallelism; it costs two system calls a batch.) In the common case, the file as our last
+write left it, :meth:`AppendLock.append` makes the lock, the size, the write and the
+release one call that lets the GIL go once (where built: ``_speedups.append_locked``).
 
 All waits are bounded: a process stopped while holding the lock costs each other
 process one wait of :data:`LOCK_TIMEOUT_S`; until the lock is free again they try it
@@ -20,6 +22,8 @@ import fcntl
 import os
 import time
 from typing import Final
+
+from ._native import speedup
 
 __all__ = ["AppendLock", "ends_mid_line"]
 
@@ -35,6 +39,14 @@ _MAX_PAUSE_S: Final = 0.002
 #: What ``flock`` fails with where the file system has no such lock (NFS without lock
 #: support, FUSE): the file is then written unlocked.
 _UNSUPPORTED: Final = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.EBADF})
+
+
+#: ``_speedups.append_locked`` (see :meth:`AppendLock.append`), or None without the C module.
+_append_locked = speedup("append_locked")
+
+#: What it answers: all written and the lock let go; nothing done; a write failed part-way
+#: with the lock held.
+_DONE, _NOT_DONE, _CUT = 0, 1, 2
 
 
 def _pause(seconds: float) -> None:
@@ -93,6 +105,28 @@ class AppendLock:
                 return False
             _pause(min(pause, deadline - now))
             pause = min(pause * 2, _MAX_PAUSE_S)
+
+    def append(self, data: bytes, expected: int) -> int:
+        """Take the lock without waiting, and if the file is ``expected`` bytes long (as our
+        last write left it), write all of ``data`` and let the lock go: in one call that
+        lets the GIL go once (four from Python, and each taking it back waits while another
+        thread runs Python). Returns ``len(data)`` when done; -1 when nothing was written
+        and the lock is not held (go the usual way: :meth:`acquire`); else how many bytes
+        got in before a write failed, with the lock held: write the rest under it, then
+        :meth:`release`."""
+        if _append_locked is None or self._depth or not self.usable or not self.patient:
+            return -1
+        self._depth = 1  # (a nested write from a signal handler sees the lock as taken)
+        try:
+            status, written = _append_locked(self._fd, data, expected)
+        except BaseException:
+            self._depth = 0
+            raise
+        if status == _CUT:
+            self._held = True
+            return int(written)
+        self._depth = 0
+        return int(written) if status == _DONE else -1
 
     def release(self) -> None:
         """Let the lock go at the outermost release (nothing happens when it is not held)."""

@@ -327,6 +327,24 @@ class AsyncFileDestination:
         if fd is None:
             raise ValueError(f"log file {self.path!r} is closed")
         lock = self._lock
+        ours = self._ours
+        if lock is not None and ours is not None:
+            # Our last write was locked and whole (else ``_ours`` is None): if the file is as
+            # it left it, there is nothing to look at, and the lock, the size check, the
+            # write and the release are one call (see AppendLock.append).
+            written = lock.append(data, ours)
+            if written >= 0:
+                self._ours = None
+                if written < len(data):  # a write failed part-way: the rest under the lock
+                    try:
+                        self._write(fd, data, 0, written)
+                    finally:
+                        lock.release()
+                else:
+                    self._size += written
+                self._ours = ours + len(data)
+                self._sync_if_due(fd)
+                return
         held = False
         try:
             if lock is not None:
@@ -344,6 +362,10 @@ class AsyncFileDestination:
         finally:
             if lock is not None:
                 lock.release()  # also when a signal handler raised just after it was taken
+        self._sync_if_due(fd)
+
+    def _sync_if_due(self, fd: int) -> None:
+        """``fsync`` after a write, as the ``fsync`` setting asks."""
         if self._fsync != "never":
             now = self._clock()
             if self._fsync == "batch" or now - self._last_sync >= self._fsync:  # type: ignore[operator]
@@ -380,12 +402,13 @@ class AsyncFileDestination:
         except OSError:
             return True  # an empty line costs no record; a line glued to a torn one does
 
-    def _write(self, fd: int, data: bytes, lead: int) -> None:
-        """Write all of ``data``, retrying with backoff for up to ``retry_timeout_s`` (the
-        lock held throughout: no append of ours lands inside a line this one has cut); past
-        that, raise (a :class:`PartialWriteError` when some of it got in). ``lead`` is 1 when
-        ``data`` starts with the newline that ends a torn line."""
-        view = memoryview(data)
+    def _write(self, fd: int, data: bytes, lead: int, start: int = 0) -> None:
+        """Write all of ``data`` (its first ``start`` bytes are in already), retrying with
+        backoff for up to ``retry_timeout_s`` (the lock held throughout: no append of ours
+        lands inside a line this one has cut); past that, raise (a
+        :class:`PartialWriteError` when some of it got in). ``lead`` is 1 when ``data``
+        starts with the newline that ends a torn line."""
+        view = memoryview(data)[start:]
         deadline = None
         delay = 0.01
         while view:

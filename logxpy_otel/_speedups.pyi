@@ -33,6 +33,7 @@ def number(
     opening: tuple[type, bytes, int, Callable[[Any], bytes]] | None = None,
     /,
 ) -> int: ...
+def append_locked(fd: int, data: bytes, expected: int, /) -> tuple[int, int]: ...
 
 class Emitter:
     def __init__(

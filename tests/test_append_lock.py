@@ -661,3 +661,140 @@ def test_processes_rotating_one_file_at_once_lose_no_batch(tmp_path: Path) -> No
     assert not missing, f"batches lost: {sorted(missing)[:10]}"
     assert len(seen) == procs * rounds * 40
     assert max(seen.values()) == 1
+
+
+# -- the common case in one call (``_speedups.append_locked``) ------------------------------
+
+needs_c = pytest.mark.skipif(_append_lock._append_locked is None, reason="the C module is not in use")
+
+
+def can_lock(fd: int) -> bool:
+    """Whether ``fd`` (another open file description) can take the lock now (and let it go)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
+
+
+@needs_c
+def test_append_locked_writes_all_and_lets_the_lock_go(tmp_path: Path, other: int) -> None:
+    path = tmp_path / "shared.jsonl"
+    os.write(other, b'{"a":1}\n')
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        assert _append_lock._append_locked(fd, MINE, 8) == (0, len(MINE))
+        assert can_lock(other)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b'{"a":1}\n' + MINE
+
+
+@needs_c
+@pytest.mark.parametrize("case", ["locked by another", "grown since"])
+def test_append_locked_writes_nothing_unless_it_has_the_lock_and_the_size(
+    tmp_path: Path, other: int, case: str
+) -> None:
+    path = tmp_path / "shared.jsonl"
+    os.write(other, b'{"a":1}\n')
+    expected = 8
+    if case == "locked by another":
+        fcntl.flock(other, fcntl.LOCK_EX)
+    else:
+        expected = 3
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        assert _append_lock._append_locked(fd, MINE, expected) == (1, 0)
+        if case == "grown since":
+            assert can_lock(other), "the lock was let go"
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b'{"a":1}\n'
+
+
+_CUT_SCRIPT = textwrap.dedent(
+    """
+    import fcntl, json, os, resource, signal, sys, time
+    from logxpy_otel import AsyncFileDestination, _append_lock, _destinations
+
+    path, mode = sys.argv[1], sys.argv[2]
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+    other = os.open(path, os.O_WRONLY | os.O_APPEND)
+    calls = []
+    real = _append_lock._append_locked
+
+    def append_locked(fd, data, expected):
+        result = real(fd, data, expected)
+        calls.append(result)
+        return result
+
+    _append_lock._append_locked = append_locked
+    dest = AsyncFileDestination(path, retry_timeout_s=0.2)
+    dest(b'{"n":0}\\n')  # the first write looks at the file's end: the usual way
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + 30, hard))
+    held = []
+    real_sleep = time.sleep
+
+    def sleep(seconds):
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(other, fcntl.LOCK_UN)
+            held.append(False)
+        except BlockingIOError:
+            held.append(True)
+        if mode == "room":
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        real_sleep(seconds)
+
+    _destinations.time.sleep = sleep
+    error = None
+    try:
+        dest(b'{"n":1,"pad":"xxxxxxxxxx"}\\n{"n":2,"pad":"xxxxxxxxxx"}\\n')
+    except OSError as exc:
+        error = [type(exc).__name__, getattr(exc, "lines", None)]
+    _destinations.time.sleep = real_sleep
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(other, fcntl.LOCK_UN)
+        free = True
+    except BlockingIOError:
+        free = False
+    dest(b'{"n":3}\\n')
+    dest.close()
+    print(json.dumps({"calls": calls, "held": held, "error": error, "free": free}))
+    """
+)
+
+
+@needs_c
+@pytest.mark.parametrize("mode", ["room", "full"])
+def test_a_write_cut_inside_the_one_call_is_finished_or_ended_under_the_lock(
+    tmp_path: Path, mode: str
+) -> None:
+    """The file may grow by 30 bytes only (``RLIMIT_FSIZE``: a real short write, then
+    EFBIG), so the one call writes part of a 58-byte batch and returns holding the lock.
+    The rest is retried under it (another writer cannot take it meanwhile): with room again
+    it goes in whole; without, the batch fails with the one whole line counted, and the
+    next write ends the cut line before its own."""
+    path = tmp_path / "shared.jsonl"
+    path.write_bytes(b"")
+    script = tmp_path / "cut.py"
+    script.write_text(_CUT_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(path), mode], capture_output=True, text=True, timeout=60, check=True
+    )
+    result = orjson.loads(done.stdout.splitlines()[-1])
+    assert result["calls"][0] == [2, 30], "the one call wrote what fitted and kept the lock"
+    assert result["held"] and all(result["held"]), "every retry held the lock"
+    assert result["free"], "and let it go after"
+    lines = lines_of(path) if mode == "room" else path.read_bytes().split(b"\n")
+    if mode == "room":
+        assert result["error"] is None
+        assert [orjson.loads(line)["n"] for line in lines] == [0, 1, 2, 3]
+    else:
+        assert result["error"] == ["PartialWriteError", 1]
+        assert lines[:2] == [b'{"n":0}', b'{"n":1,"pad":"xxxxxxxxxx"}']
+        assert lines[2:] == [b'{"n', b'{"n":3}', b""], "the cut line was ended before the next"
