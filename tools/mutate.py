@@ -10,10 +10,12 @@ For each mutant this script makes a fresh copy of the repository's tracked files
 (``git archive HEAD``; never the shared working tree), applies the mutant there, and runs
 the mutant's tests (by default the mirrored test files of its module) with
 ``PYTHONPATH=<copy>`` and ``LOGXPY_OTEL_PURE_PYTHON=1`` (the copy has no compiled module),
-one mutant at a time, under a timeout. A mutant is *killed* when the tests fail, *timeout*
-when they run past the bound (also noticed: a hang fails the suite too), *survived* when
-they pass. The score is (killed + timeout) / total; the exit status is 1 when it is under
-``--threshold`` (default 90), 2 for a broken list or a baseline that fails.
+or, for a mutant marked ``speedups = true`` (code that runs only beside the C module), with
+the C module built in the copy from HEAD's sources; one mutant at a time, under a timeout.
+A mutant is *killed* when the tests fail, *timeout* when they run past the bound (also
+noticed: a hang fails the suite too), *survived* when they pass. The score is (killed +
+timeout) / total; the exit status is 1 when it is under ``--threshold`` (default 90), 2 for
+a broken list or a baseline that fails.
 
     tools/mutate.py                      # every mutant: a table and the score
     tools/mutate.py --list               # the mutants, without running them
@@ -54,6 +56,8 @@ class Mutant:
     replace: str
     why: str
     tests: tuple[str, ...]
+    #: Its code runs only beside the C module: the tests run with it, built from HEAD.
+    speedups: bool = False
 
     def line(self, source: str) -> int:
         return source[: source.index(self.find)].count("\n") + 1
@@ -95,7 +99,15 @@ def load_plan(path: Path) -> Plan:
         if entry["find"] == entry["replace"]:
             fail(f"{path}: mutant {entry['id']!r} replaces its snippet with itself")
         mutants.append(
-            Mutant(entry["id"], entry["file"], entry["find"], entry["replace"], entry["why"], tuple(tests))
+            Mutant(
+                entry["id"],
+                entry["file"],
+                entry["find"],
+                entry["replace"],
+                entry["why"],
+                tuple(tests),
+                bool(entry.get("speedups", False)),
+            )
         )
     return Plan(float(data.get("threshold", 90.0)), mutants, list(data.get("dropped", [])))
 
@@ -150,14 +162,27 @@ def export_tree(dest: Path, worktree_tests: bool) -> None:
     compileall.compile_dir(dest / "logxpy_otel", quiet=1)
 
 
+def build_speedups(tree: Path, python: str) -> None:
+    """The C module, built in ``tree`` (HEAD's sources) for the mutants marked ``speedups``."""
+    subprocess.run(
+        [python, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree, check=True, capture_output=True
+    )
+    if not list((tree / "logxpy_otel").glob("_speedups*.so")):
+        fail("the C module did not build in the copy (mutants marked speedups need it)")
+
+
 def run_tests(
-    tree: Path, tests: Sequence[str], python: str, timeout: float, scratch: Path
+    tree: Path, tests: Sequence[str], python: str, timeout: float, scratch: Path, *, speedups: bool = False
 ) -> tuple[str, str]:
     """``(status, last lines of output)``: killed (tests failed), survived, or timeout."""
     env = dict(os.environ)
-    env.update(PYTHONPATH=str(tree), LOGXPY_OTEL_PURE_PYTHON="1")
-    for name in ("LOGXPY_OTEL_REQUIRE_SPEEDUPS", "PYTEST_ADDOPTS"):
+    env.update(PYTHONPATH=str(tree))
+    for name in ("LOGXPY_OTEL_PURE_PYTHON", "LOGXPY_OTEL_REQUIRE_SPEEDUPS", "PYTEST_ADDOPTS"):
         env.pop(name, None)
+    if speedups:
+        env["LOGXPY_OTEL_REQUIRE_SPEEDUPS"] = "1"  # (a copy without the C module fails, not passes)
+    else:
+        env["LOGXPY_OTEL_PURE_PYTHON"] = "1"
     command = [
         python,
         "-m",
@@ -201,7 +226,7 @@ def run_mutant(m: Mutant, pristine: Path, scratch: Path, python: str, timeout: f
     for stale in (target.parent / "__pycache__").glob(target.stem + ".*.pyc"):
         stale.unlink()
     started = time.monotonic()
-    status, detail = run_tests(tree, m.tests, python, timeout, scratch)
+    status, detail = run_tests(tree, m.tests, python, timeout, scratch, speedups=m.speedups)
     return Result(m, status, time.monotonic() - started, m.line(source), detail)
 
 
@@ -280,19 +305,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not mutants:
             fail(f"no mutant matches {' or '.join(args.only)!r}")
         began = time.monotonic()
-        baseline: dict[tuple[str, ...], float] = {}
+        if any(m.speedups for m in mutants):
+            build_speedups(pristine, args.python)
+        baseline: dict[tuple[tuple[str, ...], bool], float] = {}
         if not args.no_baseline:
-            for tests in dict.fromkeys(m.tests for m in mutants):
+            for tests, speedups in dict.fromkeys((m.tests, m.speedups) for m in mutants):
                 started = time.monotonic()
-                status, detail = run_tests(pristine, tests, args.python, 1800.0, scratch)
-                baseline[tests] = time.monotonic() - started
+                status, detail = run_tests(pristine, tests, args.python, 1800.0, scratch, speedups=speedups)
+                baseline[tests, speedups] = time.monotonic() - started
                 outcome = "passed" if status == SURVIVED else status
-                print(f"baseline {' '.join(tests)}: {outcome} in {baseline[tests]:.1f} s", flush=True)
+                took = baseline[tests, speedups]
+                print(f"baseline {' '.join(tests)}: {outcome} in {took:.1f} s", flush=True)
                 if status != SURVIVED:
                     fail(f"the unmutated code fails {' '.join(tests)}: {detail}")
         results: list[Result] = []
         for n, m in enumerate(mutants, 1):
-            timeout = args.timeout or 3 * baseline.get(m.tests, 60.0) + 30.0
+            timeout = args.timeout or 3 * baseline.get((m.tests, m.speedups), 60.0) + 30.0
             result = run_mutant(m, pristine, scratch, args.python, timeout)
             results.append(result)
             print(f"[{n}/{len(mutants)}] {m.id}: {result.status} ({result.seconds:.1f} s)", flush=True)
