@@ -11,7 +11,7 @@ For each mutant this script makes a fresh copy of the repository's tracked files
 the mutant's tests (by default the mirrored test files of its module) with
 ``PYTHONPATH=<copy>`` and ``LOGXPY_OTEL_PURE_PYTHON=1`` (the copy has no compiled module),
 or, for a mutant marked ``speedups = true`` (code that runs only beside the C module), with
-the C module built in the copy from HEAD's sources; one mutant at a time, under a timeout.
+the C module built from HEAD's sources; one mutant at a time, under a timeout.
 A mutant is *killed* when the tests fail, *timeout* when they run past the bound (also
 noticed: a hang fails the suite too), *survived* when they pass. The score is (killed +
 timeout) / total; the exit status is 1 when it is under ``--threshold`` (default 90), 2 for
@@ -162,13 +162,21 @@ def export_tree(dest: Path, worktree_tests: bool) -> None:
     compileall.compile_dir(dest / "logxpy_otel", quiet=1)
 
 
-def build_speedups(tree: Path, python: str) -> None:
-    """The C module, built in ``tree`` (HEAD's sources) for the mutants marked ``speedups``."""
-    subprocess.run(
-        [python, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree, check=True, capture_output=True
+def copy_speedups(tree: Path) -> None:
+    """The working tree's built C modules into ``tree``, for the mutants marked ``speedups``:
+    only when they were built from HEAD's C sources (unchanged since, and built after)."""
+    sources = [p for p in (REPO / "logxpy_otel").iterdir() if p.suffix in (".c", ".h")]
+    changed = subprocess.run(
+        ["git", "diff", "--quiet", "HEAD", "--", *(str(p.relative_to(REPO)) for p in sources)],
+        check=False,
+        cwd=REPO,
     )
-    if not list((tree / "logxpy_otel").glob("_speedups*.so")):
-        fail("the C module did not build in the copy (mutants marked speedups need it)")
+    built = list((REPO / "logxpy_otel").glob("_*speedups*.so"))
+    newest = max(p.stat().st_mtime for p in sources)
+    if changed.returncode or not built or min(p.stat().st_mtime for p in built) < newest:
+        fail("mutants marked speedups need the C modules built from HEAD: commit, then pip install -e .")
+    for module in built:
+        shutil.copy2(module, tree / "logxpy_otel" / module.name)
 
 
 def run_tests(
@@ -306,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fail(f"no mutant matches {' or '.join(args.only)!r}")
         began = time.monotonic()
         if any(m.speedups for m in mutants):
-            build_speedups(pristine, args.python)
+            copy_speedups(pristine)
         baseline: dict[tuple[tuple[str, ...], bool], float] = {}
         if not args.no_baseline:
             for tests, speedups in dict.fromkeys((m.tests, m.speedups) for m in mutants):
