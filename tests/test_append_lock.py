@@ -53,6 +53,16 @@ def record_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return pauses
 
 
+def can_lock(fd: int) -> bool:
+    """Whether ``fd`` (another open file description) can take the lock now (and let it go)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
+
+
 def lines_of(path: Path) -> list[bytes]:
     """The file's lines; fails on an empty line, or on one that is not a JSON object."""
     data = path.read_bytes()
@@ -222,12 +232,7 @@ def holds_the_lock_while_writing(
 
     def write(fd: int, data: Any) -> int:
         if fd == dest._fd:
-            try:
-                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(other, fcntl.LOCK_UN)
-                seen.append(False)
-            except BlockingIOError:
-                seen.append(True)
+            seen.append(not can_lock(other))
         return real_write(fd, data)
 
     monkeypatch.setattr(_destinations.os, "write", write)
@@ -243,8 +248,7 @@ def test_every_write_of_ours_holds_the_lock_and_lets_it_go(
 ) -> None:
     dest = AsyncFileDestination(tmp_path / "shared.jsonl")
     assert holds_the_lock_while_writing(dest, other, monkeypatch) == [True]
-    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again afterwards
-    fcntl.flock(other, fcntl.LOCK_UN)
+    assert can_lock(other), "free again afterwards"
     dest.close()
 
 
@@ -365,8 +369,7 @@ def test_a_signal_handler_raising_as_the_lock_is_taken_leaves_it_free(
     with pytest.raises(type(error)):
         dest(MINE)
     monkeypatch.undo()
-    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free
-    fcntl.flock(other, fcntl.LOCK_UN)
+    assert can_lock(other), "free"
     assert dest._lock is not None and dest._lock.usable, "flock is still in use here"
     dest(MINE)
     dest.close()
@@ -575,12 +578,7 @@ def test_a_write_nested_in_a_retrying_one_keeps_the_outer_lock(
                 raise OSError(errno.ENOSPC, "No space left on device")
             return real_write(fd, bytes(data)[:step])
         if fd == dest._fd and nested == ["in", "out"] and not held_at_retry:
-            try:
-                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(other, fcntl.LOCK_UN)
-                held_at_retry.append(False)
-            except BlockingIOError:
-                held_at_retry.append(True)
+            held_at_retry.append(not can_lock(other))
         return real_write(fd, data)
 
     def sleep(seconds: float) -> None:
@@ -610,12 +608,7 @@ def test_rotation_holds_the_lock_while_it_renames(
     real_rename = os.rename
 
     def rename(src: Any, dst: Any) -> None:
-        try:
-            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(other, fcntl.LOCK_UN)
-            held.append(False)
-        except BlockingIOError:
-            held.append(True)
+        held.append(not can_lock(other))
         real_rename(src, dst)
 
     monkeypatch.setattr(_destinations.os, "rename", rename)
@@ -666,16 +659,6 @@ def test_processes_rotating_one_file_at_once_lose_no_batch(tmp_path: Path) -> No
 # -- the common case in one call (``_speedups.append_locked``) ------------------------------
 
 needs_c = pytest.mark.skipif(_append_lock._append_locked is None, reason="the C module is not in use")
-
-
-def can_lock(fd: int) -> bool:
-    """Whether ``fd`` (another open file description) can take the lock now (and let it go)."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return True
 
 
 @needs_c
@@ -737,13 +720,16 @@ _CUT_SCRIPT = textwrap.dedent(
     held = []
     real_sleep = time.sleep
 
-    def sleep(seconds):
+    def can_lock(fd):
         try:
-            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(other, fcntl.LOCK_UN)
-            held.append(False)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            held.append(True)
+            return False
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+
+    def sleep(seconds):
+        held.append(not can_lock(other))
         if mode == "room":
             resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         real_sleep(seconds)
@@ -756,12 +742,7 @@ _CUT_SCRIPT = textwrap.dedent(
         error = [type(exc).__name__, getattr(exc, "lines", None)]
     _destinations.time.sleep = real_sleep
     resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-    try:
-        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(other, fcntl.LOCK_UN)
-        free = True
-    except BlockingIOError:
-        free = False
+    free = can_lock(other)
     dest(b'{"n":3}\\n')
     dest.close()
     print(json.dumps({"calls": calls, "held": held, "error": error, "free": free}))
