@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import inspect
 import os
 import subprocess
 import sys
@@ -720,14 +721,6 @@ _CUT_SCRIPT = textwrap.dedent(
     held = []
     real_sleep = time.sleep
 
-    def can_lock(fd):
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return True
-
     def sleep(seconds):
         held.append(not can_lock(other))
         if mode == "room":
@@ -763,7 +756,7 @@ def test_a_write_cut_inside_the_one_call_is_finished_or_ended_under_the_lock(
     path = tmp_path / "shared.jsonl"
     path.write_bytes(b"")
     script = tmp_path / "cut.py"
-    script.write_text(_CUT_SCRIPT)
+    script.write_text("import fcntl\n" + inspect.getsource(can_lock) + _CUT_SCRIPT)  # (can_lock's own)
     done = subprocess.run(
         [sys.executable, str(script), str(path), mode], capture_output=True, text=True, timeout=60, check=True
     )
