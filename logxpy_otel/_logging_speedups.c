@@ -70,6 +70,7 @@ typedef struct {
     PyObject *recursive;    /* the reason for a record logged while one is handled */
     PyObject *own_record;   /* own_record(): one of our own diagnostics */
     PyObject *fault;        /* fault(exc): a record lost to an internal error */
+    PyObject *format_failed; /* format_failed(record, exc): its message could not be built */
     PyObject *reserved;     /* frozenset of the LogRecord fields that are not attributes */
     PyObject *last_init;    /* the last key LogRecord.__init__ sets */
     PyObject *otel_event;   /* "otel.event.name" */
@@ -116,8 +117,9 @@ static PyTypeObject FastType;
 /* Steps of handle: 0 went on, 1 hands the record to write() (no error set), 2 goes the
  * encoder's way (no error set). -1 is an error before the record was handed over (the
  * Python path meets it again and reports it); -2 an error after (reported, never written
- * again). */
-enum { GO = 0, WRITE = 1, ENCODER = 2, ERROR = -1, HANDED = -2 };
+ * again); -3 the record's message could not be built (the Exception set: reported as the
+ * Python path reports it, and the message never built a second time). */
+enum { GO = 0, WRITE = 1, ENCODER = 2, ERROR = -1, HANDED = -2, FORMAT = -3 };
 
 /* ---- JSON, as the processor's encoder writes it ---------------------------------------
  *
@@ -445,7 +447,7 @@ encoder_way(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, P
     if (body == NULL)
         body = message(fields);
     if (body == NULL) {
-        rc = PyErr_Occurred() ? ERROR : WRITE;
+        rc = !PyErr_Occurred() ? WRITE : PyErr_ExceptionMatches(PyExc_Exception) ? FORMAT : ERROR;
         goto out;
     }
     levelno = PyDict_GetItemWithError(fields, f_levelno);     /* borrowed */
@@ -746,8 +748,9 @@ direct(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, long l
         rc = ERROR;
         goto done;
     }
-    /* as the OTel handler maps levels: below 10 UNSPECIFIED, above 53 FATAL4 */
-    if (overflow < 0 || level < 0)
+    /* as the OTel handler maps levels: below 10 UNSPECIFIED, above 53 FATAL4 (on overflow
+     * ``level`` is -1: the sign is overflow's) */
+    if (overflow < 0 || (overflow == 0 && level < 0))
         level = 0;
     else if (overflow > 0 || level > MAX_LEVEL)
         level = MAX_LEVEL;
@@ -799,7 +802,7 @@ direct(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, long l
     }
     int formatted = args == empty_tuple || args == Py_None ? 0 : PyObject_IsTrue(args);
     if (formatted < 0) {
-        rc = ERROR;
+        rc = PyErr_ExceptionMatches(PyExc_Exception) ? FORMAT : ERROR; /* (getMessage's `if self.args`) */
         goto done;
     }
     if (observed < 0) {
@@ -895,7 +898,7 @@ direct(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, long l
             /* any other format or argument: Python's own % (which may run Python code) */
             body = PyNumber_Remainder(msg, args);
             if (body == NULL) {
-                rc = ERROR; /* the Python path meets it again and reports it */
+                rc = PyErr_ExceptionMatches(PyExc_Exception) ? FORMAT : ERROR;
                 goto done;
             }
             if (!PyUnicode_CheckExact(body)) {
@@ -1155,6 +1158,17 @@ Fast_handle(Fast *self, PyObject *record)
         goto out;
     if (rc == HANDED)
         goto fault; /* counted (an Exception) or it goes on, as from Python code */
+    if (rc == FORMAT) {
+        /* counted format_error and reported by logging's handleError, as _write does: the
+         * message is not built again (its arguments' __str__ may do anything) */
+        PyObject *exc = take_error();
+        value = PyObject_CallFunctionObjArgs(self->format_failed, record, exc, NULL);
+        Py_DECREF(exc);
+        Py_XDECREF(value);
+        if (value == NULL)
+            goto fault;
+        goto out;
+    }
     if (rc == ERROR) {
         if (!PyErr_ExceptionMatches(PyExc_Exception)) {
             failed = 1; /* KeyboardInterrupt and the like go on */
@@ -1221,11 +1235,12 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
                              "logging_type", "emitter",      "rw_type",      "clock",       "logs_api",
                              "max_count",    "limited",      "tuple_context", "field_order", "code",
                              "enqueue",      "dumps",        "enc_reserved", "tail_of",     "levels",
-                             "flat",         "item_size",    NULL};
+                             "flat",         "item_size",    "format_failed", NULL};
     PyObject *handler_dict, *general, *write, *scopes, *scope_of, *flag, *discard, *recursive, *own_record,
         *fault, *reserved, *last_init, *otel_event, *event, *severities, *severity_of, *texts, *span_var,
         *get_current, *span_key, *span_kind, *invalid, *context_type, *record_type, *logging_type, *emitter,
-        *rw_type, *clock, *logs_api, *field_order, *enqueue, *dumps, *enc_reserved, *tail_of, *levels;
+        *rw_type, *clock, *logs_api, *field_order, *enqueue, *dumps, *enc_reserved, *tail_of, *levels,
+        *format_failed;
     Py_ssize_t n_init, max_count;
     int limited, tuple_context, code, flat, item_size;
     if (self->general != NULL) {
@@ -1233,14 +1248,15 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "$O!OOO!OO!OOOOO!nUUUO!OO!OOOOOO!O!O!OO!OOnppO!pOOO!OO!pi", kwlist, &PyDict_Type,
+            args, kwds, "$O!OOO!OO!OOOOO!nUUUO!OO!OOOOOO!O!O!OO!OOnppO!pOOO!OO!piO", kwlist, &PyDict_Type,
             &handler_dict, &general, &write, &PyDict_Type, &scopes, &scope_of, &PyContextVar_Type, &flag,
             &discard, &recursive, &own_record, &fault, &PyFrozenSet_Type, &reserved, &n_init, &last_init,
             &otel_event, &event, &PyList_Type, &severities, &severity_of, &PyDict_Type, &texts, &span_var,
             &get_current, &span_key, &span_kind, &invalid, &PyType_Type, &context_type, &PyType_Type,
             &record_type, &PyType_Type, &logging_type, &emitter, &PyType_Type, &rw_type, &clock, &logs_api,
             &max_count, &limited, &tuple_context, &PyTuple_Type, &field_order, &code, &enqueue, &dumps,
-            &PyFrozenSet_Type, &enc_reserved, &tail_of, &PyList_Type, &levels, &flat, &item_size))
+            &PyFrozenSet_Type, &enc_reserved, &tail_of, &PyList_Type, &levels, &flat, &item_size,
+            &format_failed))
         return -1;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(field_order); i++) {
         if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(field_order, i))) {
@@ -1297,6 +1313,7 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
     self->recursive = Py_NewRef(recursive);
     self->own_record = Py_NewRef(own_record);
     self->fault = Py_NewRef(fault);
+    self->format_failed = Py_NewRef(format_failed);
     self->reserved = Py_NewRef(reserved);
     self->severities = Py_NewRef(severities);
     self->severity_of = Py_NewRef(severity_of);
@@ -1344,7 +1361,7 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
 
 #define FAST_FIELDS(X)                                                                                       \
     X(handler_dict) X(general) X(write) X(scopes) X(scope_of) X(flag) X(discard) X(recursive) X(own_record) \
-        X(fault) X(reserved) X(last_init) X(otel_event) X(event) X(severities) X(severity_of) X(texts)      \
+        X(fault) X(format_failed) X(reserved) X(last_init) X(otel_event) X(event) X(severities) X(severity_of) X(texts)      \
             X(span_var) X(get_current) X(span_key) X(span_kind) X(span_kinds) X(invalid) X(context_type)    \
                 X(record_type) X(field_order) X(logging_type) X(emitter) X(rw_type) X(clock) X(logs_api)    \
                     X(enqueue) X(dumps) X(enc_reserved) X(tail_of) X(span_id_key) X(span_id_hex)            \

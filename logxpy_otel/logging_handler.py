@@ -29,7 +29,9 @@ What a record becomes is what ``opentelemetry-instrumentation-logging``'s
 
 It never raises into the application: a record whose message cannot be built (a bad
 ``%`` format) is counted as dropped (``format_error``) and reported the ``logging`` way
-(``handleError``); a fault of our own is counted as ``internal_error``. Records of the
+(``handleError``), the message built once; a fault of our own is counted as
+``internal_error``. (A filter the application adds to this handler is the application's
+code: what it raises goes up, as with any ``logging`` handler.) Records of the
 ``logxpy_otel`` logger are counted as ``own_diagnostics`` and never written (no feedback
 loop); a record logged while this handler works on another one in the same thread
 (an OTel attribute warning) is skipped as the OTel handler skips it, counted as
@@ -571,12 +573,10 @@ class LogxpyLoggingHandler(logging.Handler):
         if severity is None:
             severity = _severity(levelno)
         sdk = self._flavour == FLAVOUR_SDK
-        attributes: Any
+        attributes: Any = None
+        event_name = None
         if sdk:
-            attributes = _attributes_sdk(record)
-            event_name = None
-        else:
-            attributes, event_name = _attributes(record, self._log_code_attributes)
+            attributes = _attributes_sdk(record)  # (the SDK's handler reads them before formatting)
         try:
             if self.formatter is not None:
                 body: Any = self.format(record)
@@ -588,6 +588,10 @@ class LogxpyLoggingHandler(logging.Handler):
             self._discard(FORMAT_ERROR)
             self.handleError(record)
             return
+        if not sdk:
+            # The instrumentation's handler formats first: a field its formatter adds to
+            # the record is an attribute too.
+            attributes, event_name = _attributes(record, self._log_code_attributes)
         levelname = record.levelname
         text = _SEVERITY_TEXT.get(levelname, levelname)
         dropped = None
@@ -839,6 +843,7 @@ class LogxpyLoggingHandler(logging.Handler):
                 levels=list(_LEVEL_FIELDS),
                 flat=encoder.mode is LineMode.FLAT,
                 item_size=item_size,
+                format_failed=self._format_failed,
             )
 
         item_size = len(encode(_TAIL_PROBE, None, None))
@@ -859,6 +864,16 @@ class LogxpyLoggingHandler(logging.Handler):
     def _own_record(self) -> None:
         """A record of our own diagnostics (the ``logxpy_otel`` logger): never written."""
         self._discard(DropReason.OWN_DIAGNOSTICS)
+
+    def _format_failed(self, record: logging.LogRecord, exc: BaseException) -> None:
+        """The C fast path could not build ``record``'s message: counted and reported as
+        :meth:`_write` does, without building it again (its arguments' ``__str__`` may do
+        anything, and may succeed the second time)."""
+        self._discard(FORMAT_ERROR)
+        try:
+            raise exc
+        except Exception:  # noqa: BLE001 - logging's own report, with exc as the one handled
+            self.handleError(record)
 
     def _discard(self, reason: str) -> None:
         try:

@@ -1176,3 +1176,120 @@ def test_the_global_provider_is_taken_once_it_is_set(tmp_path: Path) -> None:
     assert before["msg"] == "before" and after["msg"] == "after"
     assert before["_otel"]["resource"]["attributes"]["service.name"].startswith("unknown_service")
     assert after["_otel"]["resource"]["attributes"]["service.name"] == "late"
+
+
+# -- each path with its own record (a handler that changes the record cannot hide a difference) --
+
+_apart_names = iter(range(1_000_000))
+
+
+def _normalised_apart(data: bytes) -> list[dict[str, Any]]:
+    """Lines without what differs between the records of two calls: times, task ids."""
+    out = []
+    for line in parse_lines(data):
+        otel = line.get("_otel", {})
+        for key in ("observed_time_unix_nano", "time_unix_nano"):
+            otel.pop(key, None)
+        line.pop("ts", None)
+        line.pop("tid", None)
+        out.append(line)
+    return out
+
+
+def apart(
+    kind: str, call: Any, *, formatter: type[logging.Formatter] | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``call(logger)`` once through the OTel path and once through ours (the ``kind`` fast
+    path), each on a logger of its own, so that each handles a record of its own: their
+    lines and ours."""
+    name = f"test_logging_handler.apart{next(_apart_names)}"
+    provider = LoggerProvider(resource=RESOURCE, shutdown_on_exit=False)
+    theirs_out, ours_out = Collect(), Collect()
+    theirs = LogxpyLogRecordProcessor(destinations=[theirs_out])
+    provider.add_log_record_processor(theirs)
+    ours = LogxpyLogRecordProcessor(destinations=[ours_out])
+    with fast_path(kind):
+        handler = ours.logging_handler(logger_provider=provider)
+    assert _fast_path_of(handler) == kind
+    otel = OTelHandler(logger_provider=provider)
+    logger = logging.getLogger(name)
+    logger.propagate = False
+    logger.setLevel(1)
+    try:
+        for h in (otel, handler):
+            if formatter is not None:
+                h.setFormatter(formatter())
+            logger.handlers[:] = [h]
+            call(logger)
+    finally:
+        logger.handlers[:] = []
+        provider.shutdown()
+        ours.shutdown()
+    return _normalised_apart(theirs_out.data), _normalised_apart(ours_out.data)
+
+
+class _HostFormatter(logging.Formatter):
+    """Adds a field to the record while formatting, as "context" formatters do."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.hostname = "web-1"
+        return super().format(record)
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_a_field_the_formatter_adds_is_an_attribute_as_on_the_otel_path(kind: str) -> None:
+    """The OTel handler formats first, then reads the record's fields."""
+    theirs, ours = apart(kind, lambda log: log.warning("hi %s", "x"), formatter=_HostFormatter)
+    assert theirs[0]["hostname"] == "web-1"
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+@pytest.mark.parametrize("level", [2**63, 10**30])
+def test_a_level_beyond_64_bits_maps_as_on_the_otel_path(kind: str, level: int) -> None:
+    """Above 53: FATAL4 (the C path read an overflow as a level below 0: unspecified)."""
+    theirs, ours = apart(kind, lambda log: log.log(level, "beyond"))
+    assert theirs[0]["_otel"]["severity_number"] == 24
+    assert ours == theirs
+
+
+class _FailsFirstTime:
+    """Its ``__str__`` raises on the first call only (a lazy value whose first load fails)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __str__(self) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("not loaded")
+        return "loaded"
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_a_message_that_fails_to_build_is_a_format_error_and_built_once(
+    kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Counted as ``format_error`` and reported by logging's ``handleError`` (on stderr), with
+    the exception that failed; the message is not built a second time (the C path used to,
+    and wrote the record when the second try worked)."""
+    value = _FailsFirstTime()
+    out = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[out])
+    with fast_path(kind):
+        handler = processor.logging_handler(resource=RESOURCE)
+    assert _fast_path_of(handler) == kind
+    capsys.readouterr()
+    logger = logging.getLogger(f"test_logging_handler.flaky_{kind}")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    try:
+        logger.warning("value %s", value)
+    finally:
+        logger.handlers[:] = []
+        processor.shutdown()
+    assert out.records() == []
+    assert dict(processor.metrics.dropped_by_reason) == {FORMAT_ERROR: 1}
+    assert value.calls == 1
+    report = capsys.readouterr().err
+    assert report.count("--- Logging error ---") == 1 and "RuntimeError: not loaded" in report
