@@ -2083,8 +2083,8 @@ span_start(Run *run, const Nesting *nest, PyObject *span_id, PyObject *parent)
     ActionObject *under;
     if (action_of(run, parent, &under) < 0)
         return NULL;
-    while (under != NULL && under->depth >= nest->max_depth)
-        under = under->parent;
+    while (under != NULL && (under->depth >= nest->max_depth || !under->open))
+        under = under->parent; /* (too deep: the nearest open ancestor above the bound) */
     Buf p;
     buf_init(&p);
     if (put_place(&p, run, under) < 0 || PUT_LITERAL(&p, ",") < 0) {
@@ -2124,7 +2124,8 @@ span_start(Run *run, const Nesting *nest, PyObject *span_id, PyObject *parent)
 }
 
 /* ``action`` (``span_id``'s) has ended, as _Trace.end: its earlier open action is the
- * span's again; ended actions are forgotten past ``remembered``. */
+ * span's again; past ``remembered``, all ended actions but the half most recently
+ * started are forgotten (as _Trace.end). */
 static int
 span_end(Run *run, const Nesting *nest, PyObject *span_id, ActionObject *action)
 {
@@ -2150,12 +2151,16 @@ span_end(Run *run, const Nesting *nest, PyObject *span_id, ActionObject *action)
     Py_ssize_t held = PyDict_GET_SIZE(run->spans);
     if (held > nest->remembered && held > 2 * run->open_spans) {
         PyObject *kept = PyDict_New(), *key, *value;
-        Py_ssize_t pos = 0;
+        Py_ssize_t pos = 0, forget = held - run->open_spans - nest->remembered / 2;
         if (kept == NULL)
             return -1;
         while (PyDict_Next(run->spans, &pos, &key, &value)) {
-            if (Py_IS_TYPE(value, &ActionType) && ((ActionObject *)value)->open &&
-                PyDict_SetItem(kept, key, value) < 0) {
+            int open = Py_IS_TYPE(value, &ActionType) && ((ActionObject *)value)->open;
+            if (!open && forget > 0) {
+                forget--;
+                continue;
+            }
+            if (PyDict_SetItem(kept, key, value) < 0) {
                 Py_DECREF(kept);
                 return -1;
             }

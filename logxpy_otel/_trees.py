@@ -119,7 +119,9 @@ class _Trace:
     def start(self, span_id: str | None, parent: str | None) -> _Action:
         """Open ``span_id``'s action under ``parent``'s (or the nearest open ancestor, or the root)."""
         under = self.action_of(parent)
-        while under is not None and under.depth >= MAX_SPAN_DEPTH:
+        # Too deep: under the nearest open ancestor above the bound (one that has ended
+        # already has its end line: nothing goes under it after that).
+        while under is not None and (under.depth >= MAX_SPAN_DEPTH or not under.open):
             under = under.parent
         action = _new_action(self.place(under) + b",", under)
         spans = self.spans
@@ -135,8 +137,8 @@ class _Trace:
 
     def end(self, span_id: str | None, action: _Action) -> None:
         """``action`` (``span_id``'s) has ended: the span's earlier open action, if any, is
-        the span's again; ended actions are forgotten when too many are remembered (they
-        only serve records logged in a span after its end)."""
+        the span's again. Ended actions serve only records logged in a span after its end:
+        past ``_REMEMBERED_SPANS``, all but the half most recently started are forgotten."""
         action.open = False
         self.open_spans -= 1
         # its earlier action serves only now: let it go (a span id started again and again
@@ -150,7 +152,14 @@ class _Trace:
         if len(spans) > _REMEMBERED_SPANS and len(spans) > 2 * self.open_spans:
             # (at least half of them ended: a prune's cost is paid by the ends before it,
             # however many spans stay open)
-            self.spans = {key: kept for key, kept in spans.items() if kept.open}
+            forget = len(spans) - self.open_spans - _REMEMBERED_SPANS // 2
+            kept = {}
+            for key, known in spans.items():
+                if known.open or forget <= 0:
+                    kept[key] = known
+                else:
+                    forget -= 1
+            self.spans = kept
 
 
 #: The C loop of :meth:`TreeNumberer.number` where it is built (same lines, less time).

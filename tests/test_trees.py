@@ -639,6 +639,43 @@ def test_nesting_depth_is_bounded() -> None:
     assert len(lines[-1]["lvl"]) == _trees.MAX_SPAN_DEPTH + 1
 
 
+def test_a_span_past_the_depth_bound_never_goes_under_an_ended_action() -> None:
+    """The span at depth 31 ends while its child at depth 32 (the bound) is still open; a
+    child of that one then goes under the nearest open ancestor above the bound (depth 30),
+    not under the ended one after its end line."""
+    ids = [f"{n:016x}" for n in range(1, _trees.MAX_SPAN_DEPTH + 2)]
+    items = [span_start(T1, span, ids[n - 1] if n else None, 1.0) for n, span in enumerate(ids[:-1])]
+    items.append(span_end(T1, ids[30], ids[29], 2.0))
+    items.append(span_start(T1, ids[32], ids[31], 3.0))
+    lines = feed(nesting(), *items)
+    ended = next(line["lvl"] for line in lines if line.get("st") == "succeeded" and len(line["lvl"]) > 1)
+    assert len(ended) == 31 + 1, "the depth-31 action's end line"
+    newest = lines[-1]["lvl"]
+    assert lines[-1]["st"] == "started"
+    assert newest[:-2] == ended[:-2], "beside the ended action, under depth 30"
+    assert newest[-2] > ended[-2], "after the ended action's place, not inside it"
+
+
+def test_a_late_record_of_a_recently_ended_span_goes_under_its_open_parent_past_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past ``_REMEMBERED_SPANS`` (8 here), the half most recently started of the ended
+    spans are still known: a late record of one goes under its open parent; one of a span
+    forgotten since goes under the root (docs/format.md, "Spans")."""
+    monkeypatch.setattr(_trees, "_REMEMBERED_SPANS", 8)
+    parent = "1" * 16
+    children = [f"{n:016x}" for n in range(2, 18)]  # (the last end prunes, old rule and new)
+    items = [span_start(T1, parent, None, 1.0)]
+    for child in children:
+        items += [span_start(T1, child, parent, 1.0), span_end(T1, child, parent, 1.0)]
+    items.append(in_span(T1, children[-1], 2.0, "late, recent"))
+    items.append(in_span(T1, children[0], 2.0, "late, forgotten"))
+    lines = feed(nesting(), *items)
+    under_parent = lines[1]["lvl"][:-1]
+    assert lines[-2]["msg"] == "late, recent" and lines[-2]["lvl"][:-1] == under_parent
+    assert lines[-1]["msg"] == "late, forgotten" and len(lines[-1]["lvl"]) == 1
+
+
 def test_without_nesting_the_c_loop_refuses_span_lines_rather_than_flatten_them() -> None:
     numberer = TreeNumberer(clock=FakeClock())
     if numberer._number_c is None:
