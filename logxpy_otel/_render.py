@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -117,17 +118,26 @@ def _quoted(text: str) -> str:
     return safe(json.dumps(text, ensure_ascii=False))
 
 
-def _nested(value: Any) -> str:
-    """JSON-like text of a value inside a container: strings always quoted, tags resolved."""
+#: How deep containers are drawn (JSON allows 1,024 levels; this draws by recursion).
+_MAX_NESTING: Final = 64
+
+
+def _nested(value: Any, depth: int = 0) -> str:
+    """JSON-like text of a value inside a container: strings always quoted, tags resolved;
+    containers deeper than ``_MAX_NESTING`` as ``[…]`` and ``{…}``."""
     if isinstance(value, str):
         return _quoted(value)
     if isinstance(value, list):
-        return "[" + ",".join(_nested(v) for v in value) + "]"
+        if depth >= _MAX_NESTING:
+            return "[…]"
+        return "[" + ",".join(_nested(v, depth + 1) for v in value) + "]"
     if isinstance(value, dict):
-        tagged = _tag(value)
+        if depth >= _MAX_NESTING:
+            return "{…}"
+        tagged = _tag(value, depth)
         if tagged is not None:
             return tagged
-        return "{" + ",".join(f"{_quoted(str(k))}:{_nested(v)}" for k, v in value.items()) + "}"
+        return "{" + ",".join(f"{_quoted(str(k))}:{_nested(v, depth + 1)}" for k, v in value.items()) + "}"
     return _scalar(value)
 
 
@@ -143,7 +153,7 @@ def _scalar(value: Any) -> str:
     return safe(str(value))
 
 
-def _tag(value: dict[str, Any]) -> str | None:
+def _tag(value: dict[str, Any], depth: int = 0) -> str | None:
     """A tagged value of the format (``$int``, ``$float``, ``$bytes``, ``$map``), or None."""
     if len(value) != 1:
         return None
@@ -153,7 +163,7 @@ def _tag(value: dict[str, Any]) -> str | None:
     if tag == "$bytes" and isinstance(inner, str):
         return "b64:" + safe(inner)
     if tag == "$map" and isinstance(inner, dict):
-        return "{" + ",".join(f"{_quoted(str(k))}:{_nested(v)}" for k, v in inner.items()) + "}"
+        return "{" + ",".join(f"{_quoted(str(k))}:{_nested(v, depth + 1)}" for k, v in inner.items()) + "}"
     return None
 
 
@@ -204,7 +214,10 @@ def _second(seconds: int, utc: bool) -> tuple[str, str]:
 
 
 def duration(seconds: float) -> str:
-    """``840 µs``, ``12.3 ms``, ``4.52 s``, ``2m 03.4s``, ``1h 02m 03s``."""
+    """``840 µs``, ``12.3 ms``, ``4.52 s``, ``2m 03.4s``, ``1h 02m 03s``; ``?`` when it is
+    not a number of seconds (two times too far apart for a float)."""
+    if not math.isfinite(seconds):
+        return "?"
     if seconds < 0:
         return "-" + duration(-seconds)
     if seconds < 1e-3:

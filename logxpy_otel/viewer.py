@@ -192,6 +192,11 @@ class _Line:
         return "at" in self.data
 
 
+#: The deepest ``lvl`` shown (ours are at most 34 deep: spans nest 32 actions deep; a tree
+#: is drawn by recursion, one level a frame): a deeper line is skipped, as not ours.
+MAX_LVL_DEPTH: Final = 256
+
+
 def _parse(raw: bytes, seq: int) -> _Line | str:
     """The line, or why it is not one of the format."""
     try:
@@ -205,6 +210,8 @@ def _parse(raw: bytes, seq: int) -> _Line | str:
         return "no tid"
     if type(lvl) is not list or not lvl or not all(type(n) is int and n > 0 for n in lvl):
         return "no lvl (a list of positive ints)"
+    if len(lvl) > MAX_LVL_DEPTH:
+        return f"lvl deeper than {MAX_LVL_DEPTH}"
     when = float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else None
     return _Line(data, tid, tuple(lvl), when, seq)
 
@@ -797,6 +804,23 @@ class _Tail:
                 continue
             yield from _read_open(raw, path, True, self.seq, self.problem)
 
+    def _from_the_start(self) -> None:
+        """Read the open file from its start again (it was cut in place)."""
+        assert self.file is not None
+        self.file.seek(0)
+        self.heads.append(self.head)
+        self.offset, self.buf, self.head = 0, b"", b""
+
+    def _head_changed(self, fd: int) -> bool:
+        """Whether the open file no longer starts with the bytes read from its start."""
+        head = self.head
+        if not head:
+            return False
+        try:
+            return os.pread(fd, len(head), 0) != head
+        except OSError:
+            return False
+
     def poll(self) -> Iterator[_Line]:
         """The lines written since the last poll (a torn line is kept until it ends)."""
         if self.file is None or self.fresh:
@@ -804,17 +828,17 @@ class _Tail:
                 return
             self.fresh = False
             yield from self._backlog()
+        assert self.file is not None
+        if self._head_changed(self.file.fileno()):
+            self._from_the_start()  # cut in place, and written past where we were since
         yield from self._drain()
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return  # renamed away, the new file not yet there: keep what is open
-        assert self.file is not None
         if (st.st_dev, st.st_ino) == self.ident:
             if os.fstat(self.file.fileno()).st_size < self.offset + len(self.buf):
-                self.file.seek(0)  # truncated in place (copytruncate): from the start again
-                self.heads.append(self.head)
-                self.offset, self.buf, self.head = 0, b"", b""
+                self._from_the_start()  # truncated in place (copytruncate)
                 yield from self._drain()
             return
         yield from self._drain()  # rotated: the writer is done with the old file

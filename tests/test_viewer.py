@@ -471,6 +471,46 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
     assert len(problems) == 1 and "line at byte 0 skipped: not JSON" in problems[0]
 
 
+def test_valid_json_past_what_the_viewer_draws_is_shown_or_skipped_never_a_crash(tmp_path: Path) -> None:
+    """Two times too far apart for a float (the duration is ``?``), values nested as deep as
+    JSON allows (drawn to a depth, then ``[…]``), and a ``lvl`` deeper than any of ours
+    (skipped, with why): once each an exception out of render()."""
+    deep = b"[" * 1000 + b"]" * 1000
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(
+        b'{"tid":"a","lvl":[1],"ts":-1e308,"at":"x","st":"started"}\n'
+        b'{"tid":"a","lvl":[2],"ts":1e308,"at":"x","st":"succeeded"}\n'
+        b'{"tid":"b.1","lvl":[1],"ts":1,"msg":"m","k":' + deep + b"}\n"
+        b'{"tid":"b.2","lvl":[1],"ts":2,"msg":' + deep + b"}\n"
+        b'{"tid":"c","lvl":[' + b",".join([b"1"] * 3000) + b'],"ts":1,"msg":"deep"}\n'
+    )
+    problems: list[str] = []
+    out = text(render([path], utc=True, on_problem=problems.append))
+    assert "x  succeeded  ?" in out
+    assert out.count("[…]") == 2, "the attribute and the message, each drawn to a depth"
+    assert "deep" not in out
+    at = path.read_bytes().index(b'{"tid":"c"')
+    assert problems == [f"{path}: line at byte {at} skipped: lvl deeper than 256"]
+
+
+def test_the_view_command_exits_0_on_valid_json_it_cannot_draw_whole(tmp_path: Path) -> None:
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(
+        b'{"tid":"a","lvl":[1],"ts":-1e308,"at":"x","st":"started"}\n'
+        b'{"tid":"a","lvl":[2],"ts":1e308,"at":"x","st":"succeeded"}\n'
+        b'{"tid":"b.1","lvl":[1],"ts":1,"msg":"m","k":' + b"[" * 1000 + b"]" * 1000 + b"}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "logxpy_otel.viewer", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NO_COLOR": "1"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-500:]
+
+
 def write_gzip(path: Path, data: bytes) -> None:
     with gzip.open(path, "wb") as f:
         f.write(data)
@@ -683,6 +723,34 @@ def test_follow_goes_on_through_rotations(tmp_path: Path) -> None:
         assert next(follower).splitlines()[-1] == "└── 19:50:49.000 INFO  six"
     finally:
         follower.close()
+
+
+def test_follow_loses_no_line_when_the_file_is_cut_and_grows_past_its_old_size_between_looks(
+    tmp_path: Path,
+) -> None:
+    """A copytruncate, then more bytes than the file held, all before the next look: the
+    size never looks smaller, but the file's first bytes have changed: read from the start."""
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b"".join(task(n, T0, f"m{n}") for n in range(3)))
+    stop = threading.Event()
+    polls = 0
+
+    def on_poll() -> None:
+        nonlocal polls
+        polls += 1
+        if polls == 1:
+            with open(path, "r+b") as f:
+                f.truncate(0)
+            with open(path, "ab") as f:
+                f.write(b"".join(task(n, T0 + 1, f"m{n}") for n in range(100, 110)))
+        elif polls == 3:
+            stop.set()
+
+    problems: list[str] = []
+    follower = follow([path], stop=stop, poll=0.005, on_poll=on_poll, on_problem=problems.append, utc=True)
+    entries = list(follower)
+    assert [entry.split()[-1] for entry in entries] == [f"m{n}" for n in (0, 1, 2, *range(100, 110))]
+    assert problems == []
 
 
 def test_follow_leaves_older_backups_as_history_and_reads_later_ones(tmp_path: Path) -> None:
