@@ -319,6 +319,7 @@ class AsyncFileDestination:
         self._pid = os.getpid()
         now = self._clock()
         self._rollover_at = None if self._when is None else next_rollover(self._when, now)
+        self._rolled_at = now  # when _rollover_at was aimed
         self._next_check = now + self._reopen_check_s
         self._last_sync = now
 
@@ -365,10 +366,13 @@ class AsyncFileDestination:
         self._sync_if_due(fd)
 
     def _sync_if_due(self, fd: int) -> None:
-        """``fsync`` after a write, as the ``fsync`` setting asks."""
-        if self._fsync != "never":
+        """``fsync`` after a write, as the ``fsync`` setting asks (a regular file only: a
+        device or a FIFO has nothing to sync, and refuses it). A clock that stepped back
+        since the last sync makes one due."""
+        if self._fsync != "never" and self._regular:
             now = self._clock()
-            if self._fsync == "batch" or now - self._last_sync >= self._fsync:  # type: ignore[operator]
+            last = self._last_sync
+            if self._fsync == "batch" or now - last >= self._fsync or now < last:  # type: ignore[operator]
                 os.fsync(fd)
                 self._last_sync = now
 
@@ -446,11 +450,17 @@ class AsyncFileDestination:
             return True
         now = self._clock()
         if self._rotatable:
-            if self._rollover_at is not None and now >= self._rollover_at:
+            rollover = self._rollover_at
+            if rollover is not None and now >= rollover:
                 return True
+            if rollover is not None and self._when is not None and now < self._rolled_at:
+                # The clock stepped back past this period's start: aim at the next boundary
+                # from now (an hour's file does not take in the hours the clock lived again).
+                self._rollover_at, self._rolled_at = next_rollover(self._when, now), now
             if self._max_bytes is not None and self._size >= self._max_bytes:
                 return True
-        if now >= self._next_check:
+        if now >= self._next_check or now < self._next_check - self._reopen_check_s:
+            # (due, or the clock stepped back since it was set: look now)
             self._next_check = now + self._reopen_check_s
             return self._moved()
         return False
@@ -511,8 +521,8 @@ class AsyncFileDestination:
             finally:
                 if lock is not None:
                     lock.release()
-            _close_quietly(fd)
-        self._close_reader()
+                _close_quietly(fd)  # (whatever was raised: no descriptor is left open)
+                self._close_reader()
         live = self.path
         self._open()
         self._rename_failed = failure is not None
@@ -523,7 +533,7 @@ class AsyncFileDestination:
 
     def flush(self) -> None:
         """Every batch goes straight to the OS with ``write(2)``; with ``fsync`` set, sync it too."""
-        if self._fsync != "never" and self._fd is not None:
+        if self._fsync != "never" and self._fd is not None and self._regular:
             os.fsync(self._fd)
 
     def close(self) -> None:

@@ -80,10 +80,9 @@ def backup_name(path: str, now: float) -> str:
     micros = int(now * 1e6)
     existing = backups(path)
     if existing:
-        match = _STAMP.search(os.path.basename(existing[-1]))
-        if match:
-            latest = calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%M%S")) * 1_000_000
-            micros = max(micros, latest + int(match.group(2)) + 1)
+        latest = _stamp_of(os.path.basename(existing[-1]))
+        if latest is not None:
+            micros = max(micros, latest + 1)
     while True:
         seconds, fraction = divmod(micros, 1_000_000)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + f".{fraction:06d}Z"
@@ -93,7 +92,20 @@ def backup_name(path: str, now: float) -> str:
         micros += 1
 
 
-_STAMP = re.compile(r"\.(\d{8}T\d{6})\.(\d{6})Z")
+_STAMP = re.compile(r"\.([0-9]{8}T[0-9]{6})\.([0-9]{6})Z")
+
+
+def _stamp_of(name: str) -> int | None:
+    """The time in a backup's name, in microseconds; None when it names no real time (a
+    file of someone else's that looks like a backup: ``app.99999999T999999.000000Z.jsonl``)."""
+    match = _STAMP.search(name)
+    if match is None:
+        return None
+    try:
+        seconds = calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%M%S"))
+    except ValueError:
+        return None
+    return seconds * 1_000_000 + int(match.group(2))
 
 
 def _named_after_backups(path: str, ending: str) -> tuple[str, re.Pattern[str]]:
@@ -101,21 +113,23 @@ def _named_after_backups(path: str, ending: str) -> tuple[str, re.Pattern[str]]:
     ``ending`` (a regular expression)."""
     directory, stem, suffix = _split(path)
     return directory, re.compile(
-        re.escape(stem) + r"\.\d{8}T\d{6}\.\d{6}Z" + re.escape(suffix) + ending + "$"
+        re.escape(stem) + r"\.[0-9]{8}T[0-9]{6}\.[0-9]{6}Z" + re.escape(suffix) + ending + r"\Z"
     )
 
 
 def backups(path: str) -> list[str]:
-    """The existing backups of ``path`` (compressed or not), oldest first."""
+    """The existing backups of ``path`` (compressed or not), oldest first: names as ours
+    are, of a time that exists (never another's file that only looks like one)."""
     directory, pattern = _named_after_backups(path, r"(?:\.gz)?")
     try:
         names = os.listdir(directory or ".")
     except OSError:
         return []
-    return [os.path.join(directory, name) for name in sorted(n for n in names if pattern.match(n))]
+    ours = (n for n in names if pattern.match(n) and _stamp_of(n) is not None)
+    return [os.path.join(directory, name) for name in sorted(ours)]
 
 
-_BACKUP_NAME = re.compile(r"^([^.]*)\.\d{8}T\d{6}\.\d{6}Z((?:\..*)?)$")
+_BACKUP_NAME = re.compile(r"([^.]*)\.[0-9]{8}T[0-9]{6}\.[0-9]{6}Z((?:\..*)?)\Z")
 
 
 def backup_of(path: str) -> tuple[str, bool] | None:

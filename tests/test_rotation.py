@@ -827,3 +827,68 @@ def test_the_checkpoint_of_a_backup_deleted_by_hand_goes_at_the_next_retention(t
     assert not Path(replay.checkpoint_path(str(gone))).exists()
     assert Path(replay.checkpoint_path(str(compressed))).exists()
     assert Path(replay.checkpoint_path(str(other))).exists()
+
+
+# -- names that only look like our backups ------------------------------------------------------
+
+
+def test_a_file_named_like_a_backup_of_a_time_that_does_not_exist_stops_no_rotation(
+    writers: list[AsyncWriter], tmp_path: Path
+) -> None:
+    """Its date could not be read as the newest backup's: every rotation failed (records
+    dropped as io_error, a descriptor left open each time)."""
+    path = tmp_path / "app.jsonl"
+    stranger = tmp_path / "app.99999999T999999.000000Z.jsonl"
+    stranger.write_bytes(b"not ours\n")
+    open_before = len(os.listdir("/proc/self/fd"))
+    dest = AsyncFileDestination(path, max_bytes=200, backup_count=50)
+    writer = make(writers, dest)
+    for n in range(20):
+        writer.enqueue(item(n))
+        assert writer.flush(5.0)
+    writer.stop(5.0)
+    m = writer.metrics
+    assert (m.written, m.dropped) == (20, 0), m.dropped_by_reason
+    ours = _rotation.backups(str(path))
+    assert ours and stranger.name not in {os.path.basename(b) for b in ours}
+    assert stranger.read_bytes() == b"not ours\n", "left alone"
+    assert len(os.listdir("/proc/self/fd")) <= open_before
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "app.20200101T000000.000000Z.jsonl\n",
+        "app.\u0662\u0660\u0662\u06600101T000000.000000Z.jsonl",
+        "app.20201301T000000.000000Z.jsonl",
+    ],
+    ids=["a newline after", "other digits", "month 13"],
+)
+def test_retention_deletes_only_names_we_give(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "app.jsonl"
+    stranger = tmp_path / name
+    stranger.write_bytes(b"someone else's\n")
+    dest = AsyncFileDestination(path, max_bytes=50, backup_count=1)
+    for _ in range(3):
+        dest(b'{"a":1}\n' * 10)
+        dest.rotate()
+    dest.close()
+    assert stranger.read_bytes() == b"someone else's\n"
+    assert len(_rotation.backups(str(path))) == 1
+
+
+def test_hourly_rotation_is_aimed_again_when_the_clock_steps_back(tmp_path: Path) -> None:
+    """Opened at 10:30, the clock steps back to 08:30 (NTP, a VM resumed): the next
+    rotation is at 09:00, not at 11:00 (the file would span the hours lived again)."""
+    hour = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+    clock = FakeClock(hour + 2.5 * 3600)
+    dest = AsyncFileDestination(tmp_path / "app.jsonl", rotate_when="hourly", clock=clock)
+    dest(b'{"a":1}\n')
+    clock.t = hour + 0.5 * 3600
+    assert not dest.rotation_due()
+    dest(b'{"a":2}\n')
+    clock.t = hour + 0.9 * 3600
+    assert not dest.rotation_due()
+    clock.t = hour + 1.1 * 3600
+    assert dest.rotation_due()
+    dest.close()
