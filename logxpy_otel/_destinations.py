@@ -195,8 +195,18 @@ def render_path(template: str, service_name: str | None = None) -> str:
             from opentelemetry.sdk.resources import Resource  # the SDK's own env resolution
 
             service_name = str(Resource.create().attributes.get("service.name", "unknown_service"))
-        path = path.replace("{service.name}", service_name.replace(os.sep, "_"))
+        path = path.replace("{service.name}", _one_name(service_name))
     return time.strftime(path) if "%" in path else path
+
+
+def _one_name(service_name: str) -> str:
+    """The service name as one plain name in a path: no separator, never ``.`` or ``..``
+    (which would lead out of the directory the template puts it in), no NUL, and its ``%``
+    kept as it is (not a strftime field)."""
+    name = service_name.replace(os.sep, "_").replace("\0", "_")
+    if name in ("", ".", ".."):
+        name = name.replace(".", "_") or "_"
+    return name.replace("%", "%%")
 
 
 class AsyncFileDestination:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Self
 
 from opentelemetry.metrics import MeterProvider
 
 from . import _self_metrics, _settings
 from ._destinations import make_destinations
+from ._diagnostics import logger
 from ._format import LineEncoder, LineMode
 from ._writer import AsyncConfig, AsyncMetrics, AsyncWriter, Destination
 
@@ -69,16 +70,52 @@ def build(
     elif fields:
         config = dataclasses.replace(config, **fields)  # a config object is taken as it is
     encoder = LineEncoder(mode)
-    if path is None and not destinations:
+    from_env = path is None and not destinations
+    if from_env:
         path = _settings.from_env("file")
     file_args.setdefault("reopen_check_s", config.flush_interval_ms / 1000.0)
     destinations = list(destinations) if destinations is not None else None
     for destination in destinations or ():
         if not callable(destination):
             raise TypeError(f"destinations must be callables taking bytes; got {type(destination).__name__}")
-    writer = AsyncWriter(make_destinations(path, destinations, file_mode, **file_args), config)
+    try:
+        made = make_destinations(path, destinations, file_mode, **file_args)
+    except OSError as exc:
+        if not from_env:
+            raise  # a path given in code: its error, at once
+        made = _env_file_failed(path, exc, lambda p: make_destinations(p, None, file_mode, **file_args))
+    writer = AsyncWriter(made, config)
     writer.start()
     return encoder, writer
+
+
+def _env_file_failed(
+    path: str | os.PathLike[str] | None, exc: OSError, make: Callable[[str], list[Destination]]
+) -> list[Destination]:
+    """The file the environment (or the default) names cannot be opened: as for any bad
+    variable, a warning and the default, never the end of the SDK's set-up; when the
+    default cannot be opened either, no file (each record counted as ``no_destination``)."""
+    setting = _settings.OPTIONS["file"]
+    default = str(setting.default)
+    named = default if path is None else os.fspath(path)
+    if named != default:
+        logger.warning(
+            "logxpy-otel: %s=%r cannot be opened (%s); using the default, %r",
+            setting.env,
+            named,
+            exc.strerror or exc,
+            default,
+        )
+        try:
+            return make(default)
+        except OSError as again:
+            exc = again
+    logger.warning(
+        "logxpy-otel: no log file (%r cannot be opened: %s): records are counted as dropped (no_destination)",
+        default,
+        exc.strerror or exc,
+    )
+    return []
 
 
 def _check_keywords(path: object, destinations: object, config: object, file_mode: object) -> None:

@@ -73,6 +73,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.0 < value <= 86_400.0:  # (also NaN: no comparison holds)
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, at most 86400; got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logxpy-otel", description=_DESCRIPTION)
     parser.add_argument("--version", action=VersionAction)
@@ -92,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         help="default: OTEL_EXPORTER_OTLP_[LOGS_]PROTOCOL, else http/protobuf",
     )
     replay.add_argument("--headers", type=_headers, help="k=v,k2=v2 (default: OTEL_EXPORTER_OTLP_HEADERS)")
-    replay.add_argument("--timeout", type=float, help="seconds per export (default: the exporter's)")
+    replay.add_argument("--timeout", type=_seconds, help="seconds per export (default: the exporter's)")
     replay.add_argument("--batch-size", type=_positive, default=512, help="records per export (default 512)")
     replay.add_argument(
         "--dry-run",

@@ -192,9 +192,10 @@ class FallbackLogRecordExporter(LogRecordExporter):
         except Exception as exc:  # noqa: BLE001 - a broken fallback must not break the SDK's worker
             logger.error("logxpy-otel: the fallback exporter raised %s", type(exc).__name__)
             result = _FAILURE
-        with self._cond:
-            self._file_batches += 1
-            self._file_records += len(batch)
+        if result is _SUCCESS:  # (what the file did not keep is not counted as kept)
+            with self._cond:
+                self._file_batches += 1
+                self._file_records += len(batch)
         return result
 
     # -- the sender thread -------------------------------------------------------------
@@ -377,12 +378,8 @@ def otlp_exporter(
     is ``OTEL_EXPORTER_OTLP_LOGS_PROTOCOL``, then ``OTEL_EXPORTER_OTLP_PROTOCOL``.
     """
     if protocol is None:
-        protocol = (
-            os.environ.get("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL")
-            or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-            or "http/protobuf"
-        ).strip()
-    if protocol not in _PROTOCOLS:
+        protocol = _protocol_from_env()
+    elif protocol not in _PROTOCOLS:
         raise ValueError(f"OTLP protocol must be one of {', '.join(_PROTOCOLS)}; got {protocol!r}")
     try:
         if protocol == "grpc":
@@ -402,10 +399,31 @@ def otlp_exporter(
         ) from exc
 
 
+def _protocol_from_env() -> str:
+    """``OTEL_EXPORTER_OTLP_LOGS_PROTOCOL``, then ``OTEL_EXPORTER_OTLP_PROTOCOL``, then
+    ``http/protobuf``; a value this fallback cannot send with (``http/json``, which the
+    Python OTLP exporters do not offer; a typo) is a warning and the default, as for any
+    bad variable: never the end of the SDK's set-up."""
+    for name in ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            if value.lower() in _PROTOCOLS:
+                return value.lower()
+            logger.warning(
+                "logxpy-otel: %s=%r is not a protocol the fallback can send with (%s); using http/protobuf",
+                name,
+                value,
+                ", ".join(_PROTOCOLS),
+            )
+            break
+    return "http/protobuf"
+
+
 class LogxpyFallbackLogRecordExporter(FallbackLogRecordExporter):
     """``OTEL_LOGS_EXPORTER=logxpy_fallback``: OTLP (from the ``OTEL_EXPORTER_OTLP_*``
     variables), falling back to the logxpy file (``OTEL_EXPORTER_LOGXPY_*``)."""
 
     def __init__(self, *, meter_provider: MeterProvider | None = None, **options: Any) -> None:
+        otlp = otlp_exporter()  # (first: a failure here leaves no file open behind it)
         file = LogxpyLogRecordExporter(meter_provider=meter_provider, **options)
-        super().__init__(otlp_exporter(), file, meter_provider=meter_provider)
+        super().__init__(otlp, file, meter_provider=meter_provider)

@@ -49,6 +49,8 @@ __all__ = [
     "is_gzip",
     "read_file",
     "read_head",
+    "read_head_open",
+    "read_open",
 ]
 
 _HEX: Final = frozenset("0123456789abcdef")
@@ -348,17 +350,24 @@ def lines_stream(raw: IO[bytes]) -> tuple[IO[bytes], bool]:
 def read_head(path: str | os.PathLike[str], size: int) -> bytes:
     """The first ``size`` bytes of the file's lines (decompressed), or fewer if it is shorter."""
     with open(path, "rb") as raw:
-        stream, _ = lines_stream(raw)
-        out = b""
-        try:
-            while len(out) < size:
-                chunk = stream.read(size - len(out))
-                if not chunk:
-                    break
-                out += chunk
-        except _GZIP_ERRORS:
-            pass
-        return out
+        return read_head_open(raw, size)[0]
+
+
+def read_head_open(raw: IO[bytes], size: int) -> tuple[bytes, bool]:
+    """:func:`read_head` of a file opened already (binary), and whether it is compressed;
+    the file is left at its start."""
+    stream, compressed = lines_stream(raw)
+    out = b""
+    try:
+        while len(out) < size:
+            chunk = stream.read(size - len(out))
+            if not chunk:
+                break
+            out += chunk
+    except _GZIP_ERRORS:
+        pass
+    raw.seek(0)
+    return out, compressed
 
 
 @overload
@@ -386,9 +395,18 @@ def read_file(
     Raises :class:`OffsetPastEnd` at once (not at the first item) when ``start`` is
     negative or past the end, and ``OSError`` when the file cannot be opened.
     """
+    return read_open(open(path, "rb"), start, final=final, spans=spans, name=os.fspath(path))
+
+
+def read_open(
+    raw: IO[bytes], start: int = 0, *, final: bool = False, spans: bool = False, name: str = "the file"
+) -> Iterator[LineRecord | LineSpan | BadLine]:
+    """:func:`read_file` of a file opened already (binary, at its start), which it takes
+    over (and closes when done, or at once when it raises): what was opened is read, even
+    if its path has led elsewhere since (a rotation)."""
     if start < 0:
-        raise OffsetPastEnd(f"{os.fspath(path)}: offset {start} is negative")
-    raw = open(path, "rb")  # noqa: SIM115 - handed to the generator, which closes it
+        raw.close()
+        raise OffsetPastEnd(f"{name}: offset {start} is negative")
     try:
         stream, compressed = lines_stream(raw)
         damaged = None
@@ -401,7 +419,7 @@ def read_file(
             reached = start if start <= os.fstat(raw.fileno()).st_size else -1
             stream.seek(start)
         if reached != start:
-            raise OffsetPastEnd(f"{os.fspath(path)}: offset {start} is past the end of its lines")
+            raise OffsetPastEnd(f"{name}: offset {start} is past the end of its lines")
     except BaseException:
         raw.close()
         raise

@@ -57,7 +57,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
 from ._rotation import CHECKPOINT_SUFFIX, backup_of, backups, checkpoint_key, create_exclusive
-from .reader import BadLine, LineRecord, OffsetPastEnd, is_gzip, read_file, read_head
+from .reader import BadLine, LineRecord, OffsetPastEnd, read_head_open, read_open
 
 __all__ = [
     "Checkpoint",
@@ -225,22 +225,51 @@ def _read_regular(path: str) -> bytes:
 
 
 class _Source:
-    """One file to replay: its identity, and its beginning (to match checkpoints with)."""
+    """One file to replay, open: its identity, and its beginning (to match checkpoints
+    with), all of the file opened, whatever its path leads to later (it may be rotated
+    while it is replayed). Close it when done."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        st = os.stat(path)
-        self.dev, self.ino, self.size = st.st_dev, st.st_ino, st.st_size
-        self.compressed = is_gzip(path)
+        # O_NONBLOCK: a FIFO named by mistake is refused below, never waited on.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file")
+            os.set_blocking(fd, True)
+            self.dev, self.ino, self.size = st.st_dev, st.st_ino, st.st_size
+            self._file = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            self._head, self.compressed = read_head_open(self._file, _HEAD)
+        except BaseException:
+            self._file.close()
+            raise
         self.backup = backup_of(path)
         #: A file that no longer grows: a rotated backup, or a gzip file.
         self.final = self.compressed or self.backup is not None
-        self._head = b""
 
     def head(self, size: int) -> bytes:
-        if len(self._head) < size:
-            self._head = read_head(self.path, max(size, _HEAD))
+        """The first ``size`` bytes of its lines (fewer when it is shorter; at most _HEAD)."""
         return self._head[:size]
+
+    def lines(self, start: int) -> Iterator[LineRecord | BadLine]:
+        """Its lines from byte ``start`` of its lines on (see :func:`reader.read_open`)."""
+        raw = os.fdopen(os.dup(self._file.fileno()), "rb")
+        raw.seek(0)
+        return read_open(raw, start, final=self.final, name=self.path)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> _Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def matches(self, checkpoint: Checkpoint) -> bool:
         """Whether ``checkpoint`` describes this file (see :class:`Checkpoint`)."""
@@ -579,8 +608,9 @@ def expand_paths(args: Sequence[str]) -> list[str]:
             if not matches:
                 raise UsageError(f"{arg}: no file matches")
             files += matches
-        elif _is_ours(os.path.basename(arg)):
+        elif os.path.basename(arg).endswith(_OURS):
             continue  # a checkpoint or dead-letter file in a shell glob: not a log
+            # (a hidden file named on purpose is replayed: only listings pass over those)
         else:
             files.append(arg)
     return _plan(files)
@@ -670,29 +700,30 @@ def _hand_over(src: _Source, checkpoint: Checkpoint) -> None:
             backup = _Source(path)
         except OSError:
             continue
-        if not backup.matches(checkpoint):
-            continue
-        try:
-            theirs: Checkpoint | None = Checkpoint.load(checkpoint_path(path))
-        except (OSError, _BadCheckpoint):
-            theirs = None
-        if theirs is None or not backup.matches(theirs) or theirs.offset < checkpoint.offset:
-            backup.checkpoint(checkpoint.offset, checkpoint.sent).save(checkpoint_path(path))
-        return
+        with backup:
+            if not backup.matches(checkpoint):
+                continue
+            try:
+                theirs: Checkpoint | None = Checkpoint.load(checkpoint_path(path))
+            except (OSError, _BadCheckpoint):
+                theirs = None
+            if theirs is None or not backup.matches(theirs) or theirs.offset < checkpoint.offset:
+                backup.checkpoint(checkpoint.offset, checkpoint.sent).save(checkpoint_path(path))
+            return
 
 
 def _open(
     src: _Source, checkpoint: Checkpoint, run: _Run
 ) -> tuple[Iterator[LineRecord | BadLine], Checkpoint]:
     try:
-        return read_file(src.path, checkpoint.offset, final=src.final), checkpoint
+        return src.lines(checkpoint.offset), checkpoint
     except OffsetPastEnd:
         run.summary.warnings.append(
             f"checkpoint {checkpoint_path(src.path)} points past the end of {src.path} "
             f"(offset {checkpoint.offset}): replaying the file from the beginning"
         )
         fresh = Checkpoint()
-        return read_file(src.path, 0, final=src.final), fresh
+        return src.lines(0), fresh
 
 
 def _replay_file(src: _Source, run: _Run) -> bool:
@@ -829,8 +860,9 @@ def replay_files(
                 raise ReplayError(f"{path}: {exc.strerror or exc}") from exc
             summary.files.append(path)
             try:
-                if not _replay_file(src, run):
-                    break
+                with src:
+                    if not _replay_file(src, run):
+                        break
             except ReplayError:
                 raise
             except OSError as exc:

@@ -332,3 +332,20 @@ def test_a_socket_at_the_path_is_a_clear_error(tmp_path: Path) -> None:
     assert info.value.errno == errno.ENXIO
     assert repr(str(path)) in str(info.value) and "it is a socket" in str(info.value)
     assert stat.S_ISSOCK(os.lstat(path).st_mode)
+
+
+@pytest.mark.parametrize("name", ["..", ".", "", "a/b", "x%Y"])
+def test_a_service_name_stays_one_plain_name_in_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """``..`` led the file out of the directory the template puts it in; a ``%`` in the name
+    was taken as a strftime field."""
+    monkeypatch.chdir(tmp_path)
+    dest = AsyncFileDestination("logs/{service.name}/app.jsonl", service_name=name)
+    try:
+        where = Path(dest.path)
+        assert where.parent.parent == Path("logs") and where.name == "app.jsonl", dest.path
+        assert where.parent.name not in ("", ".", "..") and "/" not in where.parent.name
+        assert "%" not in name or where.parent.name == name
+    finally:
+        dest.close()

@@ -373,6 +373,11 @@ def test_replay_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert info.value.code == 2
     assert "must be an integer >= 1" in capsys.readouterr().err
     assert cli(["replay", str(tmp_path / "missing.jsonl"), "--dry-run"]) == 2
+    for timeout in ("nan", "-1", "0", "inf", "soon"):  # (a NaN timed every export out: exit 1)
+        with pytest.raises(SystemExit) as info:
+            cli(["replay", "x.jsonl", "--timeout", timeout])
+        assert info.value.code == 2
+        assert "--timeout: must be a number of seconds" in capsys.readouterr().err
 
 
 # -- zero code: OTEL_LOGS_EXPORTER=logxpy_fallback ---------------------------------------------
@@ -718,3 +723,29 @@ def test_an_http_endpoint_gets_v1_logs_only_when_it_names_no_path(path: str, pos
         server.shutdown()
         server.server_close()
     assert paths == [posted_to]
+
+
+class _Refusing(LogRecordExporter):
+    def export(self, batch: Any) -> LogRecordExportResult:
+        return LogRecordExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def test_records_the_file_did_not_keep_are_not_counted_as_kept() -> None:
+    """``fallback_records`` (and the recovery warning's "N record(s) kept in the local file")
+    counted every batch handed to the file, kept or not."""
+    down = Scripted()
+    down.up = False
+    exporter = FallbackLogRecordExporter(down, _Refusing(), cooldown_s=3600, max_cooldown_s=3600)
+    try:
+        batch = [readable_record(make_record(body=f"r{n}")) for n in range(3)]
+        assert exporter.export(batch) is LogRecordExportResult.FAILURE
+        assert exporter.export(batch) is LogRecordExportResult.FAILURE
+        assert (exporter.metrics.fallback_batches, exporter.metrics.fallback_records) == (0, 0)
+    finally:
+        exporter.shutdown()

@@ -401,16 +401,16 @@ def test_the_rest_of_a_half_written_line_arriving_during_the_run_is_not_skipped(
     whole = b"".join(lines[:3])
     last = lines[3]
     path.write_bytes(whole + last[:25])
-    real_read_file = replay.read_file
+    real_read_open = replay.read_open
 
     def remainder_arrives(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        for entry in real_read_file(*args, **kwargs):
+        for entry in real_read_open(*args, **kwargs):
             yield entry
             if getattr(entry, "pending", False):
                 with path.open("ab") as f:
                     f.write(last[25:])
 
-    monkeypatch.setattr(replay, "read_file", remainder_arrives)
+    monkeypatch.setattr(replay, "read_open", remainder_arrives)
     keep = Keep()
     first = replay_files([str(path)], keep)
     assert (first.sent, first.pending, first.unreadable) == (3, 1, 0)
@@ -895,3 +895,48 @@ def test_a_directory_that_cannot_be_locked_is_replayed_with_a_warning(
     assert [w for w in summary.warnings if "could not be locked" in w] == [
         f"{tmp_path}: could not be locked (No locks available); make sure no other replay runs there"
     ]
+
+
+def test_the_live_file_rotating_during_a_replay_costs_no_record_and_sends_none_twice(tmp_path: Path) -> None:
+    """The live file is renamed to a backup while its first batch is being exported (as the
+    writer's rotation does), and the writer goes on in a new file at the path: the run went
+    on reading the old file but wrote checkpoints made of the new one's first bytes, so the
+    next runs sent the old file's records twice and skipped some of the new one's."""
+    live = _flat_file(tmp_path / "app.jsonl", 10)
+
+    class RotatingDuringExport(Keep):
+        rotated = False
+
+        def export(self, batch: Any) -> LogRecordExportResult:
+            result = super().export(batch)
+            if not self.rotated:
+                self.rotated = True
+                _rotate(live)
+                _flat_file(live, 4, first=100)
+            return result
+
+    first = RotatingDuringExport()
+    replay_files([str(tmp_path)], first, batch_size=3)
+    _flat_file(live, 30, first=104)  # the application goes on logging
+    second, third = Keep(), Keep()
+    replay_files([str(tmp_path)], second, batch_size=3)
+    replay_files([str(tmp_path)], third, batch_size=3)
+    sent = first.ids() + second.ids() + third.ids()
+    assert sorted(sent, key=int) == [str(n) for n in [*range(10), *range(100, 134)]]
+
+
+def test_a_fifo_named_to_replay_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "app.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(ReplayError, match="not a regular file"):
+        replay_files([str(fifo)], None)
+
+
+def test_a_hidden_file_named_on_the_command_line_is_replayed(tmp_path: Path) -> None:
+    """A name starting with a dot was passed over as one of replay's own files: exit 0,
+    nothing sent."""
+    path = _flat_file(tmp_path / ".fallback.jsonl", 5)
+    keep = Keep()
+    summary = replay_files([str(path)], keep)
+    assert (summary.files, summary.sent) == ([str(path)], 5)
+    assert keep.ids() == [str(n) for n in range(5)]

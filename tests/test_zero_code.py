@@ -709,3 +709,50 @@ def test_post_instrument_never_raises(
         "logxpy",
         "logxpy-otel: zero-code logging set-up failed; stdlib logging goes through the OTel handler",
     )
+
+
+# -- a log file the environment names that cannot be opened ---------------------------------
+
+
+def _a_directory(tmp_path: Path) -> str:
+    (tmp_path / "a-directory").mkdir()
+    return str(tmp_path / "a-directory")
+
+
+def _under_a_file(tmp_path: Path) -> str:
+    (tmp_path / "plain").write_text("x")
+    return str(tmp_path / "plain" / "app.jsonl")
+
+
+def _a_fifo_nobody_reads(tmp_path: Path) -> str:
+    os.mkfifo(tmp_path / "fifo")
+    return str(tmp_path / "fifo")
+
+
+@pytest.mark.parametrize("bad", [_a_directory, _under_a_file, _a_fifo_nobody_reads])
+def test_a_log_file_variable_that_cannot_be_opened_is_a_warning_and_the_default(tmp_path: Path, bad: Any) -> None:
+    """As for any bad variable: the SDK's whole set-up (traces and metrics too) failed."""
+    value = bad(tmp_path)
+    info, result = run(tmp_path, OTEL_LOGS_EXPORTER="logxpy", OTEL_EXPORTER_LOGXPY_FILE=value)
+    assert "Failed to auto initialize" not in result.stderr, result.stderr[-2000:]
+    assert info["processors"], "the logs set-up went on"
+    assert "OTEL_EXPORTER_LOGXPY_FILE" in result.stderr and "using the default" in result.stderr
+    default = tmp_path / "logxpy-otel.jsonl"
+    assert default.exists() and b"stdlib inside" in default.read_bytes(), "records went to the default file"
+
+
+@pytest.mark.parametrize("protocol", ["http/json", "HTTP/PROTOBUF"])
+def test_the_fallback_with_an_otlp_protocol_it_cannot_send_with_warns_and_uses_the_default(
+    tmp_path: Path, protocol: str
+) -> None:
+    info, result = run(
+        tmp_path,
+        OTEL_LOGS_EXPORTER="logxpy_fallback",
+        OTEL_EXPORTER_OTLP_LOGS_ENDPOINT="http://127.0.0.1:9/v1/logs",
+        OTEL_EXPORTER_OTLP_LOGS_PROTOCOL=protocol,
+        OTEL_EXPORTER_LOGXPY_FILE=str(tmp_path / "kept.jsonl"),
+        OTEL_EXPORTER_OTLP_LOGS_TIMEOUT="1",
+    )
+    assert "Failed to auto initialize" not in result.stderr, result.stderr[-2000:]
+    assert info["processors"], "the logs set-up went on"
+    assert ("not a protocol the fallback can send with" in result.stderr) == (protocol == "http/json")
