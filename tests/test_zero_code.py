@@ -730,7 +730,9 @@ def _a_fifo_nobody_reads(tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize("bad", [_a_directory, _under_a_file, _a_fifo_nobody_reads])
-def test_a_log_file_variable_that_cannot_be_opened_is_a_warning_and_the_default(tmp_path: Path, bad: Any) -> None:
+def test_a_log_file_variable_that_cannot_be_opened_is_a_warning_and_the_default(
+    tmp_path: Path, bad: Any
+) -> None:
     """As for any bad variable: the SDK's whole set-up (traces and metrics too) failed."""
     value = bad(tmp_path)
     info, result = run(tmp_path, OTEL_LOGS_EXPORTER="logxpy", OTEL_EXPORTER_LOGXPY_FILE=value)
