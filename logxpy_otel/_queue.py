@@ -109,6 +109,9 @@ class RecordQueue:
         self.block_waiters = 0
         self._written = 0
         self._dropped: dict[str, int] = {}
+        #: Whether a record taken in (queued, or written synchronously) was lost since the
+        #: last flush marker was made, and no waiting flush reported it: the next one does.
+        self._lost_unflushed = False
         self._errors = 0
         self._max_depth = 0
         self._writes = 0
@@ -210,9 +213,10 @@ class RecordQueue:
         evicted = bool(items)
         if evicted:
             items.popleft()
-            for marker in self._markers.difference(ahead):
+            behind = self._markers.difference(ahead)
+            for marker in behind:
                 marker.lost = True
-            self._count_locked(DropReason.EVICTED, 1)
+            self._lost_locked(DropReason.EVICTED, 1, reported=bool(behind))
         items.extendleft(reversed(ahead))
         return evicted
 
@@ -229,6 +233,15 @@ class RecordQueue:
     def _count_locked(self, reason: str, count: int) -> None:
         self._dropped[reason] = self._dropped.get(reason, 0) + count
 
+    def _lost_locked(self, reason: str, count: int, *, reported: bool) -> None:
+        """Count records taken in and lost on their way to the file (evicted, a write that
+        failed, swept at the close); unless a waiting flush reports them (``reported``:
+        they were ahead of it), the next flush made does. (A record refused at the door,
+        by the policy or after the stop, is not taken in: its caller is told, not a flush.)"""
+        self._count_locked(reason, count)
+        if not reported:
+            self._lost_unflushed = True
+
     def sweep(self) -> None:
         """Records that raced in after the gate closed for good: drop them, answer every flush."""
         with self._lock:
@@ -237,7 +250,7 @@ class RecordQueue:
             count = sum(1 for entry in self._items if type(entry) is not FlushMarker)
             self._items.clear()
             self._release_locked(count)
-            self._count_locked(DropReason.SHUTDOWN, count)
+            self._count_locked(DropReason.SHUTDOWN, count)  # (their callers were told: refused)
             for marker in self._markers:
                 marker.lost = marker.lost or bool(count)
                 marker.done.set()
@@ -248,13 +261,15 @@ class RecordQueue:
     def add_marker(self) -> FlushMarker:
         """A flush marker behind every record handed over so far. It is answered at once
         when there is none, and lost when the gate closed for good with records still held
-        (no writer will come for them)."""
+        (no writer will come for them), or when a record taken in was lost since the last
+        marker was made and no flush reported it (it is not in the file)."""
         with self._lock:
+            lost, self._lost_unflushed = self._lost_unflushed, False
             if len(self._slots) == self.max_size:  # nothing queued, being written, or on its way in
-                return FlushMarker(answered=True)
+                return FlushMarker(answered=True, lost=lost)
             if self._gate is Gate.CLOSED:
                 return FlushMarker(answered=True, lost=True)
-            marker = FlushMarker()
+            marker = FlushMarker(lost=lost)
             self._markers.add(marker)
             self._items.append(marker)
             return marker
@@ -311,8 +326,9 @@ class RecordQueue:
             self._writes += 1
             self._written += written
             if written != count:
-                self._count_locked(failure, count - written)
-                if queued:
+                reported = queued and bool(self._markers)
+                self._lost_locked(failure, count - written, reported=reported)
+                if reported:
                     for marker in self._markers:
                         marker.lost = True
             if queued:

@@ -349,7 +349,8 @@ class AsyncWriter:
         """Wait until every record handed over before this call is written.
 
         Returns True only if all of them were written by at least one destination;
-        False if one was dropped on the way, or when ``timeout`` (seconds) ran out.
+        False if one was lost on the way (even before this call: a loss no flush reported
+        yet), or when ``timeout`` (seconds) ran out.
         A marker queued behind those records is answered when the writer reaches it, so
         the records that count are exactly those ahead of it in the queue's own order.
         """

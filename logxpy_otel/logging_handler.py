@@ -870,10 +870,13 @@ class LogxpyLoggingHandler(logging.Handler):
         :meth:`_write` does, without building it again (its arguments' ``__str__`` may do
         anything, and may succeed the second time)."""
         self._discard(FORMAT_ERROR)
+        traceback = exc.__traceback__
         try:
             raise exc
         except Exception:  # noqa: BLE001 - logging's own report, with exc as the one handled
             self.handleError(record)
+        finally:
+            exc.__traceback__ = traceback  # (raised again, it grew by this frame: not for ever)
 
     def _discard(self, reason: str) -> None:
         try:
