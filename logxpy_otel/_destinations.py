@@ -546,13 +546,15 @@ class AsyncFileDestination:
         if self._fsync != "never" and self._fd is not None and self._regular:
             os.fsync(self._fd)
 
-    def close(self) -> None:
+    def close(self, upkeep_timeout: float | None = 5.0) -> None:
+        """Close the file; wait up to ``upkeep_timeout`` seconds (None: 5) for a backup being
+        compressed or deleted (its thread is a daemon: an exit would cut it short)."""
         self._closed = True
         fd, self._fd = self._fd, None
         self._close_reader()
         if fd is not None:
             os.close(fd)
-        self._maintenance.wait(5.0)
+        self._maintenance.wait(5.0 if upkeep_timeout is None else upkeep_timeout)
 
     def _close_reader(self) -> None:
         reader, self._reader = self._reader, None

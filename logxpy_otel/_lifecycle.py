@@ -89,7 +89,25 @@ def _exit_all() -> None:
         writer._at_exit()
 
 
+#: When this process's exit began, as first seen (the main thread had finished): every
+#: writer's exit steps and stops share it, so one ``shutdown_timeout`` bounds the exit
+#: whichever runs first (our hook, or the SDK providers' shutdowns).
+_EXIT_BEGAN: list[float] = []
+
+
+def exit_deadline(timeout_s: float) -> float | None:
+    """During the interpreter's exit, the deadline ``timeout_s`` after the exit began (on
+    the ``time.monotonic`` clock); None before it. (``atexit`` runs once the main thread
+    has finished: ``threading.main_thread().is_alive()`` is False from then on.)"""
+    if threading.main_thread().is_alive():
+        return None
+    if not _EXIT_BEGAN:
+        _EXIT_BEGAN.append(time.monotonic())
+    return _EXIT_BEGAN[0] + timeout_s
+
+
 def _after_fork_in_child() -> None:
+    _EXIT_BEGAN.clear()
     IDLE_CLOSER.reset_after_fork()
     for writer in list(_LIVE.values()):
         writer._child_after_fork()

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from ._destinations import (
     END_LINE_MAX,
+    AsyncFileDestination,
     ClosableDestination,
     Destination,
     FlushableDestination,
@@ -160,10 +161,14 @@ class Output:
                 self._failed(exc)
         return ok
 
-    def close(self) -> None:
-        """Close every destination that can be closed."""
+    def close(self, deadline: float | None = None) -> None:
+        """Close every destination that can be closed; a file's background upkeep (a backup
+        being compressed) is waited for until ``deadline`` (``time.monotonic``) at most."""
         for destination in self._closable:
             try:
-                destination.close()
+                if isinstance(destination, AsyncFileDestination):
+                    destination.close(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                else:
+                    destination.close()
             except Exception as exc:  # noqa: BLE001
                 self._failed(exc)

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import threading
 import time
+import weakref
 from collections import deque
 from typing import Final
 
@@ -187,6 +188,12 @@ class Maintenance:
         self._backup_count = backup_count
         self._compress = compress
         self._file_mode = file_mode
+        self._reset()
+        _MAINTENANCE.add(self)
+
+    def _reset(self) -> None:
+        """No job, no thread (at construction, and in a forked child: the parent's thread
+        and its jobs are the parent's, and its locks may have been held at the fork)."""
         self._jobs: deque[tuple[str, str]] = deque()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -240,6 +247,19 @@ class Maintenance:
                     except OSError as exc:
                         logger.warning("logxpy-otel: could not delete old backup %s: %s", old, exc)
                 prune_checkpoints(live_path)
+
+
+#: Every Maintenance not yet collected: reset in a forked child.
+_MAINTENANCE: weakref.WeakSet[Maintenance] = weakref.WeakSet()
+
+
+def _maintenance_after_fork() -> None:
+    for maintenance in list(_MAINTENANCE):
+        maintenance._reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_maintenance_after_fork)
 
 
 def create_exclusive(target: str, mode: int = 0o600) -> tuple[int, str]:

@@ -10,6 +10,9 @@ for the list of processors, replace) private state. Each checks the shape it exp
 raises :class:`UnexpectedShape` when it finds another one (another SDK version); the
 caller then leaves the set-up as the SDK made it. Written against opentelemetry-sdk
 1.39-1.45.
+
+At exit, our exporter asks the batch processor in front of it to hand over what it holds
+before the open trees are closed (:func:`batch_feeding` recognises it).
 """
 
 from __future__ import annotations
@@ -27,10 +30,16 @@ from opentelemetry.sdk._logs import (
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.trace import ReadableSpan, Span, _Span
 
+try:  # the queue and worker behind BatchLogRecordProcessor (and the span one)
+    from opentelemetry.sdk._shared_internal import BatchProcessor as _BatchProcessor
+except ImportError:  # another SDK layout: no batch processor is recognised at exit
+    _BatchProcessor = None  # type: ignore[assignment, misc]
+
 __all__ = [
     "SPAN_TYPES",
     "UnexpectedShape",
     "batch_exporter",
+    "batch_feeding",
     "processors",
     "replace_processors",
     "span_attributes",
@@ -83,6 +92,19 @@ def _tuple(multi: object) -> tuple[LogRecordProcessor, ...]:
 def processors(provider: LoggerProvider) -> tuple[LogRecordProcessor, ...]:
     """The processors on ``provider``, in order."""
     return _tuple(_multi(provider))
+
+
+def batch_feeding(caller: object, exporter: object) -> Any:
+    """``caller`` (the object whose method is calling ``exporter.export``) when it is the
+    SDK's batch processor around ``exporter``, else None: one that can be asked to hand
+    over what it holds (``force_flush``)."""
+    ours = (
+        _BatchProcessor is not None
+        and isinstance(caller, _BatchProcessor)
+        and getattr(caller, _EXPORTER, None) is exporter
+        and callable(getattr(caller, "force_flush", None))
+    )
+    return caller if ours else None
 
 
 def batch_exporter(processor: BatchLogRecordProcessor) -> object:

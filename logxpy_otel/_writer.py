@@ -138,6 +138,10 @@ class AsyncWriter:
         self._lane: list[Lane | None] = [None]
         #: Set by the exit hook: stop() then ends by this time too (one bound for the whole exit).
         self._exit_deadline: float | None = None
+        #: Called by the exit hook, with its deadline, before the open trees are closed: a
+        #: processor in front of this writer hands over what it still holds (a batch
+        #: processor whose provider shuts down after this hook), so no trace is split in two.
+        self.before_exit_close: Callable[[float], object] | None = None
         self._reset_state()
         _lifecycle.register(self)
 
@@ -255,9 +259,11 @@ class AsyncWriter:
         (reason ``shutdown``). Idempotent. After the exit hook ran, the hook's deadline
         bounds this call too, so the whole exit takes at most one ``shutdown_timeout``.
         """
-        if self._exit_deadline is not None:
-            left = max(0.0, self._exit_deadline - time.monotonic())
-            timeout = left if timeout is None else min(timeout, left)
+        exiting = _lifecycle.exit_deadline(self._config.shutdown_timeout_ms / 1000.0)
+        for bound in (self._exit_deadline, exiting):
+            if bound is not None:
+                left = max(0.0, bound - time.monotonic())
+                timeout = left if timeout is None else min(timeout, left)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             if self._state in (_STOPPING, _STOPPED):
@@ -279,7 +285,7 @@ class AsyncWriter:
                 try:
                     self._drain_in_caller()
                     self._output.close_trees()
-                    self._output.close()
+                    self._output.close(deadline)
                 finally:
                     self._io_lock.release()
             else:
@@ -492,10 +498,17 @@ class AsyncWriter:
         if self._state is not _RUNNING:
             return
         timeout = self._config.shutdown_timeout_ms / 1000.0
-        deadline = self._exit_deadline = time.monotonic() + timeout
-        self.flush(timeout)
+        deadline = _lifecycle.exit_deadline(timeout) or time.monotonic() + timeout
+        self._exit_deadline = deadline
+        self.flush(max(0.0, deadline - time.monotonic()))
         with self._lock:
             self._set_mode(sync=True)
+        before = self.before_exit_close
+        if before is not None:
+            try:
+                before(deadline)
+            except Exception:  # noqa: BLE001 - the trees are closed all the same
+                logger.warning("logxpy-otel: handing over held records at exit failed", exc_info=True)
         if self._io_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             try:
                 self._drain_in_caller()

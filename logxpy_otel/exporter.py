@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import sys
+import time
+import weakref
 from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
+from . import _sdk_private
 from ._diagnostics import RateLimitedReporter, is_own_scope
 from ._format import LineItem
 from ._setup import WriterOwner
 from ._writer import DropReason
 
 __all__ = ["LogxpyLogRecordExporter"]
+
+#: A reference that is always dead: "the caller was looked at, and is not a batch processor".
+_NO_FEEDER: Any = weakref.ref(type("_Gone", (), {})())
 
 _fault_report = RateLimitedReporter("logxpy-otel: %d record(s) dropped by an internal error; last: %s")
 
@@ -33,7 +41,26 @@ class LogxpyLogRecordExporter(WriterOwner, LogRecordExporter):
 
     _ASYNC_DEFAULT = False
 
+    #: The SDK batch processor that calls :meth:`export` (weakly), once seen; None until
+    #: the first export, and a dead reference when the caller is something else.
+    _feeder: weakref.ref[Any] | None = None
+
+    def _built(self) -> None:
+        self._writer.before_exit_close = self._hand_over_at_exit
+
+    def _hand_over_at_exit(self, deadline: float) -> None:
+        """At exit, before the open trees are closed: the batch processor in front hands over
+        what it holds. (Its provider's own shutdown comes after our exit hook when the
+        provider was made before this package was imported: its records would open the
+        closed traces again, a request in two trees.)"""
+        feeder = self._feeder() if self._feeder is not None else None
+        if feeder is not None and not self._shutdown:
+            feeder.force_flush(max(0, int((deadline - time.monotonic()) * 1000)))
+
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        if self._feeder is None:  # once: is the caller the SDK's batch processor around us?
+            caller = _sdk_private.batch_feeding(sys._getframe(1).f_locals.get("self"), self)
+            self._feeder = weakref.ref(caller) if caller is not None else _NO_FEEDER
         writer = self._writer
         if self._shutdown:
             writer.discard(DropReason.SHUTDOWN, len(batch))

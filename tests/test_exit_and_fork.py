@@ -1,0 +1,285 @@
+"""Exit and fork: one tree a trace at exit whatever was created first, one
+``shutdown_timeout`` for the whole exit, shutdown bounded while a backup is compressed, and
+a forked child that neither inherits the parent's upkeep thread nor a lock held at the fork.
+(Each case was found by a hostile review; each runs in a child process of its own.)"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _helpers import parse_lines
+from opentelemetry.sdk._logs import LoggerProvider
+
+from logxpy_otel import LogxpyLogRecordProcessor
+
+
+def run_script(script: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """``python -c script``; a hang fails the test (the child is killed), never the suite."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(script), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the child did not finish within {timeout} s (deadlock?); stderr:\n{exc.stderr!r}")
+
+
+def trees_by_tid(path: Path) -> dict[str, list[dict[str, Any]]]:
+    trees: dict[str, list[dict[str, Any]]] = {}
+    for line in parse_lines(path.read_bytes(), raw_tid=True):
+        trees.setdefault(line["tid"], []).append(line)
+    return trees
+
+
+# -- exit: a trace split in two when the provider was made before logxpy_otel was imported ----
+
+
+def test_exporter_trace_stays_one_tree_at_exit_when_the_provider_was_made_before_our_import(
+    tmp_path: Path,
+) -> None:
+    """docs/configuration.md: "At process exit pending records are flushed and open traces
+    closed ... the SDK's batch processors (their providers shut down first) hand us what
+    they hold before our traces close." A LoggerProvider made before logxpy_otel is
+    imported (opentelemetry-instrument's sitecustomize with OTEL_LOGS_EXPORTER=otlp, then
+    the app adds our exporter; or any set-up module run first) registers its atexit hook
+    before ours, so ours runs first: the trace is closed, then the batch processor's
+    records come and open it again -- one request, two trees (the issue-18 split)."""
+    path = tmp_path / "split.jsonl"
+    script = f"""
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+        provider = LoggerProvider()  # made first, with its own exit hook
+        from logxpy_otel import LogxpyLogRecordExporter
+
+        exporter = LogxpyLogRecordExporter({str(path)!r})
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter, schedule_delay_millis=600_000))
+        logger = provider.get_logger("app")
+        ctx = set_span_in_context(NonRecordingSpan(SpanContext(7, 1, False, TraceFlags(1))))
+        logger.emit(body="first", context=ctx)
+        assert provider.force_flush(10_000)  # the trace is open in our writer
+        logger.emit(body="second", context=ctx)  # still in the batch processor at exit
+    """
+    done = run_script(script)
+    assert done.returncode == 0, done.stderr
+    trees = trees_by_tid(path)
+    assert len(trees) == 1
+    (lines,) = trees.values()
+    shape = [(line["lvl"], line.get("st"), line.get("msg")) for line in lines]
+    assert shape == [
+        ([1], "started", None),
+        ([2], None, "first"),
+        ([3], None, "second"),
+        ([4], "succeeded", None),
+    ], shape
+
+
+# -- exit: one shutdown_timeout for the whole exit, with two writers -------------------------
+
+
+@pytest.mark.parametrize("provider_first", [True, False], ids=["provider-first", "import-first"])
+def test_exit_with_two_stuck_processors_takes_one_shutdown_timeout(provider_first: bool) -> None:
+    """docs/configuration.md: "One `shutdown_timeout` bounds the whole exit" (and the table:
+    "bound on the flush at shutdown and on the whole exit"). With two processors (two files,
+    or a processor and a fallback exporter) whose destinations hang, each writer waits its
+    own shutdown_timeout in turn: the exit takes two."""
+    bound_s = 1.5
+    setup = (
+        "from opentelemetry.sdk._logs import LoggerProvider\nprovider = LoggerProvider()\n"
+        "from logxpy_otel import LogxpyLogRecordProcessor\n"
+        if provider_first
+        else "from logxpy_otel import LogxpyLogRecordProcessor\n"
+        "from opentelemetry.sdk._logs import LoggerProvider\nprovider = LoggerProvider()\n"
+    )
+    script = (
+        "import threading, time\n"
+        + setup
+        + textwrap.dedent(
+            f"""
+            events = []
+            def disk():
+                stuck = threading.Event()
+                events.append(stuck)
+                def write(data):  # a write that never returns (a hung network file system)
+                    stuck.set()
+                    time.sleep(300)
+                return write
+            for _ in range(2):
+                provider.add_log_record_processor(
+                    LogxpyLogRecordProcessor(destinations=[disk()], shutdown_timeout={bound_s * 1000})
+                )
+            provider.get_logger("app").emit(body="one")
+            provider.force_flush(50)
+            assert all(stuck.wait(10) for stuck in events)
+            provider.get_logger("app").emit(body="two")  # pending behind the stuck writes
+            print("EXITING", time.time(), flush=True)
+            """
+        )
+    )
+    done = run_script(script)
+    ended = time.time()
+    assert done.returncode == 0, done.stderr
+    exiting = float(done.stdout.split("EXITING", 1)[1].split()[0])
+    assert ended - exiting < 1.5 * bound_s, f"exit took {ended - exiting:.2f} s for a {bound_s} s bound"
+
+
+# -- shutdown waits up to 5 s for gzip, whatever shutdown_timeout says ----------------------
+
+
+def _big_file(path: Path, megabytes: int) -> None:
+    """A log file of hardly compressible lines (gzip at level 9 takes seconds on it)."""
+    chunk = base64.b64encode(os.urandom(3 * 1024 * 1024)) + b"\n"  # 4 MiB a line
+    with path.open("wb") as f:
+        for _ in range(megabytes // 4):
+            f.write(chunk)
+
+
+def test_shutdown_returns_within_shutdown_timeout_while_a_backup_is_compressed(tmp_path: Path) -> None:
+    """docs/configuration.md, `shutdown_timeout`: "bound on the flush at shutdown and on the
+    whole exit"; docs/reliability.md: "shutdown is bounded when a destination hangs". The
+    file's close() waits for the gzip thread for up to a fixed 5 s (_destinations.py,
+    ``self._maintenance.wait(5.0)``), outside any deadline: a 200 ms shutdown takes seconds."""
+    path = tmp_path / "app.jsonl"
+    _big_file(path, 36)
+    processor = LogxpyLogRecordProcessor(
+        path, max_bytes=path.stat().st_size, compress="gzip", shutdown_timeout=200
+    )
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    provider.get_logger("x").emit(body="rotates the big file; gzip starts")
+    assert processor.force_flush(10_000)
+    started = time.monotonic()
+    provider.shutdown()
+    took = time.monotonic() - started
+    assert took < 0.2 * 1.5 + 0.5, f"shutdown took {took:.2f} s for a 0.2 s shutdown_timeout"
+
+
+def test_a_child_forked_while_the_parent_compresses_compresses_its_own_backups_and_shuts_down_in_time(
+    tmp_path: Path,
+) -> None:
+    """docs/configuration.md: "After `os.fork()` the child starts a fresh writer on first use
+    ... locks held at fork time are replaced, not inherited"; `compress`: "compress rotated
+    files on a background thread". The file's Maintenance (its thread, its idle event, its
+    lock) is inherited as it was: forked while the parent's gzip thread runs, the child sees
+    a compression thread that does not exist in it. Its own backups are never compressed,
+    and its close() waits the full 5 s for an idle event nobody will set."""
+    script = f"""
+        import base64, glob, os, sys, time
+        from pathlib import Path
+        from opentelemetry.sdk._logs import LoggerProvider
+        from logxpy_otel import LogxpyLogRecordProcessor
+
+        d = Path({str(tmp_path)!r})
+        big = d / f"app-{{os.getpid()}}.jsonl"
+        chunk = base64.b64encode(os.urandom(3 * 1024 * 1024)) + b"\\n"
+        with big.open("wb") as f:
+            for _ in range(9):
+                f.write(chunk)
+        processor = LogxpyLogRecordProcessor(
+            str(d / "app-{{pid}}.jsonl"), max_bytes=1_000_000, compress="gzip", shutdown_timeout=1000
+        )
+        provider = LoggerProvider(shutdown_on_exit=False)
+        provider.add_log_record_processor(processor)
+        logger = provider.get_logger("x")
+        logger.emit(body="parent: rotates its big file, gzip starts")
+        assert processor.force_flush(10_000)
+        pid = os.fork()  # while the parent's gzip thread runs
+        if pid == 0:
+            code = 3
+            try:
+                for n in range(3):  # about 1.8 MB: the child's own file rotates once
+                    logger.emit(body="c" * 600_000)
+                    assert processor.force_flush(10_000)
+                started = time.monotonic()
+                provider.shutdown()
+                took = time.monotonic() - started
+                mine = sorted(os.path.basename(p) for p in glob.glob(str(d / f"app-{{os.getpid()}}.*")))
+                print("CHILD", round(took, 2), mine, flush=True)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        provider.shutdown()
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """
+    done = run_script(script, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    child = done.stdout.split("CHILD", 1)[1].strip()
+    took = float(child.split()[0])
+    backups = [name for name in child.split("[", 1)[1].strip("]").split(", ") if "Z." in name]
+    assert backups, child
+    assert all(name.endswith(".gz'") for name in backups), f"the child's backups stay uncompressed: {child}"
+    assert took < 1.5, f"the child's shutdown took {took} s for a 1 s shutdown_timeout"
+
+
+# -- a lock held at fork time is inherited: the child's first fault deadlocks ------------------
+
+
+@pytest.mark.parametrize("owner", ["processor", "exporter"])
+def test_a_child_forked_while_a_fault_is_being_counted_does_not_deadlock_on_its_own_fault(
+    owner: str,
+) -> None:
+    """docs/configuration.md: "After `os.fork()` ... locks held at fork time are replaced, not
+    inherited"; the brief: never deadlocks even if the parent was holding a lock at fork
+    time. The fault reporters (processor.py ``LogxpyLogRecordProcessor._fault_report``,
+    exporter.py ``_fault_report``) are per class / per module and never reset after fork:
+    forked while another thread is inside ``note()`` (holding its RLock), the child's first
+    internal error waits for ever on a lock whose owner does not exist in it. (The window is
+    held open here by a thread that holds the lock across the fork.)"""
+    script = f"""
+        import os, sys, threading, time
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+        from logxpy_otel import LogxpyLogRecordExporter, LogxpyLogRecordProcessor, exporter as exporter_module
+        from logxpy_otel._format import LineEncoder
+
+        def broken(*_):
+            raise RuntimeError("encoder bug")
+        LineEncoder.encode_python = broken  # a structured body takes this path
+        provider = LoggerProvider(shutdown_on_exit=False)
+        if {owner!r} == "processor":
+            owner = LogxpyLogRecordProcessor(destinations=[lambda data: None])
+            provider.add_log_record_processor(owner)
+            reporter = LogxpyLogRecordProcessor._fault_report
+        else:
+            owner = LogxpyLogRecordExporter(destinations=[lambda data: None])
+            provider.add_log_record_processor(SimpleLogRecordProcessor(owner))
+            reporter = exporter_module._fault_report
+        logger = provider.get_logger("x")
+        inside, release = threading.Event(), threading.Event()
+        def counting():  # another thread inside note() at the moment of the fork
+            with reporter._lock:
+                inside.set()
+                release.wait(30)
+        threading.Thread(target=counting, daemon=True).start()
+        assert inside.wait(10)
+        pid = os.fork()
+        if pid == 0:
+            logger.emit(body={{"structured": True}})  # a fault: counted, never raised
+            os._exit(0 if owner.metrics.dropped_by_reason.get("internal_error") == 1 else 2)
+        release.set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                sys.exit(os.waitstatus_to_exitcode(status))
+            time.sleep(0.05)
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        print("DEADLOCK: the child hung in its first fault", flush=True)
+        sys.exit(1)
+    """
+    done = run_script(script, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
