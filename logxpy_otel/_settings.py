@@ -84,12 +84,21 @@ def _choice(*allowed: str) -> Callable[[object], str]:
 
 
 def _octal_mode(value: object) -> int:
+    """Permissions as chmod writes them: a string of octal digits (``"600"``, ``"0o640"``);
+    an int is taken as a mode only where it cannot have meant its digits (YAML reads a bare
+    ``400`` as the decimal 400, which as a mode is 0o620: group-writable, not what was
+    written), so a bare int whose digits are all octal digits is refused."""
     if isinstance(value, str):
         text = value.strip().lower().removeprefix("0o")
         if text and all(c in "01234567" for c in text):
             value = int(text, 8)
+    elif type(value) is int and value > 7 and set(str(value)) <= set("01234567"):
+        raise ValueError(
+            f'file permissions as a string of octal digits ("{value}" means 0o{value}), or the '
+            f"file_mode keyword for an int (the int {value} is the mode 0o{value:o})"
+        )
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
-        raise ValueError("file permissions in octal, 0 to 777 (e.g. 600 or 0o640)")
+        raise ValueError('file permissions in octal, 0 to 777 (e.g. "600" or "0o640")')
     return value
 
 

@@ -127,11 +127,10 @@ def _check_keywords(path: object, destinations: object, config: object, file_mod
         raise TypeError(f"destinations must be an iterable of callables; got {type(destinations).__name__}")
     if config is not None and not isinstance(config, AsyncConfig):
         raise TypeError(f"config must be an AsyncConfig; got {type(config).__name__}")
-    if file_mode is not None:
-        try:
-            _settings.parse_option("file_permissions", file_mode)
-        except ValueError:
-            raise ValueError(f"file_mode must be permissions from 0 to 0o777; got {file_mode!r}") from None
+    if file_mode is not None and (
+        isinstance(file_mode, bool) or not isinstance(file_mode, int) or not 0 <= file_mode <= 0o777
+    ):
+        raise ValueError(f"file_mode must be permissions from 0 to 0o777; got {file_mode!r}")
 
 
 class WriterOwner:

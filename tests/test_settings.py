@@ -30,7 +30,7 @@ def test_every_option_has_its_variable_registered_for_the_instrument_flags() -> 
         ("file_permissions", "640", 0o640),
         ("file_permissions", "0o604", 0o604),
         ("file_permissions", "0600", 0o600),
-        ("file_permissions", 0o644, 0o644),
+        ("file_permissions", 0o600, 0o600),  # an int that cannot be chmod's digits: a mode
         ("max_restarts", "0", 0),
         ("file", "logs/x.jsonl", "logs/x.jsonl"),
     ],
@@ -52,6 +52,9 @@ def test_options_parse_strings_and_values(key: str, raw: object, value: object) 
         ("backup_count", "100001", "backup_count must be an integer from 0 to 100000"),
         ("mode", "forest", "mode must be one of tree, flat"),
         ("file_permissions", "999", "file_permissions must be file permissions in octal"),
+        # YAML reads a bare 400 as the int 400: as a mode, 0o620 (group-writable). Refused.
+        ("file_permissions", 400, 'as a string of octal digits ("400" means 0o400)'),
+        ("file_permissions", 644, "the int 644 is the mode 0o1204"),
         ("file", "  ", "file must be a non-empty file path"),
     ],
 )
