@@ -11,8 +11,9 @@ write left it, :meth:`AppendLock.append` makes the lock, the size, the write and
 release one call that lets the GIL go once (where built: ``_speedups.append_locked``).
 
 All waits are bounded: a process stopped while holding the lock costs each other
-process one wait of :data:`LOCK_TIMEOUT_S`; until the lock is free again they try it
-once a write, without waiting, and write unlocked when it is taken.
+process one wait (a file's waits last :data:`LOCK_TIMEOUT_S` more than its retry timeout:
+a writer retrying a cut write holds the lock that long); until the lock is free again
+they try it once a write, without waiting, and write unlocked when it is taken.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from ._native import speedup
 
 __all__ = ["AppendLock", "ends_mid_line"]
 
-#: The longest a write waits for the lock before it goes ahead without it.
+#: How much longer than another writer's retries (``retry_timeout_s``, through which it
+#: holds the lock) a write waits for the lock before it goes ahead without it.
 LOCK_TIMEOUT_S: Final = 1.0
 
 _TRY: Final = fcntl.LOCK_EX | fcntl.LOCK_NB

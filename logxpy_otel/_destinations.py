@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import IO, TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
+from . import _append_lock
 from ._append_lock import AppendLock, ends_mid_line
 from ._diagnostics import logger
 from ._format import SpanEnd
@@ -322,7 +323,10 @@ class AsyncFileDestination:
         self._check_end = self._reader is not None and ends_mid_line(self._reader) is True
         self._end_size: int | None = st.st_size
         self._ours: int | None = None  # the file's size after our last locked write
-        self._lock = AppendLock(fd, patient=patient) if self._regular else None
+        # The wait outlasts another writer's whole retry (it holds the lock through it, up
+        # to retry_timeout_s, so that no line lands in the one it has cut).
+        wait_s = _append_lock.LOCK_TIMEOUT_S + self._retry_timeout_s
+        self._lock = AppendLock(fd, wait_s, patient=patient) if self._regular else None
         self._fd = fd
         self._size = st.st_size
         self._rename_failed = False

@@ -38,6 +38,7 @@ def other(tmp_path: Path) -> Iterator[int]:
 
 @pytest.fixture
 def short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waits for the lock of 0.05 s (for a file with no retry time: retry_timeout_s=0)."""
     monkeypatch.setattr(_append_lock, "LOCK_TIMEOUT_S", 0.05)
 
 
@@ -151,7 +152,7 @@ def test_a_writer_stopped_holding_the_lock_slows_our_writes_once(
     if torn:
         os.write(other, b'{"cut')
     fcntl.flock(other, fcntl.LOCK_EX)
-    dest = AsyncFileDestination(path)
+    dest = AsyncFileDestination(path, retry_timeout_s=0.0)
     waits = record_pauses(monkeypatch)
     started = time.monotonic()
     dest(MINE)
@@ -187,7 +188,7 @@ def test_a_torn_line_is_still_ended_when_the_lock_cannot_be_had(
     path = tmp_path / "shared.jsonl"
     os.write(other, b'{"a":1}\n{"cut')
     fcntl.flock(other, fcntl.LOCK_EX)
-    dest = AsyncFileDestination(path)
+    dest = AsyncFileDestination(path, retry_timeout_s=0.0)
     dest(MINE)
     dest.close()
     assert path.read_bytes() == b'{"a":1}\n{"cut\n' + MINE
@@ -545,7 +546,7 @@ def test_a_failing_rename_does_not_wait_out_a_stopped_holder_at_every_batch(
 
     monkeypatch.setattr(_destinations.os, "rename", no_rename)
     pauses = record_pauses(monkeypatch)
-    dest = AsyncFileDestination(path, max_bytes=5)
+    dest = AsyncFileDestination(path, max_bytes=5, retry_timeout_s=0.0)
     waited = 0
     for _ in range(4):
         assert dest.rotation_due()
@@ -772,3 +773,53 @@ def test_a_write_cut_inside_the_one_call_is_finished_or_ended_under_the_lock(
         assert result["error"] == ["PartialWriteError", 1]
         assert lines[:2] == [b'{"n":0}', b'{"n":1,"pad":"xxxxxxxxxx"}']
         assert lines[2:] == [b'{"n', b'{"n":3}', b""], "the cut line was ended before the next"
+
+
+_RETRYING_OTHER = textwrap.dedent(
+    """
+    import os, resource, signal, sys
+    from logxpy_otel import _destinations, AsyncFileDestination
+    path = sys.argv[1]
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+    dest = AsyncFileDestination(path, retry_timeout_s=1.5)
+    real_sleep = _destinations.time.sleep
+    told = []
+
+    def sleep(seconds):
+        if not told:
+            told.append(1)
+            print("retrying", flush=True)
+        real_sleep(seconds)
+
+    _destinations.time.sleep = sleep
+    resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + 30, resource.RLIM_INFINITY))
+    try:
+        dest(b'{"who":"a","n":1,"pad":"' + b"x" * 60 + b'"}\\n')
+    except OSError as exc:
+        print("cut", type(exc).__name__, flush=True)
+    """
+)
+
+
+def test_a_writer_waits_out_another_process_retrying_a_cut_write(tmp_path: Path) -> None:
+    """Process A's write is cut by a full disk and retried for its retry time, holding the
+    lock. B's wait for the lock used to end after 1 s, and B appended unlocked into A's cut
+    line (B's record lost, counted written): the wait outlasts a retry now."""
+    path = tmp_path / "shared.jsonl"
+    b = AsyncFileDestination(path, retry_timeout_s=1.5)
+    b(b'{"who":"b","n":0}\n')
+    script = tmp_path / "retrying.py"
+    script.write_text(_RETRYING_OTHER)
+    proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "retrying"
+        b(b'{"who":"b","n":2}\n')
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    b.close()
+    assert "cut" in out
+    lines = path.read_bytes().split(b"\n")
+    assert b'{"who":"b","n":2}' in lines, f"B's line is not a line of its own: {path.read_bytes()!r}"
