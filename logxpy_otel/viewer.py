@@ -51,7 +51,7 @@ import orjson
 from . import _render as r
 from ._format import RESERVED_KEYS
 from ._rotation import backup_of, backups
-from .reader import is_gzip, lines_stream
+from .reader import is_gzip, lines_stream, read_head_open
 from .replay import UsageError, expand_paths, install_stop_handlers
 
 __all__ = [
@@ -794,7 +794,7 @@ class _Tail:
                 self.problem(f"{key}: rotated away and gone before it could be read")
                 continue
             raw, path = opened
-            head = _head(raw, _HEAD)
+            head = read_head_open(raw, _HEAD)[0]
             if head == current:
                 raw.close()  # the open file, rotated and compressed already: as above
                 yield from self._drain()
@@ -870,22 +870,6 @@ def _open_backup(key: str) -> tuple[IO[bytes], str] | None:
         except OSError:
             return None
     return None
-
-
-def _head(raw: IO[bytes], size: int) -> bytes:
-    """The first ``size`` bytes of an open file's lines (decompressed); the file rewound."""
-    out = b""
-    try:
-        stream, _ = lines_stream(raw)
-        while len(out) < size:
-            chunk = stream.read(size - len(out))
-            if not chunk:
-                break
-            out += chunk
-    except _GZIP_ERRORS:
-        pass
-    raw.seek(0)
-    return out
 
 
 def follow(

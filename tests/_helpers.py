@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import threading
 import tracemalloc
 from collections.abc import Callable, Mapping, Sequence
@@ -359,3 +360,17 @@ def memory_kept(run: Callable[[int], object], rounds: int) -> int:
         return tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
+
+
+def run_script(script: str, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run ``python -c script args...``; a hang fails the test (the child is killed), never the suite."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(script), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the child did not finish within {timeout} s (deadlock?); stderr:\n{exc.stderr!r}")

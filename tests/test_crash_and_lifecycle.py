@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
-from _helpers import assert_accounting, read_records
+from _helpers import assert_accounting, read_records, run_script
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
 
@@ -39,20 +39,6 @@ def wait_until(predicate: Any, timeout: float = 10.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.001)
-
-
-def run_script(script: str, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    """Run ``python -c script args...``; a hang fails the test (the child is killed), never the suite."""
-    try:
-        return subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(script), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the child did not finish within {timeout} s (deadlock?); stderr:\n{exc.stderr!r}")
 
 
 # -- SIGKILL mid-stream ----------------------------------------------------------------------

@@ -7,32 +7,16 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import parse_lines
+from _helpers import parse_lines, run_script
 from opentelemetry.sdk._logs import LoggerProvider
 
 from logxpy_otel import LogxpyLogRecordProcessor
-
-
-def run_script(script: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """``python -c script``; a hang fails the test (the child is killed), never the suite."""
-    try:
-        return subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(script), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the child did not finish within {timeout} s (deadlock?); stderr:\n{exc.stderr!r}")
 
 
 def trees_by_tid(path: Path) -> dict[str, list[dict[str, Any]]]:
