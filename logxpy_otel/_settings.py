@@ -48,8 +48,9 @@ def _integer(least: int, most: int) -> Callable[[object], int]:
     return parse
 
 
-def _milliseconds(most: float) -> Callable[[object], float]:
-    """A parser of durations in milliseconds, > 0 and at most ``most``."""
+def _milliseconds(most: float, least: float = 0.0) -> Callable[[object], float]:
+    """A parser of durations in milliseconds, at most ``most``: above 0, or at least
+    ``least`` when it is given."""
 
     def parse(value: object) -> float:
         if isinstance(value, str):
@@ -58,8 +59,12 @@ def _milliseconds(most: float) -> Callable[[object], float]:
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= most:
-            raise ValueError(f"a number of milliseconds > 0 and <= {most:.0f}")
+            raise ValueError(f"a number of milliseconds {bounds}")
+        if value < least:
+            raise ValueError(f"a number of milliseconds {bounds}")
         return float(value)
+
+    bounds = f"from {least:g} to {most:.0f}" if least else f"> 0 and <= {most:.0f}"
 
     return parse
 
@@ -71,6 +76,8 @@ HOUR_MS: Final = 3_600_000.0
 DAY_MS: Final = 86_400_000.0
 _queue_size = _integer(1, MAX_QUEUE)
 _hour_ms = _milliseconds(HOUR_MS)
+#: The writer wakes this often when idle: a value near 0 (5e-324 passed "> 0") spun it.
+_interval_ms = _milliseconds(HOUR_MS, least=1.0)
 
 
 def _choice(*allowed: str) -> Callable[[object], str]:
@@ -178,7 +185,7 @@ OPTIONS: Final[Mapping[str, Setting]] = {
             "flush_interval",
             ev.OTEL_EXPORTER_LOGXPY_FLUSH_INTERVAL,
             200.0,
-            _hour_ms,
+            _interval_ms,
             "flush_interval_ms",
         ),
         Setting("max_restarts", ev.OTEL_EXPORTER_LOGXPY_MAX_RESTARTS, 10, _integer(0, 1_000), "max_restarts"),

@@ -46,7 +46,10 @@ def test_options_parse_strings_and_values(key: str, raw: object, value: object) 
         ("max_queue_size", "0", "max_queue_size must be an integer from 1 to 1000000"),
         ("max_queue_size", "1" * 23, "max_queue_size must be an integer from 1 to 1000000"),
         ("batch_size", "ten", "batch_size must be an integer from 1 to 1000000"),
-        ("flush_interval", "-1", "flush_interval must be a number of milliseconds > 0 and <= 3600000"),
+        ("flush_interval", "-1", "flush_interval must be a number of milliseconds from 1 to 3600000"),
+        # A flush interval of 5e-324 ms passed "> 0": the idle writer woke without end.
+        ("flush_interval", "5e-324", "flush_interval must be a number of milliseconds from 1 to 3600000"),
+        ("flush_interval", 0.5, "flush_interval must be a number of milliseconds from 1 to 3600000"),
         ("shutdown_timeout", 1e20, "shutdown_timeout must be a number of milliseconds > 0 and <= 3600000"),
         ("max_bytes", 2**70, "max_bytes must be an integer from 1 to 4611686018427387904"),
         ("backup_count", "100001", "backup_count must be an integer from 0 to 100000"),
@@ -243,7 +246,7 @@ def test_a_duration_of_exactly_one_hour_is_allowed_and_zero_is_not(key: str) -> 
     assert parse_option(key, 3_600_000) == 3_600_000.0
     assert parse_option(key, "3600000") == 3_600_000.0
     for zero in (0, "0", 0.0):
-        with pytest.raises(ValueError, match="milliseconds > 0 and <= 3600000"):
+        with pytest.raises(ValueError, match=r"milliseconds (> 0 and <=|from 1 to) 3600000"):
             parse_option(key, zero)
 
 

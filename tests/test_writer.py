@@ -48,9 +48,10 @@ def wait_until(predicate: Any, timeout: float = 10.0) -> None:
         ("max_queue_size", True, "integer from 1 to 1000000"),
         ("max_queue_size", 4_000_000_000, "integer from 1 to 1000000"),
         ("batch_size", 0, "integer from 1 to 1000000"),
-        ("flush_interval_ms", 0, "milliseconds > 0"),
-        ("flush_interval_ms", float("inf"), "milliseconds > 0"),
-        ("flush_interval_ms", float("nan"), "milliseconds > 0"),
+        ("flush_interval_ms", 0, "milliseconds from 1 to 3600000"),
+        ("flush_interval_ms", float("inf"), "milliseconds from 1 to 3600000"),
+        ("flush_interval_ms", float("nan"), "milliseconds from 1 to 3600000"),
+        ("flush_interval_ms", 1e-6, "milliseconds from 1 to 3600000"),  # (it spun the idle writer)
         ("max_restarts", -1, "integer from 0 to 1000"),
         ("trace_idle_ms", -5, "milliseconds > 0"),
         ("shutdown_timeout_ms", 1e20, "milliseconds > 0 and <= 3600000"),
