@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import threading
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -83,6 +85,23 @@ def _seconds(text: str) -> float:
     return value
 
 
+_HOST_PORT = re.compile(r"[A-Za-z0-9.\-]+:[0-9]{1,5}")
+
+
+def _endpoint(text: str) -> str:
+    """A collector address: an http(s) URL with a host, or gRPC's ``host:port``."""
+    text = text.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # (a bad port raises ValueError)
+    except ValueError:
+        parts, port = None, None
+    url = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+    if not (url or _HOST_PORT.fullmatch(text)) or (port is not None and not 0 < port < 65536):
+        raise argparse.ArgumentTypeError(f"must be an http(s) URL with a host, or host:port; got {text!r}")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logxpy-otel", description=_DESCRIPTION)
     parser.add_argument("--version", action=VersionAction)
@@ -95,7 +114,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     replay.add_argument("paths", nargs="+", metavar="FILE|DIR|GLOB")
-    replay.add_argument("--endpoint", help="collector URL (default: OTEL_EXPORTER_OTLP_[LOGS_]ENDPOINT)")
+    replay.add_argument(
+        "--endpoint", type=_endpoint, help="collector URL (default: OTEL_EXPORTER_OTLP_[LOGS_]ENDPOINT)"
+    )
     replay.add_argument(
         "--protocol",
         choices=("http/protobuf", "grpc"),

@@ -378,6 +378,11 @@ def test_replay_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[s
             cli(["replay", "x.jsonl", "--timeout", timeout])
         assert info.value.code == 2
         assert "--timeout: must be a number of seconds" in capsys.readouterr().err
+    for endpoint in ("not a url", "ftp://collector", "http://[::1", "http://collector:99999"):
+        with pytest.raises(SystemExit) as info:  # (each exited 1 as if the collector refused)
+            cli(["replay", "x.jsonl", "--endpoint", endpoint])
+        assert info.value.code == 2
+        assert "--endpoint: must be an http(s) URL" in capsys.readouterr().err
 
 
 # -- zero code: OTEL_LOGS_EXPORTER=logxpy_fallback ---------------------------------------------
