@@ -153,6 +153,35 @@ def checkpoint_key(path: str) -> str:
     return path[: -len(".gz")] if backup is not None and backup[1] else path
 
 
+#: A temporary file of ours left this long is an orphan (a crash in the middle of a gzip
+#: or a checkpoint write): one being written is touched far more often than that.
+PARTIAL_ORPHAN_S: Final = 3600.0
+
+
+def prune_partials(path: str, now: float | None = None) -> None:
+    """Remove the temporary files (``create_exclusive``'s) of ``path``'s family that a crash
+    left behind, once they are :data:`PARTIAL_ORPHAN_S` old: each held a whole compressed
+    copy of a backup, and nothing else would ever remove them."""
+    directory, stem, _ = _split(path)
+    pattern = re.compile(r"\." + re.escape(stem) + r"\..+\.[0-9a-f]{16}\.partial\Z")
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        return
+    for name in names:
+        if not pattern.match(name):
+            continue
+        partial = os.path.join(directory, name)
+        try:
+            if now - os.lstat(partial).st_mtime >= PARTIAL_ORPHAN_S:
+                os.unlink(partial)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            logger.warning("logxpy-otel: could not delete the left-over %s: %s", partial, exc)
+
+
 def prune_checkpoints(path: str) -> None:
     """Remove the replay checkpoints of ``path``'s backups that are gone (deleted by retention
     or by hand): nothing can resume in them. Dead letters stay: they hold records."""
@@ -247,6 +276,7 @@ class Maintenance:
                     except OSError as exc:
                         logger.warning("logxpy-otel: could not delete old backup %s: %s", old, exc)
                 prune_checkpoints(live_path)
+            prune_partials(live_path)
 
 
 #: Every Maintenance not yet collected: reset in a forked child.

@@ -892,3 +892,26 @@ def test_hourly_rotation_is_aimed_again_when_the_clock_steps_back(tmp_path: Path
     clock.t = hour + 1.1 * 3600
     assert dest.rotation_due()
     dest.close()
+
+
+def test_temporary_files_a_crash_left_are_removed_once_old(tmp_path: Path) -> None:
+    """A crash in the middle of a gzip leaves its hidden ``.partial`` copy: nothing removed
+    it, ever. An hour old, it goes at the next rotation's upkeep; a fresh one (being
+    written) and anyone else's stay."""
+    path = tmp_path / "app.jsonl"
+    old = tmp_path / ".app.20261126T224005.123456Z.jsonl.gz.0123456789abcdef.partial"
+    fresh = tmp_path / ".app.20261126T224006.123456Z.jsonl.gz.fedcba9876543210.partial"
+    checkpoint = tmp_path / ".app.jsonl.replay.json.00112233445566aa.partial"
+    theirs = tmp_path / ".other.jsonl.gz.0123456789abcdef.partial"
+    for leftover in (old, fresh, checkpoint, theirs):
+        leftover.write_bytes(b"x")
+    hour_ago = time.time() - _rotation.PARTIAL_ORPHAN_S - 1
+    for leftover in (old, checkpoint, theirs):
+        os.utime(leftover, (hour_ago, hour_ago))
+    dest = AsyncFileDestination(path, compress=True)
+    dest(b'{"a":1}\n')
+    dest.rotate()
+    assert dest._maintenance.wait(10.0)
+    dest.close()
+    assert not old.exists() and not checkpoint.exists()
+    assert fresh.exists() and theirs.exists()
