@@ -189,7 +189,9 @@ def _make_dirs(path: str, mode: int) -> None:
 
 
 def render_path(template: str, service_name: str | None = None) -> str:
-    """A path template rendered now: ``{pid}``, ``{service.name}`` and strftime fields (``%Y``...)."""
+    """A path template rendered now: ``{pid}``, ``{service.name}`` and strftime fields
+    (``%Y``...) in UTC, as time rotation's boundaries and backup names are (in local time, a
+    daily file's name and the day it holds would differ by the zone's offset)."""
     path = template.replace("{pid}", str(os.getpid()))
     if "{service.name}" in path:
         if service_name is None:
@@ -197,7 +199,7 @@ def render_path(template: str, service_name: str | None = None) -> str:
 
             service_name = str(Resource.create().attributes.get("service.name", "unknown_service"))
         path = path.replace("{service.name}", _one_name(service_name))
-    return time.strftime(path) if "%" in path else path
+    return time.strftime(path, time.gmtime()) if "%" in path else path
 
 
 def _one_name(service_name: str) -> str:

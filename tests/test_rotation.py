@@ -436,7 +436,7 @@ def test_compression_backlog_with_retention_leaves_no_partial_files(
 
 def test_path_template_renders_pid_and_strftime_fields(tmp_path: Path) -> None:
     dest = AsyncFileDestination(tmp_path / "{pid}" / "app-%Y.jsonl")
-    year = time.strftime("%Y")
+    year = time.strftime("%Y", time.gmtime())  # (in UTC, as rotation's boundaries)
     dest(b'{"ts":1.0,"tid":"x.1","lvl":[1]}\n')
     dest.close()
     expected = tmp_path / str(os.getpid()) / f"app-{year}.jsonl"
@@ -915,3 +915,22 @@ def test_temporary_files_a_crash_left_are_removed_once_old(tmp_path: Path) -> No
     dest.close()
     assert not old.exists() and not checkpoint.exists()
     assert fresh.exists() and theirs.exists()
+
+
+def test_strftime_fields_of_a_template_are_in_utc_as_rotation_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In local time a daily file's name and the UTC day it holds differed by the zone's
+    offset (here 14 hours)."""
+    monkeypatch.setenv("TZ", "Etc/GMT-14")  # UTC+14
+    time.tzset()
+    try:
+        before = time.strftime("app-%Y%m%d%H.jsonl", time.gmtime())
+        dest = AsyncFileDestination(tmp_path / "app-%Y%m%d%H.jsonl")
+        after = time.strftime("app-%Y%m%d%H.jsonl", time.gmtime())
+        dest.close()
+        assert time.strftime("%H") != time.strftime("%H", time.gmtime()), "the zone is in effect"
+        assert Path(dest.path).name in (before, after)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
