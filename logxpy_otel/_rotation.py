@@ -20,6 +20,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 from ._diagnostics import logger
@@ -165,27 +166,28 @@ def prune_partials(path: str, now: float | None = None) -> None:
     directory, stem, _ = _split(path)
     pattern = re.compile(r"\." + re.escape(stem) + r"\..+\.[0-9a-f]{16}\.partial\Z")
     now = time.time() if now is None else now
-    try:
-        names = os.listdir(directory or ".")
-    except OSError:
-        return
-    for name in names:
-        if not pattern.match(name):
-            continue
-        partial = os.path.join(directory, name)
-        try:
-            if now - os.lstat(partial).st_mtime >= PARTIAL_ORPHAN_S:
-                os.unlink(partial)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            logger.warning("logxpy-otel: could not delete the left-over %s: %s", partial, exc)
+
+    def orphan(name: str) -> bool:
+        return now - os.lstat(os.path.join(directory, name)).st_mtime >= PARTIAL_ORPHAN_S
+
+    _prune(directory, pattern, orphan, "the left-over")
 
 
 def prune_checkpoints(path: str) -> None:
     """Remove the replay checkpoints of ``path``'s backups that are gone (deleted by retention
     or by hand): nothing can resume in them. Dead letters stay: they hold records."""
     directory, pattern = _named_after_backups(path, re.escape(CHECKPOINT_SUFFIX))
+
+    def orphan(name: str) -> bool:
+        backup = os.path.join(directory, name[: -len(CHECKPOINT_SUFFIX)])
+        return not (os.path.lexists(backup) or os.path.lexists(backup + ".gz"))
+
+    _prune(directory, pattern, orphan, "the replay checkpoint")
+
+
+def _prune(directory: str, pattern: re.Pattern[str], orphan: Callable[[str], bool], what: str) -> None:
+    """Delete the files of ``directory`` whose names match ``pattern`` and that ``orphan``
+    says nothing needs any more; a failure is a warning, never raised."""
     try:
         names = os.listdir(directory or ".")
     except OSError:
@@ -193,15 +195,14 @@ def prune_checkpoints(path: str) -> None:
     for name in names:
         if not pattern.match(name):
             continue
-        backup = os.path.join(directory, name[: -len(CHECKPOINT_SUFFIX)])
-        if os.path.lexists(backup) or os.path.lexists(backup + ".gz"):
-            continue
+        doomed = os.path.join(directory, name)
         try:
-            os.unlink(os.path.join(directory, name))
+            if orphan(name):
+                os.unlink(doomed)
         except FileNotFoundError:
             pass
         except OSError as exc:
-            logger.warning("logxpy-otel: could not delete the replay checkpoint of %s: %s", backup, exc)
+            logger.warning("logxpy-otel: could not delete %s %s: %s", what, doomed, exc)
 
 
 class Maintenance:
