@@ -514,6 +514,20 @@ _registry: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.Weak
 _global: list[_Instruments] = []
 
 
+def _locks_after_fork_in_child() -> None:
+    """Fresh locks in a forked child: one held by another thread at the fork (the metric
+    reader's collection, a processor being made) would never be let go there."""
+    global _numbers_lock, _registry_lock
+    _numbers_lock = threading.Lock()
+    _registry_lock = threading.Lock()
+    for instruments in (*_global, *list(_registry.values())):
+        instruments._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_locks_after_fork_in_child)
+
+
 def _instruments(provider: MeterProvider) -> _Instruments:
     with _registry_lock:
         if _global and provider is _global[0].provider:

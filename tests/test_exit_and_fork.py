@@ -267,3 +267,46 @@ def test_a_child_forked_while_a_fault_is_being_counted_does_not_deadlock_on_its_
     """
     done = run_script(script, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_child_forked_while_self_metrics_are_being_registered_does_not_deadlock() -> None:
+    """The self-metrics' module locks (the registry of meter providers, the instance numbers)
+    and each provider's instruments lock were inherited as they were at the fork: held by
+    another thread then (a processor being made, the metric reader collecting), the child's
+    first processor with self-metrics waited for ever."""
+    script = """
+        import os, sys, threading, time
+        from opentelemetry.sdk.metrics import MeterProvider
+        from logxpy_otel import LogxpyLogRecordProcessor, _self_metrics
+
+        meters = MeterProvider()
+        LogxpyLogRecordProcessor(destinations=[lambda data: None], meter_provider=meters)
+        (instruments,) = _self_metrics._registry.values()
+        inside, release = threading.Event(), threading.Event()
+
+        def registering():  # another thread inside the registry (and a collection) at the fork
+            with _self_metrics._registry_lock, _self_metrics._numbers_lock, instruments._lock:
+                inside.set()
+                release.wait(30)
+
+        threading.Thread(target=registering, daemon=True).start()
+        assert inside.wait(10)
+        pid = os.fork()
+        if pid == 0:
+            child = LogxpyLogRecordProcessor(destinations=[lambda data: None], meter_provider=meters)
+            child.shutdown()
+            os._exit(0)
+        release.set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                sys.exit(os.waitstatus_to_exitcode(status))
+            time.sleep(0.05)
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        print("DEADLOCK: the child hung on a self-metrics lock", flush=True)
+        sys.exit(1)
+    """
+    done = run_script(script, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
