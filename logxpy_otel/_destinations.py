@@ -351,8 +351,8 @@ class AsyncFileDestination:
             # write and the release are one call (see AppendLock.append).
             written = lock.append(data, ours)
             if written >= 0:
-                self._ours = None
                 if written < len(data):  # a write failed part-way: the rest under the lock
+                    self._ours = None  # (stays so if the retries give up)
                     try:
                         self._write(fd, data, 0, written)
                     finally:

@@ -7,12 +7,12 @@ logger (``logxpy_otel``) so a warning about the exporter can never feed back int
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable
+
+from . import _lifecycle
 
 __all__ = ["LOGGER_NAME", "RateLimitedReporter", "is_own_scope", "logger"]
 
@@ -78,20 +78,6 @@ def is_own_scope(scope: object) -> bool:
     return entry[1]
 
 
-#: Every reporter not yet collected: a forked child gets fresh locks (one may have been
-#: held by another thread at the fork, and would never be let go in the child).
-_REPORTERS: weakref.WeakSet[RateLimitedReporter] = weakref.WeakSet()
-
-
-def _reporters_after_fork() -> None:
-    for reporter in list(_REPORTERS):
-        reporter._lock = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reporters_after_fork)
-
-
 class RateLimitedReporter:
     """Logs one kind of event at most once per ``interval_s``, with the count since the last report."""
 
@@ -110,7 +96,10 @@ class RateLimitedReporter:
         self._lock = threading.RLock()
         self._pending = 0
         self._last = -float("inf")
-        _REPORTERS.add(self)
+        _lifecycle.reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()  # (another thread may have held it at the fork)
 
     def note(self, count: int = 1, detail: str = "") -> None:
         """Count ``count`` events; log the total since the last report when the interval allows.

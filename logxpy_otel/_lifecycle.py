@@ -1,4 +1,5 @@
-"""What every writer shares with the process: one exit hook, one fork hook, and one thread
+"""What every writer shares with the process: one exit hook, one fork hook (for the
+writers, and for whatever else registers with :func:`reset_after_fork`), and one thread
 that closes the idle traces of writers with no thread of their own.
 
 The exit hook is registered when this module is imported (with the writer, before any
@@ -14,7 +15,7 @@ import os
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
 
@@ -106,9 +107,22 @@ def exit_deadline(timeout_s: float) -> float | None:
     return _EXIT_BEGAN[0] + timeout_s
 
 
+#: What else a forked child resets, held weakly: objects (or modules) with an
+#: ``_after_fork_in_child()`` that replaces their locks (another thread may have held one
+#: at the fork, and would never let it go in the child) and forgets their threads.
+_FORK_RESETS: Final[weakref.WeakSet[Any]] = weakref.WeakSet()
+
+
+def reset_after_fork(target: Any) -> None:
+    """Call ``target._after_fork_in_child()`` in a forked child (``target`` is held weakly)."""
+    _FORK_RESETS.add(target)
+
+
 def _after_fork_in_child() -> None:
     _EXIT_BEGAN.clear()
     IDLE_CLOSER.reset_after_fork()
+    for target in list(_FORK_RESETS):
+        target._after_fork_in_child()
     for writer in list(_LIVE.values()):
         writer._child_after_fork()
 

@@ -1361,7 +1361,8 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
 
 #define FAST_FIELDS(X)                                                                                       \
     X(handler_dict) X(general) X(write) X(scopes) X(scope_of) X(flag) X(discard) X(recursive) X(own_record) \
-        X(fault) X(format_failed) X(reserved) X(last_init) X(otel_event) X(event) X(severities) X(severity_of) X(texts)      \
+        X(fault) X(format_failed) X(reserved) X(last_init) X(otel_event) X(event) X(severities)            \
+            X(severity_of) X(texts)                                                                         \
             X(span_var) X(get_current) X(span_key) X(span_kind) X(span_kinds) X(invalid) X(context_type)    \
                 X(record_type) X(field_order) X(logging_type) X(emitter) X(rw_type) X(clock) X(logs_api)    \
                     X(enqueue) X(dumps) X(enc_reserved) X(tail_of) X(span_id_key) X(span_id_hex)            \

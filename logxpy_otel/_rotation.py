@@ -18,11 +18,11 @@ import secrets
 import shutil
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Final
 
+from . import _lifecycle
 from ._diagnostics import logger
 
 __all__ = [
@@ -159,13 +159,13 @@ def checkpoint_key(path: str) -> str:
 PARTIAL_ORPHAN_S: Final = 3600.0
 
 
-def prune_partials(path: str, now: float | None = None) -> None:
+def prune_partials(path: str) -> None:
     """Remove the temporary files (``create_exclusive``'s) of ``path``'s family that a crash
     left behind, once they are :data:`PARTIAL_ORPHAN_S` old: each held a whole compressed
     copy of a backup, and nothing else would ever remove them."""
     directory, stem, _ = _split(path)
     pattern = re.compile(r"\." + re.escape(stem) + r"\..+\.[0-9a-f]{16}\.partial\Z")
-    now = time.time() if now is None else now
+    now = time.time()
 
     def orphan(name: str) -> bool:
         return now - os.lstat(os.path.join(directory, name)).st_mtime >= PARTIAL_ORPHAN_S
@@ -218,10 +218,10 @@ class Maintenance:
         self._backup_count = backup_count
         self._compress = compress
         self._file_mode = file_mode
-        self._reset()
-        _MAINTENANCE.add(self)
+        self._after_fork_in_child()
+        _lifecycle.reset_after_fork(self)
 
-    def _reset(self) -> None:
+    def _after_fork_in_child(self) -> None:
         """No job, no thread (at construction, and in a forked child: the parent's thread
         and its jobs are the parent's, and its locks may have been held at the fork)."""
         self._jobs: deque[tuple[str, str]] = deque()
@@ -278,19 +278,6 @@ class Maintenance:
                         logger.warning("logxpy-otel: could not delete old backup %s: %s", old, exc)
                 prune_checkpoints(live_path)
             prune_partials(live_path)
-
-
-#: Every Maintenance not yet collected: reset in a forked child.
-_MAINTENANCE: weakref.WeakSet[Maintenance] = weakref.WeakSet()
-
-
-def _maintenance_after_fork() -> None:
-    for maintenance in list(_MAINTENANCE):
-        maintenance._reset()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_maintenance_after_fork)
 
 
 def create_exclusive(target: str, mode: int = 0o600) -> tuple[int, str]:

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -91,6 +92,7 @@ from opentelemetry.semconv._incubating.metrics.otel_metrics import (
 )
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 
+from . import _lifecycle
 from ._diagnostics import logger
 from ._writer import AsyncMetrics, AsyncWriter, DropReason
 
@@ -514,7 +516,7 @@ _registry: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.Weak
 _global: list[_Instruments] = []
 
 
-def _locks_after_fork_in_child() -> None:
+def _after_fork_in_child() -> None:
     """Fresh locks in a forked child: one held by another thread at the fork (the metric
     reader's collection, a processor being made) would never be let go there."""
     global _numbers_lock, _registry_lock
@@ -524,8 +526,7 @@ def _locks_after_fork_in_child() -> None:
         instruments._lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_locks_after_fork_in_child)
+_lifecycle.reset_after_fork(sys.modules[__name__])
 
 
 def _instruments(provider: MeterProvider) -> _Instruments:

@@ -52,19 +52,22 @@ def _milliseconds(most: float, least: float = 0.0) -> Callable[[object], float]:
     """A parser of durations in milliseconds, at most ``most``: above 0, or at least
     ``least`` when it is given."""
 
+    bounds = f"from {least:g} to {most:.0f}" if least else f"> 0 and <= {most:.0f}"
+
     def parse(value: object) -> float:
         if isinstance(value, str):
             try:
                 value = float(value.strip())
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= most:
-            raise ValueError(f"a number of milliseconds {bounds}")
-        if value < least:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 < value <= most
+            or value < least
+        ):
             raise ValueError(f"a number of milliseconds {bounds}")
         return float(value)
-
-    bounds = f"from {least:g} to {most:.0f}" if least else f"> 0 and <= {most:.0f}"
 
     return parse
 

@@ -20,7 +20,6 @@
 #include <structmember.h> /* T_OBJECT_EX, READONLY */
 
 #include "_cjson.h"
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>

@@ -259,11 +259,10 @@ class AsyncWriter:
         (reason ``shutdown``). Idempotent. After the exit hook ran, the hook's deadline
         bounds this call too, so the whole exit takes at most one ``shutdown_timeout``.
         """
-        exiting = _lifecycle.exit_deadline(self._config.shutdown_timeout_ms / 1000.0)
-        for bound in (self._exit_deadline, exiting):
-            if bound is not None:
-                left = max(0.0, bound - time.monotonic())
-                timeout = left if timeout is None else min(timeout, left)
+        bound = self._exit_deadline or _lifecycle.exit_deadline(self._config.shutdown_timeout_ms / 1000.0)
+        if bound is not None:
+            left = max(0.0, bound - time.monotonic())
+            timeout = left if timeout is None else min(timeout, left)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             if self._state in (_STOPPING, _STOPPED):

@@ -373,38 +373,7 @@ def test_a_line_left_unterminated_is_ended_before_the_first_write_unless_it_is_f
     assert shared.read_bytes() == b'{"a":1}\n{"half":2}\n{"b":2}\n'
 
 
-# -- fsync, and a clock that steps back -------------------------------------------------------------
-
-
-@pytest.mark.parametrize("fsync", ["batch", 100])
-def test_fsync_on_a_device_is_not_asked_and_its_records_are_written(
-    writers: list[AsyncWriter], fsync: str | int
-) -> None:
-    """fsync(2) on a device or a FIFO fails (EINVAL): every record was counted as dropped
-    though every line reached the device, and flush said False."""
-    writer = make(writers, AsyncFileDestination("/dev/null", fsync=fsync))
-    for n in range(5):
-        writer.enqueue(item(n))
-    assert writer.flush(5.0)
-    m = writer.metrics
-    assert (m.written, dict(m.dropped_by_reason)) == (5, {})
-
-
-def test_fsync_at_an_interval_goes_on_after_the_clock_steps_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from logxpy_otel import _destinations
-
-    calls: list[int] = []
-    monkeypatch.setattr(_destinations.os, "fsync", calls.append)
-    clock = FakeClock(1_800_000_000.0)
-    dest = AsyncFileDestination(tmp_path / "app.jsonl", fsync=100, clock=clock)
-    clock.t -= 3600.0
-    for _ in range(10):
-        clock.t += 0.1
-        dest(b'{"a":1}\n')
-    dest.close()
-    assert len(calls) >= 5, f"{len(calls)} fsyncs in a second of writes at fsync=100 ms"
+# -- a clock that steps back ------------------------------------------------------------------
 
 
 def test_a_file_deleted_under_us_is_noticed_after_the_clock_steps_back(tmp_path: Path) -> None:

@@ -211,6 +211,41 @@ def test_a_child_forked_while_the_parent_compresses_compresses_its_own_backups_a
 # -- a lock held at fork time is inherited: the child's first fault deadlocks ------------------
 
 
+#: A script's function: fork while another thread holds every lock of ``locks``; the child
+#: runs ``in_child()`` and exits with what it returns; the parent exits with the child's
+#: status, or 1 (and "DEADLOCK: ..." on stdout) when the child hangs 10 s.
+_FORK_WHILE_HELD = """
+import contextlib, os, sys, threading, time
+
+def fork_while_held(locks, in_child):
+    inside, release = threading.Event(), threading.Event()
+
+    def holding():
+        with contextlib.ExitStack() as held:
+            for lock in locks:
+                held.enter_context(lock)
+            inside.set()
+            release.wait(30)
+
+    threading.Thread(target=holding, daemon=True).start()
+    assert inside.wait(10)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(in_child())
+    release.set()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            sys.exit(os.waitstatus_to_exitcode(status))
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    print("DEADLOCK: the child hung on a lock held at the fork", flush=True)
+    sys.exit(1)
+"""
+
+
 @pytest.mark.parametrize("owner", ["processor", "exporter"])
 def test_a_child_forked_while_a_fault_is_being_counted_does_not_deadlock_on_its_own_fault(
     owner: str,
@@ -223,7 +258,6 @@ def test_a_child_forked_while_a_fault_is_being_counted_does_not_deadlock_on_its_
     internal error waits for ever on a lock whose owner does not exist in it. (The window is
     held open here by a thread that holds the lock across the fork.)"""
     script = f"""
-        import os, sys, threading, time
         from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
         from logxpy_otel import LogxpyLogRecordExporter, LogxpyLogRecordProcessor, exporter as exporter_module
@@ -242,30 +276,14 @@ def test_a_child_forked_while_a_fault_is_being_counted_does_not_deadlock_on_its_
             provider.add_log_record_processor(SimpleLogRecordProcessor(owner))
             reporter = exporter_module._fault_report
         logger = provider.get_logger("x")
-        inside, release = threading.Event(), threading.Event()
-        def counting():  # another thread inside note() at the moment of the fork
-            with reporter._lock:
-                inside.set()
-                release.wait(30)
-        threading.Thread(target=counting, daemon=True).start()
-        assert inside.wait(10)
-        pid = os.fork()
-        if pid == 0:
+
+        def a_fault():
             logger.emit(body={{"structured": True}})  # a fault: counted, never raised
-            os._exit(0 if owner.metrics.dropped_by_reason.get("internal_error") == 1 else 2)
-        release.set()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                sys.exit(os.waitstatus_to_exitcode(status))
-            time.sleep(0.05)
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-        print("DEADLOCK: the child hung in its first fault", flush=True)
-        sys.exit(1)
+            return 0 if owner.metrics.dropped_by_reason.get("internal_error") == 1 else 2
+
+        fork_while_held([reporter._lock], a_fault)  # another thread inside note() at the fork
     """
-    done = run_script(script, timeout=60)
+    done = run_script(_FORK_WHILE_HELD + textwrap.dedent(script), timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -275,38 +293,20 @@ def test_a_child_forked_while_self_metrics_are_being_registered_does_not_deadloc
     another thread then (a processor being made, the metric reader collecting), the child's
     first processor with self-metrics waited for ever."""
     script = """
-        import os, sys, threading, time
         from opentelemetry.sdk.metrics import MeterProvider
         from logxpy_otel import LogxpyLogRecordProcessor, _self_metrics
 
         meters = MeterProvider()
         LogxpyLogRecordProcessor(destinations=[lambda data: None], meter_provider=meters)
         (instruments,) = _self_metrics._registry.values()
-        inside, release = threading.Event(), threading.Event()
 
-        def registering():  # another thread inside the registry (and a collection) at the fork
-            with _self_metrics._registry_lock, _self_metrics._numbers_lock, instruments._lock:
-                inside.set()
-                release.wait(30)
+        def a_processor():
+            LogxpyLogRecordProcessor(destinations=[lambda data: None], meter_provider=meters).shutdown()
+            return 0
 
-        threading.Thread(target=registering, daemon=True).start()
-        assert inside.wait(10)
-        pid = os.fork()
-        if pid == 0:
-            child = LogxpyLogRecordProcessor(destinations=[lambda data: None], meter_provider=meters)
-            child.shutdown()
-            os._exit(0)
-        release.set()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                sys.exit(os.waitstatus_to_exitcode(status))
-            time.sleep(0.05)
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-        print("DEADLOCK: the child hung on a self-metrics lock", flush=True)
-        sys.exit(1)
+        # another thread inside the registry (and a collection) at the fork
+        held = [_self_metrics._registry_lock, _self_metrics._numbers_lock, instruments._lock]
+        fork_while_held(held, a_processor)
     """
-    done = run_script(script, timeout=60)
+    done = run_script(_FORK_WHILE_HELD + textwrap.dedent(script), timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -598,6 +598,33 @@ def test_fsync_interval_syncs_only_when_the_interval_passed(tmp_path: Path, fsyn
     dest.close()
 
 
+def test_fsync_at_an_interval_goes_on_after_the_clock_steps_back(tmp_path: Path, fsyncs: list[int]) -> None:
+    """After the clock stepped back an hour, a second of writes at fsync=100 ms got no sync."""
+    clock = FakeClock(1_800_000_000.0)
+    dest = AsyncFileDestination(tmp_path / "app.jsonl", fsync=100, clock=clock)
+    clock.t -= 3600.0
+    for _ in range(10):
+        clock.t += 0.1
+        dest(b'{"a":1}\n')
+    dest.close()
+    assert len(fsyncs) >= 5, f"{len(fsyncs)} fsyncs in a second of writes at fsync=100 ms"
+
+
+@pytest.mark.parametrize("fsync", ["batch", 100])
+def test_fsync_on_a_device_is_not_asked_and_its_records_are_written(
+    writers: list[AsyncWriter], fsync: str | int, fsyncs: list[int]
+) -> None:
+    """fsync(2) on a device or a FIFO fails (EINVAL): every record was counted as dropped
+    though every line reached the device, and flush said False."""
+    writer = make(writers, AsyncFileDestination("/dev/null", fsync=fsync))
+    for n in range(5):
+        writer.enqueue(item(n))
+    assert writer.flush(5.0)
+    m = writer.metrics
+    assert (m.written, dict(m.dropped_by_reason)) == (5, {})
+    assert fsyncs == []
+
+
 def test_fsync_never_never_syncs(tmp_path: Path, fsyncs: list[int], writers: list[AsyncWriter]) -> None:
     dest = AsyncFileDestination(tmp_path / "app.jsonl")  # the default: never
     writer = make(writers, dest)
