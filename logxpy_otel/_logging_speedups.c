@@ -58,6 +58,13 @@ static PyObject *f_name, *f_msg, *f_args, *f_levelno, *f_levelname, *f_created, 
 static PyObject *k_code_file, *k_code_function, *k_code_line, *f_pathname, *f_func_name, *f_lineno;
 static PyObject *empty_tuple;
 
+/* The LogRecord fields the fast path reads (record_field), by their names above. */
+enum { P_NAME, P_MSG, P_ARGS, P_LEVELNO, P_LEVELNAME, P_CREATED, P_EXC_INFO, P_PATHNAME, P_FUNC_NAME, P_LINENO,
+       N_PLACES };
+static PyObject **const place_names[N_PLACES] = {&f_name,      &f_msg,     &f_args,     &f_levelno,
+                                                 &f_levelname, &f_created, &f_exc_info, &f_pathname,
+                                                 &f_func_name, &f_lineno};
+
 typedef struct {
     PyObject_HEAD
     PyObject *handler_dict; /* the handler's __dict__: "filters" and "formatter" per record */
@@ -102,6 +109,8 @@ typedef struct {
     LastTail last; /* the last tail used */
     Filter reserved_filter, enc_reserved_filter; /* before the sets reserved, enc_reserved */
     PyObject *span_id_key, *span_id_hex, *trace_id_key, *trace_id_hex; /* the last ids and their hex */
+    PyObject *last_context, *last_span_context; /* the last OTel Context read, and its span's context */
+    Py_ssize_t places[N_PLACES]; /* where LogRecord.__init__ puts each in its dict (-1: unknown) */
     Py_ssize_t n_init;
     Py_ssize_t max_count; /* -1: no limit */
     int limited;          /* a value length limit is set */
@@ -143,6 +152,22 @@ put_next_float(Buf *b, const char **next, const char *end)
     return buf_put(b, start, p - start);
 }
 
+/* orjson.dumps of the floats: of the one float, or of a tuple of them ("[1e-7,2.5]"). */
+static PyObject *
+orjson_floats(PyObject *dumps, PyObject *const *floats, Py_ssize_t n)
+{
+    if (n == 1)
+        return PyObject_CallOneArg(dumps, floats[0]);
+    PyObject *tuple = PyTuple_New(n);
+    if (tuple == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(tuple, i, Py_NewRef(floats[i]));
+    PyObject *json = PyObject_CallOneArg(dumps, tuple);
+    Py_DECREF(tuple);
+    return json;
+}
+
 /* ---- the current span ------------------------------------------------------------------ */
 
 /* How to get a span's context, by its type (remembered): 0 it is not a Span (the invalid
@@ -175,7 +200,19 @@ span_kind_of(Fast *self, PyObject *span)
     return value == -1 && PyErr_Occurred() ? -1 : (int)value;
 }
 
-/* The current span's context (new reference), INVALID_SPAN_CONTEXT when there is none. */
+/* Whether the span context read from ``context`` can be kept for it: an OTel Context, a
+ * dict subclass that refuses item assignment (it is never changed in place), whose span
+ * is read through its ``_context`` (set once, when the span is made). */
+static int
+context_keeps(PyObject *context)
+{
+    PyMappingMethods *mapping = Py_TYPE(context)->tp_as_mapping;
+    return PyDict_Check(context) && !PyDict_CheckExact(context) && mapping != NULL &&
+           mapping->mp_ass_subscript != PyDict_Type.tp_as_mapping->mp_ass_subscript;
+}
+
+/* The current span's context (new reference), INVALID_SPAN_CONTEXT when there is none.
+ * The last one read is kept with its OTel Context: records come in runs from one. */
 static PyObject *
 current_span_context(Fast *self)
 {
@@ -185,6 +222,10 @@ current_span_context(Fast *self)
             return NULL;
         if (context == NULL)
             return Py_NewRef(self->invalid);
+        if (context == self->last_context) {
+            Py_DECREF(context);
+            return Py_NewRef(self->last_span_context);
+        }
     }
     else {
         context = PyObject_CallNoArgs(self->get_current);
@@ -198,15 +239,18 @@ current_span_context(Fast *self)
     else {
         span = PyObject_CallMethod(context, "get", "O", self->span_key);
     }
-    Py_DECREF(context);
-    if (span == NULL)
+    if (span == NULL) {
+        Py_DECREF(context);
         return PyErr_Occurred() ? NULL : Py_NewRef(self->invalid);
+    }
     if (span == Py_None) {
+        Py_DECREF(context);
         Py_DECREF(span);
         return Py_NewRef(self->invalid);
     }
     int kind = span_kind_of(self, span);
     if (kind <= 0) {
+        Py_DECREF(context);
         Py_DECREF(span);
         return kind < 0 ? NULL : Py_NewRef(self->invalid);
     }
@@ -215,6 +259,7 @@ current_span_context(Fast *self)
         result = PyObject_GetAttr(span, a_context);
         if (result == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                Py_DECREF(context);
                 Py_DECREF(span);
                 return NULL;
             }
@@ -223,11 +268,64 @@ current_span_context(Fast *self)
         else if ((PyObject *)Py_TYPE(result) != self->context_type) {
             Py_CLEAR(result); /* something else: the method says */
         }
+        else if (self->span_var != Py_None && context_keeps(context)) {
+            /* both set before the old ones go (their release can run Python code) */
+            PyObject *old_context = self->last_context, *old_result = self->last_span_context;
+            self->last_context = Py_NewRef(context);
+            self->last_span_context = Py_NewRef(result);
+            Py_XDECREF(old_context);
+            Py_XDECREF(old_result);
+        }
     }
+    Py_DECREF(context);
     if (result == NULL)
         result = PyObject_CallMethodNoArgs(span, m_get_span_context);
     Py_DECREF(span);
     return result;
+}
+
+/* ---- the record's fields ----------------------------------------------------------------- */
+
+/* record.<which> (borrowed), or NULL (an error set, or none: not there). Read at its place
+ * in the instance dict when the key there is its name (LogRecord.__init__ sets its fields
+ * in one order: a record's dict has them at the same places), else looked up: a dict walk
+ * step costs a third of a lookup. */
+static ALWAYS_INLINE PyObject *
+record_field(const Fast *self, PyObject *fields, int which)
+{
+    PyObject *name = *place_names[which], *key, *value;
+    Py_ssize_t pos = self->places[which];
+    if (pos >= 0 && PyDict_Next(fields, &pos, &key, &value) && key == name)
+        return value;
+    return PyDict_GetItemWithError(fields, name);
+}
+
+/* Where LogRecord.__init__ puts each field read here, from a record made once: 0, or -1
+ * with an error. A field it does not set, or not at its name, stays -1 (looked up). */
+static int
+find_places(Fast *self)
+{
+    for (int i = 0; i < N_PLACES; i++)
+        self->places[i] = -1;
+    PyObject *record = PyObject_CallFunction(self->logging_type, "sisisOO", "n", 0, "p", 0, "m", Py_None, Py_None);
+    if (record == NULL)
+        return -1;
+    PyObject *fields = PyObject_GenericGetDict(record, NULL);
+    Py_DECREF(record);
+    if (fields == NULL)
+        return -1;
+    if (PyDict_CheckExact(fields)) {
+        Py_ssize_t pos = 0, at = 0;
+        PyObject *key, *value;
+        for (; PyDict_Next(fields, &pos, &key, &value); at = pos) {
+            for (int i = 0; i < N_PLACES; i++) {
+                if (key == *place_names[i])
+                    self->places[i] = at;
+            }
+        }
+    }
+    Py_DECREF(fields);
+    return 0;
 }
 
 /* ---- the encoder's way: the API LogRecord, through the processor's on_emit ----------- */
@@ -319,7 +417,7 @@ line_record(Fast *self, PyObject *fields, PyObject *attributes, PyObject *body, 
 {
     PyObject *record = NULL, *dict = NULL, *timestamp = NULL, *observed = NULL, *context = NULL,
              *trace_id = NULL, *span_id = NULL, *flags = NULL, *created;
-    created = PyDict_GetItemWithError(fields, f_created); /* borrowed */
+    created = record_field(self, fields, P_CREATED); /* borrowed */
     if (created == NULL || !PyFloat_CheckExact(created))
         goto done; /* (or an error) the Python path */
     /* int(record.created * 1e9), as the OTel handler computes it */
@@ -382,10 +480,10 @@ done:
 /* The body: getMessage() for a str msg (str(msg), then % args when there are args). NULL
  * without an error: the Python path (a msg of another type, whose str() may do anything). */
 static PyObject *
-message(PyObject *fields)
+message(const Fast *self, PyObject *fields)
 {
-    PyObject *msg = PyDict_GetItemWithError(fields, f_msg);     /* borrowed */
-    PyObject *args = PyDict_GetItemWithError(fields, f_args);   /* borrowed */
+    PyObject *msg = record_field(self, fields, P_MSG);   /* borrowed */
+    PyObject *args = record_field(self, fields, P_ARGS); /* borrowed */
     if (msg == NULL || args == NULL || !PyUnicode_CheckExact(msg))
         return NULL;
     int truth = PyObject_IsTrue(args);
@@ -405,7 +503,7 @@ encoder_way(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, P
     PyObject *attributes = NULL, *severity = NULL, *text, *levelno, *levelname, *record = NULL,
              *rw = NULL, *done = NULL, *exc_info;
     int rc = ERROR;
-    exc_info = PyDict_GetItemWithError(fields, f_exc_info); /* borrowed */
+    exc_info = record_field(self, fields, P_EXC_INFO); /* borrowed */
     if (exc_info == NULL) {
         rc = PyErr_Occurred() ? ERROR : WRITE;
         goto out;
@@ -422,11 +520,11 @@ encoder_way(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, P
     if (self->code) {
         /* code.file.path, code.function.name, code.line.number, after the extras */
         PyObject *keys[3] = {k_code_file, k_code_function, k_code_line};
-        PyObject *names[3] = {f_pathname, f_func_name, f_lineno};
+        int names[3] = {P_PATHNAME, P_FUNC_NAME, P_LINENO};
         if (attributes == NULL && (attributes = PyDict_New()) == NULL)
             goto out;
         for (int i = 0; i < 3; i++) {
-            PyObject *v = PyDict_GetItemWithError(fields, names[i]); /* borrowed */
+            PyObject *v = record_field(self, fields, names[i]); /* borrowed */
             if (v == NULL) {
                 rc = PyErr_Occurred() ? ERROR : WRITE;
                 goto out;
@@ -445,13 +543,13 @@ encoder_way(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, P
         goto out;
     }
     if (body == NULL)
-        body = message(fields);
+        body = message(self, fields);
     if (body == NULL) {
         rc = !PyErr_Occurred() ? WRITE : PyErr_ExceptionMatches(PyExc_Exception) ? FORMAT : ERROR;
         goto out;
     }
-    levelno = PyDict_GetItemWithError(fields, f_levelno);     /* borrowed */
-    levelname = PyDict_GetItemWithError(fields, f_levelname); /* borrowed */
+    levelno = record_field(self, fields, P_LEVELNO);     /* borrowed */
+    levelname = record_field(self, fields, P_LEVELNAME); /* borrowed */
     if (levelno == NULL || levelname == NULL) {
         rc = PyErr_Occurred() ? ERROR : WRITE;
         goto out;
@@ -650,7 +748,7 @@ static int
 code_attributes(Fast *self, PyObject *fields, PyObject **keys, PyObject **values, Py_ssize_t *count)
 {
     PyObject *code_keys[3] = {k_code_file, k_code_function, k_code_line};
-    PyObject *names[3] = {f_pathname, f_func_name, f_lineno};
+    int names[3] = {P_PATHNAME, P_FUNC_NAME, P_LINENO};
     for (Py_ssize_t i = 0; i < *count; i++) {
         for (int j = 0; j < 3; j++) {
             if (PyUnicode_GET_LENGTH(keys[i]) == PyUnicode_GET_LENGTH(code_keys[j]) &&
@@ -659,7 +757,7 @@ code_attributes(Fast *self, PyObject *fields, PyObject **keys, PyObject **values
         }
     }
     for (int j = 0; j < 3; j++) {
-        PyObject *v = PyDict_GetItemWithError(fields, names[j]); /* borrowed */
+        PyObject *v = record_field(self, fields, names[j]); /* borrowed */
         if (v == NULL)
             return PyErr_Occurred() ? ERROR : WRITE;
         if (!(PyUnicode_CheckExact(v) || PyLong_CheckExact(v) || v == Py_None))
@@ -705,11 +803,12 @@ direct(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, long l
              *json = NULL, *tail = NULL, *tid = NULL, *data = NULL, *span_hex = NULL;
     Py_ssize_t n = 0, n_floats = 0;
     int rc, truth;
-    Buf b;
+    Buf b, float_text;
     buf_init(&b);
+    buf_init(&float_text);
     *item = NULL;
 
-    PyObject *exc_info = PyDict_GetItemWithError(fields, f_exc_info); /* borrowed */
+    PyObject *exc_info = record_field(self, fields, P_EXC_INFO); /* borrowed */
     if (exc_info == NULL)
         return PyErr_Occurred() ? ERROR : WRITE;
     if (exc_info != Py_None) {
@@ -727,9 +826,9 @@ direct(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, long l
         goto done;
     }
     /* Severity, text and time: read before the message is built (which can run Python). */
-    PyObject *levelno = PyDict_GetItemWithError(fields, f_levelno);     /* borrowed */
-    PyObject *levelname = PyDict_GetItemWithError(fields, f_levelname); /* borrowed */
-    PyObject *created = PyDict_GetItemWithError(fields, f_created);     /* borrowed */
+    PyObject *levelno = record_field(self, fields, P_LEVELNO);     /* borrowed */
+    PyObject *levelname = record_field(self, fields, P_LEVELNAME); /* borrowed */
+    PyObject *created = record_field(self, fields, P_CREATED);     /* borrowed */
     if (levelno == NULL || levelname == NULL || created == NULL) {
         rc = PyErr_Occurred() ? ERROR : WRITE;
         goto done;
@@ -794,8 +893,8 @@ direct(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, long l
     }
 
     /* The message: getMessage() for a str msg (msg % args when there are args). */
-    PyObject *msg = PyDict_GetItemWithError(fields, f_msg);   /* borrowed */
-    PyObject *args = PyDict_GetItemWithError(fields, f_args); /* borrowed */
+    PyObject *msg = record_field(self, fields, P_MSG);   /* borrowed */
+    PyObject *args = record_field(self, fields, P_ARGS); /* borrowed */
     if (msg == NULL || args == NULL || !PyUnicode_CheckExact(msg)) {
         rc = PyErr_Occurred() ? ERROR : WRITE; /* a msg of another type, whose str() may do anything */
         goto done;
@@ -847,28 +946,24 @@ direct(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, long l
         goto done;
     }
 
-    /* Every float of the line through one orjson call, as the encoder writes them. */
+    /* Every float of the line as orjson writes it: by floats_text, or one orjson call. */
     const char *next, *end;
-    if (n_floats == 1) {
-        json = PyObject_CallOneArg(self->dumps, ts_obj);
-    }
-    else {
-        PyObject *tuple = PyTuple_New(n_floats);
-        if (tuple == NULL) {
-            rc = ERROR;
-            goto done;
-        }
-        for (Py_ssize_t i = 0; i < n_floats; i++)
-            PyTuple_SET_ITEM(tuple, i, Py_NewRef(floats[i]));
-        json = PyObject_CallOneArg(self->dumps, tuple);
-        Py_DECREF(tuple);
-    }
-    if (json == NULL || !PyBytes_CheckExact(json)) {
-        rc = json == NULL ? ERROR : ENCODER;
+    rc = floats_text(&float_text, floats, n_floats);
+    if (rc < 0) {
+        rc = ERROR;
         goto done;
     }
-    next = PyBytes_AS_STRING(json) + (n_floats > 1);
-    end = PyBytes_AS_STRING(json) + PyBytes_GET_SIZE(json);
+    next = float_text.data;
+    end = float_text.data + float_text.len;
+    if (rc > 0) {
+        json = orjson_floats(self->dumps, floats, n_floats);
+        if (json == NULL || !PyBytes_CheckExact(json)) {
+            rc = json == NULL ? ERROR : ENCODER;
+            goto done;
+        }
+        next = PyBytes_AS_STRING(json) + (n_floats > 1);
+        end = PyBytes_AS_STRING(json) + PyBytes_GET_SIZE(json);
+    }
 
 #define PUT(expr)                                                 \
     do {                                                          \
@@ -984,20 +1079,17 @@ direct(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, long l
         rc = ERROR;
         goto done;
     }
-    *item = self->item_size == 7
-                ? PyTuple_Pack(7, tid != NULL ? tid : Py_None, ts_obj, number >= ERROR_SEVERITY ? Py_True : Py_False,
-                               data, tail, span_hex != NULL ? span_hex : Py_None, Py_None)
-                : PyTuple_Pack(5, tid != NULL ? tid : Py_None, ts_obj, number >= ERROR_SEVERITY ? Py_True : Py_False,
-                               data, tail);
+    *item = line_item(self->item_size, tid != NULL ? tid : Py_None, ts_obj, number >= ERROR_SEVERITY, data, tail,
+                      span_hex != NULL ? span_hex : Py_None, Py_None);
     if (*item == NULL) {
         rc = ERROR;
         goto done;
     }
-    PyObject_GC_UnTrack(*item); /* str, float, bool, bytes: never part of a cycle */
     rc = GO;
 
 done:
     buf_free(&b);
+    buf_free(&float_text);
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_DECREF(keys[i]);
         Py_DECREF(values[i]);
@@ -1074,10 +1166,17 @@ Fast_handle(Fast *self, PyObject *record)
     if (value != NULL && value != Py_None)
         return PyObject_CallOneArg(self->general, record);
     if (self->logs_api != Py_None) {
-        value = PyObject_GetAttr(self->logs_api, a_global);
-        if (value == NULL)
-            return NULL;
-        Py_DECREF(value);
+        /* its global, read in the module's dict (a plain lookup, not a getattr) */
+        value = PyModule_Check(self->logs_api) ? PyDict_GetItemWithError(PyModule_GetDict(self->logs_api), a_global)
+                                               : NULL; /* borrowed */
+        if (value == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            value = PyObject_GetAttr(self->logs_api, a_global);
+            if (value == NULL)
+                return NULL;
+            Py_DECREF(value);
+        }
         if (value != Py_None)
             return PyObject_CallOneArg(self->general, record);
     }
@@ -1106,7 +1205,7 @@ Fast_handle(Fast *self, PyObject *record)
     fields = PyObject_GenericGetDict(record, NULL);
     if (fields == NULL || !PyDict_CheckExact(fields))
         goto fault;
-    value = PyDict_GetItemWithError(fields, f_name); /* borrowed */
+    value = record_field(self, fields, P_NAME); /* borrowed */
     if (value == NULL) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_AttributeError, "name");
@@ -1338,6 +1437,8 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
         PyTuple_SET_ITEM(self->field_order, i, key);
     }
     self->logging_type = Py_NewRef(logging_type);
+    if (find_places(self) < 0)
+        return -1;
     self->emitter = Py_NewRef(emitter);
     self->rw_type = Py_NewRef(rw_type);
     self->clock = Py_NewRef(clock);
@@ -1366,7 +1467,7 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
             X(span_var) X(get_current) X(span_key) X(span_kind) X(span_kinds) X(invalid) X(context_type)    \
                 X(record_type) X(field_order) X(logging_type) X(emitter) X(rw_type) X(clock) X(logs_api)    \
                     X(enqueue) X(dumps) X(enc_reserved) X(tail_of) X(span_id_key) X(span_id_hex)            \
-                        X(trace_id_key) X(trace_id_hex)
+                        X(trace_id_key) X(trace_id_hex) X(last_context) X(last_span_context)
 
 static int
 Fast_traverse(Fast *self, visitproc visit, void *arg)

@@ -147,11 +147,30 @@ static PyTypeObject FastEncoderType;
 
 typedef struct {
     PyObject *values; /* the floats, in line order (a tuple) */
-    PyObject *json;   /* orjson.dumps(list): b"[1.5,2.0]" */
-    const char *next; /* the next float's text in json */
-    const char *end;  /* the end of json */
-    Py_ssize_t index; /* the next float's place in list */
+    PyObject *json;   /* orjson.dumps(values): b"[1.5,2.0]", or NULL: their text is in text */
+    Buf text;         /* "1.5,2.0", written here (floats_text) when it can */
+    const char *next; /* the next float's text (in json or text) */
+    const char *end;  /* the end of that text */
+    Py_ssize_t index; /* the next float's place in values */
 } Floats;
+
+/* A Floats to take floats into (floats_take) and free (floats_free). */
+static void
+floats_init(Floats *f)
+{
+    f->values = f->json = NULL;
+    buf_init(&f->text);
+    f->next = f->end = NULL;
+    f->index = 0;
+}
+
+static void
+floats_free(Floats *f)
+{
+    Py_CLEAR(f->values);
+    Py_CLEAR(f->json);
+    buf_free(&f->text);
+}
 
 /* The text of ``v``, the next float of the line (it ends at ',' or ']'). 1 (the Python
  * encoder's turn) if ``v`` is not the float counted there: the attributes changed under
@@ -248,6 +267,16 @@ floats_take(Floats *f, PyObject *dumps, PyObject *first, PyObject *dict)
     }
     if (f->values == NULL)
         return 1;
+    int rc = floats_text(&f->text, found, count);
+    if (rc == 0)
+        rc = PUT_LITERAL(&f->text, "]"); /* as orjson's text ends */
+    if (rc < 0)
+        return 1;
+    if (rc == 0) {
+        f->next = f->text.data;
+        f->end = f->text.data + f->text.len;
+        return 0;
+    }
     f->json = PyObject_CallOneArg(dumps, f->values);
     if (f->json == NULL || !PyBytes_CheckExact(f->json))
         return 1;
@@ -349,7 +378,8 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
     PyObject *number = NULL, *mt = NULL, *ts_obj = NULL;
     int failed = 0, truth, rc = 0;
     double ts;
-    Floats floats = {NULL, NULL, NULL, NULL, 0};
+    Floats floats;
+    floats_init(&floats);
     Buf b;
     buf_init(&b);
     /* The API's LogRecord keeps its fields in its instance dict (no descriptors). */
@@ -537,10 +567,8 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         /* The tail is shared, not copied: a record's own bytes stay small. */
         PyObject *data = PyBytes_FromStringAndSize(b.data, b.len);
         if (data != NULL)
-            result = PyTuple_Pack(7, tid != NULL ? tid : Py_None, ts_obj, failed ? Py_True : Py_False, data, tail,
-                                  span_hex != NULL ? span_hex : Py_None, Py_None);
-        if (result != NULL)
-            PyObject_GC_UnTrack(result); /* str, float, bool, bytes: never part of a cycle */
+            result = line_item(7, tid != NULL ? tid : Py_None, ts_obj, failed, data, tail,
+                               span_hex != NULL ? span_hex : Py_None, Py_None);
         Py_XDECREF(data);
     }
     goto done;
@@ -566,8 +594,7 @@ done:
     Py_XDECREF(span_hex);
     Py_XDECREF(tail);
     Py_XDECREF(ts_obj);
-    Py_XDECREF(floats.values);
-    Py_XDECREF(floats.json);
+    floats_free(&floats);
     for (int i = 0; i < N_FIELDS; i++)
         Py_XDECREF(got[i]);
     Py_XDECREF(fields);
@@ -1235,7 +1262,8 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
     PyObject *got[N_SPAN_FIELDS] = {NULL}, *trace_hex = NULL, *span_hex = NULL,
              *parent_hex = NULL, *dict = NULL, *dropped = NULL, *ts = NULL, *start_ts = NULL,
              *tail = NULL, *data = NULL, *role = NULL, *result = NULL, *code = NULL, *description = NULL;
-    Floats floats = {NULL, NULL, NULL, NULL, 0};
+    Floats floats;
+    floats_init(&floats);
     Buf b;
     buf_init(&b);
     int rc = 0, failed = 0, kind = -1;
@@ -1436,15 +1464,9 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
                : make_role(self->start_type, parent_hex != NULL ? parent_hex : Py_None, NULL, NULL);
     if (role == NULL)
         goto done;
-    result = PyTuple_Pack(7, trace_hex, ts, failed ? Py_True : Py_False, data, tail, span_hex, role);
-    if (result != NULL) {
-        /* Neither the item nor its role can be part of a cycle (str, float, bool, bytes and a
-         * role of str/float slots): untracked, the lines waiting in the queue cost the
-         * collector nothing (it scanned each at every young collection). */
-        PyObject_GC_UnTrack(result);
-        if (PyObject_GC_IsTracked(role))
-            PyObject_GC_UnTrack(role);
-    }
+    result = line_item(7, trace_hex, ts, failed, data, tail, span_hex, role);
+    if (result != NULL && PyObject_GC_IsTracked(role))
+        PyObject_GC_UnTrack(role); /* a role of str/float slots: never part of a cycle either */
     goto done;
 
 bail:
@@ -1466,8 +1488,7 @@ done:
     Py_XDECREF(role);
     Py_XDECREF(code);
     Py_XDECREF(description);
-    Py_XDECREF(floats.values);
-    Py_XDECREF(floats.json);
+    floats_free(&floats);
     return result;
 }
 
@@ -2551,11 +2572,28 @@ speedups_append_locked(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ss
     return Py_BuildValue("(in)", status, written);
 }
 
+/* float_text(d) -> bytes | None: put_float_text's text of ``d`` (None where orjson's is
+ * used). For the tests, which hold it to orjson's. */
+static PyObject *
+speedups_float_text(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    double d = PyFloat_AsDouble(arg);
+    if (d == -1.0 && PyErr_Occurred())
+        return NULL;
+    Buf b;
+    buf_init(&b);
+    PyObject *text = put_float_text(&b, d) == 0 ? PyBytes_FromStringAndSize(b.data, b.len) : Py_NewRef(Py_None);
+    buf_free(&b);
+    return text;
+}
+
 static PyMethodDef speedups_functions[] = {
     {"number", (PyCFunction)(void (*)(void))speedups_number, METH_FASTCALL,
      "number(items, traces, task_head, task_count, now, open_trace, out[, spans[, opening]]) -> task_count"},
     {"append_locked", (PyCFunction)(void (*)(void))speedups_append_locked, METH_FASTCALL,
      "append_locked(fd, data, expected) -> (status, written): a locked append in one GIL release"},
+    {"float_text", (PyCFunction)speedups_float_text, METH_O,
+     "float_text(d) -> bytes | None: the float's text where the C encoders write it without orjson"},
     {NULL, NULL, 0, NULL},
 };
 

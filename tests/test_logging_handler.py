@@ -479,6 +479,56 @@ def test_a_span_with_its_own_get_span_context_is_asked(plain_pair: Pair) -> None
     assert line["_otel"]["span_id"] == f"{0xDEF:016x}"
 
 
+def test_each_record_has_the_span_of_the_context_it_was_logged_in(plain_pair: Pair) -> None:
+    """Contexts attached in turn, one attached again after another and a span made in the
+    same frame: each record carries its own context's span (the C path keeps the last
+    context it read with its span's ids)."""
+    from opentelemetry import context as otel_context
+
+    a, b = TRACER.start_span("a"), TRACER.start_span("b")
+    context_a, context_b = trace.set_span_in_context(a), trace.set_span_in_context(b)
+    expected = []
+    for context, span in [(context_a, a), (context_b, b), (context_a, a), (None, None), (context_b, b)]:
+        token = otel_context.attach(context) if context is not None else None
+        try:
+            plain_pair.logger.info("in %s", span.name if span is not None else "none")
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+        expected.append(f"{span.get_span_context().span_id:016x}" if span is not None else None)
+    with TRACER.start_as_current_span("c") as c:
+        plain_pair.logger.info("in c")
+        expected.append(f"{c.get_span_context().span_id:016x}")
+    lines = [line for line in _assert_same(plain_pair, 6) if "at" not in line]
+    assert [line["_otel"].get("span_id") for line in lines] == expected
+    a.end()
+    b.end()
+
+
+def test_a_record_whose_fields_were_set_again_in_another_order_is_read_right(plain_pair: Pair) -> None:
+    """The C path reads a field at its usual place in the record's dict only when the key
+    there is its name: a record factory that deletes and sets fields again (they move to
+    the end) still gives the OTel path's lines."""
+    made = logging.getLogRecordFactory()
+
+    def moved(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = made(*args, **kwargs)
+        for name in ("msg", "levelno", "created", "name", "exc_info", "args", "levelname"):
+            value = record.__dict__.pop(name)
+            record.__dict__[name] = value
+        return record
+
+    logging.setLogRecordFactory(moved)
+    try:
+        with TRACER.start_as_current_span("s"):
+            plain_pair.logger.warning("moved %s %d", "fields", 3, extra={"k": 1.5})
+        plain_pair.logger.error("moved, no args")
+    finally:
+        logging.setLogRecordFactory(made)
+    lines = [line for line in _assert_same(plain_pair, 2) if "at" not in line]
+    assert [line["msg"] for line in lines] == ["moved fields 3", "moved, no args"]
+
+
 @pytest.mark.parametrize("kind", FAST_PATHS)
 def test_a_record_logged_from_an_arguments_str_is_skipped(kind: str) -> None:
     """A record logged by an argument's ``__str__`` while the message is built: skipped as

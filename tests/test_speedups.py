@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from _helpers import any_char, memory_kept
 from hypothesis import given, settings
@@ -680,3 +681,41 @@ def test_a_kind_name_the_span_encoder_would_write_unescaped_is_refused() -> None
             fallback_start=print,
             fallback_end=print,
         )
+
+
+# ---- floats written without orjson (_cjson.h put_float_text) -------------------------
+
+_float_texts = (
+    st.floats(min_value=1.0, max_value=2.0**52, exclude_max=True)
+    | st.integers(min_value=10**18, max_value=4 * 10**18).map(lambda ns: ns / 1e9)  # times
+    | st.integers(min_value=1, max_value=10**15).flatmap(
+        lambda n: st.integers(min_value=0, max_value=15).map(lambda e: n / 10**e)  # few digits
+    )
+    | st.integers(min_value=0, max_value=52).map(lambda e: 2.0**e)  # narrower interval below
+    | st.floats(allow_nan=True, allow_infinity=True)
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(value=_float_texts, negative=st.booleans())
+def test_a_float_is_written_as_orjson_writes_it_or_left_to_orjson(value: float, negative: bool) -> None:
+    """The shortest text that reads back as the float, the nearest of those, as orjson's."""
+    from logxpy_otel import _speedups
+
+    value = -value if negative else value
+    text = _speedups.float_text(value)
+    if text is None:  # another magnitude (orjson writes it), or a tie or an edge
+        assert not 1.0 <= abs(value) < 2.0**52 or len(repr(value)) >= 17
+    else:
+        assert text == orjson.dumps(value)
+        assert float(text) == value
+
+
+def test_times_in_seconds_are_written_without_orjson() -> None:
+    """Every time of a nanosecond clock over a year (a spread sample): all but a few in C."""
+    from logxpy_otel import _speedups
+
+    times = [(1_700_000_000_000_000_000 + k * 3_155_692_597_003) / 1e9 for k in range(10_000)]
+    texts = [_speedups.float_text(t) for t in times]
+    assert sum(text is None for text in texts) <= 5
+    assert all(text == orjson.dumps(t) for t, text in zip(times, texts, strict=True) if text is not None)
