@@ -57,6 +57,17 @@ put_error(PyObject *exc)
 static PyObject *fmt_span, *fmt_trace;
 static PyObject *sixty_four;
 
+/* A str of ``n`` ASCII characters (hex digits): made as one, without the UTF-8 decoding
+ * of PyUnicode_FromStringAndSize. */
+static MAYBE_UNUSED PyObject *
+ascii_str(const char *text, Py_ssize_t n)
+{
+    PyObject *s = PyUnicode_New(n, 127);
+    if (s != NULL)
+        memcpy(PyUnicode_DATA(s), text, (size_t)n);
+    return s;
+}
+
 /* format(id, spec) for spec "016x" or "032x": an exact int that fits in 64 or 128 bits
  * written here (int.__format__ parses its spec and builds the text through Python's
  * machinery, several times the cost); anything else by format() itself. */
@@ -106,7 +117,7 @@ hex_text(PyObject *id, PyObject *spec)
         text[i] = digits[*part & 0xf];
         *part >>= 4;
     }
-    return PyUnicode_FromStringAndSize(text, n);
+    return ascii_str(text, n);
 }
 
 /* The hex text of an id, from a one-entry cache (records of one span come in runs). */

@@ -1175,6 +1175,8 @@ struct SpanEncoderObject {
     PyObject *fallback_start, *fallback_end; /* the Python encoder's methods */
     PyObject *trace_key, *trace_hex; /* the last trace id and its hex text */
     LastTail last;
+    Py_ssize_t end_places[N_SPAN_FIELDS]; /* each field's place in an ended span's dict, -1 unknown */
+    int end_places_known;
 };
 
 /* ``value`` (an exact int in [1, 2**64)) as 16 hex digits into ``out``: 0; 1 when it is
@@ -1253,6 +1255,52 @@ make_role(PyObject *type, PyObject *parent, PyObject *name, PyObject *start_ts)
     return role;
 }
 
+/* The fields of an ended span into ``got`` (new references), from its instance dict: the
+ * SDK hands on_end a ReadableSpan made for the call, which nothing reads much after, so
+ * making a dict of its inline values costs no later access (a live span's would: see
+ * span_fast). ReadableSpan.__init__ sets its fields in one order: each is read at its
+ * place when the key there is its name (a dict walk step costs a third of a lookup; the
+ * places are learnt from the first span), else looked up, else got by getattr (as for a
+ * span without an instance dict). 0, or -1 with an error (a field missing). */
+static int
+ended_span_fields(SpanEncoder *self, PyObject *span, PyObject **got)
+{
+    PyObject *fields = PyObject_GenericGetDict(span, NULL), *key, *value;
+    if (fields == NULL || !PyDict_CheckExact(fields)) {
+        PyErr_Clear();
+        Py_CLEAR(fields);
+    }
+    else if (!self->end_places_known) {
+        Py_ssize_t pos = 0, at = 0;
+        for (int i = 0; i < N_SPAN_FIELDS; i++)
+            self->end_places[i] = -1;
+        for (; PyDict_Next(fields, &pos, &key, &value); at = pos) {
+            for (int i = 0; i < N_SPAN_FIELDS; i++) {
+                if (key == span_field[i])
+                    self->end_places[i] = at;
+            }
+        }
+        self->end_places_known = 1;
+    }
+    int rc = 0;
+    for (int i = 0; i < N_SPAN_FIELDS && rc == 0; i++) {
+        value = NULL;
+        if (fields != NULL) {
+            Py_ssize_t pos = self->end_places[i];
+            if (!(pos >= 0 && PyDict_Next(fields, &pos, &key, &value) && key == span_field[i])) {
+                value = PyDict_GetItemWithError(fields, span_field[i]); /* borrowed */
+                if (value == NULL && PyErr_Occurred())
+                    rc = -1;
+            }
+        }
+        got[i] = value != NULL ? Py_NewRef(value) : rc == 0 ? PyObject_GetAttr(span, span_field[i]) : NULL;
+        if (got[i] == NULL)
+            rc = -1;
+    }
+    Py_XDECREF(fields);
+    return rc;
+}
+
 /* The line item of a span's start (``end`` 0) or end line, as _span_format.SpanEncoder
  * writes it; NULL without an error for any span it does not take (the Python encoder's
  * turn), with one on error. */
@@ -1275,16 +1323,23 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
         known |= (PyObject *)Py_TYPE(span) == PyTuple_GET_ITEM(self->span_types, i);
     if (!known)
         goto bail;
-    /* Each field by getattr: the SDK's spans keep them in their instance (the properties
-     * that return them cost a Python call each). Never through the instance's __dict__:
-     * that would make a dict of its inline values, which costs the SDK more than all of
-     * this at every later access to the span (measured: 10,000 instructions a span). */
-    for (int i = 0; i < N_SPAN_FIELDS; i++) {
-        if (!end && (i == SF_END || i == SF_EVENTS || i == SF_LINKS || i == SF_STATUS))
-            continue; /* (an end line's alone) */
-        got[i] = PyObject_GetAttr(span, span_field[i]);
-        if (got[i] == NULL)
+    /* Each field as the SDK keeps it in the instance (the properties that return them cost
+     * a Python call each). A live span's (a start line's) by getattr, never through its
+     * __dict__: that would make a dict of its inline values, which costs the SDK more than
+     * all of this at every later access to the span (measured: 10,000 instructions a
+     * span). An ended span's from its dict (ended_span_fields). */
+    if (end) {
+        if (ended_span_fields(self, span, got) < 0)
             goto bail; /* (a field renamed: the Python encoder reads the properties) */
+    }
+    else {
+        for (int i = 0; i < N_SPAN_FIELDS; i++) {
+            if (i == SF_END || i == SF_EVENTS || i == SF_LINKS || i == SF_STATUS)
+                continue; /* (an end line's alone) */
+            got[i] = PyObject_GetAttr(span, span_field[i]);
+            if (got[i] == NULL)
+                goto bail; /* (a field renamed: the Python encoder reads the properties) */
+        }
     }
     PyObject *name = got[SF_NAME], *context = got[SF_CONTEXT], *parent = got[SF_PARENT];
     if (!PyUnicode_CheckExact(name) || (PyObject *)Py_TYPE(context) != self->context_type ||
@@ -1303,7 +1358,7 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
     trace_hex = id_hex(&self->trace_key, &self->trace_hex, trace_id, fmt_trace);
     if (trace_hex == NULL || !id_fits(trace_hex, 32))
         goto bail;
-    span_hex = PyUnicode_FromStringAndSize(hex, 16);
+    span_hex = ascii_str(hex, 16);
     if (span_hex == NULL)
         goto bail;
     int remote = 0;
@@ -1316,7 +1371,7 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
         else if (span_hex16(parent_id, parent_text))
             goto bail;
         else {
-            parent_hex = PyUnicode_FromStringAndSize(parent_text, 16);
+            parent_hex = ascii_str(parent_text, 16);
             if (parent_hex == NULL)
                 goto bail;
             PyObject *is_remote = PyTuple_GET_ITEM(parent, 2);
@@ -1987,6 +2042,23 @@ typedef struct {
 
 static PyObject *a_trace_id;
 
+/* orjson's text of the float ``ts`` as bytes: put_float_text's, or dumps(ts) where that
+ * path declines it. A new reference, or NULL with an error. */
+static PyObject *
+float_json(PyObject *dumps, PyObject *ts)
+{
+    if (PyFloat_CheckExact(ts)) {
+        Buf text;
+        buf_init(&text);
+        int rc = put_float_text(&text, PyFloat_AS_DOUBLE(ts));
+        PyObject *json = rc == 0 ? PyBytes_FromStringAndSize(text.data, text.len) : NULL;
+        buf_free(&text);
+        if (rc == 0)
+            return json;
+    }
+    return PyObject_CallOneArg(dumps, ts);
+}
+
 /* Open a trace as TreeNumberer._open_trace does, where no other trace must close first:
  * its _Trace (made without a Python __init__, with the same fields, which TRACE_FIELDS
  * names), in ``traces``, its start line in ``b``, and a run over it. 1: done; 0: the
@@ -2016,7 +2088,7 @@ open_trace_fast(const Opening *opening, PyObject *traces, PyObject *tid, PyObjec
         field_set(trace, a_last_seen, now) < 0 || field_set(trace, a_spans, Py_None) < 0 ||
         field_set(trace, a_open_spans, zero) < 0)
         goto out;
-    text = PyObject_CallOneArg(opening->dumps, ts);
+    text = float_json(opening->dumps, ts);
     if (text == NULL)
         goto out;
     if (!PyBytes_Check(text)) {
@@ -2196,7 +2268,7 @@ static int
 put_trace_end(Buf *b, Run *run, const Nesting *nest)
 {
     PyObject *ts = PyFloat_CheckExact(run->last_ts) ? Py_NewRef(run->last_ts) : PyNumber_Float(run->last_ts);
-    PyObject *text = ts == NULL ? NULL : PyObject_CallOneArg(nest->dumps, ts);
+    PyObject *text = ts == NULL ? NULL : float_json(nest->dumps, ts);
     Py_XDECREF(ts);
     if (text == NULL)
         return -1;

@@ -551,6 +551,30 @@ def test_common_spans_never_reach_the_python_code(monkeypatch: pytest.MonkeyPatc
     assert calls == {"start": 0, "end": 1}
 
 
+def test_an_ended_span_is_read_from_its_dict_whatever_its_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ended span's fields are read at their usual places in its instance dict when the
+    key there is theirs: a ReadableSpan whose fields were set again in another order, or
+    whose dict lacks one the encoder does not read, gives the Python encoder's item, in C."""
+    needs_c_span_encoder()
+    reference = SpanEncoder(TAILS, speedups=False)
+    calls = counting_python(monkeypatch)
+    fast = SpanEncoder(TAILS)
+    h = Harness(python=reference, fast=fast)
+    parent = h.span("parent", attributes={"k": 1, "f": 2.5})
+    child = h.span("child", context=set_span_in_context(parent), kind=SpanKind.CLIENT)
+    child.set_status(Status(StatusCode.ERROR, "boom"))
+    child.end()
+    parent.end()
+    for span in (child, parent):
+        ended = span._readable_span()
+        fields = vars(ended)
+        for name in ("_status", "_name", "_start_time", "_context", "_parent", "_end_time", "_attributes"):
+            fields[name] = fields.pop(name)
+        del fields["_instrumentation_info"]
+        assert_same(fast.end(ended), reference.end(ended), f"reordered {span.name}")
+    assert calls == {"start": 0, "end": 0}
+
+
 _plain_names = st.text(st.characters(codec="utf-8") | st.sampled_from(_SPECIALS), max_size=10)
 _plain_attributes = st.dictionaries(
     _plain_names.filter(lambda k: bool(k) and k not in RESERVED_KEYS and k != "span.kind"),
