@@ -1053,16 +1053,29 @@ static PyTypeObject EmitterType = {
 /* A __slots__ field is a pointer at a fixed place in its object: read and set there, it
  * costs a few instructions against a generic getattr's hundreds. Where each field of a
  * type lives is found once (its member descriptor) and kept with a reference to the type
- * (its address is never another type's); anything else takes the generic path. */
-#define MAX_FIELD_PLACES 32
+ * (its address is never another type's); anything else takes the generic path. The
+ * places are an open-addressed table on (type, name): a read finds its own in a probe or
+ * two, where a walk of every place took ~140 instructions. */
+#define MAX_FIELD_PLACES 64 /* a power of two; at most half of them used */
 
 static struct {
-    PyTypeObject *type;
+    PyTypeObject *type; /* NULL: a free place */
     unsigned int version; /* the type's version tag when found: a changed class looks again */
     PyObject *name;
     Py_ssize_t offset; /* -1: not a plain object slot (generic getattr/setattr) */
 } field_places[MAX_FIELD_PLACES];
 static int n_field_places;
+
+/* The place of (type, name): its own, or the free place where it would go. */
+static inline int
+field_place(PyTypeObject *type, PyObject *name)
+{
+    uintptr_t mix = ((uintptr_t)type >> 4) * 31u ^ ((uintptr_t)name >> 4);
+    int i = (int)((mix ^ (mix >> 7)) & (MAX_FIELD_PLACES - 1));
+    while (field_places[i].type != NULL && !(field_places[i].type == type && field_places[i].name == name))
+        i = (i + 1) & (MAX_FIELD_PLACES - 1); /* (never full: at most half the places are used) */
+    return i;
+}
 
 /* Where ``obj.name`` lives: an offset, -1 for the generic path, -2 on error. Only a slot
  * the object's own class defines, as a plain object slot, with no getattr or setattr of
@@ -1072,15 +1085,9 @@ field_offset(PyObject *obj, PyObject *name)
 {
     PyTypeObject *type = Py_TYPE(obj);
     unsigned int version = type->tp_version_tag;
-    int slot = -1;
-    for (int i = 0; i < n_field_places; i++) {
-        if (field_places[i].type == type && field_places[i].name == name) {
-            if (version != 0 && field_places[i].version == version)
-                return field_places[i].offset;
-            slot = i; /* the class changed since: look again */
-            break;
-        }
-    }
+    int slot = field_place(type, name);
+    if (field_places[slot].type != NULL && version != 0 && field_places[slot].version == version)
+        return field_places[slot].offset; /* (else the class changed since: look again) */
     Py_ssize_t offset = -1;
     if (type->tp_getattro == PyObject_GenericGetAttr && type->tp_setattro == PyObject_GenericSetAttr) {
         PyObject *descr = PyObject_GetAttr((PyObject *)type, name); /* a member descriptor is itself */
@@ -1097,15 +1104,16 @@ field_offset(PyObject *obj, PyObject *name)
         Py_XDECREF(descr);
     }
     version = type->tp_version_tag; /* (the lookup may have given it one) */
-    if (slot < 0 && n_field_places < MAX_FIELD_PLACES) {
-        slot = n_field_places++;
+    slot = field_place(type, name); /* again: the lookup can run Python code that adds one */
+    if (field_places[slot].type == NULL) {
+        if (n_field_places >= MAX_FIELD_PLACES / 2)
+            return offset; /* full: this field is looked up each time */
+        n_field_places++;
         field_places[slot].type = (PyTypeObject *)Py_NewRef((PyObject *)type);
         field_places[slot].name = Py_NewRef(name);
     }
-    if (slot >= 0) {
-        field_places[slot].version = version;
-        field_places[slot].offset = offset;
-    }
+    field_places[slot].version = version;
+    field_places[slot].offset = offset;
     return offset;
 }
 
@@ -1174,6 +1182,7 @@ struct SpanEncoderObject {
     PyObject *start_type, *end_type; /* SpanStart, SpanEnd */
     PyObject *fallback_start, *fallback_end; /* the Python encoder's methods */
     PyObject *trace_key, *trace_hex; /* the last trace id and its hex text */
+    PyObject *last_status, *last_code, *last_description; /* the last Status read, and its fields */
     LastTail last;
     Py_ssize_t end_places[N_SPAN_FIELDS]; /* each field's place in an ended span's dict, -1 unknown */
     int end_places_known;
@@ -1187,10 +1196,21 @@ span_hex16(PyObject *value, char out[16])
     static const char hex[] = "0123456789abcdef";
     if (!PyLong_CheckExact(value))
         return 1;
-    unsigned long long id = PyLong_AsUnsignedLongLong(value);
-    if (id == (unsigned long long)-1 && PyErr_Occurred()) {
-        PyErr_Clear(); /* negative or wider than 64 bits */
+    int overflow = 0;
+    long long small = PyLong_AsLongLongAndOverflow(value, &overflow); /* (the cheap read, below 2**63) */
+    unsigned long long id = (unsigned long long)small;
+    if (overflow == 0 && small < 0) {
+        PyErr_Clear(); /* negative */
         return 1;
+    }
+    if (overflow < 0)
+        return 1; /* negative */
+    if (overflow > 0) {
+        id = PyLong_AsUnsignedLongLong(value);
+        if (id == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear(); /* wider than 64 bits */
+            return 1;
+        }
     }
     if (id == 0)
         return 1;
@@ -1424,8 +1444,25 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
                 goto bail;
         }
         PyObject *status = got[SF_STATUS];
-        code = PyObject_GetAttr(status, a_status_code);
-        description = code == NULL ? NULL : PyObject_GetAttr(status, a_description);
+        if (status == self->last_status) {
+            /* most spans share ReadableSpan's default Status: a Status is never changed
+             * (set_status makes a new one), so the last one's fields are kept */
+            code = Py_NewRef(self->last_code);
+            description = Py_NewRef(self->last_description);
+        }
+        else {
+            code = PyObject_GetAttr(status, a_status_code);
+            description = code == NULL ? NULL : PyObject_GetAttr(status, a_description);
+            if (description != NULL) {
+                /* all three set before the old ones go (their release can run Python code) */
+                PyObject *old[3] = {self->last_status, self->last_code, self->last_description};
+                self->last_status = Py_NewRef(status);
+                self->last_code = Py_NewRef(code);
+                self->last_description = Py_NewRef(description);
+                for (int i = 0; i < 3; i++)
+                    Py_XDECREF(old[i]);
+            }
+        }
         if (description == NULL || (description != Py_None && !PyUnicode_CheckExact(description)) ||
             (code != self->unset && code != self->ok && code != self->error))
             goto bail;
@@ -1625,7 +1662,7 @@ SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
 #define SPAN_ENCODER_FIELDS(X)                                                                               \
     X(tails) X(dumps) X(reserved) X(span_types) X(context_type) X(empty_state) X(bounded) X(bounded_list)  \
     X(internal) X(unset) X(ok) X(error) X(start_type) X(end_type) X(fallback_start) X(fallback_end)         \
-    X(trace_key) X(trace_hex)
+    X(trace_key) X(trace_hex) X(last_status) X(last_code) X(last_description)
 
 static int
 SpanEncoder_traverse(SpanEncoder *self, visitproc visit, void *arg)

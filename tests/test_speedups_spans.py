@@ -575,6 +575,34 @@ def test_an_ended_span_is_read_from_its_dict_whatever_its_order(monkeypatch: pyt
     assert calls == {"start": 0, "end": 0}
 
 
+def test_spans_of_each_status_in_turn_have_their_own() -> None:
+    """The C encoder keeps the last Status it read (most spans share the default one): spans
+    ended with other statuses in turn, and the default again, each get their own outcome."""
+    needs_c_span_encoder()
+    h = Harness()
+    statuses = [
+        None,
+        Status(StatusCode.ERROR, "a"),
+        Status(StatusCode.ERROR, "b"),
+        None,
+        Status(StatusCode.OK),
+    ]
+    for status in statuses:
+        span = h.span("s")
+        if status is not None:
+            span.set_status(status)
+        span.end()
+    items = h.check()
+    ends = [c.python[3] for c in items[: 2 * len(statuses)] if c.python is not None and c.role is SpanEnd]
+    assert [(b'"failed"' in end, b'"reason":"a"' in end, b'"reason":"b"' in end) for end in ends] == [
+        (False, False, False),
+        (True, True, False),
+        (True, False, True),
+        (False, False, False),
+        (False, False, False),
+    ]
+
+
 _plain_names = st.text(st.characters(codec="utf-8") | st.sampled_from(_SPECIALS), max_size=10)
 _plain_attributes = st.dictionaries(
     _plain_names.filter(lambda k: bool(k) and k not in RESERVED_KEYS and k != "span.kind"),
