@@ -58,7 +58,8 @@ static PyObject *f_name, *f_msg, *f_args, *f_levelno, *f_levelname, *f_created, 
 static PyObject *k_code_file, *k_code_function, *k_code_line, *f_pathname, *f_func_name, *f_lineno;
 static PyObject *empty_tuple;
 
-/* The LogRecord fields the fast path reads (record_field), by their names above. */
+/* The LogRecord fields the fast path reads (field()), by their names above. */
+#define MAX_INIT 64 /* LogRecord.__init__ sets 20 or 21 fields */
 enum { P_NAME, P_MSG, P_ARGS, P_LEVELNO, P_LEVELNAME, P_CREATED, P_EXC_INFO, P_PATHNAME, P_FUNC_NAME, P_LINENO,
        N_PLACES };
 static PyObject **const place_names[N_PLACES] = {&f_name,      &f_msg,     &f_args,     &f_levelno,
@@ -109,8 +110,9 @@ typedef struct {
     LastTail last; /* the last tail used */
     Filter reserved_filter, enc_reserved_filter; /* before the sets reserved, enc_reserved */
     PyObject *span_id_key, *span_id_hex, *trace_id_key, *trace_id_hex; /* the last ids and their hex */
-    PyObject *last_context, *last_span_context; /* the last OTel Context read, and its span's context */
-    Py_ssize_t places[N_PLACES]; /* where LogRecord.__init__ puts each in its dict (-1: unknown) */
+    PyObject *init_keys[MAX_INIT];   /* LogRecord.__init__'s keys, in its order (n_init_keys of them) */
+    signed char init_field[MAX_INIT]; /* the field read here (P_...) that each of them is, or -1 */
+    Py_ssize_t n_init_keys;          /* 0: none known (every record's dict read whole) */
     Py_ssize_t n_init;
     Py_ssize_t max_count; /* -1: no limit */
     int limited;          /* a value length limit is set */
@@ -200,19 +202,10 @@ span_kind_of(Fast *self, PyObject *span)
     return value == -1 && PyErr_Occurred() ? -1 : (int)value;
 }
 
-/* Whether the span context read from ``context`` can be kept for it: an OTel Context, a
- * dict subclass that refuses item assignment (it is never changed in place), whose span
- * is read through its ``_context`` (set once, when the span is made). */
-static int
-context_keeps(PyObject *context)
-{
-    PyMappingMethods *mapping = Py_TYPE(context)->tp_as_mapping;
-    return PyDict_Check(context) && !PyDict_CheckExact(context) && mapping != NULL &&
-           mapping->mp_ass_subscript != PyDict_Type.tp_as_mapping->mp_ass_subscript;
-}
-
 /* The current span's context (new reference), INVALID_SPAN_CONTEXT when there is none.
- * The last one read is kept with its OTel Context: records come in runs from one. */
+ * Read for every record, as the OTel handler reads it: nothing of a Context is kept (an
+ * OTel Context can be changed in place through dict's methods, a span's ``_context``
+ * set again; and a Context kept would keep a request's objects alive). */
 static PyObject *
 current_span_context(Fast *self)
 {
@@ -222,10 +215,6 @@ current_span_context(Fast *self)
             return NULL;
         if (context == NULL)
             return Py_NewRef(self->invalid);
-        if (context == self->last_context) {
-            Py_DECREF(context);
-            return Py_NewRef(self->last_span_context);
-        }
     }
     else {
         context = PyObject_CallNoArgs(self->get_current);
@@ -239,18 +228,15 @@ current_span_context(Fast *self)
     else {
         span = PyObject_CallMethod(context, "get", "O", self->span_key);
     }
-    if (span == NULL) {
-        Py_DECREF(context);
+    Py_DECREF(context);
+    if (span == NULL)
         return PyErr_Occurred() ? NULL : Py_NewRef(self->invalid);
-    }
     if (span == Py_None) {
-        Py_DECREF(context);
         Py_DECREF(span);
         return Py_NewRef(self->invalid);
     }
     int kind = span_kind_of(self, span);
     if (kind <= 0) {
-        Py_DECREF(context);
         Py_DECREF(span);
         return kind < 0 ? NULL : Py_NewRef(self->invalid);
     }
@@ -259,7 +245,6 @@ current_span_context(Fast *self)
         result = PyObject_GetAttr(span, a_context);
         if (result == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_Exception)) {
-                Py_DECREF(context);
                 Py_DECREF(span);
                 return NULL;
             }
@@ -268,16 +253,7 @@ current_span_context(Fast *self)
         else if ((PyObject *)Py_TYPE(result) != self->context_type) {
             Py_CLEAR(result); /* something else: the method says */
         }
-        else if (self->span_var != Py_None && context_keeps(context)) {
-            /* both set before the old ones go (their release can run Python code) */
-            PyObject *old_context = self->last_context, *old_result = self->last_span_context;
-            self->last_context = Py_NewRef(context);
-            self->last_span_context = Py_NewRef(result);
-            Py_XDECREF(old_context);
-            Py_XDECREF(old_result);
-        }
     }
-    Py_DECREF(context);
     if (result == NULL)
         result = PyObject_CallMethodNoArgs(span, m_get_span_context);
     Py_DECREF(span);
@@ -286,77 +262,119 @@ current_span_context(Fast *self)
 
 /* ---- the record's fields ----------------------------------------------------------------- */
 
-/* record.<which> (borrowed), or NULL (an error set, or none: not there). Read at its place
- * in the instance dict when the key there is its name (LogRecord.__init__ sets its fields
- * in one order: a record's dict has them at the same places), else looked up: a dict walk
- * step costs a third of a lookup. */
-static ALWAYS_INLINE PyObject *
-record_field(const Fast *self, PyObject *fields, int which)
+/* A record's instance dict as the fast path reads it. LogRecord.__init__ sets its fields
+ * in one order, and logging adds a record's own attributes (``extra``) after them: when
+ * the dict starts with exactly those keys in that order (one walk over them, each key
+ * compared by identity), the fields read here are taken on the way, and the attributes
+ * are the keys after them. Otherwise (fields deleted, moved or set again, a dict rebuilt)
+ * every field is looked up and the whole dict is looked at. */
+typedef struct {
+    PyObject *dict;            /* the record's instance dict (borrowed) */
+    Py_ssize_t extras;         /* the dict position after __init__'s fields, or 0: read it whole */
+    PyObject *value[N_PLACES]; /* each field read on the walk (strong), or NULL: looked up */
+} Fields;
+
+/* Reads ``dict`` (an exact dict) into ``f``; release it with fields_release. Never fails:
+ * no Python code runs in the walk. */
+static void
+fields_read(const Fast *self, PyObject *dict, Fields *f)
 {
-    PyObject *name = *place_names[which], *key, *value;
-    Py_ssize_t pos = self->places[which];
-    if (pos >= 0 && PyDict_Next(fields, &pos, &key, &value) && key == name)
-        return value;
-    return PyDict_GetItemWithError(fields, name);
+    f->dict = dict;
+    f->extras = 0;
+    for (int i = 0; i < N_PLACES; i++)
+        f->value[i] = NULL;
+    Py_ssize_t n = self->n_init_keys, pos = 0;
+    if (n == 0 || PyDict_GET_SIZE(dict) < n)
+        return;
+    PyObject *key, *value;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyDict_Next(dict, &pos, &key, &value) || key != self->init_keys[i]) {
+            for (int j = 0; j < N_PLACES; j++)
+                f->value[j] = NULL;
+            return;
+        }
+        if (self->init_field[i] >= 0)
+            f->value[self->init_field[i]] = value; /* (held below, once the walk is whole) */
+    }
+    for (int i = 0; i < N_PLACES; i++)
+        Py_XINCREF(f->value[i]);
+    f->extras = pos;
 }
 
-/* Where LogRecord.__init__ puts each field read here, from a record made once: 0, or -1
- * with an error. A field it does not set, or not at its name, stays -1 (looked up). */
-static int
-find_places(Fast *self)
+static void
+fields_release(Fields *f)
 {
     for (int i = 0; i < N_PLACES; i++)
-        self->places[i] = -1;
+        Py_CLEAR(f->value[i]);
+}
+
+/* record.<which> (borrowed: valid until fields_release), or NULL (an error set, or none:
+ * not there). */
+static ALWAYS_INLINE PyObject *
+field(const Fields *f, int which)
+{
+    return f->value[which] != NULL ? f->value[which] : PyDict_GetItemWithError(f->dict, *place_names[which]);
+}
+
+/* LogRecord.__init__'s keys, from a record made once, when they are what the Python side
+ * says (``n_init`` of them, ending with ``last_init``): 0, or -1 with an error. Else none
+ * are known, and every record's dict is read whole. */
+static int
+find_init_keys(Fast *self, Py_ssize_t n_init, PyObject *last_init)
+{
+    self->n_init_keys = 0;
     PyObject *record = PyObject_CallFunction(self->logging_type, "sisisOO", "n", 0, "p", 0, "m", Py_None, Py_None);
     if (record == NULL)
         return -1;
-    PyObject *fields = PyObject_GenericGetDict(record, NULL);
+    PyObject *dict = PyObject_GenericGetDict(record, NULL);
     Py_DECREF(record);
-    if (fields == NULL)
+    if (dict == NULL)
         return -1;
-    if (PyDict_CheckExact(fields)) {
-        Py_ssize_t pos = 0, at = 0;
-        PyObject *key, *value;
-        for (; PyDict_Next(fields, &pos, &key, &value); at = pos) {
-            for (int i = 0; i < N_PLACES; i++) {
-                if (key == *place_names[i])
-                    self->places[i] = at;
-            }
+    Py_ssize_t pos = 0, n = 0;
+    PyObject *key, *value;
+    int usable = PyDict_CheckExact(dict) && PyDict_GET_SIZE(dict) == n_init && n_init <= MAX_INIT;
+    while (usable && PyDict_Next(dict, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key)) {
+            usable = 0;
+            break;
         }
+        self->init_keys[n] = Py_NewRef(key);
+        self->init_field[n] = -1;
+        for (int i = 0; i < N_PLACES; i++) {
+            if (key == *place_names[i])
+                self->init_field[n] = (signed char)i;
+        }
+        n++;
     }
-    Py_DECREF(fields);
+    int last = usable && n == n_init && n > 0 ? PyObject_RichCompareBool(self->init_keys[n - 1], last_init, Py_EQ) : 0;
+    if (last < 0) {
+        for (Py_ssize_t i = 0; i < n; i++)
+            Py_DECREF(self->init_keys[i]);
+        Py_DECREF(dict);
+        return -1;
+    }
+    if (!last) {
+        for (Py_ssize_t i = 0; i < n; i++)
+            Py_DECREF(self->init_keys[i]);
+        n = 0;
+    }
+    self->n_init_keys = n;
+    Py_DECREF(dict);
     return 0;
 }
 
 /* ---- the encoder's way: the API LogRecord, through the processor's on_emit ----------- */
 
-/* The fields of ``record`` after its first ``n_init`` (LogRecord.__init__'s, when the key
- * at n_init - 1 is the last of them), or all its fields otherwise, minus the reserved
- * ones, into ``*out`` (NULL when there are none): or WRITE when one is not plain. */
+/* The record's attributes (its fields after LogRecord.__init__'s, or all of them minus
+ * the reserved ones: see Fields), into ``*out`` (NULL when there are none): or WRITE when
+ * one is not plain. */
 static int
-take_attributes(Fast *self, PyObject *fields, PyObject **out)
+take_attributes(Fast *self, const Fields *f, PyObject **out)
 {
-    Py_ssize_t pos = 0, i = 0;
+    Py_ssize_t pos = f->extras;
     PyObject *k, *v, *attributes = NULL;
     Py_ssize_t otel_len = PyUnicode_GET_LENGTH(self->otel_event), event_len = PyUnicode_GET_LENGTH(self->event);
-    int standard = self->n_init > 0 && PyDict_GET_SIZE(fields) >= self->n_init;
-    while (PyDict_Next(fields, &pos, &k, &v)) {
-        if (standard && i < self->n_init) {
-            /* LogRecord.__init__'s fields come first: skipped, once the last of them is
-             * where it should be; else the whole dict is looked at, from its start. */
-            if (++i < self->n_init)
-                continue;
-            if (k != self->last_init) {
-                int eq = PyUnicode_Check(k) ? PyUnicode_Compare(k, self->last_init) : 1;
-                if (eq == -1 && PyErr_Occurred())
-                    goto error;
-                if (eq != 0) {
-                    standard = 0;
-                    pos = 0;
-                }
-            }
-            continue;
-        }
+    while (PyDict_Next(f->dict, &pos, &k, &v)) {
         int reserved = PySet_Contains(self->reserved, k);
         if (reserved < 0)
             goto error;
@@ -412,12 +430,12 @@ span_ids(Fast *self, PyObject *context, PyObject **trace_id, PyObject **span_id,
 
 /* The line's record for the encoder: an API LogRecord with the fields it reads. */
 static PyObject *
-line_record(Fast *self, PyObject *fields, PyObject *attributes, PyObject *body, PyObject *severity,
+line_record(Fast *self, const Fields *f, PyObject *attributes, PyObject *body, PyObject *severity,
             PyObject *text)
 {
     PyObject *record = NULL, *dict = NULL, *timestamp = NULL, *observed = NULL, *context = NULL,
              *trace_id = NULL, *span_id = NULL, *flags = NULL, *created;
-    created = record_field(self, fields, P_CREATED); /* borrowed */
+    created = field(f, P_CREATED); /* borrowed */
     if (created == NULL || !PyFloat_CheckExact(created))
         goto done; /* (or an error) the Python path */
     /* int(record.created * 1e9), as the OTel handler computes it */
@@ -480,10 +498,10 @@ done:
 /* The body: getMessage() for a str msg (str(msg), then % args when there are args). NULL
  * without an error: the Python path (a msg of another type, whose str() may do anything). */
 static PyObject *
-message(const Fast *self, PyObject *fields)
+message(const Fields *f)
 {
-    PyObject *msg = record_field(self, fields, P_MSG);   /* borrowed */
-    PyObject *args = record_field(self, fields, P_ARGS); /* borrowed */
+    PyObject *msg = field(f, P_MSG);   /* borrowed */
+    PyObject *args = field(f, P_ARGS); /* borrowed */
     if (msg == NULL || args == NULL || !PyUnicode_CheckExact(msg))
         return NULL;
     int truth = PyObject_IsTrue(args);
@@ -498,12 +516,12 @@ message(const Fast *self, PyObject *fields)
  * would build, handed to the processor's C on_emit. ``body``: the message when direct()
  * has built it already (a new reference, taken over), else NULL. */
 static int
-encoder_way(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, PyObject *body)
+encoder_way(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, PyObject *body)
 {
     PyObject *attributes = NULL, *severity = NULL, *text, *levelno, *levelname, *record = NULL,
              *rw = NULL, *done = NULL, *exc_info;
     int rc = ERROR;
-    exc_info = record_field(self, fields, P_EXC_INFO); /* borrowed */
+    exc_info = field(f, P_EXC_INFO); /* borrowed */
     if (exc_info == NULL) {
         rc = PyErr_Occurred() ? ERROR : WRITE;
         goto out;
@@ -513,7 +531,7 @@ encoder_way(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, P
         rc = truth < 0 ? ERROR : WRITE;
         goto out;
     }
-    rc = take_attributes(self, fields, &attributes);
+    rc = take_attributes(self, f, &attributes);
     if (rc != GO)
         goto out;
     rc = ERROR;
@@ -524,7 +542,7 @@ encoder_way(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, P
         if (attributes == NULL && (attributes = PyDict_New()) == NULL)
             goto out;
         for (int i = 0; i < 3; i++) {
-            PyObject *v = record_field(self, fields, names[i]); /* borrowed */
+            PyObject *v = field(f, names[i]); /* borrowed */
             if (v == NULL) {
                 rc = PyErr_Occurred() ? ERROR : WRITE;
                 goto out;
@@ -543,13 +561,13 @@ encoder_way(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, P
         goto out;
     }
     if (body == NULL)
-        body = message(self, fields);
+        body = message(f);
     if (body == NULL) {
         rc = !PyErr_Occurred() ? WRITE : PyErr_ExceptionMatches(PyExc_Exception) ? FORMAT : ERROR;
         goto out;
     }
-    levelno = record_field(self, fields, P_LEVELNO);     /* borrowed */
-    levelname = record_field(self, fields, P_LEVELNAME); /* borrowed */
+    levelno = field(f, P_LEVELNO);     /* borrowed */
+    levelname = field(f, P_LEVELNAME); /* borrowed */
     if (levelno == NULL || levelname == NULL) {
         rc = PyErr_Occurred() ? ERROR : WRITE;
         goto out;
@@ -569,7 +587,7 @@ encoder_way(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, P
             goto out;
         text = levelname;
     }
-    record = line_record(self, fields, attributes, body, severity, text);
+    record = line_record(self, f, attributes, body, severity, text);
     if (record == NULL) {
         rc = PyErr_Occurred() ? ERROR : WRITE;
         goto out;
@@ -678,27 +696,13 @@ put_message(Buf *b, PyObject *msg, PyObject *args)
  * the caller releases them). WRITE when one is not plain (the SDK would clean it, or an
  * event name), ENCODER when the encoder treats one specially or there are too many. */
 static int
-scan_attributes(Fast *self, PyObject *fields, PyObject **keys, PyObject **values, Py_ssize_t *count)
+scan_attributes(Fast *self, const Fields *f, PyObject **keys, PyObject **values, Py_ssize_t *count)
 {
-    Py_ssize_t pos = 0, n = 0;
+    Py_ssize_t pos = f->extras, n = 0; /* (after LogRecord.__init__'s fields, or the whole dict) */
     PyObject *k, *v;
     *count = 0;
-    if (self->n_init > 0 && PyDict_GET_SIZE(fields) >= self->n_init) {
-        /* LogRecord.__init__'s fields come first: the scan starts after the last of them
-         * when it is where it should be (keys before it were set before it: __init__'s). */
-        pos = self->n_init - 1;
-        if (!PyDict_Next(fields, &pos, &k, &v))
-            return GO; /* (cannot be: the dict has that many) */
-        if (k != self->last_init) {
-            int eq = PyUnicode_Check(k) ? PyUnicode_Compare(k, self->last_init) : 1;
-            if (eq == -1 && PyErr_Occurred())
-                return ERROR;
-            if (eq != 0)
-                pos = 0; /* else the whole dict, from its start */
-        }
-    }
     Py_ssize_t otel_len = PyUnicode_GET_LENGTH(self->otel_event), event_len = PyUnicode_GET_LENGTH(self->event);
-    while (PyDict_Next(fields, &pos, &k, &v)) {
+    while (PyDict_Next(f->dict, &pos, &k, &v)) {
         if (!PyUnicode_CheckExact(k)) {
             int reserved = PySet_Contains(self->reserved, k);
             if (reserved != 0) {
@@ -745,7 +749,7 @@ scan_attributes(Fast *self, PyObject *fields, PyObject **keys, PyObject **values
 
 /* The code attributes (after the extras, as the OTel handler adds them). */
 static int
-code_attributes(Fast *self, PyObject *fields, PyObject **keys, PyObject **values, Py_ssize_t *count)
+code_attributes(Fast *self, const Fields *f, PyObject **keys, PyObject **values, Py_ssize_t *count)
 {
     PyObject *code_keys[3] = {k_code_file, k_code_function, k_code_line};
     int names[3] = {P_PATHNAME, P_FUNC_NAME, P_LINENO};
@@ -757,7 +761,7 @@ code_attributes(Fast *self, PyObject *fields, PyObject **keys, PyObject **values
         }
     }
     for (int j = 0; j < 3; j++) {
-        PyObject *v = record_field(self, fields, names[j]); /* borrowed */
+        PyObject *v = field(f, names[j]); /* borrowed */
         if (v == NULL)
             return PyErr_Occurred() ? ERROR : WRITE;
         if (!(PyUnicode_CheckExact(v) || PyLong_CheckExact(v) || v == Py_None))
@@ -795,7 +799,7 @@ tail_for(Fast *self, PyObject *scope, PyObject *resource)
  * (then ``*body_out`` may hold the message, built already), or ERROR. ``observed``: the
  * observed time to write, or -1 for now. */
 static int
-direct(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, long long observed, PyObject **body_out,
+direct(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, long long observed, PyObject **body_out,
        PyObject **item)
 {
     PyObject *keys[MAX_ATTRS + 3], *values[MAX_ATTRS + 3], *floats[MAX_FLOATS];
@@ -808,7 +812,7 @@ direct(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, long l
     buf_init(&float_text);
     *item = NULL;
 
-    PyObject *exc_info = record_field(self, fields, P_EXC_INFO); /* borrowed */
+    PyObject *exc_info = field(f, P_EXC_INFO); /* borrowed */
     if (exc_info == NULL)
         return PyErr_Occurred() ? ERROR : WRITE;
     if (exc_info != Py_None) {
@@ -816,9 +820,9 @@ direct(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, long l
         if (truth != 0)
             return truth < 0 ? ERROR : WRITE;
     }
-    rc = scan_attributes(self, fields, keys, values, &n);
+    rc = scan_attributes(self, f, keys, values, &n);
     if (rc == GO && self->code)
-        rc = code_attributes(self, fields, keys, values, &n);
+        rc = code_attributes(self, f, keys, values, &n);
     if (rc != GO)
         goto done;
     if (n > 0 && (self->limited || (self->max_count >= 0 && n > self->max_count))) {
@@ -826,9 +830,9 @@ direct(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, long l
         goto done;
     }
     /* Severity, text and time: read before the message is built (which can run Python). */
-    PyObject *levelno = record_field(self, fields, P_LEVELNO);     /* borrowed */
-    PyObject *levelname = record_field(self, fields, P_LEVELNAME); /* borrowed */
-    PyObject *created = record_field(self, fields, P_CREATED);     /* borrowed */
+    PyObject *levelno = field(f, P_LEVELNO);     /* borrowed */
+    PyObject *levelname = field(f, P_LEVELNAME); /* borrowed */
+    PyObject *created = field(f, P_CREATED);     /* borrowed */
     if (levelno == NULL || levelname == NULL || created == NULL) {
         rc = PyErr_Occurred() ? ERROR : WRITE;
         goto done;
@@ -893,8 +897,8 @@ direct(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource, long l
     }
 
     /* The message: getMessage() for a str msg (msg % args when there are args). */
-    PyObject *msg = record_field(self, fields, P_MSG);   /* borrowed */
-    PyObject *args = record_field(self, fields, P_ARGS); /* borrowed */
+    PyObject *msg = field(f, P_MSG);   /* borrowed */
+    PyObject *args = field(f, P_ARGS); /* borrowed */
     if (msg == NULL || args == NULL || !PyUnicode_CheckExact(msg)) {
         rc = PyErr_Occurred() ? ERROR : WRITE; /* a msg of another type, whose str() may do anything */
         goto done;
@@ -1122,12 +1126,12 @@ report_fault(Fast *self)
  * queued, or the encoder's way. GO, WRITE, or ERROR (before it was handed over), HANDED
  * (an error after: never written again). */
 static int
-handle_entry(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource)
+handle_entry(Fast *self, const Fields *f, PyObject *scope, PyObject *resource)
 {
     PyObject *body = NULL, *item = NULL;
     int rc = ENCODER;
     if (self->enqueue != Py_None) {
-        rc = direct(self, fields, scope, resource, -1, &body, &item);
+        rc = direct(self, f, scope, resource, -1, &body, &item);
         if (rc == GO) {
             PyObject *done = PyObject_CallOneArg(self->enqueue, item);
             Py_DECREF(item);
@@ -1138,7 +1142,7 @@ handle_entry(Fast *self, PyObject *fields, PyObject *scope, PyObject *resource)
         }
     }
     if (rc == ENCODER)
-        rc = encoder_way(self, fields, scope, resource, body); /* (it takes body) */
+        rc = encoder_way(self, f, scope, resource, body); /* (it takes body) */
     return rc;
 }
 
@@ -1146,6 +1150,7 @@ static PyObject *
 Fast_handle(Fast *self, PyObject *record)
 {
     PyObject *value, *fields = NULL, *entry = NULL, *resource = NULL, *result = NULL;
+    Fields f = {0};
     int rc, failed = 0;
     if (self->general == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Fast.__init__ has not run");
@@ -1203,9 +1208,16 @@ Fast_handle(Fast *self, PyObject *record)
     busy = 1;
 
     fields = PyObject_GenericGetDict(record, NULL);
-    if (fields == NULL || !PyDict_CheckExact(fields))
+    if (fields == NULL)
         goto fault;
-    value = record_field(self, fields, P_NAME); /* borrowed */
+    if (!PyDict_CheckExact(fields)) {
+        /* a __dict__ of another mapping type (set by a filter): the Python path's record */
+        busy = 0;
+        Py_DECREF(fields);
+        return PyObject_CallOneArg(self->general, record);
+    }
+    fields_read(self, fields, &f);
+    value = field(&f, P_NAME); /* borrowed */
     if (value == NULL) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_AttributeError, "name");
@@ -1252,7 +1264,7 @@ Fast_handle(Fast *self, PyObject *record)
                 goto fault;
         }
     }
-    rc = handle_entry(self, fields, scope, resource);
+    rc = handle_entry(self, &f, scope, resource);
     if (rc == GO)
         goto out;
     if (rc == HANDED)
@@ -1288,6 +1300,7 @@ out:
     busy = 0;
     if (!failed)
         result = Py_NewRef(Py_True);
+    fields_release(&f);
     Py_XDECREF(fields);
     Py_XDECREF(entry);
     Py_XDECREF(resource);
@@ -1315,7 +1328,14 @@ Fast_encode(Fast *self, PyObject *args)
     fields = PyObject_GenericGetDict(record, NULL);
     if (fields == NULL)
         return NULL;
-    int rc = direct(self, fields, scope, resource, observed, &body, &item);
+    if (!PyDict_CheckExact(fields)) {
+        Py_DECREF(fields);
+        return Py_NewRef(Py_None);
+    }
+    Fields f;
+    fields_read(self, fields, &f);
+    int rc = direct(self, &f, scope, resource, observed, &body, &item);
+    fields_release(&f);
     Py_DECREF(fields);
     Py_XDECREF(body);
     if (rc == ERROR)
@@ -1437,7 +1457,7 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
         PyTuple_SET_ITEM(self->field_order, i, key);
     }
     self->logging_type = Py_NewRef(logging_type);
-    if (find_places(self) < 0)
+    if (find_init_keys(self, n_init, last_init) < 0)
         return -1;
     self->emitter = Py_NewRef(emitter);
     self->rw_type = Py_NewRef(rw_type);
@@ -1467,7 +1487,7 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
             X(span_var) X(get_current) X(span_key) X(span_kind) X(span_kinds) X(invalid) X(context_type)    \
                 X(record_type) X(field_order) X(logging_type) X(emitter) X(rw_type) X(clock) X(logs_api)    \
                     X(enqueue) X(dumps) X(enc_reserved) X(tail_of) X(span_id_key) X(span_id_hex)            \
-                        X(trace_id_key) X(trace_id_hex) X(last_context) X(last_span_context)
+                        X(trace_id_key) X(trace_id_hex)
 
 static int
 Fast_traverse(Fast *self, visitproc visit, void *arg)
@@ -1486,6 +1506,9 @@ Fast_clear(Fast *self)
     FAST_FIELDS(CLEAR)
 #undef CLEAR
     LAST_TAIL_CLEAR(self->last);
+    for (Py_ssize_t i = 0; i < self->n_init_keys; i++)
+        Py_CLEAR(self->init_keys[i]);
+    self->n_init_keys = 0;
     return 0;
 }
 

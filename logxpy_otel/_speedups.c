@@ -1182,7 +1182,6 @@ struct SpanEncoderObject {
     PyObject *start_type, *end_type; /* SpanStart, SpanEnd */
     PyObject *fallback_start, *fallback_end; /* the Python encoder's methods */
     PyObject *trace_key, *trace_hex; /* the last trace id and its hex text */
-    PyObject *last_status, *last_code, *last_description; /* the last Status read, and its fields */
     LastTail last;
     Py_ssize_t end_places[N_SPAN_FIELDS]; /* each field's place in an ended span's dict, -1 unknown */
     int end_places_known;
@@ -1444,25 +1443,8 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
                 goto bail;
         }
         PyObject *status = got[SF_STATUS];
-        if (status == self->last_status) {
-            /* most spans share ReadableSpan's default Status: a Status is never changed
-             * (set_status makes a new one), so the last one's fields are kept */
-            code = Py_NewRef(self->last_code);
-            description = Py_NewRef(self->last_description);
-        }
-        else {
-            code = PyObject_GetAttr(status, a_status_code);
-            description = code == NULL ? NULL : PyObject_GetAttr(status, a_description);
-            if (description != NULL) {
-                /* all three set before the old ones go (their release can run Python code) */
-                PyObject *old[3] = {self->last_status, self->last_code, self->last_description};
-                self->last_status = Py_NewRef(status);
-                self->last_code = Py_NewRef(code);
-                self->last_description = Py_NewRef(description);
-                for (int i = 0; i < 3; i++)
-                    Py_XDECREF(old[i]);
-            }
-        }
+        code = PyObject_GetAttr(status, a_status_code);
+        description = code == NULL ? NULL : PyObject_GetAttr(status, a_description);
         if (description == NULL || (description != Py_None && !PyUnicode_CheckExact(description)) ||
             (code != self->unset && code != self->ok && code != self->error))
             goto bail;
@@ -1662,7 +1644,7 @@ SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
 #define SPAN_ENCODER_FIELDS(X)                                                                               \
     X(tails) X(dumps) X(reserved) X(span_types) X(context_type) X(empty_state) X(bounded) X(bounded_list)  \
     X(internal) X(unset) X(ok) X(error) X(start_type) X(end_type) X(fallback_start) X(fallback_end)         \
-    X(trace_key) X(trace_hex) X(last_status) X(last_code) X(last_description)
+    X(trace_key) X(trace_hex)
 
 static int
 SpanEncoder_traverse(SpanEncoder *self, visitproc visit, void *arg)

@@ -160,11 +160,13 @@ _RESERVED_ATTRS: Final = frozenset(
 )
 
 #: The fields ``logging.LogRecord.__init__`` sets, in its order. A record whose instance
-#: dict starts with them (the key at ``_N_INIT - 1`` is the last of them) has its other
-#: attributes after them: only those are looked at. Anything else takes the full pass.
+#: dict starts with exactly them, in that order, has its other attributes after them:
+#: only those are looked at. Anything else (fields deleted, moved or set again by a
+#: filter or a record factory) takes the full pass.
 _INIT_KEYS: Final = tuple(vars(logging.LogRecord("n", 0, "p", 0, "m", None, None)))
 _N_INIT: Final = len(_INIT_KEYS) if _RESERVED_ATTRS.issuperset(_INIT_KEYS) else 0
 _LAST_INIT: Final = _INIT_KEYS[-1] if _N_INIT else ""
+_INIT_KEY_LIST: Final = list(_INIT_KEYS)
 
 #: Attribute value types the SDK's cleaning leaves as they are (without a length limit):
 #: a record whose values are all of these needs no ``BoundedAttributes``.
@@ -649,7 +651,7 @@ class LogxpyLoggingHandler(logging.Handler):
         max_count = state.max_count if state.max_count is not None else sys.maxsize
         limited = state.max_length is not None
         flag_get, flag_set, flag_reset = _EMITTING.get, _EMITTING.set, _EMITTING.reset
-        n_init, last_init = _N_INIT, _LAST_INIT
+        n_init, init_keys = _N_INIT, _INIT_KEY_LIST
         reserved = _RESERVED_ATTRS
         disjoint = reserved.isdisjoint
         otel_event, event = _OTEL_EVENT_NAME, _EVENT_NAME
@@ -708,7 +710,7 @@ class LogxpyLoggingHandler(logging.Handler):
                     return True
                 keys = [*fields]
                 attributes: Any = None
-                if n_init and len(keys) >= n_init and keys[n_init - 1] == last_init:
+                if n_init and len(keys) >= n_init and keys[:n_init] == init_keys:
                     if len(keys) > n_init:
                         tail = keys[n_init:]
                         if disjoint(tail):

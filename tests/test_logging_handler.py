@@ -31,6 +31,7 @@ import pytest
 from _helpers import Collect, Gated, assert_accounting, parse_lines
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from opentelemetry import context as otel_context_module
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.instrumentation.log_utils import std_to_otel
@@ -527,6 +528,107 @@ def test_a_record_whose_fields_were_set_again_in_another_order_is_read_right(pla
         logging.setLogRecordFactory(made)
     lines = [line for line in _assert_same(plain_pair, 2) if "at" not in line]
     assert [line["msg"] for line in lines] == ["moved fields 3", "moved, no args"]
+
+
+class _MutableContext(otel_context_module.Context):
+    """A Context subclass that allows item assignment."""
+
+    def __setitem__(self, key: str, value: object) -> None:
+        dict.__setitem__(self, key, value)
+
+
+def _remote_span(n: int) -> NonRecordingSpan:
+    return NonRecordingSpan(SpanContext(0x1000 + n, 0x2000 + n, False, TraceFlags(1)))
+
+
+@pytest.mark.parametrize("how", ["subclass", "dict.__setitem__", "span._context"])
+def test_a_context_or_span_changed_in_place_gives_the_new_ids(plain_pair: Pair, how: str) -> None:
+    """The span of the current Context is read for every record, as the OTel handler reads
+    it: a Context changed in place, or its span's context set again, gives the new ids."""
+    key = trace.propagation._SPAN_KEY
+    context = (_MutableContext if how == "subclass" else otel_context_module.Context)({key: _remote_span(1)})
+    token = otel_context_module.attach(context)
+    try:
+        plain_pair.logger.warning("first")
+        if how == "subclass":
+            context[key] = _remote_span(2)
+        elif how == "dict.__setitem__":
+            dict.__setitem__(context, key, _remote_span(2))
+        else:
+            context[key]._context = _remote_span(2).get_span_context()
+        plain_pair.logger.warning("second")
+    finally:
+        otel_context_module.detach(token)
+    lines = [line for line in _assert_same(plain_pair, 2) if "at" not in line]
+    assert [line["_otel"]["span_id"] for line in lines] == [f"{0x2001:016x}", f"{0x2002:016x}"]
+
+
+def test_nothing_of_a_request_s_context_is_kept_after_it(plain_pair: Pair) -> None:
+    """A record logged in a request's Context keeps nothing of it alive once detached."""
+    import gc
+    import weakref
+
+    class Request:
+        pass
+
+    request = Request()
+    kept = weakref.ref(request)
+    context = otel_context_module.set_value("request", request, trace.set_span_in_context(_remote_span(3)))
+    token = otel_context_module.attach(context)
+    plain_pair.logger.warning("in the request")
+    otel_context_module.detach(token)
+    del context, request, token
+    gc.collect()
+    assert kept() is None
+    _assert_same(plain_pair, 1)
+
+
+def test_a_record_whose_dict_is_another_mapping_type_is_written_without_raising(plain_pair: Pair) -> None:
+    """A filter that replaces a record's __dict__ with a dict subclass: the record is
+    written as the OTel path writes it, and nothing raises into the logging call."""
+
+    class Fields(dict[str, Any]):
+        pass
+
+    def replace(record: logging.LogRecord) -> bool:
+        record.__dict__ = Fields(record.__dict__)
+        return True
+
+    plain_pair.logger.addFilter(replace)
+    try:
+        plain_pair.logger.warning("hello %s", "there", extra={"k": 1})
+    finally:
+        plain_pair.logger.removeFilter(replace)
+    (line,) = [line for line in _assert_same(plain_pair, 1) if "at" not in line]
+    assert line["msg"] == "hello there" and line["k"] == 1
+
+
+@pytest.mark.parametrize("order", ["moved", "rebuilt"])
+def test_extras_are_kept_whatever_the_order_of_the_record_s_fields(plain_pair: Pair, order: str) -> None:
+    """A filter that moves some of LogRecord.__init__'s fields to the end, or rebuilds the
+    dict with an extra among them and the last of them where it would be: the extras are
+    the OTel path's (a record's fields are taken as __init__'s only when the dict starts
+    with exactly those, in their order)."""
+    init = list(vars(logging.LogRecord("n", 0, "p", 0, "m", None, None)))
+
+    def reorder(record: logging.LogRecord) -> bool:
+        fields = record.__dict__
+        if order == "moved":
+            for key in (init[-1], "msg", "exc_info"):
+                fields[key] = fields.pop(key)
+        else:  # "a" second, __init__'s last field at its place, "s" after it
+            keys = ["msg", "a", *[k for k in init if k not in ("msg", "name")], "name", "s"]
+            items = [(k, fields.pop(k)) for k in keys]
+            fields.update(items)
+        return True
+
+    plain_pair.logger.addFilter(reorder)
+    try:
+        plain_pair.logger.warning("hello", extra={"a": 1, "s": "t"})
+    finally:
+        plain_pair.logger.removeFilter(reorder)
+    (line,) = [line for line in _assert_same(plain_pair, 1) if "at" not in line]
+    assert (line.get("a"), line.get("s")) == (1, "t")
 
 
 @pytest.mark.parametrize("kind", FAST_PATHS)

@@ -603,6 +603,23 @@ def test_spans_of_each_status_in_turn_have_their_own() -> None:
     ]
 
 
+def test_a_status_changed_in_place_gives_its_new_outcome() -> None:
+    """A Status object is read at every end line: one changed in place after a span that
+    used it ended gives the next span its new outcome, as the Python encoder reads it."""
+    needs_c_span_encoder()
+    python, fast = SpanEncoder(TAILS, speedups=False), SpanEncoder(TAILS)
+    h = Harness(python=python, fast=fast)
+    status = Status(StatusCode.OK)
+    for _ in range(2):
+        span = h.span("work")
+        span.set_status(status)
+        span.end()
+        ended = span._readable_span()
+        assert_same(fast.end(ended), python.end(ended), "ended")
+        status._status_code, status._description = StatusCode.ERROR, "boom"
+    assert b'"reason":"boom"' in python.end(ended)[3]  # (the second span's line)
+
+
 _plain_names = st.text(st.characters(codec="utf-8") | st.sampled_from(_SPECIALS), max_size=10)
 _plain_attributes = st.dictionaries(
     _plain_names.filter(lambda k: bool(k) and k not in RESERVED_KEYS and k != "span.kind"),
