@@ -267,39 +267,14 @@ current_span_context(Fast *self)
  * the dict starts with exactly those keys in that order (one walk over them, each key
  * compared by identity), the fields read here are taken on the way, and the attributes
  * are the keys after them. Otherwise (fields deleted, moved or set again, a dict rebuilt)
- * every field is looked up and the whole dict is looked at. */
+ * each field is looked up and the whole dict is looked at. Either way each field is held
+ * (a strong reference) until fields_release: Python code that runs later in the call (a
+ * GC callback, a key's __eq__) may change the record's dict, never what was read. */
 typedef struct {
     PyObject *dict;            /* the record's instance dict (borrowed) */
     Py_ssize_t extras;         /* the dict position after __init__'s fields, or 0: read it whole */
-    PyObject *value[N_PLACES]; /* each field read on the walk (strong), or NULL: looked up */
+    PyObject *value[N_PLACES]; /* each field (strong), or NULL: the record has none */
 } Fields;
-
-/* Reads ``dict`` (an exact dict) into ``f``; release it with fields_release. Never fails:
- * no Python code runs in the walk. */
-static void
-fields_read(const Fast *self, PyObject *dict, Fields *f)
-{
-    f->dict = dict;
-    f->extras = 0;
-    for (int i = 0; i < N_PLACES; i++)
-        f->value[i] = NULL;
-    Py_ssize_t n = self->n_init_keys, pos = 0;
-    if (n == 0 || PyDict_GET_SIZE(dict) < n)
-        return;
-    PyObject *key, *value;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (!PyDict_Next(dict, &pos, &key, &value) || key != self->init_keys[i]) {
-            for (int j = 0; j < N_PLACES; j++)
-                f->value[j] = NULL;
-            return;
-        }
-        if (self->init_field[i] >= 0)
-            f->value[self->init_field[i]] = value; /* (held below, once the walk is whole) */
-    }
-    for (int i = 0; i < N_PLACES; i++)
-        Py_XINCREF(f->value[i]);
-    f->extras = pos;
-}
 
 static void
 fields_release(Fields *f)
@@ -308,12 +283,111 @@ fields_release(Fields *f)
         Py_CLEAR(f->value[i]);
 }
 
-/* record.<which> (borrowed: valid until fields_release), or NULL (an error set, or none:
- * not there). */
+/* Reads ``dict`` (an exact dict) into ``f``: 0, or -1 with an error (``f`` released). */
+static int
+fields_read(const Fast *self, PyObject *dict, Fields *f)
+{
+    f->dict = dict;
+    f->extras = 0;
+    for (int i = 0; i < N_PLACES; i++)
+        f->value[i] = NULL;
+    Py_ssize_t n = self->n_init_keys, pos = 0;
+    int standard = n > 0 && PyDict_GET_SIZE(dict) >= n;
+    PyObject *key, *value;
+    for (Py_ssize_t i = 0; standard && i < n; i++) {
+        if (!PyDict_Next(dict, &pos, &key, &value) || key != self->init_keys[i])
+            standard = 0;
+        else if (self->init_field[i] >= 0)
+            f->value[self->init_field[i]] = value; /* (held below: no Python code runs in the walk) */
+    }
+    if (standard) {
+        for (int i = 0; i < N_PLACES; i++)
+            Py_XINCREF(f->value[i]);
+        f->extras = pos;
+        return 0;
+    }
+    for (int i = 0; i < N_PLACES; i++) {
+        /* (a lookup can run a colliding key's __eq__: each value is held as it is found) */
+        value = PyDict_GetItemWithError(dict, *place_names[i]);
+        if (value == NULL && PyErr_Occurred()) {
+            fields_release(f);
+            return -1;
+        }
+        f->value[i] = Py_XNewRef(value);
+    }
+    return 0;
+}
+
+/* record.<which> (borrowed: held until fields_release), or NULL: the record has none. */
 static ALWAYS_INLINE PyObject *
 field(const Fields *f, int which)
 {
-    return f->value[which] != NULL ? f->value[which] : PyDict_GetItemWithError(f->dict, *place_names[which]);
+    return f->value[which];
+}
+
+/* A value %-formatting writes without running Python code: an exact str, int, float, bool
+ * or None. */
+static ALWAYS_INLINE int
+plain_value(PyObject *v)
+{
+    return PyUnicode_CheckExact(v) || PyLong_CheckExact(v) || PyFloat_CheckExact(v) || PyBool_Check(v) ||
+           v == Py_None;
+}
+
+/* Such a value, or an exact list, tuple or dict (of str keys) of such values. */
+static int
+plain_arg(PyObject *v)
+{
+    if (plain_value(v))
+        return 1;
+    if (PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(v);
+        PyObject **items = PySequence_Fast_ITEMS(v);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (!plain_value(items[i]))
+                return 0;
+        }
+        return 1;
+    }
+    if (PyDict_CheckExact(v)) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(v, &pos, &key, &value)) {
+            if (!PyUnicode_CheckExact(key) || !plain_value(value))
+                return 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* Whether ``args`` is one that %-formatting turns into text without running Python code:
+ * None, or a tuple of plain_arg()s, or a dict of str keys and plain_arg() values. Then
+ * the record cannot change while its message is built, and its fields and attributes,
+ * read before, are what the OTel handler reads after getMessage(). Any other goes the
+ * Python way, which builds the message first. */
+static int
+plain_args(PyObject *args)
+{
+    if (args == Py_None)
+        return 1;
+    if (PyTuple_CheckExact(args)) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); i++) {
+            if (!plain_arg(PyTuple_GET_ITEM(args, i)))
+                return 0;
+        }
+        return 1;
+    }
+    if (PyDict_CheckExact(args)) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(args, &pos, &key, &value)) {
+            if (!PyUnicode_CheckExact(key) || !plain_arg(value))
+                return 0;
+        }
+        return 1;
+    }
+    return 0;
 }
 
 /* LogRecord.__init__'s keys, from a record made once, when they are what the Python side
@@ -502,7 +576,7 @@ message(const Fields *f)
 {
     PyObject *msg = field(f, P_MSG);   /* borrowed */
     PyObject *args = field(f, P_ARGS); /* borrowed */
-    if (msg == NULL || args == NULL || !PyUnicode_CheckExact(msg))
+    if (msg == NULL || args == NULL || !PyUnicode_CheckExact(msg) || !plain_args(args))
         return NULL;
     int truth = PyObject_IsTrue(args);
     if (truth < 0)
@@ -899,8 +973,8 @@ direct(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, long lo
     /* The message: getMessage() for a str msg (msg % args when there are args). */
     PyObject *msg = field(f, P_MSG);   /* borrowed */
     PyObject *args = field(f, P_ARGS); /* borrowed */
-    if (msg == NULL || args == NULL || !PyUnicode_CheckExact(msg)) {
-        rc = PyErr_Occurred() ? ERROR : WRITE; /* a msg of another type, whose str() may do anything */
+    if (msg == NULL || args == NULL || !PyUnicode_CheckExact(msg) || !plain_args(args)) {
+        rc = WRITE; /* a msg of another type, or arguments whose str() may do anything */
         goto done;
     }
     int formatted = args == empty_tuple || args == Py_None ? 0 : PyObject_IsTrue(args);
@@ -1216,7 +1290,8 @@ Fast_handle(Fast *self, PyObject *record)
         Py_DECREF(fields);
         return PyObject_CallOneArg(self->general, record);
     }
-    fields_read(self, fields, &f);
+    if (fields_read(self, fields, &f) < 0)
+        goto fault;
     value = field(&f, P_NAME); /* borrowed */
     if (value == NULL) {
         if (!PyErr_Occurred())
@@ -1333,7 +1408,10 @@ Fast_encode(Fast *self, PyObject *args)
         return Py_NewRef(Py_None);
     }
     Fields f;
-    fields_read(self, fields, &f);
+    if (fields_read(self, fields, &f) < 0) {
+        Py_DECREF(fields);
+        return NULL;
+    }
     int rc = direct(self, &f, scope, resource, observed, &body, &item);
     fields_release(&f);
     Py_DECREF(fields);

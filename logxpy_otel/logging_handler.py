@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import operator
 import os
 import sys
 import traceback
@@ -166,7 +167,6 @@ _RESERVED_ATTRS: Final = frozenset(
 _INIT_KEYS: Final = tuple(vars(logging.LogRecord("n", 0, "p", 0, "m", None, None)))
 _N_INIT: Final = len(_INIT_KEYS) if _RESERVED_ATTRS.issuperset(_INIT_KEYS) else 0
 _LAST_INIT: Final = _INIT_KEYS[-1] if _N_INIT else ""
-_INIT_KEY_LIST: Final = list(_INIT_KEYS)
 
 #: Attribute value types the SDK's cleaning leaves as they are (without a length limit):
 #: a record whose values are all of these needs no ``BoundedAttributes``.
@@ -182,6 +182,35 @@ _CODE_LINE_NUMBER: Final = "code.line.number"
 _EXCEPTION_TYPE: Final = "exception.type"
 _EXCEPTION_MESSAGE: Final = "exception.message"
 _EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
+
+
+def _plain_arg(value: Any) -> bool:
+    """A value %-formatting writes without running Python code (an exact str, int, float,
+    bool or None), or an exact list, tuple or dict (of str keys) of such values."""
+    kind = type(value)
+    if kind in _PLAIN_VALUES:
+        return True
+    if kind is list or kind is tuple:
+        return _PLAIN_VALUES.issuperset(map(type, value))
+    if kind is dict:
+        return _STR_KEYS.issuperset(map(type, value)) and _PLAIN_VALUES.issuperset(map(type, value.values()))
+    return False
+
+
+def _plain_args(args: Any) -> bool:
+    """Whether a record's ``args`` are ones getMessage() formats without running Python
+    code (None, a tuple or a dict of str keys of :func:`_plain_arg` values): then the
+    record cannot change while its message is built, and what the fast paths read before
+    is what the OTel handler reads after it (as the C path's ``plain_args``)."""
+    if args is None:
+        return True
+    kind = type(args)
+    if kind is tuple:
+        return all(map(_plain_arg, args))
+    if kind is dict:
+        return _STR_KEYS.issuperset(map(type, args)) and all(map(_plain_arg, args.values()))
+    return False
+
 
 #: The OTel handlers' severity text for Python's level names that OTel spells otherwise.
 _SEVERITY_TEXT: Final = {"WARNING": "WARN", "CRITICAL": "FATAL"}
@@ -651,7 +680,8 @@ class LogxpyLoggingHandler(logging.Handler):
         max_count = state.max_count if state.max_count is not None else sys.maxsize
         limited = state.max_length is not None
         flag_get, flag_set, flag_reset = _EMITTING.get, _EMITTING.set, _EMITTING.reset
-        n_init, init_keys = _N_INIT, _INIT_KEY_LIST
+        n_init, init_keys, same = _N_INIT, _INIT_KEYS, operator.is_
+        plain_args = _plain_args
         reserved = _RESERVED_ATTRS
         disjoint = reserved.isdisjoint
         otel_event, event = _OTEL_EVENT_NAME, _EVENT_NAME
@@ -705,12 +735,20 @@ class LogxpyLoggingHandler(logging.Handler):
                     if resource is None:
                         resource = live._resource
                 fields = record.__dict__
-                if fields["exc_info"]:
+                if (
+                    fields["exc_info"]
+                    or type(fields.get("msg")) is not str
+                    or not plain_args(fields.get("args"))
+                ):
+                    # an exception, or a message whose building may run Python code (a
+                    # msg of another type, arguments whose str() may change the record):
+                    # the general way, which builds the message before it reads the rest
                     self._write(record, scope, resource, state)
                     return True
                 keys = [*fields]
                 attributes: Any = None
-                if n_init and len(keys) >= n_init and keys[:n_init] == init_keys:
+                # (the keys compared by identity: a foreign key's __eq__ is never called)
+                if n_init and len(keys) >= n_init and all(map(same, keys[:n_init], init_keys)):
                     if len(keys) > n_init:
                         tail = keys[n_init:]
                         if disjoint(tail):

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 import pytest
-from _helpers import Collect, Gated, assert_accounting, parse_lines
+from _helpers import Collect, Gated, assert_accounting, parse_lines, run_script
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from opentelemetry import context as otel_context_module
@@ -629,6 +629,155 @@ def test_extras_are_kept_whatever_the_order_of_the_record_s_fields(plain_pair: P
         plain_pair.logger.removeFilter(reorder)
     (line,) = [line for line in _assert_same(plain_pair, 1) if "at" not in line]
     assert (line.get("a"), line.get("s")) == (1, "t")
+
+
+class _Changing:
+    """An argument that changes its record while the message is built (its ``__str__``,
+    or its ``__bool__`` when it is the whole ``args``)."""
+
+    def __init__(self, what: str) -> None:
+        self.record: logging.LogRecord | None = None
+        self.what = what
+
+    def __str__(self) -> str:
+        assert self.record is not None
+        if self.what == "levelname":
+            self.record.levelname = "NOTICE"
+        elif self.what == "extra added":
+            self.record.added = "by __str__"
+        elif self.what == "extra changed":
+            self.record.k = "changed by __str__"
+        return "arg"
+
+    def __bool__(self) -> bool:
+        if self.record is not None:  # (LogRecord.__init__ asks too, before it is set)
+            self.record.msg = "".join(["replaced ", self.what])  # (the old msg's only reference goes)
+        return False
+
+
+def _strip_times(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for line in lines:
+        if "at" in line:
+            continue
+        line = {k: v for k, v in line.items() if k != "ts"}
+        line["_otel"] = {k: v for k, v in line["_otel"].items() if k != "time_unix_nano"}
+        out.append(line)
+    return out
+
+
+@pytest.mark.parametrize("what", ["levelname", "extra added", "extra changed", "msg by args"])
+@pytest.mark.parametrize("moved", [False, True])
+def test_a_record_changed_while_its_message_is_built_gives_the_otel_path_s_line(
+    plain_pair: Pair, what: str, moved: bool
+) -> None:
+    """An argument whose __str__ (or the args' __bool__) changes the record: the OTel
+    handler reads the level name and the attributes after getMessage(), and getMessage()
+    takes str(msg) before it looks at the args; ours writes the same line (such a record
+    goes the way that builds the message first), also with the record's fields out of
+    LogRecord.__init__'s order (each field held while the record is read). Each handler
+    gets its own record, made alike."""
+
+    def record() -> logging.LogRecord:
+        changing = _Changing(what)
+        args: Any = changing if what == "msg by args" else (changing,)
+        message = "".join(["m %s ", what])
+        made = plain_pair.logger.makeRecord(
+            plain_pair.logger.name, logging.WARNING, "f", 1, message, args, None, extra={"k": "v"}
+        )
+        changing.record = made
+        if moved:
+            made.__dict__["exc_info"] = made.__dict__.pop("exc_info")
+        return made
+
+    for _ in range(3):
+        plain_pair.otel.handle(record())
+        plain_pair.handler.handle(record())
+    theirs, ours = plain_pair.lines()
+    plain_pair.clear()
+    assert len(_strip_times(ours)) == 3
+    assert _strip_times(ours) == _strip_times(theirs)
+
+
+def test_a_key_whose_eq_raises_among_the_record_s_fields_loses_nothing(plain_pair: Pair) -> None:
+    """A filter that puts a key of its own, whose __eq__ raises, first in the record's
+    dict: the record is written as the OTel path writes it (keys are compared by
+    identity, never by a foreign __eq__)."""
+
+    class Weird:
+        def __eq__(self, other: object) -> bool:
+            raise RuntimeError("no comparing me")
+
+        def __hash__(self) -> int:
+            return 12345
+
+        def __str__(self) -> str:
+            return "weird"
+
+    def put_first(record: logging.LogRecord) -> bool:
+        record.__dict__ = {Weird(): "w", **record.__dict__}
+        return True
+
+    plain_pair.logger.addFilter(put_first)
+    try:
+        with quiet_sdk():
+            plain_pair.logger.warning("hello %s", "there", extra={"k": 1})
+    finally:
+        plain_pair.logger.removeFilter(put_first)
+    (line,) = [line for line in _assert_same(plain_pair, 1) if "at" not in line]
+    assert line["msg"] == "hello there"
+
+
+def test_gc_callbacks_changing_the_record_being_handled_crash_nothing(tmp_path: Path) -> None:
+    """A gc callback that changes the record being handled (its fields set again, extras
+    added and removed) while collections run at every allocation, with the record's
+    fields out of LogRecord.__init__'s order: every record is written, in a child process
+    (a freed field used would abort it)."""
+    script = """
+        import gc, logging, random, sys
+        from logxpy_otel import LogxpyLogRecordProcessor
+        processor = LogxpyLogRecordProcessor(sys.argv[1])
+        handler = processor.logging_handler()
+        logger = logging.getLogger("gc")
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        current, rnd = [], random.Random(1)
+        def changed(phase, info):
+            if phase != "start" or not current:
+                return
+            record = current[-1]
+            fields = record.__dict__
+            op = rnd.randrange(5)
+            if op == 0:
+                record.msg = "".join(["gc msg ", str(rnd.random())])
+            elif op == 1:
+                record.levelname = "".join(["GC", str(rnd.random())])
+            elif op == 2:
+                fields["zz" + str(rnd.randrange(3))] = "".join(["v", str(rnd.random())])
+            elif op == 3:
+                fields.pop("zz0", None)
+                fields.pop("k", None)
+            else:
+                record.args = ("".join(["a", str(rnd.random())]),)
+        gc.callbacks.append(changed)
+        gc.set_threshold(1, 1, 1)
+        for i in range(1500):
+            record = logger.makeRecord("gc", 30, "f", 1, "".join(["m %s ", str(i)]), ("x",), None,
+                                       extra={"k": "".join(["v", str(i)]), "f": i + 0.25})
+            fields = record.__dict__
+            fields["exc_info"] = fields.pop("exc_info")
+            current.append(record)
+            handler.handle(record)
+            current.pop()
+        gc.callbacks.remove(changed)
+        gc.set_threshold(700, 10, 10)
+        processor.shutdown()
+    """
+    path = tmp_path / "gc.log"
+    done = run_script(script, str(path), timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [line for line in path.read_bytes().splitlines() if b'"at":' not in line]
+    assert len(records) == 1500
 
 
 @pytest.mark.parametrize("kind", FAST_PATHS)
