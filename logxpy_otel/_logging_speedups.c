@@ -880,7 +880,9 @@ direct(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, long lo
     PyObject *body = NULL, *ts_obj = NULL, *context = NULL, *trace_id = NULL, *span_id = NULL, *flags = NULL,
              *json = NULL, *tail = NULL, *tid = NULL, *data = NULL, *span_hex = NULL;
     Py_ssize_t n = 0, n_floats = 0;
-    int rc, truth;
+    int rc, truth, formatted = 0;
+    Fields now = {NULL, 0, {NULL}}; /* the record read again after its message was built */
+    const Fields *g = f;            /* the fields read after the message: f, or now */
     Buf b, float_text;
     buf_init(&b);
     buf_init(&float_text);
@@ -903,9 +905,51 @@ direct(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, long lo
         rc = WRITE; /* a limit may bite: the SDK's BoundedAttributes */
         goto done;
     }
-    /* Severity, text and time: read before the message is built (which can run Python). */
+    /* The message: getMessage() for a str msg (msg % args when there are args). */
+    PyObject *msg = field(f, P_MSG);   /* borrowed */
+    PyObject *args = field(f, P_ARGS); /* borrowed */
+    if (msg == NULL || args == NULL || !PyUnicode_CheckExact(msg)) {
+        rc = WRITE; /* a msg of another type, whose str() may do anything */
+        goto done;
+    }
+    if (!plain_args(args)) {
+        /* Arguments whose str() may run Python code, which may change the record: the
+         * message is built now, as getMessage() comes before the OTel handler reads the
+         * level name, the attributes and the span; then the record is read again, as it
+         * is after (the time and level number stay the ones read before, as there). */
+        formatted = PyObject_IsTrue(args);
+        body = formatted < 0 ? NULL : formatted ? PyNumber_Remainder(msg, args) : Py_NewRef(msg);
+        if (body == NULL) {
+            rc = PyErr_ExceptionMatches(PyExc_Exception) ? FORMAT : ERROR;
+            goto done;
+        }
+        if (!PyUnicode_CheckExact(body)) {
+            rc = ENCODER; /* (which takes the body: it is not built again) */
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_DECREF(keys[i]);
+            Py_DECREF(values[i]);
+        }
+        n = 0;
+        if (fields_read(self, f->dict, &now) < 0) {
+            rc = ERROR;
+            goto done;
+        }
+        g = &now;
+        rc = scan_attributes(self, g, keys, values, &n);
+        if (rc == GO && self->code)
+            rc = code_attributes(self, g, keys, values, &n);
+        if (rc != GO)
+            goto done; /* (the general way, a record its own message changed: built again there) */
+        if (n > 0 && (self->limited || (self->max_count >= 0 && n > self->max_count))) {
+            rc = WRITE;
+            goto done;
+        }
+    }
+    /* Severity, text and time. */
     PyObject *levelno = field(f, P_LEVELNO);     /* borrowed */
-    PyObject *levelname = field(f, P_LEVELNAME); /* borrowed */
+    PyObject *levelname = field(g, P_LEVELNAME); /* borrowed */
     PyObject *created = field(f, P_CREATED);     /* borrowed */
     if (levelno == NULL || levelname == NULL || created == NULL) {
         rc = PyErr_Occurred() ? ERROR : WRITE;
@@ -970,17 +1014,13 @@ direct(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, long lo
         }
     }
 
-    /* The message: getMessage() for a str msg (msg % args when there are args). */
-    PyObject *msg = field(f, P_MSG);   /* borrowed */
-    PyObject *args = field(f, P_ARGS); /* borrowed */
-    if (msg == NULL || args == NULL || !PyUnicode_CheckExact(msg) || !plain_args(args)) {
-        rc = WRITE; /* a msg of another type, or arguments whose str() may do anything */
-        goto done;
-    }
-    int formatted = args == empty_tuple || args == Py_None ? 0 : PyObject_IsTrue(args);
-    if (formatted < 0) {
-        rc = PyErr_ExceptionMatches(PyExc_Exception) ? FORMAT : ERROR; /* (getMessage's `if self.args`) */
-        goto done;
+    if (body == NULL) {
+        /* (plain arguments: the message is written below, without running Python code) */
+        formatted = args == empty_tuple || args == Py_None ? 0 : PyObject_IsTrue(args);
+        if (formatted < 0) {
+            rc = PyErr_ExceptionMatches(PyExc_Exception) ? FORMAT : ERROR; /* (getMessage's `if self.args`) */
+            goto done;
+        }
     }
     if (observed < 0) {
 #if defined(CLOCK_REALTIME) && !defined(_WIN32)
@@ -1058,7 +1098,10 @@ direct(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, long lo
     PUT(PUT_LITERAL(&b, ",\"mt\":\""));
     PUT(buf_put(&b, (const char *)PyUnicode_DATA(mt), PyUnicode_GET_LENGTH(mt)));
     PUT(PUT_LITERAL(&b, "\",\"msg\":"));
-    if (!formatted) {
+    if (body != NULL) {
+        PUT(put_str(&b, body)); /* (built before the record was read again) */
+    }
+    else if (!formatted) {
         PUT(put_str(&b, msg));
     }
     else {
@@ -1068,7 +1111,7 @@ direct(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, long lo
             goto done;
         }
         if (put_rc > 0) {
-            /* any other format or argument: Python's own % (which may run Python code) */
+            /* any other format: Python's own % (plain arguments: no Python code runs) */
             body = PyNumber_Remainder(msg, args);
             if (body == NULL) {
                 rc = PyErr_ExceptionMatches(PyExc_Exception) ? FORMAT : ERROR;
@@ -1168,6 +1211,7 @@ direct(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, long lo
 done:
     buf_free(&b);
     buf_free(&float_text);
+    fields_release(&now);
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_DECREF(keys[i]);
         Py_DECREF(values[i]);

@@ -452,6 +452,37 @@ def test_the_c_fast_path_writes_the_common_records_itself(span: str, code: bool)
 
 
 @needs_c
+def test_the_c_fast_path_writes_records_with_object_arguments_itself() -> None:
+    """Arguments that are not plain (an enum, an object of one's own, a list of those): the
+    C path builds the message first, then reads the record again, and writes the line
+    itself, the OTel path's line."""
+    import enum
+
+    class Color(enum.IntEnum):
+        RED = 1
+
+    class Thing:
+        def __str__(self) -> str:
+            return "thing"
+
+    calls: list[tuple[str, tuple[Any, ...]]] = [
+        ("color %s", (Color.RED,)),
+        ("%s and %r", (Thing(), [Thing()])),
+        ("%(who)s", ({"who": Thing()},)),
+    ]
+    with fast_path("c"), pair(name="objects") as p:
+        general: list[object] = []
+        write = p.handler._write
+        p.handler._write = lambda record, *rest: (general.append(record.msg), write(record, *rest))[1]  # type: ignore[method-assign]
+        for msg, args in calls:
+            p.logger.warning(msg, *args, extra={"k": 1})
+        lines = [line for line in _assert_same(p, len(calls)) if "at" not in line]
+    assert lines[0]["msg"] == f"color {Color.RED!s}"
+    assert lines[1]["msg"].startswith("thing and [<") and lines[2]["msg"] == "thing"
+    assert general == [], "object arguments take the C fast path"
+
+
+@needs_c
 def test_when_the_probe_disagrees_the_encoder_writes_the_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     """The C fast path writes lines itself only after it wrote a probe record's line as the
     encoder does (the writer's item format or the line format may change): otherwise every
