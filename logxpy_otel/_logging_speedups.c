@@ -327,24 +327,23 @@ field(const Fields *f, int which)
 
 /* A value %-formatting writes without running Python code: an exact str, int, float, bool
  * or None. */
-static ALWAYS_INLINE int
+static int
 plain_value(PyObject *v)
 {
     return PyUnicode_CheckExact(v) || PyLong_CheckExact(v) || PyFloat_CheckExact(v) || PyBool_Check(v) ||
            v == Py_None;
 }
 
-/* Such a value, or an exact list, tuple or dict (of str keys) of such values. */
+/* 1 when ``v`` is an exact list or tuple whose items, or an exact dict of str keys whose
+ * values, all pass ``ok``; 0 when one does not; -1 when ``v`` is none of those. */
 static int
-plain_arg(PyObject *v)
+all_pass(PyObject *v, int (*ok)(PyObject *))
 {
-    if (plain_value(v))
-        return 1;
     if (PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
         Py_ssize_t n = PySequence_Fast_GET_SIZE(v);
         PyObject **items = PySequence_Fast_ITEMS(v);
         for (Py_ssize_t i = 0; i < n; i++) {
-            if (!plain_value(items[i]))
+            if (!ok(items[i]))
                 return 0;
         }
         return 1;
@@ -353,41 +352,30 @@ plain_arg(PyObject *v)
         Py_ssize_t pos = 0;
         PyObject *key, *value;
         while (PyDict_Next(v, &pos, &key, &value)) {
-            if (!PyUnicode_CheckExact(key) || !plain_value(value))
+            if (!PyUnicode_CheckExact(key) || !ok(value))
                 return 0;
         }
         return 1;
     }
-    return 0;
+    return -1;
+}
+
+/* A plain_value(), or an exact list, tuple or dict (of str keys) of them. */
+static int
+plain_arg(PyObject *v)
+{
+    return plain_value(v) || all_pass(v, plain_value) == 1;
 }
 
 /* Whether ``args`` is one that %-formatting turns into text without running Python code:
  * None, or a tuple of plain_arg()s, or a dict of str keys and plain_arg() values. Then
  * the record cannot change while its message is built, and its fields and attributes,
- * read before, are what the OTel handler reads after getMessage(). Any other goes the
- * Python way, which builds the message first. */
+ * read before, are what the OTel handler reads after getMessage(). Else direct() builds
+ * the message first and reads the record again. */
 static int
 plain_args(PyObject *args)
 {
-    if (args == Py_None)
-        return 1;
-    if (PyTuple_CheckExact(args)) {
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); i++) {
-            if (!plain_arg(PyTuple_GET_ITEM(args, i)))
-                return 0;
-        }
-        return 1;
-    }
-    if (PyDict_CheckExact(args)) {
-        Py_ssize_t pos = 0;
-        PyObject *key, *value;
-        while (PyDict_Next(args, &pos, &key, &value)) {
-            if (!PyUnicode_CheckExact(key) || !plain_arg(value))
-                return 0;
-        }
-        return 1;
-    }
-    return 0;
+    return args == Py_None || (!PyList_CheckExact(args) && all_pass(args, plain_arg) == 1);
 }
 
 /* LogRecord.__init__'s keys, from a record made once, when they are what the Python side
