@@ -504,22 +504,25 @@ put_decimal(Buf *b, long long value)
  * 0 inside d's rounding interval, 1 outside it, -1 on its edge or at a tie (where the
  * text depends on rounding rules this path does not take up). */
 #if defined(__SIZEOF_INT128__)
+/* 10**k for k in [0, 17]. */
+static MAYBE_UNUSED const uint64_t powers_of_ten[18] = {
+    1ULL,           10ULL,           100ULL,           1000ULL,           10000ULL,           100000ULL,
+    1000000ULL,     10000000ULL,     100000000ULL,     1000000000ULL,     10000000000ULL,     100000000000ULL,
+    1000000000000ULL, 10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+    100000000000000000ULL};
+
 static ALWAYS_INLINE int
 float_candidate(uint64_t m, int s, int k, uint64_t *near)
 {
     typedef unsigned __int128 u128;
-    static const uint64_t ten[18] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
-                                     100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL,
-                                     1000000000000ULL, 10000000000000ULL, 100000000000000ULL,
-                                     1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL};
-    u128 scaled = (u128)m * ten[k], half = (u128)1 << (s - 1);
+    u128 scaled = (u128)m * powers_of_ten[k], half = (u128)1 << (s - 1);
     u128 whole = scaled >> s, rest = scaled - (whole << s);
     int above = rest > half;
     u128 gap = above ? ((whole + 1) << s) - scaled : rest;
     *near = (uint64_t)whole + (uint64_t)above;
-    if (2 * gap > ten[k])
+    if (2 * gap > powers_of_ten[k])
         return 1;
-    return 2 * gap == ten[k] || rest == half ? -1 : 0;
+    return 2 * gap == powers_of_ten[k] || rest == half ? -1 : 0;
 }
 #endif
 
@@ -558,9 +561,7 @@ put_float_text(Buf *b, double d)
         near = shorter;
     }
     char text[48], *end = text + sizeof(text), *p = end;
-    uint64_t unit = 1;
-    for (int i = 0; i < k; i++)
-        unit *= 10;
+    uint64_t unit = powers_of_ten[k];
     if (k == 0) {
         *--p = '0';
     }

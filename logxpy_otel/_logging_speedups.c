@@ -80,7 +80,6 @@ typedef struct {
     PyObject *fault;        /* fault(exc): a record lost to an internal error */
     PyObject *format_failed; /* format_failed(record, exc): its message could not be built */
     PyObject *reserved;     /* frozenset of the LogRecord fields that are not attributes */
-    PyObject *last_init;    /* the last key LogRecord.__init__ sets */
     PyObject *otel_event;   /* "otel.event.name" */
     PyObject *event;        /* "event.name" */
     PyObject *severities;   /* list: levelno 0..MAX_LEVEL -> SeverityNumber */
@@ -113,7 +112,6 @@ typedef struct {
     PyObject *init_keys[MAX_INIT];   /* LogRecord.__init__'s keys, in its order (n_init_keys of them) */
     signed char init_field[MAX_INIT]; /* the field read here (P_...) that each of them is, or -1 */
     Py_ssize_t n_init_keys;          /* 0: none known (every record's dict read whole) */
-    Py_ssize_t n_init;
     Py_ssize_t max_count; /* -1: no limit */
     int limited;          /* a value length limit is set */
     int code;             /* log_code_attributes */
@@ -409,19 +407,13 @@ find_init_keys(Fast *self, Py_ssize_t n_init, PyObject *last_init)
         n++;
     }
     int last = usable && n == n_init && n > 0 ? PyObject_RichCompareBool(self->init_keys[n - 1], last_init, Py_EQ) : 0;
-    if (last < 0) {
+    Py_DECREF(dict);
+    if (last != 1) {
         for (Py_ssize_t i = 0; i < n; i++)
             Py_DECREF(self->init_keys[i]);
-        Py_DECREF(dict);
-        return -1;
-    }
-    if (!last) {
-        for (Py_ssize_t i = 0; i < n; i++)
-            Py_DECREF(self->init_keys[i]);
-        n = 0;
+        return last; /* -1 with the comparison's error; 0: none known */
     }
     self->n_init_keys = n;
-    Py_DECREF(dict);
     return 0;
 }
 
@@ -837,6 +829,31 @@ code_attributes(Fast *self, const Fields *f, PyObject **keys, PyObject **values,
     return GO;
 }
 
+/* The attributes a line written here carries (scan_attributes, then the code attributes
+ * when asked), as strong references into keys/values (``*n``: the caller releases them):
+ * GO, or the way the record goes instead (WRITE too when a limit may bite: the SDK's
+ * BoundedAttributes). */
+static int
+line_attributes(Fast *self, const Fields *f, PyObject **keys, PyObject **values, Py_ssize_t *n)
+{
+    int rc = scan_attributes(self, f, keys, values, n);
+    if (rc == GO && self->code)
+        rc = code_attributes(self, f, keys, values, n);
+    if (rc == GO && *n > 0 && (self->limited || (self->max_count >= 0 && *n > self->max_count)))
+        rc = WRITE;
+    return rc;
+}
+
+static void
+release_attributes(PyObject **keys, PyObject **values, Py_ssize_t *n)
+{
+    for (Py_ssize_t i = 0; i < *n; i++) {
+        Py_DECREF(keys[i]);
+        Py_DECREF(values[i]);
+    }
+    *n = 0;
+}
+
 /* The tail the encoder shares for (scope, resource): a new reference, or NULL. */
 static PyObject *
 tail_for(Fast *self, PyObject *scope, PyObject *resource)
@@ -884,15 +901,9 @@ direct(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, long lo
         if (truth != 0)
             return truth < 0 ? ERROR : WRITE;
     }
-    rc = scan_attributes(self, f, keys, values, &n);
-    if (rc == GO && self->code)
-        rc = code_attributes(self, f, keys, values, &n);
+    rc = line_attributes(self, f, keys, values, &n);
     if (rc != GO)
         goto done;
-    if (n > 0 && (self->limited || (self->max_count >= 0 && n > self->max_count))) {
-        rc = WRITE; /* a limit may bite: the SDK's BoundedAttributes */
-        goto done;
-    }
     /* The message: getMessage() for a str msg (msg % args when there are args). */
     PyObject *msg = field(f, P_MSG);   /* borrowed */
     PyObject *args = field(f, P_ARGS); /* borrowed */
@@ -915,25 +926,15 @@ direct(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, long lo
             rc = ENCODER; /* (which takes the body: it is not built again) */
             goto done;
         }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            Py_DECREF(keys[i]);
-            Py_DECREF(values[i]);
-        }
-        n = 0;
+        release_attributes(keys, values, &n);
         if (fields_read(self, f->dict, &now) < 0) {
             rc = ERROR;
             goto done;
         }
         g = &now;
-        rc = scan_attributes(self, g, keys, values, &n);
-        if (rc == GO && self->code)
-            rc = code_attributes(self, g, keys, values, &n);
+        rc = line_attributes(self, g, keys, values, &n);
         if (rc != GO)
             goto done; /* (the general way, a record its own message changed: built again there) */
-        if (n > 0 && (self->limited || (self->max_count >= 0 && n > self->max_count))) {
-            rc = WRITE;
-            goto done;
-        }
     }
     /* Severity, text and time. */
     PyObject *levelno = field(f, P_LEVELNO);     /* borrowed */
@@ -1200,10 +1201,7 @@ done:
     buf_free(&b);
     buf_free(&float_text);
     fields_release(&now);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_DECREF(keys[i]);
-        Py_DECREF(values[i]);
-    }
+    release_attributes(keys, values, &n);
     if (rc == ENCODER)
         *body_out = body; /* the encoder's way takes it from here */
     else
@@ -1524,13 +1522,10 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
         self->mts[i] = Py_NewRef(PyTuple_GET_ITEM(level, 1));
     }
     /* Interned, so that a key of the record's dict is the encoder's name by identity. */
-    Py_INCREF(last_init);
-    PyUnicode_InternInPlace(&last_init);
     Py_INCREF(otel_event);
     PyUnicode_InternInPlace(&otel_event);
     Py_INCREF(event);
     PyUnicode_InternInPlace(&event);
-    self->last_init = last_init;
     self->otel_event = otel_event;
     self->event = event;
     self->handler_dict = Py_NewRef(handler_dict);
@@ -1579,7 +1574,6 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
     if (filter_fill(&self->reserved_filter, reserved) < 0 || filter_fill(&self->enc_reserved_filter, enc_reserved) < 0)
         return -1;
     self->tail_of = Py_NewRef(tail_of);
-    self->n_init = n_init;
     self->max_count = max_count;
     self->limited = limited;
     self->code = code;
@@ -1592,7 +1586,7 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
 
 #define FAST_FIELDS(X)                                                                                       \
     X(handler_dict) X(general) X(write) X(scopes) X(scope_of) X(flag) X(discard) X(recursive) X(own_record) \
-        X(fault) X(format_failed) X(reserved) X(last_init) X(otel_event) X(event) X(severities)            \
+        X(fault) X(format_failed) X(reserved) X(otel_event) X(event) X(severities)            \
             X(severity_of) X(texts)                                                                         \
             X(span_var) X(get_current) X(span_key) X(span_kind) X(span_kinds) X(invalid) X(context_type)    \
                 X(record_type) X(field_order) X(logging_type) X(emitter) X(rw_type) X(clock) X(logs_api)    \

@@ -1198,12 +1198,8 @@ span_hex16(PyObject *value, char out[16])
     int overflow = 0;
     long long small = PyLong_AsLongLongAndOverflow(value, &overflow); /* (the cheap read, below 2**63) */
     unsigned long long id = (unsigned long long)small;
-    if (overflow == 0 && small < 0) {
-        PyErr_Clear(); /* negative */
-        return 1;
-    }
-    if (overflow < 0)
-        return 1; /* negative */
+    if (overflow < 0 || (overflow == 0 && small < 0))
+        return 1; /* negative (an exact int: no error to clear) */
     if (overflow > 0) {
         id = PyLong_AsUnsignedLongLong(value);
         if (id == (unsigned long long)-1 && PyErr_Occurred()) {
