@@ -730,15 +730,11 @@ def test_an_http_endpoint_gets_v1_logs_only_when_it_names_no_path(path: str, pos
     assert paths == [posted_to]
 
 
-class _Refusing(LogRecordExporter):
+class _Refusing(Keep):
+    """Refuses every batch (keeps none)."""
+
     def export(self, batch: Any) -> LogRecordExportResult:
         return LogRecordExportResult.FAILURE
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return True
 
 
 def test_records_the_file_did_not_keep_are_not_counted_as_kept() -> None:
