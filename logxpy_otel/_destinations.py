@@ -22,6 +22,7 @@ from . import _append_lock
 from ._append_lock import AppendLock, ends_mid_line
 from ._diagnostics import logger
 from ._format import SpanEnd
+from ._native import speedup
 from ._rotation import Maintenance, backup_name, next_rollover, parse_rotate_when
 from ._trees import MAX_SPAN_DEPTH
 
@@ -101,6 +102,9 @@ def rotation_due(destination: RotatingDestination) -> bool:
 #: shared temporary directory.
 DEFAULT_PATH: Final = "logxpy-otel.jsonl"
 _FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+
+#: How many files at the path a batch follows when each is deleted before it is written.
+_FOLLOW_TRIES: Final = 50
 
 
 class PartialWriteError(OSError):
@@ -280,6 +284,7 @@ class AsyncFileDestination:
         self._closed = False
         self._warned = False
         self._fd: int | None = None
+        self._followed = False  # a batch went on in a new file at the path (see _follow)
         self._open()
 
     def _open(self) -> None:
@@ -332,6 +337,7 @@ class AsyncFileDestination:
         self._fd = fd
         self._size = st.st_size
         self._rename_failed = False
+        self._gone = False  # rotation_due found this file deleted: rotate() comes next
         self._pid = os.getpid()
         now = self._clock()
         self._rollover_at = None if self._when is None else next_rollover(self._when, now)
@@ -340,9 +346,26 @@ class AsyncFileDestination:
         self._last_sync = now
 
     def __call__(self, data: bytes) -> None:
-        fd = self._fd
-        if fd is None:
+        if self._fd is None:
             raise ValueError(f"log file {self.path!r} is closed")
+        # Our file deleted under us (a backup another process compressed or removed after
+        # renaming it, or the file removed): the batch goes to the file now at the path,
+        # never into a file without a name. The one opened there may be rotated away and
+        # deleted too before it is locked (processes rotating every few milliseconds):
+        # follow again, a bounded number of times, then fail the batch (counted).
+        for _ in range(_FOLLOW_TRIES):
+            if self._append(data, follow=not self._gone):
+                self._sync_if_due(self._fd)
+                return
+            self._follow()
+        deleted = f"log file {self.path!r} was deleted {_FOLLOW_TRIES} times before one write"
+        raise OSError(errno.ESTALE, deleted)
+
+    def _append(self, data: bytes, follow: bool) -> bool:
+        """Append ``data`` to our file under its lock; False (nothing written, the lock let
+        go) when ``follow`` is set and the file has no name any more."""
+        fd = self._fd
+        assert fd is not None  # (checked by __call__; _follow leaves one or raises)
         lock = self._lock
         ours = self._ours
         if lock is not None and ours is not None:
@@ -360,12 +383,15 @@ class AsyncFileDestination:
                 else:
                     self._size += written
                 self._ours = ours + len(data)
-                self._sync_if_due(fd)
-                return
+                return True
         held = False
         try:
             if lock is not None:
                 held = lock.acquire()
+            # Under the lock, a file deleted now stays unwritten: whoever deletes one of ours
+            # (Maintenance) holds its lock from the last read to the unlink.
+            if follow and self._regular and _deleted(fd):
+                return False
             size = self._size_now(fd) if held else None
             lead = 0
             # (Unchanged since our last write, and nothing left to check: no look needed.)
@@ -379,7 +405,20 @@ class AsyncFileDestination:
         finally:
             if lock is not None:
                 lock.release()  # also when a signal handler raised just after it was taken
-        self._sync_if_due(fd)
+        return True
+
+    def _follow(self) -> None:
+        """Go on in the file now at the path, ours having been deleted. Its trees go on
+        there too; :meth:`rotation_due` then asks the writer to close them (without a
+        rename), so the next batch starts fresh ones. If the path cannot be opened, the
+        ``OSError`` goes up (the batch is counted as not written) and ours stays."""
+        old_fd, old_reader = self._fd, self._reader
+        self._open()
+        if old_fd is not None:
+            _close_quietly(old_fd)
+        if old_reader is not None:
+            _close_quietly(old_reader)
+        self._followed = True
 
     def _sync_if_due(self, fd: int) -> None:
         """``fsync`` after a write, as the ``fsync`` setting asks (a regular file only: a
@@ -459,9 +498,18 @@ class AsyncFileDestination:
         self._size += len(data)
 
     def rotation_due(self) -> bool:
-        """True when the next batch should go to a new file (size, time, fork, or moved away)."""
+        """True when the next batch should go to a new file (size, time, fork, or moved away),
+        or already went to one (see :meth:`_follow`): the writer closes the open traces."""
         if self._fd is None:
             return not self._closed  # a reopen failed: try again before this batch
+        if self._followed:
+            return True
+        if self._regular and _deleted(self._fd):
+            # (looked at before every batch, whose lines must not go into nothing; the end
+            # lines of the traces open in it go where their other lines went, then rotate
+            # opens the path afresh)
+            self._gone = True
+            return True
         if self._pid != os.getpid():
             return True
         now = self._clock()
@@ -495,6 +543,8 @@ class AsyncFileDestination:
         """Whether the path no longer leads to our file (renamed or deleted under us)."""
         if not self._regular:
             return False  # a device or a FIFO: the path is the thing, it never moves
+        if self._fd is not None and _deleted(self._fd):
+            return True  # (a new file at the path may have been given our inode's number)
         try:
             # A symlink is followed (the file it leads to may be rotated by others); else
             # the path itself must still be our file, not a link or a device put there.
@@ -511,7 +561,12 @@ class AsyncFileDestination:
         and when the file is empty (no empty backups). If the rename fails, writing goes
         on in the same file; if the reopen fails, the destination stays due for rotation
         and the next batch tries again. Either error is raised for the writer to count.
+        After a batch went on in a new file (:meth:`_follow`), the writer has closed the
+        traces it carried there: nothing more to do.
         """
+        followed, self._followed = self._followed, False
+        if followed and self._fd is not None and self._pid == os.getpid():
+            return
         fd, self._fd = self._fd, None
         backup = None
         failure: OSError | None = None
@@ -569,6 +624,18 @@ class AsyncFileDestination:
 
     def __repr__(self) -> str:
         return f"AsyncFileDestination({self.path!r})"
+
+
+def _deleted_by_stat(fd: int) -> bool:
+    """Whether the file open at ``fd`` has no name left (False when that cannot be told)."""
+    try:
+        return os.fstat(fd).st_nlink == 0
+    except OSError:
+        return False
+
+
+#: The same, in C where built (asked before every batch: no ``stat_result`` to build).
+_deleted: Callable[[int], bool] = speedup("deleted") or _deleted_by_stat
 
 
 def _open_reader(path: str, identity: tuple[int, int]) -> int | None:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Final
 
 from . import _lifecycle
+from ._append_lock import AppendLock
 from ._diagnostics import logger
 
 __all__ = [
@@ -271,9 +272,7 @@ class Maintenance:
             if self._backup_count is not None:
                 for old in backups(live_path)[: -self._backup_count or None]:
                     try:
-                        os.unlink(old)
-                    except FileNotFoundError:
-                        pass
+                        _unlink_locked(old)
                     except OSError as exc:
                         logger.warning("logxpy-otel: could not delete old backup %s: %s", old, exc)
                 prune_checkpoints(live_path)
@@ -298,12 +297,44 @@ def create_exclusive(target: str, mode: int = 0o600) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, f"no free temporary name beside {target!r}")
 
 
+#: How long upkeep waits for a backup's lock: past the longest a writer holds it (a cut
+#: write's retries), after which it goes ahead as a writer would.
+UPKEEP_LOCK_TIMEOUT_S: Final = 30.0
+
+
+def _locked_reader(path: str) -> int | None:
+    """``path`` open for reading with its append lock taken (waited for, bounded), or None
+    when it is gone. Held until the descriptor is closed: a writer of another process still
+    appending to this backup (it has not noticed the rename yet) finishes first, and any
+    later one finds it deleted and writes to the live file instead (see
+    ``AsyncFileDestination``): nothing is appended to a backup once it is read for good."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    AppendLock(fd, UPKEEP_LOCK_TIMEOUT_S).acquire()  # (let go when fd closes)
+    return fd
+
+
+def _unlink_locked(path: str) -> None:
+    """Delete ``path`` under its append lock (see :func:`_locked_reader`)."""
+    fd = _locked_reader(path)
+    if fd is None:
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _gzip(path: str, file_mode: int) -> None:
     """``path`` -> ``path.gz`` (written aside under a fresh name, then renamed into place),
-    then ``path`` removed. On failure ``path`` stays and nothing else is left behind."""
-    try:
-        src_fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
+    then ``path`` removed, all under its append lock. On failure ``path`` stays and nothing
+    else is left behind."""
+    src_fd = _locked_reader(path)
+    if src_fd is None:
         return  # retention removed it already
     with os.fdopen(src_fd, "rb") as src:
         fd, partial = create_exclusive(path + ".gz", file_mode)
@@ -315,4 +346,4 @@ def _gzip(path: str, file_mode: int) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(partial)
             raise
-    os.unlink(path)
+        os.unlink(path)  # (before the lock goes with the descriptor)

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 
@@ -2609,10 +2610,12 @@ done:
 /* append_locked(fd, data, expected) -> (status, written): AsyncFileDestination's append
  * in its common case (see _append_lock.AppendLock.append) in one release of the GIL, where
  * the same system calls from Python release and take it four times, and each taking waits
- * while another thread runs Python: flock(LOCK_EX | LOCK_NB); the file's size by lseek;
- * when it is ``expected`` bytes, all of ``data`` by write(2); flock(LOCK_UN).
+ * while another thread runs Python: flock(LOCK_EX | LOCK_NB); the file's size and links by
+ * fstat; when it is ``expected`` bytes and still has a name, all of ``data`` by write(2);
+ * flock(LOCK_UN).
  * status 0: all written, the lock let go; 1: nothing written, the lock not held (the lock
- * is another's, flock failed, or the file is not ``expected`` bytes long); 2: a write failed
+ * is another's, flock failed, the file is not ``expected`` bytes long, or it was deleted:
+ * the Python path looks at why); 2: a write failed
  * after ``written`` bytes (EINTR too), and the lock is still held. */
 static PyObject *
 speedups_append_locked(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
@@ -2637,8 +2640,9 @@ speedups_append_locked(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ss
     int status = 1;
     Py_ssize_t written = 0;
     Py_BEGIN_ALLOW_THREADS
+    struct stat st;
     if (flock((int)fd, LOCK_EX | LOCK_NB) == 0) {
-        if (lseek((int)fd, 0, SEEK_END) != (off_t)expected)
+        if (fstat((int)fd, &st) != 0 || st.st_size != (off_t)expected || st.st_nlink == 0)
             (void)flock((int)fd, LOCK_UN);
         else {
             status = 0;
@@ -2657,6 +2661,22 @@ speedups_append_locked(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ss
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     return Py_BuildValue("(in)", status, written);
+}
+
+/* deleted(fd) -> bool: whether the file open at ``fd`` has no name left (False when fstat
+ * fails): _destinations._deleted's check before every batch, without a stat_result. */
+static PyObject *
+speedups_deleted(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    long fd = PyLong_AsLong(arg);
+    if (fd == -1 && PyErr_Occurred())
+        return NULL;
+    if (fd < 0 || fd > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "deleted: fd out of range");
+        return NULL;
+    }
+    struct stat st;
+    return PyBool_FromLong(fstat((int)fd, &st) == 0 && st.st_nlink == 0);
 }
 
 /* float_text(d) -> bytes | None: put_float_text's text of ``d`` (None where orjson's is
@@ -2679,6 +2699,8 @@ static PyMethodDef speedups_functions[] = {
      "number(items, traces, task_head, task_count, now, open_trace, out[, spans[, opening]]) -> task_count"},
     {"append_locked", (PyCFunction)(void (*)(void))speedups_append_locked, METH_FASTCALL,
      "append_locked(fd, data, expected) -> (status, written): a locked append in one GIL release"},
+    {"deleted", (PyCFunction)speedups_deleted, METH_O,
+     "deleted(fd) -> bool: whether the file open at fd has no name left"},
     {"float_text", (PyCFunction)speedups_float_text, METH_O,
      "float_text(d) -> bytes | None: the float's text where the C encoders write it without orjson"},
     {NULL, NULL, 0, NULL},

@@ -335,7 +335,8 @@ def test_a_file_of_exactly_max_bytes_is_due_for_rotation(tmp_path: Path) -> None
 
 
 def test_the_path_is_looked_at_once_per_reopen_check_s(tmp_path: Path) -> None:
-    """Each check costs a stat: at most one per reopen_check_s, counted from the last one."""
+    """Each look at the path costs a stat: at most one per reopen_check_s, counted from the
+    last one (a file deleted is seen at once, by our own descriptor: see the next test)."""
     from _helpers import FakeClock
 
     path = tmp_path / "log.jsonl"
@@ -343,12 +344,43 @@ def test_the_path_is_looked_at_once_per_reopen_check_s(tmp_path: Path) -> None:
     dest = AsyncFileDestination(path, reopen_check_s=5.0, clock=clock)
     clock.t = 1_005.0
     assert dest.rotation_due() is False, "checked: the file is in place"
-    path.unlink()
+    path.rename(tmp_path / "moved.jsonl")
     clock.t = 1_009.5
     assert dest.rotation_due() is False, "not checked again before 5 s passed"
     clock.t = 1_010.0
     assert dest.rotation_due() is True, "checked again: the file went away"
     dest.close()
+
+
+@pytest.mark.parametrize("c_append", [True, False], ids=["C append", "Python append"])
+def test_a_batch_never_goes_into_a_deleted_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c_append: bool
+) -> None:
+    """Our file deleted under us (by hand, or a backup another process compressed): the
+    next batch goes to a new file at the path. It went into the deleted file, lost, until
+    the next look at the path (reopen_check_s later)."""
+    from logxpy_otel import _append_lock, _destinations
+
+    if not c_append:
+        monkeypatch.setattr(_append_lock, "_append_locked", None)
+        monkeypatch.setattr(_destinations, "_deleted", _destinations._deleted_by_stat)
+    path = tmp_path / "log.jsonl"
+    dest = AsyncFileDestination(path, reopen_check_s=3600.0)
+    dest(b'{"n":1}\n')
+    dest(b'{"n":2}\n')  # (the second write takes the one-call way where it is built)
+    path.unlink()
+    dest(b'{"n":3}\n')  # (as when it is deleted between the writer's look and its write)
+    assert path.read_bytes() == b'{"n":3}\n'
+    assert dest.rotation_due() is True, "the writer closes the traces that went on there"
+    dest.rotate()
+    assert dest.rotation_due() is False
+    assert path.read_bytes() == b'{"n":3}\n', "the new file is kept: not renamed, not reopened"
+    path.unlink()
+    assert dest.rotation_due() is True, "a deletion is seen at once, before a batch is numbered"
+    dest.rotate()
+    dest(b'{"n":4}\n')
+    dest.close()
+    assert path.read_bytes() == b'{"n":4}\n'
 
 
 def test_a_line_left_unterminated_is_ended_before_the_first_write_unless_it_is_finished_meanwhile(

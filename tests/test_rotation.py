@@ -6,6 +6,7 @@ and end lines inside the file, readable by ``logxpy.parse.Parser``.
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import os
 import re
@@ -411,6 +412,48 @@ def test_close_waits_for_compression_in_progress(tmp_path: Path, monkeypatch: py
     assert ns(backup) == [7]
 
 
+@pytest.mark.parametrize("upkeep", ["compress", "retention"])
+def test_upkeep_waits_for_a_write_in_progress_in_the_backup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upkeep: str
+) -> None:
+    """A writer of another process still appending to the backup (it has not noticed the
+    rename yet) holds its lock: the backup is read and deleted only after that write, which
+    so ends up in the .gz (or is deleted with the backup, as retention asks) instead of in a
+    file nobody reads. Compression read the backup at once, and the late line was lost."""
+    backup = tmp_path / f"app.{utc_stamp(DAY)}.jsonl"
+    backup.write_bytes(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":1}\n')
+    late = os.open(backup, os.O_WRONLY | os.O_APPEND)
+    fcntl.flock(late, fcntl.LOCK_EX)
+    started = threading.Event()
+    real_lock = _rotation.AppendLock
+
+    class Seen(real_lock):  # type: ignore[misc, valid-type]
+        def acquire(self) -> bool:
+            started.set()
+            return super().acquire()
+
+    monkeypatch.setattr(_rotation, "AppendLock", Seen)
+    if upkeep == "compress":
+        work = threading.Thread(target=_rotation._gzip, args=(str(backup), 0o600))
+    else:
+        work = threading.Thread(target=_rotation._unlink_locked, args=(str(backup),))
+    work.start()
+    try:
+        assert started.wait(10.0)
+        work.join(0.2)
+        assert work.is_alive(), "it waits for the lock"
+        assert backup.exists()
+        os.write(late, b'{"ts":2.0,"tid":"x.2","lvl":[1],"n":2}\n')
+    finally:
+        fcntl.flock(late, fcntl.LOCK_UN)
+        os.close(late)
+    work.join(10.0)
+    assert not work.is_alive()
+    assert not backup.exists()
+    if upkeep == "compress":
+        assert ns(tmp_path / (backup.name + ".gz")) == [1, 2], "the late line is in the .gz"
+
+
 def test_compression_backlog_with_retention_leaves_no_partial_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -510,7 +553,8 @@ def test_file_moved_or_deleted_under_us_continues_in_a_new_file(
         path.rename(moved)
         if how == "rename_and_create":
             path.write_bytes(b"")  # logrotate's 'create': a new empty file at the path
-    # Until the next check is due, the writer keeps its open file: nothing is lost there.
+    # Until the next check is due, the writer keeps a renamed file: nothing is lost there.
+    # A deleted one is seen before the next batch, which goes to a new file at the path.
     for n in range(3, 5):
         writer.enqueue(item(n, trace=trace))
     assert writer.flush(5.0)
@@ -522,24 +566,24 @@ def test_file_moved_or_deleted_under_us_continues_in_a_new_file(
     m = writer.metrics
     assert (m.written, m.dropped, m.errors) == (8, 0, 0)
     recs, segments = check_file(path.read_bytes())
+    if how == "delete":
+        assert [r["n"] for r in recs] == [3, 4, 5, 6, 7], "no record went into the deleted file"
+        assert segments == [(trace, [3, 4, 5, 7], "succeeded")], "in trees of the new file's own"
+        assert [p.name for p in tmp_path.iterdir()] == ["app.jsonl"]
+        return
     assert [r["n"] for r in recs] == [5, 6, 7], "every record after the switch is in the new file"
     assert segments == [(trace, [5, 7], "succeeded")]
-    if how == "delete":
-        assert [p.name for p in tmp_path.iterdir()] == ["app.jsonl"]
-    else:
-        old_recs, old_segments = check_file(moved.read_bytes())
-        assert [r["n"] for r in old_recs] == [0, 1, 2, 3, 4], (
-            "records before the switch stay in the moved file"
-        )
-        assert old_segments == [(trace, [1, 2, 3, 4], "succeeded")], "its traces are closed in it"
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["app.jsonl", "app.jsonl.1"], "no backup made"
+    old_recs, old_segments = check_file(moved.read_bytes())
+    assert [r["n"] for r in old_recs] == [0, 1, 2, 3, 4], "records before the switch stay in the moved file"
+    assert old_segments == [(trace, [1, 2, 3, 4], "succeeded")], "its traces are closed in it"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.jsonl", "app.jsonl.1"], "no backup made"
 
 
 def test_external_rotation_is_noticed_only_once_per_check_interval(tmp_path: Path) -> None:
     path = tmp_path / "app.jsonl"
     clock = FakeClock(DAY)
     dest = AsyncFileDestination(path, reopen_check_s=5.0, clock=clock)
-    path.unlink()
+    path.rename(tmp_path / "app.jsonl.1")  # (a deletion is seen at once: test_destinations)
     assert dest.rotation_due() is False, "not checked before reopen_check_s passed"
     clock.t = DAY + 5.0
     assert dest.rotation_due() is True
