@@ -12,7 +12,7 @@
  * and handed to the processor's C ``on_emit`` (``_speedups.Emitter``), which encodes it.
  * Anything else goes, unchanged, to the Python code it was given: ``general(record)``
  * (filters, formatter, another record class, a global provider to bind to) or, inside
- * the recursion guard, ``write(record, scope, resource)`` (everything the fast path does
+ * the recursion guard, ``write(record, scope, resource, body)`` (everything the fast path does
  * not take, and any error before the record was handed over, which the Python path then
  * reports as it does). The equivalence tests (tests/test_logging_handler.py) run it
  * against the OTel path.
@@ -70,7 +70,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *handler_dict; /* the handler's __dict__: "filters" and "formatter" per record */
     PyObject *general;      /* general(record): the Python handle */
-    PyObject *write;        /* write(record, scope, resource): the Python path, inside the guard */
+    PyObject *write;        /* write(record, scope, resource, body or None): the Python path, in the guard */
     PyObject *scopes;       /* dict: logger name -> (scope, live, resource, own, disabled) */
     PyObject *scope_of;     /* scope_of(name) -> that entry, made and cached */
     PyObject *flag;         /* the Python paths' recursion guard (a ContextVar) */
@@ -269,7 +269,7 @@ current_span_context(Fast *self)
  * (a strong reference) until fields_release: Python code that runs later in the call (a
  * GC callback, a key's __eq__) may change the record's dict, never what was read. */
 typedef struct {
-    PyObject *dict;            /* the record's instance dict (borrowed) */
+    PyObject *dict;            /* the record's instance dict (strong), or NULL: nothing read */
     Py_ssize_t extras;         /* the dict position after __init__'s fields, or 0: read it whole */
     PyObject *value[N_PLACES]; /* each field (strong), or NULL: the record has none */
 } Fields;
@@ -279,13 +279,14 @@ fields_release(Fields *f)
 {
     for (int i = 0; i < N_PLACES; i++)
         Py_CLEAR(f->value[i]);
+    Py_CLEAR(f->dict);
 }
 
 /* Reads ``dict`` (an exact dict) into ``f``: 0, or -1 with an error (``f`` released). */
 static int
 fields_read(const Fast *self, PyObject *dict, Fields *f)
 {
-    f->dict = dict;
+    f->dict = Py_NewRef(dict);
     f->extras = 0;
     for (int i = 0; i < N_PLACES; i++)
         f->value[i] = NULL;
@@ -321,6 +322,30 @@ static ALWAYS_INLINE PyObject *
 field(const Fields *f, int which)
 {
     return f->value[which];
+}
+
+/* ``record`` read again into ``now``, from its ``__dict__`` as it is now (the Python code
+ * that ran may have set another): GO, WRITE (not an exact dict: the general way), ERROR. */
+static int
+read_again(const Fast *self, PyObject *record, Fields *now)
+{
+    PyObject *dict = PyObject_GenericGetDict(record, NULL);
+    if (dict == NULL)
+        return ERROR;
+    int rc = !PyDict_CheckExact(dict) ? WRITE : fields_read(self, dict, now) < 0 ? ERROR : GO;
+    Py_DECREF(dict);
+    return rc;
+}
+
+/* 1 when the record has an exception to write (``exc_info`` true) or no such field (either
+ * way, the general way writes it), 0 when it has none, ERROR. */
+static int
+has_exception(const Fields *f)
+{
+    PyObject *exc_info = field(f, P_EXC_INFO); /* borrowed */
+    if (exc_info == NULL)
+        return PyErr_Occurred() ? ERROR : WRITE;
+    return exc_info == Py_None ? 0 : PyObject_IsTrue(exc_info);
 }
 
 /* A value %-formatting writes without running Python code: an exact str, int, float, bool
@@ -429,13 +454,22 @@ take_attributes(Fast *self, const Fields *f, PyObject **out)
     PyObject *k, *v, *attributes = NULL;
     Py_ssize_t otel_len = PyUnicode_GET_LENGTH(self->otel_event), event_len = PyUnicode_GET_LENGTH(self->event);
     while (PyDict_Next(f->dict, &pos, &k, &v)) {
-        int reserved = PySet_Contains(self->reserved, k);
+        if (!PyUnicode_CheckExact(k)) {
+            /* (its __hash__ or __eq__ may change the dict and free it: held meanwhile) */
+            Py_INCREF(k);
+            int reserved = PySet_Contains(self->reserved, k);
+            Py_DECREF(k);
+            if (reserved < 0)
+                goto error;
+            if (reserved)
+                continue;
+            goto write; /* the SDK makes a str of it, or drops it */
+        }
+        int reserved = PySet_Contains(self->reserved, k); /* (a str: no Python code runs) */
         if (reserved < 0)
             goto error;
         if (reserved)
             continue;
-        if (!PyUnicode_CheckExact(k))
-            goto write; /* the SDK makes a str of it, or drops it */
         Py_ssize_t len = PyUnicode_GET_LENGTH(k);
         if (len == 0)
             goto write; /* the SDK drops it, and counts it */
@@ -567,22 +601,21 @@ message(const Fields *f)
 }
 
 /* The encoder's way, for an entry that is written: the API LogRecord the OTel handler
- * would build, handed to the processor's C on_emit. ``body``: the message when direct()
- * has built it already (a new reference, taken over), else NULL. */
+ * would build, handed to the processor's C on_emit. ``before``: the record as read before
+ * its message was built (the time, the level number), ``f`` as read after (the same when
+ * building it ran no Python code). ``*body``: the message when it was built already, else
+ * NULL; a message built here is left there too (the caller's: the general way takes it on
+ * WRITE, so that it is never built twice). */
 static int
-encoder_way(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, PyObject *body)
+encoder_way(Fast *self, const Fields *before, const Fields *f, PyObject *scope, PyObject *resource,
+            PyObject **body)
 {
     PyObject *attributes = NULL, *severity = NULL, *text, *levelno, *levelname, *record = NULL,
-             *rw = NULL, *done = NULL, *exc_info;
+             *rw = NULL, *done = NULL;
     int rc = ERROR;
-    exc_info = field(f, P_EXC_INFO); /* borrowed */
-    if (exc_info == NULL) {
-        rc = PyErr_Occurred() ? ERROR : WRITE;
-        goto out;
-    }
-    int truth = PyObject_IsTrue(exc_info);
+    int truth = has_exception(f);
     if (truth != 0) {
-        rc = truth < 0 ? ERROR : WRITE;
+        rc = truth < 0 ? truth : WRITE;
         goto out;
     }
     rc = take_attributes(self, f, &attributes);
@@ -614,14 +647,14 @@ encoder_way(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, Py
         rc = WRITE; /* a limit may bite: the SDK's BoundedAttributes */
         goto out;
     }
-    if (body == NULL)
-        body = message(f);
-    if (body == NULL) {
+    if (*body == NULL)
+        *body = message(f);
+    if (*body == NULL) {
         rc = !PyErr_Occurred() ? WRITE : PyErr_ExceptionMatches(PyExc_Exception) ? FORMAT : ERROR;
         goto out;
     }
-    levelno = field(f, P_LEVELNO);     /* borrowed */
-    levelname = field(f, P_LEVELNAME); /* borrowed */
+    levelno = field(before, P_LEVELNO); /* borrowed */
+    levelname = field(f, P_LEVELNAME);  /* borrowed */
     if (levelno == NULL || levelname == NULL) {
         rc = PyErr_Occurred() ? ERROR : WRITE;
         goto out;
@@ -641,7 +674,7 @@ encoder_way(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, Py
             goto out;
         text = levelname;
     }
-    record = line_record(self, f, attributes, body, severity, text);
+    record = line_record(self, before, attributes, *body, severity, text);
     if (record == NULL) {
         rc = PyErr_Occurred() ? ERROR : WRITE;
         goto out;
@@ -658,7 +691,6 @@ encoder_way(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, Py
     rc = done != NULL ? GO : -2;
 out:
     Py_XDECREF(attributes);
-    Py_XDECREF(body);
     Py_XDECREF(severity);
     Py_XDECREF(record);
     Py_XDECREF(rw);
@@ -758,7 +790,10 @@ scan_attributes(Fast *self, const Fields *f, PyObject **keys, PyObject **values,
     Py_ssize_t otel_len = PyUnicode_GET_LENGTH(self->otel_event), event_len = PyUnicode_GET_LENGTH(self->event);
     while (PyDict_Next(f->dict, &pos, &k, &v)) {
         if (!PyUnicode_CheckExact(k)) {
+            /* (its __hash__ or __eq__ may change the dict and free it: held meanwhile) */
+            Py_INCREF(k);
             int reserved = PySet_Contains(self->reserved, k);
+            Py_DECREF(k);
             if (reserved != 0) {
                 if (reserved < 0)
                     return ERROR;
@@ -873,34 +908,40 @@ tail_for(Fast *self, PyObject *scope, PyObject *resource)
     return tail;
 }
 
-/* The line of a record, as the encoder writes it for the API LogRecord the OTel handler
- * would build: the item (tid, ts, failed, data, tail) into ``*item``. GO, WRITE, ENCODER
- * (then ``*body_out`` may hold the message, built already), or ERROR. ``observed``: the
- * observed time to write, or -1 for now. */
+/* The line of ``record`` (read into ``f``), as the encoder writes it for the API LogRecord
+ * the OTel handler would build: the item (tid, ts, failed, data, tail) into ``*item``.
+ * GO, WRITE or ENCODER (then ``*body_out`` holds the message when it was built here: it is
+ * never built twice), or ERROR. When building the message could run Python code, the
+ * record is read again after it into ``now`` (the caller releases it): the OTel handler
+ * reads the time and the level number before getMessage(), everything else after.
+ * ``observed``: the observed time to write, or -1 for now. */
 static int
-direct(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, long long observed, PyObject **body_out,
-       PyObject **item)
+direct(Fast *self, PyObject *record, const Fields *f, Fields *now, PyObject *scope, PyObject *resource,
+       long long observed, PyObject **body_out, PyObject **item)
 {
     PyObject *keys[MAX_ATTRS + 3], *values[MAX_ATTRS + 3], *floats[MAX_FLOATS];
     PyObject *body = NULL, *ts_obj = NULL, *context = NULL, *trace_id = NULL, *span_id = NULL, *flags = NULL,
              *json = NULL, *tail = NULL, *tid = NULL, *data = NULL, *span_hex = NULL;
     Py_ssize_t n = 0, n_floats = 0;
     int rc, truth, formatted = 0;
-    Fields now = {NULL, 0, {NULL}}; /* the record read again after its message was built */
-    const Fields *g = f;            /* the fields read after the message: f, or now */
+    const Fields *g = f; /* the fields read after the message: f, or now */
     Buf b, float_text;
     buf_init(&b);
     buf_init(&float_text);
     *item = NULL;
 
-    PyObject *exc_info = field(f, P_EXC_INFO); /* borrowed */
-    if (exc_info == NULL)
+    truth = has_exception(f);
+    if (truth != 0)
+        return truth < 0 ? truth : WRITE;
+    /* The time and level number (read before the message, as the OTel handler reads them). */
+    PyObject *levelno = field(f, P_LEVELNO); /* borrowed */
+    PyObject *created = field(f, P_CREATED); /* borrowed */
+    if (levelno == NULL || created == NULL)
         return PyErr_Occurred() ? ERROR : WRITE;
-    if (exc_info != Py_None) {
-        truth = PyObject_IsTrue(exc_info);
-        if (truth != 0)
-            return truth < 0 ? ERROR : WRITE;
-    }
+    if (!PyFloat_CheckExact(created))
+        return WRITE;
+    if (!PyLong_CheckExact(levelno))
+        return ENCODER;
     rc = line_attributes(self, f, keys, values, &n);
     if (rc != GO)
         goto done;
@@ -927,28 +968,26 @@ direct(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, long lo
             goto done;
         }
         release_attributes(keys, values, &n);
-        if (fields_read(self, f->dict, &now) < 0) {
-            rc = ERROR;
+        rc = read_again(self, record, now);
+        if (rc != GO)
+            goto done;
+        g = now;
+        truth = has_exception(g); /* (an exception set meanwhile: the general way writes it) */
+        if (truth != 0) {
+            rc = truth < 0 ? truth : WRITE;
             goto done;
         }
-        g = &now;
         rc = line_attributes(self, g, keys, values, &n);
         if (rc != GO)
-            goto done; /* (the general way, a record its own message changed: built again there) */
+            goto done; /* (the general way, or the encoder's, with the message built here) */
     }
     /* Severity, text and time. */
-    PyObject *levelno = field(f, P_LEVELNO);     /* borrowed */
     PyObject *levelname = field(g, P_LEVELNAME); /* borrowed */
-    PyObject *created = field(f, P_CREATED);     /* borrowed */
-    if (levelno == NULL || levelname == NULL || created == NULL) {
+    if (levelname == NULL) {
         rc = PyErr_Occurred() ? ERROR : WRITE;
         goto done;
     }
-    if (!PyFloat_CheckExact(created)) {
-        rc = WRITE;
-        goto done;
-    }
-    if (!PyLong_CheckExact(levelno) || !PyUnicode_CheckExact(levelname)) {
+    if (!PyUnicode_CheckExact(levelname)) {
         rc = ENCODER;
         goto done;
     }
@@ -1200,10 +1239,9 @@ direct(Fast *self, const Fields *f, PyObject *scope, PyObject *resource, long lo
 done:
     buf_free(&b);
     buf_free(&float_text);
-    fields_release(&now);
     release_attributes(keys, values, &n);
-    if (rc == ENCODER)
-        *body_out = body; /* the encoder's way takes it from here */
+    if (rc == ENCODER || rc == WRITE)
+        *body_out = body; /* the way the record goes takes it from here */
     else
         Py_XDECREF(body);
     Py_XDECREF(ts_obj);
@@ -1227,16 +1265,19 @@ report_fault(Fast *self)
 }
 
 /* Where the record of a written entry goes, inside the guard: its line, written here and
- * queued, or the encoder's way. GO, WRITE, or ERROR (before it was handed over), HANDED
+ * queued, or the encoder's way. GO, WRITE (then ``*body`` holds the message when it was
+ * built already: the general way takes it), or ERROR (before it was handed over), HANDED
  * (an error after: never written again). */
 static int
-handle_entry(Fast *self, const Fields *f, PyObject *scope, PyObject *resource)
+handle_entry(Fast *self, PyObject *record, const Fields *f, PyObject *scope, PyObject *resource, PyObject **body)
 {
-    PyObject *body = NULL, *item = NULL;
+    PyObject *item = NULL;
+    Fields now = {NULL, 0, {NULL}}; /* the record read again after its message was built */
     int rc = ENCODER;
     if (self->enqueue != Py_None) {
-        rc = direct(self, f, scope, resource, -1, &body, &item);
+        rc = direct(self, record, f, &now, scope, resource, -1, body, &item);
         if (rc == GO) {
+            fields_release(&now);
             PyObject *done = PyObject_CallOneArg(self->enqueue, item);
             Py_DECREF(item);
             if (done == NULL)
@@ -1246,14 +1287,17 @@ handle_entry(Fast *self, const Fields *f, PyObject *scope, PyObject *resource)
         }
     }
     if (rc == ENCODER)
-        rc = encoder_way(self, f, scope, resource, body); /* (it takes body) */
+        rc = encoder_way(self, f, now.dict != NULL ? &now : f, scope, resource, body);
+    fields_release(&now);
+    if (rc != WRITE)
+        Py_CLEAR(*body);
     return rc;
 }
 
 static PyObject *
 Fast_handle(Fast *self, PyObject *record)
 {
-    PyObject *value, *fields = NULL, *entry = NULL, *resource = NULL, *result = NULL;
+    PyObject *value, *fields = NULL, *entry = NULL, *resource = NULL, *result = NULL, *body = NULL;
     Fields f = {0};
     int rc, failed = 0;
     if (self->general == NULL) {
@@ -1369,7 +1413,7 @@ Fast_handle(Fast *self, PyObject *record)
                 goto fault;
         }
     }
-    rc = handle_entry(self, &f, scope, resource);
+    rc = handle_entry(self, record, &f, scope, resource, &body);
     if (rc == GO)
         goto out;
     if (rc == HANDED)
@@ -1392,7 +1436,8 @@ Fast_handle(Fast *self, PyObject *record)
         }
         PyErr_Clear(); /* the Python path will meet it again, and report it as it does */
     }
-    value = PyObject_CallFunctionObjArgs(self->write, record, scope, resource, NULL);
+    /* (with the message when it was built already: an argument's str() runs once) */
+    value = PyObject_CallFunctionObjArgs(self->write, record, scope, resource, body != NULL ? body : Py_None, NULL);
     Py_XDECREF(value);
     if (value == NULL)
         goto fault;
@@ -1409,6 +1454,7 @@ out:
     Py_XDECREF(fields);
     Py_XDECREF(entry);
     Py_XDECREF(resource);
+    Py_XDECREF(body);
     return result;
 }
 
@@ -1437,12 +1483,13 @@ Fast_encode(Fast *self, PyObject *args)
         Py_DECREF(fields);
         return Py_NewRef(Py_None);
     }
-    Fields f;
+    Fields f, now = {NULL, 0, {NULL}};
     if (fields_read(self, fields, &f) < 0) {
         Py_DECREF(fields);
         return NULL;
     }
-    int rc = direct(self, &f, scope, resource, observed, &body, &item);
+    int rc = direct(self, record, &f, &now, scope, resource, observed, &body, &item);
+    fields_release(&now);
     fields_release(&f);
     Py_DECREF(fields);
     Py_XDECREF(body);

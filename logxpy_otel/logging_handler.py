@@ -595,8 +595,12 @@ class LogxpyLoggingHandler(logging.Handler):
         finally:
             _EMITTING.reset(token)
 
-    def _write(self, record: logging.LogRecord, scope: Any, resource: Any, state: _ProviderState) -> None:
-        """The OTel handler's ``_translate`` and the SDK's ``emit``, then encode and queue."""
+    def _write(
+        self, record: logging.LogRecord, scope: Any, resource: Any, state: _ProviderState, built: Any = None
+    ) -> None:
+        """The OTel handler's ``_translate`` and the SDK's ``emit``, then encode and queue.
+        ``built``: the message when the C path built it already (an argument's ``str()``
+        runs once), else None."""
         timestamp = int(record.created * 1e9)
         observed = time_ns()
         levelno = record.levelno
@@ -608,9 +612,12 @@ class LogxpyLoggingHandler(logging.Handler):
         event_name = None
         if sdk:
             attributes = _attributes_sdk(record)  # (the SDK's handler reads them before formatting)
+        body: Any = built
         try:
-            if self.formatter is not None:
-                body: Any = self.format(record)
+            if body is not None:
+                pass
+            elif self.formatter is not None:
+                body = self.format(record)
             elif sdk:
                 body = _sdk_body(record)
             else:
@@ -843,7 +850,7 @@ class LogxpyLoggingHandler(logging.Handler):
             return _Fast(
                 handler_dict=self.__dict__,
                 general=LogxpyLoggingHandler.handle.__get__(self),
-                write=lambda record, scope, resource: self._write(record, scope, resource, state),
+                write=lambda record, scope, resource, body: self._write(record, scope, resource, state, body),
                 scopes=state.scopes,
                 scope_of=state.scope,
                 flag=_EMITTING,

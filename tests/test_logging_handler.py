@@ -14,6 +14,7 @@ import contextlib
 import logging
 import logging.config
 import logging.handlers
+import math
 import os
 import queue
 import subprocess
@@ -728,6 +729,161 @@ def test_a_record_changed_while_its_message_is_built_gives_the_otel_path_s_line(
     plain_pair.clear()
     assert len(_strip_times(ours)) == 3
     assert _strip_times(ours) == _strip_times(theirs)
+
+
+def _rebuilt_extra_first(record: logging.LogRecord) -> None:
+    items = list(record.__dict__.items())
+    record.__dict__.clear()
+    record.__dict__.update(reversed(items))
+
+
+def _exception_set(record: logging.LogRecord) -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+
+
+def _dict_replaced(record: logging.LogRecord) -> None:
+    record.__dict__ = {**record.__dict__, "levelname": "NOTICE", "added": "x"}
+
+
+def _surrogate(record: logging.LogRecord) -> str:
+    record.levelname = "NOTICE"
+    return "\ud800"  # (a lone surrogate: the encoder's way)
+
+
+#: (what the argument's __str__ does to its record, the record's extra, code attributes)
+_CHANGED_AFTER = {
+    "level name, then the encoder's way (a NaN)": (
+        lambda r: setattr(r, "levelname", "NOTICE"),
+        {"k": math.nan},
+        False,
+    ),
+    "level name, then the encoder's way (a lone surrogate)": (_surrogate, {"k": "v"}, False),
+    "level name no str": (lambda r: setattr(r, "levelname", 3), {"k": "v"}, False),
+    "line number, code attributes, a NaN": (lambda r: setattr(r, "lineno", 999), {"k": math.nan}, True),
+    "dict rebuilt with the extra first, a NaN": (_rebuilt_extra_first, {"k": math.nan}, False),
+    "exception set": (_exception_set, {"k": "v"}, False),
+    "dict replaced": (_dict_replaced, {"k": "v"}, False),
+    "a list attribute added": (lambda r: setattr(r, "tags", ["t"]), {"k": "v"}, False),
+}
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+@pytest.mark.parametrize("case", list(_CHANGED_AFTER))
+def test_what_an_argument_changes_is_read_after_its_message_whatever_way_the_line_goes(
+    kind: str, case: str
+) -> None:
+    """An argument's __str__ that changes its record, when the line then goes the encoder's
+    way or the general way: the OTel handler reads everything but the time and the level
+    number after getMessage(), and the message is built once. The C path handed those ways
+    the record as read before the message (the old level name, line number, attributes;
+    an exception set meanwhile left out; a replaced __dict__ not seen) and the general way
+    built the message a second time."""
+    change, extra, code = _CHANGED_AFTER[case]
+    calls: list[int] = []
+
+    class Changing:
+        def __init__(self) -> None:
+            self.record: logging.LogRecord | None = None
+            self.calls = 0
+            calls.append(0)
+
+        def __str__(self) -> str:
+            assert self.record is not None
+            calls[-1] += 1
+            text = change(self.record)
+            return text if isinstance(text, str) else "arg"
+
+    with fast_path(kind), pair(name=f"changed_after_{kind}", code=code) as p:
+
+        def record() -> logging.LogRecord:
+            arg = Changing()
+            made = p.logger.makeRecord(
+                p.logger.name, logging.WARNING, "f", 1, "m %s", (arg,), None, extra=extra
+            )
+            arg.record = made
+            return made
+
+        with quiet_sdk():
+            p.otel.handle(record())
+            p.handler.handle(record())
+        theirs, ours = p.lines()
+    assert calls == [1, 1], "the message is built once"
+    assert len(_strip_times(ours)) == 1
+    assert _strip_times(ours) == _strip_times(theirs)
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_a_message_is_built_once_when_the_record_goes_the_general_way_for_its_time(kind: str) -> None:
+    """A record rebuilt by makeLogRecord with an int ``created`` (from JSON) and an argument
+    whose text can be made once: the C path built the message, found the time no float and
+    let the general way build it again ("items: " where the OTel path has "items: a,b")."""
+
+    class Once:
+        def __init__(self) -> None:
+            self.it = iter(["a", "b"])
+
+        def __str__(self) -> str:
+            return ",".join(self.it)
+
+    with fast_path(kind), pair(name=f"int_created_{kind}") as p:
+        for handler in (p.otel, p.handler):
+            handler.handle(
+                logging.makeLogRecord(
+                    {
+                        "name": p.logger.name,
+                        "msg": "items: %s",
+                        "args": (Once(),),
+                        "levelno": 20,
+                        "levelname": "INFO",
+                        "created": 1_700_000_000,
+                    }
+                )
+            )
+        theirs, ours = p.lines()
+    assert [line["msg"] for line in _strip_times(ours)] == ["items: a,b"]
+    assert _strip_times(ours) == _strip_times(theirs)
+
+
+def test_a_key_whose_hash_empties_the_record_crashes_nothing(tmp_path: Path) -> None:
+    """A key of another type than str whose __hash__ empties the record's dict, which held
+    its last reference: the C path looked the freed key up in a set (a crash, exit -11).
+    Now each record is written or counted, as the Python path does (the second goes the
+    encoder's way: a NaN)."""
+    script = """
+        import logging, sys
+        from logxpy_otel import LogxpyLogRecordProcessor
+        processor = LogxpyLogRecordProcessor(sys.argv[1])
+        handler = processor.logging_handler()
+        logger = logging.getLogger("uaf")
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        class Key:
+            armed = False
+            def __init__(self, record): self.record = record
+            def __hash__(self):
+                if Key.armed:
+                    Key.armed = False
+                    self.record.__dict__.clear()
+                return hash("msg")
+            def __eq__(self, other): return False
+        for extra in ({}, {"n": float("nan")}):
+            fields = {"name": "uaf", "msg": "hello", "levelno": 20, "levelname": "INFO", **extra}
+            record = logging.makeLogRecord(fields)
+            record.__dict__[Key(record)] = "x"
+            Key.armed = True
+            logger.handle(record)
+        processor.force_flush()
+        print(sum(processor.metrics.dropped_by_reason.values()))
+        processor.shutdown()
+    """
+    path = tmp_path / "out.log"
+    done = run_script(script, str(path), timeout=120)
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-1000:]}"
+    written = [line for line in path.read_bytes().splitlines() if b'"at":' not in line]
+    assert len(written) + int(done.stdout.split()[-1]) == 2
 
 
 def test_a_key_whose_eq_raises_among_the_record_s_fields_loses_nothing(plain_pair: Pair) -> None:
