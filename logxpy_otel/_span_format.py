@@ -137,12 +137,13 @@ class SpanEncoder:
                 _with_attributes(
                     {"name": encode_value(event.name, 1), "time_unix_nano": encode_value(event.timestamp, 1)},
                     event.attributes,
+                    event.dropped_attributes,
                 )
                 for event in events
             ]
         links = span_links(span)
         if links:
-            otel["links"] = [_link(link.context, link.attributes) for link in links]
+            otel["links"] = [_link(link.context, link.attributes, link.dropped_attributes) for link in links]
         if span.dropped_events:
             otel["dropped_events_count"] = span.dropped_events
         if span.dropped_links:
@@ -252,17 +253,28 @@ def _plain_times(otel: dict[str, Any]) -> bool:
 _PLAIN: Final = frozenset((str, int, bool))
 
 
-def _with_attributes(out: dict[str, Any], attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+def _with_attributes(
+    out: dict[str, Any], attributes: Mapping[str, Any] | None, dropped: int = 0
+) -> dict[str, Any]:
+    """An event's or a link's ``out`` with its attributes and how many its limit dropped."""
     if attributes:
         out["attributes"] = {str(k): encode_value(v, 1) for k, v in attributes.items()}
+    if dropped:
+        out["dropped_attributes_count"] = encode_value(dropped, 1)
     return out
 
 
-def _link(context: Any, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+def _link(context: Any, attributes: Mapping[str, Any] | None, dropped: int) -> dict[str, Any]:
+    """A link's entry: its span's ids, flags, trace state and whether it is remote (left
+    out when it is: version 3 files, which did not say, read back so), its attributes."""
     out: dict[str, Any] = {
         "trace_id": _id_hex(context.trace_id, 32) or _int_tag(context.trace_id),
         "span_id": _id_hex(context.span_id, 16) or _int_tag(context.span_id),
     }
     if context.trace_flags:
         out["trace_flags"] = encode_value(int(context.trace_flags), 1)
-    return _with_attributes(out, attributes)
+    if context.trace_state:
+        out["trace_state"] = context.trace_state.to_header()
+    if not context.is_remote:
+        out["is_remote"] = False
+    return _with_attributes(out, attributes, dropped)

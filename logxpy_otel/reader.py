@@ -262,13 +262,12 @@ def decode_span(line: dict[str, Any], cache: _Cache | None = None) -> ReadableSp
     trace_id = _tid_trace(line.get("tid"))
     if trace_id is None:
         trace_id = _id(otel.get("trace_id", 0), "trace_id")
-    state = otel.get("trace_state")
     context = SpanContext(
         trace_id,
         _id(otel["span_id"], "span_id"),
         is_remote=False,
         trace_flags=TraceFlags(_number(otel.get("trace_flags", 0), "trace_flags")),
-        trace_state=TraceState.from_header([state]) if isinstance(state, str) else None,
+        trace_state=_trace_state(otel.get("trace_state")),
     )
     parent = None
     if "parent_span_id" in otel:
@@ -283,7 +282,7 @@ def decode_span(line: dict[str, Any], cache: _Cache | None = None) -> ReadableSp
         [
             Event(
                 str(decode_value(event["name"])),
-                _attributes({}, event.get("attributes")),
+                _bounded(_attributes({}, event.get("attributes")), event),
                 decode_value(event["time_unix_nano"]),  # as the span had it (the SDK checks nothing)
             )
             for event in otel.get("events", ())
@@ -297,10 +296,11 @@ def decode_span(line: dict[str, Any], cache: _Cache | None = None) -> ReadableSp
                 SpanContext(
                     _id(link["trace_id"], "trace_id"),
                     _id(link["span_id"], "span_id"),
-                    is_remote=True,
+                    is_remote=link.get("is_remote", True) is not False,  # (version 3: not said)
                     trace_flags=TraceFlags(_number(link.get("trace_flags", 0), "trace_flags")),
+                    trace_state=_trace_state(link.get("trace_state")),
                 ),
-                _attributes({}, link.get("attributes")),
+                _bounded(_attributes({}, link.get("attributes")), link),
             )
             for link in otel.get("links", ())
         ]
@@ -320,6 +320,18 @@ def decode_span(line: dict[str, Any], cache: _Cache | None = None) -> ReadableSp
         end_time=_number(otel["end_time_unix_nano"], "end_time_unix_nano"),
         instrumentation_scope=cache.scope(otel.get("scope")),
     )
+
+
+def _trace_state(header: Any) -> TraceState | None:
+    """A ``trace_state`` entry (the W3C ``tracestate`` header text) as a TraceState."""
+    return TraceState.from_header([header]) if isinstance(header, str) else None
+
+
+def _bounded(attributes: dict[str, Any], entry: dict[str, Any]) -> BoundedAttributes:
+    """An event's or a link's attributes with the count its limit dropped (``entry``'s)."""
+    bounded = BoundedAttributes(maxlen=None, attributes=attributes, immutable=False)
+    bounded.dropped = int(_number(entry.get("dropped_attributes_count", 0), "dropped_attributes_count"))
+    return bounded
 
 
 def _attributes(line: dict[str, Any], collided: Any) -> dict[str, Any]:

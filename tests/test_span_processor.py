@@ -187,6 +187,44 @@ def test_span_lines_read_back_as_the_spans_the_sdk_ended(setup: Setup) -> None:
     assert all(isinstance(e, LineRecord) for e in read_file(setup.path))
 
 
+def test_a_span_read_back_encodes_to_the_otlp_request_the_ended_span_makes(tmp_path: Path) -> None:
+    """Replayed as spans, a file sends what an OTLP exporter would have sent of the spans
+    the SDK ended: the same request bytes, links' remote flags, trace states and dropped
+    attribute counts and events' dropped counts included (the file lost them: every link
+    read back as remote, none with a trace state or a dropped count)."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace import SpanLimits
+    from opentelemetry.trace import TraceState
+
+    setup = Setup(tmp_path / "otlp.jsonl")
+    limited = TracerProvider(
+        resource=Resource({"service.name": "shop"}),
+        shutdown_on_exit=False,
+        span_limits=SpanLimits(max_event_attributes=1, max_link_attributes=1),
+    )
+    limited.add_span_processor(setup.spans)
+    limited.add_span_processor(SimpleSpanProcessor(setup.memory))
+    tracer = limited.get_tracer("app")
+    local = SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=TraceFlags(1))
+    remote = SpanContext(
+        0x123, 0x456, is_remote=True, trace_flags=TraceFlags(0), trace_state=TraceState([("vendor", "v1")])
+    )
+    links = [trace.Link(local, {"a": 1, "b": 2}), trace.Link(remote, {"c": "x"}), trace.Link(local)]
+    with tracer.start_as_current_span("GET /", links=links) as span:
+        span.add_event("retry", {"n": 1, "m": 2})
+        span.add_event("plain")
+    limited.shutdown()
+    setup.close()
+    (want,) = setup.memory.get_finished_spans()
+    assert [lk.dropped_attributes for lk in want.links] == [1, 0, 0]
+    (got,) = [e.span for e in read_file(setup.path, spans=True) if isinstance(e, LineSpan)]
+    assert [lk.context.is_remote for lk in got.links] == [False, True, False]
+    assert [lk.context.trace_state.to_header() for lk in got.links] == ["", "vendor=v1", ""]
+    assert [lk.dropped_attributes for lk in got.links] == [1, 0, 0]
+    assert [e.dropped_attributes for e in got.events] == [1, 0]
+    assert encode_spans([got]).SerializeToString() == encode_spans([want]).SerializeToString()
+
+
 def test_a_span_started_before_the_processor_and_a_remote_parent_hang_from_the_root(tmp_path: Path) -> None:
     setup = Setup(tmp_path / "late.jsonl")
     plain = TracerProvider(shutdown_on_exit=False).get_tracer("before")
