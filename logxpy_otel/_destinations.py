@@ -374,6 +374,7 @@ class AsyncFileDestination:
             # write and the release are one call (see AppendLock.append).
             written = lock.append(data, ours)
             if written >= 0:
+                self._size = ours  # (the file's size, others' appends included: see room())
                 if written < len(data):  # a write failed part-way: the rest under the lock
                     self._ours = None  # (stays so if the retries give up)
                     try:
@@ -393,6 +394,8 @@ class AsyncFileDestination:
             if follow and self._regular and _deleted(fd):
                 return False
             size = self._size_now(fd) if held else None
+            if size is not None:
+                self._size = size  # (others' appends included: a shared file rotates in time)
             lead = 0
             # (Unchanged since our last write, and nothing left to check: no look needed.)
             if (size is None or size != self._ours or self._check_end) and self._ends_torn(size):
@@ -537,6 +540,9 @@ class AsyncFileDestination:
         """
         if self._max_bytes is None or not self._rotatable or self._rename_failed or self._fd is None:
             return None
+        size = self._size_now(self._fd)  # (other processes' appends to a shared file count too)
+        if size is not None:
+            self._size = size
         return max(0, self._max_bytes - self._size)
 
     def _moved(self) -> bool:

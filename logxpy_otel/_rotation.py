@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import threading
 import time
 from collections import deque
@@ -297,33 +298,83 @@ def create_exclusive(target: str, mode: int = 0o600) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, f"no free temporary name beside {target!r}")
 
 
-#: How long upkeep waits for a backup's lock: past the longest a writer holds it (a cut
-#: write's retries), after which it goes ahead as a writer would.
+#: Unlocked copies of what a backup received since the last one, before the rest is copied
+#: under its lock.
+_CATCH_UP_ROUNDS: Final = 4
+
+#: How long upkeep waits for a backup's lock (a writer holds it through a cut write's
+#: retries). Past that the backup is left as it is for now: it is never read for good, nor
+#: deleted, under a writer.
 UPKEEP_LOCK_TIMEOUT_S: Final = 30.0
 
 
-def _locked_reader(path: str) -> int | None:
-    """``path`` open for reading with its append lock taken (waited for, bounded), or None
-    when it is gone. Held until the descriptor is closed: a writer of another process still
-    appending to this backup (it has not noticed the rename yet) finishes first, and any
-    later one finds it deleted and writes to the live file instead (see
-    ``AsyncFileDestination``): nothing is appended to a backup once it is read for good."""
+class BackupBusyError(OSError):
+    """A backup's append lock was not had in time: it is left as it is."""
+
+
+class _Deleted(Exception):
+    """The backup was deleted meanwhile (another process's upkeep): nothing to do."""
+
+
+def _open_backup(path: str, *, for_reading: bool) -> int | None:
+    """``path`` open (for reading; else, as a write-only backup allows, for writing: only
+    to lock it), never waiting (``O_NONBLOCK``: a FIFO planted at a backup's name) and
+    never through a link; None when it is gone. An ``OSError`` when it is not a regular
+    file (``ELOOP`` for a link) or cannot be opened."""
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            fd = os.open(path, os.O_RDONLY | flags)
+        except PermissionError:
+            if for_reading:
+                raise
+            fd = os.open(path, os.O_WRONLY | flags)
     except FileNotFoundError:
         return None
-    AppendLock(fd, UPKEEP_LOCK_TIMEOUT_S).acquire()  # (let go when fd closes)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
     return fd
 
 
+def _lock_named(lock: AppendLock, fd: int, path: str) -> None:
+    """Take ``lock`` (``fd``'s, waited for, bounded): a writer of another process still
+    appending to this backup (it has not noticed the rename yet) finishes first, and one
+    that comes after finds it deleted once we are done and writes to the live file (see
+    ``AsyncFileDestination``). Raises :class:`BackupBusyError` when it was not had in time,
+    :class:`_Deleted` when the file has no name any more. Where ``flock`` is not supported
+    (some network file systems) it goes on unlocked, as writers do."""
+    if not lock.acquire() and lock.usable:
+        lock.release()
+        raise BackupBusyError(
+            errno.EBUSY, f"a writer held its lock for {UPKEEP_LOCK_TIMEOUT_S:.0f} s; left as it is", path
+        )
+    if os.fstat(fd).st_nlink == 0:
+        lock.release()
+        raise _Deleted
+
+
 def _unlink_locked(path: str) -> None:
-    """Delete ``path`` under its append lock (see :func:`_locked_reader`)."""
-    fd = _locked_reader(path)
+    """Delete the backup ``path`` under its append lock (see :func:`_lock_named`); anything
+    else at a backup's name (a FIFO, a link, a file nobody may open) is deleted as it is."""
+    try:
+        fd = _open_backup(path, for_reading=False)
+    except OSError:
+        fd = -1  # not a file of our writers (a FIFO, a link, one nobody may open)
     if fd is None:
         return
+    if fd < 0:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
     try:
+        _lock_named(AppendLock(fd, UPKEEP_LOCK_TIMEOUT_S), fd, path)
         os.unlink(path)
-    except FileNotFoundError:
+    except (_Deleted, FileNotFoundError):
         pass
     finally:
         os.close(fd)
@@ -331,19 +382,32 @@ def _unlink_locked(path: str) -> None:
 
 def _gzip(path: str, file_mode: int) -> None:
     """``path`` -> ``path.gz`` (written aside under a fresh name, then renamed into place),
-    then ``path`` removed, all under its append lock. On failure ``path`` stays and nothing
-    else is left behind."""
-    src_fd = _locked_reader(path)
+    then ``path`` removed. It is copied without its append lock (a writer that has not
+    noticed the rename yet never waits for gzip), then, under the lock, whatever came in
+    meanwhile, until nothing did; the rename and the removal happen under it. On failure
+    ``path`` stays and nothing else is left behind."""
+    src_fd = _open_backup(path, for_reading=True)
     if src_fd is None:
         return  # retention removed it already
+    lock = AppendLock(src_fd, UPKEEP_LOCK_TIMEOUT_S)
     with os.fdopen(src_fd, "rb") as src:
         fd, partial = create_exclusive(path + ".gz", file_mode)
         try:
             with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+                for _ in range(_CATCH_UP_ROUNDS):
+                    shutil.copyfileobj(src, dst, 1 << 20)  # what is there now
+                    _lock_named(lock, src_fd, path)
+                    if os.fstat(src_fd).st_size == src.tell():
+                        break  # (the lock kept: nothing more comes in)
+                    lock.release()
+                else:
+                    _lock_named(lock, src_fd, path)  # a file that kept growing: the rest locked
+                    shutil.copyfileobj(src, dst, 1 << 20)
             os.replace(partial, path + ".gz")
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(partial)
+            if isinstance(exc, _Deleted):
+                return
             raise
         os.unlink(path)  # (before the lock goes with the descriptor)

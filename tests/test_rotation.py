@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import FakeClock, item, logxpy_tasks, needs_logxpy, parse_lines
+from _helpers import FakeClock, item, logxpy_tasks, needs_logxpy, parse_lines, run_script
 from _helpers import start_untimed_writer as make
 
 from logxpy_otel import AsyncFileDestination, AsyncWriter, LogxpyLogRecordProcessor, _rotation, replay
@@ -452,6 +452,169 @@ def test_upkeep_waits_for_a_write_in_progress_in_the_backup(
     assert not backup.exists()
     if upkeep == "compress":
         assert ns(tmp_path / (backup.name + ".gz")) == [1, 2], "the late line is in the .gz"
+
+
+def test_upkeep_never_reads_for_good_nor_deletes_a_backup_whose_lock_it_did_not_get(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer of another process holding the backup's lock past upkeep's wait (its cut
+    write retrying for up to retry_timeout, or the process stopped): the backup stays as
+    it is. Upkeep compressed and deleted it anyway, and the writer's retried batch went
+    into a file without a name, counted as written."""
+    monkeypatch.setattr(_rotation, "UPKEEP_LOCK_TIMEOUT_S", 0.2)
+    backup = tmp_path / f"app.{utc_stamp(DAY)}.jsonl"
+    backup.write_bytes(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":1}\n')
+    holder = os.open(backup, os.O_WRONLY | os.O_APPEND)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(_rotation.BackupBusyError):
+            _rotation._gzip(str(backup), 0o600)
+        with pytest.raises(_rotation.BackupBusyError):
+            _rotation._unlink_locked(str(backup))
+    finally:
+        os.close(holder)
+    assert [p.name for p in tmp_path.iterdir()] == [backup.name], "no .gz, no partial, the backup kept"
+    _rotation._gzip(str(backup), 0o600)  # its lock free again: compressed as usual
+    assert ns(tmp_path / (backup.name + ".gz")) == [1]
+
+
+def test_a_writer_never_waits_for_gzip_and_what_it_appends_meanwhile_is_compressed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compression copies a backup without its lock, then what came in meanwhile under it:
+    a writer of another process that has not noticed the rename yet appends at once
+    (it waited for the whole compression: seconds for a large backup), and its line is
+    in the .gz."""
+    backup = tmp_path / f"app.{utc_stamp(DAY)}.jsonl"
+    backup.write_bytes(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":1}\n')
+    copying, go_on = threading.Event(), threading.Event()
+    real_copy = _rotation.shutil.copyfileobj
+
+    def slow_copy(src: Any, dst: Any, length: int = 0) -> None:
+        real_copy(src, dst, length)
+        if not copying.is_set():
+            copying.set()
+            assert go_on.wait(10.0)
+
+    monkeypatch.setattr(_rotation.shutil, "copyfileobj", slow_copy)
+    work = threading.Thread(target=_rotation._gzip, args=(str(backup), 0o600))
+    work.start()
+    late = os.open(backup, os.O_WRONLY | os.O_APPEND)
+    try:
+        assert copying.wait(10.0)
+        fcntl.flock(late, fcntl.LOCK_EX | fcntl.LOCK_NB)  # (raises if gzip held the lock)
+        os.write(late, b'{"ts":2.0,"tid":"x.2","lvl":[1],"n":2}\n')
+        fcntl.flock(late, fcntl.LOCK_UN)
+    finally:
+        go_on.set()
+        os.close(late)
+        work.join(10.0)
+    assert not work.is_alive()
+    assert not backup.exists()
+    assert ns(tmp_path / (backup.name + ".gz")) == [1, 2]
+
+
+def test_gzip_of_a_backup_deleted_meanwhile_brings_nothing_back(tmp_path: Path) -> None:
+    """Another process's retention deletes the backup while compression waits for its lock:
+    nothing is written (a .gz of the deleted backup came back, past backup_count, with a
+    false "could not compress" warning)."""
+    backup = tmp_path / f"app.{utc_stamp(DAY)}.jsonl"
+    backup.write_bytes(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":1}\n')
+    retention = os.open(backup, os.O_RDONLY)
+    fcntl.flock(retention, fcntl.LOCK_EX)
+    errors: list[BaseException] = []
+
+    def compress() -> None:
+        try:
+            _rotation._gzip(str(backup), 0o600)
+        except BaseException as exc:
+            errors.append(exc)
+
+    work = threading.Thread(target=compress)
+    work.start()
+    work.join(0.2)
+    assert work.is_alive(), "it waits for the lock"
+    backup.unlink()
+    os.close(retention)
+    work.join(10.0)
+    assert not work.is_alive()
+    assert errors == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fifo_named_like_a_backup_never_holds_up_upkeep(tmp_path: Path) -> None:
+    """Retention opened an old backup to lock it: a FIFO planted at a backup's name blocked
+    the upkeep thread for ever (later backups never compressed, every close() waited)."""
+    path = tmp_path / "app.jsonl"
+    os.mkfifo(tmp_path / "app.20200101T000000.000000Z.jsonl")
+    dest = AsyncFileDestination(path, backup_count=0, compress=True, clock=FakeClock(DAY))
+    dest(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":1}\n')
+    dest.rotate()
+    assert dest._maintenance.wait(10.0), "upkeep ends"
+    dest.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["app.jsonl"], "the FIFO deleted as retention asks"
+
+
+def test_retention_deletes_the_backups_of_a_write_only_log(tmp_path: Path) -> None:
+    """A log its owner may not read (``file_mode=0o200``): retention still deletes its old
+    backups (it opened each for reading to lock it, was refused, and kept them all). The
+    child runs as an unprivileged user (root reads anything)."""
+    script = """
+        import _strptime, gzip, os, sys, zlib  # (imported before the rights to read them go)
+        from logxpy_otel import AsyncFileDestination, _rotation
+        directory = sys.argv[1]
+        if os.getuid() == 0:
+            os.chown(directory, 65534, 65534)
+            os.setgid(65534)
+            os.setuid(65534)
+        path = os.path.join(directory, "app.jsonl")
+        now = [1_800_000_000.0]
+        dest = AsyncFileDestination(path, file_mode=0o200, backup_count=1, clock=lambda: now[0])
+        for n in range(5):
+            dest(b'{"n":%d}\\n' % n)
+            dest.rotate()
+            now[0] += 1.0
+        dest.close()
+        print(len(_rotation.backups(path)))
+    """
+    opened: list[tuple[Path, int]] = []
+    if os.getuid() == 0:  # (the unprivileged child must reach tmp_path: search rights on the way)
+        for parent in tmp_path.parents:
+            mode = parent.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                opened.append((parent, mode))
+                parent.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+    try:
+        done = run_script(script, str(tmp_path), timeout=60)
+    finally:
+        for parent, mode in opened:
+            parent.chmod(stat.S_IMODE(mode))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1"], "backup_count kept"
+    assert "could not delete" not in done.stderr
+
+
+def test_a_file_shared_by_processes_rotates_at_max_bytes(tmp_path: Path) -> None:
+    """Four destinations on one path (as four processes), each rotating by size: each
+    counted only its own appends, and the file grew to about four times max_bytes."""
+    path = tmp_path / "app.jsonl"
+    limit = 10_000
+    procs = [AsyncFileDestination(path, max_bytes=limit, reopen_check_s=0.0) for _ in range(4)]
+    line = b'{"pad":"%s"}\n' % (b"x" * 88)  # 100 bytes
+    biggest = 0
+    try:
+        for _ in range(200):
+            for dest in procs:
+                room = dest.room()
+                if dest.rotation_due() or (room is not None and room < len(line)):
+                    dest.rotate()
+                dest(line)
+                biggest = max(biggest, path.stat().st_size)
+    finally:
+        for dest in procs:
+            dest.close()
+    assert biggest <= limit
+    assert sum(p.stat().st_size for p in tmp_path.iterdir()) == 800 * len(line), "every line kept"
 
 
 def test_compression_backlog_with_retention_leaves_no_partial_files(
