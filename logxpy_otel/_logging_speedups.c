@@ -337,15 +337,15 @@ read_again(const Fast *self, PyObject *record, Fields *now)
     return rc;
 }
 
-/* 1 when the record has an exception to write (``exc_info`` true) or no such field (either
- * way, the general way writes it), 0 when it has none, ERROR. */
+/* 0 when the record has no exception (``exc_info`` None or an empty tuple), else 1: an
+ * exception to write, no such field, or an ``exc_info`` whose truth may run Python code,
+ * which the general way asks where the OTel handler does (after the attributes). */
 static int
 has_exception(const Fields *f)
 {
     PyObject *exc_info = field(f, P_EXC_INFO); /* borrowed */
-    if (exc_info == NULL)
-        return PyErr_Occurred() ? ERROR : WRITE;
-    return exc_info == Py_None ? 0 : PyObject_IsTrue(exc_info);
+    return !(exc_info == Py_None || (exc_info != NULL && PyTuple_CheckExact(exc_info) &&
+                                     PyTuple_GET_SIZE(exc_info) == 0));
 }
 
 /* A value %-formatting writes without running Python code: an exact str, int, float, bool
@@ -479,9 +479,15 @@ take_attributes(Fast *self, const Fields *f, PyObject **out)
         if (!(PyUnicode_CheckExact(v) || PyLong_CheckExact(v) || PyFloat_CheckExact(v) || PyBool_Check(v) ||
               v == Py_None))
             goto write; /* the SDK cleans it (a list to a tuple, an object to its str) */
-        if (attributes == NULL && (attributes = PyDict_New()) == NULL)
-            goto error;
-        if (PyDict_SetItem(attributes, k, v) < 0)
+        /* (an allocation may collect, and a GC callback change the record's dict: the pair
+         * is held while it is put) */
+        Py_INCREF(k);
+        Py_INCREF(v);
+        int failed = (attributes == NULL && (attributes = PyDict_New()) == NULL) ||
+                     PyDict_SetItem(attributes, k, v) < 0;
+        Py_DECREF(k);
+        Py_DECREF(v);
+        if (failed)
             goto error;
     }
     *out = attributes;
@@ -613,9 +619,8 @@ encoder_way(Fast *self, const Fields *before, const Fields *f, PyObject *scope, 
     PyObject *attributes = NULL, *severity = NULL, *text, *levelno, *levelname, *record = NULL,
              *rw = NULL, *done = NULL;
     int rc = ERROR;
-    int truth = has_exception(f);
-    if (truth != 0) {
-        rc = truth < 0 ? truth : WRITE;
+    if (has_exception(f)) {
+        rc = WRITE;
         goto out;
     }
     rc = take_attributes(self, f, &attributes);
@@ -930,9 +935,8 @@ direct(Fast *self, PyObject *record, const Fields *f, Fields *now, PyObject *sco
     buf_init(&float_text);
     *item = NULL;
 
-    truth = has_exception(f);
-    if (truth != 0)
-        return truth < 0 ? truth : WRITE;
+    if (has_exception(f))
+        return WRITE;
     /* The time and level number (read before the message, as the OTel handler reads them). */
     PyObject *levelno = field(f, P_LEVELNO); /* borrowed */
     PyObject *created = field(f, P_CREATED); /* borrowed */
@@ -958,13 +962,18 @@ direct(Fast *self, PyObject *record, const Fields *f, Fields *now, PyObject *sco
          * level name, the attributes and the span; then the record is read again, as it
          * is after (the time and level number stay the ones read before, as there). */
         formatted = PyObject_IsTrue(args);
-        body = formatted < 0 ? NULL : formatted ? PyNumber_Remainder(msg, args) : Py_NewRef(msg);
+        if (formatted > 0) {
+            /* (getMessage() reads record.args again after ``if self.args``: the old one's
+             * __bool__ may have set another) */
+            PyObject *now_args = PyObject_GetAttr(record, f_args);
+            body = now_args == NULL ? NULL : PyNumber_Remainder(msg, now_args);
+            Py_XDECREF(now_args);
+        }
+        else {
+            body = formatted < 0 ? NULL : Py_NewRef(msg);
+        }
         if (body == NULL) {
             rc = PyErr_ExceptionMatches(PyExc_Exception) ? FORMAT : ERROR;
-            goto done;
-        }
-        if (!PyUnicode_CheckExact(body)) {
-            rc = ENCODER; /* (which takes the body: it is not built again) */
             goto done;
         }
         release_attributes(keys, values, &n);
@@ -972,9 +981,12 @@ direct(Fast *self, PyObject *record, const Fields *f, Fields *now, PyObject *sco
         if (rc != GO)
             goto done;
         g = now;
-        truth = has_exception(g); /* (an exception set meanwhile: the general way writes it) */
-        if (truth != 0) {
-            rc = truth < 0 ? truth : WRITE;
+        if (has_exception(g)) {
+            rc = WRITE; /* (an exception set meanwhile: the general way writes it) */
+            goto done;
+        }
+        if (!PyUnicode_CheckExact(body)) {
+            rc = ENCODER; /* (which takes the body: it is not built again) */
             goto done;
         }
         rc = line_attributes(self, g, keys, values, &n);
@@ -1240,8 +1252,8 @@ done:
     buf_free(&b);
     buf_free(&float_text);
     release_attributes(keys, values, &n);
-    if (rc == ENCODER || rc == WRITE)
-        *body_out = body; /* the way the record goes takes it from here */
+    if (rc == ENCODER || rc == WRITE || rc == ERROR)
+        *body_out = body; /* the way the record goes takes it from here (never built twice) */
     else
         Py_XDECREF(body);
     Py_XDECREF(ts_obj);
@@ -1265,9 +1277,9 @@ report_fault(Fast *self)
 }
 
 /* Where the record of a written entry goes, inside the guard: its line, written here and
- * queued, or the encoder's way. GO, WRITE (then ``*body`` holds the message when it was
- * built already: the general way takes it), or ERROR (before it was handed over), HANDED
- * (an error after: never written again). */
+ * queued, or the encoder's way. GO, WRITE or ERROR (before it was handed over: the general
+ * way writes it, with ``*body``, the message, when it was built already), HANDED (an error
+ * after: never written again). */
 static int
 handle_entry(Fast *self, PyObject *record, const Fields *f, PyObject *scope, PyObject *resource, PyObject **body)
 {
@@ -1289,7 +1301,7 @@ handle_entry(Fast *self, PyObject *record, const Fields *f, PyObject *scope, PyO
     if (rc == ENCODER)
         rc = encoder_way(self, f, now.dict != NULL ? &now : f, scope, resource, body);
     fields_release(&now);
-    if (rc != WRITE)
+    if (rc != WRITE && rc != ERROR)
         Py_CLEAR(*body);
     return rc;
 }
@@ -1436,8 +1448,15 @@ Fast_handle(Fast *self, PyObject *record)
         }
         PyErr_Clear(); /* the Python path will meet it again, and report it as it does */
     }
-    /* (with the message when it was built already: an argument's str() runs once) */
-    value = PyObject_CallFunctionObjArgs(self->write, record, scope, resource, body != NULL ? body : Py_None, NULL);
+    /* With the message when it was built already (an argument's str() runs once), and the
+     * time and level number read before it, as the OTel handler reads them. */
+    PyObject *created = field(&f, P_CREATED), *levelno = field(&f, P_LEVELNO); /* borrowed */
+    PyObject *built = body != NULL && created != NULL && levelno != NULL ? PyTuple_Pack(3, body, created, levelno)
+                                                                          : Py_NewRef(Py_None);
+    if (built == NULL)
+        goto fault;
+    value = PyObject_CallFunctionObjArgs(self->write, record, scope, resource, built, NULL);
+    Py_DECREF(built);
     Py_XDECREF(value);
     if (value == NULL)
         goto fault;

@@ -596,14 +596,24 @@ class LogxpyLoggingHandler(logging.Handler):
             _EMITTING.reset(token)
 
     def _write(
-        self, record: logging.LogRecord, scope: Any, resource: Any, state: _ProviderState, built: Any = None
+        self,
+        record: logging.LogRecord,
+        scope: Any,
+        resource: Any,
+        state: _ProviderState,
+        built: tuple[Any, Any, Any] | None = None,
     ) -> None:
         """The OTel handler's ``_translate`` and the SDK's ``emit``, then encode and queue.
-        ``built``: the message when the C path built it already (an argument's ``str()``
-        runs once), else None."""
-        timestamp = int(record.created * 1e9)
+        ``built``: (message, created, levelno) when the C path built the message already
+        (an argument's ``str()`` runs once; the time and the level number as read before
+        it, as the OTel handler reads them), else None."""
+        body: Any
+        if built is None:
+            body, created, levelno = None, record.created, record.levelno
+        else:
+            body, created, levelno = built
+        timestamp = int(created * 1e9)
         observed = time_ns()
-        levelno = record.levelno
         severity = _SEVERITY_BY_LEVEL.get(levelno)
         if severity is None:
             severity = _severity(levelno)
@@ -612,7 +622,6 @@ class LogxpyLoggingHandler(logging.Handler):
         event_name = None
         if sdk:
             attributes = _attributes_sdk(record)  # (the SDK's handler reads them before formatting)
-        body: Any = built
         try:
             if body is not None:
                 pass
@@ -742,13 +751,15 @@ class LogxpyLoggingHandler(logging.Handler):
                     if resource is None:
                         resource = live._resource
                 fields = record.__dict__
+                exc_info = fields["exc_info"]
                 if (
-                    fields["exc_info"]
+                    (exc_info is not None and (type(exc_info) is not tuple or exc_info))
                     or type(fields.get("msg")) is not str
                     or not plain_args(fields.get("args"))
                 ):
-                    # an exception, or a message whose building may run Python code (a
-                    # msg of another type, arguments whose str() may change the record):
+                    # an exception (or an exc_info whose truth may run code: asked where the
+                    # OTel handler asks it), or a message whose building may run Python code
+                    # (a msg of another type, arguments whose str() may change the record):
                     # the general way, which builds the message before it reads the rest
                     self._write(record, scope, resource, state)
                     return True

@@ -753,6 +753,11 @@ def _surrogate(record: logging.LogRecord) -> str:
     return "\ud800"  # (a lone surrogate: the encoder's way)
 
 
+def _time_and_level(record: logging.LogRecord) -> None:
+    record.levelno, record.created = logging.ERROR, 1e6
+    record.tags = ["t"]  # type: ignore[attr-defined]  # (a list: the general way)
+
+
 #: (what the argument's __str__ does to its record, the record's extra, code attributes)
 _CHANGED_AFTER = {
     "level name, then the encoder's way (a NaN)": (
@@ -767,6 +772,7 @@ _CHANGED_AFTER = {
     "exception set": (_exception_set, {"k": "v"}, False),
     "dict replaced": (_dict_replaced, {"k": "v"}, False),
     "a list attribute added": (lambda r: setattr(r, "tags", ["t"]), {"k": "v"}, False),
+    "time and level number, then the general way": (_time_and_level, {"k": "v"}, False),
 }
 
 
@@ -813,6 +819,191 @@ def test_what_an_argument_changes_is_read_after_its_message_whatever_way_the_lin
     assert calls == [1, 1], "the message is built once"
     assert len(_strip_times(ours)) == 1
     assert _strip_times(ours) == _strip_times(theirs)
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+@pytest.mark.parametrize("fails", ["exc_info's truth", "the current span"])
+def test_a_record_failing_after_its_message_was_built_never_builds_it_again(kind: str, fails: str) -> None:
+    """An argument's __str__ that sets an exc_info whose truth raises, or a current span
+    whose context raises: the record is counted (internal_error), nothing is raised into
+    the application, and the argument's str() ran once (the C path dropped the message it
+    had built and the general way built it a second time)."""
+    calls: list[int] = []
+
+    class NoTruth:
+        def __bool__(self) -> bool:
+            raise ValueError("no truth")
+
+    class BrokenSpan(NonRecordingSpan):
+        def get_span_context(self) -> SpanContext:
+            raise RuntimeError("no context")
+
+    class Arg:
+        record: logging.LogRecord | None = None
+
+        def __str__(self) -> str:
+            calls.append(1)
+            if fails == "exc_info's truth":
+                assert self.record is not None
+                self.record.exc_info = NoTruth()  # type: ignore[assignment]
+            return "arg"
+
+    out = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[out])
+    with fast_path(kind):
+        handler = processor.logging_handler(resource=RESOURCE)
+    try:
+        assert _fast_path_of(handler) == kind
+        logger = logging.getLogger(f"test_logging_handler.fails_after_{kind}")
+        arg = Arg()
+        made = logger.makeRecord(logger.name, logging.INFO, "f", 1, "m %s", (arg,), None, extra={"k": "v"})
+        arg.record = made
+        span = BrokenSpan(SpanContext(1, 2, False)) if fails == "the current span" else None
+        token = otel_context_module.attach(trace.set_span_in_context(span)) if span is not None else None
+        try:
+            with quiet_sdk():
+                handler.handle(made)
+        finally:
+            if token is not None:
+                otel_context_module.detach(token)
+        assert calls == [1]
+        assert processor.force_flush(10_000)
+        assert dict(processor.metrics.dropped_by_reason) == {"internal_error": 1}
+    finally:
+        handler.close()
+        processor.shutdown()
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_a_message_of_a_str_subclass_built_by_args_reads_the_record_after(kind: str) -> None:
+    """``args`` a str subclass whose __rmod__ changes the record and gives a message of a
+    str subclass (the encoder's way): the level name and attributes are read after it
+    (the C path took that way before it read the record again: the old level name)."""
+
+    class Tag(str):
+        pass
+
+    class Args(str):
+        record: logging.LogRecord | None = None
+
+        def __rmod__(self, msg: str) -> str:
+            assert self.record is not None
+            self.record.levelname = "NOTICE"
+            self.record.added = "after"  # type: ignore[attr-defined]
+            return Tag("built")
+
+    with fast_path(kind), pair(name=f"rmod_{kind}") as p:
+        for handler in (p.otel, p.handler):
+            args = Args("x")
+            made = p.logger.makeRecord(
+                p.logger.name, logging.INFO, "f", 1, "m %s", None, None, extra={"k": "v"}
+            )
+            made.args = args  # type: ignore[assignment]
+            args.record = made
+            handler.handle(made)
+        theirs, ours = p.lines()
+    assert [(line["msg"], line.get("added")) for line in _strip_times(ours)] == [("built", "after")]
+    assert _strip_times(ours) == _strip_times(theirs)
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_getmessage_s_second_read_of_args_is_the_one_formatted(kind: str) -> None:
+    """getMessage() reads record.args for ``if self.args`` and again to format: arguments
+    whose __bool__ set others are formatted as those others (the C path formatted the
+    ones it had read first)."""
+
+    class Swapping(dict[str, int]):
+        record: logging.LogRecord | None = None
+
+        def __bool__(self) -> bool:
+            assert self.record is not None
+            self.record.args = ("new",)
+            return True
+
+    with fast_path(kind), pair(name=f"args_bool_{kind}") as p:
+        for handler in (p.otel, p.handler):
+            args = Swapping(x=1)
+            made = p.logger.makeRecord(p.logger.name, logging.INFO, "f", 1, "m %s", None, None)
+            made.args = args  # type: ignore[assignment]
+            args.record = made
+            handler.handle(made)
+        theirs, ours = p.lines()
+    assert [line["msg"] for line in _strip_times(ours)] == ["m new"]
+    assert _strip_times(ours) == _strip_times(theirs)
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_an_exc_info_whose_truth_runs_code_is_asked_where_the_otel_handler_asks_it(kind: str) -> None:
+    """An exc_info object (not a tuple) whose __bool__ changes the level name and is false:
+    the OTel handler asks it after the attributes and before the level name; the C path
+    asked it first of all, and wrote the old level name."""
+
+    class Falsy:
+        record: logging.LogRecord | None = None
+
+        def __bool__(self) -> bool:
+            assert self.record is not None
+            self.record.levelname = "NOTICE"
+            return False
+
+    with fast_path(kind), pair(name=f"exc_bool_{kind}") as p:
+        for handler in (p.otel, p.handler):
+            made = p.logger.makeRecord(p.logger.name, logging.INFO, "f", 1, "plain %s", ("x",), None)
+            falsy = Falsy()
+            falsy.record = made
+            made.exc_info = falsy  # type: ignore[assignment]
+            handler.handle(made)
+        theirs, ours = p.lines()
+    assert [line["_otel"]["severity_text"] for line in _strip_times(ours)] == ["NOTICE"]
+    assert _strip_times(ours) == _strip_times(theirs)
+
+
+def test_a_gc_callback_emptying_the_extras_while_the_encoder_s_way_takes_them_crashes_nothing(
+    tmp_path: Path,
+) -> None:
+    """Collections at every allocation while a record goes the encoder's way (a NaN), and a
+    callback that deletes its extras: the C path put a key and value it had borrowed from
+    the record's dict, freed meanwhile, into the attributes (a crash, exit -11)."""
+    script = """
+        import gc, logging, sys
+        from logxpy_otel import LogxpyLogRecordProcessor
+        from logxpy_otel import logging_handler as handler_module
+        processor = LogxpyLogRecordProcessor(sys.argv[1])
+        handler = processor.logging_handler()
+        logger = logging.getLogger("gc")
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        current = []
+        def emptied(phase, info):
+            if phase == "start" and current and handler_module._busy():
+                fields = current[-1].__dict__
+                fields.pop("a1", None)
+                fields.pop("a2", None)
+        gc.callbacks.append(emptied)
+        for i in range(500):
+            # (keys made at run time: a literal's string is kept alive by the code object)
+            extra = {"".join(["a", "1"]): "".join(["v-", str(i), "-x" * 20]),
+                     "".join(["a", "2"]): "".join(["w-", str(i), "-y" * 20]), "n": float("nan")}
+            record = logger.makeRecord("gc", 20, "f", 1, "hello", None, None, extra=extra)
+            del extra  # (the record's dict holds its extras' only references)
+            keep = [{} for _ in range(200)]  # (no free dict left: the next one is a new GC object)
+            gc.set_threshold(1, 1, 1)
+            current.append(record)
+            del record
+            handler.handle(current[-1])
+            current.pop()
+            gc.set_threshold(700, 10, 10)
+            del keep
+        gc.callbacks.remove(emptied)
+        processor.force_flush()
+        print(sum(processor.metrics.dropped_by_reason.values()))
+        processor.shutdown()
+    """
+    path = tmp_path / "gc.log"
+    done = run_script(script, str(path), timeout=120)
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-1000:]}"
+    written = [line for line in path.read_bytes().splitlines() if b'"at":' not in line]
+    assert len(written) + int(done.stdout.split()[-1]) == 500
 
 
 @pytest.mark.parametrize("kind", FAST_PATHS)
