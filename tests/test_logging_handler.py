@@ -958,21 +958,44 @@ def test_an_exc_info_whose_truth_runs_code_is_asked_where_the_otel_handler_asks_
     assert _strip_times(ours) == _strip_times(theirs)
 
 
+#: A child's handler of ours (the C path where built) on the logger ``log``, writing to
+#: argv[1]; the test's code follows, then :data:`_CHILD_END` prints what was dropped.
+_CHILD_START = """
+import gc, logging, sys
+from logxpy_otel import LogxpyLogRecordProcessor
+from logxpy_otel import logging_handler as handler_module
+processor = LogxpyLogRecordProcessor(sys.argv[1])
+handler = processor.logging_handler()
+log = logging.getLogger("child")
+log.handlers[:] = [handler]
+log.propagate = False
+"""
+_CHILD_END = """
+processor.force_flush()
+print(sum(processor.metrics.dropped_by_reason.values()))
+processor.shutdown()
+"""
+
+
+def _each_record_written_or_counted(tmp_path: Path, code: str, records: int) -> int:
+    """Run ``code`` in a child with our handler: it ends well (a freed object used would
+    crash it), and each of its ``records`` is written or counted as dropped. Returns how
+    many were written."""
+    path = tmp_path / "child.log"
+    done = run_script(_CHILD_START + textwrap.dedent(code) + _CHILD_END, str(path), timeout=120)
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-1000:]}"
+    written = [line for line in path.read_bytes().splitlines() if b'"at":' not in line]
+    assert len(written) + int(done.stdout.split()[-1]) == records
+    return len(written)
+
+
 def test_a_gc_callback_emptying_the_extras_while_the_encoder_s_way_takes_them_crashes_nothing(
     tmp_path: Path,
 ) -> None:
     """Collections at every allocation while a record goes the encoder's way (a NaN), and a
     callback that deletes its extras: the C path put a key and value it had borrowed from
     the record's dict, freed meanwhile, into the attributes (a crash, exit -11)."""
-    script = """
-        import gc, logging, sys
-        from logxpy_otel import LogxpyLogRecordProcessor
-        from logxpy_otel import logging_handler as handler_module
-        processor = LogxpyLogRecordProcessor(sys.argv[1])
-        handler = processor.logging_handler()
-        logger = logging.getLogger("gc")
-        logger.handlers[:] = [handler]
-        logger.propagate = False
+    code = """
         current = []
         def emptied(phase, info):
             if phase == "start" and current and handler_module._busy():
@@ -984,7 +1007,7 @@ def test_a_gc_callback_emptying_the_extras_while_the_encoder_s_way_takes_them_cr
             # (keys made at run time: a literal's string is kept alive by the code object)
             extra = {"".join(["a", "1"]): "".join(["v-", str(i), "-x" * 20]),
                      "".join(["a", "2"]): "".join(["w-", str(i), "-y" * 20]), "n": float("nan")}
-            record = logger.makeRecord("gc", 20, "f", 1, "hello", None, None, extra=extra)
+            record = log.makeRecord("child", 20, "f", 1, "hello", None, None, extra=extra)
             del extra  # (the record's dict holds its extras' only references)
             keep = [{} for _ in range(200)]  # (no free dict left: the next one is a new GC object)
             gc.set_threshold(1, 1, 1)
@@ -995,15 +1018,8 @@ def test_a_gc_callback_emptying_the_extras_while_the_encoder_s_way_takes_them_cr
             gc.set_threshold(700, 10, 10)
             del keep
         gc.callbacks.remove(emptied)
-        processor.force_flush()
-        print(sum(processor.metrics.dropped_by_reason.values()))
-        processor.shutdown()
     """
-    path = tmp_path / "gc.log"
-    done = run_script(script, str(path), timeout=120)
-    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-1000:]}"
-    written = [line for line in path.read_bytes().splitlines() if b'"at":' not in line]
-    assert len(written) + int(done.stdout.split()[-1]) == 500
+    _each_record_written_or_counted(tmp_path, code, 500)
 
 
 @pytest.mark.parametrize("kind", FAST_PATHS)
@@ -1043,14 +1059,7 @@ def test_a_key_whose_hash_empties_the_record_crashes_nothing(tmp_path: Path) -> 
     its last reference: the C path looked the freed key up in a set (a crash, exit -11).
     Now each record is written or counted, as the Python path does (the second goes the
     encoder's way: a NaN)."""
-    script = """
-        import logging, sys
-        from logxpy_otel import LogxpyLogRecordProcessor
-        processor = LogxpyLogRecordProcessor(sys.argv[1])
-        handler = processor.logging_handler()
-        logger = logging.getLogger("uaf")
-        logger.handlers[:] = [handler]
-        logger.propagate = False
+    code = """
         class Key:
             armed = False
             def __init__(self, record): self.record = record
@@ -1061,20 +1070,13 @@ def test_a_key_whose_hash_empties_the_record_crashes_nothing(tmp_path: Path) -> 
                 return hash("msg")
             def __eq__(self, other): return False
         for extra in ({}, {"n": float("nan")}):
-            fields = {"name": "uaf", "msg": "hello", "levelno": 20, "levelname": "INFO", **extra}
+            fields = {"name": "child", "msg": "hello", "levelno": 20, "levelname": "INFO", **extra}
             record = logging.makeLogRecord(fields)
             record.__dict__[Key(record)] = "x"
             Key.armed = True
-            logger.handle(record)
-        processor.force_flush()
-        print(sum(processor.metrics.dropped_by_reason.values()))
-        processor.shutdown()
+            log.handle(record)
     """
-    path = tmp_path / "out.log"
-    done = run_script(script, str(path), timeout=120)
-    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-1000:]}"
-    written = [line for line in path.read_bytes().splitlines() if b'"at":' not in line]
-    assert len(written) + int(done.stdout.split()[-1]) == 2
+    _each_record_written_or_counted(tmp_path, code, 2)
 
 
 def test_a_key_whose_eq_raises_among_the_record_s_fields_loses_nothing(plain_pair: Pair) -> None:
@@ -1111,14 +1113,8 @@ def test_gc_callbacks_changing_the_record_being_handled_crash_nothing(tmp_path: 
     added and removed) while collections run at every allocation, with the record's
     fields out of LogRecord.__init__'s order: the child process ends well (a freed field
     used would abort it), every record written or counted."""
-    script = """
-        import gc, logging, random, sys
-        from logxpy_otel import LogxpyLogRecordProcessor
-        processor = LogxpyLogRecordProcessor(sys.argv[1])
-        handler = processor.logging_handler()
-        logger = logging.getLogger("gc")
-        logger.handlers[:] = [handler]
-        logger.propagate = False
+    code = """
+        import random
         current, rnd = [], random.Random(1)
         def changed(phase, info):
             if phase != "start" or not current:
@@ -1140,8 +1136,8 @@ def test_gc_callbacks_changing_the_record_being_handled_crash_nothing(tmp_path: 
         gc.callbacks.append(changed)
         gc.set_threshold(1, 1, 1)
         for i in range(1500):
-            record = logger.makeRecord("gc", 30, "f", 1, "".join(["m %s ", str(i)]), ("x",), None,
-                                       extra={"k": "".join(["v", str(i)]), "f": i + 0.25})
+            record = log.makeRecord("child", 30, "f", 1, "".join(["m %s ", str(i)]), ("x",), None,
+                                    extra={"k": "".join(["v", str(i)]), "f": i + 0.25})
             fields = record.__dict__
             fields["exc_info"] = fields.pop("exc_info")
             current.append(record)
@@ -1149,18 +1145,10 @@ def test_gc_callbacks_changing_the_record_being_handled_crash_nothing(tmp_path: 
             current.pop()
         gc.callbacks.remove(changed)
         gc.set_threshold(700, 10, 10)
-        processor.force_flush()
-        print(processor.metrics.dropped_by_reason.get("format_error", 0))
-        processor.shutdown()
     """
-    path = tmp_path / "gc.log"
-    done = run_script(script, str(path), timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    records = [line for line in path.read_bytes().splitlines() if b'"at":' not in line]
     # every record written, or counted: a record the callback changed into one whose
     # message cannot be built (a new msg, with the old args) is a format error, as logging says
-    assert len(records) + int(done.stdout.split()[-1]) == 1500
-    assert records
+    assert _each_record_written_or_counted(tmp_path, code, 1500) > 0
 
 
 @pytest.mark.parametrize("kind", FAST_PATHS)
