@@ -285,6 +285,7 @@ class AsyncFileDestination:
         self._warned = False
         self._fd: int | None = None
         self._followed = False  # a batch went on in a new file at the path (see _follow)
+        self._warned_unlocked = False
         self._open()
 
     def _open(self) -> None:
@@ -389,9 +390,13 @@ class AsyncFileDestination:
         try:
             if lock is not None:
                 held = lock.acquire()
+                if not lock.usable and not self._warned_unlocked:
+                    self._warn_unlocked()
             # Under the lock, a file deleted now stays unwritten: whoever deletes one of ours
-            # (Maintenance) holds its lock from the last read to the unlink.
-            if follow and self._regular and _deleted(fd):
+            # (Maintenance) holds its lock from the last read to the unlink. Without it (no
+            # flock here, or not had in time) a renamed file may be read for good and
+            # deleted at any moment: the file now at the path is written instead.
+            if follow and self._regular and (_deleted(fd) if held else self._moved()):
                 return False
             size = self._size_now(fd) if held else None
             if size is not None:
@@ -409,6 +414,17 @@ class AsyncFileDestination:
             if lock is not None:
                 lock.release()  # also when a signal handler raised just after it was taken
         return True
+
+    def _warn_unlocked(self) -> None:
+        """Say once that this file has no ``flock``: rotation shared by processes is not safe."""
+        self._warned_unlocked = True
+        if self._max_bytes is not None or self._when is not None:
+            logger.warning(
+                "logxpy-otel: log file %r has no flock (a network file system?): processes "
+                "sharing it and rotating it may lose records at a rotation; give each its own "
+                "file with {pid} in the path",
+                self.path,
+            )
 
     def _follow(self) -> None:
         """Go on in the file now at the path, ours having been deleted. Its trees go on

@@ -82,11 +82,9 @@ def backup_name(path: str, now: float) -> str:
     backup: on a clash (or a clock that stepped back) the time moves on by a microsecond."""
     directory, stem, suffix = _split(path)
     micros = int(now * 1e6)
-    existing = backups(path)
-    if existing:
-        latest = _stamp_of(os.path.basename(existing[-1]))
-        if latest is not None:
-            micros = max(micros, latest + 1)
+    latest = _latest_stamp(path)
+    if latest is not None:
+        micros = max(micros, latest + 1)
     while True:
         seconds, fraction = divmod(micros, 1_000_000)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + f".{fraction:06d}Z"
@@ -97,6 +95,25 @@ def backup_name(path: str, now: float) -> str:
 
 
 _STAMP = re.compile(r"\.([0-9]{8}T[0-9]{6})\.([0-9]{6})Z")
+
+#: The last time a backup's name can carry (its successor would need a fifth year digit).
+_LAST_STAMP: Final = calendar.timegm((9999, 12, 31, 23, 59, 59, 0, 0, 0)) * 1_000_000 + 999_999
+
+
+def _latest_stamp(path: str) -> int | None:
+    """The time of ``path``'s newest backup (None without one): the greatest name, as
+    names sort in time order, that names a real time before :data:`_LAST_STAMP` (one
+    ``strptime``, not one a backup: rotation holds the file's lock meanwhile)."""
+    directory, pattern = _named_after_backups(path, r"(?:\.gz)?")
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        return None
+    for name in sorted((n for n in names if pattern.match(n)), reverse=True):
+        stamp = _stamp_of(name)
+        if stamp is not None and stamp < _LAST_STAMP:
+            return stamp
+    return None
 
 
 def _stamp_of(name: str) -> int | None:
@@ -271,13 +288,24 @@ class Maintenance:
                         "logxpy-otel: could not compress %s (it stays uncompressed): %s", backup, exc
                     )
             if self._backup_count is not None:
-                for old in backups(live_path)[: -self._backup_count or None]:
+                for old in _beyond_count(live_path, self._backup_count):
                     try:
                         _unlink_locked(old)
                     except OSError as exc:
                         logger.warning("logxpy-otel: could not delete old backup %s: %s", old, exc)
                 prune_checkpoints(live_path)
             prune_partials(live_path)
+
+
+def _beyond_count(path: str, count: int) -> list[str]:
+    """The files of ``path``'s backups older than its ``count`` newest. A backup being
+    compressed (by another process too) is there twice for a moment, ``X`` and ``X.gz``:
+    one backup, whose files go together."""
+    family = backups(path)
+    named = [(name[: -len(".gz")] if name.endswith(".gz") else name, name) for name in family]
+    stems = list(dict.fromkeys(stem for stem, _ in named))  # (oldest first, as names sort)
+    doomed = set(stems[: -count or None])
+    return [name for stem, name in named if stem in doomed]
 
 
 def create_exclusive(target: str, mode: int = 0o600) -> tuple[int, str]:
@@ -371,12 +399,14 @@ def _unlink_locked(path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         return
+    lock = AppendLock(fd, UPKEEP_LOCK_TIMEOUT_S)
     try:
-        _lock_named(AppendLock(fd, UPKEEP_LOCK_TIMEOUT_S), fd, path)
+        _lock_named(lock, fd, path)
         os.unlink(path)
     except (_Deleted, FileNotFoundError):
         pass
     finally:
+        lock.release()  # (now: a child forked meanwhile shares the descriptor and its lock)
         os.close(fd)
 
 
@@ -405,9 +435,13 @@ def _gzip(path: str, file_mode: int) -> None:
                     shutil.copyfileobj(src, dst, 1 << 20)
             os.replace(partial, path + ".gz")
         except BaseException as exc:
+            lock.release()
             with contextlib.suppress(OSError):
                 os.unlink(partial)
             if isinstance(exc, _Deleted):
                 return
             raise
-        os.unlink(path)  # (before the lock goes with the descriptor)
+        try:
+            os.unlink(path)
+        finally:
+            lock.release()  # (now: a child forked meanwhile shares the descriptor and its lock)

@@ -10,6 +10,7 @@ import errno
 import fcntl
 import gzip
 import inspect
+import logging
 import os
 import subprocess
 import sys
@@ -214,6 +215,44 @@ def test_a_file_system_without_flock_is_written_unlocked(
     dest.close()
     assert len(calls) == 1, "tried once, then not again"
     assert path.read_bytes() == b'{"a":1}\n{"cut\n' + MINE + MINE, "the torn line is still ended"
+
+
+@pytest.mark.parametrize("why", ["no flock here", "the lock held past a wait"])
+def test_a_write_without_the_lock_never_goes_into_a_renamed_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, why: str
+) -> None:
+    """Unlocked, nothing keeps another process's upkeep from reading a renamed file for
+    good and deleting it while we append: our batch goes to the file now at the path (it
+    went into the backup, and was lost once that was compressed, counted as written)."""
+    path = tmp_path / "shared.jsonl"
+    if why == "no flock here":
+
+        def no_flock(fd: int, operation: int) -> None:
+            raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+        monkeypatch.setattr(_append_lock.fcntl, "flock", no_flock)
+    dest = AsyncFileDestination(path, reopen_check_s=3600.0, max_bytes=1 << 20)
+    with caplog.at_level(logging.WARNING, logger="logxpy_otel"):
+        dest(MINE)
+    holder = None
+    if why == "no flock here":
+        assert dest._lock is not None and not dest._lock.usable
+        assert "has no flock" in caplog.text, "rotation shared by processes is not safe there: said"
+    else:
+        holder = os.open(path, os.O_RDONLY)
+        fcntl.flock(holder, fcntl.LOCK_EX)  # (a process stopped holding it: one try, no wait)
+        assert dest._lock is not None
+        dest._lock.patient = False
+    backup = tmp_path / "shared.20261129T120000.000000Z.jsonl"
+    path.rename(backup)  # another process's rotation
+    try:
+        dest(b'{"b":2}\n')
+    finally:
+        if holder is not None:
+            os.close(holder)
+        dest.close()
+    assert backup.read_bytes() == MINE
+    assert path.read_bytes() == b'{"b":2}\n'
 
 
 def test_no_lock_is_taken_on_a_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

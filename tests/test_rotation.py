@@ -594,6 +594,62 @@ def test_retention_deletes_the_backups_of_a_write_only_log(tmp_path: Path) -> No
     assert "could not delete" not in done.stderr
 
 
+def test_a_backup_being_compressed_counts_once_for_retention(tmp_path: Path) -> None:
+    """While another process compresses ``X``, both ``X`` and ``X.gz`` exist for a moment:
+    retention counted them as two backups and deleted one backup too many."""
+    path = tmp_path / "app.jsonl"
+    names = [f"app.{utc_stamp(DAY + n)}.jsonl" for n in range(4)]  # O1, O2, X, Y
+    for name in [names[0], names[1], names[2], names[2] + ".gz", names[3] + ".gz"]:
+        (tmp_path / name).write_bytes(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":1}\n')
+    doomed = _rotation._beyond_count(str(path), 3)
+    assert [Path(p).name for p in doomed] == [names[0]]
+    both = _rotation._beyond_count(str(path), 1)
+    assert [Path(p).name for p in both] == [names[0], names[1], names[2], names[2] + ".gz"], "X goes whole"
+
+
+@pytest.mark.parametrize("upkeep", ["compress", "retention"])
+def test_upkeep_lets_a_backup_s_lock_go_before_closing_it(tmp_path: Path, upkeep: str) -> None:
+    """A child forked while upkeep held a backup's lock shares the descriptor: the lock
+    went only when both closed it, and a writer that had not noticed the rename waited its
+    whole lock timeout (6 s) before it followed to the live file."""
+    backup = tmp_path / f"app.{utc_stamp(DAY)}.jsonl"
+    backup.write_bytes(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":1}\n')
+    writer = os.open(backup, os.O_WRONLY | os.O_APPEND)
+    shared: list[int] = []
+    real_open = _rotation._open_backup
+
+    def open_and_share(path: str, *, for_reading: bool) -> int | None:
+        fd = real_open(path, for_reading=for_reading)
+        if fd is not None:
+            shared.append(os.dup(fd))  # (what a fork makes of it)
+        return fd
+
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_rotation, "_open_backup", open_and_share)
+            if upkeep == "compress":
+                _rotation._gzip(str(backup), 0o600)
+            else:
+                _rotation._unlink_locked(str(backup))
+        assert shared, "upkeep opened it"
+        fcntl.flock(writer, fcntl.LOCK_EX | fcntl.LOCK_NB)  # (raises while the lock is still held)
+    finally:
+        for fd in (writer, *shared):
+            os.close(fd)
+    assert not backup.exists()
+
+
+def test_a_backup_of_the_last_time_a_name_can_carry_stops_no_rotation(tmp_path: Path) -> None:
+    """A backup named for the last microsecond of 9999 (planted, or a clock once wrong):
+    every later backup was named in year 10000, out of the names backups() knows, so
+    retention kept them all."""
+    path = tmp_path / "app.jsonl"
+    (tmp_path / "app.99991231T235959.999999Z.jsonl").write_bytes(b"")
+    name = Path(_rotation.backup_name(str(path), DAY)).name
+    assert name == f"app.{utc_stamp(DAY)}.jsonl"
+    assert _rotation._stamp_of(name) is not None
+
+
 def test_a_file_shared_by_processes_rotates_at_max_bytes(tmp_path: Path) -> None:
     """Four destinations on one path (as four processes), each rotating by size: each
     counted only its own appends, and the file grew to about four times max_bytes."""
