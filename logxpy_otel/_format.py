@@ -156,14 +156,18 @@ def _safe_repr(value: object) -> str:
 
 
 def _key(key: object) -> str:
-    """A mapping key as a JSON object key: strings as they are, anything else stringified."""
+    """A mapping key as a JSON object key: strings as they are, anything else as ``str()``
+    gives it, as OTLP's encoder sends it (``repr()`` when ``str()`` fails). Keys that give
+    the same text keep the last value: a JSON object has each key once."""
     if isinstance(key, str):
         return _clean_str(key[:])  # [:] turns a str subclass into a plain str
     if type(key) is int:
         return _int_text(key)
-    if key is None or type(key) in (float, bool):
-        return str(key)
-    return _safe_repr(key)
+    try:
+        text = str(key)
+    except BaseException:  # noqa: BLE001 - a broken __str__ must not reach the app
+        return _safe_repr(key)
+    return _clean_str(text[:]) if isinstance(text, str) else _safe_repr(key)
 
 
 def _int_text(value: int) -> str:
@@ -200,7 +204,7 @@ def encode_value(value: object, _depth: int = 0) -> Any:
     if _depth >= MAX_VALUE_DEPTH:
         return _safe_repr(value)
     try:
-        if isinstance(value, bytes | bytearray | memoryview):
+        if isinstance(value, bytes | memoryview):  # (a bytearray is a sequence of ints, as OTLP has it)
             return {"$bytes": base64.b64encode(value).decode("ascii")}
         if isinstance(value, str):
             return _clean_str(value[:])
@@ -376,7 +380,8 @@ class LineEncoder:
             return hit[2]
         parts: dict[str, Any] = {}
         if scope is not None:
-            out: dict[str, Any] = {"name": _clean_str(str(scope.name))}
+            # (a logger named None has no scope name: OTLP sends none, the reader gives None)
+            out: dict[str, Any] = {"name": None if scope.name is None else _clean_str(str(scope.name))}
             if scope.version is not None:  # "" stays "", as the SDK keeps it
                 out["version"] = _clean_str(str(scope.version))
             if scope.schema_url:

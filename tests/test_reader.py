@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import decimal
+import enum
 import math
 from pathlib import Path
 from typing import Any
@@ -147,6 +149,34 @@ def test_any_record_the_sdk_accepts_round_trips(
     assert back.resource.attributes == original.resource.attributes
     assert back.resource.schema_url == original.resource.schema_url
     assert back.instrumentation_scope == original.instrumentation_scope
+
+
+class _Code(enum.IntEnum):
+    OK = 200
+
+
+@pytest.mark.parametrize(
+    ("scope_name", "body"),
+    [
+        ("reader.keys", {_Code.OK: "x", decimal.Decimal("1.50"): "y", ("t", 1): "z"}),
+        (None, "a logger named None"),
+        ("reader.bytearray", bytearray(b"\x01\x02")),
+    ],
+    ids=["keys of other types", "scope named None", "bytearray body"],
+)
+def test_a_record_read_back_encodes_to_the_otlp_request_the_record_makes(scope_name: Any, body: Any) -> None:
+    """What OTLP sends of a record, the record read back sends too: a mapping body's keys
+    as ``str()`` gives them (the file had ``repr()``: ``"<Code.OK: 200>"``), a logger
+    named None without a scope name (the file said ``"None"``), a bytearray body as the
+    array of ints OTLP makes of it (the file had bytes)."""
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+
+    capture.records.clear()
+    provider.get_logger(scope_name).emit(body=body, observed_timestamp=1, timestamp=2)
+    (original,) = capture.records
+    back = decode_line(_line(original, "tree"))
+    assert back is not None
+    assert encode_logs([back]).SerializeToString() == encode_logs([original]).SerializeToString()
 
 
 def test_dropped_attribute_count_survives() -> None:
