@@ -522,10 +522,12 @@ span_ids(Fast *self, PyObject *context, PyObject **trace_id, PyObject **span_id,
     return 0;
 }
 
-/* The line's record for the encoder: an API LogRecord with the fields it reads. */
+/* The line's record for the encoder: an API LogRecord with the fields it reads.
+ * ``asked``: the current span's context when direct() asked it already (it is asked once
+ * a record), else NULL. */
 static PyObject *
 line_record(Fast *self, const Fields *f, PyObject *attributes, PyObject *body, PyObject *severity,
-            PyObject *text)
+            PyObject *text, PyObject *asked)
 {
     PyObject *record = NULL, *dict = NULL, *timestamp = NULL, *observed = NULL, *context = NULL,
              *trace_id = NULL, *span_id = NULL, *flags = NULL, *created;
@@ -539,7 +541,7 @@ line_record(Fast *self, const Fields *f, PyObject *attributes, PyObject *body, P
     observed = PyObject_CallNoArgs(self->clock);
     if (observed == NULL)
         goto done;
-    context = current_span_context(self);
+    context = asked != NULL ? Py_NewRef(asked) : current_span_context(self);
     if (context == NULL || span_ids(self, context, &trace_id, &span_id, &flags) < 0)
         goto done;
     record = ((PyTypeObject *)self->record_type)->tp_new((PyTypeObject *)self->record_type, empty_tuple, NULL);
@@ -614,7 +616,7 @@ message(const Fields *f)
  * WRITE, so that it is never built twice). */
 static int
 encoder_way(Fast *self, const Fields *before, const Fields *f, PyObject *scope, PyObject *resource,
-            PyObject **body)
+            PyObject **body, PyObject *asked)
 {
     PyObject *attributes = NULL, *severity = NULL, *text, *levelno, *levelname, *record = NULL,
              *rw = NULL, *done = NULL;
@@ -679,7 +681,7 @@ encoder_way(Fast *self, const Fields *before, const Fields *f, PyObject *scope, 
             goto out;
         text = levelname;
     }
-    record = line_record(self, before, attributes, *body, severity, text);
+    record = line_record(self, before, attributes, *body, severity, text, asked);
     if (record == NULL) {
         rc = PyErr_Occurred() ? ERROR : WRITE;
         goto out;
@@ -922,7 +924,7 @@ tail_for(Fast *self, PyObject *scope, PyObject *resource)
  * ``observed``: the observed time to write, or -1 for now. */
 static int
 direct(Fast *self, PyObject *record, const Fields *f, Fields *now, PyObject *scope, PyObject *resource,
-       long long observed, PyObject **body_out, PyObject **item)
+       long long observed, PyObject **body_out, PyObject **asked, PyObject **item)
 {
     PyObject *keys[MAX_ATTRS + 3], *values[MAX_ATTRS + 3], *floats[MAX_FLOATS];
     PyObject *body = NULL, *ts_obj = NULL, *context = NULL, *trace_id = NULL, *span_id = NULL, *flags = NULL,
@@ -1085,25 +1087,6 @@ direct(Fast *self, PyObject *record, const Fields *f, Fields *now, PyObject *sco
             }
         }
     }
-    context = current_span_context(self);
-    if (context == NULL) {
-        rc = ERROR;
-        goto done;
-    }
-    if (!(self->tuple_context && (PyObject *)Py_TYPE(context) == self->context_type &&
-          PyTuple_GET_SIZE(context) >= 4)) {
-        rc = ENCODER;
-        goto done;
-    }
-    trace_id = Py_NewRef(PyTuple_GET_ITEM(context, 0));
-    span_id = Py_NewRef(PyTuple_GET_ITEM(context, 1));
-    flags = Py_NewRef(PyTuple_GET_ITEM(context, 3));
-    if (!PyLong_CheckExact(trace_id) || !PyLong_CheckExact(span_id) || !PyLong_Check(flags) ||
-        PyBool_Check(flags)) {
-        rc = ENCODER;
-        goto done;
-    }
-
     /* Every float of the line as orjson writes it: by floats_text, or one orjson call. */
     const char *next, *end;
     rc = floats_text(&float_text, floats, n_floats);
@@ -1190,6 +1173,27 @@ direct(Fast *self, PyObject *record, const Fields *f, Fields *now, PyObject *sco
     PUT(put_decimal(&b, number));
     PUT(PUT_LITERAL(&b, ",\"severity_text\":"));
     PUT(put_str(&b, text));
+    /* The span, asked last (after the attributes, as the OTel handler asks it; and only
+     * for a line whose message and attributes are written: a way taken before would ask
+     * it again). */
+    context = current_span_context(self);
+    if (context == NULL) {
+        rc = ERROR;
+        goto done;
+    }
+    if (!(self->tuple_context && (PyObject *)Py_TYPE(context) == self->context_type &&
+          PyTuple_GET_SIZE(context) >= 4)) {
+        rc = ENCODER;
+        goto done;
+    }
+    trace_id = Py_NewRef(PyTuple_GET_ITEM(context, 0));
+    span_id = Py_NewRef(PyTuple_GET_ITEM(context, 1));
+    flags = Py_NewRef(PyTuple_GET_ITEM(context, 3));
+    if (!PyLong_CheckExact(trace_id) || !PyLong_CheckExact(span_id) || !PyLong_Check(flags) ||
+        PyBool_Check(flags)) {
+        rc = ENCODER;
+        goto done;
+    }
     if ((truth = PyObject_IsTrue(span_id)) < 0) {
         rc = ERROR;
         goto done;
@@ -1256,6 +1260,10 @@ done:
         *body_out = body; /* the way the record goes takes it from here (never built twice) */
     else
         Py_XDECREF(body);
+    if (rc == ENCODER && context != NULL) {
+        *asked = context; /* (the encoder's way does not ask the span again) */
+        context = NULL;
+    }
     Py_XDECREF(ts_obj);
     Py_XDECREF(context);
     Py_XDECREF(trace_id);
@@ -1283,11 +1291,11 @@ report_fault(Fast *self)
 static int
 handle_entry(Fast *self, PyObject *record, const Fields *f, PyObject *scope, PyObject *resource, PyObject **body)
 {
-    PyObject *item = NULL;
+    PyObject *item = NULL, *asked = NULL;
     Fields now = {NULL, 0, {NULL}}; /* the record read again after its message was built */
     int rc = ENCODER;
     if (self->enqueue != Py_None) {
-        rc = direct(self, record, f, &now, scope, resource, -1, body, &item);
+        rc = direct(self, record, f, &now, scope, resource, -1, body, &asked, &item);
         if (rc == GO) {
             fields_release(&now);
             PyObject *done = PyObject_CallOneArg(self->enqueue, item);
@@ -1299,7 +1307,8 @@ handle_entry(Fast *self, PyObject *record, const Fields *f, PyObject *scope, PyO
         }
     }
     if (rc == ENCODER)
-        rc = encoder_way(self, f, now.dict != NULL ? &now : f, scope, resource, body);
+        rc = encoder_way(self, f, now.dict != NULL ? &now : f, scope, resource, body, asked);
+    Py_XDECREF(asked);
     fields_release(&now);
     if (rc != WRITE && rc != ERROR)
         Py_CLEAR(*body);
@@ -1507,7 +1516,9 @@ Fast_encode(Fast *self, PyObject *args)
         Py_DECREF(fields);
         return NULL;
     }
-    int rc = direct(self, record, &f, &now, scope, resource, observed, &body, &item);
+    PyObject *asked = NULL;
+    int rc = direct(self, record, &f, &now, scope, resource, observed, &body, &asked, &item);
+    Py_XDECREF(asked);
     fields_release(&now);
     fields_release(&f);
     Py_DECREF(fields);

@@ -623,8 +623,8 @@ class LogxpyLoggingHandler(logging.Handler):
         if sdk:
             attributes = _attributes_sdk(record)  # (the SDK's handler reads them before formatting)
         try:
-            if body is not None:
-                pass
+            if built is not None:
+                pass  # (the C path's message, whatever it is: None too)
             elif self.formatter is not None:
                 body = self.format(record)
             elif sdk:

@@ -11,6 +11,7 @@ trace). They run with the C encoder and, under ``LOGXPY_OTEL_PURE_PYTHON=1``, wi
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import logging.config
 import logging.handlers
@@ -903,6 +904,76 @@ def test_a_message_of_a_str_subclass_built_by_args_reads_the_record_after(kind: 
             handler.handle(made)
         theirs, ours = p.lines()
     assert [(line["msg"], line.get("added")) for line in _strip_times(ours)] == [("built", "after")]
+    assert _strip_times(ours) == _strip_times(theirs)
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_a_message_built_as_none_is_not_built_again(kind: str) -> None:
+    """``args`` whose __rmod__ gives None and adds a list attribute (the general way): the
+    general way took the None message for "not built" and built it a second time."""
+    calls: list[int] = []
+
+    class Args(str):
+        record: logging.LogRecord | None = None
+
+        def __rmod__(self, msg: str) -> None:
+            assert self.record is not None
+            calls.append(1)
+            self.record.tags = ["t"]  # type: ignore[attr-defined]
+
+    with fast_path(kind), pair(name=f"rmod_none_{kind}") as p:
+        for handler in (p.otel, p.handler):
+            args = Args("x")
+            made = p.logger.makeRecord(p.logger.name, logging.INFO, "f", 1, "m %s", None, None)
+            made.args = args  # type: ignore[assignment]
+            args.record = made
+            with quiet_sdk():
+                handler.handle(made)
+        theirs, ours = p.lines()
+    assert calls == [1, 1], "built once on each path"
+    assert _strip_times(ours) == _strip_times(theirs)
+
+
+class _Asked(NonRecordingSpan):
+    """A span whose context, asked, is counted and may change the record being handled."""
+
+    def __init__(self, context: SpanContext, record: list[logging.LogRecord]) -> None:
+        super().__init__(context)
+        self.asked = 0
+        self.record = record
+
+    def get_span_context(self) -> SpanContext:
+        self.asked += 1
+        if self.record:
+            self.record[-1].added = "by the span"  # type: ignore[attr-defined]
+        return SpanContext(0x1234, 0x5678, is_remote=False, trace_flags=TraceFlags(1))
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+@pytest.mark.parametrize(
+    "msg", ["plain", "lone \ud800", "m %s %s"], ids=["written", "encoder's way", "bad format"]
+)
+def test_the_current_span_is_asked_once_after_the_attributes_and_the_message(kind: str, msg: str) -> None:
+    """The OTel handler asks the current span once a record, after it read the record's
+    attributes and built the message (never, when the message fails). The C path asked it
+    before writing the message: a line that then went the encoder's way asked it twice and
+    took attributes the span had added; a bad format had asked it already."""
+    being_handled: list[logging.LogRecord] = []
+    span = _Asked(SpanContext(1, 2, False), being_handled)
+    asked = []
+    with fast_path(kind), pair(name=f"asked_{kind}") as p, trace.use_span(span), quiet_sdk():
+        for handler in (p.otel, p.handler):
+            made = p.logger.makeRecord(
+                p.logger.name, logging.INFO, "f", 1, msg, ("x",) if "%" in msg else None, None
+            )
+            being_handled.append(made)
+            before = span.asked
+            with contextlib.suppress(TypeError), contextlib.redirect_stderr(io.StringIO()):
+                handler.handle(made)  # (the OTel handler raises a bad format into the application)
+            asked.append(span.asked - before)
+            being_handled.pop()
+        theirs, ours = p.lines()
+    assert asked == ([0, 0] if "%" in msg else [1, 1])
     assert _strip_times(ours) == _strip_times(theirs)
 
 
