@@ -156,5 +156,8 @@ class GrpcReceiver(_Store):
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop(grace=1.0).wait(5)  # in-flight exports finish: a clean shutdown
+            # In-flight exports finish and are answered: a clean shutdown (one cut off after
+            # it stored a batch would have the client send that batch to the file as well:
+            # at-least-once, as with any collector; a loaded machine needed more than 1 s).
+            self._server.stop(grace=5.0).wait(10)
             self._server = None
