@@ -599,16 +599,27 @@ class AsyncFileDestination:
             ours = self._pid == os.getpid()
             lock = self._lock if ours else None
             try:
-                if lock is not None:
-                    lock.acquire()
+                held = lock is not None and lock.acquire()
+                # Never renamed without the lock where there is one (it was not had in time:
+                # another process holds it, and may be renaming at this very moment): writing
+                # goes on in this file, and the next batch tries again.
+                unlocked = lock is not None and lock.usable and not held
                 try:
-                    rename = self._rotatable and ours and os.fstat(fd).st_size > 0 and not self._moved()
+                    rename = (
+                        not unlocked
+                        and self._rotatable
+                        and ours
+                        and os.fstat(fd).st_size > 0
+                        and not self._moved()
+                    )
                 except OSError:
                     rename = False  # what cannot be checked is not renamed
                 if rename:
                     try:
                         backup = backup_name(self.path, self._clock())
                         os.rename(self.path, backup)
+                    except FileNotFoundError:
+                        backup = None  # another process renamed it meanwhile (no flock here)
                     except OSError as exc:
                         backup, failure = None, exc
             finally:
@@ -617,10 +628,12 @@ class AsyncFileDestination:
                 _close_quietly(fd)  # (whatever was raised: no descriptor is left open)
                 self._close_reader()
         live = self.path
-        self._open()
+        try:
+            self._open()
+        finally:
+            if backup is not None:  # (compressed and kept count of even when the reopen fails)
+                self._maintenance.after_rotation(live, backup)
         self._rename_failed = failure is not None
-        if backup is not None:
-            self._maintenance.after_rotation(live, backup)
         if failure is not None:
             raise failure
 

@@ -83,8 +83,8 @@ def backup_name(path: str, now: float) -> str:
     directory, stem, suffix = _split(path)
     micros = int(now * 1e6)
     latest = _latest_stamp(path)
-    if latest is not None:
-        micros = max(micros, latest + 1)
+    if latest is not None and latest < _LAST_STAMP - _END_MARGIN:
+        micros = max(micros, latest + 1)  # (a name near the end of 9999 is not followed)
     while True:
         seconds, fraction = divmod(micros, 1_000_000)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + f".{fraction:06d}Z"
@@ -96,8 +96,11 @@ def backup_name(path: str, now: float) -> str:
 
 _STAMP = re.compile(r"\.([0-9]{8}T[0-9]{6})\.([0-9]{6})Z")
 
-#: The last time a backup's name can carry (its successor would need a fifth year digit).
+#: The last time a backup's name can carry (its successor would need a fifth year digit),
+#: and how close to it a newest backup's time is not followed (planted, or a clock once
+#: wrong): later names would leave the pattern.
 _LAST_STAMP: Final = calendar.timegm((9999, 12, 31, 23, 59, 59, 0, 0, 0)) * 1_000_000 + 999_999
+_END_MARGIN: Final = 86_400 * 1_000_000
 
 
 def _latest_stamp(path: str) -> int | None:

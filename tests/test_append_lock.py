@@ -574,9 +574,10 @@ def test_a_write_while_the_file_is_unchanged_since_ours_reads_nothing(
 def test_a_failing_rename_does_not_wait_out_a_stopped_holder_at_every_batch(
     tmp_path: Path, other: int, short_timeout: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The file is past max_bytes and renaming it keeps failing (the directory is not
-    writable for us), so every batch reopens it; a stopped process holds its lock. The
-    reopened file is the same one: its holder was waited out once, and is not again."""
+    """The file is past max_bytes and renaming it would fail (the directory is not writable
+    for us), so every batch reopens it; a stopped process holds its lock. The reopened
+    file is the same one: its holder was waited out once, and is not again (and without
+    the lock, nothing is renamed)."""
     path = tmp_path / "shared.jsonl"  # the file ``other`` has open
     os.write(other, b'{"old":1}\n')
     fcntl.flock(other, fcntl.LOCK_EX)
@@ -591,8 +592,7 @@ def test_a_failing_rename_does_not_wait_out_a_stopped_holder_at_every_batch(
     for _ in range(4):
         assert dest.rotation_due()
         before = len(pauses)
-        with pytest.raises(PermissionError):
-            dest.rotate()  # (it takes the lock too, around the rename)
+        dest.rotate()  # (it takes the lock too, around the rename: not had, no rename)
         dest(MINE)
         waited += len(pauses) > before
     dest.close()

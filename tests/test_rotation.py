@@ -6,6 +6,7 @@ and end lines inside the file, readable by ``logxpy.parse.Parser``.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import gzip
 import os
@@ -22,7 +23,14 @@ import pytest
 from _helpers import FakeClock, item, logxpy_tasks, needs_logxpy, parse_lines, run_script
 from _helpers import start_untimed_writer as make
 
-from logxpy_otel import AsyncFileDestination, AsyncWriter, LogxpyLogRecordProcessor, _rotation, replay
+from logxpy_otel import (
+    AsyncFileDestination,
+    AsyncWriter,
+    LogxpyLogRecordProcessor,
+    _destinations,
+    _rotation,
+    replay,
+)
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 #: A UTC day boundary (2027-01-16T00:00:00Z) to put fake clocks near.
@@ -644,10 +652,83 @@ def test_a_backup_of_the_last_time_a_name_can_carry_stops_no_rotation(tmp_path: 
     every later backup was named in year 10000, out of the names backups() knows, so
     retention kept them all."""
     path = tmp_path / "app.jsonl"
-    (tmp_path / "app.99991231T235959.999999Z.jsonl").write_bytes(b"")
-    name = Path(_rotation.backup_name(str(path), DAY)).name
-    assert name == f"app.{utc_stamp(DAY)}.jsonl"
-    assert _rotation._stamp_of(name) is not None
+    for last in ("999998", "999999"):  # (one before the last too: its successor is the last)
+        (tmp_path / f"app.99991231T235959.{last}Z.jsonl").write_bytes(b"")
+        name = Path(_rotation.backup_name(str(path), DAY)).name
+        assert name == f"app.{utc_stamp(DAY)}.jsonl"
+        assert _rotation._stamp_of(name) is not None
+
+
+def test_a_rotation_without_the_lock_renames_nothing(tmp_path: Path) -> None:
+    """The lock not had in time (another process stopped holding it, after which ours tries
+    once, without waiting): the rename waits for a later batch. It went ahead unlocked, and
+    two processes rotating at once could give two files one backup name: the second rename
+    replaced the first backup, whose records were lost, counted as written."""
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, max_bytes=10, clock=FakeClock(DAY))
+    dest(b'{"n":1}\n')
+    holder = os.open(path, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        assert dest._lock is not None
+        dest._lock.patient = False
+        dest.rotate()
+        dest(b'{"n":2}\n')
+    finally:
+        os.close(holder)
+    assert [p.name for p in tmp_path.iterdir()] == ["app.jsonl"], "nothing renamed"
+    assert path.read_bytes() == b'{"n":1}\n{"n":2}\n'
+    dest.rotate()  # the lock free again: rotated
+    dest.close()
+    assert {p.name for p in tmp_path.iterdir()} == {"app.jsonl", f"app.{utc_stamp(DAY)}.jsonl"}
+
+
+def test_a_file_another_process_renamed_meanwhile_keeps_its_size_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path gone between the look and the rename (another process rotated it): not a
+    failed rename. It was counted as an error, and the next file had no size limit (the
+    writer put its whole backlog into one file)."""
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, max_bytes=100, clock=FakeClock(DAY))
+    dest(b'{"n":1}\n')
+
+    def renamed_first(src: Any, dst: Any) -> None:
+        raise FileNotFoundError(errno.ENOENT, "renamed by another process", src)
+
+    monkeypatch.setattr(_destinations.os, "rename", renamed_first)
+    dest.rotate()  # (raises nothing)
+    monkeypatch.undo()
+    assert dest.room() == 100 - len(b'{"n":1}\n'), "the limit holds for the file at the path"
+    dest.close()
+
+
+def test_a_backup_is_compressed_even_when_the_reopen_after_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rename done, the new file cannot be opened (a full disk, a directory made
+    read-only for a moment): the backup went into no upkeep queue and stayed uncompressed."""
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, compress=True, clock=FakeClock(DAY))
+    dest(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":1}\n')
+    real_open = AsyncFileDestination._open
+    failed: list[int] = []
+
+    def open_once_failing(self: AsyncFileDestination) -> None:
+        if not failed:
+            failed.append(1)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_open(self)
+
+    monkeypatch.setattr(AsyncFileDestination, "_open", open_once_failing)
+    with pytest.raises(OSError):
+        dest.rotate()
+    assert dest._maintenance.wait(10.0)
+    monkeypatch.undo()
+    assert ns(tmp_path / f"app.{utc_stamp(DAY)}.jsonl.gz") == [1]
+    assert dest.rotation_due(), "the reopen is tried again"
+    dest.rotate()
+    dest.close()
 
 
 def test_a_file_shared_by_processes_rotates_at_max_bytes(tmp_path: Path) -> None:
