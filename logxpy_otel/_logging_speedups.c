@@ -57,6 +57,7 @@ static PyObject *f_name, *f_msg, *f_args, *f_levelno, *f_levelname, *f_created, 
     *a_trace_id, *a_span_id, *a_trace_flags, *a_context;
 static PyObject *k_code_file, *k_code_function, *k_code_line, *f_pathname, *f_func_name, *f_lineno;
 static PyObject *empty_tuple;
+static PyObject *a_get, *dict_get; /* "get"; dict's own get (a method descriptor) */
 
 /* The LogRecord fields the fast path reads (field()), by their names above. */
 #define MAX_INIT 64 /* LogRecord.__init__ sets 20 or 21 fields */
@@ -170,34 +171,76 @@ orjson_floats(PyObject *dumps, PyObject *const *floats, Py_ssize_t n)
 
 /* ---- the current span ------------------------------------------------------------------ */
 
-/* How to get a span's context, by its type (remembered): 0 it is not a Span (the invalid
- * context, as the OTel handler's get_current_span() gives), 1 call its get_span_context(),
- * 2 read its ``_context`` (its get_span_context is one that returns just that). */
+/* How to get a span's context, by its type: 0 it is not a Span (the invalid context, as
+ * the OTel handler's get_current_span() gives), 1 call its get_span_context(), 2 read its
+ * ``_context`` (its get_span_context is one that returns just that). A type's 1 or 2 is
+ * remembered with its version tag, which changes with the class (a method patched):
+ * looked at again then. A 0 is not remembered (a class registered as a Span later). */
 static int
 span_kind_of(Fast *self, PyObject *span)
 {
-    PyObject *type = (PyObject *)Py_TYPE(span);
-    PyObject *kind = PyDict_GetItemWithError(self->span_kinds, type); /* borrowed */
-    if (kind == NULL) {
-        if (PyErr_Occurred())
-            return -1;
-        kind = PyObject_CallOneArg(self->span_kind, type);
-        if (kind == NULL)
-            return -1;
-        if (!PyLong_CheckExact(kind)) {
-            Py_DECREF(kind);
-            PyErr_SetString(PyExc_TypeError, "span_kind must return an int");
-            return -1;
-        }
+    PyTypeObject *type = Py_TYPE(span);
+    PyObject *seen = PyDict_GetItemWithError(self->span_kinds, (PyObject *)type); /* borrowed */
+    if (seen == NULL && PyErr_Occurred())
+        return -1;
+    if (seen != NULL && PyTuple_CheckExact(seen) && PyTuple_GET_SIZE(seen) == 2 && type->tp_version_tag != 0 &&
+        PyLong_AsUnsignedLong(PyTuple_GET_ITEM(seen, 1)) == type->tp_version_tag)
+        return (int)PyLong_AsLong(PyTuple_GET_ITEM(seen, 0));
+    if (PyErr_Occurred())
+        return -1;
+    PyObject *kind = PyObject_CallOneArg(self->span_kind, (PyObject *)type);
+    if (kind == NULL)
+        return -1;
+    long value = PyLong_CheckExact(kind) ? PyLong_AsLong(kind) : -1;
+    Py_DECREF(kind); /* (small ints: immortal, or held by the function's constants) */
+    if (value < 0 || value > 2) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "span_kind must return 0, 1 or 2");
+        return -1;
+    }
+    unsigned int tag = type->tp_version_tag; /* (after the lookups span_kind made) */
+    if (value != 0 && tag != 0) {
         if (PyDict_GET_SIZE(self->span_kinds) >= MAX_SPAN_TYPES)
             PyDict_Clear(self->span_kinds);
-        int failed = PyDict_SetItem(self->span_kinds, type, kind);
-        Py_DECREF(kind); /* the dict holds it (small ints are immortal anyway) */
-        if (failed < 0)
+        PyObject *entry = Py_BuildValue("(lk)", value, (unsigned long)tag);
+        if (entry == NULL || PyDict_SetItem(self->span_kinds, (PyObject *)type, entry) < 0) {
+            Py_XDECREF(entry);
             return -1;
+        }
+        Py_DECREF(entry);
     }
-    long value = PyLong_AsLong(kind);
-    return value == -1 && PyErr_Occurred() ? -1 : (int)value;
+    return (int)value;
+}
+
+/* The last Context type found to use dict's own get, and its version tag then. */
+static PyTypeObject *plain_context_type;
+static unsigned int plain_context_tag;
+
+/* 1 when ``context``'s get is dict's own (an OTel Context: read as a dict), 0 when it is
+ * not a dict or its class has a get of its own (called, as get_current_span() calls it),
+ * -1 with an error. */
+static int
+plain_context(PyObject *context)
+{
+    PyTypeObject *type = Py_TYPE(context);
+    if (type == &PyDict_Type)
+        return 1;
+    if (!PyDict_Check(context))
+        return 0;
+    if (type == plain_context_type && type->tp_version_tag != 0 && type->tp_version_tag == plain_context_tag)
+        return 1;
+    PyObject *get = PyObject_GetAttr((PyObject *)type, a_get);
+    if (get == NULL)
+        return -1;
+    int plain = get == dict_get;
+    Py_DECREF(get);
+    if (plain && type->tp_version_tag != 0) {
+        PyTypeObject *old = plain_context_type;
+        plain_context_type = (PyTypeObject *)Py_NewRef((PyObject *)type);
+        plain_context_tag = type->tp_version_tag;
+        Py_XDECREF((PyObject *)old);
+    }
+    return plain;
 }
 
 /* The current span's context (new reference), INVALID_SPAN_CONTEXT when there is none.
@@ -219,7 +262,12 @@ current_span_context(Fast *self)
         if (context == NULL)
             return NULL;
     }
-    if (PyDict_Check(context)) {
+    int plain = plain_context(context);
+    if (plain < 0) {
+        Py_DECREF(context);
+        return NULL;
+    }
+    if (plain) {
         span = PyDict_GetItemWithError(context, self->span_key); /* borrowed */
         Py_XINCREF(span);
     }
@@ -616,7 +664,7 @@ message(const Fields *f)
  * WRITE, so that it is never built twice). */
 static int
 encoder_way(Fast *self, const Fields *before, const Fields *f, PyObject *scope, PyObject *resource,
-            PyObject **body, PyObject *asked)
+            PyObject **body, PyObject *asked, PyObject *asked_attributes)
 {
     PyObject *attributes = NULL, *severity = NULL, *text, *levelno, *levelname, *record = NULL,
              *rw = NULL, *done = NULL;
@@ -625,11 +673,17 @@ encoder_way(Fast *self, const Fields *before, const Fields *f, PyObject *scope, 
         rc = WRITE;
         goto out;
     }
-    rc = take_attributes(self, f, &attributes);
-    if (rc != GO)
-        goto out;
+    if (asked_attributes != NULL) {
+        /* read by direct() before it asked the span (code attributes included) */
+        attributes = asked_attributes == Py_None ? NULL : Py_NewRef(asked_attributes);
+    }
+    else {
+        rc = take_attributes(self, f, &attributes);
+        if (rc != GO)
+            goto out;
+    }
     rc = ERROR;
-    if (self->code) {
+    if (self->code && asked_attributes == NULL) {
         /* code.file.path, code.function.name, code.line.number, after the extras */
         PyObject *keys[3] = {k_code_file, k_code_function, k_code_line};
         int names[3] = {P_PATHNAME, P_FUNC_NAME, P_LINENO};
@@ -683,7 +737,8 @@ encoder_way(Fast *self, const Fields *before, const Fields *f, PyObject *scope, 
     }
     record = line_record(self, before, attributes, *body, severity, text, asked);
     if (record == NULL) {
-        rc = PyErr_Occurred() ? ERROR : WRITE;
+        /* (an error once the span was asked is counted, never asked again on another way) */
+        rc = PyErr_Occurred() ? HANDED : WRITE;
         goto out;
     }
     rw = ((PyTypeObject *)self->rw_type)->tp_alloc((PyTypeObject *)self->rw_type, 3);
@@ -924,7 +979,7 @@ tail_for(Fast *self, PyObject *scope, PyObject *resource)
  * ``observed``: the observed time to write, or -1 for now. */
 static int
 direct(Fast *self, PyObject *record, const Fields *f, Fields *now, PyObject *scope, PyObject *resource,
-       long long observed, PyObject **body_out, PyObject **asked, PyObject **item)
+       long long observed, PyObject **body_out, PyObject **asked, PyObject **asked_attributes, PyObject **item)
 {
     PyObject *keys[MAX_ATTRS + 3], *values[MAX_ATTRS + 3], *floats[MAX_FLOATS];
     PyObject *body = NULL, *ts_obj = NULL, *context = NULL, *trace_id = NULL, *span_id = NULL, *flags = NULL,
@@ -1178,7 +1233,7 @@ direct(Fast *self, PyObject *record, const Fields *f, Fields *now, PyObject *sco
      * it again). */
     context = current_span_context(self);
     if (context == NULL) {
-        rc = ERROR;
+        rc = HANDED; /* (counted, as the Python path counts it: the span is never asked twice) */
         goto done;
     }
     if (!(self->tuple_context && (PyObject *)Py_TYPE(context) == self->context_type &&
@@ -1255,6 +1310,17 @@ direct(Fast *self, PyObject *record, const Fields *f, Fields *now, PyObject *sco
 done:
     buf_free(&b);
     buf_free(&float_text);
+    if (rc == ENCODER && context != NULL) {
+        /* The span was asked: the encoder's way takes the attributes read before it (the
+         * span's code may have changed the record since), and the context. */
+        *asked_attributes = n > 0 ? PyDict_New() : Py_NewRef(Py_None);
+        for (Py_ssize_t i = 0; *asked_attributes != NULL && *asked_attributes != Py_None && i < n; i++) {
+            if (PyDict_SetItem(*asked_attributes, keys[i], values[i]) < 0)
+                Py_CLEAR(*asked_attributes);
+        }
+        if (*asked_attributes == NULL)
+            rc = ERROR;
+    }
     release_attributes(keys, values, &n);
     if (rc == ENCODER || rc == WRITE || rc == ERROR)
         *body_out = body; /* the way the record goes takes it from here (never built twice) */
@@ -1291,11 +1357,11 @@ report_fault(Fast *self)
 static int
 handle_entry(Fast *self, PyObject *record, const Fields *f, PyObject *scope, PyObject *resource, PyObject **body)
 {
-    PyObject *item = NULL, *asked = NULL;
+    PyObject *item = NULL, *asked = NULL, *asked_attributes = NULL;
     Fields now = {NULL, 0, {NULL}}; /* the record read again after its message was built */
     int rc = ENCODER;
     if (self->enqueue != Py_None) {
-        rc = direct(self, record, f, &now, scope, resource, -1, body, &asked, &item);
+        rc = direct(self, record, f, &now, scope, resource, -1, body, &asked, &asked_attributes, &item);
         if (rc == GO) {
             fields_release(&now);
             PyObject *done = PyObject_CallOneArg(self->enqueue, item);
@@ -1307,8 +1373,9 @@ handle_entry(Fast *self, PyObject *record, const Fields *f, PyObject *scope, PyO
         }
     }
     if (rc == ENCODER)
-        rc = encoder_way(self, f, now.dict != NULL ? &now : f, scope, resource, body, asked);
+        rc = encoder_way(self, f, now.dict != NULL ? &now : f, scope, resource, body, asked, asked_attributes);
     Py_XDECREF(asked);
+    Py_XDECREF(asked_attributes);
     fields_release(&now);
     if (rc != WRITE && rc != ERROR)
         Py_CLEAR(*body);
@@ -1516,9 +1583,10 @@ Fast_encode(Fast *self, PyObject *args)
         Py_DECREF(fields);
         return NULL;
     }
-    PyObject *asked = NULL;
-    int rc = direct(self, record, &f, &now, scope, resource, observed, &body, &asked, &item);
+    PyObject *asked = NULL, *asked_attributes = NULL;
+    int rc = direct(self, record, &f, &now, scope, resource, observed, &body, &asked, &asked_attributes, &item);
     Py_XDECREF(asked);
+    Py_XDECREF(asked_attributes);
     fields_release(&now);
     fields_release(&f);
     Py_DECREF(fields);
@@ -1768,7 +1836,10 @@ PyInit__logging_speedups(void)
         cjson_init() < 0 ||
         intern(&k_code_file, "code.file.path") || intern(&k_code_function, "code.function.name") ||
         intern(&k_code_line, "code.line.number") || intern(&f_pathname, "pathname") ||
-        intern(&f_func_name, "funcName") || intern(&f_lineno, "lineno"))
+        intern(&f_func_name, "funcName") || intern(&f_lineno, "lineno") || intern(&a_get, "get"))
+        return NULL;
+    dict_get = PyObject_GetAttr((PyObject *)&PyDict_Type, a_get);
+    if (dict_get == NULL)
         return NULL;
     empty_tuple = PyTuple_New(0);
     if (empty_tuple == NULL || PyType_Ready(&FastType) < 0)

@@ -977,6 +977,126 @@ def test_the_current_span_is_asked_once_after_the_attributes_and_the_message(kin
     assert _strip_times(ours) == _strip_times(theirs)
 
 
+_OTHER = SpanContext(0xAAAA, 0xBBBB, is_remote=False, trace_flags=TraceFlags(1))
+
+
+class _SubContext(SpanContext):
+    """A SpanContext subclass: not the exact tuple type the C path reads in place."""
+
+
+class _Answering(NonRecordingSpan):
+    """A span whose get_span_context is counted, changes the record being handled (an
+    attribute added, one changed) and returns (or raises) ``answer``."""
+
+    def __init__(self, answer: Any, change: bool = True) -> None:
+        super().__init__(SpanContext(1, 2, False))
+        self.answer, self.change, self.asked = answer, change, 0
+        self.being_handled: list[logging.LogRecord] = []
+
+    def get_span_context(self) -> Any:
+        self.asked += 1
+        if self.change and self.being_handled:
+            self.being_handled[-1].added = "by the span"  # type: ignore[attr-defined]
+            self.being_handled[-1].user = "changed"  # type: ignore[attr-defined]
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return self.answer
+
+
+def _asked_on_both(kind: str, span: _Answering) -> tuple[list[int], list[Any], list[Any]]:
+    """One record on each path inside ``span``: how often each asked it, and the lines."""
+    asked = []
+    with fast_path(kind), pair(name=f"answering_{kind}") as p, trace.use_span(span), quiet_sdk():
+        for handler in (p.otel, p.handler):
+            made = p.logger.makeRecord(
+                p.logger.name, logging.INFO, "f", 1, "m %s", ("x",), None, extra={"user": "orig"}
+            )
+            span.being_handled.append(made)
+            before = span.asked
+            with contextlib.suppress(Exception), contextlib.redirect_stderr(io.StringIO()):
+                handler.handle(made)  # (the OTel handler raises a failing span into the application)
+            asked.append(span.asked - before)
+            span.being_handled.pop()
+        theirs, ours = p.lines()
+    return asked, _strip_times(theirs), _strip_times(ours)
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+@pytest.mark.parametrize(
+    "answer",
+    [
+        _SubContext(0x1234, 0x5678, is_remote=False, trace_flags=TraceFlags(1)),
+        SpanContext(2**130, 0x5678, is_remote=False, trace_flags=TraceFlags(1)),
+        types.SimpleNamespace(trace_id=0x1234, span_id=0x5678, trace_flags=TraceFlags(1)),
+        ValueError("no context"),
+        object(),
+    ],
+    ids=["a SpanContext subclass", "an id too wide", "not a SpanContext", "raises", "no ids"],
+)
+def test_a_span_is_asked_once_and_what_it_changes_is_not_read(kind: str, answer: Any) -> None:
+    """The current span asked, the line then goes the encoder's way (a context the C path
+    does not read in place) or fails: the C path read the attributes again after the span
+    had changed them, and asked a span that failed a second time on the general way."""
+    asked, theirs, ours = _asked_on_both(kind, _Answering(answer))
+    assert asked == [1, 1]
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+@pytest.mark.parametrize("how", ["method patched", "registered as a Span"])
+def test_a_span_class_changed_after_it_was_seen_is_read_as_it_is_now(kind: str, how: str) -> None:
+    """The C path remembered a span class's way to its context for good: a class whose
+    get_span_context was patched after a record was still read through ``_context``, and a
+    class registered as a Span afterwards still gave no trace."""
+
+    class Patched(NonRecordingSpan):
+        pass
+
+    class Duck:
+        def get_span_context(self) -> SpanContext:
+            return _OTHER
+
+    span: Any = (
+        Patched(SpanContext(0x1234, 0x5678, False, TraceFlags(1))) if how == "method patched" else Duck()
+    )
+    with fast_path(kind), pair(name=f"class_changed_{kind}") as p, quiet_sdk():
+        token = otel_context_module.attach(trace.set_span_in_context(span))
+        try:
+            p.logger.info("first")
+            if how == "method patched":
+                Patched.get_span_context = lambda self: _OTHER  # type: ignore[method-assign]
+            else:
+                trace.Span.register(Duck)
+            p.logger.info("second")
+        finally:
+            otel_context_module.detach(token)
+        theirs, ours = p.lines()
+    assert [line["_otel"].get("span_id") for line in _strip_times(ours)][-1] == f"{0xBBBB:016x}"
+    assert _strip_times(ours) == _strip_times(theirs)
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_a_context_subclass_s_own_get_is_asked(kind: str) -> None:
+    """get_current_span() calls ``context.get(key)``: a Context subclass whose get gives
+    another span was read as a plain dict by the C path (the other span's ids lost)."""
+    other = NonRecordingSpan(_OTHER)
+
+    class Redirecting(otel_context_module.Context):
+        def get(self, key: str, default: Any = None) -> Any:
+            return other if key == trace.propagation._SPAN_KEY else super().get(key, default)
+
+    base = trace.set_span_in_context(NonRecordingSpan(SpanContext(0x1234, 0x5678, False, TraceFlags(1))))
+    with fast_path(kind), pair(name=f"context_get_{kind}") as p, quiet_sdk():
+        token = otel_context_module.attach(Redirecting(base))
+        try:
+            p.logger.info("m")
+        finally:
+            otel_context_module.detach(token)
+        theirs, ours = p.lines()
+    assert [line["_otel"]["span_id"] for line in _strip_times(ours)] == [f"{0xBBBB:016x}"]
+    assert _strip_times(ours) == _strip_times(theirs)
+
+
 @pytest.mark.parametrize("kind", FAST_PATHS)
 def test_getmessage_s_second_read_of_args_is_the_one_formatted(kind: str) -> None:
     """getMessage() reads record.args for ``if self.args`` and again to format: arguments
