@@ -339,6 +339,7 @@ class AsyncFileDestination:
         self._size = st.st_size
         self._rename_failed = False
         self._gone = False  # rotation_due found this file deleted: rotate() comes next
+        self._retry_at: float | None = None  # a rotation put off for want of the lock: retried then
         self._pid = os.getpid()
         now = self._clock()
         self._rollover_at = None if self._when is None else next_rollover(self._when, now)
@@ -532,7 +533,7 @@ class AsyncFileDestination:
         if self._pid != os.getpid():
             return True
         now = self._clock()
-        if self._rotatable:
+        if self._rotatable and not (self._retry_at is not None and self._rolled_at <= now < self._retry_at):
             rollover = self._rollover_at
             if rollover is not None and now >= rollover:
                 return True
@@ -589,29 +590,26 @@ class AsyncFileDestination:
         followed, self._followed = self._followed, False
         if followed and self._fd is not None and self._pid == os.getpid():
             return
+        # Under the file's lock: another process of ours rotating the same file at once
+        # waits, then finds it moved, instead of renaming the new file onto our backup.
+        # (A forked child only reopens: the file, and the lock, are its parent's.)
+        ours = self._pid == os.getpid()
+        lock = self._lock if ours and self._fd is not None else None
+        if lock is not None and not lock.acquire() and lock.usable:
+            # Not had in time (another process holds it, and may be renaming at this very
+            # moment): never renamed without it. This file goes on as it is, in whole
+            # batches (see room()), until a look after reopen_check_s tries again.
+            lock.release()
+            self._rename_failed = True
+            self._retry_at = self._clock() + self._reopen_check_s
+            return
         fd, self._fd = self._fd, None
         backup = None
         failure: OSError | None = None
         if fd is not None:
-            # Under the file's lock: another process of ours rotating the same file at once
-            # waits, then finds it moved, instead of renaming the new file onto our backup.
-            # (A forked child only reopens: the file, and the lock, are its parent's.)
-            ours = self._pid == os.getpid()
-            lock = self._lock if ours else None
             try:
-                held = lock is not None and lock.acquire()
-                # Never renamed without the lock where there is one (it was not had in time:
-                # another process holds it, and may be renaming at this very moment): writing
-                # goes on in this file, and the next batch tries again.
-                unlocked = lock is not None and lock.usable and not held
                 try:
-                    rename = (
-                        not unlocked
-                        and self._rotatable
-                        and ours
-                        and os.fstat(fd).st_size > 0
-                        and not self._moved()
-                    )
+                    rename = self._rotatable and ours and os.fstat(fd).st_size > 0 and not self._moved()
                 except OSError:
                     rename = False  # what cannot be checked is not renamed
                 if rename:

@@ -283,21 +283,26 @@ class Maintenance:
                     self._idle.set()
                     return
                 live_path, backup = self._jobs.popleft()
-            if self._compress:
+            try:
+                self._upkeep(live_path, backup)
+            except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the next
+                logger.warning("logxpy-otel: rotation upkeep after %s failed: %r", backup, exc)
+
+    def _upkeep(self, live_path: str, backup: str) -> None:
+        """Compress ``backup``, then enforce ``backup_count`` and remove what a crash left."""
+        if self._compress:
+            try:
+                _gzip(backup, self._file_mode)
+            except Exception as exc:  # noqa: BLE001 - (a clock past 2106 fails gzip's header: not an OSError)
+                logger.warning("logxpy-otel: could not compress %s (it stays uncompressed): %s", backup, exc)
+        if self._backup_count is not None:
+            for old in _beyond_count(live_path, self._backup_count):
                 try:
-                    _gzip(backup, self._file_mode)
+                    _unlink_locked(old)
                 except OSError as exc:
-                    logger.warning(
-                        "logxpy-otel: could not compress %s (it stays uncompressed): %s", backup, exc
-                    )
-            if self._backup_count is not None:
-                for old in _beyond_count(live_path, self._backup_count):
-                    try:
-                        _unlink_locked(old)
-                    except OSError as exc:
-                        logger.warning("logxpy-otel: could not delete old backup %s: %s", old, exc)
-                prune_checkpoints(live_path)
-            prune_partials(live_path)
+                    logger.warning("logxpy-otel: could not delete old backup %s: %s", old, exc)
+            prune_checkpoints(live_path)
+        prune_partials(live_path)
 
 
 def _beyond_count(path: str, count: int) -> list[str]:

@@ -587,12 +587,13 @@ def test_a_failing_rename_does_not_wait_out_a_stopped_holder_at_every_batch(
 
     monkeypatch.setattr(_destinations.os, "rename", no_rename)
     pauses = record_pauses(monkeypatch)
-    dest = AsyncFileDestination(path, max_bytes=5, retry_timeout_s=0.0)
+    dest = AsyncFileDestination(path, max_bytes=5, retry_timeout_s=0.0, reopen_check_s=0.0)
     waited = 0
     for _ in range(4):
         assert dest.rotation_due()
         before = len(pauses)
         dest.rotate()  # (it takes the lock too, around the rename: not had, no rename)
+        assert dest.room() is None, "whole batches meanwhile"
         dest(MINE)
         waited += len(pauses) > before
     dest.close()

@@ -683,6 +683,76 @@ def test_a_rotation_without_the_lock_renames_nothing(tmp_path: Path) -> None:
     assert {p.name for p in tmp_path.iterdir()} == {"app.jsonl", f"app.{utc_stamp(DAY)}.jsonl"}
 
 
+@pytest.mark.parametrize("by", ["size", "time"])
+def test_a_rotation_put_off_for_the_lock_keeps_the_file_and_tries_again_after_the_look(
+    tmp_path: Path, by: str
+) -> None:
+    """A rotation put off because another process holds the lock (a process stopped while
+    holding it) keeps the file open as it is, takes whole batches, and tries again once
+    reopen_check_s has passed. It reopened the file at every batch, so a file past
+    max_bytes took one record a batch (each its own tree: 14 times slower, empty lines from
+    looks at the file's end without the lock), and a time rotation waited a whole period."""
+    path = tmp_path / "app.jsonl"
+    clock = FakeClock(DAY - 0.5)
+    options: dict[str, Any] = {"max_bytes": 5} if by == "size" else {"rotate_when": "hourly"}
+    dest = AsyncFileDestination(path, reopen_check_s=5.0, clock=clock, **options)
+    dest(b'{"n":1}\n')
+    clock.t = DAY + 0.5  # (past the hour's boundary, for "time")
+    holder = os.open(path, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        assert dest._lock is not None
+        dest._lock.patient = False  # (its wait ran out before: one try, no wait)
+        assert dest.rotation_due()
+        fd = dest._fd
+        dest.rotate()
+        assert dest._fd == fd, "not reopened"
+        assert dest.room() is None, "whole batches meanwhile"
+        assert not dest.rotation_due(), "not tried again before reopen_check_s"
+        dest(b'{"n":2}\n')
+        clock.t += 5.0
+        assert dest.rotation_due(), "tried again after it"
+    finally:
+        os.close(holder)
+    dest.rotate()
+    dest(b'{"n":3}\n')
+    dest.close()
+    (backup,) = [p for p in tmp_path.iterdir() if p != path]
+    assert backup.read_bytes() == b'{"n":1}\n{"n":2}\n'
+    assert path.read_bytes() == b'{"n":3}\n'
+
+
+def test_upkeep_goes_on_after_a_job_fails_with_any_exception(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gzip failing with another exception than OSError (a clock past 2106 makes its header
+    fail with struct.error) ended the upkeep thread for good: no backup was compressed or
+    deleted after it, and every close() waited its whole timeout."""
+    import struct
+
+    path = tmp_path / "app.jsonl"
+    real_gzip = _rotation._gzip
+    calls: list[str] = []
+
+    def first_fails(backup: str, file_mode: int) -> None:
+        calls.append(backup)
+        if len(calls) == 1:
+            raise struct.error("'L' format requires 0 <= number <= 4294967295")
+        real_gzip(backup, file_mode)
+
+    monkeypatch.setattr(_rotation, "_gzip", first_fails)
+    clock = FakeClock(DAY)
+    dest = AsyncFileDestination(path, compress=True, backup_count=5, clock=clock)
+    for n in range(2):
+        dest(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":%d}\n' % n)
+        dest.rotate()
+        clock.t += 1.0
+    assert dest._maintenance.wait(10.0), "upkeep ends its work"
+    dest.close()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [f"app.{utc_stamp(DAY)}.jsonl", f"app.{utc_stamp(DAY + 1)}.jsonl.gz", "app.jsonl"]
+
+
 def test_a_file_another_process_renamed_meanwhile_keeps_its_size_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
