@@ -232,9 +232,7 @@ def decode_line(line: dict[str, Any], cache: _Cache | None = None) -> ReadableLo
     record.trace_id = trace_id
     record.span_id = _id(otel.get("span_id", 0), "span_id")
     record.trace_flags = TraceFlags(_number(otel.get("trace_flags", 0), "trace_flags"))
-    bounded = BoundedAttributes(maxlen=None, attributes=attributes, immutable=False)
-    bounded.dropped = int(_number(otel.get("dropped_attributes_count", 0), "dropped_attributes_count"))
-    record.attributes = bounded
+    record.attributes = _bounded(attributes, otel)
     return ReadableLogRecord(
         log_record=record,
         resource=cache.resource(otel.get("resource")),
@@ -273,9 +271,7 @@ def decode_span(line: dict[str, Any], cache: _Cache | None = None) -> ReadableSp
     if "parent_span_id" in otel:
         remote = otel.get("parent_is_remote") is True
         parent = SpanContext(trace_id, _id(otel["parent_span_id"], "parent_span_id"), is_remote=remote)
-    attributes = _attributes(line, otel.get("attributes"))
-    bounded = BoundedAttributes(maxlen=None, attributes=attributes, immutable=False)
-    bounded.dropped = int(_number(otel.get("dropped_attributes_count", 0), "dropped_attributes_count"))
+    bounded = _bounded(_attributes(line, otel.get("attributes")), otel)
     status = otel.get("status")
     events: BoundedList[Event] = BoundedList(None)
     events.extend(
@@ -328,7 +324,8 @@ def _trace_state(header: Any) -> TraceState | None:
 
 
 def _bounded(attributes: dict[str, Any], entry: dict[str, Any]) -> BoundedAttributes:
-    """An event's or a link's attributes with the count its limit dropped (``entry``'s)."""
+    """Attributes with the count their limit dropped (``entry``'s: a record's or a span's
+    ``_otel``, an event, a link)."""
     bounded = BoundedAttributes(maxlen=None, attributes=attributes, immutable=False)
     bounded.dropped = int(_number(entry.get("dropped_attributes_count", 0), "dropped_attributes_count"))
     return bounded
