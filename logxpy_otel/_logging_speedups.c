@@ -396,8 +396,8 @@ has_exception(const Fields *f)
                                      PyTuple_GET_SIZE(exc_info) == 0));
 }
 
-/* A value %-formatting writes without running Python code: an exact str, int, float, bool
- * or None. */
+/* An exact str, int, float, bool or None: a value %-formatting writes without running
+ * Python code, and an attribute value the SDK keeps as it is. */
 static int
 plain_value(PyObject *v)
 {
@@ -524,8 +524,7 @@ take_attributes(Fast *self, const Fields *f, PyObject **out)
         if ((len == otel_len && PyUnicode_Compare(k, self->otel_event) == 0) ||
             (len == event_len && PyUnicode_Compare(k, self->event) == 0))
             goto write; /* an event name, promoted */
-        if (!(PyUnicode_CheckExact(v) || PyLong_CheckExact(v) || PyFloat_CheckExact(v) || PyBool_Check(v) ||
-              v == Py_None))
+        if (!plain_value(v))
             goto write; /* the SDK cleans it (a list to a tuple, an object to its str) */
         /* (an allocation may collect, and a GC callback change the record's dict: the pair
          * is held while it is put) */
@@ -881,8 +880,7 @@ scan_attributes(Fast *self, const Fields *f, PyObject **keys, PyObject **values,
         if ((len == otel_len && PyUnicode_Compare(k, self->otel_event) == 0) ||
             (len == event_len && PyUnicode_Compare(k, self->event) == 0))
             return WRITE; /* an event name, promoted */
-        if (!(PyUnicode_CheckExact(v) || PyLong_CheckExact(v) || PyFloat_CheckExact(v) || PyBool_Check(v) ||
-              v == Py_None))
+        if (!plain_value(v))
             return WRITE; /* the SDK cleans it (a list to a tuple, an object to its str) */
         if (n == MAX_ATTRS)
             return ENCODER;
