@@ -22,11 +22,12 @@ import errno
 import fcntl
 import os
 import time
+from collections.abc import Callable
 from typing import Final
 
 from ._native import speedup
 
-__all__ = ["AppendLock", "ends_mid_line"]
+__all__ = ["AppendLock", "deleted", "ends_mid_line"]
 
 #: How much longer than another writer's retries (``retry_timeout_s``, through which it
 #: holds the lock) a write waits for the lock before it goes ahead without it.
@@ -139,6 +140,20 @@ class AppendLock:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             except OSError:
                 pass
+
+
+def deleted_by_stat(fd: int) -> bool:
+    """Whether the file open at ``fd`` has no name left (False when that cannot be told):
+    a writer never appends to such a file, and upkeep deletes a backup only while it holds
+    the lock, so a writer that has it and finds a name writes safely."""
+    try:
+        return os.fstat(fd).st_nlink == 0
+    except OSError:
+        return False
+
+
+#: The same, in C where built (asked before every batch: no ``stat_result`` to build).
+deleted: Callable[[int], bool] = speedup("deleted") or deleted_by_stat
 
 
 def ends_mid_line(fd: int) -> bool | None:

@@ -20,9 +20,9 @@ from typing import IO, TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from . import _append_lock
 from ._append_lock import AppendLock, ends_mid_line
+from ._append_lock import deleted as _deleted
 from ._diagnostics import logger
 from ._format import SpanEnd
-from ._native import speedup
 from ._rotation import Maintenance, backup_name, next_rollover, parse_rotate_when
 from ._trees import MAX_SPAN_DEPTH
 
@@ -657,18 +657,6 @@ class AsyncFileDestination:
 
     def __repr__(self) -> str:
         return f"AsyncFileDestination({self.path!r})"
-
-
-def _deleted_by_stat(fd: int) -> bool:
-    """Whether the file open at ``fd`` has no name left (False when that cannot be told)."""
-    try:
-        return os.fstat(fd).st_nlink == 0
-    except OSError:
-        return False
-
-
-#: The same, in C where built (asked before every batch: no ``stat_result`` to build).
-_deleted: Callable[[int], bool] = speedup("deleted") or _deleted_by_stat
 
 
 def _open_reader(path: str, identity: tuple[int, int]) -> int | None:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Final
 
 from . import _lifecycle
-from ._append_lock import AppendLock
+from ._append_lock import AppendLock, deleted
 from ._diagnostics import logger
 
 __all__ = [
@@ -389,7 +389,7 @@ def _lock_named(lock: AppendLock, fd: int, path: str) -> None:
         raise BackupBusyError(
             errno.EBUSY, f"a writer held its lock for {UPKEEP_LOCK_TIMEOUT_S:.0f} s; left as it is", path
         )
-    if os.fstat(fd).st_nlink == 0:
+    if deleted(fd):
         lock.release()
         raise _Deleted
 
@@ -399,13 +399,11 @@ def _unlink_locked(path: str) -> None:
     else at a backup's name (a FIFO, a link, a file nobody may open) is deleted as it is."""
     try:
         fd = _open_backup(path, for_reading=False)
-    except OSError:
-        fd = -1  # not a file of our writers (a FIFO, a link, one nobody may open)
-    if fd is None:
-        return
-    if fd < 0:
+    except OSError:  # not a file of our writers (a FIFO, a link, one nobody may open)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+        return
+    if fd is None:
         return
     lock = AppendLock(fd, UPKEEP_LOCK_TIMEOUT_S)
     try:

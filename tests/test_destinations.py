@@ -363,7 +363,7 @@ def test_a_batch_never_goes_into_a_deleted_file(
 
     if not c_append:
         monkeypatch.setattr(_append_lock, "_append_locked", None)
-        monkeypatch.setattr(_destinations, "_deleted", _destinations._deleted_by_stat)
+        monkeypatch.setattr(_destinations, "_deleted", _append_lock.deleted_by_stat)
     path = tmp_path / "log.jsonl"
     dest = AsyncFileDestination(path, reopen_check_s=3600.0)
     dest(b'{"n":1}\n')
