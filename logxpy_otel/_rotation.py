@@ -83,8 +83,8 @@ def backup_name(path: str, now: float) -> str:
     directory, stem, suffix = _split(path)
     micros = int(now * 1e6)
     latest = _latest_stamp(path)
-    if latest is not None and latest < _LAST_STAMP - _END_MARGIN:
-        micros = max(micros, latest + 1)  # (a name near the end of 9999 is not followed)
+    if latest is not None:
+        micros = max(micros, latest + 1)
     while True:
         seconds, fraction = divmod(micros, 1_000_000)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + f".{fraction:06d}Z"
@@ -97,15 +97,14 @@ def backup_name(path: str, now: float) -> str:
 _STAMP = re.compile(r"\.([0-9]{8}T[0-9]{6})\.([0-9]{6})Z")
 
 #: The last time a backup's name can carry (its successor would need a fifth year digit),
-#: and how close to it a newest backup's time is not followed (planted, or a clock once
-#: wrong): later names would leave the pattern.
-_LAST_STAMP: Final = calendar.timegm((9999, 12, 31, 23, 59, 59, 0, 0, 0)) * 1_000_000 + 999_999
-_END_MARGIN: Final = 86_400 * 1_000_000
+#: less a day: a newest backup's time past this (planted, or a clock once wrong) is not
+#: followed, or later names would leave the pattern.
+_LAST_FOLLOWED: Final = calendar.timegm((9999, 12, 30, 23, 59, 59, 0, 0, 0)) * 1_000_000 + 999_999
 
 
 def _latest_stamp(path: str) -> int | None:
     """The time of ``path``'s newest backup (None without one): the greatest name, as
-    names sort in time order, that names a real time before :data:`_LAST_STAMP` (one
+    names sort in time order, that names a real time up to :data:`_LAST_FOLLOWED` (one
     ``strptime``, not one a backup: rotation holds the file's lock meanwhile)."""
     directory, pattern = _named_after_backups(path, r"(?:\.gz)?")
     try:
@@ -114,7 +113,7 @@ def _latest_stamp(path: str) -> int | None:
         return None
     for name in sorted((n for n in names if pattern.match(n)), reverse=True):
         stamp = _stamp_of(name)
-        if stamp is not None and stamp < _LAST_STAMP:
+        if stamp is not None and stamp <= _LAST_FOLLOWED:
             return stamp
     return None
 

@@ -657,6 +657,11 @@ def test_a_backup_of_the_last_time_a_name_can_carry_stops_no_rotation(tmp_path: 
         name = Path(_rotation.backup_name(str(path), DAY)).name
         assert name == f"app.{utc_stamp(DAY)}.jsonl"
         assert _rotation._stamp_of(name) is not None
+    # Passed over, not everything else with it: a real backup newer than the clock (it
+    # stepped back) is still followed.
+    (tmp_path / f"app.{utc_stamp(DAY + 60)}.jsonl").write_bytes(b"")
+    name = Path(_rotation.backup_name(str(path), DAY)).name
+    assert name == f"app.{utc_stamp(DAY + 60)[:-8]}.000001Z.jsonl"
 
 
 def test_a_rotation_without_the_lock_renames_nothing(tmp_path: Path) -> None:
