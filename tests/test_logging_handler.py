@@ -1076,6 +1076,45 @@ def test_a_span_class_changed_after_it_was_seen_is_read_as_it_is_now(kind: str, 
 
 
 @pytest.mark.parametrize("kind", FAST_PATHS)
+@pytest.mark.parametrize("how", ["class", "instance"])
+def test_a_logger_s_resource_and_config_changed_after_it_was_seen_are_read_as_they_are_now(
+    kind: str, how: str
+) -> None:
+    """The C path reads the SDK logger's ``_resource`` and ``_logger_config`` from its
+    instance dict once its class was seen to have nothing of those names that comes first:
+    a property patched onto the class later, or the logger's config and resource set
+    again, are what both paths write from then on."""
+    from opentelemetry.sdk._logs._internal import Logger as SdkLogger
+    from opentelemetry.sdk._logs._internal import _LoggerConfig
+
+    other = Resource.create({"service.name": "changed"})
+
+    class Patchable(SdkLogger):
+        pass
+
+    with fast_path(kind), pair(name=f"logger_changed_{kind}_{how}") as p:
+        live = p.provider.get_logger(p.logger.name, "", None, None)
+        live.__class__ = Patchable
+        p.logger.info("first")
+        if how == "class":
+            Patchable._resource = property(lambda self: other)  # type: ignore[assignment,method-assign]
+        else:
+            live._set_resource(other)  # type: ignore[attr-defined]
+        p.logger.info("second")
+        if how == "class":
+            Patchable._logger_config = property(  # type: ignore[assignment,method-assign]
+                lambda self: _LoggerConfig(is_enabled=False)
+            )
+        else:
+            live._set_logger_config(_LoggerConfig(is_enabled=False))  # type: ignore[attr-defined]
+        p.logger.info("third: turned off")
+        lines = _assert_same(p)
+    assert [line["msg"] for line in lines] == ["first", "second"]
+    services = [line["_otel"]["resource"]["attributes"]["service.name"] for line in lines]
+    assert services == ["logging-handler-test", "changed"]
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
 def test_a_context_subclass_s_own_get_is_asked(kind: str) -> None:
     """get_current_span() calls ``context.get(key)``: a Context subclass whose get gives
     another span was read as a plain dict by the C path (the other span's ids lost)."""
