@@ -164,6 +164,10 @@ class Checkpoint:
         checkpoint = cls(offset, sent, dev, ino, digest, 0 if legacy else values[4])
         if checkpoint.head_bytes > checkpoint.offset:
             raise _BadCheckpoint("its head_bytes is past its offset")
+        if not legacy and checkpoint.head_bytes < min(checkpoint.offset, _HEAD):
+            # (written by a version that took the head when the file was opened, shorter
+            # than what was sent by the time it saved: it would match files it is not of)
+            raise _BadCheckpoint("its head_bytes is short of the bytes it covers")
         return checkpoint
 
     @classmethod
@@ -253,7 +257,12 @@ class _Source:
         self.final = self.compressed or self.backup is not None
 
     def head(self, size: int) -> bytes:
-        """The first ``size`` bytes of its lines (fewer when it is shorter; at most _HEAD)."""
+        """The first ``size`` bytes of its lines (fewer when it is shorter; at most _HEAD).
+        A file that grew since it was opened (the live file, appended to meanwhile) is read
+        again: a head shorter than what was sent would match files it is not of."""
+        if len(self._head) < min(size, _HEAD) and not self.final:
+            # (pread: the offset it shares with the lines being read stays where it is)
+            self._head = os.pread(self._file.fileno(), _HEAD, 0)
         return self._head[:size]
 
     def lines(self, start: int) -> Iterator[LineRecord | BadLine]:

@@ -9,6 +9,7 @@ writes its own files.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import threading
@@ -26,7 +27,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import TraceFlags
 
-from logxpy_otel import AsyncFileDestination, LogxpyLogRecordProcessor, _rotation
+from logxpy_otel import AsyncFileDestination, LogxpyLogRecordProcessor, _rotation, replay
 from logxpy_otel.cli import main as cli
 from logxpy_otel.replay import ReplayError, checkpoint_path, replay_files
 
@@ -940,3 +941,51 @@ def test_a_hidden_file_named_on_the_command_line_is_replayed(tmp_path: Path) -> 
     summary = replay_files([str(path)], keep)
     assert (summary.files, summary.sent) == ([str(path)], 5)
     assert keep.ids() == [str(n) for n in range(5)]
+
+
+# -- hostile review, session 25 ---------------------------------------------------------------
+
+
+def test_a_file_that_grows_between_its_opening_and_its_reading_gets_a_checkpoint_of_its_real_head(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replay opened the live file while it was empty (just after a rotation); the
+    application appended before replay read it. The checkpoint was saved with the head
+    read at opening: 0 bytes, which matches any file. After the next rotation the new
+    live file resumed at the old offset, and its first records were never sent."""
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b"")
+    lines = _flat_file(tmp_path / "src" / "src.jsonl", 30).read_bytes()
+    opened = replay._Source.__init__
+
+    def open_then_grow(self: Any, name: str) -> None:
+        opened(self, name)
+        if name == str(path) and path.stat().st_size == 0:
+            with path.open("ab") as f:  # the application appends after replay looked
+                f.write(lines)
+
+    monkeypatch.setattr(replay._Source, "__init__", open_then_grow)
+    first = Keep()
+    assert replay_files([str(path)], first, batch_size=7).sent == 30
+    saved = orjson.loads(_checkpoint(path).read_bytes())
+    assert saved["head_bytes"] == min(saved["offset"], 4096) > 0
+    _rotate(path)
+    _flat_file(path, 40, first=100)
+    rest = Keep()
+    summary = replay_files([str(tmp_path)], rest)
+    assert rest.ids() == [str(n) for n in range(100, 140)] and summary.ok
+
+
+def test_a_checkpoint_whose_head_is_shorter_than_its_offset_is_not_trusted(tmp_path: Path) -> None:
+    """Such a checkpoint (written by the version before the fix above) says nothing of the
+    file it was taken of: the file is replayed from its beginning, never skipped into."""
+    path = _flat_file(tmp_path / "app.jsonl", 5)
+    empty = hashlib.sha256(b"").hexdigest()
+    st = path.stat()
+    stale = {"offset": 200, "sent": 2, "dev": st.st_dev, "ino": st.st_ino, "head_sha256": empty, "head_bytes": 0}
+    stale["format"] = replay._FORMAT
+    _checkpoint(path).write_bytes(orjson.dumps(stale))
+    keep = Keep()
+    summary = replay_files([str(path)], keep)
+    assert keep.ids() == [str(n) for n in range(5)]
+    assert any("checkpoint" in w for w in summary.warnings)
