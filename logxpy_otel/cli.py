@@ -19,7 +19,6 @@ from .replay import (
     ReplayError,
     ReplaySummary,
     UsageError,
-    expand_paths,
     install_stop_handlers,
     progress_stream,
     replay_files,
@@ -169,11 +168,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_view(args)
     if args.command == "info":
         return run_info(args)
-    try:
-        files = expand_paths(args.paths)
-    except UsageError as exc:
-        print(f"logxpy-otel: {exc}", file=sys.stderr)
-        return 2
     from .fallback import otlp_exporter
 
     exporter = None
@@ -187,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     undo = install_stop_handlers(stop)
     try:
         summary = replay_files(
-            files, exporter, batch_size=args.batch_size, progress=progress_stream(), stop=stop
+            args.paths, exporter, batch_size=args.batch_size, progress=progress_stream(), stop=stop
         )
     except (UsageError, ReplayError) as exc:
         print(f"logxpy-otel: {exc}", file=sys.stderr)

@@ -43,7 +43,7 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import IO, Any, Final
@@ -559,17 +559,18 @@ def _family_order(path: str) -> tuple[str, int, str]:
     return (os.path.normpath(backup[0]), 0, os.path.basename(path))
 
 
-def _plan(paths: Sequence[str]) -> list[str]:
+def _plan(paths: Sequence[str], listed: Collection[str] = ()) -> list[str]:
     """``paths`` without repeats, in time order. A backup ``X`` named but since compressed
     is read as ``X.gz``; of ``X`` and ``X.gz`` both present (compression in progress),
-    only ``X.gz``. Raises :class:`UsageError` for a path that names no file."""
+    only ``X.gz``. Raises :class:`UsageError` for a path that names no file, unless it is
+    one of ``listed`` (found in a directory or a glob, and gone since: the replay says so)."""
     chosen: dict[str, str] = {}
     for path in paths:
         if not os.path.exists(path):
             backup = backup_of(path)
             if backup is not None and not backup[1] and os.path.exists(path + ".gz"):
                 path += ".gz"
-            else:
+            elif path not in listed:
                 raise UsageError(f"{path}: no such file")
         if os.path.isdir(path):
             raise UsageError(f"{path}: is a directory (expand_paths() takes directories)")
@@ -607,9 +608,12 @@ def expand_paths(args: Sequence[str]) -> list[str]:
     (every rotated family in it); a glob the shell did not expand (``'logs/app*'``).
     Raises :class:`UsageError` naming a path that names nothing."""
     files: list[str] = []
+    listed: set[str] = set()  # found in a listing, not named: one gone since is no usage error
     for arg in args:
         if os.path.isdir(arg):
-            files += _directory(arg)
+            found = _directory(arg)
+            files += found
+            listed.update(found)
         elif not os.path.lexists(arg) and glob.has_magic(arg):
             matches = [
                 m for m in sorted(glob.glob(arg)) if os.path.isfile(m) and not _is_ours(os.path.basename(m))
@@ -617,12 +621,13 @@ def expand_paths(args: Sequence[str]) -> list[str]:
             if not matches:
                 raise UsageError(f"{arg}: no file matches")
             files += matches
+            listed.update(matches)
         elif os.path.basename(arg).endswith(_OURS):
             continue  # a checkpoint or dead-letter file in a shell glob: not a log
             # (a hidden file named on purpose is replayed: only listings pass over those)
         else:
             files.append(arg)
-    return _plan(files)
+    return _plan(files, listed)
 
 
 # -- replay -----------------------------------------------------------------------------------
@@ -702,11 +707,23 @@ def _resume(src: _Source, run: _Run) -> Checkpoint:
     return found
 
 
+def _open_backup(path: str) -> _Source:
+    """The backup ``path`` opened, or its ``.gz`` when it was compressed (and deleted)
+    since it was listed: the same lines."""
+    try:
+        return _Source(path)
+    except FileNotFoundError:
+        backup = backup_of(path)
+        if backup is None or backup[1]:
+            raise
+        return _Source(path + ".gz")
+
+
 def _hand_over(src: _Source, checkpoint: Checkpoint) -> None:
     """Give the live file's checkpoint to the backup it describes (the newest that matches)."""
     for path in reversed(backups(src.path)):
         try:
-            backup = _Source(path)
+            backup = _open_backup(path)
         except OSError:
             continue
         with backup:
@@ -851,20 +868,19 @@ def replay_files(
     )
     locks = _DirectoryLocks(summary)
     try:
-        for path in expand_paths(paths):
-            if exporter is not None:  # (a dry run writes nothing: it needs no lock)
-                locks.take(path)
+        files = expand_paths(paths)
+        if exporter is not None:  # (a dry run writes nothing: it needs no lock)
+            for path in files:
+                locks.take(path)  # all before the first send: a busy one stops the run
+        for path in files:
             try:
-                src = _Source(path)
+                src = _open_backup(path) if backup_of(path) is not None else _Source(path)
+                path = src.path  # (X.gz when X was compressed since the list was made)
             except FileNotFoundError:
-                gz = path + ".gz"
-                if backup_of(path) is not None and os.path.exists(gz):
-                    path, src = gz, _Source(gz)  # compressed since the list was made
-                else:
-                    summary.warnings.append(
-                        f"{path} went away before it could be read (deleted by retention?)"
-                    )
-                    continue
+                # (deleted by retention, or a live file being renamed when it was listed: its
+                # lines are in a backup that the next run lists)
+                summary.warnings.append(f"{path} went away before it could be read (rotated or deleted?)")
+                continue
             except OSError as exc:
                 raise ReplayError(f"{path}: {exc.strerror or exc}") from exc
             summary.files.append(path)

@@ -982,10 +982,78 @@ def test_a_checkpoint_whose_head_is_shorter_than_its_offset_is_not_trusted(tmp_p
     path = _flat_file(tmp_path / "app.jsonl", 5)
     empty = hashlib.sha256(b"").hexdigest()
     st = path.stat()
-    stale = {"offset": 200, "sent": 2, "dev": st.st_dev, "ino": st.st_ino, "head_sha256": empty, "head_bytes": 0}
-    stale["format"] = replay._FORMAT
+    stale = {"format": replay._FORMAT, "offset": 200, "sent": 2, "dev": st.st_dev, "ino": st.st_ino}
+    stale |= {"head_sha256": empty, "head_bytes": 0}
     _checkpoint(path).write_bytes(orjson.dumps(stale))
     keep = Keep()
     summary = replay_files([str(path)], keep)
     assert keep.ids() == [str(n) for n in range(5)]
     assert any("checkpoint" in w for w in summary.warnings)
+
+
+def test_a_backup_compressed_while_the_live_checkpoint_is_handed_to_it_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live file rotated; replay hands its checkpoint to the backup ``X`` it lists, and
+    the compressing thread finishes ``X.gz`` and deletes ``X`` in between: the checkpoint
+    went nowhere, and ``X.gz`` was replayed from its beginning (records sent twice)."""
+    path = write_family(tmp_path, 10, compress=False, per_file=100)
+    first = Keep()
+    replay_files([str(path)], first, batch_size=4, stop=_stop_after(first, 1))
+    backup = _rotate(path)
+    _flat_file(path, 2, first=100)
+    opened = replay._Source.__init__
+
+    def compressed_meanwhile(self: Any, name: str) -> None:
+        if name == str(backup) and backup.exists():
+            _rotation._gzip(str(backup), 0o600)  # X.gz made, X deleted
+        opened(self, name)
+
+    monkeypatch.setattr(replay._Source, "__init__", compressed_meanwhile)
+    live = Keep()
+    assert replay_files([str(path)], live).sent == 2  # the live file alone: it hands over
+    rest = Keep()
+    summary = replay_files([str(tmp_path)], rest)
+    assert first.ids() + rest.ids() == [str(n) for n in range(10)] and summary.ok
+
+
+def test_a_live_file_missing_from_a_listing_for_a_moment_is_no_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The directory was listed while the live file was being renamed into a backup (it is
+    gone at its name for a moment): that is not a path the user named wrongly (exit 2),
+    and the paths are listed once, not once by the command and again by the replay."""
+    path = _flat_file(tmp_path / "app.jsonl", 3)
+    listed = replay._directory
+
+    def listing_then_rotation(directory: str) -> list[str]:
+        found = listed(directory)
+        if path.exists():
+            _rotate(path)  # renamed after the listing: the live file is missing now
+        return found
+
+    monkeypatch.setattr(replay, "_directory", listing_then_rotation)
+    code, summary, err = run_cli(capsys, str(tmp_path), "--dry-run")
+    assert code == 0, err
+    assert any("went away" in w for w in summary["warnings"])
+    code, summary, err = run_cli(capsys, str(tmp_path), "--dry-run")
+    assert (code, summary["sent"]) == (0, 3), err  # next run: the backup
+
+
+def test_a_replay_of_two_directories_one_of_them_busy_sends_nothing(tmp_path: Path) -> None:
+    """Every directory is locked before the first record is sent: when a second replay
+    holds one of them, none of the others' records went out before the stop."""
+    import fcntl
+
+    one = _flat_file(tmp_path / "one" / "app.jsonl", 3)
+    two = _flat_file(tmp_path / "two" / "app.jsonl", 3)
+    held = os.open(two.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        keep = Keep()
+        with pytest.raises(ReplayError, match="another replay is running"):
+            replay_files([str(one.parent), str(two.parent)], keep)
+        assert keep.batches == []
+        assert not Path(checkpoint_path(str(one))).exists()
+    finally:
+        os.close(held)
