@@ -16,6 +16,7 @@ from ._info import VersionAction
 from ._info import add_parser as add_info_parser
 from ._info import run as run_info
 from .replay import (
+    MAX_REQUEST_BYTES,
     ReplayError,
     ReplaySummary,
     UsageError,
@@ -74,6 +75,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _request_bytes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1024:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1024 (bytes); got {text!r}")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -124,6 +135,13 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--headers", type=_headers, help="k=v,k2=v2 (default: OTEL_EXPORTER_OTLP_HEADERS)")
     replay.add_argument("--timeout", type=_seconds, help="seconds per export (default: the exporter's)")
     replay.add_argument("--batch-size", type=_positive, default=512, help="records per export (default 512)")
+    replay.add_argument(
+        "--max-request-bytes",
+        type=_request_bytes,
+        default=MAX_REQUEST_BYTES,
+        help="largest export request, encoded: a larger batch goes in parts, a larger record is set "
+        f"aside (default {MAX_REQUEST_BYTES}: what a collector takes by default)",
+    )
     replay.add_argument(
         "--dry-run",
         action="store_true",
@@ -181,7 +199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     undo = install_stop_handlers(stop)
     try:
         summary = replay_files(
-            args.paths, exporter, batch_size=args.batch_size, progress=progress_stream(), stop=stop
+            args.paths,
+            exporter,
+            batch_size=args.batch_size,
+            progress=progress_stream(),
+            stop=stop,
+            max_request_bytes=args.max_request_bytes,
         )
     except (UsageError, ReplayError) as exc:
         print(f"logxpy-otel: {exc}", file=sys.stderr)

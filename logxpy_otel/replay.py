@@ -311,17 +311,28 @@ def _decimal(value: int) -> str:
         return str(Decimal(value))
 
 
-def _value(value: Any) -> Any:
-    """``value`` as OTLP's AnyValue can hold it: ints beyond 64 bits as decimal strings.
-    The same object when nothing changed."""
+#: How deep lists and maps nest in a value sent as it is. Each level is 2 or 3 protobuf
+#: messages deep, under 6 (request, resource, scope, record, key-value, value), and
+#: protobuf decoders refuse a message past 100 (upb's default); the OTLP encoder drops an
+#: attribute it cannot encode, with a log line only. A container this deep goes as its
+#: JSON text.
+MAX_NESTING: Final = 16
+
+
+def _value(value: Any, depth: int = 0) -> Any:
+    """``value`` as OTLP's AnyValue can hold it: ints beyond 64 bits as decimal strings, a
+    list or map nested ``MAX_NESTING`` deep as its JSON text. The same object when nothing
+    changed."""
     t = type(value)
     if t is int:
         return value if _I64[0] <= value <= _I64[1] else _decimal(value)
+    if (t is tuple or t is list or t is dict) and depth >= MAX_NESTING:
+        return orjson.dumps(_value(value, -(1 << 30)), option=orjson.OPT_NON_STR_KEYS).decode()
     if t is tuple or t is list:
-        items = [_value(v) for v in value]
+        items = [_value(v, depth + 1) for v in value]
         return value if all(a is b for a, b in zip(items, value, strict=True)) else tuple(items)
     if t is dict:
-        pairs = {k: _value(v) for k, v in value.items()}
+        pairs = {k: _value(v, depth + 1) for k, v in value.items()}
         return value if all(pairs[k] is v for k, v in value.items()) else pairs
     return value
 
@@ -435,23 +446,42 @@ def _otlp_encoder() -> Callable[[Sequence[ReadableLogRecord]], Any] | None:
     return encode_logs
 
 
-def _refused(
-    records: list[ReadableLogRecord], encode: Callable[[Sequence[ReadableLogRecord]], Any]
-) -> dict[int, Exception]:
-    """The records the OTLP encoder refuses, by index: the batch is encoded locally, and
-    record by record only when that fails. Nothing is sent."""
-    try:
-        encode(records)
-        return {}
-    except Exception:  # noqa: BLE001 - some record in it is refused: find which
-        pass
-    refused: dict[int, Exception] = {}
-    for i, record in enumerate(records):
+#: The largest request replay sends (encoded): what a collector takes by default (gRPC's
+#: 4 MiB receive limit, the OTel Collector's too). A larger batch goes in parts; a record
+#: larger alone is set aside (``--max-request-bytes``).
+MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
+
+
+def _parts(
+    records: list[ReadableLogRecord], encode: Callable[[Sequence[ReadableLogRecord]], Any], limit: int
+) -> tuple[dict[int, str], list[list[int]]]:
+    """The records the OTLP encoder refuses or that are larger than ``limit`` alone (by
+    index, with the reason), and the others in parts (runs of indexes, in order) that each
+    encode within ``limit``: the batch is encoded locally, and halved only where it fails
+    or is too large. Nothing is sent."""
+    refused: dict[int, str] = {}
+
+    def split(indexes: list[int]) -> list[list[int]]:
         try:
-            encode([record])
-        except Exception as exc:  # noqa: BLE001 - reported with the record
-            refused[i] = exc
-    return refused
+            size = encode([records[i] for i in indexes]).ByteSize()
+        except Exception as exc:  # noqa: BLE001 - some record in it is refused: find which
+            if len(indexes) == 1:
+                refused[indexes[0]] = f"the OTLP encoder cannot take this record: {type(exc).__name__}: {exc}"
+                return []
+        else:
+            if size <= limit:
+                return [indexes]
+            if len(indexes) == 1:
+                refused[indexes[0]] = (
+                    f"larger than a collector takes ({size} bytes encoded, more than {limit}; "
+                    "see --max-request-bytes)"
+                )
+                return []
+        half = len(indexes) // 2
+        return split(indexes[:half]) + split(indexes[half:])
+
+    parts = split(list(range(len(records)))) if records else []
+    return refused, parts
 
 
 # -- dead letters -----------------------------------------------------------------------------
@@ -641,6 +671,7 @@ class _Run:
     progress: IO[str] | None
     summary: ReplaySummary
     encode: Callable[[Sequence[ReadableLogRecord]], Any] | None
+    max_request_bytes: int = MAX_REQUEST_BYTES
     forms: _Forms = field(default_factory=_Forms)
 
     @property
@@ -777,17 +808,17 @@ def _replay_file(src: _Source, run: _Run) -> bool:
             summary.unreadable += 1
             dead.append(_dead_letter(src.path, line, "unreadable", line.reason))
         batch = [entry.record for entry in records]
+        parts = [batch] if batch else []
         if run.encode is not None:
             forms = [otlp_form(record, run.forms) for record in batch]
             batch = [record for record, _ in forms]
-            refused = _refused(batch, run.encode)
+            refused, runs = _parts(batch, run.encode, run.max_request_bytes)
             for i in sorted(refused):
-                exc, entry = refused[i], records[i]
-                reason = f"the OTLP encoder cannot take this record: {type(exc).__name__}: {exc}"
-                dead.append(_dead_letter(src.path, entry, "set_aside", reason))
+                dead.append(_dead_letter(src.path, records[i], "set_aside", refused[i]))
             summary.set_aside += len(refused)
             summary.converted += sum(changed for i, (_, changed) in enumerate(forms) if i not in refused)
-            batch = [record for i, record in enumerate(batch) if i not in refused]
+            parts = [[batch[i] for i in part] for part in runs]
+            batch = [record for part in parts for record in part]
         if dead:
             target = _set_aside(src.path, dead) if run.writes else None
             if target is not None and target not in summary.dead_letters:
@@ -801,23 +832,29 @@ def _replay_file(src: _Source, run: _Run) -> bool:
             summary.problems.append(f"{src.path}: bytes {line.start}-{line.end}: {line.reason}")
         if run.exporter is not None and batch:
             first = records[0].start if records else checkpoint.offset
-            try:
-                result = run.exporter.export(batch)
-            except Exception as exc:  # noqa: BLE001 - reported: the exporter itself failed
-                summary.export_errors += len(batch)
-                summary.problems.append(
-                    f"{src.path}: bytes {first}-{end}: exporting {len(batch)} records raised "
-                    f"{type(exc).__name__}: {exc}; run again to resume"
-                )
-                return False
-            if result is not LogRecordExportResult.SUCCESS:
-                summary.refused += len(batch)
-                summary.problems.append(
-                    f"{src.path}: bytes {first}-{end}: the collector did not accept {len(batch)} records "
-                    "(refused or unreachable); run again to resume"
-                )
-                return False
-        summary.sent += len(batch)
+            # (a batch too large for one request goes in parts; when a later part fails,
+            # the run stops before the checkpoint: the earlier parts go again next run)
+            for k, part in enumerate(parts):
+                unsent = sum(len(p) for p in parts[k:])
+                try:
+                    result = run.exporter.export(part)
+                except Exception as exc:  # noqa: BLE001 - reported: the exporter itself failed
+                    summary.export_errors += unsent
+                    summary.problems.append(
+                        f"{src.path}: bytes {first}-{end}: exporting {len(part)} records raised "
+                        f"{type(exc).__name__}: {exc}; run again to resume"
+                    )
+                    return False
+                if result is not LogRecordExportResult.SUCCESS:
+                    summary.refused += unsent
+                    summary.problems.append(
+                        f"{src.path}: bytes {first}-{end}: the collector did not accept {unsent} records "
+                        "(refused or unreachable); run again to resume"
+                    )
+                    return False
+                summary.sent += len(part)
+        else:
+            summary.sent += len(batch)
         if end is not None and end != checkpoint.offset and run.writes:
             checkpoint = src.checkpoint(end, checkpoint.sent + len(batch))
             try:
@@ -844,19 +881,23 @@ def replay_files(
     progress: IO[str] | None = None,
     stop: threading.Event | None = None,
     otlp: bool = True,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
 ) -> ReplaySummary:
     """Send every record of ``paths`` (from each one's checkpoint) through ``exporter``.
 
     ``paths`` are files, put in time order (:func:`expand_paths` also takes directories
     and globs). ``exporter=None`` is a dry run: records are read, checked and counted;
     nothing is sent and no checkpoint or dead letter is written. ``otlp``: put records in
-    the nearest form OTLP can carry and check each batch with the OTLP encoder first.
-    Stops at the first batch the exporter does not accept. Each directory it replays in
+    the nearest form OTLP can carry and check each batch with the OTLP encoder first,
+    sending it in parts of at most ``max_request_bytes`` encoded (a record larger alone is
+    set aside). Stops at the first batch the exporter does not accept. Each directory it replays in
     is locked for the run: a second replay there at the same time raises
     :class:`ReplayError` before it sends anything. Raises :class:`UsageError` for a path
     that names no file and :class:`ReplayError` for a file that cannot be read or a
     checkpoint that cannot be written.
     """
+    if type(max_request_bytes) is not int or max_request_bytes < 1024:
+        raise ValueError(f"max_request_bytes must be an int of at least 1024; got {max_request_bytes!r}")
     summary = ReplaySummary()
     run = _Run(
         exporter,
@@ -865,6 +906,7 @@ def replay_files(
         progress,
         summary,
         _otlp_encoder() if otlp else None,
+        max_request_bytes,
     )
     locks = _DirectoryLocks(summary)
     try:

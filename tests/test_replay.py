@@ -1057,3 +1057,89 @@ def test_a_replay_of_two_directories_one_of_them_busy_sends_nothing(tmp_path: Pa
         assert not Path(checkpoint_path(str(one))).exists()
     finally:
         os.close(held)
+
+
+def _records_file(path: Path, bodies: Sequence[Any], attributes: Sequence[dict[str, Any]] = ()) -> Path:
+    """A file holding one record per body (``rec.id`` its index, ``attributes`` merged)."""
+    provider = LoggerProvider(resource=Resource({"service.name": "replay-test"}), shutdown_on_exit=False)
+    provider.add_log_record_processor(LogxpyLogRecordProcessor(path))
+    logger = provider.get_logger("replay.test", "1.0")
+    for n, body in enumerate(bodies):
+        extra = attributes[n] if n < len(attributes) else {}
+        logger.emit(body=body, attributes={"rec.id": str(n), **extra})
+    provider.shutdown()
+    return path
+
+
+def test_a_record_larger_than_a_collector_takes_is_set_aside_and_big_batches_are_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A collector takes requests of 4 MiB by default (gRPC's limit, the OTel Collector's
+    too): one 5 MB record made every run stop at it ("refused or unreachable"), and so did
+    512 records of 10 kB in one batch. Now the record is set aside (by offset, exit 1) and
+    a batch is sent in parts each within the limit."""
+    bodies = ["small"] + ["x" * 5_000_000] + ["y" * 10_000] * 600
+    path = _records_file(tmp_path / "app.jsonl", bodies)
+    receiver = GrpcReceiver()
+    receiver.start()
+    try:
+        args = (str(path), "--endpoint", receiver.endpoint, "--protocol", "grpc")
+        code, summary, err = run_cli(capsys, *args)
+        assert (code, summary["sent"], summary["set_aside"], summary["refused"]) == (1, 601, 1, 0), err
+        assert "larger than" in err and "collector" not in err.replace("a collector takes", "")
+        assert sorted(int(r["attributes"]["rec.id"]) for r in receiver.snapshot()) == [0, *range(2, 602)]
+        code, summary, _ = run_cli(capsys, *args)
+        assert (code, summary["sent"]) == (0, 0)
+    finally:
+        receiver.stop()
+
+
+def test_a_value_nested_deeper_than_otlp_takes_is_sent_as_its_json_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The OTLP encoder drops an attribute it cannot encode (too deep) with a log line, and
+    a receiver refuses a request nested past its limit: a value was lost with exit 0. Now
+    its part below the depth OTLP carries is sent as JSON text, counted as converted."""
+
+    def nest(depth: int) -> Any:
+        value: Any = "leaf"
+        for _ in range(depth):
+            value = {"k": value}
+        return value
+
+    path = _records_file(tmp_path / "app.jsonl", ["shallow", "deep"], [{"v": nest(3)}, {"v": nest(60)}])
+    receiver = HttpReceiver()
+    receiver.start()
+    try:
+        code, summary, err = run_cli(capsys, str(path), "--endpoint", receiver.endpoint)
+        assert (code, summary["sent"], summary["converted"]) == (0, 2, 1), err
+        by_id = {r["attributes"]["rec.id"]: r for r in receiver.snapshot()}
+        assert by_id["0"]["attributes"]["v"] == nest(3)
+        deep: Any = by_id["1"]["attributes"]["v"]
+        levels = 0
+        while isinstance(deep, dict):
+            deep, levels = deep["k"], levels + 1
+        assert isinstance(deep, str) and json.loads(deep) == nest(60 - levels) and levels >= 8
+    finally:
+        receiver.stop()
+
+
+@pytest.mark.parametrize("value", [0, 1023, -5, 2.5, "4096"])
+def test_max_request_bytes_below_1024_or_not_an_int_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: Any
+) -> None:
+    path = _flat_file(tmp_path / "app.jsonl", 1)
+    with pytest.raises(ValueError, match="max_request_bytes must be an int of at least 1024"):
+        replay_files([str(path)], Keep(), max_request_bytes=value)
+    if isinstance(value, int):
+        with pytest.raises(SystemExit) as exit_:
+            cli(["replay", str(path), "--dry-run", "--max-request-bytes", str(value)])
+        assert exit_.value.code == 2 and "--max-request-bytes" in capsys.readouterr().err
+
+
+def test_a_lower_max_request_bytes_sends_the_same_records_in_more_requests(tmp_path: Path) -> None:
+    path = _records_file(tmp_path / "app.jsonl", ["z" * 3000] * 20)
+    keep = Keep()
+    summary = replay_files([str(path)], keep, max_request_bytes=10_000)
+    assert summary.sent == 20 and keep.ids() == [str(n) for n in range(20)]
+    assert len(keep.batches) >= 7 and all(len(b) <= 3 for b in keep.batches)
