@@ -90,7 +90,16 @@ def level_label(mt: object) -> str:
 
 # -- text from the file -------------------------------------------------------------------------
 
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: Control characters (C0, C1), the line and paragraph separators, and every format
+#: character (Unicode category Cf, as of Unicode 15.1: direction marks and overrides,
+#: zero-width spaces and joiners, the soft hyphen, tag characters...), which steer a
+#: terminal or hide text (``ad\u200bmin`` looks like ``admin``).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029"
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+)
 _NAMED: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -100,11 +109,11 @@ def _escape(match: re.Match[str]) -> str:
     if named is not None:
         return named
     code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def safe(text: str) -> str:
-    """``text`` with every control character and direction override written as an escape."""
+    """``text`` with every control and format character (see ``_UNSAFE``) written as an escape."""
     return _UNSAFE.sub(_escape, text)
 
 

@@ -15,6 +15,7 @@ import orjson
 from ._info import VersionAction
 from ._info import add_parser as add_info_parser
 from ._info import run as run_info
+from ._render import safe
 from .replay import (
     MAX_REQUEST_BYTES,
     ReplayError,
@@ -155,9 +156,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _report(summary: ReplaySummary, dry_run: bool, as_json: bool, status: int) -> None:
     for warning in summary.warnings:
-        print(f"logxpy-otel: warning: {warning}", file=sys.stderr)
+        print(f"logxpy-otel: warning: {safe(warning)}", file=sys.stderr)
     for problem in summary.problems:
-        print(f"logxpy-otel: {problem}", file=sys.stderr)
+        print(f"logxpy-otel: {safe(problem)}", file=sys.stderr)
     if as_json:
         print(orjson.dumps({**summary.as_dict(), "dry_run": dry_run, "exit_status": status}).decode())
         return
@@ -193,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             exporter = otlp_exporter(args.protocol, args.endpoint, args.headers, args.timeout)
         except (ImportError, ValueError) as exc:
-            print(f"logxpy-otel: {exc}", file=sys.stderr)
+            print(f"logxpy-otel: {safe(str(exc))}", file=sys.stderr)
             return 2
     stop = threading.Event()
     undo = install_stop_handlers(stop)
@@ -207,10 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_request_bytes=args.max_request_bytes,
         )
     except (UsageError, ReplayError) as exc:
-        print(f"logxpy-otel: {exc}", file=sys.stderr)
+        print(f"logxpy-otel: {safe(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # pragma: no cover - replay_files names the file; this is a last resort
-        print(f"logxpy-otel: {exc}", file=sys.stderr)
+        print(f"logxpy-otel: {safe(str(exc))}", file=sys.stderr)
         return 2
     finally:
         undo()

@@ -56,6 +56,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
+from ._render import safe
 from ._rotation import CHECKPOINT_SUFFIX, backup_of, backups, checkpoint_key, create_exclusive
 from .reader import BadLine, LineRecord, OffsetPastEnd, read_head_open, read_open
 
@@ -866,7 +867,7 @@ def _replay_file(src: _Source, run: _Run) -> bool:
                 ) from exc
         if run.progress is not None:
             done = f"{(end or 0) * 100 // max(src.size, 1):3d}%  " if not src.compressed else ""
-            run.progress.write(f"\r{src.path}: {done}{summary.sent - sent_before} sent")
+            run.progress.write(f"\r{safe(src.path)}: {done}{summary.sent - sent_before} sent")
             run.progress.flush()
     if run.progress is not None:
         run.progress.write("\n")

@@ -28,13 +28,16 @@ Python use::
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import gzip
 import heapq
+import io
 import itertools
 import math
 import os
 import re
+import stat
 import sys
 import threading
 import time
@@ -51,7 +54,7 @@ import orjson
 from . import _render as r
 from ._format import RESERVED_KEYS
 from ._rotation import backup_of, backups
-from .reader import is_gzip, lines_stream, read_head_open
+from .reader import GZIP_MAGIC, lines_stream, read_head_open
 from .replay import UsageError, expand_paths, install_stop_handlers
 
 __all__ = [
@@ -64,6 +67,11 @@ __all__ = [
 
 _HEX: Final = frozenset("0123456789abcdef")
 _CHUNK: Final = 1 << 20
+#: A longer line is skipped (said once): a run of bytes with no newline (what a crash can
+#: leave at a file's end, zeros) is never held whole.
+_MAX_LINE: Final = 64 << 20
+#: At most this much of a followed file is read in one look: ``stop`` is looked at between.
+_POLL_BUDGET: Final = 16 * _CHUNK
 #: What a damaged or cut gzip file raises while it is read.
 _GZIP_ERRORS: Final = (gzip.BadGzipFile, EOFError, zlib.error, OSError)
 #: How much of a followed file's beginning identifies it among backups (a tid and a ts).
@@ -153,9 +161,12 @@ def parse_time(text: str, *, utc: bool = False, now: float | None = None) -> flo
             ) from None
         today = datetime.fromtimestamp(now, UTC if utc else None).date()
         moment = datetime.combine(today, of_day)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone) if zone is not None else moment.astimezone()
-    return moment.timestamp()
+    try:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zone) if zone is not None else moment.astimezone()
+        return moment.timestamp()
+    except (OverflowError, OSError):  # (a local time out of the platform's range)
+        raise ValueError(f"{text!r} is out of the range of times this machine can show") from None
 
 
 def use_color(choice: str, stream: IO[str], environ: dict[str, str] | None = None) -> bool:
@@ -576,20 +587,35 @@ def _is_final(path: str) -> bool:
     if backup_of(path) is not None:
         return True
     try:
-        return is_gzip(path)
+        with _open_regular(path) as f:
+            return f.read(2) == GZIP_MAGIC
     except OSError:
         return False
+
+
+def _open_regular(path: str) -> io.FileIO:
+    """``path`` opened to read, if it is a regular file: a FIFO, a device or a pipe is
+    refused (``OSError``), never waited on, never read as a file (it cannot seek)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        os.set_blocking(fd, True)
+        return io.FileIO(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _read_file(path: str, final: bool, seq: Iterator[int], problem: Problem) -> Iterator[_Line]:
     """The lines of a whole file (gzip told by content). A last line with no newline is
     read if it parses in a final file, left alone in a live one (it may be being written)."""
     try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed by _read_open
+        raw = _open_regular(path)  # closed by _read_open
     except OSError as exc:
         problem(f"{path}: {exc.strerror or exc}")
         return
-    yield from _read_open(raw, path, final, seq, problem)
+    yield from _read_open(io.BufferedReader(raw, _CHUNK), path, final, seq, problem)
 
 
 def _read_open(
@@ -602,7 +628,12 @@ def _read_open(
         offset = 0
         while True:
             try:
-                line = stream.readline()
+                line = stream.readline(_MAX_LINE + 1)
+                if len(line) > _MAX_LINE:
+                    skipped = len(line) + _skip_line(stream)
+                    problem(f"{path}: line at byte {offset} skipped: longer than {_MAX_LINE} bytes")
+                    offset += skipped
+                    continue
             except _GZIP_ERRORS as exc:
                 problem(f"{path}: cannot read on from byte {offset} of its lines: {exc}")
                 return
@@ -618,6 +649,16 @@ def _read_open(
                 problem(f"{path}: line at byte {begin} skipped: {what}")
                 continue
             yield parsed
+
+
+def _skip_line(stream: IO[bytes]) -> int:
+    """Read on to the end of the line (its newline, or the end of the stream); its length."""
+    skipped = 0
+    while True:
+        part = stream.readline(_CHUNK)
+        skipped += len(part)
+        if not part or part.endswith(b"\n"):
+            return skipped
 
 
 def _emit(renderer: _Renderer, items: Iterable[_Item]) -> Iterator[str]:
@@ -726,7 +767,13 @@ class _Tail:
         self.file: IO[bytes] | None = None
         self.ident = (0, 0)
         self.offset = 0
-        self.buf = b""
+        #: The line being read (no newline yet), and whether it is past _MAX_LINE (skipped).
+        self.buf = bytearray()
+        self.too_long = False
+        #: The last look stopped at _POLL_BUDGET: there is more to read at once.
+        self.more = False
+        #: The last error opening the live file, said once.
+        self.failure: str | None = None
         #: The first bytes of the open file (up to ``_HEAD``), and of the files read before.
         self.head = b""
         self.heads: deque[bytes] = deque(maxlen=256)
@@ -737,11 +784,19 @@ class _Tail:
 
     def _open(self) -> bool:
         try:
-            f = open(self.path, "rb", buffering=0)  # noqa: SIM115 - kept open while followed
+            f = _open_regular(self.path)  # kept open while followed
         except FileNotFoundError:
             return False  # rotated away and the new one not there yet: next poll
+        except OSError as exc:  # a directory, a FIFO, a symlink loop, no permission: said once
+            failure = f"{self.path}: cannot follow it ({exc.strerror or exc}); looking again"
+            if failure != self.failure:
+                self.problem(failure)
+            self.failure = failure
+            return False
+        self.failure = None
         st = os.fstat(f.fileno())
-        self.file, self.ident, self.offset, self.buf, self.head = f, (st.st_dev, st.st_ino), 0, b"", b""
+        self.file, self.ident, self.offset, self.head = f, (st.st_dev, st.st_ino), 0, b""
+        self.buf, self.too_long = bytearray(), False
         return True
 
     def close(self) -> None:
@@ -757,22 +812,48 @@ class _Tail:
         else:
             yield parsed
 
-    def _drain(self) -> Iterator[_Line]:
-        """Each complete line up to the end of the open file."""
+    def _drain(self, limited: bool = False) -> Iterator[_Line]:
+        """Each complete line up to the end of the open file (``limited``: or up to
+        _POLL_BUDGET bytes read, ``more`` says which). A line longer than _MAX_LINE is
+        skipped, never held."""
         f = self.file
+        self.more = False
         if f is None:
             return
+        budget = _POLL_BUDGET if limited else None
         while True:
+            if budget is not None and budget <= 0:
+                self.more = True
+                return
             chunk = f.read(_CHUNK)
             if not chunk:
                 return
+            if budget is not None:
+                budget -= len(chunk)
             if len(self.head) < _HEAD:
                 self.head += chunk[: _HEAD - len(self.head)]
-            *lines, self.buf = (self.buf + chunk).split(b"\n")
-            for raw in lines:
+            start = 0
+            while (end := chunk.find(b"\n", start)) >= 0:
                 offset = self.offset
-                self.offset += len(raw) + 1
-                yield from self._line(raw, offset, False)
+                self.offset += len(self.buf) + end - start + 1
+                if self.too_long:
+                    self.too_long = False
+                else:
+                    self.buf += chunk[start:end]
+                    raw = bytes(self.buf)
+                    yield from self._line(raw, offset, False)
+                self.buf.clear()
+                start = end + 1
+            if self.too_long:
+                self.offset += len(chunk) - start  # (the skipped line's bytes, counted as read)
+                continue
+            self.buf += chunk[start:]
+            if len(self.buf) > _MAX_LINE:
+                what = f"line at byte {self.offset} skipped: longer than {_MAX_LINE} bytes"
+                self.problem(f"{self.path}: {what}")
+                self.offset += len(self.buf)
+                self.buf.clear()
+                self.too_long = True
 
     def _backlog(self) -> Iterator[_Line]:
         """The lines of every backup not dealt with yet, oldest first, but those of files
@@ -809,7 +890,8 @@ class _Tail:
         assert self.file is not None
         self.file.seek(0)
         self.heads.append(self.head)
-        self.offset, self.buf, self.head = 0, b"", b""
+        self.offset, self.head = 0, b""
+        self.buf, self.too_long = bytearray(), False
 
     def _head_changed(self, fd: int) -> bool:
         """Whether the open file no longer starts with the bytes read from its start."""
@@ -831,19 +913,21 @@ class _Tail:
         assert self.file is not None
         if self._head_changed(self.file.fileno()):
             self._from_the_start()  # cut in place, and written past where we were since
-        yield from self._drain()
+        yield from self._drain(limited=True)
+        if self.more:
+            return  # more to read at once: the caller looks at stop first
         try:
             st = os.stat(self.path)
-        except FileNotFoundError:
-            return  # renamed away, the new file not yet there: keep what is open
+        except OSError:
+            return  # renamed away, the new file not yet there (or not ours to read): keep what is open
         if (st.st_dev, st.st_ino) == self.ident:
             if os.fstat(self.file.fileno()).st_size < self.offset + len(self.buf):
                 self._from_the_start()  # truncated in place (copytruncate)
                 yield from self._drain()
             return
         yield from self._drain()  # rotated: the writer is done with the old file
-        if self.buf:
-            yield from self._line(self.buf, self.offset, True)
+        if self.buf and not self.too_long:
+            yield from self._line(bytes(self.buf), self.offset, True)
         self.heads.append(self.head)
         self.close()
         if self._open():
@@ -948,6 +1032,7 @@ def _follow(
                     yield from feed([line])
                     if stop.is_set():
                         return  # Ctrl-C while a large file is being read
+                got = got or tail.more
             yield from _emit(renderer, assembler.idle(clock(), idle))
             if on_poll is not None:
                 on_poll()
@@ -1023,7 +1108,7 @@ def run(args: argparse.Namespace, stdout: IO[str] | None = None, stderr: IO[str]
     err = stderr if stderr is not None else sys.stderr
 
     def problem(text: str) -> None:
-        print(f"logxpy-otel: {text}", file=err)
+        print(f"logxpy-otel: {r.safe(text)}", file=err)  # (it names files: anyone's names)
 
     try:
         options = ViewOptions(
@@ -1037,8 +1122,8 @@ def run(args: argparse.Namespace, stdout: IO[str] | None = None, stderr: IO[str]
             color=use_color(args.color, out),
             utc=args.utc,
         )
-        if args.idle <= 0:
-            raise ValueError(f"--idle must be > 0; got {args.idle}")
+        if not (args.idle > 0 and math.isfinite(args.idle)):
+            raise ValueError(f"--idle must be a number of seconds > 0; got {args.idle}")
     except ValueError as exc:
         problem(str(exc))
         return 2

@@ -616,7 +616,7 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert cli.main(["view", "--since", "soon", str(path)]) == 2
     assert "'soon' is not a time" in capsys.readouterr().err
     assert cli.main(["view", "--follow", "--idle", "0", str(path)]) == 2
-    assert "--idle must be > 0" in capsys.readouterr().err
+    assert "--idle must be a number of seconds > 0" in capsys.readouterr().err
     assert cli.main(["view", str(path)]) == 0
     assert capsys.readouterr() == ("", "")
 
@@ -902,3 +902,138 @@ def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
     proc.stdout.close()  # as `| head -1` does
     assert proc.wait(60) == 0
     assert proc.stderr is not None and proc.stderr.read() == b""
+
+
+# -- hostile review, session 25 ---------------------------------------------------------------
+
+
+def test_a_file_name_cannot_drive_the_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The note for a skipped line names its file: a name holding escape sequences (anyone
+    who can create files in a shared log directory) reached the terminal raw."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "x\x1b]0;PWNED\x07\x1b[2J\r\u202e.jsonl").write_bytes(b"garbage\n")
+    assert cli.main(["view", str(logs)]) == 0
+    err = capsys.readouterr().err
+    assert "line at byte 0 skipped" in err
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]", err), repr(err)
+    assert "\\x1b]0;PWNED\\x07\\x1b[2J\\r\\u202e.jsonl" in err
+
+
+def test_invisible_format_characters_are_shown_as_escapes() -> None:
+    """Zero-width and other format characters (Unicode category Cf) made ``ad\\u200bmin``
+    look like ``admin``: every one of them is written as an escape."""
+    import unicodedata
+
+    from logxpy_otel._render import safe
+
+    assert safe("ad\u200bmin") == "ad\\u200bmin"
+    format_chars = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf"]
+    assert len(format_chars) > 150
+    assert [c for c in format_chars if safe(c) == c] == []
+
+
+def test_a_fifo_or_a_pipe_given_as_a_file_is_refused_never_waited_on_or_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "app.jsonl"
+    os.mkfifo(fifo)
+    assert cli.main(["view", str(fifo)]) == 0
+    assert "not a regular file" in capsys.readouterr().err
+    result = subprocess.run(
+        [sys.executable, "-m", "logxpy_otel.cli", "view", "/dev/stdin"],
+        input=b'{"tid":"a.1","lvl":[1],"ts":5,"msg":"hi"}\n',
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0 and b"Traceback" not in result.stderr
+    assert b"not a regular file" in result.stderr
+
+
+def test_a_far_future_time_is_a_usage_error_in_any_time_zone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b"")
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        code = cli.main(["view", "--since", "9999-12-31T23:59:59", str(path)])
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert code in (0, 2), "never an uncaught OverflowError"
+    if code == 2:
+        assert "9999-12-31T23:59:59" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("idle", ["nan", "inf", "-1"])
+def test_an_idle_time_that_is_not_a_positive_finite_number_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], idle: str
+) -> None:
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b"")
+    assert cli.main(["view", "--follow", f"--idle={idle}", str(path)]) == 2
+    assert "--idle must be" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("replacement", ["directory", "symlink loop"])
+def test_follow_goes_on_when_the_new_live_file_cannot_be_opened(tmp_path: Path, replacement: str) -> None:
+    """After a rotation, what is at the live file's name could not be opened (a directory,
+    a symlink loop, no permission): an OSError other than FileNotFoundError ended the
+    follow with a traceback. It is said once, and the follow looks again."""
+    live = tmp_path / "app.jsonl"
+    live.write_bytes(b"".join(tree(1, T0, ["one"])))
+    polls, problems = Polls(), []
+    stop = threading.Event()
+    follower = follow([live], utc=True, poll=0.005, stop=stop, on_poll=polls, on_problem=problems.append)
+    try:
+        assert "one" in next(follower)
+        os.rename(live, tmp_path / "app.2026-11-26T19-50-44Z.jsonl")
+        if replacement == "directory":
+            live.mkdir()
+        else:
+            live.symlink_to(live.name)
+
+        def later() -> None:
+            polls.wait_more(4)
+            if replacement == "directory":
+                live.rmdir()
+            else:
+                live.unlink()
+            live.write_bytes(b"".join(tree(2, T0 + 1, ["two"])))
+
+        thread = threading.Thread(target=later)
+        thread.start()
+        assert "two" in next(follower)
+        thread.join(10)
+    finally:
+        stop.set()
+        follower.close()
+    assert len([p for p in problems if str(live) in p]) <= 1, problems  # (said once, if at all)
+
+
+def test_follow_of_a_long_stretch_without_a_newline_stays_small_and_stops_on_request(tmp_path: Path) -> None:
+    """What a crash leaves at a file's end (a run of zero bytes, no newline): the partial
+    line was copied again for each chunk read (quadratic), held whole, and the follow did
+    not look at ``stop`` until a newline came. Now a line past the limit is skipped (said
+    once) and the follow stops between chunks."""
+    from logxpy_otel import viewer
+
+    live = tmp_path / "app.jsonl"
+    with live.open("wb") as f:
+        f.write(b"".join(tree(1, T0, ["before"])))
+        f.truncate(f.tell() + 3 * viewer._MAX_LINE)  # zeros, no newline
+    with live.open("ab") as f:
+        f.write(b"\n" + b"".join(tree(2, T0 + 1, ["after"])))
+    problems: list[str] = []
+    stop = threading.Event()
+    follower = follow([live], utc=True, poll=0.005, stop=stop, on_problem=problems.append)
+    try:
+        shown = [next(follower), next(follower)]
+    finally:
+        stop.set()
+        follower.close()
+    assert "before" in shown[0] and "after" in shown[1]
+    assert [p for p in problems if "longer than" in p] != []
