@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from itertools import repeat, starmap
+from queue import Empty, SimpleQueue
 from types import MappingProxyType
 from typing import Any, NamedTuple, final
 
@@ -29,7 +30,7 @@ from ._diagnostics import RateLimitedReporter
 from ._format import LineItem
 from ._policies import DropReason, QueuePolicy
 
-__all__ = ["FlushMarker", "Gate", "Lane", "RecordQueue"]
+__all__ = ["Answer", "FlushMarker", "Gate", "Lane", "RecordQueue"]
 
 
 class Gate(enum.Enum):
@@ -59,6 +60,42 @@ class Lane(NamedTuple):
 
 
 @final
+class Answer:
+    """A one-shot event (``set`` once, ``wait`` for it) that a signal handler cannot wedge.
+
+    ``threading.Event.set`` takes the lock that ``Event.wait`` holds while it waits: a
+    handler that runs inside that wait, in the waiting thread, and then waits for the
+    thread that would ``set`` it (a full queue), waits for good. Here ``set`` is one
+    C-level ``SimpleQueue.put``, which never waits on a lock.
+    """
+
+    __slots__ = ("_answered", "_q")
+
+    def __init__(self) -> None:
+        self._q: SimpleQueue[None] = SimpleQueue()
+        self._answered = False
+
+    def set(self) -> None:
+        if not self._answered:
+            self._answered = True
+            self._q.put(None)
+
+    def is_set(self) -> bool:
+        return self._answered
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once answered (``timeout`` seconds at most; None: for as long as it takes)."""
+        if self._answered:
+            return True
+        try:
+            self._q.get(timeout=timeout)
+        except Empty:
+            return self._answered
+        self._q.put(None)  # (answered for good: another waiter, or a second wait, sees it too)
+        return True
+
+
+@final
 class FlushMarker:
     """A waiting flush, queued behind the records handed over before it.
 
@@ -69,7 +106,7 @@ class FlushMarker:
     __slots__ = ("done", "lost")
 
     def __init__(self, *, answered: bool = False, lost: bool = False) -> None:
-        self.done = threading.Event()
+        self.done = Answer()
         self.lost = lost
         if answered:
             self.done.set()

@@ -48,6 +48,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 
 from . import _self_metrics
 from ._diagnostics import logger
+from ._queue import Answer
 from .exporter import LogxpyLogRecordExporter
 
 __all__ = [
@@ -97,7 +98,7 @@ class _Send:
 
     def __init__(self, batch: Sequence[ReadableLogRecord]) -> None:
         self.batch = batch
-        self.done = threading.Event()
+        self.done = Answer()  # (set by the sender thread; a signal handler cannot wedge it)
         self.result = _FAILURE
 
 

@@ -459,6 +459,52 @@ def test_signal_handler_landing_inside_a_full_queue_wait_does_not_deadlock(where
     assert done.stdout.split() == ["1"]
 
 
+_SIGNAL_WHILE_FLUSHING_SCRIPT = """
+    import faulthandler, signal, sys, time
+    faulthandler.dump_traceback_later(20, exit=True)  # a deadlock: stacks on stderr, exit 1
+    from opentelemetry.sdk._logs import LoggerProvider
+    from logxpy_otel import AsyncConfig, LogxpyLogRecordProcessor
+
+    processor = LogxpyLogRecordProcessor(sys.argv[1], config=AsyncConfig(max_queue_size=2, batch_size=1))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    log = provider.get_logger("signals")
+    handled = []
+
+    def handler(signum, frame):
+        for _ in range(3):  # more than the queue holds: it waits for the writer
+            log.emit(body="from the signal handler")
+        handled.append(1)
+
+    signal.signal(signal.SIGALRM, handler)
+    # (every 20 ms: time for the writer to serve a handler before the next one comes;
+    # signals faster than that nest handlers without end, which no queue can serve)
+    signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)
+    start, flushes = time.monotonic(), 0
+    while time.monotonic() - start < 2 and flushes < 20_000:
+        log.emit(body="main")
+        processor.force_flush(1_000)
+        flushes += 1
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    assert processor.force_flush(10_000)
+    provider.shutdown()
+    print(len(handled), flushes, processor.metrics.written, processor.metrics.dropped)
+"""
+
+
+def test_a_signal_handler_that_logs_while_a_flush_waits_does_not_deadlock(tmp_path: Path) -> None:
+    """The main thread waits in force_flush (its flush marker's Event, whose lock it holds
+    inside wait); a handler logs more than the queue holds and waits for the writer; the
+    writer answers the marker with Event.set(), which needs that lock: both waited for
+    good. The marker is answered without a lock a signal can leave held."""
+    done = run_script(_SIGNAL_WHILE_FLUSHING_SCRIPT, str(tmp_path / "app.jsonl"), timeout=60.0)
+    assert done.returncode == 0, done.stderr
+    handled, flushes, written, dropped = map(int, done.stdout.split())
+    assert handled > 0 and flushes > 0
+    assert (written, dropped) == (3 * handled + flushes, 0)
+    assert len(read_records(tmp_path / "app.jsonl")) == written
+
+
 # -- multiprocessing ---------------------------------------------------------------------------
 
 _POOL_SCRIPT = """
