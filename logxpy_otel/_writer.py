@@ -165,6 +165,12 @@ class AsyncWriter:
         )
         #: The batch being written: taken from the queue, still holding its slots.
         self._inflight: list[LineItem] = []
+        #: A caller's thread is numbering and writing (``_io_lock`` held): a signal handler
+        #: that logs in that thread meanwhile re-enters through the re-entrant lock. Its
+        #: items wait in ``_deferred`` and are written right after, never numbered inside
+        #: the batch being numbered.
+        self._writing = False
+        self._deferred: list[LineItem] = []
         self._restarts = 0
         self._thread: threading.Thread | None = None
         self._output.use_trees(
@@ -327,21 +333,40 @@ class AsyncWriter:
             if self._closed:
                 self._queue.discard(DropReason.SHUTDOWN, len(items))
                 return False
+            if self._writing:  # a signal handler of this thread, in the middle of a write
+                self._deferred.extend(items)
+                return True
             self.start()  # on first use, as enqueue does
-            self._drain_in_caller()
-            failed: list[object] = []
-            ok = True
-            while items:
-                try:
-                    taken, written = self._output.write(items, failed)
-                except Exception as exc:  # noqa: BLE001 - never into the application
-                    self._queue.discard(DropReason.INTERNAL_ERROR, len(items))
-                    logger.error("logxpy-otel: could not number %d record(s)", len(items), exc_info=exc)
-                    return False
-                self._queue.done(taken, written, failure=self._failure, queued=False)
-                ok = ok and written == taken
-                items = items[taken:]
-            return ok
+            self._writing = True
+            try:
+                self._drain_caller_locked()
+                ok = self._write_locked(items)
+                while self._deferred:
+                    deferred, self._deferred = self._deferred, []
+                    self._write_locked(deferred)
+                return ok
+            finally:
+                self._writing = False
+                if self._deferred:  # (an exception on the way out: counted, never lost silently)
+                    self._queue.discard(DropReason.INTERNAL_ERROR, len(self._deferred))
+                    self._deferred = []
+
+    def _write_locked(self, items: Sequence[LineItem]) -> bool:
+        """Number and write ``items`` (not queued) here; True if every one was written.
+        ``_io_lock`` is held."""
+        failed: list[object] = []
+        ok = True
+        while items:
+            try:
+                taken, written = self._output.write(items, failed)
+            except Exception as exc:  # noqa: BLE001 - never into the application
+                self._queue.discard(DropReason.INTERNAL_ERROR, len(items))
+                logger.error("logxpy-otel: could not number %d record(s)", len(items), exc_info=exc)
+                return False
+            self._queue.done(taken, written, failure=self._failure, queued=False)
+            ok = ok and written == taken
+            items = items[taken:]
+        return ok
 
     @property
     def _failure(self) -> DropReason:
@@ -405,7 +430,23 @@ class AsyncWriter:
         """:meth:`_drain_locked` in a caller's thread (synchronous writes, flush, stop, exit,
         the fallback after crashes), where nothing may raise: a batch the numbering refuses
         (a fault of ours: the thread would retry it, and no thread will) is dropped and
-        counted as ``internal_error``, and the drain goes on. ``_io_lock`` is held."""
+        counted as ``internal_error``, and the drain goes on. ``_io_lock`` is held. Records
+        a signal handler of this thread logs meanwhile are written after it."""
+        if self._writing:
+            return  # (a signal handler's flush inside a write of this thread: that write drains)
+        self._writing = True
+        try:
+            self._drain_caller_locked()
+            while self._deferred:
+                deferred, self._deferred = self._deferred, []
+                self._write_locked(deferred)
+        finally:
+            self._writing = False
+            if self._deferred:
+                self._queue.discard(DropReason.INTERNAL_ERROR, len(self._deferred))
+                self._deferred = []
+
+    def _drain_caller_locked(self) -> None:
         while True:
             try:
                 self._drain_locked()

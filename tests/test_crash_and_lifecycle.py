@@ -492,6 +492,58 @@ _SIGNAL_WHILE_FLUSHING_SCRIPT = """
 """
 
 
+_SIGNAL_WHILE_WRITING_SYNC_SCRIPT = """
+    import collections, faulthandler, signal, sys, time
+    faulthandler.dump_traceback_later(30, exit=True)
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from logxpy_otel import AsyncConfig, LogxpyLogRecordProcessor
+
+    processor = LogxpyLogRecordProcessor(sys.argv[1], config=AsyncConfig(async_enabled=False))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    log = provider.get_logger("signals")
+    tracer = TracerProvider().get_tracer("signals")
+    handled = []
+
+    def handler(signum, frame):
+        log.emit(body="from the signal handler")
+        handled.append(1)
+
+    signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 0.001, 0.0003)
+    start, n = time.monotonic(), 0
+    while time.monotonic() - start < 2 and n < 50_000:
+        with tracer.start_as_current_span("request"):
+            log.emit(body="main")
+        n += 1
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    provider.shutdown()
+    processor.shutdown()
+    print(len(handled), n)
+"""
+
+
+def test_a_signal_handler_that_logs_while_a_synchronous_write_numbers_keeps_the_trees_whole(
+    tmp_path: Path,
+) -> None:
+    """Synchronous mode numbers and writes in the caller's thread under a re-entrant lock:
+    a handler that logged in the middle numbered its record inside the batch being
+    numbered (one trace started twice, two records at one ``lvl``). Its record is written
+    after the one being written, whole."""
+    path = tmp_path / "app.jsonl"
+    done = run_script(_SIGNAL_WHILE_WRITING_SYNC_SCRIPT, str(path), timeout=90.0)
+    assert done.returncode == 0, done.stderr
+    handled, main = map(int, done.stdout.split())
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    places = Counter((line["tid"], tuple(line["lvl"])) for line in lines)
+    assert [place for place, count in places.items() if count > 1] == []
+    starts = Counter(line["tid"] for line in lines if line.get("st") == "started")
+    assert [tid for tid, count in starts.items() if count > 1] == []
+    assert sum(1 for line in lines if line.get("msg") == "from the signal handler") == handled
+    assert sum(1 for line in lines if line.get("msg") == "main") == main
+
+
 def test_a_signal_handler_that_logs_while_a_flush_waits_does_not_deadlock(tmp_path: Path) -> None:
     """The main thread waits in force_flush (its flush marker's Event, whose lock it holds
     inside wait); a handler logs more than the queue holds and waits for the writer; the
