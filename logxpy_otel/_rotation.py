@@ -44,11 +44,12 @@ __all__ = [
 CHECKPOINT_SUFFIX: Final = ".replay.json"
 
 _UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.ASCII)
 
 
 def parse_rotate_when(value: object) -> str | float:
-    """``hourly``, ``daily``, or an interval: seconds, or ``"30s"``, ``"15m"``, ``"2h"``, ``"1d"``."""
+    """``hourly``, ``daily``, or an interval of at least a second: seconds, or ``"30s"``,
+    ``"15m"``, ``"2h"``, ``"1d"`` (ASCII digits: a shorter one would rotate at nearly every batch)."""
     if isinstance(value, str):
         text = value.strip().lower()
         if text in ("hourly", "daily"):
@@ -56,8 +57,8 @@ def parse_rotate_when(value: object) -> str | float:
         match = _INTERVAL.match(text)
         if match:
             value = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
-        raise ValueError("hourly, daily, or an interval such as 3600, 30s, 15m, 2h, 1d")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value < float("inf"):
+        raise ValueError("hourly, daily, or an interval of at least 1 s, such as 3600, 30s, 15m, 2h, 1d")
     return float(value)
 
 

@@ -124,9 +124,9 @@ def _bool(value: object) -> bool:
 
 def _compress(value: object) -> bool:
     text = value.strip().lower() if isinstance(value, str) else value
-    if text in ("gzip", True):
+    if text == "gzip" or text is True:  # (not ``in``: 1 == True would pass)
         return True
-    if text in ("none", "", False):
+    if text in ("none", "") or text is False:
         return False
     raise ValueError("gzip or none")
 
@@ -144,8 +144,8 @@ def _fsync(value: object) -> str | float:
 def _path(value: object) -> str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("a non-empty file path")
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise ValueError("a non-empty file path without NUL characters")
     return value
 
 
@@ -271,11 +271,11 @@ def from_env(key: str | Setting) -> Any:
         return setting.parse(raw)
     except ValueError as exc:
         logger.warning(
-            "logxpy-otel: %s=%r is not valid: expected %s; using the default %r",
+            "logxpy-otel: %s=%r is not valid: expected %s; using the default %s",
             setting.env,
             raw,
             exc,
-            setting.default,
+            f"{setting.default:o}" if setting.parse is _octal_mode else repr(setting.default),
         )
         return setting.default
 

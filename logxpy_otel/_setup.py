@@ -122,6 +122,8 @@ def _check_keywords(path: object, destinations: object, config: object, file_mod
     """Keywords of the wrong type fail here, naming the keyword, not deep inside."""
     if path is not None and not isinstance(path, str | os.PathLike):
         raise TypeError(f"path must be a str or os.PathLike; got {type(path).__name__}")
+    if path is not None and "\x00" in str(os.fspath(path)):
+        raise ValueError(f"path must be a file path without NUL characters; got {path!r}")
     not_iterable = isinstance(destinations, str | bytes) or not isinstance(destinations, Iterable)
     if destinations is not None and not_iterable:
         raise TypeError(f"destinations must be an iterable of callables; got {type(destinations).__name__}")

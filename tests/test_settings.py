@@ -289,3 +289,29 @@ def test_the_default_mode_is_tree(tmp_path: Path) -> None:
 def test_a_digit_int_refuses_says_what_is_allowed() -> None:
     with pytest.raises(ValueError, match="max_queue_size must be an integer from 1 to 1000000; got '²'"):
         parse_option("max_queue_size", "²")
+
+
+# -- hostile review, session 25 ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [1, 0, 1.0, 0.0, "1", "yes"])
+def test_compress_takes_no_number_for_a_boolean(raw: object) -> None:
+    """``1 in ("gzip", True)`` is True: ``compress=1`` was taken as gzip, ``0`` as none."""
+    with pytest.raises(ValueError, match="compress must be gzip or none"):
+        parse_option("compress", raw)
+
+
+def test_a_path_with_a_nul_character_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="file must be a non-empty file path without NUL"):
+        parse_option("file", "a\x00b")
+    with pytest.raises(ValueError, match="path must be a file path without NUL"):
+        LogxpyLogRecordProcessor(str(tmp_path / "a\x00b"))
+
+
+def test_a_bad_file_permissions_variable_names_the_default_in_octal(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="logxpy_otel")
+    monkeypatch.setenv("OTEL_EXPORTER_LOGXPY_FILE_PERMISSIONS", "999")
+    assert from_env("file_permissions") == 0o600
+    assert "using the default 600" in caplog.text
