@@ -619,9 +619,10 @@ def _read_file(path: str, final: bool, seq: Iterator[int], problem: Problem) -> 
 
 
 def _read_open(
-    raw: IO[bytes], path: str, final: bool, seq: Iterator[int], problem: Problem
+    raw: IO[bytes], path: str, final: bool, seq: Iterator[int], problem: Problem, *, start: int = 0
 ) -> Iterator[_Line]:
-    """:func:`_read_file` of a file already open (closed here)."""
+    """:func:`_read_file` of a file already open (closed here), from the line at byte
+    ``start`` of its lines on."""
     with raw:
         stream, compressed = lines_stream(raw)
         final = final or compressed
@@ -640,6 +641,8 @@ def _read_open(
             if not line:
                 return
             begin, offset = offset, offset + len(line)
+            if begin < start:
+                continue  # shown already
             torn = not line.endswith(b"\n")
             if torn and not final:
                 return  # may still be being written
@@ -776,7 +779,7 @@ class _Tail:
         self.failure: str | None = None
         #: The first bytes of the open file (up to ``_HEAD``), and of the files read before.
         self.head = b""
-        self.heads: deque[bytes] = deque(maxlen=256)
+        self.heads: deque[tuple[bytes, int]] = deque(maxlen=256)
         #: Backups dealt with (read, or history): by name without ``.gz``.
         self.done = set(history)
         #: Backups made since the history was listed are looked at on the first poll.
@@ -880,16 +883,16 @@ class _Tail:
                 raw.close()  # the open file, rotated and compressed already: as above
                 yield from self._drain()
                 continue
-            if any(seen and head.startswith(seen) for seen in self.heads):
-                raw.close()  # read here while it was the live file
-                continue
-            yield from _read_open(raw, path, True, self.seq, self.problem)
+            read = [offset for seen, offset in self.heads if seen and head.startswith(seen)]
+            # read here while it was the live file: only what was written after the last
+            # look (a copy made as the file was cut in place, copytruncate), if anything
+            yield from _read_open(raw, path, True, self.seq, self.problem, start=max(read, default=0))
 
     def _from_the_start(self) -> None:
         """Read the open file from its start again (it was cut in place)."""
         assert self.file is not None
         self.file.seek(0)
-        self.heads.append(self.head)
+        self.heads.append((self.head, self.offset))  # (a copy made as it was cut: read on from here)
         self.offset, self.head = 0, b""
         self.buf, self.too_long = bytearray(), False
 
@@ -913,6 +916,7 @@ class _Tail:
         assert self.file is not None
         if self._head_changed(self.file.fileno()):
             self._from_the_start()  # cut in place, and written past where we were since
+            yield from self._backlog()  # a copy made as it was cut holds what came before
         yield from self._drain(limited=True)
         if self.more:
             return  # more to read at once: the caller looks at stop first
@@ -923,12 +927,13 @@ class _Tail:
         if (st.st_dev, st.st_ino) == self.ident:
             if os.fstat(self.file.fileno()).st_size < self.offset + len(self.buf):
                 self._from_the_start()  # truncated in place (copytruncate)
+                yield from self._backlog()  # a copy made as it was cut holds what came since
                 yield from self._drain()
             return
         yield from self._drain()  # rotated: the writer is done with the old file
         if self.buf and not self.too_long:
             yield from self._line(bytes(self.buf), self.offset, True)
-        self.heads.append(self.head)
+        self.heads.append((self.head, self.offset + len(self.buf)))
         self.close()
         if self._open():
             yield from self._backlog()

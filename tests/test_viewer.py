@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from logxpy_otel import LogxpyLogRecordProcessor, cli
+from logxpy_otel._rotation import backup_name
 from logxpy_otel.replay import UsageError
 from logxpy_otel.viewer import ViewOptions, follow, parse_time, render, use_color
 
@@ -1037,3 +1038,32 @@ def test_follow_of_a_long_stretch_without_a_newline_stays_small_and_stops_on_req
         follower.close()
     assert "before" in shown[0] and "after" in shown[1]
     assert [p for p in problems if "longer than" in p] != []
+
+
+def test_follow_reads_a_copy_made_as_the_file_was_cut_in_place_from_where_it_was(tmp_path: Path) -> None:
+    """copytruncate: lines written after the follower's last look, then copied to a backup
+    as the live file was cut: the follower read the cut file from its start again and never
+    showed them (the copy was taken for a file already read, and skipped)."""
+    live = tmp_path / "app.jsonl"
+    live.write_bytes(b"")
+    step = [0]
+    stop = threading.Event()
+
+    def on_poll() -> None:
+        step[0] += 1
+        if step[0] == 1:
+            with live.open("ab") as f:
+                f.write(b"".join(task(n, T0 + n, f"rec {n}") for n in range(3)))
+        elif step[0] == 3:
+            with live.open("ab") as f:
+                f.write(b"".join(task(n, T0 + n, f"rec {n}") for n in range(3, 6)))
+            backup = Path(backup_name(str(live), T0 + 10))
+            backup.write_bytes(live.read_bytes())  # copy...
+            os.truncate(live, 0)  # ...then truncate
+            with live.open("ab") as f:
+                f.write(task(6, T0 + 6, "rec 6"))
+        elif step[0] >= 6:
+            stop.set()
+
+    shown = text(follow([live], stop=stop, poll=0.005, utc=True, on_poll=on_poll))
+    assert re.findall(r"rec (\d)", shown) == [str(n) for n in range(7)]
