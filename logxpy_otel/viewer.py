@@ -714,28 +714,40 @@ def _families(files: list[str]) -> list[list[str]]:
     return list(out.values())
 
 
+#: A tree with no line for this long in the file's own time is shown as unfinished (its
+#: writer was killed, say): render holds what comes after an open tree, and would hold
+#: the rest of the file. A later line of it starts a second tree, as in ``--follow``.
+_OPEN_HORIZON: Final = 60.0
+#: How often (in lines) render looks for such trees.
+_HORIZON_EVERY: Final = 4096
+
+
 def _in_time_order(lines: Iterable[_Line], window: float) -> Iterator[_Item]:
     """The items of one stream of lines in time order (:func:`_sort_key`), holding back
     only what a later line could still come before: an item is let go once every open
     tree started after it, and the lines have moved ``window`` seconds past it. A line
-    further out of order than that goes out as soon as it is read (nothing is held back
-    for ever)."""
+    further out of order than that goes out as soon as it is read, and a tree silent for
+    ``_OPEN_HORIZON`` seconds of the lines' time as unfinished (nothing is held back for
+    ever). Lines without a ``ts`` sort at 0 and go out at once."""
     assembler = _Assembler()
     ready: list[tuple[tuple[float, int], _Item]] = []  # a heap
     starts: list[tuple[tuple[float, int], str, _Tree]] = []  # open trees, some closed since
     latest = -math.inf
-    for line in lines:
+    for count, line in enumerate(lines, 1):
         if line.ts is not None and line.ts > latest:
             latest = line.ts
         before = assembler.open.get(line.tid)
-        for item in assembler.add(line, 0.0):
+        for item in assembler.add(line, line.ts if line.ts is not None else latest):
             heapq.heappush(ready, (_sort_key(item), item))
+        if count % _HORIZON_EVERY == 0 and latest != -math.inf:
+            for item in assembler.idle(latest, _OPEN_HORIZON):
+                heapq.heappush(ready, (_sort_key(item), item))
         opened = assembler.open.get(line.tid)
         if opened is not None and opened is not before:
             heapq.heappush(starts, (opened.sort_key(), line.tid, opened))
         while starts and assembler.open.get(starts[0][1]) is not starts[0][2]:
             heapq.heappop(starts)  # closed since
-        limit = (latest - window, math.inf)
+        limit = (latest - window if latest != -math.inf else 0.0, math.inf)
         if starts and starts[0][0] < limit:
             limit = starts[0][0]
         while ready and ready[0][0] < limit:

@@ -1067,3 +1067,35 @@ def test_follow_reads_a_copy_made_as_the_file_was_cut_in_place_from_where_it_was
 
     shown = text(follow([live], stop=stop, poll=0.005, utc=True, on_poll=on_poll))
     assert re.findall(r"rec (\d)", shown) == [str(n) for n in range(7)]
+
+
+def test_render_of_a_file_with_a_trace_that_never_ends_holds_a_bounded_part_of_it(tmp_path: Path) -> None:
+    """A trace's start line whose writer was killed (no end line, ever): render held every
+    line after it until the end of the file (915 MB for an 88 MB file). A tree silent for
+    a minute of the file's time is shown as unfinished, and what follows goes out as it is
+    read; lines without a ``ts`` go out at once too."""
+    from logxpy_otel import viewer
+
+    path = tmp_path / "app.jsonl"
+    count = 12_288
+    with path.open("wb") as f:
+        f.write(orjson.dumps(structure(f"{trace_id(1)}~Tk1", [1], T0, "started")) + b"\n")
+        f.writelines(task(n, T0 + n / 10, f"record {n}") for n in range(count))  # 20 min of lines
+        untimed = ({"tid": f"Tk1.x{n}", "lvl": [1], "msg": f"no time {n}"} for n in range(10))
+        f.writelines(orjson.dumps(line) + b"\n" for line in untimed)
+    read = [0]
+    real = viewer._parse
+
+    def counting(raw: bytes, seq: int) -> Any:
+        read[0] += 1
+        return real(raw, seq)
+
+    entries = render([path], utc=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(viewer, "_parse", counting)
+        first = [next(entries) for _ in range(3)]
+        assert read[0] < count // 2, "the first entries came before half the file was read"
+        rest = list(entries)
+    assert "unfinished" in first[1] or "unfinished" in first[0] + first[1]
+    shown = re.findall(r"record (\d+)|no time (\d+)", "\n".join(first + rest))
+    assert len(shown) == count + 10
