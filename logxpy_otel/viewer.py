@@ -688,8 +688,9 @@ def render(
     ``logxpy_otel.replay.UsageError`` at once for a path that names nothing.
 
     Files are read as the entries are taken, each rotated family in its own time order,
-    the families merged: memory holds what is still open (trees not ended yet) and the
-    last ``window`` seconds of lines, not whole files. A line written more than ``window``
+    the families merged: memory holds what is still open (trees not ended yet, at most a
+    minute of the lines' time: a tree silent longer is shown as unfinished) and the last
+    ``window`` seconds of lines, not whole files. A line written more than ``window``
     seconds out of time order is shown as soon as it is read, after what has gone out.
     """
     opts = _options(options, overrides)
