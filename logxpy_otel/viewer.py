@@ -517,6 +517,12 @@ class _Renderer:
         for line in (start, end):
             if line is not None:
                 fields.update((k, v) for k, v in line.data.items() if k not in _STRUCTURE_KEYS)
+                otel = line.data.get("_otel")  # (attributes whose names the format reserves)
+                if isinstance(otel, dict) and isinstance(otel.get("attributes"), dict):
+                    fields.update(otel["attributes"])
+        last = end or start
+        if self.o.verbose and last is not None and "_otel" in last.data:
+            fields["_otel"] = last.data["_otel"]  # the span's ids, kind, status, events, links
         parts += [self._pair(k, v) for k, v in fields.items()]
         return "  ".join(parts)
 

@@ -1099,3 +1099,25 @@ def test_render_of_a_file_with_a_trace_that_never_ends_holds_a_bounded_part_of_i
     assert "unfinished" in first[1] or "unfinished" in first[0] + first[1]
     shown = re.findall(r"record (\d+)|no time (\d+)", "\n".join(first + rest))
     assert len(shown) == count + 10
+
+
+def test_a_span_s_reserved_name_attributes_and_its_otel_block_are_shown(tmp_path: Path) -> None:
+    """A span attribute whose name the format reserves (``status``, ``message``) is kept in
+    the line's ``_otel.attributes``: records showed theirs, spans never did; and ``--verbose``
+    showed a record's ``_otel`` but not a span's (its ids, status, an exception event)."""
+    path = tmp_path / "spans.jsonl"
+    processor = LogxpyLogRecordProcessor(path)
+    tracing = TracerProvider(resource=Resource({"service.name": "shop"}), shutdown_on_exit=False)
+    tracing.add_span_processor(processor.span_processor())
+    span_ = tracing.get_tracer("shop").start_span(
+        "step", attributes={"status": "odd", "message": "hi", "plain": 1}
+    )
+    span_.record_exception(ValueError("boom"))
+    span_.end()
+    tracing.shutdown()
+    processor.shutdown()
+    shown = text(render([path], utc=True))
+    assert "plain=1" in shown and "status=odd" in shown and "message=hi" in shown
+    assert "boom" not in shown
+    verbose = text(render([path], utc=True, verbose=True))
+    assert "boom" in verbose and "span_id" in verbose
