@@ -593,9 +593,13 @@ def _family_order(path: str) -> tuple[str, int, str]:
 def _plan(paths: Sequence[str], listed: Collection[str] = ()) -> list[str]:
     """``paths`` without repeats, in time order. A backup ``X`` named but since compressed
     is read as ``X.gz``; of ``X`` and ``X.gz`` both present (compression in progress),
-    only ``X.gz``. Raises :class:`UsageError` for a path that names no file, unless it is
-    one of ``listed`` (found in a directory or a glob, and gone since: the replay says so)."""
+    only ``X.gz``. A file named twice (through a symlink, a hard link, ``./``) is replayed
+    once, under its first name: each name has a checkpoint of its own, so the second would
+    send every record again. Raises :class:`UsageError` for a path that names no file,
+    unless it is one of ``listed`` (found in a directory or a glob, and gone since: the
+    replay says so)."""
     chosen: dict[str, str] = {}
+    files: set[tuple[int, int]] = set()
     for path in paths:
         if not os.path.exists(path):
             backup = backup_of(path)
@@ -605,6 +609,14 @@ def _plan(paths: Sequence[str], listed: Collection[str] = ()) -> list[str]:
                 raise UsageError(f"{path}: no such file")
         if os.path.isdir(path):
             raise UsageError(f"{path}: is a directory (expand_paths() takes directories)")
+        try:
+            st = os.stat(path)
+        except OSError:
+            pass  # (gone since it was listed: the replay says so)
+        else:
+            if (st.st_dev, st.st_ino) in files:
+                continue
+            files.add((st.st_dev, st.st_ino))
         chosen.setdefault(os.path.normpath(path), path)
     out = [
         path for norm, path in chosen.items() if not (backup_of(norm) is not None and norm + ".gz" in chosen)

@@ -1143,3 +1143,19 @@ def test_a_lower_max_request_bytes_sends_the_same_records_in_more_requests(tmp_p
     summary = replay_files([str(path)], keep, max_request_bytes=10_000)
     assert summary.sent == 20 and keep.ids() == [str(n) for n in range(20)]
     assert len(keep.batches) >= 7 and all(len(b) <= 3 for b in keep.batches)
+
+
+@pytest.mark.parametrize("how", ["symlink", "hard link"])
+def test_a_file_named_twice_under_two_names_is_replayed_once(tmp_path: Path, how: str) -> None:
+    """Each name has a checkpoint of its own: the file named again through a link was
+    replayed a second time, every record sent twice."""
+    path = _flat_file(tmp_path / "app.jsonl", 4)
+    other = tmp_path / "other" / "same.jsonl"
+    other.parent.mkdir()
+    if how == "symlink":
+        other.symlink_to(path)
+    else:
+        os.link(path, other)
+    keep = Keep()
+    summary = replay_files([str(path), str(other)], keep)
+    assert keep.ids() == ["0", "1", "2", "3"] and summary.ok
