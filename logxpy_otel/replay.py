@@ -33,6 +33,7 @@ planted at their name is never followed.
 
 from __future__ import annotations
 
+import base64
 import copy
 import errno
 import fcntl
@@ -328,7 +329,7 @@ def _value(value: Any, depth: int = 0) -> Any:
     if t is int:
         return value if _I64[0] <= value <= _I64[1] else _decimal(value)
     if (t is tuple or t is list or t is dict) and depth >= MAX_NESTING:
-        return orjson.dumps(_value(value, -(1 << 30)), option=orjson.OPT_NON_STR_KEYS).decode()
+        return _json_text(_value(value, -(1 << 30)))
     if t is tuple or t is list:
         items = [_value(v, depth + 1) for v in value]
         return value if all(a is b for a, b in zip(items, value, strict=True)) else tuple(items)
@@ -336,6 +337,21 @@ def _value(value: Any, depth: int = 0) -> Any:
         pairs = {k: _value(v, depth + 1) for k, v in value.items()}
         return value if all(pairs[k] is v for k, v in value.items()) else pairs
     return value
+
+
+def _json_text(value: Any) -> str:
+    """``value`` as JSON text, bytes in the format's ``{"$bytes": base64}`` form. Raises
+    ``ValueError`` for what JSON cannot hold (nested past orjson's 255 levels)."""
+    try:
+        return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError as exc:  # (orjson's error for depth and for unknown types)
+        raise ValueError(f"a value OTLP cannot carry, even as JSON text: {exc}") from None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return {"$bytes": base64.b64encode(value).decode("ascii")}
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
 def _attributes(attributes: Any) -> dict[str, Any] | None:
@@ -823,14 +839,21 @@ def _replay_file(src: _Source, run: _Run) -> bool:
         batch = [entry.record for entry in records]
         parts = [batch] if batch else []
         if run.encode is not None:
-            forms = [otlp_form(record, run.forms) for record in batch]
-            batch = [record for record, _ in forms]
-            refused, runs = _parts(batch, run.encode, run.max_request_bytes)
+            refused = {}
+            formed: list[tuple[int, ReadableLogRecord, bool]] = []  # (index, record, changed)
+            for i, record in enumerate(batch):
+                try:
+                    formed.append((i, *otlp_form(record, run.forms)))
+                except Exception as exc:  # noqa: BLE001 - this record only: set aside
+                    refused[i] = f"cannot be put in a form OTLP carries: {type(exc).__name__}: {exc}"
+            kept = [record for _, record, _ in formed]
+            encoder_refused, runs = _parts(kept, run.encode, run.max_request_bytes)
+            refused |= {formed[k][0]: reason for k, reason in encoder_refused.items()}
             for i in sorted(refused):
                 dead.append(_dead_letter(src.path, records[i], "set_aside", refused[i]))
             summary.set_aside += len(refused)
-            summary.converted += sum(changed for i, (_, changed) in enumerate(forms) if i not in refused)
-            parts = [[batch[i] for i in part] for part in runs]
+            summary.converted += sum(changed for i, _, changed in formed if i not in refused)
+            parts = [[kept[k] for k in part] for part in runs]
             batch = [record for part in parts for record in part]
         if dead:
             target = _set_aside(src.path, dead) if run.writes else None

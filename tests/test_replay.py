@@ -1159,3 +1159,39 @@ def test_a_file_named_twice_under_two_names_is_replayed_once(tmp_path: Path, how
     keep = Keep()
     summary = replay_files([str(path), str(other)], keep)
     assert keep.ids() == ["0", "1", "2", "3"] and summary.ok
+
+
+def test_bytes_deep_down_go_in_the_json_text_and_a_value_json_cannot_hold_is_set_aside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The JSON text of a value nested past 16 levels raised on bytes inside it (the
+    writer keeps them), and on more than orjson's 255 levels: replay stopped with a
+    traceback at that record on every run. Bytes go in the format's ``$bytes`` form; a
+    value JSON cannot hold sets its record aside."""
+    path = tmp_path / "app.jsonl"
+
+    def nested(depth: int, leaf: str) -> str:
+        return '{"k":' * depth + leaf + "}" * depth
+
+    scope = '"scope":{"name":"t","version":"1.0"},"resource":{"attributes":{"service.name":"t"}}'
+    otel = f'"_otel":{{"observed_time_unix_nano":1,{scope}}}'
+    lines = [
+        f'{{"tid":"Tk.{n}","lvl":[1],"ts":1795984640.{n},"mt":"info","msg":"m{n}","rec.id":"{n}",'
+        f'"v":{value},{otel}}}\n'
+        for n, value in enumerate(["1", nested(20, '{"$bytes":"AP8="}'), nested(300, "1"), "2"])
+    ]
+    path.write_text("".join(lines))
+    receiver = HttpReceiver()
+    receiver.start()
+    try:
+        code, summary, err = run_cli(capsys, str(path), "--endpoint", receiver.endpoint)
+        assert (code, summary["sent"], summary["set_aside"]) == (1, 3, 1), err
+        assert "Traceback" not in err
+        by_id = {r["attributes"]["rec.id"]: r for r in receiver.snapshot()}
+        deep: Any = by_id["1"]["attributes"]["v"]
+        while isinstance(deep, dict):
+            deep = deep["k"]
+        assert json.loads(deep) == {"k": {"k": {"k": {"k": {"$bytes": "AP8="}}}}}
+        assert set(by_id) == {"0", "1", "3"}
+    finally:
+        receiver.stop()
