@@ -88,7 +88,7 @@ class Answer:
         if self._answered:
             return True
         try:
-            self._q.get(timeout=timeout)
+            self._q.get(timeout=None if timeout is None else max(0.0, timeout))
         except Empty:
             return self._answered
         self._q.put(None)  # (answered for good: another waiter, or a second wait, sees it too)

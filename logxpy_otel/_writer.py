@@ -169,7 +169,7 @@ class AsyncWriter:
         #: that logs in that thread meanwhile re-enters through the re-entrant lock. Its
         #: items wait in ``_deferred`` and are written right after, never numbered inside
         #: the batch being numbered.
-        self._writing = False
+        self._writing: int | None = None  # (the thread's ident)
         self._deferred: list[LineItem] = []
         self._restarts = 0
         self._thread: threading.Thread | None = None
@@ -333,11 +333,11 @@ class AsyncWriter:
             if self._closed:
                 self._queue.discard(DropReason.SHUTDOWN, len(items))
                 return False
-            if self._writing:  # a signal handler of this thread, in the middle of a write
+            if self._writing is not None:  # a signal handler of this thread, in the middle of a write
                 self._deferred.extend(items)
                 return True
             self.start()  # on first use, as enqueue does
-            self._writing = True
+            self._writing = threading.get_ident()
             try:
                 self._drain_caller_locked()
                 ok = self._write_locked(items)
@@ -346,7 +346,7 @@ class AsyncWriter:
                     self._write_locked(deferred)
                 return ok
             finally:
-                self._writing = False
+                self._writing = None
                 if self._deferred:  # (an exception on the way out: counted, never lost silently)
                     self._queue.discard(DropReason.INTERNAL_ERROR, len(self._deferred))
                     self._deferred = []
@@ -385,6 +385,10 @@ class AsyncWriter:
         the records that count are exactly those ahead of it in the queue's own order.
         """
         marker = self._queue.add_marker()
+        if self._writing == threading.get_ident():
+            # A signal handler's flush, in the middle of a write of its own thread: what it
+            # logged is written after that write, not before this returns.
+            return False
         if not marker.done.is_set():
             self._wake.set()
             if self._sync or self._thread is None:
@@ -432,16 +436,16 @@ class AsyncWriter:
         (a fault of ours: the thread would retry it, and no thread will) is dropped and
         counted as ``internal_error``, and the drain goes on. ``_io_lock`` is held. Records
         a signal handler of this thread logs meanwhile are written after it."""
-        if self._writing:
+        if self._writing is not None:
             return  # (a signal handler's flush inside a write of this thread: that write drains)
-        self._writing = True
+        self._writing = threading.get_ident()
         try:
             self._drain_caller_locked()
             while self._deferred:
                 deferred, self._deferred = self._deferred, []
                 self._write_locked(deferred)
         finally:
-            self._writing = False
+            self._writing = None
             if self._deferred:
                 self._queue.discard(DropReason.INTERNAL_ERROR, len(self._deferred))
                 self._deferred = []

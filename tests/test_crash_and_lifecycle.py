@@ -544,6 +544,69 @@ def test_a_signal_handler_that_logs_while_a_synchronous_write_numbers_keeps_the_
     assert sum(1 for line in lines if line.get("msg") == "main") == main
 
 
+_FLUSH_FROM_A_HANDLER_SYNC_SCRIPT = """
+    import os, signal, sys, time
+    from opentelemetry.sdk._logs import LoggerProvider
+    from logxpy_otel import AsyncConfig, LogxpyLogRecordProcessor
+
+    path = sys.argv[1]
+    processor = LogxpyLogRecordProcessor(path, config=AsyncConfig(async_enabled=False))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    log = provider.get_logger("signals")
+    answers = []  # (flush said True, the handler's record was in the file then)
+
+    def handler(signum, frame):
+        mark = "last-words-%d" % len(answers)
+        log.emit(body=mark)
+        ok = processor.force_flush(5_000)
+        with open(path, "rb") as f:  # (its line, if written, is among the last)
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 65536))
+            answers.append((ok, mark.encode() in f.read()))
+
+    signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 0.002, 0.002)
+    start = time.monotonic()
+    while time.monotonic() - start < 1 and len(answers) < 300:
+        log.emit(body="main")
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    provider.shutdown()
+    processor.shutdown()
+    with open(path, "rb") as f:
+        written = f.read().count(b"last-words-")
+    print(len(answers), written, sum(ok for ok, _ in answers), sum(ok and not seen for ok, seen in answers))
+"""
+
+
+def test_a_flush_from_a_signal_handler_in_the_middle_of_a_synchronous_write_does_not_claim_its_record(
+    tmp_path: Path,
+) -> None:
+    """Its record waits for the write it interrupted: flush returned True with the record
+    not in the file (a handler that logs, flushes and exits lost it). It says False now;
+    the record is written once the interrupted write is done."""
+    path = tmp_path / "app.jsonl"
+    done = run_script(_FLUSH_FROM_A_HANDLER_SYNC_SCRIPT, str(path), timeout=60.0)
+    assert done.returncode == 0, done.stderr
+    handled, written, said_true, true_but_missing = map(int, done.stdout.split())
+    assert handled > 0 and written == handled, "every handler's record is written in the end"
+    assert true_but_missing == 0, (
+        f"{true_but_missing} of {said_true} flushes said True before the record was in"
+    )
+
+
+def test_a_flush_with_a_negative_timeout_answers_false_never_raises(tmp_path: Path) -> None:
+    processor = LogxpyLogRecordProcessor(tmp_path / "app.jsonl", flush_interval=600_000)
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    log = provider.get_logger("t")
+    for _ in range(2_000):
+        log.emit(body="x" * 200)
+    assert processor.force_flush(-1) in (True, False)
+    assert processor.force_flush(10_000)
+    provider.shutdown()
+    processor.shutdown()
+
+
 def test_a_signal_handler_that_logs_while_a_flush_waits_does_not_deadlock(tmp_path: Path) -> None:
     """The main thread waits in force_flush (its flush marker's Event, whose lock it holds
     inside wait); a handler logs more than the queue holds and waits for the writer; the
