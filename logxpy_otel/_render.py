@@ -90,15 +90,18 @@ def level_label(mt: object) -> str:
 
 # -- text from the file -------------------------------------------------------------------------
 
-#: Control characters (C0, C1), the line and paragraph separators, and every format
-#: character (Unicode category Cf, as of Unicode 15.1: direction marks and overrides,
-#: zero-width spaces and joiners, the soft hyphen, tag characters...), which steer a
-#: terminal or hide text (``ad\u200bmin`` looks like ``admin``).
+#: Control characters (C0, C1), the line and paragraph separators, every format character
+#: (Unicode category Cf, as of Unicode 15.1: direction marks and overrides, zero-width
+#: spaces and joiners, the soft hyphen, tag characters...) and every other code point
+#: Unicode says to show as nothing (Default_Ignorable_Code_Point: variation selectors,
+#: the combining grapheme joiner, Hangul fillers...), which steer a terminal or hide text
+#: (``ad\u200bmin`` looks like ``admin``).
 _UNSAFE = re.compile(
     "[\x00-\x1f\x7f-\x9f\u2028\u2029"
-    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
-    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+    "\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u115f\u1160\u17b4\u17b5"
+    "\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+    "\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
 )
 _NAMED: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

@@ -319,8 +319,14 @@ class _Tree:
 
     @property
     def empty(self) -> bool:
-        """Nothing to show: no record and no action start (an end line alone)."""
-        return self.root.start is None and not self.root.records and not self.root.actions
+        """Nothing to show: no line at all. (An end line alone is shown: the end of a tree
+        shown as unfinished before, its status and duration.)"""
+        return (
+            self.root.start is None
+            and self.root.end is None
+            and not self.root.records
+            and not self.root.actions
+        )
 
     def sort_key(self) -> tuple[float, int]:
         """Where the tree goes in time order: at its first line (the start line, whose ``ts``
@@ -638,7 +644,8 @@ def _read_open(
                 line = stream.readline(_MAX_LINE + 1)
                 if len(line) > _MAX_LINE:
                     skipped = len(line) + _skip_line(stream)
-                    problem(f"{path}: line at byte {offset} skipped: longer than {_MAX_LINE} bytes")
+                    if offset >= start:  # (else said already, when it was read before)
+                        problem(f"{path}: line at byte {offset} skipped: longer than {_MAX_LINE} bytes")
                     offset += skipped
                     continue
             except _GZIP_ERRORS as exc:
@@ -723,10 +730,11 @@ def _families(files: list[str]) -> list[list[str]]:
 
 #: A tree with no line for this long in the file's own time is shown as unfinished (its
 #: writer was killed, say): render holds what comes after an open tree, and would hold
-#: the rest of the file. A later line of it starts a second tree, as in ``--follow``.
-_OPEN_HORIZON: Final = 60.0
-#: How often (in lines) render looks for such trees.
-_HORIZON_EVERY: Final = 4096
+#: the rest of the file. A later line of it starts a second tree (its end line alone
+#: shows its status), as in ``--follow``.
+_OPEN_HORIZON: Final = 300.0
+#: How often, in the lines' time, render looks for such trees.
+_HORIZON_STEP: Final = _OPEN_HORIZON / 16
 
 
 def _in_time_order(lines: Iterable[_Line], window: float) -> Iterator[_Item]:
@@ -740,13 +748,16 @@ def _in_time_order(lines: Iterable[_Line], window: float) -> Iterator[_Item]:
     ready: list[tuple[tuple[float, int], _Item]] = []  # a heap
     starts: list[tuple[tuple[float, int], str, _Tree]] = []  # open trees, some closed since
     latest = -math.inf
-    for count, line in enumerate(lines, 1):
+    look = math.inf  # when (in the lines' time) to look for silent trees next
+    for line in lines:
         if line.ts is not None and line.ts > latest:
             latest = line.ts
+            look = min(look, latest + _HORIZON_STEP)
         before = assembler.open.get(line.tid)
         for item in assembler.add(line, line.ts if line.ts is not None else latest):
             heapq.heappush(ready, (_sort_key(item), item))
-        if count % _HORIZON_EVERY == 0 and latest != -math.inf:
+        if latest >= look:
+            look = latest + _HORIZON_STEP
             for item in assembler.idle(latest, _OPEN_HORIZON):
                 heapq.heappush(ready, (_sort_key(item), item))
         opened = assembler.open.get(line.tid)

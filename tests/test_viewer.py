@@ -932,6 +932,9 @@ def test_invisible_format_characters_are_shown_as_escapes() -> None:
     format_chars = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf"]
     assert len(format_chars) > 150
     assert [c for c in format_chars if safe(c) == c] == []
+    # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt) beyond Cf: shown as nothing
+    ignorable = "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180f\u3164\ufe00\ufe0f\uffa0\ufff0\U000e0100\U000e0fff"
+    assert [c for c in ignorable if safe(c) == c] == []
 
 
 def test_a_fifo_or_a_pipe_given_as_a_file_is_refused_never_waited_on_or_a_crash(
@@ -1072,8 +1075,8 @@ def test_follow_reads_a_copy_made_as_the_file_was_cut_in_place_from_where_it_was
 def test_render_of_a_file_with_a_trace_that_never_ends_holds_a_bounded_part_of_it(tmp_path: Path) -> None:
     """A trace's start line whose writer was killed (no end line, ever): render held every
     line after it until the end of the file (915 MB for an 88 MB file). A tree silent for
-    a minute of the file's time is shown as unfinished, and what follows goes out as it is
-    read; lines without a ``ts`` go out at once too."""
+    five minutes of the file's time is shown as unfinished, and what follows goes out as
+    it is read; lines without a ``ts`` go out at once too."""
     from logxpy_otel import viewer
 
     path = tmp_path / "app.jsonl"
@@ -1121,3 +1124,19 @@ def test_a_span_s_reserved_name_attributes_and_its_otel_block_are_shown(tmp_path
     assert "boom" not in shown
     verbose = text(render([path], utc=True, verbose=True))
     assert "boom" in verbose and "span_id" in verbose
+
+
+@pytest.mark.parametrize("ticks", [100, 5_000])
+def test_a_long_job_that_ends_is_shown_the_same_whatever_the_number_of_lines(
+    tmp_path: Path, ticks: int
+) -> None:
+    """The look for silent trees ran every 4096 lines: a job of 90 s with 5,000 lines
+    beside it was shown as unfinished (with 100, as succeeded), and its end line, a tree
+    of its own then, was not shown at all."""
+    path = tmp_path / "app.jsonl"
+    lines = [structure("Tk1.job", [1], T0, "started", at="long_job")]
+    lines += [record(f"Tk1.{n}", [1], T0 + 1 + 88 * n / ticks, f"tick {n}") for n in range(ticks)]
+    lines.append(structure("Tk1.job", [2], T0 + 90, "succeeded", at="long_job"))
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    jobs = [entry.splitlines()[-1] for entry in render([path], utc=True) if "long_job" in entry]
+    assert jobs == ["Tk1.job  long_job  succeeded  1m 30.0s"]
