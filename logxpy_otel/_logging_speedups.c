@@ -264,7 +264,8 @@ plain_context(PyObject *context)
 
 /* Whether the instance dict of ``type``'s objects answers each of ``names`` (when it has
  * the name) as getattr does: a generic getattr, and no data descriptor of that name in the
- * MRO. 0 for any class this cannot tell. */
+ * MRO (nothing of that name but None, a bool, an int, a float or a str: a value whose class
+ * cannot become a descriptor's). 0 for any class this cannot tell. */
 static int
 dict_answers(PyTypeObject *type, PyObject *const *names, int n)
 {
@@ -291,9 +292,11 @@ dict_answers(PyTypeObject *type, PyObject *const *names, int n)
                 Py_DECREF(dict);
                 return 0;
             }
-            if (found != NULL && Py_TYPE(found)->tp_descr_set != NULL) {
+            if (found != NULL && !(found == Py_None || PyBool_Check(found) || PyLong_CheckExact(found) ||
+                                   PyFloat_CheckExact(found) || PyUnicode_CheckExact(found))) {
                 Py_DECREF(dict);
-                return 0; /* a data descriptor: it answers, not the instance */
+                return 0; /* anything but a plain value: its class could be (or become) a data
+                           * descriptor's, which answers before the instance */
             }
         }
         Py_DECREF(dict);

@@ -1076,6 +1076,31 @@ def test_a_span_class_changed_after_it_was_seen_is_read_as_it_is_now(kind: str, 
 
 
 @pytest.mark.parametrize("kind", FAST_PATHS)
+def test_a_descriptor_on_the_logger_s_class_that_becomes_a_data_descriptor_is_asked(kind: str) -> None:
+    """The C path checked the logger's class once per version: a class attribute that was
+    a plain (non-data) descriptor, whose own class got a ``__set__`` later, made a data
+    descriptor without changing the logger class's version; its answer was not read."""
+    from opentelemetry.sdk._logs._internal import Logger as SdkLogger
+    from opentelemetry.sdk._logs._internal import _LoggerConfig
+
+    class Off:
+        def __get__(self, obj: object, owner: object = None) -> _LoggerConfig:
+            return _LoggerConfig(is_enabled=False)
+
+    class Patchable(SdkLogger):
+        _logger_config = Off()
+
+    with fast_path(kind), pair(name=f"descriptor_{kind}") as p:
+        live = p.provider.get_logger(p.logger.name, "", None, None)
+        live.__class__ = Patchable
+        p.logger.info("first")
+        Off.__set__ = lambda self, obj, value: None  # type: ignore[attr-defined]
+        p.logger.info("second: turned off")
+        lines = _assert_same(p)
+    assert [line["msg"] for line in lines] == ["first"]
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
 @pytest.mark.parametrize("how", ["class", "instance"])
 def test_a_logger_s_resource_and_config_changed_after_it_was_seen_are_read_as_they_are_now(
     kind: str, how: str
