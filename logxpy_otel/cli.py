@@ -7,7 +7,7 @@ import argparse
 import re
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 import orjson
@@ -66,24 +66,23 @@ def _headers(text: str) -> dict[str, str]:
     return out
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}")
-    return value
+def _at_least(least: int, unit: str = "") -> Callable[[str], int]:
+    """An argument type: an integer of at least ``least``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {least}{unit}; got {text!r}")
+        return value
+
+    return parse
 
 
-def _request_bytes(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1024:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1024 (bytes); got {text!r}")
-    return value
+_positive = _at_least(1)
+_request_bytes = _at_least(1024, " (bytes)")
 
 
 def _seconds(text: str) -> float:
