@@ -171,6 +171,9 @@ class AsyncWriter:
         #: the batch being numbered.
         self._writing: int | None = None  # (the thread's ident)
         self._deferred: list[LineItem] = []
+        #: A close such a handler asked for (stop, exit) meanwhile, done when the write ends:
+        #: 0 none, 1 the open trees, 2 the trees and the destinations.
+        self._close_after_write = 0
         self._restarts = 0
         self._thread: threading.Thread | None = None
         self._output.use_trees(
@@ -286,11 +289,10 @@ class AsyncWriter:
             # The thread has ended (or there never was one): finish in this thread, unless a
             # caller's synchronous write holds the I/O lock past the deadline.
             left = -1 if deadline is None else max(0.0, deadline - time.monotonic())
+            held = self._held_here()
             if self._io_lock.acquire(timeout=left):
                 try:
-                    self._drain_in_caller()
-                    self._output.close_trees()
-                    self._output.close(deadline)
+                    finished = self._close_locked(2, deadline, held)
                 finally:
                     self._io_lock.release()
             else:
@@ -330,26 +332,22 @@ class AsyncWriter:
         crashed more than ``max_restarts`` times.
         """
         with self._io_lock:
-            if self._closed:
-                self._queue.discard(DropReason.SHUTDOWN, len(items))
-                return False
             if self._writing is not None:  # a signal handler of this thread, in the middle of a write
+                if self._closed:
+                    self._queue.discard(DropReason.SHUTDOWN, len(items))
+                    return False
                 self._deferred.extend(items)
                 return True
-            self.start()  # on first use, as enqueue does
             self._writing = threading.get_ident()
             try:
+                if self._closed:
+                    self._queue.discard(DropReason.SHUTDOWN, len(items))
+                    return False
+                self.start()  # on first use, as enqueue does
                 self._drain_caller_locked()
-                ok = self._write_locked(items)
-                while self._deferred:
-                    deferred, self._deferred = self._deferred, []
-                    self._write_locked(deferred)
-                return ok
+                return self._write_locked(items)
             finally:
-                self._writing = None
-                if self._deferred:  # (an exception on the way out: counted, never lost silently)
-                    self._queue.discard(DropReason.INTERNAL_ERROR, len(self._deferred))
-                    self._deferred = []
+                self._end_write()
 
     def _write_locked(self, items: Sequence[LineItem]) -> bool:
         """Number and write ``items`` (not queued) here; True if every one was written.
@@ -441,14 +439,44 @@ class AsyncWriter:
         self._writing = threading.get_ident()
         try:
             self._drain_caller_locked()
-            while self._deferred:
-                deferred, self._deferred = self._deferred, []
-                self._write_locked(deferred)
+        finally:
+            self._end_write()
+
+    def _held_here(self) -> bool:
+        """Whether this thread holds ``_io_lock`` already: a signal handler that runs while
+        its thread writes (whatever the step: the flag of the write may not be set yet)."""
+        return bool(self._io_lock._is_owned())  # type: ignore[attr-defined]
+
+    def _close_locked(self, what: int, deadline: float | None, held: bool = False) -> bool:
+        """Write what is queued, then close the open trees (``what`` 1) and the destinations
+        (2). From a signal handler in the middle of a write of this thread (``held``: it
+        held the lock already), put off until that write ends: False. ``_io_lock`` is held."""
+        if held or self._writing == threading.get_ident():
+            self._close_after_write = max(self._close_after_write, what)
+            return False
+        self._drain_in_caller()
+        self._output.close_trees()
+        if what == 2:
+            self._output.close(deadline)
+        return True
+
+    def _write_deferred(self) -> None:
+        """The records signal handlers of this thread logged during its write: now."""
+        while self._deferred:
+            deferred, self._deferred = self._deferred, []
+            self._write_locked(deferred)
+
+    def _end_write(self) -> None:
+        """The end of a write in a caller's thread: what was put off is done now, the
+        records handlers logged meanwhile (still as part of the write: a handler that runs
+        during this defers again, and is written here too), then a close a handler asked for."""
+        try:
+            self._write_deferred()
         finally:
             self._writing = None
-            if self._deferred:
-                self._queue.discard(DropReason.INTERNAL_ERROR, len(self._deferred))
-                self._deferred = []
+        what, self._close_after_write = self._close_after_write, 0
+        if what:
+            self._close_locked(what, None)
 
     def _drain_caller_locked(self) -> None:
         while True:
@@ -553,10 +581,10 @@ class AsyncWriter:
                 before(deadline)
             except Exception:  # noqa: BLE001 - the trees are closed all the same
                 logger.warning("logxpy-otel: handing over held records at exit failed", exc_info=True)
+        held = self._held_here()
         if self._io_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             try:
-                self._drain_in_caller()
-                self._output.close_trees()
+                self._close_locked(1, deadline, held)
             finally:
                 self._io_lock.release()
 
