@@ -228,6 +228,13 @@ def encode_value(value: object, _depth: int = 0) -> Any:
     return _safe_repr(value)
 
 
+#: An ``$int`` tag's text: the digits the writer writes (``str`` of the int), nothing else
+#: (an exponent, ``1e1000000``, would take minutes to make an int of).
+_INT_DIGITS: Final = re.compile(r"-?[0-9]+", re.ASCII)
+#: The longest ``$int`` read back as an int; a longer one is read as its digits (a str).
+MAX_INT_DIGITS: Final = 10_000
+
+
 def decode_value(value: Any) -> Any:
     """The inverse of :func:`encode_value` on parsed JSON: tags resolved, arrays as tuples."""
     if type(value) is list:
@@ -235,8 +242,10 @@ def decode_value(value: Any) -> Any:
     if type(value) is dict:
         if len(value) == 1:
             ((tag, inner),) = value.items()
-            if tag == "$int" and type(inner) is str:
-                return int(Decimal(inner))  # exact, and free of the int-from-str digit limit
+            if tag == "$int" and type(inner) is str and _INT_DIGITS.fullmatch(inner):
+                # exact, and free of the int-from-str digit limit; past MAX_INT_DIGITS its
+                # digits as they are (the conversion takes quadratic time: 27 s for 10**6)
+                return int(Decimal(inner)) if len(inner.lstrip("-")) <= MAX_INT_DIGITS else inner
             if tag == "$bytes" and type(inner) is str:
                 return base64.b64decode(inner)
             if tag == "$float" and type(inner) is str:

@@ -347,3 +347,19 @@ def test_the_unterminated_last_line_of_a_file_that_cannot_grow_is_read(tmp_path:
         "one",
         "two",
     ], "a gzip file cannot grow"
+
+
+def test_an_int_tag_with_an_exponent_or_too_many_digits_is_read_in_no_time() -> None:
+    """``{"$int": "1e1000000"}`` (212 bytes of line) took 39 s to read (an int of a million
+    digits, through Decimal); ten million digits, minutes. Only plain digits are an int,
+    and only up to MAX_INT_DIGITS: longer, the digits as they are."""
+    import time
+
+    from logxpy_otel._format import MAX_INT_DIGITS, decode_value
+
+    start = time.process_time()
+    assert decode_value({"$int": "1e1000000"}) == {"$int": "1e1000000"}
+    assert decode_value({"$int": "7" * 200_000}) == "7" * 200_000
+    assert decode_value({"$int": "-" + "9" * MAX_INT_DIGITS}) == -(10**MAX_INT_DIGITS - 1)
+    assert decode_value({"$int": "\u0661\u0662"}) == {"$int": "\u0661\u0662"}
+    assert time.process_time() - start < 5.0  # (it was minutes: any machine does this in ms)
