@@ -290,16 +290,19 @@ class _Action:
 class _Tree:
     """The lines of one task (a trace's ``tid``) from its start line on."""
 
-    __slots__ = ("first", "last_active", "root", "tid")
+    __slots__ = ("first", "last_active", "last_seq", "root", "tid")
 
     def __init__(self, tid: str, now: float) -> None:
         self.tid = tid
         self.root = _Action()
         self.first: _Line | None = None
         self.last_active = now
+        self.last_seq = -1
 
     def add(self, line: _Line, now: float) -> None:
-        self.last_active = now
+        if now > self.last_active:  # (never back: a record may carry an older time)
+            self.last_active = now
+        self.last_seq = line.seq
         if self.first is None:
             self.first = line
         node = self.root
@@ -368,6 +371,16 @@ class _Assembler:
         out: list[_Item] = []
         for tid, tree in list(self.open.items()):
             if now - tree.last_active >= limit:
+                out.append(self.open.pop(tid))
+        return out
+
+    def silent(self, now: float, seq: int, limit: float, lines: int) -> list[_Item]:
+        """The open trees whose last line is ``limit`` seconds of the lines' time before
+        ``now`` and ``lines`` lines before ``seq`` (then forgotten). Both: one line with a
+        far-off time must not end every tree, nor a quiet file one it holds cheaply."""
+        out: list[_Item] = []
+        for tid, tree in list(self.open.items()):
+            if now - tree.last_active >= limit and seq - tree.last_seq >= lines:
                 out.append(self.open.pop(tid))
         return out
 
@@ -728,13 +741,14 @@ def _families(files: list[str]) -> list[list[str]]:
     return list(out.values())
 
 
-#: A tree with no line for this long in the file's own time is shown as unfinished (its
-#: writer was killed, say): render holds what comes after an open tree, and would hold
-#: the rest of the file. A later line of it starts a second tree (its end line alone
-#: shows its status), as in ``--follow``.
+#: A tree with no line for this long in the file's own time, and for _OPEN_LINES lines, is
+#: shown as unfinished (its writer was killed, say): render holds what comes after an open
+#: tree, and would hold the rest of the file. A later line of it starts a second tree (its
+#: end line alone shows its status), as in ``--follow``.
 _OPEN_HORIZON: Final = 300.0
-#: How often, in the lines' time, render looks for such trees.
-_HORIZON_STEP: Final = _OPEN_HORIZON / 16
+_OPEN_LINES: Final = 1024
+#: How often, in lines, render looks for such trees.
+_HORIZON_EVERY: Final = 1024
 
 
 def _in_time_order(lines: Iterable[_Line], window: float) -> Iterator[_Item]:
@@ -748,17 +762,15 @@ def _in_time_order(lines: Iterable[_Line], window: float) -> Iterator[_Item]:
     ready: list[tuple[tuple[float, int], _Item]] = []  # a heap
     starts: list[tuple[tuple[float, int], str, _Tree]] = []  # open trees, some closed since
     latest = -math.inf
-    look = math.inf  # when (in the lines' time) to look for silent trees next
-    for line in lines:
+    for count, line in enumerate(lines, 1):
         if line.ts is not None and line.ts > latest:
             latest = line.ts
-            look = min(look, latest + _HORIZON_STEP)
         before = assembler.open.get(line.tid)
-        for item in assembler.add(line, line.ts if line.ts is not None else latest):
+        for item in assembler.add(line, line.ts if line.ts is not None else -math.inf):
             heapq.heappush(ready, (_sort_key(item), item))
-        if latest >= look:
-            look = latest + _HORIZON_STEP
-            for item in assembler.idle(latest, _OPEN_HORIZON):
+        if count % _HORIZON_EVERY == 0 and line.ts is not None:
+            # (by this line's time, not the greatest seen: one far-off time ends nothing)
+            for item in assembler.silent(line.ts, line.seq, _OPEN_HORIZON, _OPEN_LINES):
                 heapq.heappush(ready, (_sort_key(item), item))
         opened = assembler.open.get(line.tid)
         if opened is not None and opened is not before:

@@ -1140,3 +1140,32 @@ def test_a_long_job_that_ends_is_shown_the_same_whatever_the_number_of_lines(
     path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
     jobs = [entry.splitlines()[-1] for entry in render([path], utc=True) if "long_job" in entry]
     assert jobs == ["Tk1.job  long_job  succeeded  1m 30.0s"]
+
+
+@pytest.mark.parametrize("bogus", [2e18, 1e12])
+def test_one_line_with_a_far_off_time_cuts_no_tree(tmp_path: Path, bogus: float) -> None:
+    """A record whose own time is far in the future (the application sets it) made every
+    open tree look silent: the tree was cut into one-line unfinished trees (at 2e18 the
+    look for silent trees ran at every line)."""
+    tid = f"{trace_id(1)}~Tk1"
+    lines = [structure(tid, [1], T0, "started"), record(tid, [2], T0 + 0.1, "a")]
+    lines.append(record("Tk1.9", [1], bogus, "bogus clock"))
+    lines += [record(tid, [n], T0 + n, f"r{n}") for n in range(3, 8)]
+    lines.append(structure(tid, [8], T0 + 9, "succeeded"))
+    lines += [record(f"Tk1.x{n}", [1], T0 + 10 + n / 100, f"filler {n}") for n in range(3_000)]
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    trees = [entry for entry in render([path], utc=True) if "otel:trace" in entry]
+    assert len(trees) == 1 and "succeeded" in trees[0] and "r7" in trees[0]
+
+
+def test_a_record_stamped_earlier_than_its_tree_does_not_cut_it(tmp_path: Path) -> None:
+    tid = f"{trace_id(1)}~Tk1"
+    lines = [structure(tid, [1], T0, "started"), record(tid, [2], T0 + 1, "a")]
+    lines.append(record(tid, [3], T0 + 1 - 400, "event stamped 400 s back"))
+    lines += [record(f"Tk1.x{n}", [1], T0 + 2 + n / 200, f"filler {n}") for n in range(3_000)]
+    lines += [record(tid, [4], T0 + 21, "b"), structure(tid, [5], T0 + 22, "succeeded")]
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    trees = [entry for entry in render([path], utc=True) if "otel:trace" in entry]
+    assert len(trees) == 1 and "succeeded" in trees[0] and "unfinished" not in trees[0]
