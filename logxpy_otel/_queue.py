@@ -16,6 +16,7 @@ is 2-3 times slower with 4 threads).
 from __future__ import annotations
 
 import enum
+import math
 import threading
 import time
 from collections import deque
@@ -87,8 +88,14 @@ class Answer:
         """True once answered (``timeout`` seconds at most; None: for as long as it takes)."""
         if self._answered:
             return True
+        if timeout is not None:
+            # (as Event.wait takes them: at once for <= 0 or NaN; without end past what a
+            # lock can wait, where SimpleQueue.get would raise OverflowError)
+            timeout = 0.0 if math.isnan(timeout) else max(0.0, timeout)
+            if timeout > threading.TIMEOUT_MAX:
+                timeout = None
         try:
-            self._q.get(timeout=None if timeout is None else max(0.0, timeout))
+            self._q.get(timeout=timeout)
         except Empty:
             return self._answered
         self._q.put(None)  # (answered for good: another waiter, or a second wait, sees it too)

@@ -33,7 +33,6 @@ planted at their name is never followed.
 
 from __future__ import annotations
 
-import base64
 import copy
 import errno
 import fcntl
@@ -57,6 +56,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
+from ._format import encode_value
 from ._render import safe
 from ._rotation import CHECKPOINT_SUFFIX, backup_of, backups, checkpoint_key, create_exclusive
 from .reader import BadLine, LineRecord, OffsetPastEnd, read_head_open, read_open
@@ -329,7 +329,7 @@ def _value(value: Any, depth: int = 0) -> Any:
     if t is int:
         return value if _I64[0] <= value <= _I64[1] else _decimal(value)
     if (t is tuple or t is list or t is dict) and depth >= MAX_NESTING:
-        return _json_text(_value(value, -(1 << 30)))
+        return _json_text(value)
     if t is tuple or t is list:
         items = [_value(v, depth + 1) for v in value]
         return value if all(a is b for a, b in zip(items, value, strict=True)) else tuple(items)
@@ -340,18 +340,13 @@ def _value(value: Any, depth: int = 0) -> Any:
 
 
 def _json_text(value: Any) -> str:
-    """``value`` as JSON text, bytes in the format's ``{"$bytes": base64}`` form. Raises
-    ``ValueError`` for what JSON cannot hold (nested past orjson's 255 levels)."""
+    """``value`` as the JSON text the file holds for it: the format's own encoding, with its
+    tags (``$bytes``, ``$int``, ``$float`` for NaN and inf, ``$map``). Raises ``ValueError``
+    for what JSON cannot hold (nested past orjson's 255 levels)."""
     try:
-        return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError as exc:  # (orjson's error for depth and for unknown types)
+        return orjson.dumps(encode_value(value)).decode()
+    except TypeError as exc:  # (orjson's error for depth)
         raise ValueError(f"a value OTLP cannot carry, even as JSON text: {exc}") from None
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray):
-        return {"$bytes": base64.b64encode(value).decode("ascii")}
-    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
 def _attributes(attributes: Any) -> dict[str, Any] | None:

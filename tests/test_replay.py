@@ -1161,13 +1161,13 @@ def test_a_file_named_twice_under_two_names_is_replayed_once(tmp_path: Path, how
     assert keep.ids() == ["0", "1", "2", "3"] and summary.ok
 
 
-def test_bytes_deep_down_go_in_the_json_text_and_a_value_json_cannot_hold_is_set_aside(
+def test_bytes_and_values_past_orjson_s_depth_deep_down_go_in_the_json_text(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The JSON text of a value nested past 16 levels raised on bytes inside it (the
     writer keeps them), and on more than orjson's 255 levels: replay stopped with a
-    traceback at that record on every run. Bytes go in the format's ``$bytes`` form; a
-    value JSON cannot hold sets its record aside."""
+    traceback at that record on every run. The text is the format's own encoding of the
+    value: bytes in its ``$bytes`` form, and past its depth bound the rest as text."""
     path = tmp_path / "app.jsonl"
 
     def nested(depth: int, leaf: str) -> str:
@@ -1185,13 +1185,40 @@ def test_bytes_deep_down_go_in_the_json_text_and_a_value_json_cannot_hold_is_set
     receiver.start()
     try:
         code, summary, err = run_cli(capsys, str(path), "--endpoint", receiver.endpoint)
-        assert (code, summary["sent"], summary["set_aside"]) == (1, 3, 1), err
+        assert (code, summary["sent"], summary["set_aside"], summary["converted"]) == (0, 4, 0, 2), err
         assert "Traceback" not in err
         by_id = {r["attributes"]["rec.id"]: r for r in receiver.snapshot()}
         deep: Any = by_id["1"]["attributes"]["v"]
         while isinstance(deep, dict):
             deep = deep["k"]
         assert json.loads(deep) == {"k": {"k": {"k": {"k": {"$bytes": "AP8="}}}}}
-        assert set(by_id) == {"0", "1", "3"}
+        assert set(by_id) == {"0", "1", "2", "3"}
     finally:
         receiver.stop()
+
+
+def test_nan_and_a_tag_like_map_deep_down_keep_their_meaning_in_the_json_text(tmp_path: Path) -> None:
+    """orjson writes NaN as null, and a user's map ``{"$bytes": ...}`` came out as bytes do:
+    the JSON text is now the format's own encoding of the value (tags and all)."""
+    deep: Any = {"nan": float("nan"), "map": {"$bytes": "not bytes"}, "blob": b"\x00"}
+    for _ in range(20):
+        deep = {"k": deep}
+    text = replay._value(deep)
+    while isinstance(text, dict):
+        text = text["k"]
+    inner = json.loads(text)
+    while "k" in inner:
+        inner = inner["k"]
+    tagged = {"$map": {"$bytes": "not bytes"}}
+    assert inner == {"nan": {"$float": "nan"}, "map": tagged, "blob": {"$bytes": "AA=="}}
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 10.0**13, float("nan"), -1.0, 0.0])
+def test_an_answer_waits_for_any_timeout_without_raising(timeout: float) -> None:
+    from logxpy_otel._queue import Answer
+
+    answer = Answer()
+    answer.set()
+    assert answer.wait(timeout) is True
+    if timeout <= 0 or timeout != timeout:
+        assert Answer().wait(timeout) is False
