@@ -171,3 +171,27 @@ def test_a_record_appended_as_the_gate_closes_is_left_to_the_drain_or_swept(gate
         assert m.dropped_by_reason == {DropReason.SHUTDOWN: 1} and m.pending == 0 and queue.empty
         marker = queue.add_marker()
         assert marker.done.is_set() and not marker.lost, "nothing is left held"
+
+
+# -- Answer: a one-shot event a signal handler cannot wedge -----------------------------------
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 10.0**13, float("nan"), -1.0, 0.0])
+def test_an_answer_waits_for_any_timeout_without_raising(timeout: float) -> None:
+    from logxpy_otel._queue import Answer
+
+    answer = Answer()
+    answer.set()
+    assert answer.wait(timeout) is True
+    if timeout <= 0 or timeout != timeout:
+        assert Answer().wait(timeout) is False
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 10.0**13])
+def test_an_answer_waits_without_end_for_a_timeout_past_what_a_lock_takes(timeout: float) -> None:
+    """``force_flush(math.inf)`` raised OverflowError into the application."""
+    from logxpy_otel._queue import Answer
+
+    answer = Answer()
+    threading.Timer(0.05, answer.set).start()
+    assert answer.wait(timeout) is True

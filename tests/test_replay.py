@@ -1211,24 +1211,3 @@ def test_nan_and_a_tag_like_map_deep_down_keep_their_meaning_in_the_json_text(tm
         inner = inner["k"]
     tagged = {"$map": {"$bytes": "not bytes"}}
     assert inner == {"nan": {"$float": "nan"}, "map": tagged, "blob": {"$bytes": "AA=="}}
-
-
-@pytest.mark.parametrize("timeout", [float("inf"), 10.0**13, float("nan"), -1.0, 0.0])
-def test_an_answer_waits_for_any_timeout_without_raising(timeout: float) -> None:
-    from logxpy_otel._queue import Answer
-
-    answer = Answer()
-    answer.set()
-    assert answer.wait(timeout) is True
-    if timeout <= 0 or timeout != timeout:
-        assert Answer().wait(timeout) is False
-
-
-@pytest.mark.parametrize("timeout", [float("inf"), 10.0**13])
-def test_an_answer_waits_without_end_for_a_timeout_past_what_a_lock_takes(timeout: float) -> None:
-    """``force_flush(math.inf)`` raised OverflowError into the application."""
-    from logxpy_otel._queue import Answer
-
-    answer = Answer()
-    threading.Timer(0.05, answer.set).start()
-    assert answer.wait(timeout) is True
