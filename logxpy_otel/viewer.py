@@ -165,7 +165,7 @@ def parse_time(text: str, *, utc: bool = False, now: float | None = None) -> flo
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=zone) if zone is not None else moment.astimezone()
         return moment.timestamp()
-    except (OverflowError, OSError):  # (a local time out of the platform's range)
+    except (OverflowError, OSError, ValueError):  # (a local time out of the platform's range)
         raise ValueError(f"{text!r} is out of the range of times this machine can show") from None
 
 
