@@ -96,6 +96,35 @@ _BACKOFF_FIRST_S: Final = 0.1
 _BACKOFF_MAX_S: Final = 30.0
 
 
+class _IOLock:
+    """The writer's I/O lock: re-entrant, and ``after()`` runs each time a thread lets go of
+    it for good, so a close that a signal handler asked for while its thread held the lock
+    (put off, as the write under way must end first) is done whoever the holder was."""
+
+    __slots__ = ("_lock", "after")
+
+    def __init__(self, after: Callable[[], None]) -> None:
+        self._lock = threading.RLock()
+        self.after = after
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+        if not self.held_here():
+            self.after()
+
+    def held_here(self) -> bool:
+        return bool(self._lock._is_owned())  # type: ignore[attr-defined]
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class AsyncWriter:
     """Writes line items to destinations from one background thread (``logxpy-writer``).
 
@@ -153,7 +182,7 @@ class AsyncWriter:
         #: Guards the run state (re-entrant, like every lock here: a signal handler that
         #: logs may interrupt the thread that holds it). Order: _io_lock, _lock, the queue's.
         self._lock = threading.RLock()
-        self._io_lock = threading.RLock()
+        self._io_lock = _IOLock(self._after_io)
         self._wake = _Wake()
         self._stop_event = threading.Event()
         self._queue = RecordQueue(
@@ -174,6 +203,8 @@ class AsyncWriter:
         #: A close such a handler asked for (stop, exit) meanwhile, done when the write ends:
         #: 0 none, 1 the open trees, 2 the trees and the destinations.
         self._close_after_write = 0
+        #: stop() ran out of time waiting for the thread: the thread closes when it ends.
+        self._close_left = False
         self._restarts = 0
         self._thread: threading.Thread | None = None
         self._output.use_trees(
@@ -285,6 +316,8 @@ class AsyncWriter:
         if thread is not None and thread.is_alive():
             thread.join(timeout)
             finished = not thread.is_alive()
+        if not finished:
+            self._close_left = True  # the thread closes when it ends
         if finished:
             # The thread has ended (or there never was one): finish in this thread, unless a
             # caller's synchronous write holds the I/O lock past the deadline.
@@ -405,6 +438,13 @@ class AsyncWriter:
             self._loop()
         except BaseException as exc:  # noqa: BLE001 - restart, or fall back to sync writes
             self._crashed(exc)
+            return
+        if self._close_left:
+            # stop() gave up waiting for this thread (a write that hung, or a signal handler
+            # of the thread it interrupted): the close it left is done here, at the end.
+            self._close_left = False
+            with self._io_lock:
+                self._close_locked(2, None)
 
     def _loop(self) -> None:
         interval = self._interval_s
@@ -445,7 +485,15 @@ class AsyncWriter:
     def _held_here(self) -> bool:
         """Whether this thread holds ``_io_lock`` already: a signal handler that runs while
         its thread writes (whatever the step: the flag of the write may not be set yet)."""
-        return bool(self._io_lock._is_owned())  # type: ignore[attr-defined]
+        return self._io_lock.held_here()
+
+    def _after_io(self) -> None:
+        """``_io_lock`` let go for good by a thread: a close a signal handler asked for while
+        the thread held it (at any step of any holder) is done now."""
+        what, self._close_after_write = self._close_after_write, 0
+        if what:
+            with self._io_lock:
+                self._close_locked(what, None)
 
     def _close_locked(self, what: int, deadline: float | None, held: bool = False) -> bool:
         """Write what is queued, then close the open trees (``what`` 1) and the destinations

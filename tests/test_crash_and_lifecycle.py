@@ -894,3 +894,130 @@ def test_exit_with_a_stuck_destination_takes_one_shutdown_timeout(provider_first
     exiting = float(done.stdout.split("EXITING", 1)[1].split()[0])
     assert exiting > started
     assert ended - exiting < 1.5 * bound_s, f"exit took {ended - exiting:.2f} s for a {bound_s} s bound"
+
+
+# -- a close asked for from inside a holder of the writer's I/O lock (review, session 25) -------
+
+
+def _open_fds(path: Path) -> list[str]:
+    fds = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            pass
+    return [f for f in fds if f == str(path)]
+
+
+def _at_call(name: str, action: Any, *, on_return: bool = False) -> Any:
+    """A sys.settrace tracer that runs ``action`` once, as a signal handler would, when the
+    function ``name`` is entered (or, ``on_return``, as it returns)."""
+    fired: list[int] = []
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        if event == "return" and not fired:
+            fired.append(1)
+            action()
+        return local
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if event == "call" and frame.f_code.co_name == name and not fired:
+            if on_return:
+                return local
+            fired.append(1)
+            action()
+        return None
+
+    return tracer
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
+@pytest.mark.parametrize("where", ["end of a synchronous write", "exit hook closing the trees"])
+def test_a_shutdown_asked_for_while_the_io_lock_is_held_is_done_when_it_is_let_go(
+    tmp_path: Path, where: str
+) -> None:
+    """A handler's shutdown while its thread held the I/O lock outside a write's own steps
+    (just after the write's end, inside the exit hook) was put off and then never done: the
+    file stayed open, the trees without end lines."""
+    import sys as sys_
+
+    path = tmp_path / "app.jsonl"
+    processor = LogxpyLogRecordProcessor(path, config=AsyncConfig(async_enabled=False))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    log = provider.get_logger("t")
+    log.emit(body="first")
+
+    def handler() -> None:
+        log.emit(body="last words")
+        processor.shutdown()
+
+    if where == "end of a synchronous write":
+        sys_.settrace(_at_call("_end_write", handler, on_return=True))
+        try:
+            log.emit(body="main")
+        finally:
+            sys_.settrace(None)
+    else:
+        sys_.settrace(_at_call("close_trees", handler))
+        try:
+            processor.writer._at_exit()
+        finally:
+            sys_.settrace(None)
+    assert _open_fds(path) == []
+    msgs = [json.loads(line).get("msg") for line in path.read_bytes().splitlines()]
+    assert "last words" in msgs and "first" in msgs
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
+def test_a_shutdown_that_runs_out_of_time_waiting_for_the_thread_is_finished_by_it(tmp_path: Path) -> None:
+    """The handler's shutdown interrupted a flush holding the queue's lock, which the
+    writer thread needs: stop() waited out its timeout and marked the writer stopped with
+    nothing left to close the file or end the trees. The thread closes them as it ends."""
+    import sys as sys_
+
+    from opentelemetry import trace
+
+    path = tmp_path / "app.jsonl"
+    processor = LogxpyLogRecordProcessor(path, config=AsyncConfig(shutdown_timeout_ms=300))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    log = provider.get_logger("t")
+    from opentelemetry.sdk.trace import TracerProvider
+
+    with trace.use_span(TracerProvider().get_tracer("t").start_span("open")):
+        log.emit(body="first")
+
+    def handler() -> None:
+        log.emit(body="last words")
+        processor.shutdown()
+
+    import inspect
+
+    from logxpy_otel._queue import RecordQueue
+
+    lines_of, first = inspect.getsourcelines(RecordQueue.add_marker)
+    inside = first + next(i for i, text in enumerate(lines_of) if "self._markers.add(marker)" in text)
+    fired: list[int] = []
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line" and frame.f_lineno == inside and not fired:
+            fired.append(1)  # the queue's lock is held here, as a signal would find it
+            handler()
+        return local
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        return local if event == "call" and frame.f_code.co_name == "add_marker" else None
+
+    sys_.settrace(tracer)
+    try:
+        processor.force_flush(5_000)
+    finally:
+        sys_.settrace(None)
+    assert fired
+    thread = processor.writer._thread
+    if thread is not None:
+        thread.join(10)
+    assert _open_fds(path) == []
+    lines = [json.loads(line) for line in path.read_bytes().splitlines()]
+    assert [line.get("st") for line in lines if line.get("at") == "otel:trace"] == ["started", "succeeded"]
