@@ -493,7 +493,7 @@ class AsyncWriter:
         what, self._close_after_write = self._close_after_write, 0
         if what:
             with self._io_lock:
-                self._close_locked(what, None)
+                self._close_locked(what, None)  # (never raises)
 
     def _close_locked(self, what: int, deadline: float | None, held: bool = False) -> bool:
         """Write what is queued, then close the open trees (``what`` 1) and the destinations
@@ -503,9 +503,13 @@ class AsyncWriter:
             self._close_after_write = max(self._close_after_write, what)
             return False
         self._drain_in_caller()
-        self._output.close_trees()
-        if what == 2:
-            self._output.close(deadline)
+        try:
+            self._output.close_trees()
+            if what == 2:
+                self._output.close(deadline)
+        except Exception:  # noqa: BLE001 - a close in a caller's thread: never into the app
+            logger.error("logxpy-otel: closing the open trees or the files failed", exc_info=True)
+            return False
         return True
 
     def _write_deferred(self) -> None:

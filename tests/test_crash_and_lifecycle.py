@@ -1021,3 +1021,21 @@ def test_a_shutdown_that_runs_out_of_time_waiting_for_the_thread_is_finished_by_
     assert _open_fds(path) == []
     lines = [json.loads(line) for line in path.read_bytes().splitlines()]
     assert [line.get("st") for line in lines if line.get("at") == "otel:trace"] == ["started", "succeeded"]
+
+
+def test_a_close_that_raises_never_reaches_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closes now also run as the I/O lock is let go (inside the application's logging
+    call, after a signal handler's shutdown): one that raises is logged, never raised."""
+    processor = LogxpyLogRecordProcessor(tmp_path / "app.jsonl", config=AsyncConfig(async_enabled=False))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    provider.get_logger("t").emit(body="x")
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("close failed")
+
+    monkeypatch.setattr(processor.writer._output, "close_trees", broken)
+    processor.shutdown()  # never raises
+    assert processor.metrics.written == 1
