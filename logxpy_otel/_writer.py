@@ -204,7 +204,9 @@ class AsyncWriter:
         #: 0 none, 1 the open trees, 2 the trees and the destinations.
         self._close_after_write = 0
         #: stop() ran out of time waiting for the thread: the thread closes when it ends.
+        #: Both are read and set under ``_lock``, with ``_ended``: the last thread that ended.
         self._close_left = False
+        self._ended: threading.Thread | None = None
         self._restarts = 0
         self._thread: threading.Thread | None = None
         self._output.use_trees(
@@ -317,7 +319,11 @@ class AsyncWriter:
             thread.join(timeout)
             finished = not thread.is_alive()
         if not finished:
-            self._close_left = True  # the thread closes when it ends
+            with self._lock:  # (the thread's end decides under it too: one of us closes)
+                if thread is not None and self._ended is thread:
+                    finished = True  # it ended just now, with no close left to it: here
+                else:
+                    self._close_left = True  # the thread closes when it ends
         if finished:
             # The thread has ended (or there never was one): finish in this thread, unless a
             # caller's synchronous write holds the I/O lock past the deadline.
@@ -438,13 +444,16 @@ class AsyncWriter:
             self._loop()
         except BaseException as exc:  # noqa: BLE001 - restart, or fall back to sync writes
             self._crashed(exc)
-            return
-        if self._close_left:
-            # stop() gave up waiting for this thread (a write that hung, or a signal handler
-            # of the thread it interrupted): the close it left is done here, at the end.
-            self._close_left = False
-            with self._io_lock:
-                self._close_locked(2, None)
+        finally:
+            with self._lock:
+                self._ended = threading.current_thread()
+                close, self._close_left = self._close_left, False
+            if close:
+                # stop() gave up waiting for this thread (a write that hung, or a signal
+                # handler of the thread it interrupted): the close it left is done here.
+                with self._io_lock:
+                    self._close_locked(2, None)
+                self._queue.sweep()
 
     def _loop(self) -> None:
         interval = self._interval_s

@@ -981,3 +981,78 @@ def test_the_writer_thread_closes_idle_traces(writers: list[AsyncWriter]) -> Non
     lines = parse_lines(dest.data)
     assert [line.get("st") for line in lines] == ["started", None, "succeeded"]
     assert writer.is_running
+
+
+class _SlowFirst:
+    """A destination whose first write takes ``delay`` seconds; counts its closes."""
+
+    def __init__(self, delay: float) -> None:
+        self.closed = 0
+        self.calls = 0
+        self.delay = delay
+        self.data: list[bytes] = []
+
+    def __call__(self, data: bytes) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(self.delay)
+        self.data.append(data)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_stop_that_runs_out_of_time_just_as_the_thread_ends_still_closes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """stop() saw the thread alive, and the thread ended before stop() left it the close:
+    nobody closed (file open, trees without end lines). Both decide under one lock now."""
+    import inspect
+    import sys as sys_
+
+    destination = _SlowFirst(0.4)
+    writer = AsyncWriter([destination], AsyncConfig(batch_size=10))
+    for n in range(20):
+        writer.enqueue(item(n, "ab" * 16))
+    source, first = inspect.getsourcelines(AsyncWriter.stop)
+    at = first + next(i for i, text in enumerate(source) if "if not finished:" in text)
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line" and frame.f_lineno == at:
+            time.sleep(0.5)  # preempted here; the thread ends meanwhile
+        return local
+
+    sys_.settrace(lambda f, e, a: local if e == "call" and f.f_code is AsyncWriter.stop.__code__ else None)
+    try:
+        writer.stop(0.2)
+    finally:
+        sys_.settrace(None)
+    assert writer._thread is not None
+    writer._thread.join(5)
+    assert destination.closed == 1
+    lines = parse_lines(b"".join(destination.data))
+    assert [line.get("st") for line in lines if line.get("at")] == ["started", "succeeded"]
+
+
+def test_a_writer_thread_that_crashes_after_a_stop_ran_out_of_time_still_closes() -> None:
+    destination = _SlowFirst(0.6)
+    writer = AsyncWriter([destination], AsyncConfig(batch_size=10))
+    for n in range(30):
+        writer.enqueue(item(n, "ab" * 16))
+    trees = writer._output.trees
+    real = trees.number
+    calls: list[int] = []
+
+    def number(items: Any, out: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("numbering fault")
+        real(items, out)
+
+    trees.number = number  # type: ignore[method-assign]
+    assert writer.stop(0.2) is False
+    assert writer._thread is not None
+    writer._thread.join(5)
+    metrics = writer.metrics
+    assert destination.closed == 1 and metrics.pending == 0
+    assert metrics.written + metrics.dropped == 30
