@@ -328,7 +328,7 @@ class AsyncWriter:
             # The thread has ended (or there never was one): finish in this thread, unless a
             # caller's synchronous write holds the I/O lock past the deadline.
             left = -1 if deadline is None else max(0.0, deadline - time.monotonic())
-            held = self._held_here()
+            held = self._io_lock.held_here()
             if self._io_lock.acquire(timeout=left):
                 try:
                     finished = self._close_locked(2, deadline, held)
@@ -491,11 +491,6 @@ class AsyncWriter:
         finally:
             self._end_write()
 
-    def _held_here(self) -> bool:
-        """Whether this thread holds ``_io_lock`` already: a signal handler that runs while
-        its thread writes (whatever the step: the flag of the write may not be set yet)."""
-        return self._io_lock.held_here()
-
     def _after_io(self) -> None:
         """``_io_lock`` let go for good by a thread: a close a signal handler asked for while
         the thread held it (at any step of any holder) is done now."""
@@ -528,16 +523,14 @@ class AsyncWriter:
             self._write_locked(deferred)
 
     def _end_write(self) -> None:
-        """The end of a write in a caller's thread: what was put off is done now, the
-        records handlers logged meanwhile (still as part of the write: a handler that runs
-        during this defers again, and is written here too), then a close a handler asked for."""
+        """The end of a write in a caller's thread: the records handlers logged meanwhile
+        are written now (still as part of the write: a handler that runs during this defers
+        again, and is written here too). A close a handler asked for is done as the lock is
+        let go (``_after_io``)."""
         try:
             self._write_deferred()
         finally:
             self._writing = None
-        what, self._close_after_write = self._close_after_write, 0
-        if what:
-            self._close_locked(what, None)
 
     def _drain_caller_locked(self) -> None:
         while True:
@@ -642,7 +635,7 @@ class AsyncWriter:
                 before(deadline)
             except Exception:  # noqa: BLE001 - the trees are closed all the same
                 logger.warning("logxpy-otel: handing over held records at exit failed", exc_info=True)
-        held = self._held_here()
+        held = self._io_lock.held_here()
         if self._io_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             try:
                 self._close_locked(1, deadline, held)
