@@ -19,8 +19,11 @@ reported as torn if not.
 
 from __future__ import annotations
 
+import errno
 import gzip
+import io
 import os
+import stat
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -360,6 +363,20 @@ def read_head(path: str | os.PathLike[str], size: int) -> bytes:
     """The first ``size`` bytes of the file's lines (decompressed), or fewer if it is shorter."""
     with open(path, "rb") as raw:
         return read_head_open(raw, size)[0]
+
+
+def open_regular(path: str) -> io.FileIO:
+    """``path`` opened to read, if it is a regular file: a FIFO, a device or a pipe is
+    refused (``OSError``), never waited on, never read as a file (it cannot seek)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        os.set_blocking(fd, True)
+        return io.FileIO(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def read_head_open(raw: IO[bytes], size: int) -> tuple[bytes, bool]:

@@ -38,6 +38,7 @@ import errno
 import fcntl
 import glob
 import hashlib
+import io
 import os
 import signal
 import stat
@@ -59,7 +60,7 @@ from opentelemetry.trace import TraceFlags
 from ._format import encode_value
 from ._render import safe
 from ._rotation import CHECKPOINT_SUFFIX, backup_of, backups, checkpoint_key, create_exclusive
-from .reader import BadLine, LineRecord, OffsetPastEnd, read_head_open, read_open
+from .reader import BadLine, LineRecord, OffsetPastEnd, open_regular, read_head_open, read_open
 
 __all__ = [
     "Checkpoint",
@@ -237,17 +238,13 @@ class _Source:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        # O_NONBLOCK: a FIFO named by mistake is refused below, never waited on.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        raw = open_regular(path)  # (a FIFO named by mistake is refused, never waited on)
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise OSError(errno.EINVAL, "not a regular file")
-            os.set_blocking(fd, True)
+            st = os.fstat(raw.fileno())
             self.dev, self.ino, self.size = st.st_dev, st.st_ino, st.st_size
-            self._file = os.fdopen(fd, "rb")
+            self._file = io.BufferedReader(raw)
         except BaseException:
-            os.close(fd)
+            raw.close()
             raise
         try:
             self._head, self.compressed = read_head_open(self._file, _HEAD)

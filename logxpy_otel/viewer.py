@@ -28,7 +28,6 @@ Python use::
 from __future__ import annotations
 
 import argparse
-import errno
 import gc
 import gzip
 import heapq
@@ -37,7 +36,6 @@ import itertools
 import math
 import os
 import re
-import stat
 import sys
 import threading
 import time
@@ -54,7 +52,7 @@ import orjson
 from . import _render as r
 from ._format import RESERVED_KEYS
 from ._rotation import backup_of, backups
-from .reader import GZIP_MAGIC, lines_stream, read_head_open
+from .reader import GZIP_MAGIC, lines_stream, open_regular, read_head_open
 from .replay import UsageError, expand_paths, install_stop_handlers
 
 __all__ = [
@@ -612,31 +610,17 @@ def _is_final(path: str) -> bool:
     if backup_of(path) is not None:
         return True
     try:
-        with _open_regular(path) as f:
+        with open_regular(path) as f:
             return f.read(2) == GZIP_MAGIC
     except OSError:
         return False
-
-
-def _open_regular(path: str) -> io.FileIO:
-    """``path`` opened to read, if it is a regular file: a FIFO, a device or a pipe is
-    refused (``OSError``), never waited on, never read as a file (it cannot seek)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        os.set_blocking(fd, True)
-        return io.FileIO(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def _read_file(path: str, final: bool, seq: Iterator[int], problem: Problem) -> Iterator[_Line]:
     """The lines of a whole file (gzip told by content). A last line with no newline is
     read if it parses in a final file, left alone in a live one (it may be being written)."""
     try:
-        raw = _open_regular(path)  # closed by _read_open
+        raw = open_regular(path)  # closed by _read_open
     except OSError as exc:
         problem(f"{path}: {exc.strerror or exc}")
         return
@@ -829,7 +813,7 @@ class _Tail:
 
     def _open(self) -> bool:
         try:
-            f = _open_regular(self.path)  # kept open while followed
+            f = open_regular(self.path)  # kept open while followed
         except FileNotFoundError:
             return False  # rotated away and the new one not there yet: next poll
         except OSError as exc:  # a directory, a FIFO, a symlink loop, no permission: said once
