@@ -8,9 +8,11 @@ written or dropped. Who serves the queue (a thread, a synchronous caller) and wh
 The bound is a pool of ``max_size`` slots (a ``deque`` of tokens): a record takes a slot
 before it is queued and gives it back once it is written or dropped, so the queue, the
 batch in flight and records on their way in never add up to more than ``max_size``.
-Taking a slot and appending are single C calls, atomic under the GIL: the common path
-takes no lock, which keeps many producer threads from queueing on one (a lock per record
-is 2-3 times slower with 4 threads).
+Taking a slot and appending are one C call (:meth:`RecordQueue._take_slot_and_append`),
+atomic under the GIL: the common path takes no lock, which keeps many producer threads
+from queueing on one (a lock per record is 2-3 times slower with 4 threads), and no
+``KeyboardInterrupt`` (nor anything else a signal handler raises) can land between the
+two and leave a slot taken by no record, which would shrink the bound for good.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from itertools import repeat, starmap
+from itertools import compress, islice, repeat, starmap
 from queue import Empty, SimpleQueue
 from types import MappingProxyType
-from typing import Any, NamedTuple, final
+from typing import Any, Final, NamedTuple, final
 
 from ._config import AsyncMetrics
 from ._diagnostics import RateLimitedReporter
@@ -32,6 +34,11 @@ from ._format import LineItem
 from ._policies import DropReason, QueuePolicy
 
 __all__ = ["Answer", "FlushMarker", "Gate", "Lane", "RecordQueue"]
+
+#: A free slot in the pool (true: ``compress`` keeps what a slot is taken for).
+_SLOT: Final = True
+#: What ``slots.pop`` never returns: the end mark of ``iter(slots.pop, _NO_SLOT)``.
+_NO_SLOT: Final = False
 
 
 class Gate(enum.Enum):
@@ -53,7 +60,7 @@ class Lane(NamedTuple):
     fields by position and declares their names in ``_speedups.LANE_FIELDS``; the
     processor uses it only when they match ``Lane._fields``."""
 
-    take_slot: Callable[[], None]
+    take_slot: Callable[[], object]
     append: Callable[[Any], None]
     items: deque[Any]
     batch_size: int
@@ -147,9 +154,12 @@ class RecordQueue:
         self._not_full = threading.Condition(self._lock)
         self._gate = Gate.DIRECT
         self._items: deque[LineItem | FlushMarker] = deque()
-        self._slots: deque[None] = deque(repeat(None, max_size))
+        self._slots: deque[bool] = deque(repeat(_SLOT, max_size))
         #: Flush markers in the queue, not yet answered.
         self._markers: set[FlushMarker] = set()
+        #: Producers waiting in ``block`` for a slot (what tests and metrics read: a
+        #: ``KeyboardInterrupt`` between the wait's steps may leave it off by one, so slots
+        #: given back always wake the waiters, whatever it says).
         self.block_waiters = 0
         self._written = 0
         self._dropped: dict[str, int] = {}
@@ -185,11 +195,10 @@ class RecordQueue:
         if gate is not Gate.OPEN:
             return None if gate is Gate.DIRECT else self._refuse(1)
         try:
-            self._slots.pop()
+            self._take_slot_and_append(item)
         except IndexError:
             return self._when_full(item)
         items = self._items
-        items.append(item)
         # >=, not ==: another thread can append between these two lines (the C on_emit
         # takes the exact crossing; this path may see the queue past it). wake() is cheap
         # when a wake-up is already pending.
@@ -199,9 +208,14 @@ class RecordQueue:
             self.sweep()  # the writer may have stopped between the check above and the append
         return True
 
+    def _take_slot_and_append(self, item: LineItem) -> None:
+        """Take a free slot and append ``item``, in one C call (``deque.extend`` drawing on
+        ``compress``, which pops the slot): a signal handler's exception cannot land in
+        between. ``IndexError`` when no slot is free; then nothing is appended."""
+        self._items.extend(compress((item,), iter(self._slots.pop, _NO_SLOT)))
+
     def _when_full(self, item: LineItem) -> bool | None:
         """No free slot: apply the policy. Runs with no lock held; takes it as needed."""
-        slots = self._slots
         if self._policy is QueuePolicy.BLOCK:
             with self._lock:
                 self.block_waiters += 1
@@ -212,12 +226,11 @@ class RecordQueue:
                         if self._gate is not Gate.OPEN:
                             return self._refuse(1)
                         try:
-                            slots.pop()
+                            self._take_slot_and_append(item)
                         except IndexError:
                             self._wake()
                             self._not_full.wait()
                             continue
-                        self._items.append(item)
                         return True
                 finally:
                     self.block_waiters -= 1
@@ -226,11 +239,10 @@ class RecordQueue:
         self._wake()
         time.sleep(0)
         try:
-            slots.pop()
+            self._take_slot_and_append(item)
         except IndexError:
             pass
         else:
-            self._items.append(item)
             if self._gate is not Gate.OPEN:  # the writer may have stopped in the yield
                 self.sweep()
             return True
@@ -240,29 +252,34 @@ class RecordQueue:
             # drop_oldest: the oldest *queued* record gives its slot to the new one. If every
             # slot is held by the batch being written (batch_size == max_size), there is
             # nothing queued to evict, and the new record is refused like drop_newest.
-            if self._policy is QueuePolicy.DROP_OLDEST and self._evict_oldest_locked():
-                self._items.append(item)
+            if self._policy is QueuePolicy.DROP_OLDEST and self._evict_oldest_locked(item):
                 return True
             self._count_locked(DropReason.QUEUE_FULL, 1)
         if self._policy is QueuePolicy.WARN:
             self._drop_report.note(1, f" (max_queue_size={self.max_size})")
         return False
 
-    def _evict_oldest_locked(self) -> bool:
-        """drop_oldest: drop the oldest queued record (not a flush marker) and count it."""
+    def _evict_oldest_locked(self, item: LineItem) -> bool:
+        """drop_oldest: drop the oldest queued record (not a flush marker), count it, and
+        queue ``item`` in its slot. False when no record is queued to make room."""
         items = self._items
-        ahead: list[FlushMarker] = []  # flushes answered before that record: not its
-        while items and type(items[0]) is FlushMarker:
-            ahead.append(items.popleft())  # type: ignore[arg-type]
-        evicted = bool(items)
-        if evicted:
-            items.popleft()
-            behind = self._markers.difference(ahead)
-            for marker in behind:
-                marker.lost = True
-            self._lost_locked(DropReason.EVICTED, 1, reported=bool(behind))
-        items.extendleft(reversed(ahead))
-        return evicted
+        index = next((i for i, entry in enumerate(items) if type(entry) is not FlushMarker), None)
+        if index is None:
+            return False
+        behind = self._markers.difference(islice(items, index))  # (flushes ahead of it: not its)
+        for marker in behind:
+            marker.lost = True
+        # Counted first: an exception raised by a signal handler before it goes over-counts
+        # the loss, never hides one.
+        self._lost_locked(DropReason.EVICTED, 1, reported=bool(behind))
+        if index == 0:
+            # Out with it and in with the new one in one C call (as _take_slot_and_append):
+            # the slot cannot be left held by neither.
+            items.extend(compress((item,), iter(items.popleft, _NO_SLOT)))
+        else:  # (behind a waiting flush: rare enough for two calls)
+            del items[index]
+            items.append(item)
+        return True
 
     def _refuse(self, count: int) -> bool:
         """``count`` records handed over after the writer stopped: dropped (``shutdown``)."""
@@ -385,9 +402,8 @@ class RecordQueue:
 
     def _release_locked(self, count: int) -> None:
         """``count`` slot-holding records are done: give their slots back, wake who waits."""
-        self._slots.extend(repeat(None, count))
-        if self.block_waiters:
-            self._not_full.notify_all()
+        self._slots.extend(repeat(_SLOT, count))
+        self._not_full.notify_all()
 
     # -- counts --------------------------------------------------------------------------
 

@@ -195,3 +195,104 @@ def test_an_answer_waits_without_end_for_a_timeout_past_what_a_lock_takes(timeou
     answer = Answer()
     threading.Timer(0.05, answer.set).start()
     assert answer.wait(timeout) is True
+
+
+# -- Ctrl-C: a KeyboardInterrupt may land between any two bytecodes of the caller's put() -----
+
+
+def _interrupt_at(n: int, call: Any) -> bool:
+    """Run ``call()`` with a KeyboardInterrupt raised at the ``n``-th place in the queue
+    module's code, in this thread, where a signal handler could raise it: where a function
+    starts, and right after a call returns or a loop jumps back (the places the interpreter
+    runs pending signal handlers at). True when it was raised."""
+    import dis
+    import sys
+
+    from logxpy_otel import _queue
+
+    left = [n]
+    after_check: dict[int, bool] = {}  # per frame: the instruction just run was a check point
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code.co_filename != _queue.__file__:
+            return None
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            op = dis.opname[frame.f_code.co_code[frame.f_lasti]]
+            if op == "RESUME" or after_check.get(id(frame)):
+                left[0] -= 1
+                if left[0] < 0:
+                    raise KeyboardInterrupt
+            after_check[id(frame)] = op.startswith("CALL") or op == "JUMP_BACKWARD"
+        return trace
+
+    def opcodes_on(frame: Any, event: str, arg: Any) -> None:
+        frame.f_trace_opcodes = True
+
+    def nothing() -> None:
+        pass
+
+    # (CPython 3.12.1 reports opcodes only once a frame was traced with them before)
+    sys.settrace(opcodes_on)
+    try:
+        nothing()
+    finally:
+        sys.settrace(trace)
+    try:
+        call()
+    except KeyboardInterrupt:
+        return True
+    finally:
+        sys.settrace(None)
+    return False
+
+
+def _assert_consistent(queue: RecordQueue, taken: int = 0) -> None:
+    """Every slot is free, held by a queued record, or by one of ``taken`` records in a batch;
+    every record handed in is written, dropped or still held; the lock is free."""
+    records = sum(1 for entry in queue._items if type(entry) is not FlushMarker)
+    assert len(queue._slots) + records + taken == queue.max_size
+    m = queue.metrics(restarts=0)
+    assert m.pending == records + taken and m.enqueued == m.written + m.dropped + m.pending
+    assert not queue._lock._is_owned()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("policy", ["block", "drop_oldest", "drop_newest", "warn"])
+@pytest.mark.parametrize("full", [False, True], ids=["room", "full"])
+def test_an_interrupt_anywhere_in_put_leaves_no_slot_taken_without_a_record(policy: str, full: bool) -> None:
+    """A Ctrl-C in put() between taking a slot and appending leaked the slot for good: the
+    queue's bound shrank by one each time until ``block`` blocked for ever (an application
+    that catches KeyboardInterrupt, a notebook, keeps logging)."""
+    for n in range(10_000):  # bounded: the number of bytecodes put() runs
+        served = threading.Event()
+        serving: list[threading.Thread] = []
+
+        def serve() -> None:  # the writer's part: free the slots (once put() waits for them)
+            batch = queue.take_batch()
+            queue.done(len(batch), len(batch), failure=DropReason.IO_ERROR)
+            served.set()
+
+        def wake() -> None:
+            if full and policy == "block" and not serving:
+                serving.append(threading.Thread(target=serve, daemon=True))
+                serving[0].start()
+
+        queue = RecordQueue(
+            max_size=2,
+            batch_size=10,
+            policy=QueuePolicy(policy),
+            wake=wake,
+            drop_report=RateLimitedReporter("%d%s"),
+        )
+        queue.set_gate(Gate.OPEN)
+        for k in range(2 if full else 1):
+            assert queue.put(item(k))
+        interrupted = _interrupt_at(n, lambda: queue.put(item(9)))
+        for thread in serving:
+            thread.join(10.0)
+            assert served.is_set()
+        _assert_consistent(queue)
+        if not interrupted:
+            assert n > 2, "the interrupt must be able to land"
+            return
+    raise AssertionError("put() never ended")
