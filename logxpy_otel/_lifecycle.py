@@ -90,17 +90,23 @@ def _exit_all() -> None:
         writer._at_exit()
 
 
-#: When this process's exit began, as first seen (the main thread had finished): every
-#: writer's exit steps and stops share it, so one ``shutdown_timeout`` bounds the exit
-#: whichever runs first (our hook, or the SDK providers' shutdowns).
+#: When this process's exit began, as first seen (the ``atexit`` hooks run): every writer's
+#: exit steps and stops share it, so one ``shutdown_timeout`` bounds the exit whichever
+#: runs first (our hook, or the SDK providers' shutdowns).
 _EXIT_BEGAN: list[float] = []
 
 
 def exit_deadline(timeout_s: float) -> float | None:
     """During the interpreter's exit, the deadline ``timeout_s`` after the exit began (on
-    the ``time.monotonic`` clock); None before it. (``atexit`` runs once the main thread
-    has finished: ``threading.main_thread().is_alive()`` is False from then on.)"""
-    if threading.main_thread().is_alive():
+    the ``time.monotonic`` clock); None before it.
+
+    The exit is the ``atexit`` hooks: they run in the main thread once it has finished
+    (``threading.main_thread().is_alive()`` is False from then on) and every non-daemon
+    thread has ended. A finished main thread alone is not the exit: a service whose main
+    thread starts its threads and returns runs on in them, and a shutdown there gets its
+    own time."""
+    main = threading.main_thread()
+    if main.is_alive() or threading.current_thread() is not main:
         return None
     if not _EXIT_BEGAN:
         _EXIT_BEGAN.append(time.monotonic())

@@ -310,3 +310,38 @@ def test_a_child_forked_while_self_metrics_are_being_registered_does_not_deadloc
     """
     done = run_script(_FORK_WHILE_HELD + textwrap.dedent(script), timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_shutdown_in_a_thread_after_the_main_thread_ended_gets_its_own_time() -> None:
+    """A service whose main thread starts a (non-daemon) thread and returns keeps running:
+    the exit has not begun. One writer shut down there started "the exit's" clock, and every
+    later shutdown found its time spent: it returned at once and its records were lost."""
+    script = textwrap.dedent(
+        """
+        import threading, time
+        from opentelemetry.sdk._logs import LoggerProvider
+        from logxpy_otel import LogxpyLogRecordProcessor
+        got = []
+        def slow_disk(data):  # 10 ms a batch: 0.1 s for the 1000 records, in a 1 s bound
+            time.sleep(0.01)
+            got.append(data.count(b"\\n"))
+        job = LoggerProvider(shutdown_on_exit=False)
+        job.add_log_record_processor(LogxpyLogRecordProcessor(destinations=[lambda data: None]))
+        service = LoggerProvider(shutdown_on_exit=False)
+        processor = LogxpyLogRecordProcessor(destinations=[slow_disk], batch_size=100, shutdown_timeout=1000)
+        service.add_log_record_processor(processor)
+        def worker():
+            threading.main_thread().join()
+            job.shutdown()  # some part of the service shuts down early
+            time.sleep(1.2)  # the service goes on past one shutdown_timeout
+            log = service.get_logger("service")
+            for i in range(1000):
+                log.emit(body=f"record {i}")
+            service.shutdown()
+            print("WRITTEN", sum(got), "PENDING", processor.metrics.pending, flush=True)
+        threading.Thread(target=worker).start()
+        """
+    )
+    done = run_script(script)
+    assert done.returncode == 0, done.stderr
+    assert "WRITTEN 1000 PENDING 0" in done.stdout, done.stdout + done.stderr
