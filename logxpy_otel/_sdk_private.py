@@ -17,6 +17,7 @@ before the open trees are closed (:func:`batch_feeding` recognises it).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -105,6 +106,18 @@ def batch_feeding(caller: object, exporter: object) -> Any:
         and callable(getattr(caller, "force_flush", None))
     )
     return caller if ours else None
+
+
+def batch_feeding_from_threads(exporter: object) -> Any:
+    """The SDK's batch processor around ``exporter``, found by its worker thread (a thread
+    whose target is one of its methods), else None: for when it has not called ``export``
+    yet, so :func:`batch_feeding` never saw it."""
+    for thread in threading.enumerate():
+        target = getattr(thread, "_target", None)  # (Thread keeps it while it runs)
+        found = batch_feeding(getattr(target, "__self__", None), exporter)
+        if found is not None:
+            return found
+    return None
 
 
 def batch_exporter(processor: BatchLogRecordProcessor) -> object:

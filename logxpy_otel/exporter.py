@@ -42,7 +42,8 @@ class LogxpyLogRecordExporter(WriterOwner, LogRecordExporter):
     _ASYNC_DEFAULT = False
 
     #: The SDK batch processor that calls :meth:`export` (weakly), once seen; None until
-    #: the first export, and a dead reference when the caller is something else.
+    #: the first export, and a dead reference when the caller is something else. (At exit,
+    #: before the first export, it is looked for by its worker thread.)
     _feeder: weakref.ref[Any] | None = None
 
     def _built(self) -> None:
@@ -53,7 +54,8 @@ class LogxpyLogRecordExporter(WriterOwner, LogRecordExporter):
         what it holds. (Its provider's own shutdown comes after our exit hook when the
         provider was made before this package was imported: its records would open the
         closed traces again, a request in two trees.)"""
-        feeder = self._feeder() if self._feeder is not None else None
+        # (before its first export, it is found by its worker thread)
+        feeder = self._feeder() if self._feeder is not None else _sdk_private.batch_feeding_from_threads(self)
         if feeder is not None and not self._shutdown:
             feeder.force_flush(max(0, int((deadline - time.monotonic()) * 1000)))
 

@@ -70,6 +70,28 @@ def test_exporter_trace_stays_one_tree_at_exit_when_the_provider_was_made_before
     ], shape
 
 
+def test_at_exit_a_batch_processor_that_never_exported_hands_over_what_it_holds(tmp_path: Path) -> None:
+    """With ``shutdown_on_exit=False`` only our exit hook asks the batch processor in front
+    for its records; it knew that processor only from its first ``export`` call, so a
+    process that ended before one (a short script) lost all it had logged, silently."""
+    path = tmp_path / "cold.jsonl"
+    script = f"""
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from logxpy_otel import LogxpyLogRecordExporter
+
+        provider = LoggerProvider(shutdown_on_exit=False)
+        exporter = LogxpyLogRecordExporter({str(path)!r})
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter, schedule_delay_millis=600_000))
+        for i in range(10):
+            provider.get_logger("app").emit(body=f"record {{i}}")
+    """
+    done = run_script(script)
+    assert done.returncode == 0, done.stderr
+    messages = sorted(line["msg"] for line in parse_lines(path.read_bytes()))
+    assert messages == [f"record {i}" for i in range(10)]
+
+
 # -- exit: one shutdown_timeout for the whole exit, with two writers -------------------------
 
 
