@@ -351,6 +351,11 @@ class RecordQueue:
     def empty(self) -> bool:
         return not self._items
 
+    @property
+    def pending(self) -> int:
+        """Records held: queued, in the batch being written, or on their way in."""
+        return self.max_size - len(self._slots)
+
     def take_batch(self) -> list[LineItem]:
         """Up to ``batch_size`` records from the front, stopping at the first flush marker;
         markers reached on the way are answered (all before them is done). Empty when none

@@ -338,6 +338,8 @@ class AsyncWriter:
                 finished = False
         with self._lock:
             self._set_mode(state=_STOPPED)
+        if not finished:
+            self._warn_pending("shutdown")
         if finished:
             # A producer that took its slot before stop() and appends after its last drain
             # finds the gate closed and sweeps; one that appended before this point is swept here.
@@ -641,6 +643,20 @@ class AsyncWriter:
                 self._close_locked(1, deadline, held)
             finally:
                 self._io_lock.release()
+        self._warn_pending("the exit")
+
+    def _warn_pending(self, what: str) -> None:
+        """Say how many records ``what`` left unwritten when its time ran out: the thread
+        may still write them, but a process that ends now loses them (never silently)."""
+        pending = self._queue.pending
+        if pending:
+            logger.warning(
+                "logxpy-otel: %s ran out of time (shutdown_timeout=%d ms) with %d record(s) "
+                "still pending: lost if the process ends now",
+                what,
+                self._config.shutdown_timeout_ms,
+                pending,
+            )
 
     def _child_after_fork(self) -> None:
         """In a forked child: forget the parent's queue, locks and thread; start afresh on use."""

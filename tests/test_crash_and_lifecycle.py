@@ -205,7 +205,11 @@ def test_emit_during_and_after_shutdown_never_raises_and_balances(
         assert 200 <= len(mine) <= after[t] + 1
 
 
-def test_shutdown_is_bounded_while_a_destination_hangs(provider: LoggerProvider) -> None:
+def test_shutdown_is_bounded_while_a_destination_hangs(
+    provider: LoggerProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """...and says how many records it leaves pending (lost if the process exits then:
+    before, nothing told the application)."""
     release, entered = threading.Event(), threading.Event()
     written: list[bytes] = []
 
@@ -227,6 +231,8 @@ def test_shutdown_is_bounded_while_a_destination_hangs(provider: LoggerProvider)
         processor.shutdown()
         elapsed = time.monotonic() - started
         assert elapsed < 2.0, f"shutdown took {elapsed:.2f} s with shutdown_timeout_ms=200"
+        warned = [r.getMessage() for r in caplog.records if r.name == "logxpy_otel"]
+        assert any("2 record(s) still pending" in text for text in warned), warned
         logger.emit(body="after")  # dropped, not blocked, not raised
         assert processor.metrics.dropped_by_reason == {DropReason.SHUTDOWN: 1}
     finally:

@@ -139,6 +139,9 @@ def test_exit_with_two_stuck_processors_takes_one_shutdown_timeout(provider_firs
     assert done.returncode == 0, done.stderr
     exiting = float(done.stdout.split("EXITING", 1)[1].split()[0])
     assert ended - exiting < 1.5 * bound_s, f"exit took {ended - exiting:.2f} s for a {bound_s} s bound"
+    assert "ran out of time (shutdown_timeout=1500 ms) with 2 record(s) still pending" in done.stderr, (
+        "the records the exit leaves behind are lost: it must say so"
+    )
 
 
 # -- shutdown waits up to 5 s for gzip, whatever shutdown_timeout says ----------------------
