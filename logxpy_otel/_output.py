@@ -85,7 +85,8 @@ class Output:
         lines of open traces (at least one item: a line longer than ``max_bytes`` goes
         alone into a file), and write them. Destinations in ``failed`` (they raised earlier
         in this batch) are skipped; one that raises is added. Returns how many items were
-        taken, and how many of those, from the first, reached a destination.
+        taken, and how many of those, from the first, reached a destination. After a write
+        a destination missed (in part), the open traces start over in new trees.
         """
         trees, nested = self.trees, self._nested
         reserve = trees.open_traces * END_LINE_MAX
@@ -108,6 +109,10 @@ class Output:
         started = time.perf_counter() if observer is not None else 0.0
         reached = self.deliver(data, failed)
         written = count if reached is None else records_in(data, reached)
+        if failed:
+            # A file missed lines of this write: the trees they were in cannot be completed
+            # there. Their traces go on in new trees, each whole from its start line.
+            self.restart_trees(failed)
         if observer is not None:
             try:
                 observer(count, time.perf_counter() - started, written == count)
@@ -119,6 +124,14 @@ class Output:
         """Write the end lines of every open trace."""
         out: list[bytes] = []
         self.trees.close_all(out)
+        if out:
+            self.deliver(b"".join(out), failed)
+
+    def restart_trees(self, failed: list[object]) -> None:
+        """Close every open trace (end lines to the files that did not fail) and number
+        the next lines in new trees (see :meth:`TreeNumberer.restart`)."""
+        out: list[bytes] = []
+        self.trees.restart(out)
         if out:
             self.deliver(b"".join(out), failed)
 

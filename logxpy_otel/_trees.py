@@ -343,6 +343,14 @@ class TreeNumberer:
                 continue
             self._close(traces.popitem(last=False)[1], out)
 
+    def restart(self, out: list[bytes]) -> None:
+        """After a write that lost lines of open traces (a full disk): close every open
+        trace (its end line, for the files that took the rest) and take a new token for
+        traces, so that a trace's next lines open a new tree, whole in the file, whose tid
+        no cut tree shares. (Standalone task ids go on counting: each is one line.)"""
+        self.close_all(out)
+        self._trace_token = TRACE_TID_SEPARATOR.encode("ascii") + _task_prefix().encode("ascii")
+
     def close_all(self, out: list[bytes]) -> None:
         """Close every open trace, least recently used first."""
         while self._open:

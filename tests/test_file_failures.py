@@ -644,3 +644,40 @@ def test_fsync_from_the_environment(
     assert processor.force_flush(5_000)
     assert len(fsyncs) >= 1
     processor.shutdown()
+
+
+@pytest.mark.parametrize("got_in", [0, 2], ids=["nothing-got-in", "cut-after-two-lines"])
+def test_after_a_write_that_lost_lines_a_trace_goes_on_in_a_whole_tree_of_its_own(
+    writers: list[AsyncWriter], got_in: int
+) -> None:
+    """The trees counted lines as numbered, not as written: after a write the disk refused,
+    the trace went on at ``lvl`` [3] with no start line in the file (or, after a cut write,
+    jumped from [3] to [6]), a tree no reader can complete. Now its next lines open a new
+    tree (a tid of its own), whole from its start line to its end line."""
+    written: list[bytes] = []
+    full = [True]
+
+    def disk(data: bytes) -> None:
+        if full[0]:
+            full[0] = False
+            written.append(b"".join(line + b"\n" for line in data.split(b"\n")[:got_in]))
+            raise _destinations.PartialWriteError(errno.ENOSPC, "No space left on device", got_in)
+        written.append(data)
+
+    writer = make(writers, disk)
+    for n in range(4):
+        writer.enqueue(item(n, trace=TRACE))
+    assert writer.flush(10.0) is False
+    for n in range(4, 6):
+        writer.enqueue(item(n, trace=TRACE))
+    assert writer.flush(10.0) is True
+    assert writer.stop(10.0)
+    trees: dict[str, list[dict[str, Any]]] = {}
+    for line in parse_lines(b"".join(written), raw_tid=True):
+        trees.setdefault(line["tid"], []).append(line)
+    for lines in trees.values():
+        assert [line["lvl"] for line in lines] == [[k] for k in range(1, len(lines) + 1)], "no gap in a tree"
+    last = list(trees.values())[-1]
+    assert [line.get("st") for line in last] == ["started", None, None, "succeeded"]
+    assert [line["n"] for line in last[1:3]] == [4, 5]
+    assert_accounting(writer.metrics)
