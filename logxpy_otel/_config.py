@@ -14,7 +14,7 @@ from typing import Final
 from . import _settings
 from ._policies import QueuePolicy
 
-__all__ = ["SYNC_MODE", "AsyncConfig", "AsyncMetrics", "sync_mode"]
+__all__ = ["FLUSH_TIMEOUT_MS", "SYNC_MODE", "AsyncConfig", "AsyncMetrics", "flush_timeout_s", "sync_mode"]
 
 
 _DEFAULTS: Final = _settings.FIELD_DEFAULTS
@@ -127,3 +127,13 @@ def sync_mode() -> Iterator[None]:
         yield
     finally:
         _SYNC.reset(token)
+
+
+#: ``force_flush``'s bound when none is given (the SDK's processors' default).
+FLUSH_TIMEOUT_MS: Final = 30_000
+
+
+def flush_timeout_s(timeout_millis: float | None) -> float:
+    """A ``force_flush`` bound in seconds; None (which the SDK's batch processor takes)
+    is the default bound, never a ``TypeError`` out of a flush."""
+    return (FLUSH_TIMEOUT_MS if timeout_millis is None else timeout_millis) / 1000.0

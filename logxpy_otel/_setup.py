@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Self
 from opentelemetry.metrics import MeterProvider
 
 from . import _self_metrics, _settings
+from ._config import FLUSH_TIMEOUT_MS, flush_timeout_s
 from ._destinations import make_destinations
 from ._diagnostics import logger
 from ._format import LineEncoder, LineMode
@@ -201,9 +202,9 @@ class WriterOwner:
     def metrics(self) -> AsyncMetrics:
         return self._writer.metrics
 
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+    def force_flush(self, timeout_millis: int | None = FLUSH_TIMEOUT_MS) -> bool:
         """Wait until every record handed over before the call is in the file (or the timeout)."""
-        return self._writer.flush(timeout_millis / 1000.0)
+        return self._writer.flush(flush_timeout_s(timeout_millis))
 
     def shutdown(self) -> None:
         """Flush, close open traces and the file; later records are dropped and counted."""

@@ -47,6 +47,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from . import _self_metrics
+from ._config import FLUSH_TIMEOUT_MS, flush_timeout_s
 from ._diagnostics import logger
 from ._queue import Answer
 from .exporter import LogxpyLogRecordExporter
@@ -300,9 +301,10 @@ class FallbackLogRecordExporter(LogRecordExporter):
                 self._cond.wait(left)
         return True
 
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        deadline = time.monotonic() + timeout_millis / 1000.0
-        idle = self._wait_idle(timeout_millis / 1000.0)
+    def force_flush(self, timeout_millis: int | None = FLUSH_TIMEOUT_MS) -> bool:
+        timeout = flush_timeout_s(timeout_millis)
+        deadline = time.monotonic() + timeout
+        idle = self._wait_idle(timeout)
         left = max(0.0, deadline - time.monotonic())
         primary_ok = _bounded(lambda: self.primary.force_flush(int(left * 1000)), left)
         left = max(0, int((deadline - time.monotonic()) * 1000))

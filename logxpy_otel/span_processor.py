@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from ._config import FLUSH_TIMEOUT_MS, flush_timeout_s
 from ._diagnostics import RateLimitedReporter
 from ._format import LineItem, LineMode
 from ._span_format import SpanEncoder
@@ -103,6 +104,6 @@ class LogxpySpanProcessor(SpanProcessor):
         writer = self._logs.writer
         writer.flush(writer.config.shutdown_timeout_ms / 1000.0)
 
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+    def force_flush(self, timeout_millis: int | None = FLUSH_TIMEOUT_MS) -> bool:
         """Wait until every span line handed over before the call is in the file."""
-        return self._logs.writer.flush(timeout_millis / 1000.0)
+        return self._logs.writer.flush(flush_timeout_s(timeout_millis))

@@ -1045,3 +1045,24 @@ def test_a_close_that_raises_never_reaches_the_caller(
     monkeypatch.setattr(processor.writer._output, "close_trees", broken)
     processor.shutdown()  # never raises
     assert processor.metrics.written == 1
+
+
+def test_a_flush_with_no_timeout_waits_the_default_bound_never_raises(tmp_path: Path) -> None:
+    """``force_flush(None)``, which the SDK's batch processor takes, raised TypeError from
+    the processor, the exporter, the span processor and the fallback."""
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+
+    from logxpy_otel import FallbackLogRecordExporter, LogxpyLogRecordExporter
+
+    processor = LogxpyLogRecordProcessor(tmp_path / "app.jsonl")
+    exporter = LogxpyLogRecordExporter(tmp_path / "exported.jsonl")
+    fallback = FallbackLogRecordExporter(InMemoryLogRecordExporter(), exporter)
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    provider.get_logger("t").emit(body="x")
+    try:
+        for flushing in (processor, exporter, processor.span_processor(), fallback):
+            assert flushing.force_flush(None) is True, flushing  # type: ignore[arg-type]
+    finally:
+        provider.shutdown()
+        fallback.shutdown()
