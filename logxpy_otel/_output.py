@@ -124,23 +124,29 @@ class Output:
         """Write the end lines of every open trace."""
         out: list[bytes] = []
         self.trees.close_all(out)
-        if out:
-            self.deliver(b"".join(out), failed)
+        self._deliver_ends(out, failed)
 
     def restart_trees(self, failed: list[object]) -> None:
         """Close every open trace (end lines to the files that did not fail) and number
         the next lines in new trees (see :meth:`TreeNumberer.restart`)."""
         out: list[bytes] = []
         self.trees.restart(out)
-        if out:
-            self.deliver(b"".join(out), failed)
+        self._deliver_ends(out, failed)
 
     def close_idle(self) -> None:
         """Write the end lines of the traces idle for their timeout."""
         out: list[bytes] = []
         self.trees.close_idle(out)
+        self._deliver_ends(out, None)
+
+    def _deliver_ends(self, out: list[bytes], failed: list[object] | None) -> None:
+        """Deliver trees' end lines: to the file their other lines are in. A file deleted
+        under us is seen first (``rotation_due``), so the end lines go into it rather than
+        make a new file at the path to hold nothing else; the next batch opens one."""
         if out:
-            self.deliver(b"".join(out))
+            for destination in self._rotating:
+                rotation_due(destination)
+            self.deliver(b"".join(out), failed)
 
     def deliver(self, data: bytes, failed: list[object] | None = None) -> int | None:
         """Give ``data`` to every destination but those in ``failed`` (which collects the

@@ -15,6 +15,7 @@ from _helpers import start_untimed_writer as make
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_rotation import check_file, rotated_files
+from test_writer import wait_until
 
 from logxpy_otel import DEFAULT_PATH, AsyncConsoleDestination, AsyncFileDestination, AsyncWriter
 from logxpy_otel._destinations import END_LINE_MAX, fit, make_destinations, records_in
@@ -435,3 +436,22 @@ def test_a_file_deleted_under_us_is_noticed_after_the_clock_steps_back(tmp_path:
     clock.t += 1.0
     assert dest.rotation_due(), "looked at again, not an hour later"
     dest.close()
+
+
+@pytest.mark.parametrize("closing", ["idle", "shutdown"])
+def test_end_lines_of_a_deleted_file_go_where_their_trees_are_not_into_a_new_file(
+    writers: list[AsyncWriter], tmp_path: Path, closing: str
+) -> None:
+    """The file deleted under us (logrotate's remove) with a trace open in it: closing the
+    trace for idleness, or at shutdown, made a new file at the path to hold nothing but the
+    lone end line of a tree whose other lines were in the deleted file."""
+    path = tmp_path / "app.jsonl"
+    writer = make(writers, AsyncFileDestination(path), flush_interval_ms=10, trace_idle_ms=600_000)
+    writer.enqueue(item(0, trace=f"{7:032x}"))
+    assert writer.flush(10.0)
+    path.unlink()
+    if closing == "idle":
+        writer._output.trees._idle = 0.0  # every open trace is idle now: the next round closes it
+        wait_until(lambda: writer._output.trees.open_traces == 0)
+    assert writer.stop(10.0)
+    assert not path.exists(), path.read_bytes()
