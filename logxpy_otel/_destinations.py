@@ -693,6 +693,11 @@ def _kind(mode: int) -> str:
 def _open_failure(path: str, exc: OSError) -> str:
     """Why ``path`` could not be opened, in words."""
     if exc.errno == errno.ELOOP:
+        try:
+            os.stat(path)
+        except OSError as again:
+            if again.errno == errno.ELOOP:
+                return "it is a symlink loop (too many levels of symbolic links)"
         return "it is a symlink (nofollow)"
     if exc.errno == errno.ENXIO:
         try:

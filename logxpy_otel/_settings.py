@@ -39,7 +39,7 @@ def _integer(least: int, most: int) -> Callable[[object], int]:
     def parse(value: object) -> int:
         if isinstance(value, str):
             text = value.strip()
-            if text.isascii() and text.lstrip("+").isdigit() and len(text) <= 20:  # no huge conversions
+            if text.isascii() and text.removeprefix("+").isdigit() and len(text) <= 20:  # no huge conversions
                 value = int(text)
         if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
             raise ValueError(f"an integer from {least} to {most}")

@@ -546,6 +546,15 @@ def test_nofollow_refuses_a_symlink_at_the_path(tmp_path: Path) -> None:
     assert target.read_bytes() == b'{"ts":1.0,"tid":"x.1","lvl":[1]}\n'
 
 
+def test_a_symlink_loop_is_named_as_one_not_as_nofollow(tmp_path: Path) -> None:
+    """Every ELOOP was reported as "a symlink (nofollow)", nofollow or not."""
+    (tmp_path / "a.jsonl").symlink_to(tmp_path / "b.jsonl")
+    (tmp_path / "b.jsonl").symlink_to(tmp_path / "a.jsonl")
+    with pytest.raises(OSError, match="symlink loop") as info:
+        AsyncFileDestination(tmp_path / "a.jsonl")
+    assert "nofollow" not in str(info.value)
+
+
 def test_nofollow_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_LOGXPY_NOFOLLOW", "true")
     link = tmp_path / "app.jsonl"

@@ -45,6 +45,8 @@ def test_options_parse_strings_and_values(key: str, raw: object, value: object) 
         ("queue_policy", "sometimes", "queue_policy must be one of block, drop_oldest, drop_newest, warn"),
         ("max_queue_size", "0", "max_queue_size must be an integer from 1 to 1000000"),
         ("max_queue_size", "1" * 23, "max_queue_size must be an integer from 1 to 1000000"),
+        # Two plus signs passed the check, and int()'s own message came out.
+        ("max_queue_size", "++5", "max_queue_size must be an integer from 1 to 1000000"),
         ("batch_size", "ten", "batch_size must be an integer from 1 to 1000000"),
         ("flush_interval", "-1", "flush_interval must be a number of milliseconds from 1 to 3600000"),
         # A flush interval of 5e-324 ms passed "> 0": the idle writer woke without end.
