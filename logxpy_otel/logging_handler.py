@@ -130,6 +130,10 @@ FORMAT_ERROR: Final = DropReason.FORMAT_ERROR.value
 #: skips these too (it would otherwise recurse).
 RECURSIVE_LOGGING: Final = DropReason.RECURSIVE_LOGGING.value
 
+#: ``Handler.filter`` as the stdlib has it: a subclass with its own is asked about every
+#: record (the stdlib's ``handle`` always asks; ours skips it only when it has no filters).
+_STDLIB_FILTER: Final = logging.Handler.filter
+
 #: The standard ``LogRecord`` fields: never attributes (the OTel handlers' ``_RESERVED_ATTRS``).
 _RESERVED_ATTRS: Final = frozenset(
     (
@@ -559,7 +563,8 @@ class LogxpyLoggingHandler(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> Any:
         """Filters, then :meth:`emit`; the handler's lock only when a formatter is set."""
-        rv: Any = self.filter(record) if self.filters else True
+        filtering = self.filters or type(self).filter is not _STDLIB_FILTER  # (a subclass's own)
+        rv: Any = self.filter(record) if filtering else True
         if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may return a record
             record = rv
         if rv:
@@ -674,6 +679,7 @@ class LogxpyLoggingHandler(logging.Handler):
         cls = type(self)
         overridden = (
             cls.handle is not LogxpyLoggingHandler.handle
+            or cls.filter is not _STDLIB_FILTER
             or cls.emit is not LogxpyLoggingHandler.emit
             or cls._write is not LogxpyLoggingHandler._write
         )

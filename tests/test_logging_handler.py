@@ -1520,6 +1520,31 @@ def test_filters_and_a_formatter_set_later_are_applied(kind: str) -> None:
     assert [r["msg"] for r in out.records()] == ["1 kept", "3 kept", "5 keep this", "formatted: 6"]
 
 
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_a_subclass_with_its_own_filter_is_asked_about_every_record(kind: str) -> None:
+    """The stdlib's ``Handler.handle`` always calls ``self.filter``; ours called it only
+    when filters were added, so a subclass that redacts by overriding ``filter`` had every
+    record written, secrets included (as the OTel handler does not)."""
+
+    class OnlyWarnings(LogxpyLoggingHandler):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return record.levelno >= logging.WARNING
+
+    out = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[out])
+    with fast_path(kind):
+        handler = OnlyWarnings(processor=processor, resource=RESOURCE)
+    logger = logging.getLogger(f"test_logging_handler.own_filter_{kind}")
+    _only(logger, handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.info("secret %s", "password=hunter2")
+    logger.warning("a warning")
+    logger.handlers[:] = []
+    processor.shutdown()
+    assert [r["msg"] for r in out.records()] == ["a warning"]
+
+
 def test_what_a_record_becomes() -> None:
     """The fields one by one, for a record with extras inside a span (the common case)."""
     with pair(name="fields") as p, TRACER.start_as_current_span("request") as span:
