@@ -351,6 +351,11 @@ class RecordQueue:
     def empty(self) -> bool:
         return not self._items
 
+    def held_here(self) -> bool:
+        """Whether this thread holds the queue's lock (a signal handler that interrupted it
+        in a slow path: whatever needs the writer to take the lock must not wait for it)."""
+        return bool(self._lock._is_owned())  # type: ignore[attr-defined]
+
     @property
     def pending(self) -> int:
         """Records held: queued, in the batch being written, or on their way in."""

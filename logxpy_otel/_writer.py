@@ -423,6 +423,16 @@ class AsyncWriter:
         A marker queued behind those records is answered when the writer reaches it, so
         the records that count are exactly those ahead of it in the queue's own order.
         """
+        if self._queue.held_here():
+            # A signal handler's flush, in this thread, while it held the queue's lock (a
+            # producer waiting for a slot): the writer needs that lock to answer, and gets
+            # it only once the handler returns. Waiting would only stall the thread.
+            return False
+        exit_deadline = self._exit_deadline
+        if exit_deadline is not None:  # (the exit's one bound holds for a flush during it)
+            left = max(0.0, exit_deadline - time.monotonic())
+            timeout = left if timeout is None else min(timeout, left)
+        deadline = None if timeout is None else time.monotonic() + timeout
         marker = self._queue.add_marker()
         if self._writing == threading.get_ident():
             # A signal handler's flush, in the middle of a write of its own thread: what it
@@ -430,10 +440,16 @@ class AsyncWriter:
             return False
         if not marker.done.is_set():
             self._wake.set()
-            if self._sync or self._thread is None:
-                with self._io_lock:
+            if (self._sync or self._thread is None) and self._io_lock.acquire(
+                timeout=-1 if timeout is None else max(0.0, timeout)
+            ):
+                # (bounded: the thread may hold the lock in a write that hangs, a full FIFO)
+                try:
                     self._drain_in_caller()
-        result = marker.done.wait(timeout) and not marker.lost
+                finally:
+                    self._io_lock.release()
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        result = marker.done.wait(wait) and not marker.lost
         return self._output.flush() and result
 
     # -- the writer thread -------------------------------------------------------------

@@ -370,3 +370,32 @@ def test_a_shutdown_in_a_thread_after_the_main_thread_ended_gets_its_own_time() 
     done = run_script(script)
     assert done.returncode == 0, done.stderr
     assert "WRITTEN 1000 PENDING 0" in done.stdout, done.stdout + done.stderr
+
+
+def test_the_exit_is_bounded_when_logging_flushes_a_handler_whose_file_hangs() -> None:
+    """``logging.shutdown`` (an exit hook that runs after ours) flushes our handler; the
+    writer then writes in the caller's thread, and the flush waited without bound for the
+    I/O lock the writer thread held inside a write that hung (a FIFO nobody reads)."""
+    script = textwrap.dedent(
+        """
+        import logging, threading, time
+        from logxpy_otel import LogxpyLogRecordProcessor
+        entered = threading.Event()
+        def hung(data):
+            entered.set()
+            time.sleep(120)
+        processor = LogxpyLogRecordProcessor(destinations=[hung], shutdown_timeout=1000)
+        log = logging.getLogger("app")
+        log.propagate = False
+        log.setLevel(logging.INFO)
+        log.addHandler(processor.logging_handler())
+        log.info("one record")
+        assert entered.wait(10)
+        print("EXITING", time.time(), flush=True)
+        """
+    )
+    done = run_script(script, timeout=30)
+    ended = time.time()
+    assert done.returncode == 0, done.stderr
+    exiting = float(done.stdout.split("EXITING", 1)[1].split()[0])
+    assert ended - exiting < 10.0, f"the exit took {ended - exiting:.1f} s for a 1 s shutdown_timeout"

@@ -1056,3 +1056,19 @@ def test_a_writer_thread_that_crashes_after_a_stop_ran_out_of_time_still_closes(
     metrics = writer.metrics
     assert destination.closed == 1 and metrics.pending == 0
     assert metrics.written + metrics.dropped == 30
+
+
+def test_a_flush_by_a_thread_holding_the_queue_lock_says_false_at_once(writers: list[AsyncWriter]) -> None:
+    """A signal handler that flushes (``logging.shutdown`` in a SIGTERM handler) landing
+    while its thread held the queue's lock (a producer in the full-queue path, between
+    waits): the writer cannot take the lock to answer until the handler returns, and the
+    flush waited out its whole timeout (5 s; with a repeating signal, nested for good)."""
+    dest = Collect()
+    writer = make(writers, dest)
+    writer.enqueue(item(0))
+    with writer._queue._lock:  # (what _when_full holds when the signal lands)
+        started = time.monotonic()
+        assert writer.flush(5.0) is False
+        assert time.monotonic() - started < 1.0
+    assert writer.flush(10.0) is True
+    assert [r["n"] for r in dest.records()] == [0]
