@@ -35,6 +35,9 @@ from ._policies import DropReason, QueuePolicy
 
 __all__ = ["Answer", "FlushMarker", "Gate", "Lane", "RecordQueue"]
 
+#: Each drop reason's member, by its value (the counts' keys are members, however named).
+_REASONS: Final[dict[str, str]] = {str(reason): reason for reason in DropReason}
+
 #: A free slot in the pool (true: ``compress`` keeps what a slot is taken for).
 _SLOT: Final = True
 #: What ``slots.pop`` never returns: the end mark of ``iter(slots.pop, _NO_SLOT)``.
@@ -292,7 +295,8 @@ class RecordQueue:
             self._count_locked(str(reason), count)
 
     def _count_locked(self, reason: str, count: int) -> None:
-        self._dropped[reason] = self._dropped.get(reason, 0) + count
+        key = _REASONS.get(reason, reason)  # (one kind of key: the member, where there is one)
+        self._dropped[key] = self._dropped.get(key, 0) + count
 
     def _lost_locked(self, reason: str, count: int, *, reported: bool) -> None:
         """Count records taken in and lost on their way to the file (evicted, a write that

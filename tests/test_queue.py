@@ -296,3 +296,15 @@ def test_an_interrupt_anywhere_in_put_leaves_no_slot_taken_without_a_record(poli
             assert n > 2, "the interrupt must be able to land"
             return
     raise AssertionError("put() never ended")
+
+
+def test_the_counts_are_keyed_by_drop_reason_members_however_the_reason_was_named() -> None:
+    """A reason named by its text (the logging handler's) and one by its member made keys
+    of two kinds in one mapping (``{<DropReason.EVICTED: 'evicted'>: 2, 'shutdown': 1}``)."""
+    queue, _ = make_queue()
+    queue.discard("shutdown")
+    queue.discard(DropReason.EVICTED, 2)
+    queue.discard("something_else")
+    reasons = queue.metrics(restarts=0).dropped_by_reason
+    assert reasons == {"shutdown": 1, "evicted": 2, "something_else": 1}
+    assert {type(key) for key in reasons if key != "something_else"} == {DropReason}
