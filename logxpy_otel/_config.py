@@ -91,7 +91,9 @@ _HOUR_MS: Final = _settings.HOUR_MS
 class AsyncMetrics:
     """A consistent snapshot of a writer's counters.
 
-    ``enqueued == written + dropped + pending`` holds exactly in every snapshot.
+    ``enqueued == written + dropped + pending`` holds exactly in every snapshot. A
+    "record" is a line: with a span processor sharing the writer, span start and end
+    lines are counted with the log records.
     """
 
     #: Records handed over (accepted or not): ``written + dropped + pending``, where
