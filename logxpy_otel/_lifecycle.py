@@ -100,13 +100,16 @@ def exit_deadline(timeout_s: float) -> float | None:
     """During the interpreter's exit, the deadline ``timeout_s`` after the exit began (on
     the ``time.monotonic`` clock); None before it.
 
-    The exit is the ``atexit`` hooks: they run in the main thread once it has finished
+    The exit is the ``atexit`` hooks: they run once the main thread has finished
     (``threading.main_thread().is_alive()`` is False from then on) and every non-daemon
-    thread has ended. A finished main thread alone is not the exit: a service whose main
-    thread starts its threads and returns runs on in them, and a shutdown there gets its
-    own time."""
+    thread has ended, whichever thread asks (a hook may shut down in a thread of its own).
+    A finished main thread alone is not the exit: a service whose main thread starts its
+    threads and returns runs on in them, and a shutdown there (or in a signal handler of
+    the main thread while it waits for them) gets its own time."""
     main = threading.main_thread()
-    if main.is_alive() or threading.current_thread() is not main:
+    if main.is_alive() or any(
+        not thread.daemon and thread.is_alive() for thread in threading.enumerate() if thread is not main
+    ):
         return None
     if not _EXIT_BEGAN:
         _EXIT_BEGAN.append(time.monotonic())

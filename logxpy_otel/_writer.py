@@ -428,7 +428,8 @@ class AsyncWriter:
             # producer waiting for a slot): the writer needs that lock to answer, and gets
             # it only once the handler returns. Waiting would only stall the thread.
             return False
-        exit_deadline = self._exit_deadline
+        bound_s = self._config.shutdown_timeout_ms / 1000.0
+        exit_deadline = self._exit_deadline or _lifecycle.exit_deadline(bound_s)
         if exit_deadline is not None:  # (the exit's one bound holds for a flush during it)
             left = max(0.0, exit_deadline - time.monotonic())
             timeout = left if timeout is None else min(timeout, left)
@@ -666,13 +667,16 @@ class AsyncWriter:
         may still write them, but a process that ends now loses them (never silently)."""
         pending = self._queue.pending
         if pending:
-            logger.warning(
-                "logxpy-otel: %s ran out of time (shutdown_timeout=%d ms) with %d record(s) "
-                "still pending: lost if the process ends now",
-                what,
-                self._config.shutdown_timeout_ms,
-                pending,
-            )
+            try:
+                logger.warning(
+                    "logxpy-otel: %s ran out of time (shutdown_timeout=%d ms) with %d record(s) "
+                    "still pending: lost if the process ends now",
+                    what,
+                    self._config.shutdown_timeout_ms,
+                    pending,
+                )
+            except Exception:  # noqa: BLE001 - a handler or filter of the app's that raises:
+                pass  # never out of a shutdown or the exit hook (the other writers' exit steps)
 
     def _child_after_fork(self) -> None:
         """In a forked child: forget the parent's queue, locks and thread; start afresh on use."""

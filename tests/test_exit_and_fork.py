@@ -399,3 +399,141 @@ def test_the_exit_is_bounded_when_logging_flushes_a_handler_whose_file_hangs() -
     assert done.returncode == 0, done.stderr
     exiting = float(done.stdout.split("EXITING", 1)[1].split()[0])
     assert ended - exiting < 10.0, f"the exit took {ended - exiting:.1f} s for a 1 s shutdown_timeout"
+
+
+def test_a_pending_warning_that_raises_in_the_apps_logging_stops_no_other_writers_exit() -> None:
+    """The warning for records left pending went through the application's logging; a root
+    filter that raised for it (``record.request_id``) ended our exit hook, and the writers
+    after it never wrote what they held."""
+    script = textwrap.dedent(
+        """
+        import atexit, logging, threading, time
+        got = []
+        atexit.register(lambda: print("WROTE", sum(got), flush=True))  # before our hook: runs after it
+        from logxpy_otel import LogxpyLogRecordProcessor
+        from opentelemetry.sdk._logs import LoggerProvider
+        handler = logging.StreamHandler()
+        handler.addFilter(lambda record: record.request_id is not None)  # raises for ours
+        logging.getLogger().addHandler(handler)
+        b = LogxpyLogRecordProcessor(destinations=[lambda d: got.append(d.count(b"\\n"))],
+                                     batch_size=1000, flush_interval=60_000)
+        entered = threading.Event()
+        def hung(data):
+            entered.set()
+            time.sleep(120)
+        a = LogxpyLogRecordProcessor(destinations=[hung], shutdown_timeout=500)
+        for processor, count in ((b, 50), (a, 2)):
+            provider = LoggerProvider(shutdown_on_exit=False)
+            provider.add_log_record_processor(processor)
+            for i in range(count):
+                provider.get_logger("x").emit(body=f"r{i}")
+        assert entered.wait(10)
+        """
+    )
+    done = run_script(script)
+    assert "WROTE 50" in done.stdout, done.stdout + done.stderr
+
+
+def test_shutdowns_in_a_thread_an_exit_hook_starts_share_the_exits_one_bound() -> None:
+    """A hook that shuts down its providers in a thread of its own: each writer there took
+    a whole shutdown_timeout of its own (three writers: three times the bound)."""
+    script = textwrap.dedent(
+        """
+        import atexit, threading, time
+        from logxpy_otel import LogxpyLogRecordProcessor
+        from opentelemetry.sdk._logs import LoggerProvider
+        providers, stuck = [], []
+        def hung_disk():
+            entered = threading.Event()
+            stuck.append(entered)
+            def write(data):
+                entered.set()
+                time.sleep(120)
+            return write
+        for _ in range(3):
+            provider = LoggerProvider(shutdown_on_exit=False)
+            provider.add_log_record_processor(
+                LogxpyLogRecordProcessor(destinations=[hung_disk()], shutdown_timeout=1000))
+            provider.get_logger("x").emit(body="one")
+            providers.append(provider)
+        def shut_down_all():
+            worker = threading.Thread(target=lambda: [p.shutdown() for p in providers], daemon=True)
+            worker.start()
+            worker.join()
+        atexit.register(shut_down_all)
+        assert all(entered.wait(10) for entered in stuck)
+        print("EXITING", time.time(), flush=True)
+        """
+    )
+    done = run_script(script)
+    ended = time.time()
+    assert done.returncode == 0, done.stderr
+    exiting = float(done.stdout.split("EXITING", 1)[1].split()[0])
+    assert ended - exiting < 2.5, f"the exit took {ended - exiting:.1f} s for one 1 s bound"
+
+
+def test_a_signal_handled_while_the_main_thread_waits_for_the_others_does_not_start_the_exit() -> None:
+    """A shutdown in a signal handler that ran in the finished main thread while it waited
+    for the service's threads started the exit's clock: every later shutdown found its time
+    spent, and its records were lost."""
+    script = textwrap.dedent(
+        """
+        import atexit, os, signal, threading, time
+        got = []
+        atexit.register(lambda: print("WRITTEN", sum(got), flush=True))  # runs after our hook
+        from opentelemetry.sdk._logs import LoggerProvider
+        from logxpy_otel import LogxpyLogRecordProcessor
+        def slow_disk(data):  # 50 ms a batch of 100: 0.5 s for the 1000, in the exit's 1 s
+            time.sleep(0.05)
+            got.append(data.count(b"\\n"))
+        job = LoggerProvider(shutdown_on_exit=False)
+        job.add_log_record_processor(LogxpyLogRecordProcessor(destinations=[lambda data: None]))
+        signal.signal(signal.SIGUSR1, lambda *args: job.shutdown())
+        service = LoggerProvider(shutdown_on_exit=False)
+        processor = LogxpyLogRecordProcessor(destinations=[slow_disk], batch_size=100, shutdown_timeout=1000)
+        service.add_log_record_processor(processor)
+        def worker():
+            threading.main_thread().join()
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+            time.sleep(1.2)
+            log = service.get_logger("service")
+            for i in range(1000):
+                log.emit(body=f"record {i}")  # the writer is still at them when the exit begins
+        threading.Thread(target=worker).start()
+        """
+    )
+    done = run_script(script)
+    assert done.returncode == 0, done.stderr
+    assert "WRITTEN 1000" in done.stdout, done.stdout + done.stderr
+
+
+def test_flushes_by_provider_shutdowns_at_exit_share_the_exits_one_bound() -> None:
+    """The SDK providers' exit hooks run before ours: the span processor's flush there took a
+    whole shutdown_timeout, then the log processor's stop another."""
+    script = textwrap.dedent(
+        """
+        import threading, time
+        from logxpy_otel import LogxpyLogRecordProcessor
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk.trace import TracerProvider
+        entered = threading.Event()
+        def hung(data):
+            entered.set()
+            time.sleep(120)
+        processor = LogxpyLogRecordProcessor(destinations=[hung], shutdown_timeout=1500)
+        logs = LoggerProvider()
+        logs.add_log_record_processor(processor)
+        traces = TracerProvider()
+        traces.add_span_processor(processor.span_processor())
+        with traces.get_tracer("t").start_as_current_span("s"):
+            logs.get_logger("x").emit(body="one")
+        assert entered.wait(10)
+        logs.get_logger("x").emit(body="two")
+        print("EXITING", time.time(), flush=True)
+        """
+    )
+    done = run_script(script)
+    ended = time.time()
+    assert done.returncode == 0, done.stderr
+    exiting = float(done.stdout.split("EXITING", 1)[1].split()[0])
+    assert ended - exiting < 2.5, f"the exit took {ended - exiting:.1f} s for one 1.5 s bound"
