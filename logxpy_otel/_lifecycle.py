@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
@@ -22,7 +23,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, set_val
 if TYPE_CHECKING:
     from ._writer import AsyncWriter
 
-__all__ = ["IDLE_CLOSER", "register"]
+__all__ = ["IDLE_CLOSER", "call_bounded", "register"]
 
 
 class _IdleCloser:
@@ -144,3 +145,22 @@ if hasattr(os, "register_at_fork"):
 def register(writer: AsyncWriter) -> None:
     """Run ``writer``'s exit and fork steps with the process's (it is held weakly)."""
     _LIVE[next(_NUMBERS)] = writer
+
+
+def call_bounded(call: Callable[[], Any], timeout: float) -> Any:
+    """``call()`` on a daemon thread, waited for at most ``timeout`` seconds: its result;
+    False if it raised; None if it is still running (a flush or shutdown of another
+    component that hangs must not hold up ours, nor the exit)."""
+    result: list[Any] = [None]
+
+    def run() -> None:
+        attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            result[0] = call()
+        except Exception:  # noqa: BLE001 - a failing flush or shutdown is a False result
+            result[0] = False
+
+    thread = threading.Thread(target=run, name="logxpy-bounded", daemon=True)
+    thread.start()
+    thread.join(max(0.0, timeout))
+    return None if thread.is_alive() else result[0]

@@ -108,16 +108,17 @@ def batch_feeding(caller: object, exporter: object) -> Any:
     return caller if ours else None
 
 
-def batch_feeding_from_threads(exporter: object) -> Any:
-    """The SDK's batch processor around ``exporter``, found by its worker thread (a thread
-    whose target is one of its methods), else None: for when it has not called ``export``
-    yet, so :func:`batch_feeding` never saw it."""
+def batch_feeders(exporter: object) -> list[Any]:
+    """Every SDK batch processor around ``exporter``, found by its worker thread (a thread
+    whose target is one of its methods): also those that have not called ``export`` yet,
+    which :func:`batch_feeding` never saw (a short script; a forked child's)."""
+    found: list[Any] = []
     for thread in threading.enumerate():
         target = getattr(thread, "_target", None)  # (Thread keeps it while it runs)
-        found = batch_feeding(getattr(target, "__self__", None), exporter)
-        if found is not None:
-            return found
-    return None
+        feeder = batch_feeding(getattr(target, "__self__", None), exporter)
+        if feeder is not None and all(feeder is not other for other in found):
+            found.append(feeder)
+    return found
 
 
 def batch_exporter(processor: BatchLogRecordProcessor) -> object:

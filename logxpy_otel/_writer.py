@@ -640,20 +640,25 @@ class AsyncWriter:
         The writer is not stopped: an SDK provider or processor shut down by a later exit
         handler may still hand records over, and they are written in the caller's thread.
         """
-        if self._state is not _RUNNING:
-            return
+        before = self.before_exit_close
+        if self._state is not _RUNNING and not (self._state is _NEW and before is not None):
+            return  # (a writer never used, as in a forked child, may still be handed records)
         timeout = self._config.shutdown_timeout_ms / 1000.0
         deadline = _lifecycle.exit_deadline(timeout) or time.monotonic() + timeout
         self._exit_deadline = deadline
-        self.flush(max(0.0, deadline - time.monotonic()))
-        with self._lock:
-            self._set_mode(sync=True)
-        before = self.before_exit_close
+        if self._state is _RUNNING:
+            self.flush(max(0.0, deadline - time.monotonic()))
+            with self._lock:
+                self._set_mode(sync=True)
         if before is not None:
             try:
                 before(deadline)
             except Exception:  # noqa: BLE001 - the trees are closed all the same
                 logger.warning("logxpy-otel: handing over held records at exit failed", exc_info=True)
+        if self._state is not _RUNNING:
+            return  # (nothing was handed over)
+        with self._lock:
+            self._set_mode(sync=True)
         held = self._io_lock.held_here()
         if self._io_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 import weakref
@@ -11,7 +12,7 @@ from typing import Any
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from . import _sdk_private
+from . import _lifecycle, _sdk_private
 from ._diagnostics import RateLimitedReporter, is_own_scope
 from ._format import LineItem
 from ._setup import WriterOwner
@@ -50,14 +51,23 @@ class LogxpyLogRecordExporter(WriterOwner, LogRecordExporter):
         self._writer.before_exit_close = self._hand_over_at_exit
 
     def _hand_over_at_exit(self, deadline: float) -> None:
-        """At exit, before the open trees are closed: the batch processor in front hands over
-        what it holds. (Its provider's own shutdown comes after our exit hook when the
+        """At exit, before the open trees are closed: every batch processor in front hands
+        over what it holds. (Its provider's own shutdown comes after our exit hook when the
         provider was made before this package was imported: its records would open the
-        closed traces again, a request in two trees.)"""
-        # (before its first export, it is found by its worker thread)
-        feeder = self._feeder() if self._feeder is not None else _sdk_private.batch_feeding_from_threads(self)
-        if feeder is not None and not self._shutdown:
-            feeder.force_flush(max(0, int((deadline - time.monotonic()) * 1000)))
+        closed traces again, a request in two trees.) Each is asked in a thread of its own
+        within the exit's bound: the SDK's force_flush exports in its caller's thread, and
+        a write that hangs must not hold up the exit."""
+        if self._shutdown:
+            return
+        feeders = _sdk_private.batch_feeders(self)
+        known = self._feeder() if self._feeder is not None else None
+        if known is not None and all(known is not feeder for feeder in feeders):
+            feeders.append(known)
+        for feeder in feeders:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            _lifecycle.call_bounded(functools.partial(feeder.force_flush, int(left * 1000)), left)
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         if self._feeder is None:  # once: is the caller the SDK's batch processor around us?

@@ -46,7 +46,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from . import _self_metrics
+from . import _lifecycle, _self_metrics
 from ._config import FLUSH_TIMEOUT_MS, flush_timeout_s
 from ._diagnostics import logger
 from ._queue import Answer
@@ -306,7 +306,7 @@ class FallbackLogRecordExporter(LogRecordExporter):
         deadline = time.monotonic() + timeout
         idle = self._wait_idle(timeout)
         left = max(0.0, deadline - time.monotonic())
-        primary_ok = _bounded(lambda: self.primary.force_flush(int(left * 1000)), left)
+        primary_ok = _lifecycle.call_bounded(lambda: self.primary.force_flush(int(left * 1000)), left)
         left = max(0, int((deadline - time.monotonic()) * 1000))
         return idle and primary_ok is True and self.fallback.force_flush(left)
 
@@ -331,7 +331,7 @@ class FallbackLogRecordExporter(LogRecordExporter):
             logger.warning(
                 "logxpy-otel: a live send was still under way at shutdown; its batch may arrive twice"
             )
-        _bounded(self.primary.shutdown, max(0.0, deadline - time.monotonic()))
+        _lifecycle.call_bounded(self.primary.shutdown, max(0.0, deadline - time.monotonic()))
         self.fallback.shutdown()  # type: ignore[no-untyped-call]
         if self._metrics_source is not None:
             self._metrics_source.close()  # final values from now on
@@ -348,22 +348,6 @@ def _try_export(exporter: LogRecordExporter, batch: Sequence[ReadableLogRecord])
     except Exception as exc:  # noqa: BLE001 - a raising exporter is a failed export
         return type(exc).__name__
     return None if result is _SUCCESS else "the export failed"
-
-
-def _bounded(call: Callable[[], Any], timeout: float) -> Any:
-    """``call()`` on a daemon thread, waited for at most ``timeout`` seconds (None if it hangs)."""
-    result: list[Any] = [None]
-
-    def run() -> None:
-        try:
-            result[0] = call()
-        except Exception:  # noqa: BLE001 - a failing flush or shutdown is a False/None result
-            result[0] = False
-
-    thread = threading.Thread(target=run, name="logxpy-fallback-bounded", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return None if thread.is_alive() else result[0]
 
 
 _PROTOCOLS = ("http/protobuf", "grpc")

@@ -537,3 +537,65 @@ def test_flushes_by_provider_shutdowns_at_exit_share_the_exits_one_bound() -> No
     assert done.returncode == 0, done.stderr
     exiting = float(done.stdout.split("EXITING", 1)[1].split()[0])
     assert ended - exiting < 2.5, f"the exit took {ended - exiting:.1f} s for one 1.5 s bound"
+
+
+def test_the_exit_is_bounded_when_the_batch_processor_in_front_hands_over_into_a_hung_file() -> None:
+    """The SDK's ``force_flush`` exports in its caller's thread whatever its timeout: asked at
+    exit for what it holds, it wrote into a file that hung, and the exit never ended."""
+    script = textwrap.dedent(
+        """
+        import threading, time
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from logxpy_otel import LogxpyLogRecordExporter
+        def hung(data):
+            time.sleep(120)
+        provider = LoggerProvider(shutdown_on_exit=False)
+        exporter = LogxpyLogRecordExporter(destinations=[hung], shutdown_timeout=1000)
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter, schedule_delay_millis=600_000))
+        for i in range(10):
+            provider.get_logger("app").emit(body=f"record {i}")
+        print("EXITING", time.time(), flush=True)
+        """
+    )
+    done = run_script(script)
+    ended = time.time()
+    assert done.returncode == 0, done.stderr
+    exiting = float(done.stdout.split("EXITING", 1)[1].split()[0])
+    assert ended - exiting < 5.0, f"the exit took {ended - exiting:.1f} s for a 1 s bound"
+
+
+@pytest.mark.parametrize("where", ["forked-child", "two-providers"])
+def test_at_exit_every_batch_processor_in_front_hands_over_also_in_a_forked_child(
+    tmp_path: Path, where: str
+) -> None:
+    """A forked child's writer is new until used: the exit skipped it, and what the child's
+    batch processor held was lost; with two batch processors around one exporter, only the
+    first one found was asked."""
+    path = tmp_path / "both.jsonl"
+    script = f"""
+        import os, sys
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from logxpy_otel import LogxpyLogRecordExporter
+
+        exporter = LogxpyLogRecordExporter({str(path)!r})
+        providers = []
+        for _ in range(1 if {where!r} == "forked-child" else 2):
+            provider = LoggerProvider(shutdown_on_exit=False)
+            provider.add_log_record_processor(BatchLogRecordProcessor(exporter, schedule_delay_millis=600_000))
+            providers.append(provider)
+        if {where!r} == "forked-child":
+            pid = os.fork()
+            if pid:
+                _, status = os.waitpid(pid, 0)
+                sys.exit(os.waitstatus_to_exitcode(status))
+        for k, provider in enumerate(providers):
+            for i in range(3):
+                provider.get_logger("app").emit(body=f"record {{k}}.{{i}}")
+    """
+    done = run_script(script)
+    assert done.returncode == 0, done.stderr
+    messages = sorted(line["msg"] for line in parse_lines(path.read_bytes()))
+    providers = 1 if where == "forked-child" else 2
+    assert messages == [f"record {k}.{i}" for k in range(providers) for i in range(3)]
