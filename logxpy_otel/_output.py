@@ -45,6 +45,8 @@ class Output:
         self._failed = failed
         self.trees = TreeNumberer()
         self._nested = False
+        #: Which destinations (by id) missed the last lines delivered: see _after_delivery.
+        self._missing: frozenset[int] = frozenset()
         #: ``observer(records, seconds, ok)`` after each write (see AsyncWriter.observe_batches).
         self.observer: Callable[[int, float, bool], None] | None = None
         self.set_destinations(destinations)
@@ -86,7 +88,8 @@ class Output:
         alone into a file), and write them. Destinations in ``failed`` (they raised earlier
         in this batch) are skipped; one that raises is added. Returns how many items were
         taken, and how many of those, from the first, reached a destination. After a write
-        a destination missed (in part), the open traces start over in new trees.
+        a destination missed (in part), the open traces may start over in new trees
+        (:meth:`_after_delivery`).
         """
         trees, nested = self.trees, self._nested
         reserve = trees.open_traces * END_LINE_MAX
@@ -109,10 +112,7 @@ class Output:
         started = time.perf_counter() if observer is not None else 0.0
         reached = self.deliver(data, failed)
         written = count if reached is None else records_in(data, reached)
-        if failed:
-            # A file missed lines of this write: the trees they were in cannot be completed
-            # there. Their traces go on in new trees, each whole from its start line.
-            self.restart_trees(failed)
+        self._after_delivery(failed)
         if observer is not None:
             try:
                 observer(count, time.perf_counter() - started, written == count)
@@ -126,12 +126,20 @@ class Output:
         self.trees.close_all(out)
         self._deliver_ends(out, failed)
 
-    def restart_trees(self, failed: list[object]) -> None:
-        """Close every open trace (end lines to the files that did not fail) and number
-        the next lines in new trees (see :meth:`TreeNumberer.restart`)."""
-        out: list[bytes] = []
-        self.trees.restart(out)
-        self._deliver_ends(out, failed)
+    def _after_delivery(self, failed: list[object]) -> None:
+        """After lines went out: when a file missed them that took the last ones (a disk just
+        filled), or took them after missing the last ones, or when no file took them at
+        all, the trees they were in cannot be completed there: every open trace is closed
+        (end lines to the files that take them) and goes on in a new tree, whole from its
+        start line, under a new token (see :meth:`TreeNumberer.restart`). A file that
+        keeps failing beside others that work does not split their trees at every write."""
+        missing = frozenset(map(id, failed))
+        if missing != self._missing or (missing and len(missing) >= len(self._destinations)):
+            self._missing = missing
+            out: list[bytes] = []
+            self.trees.restart(out)
+            if out:
+                self.deliver(b"".join(out), list(failed))
 
     def close_idle(self) -> None:
         """Write the end lines of the traces idle for their timeout."""
@@ -142,11 +150,15 @@ class Output:
     def _deliver_ends(self, out: list[bytes], failed: list[object] | None) -> None:
         """Deliver trees' end lines: to the file their other lines are in. A file deleted
         under us is seen first (``rotation_due``), so the end lines go into it rather than
-        make a new file at the path to hold nothing else; the next batch opens one."""
+        make a new file at the path to hold nothing else; the next batch opens one. A file
+        that misses them is a file that missed lines (see :meth:`_after_delivery`): a
+        trace closed here and opened again must not take up its cut tree's tid."""
         if out:
             for destination in self._rotating:
                 rotation_due(destination)
-            self.deliver(b"".join(out), failed)
+            missed: list[object] = [] if failed is None else failed
+            self.deliver(b"".join(out), missed)
+            self._after_delivery(missed)
 
     def deliver(self, data: bytes, failed: list[object] | None = None) -> int | None:
         """Give ``data`` to every destination but those in ``failed`` (which collects the

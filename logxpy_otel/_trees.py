@@ -214,7 +214,9 @@ class TreeNumberer:
         token = _task_prefix().encode("ascii")
         # A trace's tid is "<trace id>~<token>": the lines one process writes of a trace
         # are one tree of their own, however many processes write that trace to one file.
-        self._trace_token = TRACE_TID_SEPARATOR.encode("ascii") + token
+        self._token = TRACE_TID_SEPARATOR.encode("ascii") + token
+        self._trace_token = self._token
+        self._restarts = 0
         self._task_head = b'{"tid":"' + token + b"."
         self._task_count = 0
         self._number_c = _number_c if speedups else None
@@ -346,10 +348,12 @@ class TreeNumberer:
     def restart(self, out: list[bytes]) -> None:
         """After a write that lost lines of open traces (a full disk): close every open
         trace (its end line, for the files that took the rest) and take a new token for
-        traces, so that a trace's next lines open a new tree, whole in the file, whose tid
-        no cut tree shares. (Standalone task ids go on counting: each is one line.)"""
+        traces (the writer's own and a count: ``<token>-1``, ``<token>-2``...), so that a
+        trace's next lines open a new tree, whole in the file, whose tid no cut tree
+        shares. (Standalone task ids go on counting: each is one line.)"""
         self.close_all(out)
-        self._trace_token = TRACE_TID_SEPARATOR.encode("ascii") + _task_prefix().encode("ascii")
+        self._restarts += 1  # (a count: no token this writer used comes back)
+        self._trace_token = self._token + b"-" + base62(self._restarts).encode("ascii")
 
     def close_all(self, out: list[bytes]) -> None:
         """Close every open trace, least recently used first."""

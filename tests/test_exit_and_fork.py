@@ -583,7 +583,8 @@ def test_at_exit_every_batch_processor_in_front_hands_over_also_in_a_forked_chil
         providers = []
         for _ in range(1 if {where!r} == "forked-child" else 2):
             provider = LoggerProvider(shutdown_on_exit=False)
-            provider.add_log_record_processor(BatchLogRecordProcessor(exporter, schedule_delay_millis=600_000))
+            batch = BatchLogRecordProcessor(exporter, schedule_delay_millis=600_000)
+            provider.add_log_record_processor(batch)
             providers.append(provider)
         if {where!r} == "forked-child":
             pid = os.fork()

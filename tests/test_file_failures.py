@@ -690,3 +690,70 @@ def test_after_a_write_that_lost_lines_a_trace_goes_on_in_a_whole_tree_of_its_ow
     assert [line.get("st") for line in last] == ["started", None, None, "succeeded"]
     assert [line["n"] for line in last[1:3]] == [4, 5]
     assert_accounting(writer.metrics)
+
+
+def test_a_trace_closed_while_its_end_line_could_not_be_written_opens_again_under_a_new_tid(
+    writers: list[AsyncWriter],
+) -> None:
+    """A trace closed for idleness while the disk was full lost its end line; its next
+    record opened it again at [1] under the same tid, after a tree with no end: two trees
+    in one, which no reader completes."""
+    from test_writer import wait_until
+
+    written: list[bytes] = []
+    full = [False]
+
+    def disk(data: bytes) -> None:
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(data)
+
+    writer = make(writers, disk, flush_interval_ms=10, trace_idle_ms=600_000)
+    writer.enqueue(item(0, trace=TRACE))
+    assert writer.flush(10.0)
+    full[0] = True
+    writer._output.trees._idle = 0.0  # idle now: the writer's next round closes it
+    wait_until(lambda: writer._output.trees.open_traces == 0)
+    full[0] = False
+    writer.enqueue(item(1, trace=TRACE))
+    assert writer.stop(10.0)
+    trees: dict[str, list[dict[str, Any]]] = {}
+    for line in parse_lines(b"".join(written), raw_tid=True):
+        trees.setdefault(line["tid"], []).append(line)
+    assert len(trees) == 2, "the record after the lost end line is in a tree of its own"
+    for lines in trees.values():
+        assert [line["lvl"] for line in lines] == [[k] for k in range(1, len(lines) + 1)]
+    assert [line.get("st") for line in list(trees.values())[-1]] == ["started", None, "succeeded"]
+
+
+def test_a_destination_that_keeps_failing_does_not_split_the_trees_of_one_that_works(
+    writers: list[AsyncWriter],
+) -> None:
+    """Every write a second destination missed closed and reopened every trace: in the
+    file that lost nothing, each batch was a tree of its own (200 trees for one trace)."""
+    healthy = Collect()
+
+    def broken(data: bytes) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    writer = make(writers, healthy, broken)
+    for n in range(50):
+        writer.enqueue(item(n, trace=TRACE))
+        writer.flush(10.0)
+    assert writer.stop(10.0)
+    tids = {line["tid"] for line in parse_lines(healthy.data, raw_tid=True)}
+    assert len(tids) <= 2, f"{len(tids)} trees for one trace in the file that lost nothing"
+    assert [r["n"] for r in healthy.records()] == list(range(50))
+
+
+def test_each_restart_takes_a_token_no_earlier_tree_of_the_writer_had() -> None:
+    """The new token was the pid and 3 random characters: one in 238,328 draws repeats, and
+    a tree the failure cut could so be continued by a later one."""
+    from logxpy_otel._trees import TreeNumberer
+
+    trees = TreeNumberer()
+    tokens = {trees._trace_token}
+    for _ in range(5_000):
+        trees.restart([])
+        tokens.add(trees._trace_token)
+    assert len(tokens) == 5_001
