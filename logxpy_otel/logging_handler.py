@@ -559,11 +559,19 @@ class LogxpyLoggingHandler(logging.Handler):
             unbound = self._unbound = _ProviderState(None, self._resource_arg)
         return unbound
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """A ``filter`` set on the handler itself is asked about every record, as by the
+        stdlib's ``handle``: the fast paths (which ask only ``filters``) step aside."""
+        super().__setattr__(name, value)
+        if name == "filter":
+            self.__dict__.pop("handle", None)
+
     # -- records: the general path -----------------------------------------------------------
 
     def handle(self, record: logging.LogRecord) -> Any:
         """Filters, then :meth:`emit`; the handler's lock only when a formatter is set."""
-        filtering = self.filters or type(self).filter is not _STDLIB_FILTER  # (a subclass's own)
+        # (a subclass's own filter, or one set on the handler itself, is asked too)
+        filtering = self.filters or getattr(self.filter, "__func__", None) is not _STDLIB_FILTER
         rv: Any = self.filter(record) if filtering else True
         if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may return a record
             record = rv
@@ -680,6 +688,7 @@ class LogxpyLoggingHandler(logging.Handler):
         overridden = (
             cls.handle is not LogxpyLoggingHandler.handle
             or cls.filter is not _STDLIB_FILTER
+            or "filter" in self.__dict__
             or cls.emit is not LogxpyLoggingHandler.emit
             or cls._write is not LogxpyLoggingHandler._write
         )

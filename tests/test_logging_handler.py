@@ -1545,6 +1545,37 @@ def test_a_subclass_with_its_own_filter_is_asked_about_every_record(kind: str) -
     assert [r["msg"] for r in out.records()] == ["a warning"]
 
 
+@pytest.mark.parametrize("kind", FAST_PATHS)
+@pytest.mark.parametrize("when", ["before", "after"], ids=["set-before-use", "set-after-use"])
+def test_a_filter_set_on_the_handler_itself_is_asked_about_every_record(kind: str, when: str) -> None:
+    """``handler.filter = f`` (as the stdlib's ``handle`` asks it) was skipped on every path."""
+    out = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[out])
+    with fast_path(kind):
+        handler = processor.logging_handler(resource=RESOURCE)
+    logger = logging.getLogger(f"test_logging_handler.instance_filter_{kind}_{when}")
+    _only(logger, handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+
+    def no_secrets(record: logging.LogRecord) -> bool:
+        return "secret" not in record.getMessage()
+
+    if when == "before":
+        handler.filter = no_secrets  # type: ignore[method-assign]
+    else:
+        logger.info("first")
+    logger.info("a secret")
+    if when == "after":
+        handler.filter = no_secrets  # type: ignore[method-assign]
+        logger.info("another secret")
+    logger.info("last")
+    logger.handlers[:] = []
+    processor.shutdown()
+    expected = ["last"] if when == "before" else ["first", "a secret", "last"]
+    assert [r["msg"] for r in out.records()] == expected
+
+
 def test_what_a_record_becomes() -> None:
     """The fields one by one, for a record with extras inside a span (the common case)."""
     with pair(name="fields") as p, TRACER.start_as_current_span("request") as span:
