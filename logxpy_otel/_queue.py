@@ -335,8 +335,13 @@ class RecordQueue:
             if self._gate is Gate.CLOSED:
                 return FlushMarker(answered=True, lost=True)
             marker = FlushMarker(lost=lost)
-            self._markers.add(marker)
-            self._items.append(marker)
+            try:
+                self._markers.add(marker)
+                self._items.append(marker)
+            except BaseException:  # (a signal handler's, between the two: no marker half made)
+                if marker not in self._items:
+                    self._markers.discard(marker)
+                raise
             return marker
 
     @property
@@ -349,7 +354,8 @@ class RecordQueue:
     @property
     def has_work(self) -> bool:
         """A full batch or a flush is waiting: the writer should not wait for its interval."""
-        return len(self._items) >= self.batch_size or bool(self._markers)
+        items = self._items
+        return len(items) >= self.batch_size or (bool(self._markers) and bool(items))
 
     @property
     def empty(self) -> bool:
@@ -365,11 +371,18 @@ class RecordQueue:
         """Records held: queued, in the batch being written, or on their way in."""
         return self.max_size - len(self._slots)
 
-    def take_batch(self) -> list[LineItem]:
-        """Up to ``batch_size`` records from the front, stopping at the first flush marker;
-        markers reached on the way are answered (all before them is done). Empty when none
-        are queued. The records keep their slots until :meth:`done`."""
+    def take_batch(self, into: list[Any] | None = None) -> list[Any]:
+        """Up to ``batch_size`` records from the front, stopping at the first flush marker,
+        moved into ``into`` (the writer's batch in flight; default a new list), which is
+        returned; markers reached on the way are answered (all before them is done). None
+        taken when none are queued. The records keep their slots until :meth:`done`.
+
+        Nothing is taken that might have to be put back or could be lost on the way: the
+        records move into ``into`` in one C call, and a marker is answered before it leaves
+        the line, so an exception a signal handler raises at any point (a caller's drain)
+        loses neither."""
         items = self._items
+        batch = [] if into is None else into
         with self._lock:
             while True:
                 depth = len(items)
@@ -377,21 +390,19 @@ class RecordQueue:
                 if records > self._max_depth:
                     self._max_depth = records  # depth only grows between takes: this is its peak
                 count = min(depth, self.batch_size)
-                if not count:
-                    return []
-                # popleft called count times from C (starmap), not from a Python loop.
-                batch: list[Any] = list(starmap(items.popleft, repeat((), count)))
-                if not self._markers:
+                if count and self._markers:
+                    ahead = islice(items, count)
+                    count = next((i for i, entry in enumerate(ahead) if type(entry) is FlushMarker), count)
+                if count:
+                    # popleft called count times from C (starmap), not from a Python loop.
+                    batch.extend(starmap(items.popleft, repeat((), count)))
                     return batch
-                index = next((i for i, entry in enumerate(batch) if type(entry) is FlushMarker), None)
-                if index is None:
+                if not depth:
                     return batch
-                items.extendleft(reversed(batch[index:]))
-                if index:
-                    return batch[:index]
-                marker: FlushMarker = items.popleft()  # type: ignore[assignment]
-                self._markers.discard(marker)  # first in line: everything before it is done
-                marker.done.set()
+                marker: FlushMarker = items[0]  # type: ignore[assignment]
+                marker.done.set()  # first in line: everything before it is done
+                self._markers.discard(marker)
+                items.popleft()
 
     def done(self, count: int, written: int, *, failure: DropReason, queued: bool = True) -> None:
         """One write of ``count`` records, the first ``written`` of which reached a destination;

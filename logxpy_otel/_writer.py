@@ -492,8 +492,9 @@ class AsyncWriter:
         way). ``_io_lock`` is held."""
         if self._inflight:
             self._process_inflight()  # a batch a crashed writer left behind
-        while batch := self._queue.take_batch():
-            self._inflight = batch
+        # (into the batch in flight itself: an exception a signal handler raises in a
+        # caller's drain leaves the records taken there, for the next drain)
+        while self._queue.take_batch(self._inflight):
             self._process_inflight()
 
     def _drain_in_caller(self) -> None:

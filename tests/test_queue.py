@@ -308,3 +308,34 @@ def test_the_counts_are_keyed_by_drop_reason_members_however_the_reason_was_name
     reasons = queue.metrics(restarts=0).dropped_by_reason
     assert reasons == {"shutdown": 1, "evicted": 2, "something_else": 1}
     assert {type(key) for key in reasons if key != "something_else"} == {DropReason}
+
+
+@pytest.mark.parametrize("step", ["add_marker", "take_batch"])
+def test_an_interrupt_anywhere_in_a_flush_marker_or_a_batch_loses_nothing(step: str) -> None:
+    """In a caller's own drain (synchronous writes, stop, the exit) or flush: an interrupt
+    between adding a marker to the set and to the line left one nobody would answer (the
+    writer then spun at full CPU for good); one in take_batch lost the records it had
+    taken to put back, and a marker it had taken unanswered (a flush waited its timeout)."""
+    for n in range(10_000):  # bounded: the number of places the step runs
+        queue, _ = make_queue(max_size=4, batch_size=10)
+        queue.put(item(0))
+        first = queue.add_marker()
+        queue.put(item(1))
+        taken: list[Any] = []
+        if step == "add_marker":
+            interrupted = _interrupt_at(n, queue.add_marker)
+        else:
+            interrupted = _interrupt_at(n, lambda: queue.take_batch(taken))
+        queued = [entry for entry in queue._items if type(entry) is FlushMarker]
+        assert set(queued) == queue._markers, "every marker waiting is in line, and only those"
+        assert queue.has_work == bool(queued)
+        _assert_consistent(queue, taken=len(taken))
+        rest = []
+        for _ in range(5):
+            rest += queue.take_batch()
+        assert numbers(taken + rest) == [0, 1], "no record lost or taken twice"
+        assert first.done.is_set()
+        if not interrupted:
+            assert n > 1, "the interrupt must be able to land"
+            return
+    raise AssertionError(f"{step} never ended")
