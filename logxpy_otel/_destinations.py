@@ -189,7 +189,20 @@ def _make_dirs(path: str, mode: int) -> None:
             os.mkdir(directory, mode)
         except FileExistsError:
             if not os.path.isdir(directory):
-                raise NotADirectoryError(errno.ENOTDIR, f"{directory!r} is a file, not a directory") from None
+                what = _not_a_directory(directory)
+                raise NotADirectoryError(errno.ENOTDIR, f"{directory!r} {what}") from None
+
+
+def _not_a_directory(path: str) -> str:
+    """What is at ``path`` instead of a directory, in words (for messages)."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop (too many levels of symbolic links), not a directory"
+        if os.path.islink(path):
+            return "is a symlink to nothing, not a directory"
+    return "is a file, not a directory"
 
 
 def render_path(template: str, service_name: str | None = None) -> str:

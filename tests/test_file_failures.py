@@ -553,6 +553,10 @@ def test_a_symlink_loop_is_named_as_one_not_as_nofollow(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="symlink loop") as info:
         AsyncFileDestination(tmp_path / "a.jsonl")
     assert "nofollow" not in str(info.value)
+    # ... and in a directory on the way to the file, it was called "a file".
+    with pytest.raises(OSError, match="symlink loop") as info:
+        AsyncFileDestination(tmp_path / "a.jsonl" / "app.jsonl")
+    assert "is a file" not in str(info.value)
 
 
 def test_nofollow_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
