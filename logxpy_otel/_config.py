@@ -93,7 +93,7 @@ class AsyncMetrics:
 
     ``enqueued == written + dropped + pending`` holds exactly in every snapshot. A
     "record" is a line: with a span processor sharing the writer, span start and end
-    lines are counted with the log records.
+    lines are counted with the log records, and apart in ``span_lines_*``.
     """
 
     #: Records handed over (accepted or not): ``written + dropped + pending``, where
@@ -114,6 +114,10 @@ class AsyncMetrics:
     pending: int
     batches: int
     restarts: int
+    #: Of ``written``: span start and end lines (with a span processor sharing the writer).
+    span_lines_written: int = 0
+    #: Of ``dropped_by_reason``: span start and end lines.
+    span_lines_dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
 
 
 _SYNC: contextvars.ContextVar[bool] = contextvars.ContextVar("logxpy_otel_sync", default=False)

@@ -65,6 +65,11 @@ class Output:
         self._flushable = tuple(d for d in destinations if isinstance(d, FlushableDestination))
         self._closable = tuple(d for d in destinations if isinstance(d, ClosableDestination))
 
+    @property
+    def nested(self) -> bool:
+        """Whether span lines come too (see :meth:`nest_spans`)."""
+        return self._nested
+
     def use_trees(self, trees: TreeNumberer) -> None:
         """Number with ``trees`` from now on (a fresh numbering: at start and in a forked child)."""
         self.trees = trees

@@ -22,7 +22,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import compress, islice, repeat, starmap
 from queue import Empty, SimpleQueue
 from types import MappingProxyType
@@ -33,7 +33,13 @@ from ._diagnostics import RateLimitedReporter
 from ._format import LineItem
 from ._policies import DropReason, QueuePolicy
 
-__all__ = ["Answer", "FlushMarker", "Gate", "Lane", "RecordQueue"]
+__all__ = ["Answer", "FlushMarker", "Gate", "Lane", "RecordQueue", "span_lines"]
+
+
+def span_lines(entries: Iterable[Any]) -> int:
+    """How many of ``entries`` (line items) are span start or end lines (they have a role)."""
+    return sum(1 for entry in entries if entry[6] is not None)
+
 
 #: Each drop reason's member, by its value (the counts' keys are members, however named).
 _REASONS: Final[dict[str, str]] = {str(reason): reason for reason in DropReason}
@@ -166,6 +172,9 @@ class RecordQueue:
         self.block_waiters = 0
         self._written = 0
         self._dropped: dict[str, int] = {}
+        #: Of those, span start and end lines (a span processor shares the writer).
+        self._span_written = 0
+        self._span_dropped: dict[str, int] = {}
         #: Whether a record taken in (queued, or written synchronously) was lost since the
         #: last flush marker was made, and no waiting flush reported it: the next one does.
         self._lost_unflushed = False
@@ -196,7 +205,7 @@ class RecordQueue:
         gate is :attr:`Gate.DIRECT` and the caller must write it itself. Never raises."""
         gate = self._gate
         if gate is not Gate.OPEN:
-            return None if gate is Gate.DIRECT else self._refuse(1)
+            return None if gate is Gate.DIRECT else self._refuse(1, span_lines((item,)))
         try:
             self._take_slot_and_append(item)
         except IndexError:
@@ -227,7 +236,7 @@ class RecordQueue:
                         if self._gate is Gate.DIRECT:
                             return None  # the writer thread is gone for good
                         if self._gate is not Gate.OPEN:
-                            return self._refuse(1)
+                            return self._refuse(1, span_lines((item,)))
                         try:
                             self._take_slot_and_append(item)
                         except IndexError:
@@ -251,13 +260,13 @@ class RecordQueue:
             return True
         with self._lock:
             if self._gate is not Gate.OPEN:
-                return None if self._gate is Gate.DIRECT else self._refuse(1)
+                return None if self._gate is Gate.DIRECT else self._refuse(1, span_lines((item,)))
             # drop_oldest: the oldest *queued* record gives its slot to the new one. If every
             # slot is held by the batch being written (batch_size == max_size), there is
             # nothing queued to evict, and the new record is refused like drop_newest.
             if self._policy is QueuePolicy.DROP_OLDEST and self._evict_oldest_locked(item):
                 return True
-            self._count_locked(DropReason.QUEUE_FULL, 1)
+            self._count_locked(DropReason.QUEUE_FULL, 1, span_lines((item,)))
         if self._policy is QueuePolicy.WARN:
             self._drop_report.note(1, f" (max_queue_size={self.max_size})")
         return False
@@ -274,7 +283,7 @@ class RecordQueue:
             marker.lost = True
         # Counted first: an exception raised by a signal handler before it goes over-counts
         # the loss, never hides one.
-        self._lost_locked(DropReason.EVICTED, 1, reported=bool(behind))
+        self._lost_locked(DropReason.EVICTED, 1, reported=bool(behind), spans=span_lines((items[index],)))
         if index == 0:
             # Out with it and in with the new one in one C call (as _take_slot_and_append):
             # the slot cannot be left held by neither.
@@ -284,26 +293,29 @@ class RecordQueue:
             items.append(item)
         return True
 
-    def _refuse(self, count: int) -> bool:
-        """``count`` records handed over after the writer stopped: dropped (``shutdown``)."""
-        self.discard(DropReason.SHUTDOWN, count)
+    def _refuse(self, count: int, spans: int = 0) -> bool:
+        """``count`` records handed over after the writer stopped (``spans`` of them span
+        lines): dropped (``shutdown``)."""
+        self.discard(DropReason.SHUTDOWN, count, spans)
         return False
 
-    def discard(self, reason: DropReason | str, count: int = 1) -> None:
-        """Count ``count`` records dropped with ``reason``."""
+    def discard(self, reason: DropReason | str, count: int = 1, spans: int = 0) -> None:
+        """Count ``count`` records dropped with ``reason``, ``spans`` of them span lines."""
         with self._lock:
-            self._count_locked(str(reason), count)
+            self._count_locked(str(reason), count, spans)
 
-    def _count_locked(self, reason: str, count: int) -> None:
+    def _count_locked(self, reason: str, count: int, spans: int = 0) -> None:
         key = _REASONS.get(reason, reason)  # (one kind of key: the member, where there is one)
         self._dropped[key] = self._dropped.get(key, 0) + count
+        if spans:
+            self._span_dropped[key] = self._span_dropped.get(key, 0) + spans
 
-    def _lost_locked(self, reason: str, count: int, *, reported: bool) -> None:
+    def _lost_locked(self, reason: str, count: int, *, reported: bool, spans: int = 0) -> None:
         """Count records taken in and lost on their way to the file (evicted, a write that
         failed, swept at the close); unless a waiting flush reports them (``reported``:
         they were ahead of it), the next flush made does. (A record refused at the door,
         by the policy or after the stop, is not taken in: its caller is told, not a flush.)"""
-        self._count_locked(reason, count)
+        self._count_locked(reason, count, spans)
         if not reported:
             self._lost_unflushed = True
 
@@ -313,9 +325,10 @@ class RecordQueue:
             if self._gate is not Gate.CLOSED or not self._items:
                 return  # the writer has not drained for the last time yet; it will take them
             count = sum(1 for entry in self._items if type(entry) is not FlushMarker)
+            spans = span_lines(entry for entry in self._items if type(entry) is not FlushMarker)
             self._items.clear()
             self._release_locked(count)
-            self._count_locked(DropReason.SHUTDOWN, count)  # (their callers were told: refused)
+            self._count_locked(DropReason.SHUTDOWN, count, spans)  # (their callers were told: refused)
             for marker in self._markers:
                 marker.lost = marker.lost or bool(count)
                 marker.done.set()
@@ -404,16 +417,26 @@ class RecordQueue:
                 self._markers.discard(marker)
                 items.popleft()
 
-    def done(self, count: int, written: int, *, failure: DropReason, queued: bool = True) -> None:
+    def done(
+        self,
+        count: int,
+        written: int,
+        *,
+        failure: DropReason,
+        queued: bool = True,
+        spans: tuple[int, int] = (0, 0),
+    ) -> None:
         """One write of ``count`` records, the first ``written`` of which reached a destination;
-        the rest are dropped with ``failure``. Queued records give their slots back, and a
-        queued record's loss is also every waiting flush's (they all stand behind it)."""
+        the rest are dropped with ``failure`` (``spans``: how many span lines were among
+        each). Queued records give their slots back, and a queued record's loss is also
+        every waiting flush's (they all stand behind it)."""
         with self._lock:
             self._writes += 1
             self._written += written
+            self._span_written += spans[0]
             if written != count:
                 reported = queued and bool(self._markers)
-                self._lost_locked(failure, count - written, reported=reported)
+                self._lost_locked(failure, count - written, reported=reported, spans=spans[1])
                 if reported:
                     for marker in self._markers:
                         marker.lost = True
@@ -443,6 +466,8 @@ class RecordQueue:
                 written=self._written,
                 dropped=dropped,
                 dropped_by_reason=MappingProxyType(dict(self._dropped)),
+                span_lines_written=self._span_written,
+                span_lines_dropped_by_reason=MappingProxyType(dict(self._span_dropped)),
                 errors=self._errors,
                 queue_depth=depth,
                 max_queue_depth=max(self._max_depth, depth),

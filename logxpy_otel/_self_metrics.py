@@ -13,7 +13,7 @@ namespace. Every instance is one component: ``otel.component.type`` is
 =========================================  ========================  ===================================
 instrument                                 who                       value
 =========================================  ========================  ===================================
-``otel.sdk.processor.log.processed``       processor                 records written (no ``error.type``)
+``otel.sdk.processor.log.processed``       processor                 log records written (no ``error.type``)
                                                                      and dropped (``error.type`` = the
                                                                      drop reason: ``queue_full``,
                                                                      ``evicted``, ``shutdown``,
@@ -292,8 +292,8 @@ class WriterSource:
         m = self._snapshot()
         if m is None or not self._processor:
             return []
-        out = [Observation(m.written, self._attrs)]
-        out += [Observation(n, self._error(reason)) for reason, n in m.dropped_by_reason.items()]
+        out = [Observation(m.written - m.span_lines_written, self._attrs)]
+        out += [Observation(n, self._error(reason)) for reason, n in _log_drops(m).items()]
         return out
 
     def queue_size(self) -> list[Observation]:
@@ -309,8 +309,8 @@ class WriterSource:
         m = self._snapshot()
         if m is None:
             return []
-        out = [Observation(m.written, self._attrs)]
-        for reason, n in m.dropped_by_reason.items():
+        out = [Observation(m.written - m.span_lines_written, self._attrs)]
+        for reason, n in _log_drops(m).items():
             if not self._processor or reason in _WRITE_FAILURES:
                 out.append(Observation(n, self._error(reason)))
         return out
@@ -318,6 +318,14 @@ class WriterSource:
     def inflight(self) -> list[Observation]:
         m = self._snapshot()
         return [] if m is None else [Observation(max(m.pending - m.queue_depth, 0), self._attrs)]
+
+
+def _log_drops(m: AsyncMetrics) -> dict[str, int]:
+    """The drops of log records alone, by reason: span lines (a span processor sharing the
+    writer) are no ``{log_record}``."""
+    spans = m.span_lines_dropped_by_reason
+    drops = {reason: n - spans.get(reason, 0) for reason, n in m.dropped_by_reason.items()}
+    return {reason: n for reason, n in drops.items() if n}
 
 
 class FallbackSource:

@@ -38,7 +38,7 @@ from ._diagnostics import RateLimitedReporter, logger
 from ._format import LineItem
 from ._output import Output
 from ._policies import DropReason, QueuePolicy
-from ._queue import Gate, Lane, RecordQueue
+from ._queue import Gate, Lane, RecordQueue, span_lines
 from ._trees import TreeNumberer
 
 __all__ = [
@@ -362,9 +362,10 @@ class AsyncWriter:
                 return queued
         return self.write_now((item,))
 
-    def discard(self, reason: DropReason | str, count: int = 1) -> None:
-        """Count ``count`` records dropped before they reached the writer (e.g. by the processor)."""
-        self._queue.discard(reason, count)
+    def discard(self, reason: DropReason | str, count: int = 1, spans: int = 0) -> None:
+        """Count ``count`` records dropped before they reached the writer (e.g. by the
+        processor), ``spans`` of them span lines."""
+        self._queue.discard(reason, count, spans)
 
     def write_now(self, items: Sequence[LineItem]) -> bool:
         """Write ``items`` in this thread, after everything queued before them. Never raises.
@@ -375,14 +376,14 @@ class AsyncWriter:
         with self._io_lock:
             if self._writing is not None:  # a signal handler of this thread, in the middle of a write
                 if self._closed:
-                    self._queue.discard(DropReason.SHUTDOWN, len(items))
+                    self._queue.discard(DropReason.SHUTDOWN, len(items), span_lines(items))
                     return False
                 self._deferred.extend(items)
                 return True
             self._writing = threading.get_ident()
             try:
                 if self._closed:
-                    self._queue.discard(DropReason.SHUTDOWN, len(items))
+                    self._queue.discard(DropReason.SHUTDOWN, len(items), span_lines(items))
                     return False
                 self.start()  # on first use, as enqueue does
                 self._drain_caller_locked()
@@ -399,10 +400,12 @@ class AsyncWriter:
             try:
                 taken, written = self._output.write(items, failed)
             except Exception as exc:  # noqa: BLE001 - never into the application
-                self._queue.discard(DropReason.INTERNAL_ERROR, len(items))
+                self._queue.discard(DropReason.INTERNAL_ERROR, len(items), span_lines(items))
                 logger.error("logxpy-otel: could not number %d record(s)", len(items), exc_info=exc)
                 return False
-            self._queue.done(taken, written, failure=self._failure, queued=False)
+            self._queue.done(
+                taken, written, failure=self._failure, queued=False, spans=self._spans(items, taken, written)
+            )
             ok = ok and written == taken
             items = items[taken:]
         return ok
@@ -559,9 +562,10 @@ class AsyncWriter:
                 return
             except Exception as exc:  # noqa: BLE001 - never into the application
                 count = len(self._inflight)
+                spans = self._spans(self._inflight, count, 0)
                 self._inflight = []
                 if count:
-                    self._queue.done(count, 0, failure=DropReason.INTERNAL_ERROR)
+                    self._queue.done(count, 0, failure=DropReason.INTERNAL_ERROR, spans=spans)
                 logger.error("logxpy-otel: could not write %d record(s); dropped", count, exc_info=exc)
                 if not count:
                     return  # not a batch's fault: the next drain tries again
@@ -579,7 +583,15 @@ class AsyncWriter:
             batch = self._inflight
             taken, written = self._output.write(batch, failed)
             self._inflight = batch[taken:]
-            self._queue.done(taken, written, failure=self._failure)
+            self._queue.done(taken, written, failure=self._failure, spans=self._spans(batch, taken, written))
+
+    def _spans(self, items: Sequence[LineItem], taken: int, written: int) -> tuple[int, int]:
+        """How many span lines were among the ``written`` first of the ``taken`` first
+        ``items``, and among the rest of those (none to look for without a span processor)."""
+        if not self._output.nested:
+            return (0, 0)
+        spans = span_lines(items[:written])
+        return (spans, span_lines(items[:taken]) - spans)
 
     def _destination_failed(self, exc: BaseException) -> None:
         self._queue.error()

@@ -74,7 +74,7 @@ class LogxpySpanProcessor(SpanProcessor):
         tree for it), count it as dropped instead. Never raises: a fault is counted."""
         try:
             if self._shutdown:
-                self._logs.writer.discard(DropReason.SHUTDOWN)
+                self._logs.writer.discard(DropReason.SHUTDOWN, spans=1)
                 return
             item = encode(span)
             if item is None:
@@ -86,11 +86,11 @@ class LogxpySpanProcessor(SpanProcessor):
 
     def _invalid(self) -> None:
         """A span whose ids OTel cannot carry: it has no tree, so its line is dropped."""
-        self._logs.writer.discard(DropReason.INVALID_ID)
+        self._logs.writer.discard(DropReason.INVALID_ID, spans=1)
 
     def _fault(self, exc: BaseException) -> None:
         try:
-            self._logs.writer.discard(DropReason.INTERNAL_ERROR)
+            self._logs.writer.discard(DropReason.INTERNAL_ERROR, spans=1)
             self._fault_report.note(1, type(exc).__name__)
         except Exception:  # noqa: BLE001
             pass

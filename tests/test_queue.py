@@ -339,3 +339,26 @@ def test_an_interrupt_anywhere_in_a_flush_marker_or_a_batch_loses_nothing(step: 
             assert n > 1, "the interrupt must be able to land"
             return
     raise AssertionError(f"{step} never ended")
+
+
+@pytest.mark.parametrize("policy", ["drop_newest", "drop_oldest"])
+def test_span_lines_are_told_apart_in_every_count(policy: str) -> None:
+    """A span processor shares the writer: its lines are counted with the records, and
+    apart (``span_lines_*``), written and dropped alike, so log record counts can be told."""
+    from logxpy_otel._format import SpanStart
+
+    def span_line(n: int) -> Any:
+        return ("7" * 32, 1.0 + n, False, b'"n":%d' % n, b"}", "1" * 16, SpanStart(None))
+
+    queue, _ = make_queue(max_size=2, batch_size=10, policy=policy)
+    assert queue.put(span_line(0)) and queue.put(item(1))
+    queue.put(span_line(2))  # full: drops the new span line, or evicts the old one
+    batch = queue.take_batch()
+    spans = sum(entry[6] is not None for entry in batch)
+    queue.done(len(batch), len(batch), failure=DropReason.IO_ERROR, spans=(spans, 0))
+    queue.set_gate(Gate.CLOSED)
+    queue.put(span_line(3))
+    m = queue.metrics(restarts=0)
+    reason = DropReason.QUEUE_FULL if policy == "drop_newest" else DropReason.EVICTED
+    assert dict(m.span_lines_dropped_by_reason) == {reason: 1, DropReason.SHUTDOWN: 1}
+    assert (m.written, m.span_lines_written) == (2, 1)

@@ -598,3 +598,39 @@ def test_callbacks_of_a_source_that_fails_do_not_stop_the_others(
     assert value(points, PROCESSED, second) == 0
     first.shutdown()
     second.shutdown()
+
+
+def test_span_lines_are_not_counted_as_log_records(
+    reader: InMemoryMetricReader, meters: MeterProvider, logs: LoggerProvider
+) -> None:
+    """With ``span_processor()`` sharing the writer, ``processed`` and ``exported`` (unit
+    ``{log_record}``) counted each span's start and end line: 30 for 10 records in 10 spans.
+    The snapshot tells span lines apart (written, and dropped by reason) too."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    out = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[out], meter_provider=meters)
+    logs.add_log_record_processor(processor)
+    traces = TracerProvider(shutdown_on_exit=False)
+    spans = processor.span_processor()
+    traces.add_span_processor(spans)
+    tracer = traces.get_tracer("t")
+    for i in range(10):
+        with tracer.start_as_current_span(f"s{i}"):
+            logs.get_logger("x").emit(body=f"record {i}")
+    assert processor.force_flush()
+    spans.shutdown()
+    with tracer.start_as_current_span("late"):  # its lines are dropped: shutdown
+        logs.get_logger("x").emit(body="record 10")
+    m = processor.metrics
+    assert (m.written, m.span_lines_written) == (30, 20)
+    assert dict(m.span_lines_dropped_by_reason) == {DropReason.SHUTDOWN: 2}
+    assert dict(m.dropped_by_reason) == {DropReason.SHUTDOWN: 2}
+    assert_accounting(m)
+    points = collect(reader)
+    assert value(points, "otel.sdk.processor.log.processed", processor) == 10
+    assert value(points, "otel.sdk.exporter.log.exported", processor) == 10
+    assert errors_of(points, "otel.sdk.processor.log.processed", processor) == {}
+    logs.force_flush()
+    assert value(collect(reader), "otel.sdk.processor.log.processed", processor) == 11
+    traces.shutdown()
