@@ -45,8 +45,10 @@ class Output:
         self._failed = failed
         self.trees = TreeNumberer()
         self._nested = False
-        #: Which destinations (by id) missed the last lines delivered: see _after_delivery.
+        #: Which destinations (by id) missed the last lines delivered, and whether one took
+        #: only part of them since: see _after_delivery.
         self._missing: frozenset[int] = frozenset()
+        self._cut = False
         #: ``observer(records, seconds, ok)`` after each write (see AsyncWriter.observe_batches).
         self.observer: Callable[[int, float, bool], None] | None = None
         self.set_destinations(destinations)
@@ -133,13 +135,15 @@ class Output:
 
     def _after_delivery(self, failed: list[object]) -> None:
         """After lines went out: when a file missed them that took the last ones (a disk just
-        filled), or took them after missing the last ones, or when no file took them at
-        all, the trees they were in cannot be completed there: every open trace is closed
-        (end lines to the files that take them) and goes on in a new tree, whole from its
-        start line, under a new token (see :meth:`TreeNumberer.restart`). A file that
-        keeps failing beside others that work does not split their trees at every write."""
+        filled), took them after missing the last ones, or took only part of them, or when
+        no file took them at all, the trees they were in cannot be completed there: every
+        open trace is closed (end lines to the files that take them) and goes on in a new
+        tree, whole from its start line, under a new token (see :meth:`TreeNumberer.restart`).
+        A file that keeps failing beside others that work does not split their trees at
+        every write."""
         missing = frozenset(map(id, failed))
-        if missing != self._missing or (missing and len(missing) >= len(self._destinations)):
+        cut, self._cut = self._cut, False
+        if cut or missing != self._missing or (missing and len(missing) >= len(self._destinations)):
             self._missing = missing
             out: list[bytes] = []
             self.trees.restart(out)
@@ -177,6 +181,8 @@ class Output:
                 destination(data)
                 reached = None
             except Exception as exc:  # noqa: BLE001 - one destination must not affect another
+                if isinstance(exc, PartialWriteError) and exc.lines:
+                    self._cut = True  # (a file took part of the lines: see _after_delivery)
                 if reached is not None and isinstance(exc, PartialWriteError):
                     reached = max(reached, exc.lines)
                 if failed is not None:

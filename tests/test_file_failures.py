@@ -761,3 +761,51 @@ def test_each_restart_takes_a_token_no_earlier_tree_of_the_writer_had() -> None:
         trees.restart([])
         tokens.add(trees._trace_token)
     assert len(tokens) == 5_001
+
+
+class _Scripted:
+    """A destination whose writes take the next step: "ok", "full" (nothing gets in), or
+    ``k`` (the first ``k`` lines get in, then the disk is full)."""
+
+    def __init__(self, *steps: str | int) -> None:
+        self.steps = list(steps)
+        self.data = b""
+
+    def __call__(self, data: bytes) -> None:
+        step = self.steps.pop(0) if self.steps else "ok"
+        if step == "ok":
+            self.data += data
+            return
+        if step == "full":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        assert isinstance(step, int)
+        self.data += b"".join(line + b"\n" for line in data.split(b"\n")[:step])
+        raise _destinations.PartialWriteError(errno.ENOSPC, "No space left on device", step)
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [("ok", "full", 1, "ok"), ("ok", "full", 1, "full", "ok"), ("ok", 1, 2, "ok"), ("full", 1, "full", 1)],
+    ids=["full-cut-ok", "full-cut-full-ok", "cut-cut-ok", "full-cut-full-cut"],
+)
+def test_a_file_failing_beside_a_working_one_never_holds_a_tree_with_a_gap(
+    writers: list[AsyncWriter], steps: tuple[str | int, ...]
+) -> None:
+    """A file already failing beside a working one that then took part of a write: the
+    trees went on, and it held a tree with its start and end line and a record missing
+    between them (or a tid cut and then used again), which logxpy's parser reads as whole."""
+    failing, working = _Scripted(*steps), Collect()
+    writer = make(writers, failing, working, async_enabled=False)
+    for n in range(8):
+        writer.enqueue(item(n, trace=TRACE if n % 2 else "7" * 32))
+    assert writer.stop(10.0)
+    trees: dict[str, list[dict[str, Any]]] = {}
+    for line in parse_lines(failing.data.replace(b"\n\n", b"\n"), raw_tid=True):
+        trees.setdefault(line["tid"], []).append(line)
+    for tid, lines in trees.items():
+        levels = [line["lvl"][0] for line in lines]
+        starts = [line.get("st") == "started" for line in lines]
+        assert starts.count(True) <= 1, f"{tid}: a tid opened twice in one file"
+        if starts[0] and lines[-1].get("st") in ("succeeded", "failed"):
+            assert levels == list(range(1, len(lines) + 1)), f"{tid}: a gap in a whole-looking tree: {levels}"
+    assert [r["n"] for r in working.records()] == list(range(8))
