@@ -49,6 +49,8 @@ class Output:
         #: only part of them since: see _after_delivery.
         self._missing: frozenset[int] = frozenset()
         self._cut = False
+        #: How many span start and end lines the last write took (see write).
+        self.span_lines = 0
         #: ``observer(records, seconds, ok)`` after each write (see AsyncWriter.observe_batches).
         self.observer: Callable[[int, float, bool], None] | None = None
         self.set_destinations(destinations)
@@ -113,7 +115,7 @@ class Output:
         rooms = [room for d in live if (room := room_of(d, reserve)) is not None]
         count = max(1, fit(items, min(rooms), nested=nested)) if rooms else len(items)
         out: list[bytes] = []
-        trees.number(items[:count] if count < len(items) else items, out)
+        self.span_lines = trees.number(items[:count] if count < len(items) else items, out)
         data = b"".join(out)
         observer = self.observer
         started = time.perf_counter() if observer is not None else 0.0

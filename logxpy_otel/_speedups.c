@@ -10,7 +10,8 @@
  * - Emitter: LogxpyLogRecordProcessor.on_emit (encode, queue through the writer's lane).
  * - SpanEncoder: the common case of _span_format.SpanEncoder (a span's start and end
  *   lines), read from the SDK span's instance dict; anything else goes to Python.
- * - number: the loop of TreeNumberer.number, one bytes per batch.
+ * - number: the loop of TreeNumberer.number, one bytes per batch; returns (task_count,
+ *   span_lines).
  *
  * tests/test_speedups.py, test_speedups_spans.py, test_format.py, test_trees.py and
  * test_processor.py run the C and the Python versions side by side.
@@ -2408,6 +2409,7 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                                      &PyType_Type, &nest.start_type, &PyType_Type, &nest.end_type, &nest.max_depth,
                                      &nest.remembered, &nest.dumps))
         return NULL;
+    Py_ssize_t span_lines = 0; /* the span start and end lines among the items */
     unsigned long long task_count = PyLong_AsUnsignedLongLong(args[3]);
     if (task_count == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
@@ -2446,6 +2448,7 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 goto done;
             }
             extra = 64; /* a nested lvl, and the trace's end line */
+            span_lines++;
         }
         PyObject *tid = PyTuple_GET_ITEM(item, 0);
         Py_ssize_t head = tid == Py_None ? PyBytes_GET_SIZE(task_head) + 24
@@ -2604,7 +2607,7 @@ done:
     buf_free(&b);
     Py_XDECREF(lines);
     Py_DECREF(seq);
-    return ok ? PyLong_FromUnsignedLongLong(task_count) : NULL;
+    return ok ? Py_BuildValue("(Kn)", task_count, span_lines) : NULL;
 }
 
 /* append_locked(fd, data, expected) -> (status, written): AsyncFileDestination's append
@@ -2696,7 +2699,7 @@ speedups_float_text(PyObject *Py_UNUSED(module), PyObject *arg)
 
 static PyMethodDef speedups_functions[] = {
     {"number", (PyCFunction)(void (*)(void))speedups_number, METH_FASTCALL,
-     "number(items, traces, task_head, task_count, now, open_trace, out[, spans[, opening]]) -> task_count"},
+     "number(items, traces, task_head, task_count, now, open_trace, out[, spans[, opening]]) -> (task_count, span_lines)"},
     {"append_locked", (PyCFunction)(void (*)(void))speedups_append_locked, METH_FASTCALL,
      "append_locked(fd, data, expected) -> (status, written): a locked append in one GIL release"},
     {"deleted", (PyCFunction)speedups_deleted, METH_O,

@@ -233,15 +233,16 @@ class TreeNumberer:
     def open_traces(self) -> int:
         return len(self._open)
 
-    def number(self, items: Sequence[LineItem], out: list[bytes]) -> None:
-        """Append the finished lines for ``items`` (and any structure lines) to ``out``."""
+    def number(self, items: Sequence[LineItem], out: list[bytes]) -> int:
+        """Append the finished lines for ``items`` (and any structure lines) to ``out``;
+        how many of ``items`` were span start or end lines."""
         now = self._clock()
         if self._number_c is not None:
             nesting = None
             if self._nesting:  # (read per batch: tests change _REMEMBERED_SPANS)
                 nesting = (SpanStart, SpanEnd, MAX_SPAN_DEPTH, _REMEMBERED_SPANS, orjson.dumps)
             opening = (_Trace, self._trace_token, self._max_open, orjson.dumps)
-            self._task_count = self._number_c(
+            self._task_count, spans = self._number_c(
                 items,
                 self._open,
                 self._task_head,
@@ -252,10 +253,11 @@ class TreeNumberer:
                 nesting,
                 opening,
             )
-            return
+            return int(spans)
         _check_items(items)  # as the C loop: a batch it refuses changes no trace
         traces = self._open
         last: _Trace | None = None
+        spans = 0
         for trace_id, ts, failed, body, tail, span_id, role in items:
             if trace_id is None:
                 self._task_count += 1
@@ -288,11 +290,15 @@ class TreeNumberer:
                     lvl_text = trace.place(trace.action_of(span_id))
                     out.append(b"%s%s],%s%s\n" % (trace.head, lvl_text, body, tail))
             elif type(role) is SpanStart:
+                spans += 1
                 action = trace.start(span_id, role.parent)
                 out.append(b"%s%s1],%s%s\n" % (trace.head, action.prefix, body, tail))
-            elif self._end_span(trace, (body, tail, span_id, role), out):
-                del traces[trace_id]  # its last span ended: the trace's tree is complete
-                last = None
+            else:
+                spans += 1
+                if self._end_span(trace, (body, tail, span_id, role), out):
+                    del traces[trace_id]  # its last span ended: the trace's tree is complete
+                    last = None
+        return spans
 
     def _end_span(
         self, trace: _Trace, line: tuple[bytes, bytes, str | None, SpanEnd], out: list[bytes]

@@ -562,7 +562,7 @@ class AsyncWriter:
                 return
             except Exception as exc:  # noqa: BLE001 - never into the application
                 count = len(self._inflight)
-                spans = self._spans(self._inflight, count, 0)
+                spans = (0, span_lines(self._inflight))
                 self._inflight = []
                 if count:
                     self._queue.done(count, 0, failure=DropReason.INTERNAL_ERROR, spans=spans)
@@ -587,11 +587,15 @@ class AsyncWriter:
 
     def _spans(self, items: Sequence[LineItem], taken: int, written: int) -> tuple[int, int]:
         """How many span lines were among the ``written`` first of the ``taken`` first
-        ``items``, and among the rest of those (none to look for without a span processor)."""
+        ``items`` (the last write's), and among the rest of those (none to look for
+        without a span processor)."""
         if not self._output.nested:
             return (0, 0)
-        spans = span_lines(items[:written])
-        return (spans, span_lines(items[:taken]) - spans)
+        spans = self._output.span_lines  # (the numbering counted them: no look per line)
+        if written == taken:
+            return (spans, 0)
+        written_spans = span_lines(items[:written])
+        return (written_spans, spans - written_spans)
 
     def _destination_failed(self, exc: BaseException) -> None:
         self._queue.error()
