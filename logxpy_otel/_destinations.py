@@ -171,7 +171,8 @@ def records_in(data: bytes, lines: int) -> int:
     """How many of the first ``lines`` lines of ``data`` (numbered lines) are records, not
     a trace's start or end line. Records never have a top-level ``st`` (it is reserved),
     so only a structure line ends with ``"st":"..."}``."""
-    head = data.split(b"\n", lines)[:lines]
+    pieces = data.split(b"\n", lines)
+    head = pieces[: min(lines, len(pieces) - 1)]  # (whole lines only, however many are claimed)
     return sum(1 for line in head if not line.endswith(_STRUCTURE_ENDS))
 
 

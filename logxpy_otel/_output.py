@@ -151,6 +151,7 @@ class Output:
             self.trees.restart(out)
             if out:
                 self.deliver(b"".join(out), list(failed))
+                self._cut = False  # (end lines taken in part cut no tree: the trees are over)
 
     def close_idle(self) -> None:
         """Write the end lines of the traces idle for their timeout."""

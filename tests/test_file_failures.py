@@ -779,8 +779,9 @@ class _Scripted:
         if step == "full":
             raise OSError(errno.ENOSPC, "No space left on device")
         assert isinstance(step, int)
-        self.data += b"".join(line + b"\n" for line in data.split(b"\n")[:step])
-        raise _destinations.PartialWriteError(errno.ENOSPC, "No space left on device", step)
+        lines = data.split(b"\n")[:-1][:step]
+        self.data += b"".join(line + b"\n" for line in lines)
+        raise _destinations.PartialWriteError(errno.ENOSPC, "No space left on device", len(lines))
 
 
 @pytest.mark.parametrize(
@@ -800,7 +801,7 @@ def test_a_file_failing_beside_a_working_one_never_holds_a_tree_with_a_gap(
         writer.enqueue(item(n, trace=TRACE if n % 2 else "7" * 32))
     assert writer.stop(10.0)
     trees: dict[str, list[dict[str, Any]]] = {}
-    for line in parse_lines(failing.data.replace(b"\n\n", b"\n"), raw_tid=True):
+    for line in parse_lines(failing.data, raw_tid=True):
         trees.setdefault(line["tid"], []).append(line)
     for tid, lines in trees.items():
         levels = [line["lvl"][0] for line in lines]
@@ -809,3 +810,49 @@ def test_a_file_failing_beside_a_working_one_never_holds_a_tree_with_a_gap(
         if starts[0] and lines[-1].get("st") in ("succeeded", "failed"):
             assert levels == list(range(1, len(lines) + 1)), f"{tid}: a gap in a whole-looking tree: {levels}"
     assert [r["n"] for r in working.records()] == list(range(8))
+
+
+def test_a_write_said_to_have_got_in_more_lines_than_it_had_counts_only_its_lines(
+    writers: list[AsyncWriter],
+) -> None:
+    """A destination whose PartialWriteError claims more lines than the write had: the
+    empty piece after the last newline counted as a record (written 4 of 3, io_error -1)."""
+    calls = [0]
+
+    def over_claiming(data: bytes) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise _destinations.PartialWriteError(
+                errno.ENOSPC, "No space left on device", data.count(b"\n") + 1
+            )
+
+    writer = make(writers, over_claiming, async_enabled=False)
+    for n in range(3):
+        writer.enqueue(item(n))
+    m = writer.metrics
+    assert (m.written, dict(m.dropped_by_reason)) == (3, {})
+    assert_accounting(m)
+
+
+def test_end_lines_a_file_takes_in_part_do_not_split_the_next_write(writers: list[AsyncWriter]) -> None:
+    """A file that took part of a restart's end lines left the "taken in part" mark set:
+    the next write, whole everywhere, split every trace again, in the working file too."""
+    working, failing = Collect(), _Scripted("ok", "ok", "full", "full", "full", "ok", 1)
+    writer = make(writers, working, failing, async_enabled=False)
+    for n, trace in [
+        (1, TRACE),
+        (2, "7" * 32),
+        (3, TRACE),
+        (4, TRACE),
+        (5, "7" * 32),
+        (6, TRACE),
+        (7, TRACE),
+        (8, TRACE),
+    ]:
+        writer.enqueue(item(n, trace=trace))
+    assert writer.stop(10.0)
+    trees: dict[str, list[int]] = {}
+    for line in parse_lines(working.data, raw_tid=True):
+        if "n" in line:
+            trees.setdefault(line["tid"], []).append(line["n"])
+    assert [7, 8] in list(trees.values()), trees
