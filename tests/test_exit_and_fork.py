@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
 import textwrap
 import time
 from pathlib import Path
@@ -17,6 +18,25 @@ from _helpers import parse_lines, run_script
 from opentelemetry.sdk._logs import LoggerProvider
 
 from logxpy_otel import LogxpyLogRecordProcessor
+
+#: The start of a child script: ``hung``, a destination whose write never returns (a FIFO
+#: nobody reads, a hung network file system), and ``entered``, set once a write is in it.
+_HUNG_DESTINATION = """
+import threading, time
+entered = threading.Event()
+def hung(data):
+    entered.set()
+    time.sleep(120)
+"""
+
+
+def exit_seconds(script: str, timeout: float = 30.0) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run ``script``, which prints ``EXITING <time.time()>`` as it ends: the finished child
+    (it must have exited cleanly) and how long its exit took from that line."""
+    done = run_script(script, timeout=timeout)
+    ended = time.time()
+    assert done.returncode == 0, done.stderr
+    return done, ended - float(done.stdout.split("EXITING", 1)[1].split()[0])
 
 
 def trees_by_tid(path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -134,11 +154,8 @@ def test_exit_with_two_stuck_processors_takes_one_shutdown_timeout(provider_firs
             """
         )
     )
-    done = run_script(script)
-    ended = time.time()
-    assert done.returncode == 0, done.stderr
-    exiting = float(done.stdout.split("EXITING", 1)[1].split()[0])
-    assert ended - exiting < 1.5 * bound_s, f"exit took {ended - exiting:.2f} s for a {bound_s} s bound"
+    done, took = exit_seconds(script)
+    assert took < 1.5 * bound_s, f"exit took {took:.2f} s for a {bound_s} s bound"
     assert "ran out of time (shutdown_timeout=1500 ms) with 2 record(s) still pending" in done.stderr, (
         "the records the exit leaves behind are lost: it must say so"
     )
@@ -376,14 +393,10 @@ def test_the_exit_is_bounded_when_logging_flushes_a_handler_whose_file_hangs() -
     """``logging.shutdown`` (an exit hook that runs after ours) flushes our handler; the
     writer then writes in the caller's thread, and the flush waited without bound for the
     I/O lock the writer thread held inside a write that hung (a FIFO nobody reads)."""
-    script = textwrap.dedent(
+    script = _HUNG_DESTINATION + textwrap.dedent(
         """
-        import logging, threading, time
+        import logging
         from logxpy_otel import LogxpyLogRecordProcessor
-        entered = threading.Event()
-        def hung(data):
-            entered.set()
-            time.sleep(120)
         processor = LogxpyLogRecordProcessor(destinations=[hung], shutdown_timeout=1000)
         log = logging.getLogger("app")
         log.propagate = False
@@ -394,11 +407,8 @@ def test_the_exit_is_bounded_when_logging_flushes_a_handler_whose_file_hangs() -
         print("EXITING", time.time(), flush=True)
         """
     )
-    done = run_script(script, timeout=30)
-    ended = time.time()
-    assert done.returncode == 0, done.stderr
-    exiting = float(done.stdout.split("EXITING", 1)[1].split()[0])
-    assert ended - exiting < 10.0, f"the exit took {ended - exiting:.1f} s for a 1 s shutdown_timeout"
+    _done, took = exit_seconds(script, timeout=30)
+    assert took < 10.0, f"the exit took {took:.1f} s for a 1 s shutdown_timeout"
 
 
 def test_a_pending_warning_that_raises_in_the_apps_logging_stops_no_other_writers_exit() -> None:
@@ -465,11 +475,8 @@ def test_shutdowns_in_a_thread_an_exit_hook_starts_share_the_exits_one_bound() -
         print("EXITING", time.time(), flush=True)
         """
     )
-    done = run_script(script)
-    ended = time.time()
-    assert done.returncode == 0, done.stderr
-    exiting = float(done.stdout.split("EXITING", 1)[1].split()[0])
-    assert ended - exiting < 2.5, f"the exit took {ended - exiting:.1f} s for one 1 s bound"
+    _done, took = exit_seconds(script)
+    assert took < 2.5, f"the exit took {took:.1f} s for one 1 s bound"
 
 
 def test_a_signal_handled_while_the_main_thread_waits_for_the_others_does_not_start_the_exit() -> None:
@@ -510,16 +517,11 @@ def test_a_signal_handled_while_the_main_thread_waits_for_the_others_does_not_st
 def test_flushes_by_provider_shutdowns_at_exit_share_the_exits_one_bound() -> None:
     """The SDK providers' exit hooks run before ours: the span processor's flush there took a
     whole shutdown_timeout, then the log processor's stop another."""
-    script = textwrap.dedent(
+    script = _HUNG_DESTINATION + textwrap.dedent(
         """
-        import threading, time
         from logxpy_otel import LogxpyLogRecordProcessor
         from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk.trace import TracerProvider
-        entered = threading.Event()
-        def hung(data):
-            entered.set()
-            time.sleep(120)
         processor = LogxpyLogRecordProcessor(destinations=[hung], shutdown_timeout=1500)
         logs = LoggerProvider()
         logs.add_log_record_processor(processor)
@@ -532,11 +534,8 @@ def test_flushes_by_provider_shutdowns_at_exit_share_the_exits_one_bound() -> No
         print("EXITING", time.time(), flush=True)
         """
     )
-    done = run_script(script)
-    ended = time.time()
-    assert done.returncode == 0, done.stderr
-    exiting = float(done.stdout.split("EXITING", 1)[1].split()[0])
-    assert ended - exiting < 2.5, f"the exit took {ended - exiting:.1f} s for one 1.5 s bound"
+    _done, took = exit_seconds(script)
+    assert took < 2.5, f"the exit took {took:.1f} s for one 1.5 s bound"
 
 
 def test_the_exit_is_bounded_when_the_batch_processor_in_front_hands_over_into_a_hung_file() -> None:
@@ -558,11 +557,8 @@ def test_the_exit_is_bounded_when_the_batch_processor_in_front_hands_over_into_a
         print("EXITING", time.time(), flush=True)
         """
     )
-    done = run_script(script)
-    ended = time.time()
-    assert done.returncode == 0, done.stderr
-    exiting = float(done.stdout.split("EXITING", 1)[1].split()[0])
-    assert ended - exiting < 5.0, f"the exit took {ended - exiting:.1f} s for a 1 s bound"
+    _done, took = exit_seconds(script)
+    assert took < 5.0, f"the exit took {took:.1f} s for a 1 s bound"
 
 
 @pytest.mark.parametrize("where", ["forked-child", "two-providers"])
