@@ -40,8 +40,12 @@ class _IdleCloser:
         with self._lock:
             self._writers.add(writer)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="logxpy-idle", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="logxpy-idle", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:
+                    return  # (CPython 3.12.0/3.12.1 during the exit: its closes come anyway)
+                self._thread = thread
 
     def _run(self) -> None:
         attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
@@ -161,6 +165,12 @@ def call_bounded(call: Callable[[], Any], timeout: float) -> Any:
             result[0] = False
 
     thread = threading.Thread(target=run, name="logxpy-bounded", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:
+        # CPython 3.12.0 and 3.12.1 start no thread once the exit has begun: called here,
+        # without the bound (as before there was one), rather than not at all.
+        run()
+        return result[0]
     thread.join(max(0.0, timeout))
     return None if thread.is_alive() else result[0]

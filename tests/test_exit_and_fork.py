@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -538,6 +539,10 @@ def test_flushes_by_provider_shutdowns_at_exit_share_the_exits_one_bound() -> No
     assert took < 2.5, f"the exit took {took:.1f} s for one 1.5 s bound"
 
 
+@pytest.mark.skipif(
+    (3, 12, 0) <= sys.version_info[:3] < (3, 12, 2),
+    reason="CPython 3.12.0 and 3.12.1 start no thread during the exit: the hand-over runs unbounded there",
+)
 def test_the_exit_is_bounded_when_the_batch_processor_in_front_hands_over_into_a_hung_file() -> None:
     """The SDK's ``force_flush`` exports in its caller's thread whatever its timeout: asked at
     exit for what it holds, it wrote into a file that hung, and the exit never ended."""
