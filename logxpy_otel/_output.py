@@ -26,6 +26,7 @@ from ._destinations import (
     rotation_due,
 )
 from ._format import LineItem
+from ._queue import span_lines
 from ._trees import TreeNumberer
 
 __all__ = ["Output"]
@@ -49,8 +50,6 @@ class Output:
         #: only part of them since: see _after_delivery.
         self._missing: frozenset[int] = frozenset()
         self._cut = False
-        #: How many span start and end lines the last write took (see write).
-        self.span_lines = 0
         #: ``observer(records, seconds, ok)`` after each write (see AsyncWriter.observe_batches).
         self.observer: Callable[[int, float, bool], None] | None = None
         self.set_destinations(destinations)
@@ -69,11 +68,6 @@ class Output:
         self._flushable = tuple(d for d in destinations if isinstance(d, FlushableDestination))
         self._closable = tuple(d for d in destinations if isinstance(d, ClosableDestination))
 
-    @property
-    def nested(self) -> bool:
-        """Whether span lines come too (see :meth:`nest_spans`)."""
-        return self._nested
-
     def use_trees(self, trees: TreeNumberer) -> None:
         """Number with ``trees`` from now on (a fresh numbering: at start and in a forked child)."""
         self.trees = trees
@@ -87,7 +81,7 @@ class Output:
 
     # -- writing -------------------------------------------------------------------------
 
-    def write(self, items: Sequence[LineItem], failed: list[object]) -> tuple[int, int]:
+    def write(self, items: Sequence[LineItem], failed: list[object]) -> tuple[int, int, tuple[int, int]]:
         """Write as many of ``items`` (from the first) as one write to each file can take.
 
         First rotate the files that are due, or that the next item would take past
@@ -96,7 +90,8 @@ class Output:
         lines of open traces (at least one item: a line longer than ``max_bytes`` goes
         alone into a file), and write them. Destinations in ``failed`` (they raised earlier
         in this batch) are skipped; one that raises is added. Returns how many items were
-        taken, and how many of those, from the first, reached a destination. After a write
+        taken, how many of those, from the first, reached a destination, and how many span
+        lines were among those and among the rest of the taken ones. After a write
         a destination missed (in part), the open traces may start over in new trees
         (:meth:`_after_delivery`).
         """
@@ -115,19 +110,24 @@ class Output:
         rooms = [room for d in live if (room := room_of(d, reserve)) is not None]
         count = max(1, fit(items, min(rooms), nested=nested)) if rooms else len(items)
         out: list[bytes] = []
-        self.span_lines = trees.number(items[:count] if count < len(items) else items, out)
+        spans = trees.number(items[:count] if count < len(items) else items, out)
         data = b"".join(out)
         observer = self.observer
         started = time.perf_counter() if observer is not None else 0.0
         reached = self.deliver(data, failed)
         written = count if reached is None else records_in(data, reached)
+        if spans and written != count:  # (the numbering counted them; the lost ones are looked for)
+            lost = spans - span_lines(items[:written])
+            spans_of = (spans - lost, lost)
+        else:
+            spans_of = (spans, 0)
         self._after_delivery(failed)
         if observer is not None:
             try:
                 observer(count, time.perf_counter() - started, written == count)
             except Exception:  # noqa: BLE001 - an observer never affects the writes
                 pass
-        return count, written
+        return count, written, spans_of
 
     def close_trees(self, failed: list[object] | None = None) -> None:
         """Write the end lines of every open trace."""

@@ -329,11 +329,12 @@ class RecordQueue:
         with self._lock:
             if self._gate is not Gate.CLOSED or not self._items:
                 return  # the writer has not drained for the last time yet; it will take them
-            count = sum(1 for entry in self._items if type(entry) is not FlushMarker)
-            spans = span_lines([entry for entry in self._items if type(entry) is not FlushMarker])
+            records = [entry for entry in self._items if type(entry) is not FlushMarker]
+            count = len(records)
             self._items.clear()
             self._release_locked(count)
-            self._count_locked(DropReason.SHUTDOWN, count, spans)  # (their callers were told: refused)
+            # (their callers were told: refused)
+            self._count_locked(DropReason.SHUTDOWN, count, span_lines(records))
             for marker in self._markers:
                 marker.lost = marker.lost or bool(count)
                 marker.done.set()

@@ -398,14 +398,12 @@ class AsyncWriter:
         ok = True
         while items:
             try:
-                taken, written = self._output.write(items, failed)
+                taken, written, spans = self._output.write(items, failed)
             except Exception as exc:  # noqa: BLE001 - never into the application
                 self._queue.discard(DropReason.INTERNAL_ERROR, len(items), span_lines(items))
                 logger.error("logxpy-otel: could not number %d record(s)", len(items), exc_info=exc)
                 return False
-            self._queue.done(
-                taken, written, failure=self._failure, queued=False, spans=self._spans(items, taken, written)
-            )
+            self._queue.done(taken, written, failure=self._failure, queued=False, spans=spans)
             ok = ok and written == taken
             items = items[taken:]
         return ok
@@ -581,21 +579,9 @@ class AsyncWriter:
         failed: list[object] = []
         while self._inflight:
             batch = self._inflight
-            taken, written = self._output.write(batch, failed)
+            taken, written, spans = self._output.write(batch, failed)
             self._inflight = batch[taken:]
-            self._queue.done(taken, written, failure=self._failure, spans=self._spans(batch, taken, written))
-
-    def _spans(self, items: Sequence[LineItem], taken: int, written: int) -> tuple[int, int]:
-        """How many span lines were among the ``written`` first of the ``taken`` first
-        ``items`` (the last write's), and among the rest of those (none to look for
-        without a span processor)."""
-        if not self._output.nested:
-            return (0, 0)
-        spans = self._output.span_lines  # (the numbering counted them: no look per line)
-        if written == taken:
-            return (spans, 0)
-        written_spans = span_lines(items[:written])
-        return (written_spans, spans - written_spans)
+            self._queue.done(taken, written, failure=self._failure, spans=spans)
 
     def _destination_failed(self, exc: BaseException) -> None:
         self._queue.error()

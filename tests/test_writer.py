@@ -488,11 +488,11 @@ def test_writer_thread_crash_restarts_and_loses_nothing(
     real = writer._output.trees.number
     crashes = []
 
-    def flaky(items: Any, out: list[bytes]) -> None:
+    def flaky(items: Any, out: list[bytes]) -> int:
         if not crashes:
             crashes.append(1)
             raise RuntimeError("injected writer fault")
-        real(items, out)
+        return real(items, out)
 
     monkeypatch.setattr(writer._output.trees, "number", flaky)
     for n in range(20):
@@ -517,10 +517,10 @@ def test_a_batch_the_numbering_always_refuses_is_dropped_and_counted_never_raise
     writer = make(writers, dest, batch_size=1, flush_interval_ms=10, max_restarts=1)
     real = writer._output.trees.number
 
-    def refuses_poison(items: Any, out: list[bytes]) -> None:
+    def refuses_poison(items: Any, out: list[bytes]) -> int:
         if any(b"poison" in entry[3] for entry in items):
             raise TypeError("injected: a record the numbering refuses")
-        real(items, out)
+        return real(items, out)
 
     monkeypatch.setattr(writer._output.trees, "number", refuses_poison)
     writer.enqueue(item(0, tag="poison"))
@@ -544,11 +544,11 @@ def test_after_max_restarts_writes_fall_back_to_the_callers_thread(
     real = writer._output.trees.number
     calls: list[str] = []
 
-    def once(items: Any, out: list[bytes]) -> None:
+    def once(items: Any, out: list[bytes]) -> int:
         calls.append(threading.current_thread().name)
         if len(calls) == 1:
             raise RuntimeError("injected writer fault")
-        real(items, out)
+        return real(items, out)
 
     monkeypatch.setattr(writer._output.trees, "number", once)
     for n in range(5):
@@ -911,11 +911,11 @@ def test_max_restarts_crashes_are_survived_with_doubling_backoff_and_the_next_fa
     real = writer._output.trees.number
     faults = [2]
 
-    def flaky(items: Any, out: list[bytes]) -> None:
+    def flaky(items: Any, out: list[bytes]) -> int:
         if faults[0]:
             faults[0] -= 1
             raise RuntimeError("injected writer fault")
-        real(items, out)
+        return real(items, out)
 
     monkeypatch.setattr(writer._output.trees, "number", flaky)
     for n in range(5):
@@ -1043,11 +1043,11 @@ def test_a_writer_thread_that_crashes_after_a_stop_ran_out_of_time_still_closes(
     real = trees.number
     calls: list[int] = []
 
-    def number(items: Any, out: Any) -> None:
+    def number(items: Any, out: Any) -> int:
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("numbering fault")
-        real(items, out)
+        return real(items, out)
 
     trees.number = number  # type: ignore[method-assign]
     assert writer.stop(0.2) is False
