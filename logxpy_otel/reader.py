@@ -383,10 +383,14 @@ def read_head_open(raw: IO[bytes], size: int) -> tuple[bytes, bool]:
     """:func:`read_head` of a file opened already (binary), and whether it is compressed;
     the file is left at its start."""
     stream, compressed = lines_stream(raw)
+    # read1: what one read of the file gives, so that a gzip file cut short (or damaged)
+    # keeps what came before the cut, as far as its lines are read (a read(size) that
+    # meets the cut fails whole, and a head shorter than the lines read is not trusted).
+    read = getattr(stream, "read1", stream.read)
     out = b""
     try:
         while len(out) < size:
-            chunk = stream.read(size - len(out))
+            chunk = read(size - len(out))
             if not chunk:
                 break
             out += chunk

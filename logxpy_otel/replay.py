@@ -185,18 +185,30 @@ class Checkpoint:
             if exc.errno == errno.ELOOP:
                 raise _BadCheckpoint("it is a symlink") from None
             raise _BadCheckpoint(f"it cannot be read: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as f:
+        try:
             st = os.fstat(fd)
+            # (looked at before fdopen, which refuses a directory with an error naming no file)
             if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-                raise _BadCheckpoint("it is not a regular file of its own (a device, FIFO or hard link)")
+                raise _BadCheckpoint(
+                    "it is not a regular file of its own (a directory, device, FIFO or hard link)"
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        with os.fdopen(fd, "rb") as f:
             data = f.read(_CHECKPOINT_MAX + 1)
         if len(data) > _CHECKPOINT_MAX:
             raise _BadCheckpoint("it is far too large")
         return cls.parse(data)
 
     def save(self, path: str) -> None:
-        """Written to a fresh file beside ``path``, synced, then renamed onto ``path``."""
-        write_atomically(path, self.to_json())
+        """Written to a fresh file beside ``path``, synced, then renamed onto ``path``; a
+        failure is a :class:`ReplayError` naming the checkpoint (not the file it is of)."""
+        try:
+            write_atomically(path, self.to_json())
+        except OSError as exc:
+            why = exc.strerror or exc
+            raise ReplayError(f"{path}: the replay checkpoint cannot be written: {why}") from exc
 
 
 def write_atomically(target: str, data: bytes, mode: int = 0o600) -> None:

@@ -1211,3 +1211,53 @@ def test_nan_and_a_tag_like_map_deep_down_keep_their_meaning_in_the_json_text(tm
         inner = inner["k"]
     tagged = {"$map": {"$bytes": "not bytes"}}
     assert inner == {"nan": {"$float": "nan"}, "map": tagged, "blob": {"$bytes": "AA=="}}
+
+
+# -- hostile review, session 27 ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("records", [50, 400])
+def test_a_truncated_gzip_backup_is_replayed_once_not_at_every_run(tmp_path: Path, records: int) -> None:
+    """A ``.gz`` backup cut short (a disk that filled while it was compressed): what can be
+    read of it is sent, the cut is reported, and the next run sends nothing again. With
+    less than 4 KiB readable, the checkpoint's head came out empty (the head was read in
+    one go, which the cut made fail whole) and the next run refused it: the same records
+    were sent again at every run. Cut at several places (where the decompressor stops
+    depends on the bytes)."""
+    source = tmp_path / "src.jsonl"
+    provider = LoggerProvider(resource=Resource({"service.name": "replay-test"}), shutdown_on_exit=False)
+    provider.add_log_record_processor(LogxpyLogRecordProcessor(source))  # (trees: 10 KiB for 50)
+    for n in range(records):
+        provider.get_logger("replay.test").emit(body="r", attributes={"rec.id": str(n)})
+    provider.shutdown()
+    packed = gzip.compress(source.read_bytes(), mtime=0)
+    for cut in range(len(packed) // 5, len(packed) * 4 // 5, max(1, len(packed) // 12)):
+        folder = tmp_path / f"cut{cut}"
+        folder.mkdir()
+        backup = Path(_rotation.backup_name(str(folder / "app.jsonl"), 4_000_000_000.0) + ".gz")
+        backup.write_bytes(packed[:cut])
+        first = Keep()
+        summary = replay_files([str(backup)], first)
+        sent = first.ids()
+        assert len(sent) < records and sent == [str(n) for n in range(len(sent))], cut
+        assert summary.unreadable == 1, cut
+        checkpoint = _checkpoint(Path(str(backup).removesuffix(".gz")))
+        if sent or checkpoint.exists():  # (nothing readable at all: nothing to resume from)
+            saved = orjson.loads(checkpoint.read_bytes())
+            assert saved["head_bytes"] == min(saved["offset"], 4096), (cut, saved)
+        again = Keep()
+        summary = replay_files([str(backup)], again)
+        assert (again.ids(), summary.sent) == ([], 0), cut
+        assert not any("checkpoint" in w for w in summary.warnings), (cut, summary.warnings)
+
+
+def test_a_directory_at_the_checkpoint_name_is_named_in_the_error(tmp_path: Path) -> None:
+    """The error named the log file ("app.jsonl: Is a directory"), which is a regular file;
+    it names the checkpoint now, before anything is sent (it could not be kept)."""
+    path = _flat_file(tmp_path / "app.jsonl", 3)
+    _checkpoint(path).mkdir()
+    keep = Keep()
+    with pytest.raises(ReplayError) as caught:
+        replay_files([str(path)], keep)
+    assert str(caught.value).startswith(f"{_checkpoint(path)}: ") and "Is a directory" in str(caught.value)
+    assert keep.ids() == []
