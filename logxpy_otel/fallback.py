@@ -49,6 +49,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from . import _lifecycle, _self_metrics
 from ._config import FLUSH_TIMEOUT_MS, flush_timeout_s
 from ._diagnostics import logger
+from ._otlp import encoded_parts, otlp_encoder
 from ._queue import Answer
 from .exporter import LogxpyLogRecordExporter
 
@@ -95,12 +96,14 @@ class FallbackMetrics:
 class _Send:
     """One live send handed to the sender thread; ``done`` is set with its ``result``."""
 
-    __slots__ = ("batch", "done", "result")
+    __slots__ = ("batch", "counted", "done", "result")
 
     def __init__(self, batch: Sequence[ReadableLogRecord]) -> None:
         self.batch = batch
         self.done = Answer()  # (set by the sender thread; a signal handler cannot wedge it)
         self.result = _FAILURE
+        #: Counted as a failure already (it timed out; failing after that is the same failure).
+        self.counted = False
 
 
 class FallbackLogRecordExporter(LogRecordExporter):
@@ -155,6 +158,10 @@ class FallbackLogRecordExporter(LogRecordExporter):
         self._live_batches = self._live_records = 0
         self._file_batches = self._file_records = 0
         self._failures = 0
+        #: An OTLP primary's encoder: a failed send is first checked for records it
+        #: refuses (the batch's fault), which must not open the breaker.
+        self._encode = otlp_encoder() if _is_otlp(primary) else None
+        self._refusal_said = False
         self._metrics_source = _self_metrics.observe_fallback(self, meter_provider)
 
     @property
@@ -184,8 +191,10 @@ class FallbackLogRecordExporter(LogRecordExporter):
         # Still under way: the sender thread keeps the batch (delivered, or to the file if
         # it fails); meanwhile batches go to the file, without waiting on the network.
         with self._cond:
-            if not job.done.is_set() and self._state is BreakerState.CLOSED:
-                self._open_locked(f"no answer within {self._live_timeout:g} s")
+            if not job.done.is_set():
+                self._failed_locked(job)
+                if self._state is BreakerState.CLOSED:
+                    self._open_locked(f"no answer within {self._live_timeout:g} s")
         return _SUCCESS
 
     def _to_file(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
@@ -233,25 +242,57 @@ class FallbackLogRecordExporter(LogRecordExporter):
                 self._probe()
 
     def _send(self, job: _Send) -> None:
-        error = _try_export(self.primary, job.batch)
+        batch, result = job.batch, _SUCCESS
+        error = _try_export(self.primary, batch)
+        if error is not None and (refused := self._refused(batch)):
+            # The batch's fault, not the collector's: those records go to the file (replay
+            # sends them in the nearest form OTLP carries), the others are sent again.
+            result = self._to_file([batch[i] for i in refused])
+            batch = [record for i, record in enumerate(batch) if i not in refused]
+            error = _try_export(self.primary, batch) if batch else None
         if error is None:
             with self._cond:
-                self._live_batches += 1
-                self._live_records += len(job.batch)
+                if batch:
+                    self._live_batches += 1
+                    self._live_records += len(batch)
                 if self._state is not BreakerState.CLOSED:  # it answered after all: it is up
                     self._close_locked()
-            job.result = _SUCCESS
         else:
             with self._cond:
-                self._failures += 1
+                self._failed_locked(job)
                 if self._state is BreakerState.CLOSED:
                     self._open_locked(error)
-            job.result = self._to_file(job.batch)
+            if self._to_file(batch) is not _SUCCESS:
+                result = _FAILURE
+        job.result = result
         with self._cond:
             self._busy = False
             self._inflight = None
             self._cond.notify_all()
         job.done.set()
+
+    def _refused(self, batch: Sequence[ReadableLogRecord]) -> list[int]:
+        """The records of ``batch`` (indexes) an OTLP primary's encoder refuses; none when
+        the primary is not an OTLP exporter, or when it takes them all (then a failed send
+        is the collector's)."""
+        if self._encode is None or not batch:
+            return []
+        refused = sorted(encoded_parts(batch, self._encode, _NO_LIMIT)[0])
+        if refused and not self._refusal_said:
+            self._refusal_said = True
+            logger.warning(
+                "logxpy-otel: the OTLP exporter cannot encode %d record(s) of a batch (an int "
+                "beyond 64 bits, say): they go to the local file, where logxpy-otel replay sends "
+                "them in the nearest form OTLP carries; the others are sent (said once)",
+                len(refused),
+            )
+        return refused
+
+    def _failed_locked(self, job: _Send) -> None:
+        """Count ``job``'s failure, once (a send that timed out and then failed is one)."""
+        if not job.counted:
+            job.counted = True
+            self._failures += 1
 
     def _probe(self) -> None:
         """An empty request: does the collector answer again? No batch waits on it."""
@@ -339,6 +380,15 @@ class FallbackLogRecordExporter(LogRecordExporter):
 
 #: The longest cool-down or timeout a setting may ask for (one day).
 _MAX_SECONDS = 86_400.0
+
+
+#: No size limit when looking for the records the encoder refuses (the exporter has its own).
+_NO_LIMIT = 1 << 62
+
+
+def _is_otlp(exporter: LogRecordExporter) -> bool:
+    """One of the OpenTelemetry OTLP log exporters (HTTP or gRPC), which encode with ``encode_logs``."""
+    return type(exporter).__module__.startswith("opentelemetry.exporter.otlp.proto.")
 
 
 def _try_export(exporter: LogRecordExporter, batch: Sequence[ReadableLogRecord]) -> str | None:

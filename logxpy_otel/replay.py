@@ -58,6 +58,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
 from ._format import encode_value
+from ._otlp import encoded_parts, otlp_encoder
 from ._render import safe
 from ._rotation import CHECKPOINT_SUFFIX, backup_of, backups, checkpoint_key, create_exclusive
 from .reader import BadLine, LineRecord, OffsetPastEnd, open_regular, read_head_open, read_open
@@ -459,50 +460,10 @@ def otlp_form(record: ReadableLogRecord, forms: _Forms | None = None) -> tuple[R
     return ReadableLogRecord(log_record=new, resource=resource, instrumentation_scope=scope), True
 
 
-def _otlp_encoder() -> Callable[[Sequence[ReadableLogRecord]], Any] | None:
-    try:
-        from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
-    except ImportError:  # pragma: no cover - the otlp extra is not installed: no check
-        return None
-    return encode_logs
-
-
 #: The largest request replay sends (encoded): what a collector takes by default (gRPC's
 #: 4 MiB receive limit, the OTel Collector's too). A larger batch goes in parts; a record
 #: larger alone is set aside (``--max-request-bytes``).
 MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
-
-
-def _parts(
-    records: list[ReadableLogRecord], encode: Callable[[Sequence[ReadableLogRecord]], Any], limit: int
-) -> tuple[dict[int, str], list[list[int]]]:
-    """The records the OTLP encoder refuses or that are larger than ``limit`` alone (by
-    index, with the reason), and the others in parts (runs of indexes, in order) that each
-    encode within ``limit``: the batch is encoded locally, and halved only where it fails
-    or is too large. Nothing is sent."""
-    refused: dict[int, str] = {}
-
-    def split(indexes: list[int]) -> list[list[int]]:
-        try:
-            size = encode([records[i] for i in indexes]).ByteSize()
-        except Exception as exc:  # noqa: BLE001 - some record in it is refused: find which
-            if len(indexes) == 1:
-                refused[indexes[0]] = f"the OTLP encoder cannot take this record: {type(exc).__name__}: {exc}"
-                return []
-        else:
-            if size <= limit:
-                return [indexes]
-            if len(indexes) == 1:
-                refused[indexes[0]] = (
-                    f"larger than a collector takes ({size} bytes encoded, more than {limit}; "
-                    "see --max-request-bytes)"
-                )
-                return []
-        half = len(indexes) // 2
-        return split(indexes[:half]) + split(indexes[half:])
-
-    parts = split(list(range(len(records)))) if records else []
-    return refused, parts
 
 
 # -- dead letters -----------------------------------------------------------------------------
@@ -851,7 +812,7 @@ def _replay_file(src: _Source, run: _Run) -> bool:
                 except Exception as exc:  # noqa: BLE001 - this record only: set aside
                     refused[i] = f"cannot be put in a form OTLP carries: {type(exc).__name__}: {exc}"
             kept = [record for _, record, _ in formed]
-            encoder_refused, runs = _parts(kept, run.encode, run.max_request_bytes)
+            encoder_refused, runs = encoded_parts(kept, run.encode, run.max_request_bytes)
             refused |= {formed[k][0]: reason for k, reason in encoder_refused.items()}
             for i in sorted(refused):
                 dead.append(_dead_letter(src.path, records[i], "set_aside", refused[i]))
@@ -945,7 +906,7 @@ def replay_files(
         stop if stop is not None else threading.Event(),
         progress,
         summary,
-        _otlp_encoder() if otlp else None,
+        otlp_encoder() if otlp else None,
         max_request_bytes,
     )
     locks = _DirectoryLocks(summary)

@@ -135,6 +135,9 @@ def test_a_hung_send_does_not_hold_the_caller_and_its_batch_lands_once(comes_bac
     assert keep.batches == ([["y"]] if comes_back else [["y"], ["x"]]), "each batch in one place"
     assert fb.metrics.primary_records == (1 if comes_back else 0)
     assert fb.metrics.breaker_open is not comes_back
+    # it timed out (the breaker opened on it): one failure, whether it fails later or not
+    # (a timeout was not counted at all, hostile review of session 27)
+    assert fb.metrics.primary_failures == 1
     fb.shutdown()
 
 
@@ -750,3 +753,45 @@ def test_records_the_file_did_not_keep_are_not_counted_as_kept() -> None:
         assert (exporter.metrics.fallback_batches, exporter.metrics.fallback_records) == (0, 0)
     finally:
         exporter.shutdown()
+
+
+# -- hostile review, session 27 ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_a_record_otlp_cannot_encode_goes_to_the_file_alone_and_the_breaker_stays_closed(
+    tmp_path: Path, protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK takes a body of 2**70; the OTLP encoder refuses it, and its export fails.
+    That was taken for the collector being down: "the collector is unreachable", the
+    breaker open and the records after it sent to the file for a second, while the
+    collector was up. Now the batch's other records are sent, that one goes to the file
+    (replay sends it, as a decimal string), and the breaker stays closed."""
+    receiver = HttpReceiver() if protocol == "http/protobuf" else GrpcReceiver()
+    receiver.start()
+    path = tmp_path / "fallback.jsonl"
+    primary = otlp_exporter(protocol, receiver.endpoint, timeout=5)
+    fb = FallbackLogRecordExporter(primary, LogxpyLogRecordExporter(path), live_timeout_s=10.0)
+    try:
+        resource = Resource({"service.name": "t"})
+        batch = [
+            readable_record(
+                make_record(body=2**70 if n == 2 else f"r{n}", attributes={"rec.id": str(n)}), resource
+            )
+            for n in range(5)
+        ]
+        with caplog.at_level("WARNING", logger="logxpy_otel"):
+            assert fb.export(batch) is LogRecordExportResult.SUCCESS
+            assert fb.export(batch[:1]) is LogRecordExportResult.SUCCESS
+        m = fb.metrics
+        assert m.breaker_state is BreakerState.CLOSED and m.primary_failures == 0
+        assert (m.primary_records, m.fallback_records) == (5, 1)
+        assert sorted(_ids(receiver)) == ["0", "0", "1", "3", "4"]
+        assert not [r for r in caplog.records if "unreachable" in r.getMessage()]
+        fb.shutdown()
+        assert cli(["replay", str(path), "--endpoint", receiver.endpoint, "--protocol", protocol]) == 0
+        sent = {r["attributes"]["rec.id"]: r for r in receiver.snapshot()}
+        assert sent["2"]["body"] == str(2**70)
+    finally:
+        fb.shutdown()
+        receiver.stop()
