@@ -2515,6 +2515,9 @@ speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                     trace = PyObject_Vectorcall(open_trace, call, 4, NULL);
                     if (trace == NULL)
                         goto done;
+                    /* It may have closed a trace with spans open and taken a new token for
+                     * traces (format rule 4): the rest of the batch opens them its way. */
+                    opening.trace_type = NULL;
                     int rc = take_lines(&b, lines);
                     if (rc == 0)
                         rc = start_run(&run, trace, tid, nesting);

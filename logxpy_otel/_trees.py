@@ -358,7 +358,12 @@ class TreeNumberer:
         trace's next lines open a new tree, whole in the file, whose tid no cut tree
         shares. (Standalone task ids go on counting: each is one line.)"""
         self.close_all(out)
-        self._restarts += 1  # (a count: no token this writer used comes back)
+        self._new_trace_token()
+
+    def _new_trace_token(self) -> None:
+        """The writer's token with the next count (``<token>-1``, ``<token>-2``...) for the
+        traces opened from now on: no token this writer used comes back."""
+        self._restarts += 1
         self._trace_token = self._token + b"-" + base62(self._restarts).encode("ascii")
 
     def close_all(self, out: list[bytes]) -> None:
@@ -366,8 +371,12 @@ class TreeNumberer:
         while self._open:
             self._close(self._open.popitem(last=False)[1], out)
 
-    @staticmethod
-    def _close(trace: _Trace, out: list[bytes]) -> None:
+    def _close(self, trace: _Trace, out: list[bytes]) -> None:
+        """Write ``trace``'s end line. With spans still open (too many open traces, rotation,
+        shutdown) its tree stays unfinished, and logxpy's tools would take a later tree of
+        the same tid into it: traces opened from now on take a new token (format rule 4)."""
+        if trace.open_spans:
+            self._new_trace_token()
         status = b"failed" if trace.failed else b"succeeded"
         out.append(
             trace.head

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from _helpers import LOGXPY_PYTHON, logxpy_tasks, needs_logxpy
 from opentelemetry._logs import SeverityNumber
@@ -203,3 +204,47 @@ def test_parser_reads_spans_as_nested_actions_with_each_record_in_its_span(tmp_p
                 },
             ],
         }
+
+
+def test_a_trace_pushed_out_with_a_span_open_and_opened_again_loses_no_record_in_the_parser(
+    tmp_path: Path,
+) -> None:
+    """Hostile review, session 27: with ``max_open_traces=1`` trace A was closed (pushed out
+    by trace B) with its span open, and opened again under the same tid. logxpy counts a
+    task complete only when all its actions are: A's first tree never completes, so the
+    Parser took the new tree's lines into it, where their ``lvl`` collided: a record was
+    lost (3 of 4 read). A tree closed unfinished now leaves its tid behind (format rule 4)."""
+    from opentelemetry import trace
+
+    path = tmp_path / "lru.jsonl"
+    processor = LogxpyLogRecordProcessor(path, max_open_traces=1)
+    logs = LoggerProvider(shutdown_on_exit=False)
+    logs.add_log_record_processor(processor)
+    tracing = TracerProvider(shutdown_on_exit=False)
+    tracing.add_span_processor(processor.span_processor())
+    tracer, logger = tracing.get_tracer("t"), logs.get_logger("app")
+    a = tracer.start_span("a")
+    with trace.use_span(a):
+        logger.emit(body="a1")
+    b = tracer.start_span("b")
+    with trace.use_span(b):
+        logger.emit(body="b1")  # trace B opens: A is closed, its span "a" unfinished
+    with trace.use_span(a):
+        logger.emit(body="a2")  # A opens again
+        logger.emit(body="a3")
+    a.end()
+    b.end()
+    tracing.shutdown()
+    logs.shutdown()
+    import json
+
+    command = [str(LOGXPY_PYTHON), "-c", _TREE_READER, str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+
+    def messages(node: Any) -> list[str]:
+        if not isinstance(node, dict):
+            return [node]
+        return [m for child in node["children"] for m in messages(child)]
+
+    tasks = json.loads(result.stdout)
+    assert sorted(m for task in tasks for m in messages(task["root"])) == ["a1", "a2", "a3", "b1"]

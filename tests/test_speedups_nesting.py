@@ -90,6 +90,7 @@ def pair(clock: Callable[[], float], max_open: int = 1000) -> tuple[TreeNumberer
     slow.nest_spans()
     assert slow._number_c is None, "speedups=False numbers in Python"
     slow._task_head = fast._task_head  # the per-process random token
+    slow._token = fast._token
     slow._trace_token = fast._trace_token
     return fast, slow
 

@@ -722,3 +722,39 @@ def test_a_batch_with_a_bad_item_changes_no_trace(bad: tuple[Any, ...]) -> None:
         numberer.number([span_start(T1, B, A, 1.1), in_span(T1, B, 1.2, "x"), bad], [])
     assert (list(numberer._open), numberer._open[T1].next_lvl, numberer._open[T1].open_spans) == before
     assert set(numberer._open[T1].spans or ()) == {A}
+
+
+def _tids(out: list[bytes]) -> list[str]:
+    return [orjson.loads(line)["tid"] for line in b"".join(out).splitlines()]
+
+
+@pytest.mark.parametrize("one_batch", [True, False])
+def test_a_trace_closed_with_a_span_open_opens_again_under_a_new_token(one_batch: bool) -> None:
+    """Format rule 4 (hostile review, session 27): trace 1 pushed out (``max_open=2``) with
+    its span open leaves an unfinished tree; opened again under the same tid, logxpy's
+    Parser took the new tree into it. Its next tree, and every trace opened after, take
+    the writer's token with a count; a trace closed with no span open changes nothing. In
+    one batch too: the C loop opens a trace itself when there is room (here once trace 2's
+    span has ended), and must not with the token it was given for the batch."""
+    numberer = TreeNumberer(clock=FakeClock(), max_open=2)
+    numberer.nest_spans()
+    items = [
+        span_start(T1, A, None, 1.0),
+        in_span(T1, A, 1.1, "a1"),
+        span_start(T2, B, None, 1.2),
+        in_span(T3, None, 1.3, "c1"),  # trace 1 pushed out, span A open
+        span_end(T2, B, None, 1.4),  # trace 2's last span ends: closed, room for one
+        in_span(T1, A, 1.5, "a2"),  # trace 1 opens again
+        in_span(T4, None, 1.6, "d1"),  # trace 3 pushed out: no span open in its tree
+    ]
+    out: list[bytes] = []
+    for chunk in [items] if one_batch else [[i] for i in items]:
+        numberer.number(chunk, out)
+    numberer.close_all(out)
+    tokens: dict[str, list[str]] = defaultdict(list)
+    for tid in _tids(out):
+        trace, token = tid.split("~")
+        if token not in tokens[trace]:
+            tokens[trace].append(token)
+    first = tokens[T1][0]
+    assert tokens == {T1: [first, first + "-1"], T2: [first], T3: [first + "-1"], T4: [first + "-1"]}
