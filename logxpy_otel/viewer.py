@@ -119,7 +119,9 @@ class ViewOptions:
                 raise ValueError(f"unknown level {self.level!r}; one of {', '.join(r.LEVEL_NAMES)}")
             object.__setattr__(self, "level", bucket)
         if self.trace is not None:
-            object.__setattr__(self, "trace", self.trace.strip().lower())
+            # (the trace id's hex in any case; the writer's token after a "~" is base62: as given)
+            trace, tilde, token = self.trace.strip().partition("~")
+            object.__setattr__(self, "trace", trace.lower() + tilde + token)
 
     @property
     def filters_records(self) -> bool:
@@ -443,7 +445,8 @@ class _Selector:
         if wanted is None:
             return True
         if "~" in wanted:
-            return item.tid.lower().startswith(wanted)
+            trace, tilde, token = item.tid.partition("~")
+            return (trace.lower() + tilde + token).startswith(wanted)
         trace = _trace_of_tid(item.tid) if isinstance(item, _Tree) else _trace_of_record(item)
         return trace is not None and trace.startswith(wanted)
 

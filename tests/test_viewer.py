@@ -373,6 +373,10 @@ def test_trace_filter_takes_a_prefix_of_the_trace_id() -> None:
     assert nested(trace="0af7651916cd43dd8448eb211c80319c~Fk3x").count("otel:trace  succeeded") == 2
     assert nested(trace="0af7651916cd43dd8448eb211c80319c~Zz") == ""  # a prefix of the whole tid
     assert nested(trace="Fk3x") == ""  # the token alone is not a trace id
+    # the token is base62: its case counts (another writer's "fK3X" is not "Fk3x")
+    assert nested(trace="0AF7651916CD43DD8448EB211C80319C~Fk3x").count("otel:trace  succeeded") == 2
+    assert nested(trace="0af7651916cd43dd8448eb211c80319c~fK3X") == ""
+    assert nested(trace="0af7651916cd43dd8448eb211c80319c~FK3") == ""
     assert nested(trace="ffff") == ""
 
 
