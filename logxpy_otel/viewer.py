@@ -204,8 +204,9 @@ class _Line:
 
 
 #: The deepest ``lvl`` shown (ours are at most 34 deep: spans nest 32 actions deep; a tree
-#: is drawn by recursion, one level a frame): a deeper line is skipped, as not ours.
-MAX_LVL_DEPTH: Final = 256
+#: is drawn by recursion, one level a frame, each line indented by its depth): a deeper
+#: line is skipped, as not ours.
+MAX_LVL_DEPTH: Final = 64
 
 
 def _parse(raw: bytes, seq: int) -> _Line | str:
@@ -249,13 +250,21 @@ def _trace_of_record(line: _Line) -> str | None:
 class _Action:
     """One action of a tree: its start and end lines, its records and child actions by position."""
 
-    __slots__ = ("actions", "end", "records", "start")
+    __slots__ = ("_first_ts", "_order", "actions", "end", "records", "start")
 
     def __init__(self) -> None:
         self.start: _Line | None = None
         self.end: _Line | None = None
         self.records: list[tuple[int, _Line]] = []
         self.actions: dict[int, _Action] = {}
+        #: order() and first_ts() of the subtree, once computed (every level of a drawing
+        #: asks for them: computed each time, a deep tree cost the square of its depth);
+        #: forgotten when a line is added below (_Tree.add).
+        self._order: int | None = None
+        self._first_ts: tuple[float | None] | None = None
+
+    def changed(self) -> None:
+        self._order = self._first_ts = None
 
     def children(self) -> list[tuple[int, int, int, _Line | _Action]]:
         """``(position, kind, order, child)`` sorted: records before an action at one position."""
@@ -267,10 +276,12 @@ class _Action:
         return out
 
     def order(self) -> int:
-        seqs = [line.seq for line in (self.start, self.end) if line is not None]
-        seqs += [line.seq for _, line in self.records]
-        seqs += [action.order() for action in self.actions.values()]
-        return min(seqs, default=0)
+        if self._order is None:
+            seqs = [line.seq for line in (self.start, self.end) if line is not None]
+            seqs += [line.seq for _, line in self.records]
+            seqs += [action.order() for action in self.actions.values()]
+            self._order = min(seqs, default=0)
+        return self._order
 
     def lines(self) -> Iterator[_Line]:
         """Every record of this action and its children, depth first in position order."""
@@ -281,10 +292,42 @@ class _Action:
                 yield child
 
     def first_ts(self) -> float | None:
-        lines = (self.start, *(rec for _, rec in self.records))
-        times = [line.ts for line in lines if line is not None and line.ts is not None]
-        times += [t for t in (a.first_ts() for a in self.actions.values()) if t is not None]
-        return min(times, default=None)
+        if self._first_ts is None:
+            lines = (self.start, *(rec for _, rec in self.records))
+            times = [line.ts for line in lines if line is not None and line.ts is not None]
+            times += [t for t in (a.first_ts() for a in self.actions.values()) if t is not None]
+            self._first_ts = (min(times, default=None),)
+        return self._first_ts[0]
+
+
+def _bare_run(action: _Action) -> tuple[_Action, int]:
+    """The last of the actions from ``action`` down that have no line of their own and one
+    child action each (none of their lines is in the file: a start line lost, a hostile
+    file), and how many they are: drawn as one line, not one line (indented one step
+    more) for each level."""
+    levels = 1
+    while (
+        action.start is None
+        and action.end is None
+        and not action.records
+        and len(action.actions) == 1
+        and (child := next(iter(action.actions.values()))).start is None
+        and child.end is None
+    ):
+        action, levels = child, levels + 1
+    return action, levels
+
+
+def _holds_kept(action: _Action, keep: Callable[[_Line], bool], kept: dict[int, bool]) -> bool:
+    """Whether ``action`` or an action below it holds a record ``keep`` takes: each action
+    looked at once in a drawing (``kept``, by id), not once for each level above it."""
+    known = kept.get(id(action))
+    if known is None:
+        known = any(keep(line) for _, line in action.records) or any(
+            _holds_kept(child, keep, kept) for child in action.actions.values()
+        )
+        kept[id(action)] = known
+    return known
 
 
 class _Tree:
@@ -306,8 +349,10 @@ class _Tree:
         if self.first is None:
             self.first = line
         node = self.root
+        node.changed()
         for pos in line.lvl[:-1]:
             node = node.actions.setdefault(pos, _Action())
+            node.changed()
         if not line.structure:
             node.records.append((line.lvl[-1], line))
         elif line.data.get("st") == "started":
@@ -445,8 +490,8 @@ class _Selector:
         if wanted is None:
             return True
         if "~" in wanted:
-            trace, tilde, token = item.tid.partition("~")
-            return (trace.lower() + tilde + token).startswith(wanted)
+            head, tilde, token = item.tid.partition("~")
+            return (head.lower() + tilde + token).startswith(wanted)
         trace = _trace_of_tid(item.tid) if isinstance(item, _Tree) else _trace_of_record(item)
         return trace is not None and trace.startswith(wanted)
 
@@ -511,7 +556,7 @@ class _Renderer:
         if service is not None:
             head += " " + self.s.paint(r.NAME, r.safe(service))
         out = [f"{head}  {self._action(root)}"]
-        self._children(root, "", out, service, keep)
+        self._children(root, "", out, service, keep, kept={})
         return out
 
     def _action(self, action: _Action) -> str:
@@ -553,13 +598,15 @@ class _Renderer:
         out: list[str],
         service: str | None,
         keep: Callable[[_Line], bool] | None,
+        *,
+        kept: dict[int, bool],
     ) -> None:
         shown: list[_Line | _Action] = []
         for _, _, _, child in action.children():
             if keep is None:
                 shown.append(child)
             elif isinstance(child, _Action):
-                if any(keep(line) for line in child.lines()):
+                if _holds_kept(child, keep, kept):
                     shown.append(child)
             elif keep(child):
                 shown.append(child)
@@ -569,8 +616,10 @@ class _Renderer:
             if isinstance(child, _Action):
                 ts = child.start.ts if child.start is not None else child.first_ts()
                 time_text, _ = r.clock(ts, self.o.utc)
-                out.append(f"{branch}{time_text} {self._action(child)}")
-                self._children(child, prefix + ("    " if last else "│   "), out, service, keep)
+                below, levels = _bare_run(child)
+                more = f"  ({levels} levels)" if levels > 1 else ""
+                out.append(f"{branch}{time_text} {self._action(child)}{more}")
+                self._children(below, prefix + ("    " if last else "│   "), out, service, keep, kept=kept)
             else:
                 out.append(branch + self._record(child, service, standalone=False))
 

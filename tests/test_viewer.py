@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from logxpy_otel import LogxpyLogRecordProcessor, cli
+from logxpy_otel import LogxpyLogRecordProcessor, cli, viewer
 from logxpy_otel._rotation import backup_name
 from logxpy_otel.replay import UsageError
 from logxpy_otel.viewer import ViewOptions, follow, parse_time, render, use_color
@@ -495,7 +495,47 @@ def test_valid_json_past_what_the_viewer_draws_is_shown_or_skipped_never_a_crash
     assert out.count("[…]") == 2, "the attribute and the message, each drawn to a depth"
     assert "deep" not in out
     at = path.read_bytes().index(b'{"tid":"c"')
-    assert problems == [f"{path}: line at byte {at} skipped: lvl deeper than 256"]
+    assert problems == [f"{path}: line at byte {at} skipped: lvl deeper than {viewer.MAX_LVL_DEPTH}"]
+
+
+@pytest.mark.parametrize("level", [None, "info"])
+def test_a_file_of_deep_lvls_is_drawn_in_work_in_proportion_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, level: str | None
+) -> None:
+    """Hostile review, session 27: lines at the deepest ``lvl``, each under its own
+    top-level position, took time in the square of the depth (each level of the drawing
+    walked its whole subtree again, for its order, its first time and the filter): 500
+    such lines at depth 256 took 54 s and 2,000 took 1.6 GB. Each node is now looked at
+    a bounded number of times, and the depth bound is nearer what we write (34)."""
+    depth, count = viewer.MAX_LVL_DEPTH, 60
+    path = tmp_path / "deep.jsonl"
+    lines = [
+        b'{"tid":"t","lvl":[%d,%s],"ts":%d,"mt":"info","msg":"m%d"}\n'
+        % (n + 2, b",".join([b"1"] * (depth - 1)), n, n)
+        for n in range(count)
+    ]
+    path.write_bytes(b'{"tid":"t","lvl":[1],"ts":0,"at":"x","st":"started"}\n' + b"".join(lines))
+    visits = 0
+    order, first_ts = viewer._Action.order, viewer._Action.first_ts
+
+    def counted(method: Any) -> Any:
+        def call(self: Any) -> Any:
+            nonlocal visits
+            visits += 1
+            return method(self)
+
+        return call
+
+    monkeypatch.setattr(viewer._Action, "order", counted(order))
+    monkeypatch.setattr(viewer._Action, "first_ts", counted(first_ts))
+    problems: list[str] = []
+    out = text(render([path], utc=True, on_problem=problems.append, level=level))
+    nodes = count * depth
+    assert problems == [] and all(f"m{n}" in out for n in range(count))
+    assert visits <= 8 * nodes, (visits, nodes)  # (was about count * depth**2 / 2)
+    assert depth <= 64
+    # a run of actions none of whose lines is in the file is one line, not one a level
+    assert out.count("\n") <= 2 * count + 3 and out.count(f"({depth - 1} levels)") == count
 
 
 def test_the_view_command_exits_0_on_valid_json_it_cannot_draw_whole(tmp_path: Path) -> None:
