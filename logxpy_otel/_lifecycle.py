@@ -132,6 +132,14 @@ def reset_after_fork(target: Any) -> None:
     _FORK_RESETS.add(target)
 
 
+def _before_fork() -> None:
+    for writer in list(_LIVE.values()):
+        try:
+            writer._before_fork()
+        except Exception:  # noqa: BLE001 - never in the way of the application's fork
+            pass
+
+
 def _after_fork_in_child() -> None:
     _EXIT_BEGAN.clear()
     IDLE_CLOSER.reset_after_fork()
@@ -143,7 +151,7 @@ def _after_fork_in_child() -> None:
 
 atexit.register(_exit_all)
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def register(writer: AsyncWriter) -> None:

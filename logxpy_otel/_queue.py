@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -48,6 +49,9 @@ _ROLE: Final = itemgetter(6)
 
 #: Each drop reason's member, by its value (the counts' keys are members, however named).
 _REASONS: Final[dict[str, str]] = {str(reason): reason for reason in DropReason}
+
+#: No fork noted (see :meth:`RecordQueue.mark_fork`).
+_NO_FORK: Final = object()
 
 #: A free slot in the pool (true: ``compress`` keeps what a slot is taken for).
 _SLOT: Final = True
@@ -186,6 +190,10 @@ class RecordQueue:
         self._errors = 0
         self._max_depth = 0
         self._writes = 0
+        #: The process whose queue this is, and its last item when it last forked (see
+        #: :meth:`mark_fork`): a forked child's own records are told from the parent's by it.
+        self._pid = os.getpid()
+        self._fork_mark: object = _NO_FORK
 
     # -- the gate ------------------------------------------------------------------------
 
@@ -233,6 +241,12 @@ class RecordQueue:
 
     def _when_full(self, item: LineItem) -> bool | None:
         """No free slot: apply the policy. Runs with no lock held; takes it as needed."""
+        if os.getpid() != self._pid:
+            # A forked child's at-fork hook that runs before ours (registered before our
+            # import), logging into the queue it inherited: no thread here frees a slot.
+            # Queued all the same; our reset hands it to the child's new queue.
+            self._items.append(item)
+            return True
         if self._policy is QueuePolicy.BLOCK:
             with self._lock:
                 self.block_waiters += 1
@@ -341,6 +355,31 @@ class RecordQueue:
             self._markers.clear()
 
     # -- flushes -------------------------------------------------------------------------
+
+    # -- fork -----------------------------------------------------------------------------
+
+    def mark_fork(self) -> None:
+        """Just before a fork: note the last item queued. In the child, what comes after it
+        was logged there (by an at-fork hook that runs before our reset): :meth:`born_here`."""
+        items = self._items
+        self._fork_mark = items[-1] if items else None
+
+    def born_here(self) -> list[LineItem]:
+        """In a forked child, before its reset: the records queued after the fork (after the
+        mark; all of them when the parent's writer took the mark meanwhile). The parent's
+        are the parent's to write; these are this process's. (A record another thread of
+        the parent queued while the fork's hooks ran comes too: written by both.)"""
+        mark = self._fork_mark
+        if mark is _NO_FORK:
+            return []
+        born: list[LineItem] = []
+        for entry in reversed(self._items):
+            if entry is mark:
+                break
+            if type(entry) is not FlushMarker:
+                born.append(entry)
+        born.reverse()
+        return born
 
     def add_marker(self) -> FlushMarker:
         """A flush marker behind every record handed over so far. It is answered at once

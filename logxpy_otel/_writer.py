@@ -686,10 +686,19 @@ class AsyncWriter:
             except Exception:  # noqa: BLE001 - a handler or filter of the app's that raises:
                 pass  # never out of a shutdown or the exit hook (the other writers' exit steps)
 
+    def _before_fork(self) -> None:
+        """Just before a fork (see :meth:`_child_after_fork`)."""
+        self._queue.mark_fork()
+
     def _child_after_fork(self) -> None:
-        """In a forked child: forget the parent's queue, locks and thread; start afresh on use."""
+        """In a forked child: forget the parent's queue, locks and thread; start afresh on use.
+        Records logged here before this ran (an at-fork hook registered before our import)
+        are this process's: queued again, in the new queue."""
+        born = self._queue.born_here()
         self._sync = not self._config.async_enabled
         self._reset_state()  # sets the lane
+        for item in born:
+            self.enqueue(item)
 
 
 def _describe(exc: BaseException) -> str:

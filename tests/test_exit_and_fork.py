@@ -601,3 +601,77 @@ def test_at_exit_every_batch_processor_in_front_hands_over_also_in_a_forked_chil
     messages = sorted(line["msg"] for line in parse_lines(path.read_bytes()))
     providers = 1 if where == "forked-child" else 2
     assert messages == [f"record {k}.{i}" for k in range(providers) for i in range(3)]
+
+
+# -- hostile review, session 27: a child's at-fork hook that runs before ours ------------------
+
+
+@pytest.mark.parametrize("policy", ["block", "drop_newest", "drop_oldest"])
+@pytest.mark.parametrize("full", [False, True], ids=["room", "full"])
+def test_a_record_an_earlier_at_fork_hook_logs_in_the_child_is_written_by_the_child(
+    tmp_path: Path, policy: str, full: bool
+) -> None:
+    """docs/configuration.md: after ``os.fork()`` the child never writes the parent's
+    pending records. An ``after_in_child`` hook registered before logxpy_otel was imported
+    runs before our reset: its record went into the queue the child inherited, and the reset
+    threw it away with the parent's, counted nowhere. With the parent's queue full under
+    ``block`` it waited for ever for a slot no thread in the child would free. Now it is
+    written by the child (and counted there), and never waits; the parent's pending records
+    are still the parent's alone."""
+    path = tmp_path / "fork.jsonl"
+    script = f"""
+        import json, os, threading
+        def hook():
+            LOGGER[0].emit(body="hook", attributes={{"pid": os.getpid()}})
+        os.register_at_fork(after_in_child=hook)  # (before our import: it runs before our reset)
+        LOGGER = []
+        from opentelemetry.sdk._logs import LoggerProvider
+        from logxpy_otel import AsyncConfig, AsyncFileDestination, LogxpyLogRecordProcessor
+        gate, entered = threading.Event(), threading.Event()
+        file = AsyncFileDestination({str(path)!r})
+        def slow(data):  # the parent's writer, stuck in a write while the queue fills
+            if os.getpid() == PARENT and not gate.is_set():
+                entered.set()
+                gate.wait(20)
+            file(data)
+        PARENT = os.getpid()
+        config = AsyncConfig(max_queue_size=4, batch_size=2, queue_policy={policy!r})
+        processor = LogxpyLogRecordProcessor(destinations=[slow], config=config)
+        provider = LoggerProvider(shutdown_on_exit=False)
+        provider.add_log_record_processor(processor)
+        LOGGER.append(provider.get_logger("t"))
+        LOGGER[0].emit(body="parent")
+        if {full!r}:
+            assert entered.wait(10)
+            while processor.metrics.pending < 4:  # (2 in the stuck write, 2 queued)
+                LOGGER[0].emit(body="parent", attributes={{"filler": 1}})
+        pid = os.fork()
+        if pid == 0:
+            LOGGER[0].emit(body="child")
+            ok = processor.force_flush(10_000)
+            m = processor.metrics
+            counts = {{"written": m.written, "dropped": m.dropped, "enqueued": m.enqueued}}
+            print(json.dumps({{"flushed": ok, **counts}}), flush=True)
+            provider.shutdown()
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        gate.set()
+        provider.shutdown()
+        m = processor.metrics
+        exit_code = os.waitstatus_to_exitcode(status)
+        print(json.dumps({{"child_exit": exit_code, "written": m.written}}), flush=True)
+    """
+    done = run_script(textwrap.dedent(script), timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    child, parent = (json_line for json_line in map(_json, done.stdout.splitlines()))
+    assert child == {"flushed": True, "written": 2, "dropped": 0, "enqueued": 2}, done.stdout
+    assert parent["child_exit"] == 0
+    bodies = [line.get("msg") for line in parse_lines(path.read_bytes()) if "at" not in line]
+    assert bodies.count("hook") == 1 and bodies.count("child") == 1
+    assert bodies.count("parent") == parent["written"]  # the parent's pending: the parent's alone
+
+
+def _json(text: str) -> Any:
+    import json
+
+    return json.loads(text)
