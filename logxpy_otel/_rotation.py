@@ -295,6 +295,8 @@ class Maintenance:
                 _gzip(backup, self._file_mode)
             except Exception as exc:  # noqa: BLE001 - (a clock past 2106 fails gzip's header: not an OSError)
                 logger.warning("logxpy-otel: could not compress %s (it stays uncompressed): %s", backup, exc)
+            else:
+                self._compress_left_overs(live_path, backup)
         if self._backup_count is not None:
             for old in _beyond_count(live_path, self._backup_count):
                 try:
@@ -303,6 +305,21 @@ class Maintenance:
                     logger.warning("logxpy-otel: could not delete old backup %s: %s", old, exc)
             prune_checkpoints(live_path)
         prune_partials(live_path)
+
+    def _compress_left_overs(self, live_path: str, backup: str) -> None:
+        """Compress the family's other plain backups: those a process left when it ended while
+        compressing them (its upkeep thread cut short by the exit, or ``os._exit``), alone
+        or beside the ``.gz`` it had renamed into place but not yet removed them for (then
+        read twice by whoever reads every file). ``_gzip`` makes ``X.gz`` again from ``X``,
+        which holds all of it and what was appended since. Another process compressing the
+        same backup meanwhile is no harm: the second finds it gone. A failure here is
+        tried again at the next rotation."""
+        for name in backups(live_path):
+            if name != backup and not name.endswith(".gz"):
+                try:
+                    _gzip(name, self._file_mode)
+                except Exception as exc:  # noqa: BLE001 - left for the next rotation
+                    logger.debug("logxpy-otel: could not compress the left-over backup %s: %s", name, exc)
 
 
 def _beyond_count(path: str, count: int) -> list[str]:

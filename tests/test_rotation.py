@@ -755,7 +755,9 @@ def test_upkeep_goes_on_after_a_job_fails_with_any_exception(
     assert dest._maintenance.wait(10.0), "upkeep ends its work"
     dest.close()
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [f"app.{utc_stamp(DAY)}.jsonl", f"app.{utc_stamp(DAY + 1)}.jsonl.gz", "app.jsonl"]
+    # (the backup its failure left uncompressed is compressed with the next one)
+    assert names == [f"app.{utc_stamp(DAY)}.jsonl.gz", f"app.{utc_stamp(DAY + 1)}.jsonl.gz", "app.jsonl"]
+    assert calls == [str(tmp_path / f"app.{utc_stamp(d)}.jsonl") for d in (DAY, DAY + 1, DAY)]
 
 
 def test_a_file_another_process_renamed_meanwhile_keeps_its_size_limit(
@@ -1355,3 +1357,31 @@ def test_strftime_fields_of_a_template_are_in_utc_as_rotation_is(
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_backups_a_process_left_uncompressed_are_compressed_at_the_next_rotation(tmp_path: Path) -> None:
+    """Hostile review, session 27: processes sharing a file with ``compress`` that ended
+    while compressing a backup (a child's ``os._exit``, the exit cutting the upkeep thread
+    short) left it uncompressed, or as both ``X`` and ``X.gz`` (renamed into place, not yet
+    removed): a reader of every file saw its records twice, and nothing removed ``X``. The
+    next rotation's upkeep compresses what was left: ``X.gz`` made again from ``X``, which
+    may have taken lines since, and ``X`` removed."""
+    path = tmp_path / "app.jsonl"
+    older = tmp_path / f"app.{utc_stamp(DAY - 2)}.jsonl"
+    half_done = tmp_path / f"app.{utc_stamp(DAY - 1)}.jsonl"
+    older.write_bytes(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":1}\n')
+    lines = b'{"ts":1.0,"tid":"x.2","lvl":[1],"n":2}\n{"ts":1.0,"tid":"x.3","lvl":[1],"n":3}\n'
+    half_done.write_bytes(lines)
+    Path(str(half_done) + ".gz").write_bytes(gzip.compress(lines[: len(lines) // 2 + 1]))
+    clock = FakeClock(DAY)
+    dest = AsyncFileDestination(path, compress=True, clock=clock)
+    dest(b'{"ts":1.0,"tid":"x.4","lvl":[1],"n":4}\n')
+    dest.rotate()
+    assert dest._maintenance.wait(5.0)
+    dest.close()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(
+        [f"{older.name}.gz", f"{half_done.name}.gz", f"app.{utc_stamp(DAY)}.jsonl.gz", "app.jsonl"]
+    )
+    assert gzip.decompress(Path(str(half_done) + ".gz").read_bytes()) == lines
+    assert ns(Path(str(older) + ".gz")) == [1]
