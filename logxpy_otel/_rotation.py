@@ -290,13 +290,13 @@ class Maintenance:
 
     def _upkeep(self, live_path: str, backup: str) -> None:
         """Compress ``backup``, then enforce ``backup_count`` and remove what a crash left."""
+        compressed = False
         if self._compress:
             try:
                 _gzip(backup, self._file_mode)
+                compressed = True
             except Exception as exc:  # noqa: BLE001 - (a clock past 2106 fails gzip's header: not an OSError)
                 logger.warning("logxpy-otel: could not compress %s (it stays uncompressed): %s", backup, exc)
-            else:
-                self._compress_left_overs(live_path, backup)
         if self._backup_count is not None:
             for old in _beyond_count(live_path, self._backup_count):
                 try:
@@ -305,6 +305,8 @@ class Maintenance:
                     logger.warning("logxpy-otel: could not delete old backup %s: %s", old, exc)
             prune_checkpoints(live_path)
         prune_partials(live_path)
+        if compressed:  # (after retention: none is compressed only to be deleted)
+            self._compress_left_overs(live_path, backup)
 
     def _compress_left_overs(self, live_path: str, backup: str) -> None:
         """Compress the family's other plain backups: those a process left when it ended while
@@ -313,13 +315,19 @@ class Maintenance:
         read twice by whoever reads every file). ``_gzip`` makes ``X.gz`` again from ``X``,
         which holds all of it and what was appended since. Another process compressing the
         same backup meanwhile is no harm: the second finds it gone. A failure here is
-        tried again at the next rotation."""
-        for name in backups(live_path):
-            if name != backup and not name.endswith(".gz"):
-                try:
-                    _gzip(name, self._file_mode)
-                except Exception as exc:  # noqa: BLE001 - left for the next rotation
-                    logger.debug("logxpy-otel: could not compress the left-over backup %s: %s", name, exc)
+        tried again at the next rotation. At most :data:`_LEFT_OVERS_A_ROTATION`, newest
+        first: a directory of many (``compress`` turned on for old files) takes a few
+        rotations, never a close's whole bound."""
+        plain = [name for name in backups(live_path) if name != backup and not name.endswith(".gz")]
+        for name in plain[::-1][:_LEFT_OVERS_A_ROTATION]:
+            try:
+                _gzip(name, self._file_mode)
+            except Exception as exc:  # noqa: BLE001 - left for the next rotation
+                logger.debug("logxpy-otel: could not compress the left-over backup %s: %s", name, exc)
+
+
+#: How many left-over plain backups one rotation's upkeep compresses.
+_LEFT_OVERS_A_ROTATION: Final = 2
 
 
 def _beyond_count(path: str, count: int) -> list[str]:

@@ -249,6 +249,8 @@ class FallbackLogRecordExporter(LogRecordExporter):
             # sends them in the nearest form OTLP carries), the others are sent again.
             result = self._to_file([batch[i] for i in refused])
             batch = [record for i, record in enumerate(batch) if i not in refused]
+            with self._cond:
+                job.batch = batch  # (what shutdown writes to the file if this send outlasts it)
             error = _try_export(self.primary, batch) if batch else None
         if error is None:
             with self._cond:

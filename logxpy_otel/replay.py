@@ -203,10 +203,14 @@ class Checkpoint:
         return cls.parse(data)
 
     def save(self, path: str) -> None:
-        """Written to a fresh file beside ``path``, synced, then renamed onto ``path``; a
-        failure is a :class:`ReplayError` naming the checkpoint (not the file it is of)."""
+        """Written to a fresh file beside ``path``, synced, then renamed onto ``path``."""
+        write_atomically(path, self.to_json())
+
+    def save_before_sending(self, path: str) -> None:
+        """:meth:`save`, before anything of its file is sent: a failure is a
+        :class:`ReplayError` naming the checkpoint (not the file it is of)."""
         try:
-            write_atomically(path, self.to_json())
+            self.save(path)
         except OSError as exc:
             why = exc.strerror or exc
             raise ReplayError(f"{path}: the replay checkpoint cannot be written: {why}") from exc
@@ -712,7 +716,7 @@ def _resume(src: _Source, run: _Run) -> Checkpoint:
             f"checkpoint {own_path} of {src.path} is unusable ({exc}): replaying the file from the beginning"
         )
         if run.writes:
-            src.checkpoint(0, 0).save(own_path)  # replaced, so it is reported once
+            src.checkpoint(0, 0).save_before_sending(own_path)  # replaced, so it is reported once
     if own is not None:
         if src.matches(own):
             found = own
@@ -726,7 +730,7 @@ def _resume(src: _Source, run: _Run) -> Checkpoint:
         if theirs is not None and theirs.offset > found.offset and src.matches(theirs):
             found = src.checkpoint(theirs.offset, theirs.sent)
             if run.writes:
-                found.save(own_path)  # before the live file's checkpoint moves on
+                found.save_before_sending(own_path)  # before the live file's checkpoint moves on
     if found.head_sha256 is None and found.offset:
         found = src.checkpoint(found.offset, found.sent)  # an older version's: upgraded
     return found

@@ -795,3 +795,42 @@ def test_a_record_otlp_cannot_encode_goes_to_the_file_alone_and_the_breaker_stay
     finally:
         fb.shutdown()
         receiver.stop()
+
+
+def test_a_refused_record_is_filed_once_when_shutdown_comes_during_the_resend(tmp_path: Path) -> None:
+    """Review of today's fix: the refused records went to the file, then shutdown wrote the
+    send still under way, the whole batch, to the file too: the refused record twice."""
+    receiver = HttpReceiver()
+    receiver.start()
+    path = tmp_path / "fallback.jsonl"
+    primary = otlp_exporter("http/protobuf", receiver.endpoint, timeout=5)
+    real, calls, resending = primary.export, [0], threading.Event()
+
+    def slow_second(batch: Any) -> LogRecordExportResult:
+        calls[0] += 1
+        if calls[0] == 2:  # the re-send of the others, slow: shutdown comes meanwhile
+            resending.set()
+            time.sleep(2)
+        return real(batch)
+
+    primary.export = slow_second  # type: ignore[method-assign]
+    fb = FallbackLogRecordExporter(
+        primary, LogxpyLogRecordExporter(path), live_timeout_s=0.1, shutdown_timeout_s=0.5
+    )
+    try:
+        res = Resource({"service.name": "t"})
+        bodies: list[Any] = [2**70, "r1", "r2", "r3"]
+        records = [make_record(body=b, attributes={"rec.id": str(n)}) for n, b in enumerate(bodies)]
+        batch = [readable_record(record, res) for record in records]
+        fb.export(batch)
+        assert resending.wait(10)
+        fb.shutdown()
+        filed = [line["rec.id"] for line in _file_records(path)]
+        assert sorted(filed) == ["0", "1", "2", "3"]  # the refused one once; the others at shutdown
+        assert fb.metrics.fallback_records == 4
+    finally:
+        receiver.stop()
+
+
+def _file_records(path: Path) -> list[Any]:
+    return [dict(r.record.log_record.attributes or {}) for r in read_file(path) if not isinstance(r, BadLine)]

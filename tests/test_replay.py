@@ -1261,3 +1261,20 @@ def test_a_directory_at_the_checkpoint_name_is_named_in_the_error(tmp_path: Path
         replay_files([str(path)], keep)
     assert str(caught.value).startswith(f"{_checkpoint(path)}: ") and "Is a directory" in str(caught.value)
     assert keep.ids() == []
+
+
+def test_a_checkpoint_that_cannot_be_written_after_a_send_says_the_batch_may_go_again(tmp_path: Path) -> None:
+    """Review of today's fix above: the error for a checkpoint that could not be written
+    after a batch was sent lost its "may be sent again"."""
+    path = _flat_file(tmp_path / "app.jsonl", 30)
+
+    class BlockCheckpoint(Keep):
+        def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+            result = super().export(batch)
+            _checkpoint(path).mkdir(exist_ok=True)  # (after the first batch is sent)
+            return result
+
+    keep = BlockCheckpoint()
+    with pytest.raises(ReplayError, match="may be sent again"):
+        replay_files([str(path)], keep, batch_size=10)
+    assert len(keep.ids()) == 10

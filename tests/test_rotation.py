@@ -1385,3 +1385,34 @@ def test_backups_a_process_left_uncompressed_are_compressed_at_the_next_rotation
     )
     assert gzip.decompress(Path(str(half_done) + ".gz").read_bytes()) == lines
     assert ns(Path(str(older) + ".gz")) == [1]
+
+
+def test_left_over_backups_beyond_backup_count_are_deleted_not_compressed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review of the fix above: the left-overs were compressed before retention deleted
+    the ones beyond ``backup_count``: 250 of them, 2 MB each, took the whole close bound,
+    and 253 backups were left instead of 3. Retention first; then at most a few left-overs
+    a rotation (the next rotations take the rest)."""
+    path = tmp_path / "app.jsonl"
+    for n in range(10):
+        old = tmp_path / f"app.{utc_stamp(DAY - 100 + n)}.jsonl"
+        old.write_bytes(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":1}\n')
+    compressed: list[str] = []
+    real_gzip = _rotation._gzip
+
+    def counted(backup: str, file_mode: int) -> None:
+        compressed.append(Path(backup).name)
+        real_gzip(backup, file_mode)
+
+    monkeypatch.setattr(_rotation, "_gzip", counted)
+    clock = FakeClock(DAY)
+    dest = AsyncFileDestination(path, compress=True, backup_count=3, clock=clock)
+    dest(b'{"ts":1.0,"tid":"x.4","lvl":[1],"n":4}\n')
+    dest.rotate()
+    assert dest._maintenance.wait(5.0)
+    dest.close()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    survivors = [f"app.{utc_stamp(DAY - 100 + n)}.jsonl.gz" for n in (8, 9)]
+    assert names == sorted([*survivors, f"app.{utc_stamp(DAY)}.jsonl.gz", "app.jsonl"])
+    assert len(compressed) == 3  # the new backup and the two left-overs kept: none deleted after
