@@ -140,6 +140,14 @@ def _before_fork() -> None:
             pass
 
 
+def _after_fork_in_parent() -> None:
+    for writer in list(_LIVE.values()):
+        try:
+            writer._after_fork_in_parent()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def _after_fork_in_child() -> None:
     _EXIT_BEGAN.clear()
     IDLE_CLOSER.reset_after_fork()
@@ -151,7 +159,9 @@ def _after_fork_in_child() -> None:
 
 atexit.register(_exit_all)
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )
 
 
 def register(writer: AsyncWriter) -> None:

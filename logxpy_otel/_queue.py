@@ -50,9 +50,6 @@ _ROLE: Final = itemgetter(6)
 #: Each drop reason's member, by its value (the counts' keys are members, however named).
 _REASONS: Final[dict[str, str]] = {str(reason): reason for reason in DropReason}
 
-#: No fork noted (see :meth:`RecordQueue.mark_fork`).
-_NO_FORK: Final = object()
-
 #: A free slot in the pool (true: ``compress`` keeps what a slot is taken for).
 _SLOT: Final = True
 #: What ``slots.pop`` never returns: the end mark of ``iter(slots.pop, _NO_SLOT)``.
@@ -190,10 +187,13 @@ class RecordQueue:
         self._errors = 0
         self._max_depth = 0
         self._writes = 0
-        #: The process whose queue this is, and its last item when it last forked (see
-        #: :meth:`mark_fork`): a forked child's own records are told from the parent's by it.
+        #: The process whose queue this is. While it forks (``forking``, set by the writer's
+        #: ``before`` fork hook, with the C lane closed so every record comes through
+        #: :meth:`put`), a record of another process, the child, before its reset, goes to
+        #: ``_born`` (see :meth:`born_here`), never among the parent's.
         self._pid = os.getpid()
-        self._fork_mark: object = _NO_FORK
+        self.forking = False
+        self._born: list[LineItem] = []
 
     # -- the gate ------------------------------------------------------------------------
 
@@ -216,6 +216,11 @@ class RecordQueue:
     def put(self, item: LineItem) -> bool | None:
         """Queue ``item``: True when queued, False when dropped (and counted), None when the
         gate is :attr:`Gate.DIRECT` and the caller must write it itself. Never raises."""
+        if self.forking and os.getpid() != self._pid:
+            # A forked child's at-fork hook that runs before our reset (registered before
+            # our import): the record is the child's (no thread here would free a slot).
+            self._born.append(item)
+            return True
         gate = self._gate
         if gate is not Gate.OPEN:
             return None if gate is Gate.DIRECT else self._refuse(1, span_lines((item,)))
@@ -241,12 +246,6 @@ class RecordQueue:
 
     def _when_full(self, item: LineItem) -> bool | None:
         """No free slot: apply the policy. Runs with no lock held; takes it as needed."""
-        if os.getpid() != self._pid:
-            # A forked child's at-fork hook that runs before ours (registered before our
-            # import), logging into the queue it inherited: no thread here frees a slot.
-            # Queued all the same; our reset hands it to the child's new queue.
-            self._items.append(item)
-            return True
         if self._policy is QueuePolicy.BLOCK:
             with self._lock:
                 self.block_waiters += 1
@@ -358,28 +357,10 @@ class RecordQueue:
 
     # -- fork -----------------------------------------------------------------------------
 
-    def mark_fork(self) -> None:
-        """Just before a fork: note the last item queued. In the child, what comes after it
-        was logged there (by an at-fork hook that runs before our reset): :meth:`born_here`."""
-        items = self._items
-        self._fork_mark = items[-1] if items else None
-
     def born_here(self) -> list[LineItem]:
-        """In a forked child, before its reset: the records queued after the fork (after the
-        mark; all of them when the parent's writer took the mark meanwhile). The parent's
-        are the parent's to write; these are this process's. (A record another thread of
-        the parent queued while the fork's hooks ran comes too: written by both.)"""
-        mark = self._fork_mark
-        if mark is _NO_FORK:
-            return []
-        born: list[LineItem] = []
-        for entry in reversed(self._items):
-            if entry is mark:
-                break
-            if type(entry) is not FlushMarker:
-                born.append(entry)
-        born.reverse()
-        return born
+        """In a forked child, before its reset: the records it logged (see ``forking``).
+        The rest of the queue is the parent's, to be written by the parent alone."""
+        return list(self._born)
 
     def add_marker(self) -> FlushMarker:
         """A flush marker behind every record handed over so far. It is answered at once

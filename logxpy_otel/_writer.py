@@ -687,8 +687,16 @@ class AsyncWriter:
                 pass  # never out of a shutdown or the exit hook (the other writers' exit steps)
 
     def _before_fork(self) -> None:
-        """Just before a fork (see :meth:`_child_after_fork`)."""
-        self._queue.mark_fork()
+        """Just before a fork: every record comes through the queue's ``put`` until it is
+        done (the C lane closed), which tells the child's records from the parent's (see
+        :meth:`_child_after_fork`). No lock is taken: a hook must never wait."""
+        self._queue.forking = True
+        self._lane[0] = None
+
+    def _after_fork_in_parent(self) -> None:
+        queue = self._queue
+        queue.forking = False
+        self._lane[0] = queue.lane() if queue.gate is Gate.OPEN else None
 
     def _child_after_fork(self) -> None:
         """In a forked child: forget the parent's queue, locks and thread; start afresh on use.

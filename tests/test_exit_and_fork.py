@@ -675,3 +675,58 @@ def _json(text: str) -> Any:
     import json
 
     return json.loads(text)
+
+
+def test_records_the_parent_logs_while_the_fork_hooks_run_are_the_parents_alone(tmp_path: Path) -> None:
+    """Review of the fix above: the child took everything queued after our ``before`` hook
+    for its own. A record the parent logged in a ``before`` hook registered before our
+    import (run after ours) was written by both, every time; with a slow ``before`` hook
+    and a thread logging meanwhile, about 600 records a fork were written twice."""
+    path = tmp_path / "fork.jsonl"
+    script = f"""
+        import json, os, threading, time
+        def before():
+            LOGGER[0].emit(body="parent-before-hook")
+            time.sleep(0.05)  # (a slow hook: the logging thread runs meanwhile)
+        def after_child():
+            LOGGER[0].emit(body="child-hook")
+        os.register_at_fork(before=before, after_in_child=after_child)  # (before our import)
+        LOGGER = []
+        from opentelemetry.sdk._logs import LoggerProvider
+        from logxpy_otel import LogxpyLogRecordProcessor
+        processor = LogxpyLogRecordProcessor({str(path)!r})
+        provider = LoggerProvider(shutdown_on_exit=False)
+        provider.add_log_record_processor(processor)
+        LOGGER.append(provider.get_logger("t"))
+        stop = threading.Event()
+        def busy():
+            n = 0
+            while not stop.is_set():
+                LOGGER[0].emit(body="busy", attributes={{"n": n}})
+                n += 1
+        thread = threading.Thread(target=busy)
+        thread.start()
+        children = []
+        for _ in range(3):
+            pid = os.fork()
+            if pid == 0:
+                LOGGER[0].emit(body="child")
+                processor.force_flush(10_000)
+                provider.shutdown()
+                os._exit(0)
+            children.append(pid)
+        stop.set()
+        thread.join(10)
+        codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+        provider.shutdown()
+        print(json.dumps({{"codes": codes}}))
+    """
+    done = run_script(textwrap.dedent(script), timeout=90)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _json(done.stdout.splitlines()[-1]) == {"codes": [0, 0, 0]}
+    lines = [line for line in parse_lines(path.read_bytes()) if "at" not in line]
+    bodies = [line["msg"] for line in lines]
+    assert bodies.count("parent-before-hook") == 3
+    assert bodies.count("child-hook") == bodies.count("child") == 3
+    busy = [line["n"] for line in lines if line["msg"] == "busy"]
+    assert len(busy) == len(set(busy)), f"{len(busy) - len(set(busy))} records written twice"
