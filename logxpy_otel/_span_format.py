@@ -56,10 +56,14 @@ class SpanEncoder:
     anything else takes the careful path, which tags and never raises.
     """
 
-    __slots__ = ("_last_trace", "_tails", "end", "fast", "start")
+    __slots__ = ("_last_trace", "_names", "_tails", "end", "fast", "start")
 
     def __init__(self, tails: Tails, *, speedups: bool = True) -> None:
         self._tails = tails
+        #: Each open span's name at its start, by span id: a span renamed before it ends
+        #: (``update_name``: a server span named after its route) keeps it in its end
+        #: line's ``at``, which logxpy's tools match the start by (the C encoder shares it).
+        self._names: dict[int, str] = {}
         # The last trace id's hex text: a trace's spans come in runs.
         self._last_trace: tuple[int, str] = (0, "")
         #: ``start(span)``: the span's start line; None for a span with no valid ids.
@@ -86,6 +90,8 @@ class SpanEncoder:
                 roles=(SpanStart, SpanEnd),
                 fallback_start=self._start,
                 fallback_end=self._end,
+                names=self._names,
+                max_names=MAX_NAMES,
             )
             self.start, self.end, self.fast = fast.start, fast.end, fast
 
@@ -97,7 +103,12 @@ class SpanEncoder:
         trace_hex, otel = ids
         start_ns = span.start_time or 0
         ts = _seconds(start_ns)
-        line: dict[str, Any] = {"ts": ts, "at": _name(span), "st": "started"}
+        name = _name(span)
+        names = self._names
+        if len(names) >= MAX_NAMES:
+            names.clear()  # (spans that never end: their renames are not seen)
+        names[span.context.span_id] = name  # (ids checked above)
+        line: dict[str, Any] = {"ts": ts, "at": name, "st": "started"}
         otel["start_time_unix_nano"] = start_ns
         attributes = span_attributes(span)
         kind = span.kind
@@ -120,6 +131,10 @@ class SpanEncoder:
         code = status.status_code
         failed = code is StatusCode.ERROR
         name = _name(span)
+        started = self._names.pop(span.context.span_id, name)
+        if started != name:
+            otel["name"] = name  # renamed: the final name; ``at`` stays the start's
+            name = started
         line: dict[str, Any] = {"ts": ts, "at": name, "st": "failed" if failed else "succeeded"}
         if failed and status.description:
             line["reason"] = status.description
@@ -194,6 +209,9 @@ def _name(span: ReadableSpan) -> str:
     # a str subclass (a StrEnum member) by its value, anything else by its repr
     return str.__str__(name) if isinstance(name, str) else _safe_repr(name)
 
+
+#: How many open spans' start names an encoder keeps (more are forgotten at once).
+MAX_NAMES: Final = 65_536
 
 _INTERNAL: Final = SpanKind.INTERNAL
 _KIND_NAMES: Final = {kind: kind.name.lower() for kind in SpanKind}

@@ -1187,6 +1187,8 @@ struct SpanEncoderObject {
     LastTail last;
     Py_ssize_t end_places[N_SPAN_FIELDS]; /* each field's place in an ended span's dict, -1 unknown */
     int end_places_known;
+    PyObject *names;       /* dict: each open span's name at its start, by span id (shared with Python) */
+    Py_ssize_t max_names;  /* more open spans than this: the names are forgotten at once */
 };
 
 /* ``value`` (an exact int in [1, 2**64)) as 16 hex digits into ``out``: 0; 1 when it is
@@ -1461,6 +1463,32 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
             last_tail_set(&self->last, scope, resource, tail);
         }
     }
+    {
+        /* The name at its start, by span id (shared with the Python encoder): a span renamed
+         * before its end keeps it in its end line's ``at`` (logxpy's tools match the start
+         * by it), and that line is the Python encoder's (the final name in ``_otel``). */
+        PyObject *span_id = PyTuple_GET_ITEM(context, 1);
+        if (end) {
+            PyObject *started = PyDict_GetItemWithError(self->names, span_id); /* borrowed */
+            if (started == NULL && PyErr_Occurred())
+                goto done;
+            if (started != NULL && started != name) {
+                int same = PyObject_RichCompareBool(started, name, Py_EQ);
+                if (same < 0)
+                    goto done;
+                if (!same)
+                    goto bail;
+            }
+            if (started != NULL && PyDict_DelItem(self->names, span_id) < 0)
+                goto done;
+        }
+        else {
+            if (PyDict_GET_SIZE(self->names) >= self->max_names)
+                PyDict_Clear(self->names); /* (spans that never end: their renames are not seen) */
+            if (PyDict_SetItem(self->names, span_id, name) < 0)
+                goto done;
+        }
+    }
     ts = seconds_of(end ? stop_ns : start_ns);
     if (ts == NULL)
         goto bail;
@@ -1599,18 +1627,20 @@ SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"tails", "dumps", "reserved", "span_types", "context_type", "empty_state",
                              "bounded", "bounded_list", "kinds", "internal", "status_codes", "roles",
-                             "fallback_start", "fallback_end", NULL};
+                             "fallback_start", "fallback_end", "names", "max_names", NULL};
     PyObject *tails, *dumps, *reserved, *span_types, *context_type, *empty_state, *bounded, *bounded_list,
-        *kinds, *internal, *unset, *ok, *error, *start_type, *end_type, *fallback_start, *fallback_end;
+        *kinds, *internal, *unset, *ok, *error, *start_type, *end_type, *fallback_start, *fallback_end, *names;
+    Py_ssize_t max_names;
     if (self->fallback_end != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "SpanEncoder is set up once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!O!O!OO!O!OO(OOO)(O!O!)OO", kwlist, &tails, &dumps,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!O!O!OO!O!OO(OOO)(O!O!)OOO!n", kwlist, &tails, &dumps,
                                      &PyFrozenSet_Type, &reserved, &PyTuple_Type, &span_types, &PyType_Type,
                                      &context_type, &empty_state, &PyType_Type, &bounded, &PyType_Type,
                                      &bounded_list, &kinds, &internal, &unset, &ok, &error, &PyType_Type,
-                                     &start_type, &PyType_Type, &end_type, &fallback_start, &fallback_end))
+                                     &start_type, &PyType_Type, &end_type, &fallback_start, &fallback_end,
+                                     &PyDict_Type, &names, &max_names))
         return -1;
     if (!PyType_IsSubtype((PyTypeObject *)context_type, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "context_type must be a tuple type");
@@ -1636,13 +1666,15 @@ SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->end_type, Py_NewRef(end_type));
     Py_XSETREF(self->fallback_start, Py_NewRef(fallback_start));
     Py_XSETREF(self->fallback_end, Py_NewRef(fallback_end));
+    Py_XSETREF(self->names, Py_NewRef(names));
+    self->max_names = max_names;
     return 0;
 }
 
 #define SPAN_ENCODER_FIELDS(X)                                                                               \
     X(tails) X(dumps) X(reserved) X(span_types) X(context_type) X(empty_state) X(bounded) X(bounded_list)  \
     X(internal) X(unset) X(ok) X(error) X(start_type) X(end_type) X(fallback_start) X(fallback_end)         \
-    X(trace_key) X(trace_hex)
+    X(trace_key) X(trace_hex) X(names)
 
 static int
 SpanEncoder_traverse(SpanEncoder *self, visitproc visit, void *arg)

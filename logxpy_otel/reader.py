@@ -306,7 +306,7 @@ def decode_span(line: dict[str, Any], cache: _Cache | None = None) -> ReadableSp
     )
     links.dropped = int(_number(otel.get("dropped_links_count", 0), "dropped_links_count"))
     return ReadableSpan(
-        name=str(line["at"]),
+        name=str(otel.get("name", line["at"])),  # (a span renamed before its end: its final name)
         context=context,
         parent=parent,
         resource=cache.resource(otel.get("resource")),

@@ -564,6 +564,9 @@ class _Renderer:
         start, end = action.start, action.end
         named = start or end
         name = named.data.get("at") if named is not None else None
+        otel = end.data.get("_otel") if end is not None else None
+        if isinstance(otel, dict) and isinstance(otel.get("name"), str):
+            name = otel["name"]  # a span renamed before its end: its final name (format.md)
         if named is None:
             parts = ["(start not seen)"]
         else:

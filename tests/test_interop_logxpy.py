@@ -248,3 +248,42 @@ def test_a_trace_pushed_out_with_a_span_open_and_opened_again_loses_no_record_in
 
     tasks = json.loads(result.stdout)
     assert sorted(m for task in tasks for m in messages(task["root"])) == ["a1", "a2", "a3", "b1"]
+
+
+def test_a_span_renamed_before_its_end_keeps_one_action_type_and_its_final_name(tmp_path: Path) -> None:
+    """Review, session 27: an HTTP instrumentation renames its server span to the route
+    (``span.update_name``) before it ends. The end line's ``at`` (the final name) then
+    differed from the start line's, and logxpy's Parser, which matches an action's end by
+    its type, raised (InvalidStartMessage) and read nothing more of the file. The end line
+    keeps the start's ``at``; the final name is in ``_otel.name``, and reads back as the
+    span's name."""
+    import json
+
+    from logxpy_otel.reader import LineSpan, read_file
+
+    path = tmp_path / "renamed.jsonl"
+    processor = LogxpyLogRecordProcessor(path)
+    logs = LoggerProvider(shutdown_on_exit=False)
+    logs.add_log_record_processor(processor)
+    tracing = TracerProvider(shutdown_on_exit=False)
+    tracing.add_span_processor(processor.span_processor())
+    tracer, logger = tracing.get_tracer("t"), logs.get_logger("app")
+    with tracer.start_as_current_span("GET") as span:
+        logger.emit(body="routing")
+        span.update_name("GET /users/{id}")
+        with tracer.start_as_current_span("query"):
+            logger.emit(body="inner")
+    logger.emit(body="after")
+    tracing.shutdown()
+    logs.shutdown()
+    command = [str(LOGXPY_PYTHON), "-c", _TREE_READER, str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    tasks = json.loads(result.stdout)
+    roots = [task["root"] for task in tasks]
+    (trace_root,) = [root for root in roots if isinstance(root, dict)]
+    (request,) = trace_root["children"]
+    assert (request["action"], request["status"]) == ("GET", "succeeded")
+    assert request["children"][0] == "routing" and request["children"][1]["children"] == ["inner"]
+    assert "after" in roots and all(task["complete"] for task in tasks)
+    names = sorted(item.span.name for item in read_file(path, spans=True) if isinstance(item, LineSpan))
+    assert names == ["GET /users/{id}", "query"]

@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from logxpy_otel import LogxpyLogRecordProcessor, cli, viewer
+from logxpy_otel import LogxpyLogRecordProcessor, _span_format, cli, viewer
 from logxpy_otel._rotation import backup_name
 from logxpy_otel.replay import UsageError
 from logxpy_otel.viewer import ViewOptions, follow, parse_time, render, use_color
@@ -1213,3 +1213,31 @@ def test_a_record_stamped_earlier_than_its_tree_does_not_cut_it(tmp_path: Path) 
     path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
     trees = [entry for entry in render([path], utc=True) if "otel:trace" in entry]
     assert len(trees) == 1 and "succeeded" in trees[0] and "unfinished" not in trees[0]
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["c", "python"])
+def test_a_span_renamed_before_its_end_is_drawn_with_its_final_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pure: bool
+) -> None:
+    """Its end line keeps the start's ``at`` (logxpy's tools match the two by it); the final
+    name, in ``_otel.name``, is the one drawn. The C encoder leaves the renamed end line to
+    the Python one: the same bytes either way."""
+    if pure:
+        monkeypatch.setattr(_span_format, "_CSpanEncoder", None)
+    path = tmp_path / "renamed.jsonl"
+    processor = LogxpyLogRecordProcessor(path)
+    logs = LoggerProvider(shutdown_on_exit=False)
+    logs.add_log_record_processor(processor)
+    tracing = TracerProvider(shutdown_on_exit=False)
+    tracing.add_span_processor(processor.span_processor())
+    with tracing.get_tracer("t").start_as_current_span("GET") as span:
+        logs.get_logger("app").emit(body="inside")
+        span.update_name("GET /users/{id}")
+    tracing.shutdown()
+    logs.shutdown()
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    start, end = (line for line in lines if line.get("at") == "GET")
+    assert (start["st"], end["st"], end["_otel"]["name"]) == ("started", "succeeded", "GET /users/{id}")
+    assert "name" not in start["_otel"]
+    out = text(render([path], utc=True))
+    assert "GET /users/{id}  succeeded" in out and "── " in out
