@@ -680,6 +680,8 @@ def test_a_kind_name_the_span_encoder_would_write_unescaped_is_refused() -> None
             roles=(int, int),
             fallback_start=print,
             fallback_end=print,
+            names={},
+            max_names=1,
         )
 
 
