@@ -187,12 +187,13 @@ class RecordQueue:
         self._errors = 0
         self._max_depth = 0
         self._writes = 0
-        #: The process whose queue this is. While it forks (``forking``, set by the writer's
-        #: ``before`` fork hook, with the C lane closed so every record comes through
-        #: :meth:`put`), a record of another process, the child, before its reset, goes to
-        #: ``_born`` (see :meth:`born_here`), never among the parent's.
+        #: The process whose queue this is. While it forks (``forks``: one entry for each
+        #: fork under way, from the writer's ``before`` fork hook to its ``after_in_parent``,
+        #: several when threads fork at once; the C lane closed meanwhile, so every record
+        #: comes through :meth:`put`), a record of another process, the child before its
+        #: reset, goes to ``_born`` (see :meth:`born_here`), never among the parent's.
         self._pid = os.getpid()
-        self.forking = False
+        self.forks: list[None] = []
         self._born: list[LineItem] = []
 
     # -- the gate ------------------------------------------------------------------------
@@ -216,7 +217,7 @@ class RecordQueue:
     def put(self, item: LineItem) -> bool | None:
         """Queue ``item``: True when queued, False when dropped (and counted), None when the
         gate is :attr:`Gate.DIRECT` and the caller must write it itself. Never raises."""
-        if self.forking and os.getpid() != self._pid:
+        if self.forks and os.getpid() != self._pid:
             # A forked child's at-fork hook that runs before our reset (registered before
             # our import): the record is the child's (no thread here would free a slot).
             self._born.append(item)
@@ -358,7 +359,7 @@ class RecordQueue:
     # -- fork -----------------------------------------------------------------------------
 
     def born_here(self) -> list[LineItem]:
-        """In a forked child, before its reset: the records it logged (see ``forking``).
+        """In a forked child, before its reset: the records it logged (see ``forks``).
         The rest of the queue is the parent's, to be written by the parent alone."""
         return list(self._born)
 

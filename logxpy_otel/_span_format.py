@@ -60,10 +60,11 @@ class SpanEncoder:
 
     def __init__(self, tails: Tails, *, speedups: bool = True) -> None:
         self._tails = tails
-        #: Each open span's name at its start, by span id: a span renamed before it ends
-        #: (``update_name``: a server span named after its route) keeps it in its end
-        #: line's ``at``, which logxpy's tools match the start by (the C encoder shares it).
-        self._names: dict[int, str] = {}
+        #: Each open span's trace id and name at its start, by span id: a span renamed
+        #: before it ends (``update_name``: a server span named after its route) keeps it
+        #: in its end line's ``at``, which logxpy's tools match the start by (the C
+        #: encoder shares it; an entry of another trace, whose span id repeats, is not its).
+        self._names: dict[int, tuple[int, str]] = {}
         # The last trace id's hex text: a trace's spans come in runs.
         self._last_trace: tuple[int, str] = (0, "")
         #: ``start(span)``: the span's start line; None for a span with no valid ids.
@@ -107,7 +108,8 @@ class SpanEncoder:
         names = self._names
         if len(names) >= MAX_NAMES:
             names.clear()  # (spans that never end: their renames are not seen)
-        names[span.context.span_id] = name  # (ids checked above)
+        context = span.context  # (ids checked above)
+        names[context.span_id] = (context.trace_id, name)
         line: dict[str, Any] = {"ts": ts, "at": name, "st": "started"}
         otel["start_time_unix_nano"] = start_ns
         attributes = span_attributes(span)
@@ -131,7 +133,12 @@ class SpanEncoder:
         code = status.status_code
         failed = code is StatusCode.ERROR
         name = _name(span)
-        started = self._names.pop(span.context.span_id, name)
+        context = span.context
+        started = name
+        entry = self._names.get(context.span_id)
+        if entry is not None and entry[0] == context.trace_id:
+            del self._names[context.span_id]
+            started = entry[1]
         if started != name:
             otel["name"] = name  # renamed: the final name; ``at`` stays the start's
             name = started

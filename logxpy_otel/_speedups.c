@@ -1469,23 +1469,35 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
          * by it), and that line is the Python encoder's (the final name in ``_otel``). */
         PyObject *span_id = PyTuple_GET_ITEM(context, 1);
         if (end) {
-            PyObject *started = PyDict_GetItemWithError(self->names, span_id); /* borrowed */
-            if (started == NULL && PyErr_Occurred())
+            /* (trace id, name), or another trace's whose span id repeats: not this span's */
+            PyObject *entry = PyDict_GetItemWithError(self->names, span_id); /* borrowed */
+            if (entry == NULL && PyErr_Occurred())
                 goto done;
-            if (started != NULL && started != name) {
-                int same = PyObject_RichCompareBool(started, name, Py_EQ);
-                if (same < 0)
+            if (entry != NULL && PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) == 2) {
+                int ours = PyObject_RichCompareBool(PyTuple_GET_ITEM(entry, 0), trace_id, Py_EQ);
+                if (ours < 0)
                     goto done;
-                if (!same)
-                    goto bail;
+                if (ours) {
+                    PyObject *started = PyTuple_GET_ITEM(entry, 1);
+                    int same = started == name ? 1 : PyObject_RichCompareBool(started, name, Py_EQ);
+                    if (same < 0)
+                        goto done;
+                    if (!same)
+                        goto bail; /* renamed: the Python encoder writes it */
+                    if (PyDict_DelItem(self->names, span_id) < 0)
+                        goto done;
+                }
             }
-            if (started != NULL && PyDict_DelItem(self->names, span_id) < 0)
-                goto done;
         }
         else {
             if (PyDict_GET_SIZE(self->names) >= self->max_names)
                 PyDict_Clear(self->names); /* (spans that never end: their renames are not seen) */
-            if (PyDict_SetItem(self->names, span_id, name) < 0)
+            PyObject *entry = PyTuple_Pack(2, trace_id, name);
+            if (entry == NULL)
+                goto done;
+            int rc_set = PyDict_SetItem(self->names, span_id, entry);
+            Py_DECREF(entry);
+            if (rc_set < 0)
                 goto done;
         }
     }

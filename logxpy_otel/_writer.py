@@ -227,8 +227,10 @@ class AsyncWriter:
             gate = Gate.DIRECT if self._sync else Gate.OPEN
         else:
             gate = {_NEW: Gate.DIRECT, _STOPPING: Gate.CLOSING}.get(self._state, Gate.CLOSED)
-        self._queue.set_gate(gate)
-        self._lane[0] = self._queue.lane() if gate is Gate.OPEN else None
+        queue = self._queue
+        queue.set_gate(gate)
+        # (closed while a fork is under way: see _before_fork)
+        self._lane[0] = queue.lane() if gate is Gate.OPEN and not queue.forks else None
 
     def nest_spans(self) -> None:
         """Take span lines too (from ``LogxpySpanProcessor``): each trace's tree then nests
@@ -689,14 +691,18 @@ class AsyncWriter:
     def _before_fork(self) -> None:
         """Just before a fork: every record comes through the queue's ``put`` until it is
         done (the C lane closed), which tells the child's records from the parent's (see
-        :meth:`_child_after_fork`). No lock is taken: a hook must never wait."""
-        self._queue.forking = True
+        :meth:`_child_after_fork`). No lock is taken here (a list's append is atomic)."""
+        self._queue.forks.append(None)
         self._lane[0] = None
 
     def _after_fork_in_parent(self) -> None:
-        queue = self._queue
-        queue.forking = False
-        self._lane[0] = queue.lane() if queue.gate is Gate.OPEN else None
+        """The fork is done: the lane opens again once no other thread's fork is under way
+        (as :meth:`_set_mode` would set it, under the same lock)."""
+        with self._lock:
+            forks = self._queue.forks
+            if forks:
+                forks.pop()
+            self._set_mode()
 
     def _child_after_fork(self) -> None:
         """In a forked child: forget the parent's queue, locks and thread; start afresh on use.

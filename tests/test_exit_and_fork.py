@@ -730,3 +730,50 @@ def test_records_the_parent_logs_while_the_fork_hooks_run_are_the_parents_alone(
     assert bodies.count("child-hook") == bodies.count("child") == 3
     busy = [line["n"] for line in lines if line["msg"] == "busy"]
     assert len(busy) == len(set(busy)), f"{len(busy) - len(set(busy))} records written twice"
+
+
+def test_a_child_hooks_record_is_the_childs_when_two_threads_fork_at_once(tmp_path: Path) -> None:
+    """Review of the fix above: thread A's after-fork step in the parent ended the "forking"
+    state while thread B's fork was still under way (the before hooks run before the fork
+    takes its lock), so B's child logged its hook's record into the inherited queue, and
+    our reset threw it away, counted nowhere (29 of 30 with two threads)."""
+    path = tmp_path / "fork.jsonl"
+    script = f"""
+        import json, os, threading, time
+        def before():
+            time.sleep(0.005)
+        def after_child():
+            LOGGER[0].emit(body="child-hook")
+        os.register_at_fork(before=before, after_in_child=after_child)  # (before our import)
+        LOGGER = []
+        from opentelemetry.sdk._logs import LoggerProvider
+        from logxpy_otel import LogxpyLogRecordProcessor
+        processor = LogxpyLogRecordProcessor({str(path)!r})
+        provider = LoggerProvider(shutdown_on_exit=False)
+        provider.add_log_record_processor(processor)
+        LOGGER.append(provider.get_logger("t"))
+        children, lock = [], threading.Lock()
+        def forker():
+            for _ in range(10):
+                pid = os.fork()
+                if pid == 0:
+                    ok = processor.force_flush(10_000)
+                    provider.shutdown()
+                    os._exit(0 if ok else 3)
+                with lock:
+                    children.append(pid)
+        threads = [threading.Thread(target=forker) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+        lane = processor._writer._lane[0] is not None or processor._writer._queue.gate.name != "OPEN"
+        provider.shutdown()
+        print(json.dumps({{"codes": sorted(set(codes)), "forks": len(codes), "lane": lane}}))
+    """
+    done = run_script(textwrap.dedent(script), timeout=90)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _json(done.stdout.splitlines()[-1]) == {"codes": [0], "forks": 30, "lane": True}
+    bodies = [line["msg"] for line in parse_lines(path.read_bytes()) if "at" not in line]
+    assert bodies.count("child-hook") == 30

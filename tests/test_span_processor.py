@@ -536,3 +536,45 @@ def test_a_shutdown_racing_spans_from_several_threads_loses_no_line_silently(tmp
     assert written + dropped == 2 * sum(made)
     assert dropped > 0, "the shutdown came while spans were being made"
     setup.tracer_provider.shutdown()
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["c", "python"])
+def test_start_names_are_told_apart_by_trace_when_span_ids_repeat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pure: bool
+) -> None:
+    """Review, session 27: the start names kept for renamed spans were keyed by span id
+    alone; with an id generator that repeats span ids across traces, span "a" (trace 1)
+    ended with "b"'s name in ``at`` (trace 2, the same span id, started after it) and its
+    own in ``_otel.name``, and logxpy's Parser raised on the file. Nothing was renamed."""
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
+
+    from logxpy_otel import _span_format
+
+    if pure:
+        monkeypatch.setattr(_span_format, "_CSpanEncoder", None)
+
+    class RepeatingSpanIds(IdGenerator):
+        def __init__(self) -> None:
+            self.traces = iter(range(1, 100))
+
+        def generate_span_id(self) -> int:
+            return 7
+
+        def generate_trace_id(self) -> int:
+            return next(self.traces)
+
+    path = tmp_path / "ids.jsonl"
+    processor = LogxpyLogRecordProcessor(path)
+    tracing = TracerProvider(id_generator=RepeatingSpanIds(), shutdown_on_exit=False)
+    tracing.add_span_processor(processor.span_processor())
+    tracer = tracing.get_tracer("t")
+    a = tracer.start_span("a")
+    b = tracer.start_span("b")
+    a.end()
+    b.update_name("b2")
+    b.end()
+    tracing.shutdown()
+    processor.shutdown()
+    lines = parse_lines(path.read_bytes())
+    ends = [line for line in lines if line.get("st") == "succeeded" and "_otel" in line]
+    assert [(line["at"], line["_otel"].get("name")) for line in ends] == [("a", None), ("b", "b2")]
