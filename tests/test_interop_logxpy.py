@@ -89,6 +89,8 @@ def test_a_pool_of_processes_in_one_span_writing_one_file_gives_whole_trees(tmp_
         from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry import trace
+        from opentelemetry.context import attach
+        from opentelemetry.propagate import extract, inject
         from logxpy_otel import LogxpyLogRecordProcessor
 
         provider = LoggerProvider(shutdown_on_exit=True)
@@ -96,7 +98,11 @@ def test_a_pool_of_processes_in_one_span_writing_one_file_gives_whole_trees(tmp_
         provider.add_log_record_processor(processor)
         logger = provider.get_logger("pool")
 
-        def work(n):
+        def work(job):
+            n, carrier = job
+            # (the parent's span, as an application hands it on: a worker forked by the
+            # pool's own thread, to replace one, does not inherit the main thread's context)
+            attach(extract(carrier))
             for i in range(5):
                 logger.emit(body=f"worker {{n}} step {{i}}")
             processor.force_flush()
@@ -107,8 +113,11 @@ def test_a_pool_of_processes_in_one_span_writing_one_file_gives_whole_trees(tmp_
             trace.set_tracer_provider(TracerProvider())
             with trace.get_tracer("t").start_as_current_span("parent") as span:
                 print(f"{{span.get_span_context().trace_id:032x}}")
+                carrier = {{}}
+                inject(carrier)
                 with mp.get_context("fork").Pool(3, maxtasksperchild=1) as pool:
-                    assert sorted(pool.map(work, range(3), chunksize=1)) == [0, 1, 2]
+                    jobs = [(n, carrier) for n in range(3)]
+                    assert sorted(pool.map(work, jobs, chunksize=1)) == [0, 1, 2]
         """
     )
     done = subprocess.run(
