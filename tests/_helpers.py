@@ -237,6 +237,22 @@ def c_or_python(
     return str(request.param)
 
 
+def logs_and_spans(path: Path, **options: Any) -> tuple[Any, Any, Any]:
+    """A ``LogxpyLogRecordProcessor`` writing ``path`` (with ``options``), a logger provider
+    and a tracer provider sending their records and spans to it: ``(processor, logs, tracing)``."""
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from logxpy_otel import LogxpyLogRecordProcessor
+
+    processor = LogxpyLogRecordProcessor(path, **options)
+    logs = LoggerProvider(shutdown_on_exit=False)
+    logs.add_log_record_processor(processor)
+    tracing = TracerProvider(shutdown_on_exit=False)
+    tracing.add_span_processor(processor.span_processor())
+    return processor, logs, tracing
+
+
 def start_writer(writers: list[AsyncWriter], *dests: Any, **config: Any) -> AsyncWriter:
     """A started writer with ``config``; kept in ``writers``, which stops it at the end."""
     writer = AsyncWriter(dests, AsyncConfig(**config))

@@ -671,6 +671,27 @@ def test_a_record_an_earlier_at_fork_hook_logs_in_the_child_is_written_by_the_ch
     assert bodies.count("parent") == parent["written"]  # the parent's pending: the parent's alone
 
 
+def _early_hooks(path: Path, before: str) -> str:
+    """The start of a child script: at-fork hooks registered before logxpy_otel is imported
+    (``before`` runs in the parent; the child's hook logs "child-hook"), then a processor
+    writing ``path`` behind ``provider``, whose logger is ``LOGGER[0]``."""
+    return f"""
+        import json, os, threading, time
+        def before():
+            {before}
+        def after_child():
+            LOGGER[0].emit(body="child-hook")
+        os.register_at_fork(before=before, after_in_child=after_child)
+        LOGGER = []
+        from opentelemetry.sdk._logs import LoggerProvider
+        from logxpy_otel import LogxpyLogRecordProcessor
+        processor = LogxpyLogRecordProcessor({str(path)!r})
+        provider = LoggerProvider(shutdown_on_exit=False)
+        provider.add_log_record_processor(processor)
+        LOGGER.append(provider.get_logger("t"))
+"""
+
+
 def _json(text: str) -> Any:
     import json
 
@@ -683,26 +704,13 @@ def test_records_the_parent_logs_while_the_fork_hooks_run_are_the_parents_alone(
     import (run after ours) was written by both, every time; with a slow ``before`` hook
     and a thread logging meanwhile, about 600 records a fork were written twice."""
     path = tmp_path / "fork.jsonl"
-    script = f"""
-        import json, os, threading, time
-        def before():
-            LOGGER[0].emit(body="parent-before-hook")
-            time.sleep(0.05)  # (a slow hook: the logging thread runs meanwhile)
-        def after_child():
-            LOGGER[0].emit(body="child-hook")
-        os.register_at_fork(before=before, after_in_child=after_child)  # (before our import)
-        LOGGER = []
-        from opentelemetry.sdk._logs import LoggerProvider
-        from logxpy_otel import LogxpyLogRecordProcessor
-        processor = LogxpyLogRecordProcessor({str(path)!r})
-        provider = LoggerProvider(shutdown_on_exit=False)
-        provider.add_log_record_processor(processor)
-        LOGGER.append(provider.get_logger("t"))
+    script = _early_hooks(path, before='LOGGER[0].emit(body="parent-before-hook"); time.sleep(0.05)')
+    script += """
         stop = threading.Event()
         def busy():
             n = 0
             while not stop.is_set():
-                LOGGER[0].emit(body="busy", attributes={{"n": n}})
+                LOGGER[0].emit(body="busy", attributes={"n": n})
                 n += 1
         thread = threading.Thread(target=busy)
         thread.start()
@@ -719,7 +727,7 @@ def test_records_the_parent_logs_while_the_fork_hooks_run_are_the_parents_alone(
         thread.join(10)
         codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
         provider.shutdown()
-        print(json.dumps({{"codes": codes}}))
+        print(json.dumps({"codes": codes}))
     """
     done = run_script(textwrap.dedent(script), timeout=90)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -738,20 +746,8 @@ def test_a_child_hooks_record_is_the_childs_when_two_threads_fork_at_once(tmp_pa
     takes its lock), so B's child logged its hook's record into the inherited queue, and
     our reset threw it away, counted nowhere (29 of 30 with two threads)."""
     path = tmp_path / "fork.jsonl"
-    script = f"""
-        import json, os, threading, time
-        def before():
-            time.sleep(0.005)
-        def after_child():
-            LOGGER[0].emit(body="child-hook")
-        os.register_at_fork(before=before, after_in_child=after_child)  # (before our import)
-        LOGGER = []
-        from opentelemetry.sdk._logs import LoggerProvider
-        from logxpy_otel import LogxpyLogRecordProcessor
-        processor = LogxpyLogRecordProcessor({str(path)!r})
-        provider = LoggerProvider(shutdown_on_exit=False)
-        provider.add_log_record_processor(processor)
-        LOGGER.append(provider.get_logger("t"))
+    script = _early_hooks(path, before="time.sleep(0.005)")
+    script += """
         children, lock = [], threading.Lock()
         def forker():
             for _ in range(10):
@@ -770,7 +766,7 @@ def test_a_child_hooks_record_is_the_childs_when_two_threads_fork_at_once(tmp_pa
         codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
         lane = processor._writer._lane[0] is not None or processor._writer._queue.gate.name != "OPEN"
         provider.shutdown()
-        print(json.dumps({{"codes": sorted(set(codes)), "forks": len(codes), "lane": lane}}))
+        print(json.dumps({"codes": sorted(set(codes)), "forks": len(codes), "lane": lane}))
     """
     done = run_script(textwrap.dedent(script), timeout=90)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from _helpers import LOGXPY_PYTHON, logxpy_tasks, needs_logxpy
+from _helpers import LOGXPY_PYTHON, logs_and_spans, logxpy_tasks, needs_logxpy
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
@@ -151,19 +151,23 @@ print(json.dumps([{"complete": task.is_complete(), "root": tree(task.root())}
 """
 
 
+def _parser_trees(path: Path) -> Any:
+    """What logxpy's Parser reads of ``path``: each task's completeness and tree."""
+    import json
+
+    command = [str(LOGXPY_PYTHON), "-c", _TREE_READER, str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    return json.loads(result.stdout)
+
+
 def test_parser_reads_spans_as_nested_actions_with_each_record_in_its_span(tmp_path: Path) -> None:
     """Issue 15: three levels of spans with records at each level, from two threads: logxpy's
     Parser reads one complete task per trace, the spans as nested actions, and each record
     in the action of the span it was logged in."""
-    import json
     import threading
 
     path = tmp_path / "spans.jsonl"
-    processor = LogxpyLogRecordProcessor(path)
-    logs = LoggerProvider(shutdown_on_exit=False)
-    logs.add_log_record_processor(processor)
-    tracing = TracerProvider(shutdown_on_exit=False)
-    tracing.add_span_processor(processor.span_processor())
+    _, logs, tracing = logs_and_spans(path)
     tracer, logger = tracing.get_tracer("t"), logs.get_logger("app")
 
     def request(n: int) -> None:
@@ -182,14 +186,7 @@ def test_parser_reads_spans_as_nested_actions_with_each_record_in_its_span(tmp_p
         thread.join(30)
     tracing.shutdown()
     logs.shutdown()
-    result = subprocess.run(
-        [str(LOGXPY_PYTHON), "-c", _TREE_READER, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    tasks = json.loads(result.stdout)
+    tasks = _parser_trees(path)
     assert len(tasks) == 2 and all(task["complete"] for task in tasks)
     shapes = sorted(
         (task["root"]["children"][0]["action"], task["root"]["status"], task["root"]["children"])
@@ -226,11 +223,7 @@ def test_a_trace_pushed_out_with_a_span_open_and_opened_again_loses_no_record_in
     from opentelemetry import trace
 
     path = tmp_path / "lru.jsonl"
-    processor = LogxpyLogRecordProcessor(path, max_open_traces=1)
-    logs = LoggerProvider(shutdown_on_exit=False)
-    logs.add_log_record_processor(processor)
-    tracing = TracerProvider(shutdown_on_exit=False)
-    tracing.add_span_processor(processor.span_processor())
+    _, logs, tracing = logs_and_spans(path, max_open_traces=1)
     tracer, logger = tracing.get_tracer("t"), logs.get_logger("app")
     a = tracer.start_span("a")
     with trace.use_span(a):
@@ -245,17 +238,13 @@ def test_a_trace_pushed_out_with_a_span_open_and_opened_again_loses_no_record_in
     b.end()
     tracing.shutdown()
     logs.shutdown()
-    import json
-
-    command = [str(LOGXPY_PYTHON), "-c", _TREE_READER, str(path)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
 
     def messages(node: Any) -> list[str]:
         if not isinstance(node, dict):
             return [node]
         return [m for child in node["children"] for m in messages(child)]
 
-    tasks = json.loads(result.stdout)
+    tasks = _parser_trees(path)
     assert sorted(m for task in tasks for m in messages(task["root"])) == ["a1", "a2", "a3", "b1"]
 
 
@@ -266,16 +255,11 @@ def test_a_span_renamed_before_its_end_keeps_one_action_type_and_its_final_name(
     its type, raised (InvalidStartMessage) and read nothing more of the file. The end line
     keeps the start's ``at``; the final name is in ``_otel.name``, and reads back as the
     span's name."""
-    import json
 
     from logxpy_otel.reader import LineSpan, read_file
 
     path = tmp_path / "renamed.jsonl"
-    processor = LogxpyLogRecordProcessor(path)
-    logs = LoggerProvider(shutdown_on_exit=False)
-    logs.add_log_record_processor(processor)
-    tracing = TracerProvider(shutdown_on_exit=False)
-    tracing.add_span_processor(processor.span_processor())
+    _, logs, tracing = logs_and_spans(path)
     tracer, logger = tracing.get_tracer("t"), logs.get_logger("app")
     with tracer.start_as_current_span("GET") as span:
         logger.emit(body="routing")
@@ -285,9 +269,7 @@ def test_a_span_renamed_before_its_end_keeps_one_action_type_and_its_final_name(
     logger.emit(body="after")
     tracing.shutdown()
     logs.shutdown()
-    command = [str(LOGXPY_PYTHON), "-c", _TREE_READER, str(path)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-    tasks = json.loads(result.stdout)
+    tasks = _parser_trees(path)
     roots = [task["root"] for task in tasks]
     (trace_root,) = [root for root in roots if isinstance(root, dict)]
     (request,) = trace_root["children"]

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 import pytest
-from _helpers import span_context
+from _helpers import logs_and_spans, span_context
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
@@ -1225,11 +1225,7 @@ def test_a_span_renamed_before_its_end_is_drawn_with_its_final_name(
     if pure:
         monkeypatch.setattr(_span_format, "_CSpanEncoder", None)
     path = tmp_path / "renamed.jsonl"
-    processor = LogxpyLogRecordProcessor(path)
-    logs = LoggerProvider(shutdown_on_exit=False)
-    logs.add_log_record_processor(processor)
-    tracing = TracerProvider(shutdown_on_exit=False)
-    tracing.add_span_processor(processor.span_processor())
+    _, logs, tracing = logs_and_spans(path)
     with tracing.get_tracer("t").start_as_current_span("GET") as span:
         logs.get_logger("app").emit(body="inside")
         span.update_name("GET /users/{id}")
