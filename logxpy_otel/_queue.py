@@ -354,14 +354,14 @@ class RecordQueue:
                 marker.done.set()
             self._markers.clear()
 
-    # -- flushes -------------------------------------------------------------------------
-
     # -- fork -----------------------------------------------------------------------------
 
     def born_here(self) -> list[LineItem]:
         """In a forked child, before its reset: the records it logged (see ``forks``).
         The rest of the queue is the parent's, to be written by the parent alone."""
         return list(self._born)
+
+    # -- flushes -------------------------------------------------------------------------
 
     def add_marker(self) -> FlushMarker:
         """A flush marker behind every record handed over so far. It is answered at once

@@ -248,17 +248,18 @@ class FallbackLogRecordExporter(LogRecordExporter):
             # The batch's fault, not the collector's: those records go to the file (replay
             # sends them in the nearest form OTLP carries), the others are sent again.
             result = self._to_file([batch[i] for i in refused])
-            batch = [record for i, record in enumerate(batch) if i not in refused]
+            skip = set(refused)
+            batch = [record for i, record in enumerate(batch) if i not in skip]
             with self._cond:
                 job.batch = batch  # (what shutdown writes to the file if this send outlasts it)
             error = _try_export(self.primary, batch) if batch else None
         if error is None:
             with self._cond:
-                if batch:
+                if batch:  # (none left to send: no answer to go by)
                     self._live_batches += 1
                     self._live_records += len(batch)
-                if self._state is not BreakerState.CLOSED:  # it answered after all: it is up
-                    self._close_locked()
+                    if self._state is not BreakerState.CLOSED:  # it answered after all: it is up
+                        self._close_locked()
         else:
             with self._cond:
                 self._failed_locked(job)
