@@ -119,13 +119,18 @@ class ViewOptions:
                 raise ValueError(f"unknown level {self.level!r}; one of {', '.join(r.LEVEL_NAMES)}")
             object.__setattr__(self, "level", bucket)
         if self.trace is not None:
-            # (the trace id's hex in any case; the writer's token after a "~" is base62: as given)
-            trace, tilde, token = self.trace.strip().partition("~")
-            object.__setattr__(self, "trace", trace.lower() + tilde + token)
+            object.__setattr__(self, "trace", _tid_key(self.trace.strip()))
 
     @property
     def filters_records(self) -> bool:
         return any(v is not None for v in (self.level, self.since, self.until, self.grep))
+
+
+def _tid_key(tid: str) -> str:
+    """A ``tid`` (or a prefix of one) as ``--trace`` compares it: the trace id's hex in any
+    case, the writer's token after a ``~`` as it is (base62: its case counts)."""
+    trace, tilde, token = tid.partition("~")
+    return trace.lower() + tilde + token
 
 
 def _options(options: ViewOptions | None, overrides: dict[str, Any]) -> ViewOptions:
@@ -490,8 +495,7 @@ class _Selector:
         if wanted is None:
             return True
         if "~" in wanted:
-            head, tilde, token = item.tid.partition("~")
-            return (head.lower() + tilde + token).startswith(wanted)
+            return _tid_key(item.tid).startswith(wanted)
         trace = _trace_of_tid(item.tid) if isinstance(item, _Tree) else _trace_of_record(item)
         return trace is not None and trace.startswith(wanted)
 
@@ -533,9 +537,10 @@ class _Renderer:
         if item.empty:
             return None
         keep = self.select.record_ok if self.o.filters_records else None
-        if keep is not None and not any(keep(line) for line in item.root.lines()):
+        kept: dict[int, bool] = {}  # (one look at each action, for the tree and its branches)
+        if keep is not None and not _holds_kept(item.root, keep, kept):
             return None
-        return self._dated(item.first.ts if item.first is not None else None, self._tree(item, keep))
+        return self._dated(item.first.ts if item.first is not None else None, self._tree(item, keep, kept))
 
     def _dated(self, ts: float | None, lines: list[str]) -> str:
         _, date = r.clock(ts, self.o.utc)
@@ -547,7 +552,7 @@ class _Renderer:
 
     # trees
 
-    def _tree(self, tree: _Tree, keep: Callable[[_Line], bool] | None) -> list[str]:
+    def _tree(self, tree: _Tree, keep: Callable[[_Line], bool] | None, kept: dict[int, bool]) -> list[str]:
         root = tree.root
         service = next(filter(None, (_service(line.data) for line in root.lines())), None)
         trace = _trace_of_tid(tree.tid)
@@ -556,7 +561,7 @@ class _Renderer:
         if service is not None:
             head += " " + self.s.paint(r.NAME, r.safe(service))
         out = [f"{head}  {self._action(root)}"]
-        self._children(root, "", out, service, keep, kept={})
+        self._children(root, "", out, service, keep, kept=kept)
         return out
 
     def _action(self, action: _Action) -> str:
