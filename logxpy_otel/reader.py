@@ -60,6 +60,9 @@ _HEX: Final = frozenset("0123456789abcdef")
 GZIP_MAGIC: Final = b"\x1f\x8b"
 #: What a damaged gzip file raises while it is read.
 _GZIP_ERRORS: Final = (gzip.BadGzipFile, EOFError, zlib.error)
+#: Of those, what says its data changed (a checksum, a code the decompressor refuses), not
+#: that it was cut short (``EOFError``: what comes before a cut is exact).
+_GZIP_DAMAGE: Final = (gzip.BadGzipFile, zlib.error)
 _SEVERITIES: Final = {m.value: m for m in SeverityNumber}
 
 
@@ -359,6 +362,31 @@ def lines_stream(raw: IO[bytes]) -> tuple[IO[bytes], bool]:
     return raw, False
 
 
+def _gzip_damage(raw: IO[bytes]) -> BaseException | None:
+    """Why the gzip data of an open file cannot be trusted (its checksum, or data the
+    decompressor refuses), or None (whole, or only cut short); the file is left at its start.
+
+    Damaged data decompresses to other bytes for a while before the error shows, often as
+    lines that parse: so the whole stream is checked before any line of it is read. A
+    stream cut short is not damage: what comes before the cut is exact.
+    """
+    stream = gzip.GzipFile(fileobj=raw, mode="rb")
+    try:
+        while stream.read1(_CHECK_CHUNK):
+            pass
+    except EOFError:
+        pass
+    except _GZIP_DAMAGE as exc:
+        return exc
+    finally:
+        raw.seek(0)
+    return None
+
+
+#: How much decompressed data :func:`_gzip_damage` takes at a time.
+_CHECK_CHUNK: Final = 1 << 20
+
+
 def read_head(path: str | os.PathLike[str], size: int) -> bytes:
     """The first ``size`` bytes of the file's lines (decompressed), or fewer if it is shorter."""
     with open(path, "rb") as raw:
@@ -441,8 +469,9 @@ def read_open(
         stream, compressed = lines_stream(raw)
         damaged = None
         if compressed:
+            damaged = _gzip_damage(raw)
             try:
-                reached = stream.seek(start)
+                reached = stream.seek(start) if damaged is None else start
             except _GZIP_ERRORS as exc:
                 damaged, reached = exc, start
         else:
@@ -462,7 +491,11 @@ def _lines(
     cache = _Cache()
     with raw:
         if damaged is not None:
-            yield BadLine(offset, offset, f"compressed data is damaged: {damaged}", False)
+            reason = (
+                f"compressed data is damaged ({damaged}): none of its lines is read, since which"
+                " of them the damage changed cannot be told (`gzip -dc` gives what is left)"
+            )
+            yield BadLine(offset, offset, reason, False)
             return
         while True:
             try:

@@ -1278,3 +1278,27 @@ def test_a_checkpoint_that_cannot_be_written_after_a_send_says_the_batch_may_go_
     with pytest.raises(ReplayError, match="may be sent again"):
         replay_files([str(path)], keep, batch_size=10)
     assert len(keep.ids()) == 10
+
+
+# -- session 28 ---------------------------------------------------------------------------------
+
+
+def test_a_gzip_backup_damaged_in_its_middle_sends_nothing_it_did_not_hold(tmp_path: Path) -> None:
+    """A bit flipped in the middle of a ``.gz`` backup: the decompressor gave other bytes
+    for a while before gzip's checksum failed, and replay sent the records they made
+    (garbage the collector took as real). Now nothing of it is sent, it is reported
+    unreadable at every run, and the undamaged backups beside it are sent."""
+    source = _flat_file(tmp_path / "src.jsonl", 300)
+    packed = bytearray(gzip.compress(source.read_bytes(), mtime=0))
+    packed[len(packed) // 2] ^= 0x10
+    damaged = Path(_rotation.backup_name(str(tmp_path / "app.jsonl"), 4_000_000_000.0) + ".gz")
+    damaged.write_bytes(packed)
+    whole = Path(_rotation.backup_name(str(tmp_path / "app.jsonl"), 4_000_000_001.0) + ".gz")
+    whole.write_bytes(gzip.compress(_flat_file(tmp_path / "other.jsonl", 5, first=1000).read_bytes()))
+    for _ in range(2):
+        keep = Keep()
+        summary = replay_files([str(damaged), str(whole)], keep)
+        assert summary.unreadable == 1
+        problems = summary.problems
+        assert any(p.startswith(f"{damaged}: ") and "damaged" in p for p in problems), problems
+        assert keep.ids() in ([str(n) for n in range(1000, 1005)], [])
