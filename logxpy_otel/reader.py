@@ -60,9 +60,6 @@ _HEX: Final = frozenset("0123456789abcdef")
 GZIP_MAGIC: Final = b"\x1f\x8b"
 #: What a damaged gzip file raises while it is read.
 _GZIP_ERRORS: Final = (gzip.BadGzipFile, EOFError, zlib.error)
-#: Of those, what says its data changed (a checksum, a code the decompressor refuses), not
-#: that it was cut short (``EOFError``: what comes before a cut is exact).
-_GZIP_DAMAGE: Final = (gzip.BadGzipFile, zlib.error)
 _SEVERITIES: Final = {m.value: m for m in SeverityNumber}
 
 
@@ -353,6 +350,13 @@ def is_gzip(path: str | os.PathLike[str]) -> bool:
         return f.read(2) == GZIP_MAGIC
 
 
+def is_gzip_open(raw: IO[bytes]) -> bool:
+    """:func:`is_gzip` of a file open at its start (left there)."""
+    compressed = raw.read(2) == GZIP_MAGIC
+    raw.seek(0)
+    return compressed
+
+
 def lines_stream(raw: IO[bytes]) -> tuple[IO[bytes], bool]:
     """The lines' stream of an open file: itself, or its decompressed content."""
     compressed = raw.read(2) == GZIP_MAGIC
@@ -362,28 +366,50 @@ def lines_stream(raw: IO[bytes]) -> tuple[IO[bytes], bool]:
     return raw, False
 
 
-def _gzip_damage(raw: IO[bytes]) -> BaseException | None:
-    """Why the gzip data of an open file cannot be trusted (its checksum, or data the
-    decompressor refuses), or None (whole, or only cut short); the file is left at its start.
+def gzip_checked(raw: IO[bytes]) -> tuple[int, str | None]:
+    """How many bytes of an open gzip file's lines (from their start) its members whose
+    checksum passed hold, and why the lines after them are not to be read (None: there are
+    none); the file is left at its start.
 
-    Damaged data decompresses to other bytes for a while before the error shows, often as
-    lines that parse: so the whole stream is checked before any line of it is read. A
-    stream cut short is not damage: what comes before the cut is exact.
+    A member's data is trusted only once its checksum has passed: damaged data
+    decompresses to other bytes for a while before the error shows (often lines that
+    parse), and a member cut short (a disk that filled, a copy cut off) has lost its
+    checksum with its end, so nothing proves what came before the cut either. Members are
+    checked whole before any line is read: a stream of 1 MiB pieces, never the whole file.
     """
-    stream = gzip.GzipFile(fileobj=raw, mode="rb")
+    checked = pending = 0
+    why: str | None = None
+    member: Any = None  # the member being decompressed, or None between members
     try:
-        while stream.read1(_CHECK_CHUNK):
-            pass
-    except EOFError:
-        pass
-    except _GZIP_DAMAGE as exc:
-        return exc
+        while why is None and (data := raw.read(_CHECK_CHUNK)):
+            while data:
+                if member is None:
+                    data = data.lstrip(b"\0")  # (zeros after a member, as gzip itself allows)
+                    if not data:
+                        break
+                    member = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                pending += len(member.decompress(data, _CHECK_CHUNK))
+                data = member.unconsumed_tail
+                if member.eof:
+                    checked, pending = checked + pending, 0
+                    data, member = member.unused_data, None
+        if member is not None:
+            pending += len(member.flush())
+            if not member.eof:
+                why = "cut short: the end of its last gzip member, which holds the checksum, is missing"
+    except zlib.error as exc:
+        why = f"compressed data is damaged ({exc})"
     finally:
         raw.seek(0)
-    return None
+    if why is None:
+        return checked, None
+    return checked, (
+        f"{why}: its lines from byte {checked} on are not read, since nothing proves them"
+        " (`gzip -dc` gives what is left, for you to judge)"
+    )
 
 
-#: How much decompressed data :func:`_gzip_damage` takes at a time.
+#: How much :func:`gzip_checked` reads, and decompresses, at a time.
 _CHECK_CHUNK: Final = 1 << 20
 
 
@@ -466,15 +492,16 @@ def read_open(
         raw.close()
         raise OffsetPastEnd(f"{name}: offset {start} is negative")
     try:
+        checked = gzip_checked(raw) if is_gzip_open(raw) else None
         stream, compressed = lines_stream(raw)
-        damaged = None
-        if compressed:
-            damaged = _gzip_damage(raw)
-            try:
-                reached = stream.seek(start) if damaged is None else start
-            except _GZIP_ERRORS as exc:
-                damaged, reached = exc, start
-        else:
+        if checked is not None and start >= checked[0] and checked[1] is not None:
+            # (a run that stopped past what can be proved now: nothing after it is read)
+            return _unreadable(raw, BadLine(start, start, checked[1], False))
+        try:
+            reached = stream.seek(start) if compressed else start
+        except _GZIP_ERRORS:  # (the file changed since it was checked)
+            reached = -1
+        if not compressed:
             reached = start if start <= os.fstat(raw.fileno()).st_size else -1
             stream.seek(start)
         if reached != start:
@@ -482,26 +509,43 @@ def read_open(
     except BaseException:
         raw.close()
         raise
-    return _lines(raw, stream, start, final or compressed, damaged, spans=spans)
+    return _lines(raw, stream, start, final or compressed, checked, spans=spans)
+
+
+def _unreadable(raw: IO[bytes], bad: BadLine) -> Iterator[BadLine]:
+    with raw:
+        yield bad
+
+
+def past_checked(line: bytes, offset: int, checked: tuple[int, str | None]) -> bool:
+    """Whether ``line`` (read at byte ``offset`` of a gzip file's lines, at most up to the
+    limit ``checked``, from :func:`gzip_checked`, gives) is not to be read: the limit reached
+    with lines after it that nothing proves, or a line it cuts."""
+    limit, why = checked
+    return why is not None and (not line or (offset + len(line) == limit and not line.endswith(b"\n")))
 
 
 def _lines(
-    raw: IO[bytes], stream: IO[bytes], offset: int, final: bool, damaged: BaseException | None, *, spans: bool
+    raw: IO[bytes],
+    stream: IO[bytes],
+    offset: int,
+    final: bool,
+    checked: tuple[int, str | None] | None,
+    *,
+    spans: bool,
 ) -> Iterator[LineRecord | LineSpan | BadLine]:
+    """The file's lines from ``offset`` on; of gzip data, only what ``checked`` (from
+    :func:`gzip_checked`) proves, then why the rest is not read."""
     cache = _Cache()
     with raw:
-        if damaged is not None:
-            reason = (
-                f"compressed data is damaged ({damaged}): none of its lines is read, since which"
-                " of them the damage changed cannot be told (`gzip -dc` gives what is left)"
-            )
-            yield BadLine(offset, offset, reason, False)
-            return
         while True:
             try:
-                line = stream.readline()
-            except _GZIP_ERRORS as exc:
+                line = stream.readline() if checked is None else stream.readline(max(0, checked[0] - offset))
+            except _GZIP_ERRORS as exc:  # (the file changed since it was checked)
                 yield BadLine(offset, offset, f"compressed data is damaged or cut short: {exc}", False)
+                return
+            if checked is not None and past_checked(line, offset, checked):
+                yield BadLine(offset, offset, str(checked[1]), False)
                 return
             if not line:
                 return

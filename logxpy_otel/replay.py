@@ -76,6 +76,10 @@ __all__ = [
 ]
 
 DEAD_LETTER_SUFFIX: Final = ".replay.dead"
+#: Of a file's unreadable lines, how many are set aside and listed one by one; the others
+#: are counted and said in one line with their bytes (the file itself still holds them): a
+#: small file of many bad lines (a gzip of a million empty ones) costs no more than that.
+MAX_UNREADABLE_LISTED: Final = 1000
 _OURS: Final = (CHECKPOINT_SUFFIX, DEAD_LETTER_SUFFIX, ".partial")
 _FORMAT: Final = "logxpy-otel replay checkpoint 1"
 #: How much of a file's beginning identifies it (digest kept in its checkpoint).
@@ -681,8 +685,8 @@ class _Run:
 def _chunks(
     entries: Iterator[LineRecord | BadLine], size: int
 ) -> Iterator[tuple[list[LineRecord], list[BadLine], int | None]]:
-    """Up to ``size`` records at a time with the bad lines among them, and the offset just
-    past the last complete line of the chunk (None: no line)."""
+    """Up to ``size`` records at a time with the bad lines among them (up to ``size`` too),
+    and the offset just past the last complete line of the chunk (None: no line)."""
     records: list[LineRecord] = []
     bad: list[BadLine] = []
     end: int | None = None
@@ -691,6 +695,9 @@ def _chunks(
             bad.append(entry)
             if not entry.pending:
                 end = entry.end
+            if len(bad) >= size:  # (a file of bad lines: as many at a time as records)
+                yield records, bad, end
+                records, bad, end = [], [], None
             continue
         records.append(entry)
         end = entry.end
@@ -781,6 +788,16 @@ def _open(
         return src.lines(0), fresh
 
 
+@dataclass
+class _Unlisted:
+    """A file's unreadable lines past the first ``MAX_UNREADABLE_LISTED``: how many, where."""
+
+    count: int = 0
+    start: int = 0
+    end: int = 0
+    listed: int = 0
+
+
 def _replay_file(src: _Source, run: _Run) -> bool:
     """Replay one file; False when the whole replay must stop (interrupted, not delivered)."""
     summary = run.summary
@@ -792,6 +809,27 @@ def _replay_file(src: _Source, run: _Run) -> bool:
         )
         checkpoint = Checkpoint()
     entries, checkpoint = _open(src, checkpoint, run)
+    unlisted = _Unlisted()
+    try:
+        return _replay_lines(src, run, entries, checkpoint, unlisted)
+    finally:
+        if unlisted.count:
+            summary.problems.append(
+                f"{src.path}: {unlisted.count} more unreadable lines, bytes {unlisted.start}-{unlisted.end}, "
+                f"neither set aside nor listed (past the first {MAX_UNREADABLE_LISTED}; the file holds them)"
+            )
+
+
+def _replay_lines(
+    src: _Source,
+    run: _Run,
+    entries: Iterator[LineRecord | BadLine],
+    checkpoint: Checkpoint,
+    unlisted: _Unlisted,
+) -> bool:
+    """Send the records of ``entries`` batch by batch, setting aside what cannot go, saving
+    the checkpoint after each batch; False when the whole replay must stop."""
+    summary = run.summary
     sent_before = summary.sent
     for records, bad, end in _chunks(entries, run.batch_size):
         if run.stop.is_set():
@@ -804,7 +842,13 @@ def _replay_file(src: _Source, run: _Run) -> bool:
                 summary.pending += 1
                 continue
             summary.unreadable += 1
-            dead.append(_dead_letter(src.path, line, "unreadable", line.reason))
+            if unlisted.listed < MAX_UNREADABLE_LISTED:
+                unlisted.listed += 1
+                dead.append(_dead_letter(src.path, line, "unreadable", line.reason))
+            else:
+                unlisted.start = unlisted.start if unlisted.count else line.start
+                unlisted.count += 1
+                unlisted.end = line.end
         batch = [entry.record for entry in records]
         parts = [batch] if batch else []
         if run.encode is not None:

@@ -52,7 +52,15 @@ import orjson
 from . import _render as r
 from ._format import RESERVED_KEYS
 from ._rotation import backup_of, backups
-from .reader import GZIP_MAGIC, lines_stream, open_regular, read_head_open
+from .reader import (
+    GZIP_MAGIC,
+    gzip_checked,
+    is_gzip_open,
+    lines_stream,
+    open_regular,
+    past_checked,
+    read_head_open,
+)
 from .replay import UsageError, expand_paths, install_stop_handlers
 
 __all__ = [
@@ -693,12 +701,17 @@ def _read_open(
     """:func:`_read_file` of a file already open (closed here), from the line at byte
     ``start`` of its lines on."""
     with raw:
+        checked = gzip_checked(raw) if is_gzip_open(raw) else None
         stream, compressed = lines_stream(raw)
         final = final or compressed
         offset = 0
         while True:
             try:
-                line = stream.readline(_MAX_LINE + 1)
+                size = _MAX_LINE + 1 if checked is None else max(0, min(_MAX_LINE + 1, checked[0] - offset))
+                line = stream.readline(size)
+                if checked is not None and past_checked(line, offset, checked):
+                    problem(f"{path}: {checked[1]}")
+                    return
                 if len(line) > _MAX_LINE:
                     skipped = len(line) + _skip_line(stream)
                     if offset >= start:  # (else said already, when it was read before)
