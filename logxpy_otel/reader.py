@@ -359,9 +359,7 @@ def is_gzip_open(raw: IO[bytes]) -> bool:
 
 def lines_stream(raw: IO[bytes]) -> tuple[IO[bytes], bool]:
     """The lines' stream of an open file: itself, or its decompressed content."""
-    compressed = raw.read(2) == GZIP_MAGIC
-    raw.seek(0)
-    if compressed:
+    if is_gzip_open(raw):
         return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), True
     return raw, False
 
@@ -497,11 +495,14 @@ def read_open(
         if checked is not None and start >= checked[0] and checked[1] is not None:
             # (a run that stopped past what can be proved now: nothing after it is read)
             return _unreadable(raw, BadLine(start, start, checked[1], False))
-        try:
-            reached = stream.seek(start) if compressed else start
-        except _GZIP_ERRORS:  # (the file changed since it was checked)
-            reached = -1
-        if not compressed:
+        if compressed:
+            try:
+                reached = stream.seek(start)
+            except _GZIP_ERRORS as exc:  # (the file changed since it was checked)
+                return _unreadable(
+                    raw, BadLine(start, start, f"compressed data is damaged or cut short: {exc}", False)
+                )
+        else:
             reached = start if start <= os.fstat(raw.fileno()).st_size else -1
             stream.seek(start)
         if reached != start:
