@@ -410,6 +410,34 @@ def gzip_checked(raw: IO[bytes]) -> tuple[int, str | None]:
 #: How much :func:`gzip_checked` reads, and decompresses, at a time.
 _CHECK_CHUNK: Final = 1 << 20
 
+#: The longest line read whole (64 MiB). A longer one is read in pieces and skipped, never
+#: held whole: a run of bytes with no newline (zeros a crash left) or a small gzip of
+#: gigabytes would otherwise be one line in memory.
+MAX_LINE_BYTES: Final = 64 << 20
+#: What a growing file's last line with no newline is (not to be read, nor passed, yet).
+_PENDING: Final = "torn last line (no newline): it may still be being written; left for the next run"
+
+
+def read_line(stream: IO[bytes], offset: int, checked: tuple[int, str | None] | None) -> bytes:
+    """The next line of ``stream`` (at byte ``offset`` of its lines): at most
+    ``MAX_LINE_BYTES + 1`` bytes (longer: a line to :func:`skip_line`), and never past what
+    ``checked`` (from :func:`gzip_checked`) proves."""
+    size = MAX_LINE_BYTES + 1
+    if checked is not None:
+        size = max(0, min(size, checked[0] - offset))
+    return stream.readline(size)
+
+
+def skip_line(stream: IO[bytes]) -> tuple[int, bool]:
+    """Read on to the end of the line, piece by piece: how many bytes, and whether it ended
+    with a newline (else with the stream)."""
+    skipped = 0
+    while part := stream.readline(_CHECK_CHUNK):
+        skipped += len(part)
+        if part.endswith(b"\n"):
+            return skipped, True
+    return skipped, False
+
 
 def read_head(path: str | os.PathLike[str], size: int) -> bytes:
     """The first ``size`` bytes of the file's lines (decompressed), or fewer if it is shorter."""
@@ -541,7 +569,10 @@ def _lines(
     with raw:
         while True:
             try:
-                line = stream.readline() if checked is None else stream.readline(max(0, checked[0] - offset))
+                line = read_line(stream, offset, checked)
+                long, (more, ended) = len(line) > MAX_LINE_BYTES, (0, True)
+                if long:
+                    more, ended = skip_line(stream)
             except _GZIP_ERRORS as exc:  # (the file changed since it was checked)
                 yield BadLine(offset, offset, f"compressed data is damaged or cut short: {exc}", False)
                 return
@@ -550,13 +581,17 @@ def _lines(
                 return
             if not line:
                 return
-            begin, offset = offset, offset + len(line)
-            torn = not line.endswith(b"\n")
+            begin, offset = offset, offset + len(line) + more
+            torn = not (line.endswith(b"\n") if not long else ended)
             if torn and not final:
                 # May still be being written: not to be read, nor passed, before it ends.
-                reason = "torn last line (no newline): it may still be being written; left for the next run"
-                yield BadLine(begin, offset, reason, True, True, line)
+                yield BadLine(begin, offset, _PENDING, True, True, b"" if long else line)
                 return
+            if long:
+                yield BadLine(
+                    begin, offset, f"longer than {MAX_LINE_BYTES} bytes: skipped as it was read", torn
+                )
+                continue
             try:
                 parsed = orjson.loads(line)
                 if not isinstance(parsed, dict):

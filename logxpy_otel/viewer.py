@@ -60,7 +60,10 @@ from .reader import (
     open_regular,
     past_checked,
     read_head_open,
+    read_line,
+    skip_line,
 )
+from .reader import MAX_LINE_BYTES as _MAX_LINE
 from .replay import UsageError, expand_paths, install_stop_handlers
 
 __all__ = [
@@ -73,9 +76,6 @@ __all__ = [
 
 _HEX: Final = frozenset("0123456789abcdef")
 _CHUNK: Final = 1 << 20
-#: A longer line is skipped (said once): a run of bytes with no newline (what a crash can
-#: leave at a file's end, zeros) is never held whole.
-_MAX_LINE: Final = 64 << 20
 #: At most this much of a followed file is read in one look: ``stop`` is looked at between.
 _POLL_BUDGET: Final = 16 * _CHUNK
 #: What a damaged or cut gzip file raises while it is read.
@@ -707,13 +707,12 @@ def _read_open(
         offset = 0
         while True:
             try:
-                size = _MAX_LINE + 1 if checked is None else max(0, min(_MAX_LINE + 1, checked[0] - offset))
-                line = stream.readline(size)
+                line = read_line(stream, offset, checked)
                 if checked is not None and past_checked(line, offset, checked):
                     problem(f"{path}: {checked[1]}")
                     return
                 if len(line) > _MAX_LINE:
-                    skipped = len(line) + _skip_line(stream)
+                    skipped = len(line) + skip_line(stream)[0]
                     if offset >= start:  # (else said already, when it was read before)
                         problem(f"{path}: line at byte {offset} skipped: longer than {_MAX_LINE} bytes")
                     offset += skipped
@@ -735,16 +734,6 @@ def _read_open(
                 problem(f"{path}: line at byte {begin} skipped: {what}")
                 continue
             yield parsed
-
-
-def _skip_line(stream: IO[bytes]) -> int:
-    """Read on to the end of the line (its newline, or the end of the stream); its length."""
-    skipped = 0
-    while True:
-        part = stream.readline(_CHUNK)
-        skipped += len(part)
-        if not part or part.endswith(b"\n"):
-            return skipped
 
 
 def _emit(renderer: _Renderer, items: Iterable[_Item]) -> Iterator[str]:

@@ -432,3 +432,48 @@ def test_the_lines_of_each_gzip_member_whose_checksum_passed_are_read(tmp_path: 
         # where a run stopped inside the part nothing proves: that part is not read either
         (resumed,) = read_file(path, len(first) + 5)
         assert isinstance(resumed, BadLine) and resumed.start == len(first) + 5
+
+
+def test_a_line_longer_than_the_bound_is_skipped_as_it_is_read_never_held_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``readline()`` had no bound: a 70 KB ``.gz`` of zeros with no newline was one line of
+    70 MB in memory (and a few MB of gzip, gigabytes), which replay then copied into its
+    dead letters. A line past ``MAX_LINE_BYTES`` is now read in pieces and skipped, and
+    reported with its bytes (its piece of a growing file that has no newline yet waits,
+    as a torn line does); the records around it are read."""
+    import gzip
+    import tracemalloc
+
+    from logxpy_otel import reader
+
+    monkeypatch.setattr(reader, "MAX_LINE_BYTES", 1 << 20)
+    good = _gzip_source(tmp_path, "src.jsonl", 2)
+    first, second = good.splitlines(keepends=True)
+    long = b"\0" * (8 << 20) + b"\n"
+    packed = tmp_path / "long.jsonl.gz"
+    packed.write_bytes(gzip.compress(first + long + second, mtime=0))
+    plain = tmp_path / "long.jsonl"
+    plain.write_bytes(first + long + second + long[:-1])
+    for path, final in ((packed, False), (plain, True), (plain, False)):
+        tracemalloc.start()
+        try:
+            got = list(read_file(path, final=final))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 6 << 20, (path, peak)  # (the line's 8 MiB were held before)
+        assert [e.raw for e in got if isinstance(e, LineRecord)] == [first, second]
+        skipped = got[1]
+        assert isinstance(skipped, BadLine) and (skipped.start, skipped.end) == (
+            len(first),
+            len(first) + len(long),
+        )
+        assert "longer than 1048576 bytes" in skipped.reason and skipped.raw == b""
+        if path == plain:
+            last = got[-1]
+            assert (
+                isinstance(last, BadLine)
+                and last.pending is not final
+                and last.start == len(first + long + second)
+            )
