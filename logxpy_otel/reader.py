@@ -23,6 +23,7 @@ import errno
 import gzip
 import io
 import os
+import re
 import stat
 import zlib
 from collections.abc import Iterator
@@ -378,19 +379,26 @@ def gzip_checked(raw: IO[bytes]) -> tuple[int, str | None]:
     checked = pending = 0
     why: str | None = None
     member: Any = None  # the member being decompressed, or None between members
+    piece = _FIRST_PIECE
     try:
         while why is None and (data := raw.read(_CHECK_CHUNK)):
-            while data:
+            view, pos = memoryview(data), 0
+            while pos < len(data):
                 if member is None:
-                    data = data.lstrip(b"\0")  # (zeros after a member, as gzip itself allows)
-                    if not data:
+                    start = _NOT_ZERO.search(data, pos)  # (zeros after a member, as gzip allows)
+                    if start is None:
                         break
-                    member = zlib.decompressobj(zlib.MAX_WBITS | 16)
-                pending += len(member.decompress(data, _CHECK_CHUNK))
-                data = member.unconsumed_tail
+                    pos, member, piece = start.start(), zlib.decompressobj(zlib.MAX_WBITS | 16), _FIRST_PIECE
+                # Fed in pieces that grow with the member: what zlib copies out when a
+                # member ends (the input after it) stays in proportion to the member, so a
+                # file of many small members is checked in linear time.
+                fed = view[pos : pos + piece]
+                pending += len(member.decompress(fed, _CHECK_CHUNK))
+                pos += len(fed) - len(member.unconsumed_tail) - len(member.unused_data)
                 if member.eof:
-                    checked, pending = checked + pending, 0
-                    data, member = member.unused_data, None
+                    checked, pending, member = checked + pending, 0, None
+                elif not member.unconsumed_tail:
+                    piece = min(2 * piece, _CHECK_CHUNK)
         if member is not None:
             pending += len(member.flush())
             if not member.eof:
@@ -409,6 +417,9 @@ def gzip_checked(raw: IO[bytes]) -> tuple[int, str | None]:
 
 #: How much :func:`gzip_checked` reads, and decompresses, at a time.
 _CHECK_CHUNK: Final = 1 << 20
+#: The first piece of a member :func:`gzip_checked` feeds zlib (doubling up to _CHECK_CHUNK).
+_FIRST_PIECE: Final = 256
+_NOT_ZERO: Final = re.compile(rb"[^\0]")
 
 #: The longest line read whole (64 MiB). A longer one is read in pieces and skipped, never
 #: held whole: a run of bytes with no newline (zeros a crash left) or a small gzip of
@@ -418,25 +429,35 @@ MAX_LINE_BYTES: Final = 64 << 20
 _PENDING: Final = "torn last line (no newline): it may still be being written; left for the next run"
 
 
-def read_line(stream: IO[bytes], offset: int, checked: tuple[int, str | None] | None) -> bytes:
-    """The next line of ``stream`` (at byte ``offset`` of its lines): at most
-    ``MAX_LINE_BYTES + 1`` bytes (longer: a line to :func:`skip_line`), and never past what
-    ``checked`` (from :func:`gzip_checked`) proves."""
-    size = MAX_LINE_BYTES + 1
-    if checked is not None:
-        size = max(0, min(size, checked[0] - offset))
-    return stream.readline(size)
-
-
-def skip_line(stream: IO[bytes]) -> tuple[int, bool]:
-    """Read on to the end of the line, piece by piece: how many bytes, and whether it ended
-    with a newline (else with the stream)."""
-    skipped = 0
-    while part := stream.readline(_CHECK_CHUNK):
-        skipped += len(part)
+def read_line(
+    stream: IO[bytes], offset: int, checked: tuple[int, str | None] | None
+) -> tuple[bytes, int, bool]:
+    """The next line of ``stream`` (at byte ``offset`` of its lines), never read past what
+    ``checked`` (from :func:`gzip_checked`) proves: the line, its length, and whether it
+    ends with a newline. A line of more than ``MAX_LINE_BYTES`` before its newline is read
+    on in pieces and skipped: ``b""`` then, with its length (0: the end of the lines)."""
+    left = None if checked is None else max(0, checked[0] - offset)
+    size = MAX_LINE_BYTES + 1 if left is None else min(MAX_LINE_BYTES + 1, left)
+    line = stream.readline(size)
+    length, ended = len(line), line.endswith(b"\n")
+    if ended or length <= MAX_LINE_BYTES:
+        return line, length, ended
+    while left is None or length < left:
+        part = stream.readline(_CHECK_CHUNK if left is None else min(_CHECK_CHUNK, left - length))
+        length += len(part)
         if part.endswith(b"\n"):
-            return skipped, True
-    return skipped, False
+            return b"", length, True
+        if not part:
+            break
+    return b"", length, False
+
+
+def past_checked(length: int, ended: bool, offset: int, checked: tuple[int, str | None]) -> bool:
+    """Whether the line :func:`read_line` read at byte ``offset`` (``length`` bytes, ``ended``
+    with a newline or not) is not to be read: the limit ``checked`` proves reached with lines
+    after it that nothing proves, or a line it cuts."""
+    limit, why = checked
+    return why is not None and (length == 0 or (offset + length == limit and not ended))
 
 
 def read_head(path: str | os.PathLike[str], size: int) -> bytes:
@@ -546,14 +567,6 @@ def _unreadable(raw: IO[bytes], bad: BadLine) -> Iterator[BadLine]:
         yield bad
 
 
-def past_checked(line: bytes, offset: int, checked: tuple[int, str | None]) -> bool:
-    """Whether ``line`` (read at byte ``offset`` of a gzip file's lines, at most up to the
-    limit ``checked``, from :func:`gzip_checked`, gives) is not to be read: the limit reached
-    with lines after it that nothing proves, or a line it cuts."""
-    limit, why = checked
-    return why is not None and (not line or (offset + len(line) == limit and not line.endswith(b"\n")))
-
-
 def _lines(
     raw: IO[bytes],
     stream: IO[bytes],
@@ -569,23 +582,20 @@ def _lines(
     with raw:
         while True:
             try:
-                line = read_line(stream, offset, checked)
-                long, (more, ended) = len(line) > MAX_LINE_BYTES, (0, True)
-                if long:
-                    more, ended = skip_line(stream)
+                line, length, ended = read_line(stream, offset, checked)
             except _GZIP_ERRORS as exc:  # (the file changed since it was checked)
                 yield BadLine(offset, offset, f"compressed data is damaged or cut short: {exc}", False)
                 return
-            if checked is not None and past_checked(line, offset, checked):
+            if checked is not None and past_checked(length, ended, offset, checked):
                 yield BadLine(offset, offset, str(checked[1]), False)
                 return
-            if not line:
+            if not length:
                 return
-            begin, offset = offset, offset + len(line) + more
-            torn = not (line.endswith(b"\n") if not long else ended)
+            begin, offset = offset, offset + length
+            torn, long = not ended, length > len(line)
             if torn and not final:
                 # May still be being written: not to be read, nor passed, before it ends.
-                yield BadLine(begin, offset, _PENDING, True, True, b"" if long else line)
+                yield BadLine(begin, offset, _PENDING, True, True, line)
                 return
             if long:
                 yield BadLine(

@@ -50,6 +50,7 @@ from typing import IO, Any, Final
 import orjson
 
 from . import _render as r
+from . import reader as _reader
 from ._format import RESERVED_KEYS
 from ._rotation import backup_of, backups
 from .reader import (
@@ -61,9 +62,7 @@ from .reader import (
     past_checked,
     read_head_open,
     read_line,
-    skip_line,
 )
-from .reader import MAX_LINE_BYTES as _MAX_LINE
 from .replay import UsageError, expand_paths, install_stop_handlers
 
 __all__ = [
@@ -707,15 +706,15 @@ def _read_open(
         offset = 0
         while True:
             try:
-                line = read_line(stream, offset, checked)
-                if checked is not None and past_checked(line, offset, checked):
+                line, length, ended = read_line(stream, offset, checked)
+                if checked is not None and past_checked(length, ended, offset, checked):
                     problem(f"{path}: {checked[1]}")
                     return
-                if len(line) > _MAX_LINE:
-                    skipped = len(line) + skip_line(stream)[0]
+                if length > len(line):
                     if offset >= start:  # (else said already, when it was read before)
-                        problem(f"{path}: line at byte {offset} skipped: longer than {_MAX_LINE} bytes")
-                    offset += skipped
+                        too_long = f"longer than {_reader.MAX_LINE_BYTES} bytes"
+                        problem(f"{path}: line at byte {offset} skipped: {too_long}")
+                    offset += length
                     continue
             except _GZIP_ERRORS as exc:
                 problem(f"{path}: cannot read on from byte {offset} of its lines: {exc}")
@@ -858,7 +857,7 @@ class _Tail:
         self.file: IO[bytes] | None = None
         self.ident = (0, 0)
         self.offset = 0
-        #: The line being read (no newline yet), and whether it is past _MAX_LINE (skipped).
+        #: The line being read (no newline yet), and whether it is past MAX_LINE_BYTES (skipped).
         self.buf = bytearray()
         self.too_long = False
         #: The last look stopped at _POLL_BUDGET: there is more to read at once.
@@ -905,7 +904,7 @@ class _Tail:
 
     def _drain(self, limited: bool = False) -> Iterator[_Line]:
         """Each complete line up to the end of the open file (``limited``: or up to
-        _POLL_BUDGET bytes read, ``more`` says which). A line longer than _MAX_LINE is
+        _POLL_BUDGET bytes read, ``more`` says which). A line longer than MAX_LINE_BYTES is
         skipped, never held."""
         f = self.file
         self.more = False
@@ -939,8 +938,8 @@ class _Tail:
                 self.offset += len(chunk) - start  # (the skipped line's bytes, counted as read)
                 continue
             self.buf += chunk[start:]
-            if len(self.buf) > _MAX_LINE:
-                what = f"line at byte {self.offset} skipped: longer than {_MAX_LINE} bytes"
+            if len(self.buf) > _reader.MAX_LINE_BYTES:
+                what = f"line at byte {self.offset} skipped: longer than {_reader.MAX_LINE_BYTES} bytes"
                 self.problem(f"{self.path}: {what}")
                 self.offset += len(self.buf)
                 self.buf.clear()

@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from logxpy_otel import LogxpyLogRecordProcessor, _span_format, cli, viewer
+from logxpy_otel import LogxpyLogRecordProcessor, _span_format, cli, reader, viewer
 from logxpy_otel._rotation import backup_name
 from logxpy_otel.replay import UsageError
 from logxpy_otel.viewer import ViewOptions, follow, parse_time, render, use_color
@@ -1067,12 +1067,11 @@ def test_follow_of_a_long_stretch_without_a_newline_stays_small_and_stops_on_req
     line was copied again for each chunk read (quadratic), held whole, and the follow did
     not look at ``stop`` until a newline came. Now a line past the limit is skipped (said
     once) and the follow stops between chunks."""
-    from logxpy_otel import viewer
 
     live = tmp_path / "app.jsonl"
     with live.open("wb") as f:
         f.write(b"".join(tree(1, T0, ["before"])))
-        f.truncate(f.tell() + 3 * viewer._MAX_LINE)  # zeros, no newline
+        f.truncate(f.tell() + 3 * reader.MAX_LINE_BYTES)  # zeros, no newline
     with live.open("ab") as f:
         f.write(b"\n" + b"".join(tree(2, T0 + 1, ["after"])))
     problems: list[str] = []
@@ -1256,3 +1255,18 @@ def test_a_damaged_or_cut_gzip_backup_shows_no_line_it_did_not_hold(tmp_path: Pa
     assert shown == f"── 2026-11-26 UTC ──\n{header(3, duration='0 µs')}\n└── 19:52:44.000 INFO  new\n"
     assert len(problems) == 2 and all("from byte 0 on are not read" in p for p in problems), problems
     assert "compressed data is damaged" in problems[0] and "cut short" in problems[1]
+
+
+def test_a_line_of_just_the_bound_hides_no_line_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line of exactly ``MAX_LINE_BYTES`` bytes and its newline was taken for a longer one
+    and skipped with the line after it (a hostile review): now the line after it is shown."""
+    monkeypatch.setattr(reader, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(viewer, "_MAX_LINE", 1000, raising=False)  # (its own copy, before)
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(task(1, T0, "before") + b"x" * 1000 + b"\n" + task(2, T0 + 1, "after"))
+    problems: list[str] = []
+    shown = text(render([path], utc=True, on_problem=problems.append))
+    assert "before" in shown and "after" in shown
+    assert len(problems) == 1 and "longer than" not in problems[0], problems
