@@ -815,8 +815,9 @@ def _replay_file(src: _Source, run: _Run) -> bool:
     finally:
         if unlisted.count:
             summary.problems.append(
-                f"{src.path}: {unlisted.count} more unreadable lines, bytes {unlisted.start}-{unlisted.end}, "
-                f"neither set aside nor listed (past the first {MAX_UNREADABLE_LISTED}; the file holds them)"
+                f"{src.path}: {unlisted.count} more unreadable lines among bytes {unlisted.start}-"
+                f"{unlisted.end}, neither set aside nor listed (past the first {MAX_UNREADABLE_LISTED}; "
+                "the file holds them)"
             )
 
 

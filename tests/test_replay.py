@@ -1327,7 +1327,7 @@ def test_a_small_file_of_many_unreadable_lines_costs_bounded_memory_and_dead_let
     assert summary.unreadable == lines + 100
     assert len(summary.problems) == replay.MAX_UNREADABLE_LISTED + 1
     more = lines + 100 - replay.MAX_UNREADABLE_LISTED
-    assert summary.problems[-1].startswith(f"{backup}: {more} more unreadable lines, bytes ")
+    assert summary.problems[-1].startswith(f"{backup}: {more} more unreadable lines among bytes ")
     dead = Path(summary.dead_letters[0]).read_bytes().splitlines()
     assert len(dead) == replay.MAX_UNREADABLE_LISTED
     assert peak < 20_000_000, peak  # (the problems and letters of 30,000 lines: far more, before)
