@@ -141,6 +141,15 @@ _DURATION_BOUNDS: Final = (
 _Attributes = Mapping[str, str]
 
 
+def check_provider(meter_provider: object) -> None:
+    """A ``meter_provider=`` keyword of another kind fails at construction, naming it (not
+    a warning that self-metrics are off, later)."""
+    if meter_provider is not None and not isinstance(meter_provider, MeterProvider):
+        raise TypeError(
+            f"meter_provider must be an OpenTelemetry MeterProvider; got {type(meter_provider).__name__}"
+        )
+
+
 def resolve(meter_provider: MeterProvider | None) -> MeterProvider | None:
     """The meter provider to report to, or None when self-metrics are off.
 

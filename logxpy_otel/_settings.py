@@ -55,7 +55,7 @@ def _milliseconds(most: float, least: float = 0.0) -> Callable[[object], float]:
     bounds = f"from {least:g} to {most:.0f}" if least else f"> 0 and <= {most:.0f}"
 
     def parse(value: object) -> float:
-        if isinstance(value, str):
+        if isinstance(value, str) and value.strip().isascii():  # (float() takes any digits)
             try:
                 value = float(value.strip())
             except ValueError:
@@ -301,6 +301,15 @@ def parse_option(key: str, value: object) -> Any:
 
 
 _TRUE: Final = frozenset(("1", "true", "yes", "on"))
+
+
+def parse_flag(name: str, value: object) -> bool:
+    """A true/false keyword that is not an option of the writer (``log_code_attributes``),
+    read as options are (``"false"`` is false); ``ValueError`` names it."""
+    try:
+        return _bool(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be {exc}; got {value!r}") from None
 
 
 def sync_requested() -> bool:

@@ -123,8 +123,9 @@ def _check_keywords(path: object, destinations: object, config: object, file_mod
     """Keywords of the wrong type fail here, naming the keyword, not deep inside."""
     if path is not None and not isinstance(path, str | os.PathLike):
         raise TypeError(f"path must be a str or os.PathLike; got {type(path).__name__}")
-    if path is not None and "\x00" in str(os.fspath(path)):
-        raise ValueError(f"path must be a file path without NUL characters; got {path!r}")
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if text is not None and (not isinstance(text, str) or not text.strip() or "\x00" in text):
+        raise ValueError(f"path must be a non-empty file path without NUL characters; got {path!r}")
     not_iterable = isinstance(destinations, str | bytes) or not isinstance(destinations, Iterable)
     if destinations is not None and not_iterable:
         raise TypeError(f"destinations must be an iterable of callables; got {type(destinations).__name__}")
@@ -158,6 +159,7 @@ class WriterOwner:
         meter_provider: MeterProvider | None = None,
         **options: Any,
     ) -> None:
+        _self_metrics.check_provider(meter_provider)
         self._encoder, self._writer = build(
             path,
             destinations=destinations,

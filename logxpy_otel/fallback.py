@@ -132,6 +132,7 @@ class FallbackLogRecordExporter(LogRecordExporter):
                 f"cooldown_s must be > 0 and <= max_cooldown_s <= {_MAX_SECONDS:g}; "
                 f"got {cooldown_s!r}, {max_cooldown_s!r}"
             )
+        _self_metrics.check_provider(meter_provider)
         for name, value in (("live_timeout_s", live_timeout_s), ("shutdown_timeout_s", shutdown_timeout_s)):
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= _MAX_SECONDS:
                 raise ValueError(

@@ -91,6 +91,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
+from . import _settings
 from ._diagnostics import RateLimitedReporter, is_own_scope
 from ._format import RESERVED_KEYS, LineMode, severity_bucket
 from ._native import speedup
@@ -505,6 +506,10 @@ class LogxpyLoggingHandler(logging.Handler):
             log_code_attributes = (
                 os.environ.get("OTEL_PYTHON_LOG_CODE_ATTRIBUTES", "false").strip().lower() == "true"
             )
+        else:  # (a configuration file gives "false" as a string: read as any true/false setting)
+            log_code_attributes = _settings.parse_flag("log_code_attributes", log_code_attributes)
+        # The level as logging.Handler will take it, before a file is opened or a thread started.
+        logging._checkLevel(level)  # type: ignore[attr-defined]
         state = _ProviderState(logger_provider, resource) if logger_provider is not None else None
         owned = processor is None
         if processor is None:
@@ -512,7 +517,7 @@ class LogxpyLoggingHandler(logging.Handler):
         super().__init__(level)
         self._processor = processor
         self._owns_processor = owned
-        self._log_code_attributes = bool(log_code_attributes)
+        self._log_code_attributes = log_code_attributes
         self._flavour = FLAVOUR_INSTRUMENTATION
         self._resource_arg = resource
         self._writer = processor._writer

@@ -2276,3 +2276,38 @@ def test_a_message_that_fails_to_build_is_a_format_error_and_built_once(
     assert value.calls == 1
     report = capsys.readouterr().err
     assert report.count("--- Logging error ---") == 1 and "RuntimeError: not loaded" in report
+
+
+# -- session 28: a hostile review of the handler's set-up -----------------------------------------
+
+
+@pytest.mark.parametrize(("given", "on"), [("false", False), ("no", False), ("TRUE", True), ("1", True)])
+def test_log_code_attributes_from_a_configuration_file_is_read_as_a_setting(
+    tmp_path: Path, given: str, on: bool
+) -> None:
+    """``log_code_attributes: "false"`` (JSON, YAML, templated configuration) went through
+    ``bool()``: "false" turned the code attributes on (file paths and function names in
+    every line, unasked). It reads as the other true/false settings do."""
+    handler = LogxpyLoggingHandler(tmp_path / "app.jsonl", log_code_attributes=given)
+    try:
+        assert handler.log_code_attributes is on
+    finally:
+        handler.close()
+
+
+def test_a_bad_log_code_attributes_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="log_code_attributes must be true or false; got 'maybe'"):
+        LogxpyLoggingHandler(tmp_path / "app.jsonl", log_code_attributes="maybe")
+    assert not (tmp_path / "app.jsonl").exists()  # (refused before anything is opened)
+
+
+def test_a_bad_level_opens_no_file_and_starts_no_thread(tmp_path: Path) -> None:
+    """``level="NOPE"`` was refused by ``logging.Handler`` after the handler had built its
+    processor: each attempt left the file, two descriptors and a writer thread (20 tries,
+    20 threads). The level is looked at first."""
+    threads = threading.active_count()
+    for _ in range(3):
+        with pytest.raises(ValueError, match="NOPE"):
+            LogxpyLoggingHandler(tmp_path / "app.jsonl", level="NOPE")
+    assert not (tmp_path / "app.jsonl").exists()
+    assert threading.active_count() == threads

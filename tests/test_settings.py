@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import stat
 from pathlib import Path
 
@@ -306,7 +307,7 @@ def test_compress_takes_no_number_for_a_boolean(raw: object) -> None:
 def test_a_path_with_a_nul_character_is_refused_naming_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="file must be a non-empty file path without NUL"):
         parse_option("file", "a\x00b")
-    with pytest.raises(ValueError, match="path must be a file path without NUL"):
+    with pytest.raises(ValueError, match="path must be a non-empty file path without NUL"):
         LogxpyLogRecordProcessor(str(tmp_path / "a\x00b"))
 
 
@@ -317,3 +318,39 @@ def test_a_bad_file_permissions_variable_names_the_default_in_octal(
     monkeypatch.setenv("OTEL_EXPORTER_LOGXPY_FILE_PERMISSIONS", "999")
     assert from_env("file_permissions") == 0o600
     assert "using the default 600" in caplog.text
+
+
+# -- session 28: a hostile review of the keywords ----------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["", "  ", "\t"])
+def test_an_empty_or_blank_path_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """``path=""`` raised FileNotFoundError from deep inside, and ``path="  "`` made a file
+    named two spaces (the variable's parser refuses both)."""
+    monkeypatch.chdir(tmp_path)
+    says = f"path must be a non-empty file path without NUL characters; got {path!r}"
+    with pytest.raises(ValueError, match=re.escape(says)):
+        LogxpyLogRecordProcessor(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["\u0663", "\uff15", "1\u0660"])
+def test_a_number_in_other_digits_is_refused_like_the_integer_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """``flush_interval="\u0663"`` (an Arabic-Indic three) passed as 3 ms through float(),
+    keyword and variable alike, where the integer settings refuse such digits."""
+    with pytest.raises(ValueError, match="flush_interval must be a number of milliseconds"):
+        LogxpyLogRecordProcessor(tmp_path / "x.jsonl", flush_interval=value)
+    monkeypatch.setenv(str(OPTIONS["flush_interval"].env), value)
+    assert from_env("flush_interval") == OPTIONS["flush_interval"].default
+
+
+def test_a_meter_provider_of_another_kind_is_refused_naming_it(tmp_path: Path) -> None:
+    """``meter_provider="not a provider"`` was taken, and only a warning said self-metrics
+    were off."""
+    with pytest.raises(TypeError, match="meter_provider must be an OpenTelemetry MeterProvider; got str"):
+        LogxpyLogRecordProcessor(tmp_path / "x.jsonl", meter_provider="not a provider")
+    assert not (tmp_path / "x.jsonl").exists()
