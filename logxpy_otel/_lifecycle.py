@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
+import sys
 import threading
 import time
 import weakref
@@ -155,6 +156,41 @@ def _after_fork_in_child() -> None:
         target._after_fork_in_child()
     for writer in list(_LIVE.values()):
         writer._child_after_fork()
+    _exit_with_multiprocessing()
+
+
+#: The lowest ``exitpriority``: ``multiprocessing`` runs its finalizers highest first.
+_LAST: Final = -(2**31)
+
+
+class _Anchor:
+    """What ``multiprocessing``'s after-fork registry holds (weakly) for our entry."""
+
+
+_ANCHOR: Final = _Anchor()
+
+
+def _exit_with_multiprocessing() -> None:
+    """A ``multiprocessing`` child (the fork and forkserver start methods) ends with
+    ``os._exit`` once its target returns: the ``atexit`` hooks never run there, and what
+    its writers held was lost. ``multiprocessing``'s exit finalizers do run; the child's
+    start clears those it inherited, then runs its after-fork callbacks: ours registers the
+    writers' exit step there, as the last finalizer (after the application's). In a child
+    that ends through ``atexit`` instead, the step runs twice; the second finds nothing."""
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return  # (no multiprocessing here: a child of os.fork, which ends as its code says)
+    try:
+        util.register_after_fork(_ANCHOR, _finalize_in_child)
+    except Exception:  # noqa: BLE001 - never in the way of the application's fork
+        pass
+
+
+def _finalize_in_child(_anchor: object) -> None:
+    try:
+        sys.modules["multiprocessing.util"].Finalize(None, _exit_all, exitpriority=_LAST)
+    except Exception:  # noqa: BLE001
+        pass
 
 
 atexit.register(_exit_all)

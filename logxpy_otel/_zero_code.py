@@ -63,10 +63,40 @@ EXPORTER_NAME = "logxpy"
 _OLD_CONFIGURATOR = "logxpy"
 
 
+#: The fallback's entry-point name (OTLP, and our file when the collector is down).
+FALLBACK_NAME = "logxpy_fallback"
+#: ``environment_variables.OTEL_EXPORTER_LOGXPY_SPANS``, read here without importing it
+#: (a run that does not ask for ``logxpy`` imports nothing of ours).
+_SPANS_VARIABLE = "OTEL_EXPORTER_LOGXPY_SPANS"
+
+
+def _names() -> list[str]:
+    """The exporters ``OTEL_LOGS_EXPORTER`` names, read as the SDK reads it."""
+    return [name.strip() for name in os.environ.get("OTEL_LOGS_EXPORTER", "").split(",")]
+
+
 def _asked() -> bool:
-    """Whether ``OTEL_LOGS_EXPORTER`` names ``logxpy``, read as the SDK reads it."""
-    names = os.environ.get("OTEL_LOGS_EXPORTER", "")
-    return EXPORTER_NAME in (name.strip() for name in names.split(","))
+    """Whether ``OTEL_LOGS_EXPORTER`` names ``logxpy``."""
+    return EXPORTER_NAME in _names()
+
+
+def _check_fallback_set_up(names: list[str]) -> None:
+    """``logxpy_fallback`` beside what it cannot go with: one warning each."""
+    from . import _settings
+    from ._diagnostics import logger
+
+    if EXPORTER_NAME in names:
+        logger.warning(
+            "logxpy-otel: OTEL_LOGS_EXPORTER names both logxpy and logxpy_fallback: both write "
+            "the file OTEL_EXPORTER_LOGXPY_FILE names, so every record is there twice (and "
+            "logxpy-otel replay would send both copies); name one of them"
+        )
+    elif _settings.from_env(_settings.SPANS):
+        logger.warning(
+            "logxpy-otel: OTEL_EXPORTER_LOGXPY_SPANS=true needs OTEL_LOGS_EXPORTER=logxpy (spans "
+            "nest in our processor's trees; logxpy_fallback's file is written behind the SDK's "
+            "batch processor); spans are not written"
+        )
 
 
 def pre_instrument() -> None:
@@ -74,7 +104,13 @@ def pre_instrument() -> None:
 
     Never raises: ``opentelemetry-instrument`` would report the whole set-up as failed.
     """
-    if not _asked() or os.environ.get("OTEL_CONFIG_FILE", "").strip():
+    names = _names()
+    if FALLBACK_NAME in names and (EXPORTER_NAME in names or os.environ.get(_SPANS_VARIABLE, "").strip()):
+        try:
+            _check_fallback_set_up(names)
+        except Exception:  # noqa: BLE001 - never into the application's start-up
+            pass
+    if EXPORTER_NAME not in names or os.environ.get("OTEL_CONFIG_FILE", "").strip():
         return  # not ours to do; a declarative configuration file says which processors it wants
     from ._diagnostics import logger
 

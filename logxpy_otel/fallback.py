@@ -96,7 +96,7 @@ class FallbackMetrics:
 class _Send:
     """One live send handed to the sender thread; ``done`` is set with its ``result``."""
 
-    __slots__ = ("batch", "counted", "done", "result")
+    __slots__ = ("batch", "counted", "done", "filed", "result")
 
     def __init__(self, batch: Sequence[ReadableLogRecord]) -> None:
         self.batch = batch
@@ -104,6 +104,9 @@ class _Send:
         self.result = _FAILURE
         #: Counted as a failure already (it timed out; failing after that is the same failure).
         self.counted = False
+        #: Its batch is in the file already: shutdown filed it at its bound, or the send's
+        #: failure did (whichever came first files it; the other does not again).
+        self.filed = False
 
 
 class FallbackLogRecordExporter(LogRecordExporter):
@@ -164,6 +167,16 @@ class FallbackLogRecordExporter(LogRecordExporter):
         self._encode = otlp_encoder() if _is_otlp(primary) else None
         self._refusal_said = False
         self._metrics_source = _self_metrics.observe_fallback(self, meter_provider)
+        _lifecycle.reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: the send under way, or handed over, is the parent's (the
+        parent delivers it, or files it, alone); the child has no sender thread yet, and
+        new locks (another thread may have held one at the fork)."""
+        self._cond = threading.Condition(threading.Lock())
+        self._job = self._inflight = None
+        self._busy = False
+        self._thread = None
 
     @property
     def metrics(self) -> FallbackMetrics:
@@ -266,7 +279,8 @@ class FallbackLogRecordExporter(LogRecordExporter):
                 self._failed_locked(job)
                 if self._state is BreakerState.CLOSED:
                     self._open_locked(error)
-            if self._to_file(batch) is not _SUCCESS:
+                filed, job.filed = job.filed, True
+            if not filed and self._to_file(batch) is not _SUCCESS:
                 result = _FAILURE
         job.result = result
         with self._cond:
@@ -367,11 +381,15 @@ class FallbackLogRecordExporter(LogRecordExporter):
             self._closed = True
             pending, self._job = self._job, None
             inflight = self._inflight
+            if inflight is not None and (idle or inflight.filed):
+                inflight = None  # (ended meanwhile, or its failure filed it)
+            elif inflight is not None:
+                inflight.filed = True
             self._cond.notify_all()
         if pending is not None:  # handed over but never started
             pending.result = self._to_file(pending.batch)
             pending.done.set()
-        if not idle and inflight is not None:
+        if inflight is not None:
             self._to_file(inflight.batch)
             logger.warning(
                 "logxpy-otel: a live send was still under way at shutdown; its batch may arrive twice"

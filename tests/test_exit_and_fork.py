@@ -773,3 +773,47 @@ def test_a_child_hooks_record_is_the_childs_when_two_threads_fork_at_once(tmp_pa
     assert _json(done.stdout.splitlines()[-1]) == {"codes": [0], "forks": 30, "lane": True}
     bodies = [line["msg"] for line in parse_lines(path.read_bytes()) if "at" not in line]
     assert bodies.count("child-hook") == 30
+
+
+# -- session 28: a hostile review of zero-code set-ups ------------------------------------------
+
+
+@pytest.mark.parametrize("owner", ["processor", "exporter"])
+def test_the_records_of_a_multiprocessing_child_are_written_when_it_ends(tmp_path: Path, owner: str) -> None:
+    """A ``multiprocessing`` child of the fork start method ends with ``os._exit`` once its
+    target returns: no ``atexit`` hook runs, and every record it logged was lost, unsaid
+    (600 of 600 in a reviewer's run under ``opentelemetry-instrument``). The child's exit
+    now runs the writers' exit step through ``multiprocessing``'s own exit finalizers."""
+    path = tmp_path / "mp.jsonl"
+    script = f"""
+        import multiprocessing
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+        from logxpy_otel import LogxpyLogRecordExporter, LogxpyLogRecordProcessor
+
+        provider = LoggerProvider(shutdown_on_exit=False)
+        if {owner!r} == "processor":
+            provider.add_log_record_processor(LogxpyLogRecordProcessor({str(path)!r}))
+        else:
+            provider.add_log_record_processor(SimpleLogRecordProcessor(LogxpyLogRecordExporter({str(path)!r})))
+        log = provider.get_logger("app")
+
+        def work(k):
+            for i in range(200):
+                log.emit(body=f"child {{k}} record {{i}}")
+
+        if __name__ == "__main__":
+            log.emit(body="parent")
+            context = multiprocessing.get_context("fork")
+            children = [context.Process(target=work, args=(k,)) for k in range(3)]
+            for child in children:
+                child.start()
+            for child in children:
+                child.join(20)
+                assert child.exitcode == 0, child.exitcode
+    """
+    done = run_script(script)
+    assert done.returncode == 0, done.stderr
+    messages = [line["msg"] for line in parse_lines(path.read_bytes()) if "msg" in line]
+    expected = ["parent"] + [f"child {k} record {i}" for k in range(3) for i in range(200)]
+    assert sorted(messages) == sorted(expected)

@@ -7,6 +7,7 @@ body, attribute types, severity, timestamps and ids as they were emitted.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -834,3 +835,60 @@ def test_a_refused_record_is_filed_once_when_shutdown_comes_during_the_resend(tm
 
 def _file_records(path: Path) -> list[Any]:
     return [dict(r.record.log_record.attributes or {}) for r in read_file(path) if not isinstance(r, BadLine)]
+
+
+# -- session 28: a hostile review of zero-code set-ups ------------------------------------------
+
+
+def test_a_child_forked_during_a_live_send_leaves_the_parent_s_batch_to_the_parent() -> None:
+    """With ``logxpy_fallback``, ``os.fork()`` while a live send was under way gave every
+    child the parent's send: each child waited out ``shutdown_timeout`` for a sender thread
+    it does not have (5 s an exit), then wrote the parent's batch to the file (a reviewer's
+    run: 10 records 4 times, 3 children). A child forgets the parent's send; the parent
+    delivers it, or files it, alone."""
+    primary, keep = Scripted(), Keep()
+    primary.block = True
+    primary.hang.set()  # (its own shutdown returns at once)
+    fb = FallbackLogRecordExporter(primary, keep, live_timeout_s=0.05, shutdown_timeout_s=5.0)
+    assert fb.export(["parent"]) is LogRecordExportResult.SUCCESS  # (timed out: under way)
+    assert primary.entered.wait(10)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what its shutdown filed, and how long it took
+        os.close(read)
+        started = time.monotonic()
+        fb.export(["child"])
+        fb.shutdown()
+        took = time.monotonic() - started
+        os.write(write, json.dumps([keep.batches, took < 2.0]).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        filed, quick = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    primary.release.set()
+    fb.shutdown()
+    assert quick, "the child waited for the parent's send"
+    assert ["parent"] not in filed, filed
+    assert keep.batches.count(["parent"]) <= 1  # (the parent: delivered, or filed once)
+
+
+def test_a_send_that_fails_after_shutdown_filed_it_is_not_filed_again() -> None:
+    """Shutdown writes a send still under way at its bound to the file, then shuts the OTLP
+    exporter down, which ends the send's retries: the send failed, and the sender thread
+    filed the same batch again (2 of 5 runs under zero code; every time with
+    ``logxpy,logxpy_fallback``). Whoever files a send's batch first files it alone."""
+    primary, keep = Scripted(), Keep()
+    primary.block = True
+    primary.up = False
+    fb = FallbackLogRecordExporter(primary, keep, live_timeout_s=0.05, shutdown_timeout_s=0.2)
+    fb.export(["once"])
+    assert primary.entered.wait(10)
+    shut = threading.Thread(target=fb.shutdown)
+    shut.start()
+    wait_for(lambda: ["once"] in keep.batches)  # (filed by shutdown at its bound)
+    primary.release.set()  # the send fails now, after shutdown filed it
+    primary.hang.set()
+    shut.join(10)
+    wait_for(lambda: fb._inflight is None)
+    assert keep.batches.count(["once"]) == 1, keep.batches

@@ -23,6 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from logxpy_otel import LogxpyLogRecordExporter, _sdk_private, _zero_code
+from logxpy_otel import environment_variables as ev
 from logxpy_otel._zero_code import install
 
 from otlp_receiver import HttpReceiver
@@ -758,3 +759,29 @@ def test_the_fallback_with_an_otlp_protocol_it_cannot_send_with_warns_and_uses_t
     assert "Failed to auto initialize" not in result.stderr, result.stderr[-2000:]
     assert info["processors"], "the logs set-up went on"
     assert ("not a protocol the fallback can send with" in result.stderr) == (protocol == "http/json")
+
+
+# -- session 28: a hostile review of zero-code set-ups ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("names", "says"),
+    [
+        ("logxpy_fallback", "OTEL_EXPORTER_LOGXPY_SPANS=true needs OTEL_LOGS_EXPORTER=logxpy"),
+        ("logxpy,logxpy_fallback", "names both logxpy and logxpy_fallback"),
+    ],
+)
+def test_a_fallback_set_up_that_cannot_do_what_it_asks_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, names: str, says: str
+) -> None:
+    """``OTEL_EXPORTER_LOGXPY_SPANS=true`` beside ``logxpy_fallback`` alone was ignored
+    without a word (flat mode gets one); ``logxpy,logxpy_fallback`` wrote every record twice
+    into the one file both name (and replay would send the plain copies too)."""
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", names)
+    monkeypatch.setenv("OTEL_EXPORTER_LOGXPY_SPANS", "true")
+    monkeypatch.setattr(_zero_code, "install", lambda provider: [])  # (only what is said is looked at)
+    with caplog.at_level(logging.WARNING, logger="logxpy_otel"):
+        _zero_code.pre_instrument()
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("logxpy_otel")]
+    assert any(says in message for message in said), said
+    assert _zero_code._SPANS_VARIABLE == ev.OTEL_EXPORTER_LOGXPY_SPANS
