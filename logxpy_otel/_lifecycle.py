@@ -161,6 +161,18 @@ def _after_fork_in_child() -> None:
 
 #: The lowest ``exitpriority``: ``multiprocessing`` runs its finalizers highest first.
 _LAST: Final = -(2**31)
+#: What else must hand over what it holds before a ``multiprocessing`` child's writers
+#: close (held weakly): objects with an ``_at_child_exit()`` (the OTLP fallback: its SDK
+#: batch processor and its send under way; at an ordinary exit the SDK's shutdown does it).
+_CHILD_EXITS: Final[weakref.WeakSet[Any]] = weakref.WeakSet()
+#: The process whose ``multiprocessing`` exit step is registered (once a process).
+_EXIT_STEP_IN: list[int] = []
+
+
+def at_child_exit(target: Any) -> None:
+    """Call ``target._at_child_exit()`` when a ``multiprocessing`` child ends (see
+    :func:`_exit_with_multiprocessing`); ``target`` is held weakly."""
+    _CHILD_EXITS.add(target)
 
 
 class _Anchor:
@@ -173,24 +185,42 @@ _ANCHOR: Final = _Anchor()
 def _exit_with_multiprocessing() -> None:
     """A ``multiprocessing`` child (the fork and forkserver start methods) ends with
     ``os._exit`` once its target returns: the ``atexit`` hooks never run there, and what
-    its writers held was lost. ``multiprocessing``'s exit finalizers do run; the child's
-    start clears those it inherited, then runs its after-fork callbacks: ours registers the
-    writers' exit step there, as the last finalizer (after the application's). In a child
-    that ends through ``atexit`` instead, the step runs twice; the second finds nothing."""
+    its writers held was lost. ``multiprocessing``'s exit finalizers do run. A child's
+    start clears those it inherited, then runs its after-fork callbacks: ours registers
+    the exit step there (:func:`_exit_step_in_child`); a writer made later in the child
+    registers it when it is made (:func:`register`). In a child that ends through
+    ``atexit`` instead, the step runs twice; the second finds nothing."""
     util = sys.modules.get("multiprocessing.util")
     if util is None:
         return  # (no multiprocessing here: a child of os.fork, which ends as its code says)
     try:
-        util.register_after_fork(_ANCHOR, _finalize_in_child)
+        util.register_after_fork(_ANCHOR, _exit_step_in_child)
     except Exception:  # noqa: BLE001 - never in the way of the application's fork
         pass
 
 
-def _finalize_in_child(_anchor: object) -> None:
+def _exit_step_in_child(_anchor: object = None) -> None:
+    """In a ``multiprocessing`` child, once: the exit step as its last exit finalizer
+    (after the application's)."""
+    process = sys.modules.get("multiprocessing.process")
+    if process is None or process.parent_process() is None or os.getpid() in _EXIT_STEP_IN:
+        return
     try:
-        sys.modules["multiprocessing.util"].Finalize(None, _exit_all, exitpriority=_LAST)
+        sys.modules["multiprocessing.util"].Finalize(None, _exit_child, exitpriority=_LAST)
     except Exception:  # noqa: BLE001
-        pass
+        return
+    _EXIT_STEP_IN[:] = [os.getpid()]
+
+
+def _exit_child() -> None:
+    """A ``multiprocessing`` child's end: what is held in front of our writers is handed
+    over, then each writer's exit step."""
+    for target in list(_CHILD_EXITS):
+        try:
+            target._at_child_exit()
+        except Exception:  # noqa: BLE001 - the writers' exit steps come all the same
+            pass
+    _exit_all()
 
 
 atexit.register(_exit_all)
@@ -203,6 +233,8 @@ if hasattr(os, "register_at_fork"):
 def register(writer: AsyncWriter) -> None:
     """Run ``writer``'s exit and fork steps with the process's (it is held weakly)."""
     _LIVE[next(_NUMBERS)] = writer
+    if "multiprocessing.util" in sys.modules:
+        _exit_step_in_child()  # (made in a multiprocessing child: its end runs no atexit)
 
 
 def call_bounded(call: Callable[[], Any], timeout: float) -> Any:

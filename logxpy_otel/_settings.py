@@ -305,7 +305,10 @@ _TRUE: Final = frozenset(("1", "true", "yes", "on"))
 
 def parse_flag(name: str, value: object) -> bool:
     """A true/false keyword that is not an option of the writer (``log_code_attributes``),
-    read as options are (``"false"`` is false); ``ValueError`` names it."""
+    read as options are (``"false"`` is false), and 0 or 1 as a configuration file may
+    write them; ``ValueError`` names it."""
+    if type(value) is int and value in (0, 1):
+        return bool(value)
     try:
         return _bool(value)
     except ValueError as exc:

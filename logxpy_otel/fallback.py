@@ -33,6 +33,7 @@ their own (``otel.sdk.exporter.*``).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -46,7 +47,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from . import _lifecycle, _self_metrics
+from . import _lifecycle, _sdk_private, _self_metrics
 from ._config import FLUSH_TIMEOUT_MS, flush_timeout_s
 from ._diagnostics import logger
 from ._otlp import encoded_parts, otlp_encoder
@@ -168,6 +169,45 @@ class FallbackLogRecordExporter(LogRecordExporter):
         self._refusal_said = False
         self._metrics_source = _self_metrics.observe_fallback(self, meter_provider)
         _lifecycle.reset_after_fork(self)
+        _lifecycle.at_child_exit(self)
+
+    def _at_child_exit(self) -> None:
+        """A ``multiprocessing`` child's end, where no ``atexit`` hook runs (nor the SDK's
+        shutdown): the SDK's batch processor in front hands over what it holds, and a send
+        still under way at the shutdown bound is filed. Nothing is closed (where the child
+        ends through ``atexit`` after all, the SDK's shutdown comes next, as usual)."""
+        if self._closed:
+            return
+        deadline = time.monotonic() + self._shutdown_timeout
+        for feeder in _sdk_private.batch_feeders(self):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            _lifecycle.call_bounded(functools.partial(feeder.force_flush, int(left * 1000)), left)
+        self._file_unsettled(max(0.0, deadline - time.monotonic()), close=False)
+
+    def _file_unsettled(self, timeout: float, *, close: bool) -> None:
+        """Wait (bounded) until no live send is under way; then file a send handed over but
+        not started, and one still under way (it may arrive too: said; its failure files
+        nothing more). ``close``: no live send from then on (shutdown)."""
+        idle = self._wait_idle(timeout)
+        with self._cond:
+            if close:
+                self._closed = True
+            pending, self._job = self._job, None
+            inflight, filing = self._inflight, None
+            if inflight is not None and not idle and not inflight.filed:
+                inflight.filed, filing = True, inflight.batch  # (else its failure filed it)
+            self._cond.notify_all()
+        if pending is not None:  # handed over but never started
+            pending.result = self._to_file(pending.batch)
+            pending.done.set()
+        if filing is not None:
+            self._to_file(filing)
+            logger.warning(
+                "logxpy-otel: a live send was still under way at %s; its batch may arrive twice",
+                "shutdown" if close else "the process's end",
+            )
 
     def _after_fork_in_child(self) -> None:
         """In a forked child: the send under way, or handed over, is the parent's (the
@@ -177,6 +217,9 @@ class FallbackLogRecordExporter(LogRecordExporter):
         self._job = self._inflight = None
         self._busy = False
         self._thread = None
+        if self._state is BreakerState.PROBING:  # (the parent's probe: the child makes its own)
+            self._state = BreakerState.OPEN
+            self._retry_at = self._clock()
 
     @property
     def metrics(self) -> FallbackMetrics:
@@ -198,6 +241,8 @@ class FallbackLogRecordExporter(LogRecordExporter):
                 self._busy = True
                 self._start_locked()
                 self._cond.notify_all()
+            elif self._state is BreakerState.OPEN and not self._closed:
+                self._start_locked()  # (a forked child has no thread yet to probe with)
         if not live:
             return self._to_file(batch)
         if job.done.wait(self._live_timeout):
@@ -261,11 +306,15 @@ class FallbackLogRecordExporter(LogRecordExporter):
         if error is not None and (refused := self._refused(batch)):
             # The batch's fault, not the collector's: those records go to the file (replay
             # sends them in the nearest form OTLP carries), the others are sent again.
-            result = self._to_file([batch[i] for i in refused])
             skip = set(refused)
+            bad = [batch[i] for i in refused]
             batch = [record for i, record in enumerate(batch) if i not in skip]
             with self._cond:
-                job.batch = batch  # (what shutdown writes to the file if this send outlasts it)
+                # (unless shutdown filed the whole batch meanwhile; if it files later, it
+                # files what is left of the send)
+                mine, job.batch = not job.filed, batch
+            if mine:
+                result = self._to_file(bad)
             error = _try_export(self.primary, batch) if batch else None
         if error is None:
             with self._cond:
@@ -376,24 +425,7 @@ class FallbackLogRecordExporter(LogRecordExporter):
         be about to end, and a record sent twice is better than one lost.
         """
         deadline = time.monotonic() + self._shutdown_timeout
-        idle = self._wait_idle(self._shutdown_timeout)
-        with self._cond:
-            self._closed = True
-            pending, self._job = self._job, None
-            inflight = self._inflight
-            if inflight is not None and (idle or inflight.filed):
-                inflight = None  # (ended meanwhile, or its failure filed it)
-            elif inflight is not None:
-                inflight.filed = True
-            self._cond.notify_all()
-        if pending is not None:  # handed over but never started
-            pending.result = self._to_file(pending.batch)
-            pending.done.set()
-        if inflight is not None:
-            self._to_file(inflight.batch)
-            logger.warning(
-                "logxpy-otel: a live send was still under way at shutdown; its batch may arrive twice"
-            )
+        self._file_unsettled(self._shutdown_timeout, close=True)
         _lifecycle.call_bounded(self.primary.shutdown, max(0.0, deadline - time.monotonic()))
         self.fallback.shutdown()  # type: ignore[no-untyped-call]
         if self._metrics_source is not None:

@@ -817,3 +817,85 @@ def test_the_records_of_a_multiprocessing_child_are_written_when_it_ends(tmp_pat
     messages = [line["msg"] for line in parse_lines(path.read_bytes()) if "msg" in line]
     expected = ["parent"] + [f"child {k} record {i}" for k in range(3) for i in range(200)]
     assert sorted(messages) == sorted(expected)
+
+
+@pytest.mark.parametrize("start", ["fork", "forkserver"])
+def test_a_writer_made_in_a_multiprocessing_child_writes_what_it_got_when_the_child_ends(
+    tmp_path: Path, start: str
+) -> None:
+    """Review of the fix above: it registered the exit step at the fork, so a writer the
+    child made itself (in its target, a pool's ``initializer``) still lost everything (0 of
+    300). A writer made in a ``multiprocessing`` child registers it when it is made."""
+    path = tmp_path / "made-in-child.jsonl"
+    script = f"""
+        import multiprocessing
+
+        def work(k):
+            from opentelemetry.sdk._logs import LoggerProvider
+            from logxpy_otel import LogxpyLogRecordProcessor
+
+            provider = LoggerProvider(shutdown_on_exit=False)
+            provider.add_log_record_processor(LogxpyLogRecordProcessor({str(path)!r}))
+            for i in range(100):
+                provider.get_logger("app").emit(body=f"child {{k}} record {{i}}")
+
+        if __name__ == "__main__":
+            context = multiprocessing.get_context({start!r})
+            children = [context.Process(target=work, args=(k,)) for k in range(2)]
+            for child in children:
+                child.start()
+            for child in children:
+                child.join(30)
+                assert child.exitcode == 0, child.exitcode
+    """
+    app = tmp_path / "app.py"  # (forkserver children import the main module by its file)
+    app.write_text(textwrap.dedent(script))
+    done = subprocess.run([sys.executable, str(app)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    messages = [line["msg"] for line in parse_lines(path.read_bytes()) if "msg" in line]
+    assert sorted(messages) == sorted(f"child {k} record {i}" for k in range(2) for i in range(100))
+
+
+def test_a_multiprocessing_child_behind_the_otlp_fallback_files_what_it_logged(tmp_path: Path) -> None:
+    """Review: behind ``FallbackLogRecordExporter`` (under the SDK's batch processor, as
+    ``logxpy_fallback`` sets it up) a ``multiprocessing`` child lost every record: nothing
+    asked the batch processor in front of the fallback to hand over at the child's end.
+    The collector is down here: the child's records are in the file, once."""
+    path = tmp_path / "fallback-child.jsonl"
+    script = f"""
+        import multiprocessing
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
+        from logxpy_otel import LogxpyLogRecordExporter
+        from logxpy_otel.fallback import FallbackLogRecordExporter
+
+        class Down(LogRecordExporter):
+            def export(self, batch):
+                raise ConnectionRefusedError("collector down")
+            def shutdown(self):
+                pass
+            def force_flush(self, timeout_millis=30_000):
+                return True
+
+        fallback = FallbackLogRecordExporter(Down(), LogxpyLogRecordExporter({str(path)!r}))
+        provider = LoggerProvider(shutdown_on_exit=False)
+        provider.add_log_record_processor(BatchLogRecordProcessor(fallback, schedule_delay_millis=600_000))
+        log = provider.get_logger("app")
+
+        def work(k):
+            for i in range(100):
+                log.emit(body=f"child {{k}} record {{i}}")
+
+        if __name__ == "__main__":
+            context = multiprocessing.get_context("fork")
+            children = [context.Process(target=work, args=(k,)) for k in range(2)]
+            for child in children:
+                child.start()
+            for child in children:
+                child.join(30)
+                assert child.exitcode == 0, child.exitcode
+    """
+    done = run_script(script, timeout=60)
+    assert done.returncode == 0, done.stderr
+    messages = [line["msg"] for line in parse_lines(path.read_bytes()) if "msg" in line]
+    assert sorted(messages) == sorted(f"child {k} record {i}" for k in range(2) for i in range(100))

@@ -16,6 +16,7 @@ import sys
 import textwrap
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -892,3 +893,77 @@ def test_a_send_that_fails_after_shutdown_filed_it_is_not_filed_again() -> None:
     shut.join(10)
     wait_for(lambda: fb._inflight is None)
     assert keep.batches.count(["once"]) == 1, keep.batches
+
+
+@pytest.mark.parametrize("state", ["open", "probing"])
+def test_a_child_forked_while_the_breaker_is_open_tries_the_collector_again(state: str) -> None:
+    """Review of the fork fix: only the sender thread moves the breaker on from open or
+    probing, and a child has none until a send starts one, which only a closed breaker
+    did: a child forked during an outage (a gunicorn worker forked during a collector
+    blip) wrote to the file for good. A child that finds the breaker open starts its own
+    sender thread, which probes; a probe under way at the fork was the parent's."""
+    primary, keep = Scripted(), Keep()
+    fb = FallbackLogRecordExporter(primary, keep, cooldown_s=0.02, max_cooldown_s=0.05, live_timeout_s=0.5)
+    primary.up = False
+    fb.export(["down"])  # the breaker opens
+    probing = threading.Event()
+    if state == "probing":
+        release = threading.Event()
+        plain = primary.export
+
+        def slow_probe(batch: Any) -> LogRecordExportResult:
+            if not batch:
+                probing.set()
+                release.wait(10)
+            return plain(batch)
+
+        primary.export = slow_probe  # type: ignore[method-assign]
+        assert probing.wait(10)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        primary.up = True
+        primary.export = types.MethodType(Scripted.export, primary)  # type: ignore[method-assign]
+        before = len(primary.seen)
+        deadline = time.monotonic() + 10
+        while fb.metrics.breaker_open and time.monotonic() < deadline:
+            fb.export(["child"])
+            time.sleep(0.01)
+        fb.export(["live"])
+        answer = [str(fb.metrics.breaker_state), ["live"] in primary.seen[before:]]
+        os.write(write, json.dumps(answer).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        breaker, live = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    if state == "probing":
+        release.set()
+    primary.hang.set()
+    fb.shutdown()
+    assert (breaker, live) == ("closed", True)
+
+
+def test_records_the_encoder_refuses_are_filed_once_when_shutdown_files_the_send() -> None:
+    """Review: shutdown's bound can fall while the sender works out which records the
+    encoder refuses: shutdown filed the whole batch, then the sender filed the refused
+    ones again. Whoever files first files what is left of the send, once."""
+    primary, keep = Scripted(), Keep()
+    primary.up = False
+    primary.hang.set()
+    fb = FallbackLogRecordExporter(primary, keep, live_timeout_s=0.05, shutdown_timeout_s=0.2)
+    working = threading.Event()
+
+    def slow_refused(batch: Any) -> list[int]:
+        working.set()
+        time.sleep(0.5)  # (encoding a large batch)
+        return [i for i, record in enumerate(batch) if record == "bad"]
+
+    fb._refused = slow_refused  # type: ignore[method-assign]
+    fb.export(["bad", "good"])
+    assert working.wait(10)
+    fb.shutdown()
+    wait_for(lambda: fb._inflight is None)
+    filed = [record for batch in keep.batches for record in batch]
+    assert sorted(filed) == ["bad", "good"], keep.batches

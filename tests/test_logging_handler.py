@@ -2281,13 +2281,16 @@ def test_a_message_that_fails_to_build_is_a_format_error_and_built_once(
 # -- session 28: a hostile review of the handler's set-up -----------------------------------------
 
 
-@pytest.mark.parametrize(("given", "on"), [("false", False), ("no", False), ("TRUE", True), ("1", True)])
+@pytest.mark.parametrize(
+    ("given", "on"), [("false", False), ("no", False), ("TRUE", True), ("1", True), (1, True), (0, False)]
+)
 def test_log_code_attributes_from_a_configuration_file_is_read_as_a_setting(
-    tmp_path: Path, given: str, on: bool
+    tmp_path: Path, given: object, on: bool
 ) -> None:
     """``log_code_attributes: "false"`` (JSON, YAML, templated configuration) went through
     ``bool()``: "false" turned the code attributes on (file paths and function names in
-    every line, unasked). It reads as the other true/false settings do."""
+    every line, unasked). It reads as the other true/false settings do, and 0 or 1 (a
+    YAML file's) as before."""
     handler = LogxpyLoggingHandler(tmp_path / "app.jsonl", log_code_attributes=given)
     try:
         assert handler.log_code_attributes is on
