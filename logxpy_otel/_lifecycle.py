@@ -112,6 +112,8 @@ def exit_deadline(timeout_s: float) -> float | None:
     A finished main thread alone is not the exit: a service whose main thread starts its
     threads and returns runs on in them, and a shutdown there (or in a signal handler of
     the main thread while it waits for them) gets its own time."""
+    if _CHILD_EXIT_BEGAN:  # (a multiprocessing child's end: its main thread is still running)
+        return _CHILD_EXIT_BEGAN[0] + timeout_s
     main = threading.main_thread()
     if main.is_alive() or any(
         not thread.daemon and thread.is_alive() for thread in threading.enumerate() if thread is not main
@@ -151,6 +153,7 @@ def _after_fork_in_parent() -> None:
 
 def _after_fork_in_child() -> None:
     _EXIT_BEGAN.clear()
+    _CHILD_EXIT_BEGAN.clear()
     IDLE_CLOSER.reset_after_fork()
     for target in list(_FORK_RESETS):
         target._after_fork_in_child()
@@ -201,26 +204,47 @@ def _exit_with_multiprocessing() -> None:
 
 def _exit_step_in_child(_anchor: object = None) -> None:
     """In a ``multiprocessing`` child, once: the exit step as its last exit finalizer
-    (after the application's)."""
+    (after the application's). In a child still being prepared (a forkserver or spawn
+    child importing the main module again, before ``multiprocessing`` calls it a child),
+    at its start, through its after-fork callbacks (they come after it clears the
+    finalizers it inherited)."""
     process = sys.modules.get("multiprocessing.process")
-    if process is None or process.parent_process() is None or os.getpid() in _EXIT_STEP_IN:
+    if process is None or os.getpid() in _EXIT_STEP_IN:
         return
     try:
-        sys.modules["multiprocessing.util"].Finalize(None, _exit_child, exitpriority=_LAST)
-    except Exception:  # noqa: BLE001
+        util = sys.modules["multiprocessing.util"]
+        if process.parent_process() is None:
+            if getattr(process.current_process(), "_inheriting", False):
+                util.register_after_fork(_ANCHOR, _exit_step_in_child)
+            return
+        util.Finalize(None, _exit_child, exitpriority=_LAST)
+    except Exception:  # noqa: BLE001 - never in the way of the application
         return
     _EXIT_STEP_IN[:] = [os.getpid()]
 
 
 def _exit_child() -> None:
-    """A ``multiprocessing`` child's end: what is held in front of our writers is handed
-    over, then each writer's exit step."""
+    """A ``multiprocessing`` child's end, as an ordinary exit ends: the threads its target
+    left running are waited for first (within the writers' shutdown bound), then what is
+    held in front of our writers is handed over, then each writer's exit step; one
+    deadline for all of them."""
+    _CHILD_EXIT_BEGAN[:] = [time.monotonic()]
+    bound = max((w.config.shutdown_timeout_ms for w in list(_LIVE.values())), default=5000.0) / 1000.0
+    deadline = _CHILD_EXIT_BEGAN[0] + bound
+    here = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not here and not thread.daemon and thread.is_alive():
+            thread.join(max(0.0, deadline - time.monotonic()))
     for target in list(_CHILD_EXITS):
         try:
             target._at_child_exit()
         except Exception:  # noqa: BLE001 - the writers' exit steps come all the same
             pass
     _exit_all()
+
+
+#: When a ``multiprocessing`` child's exit step began (see :func:`exit_deadline`).
+_CHILD_EXIT_BEGAN: list[float] = []
 
 
 atexit.register(_exit_all)

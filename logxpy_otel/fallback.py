@@ -178,13 +178,18 @@ class FallbackLogRecordExporter(LogRecordExporter):
         ends through ``atexit`` after all, the SDK's shutdown comes next, as usual)."""
         if self._closed:
             return
-        deadline = time.monotonic() + self._shutdown_timeout
+        bound = self._shutdown_timeout
+        deadline = _lifecycle.exit_deadline(bound) or time.monotonic() + bound
         for feeder in _sdk_private.batch_feeders(self):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
             _lifecycle.call_bounded(functools.partial(feeder.force_flush, int(left * 1000)), left)
-        self._file_unsettled(max(0.0, deadline - time.monotonic()), close=False)
+        with self._cond:
+            # (a send the breaker gave up on is hanging in the exporter's retries: the
+            # process ends now, and waiting for it would only hold the end up)
+            gave_up = self._state is not BreakerState.CLOSED
+        self._file_unsettled(0.0 if gave_up else max(0.0, deadline - time.monotonic()), close=False)
 
     def _file_unsettled(self, timeout: float, *, close: bool) -> None:
         """Wait (bounded) until no live send is under way; then file a send handed over but
@@ -399,10 +404,11 @@ class FallbackLogRecordExporter(LogRecordExporter):
     # -- flush and shutdown --------------------------------------------------------------
 
     def _wait_idle(self, timeout: float) -> bool:
-        """Wait until no live send is under way (a probe does not hold records)."""
+        """Wait until no live send is under way (a probe does not hold records; nor does a
+        send whose batch was filed already)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._job is not None or self._inflight is not None:
+            while self._job is not None or (self._inflight is not None and not self._inflight.filed):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False

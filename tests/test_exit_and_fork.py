@@ -819,23 +819,32 @@ def test_the_records_of_a_multiprocessing_child_are_written_when_it_ends(tmp_pat
     assert sorted(messages) == sorted(expected)
 
 
+@pytest.mark.parametrize("made", ["in-target", "module-level"])
 @pytest.mark.parametrize("start", ["fork", "forkserver"])
 def test_a_writer_made_in_a_multiprocessing_child_writes_what_it_got_when_the_child_ends(
-    tmp_path: Path, start: str
+    tmp_path: Path, start: str, made: str
 ) -> None:
     """Review of the fix above: it registered the exit step at the fork, so a writer the
     child made itself (in its target, a pool's ``initializer``) still lost everything (0 of
-    300). A writer made in a ``multiprocessing`` child registers it when it is made."""
+    300). A writer made in a ``multiprocessing`` child registers it when it is made. And a
+    forkserver child that makes it as it imports the main module again, before
+    ``multiprocessing`` calls it a child (the usual set-up, at the top of the module), lost
+    everything too (0 of 500): that one registers it as the child starts."""
     path = tmp_path / "made-in-child.jsonl"
     script = f"""
         import multiprocessing
+        from opentelemetry.sdk._logs import LoggerProvider
+        from logxpy_otel import LogxpyLogRecordProcessor
 
-        def work(k):
-            from opentelemetry.sdk._logs import LoggerProvider
-            from logxpy_otel import LogxpyLogRecordProcessor
-
+        if {made!r} == "module-level":
             provider = LoggerProvider(shutdown_on_exit=False)
             provider.add_log_record_processor(LogxpyLogRecordProcessor({str(path)!r}))
+
+        def work(k):
+            global provider
+            if {made!r} == "in-target":
+                provider = LoggerProvider(shutdown_on_exit=False)
+                provider.add_log_record_processor(LogxpyLogRecordProcessor({str(path)!r}))
             for i in range(100):
                 provider.get_logger("app").emit(body=f"child {{k}} record {{i}}")
 
@@ -899,3 +908,45 @@ def test_a_multiprocessing_child_behind_the_otlp_fallback_files_what_it_logged(t
     assert done.returncode == 0, done.stderr
     messages = [line["msg"] for line in parse_lines(path.read_bytes()) if "msg" in line]
     assert sorted(messages) == sorted(f"child {k} record {i}" for k in range(2) for i in range(100))
+
+
+def test_records_that_threads_of_a_multiprocessing_child_log_after_its_target_are_written(
+    tmp_path: Path,
+) -> None:
+    """Review: ``multiprocessing``'s exit finalizers run before the child joins the threads
+    its target left running: their records sat in the SDK batch processor's queue when our
+    exit step had run (100 of 100 lost). The step first waits for those threads (within
+    the shutdown bound), as an ordinary exit does before its ``atexit`` hooks."""
+    path = tmp_path / "late.jsonl"
+    script = f"""
+        import multiprocessing, threading, time
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from logxpy_otel import LogxpyLogRecordExporter
+
+        provider = LoggerProvider(shutdown_on_exit=False)
+        provider.add_log_record_processor(
+            BatchLogRecordProcessor(LogxpyLogRecordExporter({str(path)!r}), schedule_delay_millis=600_000)
+        )
+        log = provider.get_logger("app")
+
+        def work(k):
+            def late():
+                time.sleep(0.2)
+                for i in range(50):
+                    log.emit(body=f"late {{k}} {{i}}")
+            threading.Thread(target=late).start()  # (not joined: the child's end does)
+
+        if __name__ == "__main__":
+            context = multiprocessing.get_context("fork")
+            children = [context.Process(target=work, args=(k,)) for k in range(2)]
+            for child in children:
+                child.start()
+            for child in children:
+                child.join(30)
+                assert child.exitcode == 0, child.exitcode
+    """
+    done = run_script(script, timeout=60)
+    assert done.returncode == 0, done.stderr
+    messages = [line["msg"] for line in parse_lines(path.read_bytes()) if "msg" in line]
+    assert sorted(messages) == sorted(f"late {k} {i}" for k in range(2) for i in range(50))

@@ -967,3 +967,26 @@ def test_records_the_encoder_refuses_are_filed_once_when_shutdown_files_the_send
     wait_for(lambda: fb._inflight is None)
     filed = [record for batch in keep.batches for record in batch]
     assert sorted(filed) == ["bad", "good"], keep.batches
+
+
+def test_at_a_child_s_end_a_send_the_breaker_gave_up_on_is_filed_at_once() -> None:
+    """Review: with the collector down, each ``multiprocessing`` child's first send hangs
+    in the OTLP exporter's retries, and the child's end waited the whole shutdown bound for
+    it (8 one-record pool tasks: 20 s). Once the breaker has given up on it, the child's
+    end files it at once; and a shutdown after that does not wait for it a second time
+    (a spawn child waited twice: 10 s)."""
+    primary, keep = Scripted(), Keep()
+    primary.block = True
+    primary.hang.set()
+    fb = FallbackLogRecordExporter(primary, keep, live_timeout_s=0.05, shutdown_timeout_s=3.0)
+    fb.export(["hanging"])  # no answer within 0.05 s: the breaker opens, the send goes on
+    assert primary.entered.wait(10) and fb.metrics.breaker_open
+    started = time.monotonic()
+    fb._at_child_exit()
+    assert keep.batches == [["hanging"]]
+    fb.shutdown()
+    took = time.monotonic() - started
+    primary.release.set()
+    assert took < 1.5, took  # (3 s, then 3 s more, before)
+    wait_for(lambda: fb._inflight is None)
+    assert keep.batches == [["hanging"]]
