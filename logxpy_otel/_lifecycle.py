@@ -224,17 +224,16 @@ def _exit_step_in_child(_anchor: object = None) -> None:
 
 
 def _exit_child() -> None:
-    """A ``multiprocessing`` child's end, as an ordinary exit ends: the threads its target
-    left running are waited for first (within the writers' shutdown bound), then what is
-    held in front of our writers is handed over, then each writer's exit step; one
-    deadline for all of them."""
+    """A ``multiprocessing`` child's end: what is held in front of our writers is handed
+    over, then each writer's exit step, one deadline for all of them.
+
+    Threads the target left running are not waited for: ``multiprocessing`` joins them
+    after its finalizers, and some end only then (the idle workers of a thread pool never
+    shut down: waiting for them took the whole bound, and the hand-over lost its time).
+    What such a thread logs after this step reaches our writers when it goes to them
+    directly (they write in its thread from then on); held in an SDK batch processor in
+    front, it is lost with the process."""
     _CHILD_EXIT_BEGAN[:] = [time.monotonic()]
-    bound = max((w.config.shutdown_timeout_ms for w in list(_LIVE.values())), default=5000.0) / 1000.0
-    deadline = _CHILD_EXIT_BEGAN[0] + bound
-    here = threading.current_thread()
-    for thread in threading.enumerate():
-        if thread is not here and not thread.daemon and thread.is_alive():
-            thread.join(max(0.0, deadline - time.monotonic()))
     for target in list(_CHILD_EXITS):
         try:
             target._at_child_exit()

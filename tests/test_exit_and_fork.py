@@ -910,43 +910,53 @@ def test_a_multiprocessing_child_behind_the_otlp_fallback_files_what_it_logged(t
     assert sorted(messages) == sorted(f"child {k} record {i}" for k in range(2) for i in range(100))
 
 
-def test_records_that_threads_of_a_multiprocessing_child_log_after_its_target_are_written(
-    tmp_path: Path,
+@pytest.mark.parametrize("front", ["processor", "batch"])
+def test_a_multiprocessing_child_with_an_idle_thread_pool_ends_at_once_and_keeps_its_records(
+    tmp_path: Path, front: str
 ) -> None:
-    """Review: ``multiprocessing``'s exit finalizers run before the child joins the threads
-    its target left running: their records sat in the SDK batch processor's queue when our
-    exit step had run (100 of 100 lost). The step first waits for those threads (within
-    the shutdown bound), as an ordinary exit does before its ``atexit`` hooks."""
-    path = tmp_path / "late.jsonl"
+    """Review: the exit step waited for the threads the target left running, but the idle
+    workers of a thread pool never shut down end only after ``multiprocessing``'s
+    finalizers: each child's end took the whole 5 s bound, and the hand-over that came
+    after had no time left (0 of 200 behind a batch processor). The step waits for no
+    thread: every record logged in the target is written, and the child ends at once."""
+    path = tmp_path / "pool.jsonl"
     script = f"""
-        import multiprocessing, threading, time
+        import concurrent.futures, multiprocessing, time
         from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-        from logxpy_otel import LogxpyLogRecordExporter
+        from logxpy_otel import LogxpyLogRecordExporter, LogxpyLogRecordProcessor
 
         provider = LoggerProvider(shutdown_on_exit=False)
-        provider.add_log_record_processor(
-            BatchLogRecordProcessor(LogxpyLogRecordExporter({str(path)!r}), schedule_delay_millis=600_000)
-        )
+        if {front!r} == "batch":
+            exporter = LogxpyLogRecordExporter({str(path)!r})
+            batch = BatchLogRecordProcessor(exporter, schedule_delay_millis=600_000)
+            provider.add_log_record_processor(batch)
+        else:
+            provider.add_log_record_processor(LogxpyLogRecordProcessor({str(path)!r}))
         log = provider.get_logger("app")
 
+        pools = []
+
         def work(k):
-            def late():
-                time.sleep(0.2)
-                for i in range(50):
-                    log.emit(body=f"late {{k}} {{i}}")
-            threading.Thread(target=late).start()  # (not joined: the child's end does)
+            pools.append(concurrent.futures.ThreadPoolExecutor(2))  # (kept, never shut down)
+            pools[-1].submit(lambda: None).result()
+            for i in range(100):
+                log.emit(body=f"child {{k}} record {{i}}")
 
         if __name__ == "__main__":
             context = multiprocessing.get_context("fork")
+            started = time.monotonic()
             children = [context.Process(target=work, args=(k,)) for k in range(2)]
             for child in children:
                 child.start()
             for child in children:
                 child.join(30)
                 assert child.exitcode == 0, child.exitcode
+            print("TOOK", time.monotonic() - started)
     """
     done = run_script(script, timeout=60)
     assert done.returncode == 0, done.stderr
+    took = float(done.stdout.split("TOOK")[1])
+    assert took < 3.0, took  # (each child's end took the 5 s bound)
     messages = [line["msg"] for line in parse_lines(path.read_bytes()) if "msg" in line]
-    assert sorted(messages) == sorted(f"late {k} {i}" for k in range(2) for i in range(50))
+    assert sorted(messages) == sorted(f"child {k} record {i}" for k in range(2) for i in range(100))
