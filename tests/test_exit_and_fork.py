@@ -778,45 +778,66 @@ def test_a_child_hooks_record_is_the_childs_when_two_threads_fork_at_once(tmp_pa
 # -- session 28: a hostile review of zero-code set-ups ------------------------------------------
 
 
+def _children_messages(
+    tmp_path: Path, setup: str, *, start: str = "fork", children: int = 2, parent: bool = False
+) -> tuple[list[str], float]:
+    """Run a script (a file: forkserver children import the main module by it) of
+    ``setup``, which defines ``work(k)`` and writes ``tmp_path / "app.jsonl"``, with
+    ``children`` ``multiprocessing`` children of ``start`` each running it (after a
+    record of the parent's, with ``parent``); the file's messages, sorted, and how long
+    the children took from their start to their end."""
+    main = f"""
+        if __name__ == "__main__":
+            import multiprocessing, time
+            if {parent!r}:
+                log.emit(body="parent")
+            context = multiprocessing.get_context({start!r})
+            started = time.monotonic()
+            children = [context.Process(target=work, args=(k,)) for k in range({children})]
+            for child in children:
+                child.start()
+            for child in children:
+                child.join(30)
+                assert child.exitcode == 0, child.exitcode
+            print("TOOK", time.monotonic() - started)
+    """
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent(setup) + textwrap.dedent(main))
+    done = subprocess.run([sys.executable, str(app)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = parse_lines((tmp_path / "app.jsonl").read_bytes())
+    return sorted(line["msg"] for line in lines if "msg" in line), float(done.stdout.split("TOOK")[1])
+
+
+def _child_records(children: int, each: int) -> list[str]:
+    return sorted(f"child {k} record {i}" for k in range(children) for i in range(each))
+
+
 @pytest.mark.parametrize("owner", ["processor", "exporter"])
 def test_the_records_of_a_multiprocessing_child_are_written_when_it_ends(tmp_path: Path, owner: str) -> None:
     """A ``multiprocessing`` child of the fork start method ends with ``os._exit`` once its
     target returns: no ``atexit`` hook runs, and every record it logged was lost, unsaid
     (600 of 600 in a reviewer's run under ``opentelemetry-instrument``). The child's exit
     now runs the writers' exit step through ``multiprocessing``'s own exit finalizers."""
-    path = tmp_path / "mp.jsonl"
-    script = f"""
-        import multiprocessing
+    setup = f"""
         from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
         from logxpy_otel import LogxpyLogRecordExporter, LogxpyLogRecordProcessor
 
+        path = {str(tmp_path / "app.jsonl")!r}
         provider = LoggerProvider(shutdown_on_exit=False)
         if {owner!r} == "processor":
-            provider.add_log_record_processor(LogxpyLogRecordProcessor({str(path)!r}))
+            provider.add_log_record_processor(LogxpyLogRecordProcessor(path))
         else:
-            provider.add_log_record_processor(SimpleLogRecordProcessor(LogxpyLogRecordExporter({str(path)!r})))
+            provider.add_log_record_processor(SimpleLogRecordProcessor(LogxpyLogRecordExporter(path)))
         log = provider.get_logger("app")
 
         def work(k):
             for i in range(200):
                 log.emit(body=f"child {{k}} record {{i}}")
-
-        if __name__ == "__main__":
-            log.emit(body="parent")
-            context = multiprocessing.get_context("fork")
-            children = [context.Process(target=work, args=(k,)) for k in range(3)]
-            for child in children:
-                child.start()
-            for child in children:
-                child.join(20)
-                assert child.exitcode == 0, child.exitcode
     """
-    done = run_script(script)
-    assert done.returncode == 0, done.stderr
-    messages = [line["msg"] for line in parse_lines(path.read_bytes()) if "msg" in line]
-    expected = ["parent"] + [f"child {k} record {i}" for k in range(3) for i in range(200)]
-    assert sorted(messages) == sorted(expected)
+    messages, _ = _children_messages(tmp_path, setup, children=3, parent=True)
+    assert messages == sorted(["parent", *_child_records(3, 200)])
 
 
 @pytest.mark.parametrize("made", ["in-target", "module-level"])
@@ -830,39 +851,24 @@ def test_a_writer_made_in_a_multiprocessing_child_writes_what_it_got_when_the_ch
     forkserver child that makes it as it imports the main module again, before
     ``multiprocessing`` calls it a child (the usual set-up, at the top of the module), lost
     everything too (0 of 500): that one registers it as the child starts."""
-    path = tmp_path / "made-in-child.jsonl"
-    script = f"""
-        import multiprocessing
+    setup = f"""
         from opentelemetry.sdk._logs import LoggerProvider
         from logxpy_otel import LogxpyLogRecordProcessor
 
-        if {made!r} == "module-level":
+        def make():
             provider = LoggerProvider(shutdown_on_exit=False)
-            provider.add_log_record_processor(LogxpyLogRecordProcessor({str(path)!r}))
+            provider.add_log_record_processor(LogxpyLogRecordProcessor({str(tmp_path / "app.jsonl")!r}))
+            return provider.get_logger("app")
+
+        log = make() if {made!r} == "module-level" else None
 
         def work(k):
-            global provider
-            if {made!r} == "in-target":
-                provider = LoggerProvider(shutdown_on_exit=False)
-                provider.add_log_record_processor(LogxpyLogRecordProcessor({str(path)!r}))
+            logger = log or make()
             for i in range(100):
-                provider.get_logger("app").emit(body=f"child {{k}} record {{i}}")
-
-        if __name__ == "__main__":
-            context = multiprocessing.get_context({start!r})
-            children = [context.Process(target=work, args=(k,)) for k in range(2)]
-            for child in children:
-                child.start()
-            for child in children:
-                child.join(30)
-                assert child.exitcode == 0, child.exitcode
+                logger.emit(body=f"child {{k}} record {{i}}")
     """
-    app = tmp_path / "app.py"  # (forkserver children import the main module by its file)
-    app.write_text(textwrap.dedent(script))
-    done = subprocess.run([sys.executable, str(app)], capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    messages = [line["msg"] for line in parse_lines(path.read_bytes()) if "msg" in line]
-    assert sorted(messages) == sorted(f"child {k} record {i}" for k in range(2) for i in range(100))
+    messages, _ = _children_messages(tmp_path, setup, start=start)
+    assert messages == _child_records(2, 100)
 
 
 def test_a_multiprocessing_child_behind_the_otlp_fallback_files_what_it_logged(tmp_path: Path) -> None:
@@ -870,9 +876,7 @@ def test_a_multiprocessing_child_behind_the_otlp_fallback_files_what_it_logged(t
     ``logxpy_fallback`` sets it up) a ``multiprocessing`` child lost every record: nothing
     asked the batch processor in front of the fallback to hand over at the child's end.
     The collector is down here: the child's records are in the file, once."""
-    path = tmp_path / "fallback-child.jsonl"
-    script = f"""
-        import multiprocessing
+    setup = f"""
         from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
         from logxpy_otel import LogxpyLogRecordExporter
@@ -886,7 +890,7 @@ def test_a_multiprocessing_child_behind_the_otlp_fallback_files_what_it_logged(t
             def force_flush(self, timeout_millis=30_000):
                 return True
 
-        fallback = FallbackLogRecordExporter(Down(), LogxpyLogRecordExporter({str(path)!r}))
+        fallback = FallbackLogRecordExporter(Down(), LogxpyLogRecordExporter({str(tmp_path / "app.jsonl")!r}))
         provider = LoggerProvider(shutdown_on_exit=False)
         provider.add_log_record_processor(BatchLogRecordProcessor(fallback, schedule_delay_millis=600_000))
         log = provider.get_logger("app")
@@ -894,20 +898,9 @@ def test_a_multiprocessing_child_behind_the_otlp_fallback_files_what_it_logged(t
         def work(k):
             for i in range(100):
                 log.emit(body=f"child {{k}} record {{i}}")
-
-        if __name__ == "__main__":
-            context = multiprocessing.get_context("fork")
-            children = [context.Process(target=work, args=(k,)) for k in range(2)]
-            for child in children:
-                child.start()
-            for child in children:
-                child.join(30)
-                assert child.exitcode == 0, child.exitcode
     """
-    done = run_script(script, timeout=60)
-    assert done.returncode == 0, done.stderr
-    messages = [line["msg"] for line in parse_lines(path.read_bytes()) if "msg" in line]
-    assert sorted(messages) == sorted(f"child {k} record {i}" for k in range(2) for i in range(100))
+    messages, _ = _children_messages(tmp_path, setup)
+    assert messages == _child_records(2, 100)
 
 
 @pytest.mark.parametrize("front", ["processor", "batch"])
@@ -919,22 +912,20 @@ def test_a_multiprocessing_child_with_an_idle_thread_pool_ends_at_once_and_keeps
     finalizers: each child's end took the whole 5 s bound, and the hand-over that came
     after had no time left (0 of 200 behind a batch processor). The step waits for no
     thread: every record logged in the target is written, and the child ends at once."""
-    path = tmp_path / "pool.jsonl"
-    script = f"""
-        import concurrent.futures, multiprocessing, time
+    setup = f"""
+        import concurrent.futures
         from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
         from logxpy_otel import LogxpyLogRecordExporter, LogxpyLogRecordProcessor
 
+        path = {str(tmp_path / "app.jsonl")!r}
         provider = LoggerProvider(shutdown_on_exit=False)
         if {front!r} == "batch":
-            exporter = LogxpyLogRecordExporter({str(path)!r})
-            batch = BatchLogRecordProcessor(exporter, schedule_delay_millis=600_000)
+            batch = BatchLogRecordProcessor(LogxpyLogRecordExporter(path), schedule_delay_millis=600_000)
             provider.add_log_record_processor(batch)
         else:
-            provider.add_log_record_processor(LogxpyLogRecordProcessor({str(path)!r}))
+            provider.add_log_record_processor(LogxpyLogRecordProcessor(path))
         log = provider.get_logger("app")
-
         pools = []
 
         def work(k):
@@ -942,21 +933,7 @@ def test_a_multiprocessing_child_with_an_idle_thread_pool_ends_at_once_and_keeps
             pools[-1].submit(lambda: None).result()
             for i in range(100):
                 log.emit(body=f"child {{k}} record {{i}}")
-
-        if __name__ == "__main__":
-            context = multiprocessing.get_context("fork")
-            started = time.monotonic()
-            children = [context.Process(target=work, args=(k,)) for k in range(2)]
-            for child in children:
-                child.start()
-            for child in children:
-                child.join(30)
-                assert child.exitcode == 0, child.exitcode
-            print("TOOK", time.monotonic() - started)
     """
-    done = run_script(script, timeout=60)
-    assert done.returncode == 0, done.stderr
-    took = float(done.stdout.split("TOOK")[1])
+    messages, took = _children_messages(tmp_path, setup)
     assert took < 3.0, took  # (each child's end took the 5 s bound)
-    messages = [line["msg"] for line in parse_lines(path.read_bytes()) if "msg" in line]
-    assert sorted(messages) == sorted(f"child {k} record {i}" for k in range(2) for i in range(100))
+    assert messages == _child_records(2, 100)
