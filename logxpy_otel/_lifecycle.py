@@ -217,10 +217,23 @@ def _exit_step_in_child(_anchor: object = None) -> None:
             if getattr(process.current_process(), "_inheriting", False):
                 util.register_after_fork(_ANCHOR, _exit_step_in_child)
             return
+        if _start_method(process) == "spawn":
+            return  # (a spawned child ends through atexit, as any interpreter: as before)
         util.Finalize(None, _exit_child, exitpriority=_LAST)
     except Exception:  # noqa: BLE001 - never in the way of the application
         return
     _EXIT_STEP_IN[:] = [os.getpid()]
+
+
+def _start_method(process: Any) -> str | None:
+    """How this ``multiprocessing`` child was started: its process class says, else the
+    start method the child was given (``multiprocessing`` sets it in a spawned one)."""
+    method = getattr(process.current_process(), "_start_method", None)
+    if method is None:
+        context = sys.modules.get("multiprocessing.context")
+        default = getattr(context, "_default_context", None)
+        method = default.get_start_method(allow_none=True) if default is not None else None
+    return method if isinstance(method, str) else None
 
 
 def _exit_child() -> None:

@@ -88,8 +88,9 @@ def _check_fallback_set_up(names: list[str]) -> None:
     if EXPORTER_NAME in names:
         logger.warning(
             "logxpy-otel: OTEL_LOGS_EXPORTER names both logxpy and logxpy_fallback: both write "
-            "the file OTEL_EXPORTER_LOGXPY_FILE names, so every record is there twice (and "
-            "logxpy-otel replay would send both copies); name one of them"
+            "the file OTEL_EXPORTER_LOGXPY_FILE names (logxpy every record, logxpy_fallback "
+            "those the collector does not take), so those are there twice, and logxpy-otel "
+            "replay would send both copies; name one of them"
         )
     elif _settings.from_env(_settings.SPANS):
         logger.warning(

@@ -97,7 +97,7 @@ class FallbackMetrics:
 class _Send:
     """One live send handed to the sender thread; ``done`` is set with its ``result``."""
 
-    __slots__ = ("batch", "counted", "done", "filed", "result")
+    __slots__ = ("batch", "counted", "done", "filed", "result", "settled")
 
     def __init__(self, batch: Sequence[ReadableLogRecord]) -> None:
         self.batch = batch
@@ -105,9 +105,11 @@ class _Send:
         self.result = _FAILURE
         #: Counted as a failure already (it timed out; failing after that is the same failure).
         self.counted = False
-        #: Its batch is in the file already: shutdown filed it at its bound, or the send's
-        #: failure did (whichever came first files it; the other does not again).
+        #: Its batch is claimed for the file: by shutdown (or a child's end) at its bound,
+        #: or by the send's failure (whichever comes first files it; the other does not).
         self.filed = False
+        #: Its batch is in the file (filed at the bound): a flush need not wait for the send.
+        self.settled = False
 
 
 class FallbackLogRecordExporter(LogRecordExporter):
@@ -200,15 +202,20 @@ class FallbackLogRecordExporter(LogRecordExporter):
             if close:
                 self._closed = True
             pending, self._job = self._job, None
+            if pending is not None:
+                self._busy = False  # (the sender thread will never see it)
             inflight, filing = self._inflight, None
             if inflight is not None and not idle and not inflight.filed:
-                inflight.filed, filing = True, inflight.batch  # (else its failure filed it)
+                inflight.filed, filing = True, inflight.batch  # (else its failure files it)
             self._cond.notify_all()
         if pending is not None:  # handed over but never started
             pending.result = self._to_file(pending.batch)
             pending.done.set()
-        if filing is not None:
+        if filing is not None and inflight is not None:
             self._to_file(filing)
+            with self._cond:
+                inflight.settled = True
+                self._cond.notify_all()
             logger.warning(
                 "logxpy-otel: a live send was still under way at %s; its batch may arrive twice",
                 "shutdown" if close else "the process's end",
@@ -405,10 +412,10 @@ class FallbackLogRecordExporter(LogRecordExporter):
 
     def _wait_idle(self, timeout: float) -> bool:
         """Wait until no live send is under way (a probe does not hold records; nor does a
-        send whose batch was filed already)."""
+        send whose batch is in the file already)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._job is not None or (self._inflight is not None and not self._inflight.filed):
+            while self._job is not None or (self._inflight is not None and not self._inflight.settled):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False

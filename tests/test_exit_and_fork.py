@@ -937,3 +937,24 @@ def test_a_multiprocessing_child_with_an_idle_thread_pool_ends_at_once_and_keeps
     messages, took = _children_messages(tmp_path, setup)
     assert took < 3.0, took  # (each child's end took the 5 s bound)
     assert messages == _child_records(2, 100)
+
+
+def test_a_spawn_child_ends_through_atexit_as_before_with_no_second_exit_step(tmp_path: Path) -> None:
+    """Review of the day's diff: the exit step was registered in spawn children too, which
+    end through ``atexit`` as any interpreter does: it ran first, and behind the fallback
+    it filed at once a send a slow collector then took (the records twice, replayed again).
+    A spawn child keeps the ordinary exit alone."""
+    setup = f"""
+        import multiprocessing.util
+        from opentelemetry.sdk._logs import LoggerProvider
+        from logxpy_otel import LogxpyLogRecordProcessor, _lifecycle
+
+        def work(k):
+            provider = LoggerProvider(shutdown_on_exit=False)
+            provider.add_log_record_processor(LogxpyLogRecordProcessor({str(tmp_path / "app.jsonl")!r}))
+            registry = multiprocessing.util._finalizer_registry.values()
+            steps = [f for f in registry if f._callback is _lifecycle._exit_child]
+            provider.get_logger("app").emit(body=f"child {{k}} record 0 steps {{len(steps)}}")
+    """
+    messages, _ = _children_messages(tmp_path, setup, start="spawn")
+    assert messages == ["child 0 record 0 steps 0", "child 1 record 0 steps 0"]
