@@ -191,13 +191,15 @@ class FallbackLogRecordExporter(LogRecordExporter):
             # (a send the breaker gave up on is hanging in the exporter's retries: the
             # process ends now, and waiting for it would only hold the end up)
             gave_up = self._state is not BreakerState.CLOSED
-        self._file_unsettled(0.0 if gave_up else max(0.0, deadline - time.monotonic()), close=False)
+        self._file_unsettled(max(0.0, deadline - time.monotonic()), close=False, network=not gave_up)
 
-    def _file_unsettled(self, timeout: float, *, close: bool) -> None:
-        """Wait (bounded) until no live send is under way; then file a send handed over but
-        not started, and one still under way (it may arrive too: said; its failure files
-        nothing more). ``close``: no live send from then on (shutdown)."""
-        idle = self._wait_idle(timeout)
+    def _file_unsettled(self, timeout: float, *, close: bool, network: bool = True) -> None:
+        """Wait (bounded) until no live send is under way (``network`` False: not for the
+        collector's answer, only for a failed send's file write); then file a send handed
+        over but not started, and one still under way (it may arrive too: said; its
+        failure files nothing more). ``close``: no live send from then on (shutdown)."""
+        deadline = time.monotonic() + timeout
+        idle = self._wait_idle(timeout if network else 0.0)
         with self._cond:
             if close:
                 self._closed = True
@@ -206,7 +208,11 @@ class FallbackLogRecordExporter(LogRecordExporter):
                 self._busy = False  # (the sender thread will never see it)
             inflight, filing = self._inflight, None
             if inflight is not None and not idle and not inflight.filed:
-                inflight.filed, filing = True, inflight.batch  # (else its failure files it)
+                inflight.filed, filing = True, inflight.batch
+            elif inflight is not None and not idle:
+                # Its failure is filing it: that write (the disk, not the network) is waited for.
+                while self._inflight is inflight and (left := deadline - time.monotonic()) > 0:
+                    self._cond.wait(left)
             self._cond.notify_all()
         if pending is not None:  # handed over but never started
             pending.result = self._to_file(pending.batch)

@@ -1033,3 +1033,19 @@ def test_a_failed_send_being_filed_is_waited_for_by_flush_and_shutdown(then: str
         fb.shutdown()
         assert slow.batches == [["r1", "r2"]] and slow.after_close == 0
     sending.join(10)
+
+
+def test_a_child_s_end_waits_for_the_file_write_of_a_send_that_failed() -> None:
+    """Re-reading the diff: at a child's end with the breaker given up, nothing was waited
+    for, also not a failed send whose batch was being written to the file (the disk, not
+    the network): the process could end in the middle of that write."""
+    primary, slow = Scripted(), SlowFile()
+    primary.up = False
+    primary.hang.set()
+    fb = FallbackLogRecordExporter(primary, slow, live_timeout_s=5.0, shutdown_timeout_s=5.0)
+    sending = threading.Thread(target=fb.export, args=(["r1", "r2"],))
+    sending.start()
+    assert slow.writing.wait(10)  # (the send failed, the breaker opened; the batch is being filed)
+    fb._at_child_exit()
+    assert slow.batches == [["r1", "r2"]]
+    sending.join(10)
