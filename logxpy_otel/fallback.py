@@ -159,6 +159,10 @@ class FallbackLogRecordExporter(LogRecordExporter):
         self._retry_at = 0.0
         self._job: _Send | None = None
         self._inflight: _Send | None = None  # the send under way on the sender thread
+        #: Writes to the file of sends' records under way (a failed send's, its refused
+        #: records', a shutdown's): flushes and shutdowns wait for them, and the file is
+        #: not closed under one.
+        self._filing = 0
         self._busy = False  # a send or a probe is under way on the sender thread
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -195,30 +199,28 @@ class FallbackLogRecordExporter(LogRecordExporter):
 
     def _file_unsettled(self, timeout: float, *, close: bool, network: bool = True) -> None:
         """Wait (bounded) until no live send is under way (``network`` False: not for the
-        collector's answer, only for a failed send's file write); then file a send handed
-        over but not started, and one still under way (it may arrive too: said; its
-        failure files nothing more). ``close``: no live send from then on (shutdown)."""
-        deadline = time.monotonic() + timeout
-        idle = self._wait_idle(timeout if network else 0.0)
+        collector's answer); then file a send handed over but not started, and one still
+        under way that nobody filed (it may arrive too: said; its failure files nothing
+        more); then wait for every file write of sends' records under way, whoever makes
+        it (the file must not be closed under one). ``close``: no live send from then on."""
+        self._wait_idle(timeout if network else 0.0)
         with self._cond:
             if close:
                 self._closed = True
             pending, self._job = self._job, None
             if pending is not None:
                 self._busy = False  # (the sender thread will never see it)
+                self._filing += 1
             inflight, filing = self._inflight, None
-            if inflight is not None and not idle and not inflight.filed:
-                inflight.filed, filing = True, inflight.batch
-            elif inflight is not None and not idle:
-                # Its failure is filing it: that write (the disk, not the network) is waited for.
-                while self._inflight is inflight and (left := deadline - time.monotonic()) > 0:
-                    self._cond.wait(left)
+            if inflight is not None and not inflight.filed:
+                inflight.filed, filing = True, inflight.batch  # (checked here, under the lock)
+                self._filing += 1
             self._cond.notify_all()
         if pending is not None:  # handed over but never started
-            pending.result = self._to_file(pending.batch)
+            pending.result = self._filed(pending.batch)
             pending.done.set()
         if filing is not None and inflight is not None:
-            self._to_file(filing)
+            self._filed(filing)
             with self._cond:
                 inflight.settled = True
                 self._cond.notify_all()
@@ -226,6 +228,10 @@ class FallbackLogRecordExporter(LogRecordExporter):
                 "logxpy-otel: a live send was still under way at %s; its batch may arrive twice",
                 "shutdown" if close else "the process's end",
             )
+        end = time.monotonic() + self._shutdown_timeout  # (the disk, not the network)
+        with self._cond:
+            while self._filing and (left := end - time.monotonic()) > 0:
+                self._cond.wait(left)
 
     def _after_fork_in_child(self) -> None:
         """In a forked child: the send under way, or handed over, is the parent's (the
@@ -234,6 +240,7 @@ class FallbackLogRecordExporter(LogRecordExporter):
         self._cond = threading.Condition(threading.Lock())
         self._job = self._inflight = None
         self._busy = False
+        self._filing = 0  # (the parent's writes)
         self._thread = None
         if self._state is BreakerState.PROBING:  # (the parent's probe: the child makes its own)
             self._state = BreakerState.OPEN
@@ -286,6 +293,16 @@ class FallbackLogRecordExporter(LogRecordExporter):
                 self._file_records += len(batch)
         return result
 
+    def _filed(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        """:meth:`_to_file` of a send's records, counted in ``_filing`` (taken by the
+        caller, under the lock) until it is done."""
+        try:
+            return self._to_file(batch)
+        finally:
+            with self._cond:
+                self._filing -= 1
+                self._cond.notify_all()
+
     # -- the sender thread -------------------------------------------------------------
 
     def _start_locked(self) -> None:
@@ -331,8 +348,9 @@ class FallbackLogRecordExporter(LogRecordExporter):
                 # (unless shutdown filed the whole batch meanwhile; if it files later, it
                 # files what is left of the send)
                 mine, job.batch = not job.filed, batch
+                self._filing += mine
             if mine:
-                result = self._to_file(bad)
+                result = self._filed(bad)
             error = _try_export(self.primary, batch) if batch else None
         if error is None:
             with self._cond:
@@ -347,7 +365,8 @@ class FallbackLogRecordExporter(LogRecordExporter):
                 if self._state is BreakerState.CLOSED:
                     self._open_locked(error)
                 filed, job.filed = job.filed, True
-            if not filed and self._to_file(batch) is not _SUCCESS:
+                self._filing += not filed
+            if not filed and self._filed(batch) is not _SUCCESS:
                 result = _FAILURE
         job.result = result
         with self._cond:
@@ -417,11 +436,16 @@ class FallbackLogRecordExporter(LogRecordExporter):
     # -- flush and shutdown --------------------------------------------------------------
 
     def _wait_idle(self, timeout: float) -> bool:
-        """Wait until no live send is under way (a probe does not hold records; nor does a
-        send whose batch is in the file already)."""
+        """Wait until no live send is under way and none of their records is on its way to
+        the file (a probe does not hold records; nor does a send whose batch is in the file
+        already)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._job is not None or (self._inflight is not None and not self._inflight.settled):
+            while (
+                self._job is not None
+                or (self._inflight is not None and not self._inflight.settled)
+                or self._filing
+            ):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -435,7 +459,12 @@ class FallbackLogRecordExporter(LogRecordExporter):
         left = max(0.0, deadline - time.monotonic())
         primary_ok = _lifecycle.call_bounded(lambda: self.primary.force_flush(int(left * 1000)), left)
         left = max(0, int((deadline - time.monotonic()) * 1000))
-        return idle and primary_ok is True and self.fallback.force_flush(left)
+        try:
+            file_ok = self.fallback.force_flush(left)
+        except Exception as exc:  # noqa: BLE001 - a broken fallback must not break the SDK's flush
+            logger.error("logxpy-otel: the fallback exporter's flush raised %s", type(exc).__name__)
+            file_ok = False
+        return idle and primary_ok is True and file_ok is True
 
     def shutdown(self) -> None:
         """Wait (bounded) for a live send under way, then shut both sides down.
@@ -446,7 +475,10 @@ class FallbackLogRecordExporter(LogRecordExporter):
         deadline = time.monotonic() + self._shutdown_timeout
         self._file_unsettled(self._shutdown_timeout, close=True)
         _lifecycle.call_bounded(self.primary.shutdown, max(0.0, deadline - time.monotonic()))
-        self.fallback.shutdown()  # type: ignore[no-untyped-call]
+        try:
+            self.fallback.shutdown()  # type: ignore[no-untyped-call]
+        except Exception as exc:  # noqa: BLE001 - as its export: never into the SDK's shutdown
+            logger.error("logxpy-otel: the fallback exporter's shutdown raised %s", type(exc).__name__)
         if self._metrics_source is not None:
             self._metrics_source.close()  # final values from now on
 
