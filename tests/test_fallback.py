@@ -1012,33 +1012,14 @@ class SlowFile(Keep):
         self.closed = True
 
 
-@pytest.mark.parametrize("then", ["force_flush", "shutdown"])
-def test_a_failed_send_being_filed_is_waited_for_by_flush_and_shutdown(then: str) -> None:
+@pytest.mark.parametrize("then", ["force_flush", "shutdown", "child-end"])
+def test_a_failed_send_being_filed_is_waited_for_by_flush_shutdown_and_a_child_s_end(then: str) -> None:
     """Review of the day's diff: a send's failure claimed its batch (``filed``) before it
     wrote it, and waiting for sends skipped claimed ones: a flush that came meanwhile said
     True with nothing in the file, and a shutdown closed the file first (20,000 of 20,000
-    records dropped as ``shutdown`` behind the real exporter). Only a batch in the file
-    is waited for no more."""
-    primary, slow = Scripted(), SlowFile()
-    primary.up = False
-    primary.hang.set()
-    fb = FallbackLogRecordExporter(primary, slow, live_timeout_s=5.0, shutdown_timeout_s=5.0)
-    sending = threading.Thread(target=fb.export, args=(["r1", "r2"],))
-    sending.start()
-    assert slow.writing.wait(10)  # (the send failed; its batch is being filed)
-    if then == "force_flush":
-        assert fb.force_flush(5000) is True
-        assert slow.batches == [["r1", "r2"]]
-    else:
-        fb.shutdown()
-        assert slow.batches == [["r1", "r2"]] and slow.after_close == 0
-    sending.join(10)
-
-
-def test_a_child_s_end_waits_for_the_file_write_of_a_send_that_failed() -> None:
-    """Re-reading the diff: at a child's end with the breaker given up, nothing was waited
-    for, also not a failed send whose batch was being written to the file (the disk, not
-    the network): the process could end in the middle of that write."""
+    records dropped as ``shutdown`` behind the real exporter). At a child's end with the
+    breaker given up, that write was not waited for either: the process could end in the
+    middle of it. Only a batch in the file is waited for no more."""
     primary, slow = Scripted(), SlowFile()
     primary.up = False
     primary.hang.set()
@@ -1046,8 +1027,13 @@ def test_a_child_s_end_waits_for_the_file_write_of_a_send_that_failed() -> None:
     sending = threading.Thread(target=fb.export, args=(["r1", "r2"],))
     sending.start()
     assert slow.writing.wait(10)  # (the send failed, the breaker opened; the batch is being filed)
-    fb._at_child_exit()
-    assert slow.batches == [["r1", "r2"]]
+    if then == "force_flush":
+        assert fb.force_flush(5000) is True
+    elif then == "shutdown":
+        fb.shutdown()
+    else:
+        fb._at_child_exit()
+    assert slow.batches == [["r1", "r2"]] and slow.after_close == 0
     sending.join(10)
 
 
