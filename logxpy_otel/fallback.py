@@ -97,7 +97,7 @@ class FallbackMetrics:
 class _Send:
     """One live send handed to the sender thread; ``done`` is set with its ``result``."""
 
-    __slots__ = ("batch", "counted", "done", "filed", "result", "settled")
+    __slots__ = ("batch", "counted", "done", "filed", "result")
 
     def __init__(self, batch: Sequence[ReadableLogRecord]) -> None:
         self.batch = batch
@@ -107,9 +107,8 @@ class _Send:
         self.counted = False
         #: Its batch is claimed for the file: by shutdown (or a child's end) at its bound,
         #: or by the send's failure (whichever comes first files it; the other does not).
+        #: Once no write to the file is under way (``_filing``), it is in the file.
         self.filed = False
-        #: Its batch is in the file (filed at the bound): a flush need not wait for the send.
-        self.settled = False
 
 
 class FallbackLogRecordExporter(LogRecordExporter):
@@ -219,19 +218,14 @@ class FallbackLogRecordExporter(LogRecordExporter):
         if pending is not None:  # handed over but never started
             pending.result = self._filed(pending.batch)
             pending.done.set()
-        if filing is not None and inflight is not None:
+        if filing is not None:
             self._filed(filing)
-            with self._cond:
-                inflight.settled = True
-                self._cond.notify_all()
             logger.warning(
                 "logxpy-otel: a live send was still under way at %s; its batch may arrive twice",
                 "shutdown" if close else "the process's end",
             )
-        end = time.monotonic() + self._shutdown_timeout  # (the disk, not the network)
-        with self._cond:
-            while self._filing and (left := end - time.monotonic()) > 0:
-                self._cond.wait(left)
+        with self._cond:  # (the disk, not the network)
+            self._cond.wait_for(lambda: not self._filing, self._shutdown_timeout)
 
     def _after_fork_in_child(self) -> None:
         """In a forked child: the send under way, or handed over, is the parent's (the
@@ -439,18 +433,14 @@ class FallbackLogRecordExporter(LogRecordExporter):
         """Wait until no live send is under way and none of their records is on its way to
         the file (a probe does not hold records; nor does a send whose batch is in the file
         already)."""
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while (
-                self._job is not None
-                or (self._inflight is not None and not self._inflight.settled)
-                or self._filing
-            ):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        return True
+            return self._cond.wait_for(self._idle_locked, timeout)
+
+    def _idle_locked(self) -> bool:
+        """No send handed over, none under way but one whose batch is claimed for the file,
+        and no write to the file under way (then a claimed batch is in it)."""
+        inflight = self._inflight
+        return self._job is None and (inflight is None or inflight.filed) and not self._filing
 
     def force_flush(self, timeout_millis: int | None = FLUSH_TIMEOUT_MS) -> bool:
         timeout = flush_timeout_s(timeout_millis)
