@@ -365,6 +365,15 @@ def lines_stream(raw: IO[bytes]) -> tuple[IO[bytes], bool]:
     return raw, False
 
 
+def checked_lines_stream(raw: IO[bytes]) -> tuple[IO[bytes], tuple[int, str | None] | None]:
+    """:func:`lines_stream` of an open file, to read its records: for gzip data also what
+    :func:`gzip_checked` proves of it (None: not compressed)."""
+    if not is_gzip_open(raw):
+        return raw, None
+    checked = gzip_checked(raw)
+    return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), checked
+
+
 def gzip_checked(raw: IO[bytes]) -> tuple[int, str | None]:
     """How many bytes of an open gzip file's lines (from their start) its members whose
     checksum passed hold, and why the lines after them are not to be read (None: there are
@@ -539,8 +548,8 @@ def read_open(
         raw.close()
         raise OffsetPastEnd(f"{name}: offset {start} is negative")
     try:
-        checked = gzip_checked(raw) if is_gzip_open(raw) else None
-        stream, compressed = lines_stream(raw)
+        stream, checked = checked_lines_stream(raw)
+        compressed = checked is not None
         if checked is not None and start >= checked[0] and checked[1] is not None:
             # (a run that stopped past what can be proved now: nothing after it is read)
             return _unreadable(raw, BadLine(start, start, checked[1], False))

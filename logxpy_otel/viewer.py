@@ -55,9 +55,7 @@ from ._format import RESERVED_KEYS
 from ._rotation import backup_of, backups
 from .reader import (
     GZIP_MAGIC,
-    gzip_checked,
-    is_gzip_open,
-    lines_stream,
+    checked_lines_stream,
     open_regular,
     past_checked,
     read_head_open,
@@ -700,9 +698,8 @@ def _read_open(
     """:func:`_read_file` of a file already open (closed here), from the line at byte
     ``start`` of its lines on."""
     with raw:
-        checked = gzip_checked(raw) if is_gzip_open(raw) else None
-        stream, compressed = lines_stream(raw)
-        final = final or compressed
+        stream, checked = checked_lines_stream(raw)
+        final = final or checked is not None
         offset = 0
         while True:
             try:
