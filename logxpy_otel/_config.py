@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -140,6 +142,13 @@ FLUSH_TIMEOUT_MS: Final = 30_000
 
 
 def flush_timeout_s(timeout_millis: float | None) -> float:
-    """A ``force_flush`` bound in seconds; None (which the SDK's batch processor takes)
-    is the default bound, never a ``TypeError`` out of a flush."""
-    return (FLUSH_TIMEOUT_MS if timeout_millis is None else timeout_millis) / 1000.0
+    """A ``force_flush`` bound in seconds, one a lock can wait: None (which the SDK's batch
+    processor takes) is the default bound; NaN or less than 0 is 0 (at once, as
+    ``Event.wait`` takes them); past ``threading.TIMEOUT_MAX`` (infinity too) is that most.
+    Never an error out of a flush."""
+    if timeout_millis is None:
+        return FLUSH_TIMEOUT_MS / 1000.0
+    seconds = timeout_millis / 1000.0
+    if math.isnan(seconds) or seconds <= 0:
+        return 0.0
+    return min(seconds, threading.TIMEOUT_MAX)

@@ -1124,3 +1124,19 @@ def test_a_fallback_whose_flush_or_shutdown_raises_raises_nothing_out() -> None:
     fb = FallbackLogRecordExporter(primary, Broken())
     assert fb.force_flush(1000) is False
     fb.shutdown()
+
+
+@pytest.mark.parametrize("timeout_millis", [10**18, float("inf"), float("nan"), -5])
+def test_force_flush_takes_any_timeout_while_a_send_is_under_way(timeout_millis: float) -> None:
+    """A timeout past what a lock can wait (or NaN, or negative) is taken as ``Event.wait``
+    takes it: never an ``OverflowError`` out of the flush."""
+    primary = Scripted()
+    primary.block = True
+    primary.hang.set()
+    fb = FallbackLogRecordExporter(primary, Keep(), live_timeout_s=0.05, cooldown_s=60.0, max_cooldown_s=60.0)
+    assert fb.export(["x"]) is LogRecordExportResult.SUCCESS  # still under way
+    assert primary.entered.wait(5)
+    threading.Timer(0.2, primary.release.set).start()
+    flushed = fb.force_flush(timeout_millis)  # type: ignore[arg-type]
+    assert flushed is (timeout_millis != -5 and timeout_millis == timeout_millis)  # (NaN: at once)
+    fb.shutdown()

@@ -316,3 +316,19 @@ def test_the_logging_handler_takes_the_resource_it_is_given(tmp_path: Path) -> N
     assert line["msg"] == "hello"
     attributes = line["_otel"]["resource"]["attributes"]
     assert (attributes["service.name"], attributes["k"]) == ("handler-service", 1)
+
+
+@pytest.mark.parametrize("timeout_millis", [10**18, float("inf"), float("nan"), -5, 0])
+def test_every_force_flush_takes_any_timeout_a_caller_passes(tmp_path: Path, timeout_millis: float) -> None:
+    """The log processor's, the span processor's and the logging handler's flushes take a
+    timeout past what a lock can wait, NaN or a negative one without an error; a writer
+    with nothing pending says True at once for each."""
+    processor = LogxpyLogRecordProcessor(str(tmp_path / "x.log"))
+    try:
+        handler = processor.logging_handler()
+        spans = processor.span_processor()
+        assert processor.force_flush(timeout_millis) is True  # type: ignore[arg-type]
+        assert spans.force_flush(timeout_millis) is True  # type: ignore[arg-type]
+        handler.flush()
+    finally:
+        processor.shutdown()
