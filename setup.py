@@ -59,7 +59,7 @@ setup(
         Extension(
             "logxpy_otel._speedups",
             ["logxpy_otel/_speedups.c"],
-            depends=["logxpy_otel/_cjson.h"],
+            depends=["logxpy_otel/_cjson.h", "logxpy_otel/_forest.h"],
             optional=True,
         ),
         # LogxpyLoggingHandler's common case (a logging.LogRecord into the processor's C on_emit)

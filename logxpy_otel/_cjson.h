@@ -526,24 +526,29 @@ float_candidate(uint64_t m, int s, int k, uint64_t *near)
 }
 #endif
 
-/* orjson's text of a float d with 1 <= |d| < 2**52 (a time in seconds, most values):
- * the shortest decimal that reads back as d, the nearest to d of those, in plain
+/* The most characters float_chars writes (it writes backwards from the end of a buffer). */
+#define FLOAT_CHARS_MAX 48
+
+/* orjson's text of a float d with 1 <= |d| < 2**52 (a time in seconds, most values),
+ * written backwards to end just before ``end`` (FLOAT_CHARS_MAX bytes at most): where it
+ * starts, or NULL where this path declines d (another magnitude, an edge or a tie, or no
+ * 128-bit ints: the caller asks orjson). No Python API: safe without the GIL.
+ * It is the shortest decimal that reads back as d, the nearest to d of those, in plain
  * notation ("1732890622.1234567", "2.0"). Exact integer arithmetic: d = m / 2**s; with
  * k digits after the point the nearest decimal is round(d * 10**k) / 10**k, and the
  * fewest k whose decimal lies inside d's rounding interval gives the text. Past the
  * first k with 10**k > 2**s every k has one; below it, whether k has one does not
- * grow as k falls: the search walks down from there. 0: written; 1: not for this path
- * (another magnitude, an edge or a tie, or no 128-bit ints): the caller asks orjson.
+ * grow as k falls: the search walks down from there.
  * About 200 instructions for a time in seconds, against ~650 for an orjson call. */
-static MAYBE_UNUSED int
-put_float_text(Buf *b, double d)
+static MAYBE_UNUSED char *
+float_chars(double d, char *end)
 {
 #if defined(__SIZEOF_INT128__)
     uint64_t bits;
     memcpy(&bits, &d, sizeof(bits));
     int biased = (int)((bits >> 52) & 0x7ff);
     if (biased < 1023 || biased > 1074)
-        return 1; /* |d| < 1, |d| >= 2**52, inf or NaN */
+        return NULL; /* |d| < 1, |d| >= 2**52, inf or NaN */
     uint64_t m = (bits & (((uint64_t)1 << 52) - 1)) | ((uint64_t)1 << 52);
     int s = 1075 - biased; /* |d| = m / 2**s, s in [1, 52] */
     /* (Only just below a power of two is the interval narrower on one side; in this
@@ -551,16 +556,16 @@ put_float_text(Buf *b, double d)
     int k = (s * 1233 >> 12) + 1; /* the first k with 10**k > 2**s: floor(s * log10(2)) + 1 */
     uint64_t near, shorter;
     if (float_candidate(m, s, k, &near) != 0)
-        return 1;
+        return NULL;
     for (; k > 0; k--) {
         int rc = float_candidate(m, s, k - 1, &shorter);
         if (rc < 0)
-            return 1;
+            return NULL;
         if (rc > 0)
             break;
         near = shorter;
     }
-    char text[48], *end = text + sizeof(text), *p = end;
+    char *p = end;
     uint64_t unit = powers_of_ten[k];
     if (k == 0) {
         *--p = '0';
@@ -574,12 +579,24 @@ put_float_text(Buf *b, double d)
     p = put_digits(p, near / unit);
     if (bits >> 63)
         *--p = '-';
-    return buf_put(b, p, end - p);
+    return p;
 #else
-    (void)b;
     (void)d;
-    return 1;
+    (void)end;
+    return NULL;
 #endif
+}
+
+/* float_chars's text of ``d`` into ``b``. 0: written; 1: not for this path (the caller
+ * asks orjson); -1: no memory. */
+static MAYBE_UNUSED int
+put_float_text(Buf *b, double d)
+{
+    char text[FLOAT_CHARS_MAX], *end = text + sizeof(text);
+    char *p = float_chars(d, end);
+    if (p == NULL)
+        return 1;
+    return buf_put(b, p, end - p);
 }
 
 /* The text of ``n`` floats (exact floats) as "a,b,c", each by put_float_text, into

@@ -1,4 +1,4 @@
-/* C versions of three hot paths (optional: the package works without them; README,
+/* C versions of the hot paths (optional: the package works without them; README,
  * "The C speed-up"). Each does what the Python code it stands in for does:
  *
  * - FastEncoder: the common case of LineEncoder.encode. It writes the line straight into
@@ -10,11 +10,10 @@
  * - Emitter: LogxpyLogRecordProcessor.on_emit (encode, queue through the writer's lane).
  * - SpanEncoder: the common case of _span_format.SpanEncoder (a span's start and end
  *   lines), read from the SDK span's instance dict; anything else goes to Python.
- * - number: the loop of TreeNumberer.number, one bytes per batch; returns (task_count,
- *   span_lines).
+ * - Forest: TreeNumberer's state and numbering as C data (_forest.h), one bytes per batch.
  *
- * tests/test_speedups.py, test_speedups_spans.py, test_format.py, test_trees.py and
- * test_processor.py run the C and the Python versions side by side.
+ * tests/test_speedups.py, test_speedups_spans.py, test_speedups_nesting.py, test_format.py,
+ * test_trees.py and test_processor.py run the C and the Python versions side by side.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1739,923 +1738,422 @@ static PyTypeObject SpanEncoderType = {
     .tp_methods = SpanEncoder_methods,
 };
 
-/* ---- span actions (_trees._Action in C) --------------------------------------------- */
+static PyObject *s_start_body;
 
-/* A span's action in a trace's tree: the same fields as _trees._Action (which the
- * Python loop reads and sets as attributes), held in C for the C loop. */
-typedef struct ActionObject {
+/* ---- the open traces' trees as C data (_trees.TreeNumberer's C path) ---------------- */
+
+#include "_forest.h"
+
+/* Forest(token, task_head, max_open, idle_timeout_s, max_depth, start_type, end_type,
+ * dumps): a Forest (_forest.h) and what its callbacks need. One call at a time: a call
+ * made while another runs (a signal handler that logs in sync mode, reaching the writer
+ * from inside a callback) raises RuntimeError instead of changing state under it. */
+typedef struct {
     PyObject_HEAD
-    PyObject *prefix;              /* bytes: the lvl prefix of its lines, b"2,3," */
-    struct ActionObject *parent;   /* NULL: the trace's root */
-    struct ActionObject *earlier;  /* the same span's action still open when this one started */
-    long long next;                /* its next child's number */
-    int depth;
-    char open;
-    struct ActionObject *freeing;  /* the next action to free, while a chain is freed */
-} ActionObject;
-
-static PyTypeObject ActionType;
-
-/* A new open action under ``parent`` (NULL: the root), its lines' prefix ``prefix``. */
-static ActionObject *
-action_new(PyObject *prefix, ActionObject *parent)
-{
-    ActionObject *action = PyObject_GC_New(ActionObject, &ActionType);
-    if (action == NULL)
-        return NULL;
-    action->prefix = Py_NewRef(prefix);
-    action->parent = parent == NULL ? NULL : (ActionObject *)Py_NewRef((PyObject *)parent);
-    action->earlier = NULL;
-    action->freeing = NULL;
-    action->next = 2; /* [..., 1] is the start line */
-    action->depth = parent == NULL ? 1 : parent->depth + 1;
-    action->open = 1;
-    PyObject_GC_Track((PyObject *)action);
-    return action;
-}
-
-static PyObject *
-Action_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"prefix", "parent", NULL};
-    PyObject *prefix, *parent;
-    if (type != &ActionType) {
-        PyErr_SetString(PyExc_TypeError, "Action cannot be subclassed");
-        return NULL;
-    }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO", kwlist, &prefix, &parent))
-        return NULL;
-    if (!PyBytes_CheckExact(prefix)) {
-        PyErr_SetString(PyExc_TypeError, "Action: prefix must be bytes");
-        return NULL;
-    }
-    if (parent != Py_None && !Py_IS_TYPE(parent, &ActionType)) {
-        PyErr_SetString(PyExc_TypeError, "Action: parent must be an Action or None");
-        return NULL;
-    }
-    return (PyObject *)action_new(prefix, parent == Py_None ? NULL : (ActionObject *)parent);
-}
-
-static int
-Action_traverse(ActionObject *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->prefix);
-    Py_VISIT(self->parent);
-    Py_VISIT(self->earlier);
-    return 0;
-}
-
-static int
-Action_clear(ActionObject *self)
-{
-    Py_CLEAR(self->prefix);
-    Py_CLEAR(self->parent);
-    Py_CLEAR(self->earlier);
-    return 0;
-}
-
-/* Let go of ``*link``: an action only this link held goes on the list ``*todo`` (to be
- * freed by the loop in Action_dealloc), any other is released here. */
-static void
-let_go(ActionObject **link, ActionObject **todo)
-{
-    ActionObject *action = *link;
-    *link = NULL;
-    if (action == NULL)
-        return;
-    if (Py_REFCNT(action) > 1) {
-        Py_DECREF(action); /* (not the last reference: nothing is freed) */
-        return;
-    }
-    action->freeing = *todo;
-    *todo = action;
-}
-
-/* The chain of earlier actions and parents this action alone held is freed here, one
- * action after another, never one C frame per link: a span id started again and again
- * while open makes a chain as long as that, and freeing it recursively overflowed a
- * thread's stack (the collector's trashcan does not bound the depth on 3.13). */
-static void
-Action_dealloc(ActionObject *self)
-{
-    PyObject_GC_UnTrack(self);
-    ActionObject *todo = NULL;
-    let_go(&self->earlier, &todo);
-    let_go(&self->parent, &todo);
-    while (todo != NULL) {
-        ActionObject *action = todo;
-        todo = action->freeing;
-        let_go(&action->earlier, &todo);
-        let_go(&action->parent, &todo);
-        Py_DECREF(action); /* its last reference, and no link left: freed without recursion */
-    }
-    Py_CLEAR(self->prefix);
-    PyObject_GC_Del(self);
-}
-
-static PyObject *
-Action_get_object(ActionObject *self, void *which)
-{
-    PyObject *value = which == NULL ? (PyObject *)self->parent : (PyObject *)self->earlier;
-    return Py_NewRef(value != NULL ? value : Py_None);
-}
-
-static int
-Action_set_earlier(ActionObject *self, PyObject *value, void *closure)
-{
-    (void)closure;
-    if (value == NULL || (value != Py_None && !Py_IS_TYPE(value, &ActionType))) {
-        PyErr_SetString(PyExc_TypeError, "earlier must be an Action or None");
-        return -1;
-    }
-    Py_XSETREF(self->earlier, value == Py_None ? NULL : (ActionObject *)Py_NewRef(value));
-    return 0;
-}
-
-static PyObject *
-Action_get_open(ActionObject *self, void *closure)
-{
-    (void)closure;
-    return PyBool_FromLong(self->open);
-}
-
-static int
-Action_set_open(ActionObject *self, PyObject *value, void *closure)
-{
-    (void)closure;
-    int truth = value == NULL ? -1 : PyObject_IsTrue(value);
-    if (truth < 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "open cannot be deleted");
-        return -1;
-    }
-    self->open = (char)truth;
-    return 0;
-}
-
-static PyObject *
-Action_get_next(ActionObject *self, void *closure)
-{
-    (void)closure;
-    return PyLong_FromLongLong(self->next);
-}
-
-static int
-Action_set_next(ActionObject *self, PyObject *value, void *closure)
-{
-    (void)closure;
-    long long next = value == NULL ? -1 : PyLong_AsLongLong(value);
-    if (next < 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "next must be an int >= 0");
-        return -1;
-    }
-    self->next = next;
-    return 0;
-}
-
-static PyObject *
-Action_get_depth(ActionObject *self, void *closure)
-{
-    (void)closure;
-    return PyLong_FromLong(self->depth);
-}
-
-static PyObject *
-Action_get_prefix(ActionObject *self, void *closure)
-{
-    (void)closure;
-    return Py_NewRef(self->prefix != NULL ? self->prefix : Py_None); /* (None: cleared by the collector) */
-}
-
-static PyGetSetDef Action_getset[] = {
-    {"prefix", (getter)Action_get_prefix, NULL, "the lvl prefix of its lines (bytes)", NULL},
-    {"parent", (getter)Action_get_object, NULL, "its parent's action, or None (the root)", NULL},
-    {"earlier", (getter)Action_get_object, (setter)Action_set_earlier, "the span's earlier open action", (void *)1},
-    {"next", (getter)Action_get_next, (setter)Action_set_next, "its next child's number", NULL},
-    {"open", (getter)Action_get_open, (setter)Action_set_open, "whether it is open", NULL},
-    {"depth", (getter)Action_get_depth, NULL, "1 under the root", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PyTypeObject ActionType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "logxpy_otel._speedups.Action",
-    .tp_doc = "Action(prefix, parent): a span's action in a trace's tree (_trees._Action in C).",
-    .tp_basicsize = sizeof(ActionObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = Action_new,
-    .tp_dealloc = (destructor)Action_dealloc,
-    .tp_traverse = (traverseproc)Action_traverse,
-    .tp_clear = (inquiry)Action_clear,
-    .tp_getset = Action_getset,
-};
-
-/* ---- line numbering (the hot loop of _trees.TreeNumberer.number) ------------------- */
-
-static PyObject *a_head, *a_next_lvl, *a_last_ts, *a_last_seen, *a_failed, *s_move_to_end, *a_spans, *a_open_spans,
-    *s_start_body;
-static const char base62_digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/* The lines a Python callback put in ``lines``, moved into the buffer. */
-static int
-take_lines(Buf *b, PyObject *lines)
-{
-    Py_ssize_t n = PyList_GET_SIZE(lines);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *line = PyList_GET_ITEM(lines, i);
-        if (!PyBytes_Check(line)) {
-            PyErr_SetString(PyExc_TypeError, "number: open_trace must add bytes");
-            return -1;
-        }
-        if (buf_put(b, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line)) < 0)
-            return -1;
-    }
-    return PyList_SetSlice(lines, 0, n, NULL);
-}
-
-/* One open trace while its run of records is numbered: fields written back at the end. */
-typedef struct {
-    PyObject *trace;   /* the _Trace (strong) */
-    PyObject *tid;     /* its id (borrowed from an item) */
-    PyObject *head;    /* b'{"tid":"...","lvl":[' (strong) */
-    PyObject *last_ts; /* the greatest ts seen in the trace (strong): its end line's ts */
-    double last_ts_value;
-    long long next_lvl;
-    int failed;
-    int numbered; /* a line of this run was numbered: fields to write back */
-    /* with spans (nesting) only: */
-    int nesting;
-    PyObject *spans;      /* its span actions by span id (strong), or NULL for None */
-    long long open_spans; /* how many of its span actions are open */
-    int spans_set;        /* spans is a new dict (made or pruned here): write it back */
-} Run;
-
-static void
-run_release(Run *run)
-{
-    Py_CLEAR(run->trace);
-    Py_CLEAR(run->head);
-    Py_CLEAR(run->last_ts);
-    Py_CLEAR(run->spans);
-}
-
-static int
-end_run(Run *run, PyObject *now)
-{
-    if (run->trace == NULL)
-        return 0;
-    if (!run->numbered) { /* no line numbered yet: nothing to write back */
-        run_release(run);
-        return 0;
-    }
-    int rc = -1;
-    PyObject *lvl = PyLong_FromLongLong(run->next_lvl);
-    PyObject *open = run->nesting ? PyLong_FromLongLong(run->open_spans) : NULL;
-    if (lvl != NULL && (!run->nesting || open != NULL) && field_set(run->trace, a_next_lvl, lvl) == 0 &&
-        field_set(run->trace, a_last_ts, run->last_ts) == 0 &&
-        field_set(run->trace, a_last_seen, now) == 0 &&
-        (!run->failed || field_set(run->trace, a_failed, Py_True) == 0) &&
-        (!run->nesting || field_set(run->trace, a_open_spans, open) == 0) &&
-        (!run->spans_set || field_set(run->trace, a_spans, run->spans) == 0))
-        rc = 0;
-    Py_XDECREF(lvl);
-    Py_XDECREF(open);
-    run_release(run);
-    return rc;
-}
-
-/* A run over ``trace`` from its fields (``head``, ``last_ts`` and ``spans``, which may be
- * NULL for None, are handed over), nothing numbered yet. */
-static void
-run_begin(Run *run, PyObject *trace, PyObject *tid, PyObject *head, long long next_lvl, PyObject *last_ts,
-          double last_ts_value, int nesting, PyObject *spans, long long open_spans)
-{
-    *run = (Run){
-        .trace = Py_NewRef(trace),
-        .tid = tid,
-        .head = head,
-        .last_ts = last_ts,
-        .last_ts_value = last_ts_value,
-        .next_lvl = next_lvl,
-        .nesting = nesting,
-        .spans = spans,
-        .open_spans = open_spans,
-    };
-}
-
-static int
-start_run(Run *run, PyObject *trace, PyObject *tid, int nesting)
-{
-    PyObject *head = field_get(trace, a_head);
-    if (head == NULL)
-        return -1;
-    PyObject *lvl = field_get(trace, a_next_lvl);
-    if (lvl == NULL || !PyBytes_Check(head)) {
-        Py_XDECREF(lvl);
-        Py_DECREF(head);
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "_Trace.head must be bytes");
-        return -1;
-    }
-    long long next_lvl = PyLong_AsLongLong(lvl);
-    Py_DECREF(lvl);
-    if (next_lvl == -1 && PyErr_Occurred()) {
-        Py_DECREF(head);
-        return -1;
-    }
-    PyObject *last_ts = field_get(trace, a_last_ts);
-    double last_ts_value = last_ts == NULL ? -1.0 : PyFloat_AsDouble(last_ts);
-    if (last_ts == NULL || (last_ts_value == -1.0 && PyErr_Occurred())) {
-        Py_XDECREF(last_ts);
-        Py_DECREF(head);
-        return -1;
-    }
-    PyObject *spans = NULL;
-    long long open_spans = 0;
-    if (nesting) {
-        PyObject *open = field_get(trace, a_open_spans);
-        open_spans = open == NULL ? -1 : PyLong_AsLongLong(open);
-        Py_XDECREF(open);
-        spans = open_spans < 0 ? NULL : field_get(trace, a_spans);
-        if (spans == NULL || (spans != Py_None && !PyDict_CheckExact(spans))) {
-            if (spans != NULL || !PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "_Trace.spans must be a dict or None, open_spans an int >= 0");
-            Py_XDECREF(spans);
-            Py_DECREF(last_ts);
-            Py_DECREF(head);
-            return -1;
-        }
-        if (spans == Py_None)
-            Py_CLEAR(spans);
-    }
-    run_begin(run, trace, tid, head, next_lvl, last_ts, last_ts_value, nesting, spans, open_spans);
-    return 0;
-}
-
-/* What number needs to open a trace itself (its ``opening`` argument): the _Trace type,
- * the writer's token (``~<token>`` after the trace id in a tid), ``max_open``, and
- * orjson.dumps for the start line's ts. */
-typedef struct {
-    PyObject *trace_type, *token, *dumps;
-    Py_ssize_t max_open;
-} Opening;
-
-static PyObject *a_trace_id;
-
-/* orjson's text of the float ``ts`` as bytes: put_float_text's, or dumps(ts) where that
- * path declines it. A new reference, or NULL with an error. */
-static PyObject *
-float_json(PyObject *dumps, PyObject *ts)
-{
-    if (PyFloat_CheckExact(ts)) {
-        Buf text;
-        buf_init(&text);
-        int rc = put_float_text(&text, PyFloat_AS_DOUBLE(ts));
-        PyObject *json = rc == 0 ? PyBytes_FromStringAndSize(text.data, text.len) : NULL;
-        buf_free(&text);
-        if (rc == 0)
-            return json;
-    }
-    return PyObject_CallOneArg(dumps, ts);
-}
-
-/* Open a trace as TreeNumberer._open_trace does, where no other trace must close first:
- * its _Trace (made without a Python __init__, with the same fields, which TRACE_FIELDS
- * names), in ``traces``, its start line in ``b``, and a run over it. 1: done; 0: the
- * Python callback's turn (too many open, an odd id or ts); -1: error. */
-static int
-open_trace_fast(const Opening *opening, PyObject *traces, PyObject *tid, PyObject *ts, PyObject *now, Buf *b,
-                Run *run, int nesting)
-{
-    if (opening->trace_type == NULL || PyDict_GET_SIZE(traces) >= opening->max_open || !PyUnicode_CheckExact(tid) ||
-        !PyUnicode_IS_ASCII(tid) || !PyFloat_CheckExact(ts))
-        return 0;
-    Py_ssize_t n = PyUnicode_GET_LENGTH(tid), t = PyBytes_GET_SIZE(opening->token);
-    PyObject *head = PyBytes_FromStringAndSize(NULL, n + t + 17);
-    if (head == NULL)
-        return -1;
-    char *p = PyBytes_AS_STRING(head);
-    memcpy(p, "{\"tid\":\"", 8);
-    memcpy(p + 8, PyUnicode_DATA(tid), (size_t)n);
-    memcpy(p + 8 + n, PyBytes_AS_STRING(opening->token), (size_t)t);
-    memcpy(p + 8 + n + t, "\",\"lvl\":[", 9);
-    PyTypeObject *tp = (PyTypeObject *)opening->trace_type;
-    PyObject *trace = tp->tp_alloc(tp, 0), *two = PyLong_FromLong(2), *zero = PyLong_FromLong(0), *text = NULL;
-    int rc = -1;
-    if (trace == NULL || two == NULL || zero == NULL || field_set(trace, a_trace_id, tid) < 0 ||
-        field_set(trace, a_head, head) < 0 || field_set(trace, a_next_lvl, two) < 0 ||
-        field_set(trace, a_last_ts, ts) < 0 || field_set(trace, a_failed, Py_False) < 0 ||
-        field_set(trace, a_last_seen, now) < 0 || field_set(trace, a_spans, Py_None) < 0 ||
-        field_set(trace, a_open_spans, zero) < 0)
-        goto out;
-    text = float_json(opening->dumps, ts);
-    if (text == NULL)
-        goto out;
-    if (!PyBytes_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "number: dumps must return bytes");
-        goto out;
-    }
-    if (PyObject_SetItem(traces, tid, trace) < 0)
-        goto out;
-    if (buf_put(b, PyBytes_AS_STRING(head), PyBytes_GET_SIZE(head)) < 0 || PUT_LITERAL(b, "1],\"ts\":") < 0 ||
-        buf_put(b, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text)) < 0 ||
-        PUT_LITERAL(b, ",\"at\":\"otel:trace\",\"st\":\"started\"}\n") < 0)
-        goto out;
-    run_begin(run, trace, tid, Py_NewRef(head), 2, Py_NewRef(ts), PyFloat_AS_DOUBLE(ts), nesting, NULL, 0);
-    rc = 1;
-out:
-    Py_XDECREF(trace);
-    Py_XDECREF(two);
-    Py_XDECREF(zero);
-    Py_XDECREF(text);
-    Py_DECREF(head);
-    return rc;
-}
-
-/* The rest of a line after its head: the item's body, its tail, the newline. */
-static int
-put_rest(Buf *b, PyObject *body, PyObject *tail)
-{
-    if (buf_put(b, PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body)) < 0 ||
-        buf_put(b, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail)) < 0)
-        return -1;
-    return PUT_LITERAL(b, "\n");
-}
-
-
-/* What nesting needs (number's ``spans`` argument): the role types, the depth bound,
- * how many actions a trace remembers, and orjson.dumps for the end line's ts. */
-typedef struct {
+    Forest *forest;
+    FOut out;                      /* the lines of one call (kept between calls, up to 1 MiB) */
     PyObject *start_type, *end_type, *dumps;
-    long long max_depth, remembered;
-} Nesting;
+    PyObject *items;               /* during number: the batch (a fast sequence) */
+    int busy;
+} ForestObject;
 
-/* The open action a line of ``span_id`` goes under: that span's, else its nearest open
- * ancestor's; NULL for the root (borrowed). -1 on error (an entry that is not an Action). */
+static PyTypeObject ForestType;
+
+/* FStartBody: SpanEnd.start_body() of item ``index`` of the batch, into ``out``. */
 static int
-action_of(Run *run, PyObject *span_id, ActionObject **found)
+forest_start_body(void *ctx, size_t index, FOut *out)
 {
-    *found = NULL;
-    if (run->spans == NULL || span_id == Py_None)
-        return 0;
-    PyObject *entry = PyDict_GetItemWithError(run->spans, span_id);
-    if (entry == NULL)
-        return PyErr_Occurred() ? -1 : 0;
-    if (!Py_IS_TYPE(entry, &ActionType)) {
-        PyErr_SetString(PyExc_TypeError, "number: span actions must be Actions");
+    ForestObject *self = ctx;
+    PyObject *role = PyTuple_GET_ITEM(PySequence_Fast_GET_ITEM(self->items, (Py_ssize_t)index), 6);
+    PyObject *body = PyObject_CallMethodNoArgs(role, s_start_body);
+    if (body == NULL)
         return -1;
-    }
-    ActionObject *action = (ActionObject *)entry;
-    while (action != NULL && !action->open)
-        action = action->parent;
-    *found = action;
-    return 0;
+    int rc = -1;
+    if (!PyBytes_Check(body))
+        PyErr_SetString(PyExc_TypeError, "number: start_body must return bytes");
+    else if (fout_put(out, PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body)) < 0)
+        PyErr_NoMemory();
+    else
+        rc = 0;
+    Py_DECREF(body);
+    return rc;
 }
 
-/* The next lvl under ``parent`` (NULL: the root), taken, without its "]". */
+/* FFloatText: orjson's text of ``value`` where float_chars declines it. */
 static int
-put_place(Buf *b, Run *run, ActionObject *parent)
+forest_float_text(void *ctx, double value, FOut *out)
 {
-    if (parent == NULL)
-        return put_decimal(b, run->next_lvl++);
-    if (parent->prefix == NULL) {
-        PyErr_SetString(PyExc_TypeError, "number: an Action cleared by the collector");
-        return -1;
-    }
-    if (buf_put(b, PyBytes_AS_STRING(parent->prefix), PyBytes_GET_SIZE(parent->prefix)) < 0)
-        return -1;
-    return put_decimal(b, parent->next++);
-}
-
-/* Open ``span_id``'s action under ``parent``'s (or the nearest open ancestor, or the
- * root), as _Trace.start does. New reference, or NULL on error. */
-static ActionObject *
-span_start(Run *run, const Nesting *nest, PyObject *span_id, PyObject *parent)
-{
-    ActionObject *under;
-    if (action_of(run, parent, &under) < 0)
-        return NULL;
-    while (under != NULL && (under->depth >= nest->max_depth || !under->open))
-        under = under->parent; /* (too deep: the nearest open ancestor above the bound) */
-    Buf p;
-    buf_init(&p);
-    if (put_place(&p, run, under) < 0 || PUT_LITERAL(&p, ",") < 0) {
-        buf_free(&p);
-        return NULL;
-    }
-    PyObject *prefix = PyBytes_FromStringAndSize(p.data, p.len);
-    buf_free(&p);
-    if (prefix == NULL)
-        return NULL;
-    ActionObject *action = action_new(prefix, under);
-    Py_DECREF(prefix);
-    if (action == NULL)
-        return NULL;
-    if (run->spans == NULL) {
-        if ((run->spans = PyDict_New()) == NULL) {
-            Py_DECREF(action);
-            return NULL;
-        }
-        run->spans_set = 1;
-    }
-    if (span_id != Py_None) {
-        PyObject *earlier = PyDict_GetItemWithError(run->spans, span_id);
-        if (earlier == NULL && PyErr_Occurred()) {
-            Py_DECREF(action);
-            return NULL;
-        }
-        if (earlier != NULL && Py_IS_TYPE(earlier, &ActionType) && ((ActionObject *)earlier)->open)
-            action->earlier = (ActionObject *)Py_NewRef(earlier);
-        if (PyDict_SetItem(run->spans, span_id, (PyObject *)action) < 0) {
-            Py_DECREF(action);
-            return NULL;
-        }
-    }
-    run->open_spans++;
-    return action;
-}
-
-/* ``action`` (``span_id``'s) has ended, as _Trace.end: its earlier open action is the
- * span's again; past ``remembered``, all ended actions but the half most recently
- * started are forgotten (as _Trace.end). */
-static int
-span_end(Run *run, const Nesting *nest, PyObject *span_id, ActionObject *action)
-{
-    action->open = 0;
-    run->open_spans--;
-    /* Its earlier action serves only now: let it go (a span id started again and again
-     * while open would otherwise chain every one of them). */
-    ActionObject *earlier = action->earlier;
-    action->earlier = NULL;
-    int rc = 0;
-    if (run->spans != NULL && span_id != Py_None && earlier != NULL && earlier->open) {
-        PyObject *current = PyDict_GetItemWithError(run->spans, span_id);
-        if (current == NULL && PyErr_Occurred())
-            rc = -1;
-        else if (current == (PyObject *)action && PyDict_SetItem(run->spans, span_id, (PyObject *)earlier) < 0)
-            rc = -1;
-    }
-    Py_XDECREF((PyObject *)earlier);
-    if (rc < 0)
-        return -1;
-    if (run->spans == NULL || span_id == Py_None)
-        return 0;
-    Py_ssize_t held = PyDict_GET_SIZE(run->spans);
-    if (held > nest->remembered && held > 2 * run->open_spans) {
-        PyObject *kept = PyDict_New(), *key, *value;
-        Py_ssize_t pos = 0, forget = held - run->open_spans - nest->remembered / 2;
-        if (kept == NULL)
-            return -1;
-        while (PyDict_Next(run->spans, &pos, &key, &value)) {
-            int open = Py_IS_TYPE(value, &ActionType) && ((ActionObject *)value)->open;
-            if (!open && forget > 0) {
-                forget--;
-                continue;
-            }
-            if (PyDict_SetItem(kept, key, value) < 0) {
-                Py_DECREF(kept);
-                return -1;
-            }
-        }
-        Py_SETREF(run->spans, kept);
-        run->spans_set = 1;
-    }
-    return 0;
-}
-
-/* The trace's end line (TreeNumberer._close), from the run's fields. */
-static int
-put_trace_end(Buf *b, Run *run, const Nesting *nest)
-{
-    PyObject *ts = PyFloat_CheckExact(run->last_ts) ? Py_NewRef(run->last_ts) : PyNumber_Float(run->last_ts);
-    PyObject *text = ts == NULL ? NULL : float_json(nest->dumps, ts);
-    Py_XDECREF(ts);
+    ForestObject *self = ctx;
+    PyObject *number = PyFloat_FromDouble(value);
+    PyObject *text = number == NULL ? NULL : PyObject_CallOneArg(self->dumps, number);
+    Py_XDECREF(number);
     if (text == NULL)
         return -1;
-    int failed = run->failed; /* failed in this run, or before it */
-    if (!failed) {
-        PyObject *before = field_get(run->trace, a_failed);
-        failed = before == NULL ? -1 : PyObject_IsTrue(before);
-        Py_XDECREF(before);
-        if (failed < 0) {
-            Py_DECREF(text);
-            return -1;
-        }
-    }
     int rc = -1;
     if (!PyBytes_Check(text))
         PyErr_SetString(PyExc_TypeError, "number: dumps must return bytes");
-    else if (buf_put(b, PyBytes_AS_STRING(run->head), PyBytes_GET_SIZE(run->head)) == 0 &&
-             put_decimal(b, run->next_lvl) == 0 && PUT_LITERAL(b, "],\"ts\":") == 0 &&
-             buf_put(b, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text)) == 0 &&
-             PUT_LITERAL(b, ",\"at\":\"otel:trace\",\"st\":\"") == 0 &&
-             (failed ? PUT_LITERAL(b, "failed") : PUT_LITERAL(b, "succeeded")) == 0 &&
-             PUT_LITERAL(b, "\"}\n") == 0)
+    else if (fout_put(out, PyBytes_AS_STRING(text), (size_t)PyBytes_GET_SIZE(text)) < 0)
+        PyErr_NoMemory();
+    else
         rc = 0;
     Py_DECREF(text);
     return rc;
 }
 
-/* A span line (``role`` a SpanStart or SpanEnd) of the run's trace, as the Python loop
- * writes it. 1 when it closed the trace (its last open span ended), else 0; -1 error. */
 static int
-number_span_line(Buf *b, Run *run, const Nesting *nest, PyObject *item, PyObject *role)
+forest_enter(ForestObject *self)
 {
-    PyObject *body = PyTuple_GET_ITEM(item, 3), *tail = PyTuple_GET_ITEM(item, 4),
-             *span_id = PyTuple_GET_ITEM(item, 5);
-    PyObject *parent = field_get(role, a_parent);
-    if (parent == NULL)
+    if (self->forest == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Forest: not set up");
         return -1;
-    ActionObject *action = NULL;
-    int rc = -1;
-    if ((PyObject *)Py_TYPE(role) == nest->start_type) {
-        action = span_start(run, nest, span_id, parent);
-        if (action != NULL && buf_put(b, PyBytes_AS_STRING(run->head), PyBytes_GET_SIZE(run->head)) == 0 &&
-            buf_put(b, PyBytes_AS_STRING(action->prefix), PyBytes_GET_SIZE(action->prefix)) == 0 &&
-            PUT_LITERAL(b, "1],") == 0 && put_rest(b, body, tail) == 0)
-            rc = 0;
-        goto done;
     }
-    /* an end: after its start line, if this tree has not seen it */
-    PyObject *known = NULL;
-    if (run->spans != NULL && span_id != Py_None && (known = PyDict_GetItemWithError(run->spans, span_id)) == NULL &&
-        PyErr_Occurred())
-        goto done;
-    if (known != NULL && Py_IS_TYPE(known, &ActionType) && ((ActionObject *)known)->open) {
-        action = (ActionObject *)Py_NewRef(known);
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "Forest: called again while a call runs");
+        return -1;
     }
-    else {
-        if ((action = span_start(run, nest, span_id, parent)) == NULL)
-            goto done;
-        PyObject *start = PyObject_CallMethodNoArgs(role, s_start_body);
-        if (start == NULL)
-            goto done;
-        int bad = !PyBytes_Check(start) || buf_put(b, PyBytes_AS_STRING(run->head), PyBytes_GET_SIZE(run->head)) < 0 ||
-                  buf_put(b, PyBytes_AS_STRING(action->prefix), PyBytes_GET_SIZE(action->prefix)) < 0 ||
-                  PUT_LITERAL(b, "1],") < 0 || buf_put(b, PyBytes_AS_STRING(start), PyBytes_GET_SIZE(start)) < 0 ||
-                  PUT_LITERAL(b, "\n") < 0;
-        if (bad && !PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "number: start_body must return bytes");
-        Py_DECREF(start);
-        if (bad)
-            goto done;
-    }
-    if (buf_put(b, PyBytes_AS_STRING(run->head), PyBytes_GET_SIZE(run->head)) < 0 || put_place(b, run, action) < 0 ||
-        PUT_LITERAL(b, "],") < 0 || put_rest(b, body, tail) < 0 || span_end(run, nest, span_id, action) < 0)
-        goto done;
-    if (run->open_spans) {
-        rc = 0;
-        goto done;
-    }
-    rc = put_trace_end(b, run, nest) < 0 ? -1 : 1;
-done:
-    Py_XDECREF((PyObject *)action);
-    Py_DECREF(parent);
-    return rc;
+    self->busy = 1;
+    self->forest->nomem = 0;
+    self->forest->ctx = self;
+    self->forest->float_text = forest_float_text;
+    self->forest->start_body = forest_start_body;
+    self->out.len = 0;
+    return 0;
 }
 
-/* number(items, traces, task_head, task_count, now, open_trace, out[, spans]) -> task_count
- *
- * Appends the finished lines of ``items`` (LineItems) to ``out`` as one bytes, exactly
- * as TreeNumberer.number's Python loop writes them: ``traces`` is its OrderedDict of open
- * traces, ``open_trace(trace_id, ts, now, lines)`` opens a trace (its start line, and the
- * end line of one it evicts) and returns it. One bytes, written in place and sized from
- * the items first: a batch's lines are copied once here, and once by the kernel.
- * ``spans`` is None (span lines are refused: only flat trees) or, to nest spans,
- * ``(SpanStart, SpanEnd, max_depth, remembered, dumps)``: the traces' span actions are
- * then Actions (``_Trace.spans``), as the Python loop makes them. ``opening``, if given,
- * is ``(_Trace, token, max_open, dumps)``: a trace is then opened here while fewer than
- * ``max_open`` are (open_trace is called only to evict one first). */
-static PyObject *
-speedups_number(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* End a call: on success (rc >= 0) its lines as one bytes appended to ``lines`` (none
+ * for no lines); the buffer let go past 1 MiB. -1 with an error set on failure. */
+static int
+forest_leave(ForestObject *self, long long rc, PyObject *lines)
 {
-    (void)module;
-    if (nargs < 7 || nargs > 9) {
-        PyErr_SetString(PyExc_TypeError,
-                        "number(items, traces, task_head, task_count, now, open_trace, out[, spans[, opening]])");
+    self->busy = 0;
+    if (rc < 0) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory(); /* (the forest's own failures are all for want of memory) */
+    }
+    else if (self->out.len > 0) {
+        PyObject *data = PyBytes_FromStringAndSize(self->out.data, (Py_ssize_t)self->out.len);
+        if (data == NULL || PyList_Append(lines, data) < 0)
+            rc = -1;
+        Py_XDECREF(data);
+    }
+    self->out.len = 0;
+    if (self->out.cap > (1 << 20)) {
+        F_FREE(self->out.data);
+        self->out = (FOut){0};
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* ``value`` as an ASCII str's bytes (NULL: None). -1 for anything else. */
+static int
+forest_id(PyObject *value, const char **p, size_t *n, const char *what)
+{
+    if (value == Py_None) {
+        *p = NULL;
+        *n = 0;
+        return 0;
+    }
+    if (!PyUnicode_Check(value) || !PyUnicode_IS_ASCII(value)) {
+        PyErr_Format(PyExc_TypeError, "number: %s must be an ASCII str or None", what);
+        return -1;
+    }
+    *p = (const char *)PyUnicode_DATA(value);
+    *n = (size_t)PyUnicode_GET_LENGTH(value);
+    return 0;
+}
+
+/* Read item ``item`` into ``fi``; its role's parent (a new reference) into ``*parent``.
+ * As _trees._check_items: anything that is not a line item is refused, before any item
+ * of the batch is numbered. */
+static int
+forest_item(ForestObject *self, PyObject *item, FItem *fi, PyObject **parent)
+{
+    *parent = NULL;
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 7 || !PyBytes_Check(PyTuple_GET_ITEM(item, 3)) ||
+        !PyBytes_Check(PyTuple_GET_ITEM(item, 4))) {
+        PyErr_Format(PyExc_TypeError, "number: each item must be a LineItem tuple, not %.80R", item);
+        return -1;
+    }
+    PyObject *tid = PyTuple_GET_ITEM(item, 0), *ts = PyTuple_GET_ITEM(item, 1), *role = PyTuple_GET_ITEM(item, 6);
+    PyObject *body = PyTuple_GET_ITEM(item, 3), *tail = PyTuple_GET_ITEM(item, 4);
+    *fi = (FItem){
+        .body = PyBytes_AS_STRING(body),
+        .body_len = (size_t)PyBytes_GET_SIZE(body),
+        .tail = PyBytes_AS_STRING(tail),
+        .tail_len = (size_t)PyBytes_GET_SIZE(tail),
+    };
+    if (role != Py_None) {
+        if ((!Py_IS_TYPE(role, (PyTypeObject *)self->start_type) && !Py_IS_TYPE(role, (PyTypeObject *)self->end_type)) ||
+            tid == Py_None) {
+            PyErr_Format(PyExc_TypeError, "number: each item must be a LineItem tuple, not %.80R", item);
+            return -1;
+        }
+        fi->role = Py_IS_TYPE(role, (PyTypeObject *)self->start_type) ? FOREST_START : FOREST_END;
+        if ((*parent = PyObject_GetAttr(role, a_parent)) == NULL ||
+            forest_id(*parent, &fi->parent, &fi->parent_len, "a span's parent") < 0)
+            return -1;
+    }
+    if (forest_id(tid, &fi->tid, &fi->tid_len, "a trace id") < 0 ||
+        forest_id(PyTuple_GET_ITEM(item, 5), &fi->span, &fi->span_len, "a span id") < 0)
+        return -1;
+    if (tid == Py_None)
+        return 0; /* (a task line: its ts and failed flag are not read) */
+    if (!PyFloat_Check(ts) && !PyLong_Check(ts)) {
+        PyErr_Format(PyExc_TypeError, "number: a ts must be a float, not %.80R", ts);
+        return -1;
+    }
+    fi->ts = PyFloat_AsDouble(ts);
+    if (fi->ts == -1.0 && PyErr_Occurred())
+        return -1;
+    PyObject *failed = PyTuple_GET_ITEM(item, 2);
+    fi->failed = failed == Py_False ? 0 : failed == Py_True ? 1 : PyObject_IsTrue(failed);
+    return fi->failed < 0 ? -1 : 0;
+}
+
+/* number(items, out, now, remembered) -> span_lines: TreeNumberer.number's loop. */
+static PyObject *
+Forest_number(ForestObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "number(items, out: list, now, remembered) takes 4 arguments");
         return NULL;
     }
-    PyObject *items = args[0], *traces = args[1], *task_head = args[2], *now = args[4],
-             *open_trace = args[5], *out = args[6];
-    if (!PyDict_Check(traces) || !PyBytes_Check(task_head) || !PyList_Check(out)) {
-        PyErr_SetString(PyExc_TypeError, "number: traces must be a dict, task_head bytes, out a list");
+    if (self->forest == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Forest: not set up");
         return NULL;
     }
-    Nesting nest = {NULL, NULL, NULL, 0, 0};
-    int nesting = nargs >= 8 && args[7] != Py_None;
-    Opening opening = {NULL, NULL, NULL, 0};
-    if (nargs == 9 && args[8] != Py_None &&
-        !PyArg_ParseTuple(args[8], "O!O!nO;number: opening must be (_Trace, token, max_open, dumps)", &PyType_Type,
-                          &opening.trace_type, &PyBytes_Type, &opening.token, &opening.max_open, &opening.dumps))
+    double now = PyFloat_AsDouble(args[2]);
+    long long remembered = PyLong_AsLongLong(args[3]);
+    if ((now == -1.0 || remembered == -1) && PyErr_Occurred())
         return NULL;
-    if (nesting && !PyArg_ParseTuple(args[7], "O!O!LLO;number: spans must be (SpanStart, SpanEnd, max_depth, remembered, dumps)",
-                                     &PyType_Type, &nest.start_type, &PyType_Type, &nest.end_type, &nest.max_depth,
-                                     &nest.remembered, &nest.dumps))
-        return NULL;
-    Py_ssize_t span_lines = 0; /* the span start and end lines among the items */
-    unsigned long long task_count = PyLong_AsUnsignedLongLong(args[3]);
-    if (task_count == (unsigned long long)-1 && PyErr_Occurred())
-        return NULL;
-    /* A tuple of the items: open_trace runs Python code, and nothing it does may move them. */
-    PyObject *seq = PySequence_Tuple(items);
+    PyObject *seq = PySequence_Fast(args[0], "number: items must be a sequence");
     if (seq == NULL)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject **all = PySequence_Fast_ITEMS(seq);
-    Run run = {0};
-    Buf b;
-    buf_init(&b);
-    PyObject *lines = NULL;
-    int ok = 0;
-
-    /* The size of the lines: each body, its head (a trace's: 8 + id + 9 bytes), lvl. */
-    Py_ssize_t size = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = all[i];
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 7 || !PyBytes_Check(PyTuple_GET_ITEM(item, 3)) ||
-            !PyBytes_Check(PyTuple_GET_ITEM(item, 4))) {
-            PyErr_SetString(PyExc_TypeError, "number: each item must be a LineItem tuple");
-            goto done;
-        }
-        PyObject *role = PyTuple_GET_ITEM(item, 6);
-        Py_ssize_t extra = 0;
-        if (role != Py_None) {
-            if (!nesting) {
-                /* A span's line: the flat loop does not nest (TreeNumberer.nest_spans). */
-                PyErr_SetString(PyExc_TypeError, "number: span lines need the spans argument (nesting)");
-                goto done;
-            }
-            if (((PyObject *)Py_TYPE(role) != nest.start_type && (PyObject *)Py_TYPE(role) != nest.end_type) ||
-                PyTuple_GET_ITEM(item, 0) == Py_None) {
-                PyErr_SetString(PyExc_TypeError, "number: a span line's role must be a SpanStart or SpanEnd, in a trace");
-                goto done;
-            }
-            extra = 64; /* a nested lvl, and the trace's end line */
-            span_lines++;
-        }
-        PyObject *tid = PyTuple_GET_ITEM(item, 0);
-        Py_ssize_t head = tid == Py_None ? PyBytes_GET_SIZE(task_head) + 24
-                                         : (PyUnicode_Check(tid) ? PyUnicode_GET_LENGTH(tid) : 32) + 40 + extra;
-        Py_ssize_t body = PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 3)), tail = PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 4));
-        if (body > PY_SSIZE_T_MAX / 2 - head || tail > PY_SSIZE_T_MAX / 2 - 1) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        Py_ssize_t more = body + tail + head + 1;
-        if (more > PY_SSIZE_T_MAX - 4096 - size) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        size += more;
+    FItem *items = PyMem_Calloc((size_t)(n ? n : 1), sizeof(FItem));
+    PyObject **parents = PyMem_Calloc((size_t)(n ? n : 1), sizeof(PyObject *)); /* (held: a slot can change) */
+    long long rc = -1;
+    if (items == NULL || parents == NULL) {
+        PyErr_NoMemory();
+        goto out;
     }
-    size += 4096; /* start and end lines from open_trace; more grows the buffer */
-    if (n == 0)
-        goto finished;
-    if (buf_init_bytes(&b, size) < 0 || (lines = PyList_New(0)) == NULL)
-        goto done;
-
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = all[i];
-        PyObject *tid = PyTuple_GET_ITEM(item, 0), *ts = PyTuple_GET_ITEM(item, 1),
-                 *body = PyTuple_GET_ITEM(item, 3), *tail = PyTuple_GET_ITEM(item, 4),
-                 *role = PyTuple_GET_ITEM(item, 6);
-        if (tid == Py_None) { /* a record outside any trace: a task of its own */
-            char digits[16], *end = digits + sizeof(digits), *p = end;
-            unsigned long long count = ++task_count;
-            do {
-                *--p = base62_digits[count % 62];
-                count /= 62;
-            } while (count);
-            if (buf_put(&b, PyBytes_AS_STRING(task_head), PyBytes_GET_SIZE(task_head)) < 0 ||
-                buf_put(&b, p, end - p) < 0 || PUT_LITERAL(&b, "\",\"lvl\":[1],") < 0 ||
-                put_rest(&b, body, tail) < 0)
-                goto done;
-            continue;
-        }
-        if (run.trace == NULL || tid != run.tid) {
-            int same = 0;
-            if (run.trace != NULL && (same = PyObject_RichCompareBool(tid, run.tid, Py_EQ)) < 0)
-                goto done;
-            if (same) {
-                run.tid = tid;
-            }
-            else {
-                if (end_run(&run, now) < 0)
-                    goto done;
-                /* (held: start_run can run Python code, which could take it out of traces) */
-                PyObject *trace = Py_XNewRef(PyDict_GetItemWithError(traces, tid));
-                int opened = 0;
-                if (trace == NULL && !PyErr_Occurred() &&
-                    (opened = open_trace_fast(&opening, traces, tid, ts, now, &b, &run, nesting)) < 0)
-                    goto done; /* (trace is NULL) */
-                if (opened) {
-                    ; /* a new trace, its run started */
-                }
-                else if (trace == NULL) {
-                    if (PyErr_Occurred())
-                        goto done;
-                    PyObject *call[4] = {tid, ts, now, lines};
-                    trace = PyObject_Vectorcall(open_trace, call, 4, NULL);
-                    if (trace == NULL)
-                        goto done;
-                    /* It may have closed a trace with spans open and taken a new token for
-                     * traces (format rule 4): the rest of the batch opens them its way. */
-                    opening.trace_type = NULL;
-                    int rc = take_lines(&b, lines);
-                    if (rc == 0)
-                        rc = start_run(&run, trace, tid, nesting);
-                    Py_DECREF(trace);
-                    if (rc < 0)
-                        goto done;
-                }
-                else {
-                    int rc = start_run(&run, trace, tid, nesting);
-                    Py_DECREF(trace);
-                    if (rc < 0)
-                        goto done;
-                    PyObject *moved = PyObject_CallMethodOneArg(traces, s_move_to_end, tid);
-                    if (moved == NULL)
-                        goto done;
-                    Py_DECREF(moved);
-                }
-            }
-        }
-        run.numbered = 1;
-        {
-            /* The end line carries the greatest ts of the trace, so that it never ends
-             * before it started (records can come out of time order). */
-            double value = PyFloat_AsDouble(ts);
-            if (value == -1.0 && PyErr_Occurred())
-                goto done;
-            if (value > run.last_ts_value) {
-                Py_SETREF(run.last_ts, Py_NewRef(ts));
-                run.last_ts_value = value;
-            }
-        }
-        PyObject *failed = PyTuple_GET_ITEM(item, 2);
-        if (failed != Py_False) {
-            int truth = failed == Py_True ? 1 : PyObject_IsTrue(failed);
-            if (truth < 0)
-                goto done;
-            if (truth)
-                run.failed = 1;
-        }
-        if (role != Py_None) {
-            int closed = number_span_line(&b, &run, &nest, item, role);
-            if (closed < 0)
-                goto done;
-            if (closed) { /* its last span ended: the trace's tree is complete */
-                if (end_run(&run, now) < 0 || PyObject_DelItem(traces, tid) < 0) /* (an OrderedDict: not PyDict_DelItem) */
-                    goto done;
-            }
-            continue;
-        }
-        if (buf_put(&b, PyBytes_AS_STRING(run.head), PyBytes_GET_SIZE(run.head)) < 0)
-            goto done;
-        if (run.spans == NULL) {
-            if (put_decimal(&b, run.next_lvl++) < 0)
-                goto done;
-        }
-        else {
-            ActionObject *under;
-            if (action_of(&run, PyTuple_GET_ITEM(item, 5), &under) < 0 || put_place(&b, &run, under) < 0)
-                goto done;
-        }
-        if (PUT_LITERAL(&b, "],") < 0 || put_rest(&b, body, tail) < 0)
-            goto done;
-    }
-    if (end_run(&run, now) < 0)
-        goto done;
-    {
-        PyObject *data = buf_take_bytes(&b);
-        if (data == NULL)
-            goto done;
-        int rc = PyList_Append(out, data);
-        Py_DECREF(data);
-        if (rc < 0)
-            goto done;
-    }
-finished:
-    ok = 1;
-done:
-    if (!ok) {
-        /* Release the current run without writing its fields back (that trace keeps
-         * what it had; runs ended earlier in this batch were written back, as the
-         * Python loop does record by record), keeping the error that brought us here.
-         * With spans, its actions have changed in place: its fields are written back
-         * too, so that its count of open spans stays true to them. */
-        PyObject *exc = take_error();
-        if (run.nesting && end_run(&run, now) < 0)
-            PyErr_Clear();
-        run_release(&run);
-        put_error(exc);
-    }
-    buf_free(&b);
-    Py_XDECREF(lines);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (forest_item(self, PySequence_Fast_GET_ITEM(seq, i), &items[i], &parents[i]) < 0)
+            goto out;
+    if (forest_enter(self) < 0)
+        goto out;
+    self->items = seq;
+    rc = forest_number(self->forest, items, (size_t)n, now, remembered, &self->out);
+    self->items = NULL;
+    if (forest_leave(self, rc, args[1]) < 0)
+        rc = -1;
+out:
+    if (parents != NULL)
+        for (Py_ssize_t i = 0; i < n; i++)
+            Py_XDECREF(parents[i]);
+    PyMem_Free(parents);
+    PyMem_Free(items);
     Py_DECREF(seq);
-    return ok ? Py_BuildValue("(Kn)", task_count, span_lines) : NULL;
+    return rc < 0 ? NULL : PyLong_FromLongLong(rc);
 }
+
+/* close_idle(out, now): TreeNumberer.close_idle. */
+static PyObject *
+Forest_close_idle(ForestObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "close_idle(out: list, now) takes 2 arguments");
+        return NULL;
+    }
+    double now = PyFloat_AsDouble(args[1]);
+    if ((now == -1.0 && PyErr_Occurred()) || forest_enter(self) < 0)
+        return NULL;
+    int rc = forest_close_idle(self->forest, now, &self->out);
+    return forest_leave(self, rc, args[0]) < 0 ? NULL : Py_NewRef(Py_None);
+}
+
+/* close_all(out): TreeNumberer.close_all; restart(out): close_all, then a new token. */
+static PyObject *
+forest_closing(ForestObject *self, PyObject *out, int restart)
+{
+    if (!PyList_Check(out)) {
+        PyErr_SetString(PyExc_TypeError, "out must be a list");
+        return NULL;
+    }
+    if (forest_enter(self) < 0)
+        return NULL;
+    int rc = forest_close_all(self->forest, &self->out);
+    if (rc == 0 && restart)
+        rc = forest_new_trace_token(self->forest);
+    return forest_leave(self, rc, out) < 0 ? NULL : Py_NewRef(Py_None);
+}
+
+static PyObject *
+Forest_close_all(ForestObject *self, PyObject *out)
+{
+    return forest_closing(self, out, 0);
+}
+
+static PyObject *
+Forest_restart(ForestObject *self, PyObject *out)
+{
+    return forest_closing(self, out, 1);
+}
+
+static PyObject *
+forest_prefix(const FAction *a)
+{
+    return a == NULL ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize(a->prefix, (Py_ssize_t)a->prefix_len);
+}
+
+/* state() -> (task_count, [(trace_id, head, next_lvl, last_ts, failed, last_seen,
+ * open_spans, {span: (prefix, next, open, depth, parent's prefix, earlier's prefix)})]),
+ * open traces least recently used first: what decides the later lines (for the tests). */
+static PyObject *
+Forest_state(ForestObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->forest == NULL || self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "Forest: not set up, or a call runs");
+        return NULL;
+    }
+    PyObject *traces = PyList_New(0);
+    if (traces == NULL)
+        return NULL;
+    for (FTrace *t = self->forest->oldest; t != NULL; t = t->next) {
+        PyObject *spans = PyDict_New();
+        for (size_t i = 0; spans != NULL && t->spans != NULL && i < t->spans->n; i++) {
+            FSpanEntry *e = &t->spans->entries[i];
+            FAction *a = e->action;
+            PyObject *key = PyUnicode_DecodeASCII(ENTRY_KEY(e), (Py_ssize_t)e->key_len, NULL);
+            PyObject *value = Py_BuildValue("(NLOiNN)", forest_prefix(a), a->next, a->open ? Py_True : Py_False,
+                                            a->depth, forest_prefix(a->parent), forest_prefix(a->earlier));
+            if (key == NULL || value == NULL || PyDict_SetItem(spans, key, value) < 0)
+                Py_CLEAR(spans);
+            Py_XDECREF(key);
+            Py_XDECREF(value);
+        }
+        PyObject *entry =
+            spans == NULL ? NULL
+                          : Py_BuildValue("(s#y#LdOdLN)", t->tid, (Py_ssize_t)t->tid_len, t->head,
+                                          (Py_ssize_t)t->head_len, t->next_lvl, t->last_ts,
+                                          t->failed ? Py_True : Py_False, t->last_seen, t->open_spans, spans);
+        if (entry == NULL || PyList_Append(traces, entry) < 0) {
+            Py_XDECREF(entry);
+            Py_DECREF(traces);
+            return NULL;
+        }
+        Py_DECREF(entry);
+    }
+    return Py_BuildValue("(KN)", self->forest->task_count, traces);
+}
+
+static PyObject *
+Forest_get_open_traces(ForestObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSize_t(self->forest == NULL ? 0 : self->forest->count);
+}
+
+static int
+Forest_init(ForestObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"token", "task_head", "max_open", "idle_timeout_s", "max_depth",
+                             "start_type", "end_type", "dumps", NULL};
+    Py_buffer token, task_head;
+    Py_ssize_t max_open;
+    double idle;
+    int max_depth;
+    PyObject *start_type, *end_type, *dumps;
+    if (self->forest != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Forest: already set up");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*y*ndiO!O!O", kwlist, &token, &task_head, &max_open, &idle,
+                                     &max_depth, &PyType_Type, &start_type, &PyType_Type, &end_type, &dumps))
+        return -1;
+    int rc = -1;
+    if (max_open < 1 || max_depth < 1)
+        PyErr_SetString(PyExc_ValueError, "Forest: max_open and max_depth must be >= 1");
+    else if ((self->forest = forest_new(token.buf, (size_t)token.len, task_head.buf, (size_t)task_head.len,
+                                        (size_t)max_open, idle, max_depth)) == NULL)
+        PyErr_NoMemory();
+    else {
+        self->start_type = Py_NewRef(start_type);
+        self->end_type = Py_NewRef(end_type);
+        self->dumps = Py_NewRef(dumps);
+        rc = 0;
+    }
+    PyBuffer_Release(&token);
+    PyBuffer_Release(&task_head);
+    return rc;
+}
+
+static void
+Forest_dealloc(ForestObject *self)
+{
+    forest_free(self->forest);
+    F_FREE(self->out.data);
+    Py_CLEAR(self->start_type);
+    Py_CLEAR(self->end_type);
+    Py_CLEAR(self->dumps);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Forest_methods[] = {
+    {"number", (PyCFunction)(void (*)(void))Forest_number, METH_FASTCALL,
+     "number(items, out, now, remembered) -> span_lines: number a batch, its lines as one bytes into out"},
+    {"close_idle", (PyCFunction)(void (*)(void))Forest_close_idle, METH_FASTCALL,
+     "close_idle(out, now): close the traces idle for idle_timeout_s"},
+    {"close_all", (PyCFunction)Forest_close_all, METH_O, "close_all(out): close every open trace"},
+    {"restart", (PyCFunction)Forest_restart, METH_O, "restart(out): close every open trace; a new token"},
+    {"state", (PyCFunction)Forest_state, METH_NOARGS, "state(): what decides the later lines (for the tests)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *
+Forest_get_idle(ForestObject *self, void *closure)
+{
+    (void)closure;
+    return PyFloat_FromDouble(self->forest == NULL ? 0.0 : self->forest->idle);
+}
+
+static int
+Forest_set_idle(ForestObject *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    double idle = value == NULL ? -1.0 : PyFloat_AsDouble(value);
+    if (idle == -1.0 && (value == NULL || PyErr_Occurred())) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "idle_timeout_s cannot be deleted");
+        return -1;
+    }
+    if (self->forest == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Forest: not set up");
+        return -1;
+    }
+    self->forest->idle = idle;
+    return 0;
+}
+
+static PyGetSetDef Forest_getset[] = {
+    {"open_traces", (getter)Forest_get_open_traces, NULL, "how many traces are open", NULL},
+    {"idle_timeout_s", (getter)Forest_get_idle, (setter)Forest_set_idle, "how long an idle trace stays open", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ForestType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "logxpy_otel._speedups.Forest",
+    .tp_doc = "Forest(token, task_head, max_open, idle_timeout_s, max_depth, start_type, end_type, dumps):\n"
+              "the open traces' trees as C data (_trees.TreeNumberer's C path).",
+    .tp_basicsize = sizeof(ForestObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Forest_init,
+    .tp_dealloc = (destructor)Forest_dealloc,
+    .tp_methods = Forest_methods,
+    .tp_getset = Forest_getset,
+};
 
 /* append_locked(fd, data, expected) -> (status, written): AsyncFileDestination's append
  * in its common case (see _append_lock.AppendLock.append) in one release of the GIL, where
@@ -2745,8 +2243,6 @@ speedups_float_text(PyObject *Py_UNUSED(module), PyObject *arg)
 }
 
 static PyMethodDef speedups_functions[] = {
-    {"number", (PyCFunction)(void (*)(void))speedups_number, METH_FASTCALL,
-     "number(items, traces, task_head, task_count, now, open_trace, out[, spans[, opening]]) -> (task_count, span_lines)"},
     {"append_locked", (PyCFunction)(void (*)(void))speedups_append_locked, METH_FASTCALL,
      "append_locked(fd, data, expected) -> (status, written): a locked append in one GIL release"},
     {"deleted", (PyCFunction)speedups_deleted, METH_O,
@@ -2783,20 +2279,17 @@ PyInit__speedups(void)
         intern(&a_severity_text, "severity_text") || intern(&a_body, "body") ||
         intern(&a_attributes, "attributes") || intern(&a_dict, "_dict") || intern(&a_dropped, "dropped") ||
         cjson_init() < 0 || intern(&s_info, "info") ||
-        intern(&a_head, "head") || intern(&a_next_lvl, "next_lvl") || intern(&a_last_ts, "last_ts") ||
-        intern(&a_last_seen, "last_seen") || intern(&a_failed, "failed") ||
-        intern(&s_move_to_end, "move_to_end") || intern(&a_scope, "instrumentation_scope") ||
+        intern(&a_scope, "instrumentation_scope") ||
         intern(&a_log_record, "log_record") || intern(&a_resource, "resource") || intern(&a_name, "name") ||
         intern(&s_own_name, "logxpy_otel") || intern(&a_status_code, "_status_code") ||
         intern(&a_description, "_description") || intern(&a_dq, "_dq") || intern(&a_parent, "parent") ||
-        intern(&a_start_ts, "start_ts") || intern(&a_spans, "spans") || intern(&a_open_spans, "open_spans") ||
-        intern(&s_start_body, "start_body") || intern(&a_trace_id, "trace_id"))
+        intern(&a_start_ts, "start_ts") || intern(&s_start_body, "start_body"))
         return NULL;
     for (int i = 0; i < N_SPAN_FIELDS; i++)
         if (intern(&span_field[i], span_field_text[i]))
             return NULL;
     if (PyType_Ready(&FastEncoderType) < 0 || PyType_Ready(&EmitterType) < 0 ||
-        PyType_Ready(&SpanEncoderType) < 0 || PyType_Ready(&ActionType) < 0)
+        PyType_Ready(&SpanEncoderType) < 0 || PyType_Ready(&ForestType) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL)
@@ -2817,17 +2310,13 @@ PyInit__speedups(void)
         }
         PyTuple_SET_ITEM(lane_names, i, field);
     }
-    PyObject *trace_names =
-        PyTuple_Pack(8, a_trace_id, a_head, a_next_lvl, a_last_ts, a_last_seen, a_failed, a_spans, a_open_spans);
-    int failed = trace_names == NULL || PyModule_AddObjectRef(module, "FastEncoder", (PyObject *)&FastEncoderType) < 0 ||
+    int failed = PyModule_AddObjectRef(module, "FastEncoder", (PyObject *)&FastEncoderType) < 0 ||
                  PyModule_AddObjectRef(module, "Emitter", (PyObject *)&EmitterType) < 0 ||
                  PyModule_AddObjectRef(module, "SpanEncoder", (PyObject *)&SpanEncoderType) < 0 ||
-                 PyModule_AddObjectRef(module, "Action", (PyObject *)&ActionType) < 0 ||
+                 PyModule_AddObjectRef(module, "Forest", (PyObject *)&ForestType) < 0 ||
                  PyModule_AddObjectRef(module, "LANE_FIELDS", lane_names) < 0 ||
-                 PyModule_AddObjectRef(module, "TRACE_FIELDS", trace_names) < 0 ||
                  PyModule_AddObjectRef(module, "OWN_LOGGER", s_own_name) < 0;
     Py_DECREF(lane_names);
-    Py_XDECREF(trace_names);
     if (failed) {
         Py_DECREF(module);
         return NULL;

@@ -21,18 +21,6 @@ class FastEncoder:
         self, record: Any, resource: Any = None, scope: Any = None, dropped: int | None = None, /
     ) -> tuple[str | None, float, bool, bytes, bytes]: ...
 
-def number(
-    items: Sequence[tuple[str | None, float, bool, bytes, bytes]],
-    traces: dict[str, Any],
-    task_head: bytes,
-    task_count: int,
-    now: float,
-    open_trace: Callable[[str, float, float, list[bytes]], Any],
-    out: list[bytes],
-    spans: tuple[type, type, int, int, Callable[[Any], bytes]] | None = None,
-    opening: tuple[type, bytes, int, Callable[[Any], bytes]] | None = None,
-    /,
-) -> tuple[int, int]: ...
 def append_locked(fd: int, data: bytes, expected: int, /) -> tuple[int, int]: ...
 def deleted(fd: int, /) -> bool: ...
 def float_text(d: float, /) -> bytes | None: ...
@@ -73,11 +61,24 @@ class SpanEncoder:
     def start(self, span: Any, /) -> Any: ...
     def end(self, span: Any, /) -> Any: ...
 
-class Action:
-    prefix: bytes
-    parent: Action | None
-    earlier: Action | None
-    next: int
-    open: bool
-    depth: int
-    def __init__(self, prefix: bytes, parent: Action | None) -> None: ...
+class Forest:
+    """The open traces' trees as C data (``_forest.h``): TreeNumberer's C path."""
+
+    open_traces: int
+    idle_timeout_s: float
+    def __init__(
+        self,
+        token: bytes,
+        task_head: bytes,
+        max_open: int,
+        idle_timeout_s: float,
+        max_depth: int,
+        start_type: type,
+        end_type: type,
+        dumps: Callable[[Any], bytes],
+    ) -> None: ...
+    def number(self, items: Sequence[Any], out: list[bytes], now: float, remembered: int, /) -> int: ...
+    def close_idle(self, out: list[bytes], now: float, /) -> None: ...
+    def close_all(self, out: list[bytes], /) -> None: ...
+    def restart(self, out: list[bytes], /) -> None: ...
+    def state(self) -> tuple[int, list[tuple[Any, ...]]]: ...

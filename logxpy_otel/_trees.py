@@ -76,11 +76,6 @@ class _Action:
         self.depth: int = 1 if parent is None else parent.depth + 1
 
 
-#: What makes a span's action: the C ``Action`` where built (the C loop reads its fields
-#: in place; the Python loop reads the same names as attributes), else :class:`_Action`.
-_new_action: Callable[[bytes, _Action | None], _Action] = speedup("Action") or _Action
-
-
 class _Trace:
     """One open trace: its line head, next ``lvl``, greatest record ts, and whether it failed;
     with spans, its span actions by span id and how many are open."""
@@ -123,7 +118,7 @@ class _Trace:
         # already has its end line: nothing goes under it after that).
         while under is not None and (under.depth >= MAX_SPAN_DEPTH or not under.open):
             under = under.parent
-        action = _new_action(self.place(under) + b",", under)
+        action = _Action(self.place(under) + b",", under)
         spans = self.spans
         if spans is None:
             spans = self.spans = {}
@@ -162,16 +157,10 @@ class _Trace:
             self.spans = kept
 
 
-#: The C loop of :meth:`TreeNumberer.number` where it is built (same lines, less time).
-#: Measured (callgrind, one record through the SDK and the processor): 83,200 instructions
-#: with it, 87,900 with the Python loop (5 %: one ``bytes`` sized up front, no format per
-#: line). It reads and sets the attributes it declares in ``TRACE_FIELDS`` (and opens a
-#: trace itself, setting them all, as ``_Trace.__init__``); it is used only where they are
-#: exactly ``_Trace``'s.
-_number_c = speedup("number") if set(speedup("TRACE_FIELDS") or ("?",)) == set(_Trace.__slots__) else None
-
-#: Whether the C loop can nest spans too: it makes and reads C ``Action`` s only.
-_nest_c = _number_c is not None and _new_action is speedup("Action")
+#: The C path of :class:`TreeNumberer` where it is built: the same state as C data
+#: (``_forest.h``), numbered by the same rules, held to this module's Python loop line for
+#: line and state for state by the tests. No Python object per trace or span action.
+_Forest = speedup("Forest")
 
 
 def _check_items(items: Sequence[LineItem]) -> None:
@@ -184,8 +173,17 @@ def _check_items(items: Sequence[LineItem]) -> None:
             and isinstance(item[3], bytes)
             and isinstance(item[4], bytes)
             and (item[6] is None or (type(item[6]) in _ROLES and item[0] is not None))
+            and _is_id(item[0])
+            and _is_id(item[5])
+            and (item[6] is None or _is_id(item[6].parent))
+            and (item[0] is None or isinstance(item[1], float | int))
         ):
             raise TypeError(f"number: each item must be a LineItem tuple, not {item!r:.80}")
+
+
+def _is_id(value: object) -> bool:
+    """A trace or span id as the items hold one: an ASCII str, or None."""
+    return value is None or (isinstance(value, str) and value.isascii())
 
 
 _ROLES: Final = (SpanStart, SpanEnd)
@@ -219,41 +217,78 @@ class TreeNumberer:
         self._restarts = 0
         self._task_head = b'{"tid":"' + token + b"."
         self._task_count = 0
-        self._number_c = _number_c if speedups else None
-        self._nesting = False
+        self._forest = (
+            _Forest(
+                self._token,
+                self._task_head,
+                max_open,
+                idle_timeout_s,
+                MAX_SPAN_DEPTH,
+                SpanStart,
+                SpanEnd,
+                orjson.dumps,
+            )
+            if speedups and _Forest is not None
+            else None
+        )
 
     def nest_spans(self) -> None:
-        """Number span lines too (:class:`SpanStart`, :class:`SpanEnd`), nesting each trace's
-        tree by its spans (the C loop too, where it can; else the Python loop)."""
-        self._nesting = True
-        if not _nest_c:
-            self._number_c = None
+        """Span lines come too (:class:`SpanStart`, :class:`SpanEnd`): each trace's tree nests
+        by its spans. (Both paths number them whenever they come; kept for the writer's
+        interface.)"""
+
+    @property
+    def idle_timeout_s(self) -> float:
+        """How long a trace with no line (and no span open) stays open."""
+        return self._idle
+
+    @idle_timeout_s.setter
+    def idle_timeout_s(self, seconds: float) -> None:
+        self._idle = seconds
+        if self._forest is not None:
+            self._forest.idle_timeout_s = seconds
 
     @property
     def open_traces(self) -> int:
+        if self._forest is not None:
+            return int(self._forest.open_traces)
         return len(self._open)
+
+    def _state(self) -> tuple[int, list[tuple[object, ...]]]:
+        """What decides the later lines, alike for both paths (for the tests): the count of
+        task lines, and per open trace (least recently used first) its id, head, next
+        ``lvl``, greatest ts, failed flag, last use, open spans, and its span actions by
+        span id as ``(prefix, next, open, depth, parent's prefix, earlier's prefix)``."""
+        if self._forest is not None:
+            count, traces = self._forest.state()
+            return int(count), list(traces)
+
+        def prefix(action: _Action | None) -> bytes | None:
+            return None if action is None else action.prefix
+
+        return self._task_count, [
+            (
+                trace.trace_id,
+                trace.head,
+                trace.next_lvl,
+                float(trace.last_ts),
+                trace.failed,
+                trace.last_seen,
+                trace.open_spans,
+                {
+                    span: (a.prefix, a.next, a.open, a.depth, prefix(a.parent), prefix(a.earlier))
+                    for span, a in (trace.spans or {}).items()
+                },
+            )
+            for trace in self._open.values()
+        ]
 
     def number(self, items: Sequence[LineItem], out: list[bytes]) -> int:
         """Append the finished lines for ``items`` (and any structure lines) to ``out``;
         how many of ``items`` were span start or end lines."""
         now = self._clock()
-        if self._number_c is not None:
-            nesting = None
-            if self._nesting:  # (read per batch: tests change _REMEMBERED_SPANS)
-                nesting = (SpanStart, SpanEnd, MAX_SPAN_DEPTH, _REMEMBERED_SPANS, orjson.dumps)
-            opening = (_Trace, self._trace_token, self._max_open, orjson.dumps)
-            self._task_count, spans = self._number_c(
-                items,
-                self._open,
-                self._task_head,
-                self._task_count,
-                now,
-                self._open_trace,
-                out,
-                nesting,
-                opening,
-            )
-            return int(spans)
+        if self._forest is not None:  # (_REMEMBERED_SPANS read per batch: tests change it)
+            return int(self._forest.number(items, out, now, _REMEMBERED_SPANS))
         _check_items(items)  # as the C loop: a batch it refuses changes no trace
         traces = self._open
         last: _Trace | None = None
@@ -334,6 +369,9 @@ class TreeNumberer:
 
     def close_idle(self, out: list[bytes]) -> None:
         """Close every trace with no record for ``idle_timeout_s``."""
+        if self._forest is not None:
+            self._forest.close_idle(out, self._clock())
+            return
         if not self._open:
             return
         now = self._clock()
@@ -357,6 +395,9 @@ class TreeNumberer:
         traces (the writer's own and a count: ``<token>-1``, ``<token>-2``...), so that a
         trace's next lines open a new tree, whole in the file, whose tid no cut tree
         shares. (Standalone task ids go on counting: each is one line.)"""
+        if self._forest is not None:
+            self._forest.restart(out)
+            return
         self.close_all(out)
         self._new_trace_token()
 
@@ -368,6 +409,9 @@ class TreeNumberer:
 
     def close_all(self, out: list[bytes]) -> None:
         """Close every open trace, least recently used first."""
+        if self._forest is not None:
+            self._forest.close_all(out)
+            return
         while self._open:
             self._close(self._open.popitem(last=False)[1], out)
 

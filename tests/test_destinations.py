@@ -451,7 +451,7 @@ def test_end_lines_of_a_deleted_file_go_where_their_trees_are_not_into_a_new_fil
     assert writer.flush(10.0)
     path.unlink()
     if closing == "idle":
-        writer._output.trees._idle = 0.0  # every open trace is idle now: the next round closes it
+        writer._output.trees.idle_timeout_s = 0.0  # every open trace is idle now: the next round closes it
         wait_until(lambda: writer._output.trees.open_traces == 0)
     assert writer.stop(10.0)
     assert not path.exists(), path.read_bytes()

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from _helpers import Collect, FakeClock, assert_accounting, item, parse_lines
 from _helpers import start_untimed_writer as make
@@ -716,7 +717,7 @@ def test_a_trace_closed_while_its_end_line_could_not_be_written_opens_again_unde
     writer.enqueue(item(0, trace=TRACE))
     assert writer.flush(10.0)
     full[0] = True
-    writer._output.trees._idle = 0.0  # idle now: the writer's next round closes it
+    writer._output.trees.idle_timeout_s = 0.0  # idle now: the writer's next round closes it
     wait_until(lambda: writer._output.trees.open_traces == 0)
     full[0] = False
     writer.enqueue(item(1, trace=TRACE))
@@ -756,11 +757,18 @@ def test_each_restart_takes_a_token_no_earlier_tree_of_the_writer_had() -> None:
     from logxpy_otel._trees import TreeNumberer
 
     trees = TreeNumberer()
-    tokens = {trees._trace_token}
+    item = ("ab" * 16, 1.0, False, b'"x":1', b"}", None, None)
+
+    def tid_now() -> str:
+        out: list[bytes] = []
+        trees.number([item], out)
+        return str(orjson.loads(b"".join(out).splitlines()[0])["tid"])
+
+    tids = {tid_now()}
     for _ in range(5_000):
         trees.restart([])
-        tokens.add(trees._trace_token)
-    assert len(tokens) == 5_001
+        tids.add(tid_now())
+    assert len(tids) == 5_001
 
 
 class _Scripted:

@@ -312,12 +312,12 @@ def test_numbering_same_lines_as_python(
             fast.close_idle(out_fast)
             slow.close_idle(out_slow)
         assert b"".join(out_fast) == b"".join(out_slow)
-        assert list(fast._open) == list(slow._open)
+        assert fast._state() == slow._state()
     end_fast: list[bytes] = []
     end_slow: list[bytes] = []
     fast.close_all(end_fast)
     slow.close_all(end_slow)
-    assert end_fast == end_slow
+    assert b"".join(end_fast) == b"".join(end_slow)
 
 
 def test_numbering_rejects_what_is_not_a_line_item() -> None:
@@ -400,8 +400,20 @@ def test_objects_not_set_up_raise_instead_of_crashing() -> None:
         _speedups.Emitter.__new__(_speedups.Emitter).span_end(object())
     with pytest.raises(RuntimeError):
         _speedups.SpanEncoder.__new__(_speedups.SpanEncoder).start(object())
-    with pytest.raises(TypeError, match="Action"):
-        _speedups.Action(b"2,", object())
+    bare = _speedups.Forest.__new__(_speedups.Forest)
+    with pytest.raises(RuntimeError):
+        bare.number([("t" * 32, 1.0, False, b"", b"", None, _format.SpanStart(None))], [], 0.0, 8)
+    for call in (bare.close_all, bare.restart):
+        with pytest.raises(RuntimeError):
+            call([])
+    with pytest.raises(RuntimeError):
+        bare.close_idle([], 1.0)
+    with pytest.raises(RuntimeError):
+        bare.state()
+    assert bare.open_traces == 0
+    forest = TreeNumberer()._forest
+    with pytest.raises(RuntimeError, match="already"):
+        forest.__init__(b"~T", b"{", 1, 1.0, 1, _format.SpanStart, _format.SpanEnd, _format.orjson.dumps)
     encoder = LineEncoder()
     with pytest.raises(RuntimeError):
         encoder.fast_encoder.__init__(
@@ -436,24 +448,6 @@ def test_numbering_a_truthy_failed_flag_fails_the_trace() -> None:
     assert b'"st":"failed"' in out_fast[-1] and out_fast[-1] == out_slow[-1]
 
 
-def test_numbering_error_leaves_the_trace_as_it_was() -> None:
-    """An error part way (here: traces without move_to_end) keeps the trace's fields and the error."""
-    from logxpy_otel._trees import _Trace
-
-    trace = _Trace("abc", 1.0, 0.0, b"~T")
-    with pytest.raises(AttributeError):
-        _format_number(trace)
-    assert (trace.next_lvl, trace.last_ts, trace.last_seen) == (2, 1.0, 0.0)
-
-
-def _format_number(trace: Any) -> None:
-    from logxpy_otel import _speedups
-
-    traces = {"abc": trace}  # a plain dict: no move_to_end
-    items = [("abc", 2.0, False, b'"x":1}', b"", None, None)]
-    _speedups.number(items, traces, b'{"tid":"T.', 0, 5.0, print, [])
-
-
 def test_a_scope_name_that_raises_keyboard_interrupt_propagates() -> None:
     """As from Python code: only AttributeError means "no name"; Ctrl-C goes on."""
     import contextvars
@@ -485,20 +479,18 @@ def test_a_scope_name_that_raises_keyboard_interrupt_propagates() -> None:
 
 
 def test_the_c_pieces_declare_the_names_the_python_side_uses() -> None:
-    """The C on_emit reads the writer's lane by position and the C numbering loop reads and
-    sets an open trace's attributes: each declares those names, and is used only where they
-    match (a change on one side turns the C piece off instead of making it wrong)."""
+    """The C on_emit reads the writer's lane by position: it declares those names, and is
+    used only where they match (a change on one side turns the C piece off instead of
+    making it wrong)."""
     from logxpy_otel import _speedups, processor
     from logxpy_otel._diagnostics import LOGGER_NAME
     from logxpy_otel._queue import Lane
-    from logxpy_otel._trees import _Trace
 
     assert Lane._fields == _speedups.LANE_FIELDS
-    assert set(_speedups.TRACE_FIELDS) <= set(_Trace.__slots__)
     assert _speedups.OWN_LOGGER == LOGGER_NAME
-    # They match, so both C pieces are in use (where the C encoder is: this module's premise).
+    # They match, so the C pieces are in use (where the C encoder is: this module's premise).
     assert processor._Emitter is _speedups.Emitter
-    assert TreeNumberer()._number_c is _speedups.number
+    assert isinstance(TreeNumberer()._forest, _speedups.Forest)
 
 
 _EDGE_IDS = [
@@ -530,13 +522,12 @@ def test_ids_at_the_edges_of_64_and_128_bits_as_python_writes_them(trace_id: int
 
 
 def test_the_c_numbering_loop_and_span_encoder_are_in_use_where_built() -> None:
-    """Each C piece is used only where the names it is coupled to match (TRACE_FIELDS, the
-    Action type, LANE_FIELDS): a change on either side turns it off rather than wrong. This
-    says when that happened, so that it is a decision and not a slowdown nobody saw."""
+    """Each C piece is used only where the names it is coupled to match (LANE_FIELDS): a
+    change on either side turns it off rather than wrong. This says when that happened,
+    so that it is a decision and not a slowdown nobody saw."""
     from logxpy_otel import _span_format, _trees, processor
 
-    assert _trees._number_c is not None, "TRACE_FIELDS no longer match _Trace's slots"
-    assert _trees._nest_c, "the C loop cannot nest spans (no C Action)"
+    assert _trees._Forest is not None, "the trees as C data are not in use"
     assert _span_format._CSpanEncoder is not None
     assert processor._Emitter is not None, "LANE_FIELDS or OWN_LOGGER no longer match"
 
@@ -572,65 +563,6 @@ thread.join()
 """
     )
     assert done.returncode == 0 and done.stdout.strip() == "closed", done.stderr[-2000:]
-
-
-def test_a_trace_dropped_by_python_code_mid_batch_is_not_used_after_free() -> None:
-    """Reading a trace's fields can run Python code (a subclass's property) that takes it out
-    of the open traces: the loop held it only borrowed, and read freed memory."""
-    done = _run_alone(
-        """
-from collections import OrderedDict
-from logxpy_otel import _speedups
-from logxpy_otel._trees import _Trace
-traces = OrderedDict()
-tid = "ab" * 16
-class Dropping(_Trace):
-    __slots__ = ()
-    @property
-    def head(self):
-        value = _Trace.head.__get__(self)
-        traces.pop(tid, None)
-        [bytearray(64) for _ in range(2000)]
-        return value
-    @head.setter
-    def head(self, value):
-        _Trace.head.__set__(self, value)
-for _ in range(3):
-    traces[tid] = Dropping(tid, 1.0, 0.0, b"~tok")
-    try:
-        item = (tid, 2.0, False, b'"x":1', b"}", None, None)
-        _speedups.number([item], traces, b'{"tid":"X.', 0, 5.0, print, [])
-    except KeyError:
-        pass
-print("alive")
-"""
-    )
-    assert done.returncode == 0 and done.stdout.strip() == "alive", done.stderr[-2000:]
-
-
-def test_a_slot_of_another_class_is_refused_as_getattr_refuses_it() -> None:
-    """A _Trace subclass given another class's slot descriptor: the C loop must refuse it
-    (TypeError, as getattr does), never read or write at that slot's offset in a trace."""
-    done = _run_alone(
-        """
-from collections import OrderedDict
-from logxpy_otel import _speedups
-from logxpy_otel._trees import _Trace
-class Big:
-    __slots__ = tuple("s%d" % i for i in range(4000))
-tid = "ab" * 16
-class Borrowing(_Trace):
-    __slots__ = ()
-trace = Borrowing(tid, 1.0, 0.0, b"~tok")
-Borrowing.last_seen = Big.__dict__["s3999"]
-try:
-    item = (tid, 2.0, False, b'"x":1', b"}", None, None)
-    _speedups.number([item], OrderedDict({tid: trace}), b"{", 0, 5.0, print, [])
-except TypeError as exc:
-    print("refused" if "doesn't apply" in str(exc) else exc)
-"""
-    )
-    assert done.returncode == 0 and done.stdout.strip() == "refused", done.stdout + done.stderr[-2000:]
 
 
 def test_the_c_on_start_takes_its_arguments_as_the_python_method_does(tmp_path: Path) -> None:
@@ -721,3 +653,74 @@ def test_times_in_seconds_are_written_without_orjson() -> None:
     texts = [_speedups.float_text(t) for t in times]
     assert sum(text is None for text in texts) <= 5
     assert all(text == orjson.dumps(t) for t, text in zip(times, texts, strict=True) if text is not None)
+
+
+# --- the trees as C data (_speedups.Forest) -------------------------------------------------------
+
+
+def _forest(end_type: type = _format.SpanEnd, dumps: Any = orjson.dumps) -> Any:
+    from logxpy_otel import _speedups
+
+    return _speedups.Forest(b"~T", b'{"tid":"T.', 1000, 5.0, 32, _format.SpanStart, end_type, dumps)
+
+
+def _end_item(role: Any, ts: float = 2.0) -> tuple[Any, ...]:
+    return ("ab" * 16, ts, False, b'"ts":2.0,"at":"x","st":"succeeded"', b"}", "0" * 15 + "1", role)
+
+
+def test_a_forest_called_again_from_inside_a_call_refuses_and_stays_whole() -> None:
+    """A callback (here a span end's start line) that reaches the same forest again, as a
+    signal handler that logs in sync mode could: RuntimeError, never a change of the
+    state under the running call; the forest works after it."""
+
+    class Reentrant(_format.SpanEnd):  # (a subclass: only the forest's own tests use one)
+        __slots__ = ()
+
+        def start_body(self) -> bytes:
+            forest.number([("cd" * 16, 1.0, False, b'"x":1', b"}", None, None)], [], 1.0, 8)
+            return super().start_body()
+
+    forest = _forest(Reentrant)
+    with pytest.raises(RuntimeError, match="called again"):
+        forest.number([_end_item(Reentrant(None, "s", 1.0))], [], 1.0, 8)
+    out: list[bytes] = []
+    forest.number([("ef" * 16, 3.0, False, b'"x":1', b"}", None, None)], out, 2.0, 8)
+    forest.close_all(out)
+    lines = [orjson.loads(line) for line in b"".join(out).splitlines()]
+    assert [line["lvl"] for line in lines if line["tid"].startswith("ef")] == [[1], [2], [3]]
+
+
+def test_a_failing_float_text_raises_and_leaves_the_forest_usable() -> None:
+    """A ts the C float text declines (below 1 s) goes to ``dumps``; an error there is the
+    call's error, and the next call works."""
+    calls: list[float] = []
+
+    def dumps(value: Any) -> bytes:
+        calls.append(value)
+        if len(calls) == 1:
+            raise ValueError("no text")
+        return orjson.dumps(value)
+
+    forest = _forest(dumps=dumps)
+    item = ("ab" * 16, 0.5, False, b'"x":1', b"}", None, None)
+    with pytest.raises(ValueError, match="no text"):
+        forest.number([item], [], 1.0, 8)
+    out: list[bytes] = []
+    forest.close_all(out)
+    forest.number([item], out, 1.0, 8)
+    assert b'"ts":0.5,"at":"otel:trace","st":"started"' in b"".join(out)
+
+
+@pytest.mark.parametrize("where", [0, 5])
+@pytest.mark.parametrize("odd", ["é" * 32, "\ud800", b"ab" * 16])
+def test_ids_that_are_not_ascii_str_are_refused_before_anything_is_numbered(where: int, odd: Any) -> None:
+    """A trace or span id that is not an ASCII str (the encoders write hex): a TypeError
+    from both paths, and no trace changed."""
+    for numberer in (TreeNumberer(), TreeNumberer(speedups=False)):
+        numberer.number([("ab" * 16, 1.0, False, b'"x":1', b"}", None, None)], [])
+        before = numberer._state()
+        item: list[Any] = ["cd" * 16, 2.0, False, b'"x":2', b"}", None, None]
+        item[where] = odd
+        with pytest.raises(TypeError):
+            numberer.number([("ab" * 16, 1.5, False, b'"y":1', b"}", None, None), tuple(item)], [])
+        assert numberer._state() == before

@@ -6,8 +6,9 @@ the same bytes and be left in the same state (open traces in LRU order, each tra
 fields and span actions). Every file they write must be a well-formed tree
 (``check_tree`` of tests/test_span_processor.py, and the checks of :func:`check_file`).
 
-While ``nest_spans()`` turns the C loop off, both sides run the Python loop and the
-comparisons hold trivially; the tree checks do not.
+The C side is ``_speedups.Forest`` (the trees as C data, ``_forest.h``); where it is not
+built, both sides run the Python loop and the comparisons hold trivially; the tree checks
+do not.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from test_span_processor import check_tree
 
 from logxpy_otel import _trees
 from logxpy_otel._format import LineItem, SpanEnd, SpanStart
-from logxpy_otel._trees import MAX_SPAN_DEPTH, TreeNumberer, _Action
+from logxpy_otel._trees import MAX_SPAN_DEPTH, TreeNumberer
 
 TRACES = [
     "5b8efff798038103d269b633813fc60c",
@@ -88,48 +89,19 @@ def pair(clock: Callable[[], float], max_open: int = 1000) -> tuple[TreeNumberer
     slow = TreeNumberer(clock=clock, max_open=max_open, idle_timeout_s=1.5, speedups=False)
     fast.nest_spans()
     slow.nest_spans()
-    assert slow._number_c is None, "speedups=False numbers in Python"
+    assert slow._forest is None, "speedups=False numbers in Python"
+    assert (fast._forest is not None) is (_trees._Forest is not None), "the C path where built"
     slow._task_head = fast._task_head  # the per-process random token
     slow._token = fast._token
     slow._trace_token = fast._trace_token
     return fast, slow
 
 
-def action_state(action: _Action | None) -> tuple[Any, ...] | None:
-    """An action as what decides later lines: its place, next child, whether open, depth,
-    and its parent's and earlier action's places (a place is unique in its tree)."""
-    if action is None:
-        return None
-    return (
-        action.prefix,
-        action.next,
-        action.open,
-        action.depth,
-        None if action.parent is None else action.parent.prefix,
-        None if action.earlier is None else action.earlier.prefix,
-    )
-
-
 def state(numberer: TreeNumberer) -> tuple[Any, ...]:
-    """Everything that decides the numberer's later lines. Open traces in LRU order; a
-    trace's ``spans`` None and ``{}`` number alike, so both read as ``{}``."""
-    return (
-        numberer._task_count,
-        [
-            (
-                key,
-                trace.trace_id,
-                trace.head,
-                trace.next_lvl,
-                trace.last_ts,
-                trace.failed,
-                trace.last_seen,
-                trace.open_spans,
-                {span: action_state(action) for span, action in (trace.spans or {}).items()},
-            )
-            for key, trace in numberer._open.items()
-        ],
-    )
+    """Everything that decides the numberer's later lines (TreeNumberer._state): open
+    traces in LRU order, each with its fields and span actions. A trace's ``spans`` None
+    and ``{}`` number alike, and read alike."""
+    return numberer._state()
 
 
 def check_file(data: bytes) -> list[dict[str, Any]]:
@@ -168,7 +140,6 @@ class Both:
         action(self.slow, out_slow)
         data = b"".join(out_slow)
         assert b"".join(out_fast) == data
-        assert list(self.fast._open) == list(self.slow._open)
         assert state(self.fast) == state(self.slow)
         self.written.append(data)
         return data

@@ -26,7 +26,7 @@ T4 = "0123456789abcdef0123456789abcdef"
 @pytest.fixture(autouse=True, params=["c", "python"])
 def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test runs against the C numbering loop (where built) and the Python one."""
-    return c_or_python(request, monkeypatch, _trees, "_number_c")
+    return c_or_python(request, monkeypatch, _trees, "_Forest")
 
 
 class FakeClock:
@@ -676,14 +676,6 @@ def test_a_late_record_of_a_recently_ended_span_goes_under_its_open_parent_past_
     assert lines[-1]["msg"] == "late, forgotten" and len(lines[-1]["lvl"]) == 1
 
 
-def test_without_nesting_the_c_loop_refuses_span_lines_rather_than_flatten_them() -> None:
-    numberer = TreeNumberer(clock=FakeClock())
-    if numberer._number_c is None:
-        pytest.skip("the C loop is not in use")
-    with pytest.raises(TypeError, match="span lines"):
-        numberer.number([span_start(T1, A, None, 1.0)], [])
-
-
 def test_forgetting_ended_spans_costs_little_however_many_stay_open(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past ``_REMEMBERED_SPANS``, ended actions are forgotten only when at least half of the
     remembered ones have ended: with many spans open, each end must not rebuild the whole
@@ -696,12 +688,22 @@ def test_forgetting_ended_spans_costs_little_however_many_stay_open(monkeypatch:
         numberer.number([span_start(T1, span, ids[0], 1.0)], [])
     rebuilds = 0
     for span in reversed(ids[1:]):
-        held = numberer._open[T1].spans
+        held = len(spans_of(numberer))
         numberer.number([span_end(T1, span, ids[0], 2.0)], [])
-        rebuilds += numberer._open[T1].spans is not held
+        rebuilds += len(spans_of(numberer)) < held  # (only a rebuild forgets)
     # Ending 199 of 200 open spans: each rebuild halves what is held, so a handful, not 191.
     assert 1 <= rebuilds <= 8
-    assert numberer._open[T1].open_spans == 1
+    assert trace_state(numberer)[6] == 1, "one span open"
+
+
+def trace_state(numberer: TreeNumberer, trace_id: str = T1) -> tuple[Any, ...]:
+    """``trace_id``'s entry in the numberer's state (TreeNumberer._state)."""
+    (state,) = [entry for entry in numberer._state()[1] if entry[0] == trace_id]
+    return state
+
+
+def spans_of(numberer: TreeNumberer, trace_id: str = T1) -> dict[str, Any]:
+    return dict(trace_state(numberer, trace_id)[7])
 
 
 @pytest.mark.parametrize(
@@ -717,11 +719,11 @@ def test_a_batch_with_a_bad_item_changes_no_trace(bad: tuple[Any, ...]) -> None:
     then drops it): a half-numbered batch left spans started with no start line written."""
     numberer = nesting()
     feed(numberer, span_start(T1, A, None, 1.0))
-    before = (list(numberer._open), numberer._open[T1].next_lvl, numberer._open[T1].open_spans)
+    before = numberer._state()
     with pytest.raises(TypeError):
         numberer.number([span_start(T1, B, A, 1.1), in_span(T1, B, 1.2, "x"), bad], [])
-    assert (list(numberer._open), numberer._open[T1].next_lvl, numberer._open[T1].open_spans) == before
-    assert set(numberer._open[T1].spans or ()) == {A}
+    assert numberer._state() == before
+    assert set(spans_of(numberer)) == {A}
 
 
 def _tids(out: list[bytes]) -> list[str]:
