@@ -163,21 +163,60 @@ typedef struct {
 #define ENTRY_KEY(e) ((e)->key_len <= sizeof((e)->inline_key) ? (e)->inline_key : (e)->heap_key)
 
 typedef struct {
+    const uint64_t *key; /* the forest's hash key */
     FSpanEntry *entries; /* in insertion order (a key set again keeps its place) */
     size_t n, cap;
     long *buckets; /* first entry of each bucket, -1: none */
     size_t n_buckets;
 } FSpans;
 
+/* SipHash-1-3 of ``p`` under the 128-bit key ``k`` (what CPython hashes str with): trace
+ * and span ids can come from outside (a ``traceparent`` header), and an unkeyed hash would
+ * let a client choose ids that all land in one bucket. */
+#define FOREST_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define FOREST_SIPROUND(v0, v1, v2, v3)                                                                       \
+    do {                                                                                                       \
+        v0 += v1;                                                                                              \
+        v1 = FOREST_ROTL(v1, 13);                                                                              \
+        v1 ^= v0;                                                                                              \
+        v0 = FOREST_ROTL(v0, 32);                                                                              \
+        v2 += v3;                                                                                              \
+        v3 = FOREST_ROTL(v3, 16);                                                                              \
+        v3 ^= v2;                                                                                              \
+        v0 += v3;                                                                                              \
+        v3 = FOREST_ROTL(v3, 21);                                                                              \
+        v3 ^= v0;                                                                                              \
+        v2 += v1;                                                                                              \
+        v1 = FOREST_ROTL(v1, 17);                                                                              \
+        v1 ^= v2;                                                                                              \
+        v2 = FOREST_ROTL(v2, 32);                                                                              \
+    } while (0)
+
 static uint64_t
-forest_hash(const char *p, size_t n)
+forest_hash(const uint64_t k[2], const char *p, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ULL;
+    uint64_t v0 = k[0] ^ 0x736f6d6570736575ULL, v1 = k[1] ^ 0x646f72616e646f6dULL;
+    uint64_t v2 = k[0] ^ 0x6c7967656e657261ULL, v3 = k[1] ^ 0x7465646279746573ULL;
+    const unsigned char *in = (const unsigned char *)p;
+    size_t left = n;
+    for (; left >= 8; in += 8, left -= 8) {
+        uint64_t m;
+        memcpy(&m, in, 8); /* (SipHash reads little-endian; a big-endian machine gets another keyed hash) */
+        v3 ^= m;
+        FOREST_SIPROUND(v0, v1, v2, v3);
+        v0 ^= m;
     }
-    return h;
+    uint64_t last = (uint64_t)n << 56;
+    for (size_t i = 0; i < left; i++)
+        last |= (uint64_t)in[i] << (8 * i);
+    v3 ^= last;
+    FOREST_SIPROUND(v0, v1, v2, v3);
+    v0 ^= last;
+    v2 ^= 0xff;
+    FOREST_SIPROUND(v0, v1, v2, v3);
+    FOREST_SIPROUND(v0, v1, v2, v3);
+    FOREST_SIPROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
 }
 
 static void
@@ -214,11 +253,12 @@ fspans_index(FSpans *s, size_t n_buckets)
 }
 
 static FSpans *
-fspans_new(void)
+fspans_new(const uint64_t *key)
 {
     FSpans *s = F_CALLOC(1, sizeof(FSpans));
     if (s == NULL)
         return NULL;
+    s->key = key;
     if (fspans_index(s, 8) < 0) {
         F_FREE(s);
         return NULL;
@@ -241,7 +281,7 @@ fspans_find(const FSpans *s, const char *key, size_t key_len, uint64_t hash)
 static inline FAction *
 fspans_get(const FSpans *s, const char *key, size_t key_len)
 {
-    FSpanEntry *e = fspans_find(s, key, key_len, forest_hash(key, key_len));
+    FSpanEntry *e = fspans_find(s, key, key_len, forest_hash(s->key, key, key_len));
     return e == NULL ? NULL : e->action;
 }
 
@@ -249,7 +289,7 @@ fspans_get(const FSpans *s, const char *key, size_t key_len)
 static int
 fspans_set(FSpans *s, const char *key, size_t key_len, FAction *action)
 {
-    uint64_t hash = forest_hash(key, key_len);
+    uint64_t hash = forest_hash(s->key, key, key_len);
     FSpanEntry *e = fspans_find(s, key, key_len, hash);
     action->refs++;
     if (e != NULL) {
@@ -353,6 +393,7 @@ typedef int (*FStartBody)(void *ctx, size_t index, FOut *out);
 typedef int (*FFloatText)(void *ctx, double value, FOut *out);
 
 typedef struct {
+    uint64_t key[2]; /* the ids' hash key (random per forest) */
     FTrace **buckets;
     size_t n_buckets, count;
     FTrace *oldest, *newest; /* the LRU list */
@@ -463,14 +504,15 @@ forest_set_token(Forest *f, const char *token, size_t len)
 }
 
 /* A forest: ``token`` is "~" + the writer's token, ``task_head`` the start of a task
- * line's tid. NULL: no memory. */
+ * line's tid, ``key`` 16 random bytes for the ids' hash. NULL: no memory. */
 static Forest *
 forest_new(const char *token, size_t token_len, const char *task_head, size_t task_head_len, size_t max_open,
-           double idle, int max_depth)
+           double idle, int max_depth, const unsigned char key[16])
 {
     Forest *f = F_CALLOC(1, sizeof(Forest));
     if (f == NULL)
         return NULL;
+    memcpy(f->key, key, 16);
     f->token = F_MALLOC(token_len ? token_len : 1);
     f->task_head = F_MALLOC(task_head_len ? task_head_len : 1);
     if (f->token == NULL || f->task_head == NULL || forest_rehash(f, 64) < 0 ||
@@ -643,7 +685,7 @@ forest_start(Forest *f, FTrace *t, const char *span, size_t span_len, const char
         return NULL;
     }
     F_FREE(prefix.data);
-    if (t->spans == NULL && (t->spans = fspans_new()) == NULL)
+    if (t->spans == NULL && (t->spans = fspans_new(f->key)) == NULL)
         goto fail;
     if (span != NULL) {
         FAction *earlier = fspans_get(t->spans, span, span_len);
@@ -746,7 +788,7 @@ forest_number(Forest *f, const FItem *items, size_t n, double now, long long rem
             t = last; /* runs of one trace: it is already the most recently used */
         }
         else {
-            uint64_t hash = forest_hash(it->tid, it->tid_len);
+            uint64_t hash = forest_hash(f->key, it->tid, it->tid_len);
             t = forest_find(f, it->tid, it->tid_len, hash);
             if (t == NULL) {
                 if ((t = forest_open(f, it->tid, it->tid_len, hash, it->ts, now, out)) == NULL)

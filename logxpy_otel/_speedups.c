@@ -2054,6 +2054,26 @@ Forest_get_open_traces(ForestObject *self, void *closure)
     return PyLong_FromSize_t(self->forest == NULL ? 0 : self->forest->count);
 }
 
+/* 16 random bytes (os.urandom) for a forest's hash key. */
+static int
+forest_random_key(unsigned char key[16])
+{
+    PyObject *os = PyImport_ImportModule("os");
+    PyObject *bytes = os == NULL ? NULL : PyObject_CallMethod(os, "urandom", "i", 16);
+    Py_XDECREF(os);
+    if (bytes == NULL)
+        return -1;
+    int rc = -1;
+    if (PyBytes_Check(bytes) && PyBytes_GET_SIZE(bytes) == 16) {
+        memcpy(key, PyBytes_AS_STRING(bytes), 16);
+        rc = 0;
+    }
+    else
+        PyErr_SetString(PyExc_TypeError, "os.urandom(16) must return 16 bytes");
+    Py_DECREF(bytes);
+    return rc;
+}
+
 static int
 Forest_init(ForestObject *self, PyObject *args, PyObject *kwds)
 {
@@ -2064,6 +2084,7 @@ Forest_init(ForestObject *self, PyObject *args, PyObject *kwds)
     double idle;
     int max_depth;
     PyObject *start_type, *end_type, *dumps;
+    unsigned char key[16];
     if (self->forest != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Forest: already set up");
         return -1;
@@ -2074,8 +2095,10 @@ Forest_init(ForestObject *self, PyObject *args, PyObject *kwds)
     int rc = -1;
     if (max_open < 1 || max_depth < 1)
         PyErr_SetString(PyExc_ValueError, "Forest: max_open and max_depth must be >= 1");
+    else if (forest_random_key(key) < 0)
+        ; /* (os.urandom's error) */
     else if ((self->forest = forest_new(token.buf, (size_t)token.len, task_head.buf, (size_t)task_head.len,
-                                        (size_t)max_open, idle, max_depth)) == NULL)
+                                        (size_t)max_open, idle, max_depth, key)) == NULL)
         PyErr_NoMemory();
     else {
         self->start_type = Py_NewRef(start_type);
