@@ -105,14 +105,17 @@ typedef struct FAction {
     char prefix[]; /* the lvl prefix of its lines, "2,3," */
 } FAction;
 
+/* A new open action under ``parent`` (NULL: the root), its prefix ``above`` then ``own``
+ * (its parent's prefix, then its own number and ","). */
 static FAction *
-faction_new(const char *prefix, size_t prefix_len, FAction *parent)
+faction_new(const char *above, size_t above_len, const char *own, size_t own_len, FAction *parent)
 {
-    FAction *a = F_MALLOC(sizeof(FAction) + prefix_len);
+    FAction *a = F_MALLOC(sizeof(FAction) + above_len + own_len);
     if (a == NULL)
         return NULL;
-    memcpy(a->prefix, prefix, prefix_len);
-    a->prefix_len = prefix_len;
+    memcpy(a->prefix, above, above_len);
+    memcpy(a->prefix + above_len, own, own_len);
+    a->prefix_len = above_len + own_len;
     a->parent = parent;
     if (parent != NULL)
         parent->refs++;
@@ -233,12 +236,21 @@ fspans_free(FSpans *s)
     F_FREE(s);
 }
 
+/* Index the entries in ``n_buckets`` buckets (a power of two). Where no memory is left
+ * for a new array, the old one is indexed again at its own size: the index always
+ * matches the entries, and only -1 for a first index says it could not be made. */
 static int
 fspans_index(FSpans *s, size_t n_buckets)
 {
     long *buckets = F_MALLOC(n_buckets * sizeof(long));
-    if (buckets == NULL)
-        return -1;
+    int rc = 0;
+    if (buckets == NULL) {
+        if (s->buckets == NULL)
+            return -1;
+        buckets = s->buckets;
+        n_buckets = s->n_buckets;
+        rc = -1;
+    }
     for (size_t i = 0; i < n_buckets; i++)
         buckets[i] = -1;
     for (size_t i = 0; i < s->n; i++) {
@@ -246,10 +258,11 @@ fspans_index(FSpans *s, size_t n_buckets)
         s->entries[i].chain = buckets[b];
         buckets[b] = (long)i;
     }
-    F_FREE(s->buckets);
+    if (buckets != s->buckets)
+        F_FREE(s->buckets);
     s->buckets = buckets;
     s->n_buckets = n_buckets;
-    return 0;
+    return rc;
 }
 
 static FSpans *
@@ -318,8 +331,8 @@ fspans_set(FSpans *s, const char *key, size_t key_len, FAction *action)
     e->chain = s->buckets[b];
     s->buckets[b] = (long)s->n;
     s->n++;
-    if (s->n > s->n_buckets && fspans_index(s, 2 * s->n_buckets) < 0)
-        return -1; /* (the entry is in; only the index could not grow: still correct) */
+    if (s->n > s->n_buckets)
+        (void)fspans_index(s, 2 * s->n_buckets); /* (where it cannot grow: longer chains, still right) */
     return 0;
 fail:
     faction_release(action);
@@ -347,7 +360,8 @@ fspans_forget(FSpans *s, long long forget)
     size_t n_buckets = s->n_buckets;
     while (n_buckets > 8 && n_buckets / 4 > kept)
         n_buckets /= 2;
-    return fspans_index(s, n_buckets);
+    (void)fspans_index(s, n_buckets); /* (indexes the kept entries, at the old size if need be) */
+    return 0;
 }
 
 /* ---- traces ------------------------------------------------------------------------- */
@@ -553,13 +567,13 @@ static int
 forest_new_trace_token(Forest *f)
 {
     FOut o = {0};
-    f->restarts++;
     if (fout_put(&o, f->token, f->token_len) < 0 || FOUT_LITERAL(&o, "-") < 0 ||
-        fout_base62(&o, (unsigned long long)f->restarts) < 0) {
+        fout_base62(&o, (unsigned long long)f->restarts + 1) < 0) {
         F_FREE(o.data);
         f->nomem = 1;
         return -1;
     }
+    f->restarts++;
     F_FREE(f->trace_token);
     f->trace_token = o.data;
     f->trace_token_len = o.len;
@@ -676,15 +690,21 @@ forest_start(Forest *f, FTrace *t, const char *span, size_t span_len, const char
     FAction *under = forest_action_of(t, parent, parent_len);
     while (under != NULL && (under->depth >= f->max_depth || !under->open))
         under = under->parent; /* (too deep: the nearest open ancestor above the bound) */
-    FOut prefix = {0};
-    FAction *a = NULL;
-    if (forest_place(t, under, &prefix) < 0 || FOUT_LITERAL(&prefix, ",") < 0 ||
-        (a = faction_new(prefix.data, prefix.len, under)) == NULL) {
-        F_FREE(prefix.data);
+    /* Its prefix: the place forest_place takes ("2,3," + its number), then ",". */
+    long long number = under == NULL ? t->next_lvl++ : under->next++;
+    char digits[24], *end = digits + sizeof(digits), *p = end;
+    unsigned long long v = number < 0 ? 0 : (unsigned long long)number;
+    *--p = ',';
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    size_t own = (size_t)(end - p), above = under == NULL ? 0 : under->prefix_len;
+    FAction *a = faction_new(under == NULL ? "" : under->prefix, above, p, own, under);
+    if (a == NULL) {
         f->nomem = 1;
         return NULL;
     }
-    F_FREE(prefix.data);
     if (t->spans == NULL && (t->spans = fspans_new(f->key)) == NULL)
         goto fail;
     if (span != NULL) {

@@ -1118,21 +1118,6 @@ field_offset(PyObject *obj, PyObject *name)
     return offset;
 }
 
-/* ``obj.name`` (new reference), as getattr gives it. */
-static PyObject *
-field_get(PyObject *obj, PyObject *name)
-{
-    Py_ssize_t offset = field_offset(obj, name);
-    if (offset == -2)
-        return NULL;
-    if (offset >= 0) {
-        PyObject *value = *(PyObject **)((char *)obj + offset);
-        if (value != NULL)
-            return Py_NewRef(value);
-    }
-    return PyObject_GetAttr(obj, name); /* (unset: its AttributeError) */
-}
-
 /* ``obj.name = value``, as setattr does it. */
 static int
 field_set(PyObject *obj, PyObject *name, PyObject *value)
@@ -1753,7 +1738,7 @@ typedef struct {
     Forest *forest;
     FOut out;                      /* the lines of one call (kept between calls, up to 1 MiB) */
     PyObject *start_type, *end_type, *dumps;
-    PyObject *items;               /* during number: the batch (a fast sequence) */
+    PyObject *items;               /* during number: the batch (a tuple) */
     int busy;
 } ForestObject;
 
@@ -1764,7 +1749,7 @@ static int
 forest_start_body(void *ctx, size_t index, FOut *out)
 {
     ForestObject *self = ctx;
-    PyObject *role = PyTuple_GET_ITEM(PySequence_Fast_GET_ITEM(self->items, (Py_ssize_t)index), 6);
+    PyObject *role = PyTuple_GET_ITEM(PyTuple_GET_ITEM(self->items, (Py_ssize_t)index), 6);
     PyObject *body = PyObject_CallMethodNoArgs(role, s_start_body);
     if (body == NULL)
         return -1;
@@ -1923,13 +1908,18 @@ Forest_number(ForestObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     double now = PyFloat_AsDouble(args[2]);
-    long long remembered = PyLong_AsLongLong(args[3]);
-    if ((now == -1.0 || remembered == -1) && PyErr_Occurred())
+    if (now == -1.0 && PyErr_Occurred())
         return NULL;
-    PyObject *seq = PySequence_Fast(args[0], "number: items must be a sequence");
+    long long remembered = PyLong_AsLongLong(args[3]);
+    if (remembered == -1 && PyErr_Occurred())
+        return NULL;
+    /* A tuple of the items, not the caller's list: the FItems point into the items' str
+     * and bytes, and Python code that runs while they are read (a ``failed`` flag's
+     * __bool__, a callback) could empty that list and free them. */
+    PyObject *seq = PySequence_Tuple(args[0]);
     if (seq == NULL)
         return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     FItem *items = PyMem_Calloc((size_t)(n ? n : 1), sizeof(FItem));
     PyObject **parents = PyMem_Calloc((size_t)(n ? n : 1), sizeof(PyObject *)); /* (held: a slot can change) */
     long long rc = -1;
@@ -1938,7 +1928,7 @@ Forest_number(ForestObject *self, PyObject *const *args, Py_ssize_t nargs)
         goto out;
     }
     for (Py_ssize_t i = 0; i < n; i++)
-        if (forest_item(self, PySequence_Fast_GET_ITEM(seq, i), &items[i], &parents[i]) < 0)
+        if (forest_item(self, PyTuple_GET_ITEM(seq, i), &items[i], &parents[i]) < 0)
             goto out;
     if (forest_enter(self) < 0)
         goto out;

@@ -289,6 +289,7 @@ class TreeNumberer:
         now = self._clock()
         if self._forest is not None:  # (_REMEMBERED_SPANS read per batch: tests change it)
             return int(self._forest.number(items, out, now, _REMEMBERED_SPANS))
+        items = tuple(items)  # (as the C loop: the batch as given, whatever code run here does to it)
         _check_items(items)  # as the C loop: a batch it refuses changes no trace
         traces = self._open
         last: _Trace | None = None
@@ -370,7 +371,8 @@ class TreeNumberer:
     def close_idle(self, out: list[bytes]) -> None:
         """Close every trace with no record for ``idle_timeout_s``."""
         if self._forest is not None:
-            self._forest.close_idle(out, self._clock())
+            if self._forest.open_traces:  # (the clock asked only then, as below)
+                self._forest.close_idle(out, self._clock())
             return
         if not self._open:
             return

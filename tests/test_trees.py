@@ -760,3 +760,21 @@ def test_a_trace_closed_with_a_span_open_opens_again_under_a_new_token(one_batch
             tokens[trace].append(token)
     first = tokens[T1][0]
     assert tokens == {T1: [first, first + "-1"], T2: [first], T3: [first + "-1"], T4: [first + "-1"]}
+
+
+def test_close_idle_asks_the_clock_only_with_a_trace_open() -> None:
+    """Both paths ask the clock alike (hostile review, session 29: the C path asked it even
+    with no trace open, so a clock that moves at each call drifted between them)."""
+    calls: list[int] = []
+
+    def clock() -> float:
+        calls.append(1)
+        return 100.0 + len(calls)
+
+    numberer = TreeNumberer(clock=clock, idle_timeout_s=0.5)
+    numberer.close_idle([])
+    assert calls == []
+    numberer.number([(T1, 1.0, False, b'"x":1', b"}", None, None)], [])
+    out: list[bytes] = []
+    numberer.close_idle(out)
+    assert len(calls) == 2 and b"".join(out).count(b'"st":"succeeded"') == 1
