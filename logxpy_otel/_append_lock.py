@@ -117,11 +117,23 @@ class AppendLock:
         and the lock is not held (go the usual way: :meth:`acquire`); else how many bytes
         got in before a write failed, with the lock held: write the rest under it, then
         :meth:`release`."""
-        if _append_locked is None or self._depth or not self.usable or not self.patient:
+        if not self.one_call():
             return -1
+        return self.append_by(lambda fd: _append_locked(fd, data, expected))
+
+    def one_call(self) -> bool:
+        """Whether an append can be one call now (:meth:`append`, :meth:`append_by`): the C
+        module is in use, the lock is not held already, and ``flock`` works here."""
+        return _append_locked is not None and not self._depth and self.usable and self.patient
+
+    def append_by(self, call: Callable[[int], tuple[int, int]]) -> int:
+        """:meth:`append` through ``call(fd) -> (status, written)``, which takes the lock,
+        checks the size and writes as ``_speedups.append_locked`` does (or as
+        ``Forest.number_append`` does, which numbers the lines in the same call). The same
+        answer as :meth:`append`; :meth:`one_call` must be true."""
         self._depth = 1  # (a nested write from a signal handler sees the lock as taken)
         try:
-            status, written = _append_locked(self._fd, data, expected)
+            status, written = call(self._fd)
         except BaseException:
             self._depth = 0
             raise

@@ -377,6 +377,48 @@ class AsyncFileDestination:
         deleted = f"log file {self.path!r} was deleted {_FOLLOW_TRIES} times before one write"
         raise OSError(errno.ESTALE, deleted)
 
+    def one_call_size(self) -> int | None:
+        """Where the next batch can be numbered and appended in one call
+        (:meth:`append_by`): the size our last write left the file at. That needs our last
+        write locked and whole, and the lock to be had in one call. None: the usual way."""
+        lock = self._lock
+        if self._fd is None or lock is None or self._ours is None or not lock.one_call():
+            return None
+        return self._ours
+
+    def append_by(
+        self, call: Callable[[int, int], tuple[int, int]], expected: int, lines: Callable[[], bytes]
+    ) -> bool:
+        """Append the lines ``call(fd, expected)`` numbers and writes in one call, as
+        :meth:`_append`'s first step does with its data (``Forest.number_append``; see
+        ``AppendLock.append_by``). ``lines()`` gives them as bytes where the call did not
+        write them all. False when nothing was written and the lock is not held: give this
+        destination ``lines()`` the usual way (``expected`` is :meth:`one_call_size`)."""
+        lock, fd = self._lock, self._fd
+        assert lock is not None and fd is not None  # (one_call_size said so)
+        try:
+            written = lock.append_by(lambda locked: call(locked, expected))
+        except BaseException:
+            self._ours = None  # (whatever got in: look at the file's end before our next write)
+            raise
+        if written < 0:
+            return False
+        data = lines()  # (all of them when the write stopped part-way; none when all are in)
+        self._size = expected  # (the file's size, others' appends included: see room())
+        if written < len(data):  # a write failed part-way: the rest under the lock
+            self._ours = None  # (stays so if the retries give up)
+            try:
+                self._write(fd, data, 0, written)
+            finally:
+                lock.release()
+            total = len(data)
+        else:
+            total = written
+            self._size += written
+        self._ours = expected + total
+        self._sync_if_due(fd)
+        return True
+
     def _append(self, data: bytes, follow: bool) -> bool:
         """Append ``data`` to our file under its lock; False (nothing written, the lock let
         go) when ``follow`` is set and the file has no name any more."""

@@ -110,11 +110,17 @@ class Output:
         rooms = [room for d in live if (room := room_of(d, reserve)) is not None]
         count = max(1, fit(items, min(rooms), nested=nested)) if rooms else len(items)
         out: list[bytes] = []
-        spans = trees.number(items[:count] if count < len(items) else items, out)
-        data = b"".join(out)
+        batch = items[:count] if count < len(items) else items
         observer = self.observer
-        started = time.perf_counter() if observer is not None else 0.0
-        reached = self.deliver(data, failed)
+        one_call = self._one_call(failed)
+        if one_call is None:
+            spans = trees.number(batch, out)
+            data = b"".join(out)
+            started = time.perf_counter() if observer is not None else 0.0
+            reached = self.deliver(data, failed)
+        else:
+            started = time.perf_counter() if observer is not None else 0.0
+            spans, data, reached = self._number_and_append(one_call, batch, out, failed)
         written = count if reached is None else records_in(data, reached)
         if spans and written != count:  # (the numbering counted them; the lost ones are looked for)
             lost = spans - span_lines(items[:written])
@@ -128,6 +134,46 @@ class Output:
             except Exception:  # noqa: BLE001 - an observer never affects the writes
                 pass
         return count, written, spans_of
+
+    def _one_call(self, failed: list[object]) -> tuple[AsyncFileDestination, int] | None:
+        """The one file a batch goes to, and its size, where the batch can be numbered and
+        appended in one call that lets the GIL go once (the writer's common case); else None."""
+        if failed or len(self._destinations) != 1 or not self.trees.appends:
+            return None
+        destination = self._destinations[0]
+        if not isinstance(destination, AsyncFileDestination):
+            return None
+        size = destination.one_call_size()
+        return None if size is None else (destination, size)
+
+    def _number_and_append(
+        self,
+        one_call: tuple[AsyncFileDestination, int],
+        batch: Sequence[LineItem],
+        out: list[bytes],
+        failed: list[object],
+    ) -> tuple[int, bytes, int | None]:
+        """Number ``batch`` and append it to the file in one call: the span lines numbered,
+        the lines where not all went in at once (else empty), and what :meth:`deliver`
+        answers. The numbering's own error is raised, as :meth:`TreeNumberer.number` raises it."""
+        destination, expected = one_call
+        numbered: list[int] = []
+
+        def call(fd: int, size: int) -> tuple[int, int]:
+            spans, status, written = self.trees.number_append(batch, out, fd, size)
+            numbered.append(spans)
+            return status, written
+
+        try:
+            appended = destination.append_by(call, expected, lambda: b"".join(out))
+        except Exception as exc:
+            if not numbered:
+                raise  # (nothing numbered, nothing written: as from trees.number)
+            return numbered[0], b"".join(out), self._missed(destination, exc, failed, 0)
+        if appended:
+            return numbered[0], b"", None
+        data = b"".join(out)  # (numbered, not written: the usual way)
+        return numbered[0], data, self.deliver(data, failed)
 
     def close_trees(self, failed: list[object] | None = None) -> None:
         """Write the end lines of every open trace."""
@@ -184,13 +230,21 @@ class Output:
                 destination(data)
                 reached = None
             except Exception as exc:  # noqa: BLE001 - one destination must not affect another
-                if isinstance(exc, PartialWriteError) and exc.lines:
-                    self._cut = True  # (a file took part of the lines: see _after_delivery)
-                if reached is not None and isinstance(exc, PartialWriteError):
-                    reached = max(reached, exc.lines)
-                if failed is not None:
-                    failed.append(destination)
-                self._failed(exc)
+                reached = self._missed(destination, exc, failed, reached)
+        return reached
+
+    def _missed(
+        self, destination: object, exc: Exception, failed: list[object] | None, reached: int | None
+    ) -> int | None:
+        """``destination`` raised ``exc`` on a write: counted, added to ``failed``; the new
+        ``reached`` (see :meth:`deliver`)."""
+        if isinstance(exc, PartialWriteError) and exc.lines:
+            self._cut = True  # (a file took part of the lines: see _after_delivery)
+        if reached is not None and isinstance(exc, PartialWriteError):
+            reached = max(reached, exc.lines)
+        if failed is not None:
+            failed.append(destination)
+        self._failed(exc)
         return reached
 
     # -- flushing and closing --------------------------------------------------------------

@@ -1729,6 +1729,32 @@ static PyObject *s_start_body;
 
 #include "_forest.h"
 
+/* The append_locked sequence on ``len`` bytes at ``data``, with no Python API (the caller
+ * may have let the GIL go): flock(LOCK_EX | LOCK_NB); when the file is ``expected`` bytes
+ * long and still has a name, write(2) all of it; flock(LOCK_UN). 0: all written, the lock
+ * let go; 1: nothing written, the lock not held; 2: a write failed after ``*written``
+ * bytes, and the lock is still held (see speedups_append_locked). */
+static int
+append_under_flock(int fd, const char *data, size_t len, long long expected, Py_ssize_t *written)
+{
+    struct stat st;
+    *written = 0;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+        return 1;
+    if (fstat(fd, &st) != 0 || st.st_size != (off_t)expected || st.st_nlink == 0) {
+        (void)flock(fd, LOCK_UN);
+        return 1;
+    }
+    while ((size_t)*written < len) {
+        ssize_t n = write(fd, data + *written, len - (size_t)*written);
+        if (n <= 0)
+            return 2; /* the caller writes the rest under the lock (os.write handles EINTR) */
+        *written += n;
+    }
+    (void)flock(fd, LOCK_UN);
+    return 0;
+}
+
 /* Forest(token, task_head, max_open, idle_timeout_s, max_depth, start_type, end_type,
  * dumps): a Forest (_forest.h) and what its callbacks need. One call at a time: a call
  * made while another runs (a signal handler that logs in sync mode, reaching the writer
@@ -1744,11 +1770,32 @@ typedef struct {
 
 static PyTypeObject ForestType;
 
-/* FStartBody: SpanEnd.start_body() of item ``index`` of the batch, into ``out``. */
+static int forest_start_body_gil(ForestObject *self, size_t index, FOut *out);
+static int forest_float_text_gil(ForestObject *self, double value, FOut *out);
+
+/* FStartBody and FFloatText: the forest may call them with the GIL let go (number_append),
+ * so each takes it for its Python calls (PyGILState_Ensure: a no-op where it is held). */
 static int
 forest_start_body(void *ctx, size_t index, FOut *out)
 {
-    ForestObject *self = ctx;
+    PyGILState_STATE held = PyGILState_Ensure();
+    int rc = forest_start_body_gil(ctx, index, out);
+    PyGILState_Release(held);
+    return rc;
+}
+
+static int
+forest_float_text(void *ctx, double value, FOut *out)
+{
+    PyGILState_STATE held = PyGILState_Ensure();
+    int rc = forest_float_text_gil(ctx, value, out);
+    PyGILState_Release(held);
+    return rc;
+}
+
+static int
+forest_start_body_gil(ForestObject *self, size_t index, FOut *out)
+{
     PyObject *role = PyTuple_GET_ITEM(PyTuple_GET_ITEM(self->items, (Py_ssize_t)index), 6);
     PyObject *body = PyObject_CallMethodNoArgs(role, s_start_body);
     if (body == NULL)
@@ -1764,11 +1811,10 @@ forest_start_body(void *ctx, size_t index, FOut *out)
     return rc;
 }
 
-/* FFloatText: orjson's text of ``value`` where float_chars declines it. */
+/* orjson's text of ``value`` where float_chars declines it. */
 static int
-forest_float_text(void *ctx, double value, FOut *out)
+forest_float_text_gil(ForestObject *self, double value, FOut *out)
 {
-    ForestObject *self = ctx;
     PyObject *number = PyFloat_FromDouble(value);
     PyObject *text = number == NULL ? NULL : PyObject_CallOneArg(self->dumps, number);
     Py_XDECREF(number);
@@ -1895,12 +1941,22 @@ forest_item(ForestObject *self, PyObject *item, FItem *fi, PyObject **parent)
     return fi->failed < 0 ? -1 : 0;
 }
 
-/* number(items, out, now, remembered) -> span_lines: TreeNumberer.number's loop. */
+/* number(items, out, now, remembered) -> span_lines: TreeNumberer.number's loop, with
+ * the GIL held.
+ * number_append(items, out, now, remembered, fd, expected) -> (span_lines, status,
+ * written): the same numbering and then append_locked's sequence on the lines, both in
+ * one release of the GIL (the writer thread's common case: it takes the GIL back once a
+ * batch, not twice, and makes no bytes of the lines). ``status`` is append_locked's: 0
+ * all ``written``, nothing in ``out``; 1 nothing written, the lock not held; 2 a write
+ * failed after ``written`` bytes, the lock held. With 1 and 2 the lines are in ``out``,
+ * as number puts them, for the Python path. A numbering error raises, as number's,
+ * before the lock is taken. */
 static PyObject *
-Forest_number(ForestObject *self, PyObject *const *args, Py_ssize_t nargs)
+forest_number_call(ForestObject *self, PyObject *const *args, Py_ssize_t nargs, int appending)
 {
-    if (nargs != 4 || !PyList_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "number(items, out: list, now, remembered) takes 4 arguments");
+    if (nargs != (appending ? 6 : 4) || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, appending ? "number_append(items, out: list, now, remembered, fd, expected)"
+                                                   : "number(items, out: list, now, remembered) takes 4 arguments");
         return NULL;
     }
     if (self->forest == NULL) {
@@ -1913,6 +1969,20 @@ Forest_number(ForestObject *self, PyObject *const *args, Py_ssize_t nargs)
     long long remembered = PyLong_AsLongLong(args[3]);
     if (remembered == -1 && PyErr_Occurred())
         return NULL;
+    long fd = 0;
+    long long expected = 0;
+    if (appending) {
+        fd = PyLong_AsLong(args[4]);
+        if (fd == -1 && PyErr_Occurred())
+            return NULL;
+        expected = PyLong_AsLongLong(args[5]);
+        if (expected == -1 && PyErr_Occurred())
+            return NULL;
+        if (fd < 0 || fd > INT_MAX) {
+            PyErr_SetString(PyExc_ValueError, "number_append: fd out of range");
+            return NULL;
+        }
+    }
     /* A tuple of the items, not the caller's list: the FItems point into the items' str
      * and bytes, and Python code that runs while they are read (a ``failed`` flag's
      * __bool__, a callback) could empty that list and free them. */
@@ -1923,6 +1993,8 @@ Forest_number(ForestObject *self, PyObject *const *args, Py_ssize_t nargs)
     FItem *items = PyMem_Calloc((size_t)(n ? n : 1), sizeof(FItem));
     PyObject **parents = PyMem_Calloc((size_t)(n ? n : 1), sizeof(PyObject *)); /* (held: a slot can change) */
     long long rc = -1;
+    int status = 1;
+    Py_ssize_t written = 0;
     if (items == NULL || parents == NULL) {
         PyErr_NoMemory();
         goto out;
@@ -1933,10 +2005,27 @@ Forest_number(ForestObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (forest_enter(self) < 0)
         goto out;
     self->items = seq;
-    rc = forest_number(self->forest, items, (size_t)n, now, remembered, &self->out);
+    if (!appending) {
+        rc = forest_number(self->forest, items, (size_t)n, now, remembered, &self->out);
+    }
+    else {
+        /* (Nothing here touches a Python object but through the callbacks, which take the
+         * GIL; the items are held by ``seq``; another call into this forest meanwhile
+         * finds it busy.) */
+        Py_BEGIN_ALLOW_THREADS
+        rc = forest_number(self->forest, items, (size_t)n, now, remembered, &self->out);
+        if (rc >= 0)
+            status = append_under_flock((int)fd, self->out.data, self->out.len, expected, &written);
+        Py_END_ALLOW_THREADS
+        if (rc >= 0 && status == 0)
+            self->out.len = 0; /* in the file: nothing for ``out`` */
+    }
     self->items = NULL;
-    if (forest_leave(self, rc, args[1]) < 0)
+    if (forest_leave(self, rc, args[1]) < 0) {
+        if (rc >= 0 && status == 2) /* (the lines are in part in the file, and could not be handed back) */
+            (void)flock((int)fd, LOCK_UN);
         rc = -1;
+    }
 out:
     if (parents != NULL)
         for (Py_ssize_t i = 0; i < n; i++)
@@ -1944,7 +2033,21 @@ out:
     PyMem_Free(parents);
     PyMem_Free(items);
     Py_DECREF(seq);
-    return rc < 0 ? NULL : PyLong_FromLongLong(rc);
+    if (rc < 0)
+        return NULL;
+    return appending ? Py_BuildValue("(Lin)", rc, status, written) : PyLong_FromLongLong(rc);
+}
+
+static PyObject *
+Forest_number(ForestObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return forest_number_call(self, args, nargs, 0);
+}
+
+static PyObject *
+Forest_number_append(ForestObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return forest_number_call(self, args, nargs, 1);
 }
 
 /* close_idle(out, now): TreeNumberer.close_idle. */
@@ -2115,6 +2218,9 @@ Forest_dealloc(ForestObject *self)
 static PyMethodDef Forest_methods[] = {
     {"number", (PyCFunction)(void (*)(void))Forest_number, METH_FASTCALL,
      "number(items, out, now, remembered) -> span_lines: number a batch, its lines as one bytes into out"},
+    {"number_append", (PyCFunction)(void (*)(void))Forest_number_append, METH_FASTCALL,
+     "number_append(items, out, now, remembered, fd, expected) -> (span_lines, status, written):\n"
+     "number, then append the lines under the file's lock, in one release of the GIL"},
     {"close_idle", (PyCFunction)(void (*)(void))Forest_close_idle, METH_FASTCALL,
      "close_idle(out, now): close the traces idle for idle_timeout_s"},
     {"close_all", (PyCFunction)Forest_close_all, METH_O, "close_all(out): close every open trace"},
@@ -2198,27 +2304,10 @@ speedups_append_locked(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ss
     Py_buffer view;
     if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    int status = 1;
-    Py_ssize_t written = 0;
+    int status;
+    Py_ssize_t written;
     Py_BEGIN_ALLOW_THREADS
-    struct stat st;
-    if (flock((int)fd, LOCK_EX | LOCK_NB) == 0) {
-        if (fstat((int)fd, &st) != 0 || st.st_size != (off_t)expected || st.st_nlink == 0)
-            (void)flock((int)fd, LOCK_UN);
-        else {
-            status = 0;
-            while (written < view.len) {
-                ssize_t n = write((int)fd, (const char *)view.buf + written, (size_t)(view.len - written));
-                if (n <= 0) {
-                    status = 2; /* the caller retries the rest under the lock (os.write handles EINTR) */
-                    break;
-                }
-                written += n;
-            }
-            if (status == 0)
-                (void)flock((int)fd, LOCK_UN);
-        }
-    }
+    status = append_under_flock((int)fd, (const char *)view.buf, (size_t)view.len, expected, &written);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     return Py_BuildValue("(in)", status, written);

@@ -254,6 +254,24 @@ class TreeNumberer:
             return int(self._forest.open_traces)
         return len(self._open)
 
+    @property
+    def appends(self) -> bool:
+        """Whether :meth:`number_append` can be called (the C path is in use)."""
+        return self._forest is not None
+
+    def number_append(
+        self, items: Sequence[LineItem], out: list[bytes], fd: int, expected: int
+    ) -> tuple[int, int, int]:
+        """:meth:`number`, then the lines appended to the file open at ``fd`` under its lock
+        when it is ``expected`` bytes long, in one release of the GIL (``Forest.number_append``):
+        ``(span_lines, status, written)``, with ``_speedups.append_locked``'s status; the
+        lines are in ``out`` unless all were written. Only where :attr:`appends`."""
+        assert self._forest is not None
+        spans, status, written = self._forest.number_append(
+            items, out, self._clock(), _REMEMBERED_SPANS, fd, expected
+        )
+        return int(spans), int(status), int(written)
+
     def _state(self) -> tuple[int, list[tuple[object, ...]]]:
         """What decides the later lines, alike for both paths (for the tests): the count of
         task lines, and per open trace (least recently used first) its id, head, next

@@ -1,0 +1,199 @@
+"""Output: numbering and delivery of a batch. Here: the one-call path (``Output._one_call``),
+where a batch for one file is numbered and appended in one release of the GIL
+(``Forest.number_append``), held to the usual path (``trees.number``, then ``deliver``)
+byte for byte, in each of the answers the one call can give."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_speedups_nesting import check_file, in_span, span_end, span_start
+
+from logxpy_otel import _trees
+from logxpy_otel._destinations import AsyncFileDestination
+from logxpy_otel._format import LineItem
+from logxpy_otel._output import Output
+from logxpy_otel._trees import TreeNumberer
+
+needs_c = pytest.mark.skipif(_trees._Forest is None, reason="the C module is not in use")
+
+T1, T2 = "5b8efff798038103d269b633813fc60c", "0123456789abcdef0123456789abcdef"
+A, B, C = "a" * 16, "b" * 16, "c" * 16
+
+
+def batches() -> list[list[LineItem]]:
+    """Records in and out of spans, task lines, a span end whose start this file never
+    saw (its start line comes from a Python callback) and times below one second (their
+    text comes from orjson through the other callback): both callbacks run while the one
+    call has let the GIL go."""
+    return [
+        [
+            span_start(T1, A, None, 1000.0),
+            in_span(T1, A, 1000.1, "in a"),
+            in_span(None, None, 1000.2, "task"),
+        ],
+        [span_start(T1, B, A, 1000.3), in_span(T1, B, 1000.4, "in b", True), span_end(T1, B, A, 1000.5)],
+        [span_end(T2, C, None, 0.75), in_span(T2, None, 0.5, "early"), in_span(T1, A, 1000.6, "late in a")],
+        [span_end(T1, A, None, 1000.7), in_span(None, None, 1000.8, "task 2")],
+    ]
+
+
+def output(path: Path, *, one_call: bool, **options: Any) -> tuple[Output, list[BaseException]]:
+    failures: list[BaseException] = []
+    out = Output((AsyncFileDestination(path, retry_timeout_s=0.1, **options),), failures.append)
+    out.use_trees(TreeNumberer())
+    out.nest_spans()
+    if not one_call:
+        out._one_call = lambda failed: None  # type: ignore[method-assign]
+    return out, failures
+
+
+def tokens_out(data: bytes, numberer: TreeNumberer) -> bytes:
+    """``data`` with the numberer's random token written as ``TOKEN``."""
+    return data.replace(numberer._token[1:], b"TOKEN")
+
+
+def count_one_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each answer of TreeNumberer.number_append, from now on."""
+    answers: list[int] = []
+    real = TreeNumberer.number_append
+
+    def spy(self: TreeNumberer, *args: Any) -> tuple[int, int, int]:
+        result = real(self, *args)
+        answers.append(result[1])
+        return result
+
+    monkeypatch.setattr(TreeNumberer, "number_append", spy)
+    return answers
+
+
+@needs_c
+@pytest.mark.parametrize("max_bytes", [None, 2000])
+def test_the_one_call_path_writes_the_usual_paths_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_bytes: int | None
+) -> None:
+    """The same lines in the same files; with ``max_bytes``, the same rotations (the size
+    the one call leaves decides the next one's room)."""
+    answers = count_one_calls(monkeypatch)
+    results = []
+    for one_call in (True, False):
+        folder = tmp_path / str(one_call)
+        folder.mkdir()
+        out, failures = output(folder / "app.jsonl", one_call=one_call, max_bytes=max_bytes, backup_count=20)
+        taken = [out.write(batch, []) for batch in batches() * 3]
+        out.close_trees()
+        out.close()
+        assert failures == []
+        # (backups, oldest first, then the file: their names hold the time of the rotation)
+        files = [tokens_out(p.read_bytes(), out.trees) for p in sorted(folder.iterdir())]
+        results.append((taken, files))
+    assert results[0] == results[1]
+    assert answers and set(answers) == {0}, "in one call, all in"
+    if max_bytes is None:
+        assert len(answers) == 11, "all but the first batch (nothing written yet)"
+        lines = check_file(results[0][1][-1])
+        messages = [line["msg"] for line in lines if "msg" in line]
+        assert messages == ["in a", "task", "in b", "early", "late in a", "task 2"] * 3
+    else:
+        assert len(results[0][1]) > 3, "rotated"
+
+
+@needs_c
+def test_a_file_another_process_appended_to_takes_the_batch_the_usual_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one call finds the file longer than our last write left it: nothing written, the
+    lock let go; the same lines go the usual way, after the other process's line, and the
+    next batch is one call again."""
+    answers = count_one_calls(monkeypatch)
+    usual, _ = output(tmp_path / "usual.jsonl", one_call=False)
+    path = tmp_path / "shared.jsonl"
+    out, failures = output(path, one_call=True)
+    first, second, third, fourth = batches()
+    for numbered in (out, usual):
+        numbered.write(first, [])
+        numbered.write(second, [])
+    before = len((tmp_path / "usual.jsonl").read_bytes().splitlines())
+    with open(path, "ab") as other:
+        other.write(b'{"other":1}\n')
+    for numbered in (out, usual):
+        numbered.write(third, [])
+        numbered.write(fourth, [])
+        numbered.close_trees()
+        numbered.close()
+    assert failures == [] and answers == [0, 1, 0]
+    lines = tokens_out(path.read_bytes(), out.trees).splitlines()
+    assert lines.index(b'{"other":1}') == before, "after the lines of the first two batches"
+    lines.remove(b'{"other":1}')
+    assert lines == tokens_out((tmp_path / "usual.jsonl").read_bytes(), usual.trees).splitlines()
+
+
+_CUT = textwrap.dedent(
+    """
+    import json, os, resource, signal, sys
+    sys.path[:0] = {paths!r}
+    from test_output import batches, output, tokens_out
+    path, one_call = sys.argv[1], sys.argv[2] == "1"
+    out, failures = output(__import__("pathlib").Path(path), one_call=one_call)
+    first, second, third, fourth = batches()
+    out.write(first, [])
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    limit = os.path.getsize(path) + 300  # (the next batch is cut inside its second line)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    taken = [out.write(second, []), out.write(third, [])]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    taken.append(out.write(fourth, []))
+    out.close_trees()
+    out.close()
+    data = tokens_out(open(path, "rb").read(), out.trees).decode()
+    print(json.dumps([taken, [type(f).__name__ for f in failures], data]))
+    """
+)
+
+
+@needs_c
+def test_a_write_cut_part_way_ends_as_the_usual_paths(tmp_path: Path) -> None:
+    """The file size limit (``RLIMIT_FSIZE``) stops a write in the middle of a batch: the
+    one call hands back the lines with the lock held, and the rest is retried under it
+    until the retries give up, as the usual path does; the same counts, the same file."""
+    tests = str(Path(__file__).parent)
+    script = _CUT.format(paths=[tests, str(Path(tests).parent)])
+    seen = []
+    for mode in ("1", "0"):
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / f"cut-{mode}.jsonl"), mode],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        seen.append(done.stdout)
+    assert seen[0] == seen[1]
+    taken, failures, data = __import__("json").loads(seen[0])
+    assert taken[0][0] == 3 and taken[0][1] < 3, "the cut batch: not all of it written"
+    assert failures[0] == "PartialWriteError", failures  # (then the next batch: nothing gets in)
+    assert data.count("\n") >= 8 and '"msg":"task 2"' in data, "the batch after the limit is in"
+
+
+@needs_c
+def test_a_batch_the_numbering_refuses_raises_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "refused.jsonl"
+    out, failures = output(path, one_call=True)
+    first, second, *_ = batches()
+    out.write(first, [])
+    size = os.path.getsize(path)
+    with pytest.raises(TypeError):
+        out.write([*second, ("t", 1.0)], [])  # type: ignore[list-item]
+    assert os.path.getsize(path) == size and failures == []
+    out.write(second, [])
+    out.close_trees()
+    out.close()
+    lines = check_file(path.read_bytes())
+    assert [line["msg"] for line in lines if "msg" in line] == ["in a", "task", "in b"]
