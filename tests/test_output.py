@@ -197,3 +197,33 @@ def test_a_batch_the_numbering_refuses_raises_and_writes_nothing(tmp_path: Path)
     out.close()
     lines = check_file(path.read_bytes())
     assert [line["msg"] for line in lines if "msg" in line] == ["in a", "task", "in b"]
+
+
+@needs_c
+def test_the_writer_thread_appends_in_one_call_where_it_can(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The processor's writer takes the one-call path for its batches after the first (the
+    speed of issue 16's caller row rests on it: a change that turned it off would be a
+    slowdown nobody saw)."""
+    import logging
+
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    from logxpy_otel import LogxpyLogRecordProcessor
+
+    answers = count_one_calls(monkeypatch)
+    processor = LogxpyLogRecordProcessor(tmp_path / "app.jsonl")
+    provider = LoggerProvider(shutdown_on_exit=False)
+    log = logging.getLogger("test_output.one_call")
+    log.addHandler(processor.logging_handler(logger_provider=provider))
+    log.propagate = False
+    try:
+        for round_ in range(4):
+            for n in range(200):
+                log.warning("record %d of round %d", n, round_)
+            assert processor.force_flush()
+    finally:
+        processor.shutdown()
+    assert len(answers) >= 3 and set(answers) == {0}
+    assert (tmp_path / "app.jsonl").read_bytes().count(b"\n") == 800
