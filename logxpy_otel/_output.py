@@ -118,7 +118,7 @@ class Output:
             data = b"".join(out)
             started = time.perf_counter() if observer is not None else 0.0
             reached = self.deliver(data, failed)
-        else:
+        else:  # (the observer's seconds then hold the numbering too: it is the same call)
             started = time.perf_counter() if observer is not None else 0.0
             spans, data, reached = self._number_and_append(one_call, batch, out, failed)
         written = count if reached is None else records_in(data, reached)

@@ -1765,6 +1765,7 @@ typedef struct {
     FOut out;                      /* the lines of one call (kept between calls, up to 1 MiB) */
     PyObject *start_type, *end_type, *dumps;
     PyObject *items;               /* during number: the batch (a tuple) */
+    PyThreadState *saved;          /* during number_append, while the GIL is let go: this thread's state */
     int busy;
 } ForestObject;
 
@@ -1773,23 +1774,31 @@ static PyTypeObject ForestType;
 static int forest_start_body_gil(ForestObject *self, size_t index, FOut *out);
 static int forest_float_text_gil(ForestObject *self, double value, FOut *out);
 
-/* FStartBody and FFloatText: the forest may call them with the GIL let go (number_append),
- * so each takes it for its Python calls (PyGILState_Ensure: a no-op where it is held). */
+/* FStartBody and FFloatText. Where number_append has let the GIL go (``saved``), each
+ * takes it back for its Python calls with the very thread state it was let go with, and
+ * lets it go again. (Not PyGILState_Ensure: in a subinterpreter it finds the thread's
+ * main-interpreter state and waits for a GIL this thread holds, for good.) */
 static int
 forest_start_body(void *ctx, size_t index, FOut *out)
 {
-    PyGILState_STATE held = PyGILState_Ensure();
-    int rc = forest_start_body_gil(ctx, index, out);
-    PyGILState_Release(held);
+    ForestObject *self = ctx;
+    if (self->saved == NULL)
+        return forest_start_body_gil(self, index, out);
+    PyEval_RestoreThread(self->saved);
+    int rc = forest_start_body_gil(self, index, out);
+    self->saved = PyEval_SaveThread();
     return rc;
 }
 
 static int
 forest_float_text(void *ctx, double value, FOut *out)
 {
-    PyGILState_STATE held = PyGILState_Ensure();
-    int rc = forest_float_text_gil(ctx, value, out);
-    PyGILState_Release(held);
+    ForestObject *self = ctx;
+    if (self->saved == NULL)
+        return forest_float_text_gil(self, value, out);
+    PyEval_RestoreThread(self->saved);
+    int rc = forest_float_text_gil(self, value, out);
+    self->saved = PyEval_SaveThread();
     return rc;
 }
 
@@ -2012,11 +2021,13 @@ forest_number_call(ForestObject *self, PyObject *const *args, Py_ssize_t nargs, 
         /* (Nothing here touches a Python object but through the callbacks, which take the
          * GIL; the items are held by ``seq``; another call into this forest meanwhile
          * finds it busy.) */
-        Py_BEGIN_ALLOW_THREADS
+        self->saved = PyEval_SaveThread();
         rc = forest_number(self->forest, items, (size_t)n, now, remembered, &self->out);
         if (rc >= 0)
             status = append_under_flock((int)fd, self->out.data, self->out.len, expected, &written);
-        Py_END_ALLOW_THREADS
+        PyThreadState *saved = self->saved;
+        self->saved = NULL;
+        PyEval_RestoreThread(saved);
         if (rc >= 0 && status == 0)
             self->out.len = 0; /* in the file: nothing for ``out`` */
     }
@@ -2207,6 +2218,12 @@ Forest_init(ForestObject *self, PyObject *args, PyObject *kwds)
 static void
 Forest_dealloc(ForestObject *self)
 {
+    if (self->busy) {
+        /* Only in a forked child: another thread of the parent was inside a call, and its
+         * forest may be half changed. It is left as it is, never walked. */
+        self->forest = NULL;
+        self->out = (FOut){0};
+    }
     forest_free(self->forest);
     F_FREE(self->out.data);
     Py_CLEAR(self->start_type);

@@ -227,3 +227,68 @@ def test_the_writer_thread_appends_in_one_call_where_it_can(
         processor.shutdown()
     assert len(answers) >= 3 and set(answers) == {0}
     assert (tmp_path / "app.jsonl").read_bytes().count(b"\n") == 800
+
+
+_SUBINTERPRETER = textwrap.dedent(
+    """
+    import sys
+    sys.path[:0] = {paths!r}
+    try:
+        import _interpreters as interpreters  # 3.13
+        made = interpreters.create("legacy")
+        run = interpreters.run_string
+    except ImportError:
+        import _xxsubinterpreters as interpreters  # 3.11, 3.12
+        made = interpreters.create(isolated=False)
+        run = interpreters.run_string
+    code = '''
+    import pathlib, sys
+    sys.path[:0] = {paths!r}
+    from logxpy_otel._trees import TreeNumberer
+    from test_output import batches, output
+    out = []
+    early = ("0123456789abcdef0123456789abcdef", 0.75, False, b'"x":1', b"}}", None, None)
+    TreeNumberer().number([early], out)
+    written, _ = output(pathlib.Path(sys.argv[1]), one_call=True)
+    for batch in batches():
+        written.write(batch, [])
+    written.close_trees()
+    written.close()
+    print(len(out), flush=True)
+    '''
+    run(made, code.replace("sys.argv[1]", repr(sys.argv[1])))
+    print("done", flush=True)
+    """
+)
+
+
+@needs_c
+def test_the_callbacks_take_the_gil_back_in_a_subinterpreter_too(tmp_path: Path) -> None:
+    """A float the C text declines and a span end's unseen start (the callbacks into
+    Python) in a subinterpreter (mod_wsgi runs applications in them): the callbacks took
+    the GIL with PyGILState_Ensure, which found the thread's main-interpreter state and
+    waited for good for the GIL this thread held (hostile review, session 29)."""
+    tests = str(Path(__file__).parent)
+    script = _SUBINTERPRETER.format(paths=[tests, str(Path(tests).parent)])
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / "sub.jsonl")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the numbering never came back in a subinterpreter (deadlock)")
+    if "ImportError" in done.stderr or "ModuleNotFoundError" in done.stderr:
+        pytest.skip(f"no subinterpreters here: {done.stderr.strip().splitlines()[-1]}")
+    assert done.returncode == 0 and done.stdout.split() == ["1", "done"], done.stdout + done.stderr[-3000:]
+    lines = check_file((tmp_path / "sub.jsonl").read_bytes())
+    assert [line["msg"] for line in lines if "msg" in line] == [
+        "in a",
+        "task",
+        "in b",
+        "early",
+        "late in a",
+        "task 2",
+    ]
