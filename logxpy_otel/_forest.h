@@ -376,6 +376,7 @@ typedef struct FTrace {
     long long next_lvl;
     long long open_spans;
     int failed;
+    unsigned long long opened_in; /* the forest_number call that opened it */
     FSpans *spans; /* NULL: no span line seen (None) */
     size_t tid_len, head_len;
     char *head;  /* {"tid":"<trace id><token>","lvl":[ */
@@ -419,6 +420,7 @@ typedef struct {
     char *task_head; /* {"tid":"<token>. */
     size_t task_head_len;
     unsigned long long task_count;
+    unsigned long long calls; /* forest_number calls so far */
     size_t max_open;
     double idle;
     int max_depth;
@@ -636,6 +638,7 @@ forest_open(Forest *f, const char *tid, size_t tid_len, uint64_t hash, double ts
     memcpy(p + 8 + tid_len, f->trace_token, f->trace_token_len);
     memcpy(p + 8 + tid_len + f->trace_token_len, "\",\"lvl\":[", 9);
     t->hash = hash;
+    t->opened_in = f->calls;
     t->next_lvl = 2;
     t->last_ts = ts;
     t->last_seen = now;
@@ -794,6 +797,7 @@ forest_number(Forest *f, const FItem *items, size_t n, double now, long long rem
 {
     FTrace *last = NULL;
     long long spans = 0;
+    f->calls++;
     for (size_t i = 0; i < n; i++) {
         const FItem *it = &items[i];
         if (it->tid == NULL) { /* a record outside any trace: a task of its own */
@@ -812,7 +816,7 @@ forest_number(Forest *f, const FItem *items, size_t n, double now, long long rem
             t = forest_find(f, it->tid, it->tid_len, hash);
             if (t == NULL) {
                 if ((t = forest_open(f, it->tid, it->tid_len, hash, it->ts, now, out)) == NULL)
-                    return -1;
+                    goto fail;
             }
             else if (t != f->newest) {
                 forest_lru_unlink(f, t);
@@ -836,7 +840,7 @@ forest_number(Forest *f, const FItem *items, size_t n, double now, long long rem
             spans++;
             FAction *a = forest_start(f, t, it->span, it->span_len, it->parent, it->parent_len);
             if (a == NULL)
-                return -1;
+                goto fail;
             int rc = fout_put(out, t->head, t->head_len) < 0 || fout_put(out, a->prefix, a->prefix_len) < 0 ||
                      FOUT_LITERAL(out, "1],") < 0 || fout_put(out, it->body, it->body_len) < 0 ||
                      fout_put(out, it->tail, it->tail_len) < 0 || FOUT_LITERAL(out, "\n") < 0;
@@ -848,7 +852,7 @@ forest_number(Forest *f, const FItem *items, size_t n, double now, long long rem
             spans++;
             int closed = forest_end_span(f, t, it, i, remembered, out);
             if (closed < 0)
-                return -1;
+                goto fail;
             if (closed) { /* its last span ended: the trace's tree is complete */
                 forest_drop(f, t);
                 last = NULL;
@@ -858,6 +862,15 @@ forest_number(Forest *f, const FItem *items, size_t n, double now, long long rem
     return spans;
 nomem:
     f->nomem = 1;
+fail:
+    /* The lines numbered so far are not written: the traces this call opened have none in
+     * the file, and are forgotten (the others moved on without their lines: the caller
+     * closes them, forest_close_all, and takes a new token). */
+    for (FTrace *t = f->oldest, *next; t != NULL; t = next) {
+        next = t->next;
+        if (t->opened_in == f->calls)
+            forest_drop(f, t);
+    }
     return -1;
 }
 

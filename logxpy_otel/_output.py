@@ -114,7 +114,11 @@ class Output:
         observer = self.observer
         one_call = self._one_call(failed)
         if one_call is None:
-            spans = trees.number(batch, out)
+            try:
+                spans = trees.number(batch, out)
+            except BaseException:
+                self._after_broken_numbering()
+                raise
             data = b"".join(out)
             started = time.perf_counter() if observer is not None else 0.0
             reached = self.deliver(data, failed)
@@ -166,14 +170,32 @@ class Output:
 
         try:
             appended = destination.append_by(call, expected, lambda: b"".join(out))
-        except Exception as exc:
+        except BaseException as exc:
             if not numbered:
-                raise  # (nothing numbered, nothing written: as from trees.number)
+                self._after_broken_numbering()
+                raise  # (nothing written: as from trees.number)
+            if not isinstance(exc, Exception):
+                raise
             return numbered[0], b"".join(out), self._missed(destination, exc, failed, 0)
         if appended:
             return numbered[0], b"", None
         data = b"".join(out)  # (numbered, not written: the usual way)
         return numbered[0], data, self.deliver(data, failed)
+
+    def _after_broken_numbering(self) -> None:
+        """After a numbering that raised part way (``trees.broken``): the open trees moved
+        on without the lines it numbered, so they are closed (end lines to the files) and
+        go on under a new token, as after a write that lost lines; the batch's retry and
+        all after it go into whole trees. Nothing here raises over the numbering's error."""
+        if not self.trees.broken:
+            return  # (refused before anything changed)
+        try:
+            out: list[bytes] = []
+            self.trees.restart(out)
+            if out:
+                self.deliver(b"".join(out), [])
+        except Exception as exc:  # noqa: BLE001 - counted; the numbering's error goes up
+            self._failed(exc)
 
     def close_trees(self, failed: list[object] | None = None) -> None:
         """Write the end lines of every open trace."""

@@ -1767,6 +1767,7 @@ typedef struct {
     PyObject *items;               /* during number: the batch (a tuple) */
     PyThreadState *saved;          /* during number_append, while the GIL is let go: this thread's state */
     int busy;
+    int broken; /* a numbering failed part way (see forest_number): until restart */
 } ForestObject;
 
 static PyTypeObject ForestType;
@@ -2032,6 +2033,8 @@ forest_number_call(ForestObject *self, PyObject *const *args, Py_ssize_t nargs, 
             self->out.len = 0; /* in the file: nothing for ``out`` */
     }
     self->items = NULL;
+    if (rc < 0)
+        self->broken = 1;
     if (forest_leave(self, rc, args[1]) < 0) {
         if (rc >= 0 && status == 2) /* (the lines are in part in the file, and could not be handed back) */
             (void)flock((int)fd, LOCK_UN);
@@ -2087,8 +2090,11 @@ forest_closing(ForestObject *self, PyObject *out, int restart)
     if (forest_enter(self) < 0)
         return NULL;
     int rc = forest_close_all(self->forest, &self->out);
-    if (rc == 0 && restart)
+    if (rc == 0 && restart) {
         rc = forest_new_trace_token(self->forest);
+        if (rc == 0)
+            self->broken = 0;
+    }
     return forest_leave(self, rc, out) < 0 ? NULL : Py_NewRef(Py_None);
 }
 
@@ -2271,8 +2277,16 @@ Forest_set_idle(ForestObject *self, PyObject *value, void *closure)
     return 0;
 }
 
+static PyObject *
+Forest_get_broken(ForestObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(self->broken);
+}
+
 static PyGetSetDef Forest_getset[] = {
     {"open_traces", (getter)Forest_get_open_traces, NULL, "how many traces are open", NULL},
+    {"broken", (getter)Forest_get_broken, NULL, "a numbering failed part way, and no restart came since", NULL},
     {"idle_timeout_s", (getter)Forest_get_idle, (setter)Forest_set_idle, "how long an idle trace stays open", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -66,6 +66,7 @@ class Forest:
 
     open_traces: int
     idle_timeout_s: float
+    broken: bool
     def __init__(
         self,
         token: bytes,

@@ -217,6 +217,7 @@ class TreeNumberer:
         self._restarts = 0
         self._task_head = b'{"tid":"' + token + b"."
         self._task_count = 0
+        self._broken = False
         self._forest = (
             _Forest(
                 self._token,
@@ -253,6 +254,13 @@ class TreeNumberer:
         if self._forest is not None:
             return int(self._forest.open_traces)
         return len(self._open)
+
+    @property
+    def broken(self) -> bool:
+        """A numbering raised part way (a callback's error, an interrupt): the traces it
+        opened were forgotten, and the others moved on without their lines. Until
+        :meth:`restart` closes them, their trees would go on with holes."""
+        return bool(self._forest.broken) if self._forest is not None else self._broken
 
     @property
     def appends(self) -> bool:
@@ -309,6 +317,21 @@ class TreeNumberer:
             return int(self._forest.number(items, out, now, _REMEMBERED_SPANS))
         items = tuple(items)  # (as the C loop: the batch as given, whatever code run here does to it)
         _check_items(items)  # as the C loop: a batch it refuses changes no trace
+        opened: list[str] = []
+        try:
+            return self._number_items(items, now, out, opened)
+        except BaseException:
+            # As the C loop: the lines numbered so far are not written. The traces this call
+            # opened have none in the file: forgotten. The others moved on: ``broken``.
+            for trace_id in opened:
+                self._open.pop(trace_id, None)
+            self._broken = True
+            raise
+
+    def _number_items(
+        self, items: Sequence[LineItem], now: float, out: list[bytes], opened: list[str]
+    ) -> int:
+        """The Python loop of :meth:`number` (``opened``: the ids of the traces it opens)."""
         traces = self._open
         last: _Trace | None = None
         spans = 0
@@ -326,6 +349,7 @@ class TreeNumberer:
                 found = traces.get(trace_id)
                 if found is None:
                     trace = self._open_trace(trace_id, ts, now, out)
+                    opened.append(trace_id)
                 else:
                     trace = found
                     traces.move_to_end(trace_id)
@@ -419,6 +443,7 @@ class TreeNumberer:
             self._forest.restart(out)
             return
         self.close_all(out)
+        self._broken = False
         self._new_trace_token()
 
     def _new_trace_token(self) -> None:

@@ -292,3 +292,41 @@ def test_the_callbacks_take_the_gil_back_in_a_subinterpreter_too(tmp_path: Path)
         "late in a",
         "task 2",
     ]
+
+
+@needs_c
+@pytest.mark.parametrize("one_call", [True, False])
+def test_a_numbering_that_raises_part_way_leaves_whole_trees_after_its_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_call: bool
+) -> None:
+    """A callback raising in the middle of a batch (an interrupt in sync mode, no memory):
+    the open trees are closed and go on under a new token, so the batch, retried as the
+    writer retries it, and all after it are in whole trees (hostile review, session 29: the
+    retry's lines hung under a tree whose start line was never written)."""
+    from logxpy_otel._format import SpanEnd
+
+    calls: list[int] = []
+    real = SpanEnd.start_body
+
+    def start_body(self: SpanEnd) -> bytes:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(self)
+
+    path = tmp_path / "app.jsonl"
+    out, failures = output(path, one_call=one_call)
+    first, second, third, fourth = batches()
+    out.write(first, [])
+    out.write(second, [])
+    monkeypatch.setattr(SpanEnd, "start_body", start_body)
+    with pytest.raises(KeyboardInterrupt):
+        out.write(third, [])
+    out.write(third, [])  # (the retry)
+    out.write(fourth, [])
+    out.close_trees()
+    out.close()
+    assert failures == []
+    lines = check_file(path.read_bytes())
+    messages = [line["msg"] for line in lines if "msg" in line]
+    assert messages == ["in a", "task", "in b", "early", "late in a", "task 2"]

@@ -778,3 +778,37 @@ def test_close_idle_asks_the_clock_only_with_a_trace_open() -> None:
     out: list[bytes] = []
     numberer.close_idle(out)
     assert len(calls) == 2 and b"".join(out).count(b'"st":"succeeded"') == 1
+
+
+def test_a_numbering_that_raises_part_way_forgets_the_traces_it_opened(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A span end's start line (a callback into Python) raising in the middle of a batch (an
+    interrupt, no memory): none of the batch's lines is written, so the traces it opened
+    are forgotten (hostile review, session 29: its retry went on a tree with no start line),
+    and ``broken`` says the others moved on until a restart closes them."""
+    numberer = nesting()
+    feed(numberer, in_span(T1, None, 1.0, "before"))
+    calls: list[int] = []
+    real = SpanEnd.start_body
+
+    def start_body(self: SpanEnd) -> bytes:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(SpanEnd, "start_body", start_body)
+    batch = [in_span(T1, None, 2.0, "t1"), in_span(T2, None, 2.1, "t2"), span_end(T3, A, None, 2.2)]
+    assert not numberer.broken
+    with pytest.raises(KeyboardInterrupt):
+        numberer.number(batch, [])
+    assert [entry[0] for entry in numberer._state()[1]] == [T1] and numberer.broken
+    out: list[bytes] = []
+    numberer.restart(out)
+    assert not numberer.broken and b'"st":"succeeded"' in b"".join(out)
+    numberer.number(batch, out)
+    numberer.close_all(out)
+    lines = [orjson.loads(line) for line in b"".join(out).splitlines()]
+    starts = [line["tid"] for line in lines if line["lvl"] == [1]]
+    assert len(starts) == len(set(starts)) == 3, "each trace of the retry in a tree of its own"
