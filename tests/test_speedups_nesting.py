@@ -474,3 +474,40 @@ def test_no_memory_kept_per_nested_batch() -> None:
     assert grown < 64 * 1024, f"{grown} bytes kept after 2,000 rounds"
     assert {key: sys.getrefcount(obj) for key, obj in held.items()} == references
     assert fast.open_traces == slow.open_traces == 0
+
+
+def test_a_callback_that_raises_part_way_leaves_both_loops_in_one_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A span end's start line raising in the middle of a batch: both loops forget the
+    traces the batch opened, keep the others as they moved on, and say ``broken``; then a
+    restart and the batch again give the same lines."""
+    both = Both(FakeClock(100.0))
+    t0, t1, t2 = TRACES[0], TRACES[1], TRACES[2]
+    both.number([span_start(t0, span_id(0, 0), None, 1.0), in_span(t0, span_id(0, 0), 1.1, "in")])
+    real = SpanEnd.start_body
+    raising = [True]
+
+    def start_body(self: SpanEnd) -> bytes:
+        if raising[0]:
+            raise MemoryError
+        return real(self)
+
+    monkeypatch.setattr(SpanEnd, "start_body", start_body)
+    batch = [
+        span_start(t0, span_id(0, 1), span_id(0, 0), 2.0),
+        in_span(t1, None, 2.1, "new trace"),
+        span_end(t2, span_id(2, 0), None, 2.2),  # unseen start: the callback
+    ]
+    for numberer in (both.fast, both.slow):
+        with pytest.raises(MemoryError):
+            numberer.number(batch, [])
+        assert numberer.broken
+    assert state(both.fast) == state(both.slow)
+    assert [entry[0] for entry in state(both.slow)[1]] == [t0]
+    raising[0] = False
+    both.step(lambda numberer, out: numberer.restart(out))
+    assert not both.fast.broken and not both.slow.broken
+    both.number(batch)
+    both.close_all()
+    both.check()
