@@ -403,7 +403,15 @@ class AsyncFileDestination:
             raise
         if written < 0:
             return False
-        data = lines()  # (all of them when the write stopped part-way; none when all are in)
+        # (``lines()``: all of them when the write stopped part-way; none when all are in)
+        self._one_call_done(fd, lock, expected, written, lines())
+        self._sync_if_due(fd)
+        return True
+
+    def _one_call_done(self, fd: int, lock: AppendLock, expected: int, written: int, data: bytes) -> None:
+        """After a one-call append that wrote ``written`` bytes to a file of ``expected``:
+        where it stopped part-way, the rest of ``data`` under the lock it left held (empty
+        ``data``: all were written); what the file holds now."""
         self._size = expected  # (the file's size, others' appends included: see room())
         if written < len(data):  # a write failed part-way: the rest under the lock
             self._ours = None  # (stays so if the retries give up)
@@ -416,8 +424,6 @@ class AsyncFileDestination:
             total = written
             self._size += written
         self._ours = expected + total
-        self._sync_if_due(fd)
-        return True
 
     def _append(self, data: bytes, follow: bool) -> bool:
         """Append ``data`` to our file under its lock; False (nothing written, the lock let
@@ -432,16 +438,7 @@ class AsyncFileDestination:
             # write and the release are one call (see AppendLock.append).
             written = lock.append(data, ours)
             if written >= 0:
-                self._size = ours  # (the file's size, others' appends included: see room())
-                if written < len(data):  # a write failed part-way: the rest under the lock
-                    self._ours = None  # (stays so if the retries give up)
-                    try:
-                        self._write(fd, data, 0, written)
-                    finally:
-                        lock.release()
-                else:
-                    self._size += written
-                self._ours = ours + len(data)
+                self._one_call_done(fd, lock, ours, written, data)
                 return True
         held = False
         try:

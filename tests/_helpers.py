@@ -365,6 +365,22 @@ def normalize(value: Any) -> Any:
     return value
 
 
+def start_body_raises_once(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
+    """The next ``SpanEnd.start_body`` (a callback into Python while a batch is numbered:
+    an end whose start the tree never saw) raises ``exc``; the ones after it work."""
+    from logxpy_otel._format import SpanEnd
+
+    real = SpanEnd.start_body
+    left = [exc]
+
+    def start_body(self: SpanEnd) -> bytes:
+        if left:
+            raise left.pop()
+        return real(self)
+
+    monkeypatch.setattr(SpanEnd, "start_body", start_body)
+
+
 def memory_kept(run: Callable[[int], object], rounds: int) -> int:
     """Bytes still allocated after ``run(rounds)`` (warm it up first): a leak check."""
     gc.collect()

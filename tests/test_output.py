@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import start_body_raises_once
 from test_speedups_nesting import check_file, in_span, span_end, span_start
 
 from logxpy_otel import _trees
@@ -303,23 +304,12 @@ def test_a_numbering_that_raises_part_way_leaves_whole_trees_after_its_retry(
     the open trees are closed and go on under a new token, so the batch, retried as the
     writer retries it, and all after it are in whole trees (hostile review, session 29: the
     retry's lines hung under a tree whose start line was never written)."""
-    from logxpy_otel._format import SpanEnd
-
-    calls: list[int] = []
-    real = SpanEnd.start_body
-
-    def start_body(self: SpanEnd) -> bytes:
-        calls.append(1)
-        if len(calls) == 1:
-            raise KeyboardInterrupt
-        return real(self)
-
     path = tmp_path / "app.jsonl"
     out, failures = output(path, one_call=one_call)
     first, second, third, fourth = batches()
     out.write(first, [])
     out.write(second, [])
-    monkeypatch.setattr(SpanEnd, "start_body", start_body)
+    start_body_raises_once(monkeypatch, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         out.write(third, [])
     out.write(third, [])  # (the retry)

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
-from _helpers import FakeClock, memory_kept, parse_lines
+from _helpers import FakeClock, memory_kept, parse_lines, start_body_raises_once
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_span_processor import check_tree
@@ -485,27 +485,18 @@ def test_a_callback_that_raises_part_way_leaves_both_loops_in_one_state(
     both = Both(FakeClock(100.0))
     t0, t1, t2 = TRACES[0], TRACES[1], TRACES[2]
     both.number([span_start(t0, span_id(0, 0), None, 1.0), in_span(t0, span_id(0, 0), 1.1, "in")])
-    real = SpanEnd.start_body
-    raising = [True]
-
-    def start_body(self: SpanEnd) -> bytes:
-        if raising[0]:
-            raise MemoryError
-        return real(self)
-
-    monkeypatch.setattr(SpanEnd, "start_body", start_body)
     batch = [
         span_start(t0, span_id(0, 1), span_id(0, 0), 2.0),
         in_span(t1, None, 2.1, "new trace"),
         span_end(t2, span_id(2, 0), None, 2.2),  # unseen start: the callback
     ]
     for numberer in (both.fast, both.slow):
+        start_body_raises_once(monkeypatch, MemoryError())
         with pytest.raises(MemoryError):
             numberer.number(batch, [])
         assert numberer.broken
     assert state(both.fast) == state(both.slow)
     assert [entry[0] for entry in state(both.slow)[1]] == [t0]
-    raising[0] = False
     both.step(lambda numberer, out: numberer.restart(out))
     assert not both.fast.broken and not both.slow.broken
     both.number(batch)

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
-from _helpers import c_or_python
+from _helpers import c_or_python, start_body_raises_once
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -789,16 +789,7 @@ def test_a_numbering_that_raises_part_way_forgets_the_traces_it_opened(
     and ``broken`` says the others moved on until a restart closes them."""
     numberer = nesting()
     feed(numberer, in_span(T1, None, 1.0, "before"))
-    calls: list[int] = []
-    real = SpanEnd.start_body
-
-    def start_body(self: SpanEnd) -> bytes:
-        calls.append(1)
-        if len(calls) == 1:
-            raise KeyboardInterrupt
-        return real(self)
-
-    monkeypatch.setattr(SpanEnd, "start_body", start_body)
+    start_body_raises_once(monkeypatch, KeyboardInterrupt())
     batch = [in_span(T1, None, 2.0, "t1"), in_span(T2, None, 2.1, "t2"), span_end(T3, A, None, 2.2)]
     assert not numberer.broken
     with pytest.raises(KeyboardInterrupt):
