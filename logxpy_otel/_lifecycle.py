@@ -69,6 +69,15 @@ class _IdleCloser:
                         self._writers.discard(writer)
             del writers
 
+    def join(self, deadline: float | None) -> None:
+        """Wait until the thread ends (with no writer left, it ends at its next tick), until
+        ``deadline`` (``time.monotonic``; None: one tick and a little more) at most."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            left = 2 * _IDLE_TICK_MAX_S if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(left)
+
     def reset_after_fork(self) -> None:
         """In a forked child: no thread, no writers (they register again when they start)."""
         self._writers = weakref.WeakSet()
@@ -94,6 +103,38 @@ def _exit_all() -> None:
     """
     for writer in reversed(list(_LIVE.values())):
         writer._at_exit()
+    if _in_subinterpreter():
+        _end_threads()
+
+
+def _in_subinterpreter() -> bool:
+    """Whether this interpreter is not the process's main one (mod_wsgi runs applications
+    in subinterpreters): its end refuses threads still running, even daemon ones."""
+    try:
+        import _interpreters as interpreters  # type: ignore[import-not-found]  # 3.13
+    except ImportError:
+        try:
+            import _xxsubinterpreters as interpreters  # type: ignore[import-not-found]  # 3.11, 3.12
+        except ImportError:
+            return False
+    try:
+        return bool(interpreters.get_current() != interpreters.get_main())
+    except Exception:  # noqa: BLE001 - an interpreter module of another shape: as the main one
+        return False
+
+
+def _end_threads() -> None:
+    """At a subinterpreter's exit, after the writers' exit steps: stop every writer (its
+    thread ends) and let the idle closer end, within the exit's one deadline. A
+    subinterpreter that ends with a thread of ours running aborts the whole process
+    ("thread still has a frame"; hostile review, session 29). Records handed over after
+    this are dropped and counted (``shutdown``), never lost silently."""
+    for writer in reversed(list(_LIVE.values())):
+        try:
+            writer.stop()  # (bounded by the exit's deadline: see AsyncWriter.stop)
+        except Exception:  # noqa: BLE001 - the other writers still stop
+            pass
+    IDLE_CLOSER.join(None)
 
 
 #: When this process's exit began, as first seen (the ``atexit`` hooks run): every writer's

@@ -958,3 +958,63 @@ def test_a_spawn_child_ends_through_atexit_as_before_with_no_second_exit_step(tm
     """
     messages, _ = _children_messages(tmp_path, setup, start="spawn")
     assert messages == ["child 0 record 0 steps 0", "child 1 record 0 steps 0"]
+
+
+_SUBINTERPRETER_EXIT = textwrap.dedent(
+    """
+    import sys
+    try:
+        import _interpreters as interpreters  # 3.13
+        made = interpreters.create("legacy")
+    except ImportError:
+        import _xxsubinterpreters as interpreters  # 3.11, 3.12
+        made = interpreters.create(isolated=False)
+    code = '''
+    import atexit, logging, sys, threading
+    from opentelemetry.sdk._logs import LoggerProvider
+    from logxpy_otel import AsyncConfig, LogxpyLogRecordProcessor
+    processor = LogxpyLogRecordProcessor(PATH, config=AsyncConfig(async_enabled=not SYNC))
+    log = logging.getLogger("sub")
+    log.addHandler(processor.logging_handler(logger_provider=LoggerProvider(shutdown_on_exit=False)))
+    log.propagate = False
+    for n in range(500):
+        log.warning("record %d", n)
+    atexit._run_exitfuncs()  # (what Py_EndInterpreter runs before it looks for threads)
+    print(sorted(t.name for t in threading.enumerate()), flush=True)
+    '''
+    path, sync = sys.argv[1], sys.argv[2] == "1"
+    interpreters.run_string(made, code.replace("PATH", repr(path)).replace("SYNC", repr(sync)))
+    interpreters.destroy(made)
+    print("done", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_a_subinterpreter_ends_with_no_thread_of_ours_and_every_record_written(
+    tmp_path: Path, sync: bool
+) -> None:
+    """A processor made in a subinterpreter (mod_wsgi runs applications in them): after its
+    exit hooks our writer thread (or, writing synchronously, the idle closer) still ran,
+    and an interpreter's end with a thread left aborts the whole process ("not the last
+    thread"; hostile review, session 29). The exit step now stops them there.
+
+    (``_xxsubinterpreters`` itself, left to end one at the process's exit, ends it from
+    its newest thread, ours, and aborts before any exit hook runs: CPython's own
+    limitation, so this test destroys it, after its exit hooks, as Py_EndInterpreter would.)"""
+    path = tmp_path / "sub.jsonl"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _SUBINTERPRETER_EXIT, str(path), str(int(sync))],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the subinterpreter never ended")
+    if "ModuleNotFoundError" in done.stderr and "interpreters" in done.stderr:
+        pytest.skip("no subinterpreters here")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["['MainThread']", "done"], done.stdout
+    assert path.read_bytes().count(b'"msg":"record ') == 500
