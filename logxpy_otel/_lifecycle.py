@@ -9,6 +9,7 @@ the SDK's provider shutdowns, which hand us what their batch processors hold, be
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import itertools
 import os
@@ -103,24 +104,29 @@ def _exit_all() -> None:
     """
     for writer in reversed(list(_LIVE.values())):
         writer._at_exit()
-    if _in_subinterpreter():
+    if _IN_SUBINTERPRETER:
         _end_threads()
 
 
-def _in_subinterpreter() -> bool:
+def _subinterpreter() -> bool:
     """Whether this interpreter is not the process's main one (mod_wsgi runs applications
-    in subinterpreters): its end refuses threads still running, even daemon ones."""
+    in subinterpreters): its end refuses threads still running, even daemon ones. Asked
+    once, at import: at the exit, interpreter ids made then can end an interpreter."""
+    is_main = getattr(_thread, "_is_main_interpreter", None)  # 3.12+
+    if is_main is not None:
+        return not is_main()
     try:
-        import _interpreters as interpreters  # type: ignore[import-not-found]  # 3.13
+        import _xxsubinterpreters as interpreters  # type: ignore[import-not-found]  # 3.11
     except ImportError:
-        try:
-            import _xxsubinterpreters as interpreters  # type: ignore[import-not-found]  # 3.11, 3.12
-        except ImportError:
-            return False
+        return False
     try:
         return bool(interpreters.get_current() != interpreters.get_main())
     except Exception:  # noqa: BLE001 - an interpreter module of another shape: as the main one
         return False
+
+
+#: Whether this module was imported in a subinterpreter (see :func:`_subinterpreter`).
+_IN_SUBINTERPRETER: Final = _subinterpreter()
 
 
 def _end_threads() -> None:
