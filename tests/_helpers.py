@@ -394,6 +394,23 @@ def memory_kept(run: Callable[[int], object], rounds: int) -> int:
         tracemalloc.stop()
 
 
+def run_with_subinterpreters(script: str, *args: str, hang: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -c script args...`` (a script that makes a subinterpreter); a hang fails
+    the test with ``hang``; where this Python has no subinterpreter module, the test is
+    skipped."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=60, check=False
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(hang)
+    if (
+        "ImportError" in done.stderr or "ModuleNotFoundError" in done.stderr
+    ) and "interpreters" in done.stderr:
+        pytest.skip(f"no subinterpreters here: {done.stderr.strip().splitlines()[-1]}")
+    return done
+
+
 def run_script(script: str, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     """Run ``python -c script args...``; a hang fails the test (the child is killed), never the suite."""
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import parse_lines, run_script
+from _helpers import parse_lines, run_script, run_with_subinterpreters
 from opentelemetry.sdk._logs import LoggerProvider
 
 from logxpy_otel import LogxpyLogRecordProcessor
@@ -1003,18 +1003,9 @@ def test_a_subinterpreter_ends_with_no_thread_of_ours_and_every_record_written(
     its newest thread, ours, and aborts before any exit hook runs: CPython's own
     limitation, so this test destroys it, after its exit hooks, as Py_EndInterpreter would.)"""
     path = tmp_path / "sub.jsonl"
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _SUBINTERPRETER_EXIT, str(path), str(int(sync))],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("the subinterpreter never ended")
-    if "ModuleNotFoundError" in done.stderr and "interpreters" in done.stderr:
-        pytest.skip("no subinterpreters here")
+    done = run_with_subinterpreters(
+        _SUBINTERPRETER_EXIT, str(path), str(int(sync)), hang="the subinterpreter never ended"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines() == ["['MainThread']", "done"], done.stdout
     assert path.read_bytes().count(b'"msg":"record ') == 500

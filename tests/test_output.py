@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import start_body_raises_once
+from _helpers import run_with_subinterpreters, start_body_raises_once
 from test_speedups_nesting import check_file, in_span, span_end, span_start
 
 from logxpy_otel import _trees
@@ -271,18 +271,9 @@ def test_the_callbacks_take_the_gil_back_in_a_subinterpreter_too(tmp_path: Path)
     waited for good for the GIL this thread held (hostile review, session 29)."""
     tests = str(Path(__file__).parent)
     script = _SUBINTERPRETER.format(paths=[tests, str(Path(tests).parent)])
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", script, str(tmp_path / "sub.jsonl")],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("the numbering never came back in a subinterpreter (deadlock)")
-    if "ImportError" in done.stderr or "ModuleNotFoundError" in done.stderr:
-        pytest.skip(f"no subinterpreters here: {done.stderr.strip().splitlines()[-1]}")
+    done = run_with_subinterpreters(
+        script, str(tmp_path / "sub.jsonl"), hang="the numbering never came back in a subinterpreter"
+    )
     assert done.returncode == 0 and done.stdout.split() == ["1", "done"], done.stdout + done.stderr[-3000:]
     lines = check_file((tmp_path / "sub.jsonl").read_bytes())
     assert [line["msg"] for line in lines if "msg" in line] == [
