@@ -6,11 +6,14 @@
  *
  * Held to _trees.py's Python loop, line for line and state for state, by
  * tests/test_speedups_nesting.py and tests/test_trees.py. Only one thread at a time
- * calls into one Forest (the writer, under its I/O lock): nothing here locks.
+ * calls into one Forest (the writer, under its I/O lock): nothing here locks. Numbers
+ * are written with _cjson.h's put_digits and float_chars (included before this header;
+ * no Python API either).
  *
  * Every function that can fail returns -1 (or NULL): out of memory (``f->nomem`` set), or
  * a callback failed (its own error is the caller's to report). The state is then as the
- * Python loop leaves it when it raises at the same item: the items before it numbered. */
+ * Python loop leaves it when it raises at the same item: the traces the failed
+ * forest_number call opened forgotten, the others moved on (the caller restarts them). */
 #ifndef LOGXPY_OTEL_FOREST_H
 #define LOGXPY_OTEL_FOREST_H
 
@@ -64,12 +67,8 @@ fout_put(FOut *o, const void *p, size_t n)
 static int
 fout_decimal(FOut *o, long long value)
 {
-    char text[24], *end = text + sizeof(text), *p = end;
-    unsigned long long v = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    char text[24], *end = text + sizeof(text);
+    char *p = put_digits(end, value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value);
     if (value < 0)
         *--p = '-';
     return fout_put(o, p, (size_t)(end - p));
@@ -694,14 +693,10 @@ forest_start(Forest *f, FTrace *t, const char *span, size_t span_len, const char
     while (under != NULL && (under->depth >= f->max_depth || !under->open))
         under = under->parent; /* (too deep: the nearest open ancestor above the bound) */
     /* Its prefix: the place forest_place takes ("2,3," + its number), then ",". */
-    long long number = under == NULL ? t->next_lvl++ : under->next++;
-    char digits[24], *end = digits + sizeof(digits), *p = end;
-    unsigned long long v = number < 0 ? 0 : (unsigned long long)number;
-    *--p = ',';
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    long long number = under == NULL ? t->next_lvl++ : under->next++; /* (from 2 up) */
+    char digits[24], *end = digits + sizeof(digits);
+    end[-1] = ',';
+    char *p = put_digits(end - 1, (unsigned long long)number);
     size_t own = (size_t)(end - p), above = under == NULL ? 0 : under->prefix_len;
     FAction *a = faction_new(under == NULL ? "" : under->prefix, above, p, own, under);
     if (a == NULL) {
