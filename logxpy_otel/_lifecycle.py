@@ -70,14 +70,13 @@ class _IdleCloser:
                         self._writers.discard(writer)
             del writers
 
-    def join(self, deadline: float | None) -> None:
-        """Wait until the thread ends (with no writer left, it ends at its next tick), until
-        ``deadline`` (``time.monotonic``; None: one tick and a little more) at most."""
+    def join(self) -> None:
+        """Wait until the thread ends: with no writer left, at its next tick (two ticks at
+        most)."""
         with self._lock:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            left = 2 * _IDLE_TICK_MAX_S if deadline is None else max(0.0, deadline - time.monotonic())
-            thread.join(left)
+            thread.join(2 * _IDLE_TICK_MAX_S)
 
     def reset_after_fork(self) -> None:
         """In a forked child: no thread, no writers (they register again when they start)."""
@@ -131,7 +130,8 @@ _IN_SUBINTERPRETER: Final = _subinterpreter()
 
 def _end_threads() -> None:
     """At a subinterpreter's exit, after the writers' exit steps: stop every writer (its
-    thread ends) and let the idle closer end, within the exit's one deadline. A
+    thread ends, within the exit's one deadline) and let the idle closer end (two of its
+    ticks at most). A
     subinterpreter that ends with a thread of ours running aborts the whole process
     ("thread still has a frame"; hostile review, session 29). Records handed over after
     this are dropped and counted (``shutdown``), never lost silently."""
@@ -140,7 +140,7 @@ def _end_threads() -> None:
             writer.stop()  # (bounded by the exit's deadline: see AsyncWriter.stop)
         except Exception:  # noqa: BLE001 - the other writers still stop
             pass
-    IDLE_CLOSER.join(None)
+    IDLE_CLOSER.join()
 
 
 #: When this process's exit began, as first seen (the ``atexit`` hooks run): every writer's

@@ -71,13 +71,11 @@ class Output:
     def use_trees(self, trees: TreeNumberer) -> None:
         """Number with ``trees`` from now on (a fresh numbering: at start and in a forked child)."""
         self.trees = trees
-        if self._nested:
-            trees.nest_spans()
 
     def nest_spans(self) -> None:
-        """Span lines come too: each trace's tree nests by its spans (see ``_trees``)."""
+        """Span lines come too: each trace's tree nests by its spans (see ``_trees``); a
+        batch's room in a file is counted for the longer lines that makes."""
         self._nested = True
-        self.trees.nest_spans()
 
     # -- writing -------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """Line numbering in write order: ``tid``/``lvl`` heads and the start/end lines of trace trees.
 
-With spans (``nest_spans``), a trace's tree nests: each span is an action under its parent
-span's (or the trace's root), and a record logged in a span is a child of that span's
-action. A record or span whose parent this tree never saw (started before the processor,
-a remote parent, sampled out, in an earlier file) hangs from its nearest known open
-ancestor, else the root. See docs/format.md, "Spans".
+With span lines (:class:`SpanStart`, :class:`SpanEnd`), a trace's tree nests: each span
+is an action under its parent span's (or the trace's root), and a record logged in a span
+is a child of that span's action. A record or span whose parent this tree never saw
+(started before the processor, a remote parent, sampled out, in an earlier file) hangs
+from its nearest known open ancestor, else the root. See docs/format.md, "Spans".
 
 Only the writer (one thread at a time, under its I/O lock) touches this state, so it
 takes no lock of its own. See docs/format.md, "Structure lines".
@@ -232,11 +232,6 @@ class TreeNumberer:
             if speedups and _Forest is not None
             else None
         )
-
-    def nest_spans(self) -> None:
-        """Span lines come too (:class:`SpanStart`, :class:`SpanEnd`): each trace's tree nests
-        by its spans. (Both paths number them whenever they come; kept for the writer's
-        interface.)"""
 
     @property
     def idle_timeout_s(self) -> float:

@@ -165,7 +165,6 @@ def test_a_span_end_with_its_start_brought_along_passes_max_bytes_only_as_one_it
 def test_close_idle_with_an_open_span_and_a_tiny_idle_time_returns() -> None:
     AsyncConfig(trace_idle_ms=1e-9)  # accepted: > 0 is the only rule
     trees = TreeNumberer(idle_timeout_s=1e-12, clock=lambda: 100_000.0)
-    trees.nest_spans()
     span_id = "00000000000000aa"
     start = (
         "ab" * 16,

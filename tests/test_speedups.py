@@ -549,7 +549,6 @@ import threading
 from logxpy_otel._format import SpanStart
 from logxpy_otel._trees import TreeNumberer
 numberer = TreeNumberer()
-numberer.nest_spans()
 item = ("ab" * 16, 1.0, False, b'"x":1', b"}", "00000000000000aa", SpanStart(None))
 def run():
     for _ in range(20):

@@ -1,4 +1,4 @@
-"""Nested numbering (``TreeNumberer.nest_spans``, docs/format.md "Spans"): the loop that
+"""Nested numbering (span lines, docs/format.md "Spans"): the loop that
 ``TreeNumberer()`` uses (C where built) against the Python loop (``speedups=False``).
 
 Both are fed the same batches; after every batch and every close they must have written
@@ -84,11 +84,9 @@ def in_span(trace: str | None, span: str | None, ts: float, msg: str, failed: bo
 
 
 def pair(clock: Callable[[], float], max_open: int = 1000) -> tuple[TreeNumberer, TreeNumberer]:
-    """The numberer under test (C where built) and the Python one, both nesting, one token."""
+    """The numberer under test (C where built) and the Python one, one token."""
     fast = TreeNumberer(clock=clock, max_open=max_open, idle_timeout_s=1.5)
     slow = TreeNumberer(clock=clock, max_open=max_open, idle_timeout_s=1.5, speedups=False)
-    fast.nest_spans()
-    slow.nest_spans()
     assert slow._forest is None, "speedups=False numbers in Python"
     assert (fast._forest is not None) is (_trees._Forest is not None), "the C path where built"
     slow._task_head = fast._task_head  # the per-process random token

@@ -515,9 +515,7 @@ def shape(lines: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 def nesting() -> TreeNumberer:
-    numberer = TreeNumberer(clock=FakeClock())
-    numberer.nest_spans()
-    return numberer
+    return TreeNumberer(clock=FakeClock())
 
 
 A, B, C = "a" * 16, "b" * 16, "c" * 16
@@ -611,7 +609,6 @@ def test_an_end_whose_start_this_tree_never_saw_brings_its_start_line() -> None:
 def test_a_trace_with_an_open_span_is_not_closed_for_idleness_but_is_by_close_all() -> None:
     clock = FakeClock()
     numberer = TreeNumberer(clock=clock, idle_timeout_s=5.0)
-    numberer.nest_spans()
     feed(numberer, span_start(T1, A, None, 1.0), in_span(T2, None, 1.0, "other"))
     clock.now += 60
     closed = close_idle(numberer)
@@ -739,7 +736,6 @@ def test_a_trace_closed_with_a_span_open_opens_again_under_a_new_token(one_batch
     one batch too: the C loop opens a trace itself when there is room (here once trace 2's
     span has ended), and must not with the token it was given for the batch."""
     numberer = TreeNumberer(clock=FakeClock(), max_open=2)
-    numberer.nest_spans()
     items = [
         span_start(T1, A, None, 1.0),
         in_span(T1, A, 1.1, "a1"),
