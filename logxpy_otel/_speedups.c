@@ -2033,13 +2033,13 @@ forest_number_call(ForestObject *self, PyObject *const *args, Py_ssize_t nargs, 
             self->out.len = 0; /* in the file: nothing for ``out`` */
     }
     self->items = NULL;
-    if (rc < 0)
-        self->broken = 1;
     if (forest_leave(self, rc, args[1]) < 0) {
         if (rc >= 0 && status == 2) /* (the lines are in part in the file, and could not be handed back) */
             (void)flock((int)fd, LOCK_UN);
         rc = -1;
     }
+    if (rc < 0) /* (numbered, and neither written nor handed back, is as broken as not numbered) */
+        self->broken = 1;
 out:
     if (parents != NULL)
         for (Py_ssize_t i = 0; i < n; i++)
