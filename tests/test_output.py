@@ -311,3 +311,43 @@ def test_a_numbering_that_raises_part_way_leaves_whole_trees_after_its_retry(
     lines = check_file(path.read_bytes())
     messages = [line["msg"] for line in lines if "msg" in line]
     assert messages == ["in a", "task", "in b", "early", "late in a", "task 2"]
+
+
+@needs_c
+@pytest.mark.parametrize("one_call", [True, False])
+def test_a_fifo_or_a_device_at_the_path_takes_the_usual_paths_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_call: bool
+) -> None:
+    """A FIFO (read by another process) or ``/dev/null`` has no size our writes leave, so
+    the one call never writes there: the usual path does, with the same lines."""
+    from test_destination_paths import FifoReader
+
+    answers = count_one_calls(monkeypatch)
+    fifo = tmp_path / "app.jsonl"
+    os.mkfifo(fifo)
+    reader = FifoReader(fifo)
+    try:
+        out, failures = output(fifo, one_call=one_call)
+        reader.start()
+        for batch in batches():
+            out.write(batch, [])
+        out.close_trees()
+        out.close()
+        lines = check_file(reader.data())
+    finally:
+        reader.close()
+    assert failures == [] and 0 not in answers
+    assert [line["msg"] for line in lines if "msg" in line] == [
+        "in a",
+        "task",
+        "in b",
+        "early",
+        "late in a",
+        "task 2",
+    ]
+    null, failures = output(Path("/dev/null"), one_call=one_call)
+    for batch in batches():
+        null.write(batch, [])
+    null.close_trees()
+    null.close()
+    assert failures == [] and 0 not in answers
