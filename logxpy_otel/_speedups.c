@@ -1951,6 +1951,54 @@ forest_item(ForestObject *self, PyObject *item, FItem *fi, PyObject **parent)
     return fi->failed < 0 ? -1 : 0;
 }
 
+/* ``item`` read into ``fi`` without the GIL, where that is safe: 1 for a plain record (an
+ * exact 7-tuple of immutable objects: bytes, exact ASCII str or None ids, an exact float
+ * ts, an exact bool failed, no role), 0 for anything else (read it with the GIL). The
+ * items are held by the caller's tuple, and nothing here runs Python code or changes a
+ * reference count. */
+static int
+forest_item_plain(PyObject *item, FItem *fi)
+{
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 7)
+        return 0;
+    PyObject *tid = PyTuple_GET_ITEM(item, 0), *ts = PyTuple_GET_ITEM(item, 1), *failed = PyTuple_GET_ITEM(item, 2);
+    PyObject *body = PyTuple_GET_ITEM(item, 3), *tail = PyTuple_GET_ITEM(item, 4), *span = PyTuple_GET_ITEM(item, 5);
+    if (PyTuple_GET_ITEM(item, 6) != Py_None || !PyBytes_CheckExact(body) || !PyBytes_CheckExact(tail))
+        return 0;
+    if ((tid != Py_None && !(PyUnicode_CheckExact(tid) && PyUnicode_IS_ASCII(tid))) ||
+        (span != Py_None && !(PyUnicode_CheckExact(span) && PyUnicode_IS_ASCII(span))))
+        return 0;
+    if (tid != Py_None && (!PyFloat_CheckExact(ts) || (failed != Py_True && failed != Py_False)))
+        return 0;
+    *fi = (FItem){
+        .body = PyBytes_AS_STRING(body),
+        .body_len = (size_t)PyBytes_GET_SIZE(body),
+        .tail = PyBytes_AS_STRING(tail),
+        .tail_len = (size_t)PyBytes_GET_SIZE(tail),
+    };
+    if (tid != Py_None) {
+        fi->tid = (const char *)PyUnicode_DATA(tid);
+        fi->tid_len = (size_t)PyUnicode_GET_LENGTH(tid);
+        fi->ts = PyFloat_AS_DOUBLE(ts);
+        fi->failed = failed == Py_True;
+    }
+    if (span != Py_None) {
+        fi->span = (const char *)PyUnicode_DATA(span);
+        fi->span_len = (size_t)PyUnicode_GET_LENGTH(span);
+    }
+    return 1;
+}
+
+/* Items ``from``.. of ``seq`` read with the GIL (forest_item): 0, or -1 with an error. */
+static int
+forest_items(ForestObject *self, PyObject *seq, Py_ssize_t from, FItem *items, PyObject **parents)
+{
+    for (Py_ssize_t i = from; i < PyTuple_GET_SIZE(seq); i++)
+        if (forest_item(self, PyTuple_GET_ITEM(seq, i), &items[i], &parents[i]) < 0)
+            return -1;
+    return 0;
+}
+
 /* number(items, out, now, remembered) -> span_lines: TreeNumberer.number's loop, with
  * the GIL held.
  * number_append(items, out, now, remembered, fd, expected) -> (span_lines, status,
@@ -2009,9 +2057,17 @@ forest_number_call(ForestObject *self, PyObject *const *args, Py_ssize_t nargs, 
         PyErr_NoMemory();
         goto out;
     }
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (forest_item(self, PyTuple_GET_ITEM(seq, i), &items[i], &parents[i]) < 0)
-            goto out;
+    /* The writer's common batch, log records only, is read in the release of the GIL that
+     * numbers and writes it (read with the GIL, the items cost the application's threads
+     * a wait: docs/performance.md). A batch that starts with anything else is read first,
+     * with the GIL, as number reads it; one that meets anything else part way takes the
+     * GIL back for the rest. */
+    Py_ssize_t plain = 0;
+    PyObject *first = n > 0 ? PyTuple_GET_ITEM(seq, 0) : NULL;
+    int read_later = appending && first != NULL && PyTuple_CheckExact(first) && PyTuple_GET_SIZE(first) == 7 &&
+                     PyTuple_GET_ITEM(first, 6) == Py_None;
+    if (!read_later && forest_items(self, seq, 0, items, parents) < 0)
+        goto out;
     if (forest_enter(self) < 0)
         goto out;
     self->items = seq;
@@ -2019,10 +2075,24 @@ forest_number_call(ForestObject *self, PyObject *const *args, Py_ssize_t nargs, 
         rc = forest_number(self->forest, items, (size_t)n, now, remembered, &self->out);
     }
     else {
-        /* (Nothing here touches a Python object but through the callbacks, which take the
-         * GIL; the items are held by ``seq``; another call into this forest meanwhile
+        /* (Nothing here touches a Python object but the plain reads of items ``seq`` holds
+         * and the callbacks, which take the GIL; another call into this forest meanwhile
          * finds it busy.) */
         self->saved = PyEval_SaveThread();
+        if (read_later) {
+            while (plain < n && forest_item_plain(PyTuple_GET_ITEM(seq, plain), &items[plain]))
+                plain++;
+            if (plain < n) {
+                PyEval_RestoreThread(self->saved);
+                self->saved = NULL;
+                if (forest_items(self, seq, plain, items, parents) < 0) {
+                    self->items = NULL;
+                    (void)forest_leave(self, -1, args[1]); /* (refused: nothing numbered) */
+                    goto out;
+                }
+                self->saved = PyEval_SaveThread();
+            }
+        }
         rc = forest_number(self->forest, items, (size_t)n, now, remembered, &self->out);
         if (rc >= 0)
             status = append_under_flock((int)fd, self->out.data, self->out.len, expected, &written);

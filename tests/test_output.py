@@ -105,6 +105,91 @@ def test_the_one_call_path_writes_the_usual_paths_bytes(
         assert len(results[0][1]) > 3, "rotated"
 
 
+class _Truthy:
+    """A ``failed`` flag that is no bool: its truth is Python code, run with the GIL."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
+class _Item(tuple):  # type: ignore[type-arg]
+    """A line item of a tuple subclass: read with the GIL."""
+
+
+def record_first_batches() -> list[list[Any]]:
+    """Batches that start with a log record, so the one call reads them with the GIL let
+    go (the writer's common case), and meet part way what it reads with the GIL: a span
+    line, an int ts, a ``failed`` that is no bool, a tuple subclass; and a task line whose
+    ``failed`` is never read."""
+    int_ts = (T1, 1001, False, b'"ts":1001,"msg":"int"', b"}", A, None)
+    truthy = (T2, 0.6, _Truthy(), b'"ts":0.6,"msg":"truthy"', b"}", None, None)
+    task = (None, 1.0, _Truthy(), b'"ts":1.0,"msg":"task 2"', b"}", None, None)
+    a_failed, a_sub = in_span(T1, None, 1000.1, "failed", True), _Item(in_span(T1, A, 1001.2, "subclass"))
+    return [
+        [in_span(T1, None, 1000.0, "root"), in_span(None, None, 1000.05, "task")],
+        [a_failed, span_start(T1, A, None, 1000.2), in_span(T1, A, 1000.3, "a")],
+        [in_span(T1, A, 1000.4, "int ts"), int_ts],
+        [in_span(T2, None, 0.5, "early"), truthy],
+        [in_span(T1, A, 1001.1, "x"), a_sub, span_end(T1, A, None, 1001.3)],
+        [task, in_span(T2, None, 0.7, "late")],
+    ]
+
+
+@needs_c
+def test_batches_that_start_with_a_record_are_read_without_the_gil_to_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one call reads a batch of records with the GIL let go, and takes the GIL back
+    part way for an item it cannot read so: the same lines and the same trees as the usual
+    path, whatever the item met part way."""
+    answers = count_one_calls(monkeypatch)
+    results = []
+    for one_call in (True, False):
+        path = tmp_path / f"{one_call}.jsonl"
+        out, failures = output(path, one_call=one_call)
+        taken = [out.write(batch, []) for batch in record_first_batches() * 2]
+        count, traces = out.trees._state()
+        # (per open trace its id, next lvl, greatest ts, failed flag, open spans: not its
+        # token, which is random, nor its last use, which is the clock's)
+        state = (count, [(t[0], t[2], t[3], t[4], t[6]) for t in traces])
+        out.close_trees()
+        out.close()
+        assert failures == []
+        results.append((taken, state, tokens_out(path.read_bytes(), out.trees)))
+    assert answers == [0] * 11, "all but the first batch in one call"
+    assert results[0] == results[1]
+    lines = check_file(results[0][2])
+    assert [line["msg"] for line in lines if "msg" in line].count("truthy") == 2
+    ended_failed = {line["tid"][:32] for line in lines if line.get("st") == "failed"}
+    assert ended_failed == {T1, T2}, "the failed flags read without the GIL, and the one read with it"
+
+
+@needs_c
+def test_an_item_refused_part_way_through_a_batch_read_without_the_gil_numbers_nothing(
+    tmp_path: Path,
+) -> None:
+    """A bad item after records read with the GIL let go: the batch is refused whole, as
+    before any is numbered (the trees as they were, not broken), the lock never taken, and
+    the forest takes the next batch."""
+    path = tmp_path / "refused.jsonl"
+    out, failures = output(path, one_call=True)
+    first, *_ = record_first_batches()
+    out.write(first, [])
+    out.write(first, [])
+    size, state = os.path.getsize(path), out.trees._state()
+    bad = (T2 + "\u00e9", 2.0, False, b'"ts":2.0', b"}", None, None)  # (not ASCII)
+    with pytest.raises(TypeError):
+        out.write([in_span(T1, None, 1002.0, "ok"), in_span(T2, None, 2.0, "ok too"), bad], [])
+    assert os.path.getsize(path) == size and failures == []
+    assert out.trees._state() == state
+    assert out.trees._forest is not None and not out.trees._forest.broken
+    out.write([in_span(T1, None, 1003.0, "after")], [])
+    out.close_trees()
+    out.close()
+    lines = check_file(path.read_bytes())
+    assert [line["msg"] for line in lines if "msg" in line] == ["root", "task", "root", "task", "after"]
+
+
 @needs_c
 def test_a_file_another_process_appended_to_takes_the_batch_the_usual_way(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
