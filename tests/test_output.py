@@ -191,6 +191,101 @@ def test_an_item_refused_part_way_through_a_batch_read_without_the_gil_numbers_n
 
 
 @needs_c
+def test_role_parents_read_without_the_gil_are_held_once_python_code_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A span line's parent is read with the GIL let go and not held; Python code a
+    callback runs in the middle of the batch (here a start line for an end the tree never
+    saw) that sets a later line's parent again frees the str read, and a str made next
+    takes its memory. The numbering still reads the parent it read, so the later span
+    nests under A, where it was handed over (read after a free, it would hang under an id
+    no span has)."""
+    from logxpy_otel._format import SpanEnd
+
+    real = SpanEnd.start_body
+    later: list[Any] = []
+    made: list[str] = []
+
+    def start_body(self: SpanEnd) -> bytes:
+        for item in later:
+            item[6].parent = None  # (its parent str: freed, unless held)
+            made.extend(("f" * 15 + str(i % 10)) for i in range(200))  # (its memory reused)
+        later.clear()
+        return real(self)
+
+    monkeypatch.setattr(SpanEnd, "start_body", start_body)
+    path = tmp_path / "app.jsonl"
+    out, failures = output(path, one_call=True)
+    out.write([span_start(T1, A, None, 1000.0)], [])
+    out.write([span_start(T1, B, A, 1000.1)], [])  # (the file is ours now: one call next)
+    unseen_end = span_end(T2, C, None, 2000.0)
+    parent = "".join(["a"] * 16)  # (a str only the role holds)
+    nested = span_start(T1, C, parent, 1000.2)
+    del parent
+    later.append(nested)
+    out.write([in_span(T1, A, 1000.15, "x"), unseen_end, nested, in_span(T1, C, 1000.3, "in c")], [])
+    out.close_trees()
+    out.close()
+    assert failures == [] and made, "the callback ran, and set the parent again"
+    lines = check_file(path.read_bytes())
+    in_t1 = [(line["lvl"], line.get("msg") or line["at"]) for line in lines if line["tid"].startswith(T1)]
+    assert in_t1[1:] == [
+        ([2, 1], "op-aaaa"),
+        ([2, 2, 1], "op-bbbb"),
+        ([2, 3], "x"),
+        ([2, 4, 1], "op-cccc"),  # (A's child, as handed over)
+        ([2, 4, 2], "in c"),
+        ([3], "otel:trace"),
+    ]
+
+
+@needs_c
+def test_role_parents_read_without_the_gil_are_held_when_the_rest_is_read_with_it(tmp_path: Path) -> None:
+    """The same, where the Python code is an item's own, read with the GIL after the lines
+    before it were read without: a ``failed`` whose truth sets an earlier line's parent."""
+    made: list[str] = []
+    parent = "".join(["a"] * 16)
+    nested = span_start(T1, C, parent, 1000.2)
+    del parent
+
+    class Meddles:
+        def __bool__(self) -> bool:
+            nested[6].parent = None
+            made.extend(("f" * 15 + str(i % 10)) for i in range(200))
+            return False
+
+    path = tmp_path / "app.jsonl"
+    out, failures = output(path, one_call=True)
+    out.write([span_start(T1, A, None, 1000.0)], [])
+    meddles = (T1, 1000.3, Meddles(), b'"ts":1000.3,"msg":"in c"', b"}", C, None)
+    out.write([nested, meddles], [])
+    out.close_trees()
+    out.close()
+    assert failures == [] and made
+    lines = check_file(path.read_bytes())
+    assert [(line["lvl"], line.get("msg") or line["at"]) for line in lines][1:4] == [
+        ([2, 1], "op-aaaa"),
+        ([2, 2, 1], "op-cccc"),
+        ([2, 2, 2], "in c"),
+    ]
+
+
+@needs_c
+def test_a_role_with_no_parent_slot_set_is_refused_as_the_usual_path_refuses_it(tmp_path: Path) -> None:
+    """A role whose parent slot is unset cannot be read without the GIL: the batch is read
+    the usual way, which refuses it (AttributeError), before anything is numbered."""
+    path = tmp_path / "app.jsonl"
+    out, failures = output(path, one_call=True)
+    out.write([span_start(T1, A, None, 1000.0)], [])
+    size, state = os.path.getsize(path), out.trees._state()
+    broken = span_start(T1, B, A, 1000.1)
+    del broken[6].parent
+    with pytest.raises(AttributeError):
+        out.write([in_span(T1, A, 1000.05, "x"), broken], [])
+    assert os.path.getsize(path) == size and out.trees._state() == state and failures == []
+
+
+@needs_c
 def test_a_file_another_process_appended_to_takes_the_batch_the_usual_way(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
