@@ -1078,13 +1078,13 @@ field_place(PyTypeObject *type, PyObject *name)
     return i;
 }
 
-/* Where ``name`` lives in an instance of ``type``: an offset, -1 for the generic path, -2
- * on error. Only a slot
+/* Where ``obj.name`` lives: an offset, -1 for the generic path, -2 on error. Only a slot
  * the object's own class defines, as a plain object slot, with no getattr or setattr of
  * its own, is read in place. */
 static Py_ssize_t
-type_field_offset(PyTypeObject *type, PyObject *name)
+field_offset(PyObject *obj, PyObject *name)
 {
+    PyTypeObject *type = Py_TYPE(obj);
     unsigned int version = type->tp_version_tag;
     int slot = field_place(type, name);
     if (field_places[slot].type != NULL && version != 0 && field_places[slot].version == version)
@@ -1116,12 +1116,6 @@ type_field_offset(PyTypeObject *type, PyObject *name)
     field_places[slot].version = version;
     field_places[slot].offset = offset;
     return offset;
-}
-
-static Py_ssize_t
-field_offset(PyObject *obj, PyObject *name)
-{
-    return type_field_offset(Py_TYPE(obj), name);
 }
 
 /* ``obj.name = value``, as setattr does it. */
@@ -1771,8 +1765,6 @@ typedef struct {
     FOut out;                      /* the lines of one call (kept between calls, up to 1 MiB) */
     PyObject *start_type, *end_type, *dumps;
     PyObject *items;               /* during number: the batch (a tuple) */
-    PyObject **parents;            /* during number: each item's role's parent, or NULL */
-    Py_ssize_t borrowed;           /* of those, the first ``borrowed`` are not held (see forest_pin) */
     PyThreadState *saved;          /* during number_append, while the GIL is let go: this thread's state */
     int busy;
     int broken; /* a numbering failed part way (see forest_number): until restart */
@@ -1787,8 +1779,6 @@ static int forest_float_text_gil(ForestObject *self, double value, FOut *out);
  * takes it back for its Python calls with the very thread state it was let go with, and
  * lets it go again. (Not PyGILState_Ensure: in a subinterpreter it finds the thread's
  * main-interpreter state and waits for a GIL this thread holds, for good.) */
-static void forest_pin(ForestObject *self);
-
 static int
 forest_start_body(void *ctx, size_t index, FOut *out)
 {
@@ -1796,7 +1786,6 @@ forest_start_body(void *ctx, size_t index, FOut *out)
     if (self->saved == NULL)
         return forest_start_body_gil(self, index, out);
     PyEval_RestoreThread(self->saved);
-    forest_pin(self);
     int rc = forest_start_body_gil(self, index, out);
     self->saved = PyEval_SaveThread();
     return rc;
@@ -1809,7 +1798,6 @@ forest_float_text(void *ctx, double value, FOut *out)
     if (self->saved == NULL)
         return forest_float_text_gil(self, value, out);
     PyEval_RestoreThread(self->saved);
-    forest_pin(self);
     int rc = forest_float_text_gil(self, value, out);
     self->saved = PyEval_SaveThread();
     return rc;
@@ -1942,12 +1930,13 @@ forest_item(ForestObject *self, PyObject *item, FItem *fi, PyObject **parent)
             return -1;
         }
         fi->role = Py_IS_TYPE(role, (PyTypeObject *)self->start_type) ? FOREST_START : FOREST_END;
-        if ((*parent = PyObject_GetAttr(role, a_parent)) == NULL ||
-            forest_id(*parent, &fi->parent, &fi->parent_len, "a span's parent") < 0)
-            return -1;
     }
+    /* (the ids before the role's parent, as _trees._check_items looks: the same error) */
     if (forest_id(tid, &fi->tid, &fi->tid_len, "a trace id") < 0 ||
         forest_id(PyTuple_GET_ITEM(item, 5), &fi->span, &fi->span_len, "a span id") < 0)
+        return -1;
+    if (role != Py_None && ((*parent = PyObject_GetAttr(role, a_parent)) == NULL ||
+                            forest_id(*parent, &fi->parent, &fi->parent_len, "a span's parent") < 0))
         return -1;
     if (tid == Py_None)
         return 0; /* (a task line: its ts and failed flag are not read) */
@@ -1963,41 +1952,24 @@ forest_item(ForestObject *self, PyObject *item, FItem *fi, PyObject **parent)
     return fi->failed < 0 ? -1 : 0;
 }
 
-/* Where a role's ``parent`` lives in SpanStart and SpanEnd (type_field_offset: -1 for
- * the generic getattr), found with the GIL at the start of a call. */
-typedef struct {
-    PyTypeObject *start_type, *end_type;
-    Py_ssize_t start_parent, end_parent;
-} RolePlaces;
-
-/* An exact ASCII str's characters (None: NULL): 1, or 0 for anything else. */
-static inline int
-plain_id(PyObject *value, const char **p, size_t *n)
-{
-    if (value == Py_None)
-        return 1;
-    if (!PyUnicode_CheckExact(value) || !PyUnicode_IS_ASCII(value))
-        return 0;
-    *p = (const char *)PyUnicode_DATA(value);
-    *n = (size_t)PyUnicode_GET_LENGTH(value);
-    return 1;
-}
-
-/* ``item`` read into ``fi`` without the GIL, where that is safe: 1 for a plain line (an
- * exact 7-tuple of bytes, exact ASCII str or None ids, an exact float ts and an exact
- * bool failed in a trace, and no role or a SpanStart or SpanEnd whose parent is a slot
- * holding an ASCII str or None), its role's parent (not held: see forest_pin) in
- * ``*parent``; 0 for anything else (read it with the GIL, as forest_item). The items
- * are held by the caller's tuple, and nothing here runs Python code or changes a
+/* ``item`` read into ``fi`` without the GIL, where that is safe: 1 for a plain record (an
+ * exact 7-tuple of immutable objects: bytes, exact ASCII str or None ids, an exact float
+ * ts, an exact bool failed, no role), 0 for anything else (read it with the GIL). The
+ * items are held by the caller's tuple, and nothing here runs Python code or changes a
  * reference count. */
 static int
-forest_item_plain(PyObject *item, FItem *fi, const RolePlaces *places, PyObject **parent)
+forest_item_plain(PyObject *item, FItem *fi)
 {
     if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 7)
         return 0;
     PyObject *tid = PyTuple_GET_ITEM(item, 0), *ts = PyTuple_GET_ITEM(item, 1), *failed = PyTuple_GET_ITEM(item, 2);
-    PyObject *body = PyTuple_GET_ITEM(item, 3), *tail = PyTuple_GET_ITEM(item, 4), *role = PyTuple_GET_ITEM(item, 6);
-    if (!PyBytes_CheckExact(body) || !PyBytes_CheckExact(tail))
+    PyObject *body = PyTuple_GET_ITEM(item, 3), *tail = PyTuple_GET_ITEM(item, 4), *span = PyTuple_GET_ITEM(item, 5);
+    if (PyTuple_GET_ITEM(item, 6) != Py_None || !PyBytes_CheckExact(body) || !PyBytes_CheckExact(tail))
+        return 0;
+    if ((tid != Py_None && !(PyUnicode_CheckExact(tid) && PyUnicode_IS_ASCII(tid))) ||
+        (span != Py_None && !(PyUnicode_CheckExact(span) && PyUnicode_IS_ASCII(span))))
+        return 0;
+    if (tid != Py_None && (!PyFloat_CheckExact(ts) || (failed != Py_True && failed != Py_False)))
         return 0;
     *fi = (FItem){
         .body = PyBytes_AS_STRING(body),
@@ -2005,37 +1977,17 @@ forest_item_plain(PyObject *item, FItem *fi, const RolePlaces *places, PyObject 
         .tail = PyBytes_AS_STRING(tail),
         .tail_len = (size_t)PyBytes_GET_SIZE(tail),
     };
-    *parent = NULL;
-    if (role != Py_None) {
-        Py_ssize_t offset = Py_IS_TYPE(role, places->start_type) ? places->start_parent
-                            : Py_IS_TYPE(role, places->end_type) ? places->end_parent
-                                                                  : -1;
-        PyObject *value = offset < 0 || tid == Py_None ? NULL : *(PyObject **)((char *)role + offset);
-        if (value == NULL || !plain_id(value, &fi->parent, &fi->parent_len))
-            return 0; /* (an unset slot, or no slot: getattr says what it is) */
-        fi->role = Py_IS_TYPE(role, places->start_type) ? FOREST_START : FOREST_END;
-        *parent = value;
-    }
-    if (!plain_id(tid, &fi->tid, &fi->tid_len) || !plain_id(PyTuple_GET_ITEM(item, 5), &fi->span, &fi->span_len))
-        return 0;
     if (tid != Py_None) {
-        if (!PyFloat_CheckExact(ts) || (failed != Py_True && failed != Py_False))
-            return 0;
+        fi->tid = (const char *)PyUnicode_DATA(tid);
+        fi->tid_len = (size_t)PyUnicode_GET_LENGTH(tid);
         fi->ts = PyFloat_AS_DOUBLE(ts);
         fi->failed = failed == Py_True;
     }
+    if (span != Py_None) {
+        fi->span = (const char *)PyUnicode_DATA(span);
+        fi->span_len = (size_t)PyUnicode_GET_LENGTH(span);
+    }
     return 1;
-}
-
-/* Python code is about to run in a call (a callback, or the rest of a batch read with the
- * GIL): the role parents read without the GIL are held from now on, so that nothing it
- * does to a role can free the characters the numbering reads. With the GIL. */
-static void
-forest_pin(ForestObject *self)
-{
-    for (Py_ssize_t i = 0; i < self->borrowed; i++)
-        Py_XINCREF(self->parents[i]);
-    self->borrowed = 0;
 }
 
 /* Items ``from``.. of ``seq`` read with the GIL (forest_item): 0, or -1 with an error. */
@@ -2106,23 +2058,20 @@ forest_number_call(ForestObject *self, PyObject *const *args, Py_ssize_t nargs, 
         PyErr_NoMemory();
         goto out;
     }
-    /* The writer's batch is read in the release of the GIL that numbers and writes it (read
-     * with the GIL, the items cost the application's threads a wait: docs/performance.md).
-     * A batch that starts with what forest_item_plain cannot read is read first, with the
-     * GIL, as number reads it; one that meets such an item part way takes the GIL back for
-     * the rest. */
+    /* The writer's common batch, log records only, is read in the release of the GIL that
+     * numbers and writes it (read with the GIL, the items cost the application's threads
+     * a wait: docs/performance.md). A batch that starts with anything else is read first,
+     * with the GIL, as number reads it; one that meets anything else part way takes the
+     * GIL back for the rest. */
+    Py_ssize_t plain = 0;
     PyObject *first = n > 0 ? PyTuple_GET_ITEM(seq, 0) : NULL;
-    int read_later = appending && first != NULL && PyTuple_CheckExact(first) && PyTuple_GET_SIZE(first) == 7;
-    RolePlaces places = {(PyTypeObject *)self->start_type, (PyTypeObject *)self->end_type, -1, -1};
-    if (read_later && ((places.start_parent = type_field_offset(places.start_type, a_parent)) == -2 ||
-                       (places.end_parent = type_field_offset(places.end_type, a_parent)) == -2))
-        goto out;
+    int read_later = appending && first != NULL && PyTuple_CheckExact(first) && PyTuple_GET_SIZE(first) == 7 &&
+                     PyTuple_GET_ITEM(first, 6) == Py_None;
     if (!read_later && forest_items(self, seq, 0, items, parents) < 0)
         goto out;
     if (forest_enter(self) < 0)
         goto out;
     self->items = seq;
-    self->parents = parents;
     if (!appending) {
         rc = forest_number(self->forest, items, (size_t)n, now, remembered, &self->out);
     }
@@ -2132,17 +2081,13 @@ forest_number_call(ForestObject *self, PyObject *const *args, Py_ssize_t nargs, 
          * finds it busy.) */
         self->saved = PyEval_SaveThread();
         if (read_later) {
-            Py_ssize_t plain = 0;
-            while (plain < n && forest_item_plain(PyTuple_GET_ITEM(seq, plain), &items[plain], &places, &parents[plain]))
+            while (plain < n && forest_item_plain(PyTuple_GET_ITEM(seq, plain), &items[plain]))
                 plain++;
-            self->borrowed = plain;
             if (plain < n) {
                 PyEval_RestoreThread(self->saved);
                 self->saved = NULL;
-                forest_pin(self); /* (forest_item may run Python code) */
                 if (forest_items(self, seq, plain, items, parents) < 0) {
                     self->items = NULL;
-                    self->parents = NULL;
                     (void)forest_leave(self, -1, args[1]); /* (refused: nothing numbered) */
                     goto out;
                 }
@@ -2158,7 +2103,6 @@ forest_number_call(ForestObject *self, PyObject *const *args, Py_ssize_t nargs, 
         if (rc >= 0 && status == 0)
             self->out.len = 0; /* in the file: nothing for ``out`` */
     }
-    self->parents = NULL;
     self->items = NULL;
     if (forest_leave(self, rc, args[1]) < 0) {
         if (rc >= 0 && status == 2) /* (the lines are in part in the file, and could not be handed back) */
@@ -2169,9 +2113,8 @@ forest_number_call(ForestObject *self, PyObject *const *args, Py_ssize_t nargs, 
         self->broken = 1;
 out:
     if (parents != NULL)
-        for (Py_ssize_t i = self->borrowed; i < n; i++) /* (the first ``borrowed`` never held) */
+        for (Py_ssize_t i = 0; i < n; i++)
             Py_XDECREF(parents[i]);
-    self->borrowed = 0;
     PyMem_Free(parents);
     PyMem_Free(items);
     Py_DECREF(seq);

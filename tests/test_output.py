@@ -191,15 +191,17 @@ def test_an_item_refused_part_way_through_a_batch_read_without_the_gil_numbers_n
 
 
 @needs_c
-def test_role_parents_read_without_the_gil_are_held_once_python_code_runs(
+def test_a_span_lines_parent_is_held_while_python_code_runs_in_the_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A span line's parent is read with the GIL let go and not held; Python code a
-    callback runs in the middle of the batch (here a start line for an end the tree never
-    saw) that sets a later line's parent again frees the str read, and a str made next
-    takes its memory. The numbering still reads the parent it read, so the later span
-    nests under A, where it was handed over (read after a free, it would hang under an id
-    no span has)."""
+    """Python code a callback runs in the middle of the batch (here a start line for an
+    end the tree never saw) sets a later line's parent again, which frees the str the
+    numbering read unless it holds it, and a str made next takes its memory. The
+    numbering still reads the parent it read, so the later span nests under A, where it
+    was handed over (read after a free, it would hang under an id no span has). (A guard:
+    in session 30 span lines were read without the GIL and their parents not held; this
+    test and the next failed without the hold, and a hostile review showed that another
+    thread could free them all the same, so span lines are read with the GIL again.)"""
     from logxpy_otel._format import SpanEnd
 
     real = SpanEnd.start_body
@@ -240,9 +242,9 @@ def test_role_parents_read_without_the_gil_are_held_once_python_code_runs(
 
 
 @needs_c
-def test_role_parents_read_without_the_gil_are_held_when_the_rest_is_read_with_it(tmp_path: Path) -> None:
-    """The same, where the Python code is an item's own, read with the GIL after the lines
-    before it were read without: a ``failed`` whose truth sets an earlier line's parent."""
+def test_a_span_lines_parent_is_held_while_a_later_items_python_code_runs(tmp_path: Path) -> None:
+    """The same, where the Python code is a later item's own, read with the GIL after the
+    lines before it were read: a ``failed`` whose truth sets an earlier line's parent."""
     made: list[str] = []
     parent = "".join(["a"] * 16)
     nested = span_start(T1, C, parent, 1000.2)
@@ -272,8 +274,8 @@ def test_role_parents_read_without_the_gil_are_held_when_the_rest_is_read_with_i
 
 @needs_c
 def test_a_role_with_no_parent_slot_set_is_refused_as_the_usual_path_refuses_it(tmp_path: Path) -> None:
-    """A role whose parent slot is unset cannot be read without the GIL: the batch is read
-    the usual way, which refuses it (AttributeError), before anything is numbered."""
+    """A role whose parent slot is unset, after a record: the batch is refused
+    (AttributeError) before anything is numbered or written."""
     path = tmp_path / "app.jsonl"
     out, failures = output(path, one_call=True)
     out.write([span_start(T1, A, None, 1000.0)], [])
@@ -283,6 +285,49 @@ def test_a_role_with_no_parent_slot_set_is_refused_as_the_usual_path_refuses_it(
     with pytest.raises(AttributeError):
         out.write([in_span(T1, A, 1000.05, "x"), broken], [])
     assert os.path.getsize(path) == size and out.trees._state() == state and failures == []
+
+
+@needs_c
+def test_a_call_into_a_forest_busy_in_another_thread_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    """While number_append has let the GIL go, another thread's call into the same forest
+    is refused (RuntimeError), and leaves the running call's references as they were (a
+    guard: a refused call once ended by letting go of what the running call held; hostile
+    review, session 30)."""
+    import sys
+    import threading
+
+    trees = TreeNumberer()
+    forest = trees._forest
+    assert forest is not None
+    parent = "".join(["b"] * 16)  # (a str only the items hold)
+    items = [in_span(T1, None, 1000.0, "root")]
+    items += [span_start(T1, f"{i:016x}", parent, 1000.0 + i * 1e-6) for i in range(30_000)]
+    before = sys.getrefcount(parent)
+    refused: list[str] = []
+    stop = threading.Event()
+
+    def other() -> None:
+        while not stop.is_set():
+            try:
+                forest.number([], [], 0.0, 0)
+            except RuntimeError as exc:
+                refused.append(str(exc))
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        with open(tmp_path / "app.jsonl", "ab") as file:
+            for _ in range(20):  # (until the other thread found it busy at least once)
+                answer = forest.number_append(items, [], 1000.0, 64, file.fileno(), file.tell())
+                assert answer[1] == 0, "all written"
+                if refused:
+                    break
+    finally:
+        stop.set()
+        thread.join()
+    assert refused and set(refused) == {"Forest: called again while a call runs"}
+    assert sys.getrefcount(parent) == before
+    assert not forest.broken
 
 
 @needs_c
