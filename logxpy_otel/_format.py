@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Final, Protocol, final
+from typing import Any, Final, NamedTuple, Protocol, final
 
 import orjson
 from opentelemetry._logs import LogRecord, SeverityNumber
@@ -41,29 +41,24 @@ __all__ = [
 
 
 @final
-class SpanStart:
+class SpanStart(NamedTuple):
     """A span's start line (an action start): which span it opens, and under which span it
-    hangs (``parent``, 16 hex, or None for the trace's root)."""
+    hangs (``parent``, 16 hex, or None for the trace's root). A tuple, so that nothing can
+    change it once it is queued: the writer reads it without the GIL."""
 
-    __slots__ = ("parent",)
-
-    def __init__(self, parent: str | None) -> None:
-        self.parent = parent
+    parent: str | None
 
 
 @final
-class SpanEnd:
+class SpanEnd(NamedTuple):
     """A span's end line (an action end). Where its start line is not in the file (the span
     started before the processor, or in the file before a rotation), a start line is
     written first (:meth:`start_body`, a structure line), under ``parent`` as
-    :class:`SpanStart` would put it."""
+    :class:`SpanStart` would put it. A tuple, as :class:`SpanStart`."""
 
-    __slots__ = ("name", "parent", "start_ts")
-
-    def __init__(self, parent: str | None, name: str, start_ts: float) -> None:
-        self.parent = parent
-        self.name = name
-        self.start_ts = start_ts
+    parent: str | None
+    name: str
+    start_ts: float
 
     def start_body(self) -> bytes:
         """That start line without its ``{`` and head: ``b'"ts":...,"at":...,"st":"started"}'``."""

@@ -1049,91 +1049,6 @@ static PyTypeObject EmitterType = {
     .tp_methods = Emitter_methods,
 };
 
-/* ---- fields of our own Python objects (_Trace, SpanStart, SpanEnd) ------------------- */
-
-/* A __slots__ field is a pointer at a fixed place in its object: read and set there, it
- * costs a few instructions against a generic getattr's hundreds. Where each field of a
- * type lives is found once (its member descriptor) and kept with a reference to the type
- * (its address is never another type's); anything else takes the generic path. The
- * places are an open-addressed table on (type, name): a read finds its own in a probe or
- * two, where a walk of every place took ~140 instructions. */
-#define MAX_FIELD_PLACES 64 /* a power of two; at most half of them used */
-
-static struct {
-    PyTypeObject *type; /* NULL: a free place */
-    unsigned int version; /* the type's version tag when found: a changed class looks again */
-    PyObject *name;
-    Py_ssize_t offset; /* -1: not a plain object slot (generic getattr/setattr) */
-} field_places[MAX_FIELD_PLACES];
-static int n_field_places;
-
-/* The place of (type, name): its own, or the free place where it would go. */
-static inline int
-field_place(PyTypeObject *type, PyObject *name)
-{
-    uintptr_t mix = ((uintptr_t)type >> 4) * 31u ^ ((uintptr_t)name >> 4);
-    int i = (int)((mix ^ (mix >> 7)) & (MAX_FIELD_PLACES - 1));
-    while (field_places[i].type != NULL && !(field_places[i].type == type && field_places[i].name == name))
-        i = (i + 1) & (MAX_FIELD_PLACES - 1); /* (never full: at most half the places are used) */
-    return i;
-}
-
-/* Where ``obj.name`` lives: an offset, -1 for the generic path, -2 on error. Only a slot
- * the object's own class defines, as a plain object slot, with no getattr or setattr of
- * its own, is read in place. */
-static Py_ssize_t
-field_offset(PyObject *obj, PyObject *name)
-{
-    PyTypeObject *type = Py_TYPE(obj);
-    unsigned int version = type->tp_version_tag;
-    int slot = field_place(type, name);
-    if (field_places[slot].type != NULL && version != 0 && field_places[slot].version == version)
-        return field_places[slot].offset; /* (else the class changed since: look again) */
-    Py_ssize_t offset = -1;
-    if (type->tp_getattro == PyObject_GenericGetAttr && type->tp_setattro == PyObject_GenericSetAttr) {
-        PyObject *descr = PyObject_GetAttr((PyObject *)type, name); /* a member descriptor is itself */
-        if (descr == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-                return -2;
-            PyErr_Clear(); /* no such class attribute: the generic path reports it */
-        }
-        else if (Py_IS_TYPE(descr, &PyMemberDescr_Type) && PyDescr_TYPE(descr) == type) {
-            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-            if (member->type == T_OBJECT_EX && !(member->flags & READONLY))
-                offset = member->offset;
-        }
-        Py_XDECREF(descr);
-    }
-    version = type->tp_version_tag; /* (the lookup may have given it one) */
-    slot = field_place(type, name); /* again: the lookup can run Python code that adds one */
-    if (field_places[slot].type == NULL) {
-        if (n_field_places >= MAX_FIELD_PLACES / 2)
-            return offset; /* full: this field is looked up each time */
-        n_field_places++;
-        field_places[slot].type = (PyTypeObject *)Py_NewRef((PyObject *)type);
-        field_places[slot].name = Py_NewRef(name);
-    }
-    field_places[slot].version = version;
-    field_places[slot].offset = offset;
-    return offset;
-}
-
-/* ``obj.name = value``, as setattr does it. */
-static int
-field_set(PyObject *obj, PyObject *name, PyObject *value)
-{
-    Py_ssize_t offset = field_offset(obj, name);
-    if (offset == -2)
-        return -1;
-    if (offset < 0)
-        return PyObject_SetAttr(obj, name, value);
-    PyObject **slot = (PyObject **)((char *)obj + offset);
-    PyObject *old = *slot;
-    *slot = Py_NewRef(value);
-    Py_XDECREF(old);
-    return 0;
-}
-
 /* ---- spans (the common case of _span_format.SpanEncoder) ---------------------------- */
 
 /* A span's fields, read from the instance (the SDK's spans keep them there; the
@@ -1148,7 +1063,7 @@ static const char *const span_field_text[N_SPAN_FIELDS] = {
     "_name",        "_context",    "_kind",   "_instrumentation_scope", "_parent",   "_start_time",
     "_end_time",    "_attributes", "_events", "_links",                 "_resource", "_status"};
 static PyObject *span_field[N_SPAN_FIELDS];
-static PyObject *a_status_code, *a_description, *a_dq, *a_parent, *a_start_ts;
+static PyObject *a_status_code, *a_description, *a_dq;
 
 
 struct SpanEncoderObject {
@@ -1242,18 +1157,19 @@ seconds_of(long long nanos)
     return PyFloat_FromDouble(rounded / 1e9);
 }
 
-/* A role object (SpanStart, SpanEnd) with its slots set, without a Python __init__. */
+/* A role (SpanStart, SpanEnd: tuple types, checked in __init__) with its items set,
+ * without its Python __new__: ``(parent,)``, or ``(parent, name, start_ts)`` for an end. */
 static PyObject *
 make_role(PyObject *type, PyObject *parent, PyObject *name, PyObject *start_ts)
 {
     PyTypeObject *tp = (PyTypeObject *)type;
-    PyObject *role = tp->tp_alloc(tp, 0);
+    PyObject *role = tp->tp_alloc(tp, name != NULL ? 3 : 1);
     if (role == NULL)
         return NULL;
-    if (field_set(role, a_parent, parent) < 0 ||
-        (name != NULL && (field_set(role, a_name, name) < 0 || field_set(role, a_start_ts, start_ts) < 0))) {
-        Py_DECREF(role);
-        return NULL;
+    PyTuple_SET_ITEM(role, 0, Py_NewRef(parent));
+    if (name != NULL) {
+        PyTuple_SET_ITEM(role, 1, Py_NewRef(name));
+        PyTuple_SET_ITEM(role, 2, Py_NewRef(start_ts));
     }
     return role;
 }
@@ -1638,8 +1554,10 @@ SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
                                      &start_type, &PyType_Type, &end_type, &fallback_start, &fallback_end,
                                      &PyDict_Type, &names, &max_names))
         return -1;
-    if (!PyType_IsSubtype((PyTypeObject *)context_type, &PyTuple_Type)) {
-        PyErr_SetString(PyExc_TypeError, "context_type must be a tuple type");
+    if (!PyType_IsSubtype((PyTypeObject *)context_type, &PyTuple_Type) ||
+        !PyType_IsSubtype((PyTypeObject *)start_type, &PyTuple_Type) ||
+        !PyType_IsSubtype((PyTypeObject *)end_type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "context_type and the roles must be tuple types");
         return -1;
     }
     if (filter_fill(&self->filter, reserved) < 0)
@@ -1903,13 +1821,34 @@ forest_id(PyObject *value, const char **p, size_t *n, const char *what)
     return 0;
 }
 
-/* Read item ``item`` into ``fi``; its role's parent (a new reference) into ``*parent``.
- * As _trees._check_items: anything that is not a line item is refused, before any item
- * of the batch is numbered. */
+/* A role's kind (FOREST_START, FOREST_END) where ``role`` is an exact SpanStart or SpanEnd
+ * of its size, with its parent (an item of an immutable tuple, held by it) read into
+ * ``fi``: an ASCII str or None. 0 for anything else. Runs no Python code: read with the
+ * GIL let go too. */
 static int
-forest_item(ForestObject *self, PyObject *item, FItem *fi, PyObject **parent)
+forest_role(const ForestObject *self, PyObject *role, FItem *fi)
 {
-    *parent = NULL;
+    int kind = Py_IS_TYPE(role, (PyTypeObject *)self->start_type) ? FOREST_START
+               : Py_IS_TYPE(role, (PyTypeObject *)self->end_type) ? FOREST_END
+                                                                   : 0;
+    if (kind == 0 || PyTuple_GET_SIZE(role) != (kind == FOREST_START ? 1 : 3))
+        return 0;
+    PyObject *parent = PyTuple_GET_ITEM(role, 0);
+    if (parent != Py_None) {
+        if (!PyUnicode_Check(parent) || !PyUnicode_IS_ASCII(parent))
+            return 0;
+        fi->parent = (const char *)PyUnicode_DATA(parent);
+        fi->parent_len = (size_t)PyUnicode_GET_LENGTH(parent);
+    }
+    fi->role = kind;
+    return kind;
+}
+
+/* Read item ``item`` into ``fi``. As _trees._check_items: anything that is not a line item
+ * is refused, before any item of the batch is numbered. */
+static int
+forest_item(ForestObject *self, PyObject *item, FItem *fi)
+{
     if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 7 || !PyBytes_Check(PyTuple_GET_ITEM(item, 3)) ||
         !PyBytes_Check(PyTuple_GET_ITEM(item, 4))) {
         PyErr_Format(PyExc_TypeError, "number: each item must be a LineItem tuple, not %.80R", item);
@@ -1923,21 +1862,20 @@ forest_item(ForestObject *self, PyObject *item, FItem *fi, PyObject **parent)
         .tail = PyBytes_AS_STRING(tail),
         .tail_len = (size_t)PyBytes_GET_SIZE(tail),
     };
-    if (role != Py_None) {
-        if ((!Py_IS_TYPE(role, (PyTypeObject *)self->start_type) && !Py_IS_TYPE(role, (PyTypeObject *)self->end_type)) ||
-            tid == Py_None) {
-            PyErr_Format(PyExc_TypeError, "number: each item must be a LineItem tuple, not %.80R", item);
-            return -1;
-        }
-        fi->role = Py_IS_TYPE(role, (PyTypeObject *)self->start_type) ? FOREST_START : FOREST_END;
+    if (role != Py_None && (tid == Py_None || !(Py_IS_TYPE(role, (PyTypeObject *)self->start_type) ||
+                                                Py_IS_TYPE(role, (PyTypeObject *)self->end_type)))) {
+        PyErr_Format(PyExc_TypeError, "number: each item must be a LineItem tuple, not %.80R", item);
+        return -1;
     }
     /* (the ids before the role's parent, as _trees._check_items looks: the same error) */
     if (forest_id(tid, &fi->tid, &fi->tid_len, "a trace id") < 0 ||
         forest_id(PyTuple_GET_ITEM(item, 5), &fi->span, &fi->span_len, "a span id") < 0)
         return -1;
-    if (role != Py_None && ((*parent = PyObject_GetAttr(role, a_parent)) == NULL ||
-                            forest_id(*parent, &fi->parent, &fi->parent_len, "a span's parent") < 0))
+    if (role != Py_None && !forest_role(self, role, fi)) {
+        PyErr_Format(PyExc_TypeError, "number: a span's role must have its fields and a parent that is an "
+                                      "ASCII str or None, not %.80R", role);
         return -1;
+    }
     if (tid == Py_None)
         return 0; /* (a task line: its ts and failed flag are not read) */
     if (!PyFloat_Check(ts) && !PyLong_Check(ts)) {
@@ -1952,19 +1890,20 @@ forest_item(ForestObject *self, PyObject *item, FItem *fi, PyObject **parent)
     return fi->failed < 0 ? -1 : 0;
 }
 
-/* ``item`` read into ``fi`` without the GIL, where that is safe: 1 for a plain record (an
+/* ``item`` read into ``fi`` without the GIL, where that is safe: 1 for a plain line (an
  * exact 7-tuple of immutable objects: bytes, exact ASCII str or None ids, an exact float
- * ts, an exact bool failed, no role), 0 for anything else (read it with the GIL). The
- * items are held by the caller's tuple, and nothing here runs Python code or changes a
- * reference count. */
+ * ts and an exact bool failed in a trace, and no role or an exact SpanStart or SpanEnd,
+ * themselves tuples), 0 for anything else (read it with the GIL). The items are held by
+ * the caller's tuple, and nothing here runs Python code or changes a reference count. */
 static int
-forest_item_plain(PyObject *item, FItem *fi)
+forest_item_plain(const ForestObject *self, PyObject *item, FItem *fi)
 {
     if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 7)
         return 0;
     PyObject *tid = PyTuple_GET_ITEM(item, 0), *ts = PyTuple_GET_ITEM(item, 1), *failed = PyTuple_GET_ITEM(item, 2);
     PyObject *body = PyTuple_GET_ITEM(item, 3), *tail = PyTuple_GET_ITEM(item, 4), *span = PyTuple_GET_ITEM(item, 5);
-    if (PyTuple_GET_ITEM(item, 6) != Py_None || !PyBytes_CheckExact(body) || !PyBytes_CheckExact(tail))
+    PyObject *role = PyTuple_GET_ITEM(item, 6);
+    if (!PyBytes_CheckExact(body) || !PyBytes_CheckExact(tail))
         return 0;
     if ((tid != Py_None && !(PyUnicode_CheckExact(tid) && PyUnicode_IS_ASCII(tid))) ||
         (span != Py_None && !(PyUnicode_CheckExact(span) && PyUnicode_IS_ASCII(span))))
@@ -1977,6 +1916,8 @@ forest_item_plain(PyObject *item, FItem *fi)
         .tail = PyBytes_AS_STRING(tail),
         .tail_len = (size_t)PyBytes_GET_SIZE(tail),
     };
+    if (role != Py_None && (tid == Py_None || !forest_role(self, role, fi)))
+        return 0;
     if (tid != Py_None) {
         fi->tid = (const char *)PyUnicode_DATA(tid);
         fi->tid_len = (size_t)PyUnicode_GET_LENGTH(tid);
@@ -1992,10 +1933,10 @@ forest_item_plain(PyObject *item, FItem *fi)
 
 /* Items ``from``.. of ``seq`` read with the GIL (forest_item): 0, or -1 with an error. */
 static int
-forest_items(ForestObject *self, PyObject *seq, Py_ssize_t from, FItem *items, PyObject **parents)
+forest_items(ForestObject *self, PyObject *seq, Py_ssize_t from, FItem *items)
 {
     for (Py_ssize_t i = from; i < PyTuple_GET_SIZE(seq); i++)
-        if (forest_item(self, PyTuple_GET_ITEM(seq, i), &items[i], &parents[i]) < 0)
+        if (forest_item(self, PyTuple_GET_ITEM(seq, i), &items[i]) < 0)
             return -1;
     return 0;
 }
@@ -2050,24 +1991,22 @@ forest_number_call(ForestObject *self, PyObject *const *args, Py_ssize_t nargs, 
         return NULL;
     Py_ssize_t n = PyTuple_GET_SIZE(seq);
     FItem *items = PyMem_Calloc((size_t)(n ? n : 1), sizeof(FItem));
-    PyObject **parents = PyMem_Calloc((size_t)(n ? n : 1), sizeof(PyObject *)); /* (held: a slot can change) */
     long long rc = -1;
     int status = 1;
     Py_ssize_t written = 0;
-    if (items == NULL || parents == NULL) {
+    if (items == NULL) {
         PyErr_NoMemory();
         goto out;
     }
-    /* The writer's common batch, log records only, is read in the release of the GIL that
-     * numbers and writes it (read with the GIL, the items cost the application's threads
-     * a wait: docs/performance.md). A batch that starts with anything else is read first,
-     * with the GIL, as number reads it; one that meets anything else part way takes the
-     * GIL back for the rest. */
+    /* The writer's batch is read in the release of the GIL that numbers and writes it (read
+     * with the GIL, the items cost the application's threads a wait: docs/performance.md).
+     * Its items and their roles are immutable tuples of immutable objects, held by ``seq``.
+     * A batch that starts with anything else is read first, with the GIL, as number reads
+     * it; one that meets anything else part way takes the GIL back for the rest. */
     Py_ssize_t plain = 0;
     PyObject *first = n > 0 ? PyTuple_GET_ITEM(seq, 0) : NULL;
-    int read_later = appending && first != NULL && PyTuple_CheckExact(first) && PyTuple_GET_SIZE(first) == 7 &&
-                     PyTuple_GET_ITEM(first, 6) == Py_None;
-    if (!read_later && forest_items(self, seq, 0, items, parents) < 0)
+    int read_later = appending && first != NULL && PyTuple_CheckExact(first) && PyTuple_GET_SIZE(first) == 7;
+    if (!read_later && forest_items(self, seq, 0, items) < 0)
         goto out;
     if (forest_enter(self) < 0)
         goto out;
@@ -2081,12 +2020,12 @@ forest_number_call(ForestObject *self, PyObject *const *args, Py_ssize_t nargs, 
          * finds it busy.) */
         self->saved = PyEval_SaveThread();
         if (read_later) {
-            while (plain < n && forest_item_plain(PyTuple_GET_ITEM(seq, plain), &items[plain]))
+            while (plain < n && forest_item_plain(self, PyTuple_GET_ITEM(seq, plain), &items[plain]))
                 plain++;
             if (plain < n) {
                 PyEval_RestoreThread(self->saved);
                 self->saved = NULL;
-                if (forest_items(self, seq, plain, items, parents) < 0) {
+                if (forest_items(self, seq, plain, items) < 0) {
                     self->items = NULL;
                     (void)forest_leave(self, -1, args[1]); /* (refused: nothing numbered) */
                     goto out;
@@ -2112,10 +2051,6 @@ forest_number_call(ForestObject *self, PyObject *const *args, Py_ssize_t nargs, 
     if (rc < 0) /* (numbered, and neither written nor handed back, is as broken as not numbered) */
         self->broken = 1;
 out:
-    if (parents != NULL)
-        for (Py_ssize_t i = 0; i < n; i++)
-            Py_XDECREF(parents[i]);
-    PyMem_Free(parents);
     PyMem_Free(items);
     Py_DECREF(seq);
     if (rc < 0)
@@ -2276,6 +2211,9 @@ Forest_init(ForestObject *self, PyObject *args, PyObject *kwds)
     int rc = -1;
     if (max_open < 1 || max_depth < 1)
         PyErr_SetString(PyExc_ValueError, "Forest: max_open and max_depth must be >= 1");
+    else if (!PyType_IsSubtype((PyTypeObject *)start_type, &PyTuple_Type) ||
+             !PyType_IsSubtype((PyTypeObject *)end_type, &PyTuple_Type))
+        PyErr_SetString(PyExc_TypeError, "Forest: the roles must be tuple types");
     else if (forest_random_key(key) < 0)
         ; /* (os.urandom's error) */
     else if ((self->forest = forest_new(token.buf, (size_t)token.len, task_head.buf, (size_t)task_head.len,
@@ -2486,8 +2424,8 @@ PyInit__speedups(void)
         intern(&a_scope, "instrumentation_scope") ||
         intern(&a_log_record, "log_record") || intern(&a_resource, "resource") || intern(&a_name, "name") ||
         intern(&s_own_name, "logxpy_otel") || intern(&a_status_code, "_status_code") ||
-        intern(&a_description, "_description") || intern(&a_dq, "_dq") || intern(&a_parent, "parent") ||
-        intern(&a_start_ts, "start_ts") || intern(&s_start_body, "start_body"))
+        intern(&a_description, "_description") || intern(&a_dq, "_dq") ||
+        intern(&s_start_body, "start_body"))
         return NULL;
     for (int i = 0; i < N_SPAN_FIELDS; i++)
         if (intern(&span_field[i], span_field_text[i]))

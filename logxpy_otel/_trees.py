@@ -175,7 +175,7 @@ def _check_items(items: Sequence[LineItem]) -> None:
             and (item[6] is None or (type(item[6]) in _ROLES and item[0] is not None))
             and _is_id(item[0])
             and _is_id(item[5])
-            and (item[6] is None or _is_id(item[6].parent))
+            and (item[6] is None or (len(item[6]) == _ROLE_SIZES[type(item[6])] and _is_id(item[6][0])))
             and (item[0] is None or isinstance(item[1], float | int))
         ):
             raise TypeError(f"number: each item must be a LineItem tuple, not {item!r:.80}")
@@ -187,6 +187,8 @@ def _is_id(value: object) -> bool:
 
 
 _ROLES: Final = (SpanStart, SpanEnd)
+#: Each role's fields (a role is a tuple: one made past ``__new__`` may hold fewer).
+_ROLE_SIZES: Final = {SpanStart: len(SpanStart._fields), SpanEnd: len(SpanEnd._fields)}
 
 
 class TreeNumberer:

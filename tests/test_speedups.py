@@ -608,7 +608,7 @@ def test_a_kind_name_the_span_encoder_would_write_unescaped_is_refused() -> None
             kinds=[(SpanKind.SERVER, 1, 'ser"ver')],
             internal=SpanKind.INTERNAL,
             status_codes=(0, 1, 2),
-            roles=(int, int),
+            roles=(tuple, tuple),
             fallback_start=print,
             fallback_end=print,
             names={},
