@@ -53,7 +53,7 @@ static THREAD_LOCAL int busy;
 static PyObject *k_timestamp, *k_observed, *k_trace_id, *k_span_id, *k_trace_flags, *k_severity_text,
     *k_severity_number, *k_body, *k_attributes, *k_event_name;
 static PyObject *f_name, *f_msg, *f_args, *f_levelno, *f_levelname, *f_created, *f_exc_info, *h_filters,
-    *h_formatter, *a_logger_config, *a_is_enabled, *a_resource, *a_global, *m_get_span_context,
+    *h_formatter, *a_logger_config, *a_is_enabled, *a_resource, *a_global, *m_get_span_context, *m_get_message,
     *a_trace_id, *a_span_id, *a_trace_flags, *a_context;
 static PyObject *k_code_file, *k_code_function, *k_code_line, *f_pathname, *f_func_name, *f_lineno;
 static PyObject *empty_tuple;
@@ -103,6 +103,8 @@ typedef struct {
     PyObject *record_type;  /* opentelemetry._logs.LogRecord */
     PyObject *field_order;  /* its instance dict's keys, in the order its __init__ sets them */
     PyObject *logging_type; /* logging.LogRecord: the only class taken here */
+    PyObject *get_message;  /* logging's own LogRecord.getMessage, or None (see stdlib_message) */
+    unsigned int get_message_tag; /* logging_type's version tag when getMessage was it, or 0 */
     PyObject *emitter;      /* the processor's C on_emit, bound: emitter(rw) */
     PyObject *rw_type;      /* a tuple subclass (log_record, resource, instrumentation_scope) */
     PyObject *clock;        /* time.time_ns */
@@ -1467,6 +1469,34 @@ handle_entry(Fast *self, PyObject *record, const Fields *f, PyObject *scope, PyO
     return rc;
 }
 
+/* Whether ``record.getMessage()`` is logging's own, whose message this code builds (str(msg)
+ * % args): 1, or 0 where an application or library replaced it (a redaction or brace-style
+ * shim on the class, or a ``getMessage`` in the record's own dict), and the record goes
+ * the general way, which calls it. ``fields``: the record's dict. The class's attribute is
+ * looked up again whenever the class changed (its version tag), so a patch made after the
+ * handler was built is seen at the next record. -1 with an error. */
+static int
+stdlib_message(Fast *self, PyObject *fields)
+{
+    PyTypeObject *type = (PyTypeObject *)self->logging_type;
+    if (self->get_message == Py_None)
+        return 0;
+    if (type->tp_version_tag == 0 || type->tp_version_tag != self->get_message_tag) {
+        PyObject *found = PyObject_GetAttr((PyObject *)type, m_get_message);
+        if (found == NULL)
+            return PyErr_ExceptionMatches(PyExc_AttributeError) ? (PyErr_Clear(), 0) : -1;
+        int same = found == self->get_message;
+        Py_DECREF(found);
+        if (!same)
+            return 0;
+        self->get_message_tag = type->tp_version_tag; /* (read after the lookup, which may set it) */
+    }
+    if (PyDict_GET_SIZE(fields) <= self->n_init_keys)
+        return 1; /* (no key past __init__'s: none of them is getMessage) */
+    PyObject *own = PyDict_GetItemWithError(fields, m_get_message); /* borrowed */
+    return own != NULL ? 0 : PyErr_Occurred() ? -1 : 1;
+}
+
 static PyObject *
 Fast_handle(Fast *self, PyObject *record)
 {
@@ -1533,6 +1563,15 @@ Fast_handle(Fast *self, PyObject *record)
         goto fault;
     if (!PyDict_CheckExact(fields)) {
         /* a __dict__ of another mapping type (set by a filter): the Python path's record */
+        busy = 0;
+        Py_DECREF(fields);
+        return PyObject_CallOneArg(self->general, record);
+    }
+    rc = stdlib_message(self, fields);
+    if (rc < 0)
+        goto fault;
+    if (rc == 0) {
+        /* getMessage is not logging's own: the general way calls it, as the OTel handler does */
         busy = 0;
         Py_DECREF(fields);
         return PyObject_CallOneArg(self->general, record);
@@ -1660,9 +1699,10 @@ Fast_encode(Fast *self, PyObject *args)
     fields = PyObject_GenericGetDict(record, NULL);
     if (fields == NULL)
         return NULL;
-    if (!PyDict_CheckExact(fields)) {
+    int plain = PyDict_CheckExact(fields) ? stdlib_message(self, fields) : 0;
+    if (plain <= 0) {
         Py_DECREF(fields);
-        return Py_NewRef(Py_None);
+        return plain < 0 ? NULL : Py_NewRef(Py_None);
     }
     Fields f, now = {NULL, 0, {NULL}};
     if (fields_read(self, fields, &f) < 0) {
@@ -1693,12 +1733,12 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
                              "logging_type", "emitter",      "rw_type",      "clock",       "logs_api",
                              "max_count",    "limited",      "tuple_context", "field_order", "code",
                              "enqueue",      "dumps",        "enc_reserved", "tail_of",     "levels",
-                             "flat",         "item_size",    "format_failed", NULL};
+                             "flat",         "item_size",    "format_failed", "get_message", NULL};
     PyObject *handler_dict, *general, *write, *scopes, *scope_of, *flag, *discard, *recursive, *own_record,
         *fault, *reserved, *last_init, *otel_event, *event, *severities, *severity_of, *texts, *span_var,
         *get_current, *span_key, *span_kind, *invalid, *context_type, *record_type, *logging_type, *emitter,
         *rw_type, *clock, *logs_api, *field_order, *enqueue, *dumps, *enc_reserved, *tail_of, *levels,
-        *format_failed;
+        *format_failed, *get_message;
     Py_ssize_t n_init, max_count;
     int limited, tuple_context, code, flat, item_size;
     if (self->general != NULL) {
@@ -1706,7 +1746,7 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "$O!OOO!OO!OOOOO!nUUUO!OO!OOOOOO!O!O!OO!OOnppO!pOOO!OO!piO", kwlist, &PyDict_Type,
+            args, kwds, "$O!OOO!OO!OOOOO!nUUUO!OO!OOOOOO!O!O!OO!OOnppO!pOOO!OO!piOO", kwlist, &PyDict_Type,
             &handler_dict, &general, &write, &PyDict_Type, &scopes, &scope_of, &PyContextVar_Type, &flag,
             &discard, &recursive, &own_record, &fault, &PyFrozenSet_Type, &reserved, &n_init, &last_init,
             &otel_event, &event, &PyList_Type, &severities, &severity_of, &PyDict_Type, &texts, &span_var,
@@ -1714,7 +1754,7 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
             &record_type, &PyType_Type, &logging_type, &emitter, &PyType_Type, &rw_type, &clock, &logs_api,
             &max_count, &limited, &tuple_context, &PyTuple_Type, &field_order, &code, &enqueue, &dumps,
             &PyFrozenSet_Type, &enc_reserved, &tail_of, &PyList_Type, &levels, &flat, &item_size,
-            &format_failed))
+            &format_failed, &get_message))
         return -1;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(field_order); i++) {
         if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(field_order, i))) {
@@ -1793,6 +1833,8 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
         PyTuple_SET_ITEM(self->field_order, i, key);
     }
     self->logging_type = Py_NewRef(logging_type);
+    self->get_message = Py_NewRef(get_message);
+    self->get_message_tag = 0;
     if (find_init_keys(self, n_init, last_init) < 0)
         return -1;
     self->emitter = Py_NewRef(emitter);
@@ -1820,7 +1862,7 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
         X(fault) X(format_failed) X(reserved) X(otel_event) X(event) X(severities)            \
             X(severity_of) X(texts)                                                                         \
             X(span_var) X(get_current) X(span_key) X(span_kind) X(span_kinds) X(invalid) X(context_type)    \
-                X(record_type) X(field_order) X(logging_type) X(emitter) X(rw_type) X(clock) X(logs_api)    \
+                X(record_type) X(field_order) X(logging_type) X(get_message) X(emitter) X(rw_type) X(clock) X(logs_api)    \
                     X(enqueue) X(dumps) X(enc_reserved) X(tail_of) X(span_id_key) X(span_id_hex)            \
                         X(trace_id_key) X(trace_id_hex)
 
@@ -1921,7 +1963,7 @@ PyInit__logging_speedups(void)
         intern(&f_exc_info, "exc_info") || intern(&h_filters, "filters") || intern(&h_formatter, "formatter") ||
         intern(&a_logger_config, "_logger_config") || intern(&a_is_enabled, "is_enabled") ||
         intern(&a_resource, "_resource") || intern(&a_global, "_LOGGER_PROVIDER") ||
-        intern(&m_get_span_context, "get_span_context") || intern(&a_trace_id, "trace_id") ||
+        intern(&m_get_span_context, "get_span_context") || intern(&m_get_message, "getMessage") || intern(&a_trace_id, "trace_id") ||
         intern(&a_span_id, "span_id") || intern(&a_trace_flags, "trace_flags") || intern(&a_context, "_context") ||
         cjson_init() < 0 ||
         intern(&k_code_file, "code.file.path") || intern(&k_code_function, "code.function.name") ||

@@ -66,7 +66,7 @@ from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from operator import itemgetter
 from time import time_ns
-from types import NoneType
+from types import FunctionType, NoneType
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -444,6 +444,25 @@ class _SdkPrivateNames:
 
 
 _sdk_private_names = _SdkPrivateNames()
+
+
+def _logging_get_message() -> object:
+    """``logging.LogRecord.getMessage`` where it is logging's own, else None. The C fast path
+    builds a record's message as that one does (``str(msg) % args``), so it takes records
+    only while it is the one in place: an application's or library's own (a redaction or
+    brace-style shim, ``functools.wraps`` or not) sends every record the general way, which
+    calls it, as the OTel handler does (the C code looks again whenever the class changes)."""
+    func = vars(logging.LogRecord).get("getMessage")
+    code = getattr(func, "__code__", None)
+    own = (
+        type(func) is FunctionType
+        and code is not None
+        and code.co_name == "getMessage"
+        and os.path.basename(code.co_filename) == "__init__.py"
+        and os.path.basename(os.path.dirname(code.co_filename)) == "logging"
+        and not hasattr(func, "__wrapped__")
+    )
+    return func if own else None
 
 
 class LogxpyLoggingHandler(logging.Handler):
@@ -922,6 +941,7 @@ class LogxpyLoggingHandler(logging.Handler):
                 flat=encoder.mode is LineMode.FLAT,
                 item_size=item_size,
                 format_failed=self._format_failed,
+                get_message=_logging_get_message(),
             )
 
         item_size = len(encode(_TAIL_PROBE, None, None))

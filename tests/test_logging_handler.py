@@ -11,6 +11,7 @@ trace). They run with the C encoder and, under ``LOGXPY_OTEL_PURE_PYTHON=1``, wi
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import logging.config
@@ -49,6 +50,8 @@ from logxpy_otel import logging_handler as handler_module
 from logxpy_otel.logging_handler import FORMAT_ERROR, RECURSIVE_LOGGING, _sdk_flavoured
 
 TRACER = TracerProvider().get_tracer("test_logging_handler")
+#: The longest idle timeout a trace may have (a day): never reached in a test.
+DAY_MS = 86_400_000
 RESOURCE = Resource.create({"service.name": "logging-handler-test", "deployment": "ci"})
 
 
@@ -70,9 +73,11 @@ class Pair:
     ) -> None:
         self.provider = LoggerProvider(resource=RESOURCE, shutdown_on_exit=False, log_record_limits=limits)
         self.theirs_out, self.ours_out = Collect(), Collect()
-        self.theirs = LogxpyLogRecordProcessor(destinations=[self.theirs_out])
+        # (no trace closed for idleness: the two writers' idle closers do not run in step,
+        # and a pair used for longer than the timeout would differ by an end line)
+        self.theirs = LogxpyLogRecordProcessor(destinations=[self.theirs_out], trace_idle_timeout=DAY_MS)
         self.provider.add_log_record_processor(self.theirs)
-        self.ours = LogxpyLogRecordProcessor(destinations=[self.ours_out])
+        self.ours = LogxpyLogRecordProcessor(destinations=[self.ours_out], trace_idle_timeout=DAY_MS)
         if sdk_flavour:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -2314,3 +2319,91 @@ def test_a_bad_level_opens_no_file_and_starts_no_thread(tmp_path: Path) -> None:
             LogxpyLoggingHandler(tmp_path / "app.jsonl", level="NOPE")
     assert not (tmp_path / "app.jsonl").exists()
     assert threading.active_count() == threads
+
+
+_REAL_GET_MESSAGE = logging.LogRecord.getMessage
+
+
+def _redacting(self: logging.LogRecord) -> str:
+    return _REAL_GET_MESSAGE(self).replace("secret", "******")
+
+
+@functools.wraps(_REAL_GET_MESSAGE)
+def _wrapped(self: logging.LogRecord) -> str:
+    return _REAL_GET_MESSAGE(self).replace("secret", "******")
+
+
+def _brace(self: logging.LogRecord) -> str:
+    msg = str(self.msg)
+    if not self.args:
+        return msg
+    try:
+        return msg % self.args
+    except TypeError:
+        return msg.format(*self.args)
+
+
+_SHIMS: dict[str, Any] = {"redacting": _redacting, "wrapped": _wrapped, "brace": _brace}
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("shim", list(_SHIMS))
+def test_a_get_message_put_in_place_by_the_application_is_the_one_called(
+    monkeypatch: pytest.MonkeyPatch, kind: str, when: str, shim: str
+) -> None:
+    """An application's or library's own ``LogRecord.getMessage`` (a redaction shim, one made
+    with ``functools.wraps``, a brace-style one), put in place before the handler is made
+    or after it: our lines are the OTel path's, which calls it (hostile review, session 30:
+    the C path built the message as logging's own does, and so wrote the secret the shim
+    hides, and dropped the brace-style record as a format error)."""
+    if when == "before":
+        monkeypatch.setattr(logging.LogRecord, "getMessage", _SHIMS[shim])
+    with fast_path(kind), pair(name=f"get_message_{kind}_{when}_{shim}") as p:
+        assert _fast_path_of(p.handler) == kind
+        if when == "after":
+            monkeypatch.setattr(logging.LogRecord, "getMessage", _SHIMS[shim])
+        p.logger.info("password=%s", "secret", extra={"user.name": "alice"})
+        if shim == "brace":  # (with the others, a format error: the OTel handler raises it)
+            p.logger.info("user {} signed in", "ann")  # noqa: PLE1205 - brace style, as the shim takes it
+        theirs, ours = p.lines()
+    assert ours == theirs
+    messages = [line["msg"] for line in ours]
+    if shim == "brace":
+        assert messages == ["password=secret", "user ann signed in"], "the brace-style record is kept"
+    else:
+        assert messages == ["password=******"], "the secret hidden"
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_a_get_message_of_the_record_s_own_is_the_one_called(kind: str) -> None:
+    """A filter or factory that gives a record a ``getMessage`` of its own: our line is the
+    OTel path's, which calls it."""
+
+    def own_message(record: logging.LogRecord) -> bool:
+        record.getMessage = lambda: "from the record"  # type: ignore[method-assign]
+        return True
+
+    with fast_path(kind), pair(name=f"own_get_message_{kind}") as p:
+        p.logger.addFilter(own_message)
+        p.logger.info("password=%s", "secret")
+        theirs, ours = p.lines()
+    assert ours == theirs
+    assert [line["msg"] for line in ours] == ["from the record"]
+
+
+@needs_c
+def test_the_c_path_takes_records_again_once_logging_s_own_get_message_is_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The C path looks at the class again whenever it changes: with a shim in place the
+    records go the general way; with logging's own back, the C path writes them itself."""
+    with pair(name="get_message_back") as p:
+        fast = _c_fast(p.handler)
+        scope = p.handler._current_state().scope(p.logger.name)[0]
+        record = logging.LogRecord(p.logger.name, logging.INFO, __file__, 1, "x=%s", (1,), None)
+        assert fast.encode(record, scope, RESOURCE, 1) is not None
+        monkeypatch.setattr(logging.LogRecord, "getMessage", _redacting)
+        assert fast.encode(record, scope, RESOURCE, 1) is None
+        monkeypatch.undo()
+        assert fast.encode(record, scope, RESOURCE, 1) is not None
