@@ -160,7 +160,7 @@ def fit(items: Sequence[LineItem], room: int | None, *, nested: bool = False) ->
     used = 0
     for index, (trace_id, _ts, _failed, body, tail, _span, role) in enumerate(items):
         used += len(body) + len(tail) + (_TASK_EXTRA if trace_id is None else extra)
-        if type(role) is SpanEnd:
+        if type(role) is SpanEnd and tuple.__len__(role) == len(SpanEnd._fields):  # (else refused, numbered)
             used += role.start_body_max() + _TRACE_HEAD + _NEST_EXTRA + len(b"1],\n")
         if used > room:
             return index

@@ -104,6 +104,7 @@ typedef struct {
     PyObject *field_order;  /* its instance dict's keys, in the order its __init__ sets them */
     PyObject *logging_type; /* logging.LogRecord: the only class taken here */
     PyObject *get_message;  /* logging's own LogRecord.getMessage, or None (see stdlib_message) */
+    PyObject *get_message_code; /* its code when it was handed over, or NULL */
     unsigned int get_message_tag; /* logging_type's version tag when getMessage was it, or 0 */
     PyObject *emitter;      /* the processor's C on_emit, bound: emitter(rw) */
     PyObject *rw_type;      /* a tuple subclass (log_record, resource, instrumentation_scope) */
@@ -1469,30 +1470,41 @@ handle_entry(Fast *self, PyObject *record, const Fields *f, PyObject *scope, PyO
     return rc;
 }
 
-/* Whether ``record.getMessage()`` is logging's own, whose message this code builds (str(msg)
- * % args): 1, or 0 where an application or library replaced it (a redaction or brace-style
- * shim on the class, or a ``getMessage`` in the record's own dict), and the record goes
- * the general way, which calls it. ``fields``: the record's dict. The class's attribute is
- * looked up again whenever the class changed (its version tag), so a patch made after the
- * handler was built is seen at the next record. -1 with an error. */
+/* Whether logging.LogRecord still lets this code build what the OTel handler reads from a
+ * record: its getMessage is logging's own function (found as the class has it, with no
+ * descriptor asked), its attributes are looked up the generic way (no __getattribute__
+ * of its own), and no field read here from the record's dict has a class attribute of
+ * its name (a property there answers before the dict). */
+static int
+class_is_logging_s(Fast *self, PyTypeObject *type)
+{
+    if (type->tp_getattro != PyObject_GenericGetAttr || _PyType_Lookup(type, m_get_message) != self->get_message)
+        return 0;
+    for (int i = 0; i < N_PLACES; i++) {
+        if (_PyType_Lookup(type, *place_names[i]) != NULL)
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether this code builds the message ``record.getMessage()`` gives (str(msg) % args, as
+ * logging's own does): 1, or 0 where an application or library put another in place (a
+ * redaction or brace-style shim on the class, new code in logging's own function, a
+ * ``getMessage`` in the record's own dict: ``fields``), or changed how the class answers
+ * (class_is_logging_s); the record then goes the general way, which asks the record. The
+ * class is looked at again whenever it changed (its version tag), so a patch made after
+ * the handler was built is seen at the next record. -1 with an error. */
 static int
 stdlib_message(Fast *self, PyObject *fields)
 {
     PyTypeObject *type = (PyTypeObject *)self->logging_type;
-    if (self->get_message == Py_None)
-        return 0;
+    if (self->get_message == Py_None || PyFunction_GET_CODE(self->get_message) != self->get_message_code)
+        return 0; /* (code swapped in place keeps the class's tag: looked at each time) */
     if (type->tp_version_tag == 0 || type->tp_version_tag != self->get_message_tag) {
-        PyObject *found = PyObject_GetAttr((PyObject *)type, m_get_message);
-        if (found == NULL)
-            return PyErr_ExceptionMatches(PyExc_AttributeError) ? (PyErr_Clear(), 0) : -1;
-        int same = found == self->get_message;
-        Py_DECREF(found);
-        if (!same)
+        if (!class_is_logging_s(self, type))
             return 0;
-        self->get_message_tag = type->tp_version_tag; /* (read after the lookup, which may set it) */
+        self->get_message_tag = type->tp_version_tag; /* (read after the lookups, which may set it) */
     }
-    if (PyDict_GET_SIZE(fields) <= self->n_init_keys)
-        return 1; /* (no key past __init__'s: none of them is getMessage) */
     PyObject *own = PyDict_GetItemWithError(fields, m_get_message); /* borrowed */
     return own != NULL ? 0 : PyErr_Occurred() ? -1 : 1;
 }
@@ -1833,7 +1845,12 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
         PyTuple_SET_ITEM(self->field_order, i, key);
     }
     self->logging_type = Py_NewRef(logging_type);
+    if (get_message != Py_None && !PyFunction_Check(get_message)) {
+        PyErr_SetString(PyExc_TypeError, "get_message must be a function or None");
+        return -1;
+    }
     self->get_message = Py_NewRef(get_message);
+    self->get_message_code = get_message == Py_None ? NULL : Py_NewRef(PyFunction_GET_CODE(get_message));
     self->get_message_tag = 0;
     if (find_init_keys(self, n_init, last_init) < 0)
         return -1;
@@ -1862,7 +1879,7 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
         X(fault) X(format_failed) X(reserved) X(otel_event) X(event) X(severities)            \
             X(severity_of) X(texts)                                                                         \
             X(span_var) X(get_current) X(span_key) X(span_kind) X(span_kinds) X(invalid) X(context_type)    \
-                X(record_type) X(field_order) X(logging_type) X(get_message) X(emitter) X(rw_type) X(clock) X(logs_api)    \
+                X(record_type) X(field_order) X(logging_type) X(get_message) X(get_message_code) X(emitter) X(rw_type) X(clock) X(logs_api)    \
                     X(enqueue) X(dumps) X(enc_reserved) X(tail_of) X(span_id_key) X(span_id_hex)            \
                         X(trace_id_key) X(trace_id_hex)
 

@@ -1844,6 +1844,24 @@ forest_role(const ForestObject *self, PyObject *role, FItem *fi)
     return kind;
 }
 
+/* A TypeError refusing ``item``, with its repr, or its type where a part's repr fails (a
+ * role made past its ``__new__``), as _trees._described gives it. */
+static void
+refuse_item(PyObject *item)
+{
+    PyObject *text = PyObject_Repr(item);
+    if (text == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return; /* (an interrupt goes on) */
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "number: each item must be a LineItem tuple, not a %.80s",
+                     Py_TYPE(item)->tp_name);
+        return;
+    }
+    PyErr_Format(PyExc_TypeError, "number: each item must be a LineItem tuple, not %.80U", text);
+    Py_DECREF(text);
+}
+
 /* Read item ``item`` into ``fi``. As _trees._check_items: anything that is not a line item
  * is refused, before any item of the batch is numbered. */
 static int
@@ -1851,7 +1869,7 @@ forest_item(ForestObject *self, PyObject *item, FItem *fi)
 {
     if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 7 || !PyBytes_Check(PyTuple_GET_ITEM(item, 3)) ||
         !PyBytes_Check(PyTuple_GET_ITEM(item, 4))) {
-        PyErr_Format(PyExc_TypeError, "number: each item must be a LineItem tuple, not %.80R", item);
+        refuse_item(item);
         return -1;
     }
     PyObject *tid = PyTuple_GET_ITEM(item, 0), *ts = PyTuple_GET_ITEM(item, 1), *role = PyTuple_GET_ITEM(item, 6);
@@ -1864,7 +1882,8 @@ forest_item(ForestObject *self, PyObject *item, FItem *fi)
     };
     if (role != Py_None && (tid == Py_None || !(Py_IS_TYPE(role, (PyTypeObject *)self->start_type) ||
                                                 Py_IS_TYPE(role, (PyTypeObject *)self->end_type)))) {
-        PyErr_Format(PyExc_TypeError, "number: each item must be a LineItem tuple, not %.80R", item);
+        PyErr_Format(PyExc_TypeError, "number: each item must be a LineItem tuple, not one with a %.80s role%s",
+                     Py_TYPE(role)->tp_name, tid == Py_None ? " and no trace" : "");
         return -1;
     }
     /* (the ids before the role's parent, as _trees._check_items looks: the same error) */
@@ -1873,7 +1892,8 @@ forest_item(ForestObject *self, PyObject *item, FItem *fi)
         return -1;
     if (role != Py_None && !forest_role(self, role, fi)) {
         PyErr_Format(PyExc_TypeError, "number: a span's role must have its fields and a parent that is an "
-                                      "ASCII str or None, not %.80R", role);
+                                      "ASCII str or None, not a %.80s of %zd", Py_TYPE(role)->tp_name,
+                     PyTuple_GET_SIZE(role));
         return -1;
     }
     if (tid == Py_None)

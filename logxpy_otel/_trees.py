@@ -175,15 +175,31 @@ def _check_items(items: Sequence[LineItem]) -> None:
             and (item[6] is None or (type(item[6]) in _ROLES and item[0] is not None))
             and _is_id(item[0])
             and _is_id(item[5])
-            and (item[6] is None or (len(item[6]) == _ROLE_SIZES[type(item[6])] and _is_id(item[6][0])))
+            and (item[6] is None or _is_role(item[6]))
             and (item[0] is None or isinstance(item[1], float | int))
         ):
-            raise TypeError(f"number: each item must be a LineItem tuple, not {item!r:.80}")
+            raise TypeError(f"number: each item must be a LineItem tuple, not {_described(item)}")
+
+
+def _is_role(role: SpanStart | SpanEnd) -> bool:
+    """A role (its type checked) with its fields, its parent an id: read as the C loop reads
+    it (tuple's own length, whatever the class says)."""
+    return tuple.__len__(role) == _ROLE_SIZES[type(role)] and _is_id(role[0])
+
+
+def _described(item: object) -> str:
+    """``item`` for an error message: its repr, cut short, or its type where a part's repr
+    fails (a role made past its ``__new__``)."""
+    try:
+        return f"{item!r:.80}"
+    except Exception:  # noqa: BLE001 - the refusal's message, whatever the item
+        return f"a {type(item).__name__}"
 
 
 def _is_id(value: object) -> bool:
-    """A trace or span id as the items hold one: an ASCII str, or None."""
-    return value is None or (isinstance(value, str) and value.isascii())
+    """A trace or span id as the items hold one: an ASCII str, or None (str's own isascii:
+    a subclass's cannot say otherwise, as the C loop reads the characters)."""
+    return value is None or (isinstance(value, str) and str.isascii(value))
 
 
 _ROLES: Final = (SpanStart, SpanEnd)
@@ -366,7 +382,7 @@ class TreeNumberer:
                     out.append(b"%s%s],%s%s\n" % (trace.head, lvl_text, body, tail))
             elif type(role) is SpanStart:
                 spans += 1
-                action = trace.start(span_id, role.parent)
+                action = trace.start(span_id, role[0])  # (its parent: as the check and C read it)
                 out.append(b"%s%s1],%s%s\n" % (trace.head, action.prefix, body, tail))
             else:
                 spans += 1
@@ -385,7 +401,7 @@ class TreeNumberer:
         spans = trace.spans
         action = spans.get(span_id) if spans is not None and span_id is not None else None
         if action is None or not action.open:
-            action = trace.start(span_id, role.parent)
+            action = trace.start(span_id, role[0])
             out.append(b"%s%s1],%s\n" % (trace.head, action.prefix, role.start_body()))
         out.append(b"%s%s],%s%s\n" % (trace.head, trace.place(action), body, tail))
         trace.end(span_id, action)

@@ -449,17 +449,16 @@ _sdk_private_names = _SdkPrivateNames()
 def _logging_get_message() -> object:
     """``logging.LogRecord.getMessage`` where it is logging's own, else None. The C fast path
     builds a record's message as that one does (``str(msg) % args``), so it takes records
-    only while it is the one in place: an application's or library's own (a redaction or
-    brace-style shim, ``functools.wraps`` or not) sends every record the general way, which
-    calls it, as the OTel handler does (the C code looks again whenever the class changes)."""
+    only while it is the one in place, with its own code: an application's or library's own
+    (a redaction or brace-style shim, ``functools.wraps`` or not, wherever it is defined)
+    sends every record the general way, which calls it, as the OTel handler does (the C code
+    looks again whenever the class changes)."""
     func = vars(logging.LogRecord).get("getMessage")
-    code = getattr(func, "__code__", None)
     own = (
         type(func) is FunctionType
-        and code is not None
-        and code.co_name == "getMessage"
-        and os.path.basename(code.co_filename) == "__init__.py"
-        and os.path.basename(os.path.dirname(code.co_filename)) == "logging"
+        and func.__globals__ is vars(logging)  # (defined in logging itself)
+        and func.__qualname__ == "LogRecord.getMessage"
+        and func.__code__.co_name == "getMessage"
         and not hasattr(func, "__wrapped__")
     )
     return func if own else None

@@ -2407,3 +2407,131 @@ def test_the_c_path_takes_records_again_once_logging_s_own_get_message_is_back(
         assert fast.encode(record, scope, RESOURCE, 1) is None
         monkeypatch.undo()
         assert fast.encode(record, scope, RESOURCE, 1) is not None
+
+
+def _redact(text: str) -> str:
+    return text.replace("secret", "******")
+
+
+class _ClassSeesLoggingS:
+    """A descriptor that shows the class logging's own getMessage and each record a shim."""
+
+    def __get__(self, record: logging.LogRecord | None, owner: type | None = None) -> Any:
+        if record is None:
+            return _REAL_GET_MESSAGE
+        return lambda: _redact(_REAL_GET_MESSAGE(record))
+
+
+def _self_contained_redacting(self: logging.LogRecord) -> str:
+    """A shim whose code needs no global (it runs with logging's, once swapped in)."""
+    msg = str(self.msg)
+    if self.args:
+        msg = msg % self.args
+    return msg.replace("secret", "******")
+
+
+def _code_swapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_REAL_GET_MESSAGE, "__code__", _self_contained_redacting.__code__)
+
+
+def _getattribute_shim(monkeypatch: pytest.MonkeyPatch) -> None:
+    def getattribute(record: logging.LogRecord, name: str) -> Any:
+        if name == "getMessage":
+            return lambda: _redact(_REAL_GET_MESSAGE(record))
+        return object.__getattribute__(record, name)
+
+    monkeypatch.setattr(logging.LogRecord, "__getattribute__", getattribute, raising=False)
+
+
+def _args_property(monkeypatch: pytest.MonkeyPatch) -> None:
+    def get(record: logging.LogRecord) -> Any:
+        args = record.__dict__["args"]
+        if not isinstance(args, tuple):
+            return args
+        return tuple(_redact(a) if isinstance(a, str) else a for a in args)
+
+    def set_(record: logging.LogRecord, value: Any) -> None:
+        record.__dict__["args"] = value
+
+    monkeypatch.setattr(logging.LogRecord, "args", property(get, set_), raising=False)
+
+
+def _levelname_property(monkeypatch: pytest.MonkeyPatch) -> None:
+    def set_(record: logging.LogRecord, value: Any) -> None:
+        record.__dict__["levelname"] = value
+
+    notice = property(lambda record: "NOTICE", set_)
+    monkeypatch.setattr(logging.LogRecord, "levelname", notice, raising=False)
+
+
+_CLASS_CHANGES: dict[str, Any] = {
+    "a descriptor showing the class logging's own": lambda mp: mp.setattr(
+        logging.LogRecord, "getMessage", _ClassSeesLoggingS()
+    ),
+    "logging's own function with new code": _code_swapped,
+    "a __getattribute__ of the class's own": _getattribute_shim,
+    "a property over args": _args_property,
+    "a property over levelname": _levelname_property,
+}
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+@pytest.mark.parametrize("change", list(_CLASS_CHANGES))
+def test_what_the_class_answers_is_what_both_paths_write(
+    monkeypatch: pytest.MonkeyPatch, kind: str, change: str
+) -> None:
+    """Ways to change what a record answers on ``logging.LogRecord`` itself, after the
+    handler is made, that the C path once did not see (hostile review, session 30): the
+    C path builds a record's message from its dict only while the class answers as
+    logging's own does; else the general way asks the record, as the OTel handler does."""
+    with fast_path(kind), pair(name=f"class_change_{kind}_{change.replace(' ', '_')}") as p:
+        assert _fast_path_of(p.handler) == kind
+        _CLASS_CHANGES[change](monkeypatch)
+        p.logger.info("password=%s", "secret")
+        theirs, ours = p.lines()
+    assert ours == theirs and len(ours) == 1
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_a_record_s_own_get_message_in_place_of_a_field_is_the_one_called(kind: str) -> None:
+    """A filter that takes a field out of the record and gives it a ``getMessage`` of its
+    own (its dict no larger than ``__init__`` made it)."""
+
+    def own_message(record: logging.LogRecord) -> bool:
+        del record.__dict__["processName"]
+        record.getMessage = lambda: "from the record"  # type: ignore[method-assign]
+        return True
+
+    with fast_path(kind), pair(name=f"own_get_message_same_size_{kind}") as p:
+        p.logger.addFilter(own_message)
+        p.logger.info("password=%s", "secret")
+        theirs, ours = p.lines()
+    assert ours == theirs
+    assert [line["msg"] for line in ours] == ["from the record"]
+
+
+def test_a_get_message_defined_in_a_package_named_logging_is_not_logging_s_own(tmp_path: Path) -> None:
+    """A shim in an application's own ``logging`` package (``myapp/logging/__init__.py``) is
+    not taken for logging's own: the C path takes no record while it is in place."""
+    package = tmp_path / "myapp" / "logging"
+    package.mkdir(parents=True)
+    (tmp_path / "myapp" / "__init__.py").write_text("")
+    (package / "__init__.py").write_text(
+        "import logging\n_real = logging.LogRecord.getMessage\n"
+        "def getMessage(self):\n    return _real(self).replace('secret', '******')\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import myapp.logging as shims  # type: ignore[import-not-found]
+
+        saved = logging.LogRecord.getMessage
+        logging.LogRecord.getMessage = shims.getMessage  # type: ignore[method-assign]
+        try:
+            assert handler_module._logging_get_message() is None
+        finally:
+            logging.LogRecord.getMessage = saved  # type: ignore[method-assign]
+        assert handler_module._logging_get_message() is saved
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in ("myapp.logging", "myapp"):
+            sys.modules.pop(name, None)

@@ -230,6 +230,25 @@ def test_a_role_short_of_its_fields_is_refused_before_anything_is_numbered(
         slow.number(batch, [])
 
 
+@pytest.mark.parametrize("max_bytes", [None, 2000])
+def test_a_span_end_short_of_its_fields_is_refused_with_a_type_error(
+    tmp_path: Path, max_bytes: int | None
+) -> None:
+    """With a size limit too (its room is counted first, from the span end's name): a
+    TypeError that names the role's type, never the role's own repr failing nor an
+    IndexError (hostile review, session 30)."""
+    from logxpy_otel._format import SpanEnd
+
+    out, failures = output(tmp_path / "app.jsonl", one_call=True, max_bytes=max_bytes, backup_count=2)
+    short = (T1, 1000.2, False, b'"ts":1000.2', b"}", B, tuple.__new__(SpanEnd, (None,)))
+    batch: list[Any] = [in_span(T1, None, 1000.1, "x"), short]
+    with pytest.raises(TypeError, match="SpanEnd"):
+        for _ in range(len(batch)):  # (as the writer does: what a write did not take, next)
+            taken, _written, _spans = out.write(batch, [])
+            batch = batch[taken:]
+    assert failures == [] and batch[-1] is short
+
+
 @needs_c
 def test_a_call_into_a_forest_busy_in_another_thread_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     """While number_append has let the GIL go, another thread's call into the same forest

@@ -511,3 +511,37 @@ def test_a_callback_that_raises_part_way_leaves_both_loops_in_one_state(
     both.number(batch)
     both.close_all()
     both.check()
+
+
+class _Liar(str):
+    """A str subclass whose ``isascii`` says yes whatever its characters."""
+
+    def isascii(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("change", ["parent property", "__len__", "lying parent"])
+def test_a_role_reads_alike_in_both_loops_whatever_its_class_says(
+    monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Both loops read a role as the tuple it is (its first item, tuple's own length, str's
+    own isascii), not as its class answers (hostile review, session 30: the Python loop read
+    ``role.parent`` and ``len(role)``, the C loop the tuple, and they nested or refused
+    differently)."""
+    both = Both(FakeClock(100.0))
+    a, b = span_id(0, 0), span_id(0, 1)
+    both.number([span_start(TRACES[0], a, None, 1.0)])
+    child = span_start(TRACES[0], b, a, 1.1)
+    if change == "parent property":
+        monkeypatch.setattr(SpanStart, "parent", property(lambda role: None))
+    elif change == "__len__":
+        monkeypatch.setattr(SpanStart, "__len__", lambda role: 7)
+    else:
+        child = (*child[:6], SpanStart(_Liar("\u00e9" * 16)))
+        for numberer in (both.slow, both.fast):
+            with pytest.raises(TypeError):
+                numberer.number([child], [])
+        return
+    both.number([child, in_span(TRACES[0], b, 1.2, "in b")])
+    lines = both.check()
+    assert [line["lvl"] for line in lines if line.get("msg") == "in b"] == [[2, 2, 2]], "under b, under a"
