@@ -681,6 +681,37 @@ def _is_final(path: str) -> bool:
         return False
 
 
+#: Of a file's skipped lines, how many are said one by one (as replay lists them); the
+#: others are counted and said in one line: a small file of many bad lines (a gzip of a
+#: million empty ones) floods no one's terminal.
+MAX_SKIPPED_SAID: Final = 1000
+
+
+class _CappedNotes:
+    """``problem`` for one file: its first MAX_SKIPPED_SAID notes said, the rest counted and
+    said in one line at :meth:`close` (or, following a file, once when the cap is reached)."""
+
+    __slots__ = ("_path", "_problem", "said", "unsaid")
+
+    def __init__(self, problem: Problem, path: str) -> None:
+        self._problem, self._path = problem, path
+        self.said = self.unsaid = 0
+
+    def __call__(self, text: str) -> None:
+        if self.said < MAX_SKIPPED_SAID:
+            self.said += 1
+            self._problem(text)
+            if self.said == MAX_SKIPPED_SAID:
+                self._problem(f"{self._path}: further skipped lines are counted, not listed")
+        else:
+            self.unsaid += 1
+
+    def close(self) -> None:
+        if self.unsaid:
+            self._problem(f"{self._path}: {self.unsaid} more line(s) skipped, not listed")
+            self.unsaid = 0
+
+
 def _read_file(path: str, final: bool, seq: Iterator[int], problem: Problem) -> Iterator[_Line]:
     """The lines of a whole file (gzip told by content). A last line with no newline is
     read if it parses in a final file, left alone in a live one (it may be being written)."""
@@ -698,38 +729,46 @@ def _read_open(
     """:func:`_read_file` of a file already open (closed here), from the line at byte
     ``start`` of its lines on."""
     with raw:
-        stream, checked = checked_lines_stream(raw)
+        try:
+            stream, checked = checked_lines_stream(raw)
+        except _GZIP_ERRORS as exc:  # (an I/O error on its first bytes: a failing disk, NFS)
+            problem(f"{path}: {getattr(exc, 'strerror', None) or exc}")
+            return
         final = final or checked is not None
         offset = 0
-        while True:
-            try:
-                line, length, ended = read_line(stream, offset, checked)
-                if checked is not None and past_checked(length, ended, offset, checked):
-                    problem(f"{path}: {checked[1]}")
+        capped = _CappedNotes(problem, path)
+        try:
+            while True:
+                try:
+                    line, length, ended = read_line(stream, offset, checked)
+                    if checked is not None and past_checked(length, ended, offset, checked):
+                        problem(f"{path}: {checked[1]}")
+                        return
+                    if length > len(line):
+                        if offset >= start:  # (else said already, when it was read before)
+                            too_long = f"longer than {_reader.MAX_LINE_BYTES} bytes"
+                            capped(f"{path}: line at byte {offset} skipped: {too_long}")
+                        offset += length
+                        continue
+                except _GZIP_ERRORS as exc:
+                    problem(f"{path}: cannot read on from byte {offset} of its lines: {exc}")
                     return
-                if length > len(line):
-                    if offset >= start:  # (else said already, when it was read before)
-                        too_long = f"longer than {_reader.MAX_LINE_BYTES} bytes"
-                        problem(f"{path}: line at byte {offset} skipped: {too_long}")
-                    offset += length
+                if not line:
+                    return
+                begin, offset = offset, offset + len(line)
+                if begin < start:
+                    continue  # shown already
+                torn = not line.endswith(b"\n")
+                if torn and not final:
+                    return  # may still be being written
+                parsed = _parse(line, next(seq))
+                if isinstance(parsed, str):
+                    what = "torn last line (no newline)" if torn else parsed
+                    capped(f"{path}: line at byte {begin} skipped: {what}")
                     continue
-            except _GZIP_ERRORS as exc:
-                problem(f"{path}: cannot read on from byte {offset} of its lines: {exc}")
-                return
-            if not line:
-                return
-            begin, offset = offset, offset + len(line)
-            if begin < start:
-                continue  # shown already
-            torn = not line.endswith(b"\n")
-            if torn and not final:
-                return  # may still be being written
-            parsed = _parse(line, next(seq))
-            if isinstance(parsed, str):
-                what = "torn last line (no newline)" if torn else parsed
-                problem(f"{path}: line at byte {begin} skipped: {what}")
-                continue
-            yield parsed
+                yield parsed
+        finally:
+            capped.close()
 
 
 def _emit(renderer: _Renderer, items: Iterable[_Item]) -> Iterator[str]:
@@ -851,6 +890,8 @@ class _Tail:
         self.path = path
         self.seq = seq
         self.problem = problem
+        #: The notes of skipped lines, capped (a followed file may be anyone's).
+        self.skipped = _CappedNotes(problem, path)
         self.file: IO[bytes] | None = None
         self.ident = (0, 0)
         self.offset = 0
@@ -887,6 +928,7 @@ class _Tail:
         return True
 
     def close(self) -> None:
+        self.skipped.close()
         if self.file is not None:
             self.file.close()
             self.file = None
@@ -895,7 +937,7 @@ class _Tail:
         parsed = _parse(raw, next(self.seq))
         if isinstance(parsed, str):
             what = "torn last line (no newline)" if torn else parsed
-            self.problem(f"{self.path}: line at byte {offset} skipped: {what}")
+            self.skipped(f"{self.path}: line at byte {offset} skipped: {what}")
         else:
             yield parsed
 
@@ -937,7 +979,7 @@ class _Tail:
             self.buf += chunk[start:]
             if len(self.buf) > _reader.MAX_LINE_BYTES:
                 what = f"line at byte {self.offset} skipped: longer than {_reader.MAX_LINE_BYTES} bytes"
-                self.problem(f"{self.path}: {what}")
+                self.skipped(f"{self.path}: {what}")
                 self.offset += len(self.buf)
                 self.buf.clear()
                 self.too_long = True

@@ -476,6 +476,58 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
     assert len(problems) == 1 and "line at byte 0 skipped: not JSON" in problems[0]
 
 
+def test_a_file_whose_first_bytes_cannot_be_read_is_a_note_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error on a file's first bytes (a failing disk, a stale NFS handle: here made
+    so) is said and the other files are drawn; it raised out of render() with a traceback
+    (hostile review, session 30)."""
+    bad, good = tmp_path / "bad.jsonl", tmp_path / "good.jsonl"
+    bad.write_bytes(task(1, T0, "never seen"))
+    good.write_bytes(task(2, T0, "seen"))
+    real = viewer.checked_lines_stream
+
+    def failing(raw: Any) -> Any:
+        if b"never seen" in raw.peek(4096):  # (the bad file: its first read fails)
+            raise OSError(5, "Input/output error")
+        return real(raw)
+
+    monkeypatch.setattr(viewer, "checked_lines_stream", failing)
+    problems: list[str] = []
+    out = text(render([bad, good], utc=True, on_problem=problems.append))
+    assert "seen" in out and "never seen" not in out
+    assert problems == [f"{bad}: Input/output error"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="Linux's /proc/self/mem: EIO at byte 0")
+def test_a_file_that_fails_its_first_read_is_a_note_from_the_cli(tmp_path: Path) -> None:
+    """The same through ``logxpy-otel view``, with a path whose first read fails for real."""
+    command = [sys.executable, "-m", "logxpy_otel.viewer", "/proc/self/mem"]
+    proc = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in proc.stderr and proc.returncode == 0
+    assert proc.stderr.startswith("logxpy-otel: /proc/self/mem: ")
+
+
+def test_skipped_lines_are_listed_up_to_a_cap_then_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small file of many bad lines (a gzip of empty ones) costs a few lines of notes, not
+    one a line (hostile review, session 30: a 1 KB gzip gave a million lines on stderr)."""
+    monkeypatch.setattr(viewer, "MAX_SKIPPED_SAID", 3)
+    path = tmp_path / "app.20261126T195045.000000Z.jsonl.gz"
+    path.write_bytes(gzip.compress(b"\n" * 10 + task(1, T0, "kept")))
+    problems: list[str] = []
+    out = text(render([path], utc=True, on_problem=problems.append))
+    assert "kept" in out
+    assert [problem.split(" (")[0] for problem in problems] == [
+        f"{path}: line at byte 0 skipped: not JSON",
+        f"{path}: line at byte 1 skipped: not JSON",
+        f"{path}: line at byte 2 skipped: not JSON",
+        f"{path}: further skipped lines are counted, not listed",
+        f"{path}: 7 more line(s) skipped, not listed",
+    ]
+
+
 def test_valid_json_past_what_the_viewer_draws_is_shown_or_skipped_never_a_crash(tmp_path: Path) -> None:
     """Two times too far apart for a float (the duration is ``?``), values nested as deep as
     JSON allows (drawn to a depth, then ``[…]``), and a ``lvl`` deeper than any of ours
