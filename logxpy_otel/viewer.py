@@ -403,6 +403,16 @@ class _Assembler:
 
     def __init__(self) -> None:
         self.open: dict[str, _Tree] = {}
+        #: For silent(): the open trees that had a line in the last ``lines`` lines, the one
+        #: whose last line came longest ago first (a tree moves to the end at each line) ...
+        self._recent: dict[str, _Tree] = {}
+        #: ... and the others, by the time of their last line: (that time, order, tid, tree,
+        #: its last line's seq then). An entry whose tree had a line since, or is closed, is
+        #: stale: dropped when it comes up. Each tree is looked at once a quiet spell, not at
+        #: every look (a scan of them all, each time, made a file of many open trees take
+        #: time in its square).
+        self._quiet: list[tuple[float, int, str, _Tree, int]] = []
+        self._order = itertools.count()
 
     def add(self, line: _Line, now: float) -> list[_Item]:
         if line.lvl == (1,) and not line.structure:
@@ -411,37 +421,58 @@ class _Assembler:
         tree = self.open.get(line.tid)
         reopened = line.lvl == (1,) and line.structure and line.data.get("st") == "started"
         if tree is not None and reopened and tree.root.start is not None:
-            out.append(self.open.pop(line.tid))  # a new start under this tid: the old tree ends here
+            out.append(self._close(line.tid))  # a new start under this tid: the old tree ends here
             tree = None
         if tree is None:
             tree = self.open[line.tid] = _Tree(line.tid, now)
+        else:
+            self._recent.pop(line.tid, None)  # (to the end: its last line is this one)
+        self._recent[line.tid] = tree
         tree.add(line, now)
         if tree.complete:
-            del self.open[line.tid]
-            out.append(tree)
+            out.append(self._close(line.tid))
         return out
+
+    def _close(self, tid: str) -> _Tree:
+        """The open tree of ``tid``, forgotten (its entry in ``_quiet``, if any, goes stale)."""
+        self._recent.pop(tid, None)
+        return self.open.pop(tid)
 
     def idle(self, now: float, limit: float) -> list[_Item]:
         """The open trees with no line for ``limit`` seconds, oldest first (then forgotten)."""
-        out: list[_Item] = []
-        for tid, tree in list(self.open.items()):
-            if now - tree.last_active >= limit:
-                out.append(self.open.pop(tid))
-        return out
+        return [self._close(tid) for tid, tree in list(self.open.items()) if now - tree.last_active >= limit]
 
-    def silent(self, now: float, seq: int, limit: float, lines: int) -> list[_Item]:
-        """The open trees whose last line is ``limit`` seconds of the lines' time before
-        ``now`` and ``lines`` lines before ``seq`` (then forgotten). Both: one line with a
-        far-off time must not end every tree, nor a quiet file one it holds cheaply."""
+    def silent(self, now: float | None, seq: int, limit: float, lines: int) -> list[_Item]:
+        """The open trees whose last line is ``lines`` lines before ``seq`` and ``limit``
+        seconds of the lines' time before ``now`` (then forgotten). Both: one line with a
+        far-off time must not end every tree, nor a quiet file one it holds cheaply. A tree
+        none of whose lines had a time is judged by its lines alone (else it would hold the
+        rest of a file without times); with ``now`` None (this line has no time), only
+        such trees are."""
+        recent, quiet = self._recent, self._quiet
+        while recent:
+            tid, tree = next(iter(recent.items()))
+            if seq - tree.last_seq < lines:
+                break  # (this one and all after it had a line since)
+            del recent[tid]
+            heapq.heappush(quiet, (tree.last_active, next(self._order), tid, tree, tree.last_seq))
         out: list[_Item] = []
-        for tid, tree in list(self.open.items()):
-            if now - tree.last_active >= limit and seq - tree.last_seq >= lines:
-                out.append(self.open.pop(tid))
+        while quiet:
+            active, _, tid, tree, last_seq = quiet[0]
+            if self.open.get(tid) is not tree or tree.last_seq != last_seq:
+                heapq.heappop(quiet)  # (stale: closed, or a line since)
+            elif active == -math.inf or (now is not None and now - active >= limit):
+                heapq.heappop(quiet)
+                out.append(self._close(tid))
+            else:
+                break  # (this one and all after it had a line since ``now - limit``)
         return out
 
     def rest(self) -> list[_Item]:
         out: list[_Item] = list(self.open.values())
         self.open.clear()
+        self._recent.clear()
+        self._quiet.clear()
         return out
 
 
@@ -795,8 +826,9 @@ def render(
     ``logxpy_otel.replay.UsageError`` at once for a path that names nothing.
 
     Files are read as the entries are taken, each rotated family in its own time order,
-    the families merged: memory holds what is still open (trees not ended yet, at most a
-    minute of the lines' time: a tree silent longer is shown as unfinished) and the last
+    the families merged: memory holds what is still open (trees not ended yet, at most
+    ``_OPEN_HORIZON`` seconds of the lines' time and ``_OPEN_LINES`` lines, or those lines
+    alone in a file without times: a tree silent longer is shown as unfinished) and the last
     ``window`` seconds of lines, not whole files. A line written more than ``window``
     seconds out of time order is shown as soon as it is read, after what has gone out.
     """
@@ -849,7 +881,7 @@ def _in_time_order(lines: Iterable[_Line], window: float) -> Iterator[_Item]:
         before = assembler.open.get(line.tid)
         for item in assembler.add(line, line.ts if line.ts is not None else -math.inf):
             heapq.heappush(ready, (_sort_key(item), item))
-        if count % _HORIZON_EVERY == 0 and line.ts is not None:
+        if count % _HORIZON_EVERY == 0:
             # (by this line's time, not the greatest seen: one far-off time ends nothing)
             for item in assembler.silent(line.ts, line.seq, _OPEN_HORIZON, _OPEN_LINES):
                 heapq.heappush(ready, (_sort_key(item), item))

@@ -528,6 +528,68 @@ def test_skipped_lines_are_listed_up_to_a_cap_then_counted(
     ]
 
 
+def _timeless_lines(opened: int, trees: int) -> list[bytes]:
+    """``opened`` trees that start and never end, then ``trees`` whole ones, no line with a
+    ``ts``."""
+    start = {"lvl": [1], "at": "otel:trace", "st": "started"}
+    out = [orjson.dumps({"tid": f"open{n}", **start}) for n in range(opened)]
+    for n in range(trees):
+        tid = f"whole{n}"
+        out += [
+            orjson.dumps({"tid": tid, "lvl": [1], "at": "otel:trace", "st": "started"}),
+            orjson.dumps({"tid": tid, "lvl": [2], "msg": f"m{n}"}),
+            orjson.dumps({"tid": tid, "lvl": [3], "at": "otel:trace", "st": "succeeded"}),
+        ]
+    return out
+
+
+def test_a_tree_that_never_ends_in_a_file_without_times_holds_nothing_back() -> None:
+    """Lines without a ``ts``: a tree that never ends is let go as unfinished once it had no
+    line for its count of lines, as a tree with times is, so the trees after it go out as
+    they are read (hostile review, session 30: the whole rest of the file was held, 573 MB
+    for a 73 MB file, and nothing shown until its end)."""
+    raw = _timeless_lines(1, 3000)
+    read = 0
+
+    def lines() -> Iterator[Any]:
+        nonlocal read
+        for seq, line in enumerate(raw):
+            read += 1
+            yield viewer._parse(line, seq)
+
+    items = viewer._in_time_order(lines(), window=10.0)
+    next(items)
+    assert read < len(raw) // 2, f"the first tree came out after {read} of {len(raw)} lines"
+    rest = list(items)
+    assert len(rest) + 1 == 3001, "every tree once: the open one among them"
+
+
+def test_a_tree_is_let_go_as_unfinished_only_when_silent_by_both_lines_and_time() -> None:
+    """_Assembler.silent: a tree with no line for ``lines`` lines and ``limit`` seconds is
+    let go; one quiet by lines but not by time is kept, and so is one that had a line since
+    it was first found quiet; the trees looked at are only those quiet by lines (each once a
+    quiet spell: a scan of every open tree at each look made a file of many open trees take
+    time in its square, hostile review, session 30)."""
+    assembler = viewer._Assembler()
+
+    def line(tid: str, seq: int, ts: float, lvl: int = 1) -> Any:
+        data = {"tid": tid, "lvl": [lvl], "ts": ts}
+        data.update({"at": "otel:trace", "st": "started"} if lvl == 1 else {"msg": "m"})
+        parsed = viewer._parse(orjson.dumps(data), seq)
+        assert not isinstance(parsed, str)
+        return parsed
+
+    for seq, tid in enumerate(["old", "young", "woken"]):
+        assembler.add(line(tid, seq, 100.0 if tid == "old" else 350.0), 100.0 if tid == "old" else 350.0)
+    assert assembler.silent(360.0, 50, limit=300.0, lines=10) == []  # quiet by lines, not by time
+    assert not assembler._recent and len(assembler._quiet) == 3
+    assembler.add(line("woken", 51, 360.0, lvl=2), 360.0)
+    gone = assembler.silent(655.0, 100, limit=300.0, lines=10)  # (woken: 295 s since its line)
+    assert [tree.tid for tree in gone] == ["old", "young"]
+    assert set(assembler.open) == {"woken"}
+    assert [tree.tid for tree in assembler.silent(661.0, 101, limit=300.0, lines=10)] == ["woken"]
+
+
 def test_valid_json_past_what_the_viewer_draws_is_shown_or_skipped_never_a_crash(tmp_path: Path) -> None:
     """Two times too far apart for a float (the duration is ``?``), values nested as deep as
     JSON allows (drawn to a depth, then ``[…]``), and a ``lvl`` deeper than any of ours
