@@ -85,7 +85,9 @@ def level_label(mt: object) -> str:
     """Five columns: ``DEBUG``, ``INFO ``, ``WARN ``, ``ERROR``, ``CRIT ``."""
     if not isinstance(mt, str):
         return "INFO "
-    return f"{_LABELS.get(mt) or safe(mt.upper())[:5]:<5}"
+    label = _LABELS.get(mt) or safe(mt.upper())
+    # (cut with a mark, never inside an escape: ``INFO\x1b[2J`` is ``INFO…``, not ``INFO\``)
+    return f"{label:<5}" if len(label) <= 5 else label[:4] + "…"
 
 
 # -- text from the file -------------------------------------------------------------------------

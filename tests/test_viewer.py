@@ -1384,3 +1384,16 @@ def test_a_line_of_just_the_bound_hides_no_line_after_it(
     shown = text(render([path], utc=True, on_problem=problems.append))
     assert "before" in shown and "after" in shown
     assert len(problems) == 1 and "longer than" not in problems[0], problems
+
+
+@pytest.mark.parametrize(
+    ("mt", "label"),
+    [("info", "INFO "), ("critical", "CRIT "), ("x", "X    "), ("notice", "NOTI…"), ("info\x1b[2J", "INFO…")],
+)
+def test_a_level_label_is_five_columns_and_never_cut_inside_an_escape(mt: str, label: str) -> None:
+    """A level the viewer does not know is shown in its five columns; one longer is cut with
+    a mark, so an escaped control character is never shown cut in two (``INFO\\`` for
+    ``info\\x1b[2J``: hostile review, session 30)."""
+    from logxpy_otel._render import level_label
+
+    assert level_label(mt) == label
