@@ -86,8 +86,13 @@ def level_label(mt: object) -> str:
     if not isinstance(mt, str):
         return "INFO "
     label = _LABELS.get(mt) or safe(mt.upper())
-    # (cut with a mark, never inside an escape: ``INFO\x1b[2J`` is ``INFO…``, not ``INFO\``)
-    return f"{label:<5}" if len(label) <= 5 else label[:4] + "…"
+    if len(label) <= 5:
+        return f"{label:<5}"
+    # Cut with a mark, before the escaping: never inside an escape (``in\x1b[2J`` is
+    # ``IN…``, not ``IN\x…``).
+    raw = mt.upper()[:4]
+    unsafe = _UNSAFE.search(raw)
+    return f"{safe(raw[: unsafe.start()] if unsafe else raw) + '…':<5}"
 
 
 # -- text from the file -------------------------------------------------------------------------

@@ -732,10 +732,10 @@ class _CappedNotes:
         if self.said < MAX_SKIPPED_SAID:
             self.said += 1
             self._problem(text)
-            if self.said == MAX_SKIPPED_SAID:
-                self._problem(f"{self._path}: further skipped lines are counted, not listed")
-        else:
-            self.unsaid += 1
+            return
+        if not self.unsaid:  # (said when there is one more, as replay does)
+            self._problem(f"{self._path}: further skipped lines are counted, not listed")
+        self.unsaid += 1
 
     def close(self) -> None:
         if self.unsaid:
@@ -954,6 +954,7 @@ class _Tail:
             self.failure = failure
             return False
         self.failure = None
+        self.skipped = _CappedNotes(self.problem, self.path)  # (the cap is a file's: anew each)
         st = os.fstat(f.fileno())
         self.file, self.ident, self.offset, self.head = f, (st.st_dev, st.st_ino), 0, b""
         self.buf, self.too_long = bytearray(), False

@@ -526,6 +526,32 @@ def test_skipped_lines_are_listed_up_to_a_cap_then_counted(
         f"{path}: further skipped lines are counted, not listed",
         f"{path}: 7 more line(s) skipped, not listed",
     ]
+    # Exactly as many as are listed: no word of more (a review found one promised).
+    path.write_bytes(gzip.compress(b"\n" * 3 + task(1, T0, "kept")))
+    problems.clear()
+    assert "kept" in text(render([path], utc=True, on_problem=problems.append))
+    assert len(problems) == 3 and all("skipped: not JSON" in problem for problem in problems)
+
+
+def test_a_followed_file_s_skipped_lines_are_capped_per_file_not_per_follow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Following a file, the cap is the open file's: the file rotated in after it lists its
+    own skipped lines, and the count of the one before is said when it is left."""
+    monkeypatch.setattr(viewer, "MAX_SKIPPED_SAID", 2)
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(task(1, T0, "one") + b"nope\n" * 4)
+    problems: list[str] = []
+    tail = viewer._Tail(str(path), itertools.count(), problems.append, set())
+    assert len(list(tail.poll())) == 1
+    assert len(problems) == 3 and problems[-1].endswith("further skipped lines are counted, not listed")
+    problems.clear()
+    path.rename(tmp_path / "app.20261126T195045.000000Z.jsonl")
+    path.write_bytes(task(2, T0 + 1, "two") + b"nope\n")
+    assert len(list(tail.poll())) == 1
+    tail.close()
+    assert any(problem.endswith("2 more line(s) skipped, not listed") for problem in problems)
+    assert sum("skipped: not JSON" in problem for problem in problems) == 1, "the new file's own, listed"
 
 
 def _timeless_lines(opened: int, trees: int) -> list[bytes]:
@@ -1388,7 +1414,16 @@ def test_a_line_of_just_the_bound_hides_no_line_after_it(
 
 @pytest.mark.parametrize(
     ("mt", "label"),
-    [("info", "INFO "), ("critical", "CRIT "), ("x", "X    "), ("notice", "NOTI…"), ("info\x1b[2J", "INFO…")],
+    [
+        ("info", "INFO "),
+        ("critical", "CRIT "),
+        ("x", "X    "),
+        ("notice", "NOTI…"),
+        ("info\x1b[2J", "INFO…"),
+        ("in\x1b[2J", "IN…  "),
+        ("i\x07nfo", "I…   "),
+        ("err\u202eor", "ERR… "),
+    ],
 )
 def test_a_level_label_is_five_columns_and_never_cut_inside_an_escape(mt: str, label: str) -> None:
     """A level the viewer does not know is shown in its five columns; one longer is cut with
