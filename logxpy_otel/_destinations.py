@@ -22,7 +22,7 @@ from . import _append_lock
 from ._append_lock import AppendLock, ends_mid_line
 from ._append_lock import deleted as _deleted
 from ._diagnostics import logger
-from ._format import SpanEnd
+from ._format import SpanEnd, role_whole
 from ._rotation import Maintenance, backup_name, next_rollover, parse_rotate_when
 from ._trees import MAX_SPAN_DEPTH
 
@@ -160,7 +160,7 @@ def fit(items: Sequence[LineItem], room: int | None, *, nested: bool = False) ->
     used = 0
     for index, (trace_id, _ts, _failed, body, tail, _span, role) in enumerate(items):
         used += len(body) + len(tail) + (_TASK_EXTRA if trace_id is None else extra)
-        if type(role) is SpanEnd and tuple.__len__(role) == len(SpanEnd._fields):  # (else refused, numbered)
+        if type(role) is SpanEnd and role_whole(role):  # (else refused when numbered)
             used += role.start_body_max() + _TRACE_HEAD + _NEST_EXTRA + len(b"1],\n")
         if used > room:
             return index

@@ -72,6 +72,17 @@ class SpanEnd(NamedTuple):
         return 64 + 6 * len(self.name)
 
 
+#: Each role's count of fields, fixed here as the C loop fixes it.
+_ROLE_FIELDS: Final[Mapping[type, int]] = {SpanStart: len(SpanStart._fields), SpanEnd: len(SpanEnd._fields)}
+
+
+def role_whole(role: SpanStart | SpanEnd) -> bool:
+    """Whether a role (its type already checked) holds all its fields, counted as the C loop
+    counts them (tuple's own length, whatever its class says): one made past ``__new__``
+    may hold fewer, and is refused when numbered."""
+    return tuple.__len__(role) == _ROLE_FIELDS[type(role)]
+
+
 #: What the writer queues for one line:
 #: ``(trace_id_hex or None, ts, failed, body, tail, span_id_hex or None, role)``.
 #: ``body + tail`` is the line's JSON object without its opening ``{``

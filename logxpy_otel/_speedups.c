@@ -1803,22 +1803,32 @@ forest_leave(ForestObject *self, long long rc, PyObject *lines)
     return rc < 0 ? -1 : 0;
 }
 
-/* ``value`` as an ASCII str's bytes (NULL: None). -1 for anything else. */
+/* ``value`` as an ASCII str's characters (None: NULL): 1, or 0 for anything else. Runs no
+ * Python code and sets no error: read with the GIL let go too (a str's characters never
+ * change). */
 static int
-forest_id(PyObject *value, const char **p, size_t *n, const char *what)
+ascii_id(PyObject *value, const char **p, size_t *n)
 {
     if (value == Py_None) {
         *p = NULL;
         *n = 0;
+        return 1;
+    }
+    if (!PyUnicode_Check(value) || !PyUnicode_IS_ASCII(value))
         return 0;
-    }
-    if (!PyUnicode_Check(value) || !PyUnicode_IS_ASCII(value)) {
-        PyErr_Format(PyExc_TypeError, "number: %s must be an ASCII str or None", what);
-        return -1;
-    }
     *p = (const char *)PyUnicode_DATA(value);
     *n = (size_t)PyUnicode_GET_LENGTH(value);
-    return 0;
+    return 1;
+}
+
+/* ascii_id, or -1 with a TypeError naming ``what``. */
+static int
+forest_id(PyObject *value, const char **p, size_t *n, const char *what)
+{
+    if (ascii_id(value, p, n))
+        return 0;
+    PyErr_Format(PyExc_TypeError, "number: %s must be an ASCII str or None", what);
+    return -1;
 }
 
 /* A role's kind (FOREST_START, FOREST_END) where ``role`` is an exact SpanStart or SpanEnd
@@ -1833,13 +1843,8 @@ forest_role(const ForestObject *self, PyObject *role, FItem *fi)
                                                                    : 0;
     if (kind == 0 || PyTuple_GET_SIZE(role) != (kind == FOREST_START ? 1 : 3))
         return 0;
-    PyObject *parent = PyTuple_GET_ITEM(role, 0);
-    if (parent != Py_None) {
-        if (!PyUnicode_Check(parent) || !PyUnicode_IS_ASCII(parent))
-            return 0;
-        fi->parent = (const char *)PyUnicode_DATA(parent);
-        fi->parent_len = (size_t)PyUnicode_GET_LENGTH(parent);
-    }
+    if (!ascii_id(PyTuple_GET_ITEM(role, 0), &fi->parent, &fi->parent_len))
+        return 0;
     fi->role = kind;
     return kind;
 }
@@ -1911,7 +1916,7 @@ forest_item(ForestObject *self, PyObject *item, FItem *fi)
 }
 
 /* ``item`` read into ``fi`` without the GIL, where that is safe: 1 for a plain line (an
- * exact 7-tuple of immutable objects: bytes, exact ASCII str or None ids, an exact float
+ * exact 7-tuple of immutable objects: bytes, ASCII str or None ids, an exact float
  * ts and an exact bool failed in a trace, and no role or an exact SpanStart or SpanEnd,
  * themselves tuples), 0 for anything else (read it with the GIL). The items are held by
  * the caller's tuple, and nothing here runs Python code or changes a reference count. */
@@ -1925,9 +1930,6 @@ forest_item_plain(const ForestObject *self, PyObject *item, FItem *fi)
     PyObject *role = PyTuple_GET_ITEM(item, 6);
     if (!PyBytes_CheckExact(body) || !PyBytes_CheckExact(tail))
         return 0;
-    if ((tid != Py_None && !(PyUnicode_CheckExact(tid) && PyUnicode_IS_ASCII(tid))) ||
-        (span != Py_None && !(PyUnicode_CheckExact(span) && PyUnicode_IS_ASCII(span))))
-        return 0;
     if (tid != Py_None && (!PyFloat_CheckExact(ts) || (failed != Py_True && failed != Py_False)))
         return 0;
     *fi = (FItem){
@@ -1936,17 +1938,13 @@ forest_item_plain(const ForestObject *self, PyObject *item, FItem *fi)
         .tail = PyBytes_AS_STRING(tail),
         .tail_len = (size_t)PyBytes_GET_SIZE(tail),
     };
+    if (!ascii_id(tid, &fi->tid, &fi->tid_len) || !ascii_id(span, &fi->span, &fi->span_len))
+        return 0;
     if (role != Py_None && (tid == Py_None || !forest_role(self, role, fi)))
         return 0;
     if (tid != Py_None) {
-        fi->tid = (const char *)PyUnicode_DATA(tid);
-        fi->tid_len = (size_t)PyUnicode_GET_LENGTH(tid);
         fi->ts = PyFloat_AS_DOUBLE(ts);
         fi->failed = failed == Py_True;
-    }
-    if (span != Py_None) {
-        fi->span = (const char *)PyUnicode_DATA(span);
-        fi->span_len = (size_t)PyUnicode_GET_LENGTH(span);
     }
     return 1;
 }

@@ -21,7 +21,7 @@ from typing import Final
 
 import orjson
 
-from ._format import LineItem, SpanEnd, SpanStart
+from ._format import LineItem, SpanEnd, SpanStart, role_whole
 from ._native import speedup
 
 __all__ = ["MAX_SPAN_DEPTH", "TRACE_TID_SEPARATOR", "TreeNumberer", "base62"]
@@ -184,7 +184,7 @@ def _check_items(items: Sequence[LineItem]) -> None:
 def _is_role(role: SpanStart | SpanEnd) -> bool:
     """A role (its type checked) with its fields, its parent an id: read as the C loop reads
     it (tuple's own length, whatever the class says)."""
-    return tuple.__len__(role) == _ROLE_SIZES[type(role)] and _is_id(role[0])
+    return role_whole(role) and _is_id(role[0])
 
 
 def _described(item: object) -> str:
@@ -203,8 +203,6 @@ def _is_id(value: object) -> bool:
 
 
 _ROLES: Final = (SpanStart, SpanEnd)
-#: Each role's fields (a role is a tuple: one made past ``__new__`` may hold fewer).
-_ROLE_SIZES: Final = {SpanStart: len(SpanStart._fields), SpanEnd: len(SpanEnd._fields)}
 
 
 class TreeNumberer:
