@@ -45,6 +45,10 @@ def batches() -> list[list[LineItem]]:
     ]
 
 
+#: The messages of :func:`batches`' records, in the order they are written.
+BATCHES_MESSAGES = ["in a", "task", "in b", "early", "late in a", "task 2"]
+
+
 def output(path: Path, *, one_call: bool, **options: Any) -> tuple[Output, list[BaseException]]:
     failures: list[BaseException] = []
     out = Output((AsyncFileDestination(path, retry_timeout_s=0.1, **options),), failures.append)
@@ -100,7 +104,7 @@ def test_the_one_call_path_writes_the_usual_paths_bytes(
         assert len(answers) == 11, "all but the first batch (nothing written yet)"
         lines = check_file(results[0][1][-1])
         messages = [line["msg"] for line in lines if "msg" in line]
-        assert messages == ["in a", "task", "in b", "early", "late in a", "task 2"] * 3
+        assert messages == BATCHES_MESSAGES * 3
     else:
         assert len(results[0][1]) > 3, "rotated"
 
@@ -463,14 +467,7 @@ def test_the_callbacks_take_the_gil_back_in_a_subinterpreter_too(tmp_path: Path)
     )
     assert done.returncode == 0 and done.stdout.split() == ["1", "done"], done.stdout + done.stderr[-3000:]
     lines = check_file((tmp_path / "sub.jsonl").read_bytes())
-    assert [line["msg"] for line in lines if "msg" in line] == [
-        "in a",
-        "task",
-        "in b",
-        "early",
-        "late in a",
-        "task 2",
-    ]
+    assert [line["msg"] for line in lines if "msg" in line] == BATCHES_MESSAGES
 
 
 @needs_c
@@ -497,7 +494,7 @@ def test_a_numbering_that_raises_part_way_leaves_whole_trees_after_its_retry(
     assert failures == []
     lines = check_file(path.read_bytes())
     messages = [line["msg"] for line in lines if "msg" in line]
-    assert messages == ["in a", "task", "in b", "early", "late in a", "task 2"]
+    assert messages == BATCHES_MESSAGES
 
 
 @needs_c
@@ -524,14 +521,7 @@ def test_a_fifo_or_a_device_at_the_path_takes_the_usual_paths_lines(
     finally:
         reader.close()
     assert failures == [] and 0 not in answers
-    assert [line["msg"] for line in lines if "msg" in line] == [
-        "in a",
-        "task",
-        "in b",
-        "early",
-        "late in a",
-        "task 2",
-    ]
+    assert [line["msg"] for line in lines if "msg" in line] == BATCHES_MESSAGES
     null, failures = output(Path("/dev/null"), one_call=one_call)
     for batch in batches():
         null.write(batch, [])
