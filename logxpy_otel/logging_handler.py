@@ -324,7 +324,10 @@ def _probe(fast: Any, encode: Any, code: bool) -> bool:
         "logxpy_otel.probe", logging.WARNING, __file__, 1, 'probe %s: %d %% é\u2028"', ("x\ty", -7), None
     )
     extras = {"a.str": "v\u0085", "an.int": 2**63, "a.float": 0.1, "a.bool": True, "a.none": None}
-    record.__dict__.update(extras)
+    # A dict of its own, not record.__dict__.update(extras): keys added to a LogRecord's
+    # own dict go into the keys every LogRecord's dict shares, and five made-up ones there
+    # made each application record with its own extras convert its dict (~0.15 us each).
+    record.__dict__ = {**vars(record), **extras}
     scope = InstrumentationScope("logxpy_otel.probe", "")
     resource = Resource.get_empty()
     context = SpanContext(
