@@ -618,10 +618,21 @@ def _lines(
                 record = decode_line(parsed, cache)
                 span = decode_span(parsed, cache) if spans and record is None else None
             except Exception as exc:  # noqa: BLE001 - any line that is not ours is reported
-                reason = "torn last line (no newline)" if torn else f"not a record line: {exc}"
+                why = _not_utf8(line) or exc  # (a line orjson took is UTF-8: None)
+                reason = "torn last line (no newline)" if torn else f"not a record line: {why}"
                 yield BadLine(begin, offset, reason, torn, False, line)
                 continue
             if record is not None:
                 yield LineRecord(record, offset, begin, line)
             elif span is not None:
                 yield LineSpan(span, offset, begin, line)
+
+
+def _not_utf8(line: bytes) -> str | None:
+    """Where ``line`` is not UTF-8, said plainly (orjson calls every such byte a surrogate:
+    "surrogates not allowed", which no one looking at the line sees), or None."""
+    try:
+        line.decode()
+    except UnicodeDecodeError as bad:
+        return f"not UTF-8 at byte {bad.start} ({line[bad.start : bad.start + 1]!r})"
+    return None

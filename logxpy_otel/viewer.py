@@ -55,6 +55,7 @@ from ._format import RESERVED_KEYS
 from ._rotation import backup_of, backups
 from .reader import (
     GZIP_MAGIC,
+    _not_utf8,
     checked_lines_stream,
     open_regular,
     past_checked,
@@ -64,6 +65,7 @@ from .reader import (
 from .replay import UsageError, expand_paths, install_stop_handlers
 
 __all__ = [
+    "Unread",
     "ViewOptions",
     "follow",
     "parse_time",
@@ -83,6 +85,16 @@ _HEAD: Final = 512
 _STRUCTURE_KEYS: Final = frozenset(("tid", "lvl", "ts", "at", "st", "dur", "_otel"))
 
 Problem = Callable[[str], None]
+
+
+class Unread(str):
+    """A problem's text that says a file, or the rest of one, was left unread (not a
+    regular file, an I/O error, a backup gone before it was read), where other problems
+    say lines skipped. ``logxpy-otel view`` then exits 1."""
+
+    __slots__ = ()
+
+
 #: The non-ASCII characters of a rendering, for ``ascii``.
 _ASCII: Final = str.maketrans({"├": "|", "└": "`", "│": "|", "─": "-", "…": "...", "µ": "u"})
 
@@ -224,7 +236,7 @@ def _parse(raw: bytes, seq: int) -> _Line | str:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return f"not JSON ({exc})"
+        return _not_utf8(raw) or f"not JSON ({exc})"
     if not isinstance(data, dict):
         return "not a JSON object"
     tid, lvl, ts = data.get("tid"), data.get("lvl"), data.get("ts")
@@ -749,7 +761,7 @@ def _read_file(path: str, final: bool, seq: Iterator[int], problem: Problem) -> 
     try:
         raw = open_regular(path)  # closed by _read_open
     except OSError as exc:
-        problem(f"{path}: {exc.strerror or exc}")
+        problem(Unread(f"{path}: {exc.strerror or exc}"))
         return
     yield from _read_open(io.BufferedReader(raw, _CHUNK), path, final, seq, problem)
 
@@ -763,7 +775,7 @@ def _read_open(
         try:
             stream, checked = checked_lines_stream(raw)
         except _GZIP_ERRORS as exc:  # (an I/O error on its first bytes: a failing disk, NFS)
-            problem(f"{path}: {getattr(exc, 'strerror', None) or exc}")
+            problem(Unread(f"{path}: {getattr(exc, 'strerror', None) or exc}"))
             return
         final = final or checked is not None
         offset = 0
@@ -773,7 +785,7 @@ def _read_open(
                 try:
                     line, length, ended = read_line(stream, offset, checked)
                     if checked is not None and past_checked(length, ended, offset, checked):
-                        problem(f"{path}: {checked[1]}")
+                        problem(Unread(f"{path}: {checked[1]}"))
                         return
                     if length > len(line):
                         if offset >= start:  # (else said already, when it was read before)
@@ -782,7 +794,7 @@ def _read_open(
                         offset += length
                         continue
                 except _GZIP_ERRORS as exc:
-                    problem(f"{path}: cannot read on from byte {offset} of its lines: {exc}")
+                    problem(Unread(f"{path}: cannot read on from byte {offset} of its lines: {exc}"))
                     return
                 if not line:
                     return
@@ -948,7 +960,7 @@ class _Tail:
         except FileNotFoundError:
             return False  # rotated away and the new one not there yet: next poll
         except OSError as exc:  # a directory, a FIFO, a symlink loop, no permission: said once
-            failure = f"{self.path}: cannot follow it ({exc.strerror or exc}); looking again"
+            failure = Unread(f"{self.path}: cannot follow it ({exc.strerror or exc}); looking again")
             if failure != self.failure:
                 self.problem(failure)
             self.failure = failure
@@ -1034,7 +1046,7 @@ class _Tail:
                 continue
             opened = _open_backup(key)
             if opened is None:
-                self.problem(f"{key}: rotated away and gone before it could be read")
+                self.problem(Unread(f"{key}: rotated away and gone before it could be read"))
                 continue
             raw, path = opened
             head = read_head_open(raw, _HEAD)[0]
@@ -1227,7 +1239,9 @@ times: ISO-8601 (2026-11-26T12:04:05Z, '2026-11-26 12:04', 12:04 for today; loca
 colour: --color=auto colours a terminal unless NO_COLOR is set (or TERM=dumb);
   --color=always wins over NO_COLOR.
 exit status: 0 shown (lines that are not of the format are skipped, with a note on
-  stderr), 2 usage error (a path that names nothing, a bad time or level)."""
+  stderr), 1 a file, or part of one, could not be read (not a regular file, an I/O
+  error: said on stderr, the rest is shown), 2 usage error (a path that names nothing,
+  a bad time or level)."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -1267,11 +1281,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
-    """Run ``logxpy-otel view`` with parsed ``args``. Exit status: 0, or 2 for a usage error."""
+    """Run ``logxpy-otel view`` with parsed ``args``. Exit status: 0; 1 when a file, or part
+    of one, could not be read (:class:`Unread`); 2 for a usage error."""
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
+    unread = False
 
     def problem(text: str) -> None:
+        nonlocal unread
+        unread = unread or isinstance(text, Unread)
         print(f"logxpy-otel: {r.safe(text)}", file=err)  # (it names files: anyone's names)
 
     try:
@@ -1321,7 +1339,7 @@ def run(args: argparse.Namespace, stdout: IO[str] | None = None, stderr: IO[str]
         undo()
         if collecting:
             gc.enable()
-    return 0
+    return 1 if unread else 0
 
 
 def _can_draw(out: IO[str]) -> bool:

@@ -215,6 +215,17 @@ def test_read_file_yields_records_with_offsets_and_skips_structure(tmp_path: Pat
     assert [r.record.log_record.body for r in resumed] == ["two"]
 
 
+def test_a_line_that_is_not_utf8_is_said_so(tmp_path: Path) -> None:
+    """orjson calls any byte that is not UTF-8 a surrogate ("surrogates not allowed"); the
+    reason says what is wrong, and where, for a line whose JSON is otherwise whole."""
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b'{"tid":"a.1","lvl":[1],"ts":5,"msg":"caf\xe9"}\n{"a":"\\ud800"}\n')
+    first, second = list(read_file(path))
+    assert isinstance(first, BadLine) and isinstance(second, BadLine)
+    assert first.reason == "not a record line: not UTF-8 at byte 40 (b'\\xe9')", first.reason
+    assert "surrogate" in second.reason, "an escaped lone surrogate is what orjson says it is"
+
+
 # -- written by the package's writer, read back by the reader (issue 11) ----------------------
 
 #: Any text, often with lone surrogates (as in tests/test_format.py).

@@ -476,6 +476,15 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
     assert len(problems) == 1 and "line at byte 0 skipped: not JSON" in problems[0]
 
 
+def test_a_line_that_is_not_utf8_is_said_so(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b'{"tid":"a.1","lvl":[1],"ts":5,"msg":"caf\xe9"}\n' + task(2, T0, "kept"))
+    problems: list[str] = []
+    assert "kept" in text(render([path], utc=True, on_problem=problems.append))
+    assert problems == [f"{path}: line at byte 0 skipped: not UTF-8 at byte 40 (b'\\xe9')"]
+    assert not isinstance(problems[0], viewer.Unread), "a line skipped, not a file unread"
+
+
 def test_a_file_whose_first_bytes_cannot_be_read_is_a_note_not_a_crash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -497,6 +506,7 @@ def test_a_file_whose_first_bytes_cannot_be_read_is_a_note_not_a_crash(
     out = text(render([bad, good], utc=True, on_problem=problems.append))
     assert "seen" in out and "never seen" not in out
     assert problems == [f"{bad}: Input/output error"]
+    assert isinstance(problems[0], viewer.Unread), "the file was left unread: the CLI exits 1"
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="Linux's /proc/self/mem: EIO at byte 0")
@@ -504,7 +514,7 @@ def test_a_file_that_fails_its_first_read_is_a_note_from_the_cli(tmp_path: Path)
     """The same through ``logxpy-otel view``, with a path whose first read fails for real."""
     command = [sys.executable, "-m", "logxpy_otel.viewer", "/proc/self/mem"]
     proc = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
-    assert "Traceback" not in proc.stderr and proc.returncode == 0
+    assert "Traceback" not in proc.stderr and proc.returncode == 1
     assert proc.stderr.startswith("logxpy-otel: /proc/self/mem: ")
 
 
@@ -1124,10 +1134,13 @@ def test_invisible_format_characters_are_shown_as_escapes() -> None:
 def test_a_fifo_or_a_pipe_given_as_a_file_is_refused_never_waited_on_or_a_crash(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fifo = tmp_path / "app.jsonl"
+    fifo, good = tmp_path / "app.jsonl", tmp_path / "good.jsonl"
     os.mkfifo(fifo)
-    assert cli.main(["view", str(fifo)]) == 0
-    assert "not a regular file" in capsys.readouterr().err
+    good.write_bytes(task(2, T0, "seen"))
+    assert cli.main(["view", str(fifo), str(good)]) == 1, "what was named was not all read"
+    out, err = capsys.readouterr()
+    assert "not a regular file" in err and "seen" in out
+    assert cli.main(["view", str(good)]) == 0
     result = subprocess.run(
         [sys.executable, "-m", "logxpy_otel.cli", "view", "/dev/stdin"],
         input=b'{"tid":"a.1","lvl":[1],"ts":5,"msg":"hi"}\n',
@@ -1135,7 +1148,7 @@ def test_a_fifo_or_a_pipe_given_as_a_file_is_refused_never_waited_on_or_a_crash(
         timeout=60,
         check=False,
     )
-    assert result.returncode == 0 and b"Traceback" not in result.stderr
+    assert result.returncode == 1 and b"Traceback" not in result.stderr
     assert b"not a regular file" in result.stderr
 
 
