@@ -19,6 +19,7 @@ reported as torn if not.
 
 from __future__ import annotations
 
+import codecs
 import errno
 import gzip
 import io
@@ -630,9 +631,20 @@ def _lines(
 
 def _not_utf8(line: bytes) -> str | None:
     """Where ``line`` is not UTF-8, said plainly (orjson calls every such byte a surrogate:
-    "surrogates not allowed", which no one looking at the line sees), or None."""
+    "surrogates not allowed", which no one looking at the line sees), or None. Checked a
+    piece at a time: a line of up to MAX_LINE_BYTES is never made a whole ``str``."""
+    if line.isascii():
+        return None
+    view, start = memoryview(line), 0
     try:
-        line.decode()
+        while start < len(line):
+            end = start + _UTF8_PIECE
+            start += codecs.utf_8_decode(view[start:end], "strict", end >= len(line))[1]
     except UnicodeDecodeError as bad:
-        return f"not UTF-8 at byte {bad.start} ({line[bad.start : bad.start + 1]!r})"
+        at = start + bad.start
+        return f"not UTF-8 at byte {at} of the line ({line[at : at + 1]!r})"
     return None
+
+
+#: How much of a line :func:`_not_utf8` decodes at a time.
+_UTF8_PIECE: Final = 1 << 20

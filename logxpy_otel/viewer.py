@@ -41,7 +41,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from datetime import time as day_time
@@ -755,6 +755,19 @@ class _CappedNotes:
             self.unsaid = 0
 
 
+def _read_live(path: str, seq: Iterator[int], problem: Problem, history: set[str]) -> Iterator[_Line]:
+    """A live file's lines, read through once as :class:`_Tail` follows it: the backups made
+    since ``history`` (its backups when the files were listed) first, so that a rotation
+    meanwhile loses none; a last line with no newline is left (it may be being written)."""
+    tail = _Tail(path, seq, problem, history, once=True)
+    try:
+        yield from tail.poll()
+        while tail.more:
+            yield from tail.poll()
+    finally:
+        tail.close()
+
+
 def _read_file(path: str, final: bool, seq: Iterator[int], problem: Problem) -> Iterator[_Line]:
     """The lines of a whole file (gzip told by content). A last line with no newline is
     read if it parses in a final file, left alone in a live one (it may be being written)."""
@@ -847,11 +860,17 @@ def render(
     opts = _options(options, overrides)
     problem = on_problem or (lambda _: None)
     files = expand_paths(_paths(paths))
+    # A live file is read as --follow reads it, through to its end: a rotation between now
+    # and its turn puts its lines into a backup made after this list, read first.
+    history = {path: {_backup_key(b) for b in backups(path)} for path in files if not _is_final(path)}
     seq = itertools.count()
 
     def lines(family: list[str]) -> Iterator[_Line]:
         for path in family:
-            yield from _read_file(path, _is_final(path), seq, problem)
+            if path in history:
+                yield from _read_live(path, seq, problem, history[path])
+            else:
+                yield from _read_file(path, True, seq, problem)
 
     streams = [_in_time_order(lines(family), window) for family in _families(files)]
     return _emit(_Renderer(opts), heapq.merge(*streams, key=_sort_key))
@@ -930,9 +949,16 @@ class _Tail:
     line holds a tid and a time), or as the open file by its inode (rotated just now).
     Backups there before the follow began are history, not read (as ``tail -f``)."""
 
-    def __init__(self, path: str, seq: Iterator[int], problem: Problem, history: set[str]) -> None:
+    def __init__(
+        self, path: str, seq: Iterator[int], problem: Problem, history: set[str], *, once: bool = False
+    ) -> None:
         self.path = path
         self.seq = seq
+        #: Read through once (render), not followed: a file that cannot be read is not looked
+        #: at again, and one not there was rotated away (its lines are in a backup) or is gone.
+        self.once = once
+        #: A read of the open file failed: it is said, and the file is read no further.
+        self.dead = False
         self.problem = problem
         #: The notes of skipped lines, capped (a followed file may be anyone's).
         self.skipped = _CappedNotes(problem, path)
@@ -960,7 +986,8 @@ class _Tail:
         except FileNotFoundError:
             return False  # rotated away and the new one not there yet: next poll
         except OSError as exc:  # a directory, a FIFO, a symlink loop, no permission: said once
-            failure = Unread(f"{self.path}: cannot follow it ({exc.strerror or exc}); looking again")
+            why = exc.strerror or exc
+            failure = Unread(f"{self.path}: {why}" if self.once else f"{self.path}: cannot follow it ({why})")
             if failure != self.failure:
                 self.problem(failure)
             self.failure = failure
@@ -999,7 +1026,14 @@ class _Tail:
             if budget is not None and budget <= 0:
                 self.more = True
                 return
-            chunk = f.read(_CHUNK)
+            try:
+                chunk = f.read(_CHUNK)
+            except OSError as exc:  # a failing disk, a stale NFS handle: said, and read no further
+                where = self.offset + len(self.buf)
+                self.problem(Unread(f"{self.path}: cannot read on from byte {where}: {exc.strerror or exc}"))
+                self.dead = True
+                self.close()
+                return
             if not chunk:
                 return
             if budget is not None:
@@ -1029,14 +1063,18 @@ class _Tail:
                 self.buf.clear()
                 self.too_long = True
 
-    def _backlog(self) -> Iterator[_Line]:
+    def _backlog(self) -> Generator[_Line, None, bool]:
         """The lines of every backup not dealt with yet, oldest first, but those of files
-        read here before and of the open file (which may have been rotated, even
-        compressed, since it was opened: a backup holding what it holds is that file)."""
+        read here before and of the open file, if one is open (it may have been rotated,
+        even compressed, since it was opened: a backup holding what it holds is that file).
+        Returns whether there was such a backup."""
         keys = sorted({_backup_key(b) for b in backups(self.path)} - self.done)
-        if not keys or self.file is None:
-            return
-        current = os.pread(self.file.fileno(), _HEAD, 0)
+        if not keys:
+            return False
+        try:
+            current = b"" if self.file is None else os.pread(self.file.fileno(), _HEAD, 0)
+        except OSError:
+            current = b""  # (the open file's own read says it)
         for key in keys:
             self.done.add(key)
             if _ident(key) == self.ident:
@@ -1058,6 +1096,7 @@ class _Tail:
             # read here while it was the live file: only what was written after the last
             # look (a copy made as the file was cut in place, copytruncate), if anything
             yield from _read_open(raw, path, True, self.seq, self.problem, start=max(read, default=0))
+        return True
 
     def _from_the_start(self) -> None:
         """Read the open file from its start again (it was cut in place)."""
@@ -1079,22 +1118,29 @@ class _Tail:
 
     def poll(self) -> Iterator[_Line]:
         """The lines written since the last poll (a torn line is kept until it ends)."""
+        if self.dead:
+            return
         if self.file is None or self.fresh:
             if self.file is None and not self._open():
+                if self.once and self.failure is None and not (yield from self._backlog()):
+                    self.problem(Unread(f"{self.path}: no such file"))  # (gone since it was listed)
                 return
             self.fresh = False
             yield from self._backlog()
-        assert self.file is not None
+        if self.file is None:
+            return  # (a read of it failed in the backlog: dead)
         if self._head_changed(self.file.fileno()):
             self._from_the_start()  # cut in place, and written past where we were since
             yield from self._backlog()  # a copy made as it was cut holds what came before
         yield from self._drain(limited=True)
-        if self.more:
+        if self.more or self.dead:
             return  # more to read at once: the caller looks at stop first
         try:
             st = os.stat(self.path)
         except OSError:
             return  # renamed away, the new file not yet there (or not ours to read): keep what is open
+        if self.file is None:
+            return
         if (st.st_dev, st.st_ino) == self.ident:
             if os.fstat(self.file.fileno()).st_size < self.offset + len(self.buf):
                 self._from_the_start()  # truncated in place (copytruncate)
@@ -1102,6 +1148,8 @@ class _Tail:
                 yield from self._drain()
             return
         yield from self._drain()  # rotated: the writer is done with the old file
+        if self.dead:
+            return
         if self.buf and not self.too_long:
             yield from self._line(bytes(self.buf), self.offset, True)
         self.heads.append((self.head, self.offset + len(self.buf)))
@@ -1240,8 +1288,8 @@ colour: --color=auto colours a terminal unless NO_COLOR is set (or TERM=dumb);
   --color=always wins over NO_COLOR.
 exit status: 0 shown (lines that are not of the format are skipped, with a note on
   stderr), 1 a file, or part of one, could not be read (not a regular file, an I/O
-  error: said on stderr, the rest is shown), 2 usage error (a path that names nothing,
-  a bad time or level)."""
+  error; with --follow, at any time: said on stderr, the rest is shown), 2 usage error
+  (a path that names nothing, a bad time or level)."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -1332,7 +1380,7 @@ def run(args: argparse.Namespace, stdout: IO[str] | None = None, stderr: IO[str]
             os.dup2(devnull, out.fileno())
         except (AttributeError, OSError, ValueError):
             pass
-        return 0
+        return 1 if unread else 0
     except KeyboardInterrupt:
         return 130
     finally:

@@ -7,6 +7,7 @@ import enum
 import math
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import orjson
 import pytest
@@ -19,7 +20,7 @@ from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWrit
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import TraceFlags
 
-from logxpy_otel import LogxpyLogRecordProcessor
+from logxpy_otel import LogxpyLogRecordProcessor, reader
 from logxpy_otel._format import LineEncoder
 from logxpy_otel._trees import TreeNumberer
 from logxpy_otel.reader import BadLine, LineRecord, decode_line, read_file
@@ -215,6 +216,22 @@ def test_read_file_yields_records_with_offsets_and_skips_structure(tmp_path: Pat
     assert [r.record.log_record.body for r in resumed] == ["two"]
 
 
+@given(st.binary(max_size=40) | st.text(max_size=12).map(str.encode), st.integers(0, 40), st.integers(4, 9))
+def test_the_first_byte_that_is_not_utf8_is_found_piece_by_piece(data: bytes, cut: int, piece: int) -> None:
+    """_not_utf8 decodes a piece at a time (a huge line is never one str): where a piece ends
+    inside a character, or anywhere, it names the byte a whole decode names first."""
+    data = data[:cut] + b"\xff" + data[cut:] if cut % 3 == 0 else data
+    try:
+        data.decode()
+        first = None
+    except UnicodeDecodeError as exc:
+        first = exc.start
+    with mock.patch.object(reader, "_UTF8_PIECE", piece):
+        said = reader._not_utf8(data)
+    byte = data[first : first + 1] if first is not None else b""
+    assert said == (None if first is None else f"not UTF-8 at byte {first} of the line ({byte!r})")
+
+
 def test_a_line_that_is_not_utf8_is_said_so(tmp_path: Path) -> None:
     """orjson calls any byte that is not UTF-8 a surrogate ("surrogates not allowed"); the
     reason says what is wrong, and where, for a line whose JSON is otherwise whole."""
@@ -222,7 +239,7 @@ def test_a_line_that_is_not_utf8_is_said_so(tmp_path: Path) -> None:
     path.write_bytes(b'{"tid":"a.1","lvl":[1],"ts":5,"msg":"caf\xe9"}\n{"a":"\\ud800"}\n')
     first, second = list(read_file(path))
     assert isinstance(first, BadLine) and isinstance(second, BadLine)
-    assert first.reason == "not a record line: not UTF-8 at byte 40 (b'\\xe9')", first.reason
+    assert first.reason == "not a record line: not UTF-8 at byte 40 of the line (b'\\xe9')", first.reason
     assert "surrogate" in second.reason, "an escaped lone surrogate is what orjson says it is"
 
 

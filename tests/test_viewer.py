@@ -8,8 +8,10 @@ the package's own writer where the writer can make them.
 
 from __future__ import annotations
 
+import errno
 import functools
 import gzip
+import io
 import itertools
 import os
 import queue
@@ -481,32 +483,73 @@ def test_a_line_that_is_not_utf8_is_said_so(tmp_path: Path) -> None:
     path.write_bytes(b'{"tid":"a.1","lvl":[1],"ts":5,"msg":"caf\xe9"}\n' + task(2, T0, "kept"))
     problems: list[str] = []
     assert "kept" in text(render([path], utc=True, on_problem=problems.append))
-    assert problems == [f"{path}: line at byte 0 skipped: not UTF-8 at byte 40 (b'\\xe9')"]
+    assert problems == [f"{path}: line at byte 0 skipped: not UTF-8 at byte 40 of the line (b'\\xe9')"]
     assert not isinstance(problems[0], viewer.Unread), "a line skipped, not a file unread"
 
 
-def test_a_file_whose_first_bytes_cannot_be_read_is_a_note_not_a_crash(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("then", ["new live file", "compressed", "no live file yet", "twice"])
+def test_a_rotation_after_the_files_are_listed_loses_no_line(tmp_path: Path, then: str) -> None:
+    """render() lists the files when called and reads them as its entries are taken (a pager
+    that waits, large backups before the live file): a rotation in between moved the live
+    file's lines into a backup no one had listed, and they were left out, silently (hostile
+    review, session 31). Now the live file is read as --follow reads it: the backups made
+    since the list first."""
+    live = tmp_path / "app.jsonl"
+    live.write_bytes(b"".join(task(n, T0 + n, f"m{n}") for n in range(3)))
+    problems: list[str] = []
+    entries = render([tmp_path], utc=True, on_problem=problems.append)
+    first = backup_name(str(live), T0 + 3)
+    os.rename(live, first)
+    if then == "compressed":
+        Path(first + ".gz").write_bytes(gzip.compress(Path(first).read_bytes()))
+        os.unlink(first)
+    if then == "twice":
+        live.write_bytes(task(3, T0 + 3, "m3"))
+        os.rename(live, backup_name(str(live), T0 + 4))
+    if then != "no live file yet":
+        with live.open("ab") as f:
+            f.write(task(5, T0 + 5, "m5") + task(6, T0 + 6, "m6"))
+    out = text(entries)
+    expected = {"no live file yet": [0, 1, 2], "twice": [0, 1, 2, 3, 5, 6]}.get(then, [0, 1, 2, 5, 6])
+    assert [int(m) for m in re.findall(r"\] m(\d)", out)] == expected, out
+    assert problems == []
+
+
+class _FailingFile(io.FileIO):
+    """A file whose every read fails, as a failing disk's or a stale NFS handle's does."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    def readinto(self, buffer: Any) -> int:
+        raise OSError(errno.EIO, "Input/output error")
+
+
+@pytest.mark.parametrize("backup", [False, True], ids=["live", "backup"])
+def test_a_file_whose_reads_fail_is_a_note_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backup: bool
 ) -> None:
-    """An I/O error on a file's first bytes (a failing disk, a stale NFS handle: here made
-    so) is said and the other files are drawn; it raised out of render() with a traceback
-    (hostile review, session 30)."""
-    bad, good = tmp_path / "bad.jsonl", tmp_path / "good.jsonl"
+    """An I/O error on a file's reads (a failing disk, a stale NFS handle: here made so) is
+    said, as a file left unread, and the other files are drawn; it raised out of render()
+    with a traceback (hostile review, session 30), and out of --follow (session 31)."""
+    bad = tmp_path / ("app.20261126T000000.000000Z.jsonl" if backup else "bad.jsonl")
+    good = tmp_path / "good.jsonl"
     bad.write_bytes(task(1, T0, "never seen"))
     good.write_bytes(task(2, T0, "seen"))
-    real = viewer.checked_lines_stream
-
-    def failing(raw: Any) -> Any:
-        if b"never seen" in raw.peek(4096):  # (the bad file: its first read fails)
-            raise OSError(5, "Input/output error")
-        return real(raw)
-
-    monkeypatch.setattr(viewer, "checked_lines_stream", failing)
+    real = viewer.open_regular
+    monkeypatch.setattr(viewer, "open_regular", lambda p: _FailingFile(p) if p == str(bad) else real(p))
     problems: list[str] = []
     out = text(render([bad, good], utc=True, on_problem=problems.append))
     assert "seen" in out and "never seen" not in out
-    assert problems == [f"{bad}: Input/output error"]
+    assert len(problems) == 1 and problems[0].startswith(f"{bad}: ") and "Input/output error" in problems[0]
     assert isinstance(problems[0], viewer.Unread), "the file was left unread: the CLI exits 1"
+    if backup:
+        return
+    stop = threading.Event()
+    problems.clear()
+    shown = text(follow([bad, good], utc=True, on_problem=problems.append, stop=stop, on_poll=stop.set))
+    assert "seen" in shown and "never seen" not in shown
+    assert [isinstance(p, viewer.Unread) and "Input/output error" in p for p in problems] == [True], problems
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="Linux's /proc/self/mem: EIO at byte 0")
