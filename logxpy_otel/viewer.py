@@ -770,13 +770,20 @@ def _read_live(path: str, seq: Iterator[int], problem: Problem, history: set[str
 
 def _read_file(path: str, final: bool, seq: Iterator[int], problem: Problem) -> Iterator[_Line]:
     """The lines of a whole file (gzip told by content). A last line with no newline is
-    read if it parses in a final file, left alone in a live one (it may be being written)."""
+    read if it parses in a final file, left alone in a live one (it may be being written).
+    A backup compressed since it was listed is read from its ``.gz``."""
     try:
-        raw = open_regular(path)  # closed by _read_open
+        if backup_of(path) is None:
+            opened: tuple[IO[bytes], str] | None = (io.BufferedReader(open_regular(path), _CHUNK), path)
+        else:
+            opened = _open_backup(_backup_key(path))
     except OSError as exc:
         problem(Unread(f"{path}: {exc.strerror or exc}"))
         return
-    yield from _read_open(io.BufferedReader(raw, _CHUNK), path, final, seq, problem)
+    if opened is None:
+        problem(Unread(f"{path}: no such file (gone since it was listed)"))
+        return
+    yield from _read_open(*opened, final, seq, problem)  # (which closes it)
 
 
 def _read_open(
@@ -1082,7 +1089,11 @@ class _Tail:
                 # the backups made after it.
                 yield from self._drain()
                 continue
-            opened = _open_backup(key)
+            try:
+                opened = _open_backup(key)
+            except OSError as exc:  # (a FIFO or device by a backup's name: refused, not waited on)
+                self.problem(Unread(f"{key}: {exc.strerror or exc}"))
+                continue
             if opened is None:
                 self.problem(Unread(f"{key}: rotated away and gone before it could be read"))
                 continue
@@ -1168,15 +1179,15 @@ def _ident(path: str) -> tuple[int, int] | None:
 
 
 def _open_backup(key: str) -> tuple[IO[bytes], str] | None:
-    """A backup, compressed (``key.gz``) or not yet (``key``): open, with the path opened.
-    Compression may finish between two tries (``key.gz`` appears whole, then ``key`` goes)."""
+    """A backup, compressed (``key.gz``) or not yet (``key``): open, with the path opened;
+    None when neither is there. Compression may finish between two tries (``key.gz``
+    appears whole, then ``key`` goes). Anything but a regular file by that name is refused
+    (``OSError``), never waited on (a FIFO)."""
     for path in (key + ".gz", key, key + ".gz"):
         try:
-            return open(path, "rb"), path  # the caller closes it
+            return io.BufferedReader(open_regular(path), _CHUNK), path  # the caller closes it
         except FileNotFoundError:
             continue
-        except OSError:
-            return None
     return None
 
 

@@ -963,6 +963,51 @@ def test_follow_goes_on_through_rotations(tmp_path: Path) -> None:
         follower.close()
 
 
+def test_follow_refuses_a_fifo_named_as_a_backup_and_goes_on(tmp_path: Path) -> None:
+    """A FIFO (or device) by a backup's name, met among the backups made since the follow
+    began: it was opened with open(), which waits for a writer, for good (hostile review,
+    session 31). Now it is said as unread, and the follow goes on to the new live file."""
+    live = tmp_path / "app.jsonl"
+    live.write_bytes(b"".join(tree(1, T0, ["one"])))
+    shown: queue.SimpleQueue[str | BaseException] = queue.SimpleQueue()
+    problems: list[str] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for entry in follow([live], utc=True, poll=0.005, on_problem=problems.append, stop=stop):
+                shown.put(entry)
+        except BaseException as exc:  # (handed to the test)
+            shown.put(exc)
+
+    thread = threading.Thread(target=run, daemon=True)  # (daemon: a hang fails, never blocks, the suite)
+    thread.start()
+    try:
+        assert "INFO  one" in str(shown.get(timeout=30))
+        os.mkfifo(tmp_path / "app.20261126T195045.000000Z.jsonl")
+        os.rename(live, tmp_path / "app.20261126T195046.000000Z.jsonl")
+        live.write_bytes(b"".join(tree(2, T0 + 1, ["two"])))
+        assert str(shown.get(timeout=30)).splitlines()[-1] == "└── 19:50:45.000 INFO  two"
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    fifo = tmp_path / "app.20261126T195045.000000Z.jsonl"
+    assert problems == [f"{fifo}: not a regular file"] and isinstance(problems[0], viewer.Unread)
+
+
+def test_a_backup_compressed_after_the_files_are_listed_is_read_from_its_gz(tmp_path: Path) -> None:
+    backup = tmp_path / "app.20261126T195045.000000Z.jsonl"
+    backup.write_bytes(b"".join(task(n, T0 + n, f"m{n}") for n in range(3)))
+    (tmp_path / "app.jsonl").write_bytes(task(3, T0 + 3, "m3"))
+    problems: list[str] = []
+    entries = render([tmp_path], utc=True, on_problem=problems.append)
+    write_gzip(Path(f"{backup}.gz"), backup.read_bytes())
+    backup.unlink()
+    assert [int(m) for m in re.findall(r"\] m(\d)", text(entries))] == [0, 1, 2, 3]
+    assert problems == []
+
+
 def test_follow_loses_no_line_when_the_file_is_cut_and_grows_past_its_old_size_between_looks(
     tmp_path: Path,
 ) -> None:
