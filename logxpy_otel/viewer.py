@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import glob
 import gzip
 import heapq
 import io
@@ -724,6 +725,11 @@ def _is_final(path: str) -> bool:
         return False
 
 
+def _too_long() -> str:
+    """Why a line past MAX_LINE_BYTES is skipped."""
+    return f"longer than {_reader.MAX_LINE_BYTES} bytes"
+
+
 #: Of a file's skipped lines, how many are said one by one (as replay lists them); the
 #: others are counted and said in one line: a small file of many bad lines (a gzip of a
 #: million empty ones) floods no one's terminal.
@@ -755,11 +761,76 @@ class _CappedNotes:
             self.unsaid = 0
 
 
-def _read_live(path: str, seq: Iterator[int], problem: Problem, history: set[str]) -> Iterator[_Line]:
-    """A live file's lines, read through once as :class:`_Tail` follows it: the backups made
-    since ``history`` (its backups when the files were listed) first, so that a rotation
-    meanwhile loses none; a last line with no newline is left (it may be being written)."""
-    tail = _Tail(path, seq, problem, history, once=True)
+#: A file's ``(st_dev, st_ino, st_size)`` when it was listed.
+_Listed = tuple[int, int, int]
+
+
+#: What a directory held when it was looked at: its names, and what each file there not
+#: named as a backup was.
+_Look = tuple[set[str], dict[str, _Listed]]
+
+
+def _look(directory: str) -> _Look:
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        return set(), {}
+    what: dict[str, _Listed] = {}
+    for name in names:
+        if backup_of(name) is None:
+            try:
+                st = os.stat(os.path.join(directory, name))
+            except OSError:
+                continue
+            what[name] = (st.st_dev, st.st_ino, st.st_size)
+    return set(names), what
+
+
+def _look_before(args: Sequence[str]) -> dict[str, _Look]:
+    """The directories the arguments name (a directory, a file's), looked at before they
+    are listed: a rotation at any time after is then seen (a glob's are looked at after
+    its listing, which leaves a rotation in between unseen)."""
+    looks: dict[str, _Look] = {}
+    for arg in args:
+        if not os.path.isdir(arg) and glob.has_magic(arg) and not os.path.lexists(arg):
+            continue
+        directory = arg if os.path.isdir(arg) else os.path.dirname(arg)
+        key = os.path.normpath(directory or ".")
+        if key not in looks:
+            looks[key] = _look(directory)
+    return looks
+
+
+def _snapshot(files: list[str], looks: dict[str, _Look]) -> dict[str, tuple[set[str], _Listed | None]]:
+    """For each file not named as a backup: its history (the backups beside it when its
+    directory was looked at, and those listed to be read: never read again from a backlog)
+    and what it was then (None: not there yet). One listing a directory, however many
+    families it holds."""
+    named = {_backup_key(path) for path in files if backup_of(path) is not None}
+    histories: dict[str, set[str]] = {}  # (one a directory, shared by its families)
+    out: dict[str, tuple[set[str], _Listed | None]] = {}
+    for path in files:
+        if backup_of(path) is not None:
+            continue
+        directory = os.path.dirname(path)
+        key = os.path.normpath(directory or ".")
+        if key not in looks:
+            looks[key] = _look(directory)
+        names, what = looks[key]
+        if key not in histories:
+            histories[key] = {_backup_key(os.path.join(key, name)) for name in names} | named
+        out[path] = (histories[key], what.get(os.path.basename(path)))
+    return out
+
+
+def _read_live(
+    path: str, seq: Iterator[int], problem: Problem, history: set[str], listed: _Listed | None
+) -> Iterator[_Line]:
+    """A live file's lines, read through once as :class:`_Tail` follows it: when it is no
+    longer the file ``listed`` with ``history`` (the names beside it then), the backups made
+    since are read first, so that a rotation meanwhile loses none; a last line with no
+    newline is left (it may be being written)."""
+    tail = _Tail(path, seq, problem, history, once=True, listed=listed)
     try:
         yield from tail.poll()
         while tail.more:
@@ -809,8 +880,7 @@ def _read_open(
                         return
                     if length > len(line):
                         if offset >= start:  # (else said already, when it was read before)
-                            too_long = f"longer than {_reader.MAX_LINE_BYTES} bytes"
-                            capped(f"{path}: line at byte {offset} skipped: {too_long}")
+                            capped(f"{path}: line at byte {offset} skipped: {_too_long()}")
                         offset += length
                         continue
                 except _GZIP_ERRORS as exc:
@@ -866,16 +936,19 @@ def render(
     """
     opts = _options(options, overrides)
     problem = on_problem or (lambda _: None)
-    files = expand_paths(_paths(paths))
+    args = _paths(paths)
     # A live file is read as --follow reads it, through to its end: a rotation between now
-    # and its turn puts its lines into a backup made after this list, read first.
-    history = {path: {_backup_key(b) for b in backups(path)} for path in files if not _is_final(path)}
+    # and its turn puts its lines into a backup made after this look, read first.
+    looks = _look_before(args)
+    files = expand_paths(args)
+    listed = _snapshot(files, looks)
+    live = {path for path in listed if not _is_final(path)}
     seq = itertools.count()
 
     def lines(family: list[str]) -> Iterator[_Line]:
         for path in family:
-            if path in history:
-                yield from _read_live(path, seq, problem, history[path])
+            if path in live:
+                yield from _read_live(path, seq, problem, *listed[path])
             else:
                 yield from _read_file(path, True, seq, problem)
 
@@ -943,7 +1016,8 @@ def _in_time_order(lines: Iterable[_Line], window: float) -> Iterator[_Item]:
 
 
 def _backup_key(path: str) -> str:
-    return path[: -len(".gz")] if path.endswith(".gz") else path
+    """A backup's name without ``.gz`` (compressed or not, the same lines), normalized."""
+    return os.path.normpath(path[: -len(".gz")] if path.endswith(".gz") else path)
 
 
 class _Tail:
@@ -957,7 +1031,14 @@ class _Tail:
     Backups there before the follow began are history, not read (as ``tail -f``)."""
 
     def __init__(
-        self, path: str, seq: Iterator[int], problem: Problem, history: set[str], *, once: bool = False
+        self,
+        path: str,
+        seq: Iterator[int],
+        problem: Problem,
+        history: set[str],
+        *,
+        once: bool = False,
+        listed: _Listed | None = None,
     ) -> None:
         self.path = path
         self.seq = seq
@@ -982,10 +1063,14 @@ class _Tail:
         #: The first bytes of the open file (up to ``_HEAD``), and of the files read before.
         self.head = b""
         self.heads: deque[tuple[bytes, int]] = deque(maxlen=256)
-        #: Backups dealt with (read, or history): by name without ``.gz``.
-        self.done = set(history)
-        #: Backups made since the history was listed are looked at on the first poll.
-        self.fresh = self._open()
+        #: Backups dealt with, by normalized name without ``.gz``: history (there before;
+        #: shared, never changed here) and those read here since.
+        self.history = history
+        self.done: set[str] = set()
+        #: Backups made since the history was listed are looked at on the first poll; not
+        #: when the file opened is the one ``listed`` with the history, no shorter (then no
+        #: backup was made of it since: neither renamed away nor copied and cut in place).
+        self.fresh = self._open() and not (listed is not None and self._is(listed))
 
     def _open(self) -> bool:
         try:
@@ -1012,6 +1097,11 @@ class _Tail:
             self.file.close()
             self.file = None
 
+    def _is(self, listed: _Listed) -> bool:
+        """Whether the open file is the one ``listed``, and at least as long as it was then."""
+        assert self.file is not None
+        return self.ident == listed[:2] and os.fstat(self.file.fileno()).st_size >= listed[2]
+
     def _line(self, raw: bytes, offset: int, torn: bool) -> Iterator[_Line]:
         parsed = _parse(raw, next(self.seq))
         if isinstance(parsed, str):
@@ -1037,7 +1127,7 @@ class _Tail:
                 chunk = f.read(_CHUNK)
             except OSError as exc:  # a failing disk, a stale NFS handle: said, and read no further
                 where = self.offset + len(self.buf)
-                self.problem(Unread(f"{self.path}: cannot read on from byte {where}: {exc.strerror or exc}"))
+                self.problem(Unread(f"{self.path}: cannot read on from byte {where} of its lines: {exc}"))
                 self.dead = True
                 self.close()
                 return
@@ -1053,8 +1143,10 @@ class _Tail:
                 self.offset += len(self.buf) + end - start + 1
                 if self.too_long:
                     self.too_long = False
+                elif len(self.buf) + end - start > _reader.MAX_LINE_BYTES:  # (its last piece: as read_line)
+                    self.skipped(f"{self.path}: line at byte {offset} skipped: {_too_long()}")
                 else:
-                    self.buf += chunk[start:end]
+                    self.buf += chunk[start : end + 1]  # (with its newline: parsed as a whole file's are)
                     raw = bytes(self.buf)
                     yield from self._line(raw, offset, False)
                 self.buf.clear()
@@ -1064,8 +1156,7 @@ class _Tail:
                 continue
             self.buf += chunk[start:]
             if len(self.buf) > _reader.MAX_LINE_BYTES:
-                what = f"line at byte {self.offset} skipped: longer than {_reader.MAX_LINE_BYTES} bytes"
-                self.skipped(f"{self.path}: {what}")
+                self.skipped(f"{self.path}: line at byte {self.offset} skipped: {_too_long()}")
                 self.offset += len(self.buf)
                 self.buf.clear()
                 self.too_long = True
@@ -1075,7 +1166,7 @@ class _Tail:
         read here before and of the open file, if one is open (it may have been rotated,
         even compressed, since it was opened: a backup holding what it holds is that file).
         Returns whether there was such a backup."""
-        keys = sorted({_backup_key(b) for b in backups(self.path)} - self.done)
+        keys = sorted({_backup_key(b) for b in backups(self.path)} - self.history - self.done)
         if not keys:
             return False
         try:
@@ -1215,9 +1306,12 @@ def follow(
     ``clock`` (for idleness) and ``on_poll`` (called after each look at the files, before
     any wait) are for tests. Raises ``UsageError`` at once for a path that names nothing."""
     opts = _options(options, overrides)
-    files = expand_paths(_paths(paths))
+    args = _paths(paths)
+    looks = _look_before(args)
+    files = expand_paths(args)
+    listed = _snapshot(files, looks)
     finals = {path: _is_final(path) for path in files}
-    history = {path: {_backup_key(b) for b in backups(path)} for path in files if not finals[path]}
+    history = {path: listed[path] for path in files if not finals[path]}
     return _follow(
         files,
         finals=finals,
@@ -1236,7 +1330,7 @@ def _follow(
     files: list[str],
     *,
     finals: dict[str, bool],
-    history: dict[str, set[str]],
+    history: dict[str, tuple[set[str], _Listed | None]],
     renderer: _Renderer,
     stop: threading.Event,
     idle: float,
@@ -1258,7 +1352,8 @@ def _follow(
             if finals[path]:
                 yield from feed(_read_file(path, True, seq, problem))
             else:
-                tails.append(_Tail(path, seq, problem, history[path]))
+                before, listed = history[path]
+                tails.append(_Tail(path, seq, problem, before, listed=listed))
         while not stop.is_set():
             got = False
             for tail in tails:
