@@ -53,7 +53,7 @@ import orjson
 from . import _render as r
 from . import reader as _reader
 from ._format import RESERVED_KEYS
-from ._rotation import backup_of, backups
+from ._rotation import _stamp_of, backup_of
 from .reader import (
     GZIP_MAGIC,
     _not_utf8,
@@ -761,76 +761,52 @@ class _CappedNotes:
             self.unsaid = 0
 
 
-#: A file's ``(st_dev, st_ino, st_size)`` when it was listed.
-_Listed = tuple[int, int, int]
-
-
-#: What a directory held when it was looked at: its names, and what each file there not
-#: named as a backup was.
-_Look = tuple[set[str], dict[str, _Listed]]
-
-
-def _look(directory: str) -> _Look:
+def _look(directory: str) -> set[str]:
+    """The names in ``directory`` now, as keys (:func:`_key`)."""
     try:
-        names = os.listdir(directory or ".")
+        return {_key(os.path.join(directory, name)) for name in os.listdir(directory or ".")}
     except OSError:
-        return set(), {}
-    what: dict[str, _Listed] = {}
-    for name in names:
-        if backup_of(name) is None:
-            try:
-                st = os.stat(os.path.join(directory, name))
-            except OSError:
-                continue
-            what[name] = (st.st_dev, st.st_ino, st.st_size)
-    return set(names), what
+        return set()
 
 
-def _look_before(args: Sequence[str]) -> dict[str, _Look]:
-    """The directories the arguments name (a directory, a file's), looked at before they
-    are listed: a rotation at any time after is then seen (a glob's are looked at after
-    its listing, which leaves a rotation in between unseen)."""
-    looks: dict[str, _Look] = {}
+def _look_before(args: Sequence[str]) -> dict[str, set[str]]:
+    """The directories the arguments name (a directory; a file's or a glob's, where its
+    directory part is plain), looked at before they are listed: a backup there now is
+    history (read only if listed); one made at any time after is read before its live
+    file. (A glob's directory with wildcards is looked at after its listing.)"""
+    looks: dict[str, set[str]] = {}
     for arg in args:
-        if not os.path.isdir(arg) and glob.has_magic(arg) and not os.path.lexists(arg):
-            continue
         directory = arg if os.path.isdir(arg) else os.path.dirname(arg)
-        key = os.path.normpath(directory or ".")
-        if key not in looks:
-            looks[key] = _look(directory)
+        if glob.has_magic(directory) and not os.path.lexists(directory):
+            continue
+        looks.setdefault(_key(directory), _look(directory))
     return looks
 
 
-def _snapshot(files: list[str], looks: dict[str, _Look]) -> dict[str, tuple[set[str], _Listed | None]]:
-    """For each file not named as a backup: its history (the backups beside it when its
-    directory was looked at, and those listed to be read: never read again from a backlog)
-    and what it was then (None: not there yet). One listing a directory, however many
-    families it holds."""
-    named = {_backup_key(path) for path in files if backup_of(path) is not None}
-    histories: dict[str, set[str]] = {}  # (one a directory, shared by its families)
-    out: dict[str, tuple[set[str], _Listed | None]] = {}
+def _histories(files: list[str], looks: dict[str, set[str]]) -> dict[str, set[str]]:
+    """For each file not named as a backup, its history: the names beside it when its
+    directory was looked at, and the backups listed to be read (read as listed, never again
+    from a backlog). One set a directory, shared by its families."""
+    named = {_key(path) for path in files if backup_of(path) is not None}
+    shared: dict[str, set[str]] = {}
+    out: dict[str, set[str]] = {}
     for path in files:
-        if backup_of(path) is not None:
-            continue
-        directory = os.path.dirname(path)
-        key = os.path.normpath(directory or ".")
-        if key not in looks:
-            looks[key] = _look(directory)
-        names, what = looks[key]
-        if key not in histories:
-            histories[key] = {_backup_key(os.path.join(key, name)) for name in names} | named
-        out[path] = (histories[key], what.get(os.path.basename(path)))
+        if backup_of(path) is None:
+            directory = _key(os.path.dirname(path))
+            if directory not in shared:
+                shared[directory] = looks.get(directory, set()) or _look(os.path.dirname(path))
+                shared[directory] |= named
+            out[path] = shared[directory]
     return out
 
 
 def _read_live(
-    path: str, seq: Iterator[int], problem: Problem, history: set[str], listed: _Listed | None
+    path: str, seq: Iterator[int], problem: Problem, history: set[str], listings: _Listings
 ) -> Iterator[_Line]:
-    """A live file's lines, read through once as :class:`_Tail` follows it: when it is no
-    longer the file ``listed`` with ``history`` (the names beside it then), the backups made
-    since are read first, so that a rotation meanwhile loses none; a last line with no
-    newline is left (it may be being written)."""
-    tail = _Tail(path, seq, problem, history, once=True, listed=listed)
+    """A live file's lines, read through once as :class:`_Tail` follows it: the backups made
+    since ``history`` (the names beside it when it was looked at) first, so that a rotation
+    meanwhile loses none; a last line with no newline is left (it may be being written)."""
+    tail = _Tail(path, seq, problem, history, once=True, listings=listings)
     try:
         yield from tail.poll()
         while tail.more:
@@ -941,14 +917,15 @@ def render(
     # and its turn puts its lines into a backup made after this look, read first.
     looks = _look_before(args)
     files = expand_paths(args)
-    listed = _snapshot(files, looks)
-    live = {path for path in listed if not _is_final(path)}
+    histories = _histories(files, looks)
+    live = {path for path in histories if not _is_final(path)}
+    listings = _Listings()
     seq = itertools.count()
 
     def lines(family: list[str]) -> Iterator[_Line]:
         for path in family:
             if path in live:
-                yield from _read_live(path, seq, problem, *listed[path])
+                yield from _read_live(path, seq, problem, histories[path], listings)
             else:
                 yield from _read_file(path, True, seq, problem)
 
@@ -1016,8 +993,58 @@ def _in_time_order(lines: Iterable[_Line], window: float) -> Iterator[_Item]:
 
 
 def _backup_key(path: str) -> str:
-    """A backup's name without ``.gz`` (compressed or not, the same lines), normalized."""
-    return os.path.normpath(path[: -len(".gz")] if path.endswith(".gz") else path)
+    """A backup's path without ``.gz`` (compressed or not, the same lines)."""
+    return path[: -len(".gz")] if path.endswith(".gz") else path
+
+
+def _key(path: str) -> str:
+    """What a file (a backup: with or without ``.gz``) is known by in a history, however
+    its path was spelled (absolute, so that ``logs`` and ``/srv/logs`` meet). Only known
+    by: a file is opened by the path it was listed or found under."""
+    return os.path.abspath(_backup_key(path))
+
+
+#: How long a directory must have been unchanged before a listing of it is trusted for
+#: as long as its mtime stays (coarse file system clocks: a change in the same tick as
+#: the listing would keep the mtime; as git's "racily clean" index entries).
+_QUIET_S: Final = 2.0
+
+
+class _Listings:
+    """The backups of each live file, from one listing a directory for as long as the
+    directory is unchanged (its mtime, once it is older than ``_QUIET_S``), not one a
+    family: a directory of thousands of families is listed once, or once a change."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[int, float, dict[str, list[str]]]] = {}
+
+    def backups(self, path: str) -> list[str]:
+        """``_rotation.backups(path)``, from this directory's listing."""
+        directory = os.path.dirname(path)
+        try:
+            mtime = os.stat(directory or ".").st_mtime_ns
+        except OSError:
+            return []
+        seen = self._seen.get(directory)
+        if seen is None or seen[0] != mtime or seen[1] - mtime / 1e9 < _QUIET_S:
+            seen = (mtime, time.time(), _by_family(directory))  # (mtime read before the listing)
+            self._seen[directory] = seen
+        return seen[2].get(os.path.basename(path), [])
+
+
+def _by_family(directory: str) -> dict[str, list[str]]:
+    """The backups in ``directory`` by their live file's name, oldest first (as
+    ``_rotation.backups`` finds them, of all families at once)."""
+    try:
+        names = sorted(os.listdir(directory or "."))
+    except OSError:
+        return {}
+    out: dict[str, list[str]] = {}
+    for name in names:
+        live = backup_of(name)
+        if live is not None and _stamp_of(name) is not None:
+            out.setdefault(live[0], []).append(os.path.join(directory, name))
+    return out
 
 
 class _Tail:
@@ -1038,7 +1065,7 @@ class _Tail:
         history: set[str],
         *,
         once: bool = False,
-        listed: _Listed | None = None,
+        listings: _Listings | None = None,
     ) -> None:
         self.path = path
         self.seq = seq
@@ -1067,10 +1094,10 @@ class _Tail:
         #: shared, never changed here) and those read here since.
         self.history = history
         self.done: set[str] = set()
-        #: Backups made since the history was listed are looked at on the first poll; not
-        #: when the file opened is the one ``listed`` with the history, no shorter (then no
-        #: backup was made of it since: neither renamed away nor copied and cut in place).
-        self.fresh = self._open() and not (listed is not None and self._is(listed))
+        #: Where its backups are found (shared: one listing a directory, not one a family).
+        self.listings = listings if listings is not None else _Listings()
+        #: Backups made since the history was listed are looked at on the first poll.
+        self.fresh = self._open()
 
     def _open(self) -> bool:
         try:
@@ -1096,11 +1123,6 @@ class _Tail:
         if self.file is not None:
             self.file.close()
             self.file = None
-
-    def _is(self, listed: _Listed) -> bool:
-        """Whether the open file is the one ``listed``, and at least as long as it was then."""
-        assert self.file is not None
-        return self.ident == listed[:2] and os.fstat(self.file.fileno()).st_size >= listed[2]
 
     def _line(self, raw: bytes, offset: int, torn: bool) -> Iterator[_Line]:
         parsed = _parse(raw, next(self.seq))
@@ -1166,7 +1188,8 @@ class _Tail:
         read here before and of the open file, if one is open (it may have been rotated,
         even compressed, since it was opened: a backup holding what it holds is that file).
         Returns whether there was such a backup."""
-        keys = sorted({_backup_key(b) for b in backups(self.path)} - self.history - self.done)
+        found = {_key(b): _backup_key(b) for b in self.listings.backups(self.path)}
+        keys = sorted(set(found) - self.history - self.done)
         if not keys:
             return False
         try:
@@ -1175,18 +1198,19 @@ class _Tail:
             current = b""  # (the open file's own read says it)
         for key in keys:
             self.done.add(key)
-            if _ident(key) == self.ident:
+            name = found[key]  # (opened by the path it was found under; known by its key)
+            if _ident(name) == self.ident:
                 # The open file, rotated already: read it through (to its end) before
                 # the backups made after it.
                 yield from self._drain()
                 continue
             try:
-                opened = _open_backup(key)
+                opened = _open_backup(name)
             except OSError as exc:  # (a FIFO or device by a backup's name: refused, not waited on)
-                self.problem(Unread(f"{key}: {exc.strerror or exc}"))
+                self.problem(Unread(f"{name}: {exc.strerror or exc}"))
                 continue
             if opened is None:
-                self.problem(Unread(f"{key}: rotated away and gone before it could be read"))
+                self.problem(Unread(f"{name}: rotated away and gone before it could be read"))
                 continue
             raw, path = opened
             head = read_head_open(raw, _HEAD)[0]
@@ -1309,9 +1333,9 @@ def follow(
     args = _paths(paths)
     looks = _look_before(args)
     files = expand_paths(args)
-    listed = _snapshot(files, looks)
+    histories = _histories(files, looks)
     finals = {path: _is_final(path) for path in files}
-    history = {path: listed[path] for path in files if not finals[path]}
+    history = {path: histories[path] for path in files if not finals[path]}
     return _follow(
         files,
         finals=finals,
@@ -1330,7 +1354,7 @@ def _follow(
     files: list[str],
     *,
     finals: dict[str, bool],
-    history: dict[str, tuple[set[str], _Listed | None]],
+    history: dict[str, set[str]],
     renderer: _Renderer,
     stop: threading.Event,
     idle: float,
@@ -1342,6 +1366,7 @@ def _follow(
     assembler = _Assembler()
     seq = itertools.count()
     tails: list[_Tail] = []
+    listings = _Listings()
 
     def feed(lines: Iterable[_Line]) -> Iterator[str]:
         for line in lines:
@@ -1352,8 +1377,7 @@ def _follow(
             if finals[path]:
                 yield from feed(_read_file(path, True, seq, problem))
             else:
-                before, listed = history[path]
-                tails.append(_Tail(path, seq, problem, before, listed=listed))
+                tails.append(_Tail(path, seq, problem, history[path], listings=listings))
         while not stop.is_set():
             got = False
             for tail in tails:
