@@ -153,7 +153,8 @@ def backups(path: str) -> list[str]:
     return [os.path.join(directory, name) for name in sorted(ours)]
 
 
-_BACKUP_NAME = re.compile(r"([^.]*)\.[0-9]{8}T[0-9]{6}\.[0-9]{6}Z((?:\..*)?)\Z")
+#: (DOTALL: a name may hold a newline, as backups() takes it.)
+_BACKUP_NAME = re.compile(r"([^.]*)\.[0-9]{8}T[0-9]{6}\.[0-9]{6}Z((?:\..*)?)\Z", re.DOTALL)
 
 
 def backup_of(path: str) -> tuple[str, bool] | None:

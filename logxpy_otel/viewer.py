@@ -761,52 +761,97 @@ class _CappedNotes:
             self.unsaid = 0
 
 
-def _look(directory: str) -> set[str]:
-    """The names in ``directory`` now, as keys (:func:`_key`)."""
+#: What a live file was when its directory was looked at: ``(st_dev, st_ino, st_size, its
+#: first bytes)``. The same inode alone proves nothing (gzip frees one, the next file
+#: gets it; a copy cut in place grows again): its first bytes (a tid and a time) do.
+_Mark = tuple[int, int, int, bytes]
+
+
+def _mark(path: str) -> _Mark | None:
     try:
-        return {_key(os.path.join(directory, name)) for name in os.listdir(directory or ".")}
+        with open_regular(path) as f:
+            st = os.fstat(f.fileno())
+            return (st.st_dev, st.st_ino, st.st_size, os.pread(f.fileno(), _HEAD, 0))
     except OSError:
-        return set()
+        return None
 
 
-def _look_before(args: Sequence[str]) -> dict[str, set[str]]:
+#: A directory looked at: its names (keys, :func:`_key`) and the marks of its live files.
+_Look = tuple[set[str], dict[str, _Mark]]
+
+
+def _look(directory: str, live: set[str] | None) -> _Look:
+    """``directory``'s names and the marks of the files ``live`` (names; None: every file
+    there not named as a backup), taken together: listed again after the marks, and again
+    while a name came or went meanwhile (then, after three tries, no marks: a live file
+    without one has its backlog looked at)."""
+    for _ in range(3):
+        try:
+            before = os.listdir(directory or ".")
+            names = live if live is not None else {n for n in before if backup_of(n) is None}
+            marks = {n: m for n in names if (m := _mark(os.path.join(directory, n))) is not None}
+            after = os.listdir(directory or ".")
+        except OSError:
+            return set(), {}
+        if sorted(before) == sorted(after):
+            break
+        marks = {}
+    return {_key(os.path.join(directory, name)) for name in after}, marks
+
+
+def _look_before(args: Sequence[str]) -> dict[str, _Look]:
     """The directories the arguments name (a directory; a file's or a glob's, where its
     directory part is plain), looked at before they are listed: a backup there now is
     history (read only if listed); one made at any time after is read before its live
     file. (A glob's directory with wildcards is looked at after its listing.)"""
-    looks: dict[str, set[str]] = {}
+    wanted: dict[str, tuple[str, set[str] | None]] = {}
     for arg in args:
-        directory = arg if os.path.isdir(arg) else os.path.dirname(arg)
+        whole = os.path.isdir(arg)
+        directory = arg if whole else os.path.dirname(arg)
         if glob.has_magic(directory) and not os.path.lexists(directory):
             continue
-        looks.setdefault(_key(directory), _look(directory))
-    return looks
+        key = _key(directory)
+        _, live = wanted.get(key, (directory, set()))
+        if whole or glob.has_magic(arg) or live is None:
+            live = None  # (every file there may be a live file to read)
+        else:
+            live.add(os.path.basename(arg))
+        wanted[key] = (directory, live)
+    return {key: _look(directory, live) for key, (directory, live) in wanted.items()}
 
 
-def _histories(files: list[str], looks: dict[str, set[str]]) -> dict[str, set[str]]:
-    """For each file not named as a backup, its history: the names beside it when its
-    directory was looked at, and the backups listed to be read (read as listed, never again
-    from a backlog). One set a directory, shared by its families."""
+def _histories(files: list[str], looks: dict[str, _Look]) -> dict[str, tuple[set[str], _Mark | None]]:
+    """For each file not named as a backup: its history (the names beside it when its
+    directory was looked at, and the backups listed to be read: read as listed, never again
+    from a backlog; one set a directory, shared by its families) and its mark then."""
     named = {_key(path) for path in files if backup_of(path) is not None}
     shared: dict[str, set[str]] = {}
-    out: dict[str, set[str]] = {}
+    out: dict[str, tuple[set[str], _Mark | None]] = {}
     for path in files:
         if backup_of(path) is None:
             directory = _key(os.path.dirname(path))
+            if directory not in looks:  # (a glob's directory with wildcards: looked at now)
+                looks[directory] = _look(os.path.dirname(path), None)
             if directory not in shared:
-                shared[directory] = looks.get(directory, set()) or _look(os.path.dirname(path))
-                shared[directory] |= named
-            out[path] = shared[directory]
+                shared[directory] = looks[directory][0] | named
+            out[path] = (shared[directory], looks[directory][1].get(os.path.basename(path)))
     return out
 
 
 def _read_live(
-    path: str, seq: Iterator[int], problem: Problem, history: set[str], listings: _Listings
+    path: str,
+    seq: Iterator[int],
+    problem: Problem,
+    history: set[str],
+    *,
+    mark: _Mark | None,
+    listings: _Listings,
 ) -> Iterator[_Line]:
-    """A live file's lines, read through once as :class:`_Tail` follows it: the backups made
-    since ``history`` (the names beside it when it was looked at) first, so that a rotation
-    meanwhile loses none; a last line with no newline is left (it may be being written)."""
-    tail = _Tail(path, seq, problem, history, once=True, listings=listings)
+    """A live file's lines, read through once as :class:`_Tail` follows it: unless it is
+    still the file ``mark`` says, the backups made since ``history`` (the names beside it
+    then) first, so that a rotation meanwhile loses none; a last line with no newline is
+    left (it may be being written)."""
+    tail = _Tail(path, seq, problem, history, once=True, mark=mark, listings=listings)
     try:
         yield from tail.poll()
         while tail.more:
@@ -925,7 +970,8 @@ def render(
     def lines(family: list[str]) -> Iterator[_Line]:
         for path in family:
             if path in live:
-                yield from _read_live(path, seq, problem, histories[path], listings)
+                history, mark = histories[path]
+                yield from _read_live(path, seq, problem, history, mark=mark, listings=listings)
             else:
                 yield from _read_file(path, True, seq, problem)
 
@@ -1065,6 +1111,7 @@ class _Tail:
         history: set[str],
         *,
         once: bool = False,
+        mark: _Mark | None = None,
         listings: _Listings | None = None,
     ) -> None:
         self.path = path
@@ -1096,8 +1143,10 @@ class _Tail:
         self.done: set[str] = set()
         #: Where its backups are found (shared: one listing a directory, not one a family).
         self.listings = listings if listings is not None else _Listings()
-        #: Backups made since the history was listed are looked at on the first poll.
-        self.fresh = self._open()
+        #: Backups made since the history was listed are looked at on the first poll, but
+        #: where the file opened is still the one ``mark`` says: no backup was made of it
+        #: since (neither renamed away, nor copied and cut in place), none to look for.
+        self.fresh = self._open() and not (mark is not None and self._is(mark))
 
     def _open(self) -> bool:
         try:
@@ -1123,6 +1172,18 @@ class _Tail:
         if self.file is not None:
             self.file.close()
             self.file = None
+
+    def _is(self, mark: _Mark) -> bool:
+        """Whether the open file is the one ``mark`` says: its inode, no shorter, and the
+        same first bytes (a file that was empty then proves nothing)."""
+        assert self.file is not None
+        head = mark[3]
+        try:
+            st = os.fstat(self.file.fileno())
+            now = os.pread(self.file.fileno(), len(head), 0)
+        except OSError:
+            return False
+        return bool(head) and (st.st_dev, st.st_ino) == mark[:2] and st.st_size >= mark[2] and now == head
 
     def _line(self, raw: bytes, offset: int, torn: bool) -> Iterator[_Line]:
         parsed = _parse(raw, next(self.seq))
@@ -1354,7 +1415,7 @@ def _follow(
     files: list[str],
     *,
     finals: dict[str, bool],
-    history: dict[str, set[str]],
+    history: dict[str, tuple[set[str], _Mark | None]],
     renderer: _Renderer,
     stop: threading.Event,
     idle: float,
@@ -1377,7 +1438,8 @@ def _follow(
             if finals[path]:
                 yield from feed(_read_file(path, True, seq, problem))
             else:
-                tails.append(_Tail(path, seq, problem, history[path], listings=listings))
+                before, mark = history[path]
+                tails.append(_Tail(path, seq, problem, before, mark=mark, listings=listings))
         while not stop.is_set():
             got = False
             for tail in tails:
