@@ -1175,7 +1175,8 @@ class _Tail:
 
     def _is(self, mark: _Mark) -> bool:
         """Whether the open file is the one ``mark`` says: its inode, no shorter, and the
-        same first bytes (a file that was empty then proves nothing)."""
+        same first bytes, where they were a whole line or ``_HEAD`` bytes (a tid and a
+        time: a file that was empty, or held a torn line's first bytes, proves nothing)."""
         assert self.file is not None
         head = mark[3]
         try:
@@ -1183,7 +1184,8 @@ class _Tail:
             now = os.pread(self.file.fileno(), len(head), 0)
         except OSError:
             return False
-        return bool(head) and (st.st_dev, st.st_ino) == mark[:2] and st.st_size >= mark[2] and now == head
+        telling = b"\n" in head or len(head) == _HEAD
+        return telling and (st.st_dev, st.st_ino) == mark[:2] and st.st_size >= mark[2] and now == head
 
     def _line(self, raw: bytes, offset: int, torn: bool) -> Iterator[_Line]:
         parsed = _parse(raw, next(self.seq))

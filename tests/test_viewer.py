@@ -586,6 +586,31 @@ def test_a_directory_of_many_families_is_listed_a_few_times_not_once_a_family(
     assert len(calls) <= 3, calls
 
 
+def test_a_torn_first_line_at_the_look_proves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live file holding only the first bytes of a line being written when it was looked
+    at: every later file of that writer starts with them, so a copy cut in place (the same
+    inode, grown again) passed for the file looked at, and its backup went unread (a fifth
+    review, session 31)."""
+    live = tmp_path / "app.jsonl"
+    live.write_bytes(b'{"tid":"')
+    real = viewer.expand_paths
+
+    def written_copied_cut(args: Any) -> list[str]:
+        live.write_bytes(task(1, T0 + 1, "m1") + task(2, T0 + 2, "m2"))
+        files = real(args)
+        shutil.copyfile(live, backup_name(str(live), T0 + 3))
+        os.truncate(live, 0)
+        with live.open("ab") as f:
+            f.write(b"".join(task(n, T0 + n, f"m{n}") for n in (3, 4, 5)))
+        return files
+
+    monkeypatch.setattr(viewer, "expand_paths", written_copied_cut)
+    out = text(render([live], utc=True))
+    assert [int(m) for m in re.findall(r"\] m(\d)", out)] == [1, 2, 3, 4, 5], out
+
+
 def test_the_shared_listing_finds_each_familys_backups_as_rotation_does(tmp_path: Path) -> None:
     """One listing a directory, grouped by family, gives each live file the backups
     ``_rotation.backups`` gives it (a fourth review found names with a newline left out)."""
