@@ -33,6 +33,7 @@ __all__ = [
     "backup_name",
     "backup_of",
     "backups",
+    "backups_by_family",
     "checkpoint_key",
     "create_exclusive",
     "next_rollover",
@@ -151,6 +152,21 @@ def backups(path: str) -> list[str]:
         return []
     ours = (n for n in names if pattern.match(n) and _stamp_of(n) is not None)
     return [os.path.join(directory, name) for name in sorted(ours)]
+
+
+def backups_by_family(directory: str) -> dict[str, list[str]]:
+    """The backups in ``directory`` by their live file's name, oldest first: what
+    :func:`backups` finds for each, from one listing (a directory of many families)."""
+    try:
+        names = sorted(os.listdir(directory or "."))
+    except OSError:
+        return {}
+    out: dict[str, list[str]] = {}
+    for name in names:
+        live = backup_of(name)
+        if live is not None and _stamp_of(name) is not None:
+            out.setdefault(live[0], []).append(os.path.join(directory, name))
+    return out
 
 
 #: (DOTALL: a name may hold a newline, as backups() takes it.)

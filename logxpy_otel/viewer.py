@@ -53,7 +53,7 @@ import orjson
 from . import _render as r
 from . import reader as _reader
 from ._format import RESERVED_KEYS
-from ._rotation import _stamp_of, backup_of
+from ._rotation import backup_of, backups_by_family
 from .reader import (
     GZIP_MAGIC,
     _not_utf8,
@@ -793,7 +793,7 @@ def _look(directory: str, live: set[str] | None) -> _Look:
             after = os.listdir(directory or ".")
         except OSError:
             return set(), {}
-        if sorted(before) == sorted(after):
+        if set(before) == set(after):
             break
         marks = {}
     return {_key(os.path.join(directory, name)) for name in after}, marks
@@ -838,6 +838,19 @@ def _histories(files: list[str], looks: dict[str, _Look]) -> dict[str, tuple[set
     return out
 
 
+def _listed(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+) -> tuple[list[str], dict[str, tuple[set[str], _Mark | None]]]:
+    """The files ``paths`` name (``replay.expand_paths``), and for each live one (not a
+    backup, not gzip) its history and mark (:func:`_histories`), its directory looked at
+    before the listing, so that a rotation at any time after it is seen."""
+    args = _paths(paths)
+    looks = _look_before(args)
+    files = expand_paths(args)
+    histories = _histories(files, looks)
+    return files, {path: history for path, history in histories.items() if not _is_final(path)}
+
+
 def _read_live(
     path: str,
     seq: Iterator[int],
@@ -860,10 +873,10 @@ def _read_live(
         tail.close()
 
 
-def _read_file(path: str, final: bool, seq: Iterator[int], problem: Problem) -> Iterator[_Line]:
-    """The lines of a whole file (gzip told by content). A last line with no newline is
-    read if it parses in a final file, left alone in a live one (it may be being written).
-    A backup compressed since it was listed is read from its ``.gz``."""
+def _read_file(path: str, seq: Iterator[int], problem: Problem) -> Iterator[_Line]:
+    """The lines of a file that no longer grows (a backup, a gzip file; gzip told by
+    content), a last line with no newline too, where it parses. A backup compressed since
+    it was listed is read from its ``.gz``. (A live file is read by :func:`_read_live`.)"""
     try:
         if backup_of(path) is None:
             opened: tuple[IO[bytes], str] | None = (io.BufferedReader(open_regular(path), _CHUNK), path)
@@ -875,11 +888,11 @@ def _read_file(path: str, final: bool, seq: Iterator[int], problem: Problem) -> 
     if opened is None:
         problem(Unread(f"{path}: no such file (gone since it was listed)"))
         return
-    yield from _read_open(*opened, final, seq, problem)  # (which closes it)
+    yield from _read_open(*opened, seq, problem)  # (which closes it)
 
 
 def _read_open(
-    raw: IO[bytes], path: str, final: bool, seq: Iterator[int], problem: Problem, *, start: int = 0
+    raw: IO[bytes], path: str, seq: Iterator[int], problem: Problem, *, start: int = 0
 ) -> Iterator[_Line]:
     """:func:`_read_file` of a file already open (closed here), from the line at byte
     ``start`` of its lines on."""
@@ -889,7 +902,6 @@ def _read_open(
         except _GZIP_ERRORS as exc:  # (an I/O error on its first bytes: a failing disk, NFS)
             problem(Unread(f"{path}: {getattr(exc, 'strerror', None) or exc}"))
             return
-        final = final or checked is not None
         offset = 0
         capped = _CappedNotes(problem, path)
         try:
@@ -913,8 +925,6 @@ def _read_open(
                 if begin < start:
                     continue  # shown already
                 torn = not line.endswith(b"\n")
-                if torn and not final:
-                    return  # may still be being written
                 parsed = _parse(line, next(seq))
                 if isinstance(parsed, str):
                     what = "torn last line (no newline)" if torn else parsed
@@ -957,23 +967,19 @@ def render(
     """
     opts = _options(options, overrides)
     problem = on_problem or (lambda _: None)
-    args = _paths(paths)
-    # A live file is read as --follow reads it, through to its end: a rotation between now
-    # and its turn puts its lines into a backup made after this look, read first.
-    looks = _look_before(args)
-    files = expand_paths(args)
-    histories = _histories(files, looks)
-    live = {path for path in histories if not _is_final(path)}
+    # A live file is read as --follow reads it, through to its end: a rotation between the
+    # look and its turn puts its lines into a backup made after the look, read first.
+    files, live = _listed(paths)
     listings = _Listings()
     seq = itertools.count()
 
     def lines(family: list[str]) -> Iterator[_Line]:
         for path in family:
             if path in live:
-                history, mark = histories[path]
+                history, mark = live[path]
                 yield from _read_live(path, seq, problem, history, mark=mark, listings=listings)
             else:
-                yield from _read_file(path, True, seq, problem)
+                yield from _read_file(path, seq, problem)
 
     streams = [_in_time_order(lines(family), window) for family in _families(files)]
     return _emit(_Renderer(opts), heapq.merge(*streams, key=_sort_key))
@@ -1073,24 +1079,9 @@ class _Listings:
             return []
         seen = self._seen.get(directory)
         if seen is None or seen[0] != mtime or seen[1] - mtime / 1e9 < _QUIET_S:
-            seen = (mtime, time.time(), _by_family(directory))  # (mtime read before the listing)
+            seen = (mtime, time.time(), backups_by_family(directory))  # (mtime read before the listing)
             self._seen[directory] = seen
         return seen[2].get(os.path.basename(path), [])
-
-
-def _by_family(directory: str) -> dict[str, list[str]]:
-    """The backups in ``directory`` by their live file's name, oldest first (as
-    ``_rotation.backups`` finds them, of all families at once)."""
-    try:
-        names = sorted(os.listdir(directory or "."))
-    except OSError:
-        return {}
-    out: dict[str, list[str]] = {}
-    for name in names:
-        live = backup_of(name)
-        if live is not None and _stamp_of(name) is not None:
-            out.setdefault(live[0], []).append(os.path.join(directory, name))
-    return out
 
 
 class _Tail:
@@ -1137,8 +1128,8 @@ class _Tail:
         #: The first bytes of the open file (up to ``_HEAD``), and of the files read before.
         self.head = b""
         self.heads: deque[tuple[bytes, int]] = deque(maxlen=256)
-        #: Backups dealt with, by normalized name without ``.gz``: history (there before;
-        #: shared, never changed here) and those read here since.
+        #: Backups dealt with, by :func:`_key`: history (there before; shared, never
+        #: changed here) and those read here since.
         self.history = history
         self.done: set[str] = set()
         #: Where its backups are found (shared: one listing a directory, not one a family).
@@ -1284,7 +1275,7 @@ class _Tail:
             read = [offset for seen, offset in self.heads if seen and head.startswith(seen)]
             # read here while it was the live file: only what was written after the last
             # look (a copy made as the file was cut in place, copytruncate), if anything
-            yield from _read_open(raw, path, True, self.seq, self.problem, start=max(read, default=0))
+            yield from _read_open(raw, path, self.seq, self.problem, start=max(read, default=0))
         return True
 
     def _from_the_start(self) -> None:
@@ -1393,16 +1384,11 @@ def follow(
     ``clock`` (for idleness) and ``on_poll`` (called after each look at the files, before
     any wait) are for tests. Raises ``UsageError`` at once for a path that names nothing."""
     opts = _options(options, overrides)
-    args = _paths(paths)
-    looks = _look_before(args)
-    files = expand_paths(args)
-    histories = _histories(files, looks)
-    finals = {path: _is_final(path) for path in files}
-    history = {path: histories[path] for path in files if not finals[path]}
+    files, live = _listed(paths)
     return _follow(
         files,
-        finals=finals,
-        history=history,
+        finals={path: path not in live for path in files},
+        history=live,
         renderer=_Renderer(opts),
         stop=stop if stop is not None else threading.Event(),
         idle=idle,
@@ -1438,7 +1424,7 @@ def _follow(
     try:
         for path in files:
             if finals[path]:
-                yield from feed(_read_file(path, True, seq, problem))
+                yield from feed(_read_file(path, seq, problem))
             else:
                 before, mark = history[path]
                 tails.append(_Tail(path, seq, problem, before, mark=mark, listings=listings))

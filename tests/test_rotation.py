@@ -1416,3 +1416,18 @@ def test_left_over_backups_beyond_backup_count_are_deleted_not_compressed(
     survivors = [f"app.{utc_stamp(DAY - 100 + n)}.jsonl.gz" for n in (8, 9)]
     assert names == sorted([*survivors, f"app.{utc_stamp(DAY)}.jsonl.gz", "app.jsonl"])
     assert len(compressed) == 3  # the new backup and the two left-overs kept: none deleted after
+
+
+def test_backups_by_family_finds_each_familys_backups_as_backups_does(tmp_path: Path) -> None:
+    """One listing a directory, grouped by family (the viewer's, for many families), gives
+    each live file what ``backups`` gives it (a review found names with a newline left out)."""
+    lives = ["app.jsonl", "app.v2.jsonl", "app", "app..jsonl", "APP.JSONL", "x.json\nl", "é.log"]
+    stamps = ["20261126T000000.000000Z", "20261126T000001.000001Z", "99999999T999999.000000Z"]
+    for live in lives:
+        (tmp_path / live).write_bytes(b"")
+        stem, dot, suffix = live.partition(".")
+        for n, stamp in enumerate(stamps):
+            (tmp_path / f"{stem}.{stamp}{dot}{suffix}{'.gz' if n else ''}").write_bytes(b"")
+    grouped = _rotation.backups_by_family(str(tmp_path))
+    for live in lives:
+        assert grouped.get(live, []) == _rotation.backups(str(tmp_path / live)), live

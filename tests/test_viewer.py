@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from logxpy_otel import LogxpyLogRecordProcessor, _rotation, _span_format, cli, reader, viewer
+from logxpy_otel import LogxpyLogRecordProcessor, _span_format, cli, reader, viewer
 from logxpy_otel._rotation import backup_name
 from logxpy_otel.replay import UsageError
 from logxpy_otel.viewer import ViewOptions, follow, parse_time, render, use_color
@@ -609,22 +609,6 @@ def test_a_torn_first_line_at_the_look_proves_nothing(
     monkeypatch.setattr(viewer, "expand_paths", written_copied_cut)
     out = text(render([live], utc=True))
     assert [int(m) for m in re.findall(r"\] m(\d)", out)] == [1, 2, 3, 4, 5], out
-
-
-def test_the_shared_listing_finds_each_familys_backups_as_rotation_does(tmp_path: Path) -> None:
-    """One listing a directory, grouped by family, gives each live file the backups
-    ``_rotation.backups`` gives it (a fourth review found names with a newline left out)."""
-    lives = ["app.jsonl", "app.v2.jsonl", "app", "app..jsonl", "APP.JSONL", "x.json\nl", "é.log"]
-    stamps = ["20261126T000000.000000Z", "20261126T000001.000001Z", "99999999T999999.000000Z"]
-    for live in lives:
-        (tmp_path / live).write_bytes(b"")
-        stem, dot, suffix = live.partition(".")
-        for n, stamp in enumerate(stamps):
-            (tmp_path / f"{stem}.{stamp}{dot}{suffix}{'.gz' if n else ''}").write_bytes(b"")
-    listings = viewer._Listings()
-    for live in lives:
-        path = str(tmp_path / live)
-        assert listings.backups(path) == _rotation.backups(path), live
 
 
 def test_a_live_file_made_after_the_look_and_rotated_after_the_listing_loses_no_line(
