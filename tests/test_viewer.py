@@ -1372,6 +1372,27 @@ def test_a_fifo_or_a_pipe_given_as_a_file_is_refused_never_waited_on_or_a_crash(
     assert b"not a regular file" in result.stderr
 
 
+class _GoneReader(io.StringIO):
+    """A stdout whose reader went away (``| head`` done): every write is a broken pipe."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+
+def test_a_broken_pipe_still_says_a_file_was_left_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``view FIFO good | head -1``: the reader going away is no error of ours (0), but a file
+    left unread still is (1); it exited 0 whatever (a hostile review, session 31)."""
+    fifo, good = tmp_path / "app.jsonl", tmp_path / "good.jsonl"
+    os.mkfifo(fifo)
+    good.write_bytes(task(2, T0, "seen"))
+    monkeypatch.setattr(sys, "stdout", _GoneReader())
+    assert cli.main(["view", str(fifo), str(good)]) == 1
+    assert "not a regular file" in capsys.readouterr().err
+    assert cli.main(["view", str(good)]) == 0
+
+
 def test_a_far_future_time_is_a_usage_error_in_any_time_zone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
