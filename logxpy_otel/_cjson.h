@@ -55,7 +55,6 @@ put_error(PyObject *exc)
 }
 
 static PyObject *fmt_span, *fmt_trace;
-static PyObject *sixty_four;
 
 /* A str of ``n`` ASCII characters (hex digits): made as one, without the UTF-8 decoding
  * of PyUnicode_FromStringAndSize. */
@@ -66,6 +65,26 @@ ascii_str(const char *text, Py_ssize_t n)
     if (s != NULL)
         memcpy(PyUnicode_DATA(s), text, (size_t)n);
     return s;
+}
+
+/* A positive exact int below 2**128 as 16 little-endian bytes: 0; 1 for a wider one
+ * (no error set). One pass over its digits, where shifting it out would make an int. */
+static MAYBE_UNUSED int
+long_bytes16(PyObject *id, unsigned char bytes[16])
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    Py_ssize_t n = PyLong_AsNativeBytes(id, bytes, 16,
+                                        Py_ASNATIVEBYTES_LITTLE_ENDIAN | Py_ASNATIVEBYTES_UNSIGNED_BUFFER |
+                                            Py_ASNATIVEBYTES_REJECT_NEGATIVE);
+    if (n < 0)
+        PyErr_Clear();
+    return n < 0 || n > 16;
+#else
+    if (_PyLong_AsByteArray((PyLongObject *)id, bytes, 16, 1, 0) == 0)
+        return 0;
+    PyErr_Clear(); /* (OverflowError) */
+    return 1;
+#endif
 }
 
 /* format(id, spec) for spec "016x" or "032x": an exact int that fits in 64 or 128 bits
@@ -94,18 +113,14 @@ hex_text(PyObject *id, PyObject *spec)
         }
     }
     else if (overflow > 0) {
-        PyObject *top = PyNumber_Rshift(id, sixty_four);
-        if (top == NULL)
-            return NULL;
-        high = PyLong_AsUnsignedLongLong(top);
-        Py_DECREF(top);
-        if (high == (unsigned long long)-1 && PyErr_Occurred()) {
-            PyErr_Clear();
+        unsigned char bytes[16]; /* (little-endian) */
+        if (long_bytes16(id, bytes) != 0)
             return PyObject_Format(id, spec); /* beyond 128 bits */
-        }
-        low = PyLong_AsUnsignedLongLongMask(id);
-        if (low == (unsigned long long)-1 && PyErr_Occurred())
-            return NULL;
+        for (int i = 15; i >= 8; i--)
+            high = high << 8 | bytes[i];
+        low = 0;
+        for (int i = 7; i >= 0; i--)
+            low = low << 8 | bytes[i];
     }
     else {
         return PyObject_Format(id, spec); /* negative */
@@ -766,8 +781,7 @@ cjson_init(void)
     init_needs_care();
     fmt_span = PyUnicode_InternFromString("016x");
     fmt_trace = PyUnicode_InternFromString("032x");
-    sixty_four = PyLong_FromLong(64);
-    return fmt_span == NULL || fmt_trace == NULL || sixty_four == NULL ? -1 : 0;
+    return fmt_span == NULL || fmt_trace == NULL ? -1 : 0;
 }
 
 #endif /* LOGXPY_OTEL_CJSON_H */

@@ -143,11 +143,13 @@ static PyTypeObject FastEncoderType;
  * orjson.dumps of them all: a Python float's shortest repr costs far more in C-Python's
  * own dtoa than in orjson, and one call amortizes its overhead. */
 
-/* Most floats in a line that the C encoder writes; a record with more goes to Python. */
+/* Most floats in a line that the C encoder writes (its attributes', and its ts where
+ * float_chars declines it); a record with more goes to Python. */
 #define MAX_FLOATS 64
 
 typedef struct {
-    PyObject *values; /* the floats, in line order (a tuple) */
+    PyObject *values; /* the floats, in line order (a tuple), or NULL for ``one`` alone */
+    PyObject *one;    /* the line's only float (its ts: most lines), or NULL */
     PyObject *json;   /* orjson.dumps(values): b"[1.5,2.0]", or NULL: their text is in text */
     Buf text;         /* "1.5,2.0", written here (floats_text) when it can */
     const char *next; /* the next float's text (in json or text) */
@@ -159,7 +161,7 @@ typedef struct {
 static void
 floats_init(Floats *f)
 {
-    f->values = f->json = NULL;
+    f->values = f->one = f->json = NULL;
     buf_init(&f->text);
     f->next = f->end = NULL;
     f->index = 0;
@@ -169,6 +171,7 @@ static void
 floats_free(Floats *f)
 {
     Py_CLEAR(f->values);
+    Py_CLEAR(f->one);
     Py_CLEAR(f->json);
     buf_free(&f->text);
 }
@@ -179,7 +182,9 @@ floats_free(Floats *f)
 static int
 put_next_float(Buf *b, Floats *f, PyObject *v)
 {
-    if (f->index >= PyTuple_GET_SIZE(f->values) || PyTuple_GET_ITEM(f->values, f->index) != v)
+    PyObject *expected = f->values != NULL ? (f->index < PyTuple_GET_SIZE(f->values) ? PyTuple_GET_ITEM(f->values, f->index) : NULL)
+                                           : (f->index == 0 ? f->one : NULL);
+    if (v != expected)
         return 1;
     f->index++;
     const char *start = f->next, *p = start;
@@ -235,8 +240,8 @@ put_plain(Buf *b, PyObject *s)
     return put_quoted(b, (const char *)PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s));
 }
 
-/* Takes the floats of a line into ``f``: ``first`` (its ts), then each float value of
- * ``dict`` (or None), written by one orjson ``dumps`` call. 0: done; 1: not for the C
+/* Takes the floats of a line into ``f``: ``first`` (its ts, or NULL: written already),
+ * then each float value of ``dict`` (or None), written by one orjson ``dumps`` call. 0: done; 1: not for the C
  * path (NaN or inf, which the format tags; too many floats), or an error. The floats
  * are held (strong references: allocating the tuple can run Python code, such as a GC
  * callback, that changes the attributes; put_next_float then sees the change). */
@@ -247,7 +252,8 @@ floats_take(Floats *f, PyObject *dumps, PyObject *first, PyObject *dict)
     Py_ssize_t count = 0, pos = 0;
     PyObject *k, *v;
     int odd = 0;
-    found[count++] = Py_NewRef(first);
+    if (first != NULL)
+        found[count++] = Py_NewRef(first);
     if (dict != Py_None) {
         while (PyDict_Next(dict, &pos, &k, &v)) {
             if (PyFloat_CheckExact(v)) {
@@ -259,15 +265,22 @@ floats_take(Floats *f, PyObject *dumps, PyObject *first, PyObject *dict)
             }
         }
     }
-    f->values = odd ? NULL : PyTuple_New(count);
-    for (Py_ssize_t i = 0; i < count; i++) {
-        if (f->values != NULL)
-            PyTuple_SET_ITEM(f->values, i, found[i]);
-        else
-            Py_DECREF(found[i]);
+    if (!odd && count == 0)
+        return 0; /* (no float to take: put_next_float refuses any) */
+    if (!odd && count == 1) {
+        f->one = found[0]; /* (no tuple for a line's only float) */
     }
-    if (f->values == NULL)
-        return 1;
+    else {
+        f->values = odd ? NULL : PyTuple_New(count);
+        for (Py_ssize_t i = 0; i < count; i++) {
+            if (f->values != NULL)
+                PyTuple_SET_ITEM(f->values, i, found[i]);
+            else
+                Py_DECREF(found[i]);
+        }
+        if (f->values == NULL)
+            return 1;
+    }
     int rc = floats_text(&f->text, found, count);
     if (rc == 0)
         rc = PUT_LITERAL(&f->text, "]"); /* as orjson's text ends */
@@ -278,12 +291,32 @@ floats_take(Floats *f, PyObject *dumps, PyObject *first, PyObject *dict)
         f->end = f->text.data + f->text.len;
         return 0;
     }
+    if (f->values == NULL && (f->values = PyTuple_Pack(1, f->one)) == NULL)
+        return 1;
     f->json = PyObject_CallOneArg(dumps, f->values);
     if (f->json == NULL || !PyBytes_CheckExact(f->json))
         return 1;
     f->next = PyBytes_AS_STRING(f->json) + 1;
     f->end = PyBytes_AS_STRING(f->json) + PyBytes_GET_SIZE(f->json);
     return 0;
+}
+
+/* A line's start, ``"ts":<text>`` for ``ts`` (an exact float), and the floats of its
+ * attributes (``dict``) taken into ``f`` (floats_take). The ts is written here where
+ * float_chars takes it (a time in seconds: all but odd ones), so a line whose only float
+ * it is takes nothing; else it is taken first. 0: done; 1: not for the C path, or an
+ * error; -1: no memory. */
+static int
+put_ts(Buf *b, Floats *f, PyObject *dumps, PyObject *ts, PyObject *dict)
+{
+    if (PUT_LITERAL(b, "\"ts\":") < 0)
+        return -1;
+    int rc = put_float_text(b, PyFloat_AS_DOUBLE(ts));
+    if (rc < 0)
+        return -1;
+    if (floats_take(f, dumps, rc == 0 ? NULL : ts, dict))
+        return 1;
+    return rc == 0 ? 0 : put_next_float(b, f, ts);
 }
 
 /* ``,"key":value`` for each attribute of ``dict`` (or None), at the line's top level.
@@ -491,12 +524,8 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         last_tail_set(&self->last, scope, resource, tail);
     }
 
-    if (floats_take(&floats, self->dumps, ts_obj, dict))
-        goto bail;
-
     /* The line, in the order the Python encoder builds it. */
-    STEP(PUT_LITERAL(&b, "\"ts\":"));
-    STEP(put_next_float(&b, &floats, ts_obj));
+    STEP(put_ts(&b, &floats, self->dumps, ts_obj, dict));
     STEP(PUT_LITERAL(&b, ",\"mt\":\""));
     STEP(buf_put(&b, PyUnicode_DATA(mt), PyUnicode_GET_LENGTH(mt)));
     STEP(PUT_LITERAL(&b, "\",\"msg\":"));
@@ -717,7 +746,7 @@ static PyTypeObject FastEncoderType = {
 
 /* ---- the processor's on_emit ------------------------------------------------------- */
 
-static PyObject *a_scope, *a_log_record, *a_resource, *a_name, *s_own_name;
+static PyObject *a_scope, *a_log_record, *a_resource, *a_name, *s_own_name, *a_parent_context;
 
 /* on_emit for LogxpyLogRecordProcessor: the same steps as its Python on_emit, without
  * a Python frame per record. Records of the package's own logger are counted (``own``),
@@ -929,6 +958,8 @@ Emitter_span_start(Emitter *self, PyObject *const *args, Py_ssize_t nargs, PyObj
     int bad = nargs > 2;
     for (Py_ssize_t i = 0; kwnames != NULL && i < PyTuple_GET_SIZE(kwnames); i++) {
         PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (key == a_parent_context && nargs < 2)
+            continue; /* (the SDK's call, its name interned as ours) */
         if (PyUnicode_Check(key) && PyUnicode_CompareWithASCIIString(key, "span") == 0 && span == NULL)
             span = args[nargs + i];
         else if (!(PyUnicode_Check(key) && PyUnicode_CompareWithASCIIString(key, "parent_context") == 0 && nargs < 2))
@@ -1098,17 +1129,10 @@ span_hex16(PyObject *value, char out[16])
     static const char hex[] = "0123456789abcdef";
     if (!PyLong_CheckExact(value))
         return 1;
-    int overflow = 0;
-    long long small = PyLong_AsLongLongAndOverflow(value, &overflow); /* (the cheap read, below 2**63) */
-    unsigned long long id = (unsigned long long)small;
-    if (overflow < 0 || (overflow == 0 && small < 0))
-        return 1; /* negative (an exact int: no error to clear) */
-    if (overflow > 0) {
-        id = PyLong_AsUnsignedLongLong(value);
-        if (id == (unsigned long long)-1 && PyErr_Occurred()) {
-            PyErr_Clear(); /* wider than 64 bits */
-            return 1;
-        }
+    unsigned long long id = PyLong_AsUnsignedLongLong(value); /* (one read, any 64-bit id) */
+    if (id == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear(); /* negative, or wider than 64 bits: rare, so the error's cost is too */
+        return 1;
     }
     if (id == 0)
         return 1;
@@ -1220,6 +1244,36 @@ ended_span_fields(SpanEncoder *self, PyObject *span, PyObject **got)
     return rc;
 }
 
+/* The entry of the open span ``span_id`` of trace ``trace_id`` in ``names`` (new
+ * reference): (trace id, name at its start), which the Python encoder makes, or the C
+ * encoder's (trace id, name at its start, span id's hex, start ts), which lets its end
+ * and its children's lines reuse that text and that float. NULL without an error for
+ * none (or another trace's, whose span id repeats), with one on error. */
+static PyObject *
+open_span(SpanEncoder *self, PyObject *span_id, PyObject *trace_id)
+{
+    PyObject *entry = PyDict_GetItemWithError(self->names, span_id); /* borrowed */
+    if (entry == NULL || !PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) < 2)
+        return NULL;
+    PyObject *theirs = PyTuple_GET_ITEM(entry, 0);
+    Py_INCREF(entry);
+    int ours = theirs == trace_id ? 1 : PyObject_RichCompareBool(theirs, trace_id, Py_EQ);
+    if (ours <= 0)
+        Py_CLEAR(entry);
+    return entry;
+}
+
+/* The span id's hex text of a C encoder's entry (see open_span), or NULL for another. */
+static PyObject *
+entry_hex(PyObject *entry)
+{
+    if (entry == NULL || PyTuple_GET_SIZE(entry) != 4)
+        return NULL;
+    PyObject *hex = PyTuple_GET_ITEM(entry, 2);
+    return PyUnicode_CheckExact(hex) && PyUnicode_IS_COMPACT_ASCII(hex) && PyUnicode_GET_LENGTH(hex) == 16 ? hex
+                                                                                                           : NULL;
+}
+
 /* The line item of a span's start (``end`` 0) or end line, as _span_format.SpanEncoder
  * writes it; NULL without an error for any span it does not take (the Python encoder's
  * turn), with one on error. */
@@ -1228,13 +1282,15 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
 {
     PyObject *got[N_SPAN_FIELDS] = {NULL}, *trace_hex = NULL, *span_hex = NULL,
              *parent_hex = NULL, *dict = NULL, *dropped = NULL, *ts = NULL, *start_ts = NULL,
-             *tail = NULL, *data = NULL, *role = NULL, *result = NULL, *code = NULL, *description = NULL;
+             *tail = NULL, *data = NULL, *role = NULL, *result = NULL, *code = NULL, *description = NULL,
+             *entry = NULL, *parent_entry = NULL;
     Floats floats;
     floats_init(&floats);
     Buf b;
     buf_init(&b);
     int rc = 0, failed = 0, kind = -1;
-    char hex[16], parent_text[16];
+    char hex_text[16], parent_text[16];
+    const char *hex = hex_text, *parent_chars = parent_text; /* (or the text of a str reused) */
 
     /* Read and check first; write after. */
     int known = 0;
@@ -1266,19 +1322,27 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
         goto bail;
     PyObject *trace_id = PyTuple_GET_ITEM(context, 0), *flags = PyTuple_GET_ITEM(context, 3),
              *state = PyTuple_GET_ITEM(context, 4);
-    if (span_hex16(PyTuple_GET_ITEM(context, 1), hex) || !PyLong_CheckExact(trace_id) ||
-        !PyLong_Check(flags) || PyBool_Check(flags) || state != self->empty_state)
+    if (!PyLong_CheckExact(trace_id) || !PyLong_Check(flags) || PyBool_Check(flags) || state != self->empty_state)
         goto bail; /* (a trace state: the Python encoder writes it) */
     {
         int zero = PyObject_Not(trace_id);
         if (zero != 0)
             goto bail;
     }
+    if (end) {
+        /* This span's entry, made at its start (its ids were checked there) */
+        PyObject *span_id = PyTuple_GET_ITEM(context, 1);
+        entry = PyLong_CheckExact(span_id) ? open_span(self, span_id, trace_id) : NULL;
+        if (entry == NULL && PyErr_Occurred())
+            goto done;
+        span_hex = Py_XNewRef(entry_hex(entry));
+    }
+    if (span_hex != NULL)
+        hex = (const char *)PyUnicode_DATA(span_hex);
+    else if (span_hex16(PyTuple_GET_ITEM(context, 1), hex_text) || (span_hex = ascii_str(hex, 16)) == NULL)
+        goto bail;
     trace_hex = id_hex(&self->trace_key, &self->trace_hex, trace_id, fmt_trace);
     if (trace_hex == NULL || !id_fits(trace_hex, 32))
-        goto bail;
-    span_hex = ascii_str(hex, 16);
-    if (span_hex == NULL)
         goto bail;
     int remote = 0;
     if (parent != Py_None) {
@@ -1287,11 +1351,15 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
         PyObject *parent_id = PyTuple_GET_ITEM(parent, 1);
         if (PyLong_CheckExact(parent_id) && is_zero(parent_id))
             ; /* no parent: as the Python encoder, which tests parent.span_id */
-        else if (span_hex16(parent_id, parent_text))
-            goto bail;
         else {
-            parent_hex = ascii_str(parent_text, 16);
-            if (parent_hex == NULL)
+            /* An open parent's text, made at its start; else made here */
+            parent_entry = PyLong_CheckExact(parent_id) ? open_span(self, parent_id, trace_id) : NULL;
+            if (parent_entry == NULL && PyErr_Occurred())
+                goto done;
+            parent_hex = Py_XNewRef(entry_hex(parent_entry));
+            if (parent_hex != NULL)
+                parent_chars = (const char *)PyUnicode_DATA(parent_hex);
+            else if (span_hex16(parent_id, parent_text) || (parent_hex = ascii_str(parent_text, 16)) == NULL)
                 goto bail;
             PyObject *is_remote = PyTuple_GET_ITEM(parent, 2);
             if (is_remote != Py_True && is_remote != Py_False)
@@ -1363,55 +1431,51 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
             last_tail_set(&self->last, scope, resource, tail);
         }
     }
+    ts = seconds_of(end ? stop_ns : start_ns);
+    if (ts == NULL)
+        goto bail;
+    if (end) {
+        /* The start's ts, kept in its entry (the same float, unless the start time is not) */
+        PyObject *kept = entry != NULL && PyTuple_GET_SIZE(entry) == 4 ? PyTuple_GET_ITEM(entry, 3) : NULL;
+        volatile double rounded = (double)start_ns; /* (as seconds_of) */
+        if (kept != NULL && PyFloat_CheckExact(kept) && PyFloat_AS_DOUBLE(kept) == rounded / 1e9)
+            start_ts = Py_NewRef(kept);
+        else if ((start_ts = seconds_of(start_ns)) == NULL)
+            goto bail;
+    }
     {
         /* The name at its start, by span id (shared with the Python encoder): a span renamed
          * before its end keeps it in its end line's ``at`` (logxpy's tools match the start
-         * by it), and that line is the Python encoder's (the final name in ``_otel``). */
+         * by it), and that line is the Python encoder's (the final name in ``_otel``). The
+         * C encoder's entry also keeps the span id's text and the start's ts, for its end
+         * and its children's lines. */
         PyObject *span_id = PyTuple_GET_ITEM(context, 1);
         if (end) {
-            /* (trace id, name), or another trace's whose span id repeats: not this span's */
-            PyObject *entry = PyDict_GetItemWithError(self->names, span_id); /* borrowed */
-            if (entry == NULL && PyErr_Occurred())
-                goto done;
-            if (entry != NULL && PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) == 2) {
-                int ours = PyObject_RichCompareBool(PyTuple_GET_ITEM(entry, 0), trace_id, Py_EQ);
-                if (ours < 0)
+            if (entry != NULL) {
+                PyObject *started = PyTuple_GET_ITEM(entry, 1);
+                int same = started == name ? 1 : PyObject_RichCompareBool(started, name, Py_EQ);
+                if (same < 0)
                     goto done;
-                if (ours) {
-                    PyObject *started = PyTuple_GET_ITEM(entry, 1);
-                    int same = started == name ? 1 : PyObject_RichCompareBool(started, name, Py_EQ);
-                    if (same < 0)
-                        goto done;
-                    if (!same)
-                        goto bail; /* renamed: the Python encoder writes it */
-                    if (PyDict_DelItem(self->names, span_id) < 0)
-                        goto done;
-                }
+                if (!same)
+                    goto bail; /* renamed: the Python encoder writes it */
+                if (PyDict_DelItem(self->names, span_id) < 0)
+                    goto done;
             }
         }
         else {
             if (PyDict_GET_SIZE(self->names) >= self->max_names)
                 PyDict_Clear(self->names); /* (spans that never end: their renames are not seen) */
-            PyObject *entry = PyTuple_Pack(2, trace_id, name);
-            if (entry == NULL)
+            PyObject *made = PyTuple_Pack(4, trace_id, name, span_hex, ts);
+            if (made == NULL)
                 goto done;
-            int rc_set = PyDict_SetItem(self->names, span_id, entry);
-            Py_DECREF(entry);
+            int rc_set = PyDict_SetItem(self->names, span_id, made);
+            Py_DECREF(made);
             if (rc_set < 0)
                 goto done;
         }
     }
-    ts = seconds_of(end ? stop_ns : start_ns);
-    if (ts == NULL)
-        goto bail;
-    if (end && (start_ts = seconds_of(start_ns)) == NULL)
-        goto bail;
-    if (floats_take(&floats, self->dumps, ts, dict))
-        goto bail;
-
     /* The line, in the order the Python encoder builds it. */
-    STEP(PUT_LITERAL(&b, "\"ts\":"));
-    STEP(put_next_float(&b, &floats, ts));
+    STEP(put_ts(&b, &floats, self->dumps, ts, dict));
     STEP(PUT_LITERAL(&b, ",\"at\":"));
     STEP(put_str(&b, name));
     if (!end)
@@ -1433,7 +1497,7 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
     STEP(put_quoted(&b, hex, 16));
     if (parent_hex != NULL) {
         STEP(PUT_LITERAL(&b, ",\"parent_span_id\":"));
-        STEP(put_quoted(&b, parent_text, 16));
+        STEP(put_quoted(&b, parent_chars, 16));
         if (remote)
             STEP(PUT_LITERAL(&b, ",\"parent_is_remote\":true"));
     }
@@ -1500,6 +1564,8 @@ done:
     Py_XDECREF(role);
     Py_XDECREF(code);
     Py_XDECREF(description);
+    Py_XDECREF(entry);
+    Py_XDECREF(parent_entry);
     floats_free(&floats);
     return result;
 }
@@ -2442,7 +2508,7 @@ PyInit__speedups(void)
         intern(&a_scope, "instrumentation_scope") ||
         intern(&a_log_record, "log_record") || intern(&a_resource, "resource") || intern(&a_name, "name") ||
         intern(&s_own_name, "logxpy_otel") || intern(&a_status_code, "_status_code") ||
-        intern(&a_description, "_description") || intern(&a_dq, "_dq") ||
+        intern(&a_description, "_description") || intern(&a_dq, "_dq") || intern(&a_parent_context, "parent_context") ||
         intern(&s_start_body, "start_body"))
         return NULL;
     for (int i = 0; i < N_SPAN_FIELDS; i++)

@@ -575,6 +575,54 @@ def test_an_ended_span_is_read_from_its_dict_whatever_its_order(monkeypatch: pyt
     assert calls == {"start": 0, "end": 0}
 
 
+def test_an_open_spans_id_text_and_start_ts_are_made_once() -> None:
+    """The C encoder makes a span's id text and its start's ts at its start and keeps them
+    for its end line and its children's lines (the same objects: fewer a span in the
+    application's thread). The items are the Python encoder's."""
+    needs_c_span_encoder()
+    python, fast = SpanEncoder(TAILS, speedups=False), SpanEncoder(TAILS)
+    h = Harness()
+    parent = h.span("parent", attributes={"k": 1})
+    child = h.span("child", context=set_span_in_context(parent))
+    child.end()
+    parent.end()
+    order = [
+        ("parent start", "start", parent),
+        ("child start", "start", child),
+        ("child end", "end", child._readable_span()),
+        ("parent end", "end", parent._readable_span()),
+    ]
+    items = {}
+    for what, which, span in order:
+        item = getattr(fast, which)(span)
+        assert_same(item, getattr(python, which)(span), what)
+        assert item is not None
+        items[what] = item
+    parent_hex = items["parent start"][5]
+    assert items["parent end"][5] is parent_hex
+    assert items["child start"][6].parent is parent_hex  # type: ignore[union-attr]
+    assert items["child end"][6].parent is parent_hex  # type: ignore[union-attr]
+    assert items["child end"][5] is items["child start"][5]
+    assert items["parent end"][6].start_ts is items["parent start"][1]  # type: ignore[union-attr]
+
+
+def test_an_end_whose_start_time_is_not_its_starts_gets_its_own_start_ts() -> None:
+    """The start's ts is kept for the end line only while the ended span says the same start
+    time: a ReadableSpan made with another gets its own, as in Python."""
+    needs_c_span_encoder()
+    python, fast = SpanEncoder(TAILS, speedups=False), SpanEncoder(TAILS)
+    span = Harness().span("work")
+    span.end()
+    started = fast.start(span)
+    assert_same(started, python.start(span), "start")
+    ended = span._readable_span()
+    vars(ended)["_start_time"] = span.start_time + 1_500  # type: ignore[operator]
+    item = fast.end(ended)
+    assert_same(item, python.end(ended), "end")
+    assert item is not None and started is not None
+    assert item[6].start_ts != started[1]  # type: ignore[union-attr]
+
+
 def test_spans_of_each_status_in_turn_have_their_own() -> None:
     """The C encoder keeps the last Status it read (most spans share the default one): spans
     ended with other statuses in turn, and the default again, each get their own outcome."""
