@@ -1412,7 +1412,10 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
         }
         PyObject *status = got[SF_STATUS];
         code = PyObject_GetAttr(status, a_status_code);
-        description = code == NULL ? NULL : PyObject_GetAttr(status, a_description);
+        /* (UNSET: no line says a description, so none is read: most spans) */
+        description = code == NULL ? NULL
+                      : code == self->unset ? Py_NewRef(Py_None)
+                                            : PyObject_GetAttr(status, a_description);
         if (description == NULL || (description != Py_None && !PyUnicode_CheckExact(description)) ||
             (code != self->unset && code != self->ok && code != self->error))
             goto bail;
