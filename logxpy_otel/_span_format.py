@@ -18,7 +18,7 @@ import orjson
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util import BoundedList
-from opentelemetry.trace import DEFAULT_TRACE_STATE, SpanContext, SpanKind, StatusCode
+from opentelemetry.trace import DEFAULT_TRACE_STATE, SpanContext, SpanKind, Status, StatusCode
 
 from ._format import (
     RESERVED_KEYS,
@@ -93,6 +93,7 @@ class SpanEncoder:
                 fallback_end=self._end,
                 names=self._names,
                 max_names=MAX_NAMES,
+                status_type=Status,
             )
             self.start, self.end, self.fast = fast.start, fast.end, fast
 
@@ -137,7 +138,10 @@ class SpanEncoder:
         started = name
         entry = self._names.get(context.span_id)
         if entry is not None and entry[0] == context.trace_id:
-            del self._names[context.span_id]
+            # Only ours, and without a KeyError (which lost the line): another thread may
+            # have ended, or started, a span of another trace with this span id meanwhile.
+            if self._names.get(context.span_id) is entry:
+                self._names.pop(context.span_id, None)
             started = entry[1]
         if started != name:
             otel["name"] = name  # renamed: the final name; ``at`` stays the start's

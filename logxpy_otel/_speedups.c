@@ -1111,6 +1111,7 @@ struct SpanEncoderObject {
     PyObject *internal;    /* SpanKind.INTERNAL */
     Members kinds;         /* SpanKind members but INTERNAL, each with its value and name */
     PyObject *unset, *ok, *error; /* StatusCode members */
+    PyObject *status_type; /* Status: a subclass's properties may say another code (Python's turn) */
     PyObject *start_type, *end_type; /* SpanStart, SpanEnd */
     PyObject *fallback_start, *fallback_end; /* the Python encoder's methods */
     PyObject *trace_key, *trace_hex; /* the last trace id and its hex text */
@@ -1263,6 +1264,23 @@ open_span(SpanEncoder *self, PyObject *span_id, PyObject *trace_id)
     return entry;
 }
 
+/* A span's entry at its start, once its line is made (a span handed to the Python encoder
+ * gets that encoder's entry, never two): (trace id, name, span id's hex, start ts). 0, or
+ * -1 with an error. */
+static int
+remember_start(SpanEncoder *self, PyObject *span_id, PyObject *trace_id, PyObject *name, PyObject *span_hex,
+               PyObject *ts)
+{
+    if (PyDict_GET_SIZE(self->names) >= self->max_names)
+        PyDict_Clear(self->names); /* (spans that never end: their renames are not seen) */
+    PyObject *made = PyTuple_Pack(4, trace_id, name, span_hex, ts);
+    if (made == NULL)
+        return -1;
+    int rc = PyDict_SetItem(self->names, span_id, made);
+    Py_DECREF(made);
+    return rc;
+}
+
 /* The span id's hex text of a C encoder's entry (see open_span), or NULL for another. */
 static PyObject *
 entry_hex(PyObject *entry)
@@ -1411,6 +1429,8 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
                 goto bail;
         }
         PyObject *status = got[SF_STATUS];
+        if ((PyObject *)Py_TYPE(status) != self->status_type)
+            goto bail; /* (a subclass: its properties, which Python reads, may differ) */
         code = PyObject_GetAttr(status, a_status_code);
         /* (UNSET: no line says a description, so none is read: most spans) */
         description = code == NULL ? NULL
@@ -1461,20 +1481,14 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
                     goto done;
                 if (!same)
                     goto bail; /* renamed: the Python encoder writes it */
-                if (PyDict_DelItem(self->names, span_id) < 0)
+                /* Only while it is still there: Python code that ran since it was read (a GC
+                 * callback) may have put another span's entry there, which is not ours to drop */
+                PyObject *now = PyDict_GetItemWithError(self->names, span_id); /* borrowed */
+                if (now == NULL && PyErr_Occurred())
+                    goto done;
+                if (now == entry && PyDict_DelItem(self->names, span_id) < 0)
                     goto done;
             }
-        }
-        else {
-            if (PyDict_GET_SIZE(self->names) >= self->max_names)
-                PyDict_Clear(self->names); /* (spans that never end: their renames are not seen) */
-            PyObject *made = PyTuple_Pack(4, trace_id, name, span_hex, ts);
-            if (made == NULL)
-                goto done;
-            int rc_set = PyDict_SetItem(self->names, span_id, made);
-            Py_DECREF(made);
-            if (rc_set < 0)
-                goto done;
         }
     }
     /* The line, in the order the Python encoder builds it. */
@@ -1546,6 +1560,8 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
     result = line_item(7, trace_hex, ts, failed, data, tail, span_hex, role);
     if (result != NULL && PyObject_GC_IsTracked(role))
         PyObject_GC_UnTrack(role); /* a role of str/float slots: never part of a cycle either */
+    if (result != NULL && !end && remember_start(self, PyTuple_GET_ITEM(context, 1), trace_id, name, span_hex, ts) < 0)
+        Py_CLEAR(result); /* (with the error: the Python encoder's turn, which keeps its own entry) */
     goto done;
 
 bail:
@@ -1608,20 +1624,21 @@ SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"tails", "dumps", "reserved", "span_types", "context_type", "empty_state",
                              "bounded", "bounded_list", "kinds", "internal", "status_codes", "roles",
-                             "fallback_start", "fallback_end", "names", "max_names", NULL};
+                             "fallback_start", "fallback_end", "names", "max_names", "status_type", NULL};
     PyObject *tails, *dumps, *reserved, *span_types, *context_type, *empty_state, *bounded, *bounded_list,
-        *kinds, *internal, *unset, *ok, *error, *start_type, *end_type, *fallback_start, *fallback_end, *names;
+        *kinds, *internal, *unset, *ok, *error, *start_type, *end_type, *fallback_start, *fallback_end, *names,
+        *status_type;
     Py_ssize_t max_names;
     if (self->fallback_end != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "SpanEncoder is set up once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!O!O!OO!O!OO(OOO)(O!O!)OOO!n", kwlist, &tails, &dumps,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!O!O!OO!O!OO(OOO)(O!O!)OOO!nO!", kwlist, &tails, &dumps,
                                      &PyFrozenSet_Type, &reserved, &PyTuple_Type, &span_types, &PyType_Type,
                                      &context_type, &empty_state, &PyType_Type, &bounded, &PyType_Type,
                                      &bounded_list, &kinds, &internal, &unset, &ok, &error, &PyType_Type,
                                      &start_type, &PyType_Type, &end_type, &fallback_start, &fallback_end,
-                                     &PyDict_Type, &names, &max_names))
+                                     &PyDict_Type, &names, &max_names, &PyType_Type, &status_type))
         return -1;
     if (!PyType_IsSubtype((PyTypeObject *)context_type, &PyTuple_Type) ||
         !PyType_IsSubtype((PyTypeObject *)start_type, &PyTuple_Type) ||
@@ -1645,6 +1662,7 @@ SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->unset, Py_NewRef(unset));
     Py_XSETREF(self->ok, Py_NewRef(ok));
     Py_XSETREF(self->error, Py_NewRef(error));
+    Py_XSETREF(self->status_type, Py_NewRef(status_type));
     Py_XSETREF(self->start_type, Py_NewRef(start_type));
     Py_XSETREF(self->end_type, Py_NewRef(end_type));
     Py_XSETREF(self->fallback_start, Py_NewRef(fallback_start));
@@ -1656,7 +1674,7 @@ SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
 
 #define SPAN_ENCODER_FIELDS(X)                                                                               \
     X(tails) X(dumps) X(reserved) X(span_types) X(context_type) X(empty_state) X(bounded) X(bounded_list)  \
-    X(internal) X(unset) X(ok) X(error) X(start_type) X(end_type) X(fallback_start) X(fallback_end)         \
+    X(internal) X(unset) X(ok) X(error) X(status_type) X(start_type) X(end_type) X(fallback_start) X(fallback_end)         \
     X(trace_key) X(trace_hex) X(names)
 
 static int

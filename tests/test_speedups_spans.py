@@ -14,6 +14,7 @@ Each span is encoded by the Python encoder first, so that the shared end of its 
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,11 +25,13 @@ import pytest
 from _helpers import any_char, clean, memory_kept
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider, _Span
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
     INVALID_SPAN,
@@ -45,7 +48,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from logxpy_otel import _native
+from logxpy_otel import _native, _span_format
 from logxpy_otel._format import RESERVED_KEYS, LineEncoder, LineItem, LineMode, SpanEnd, SpanStart
 from logxpy_otel._span_format import SpanEncoder
 
@@ -621,6 +624,121 @@ def test_an_end_whose_start_time_is_not_its_starts_gets_its_own_start_ts() -> No
     assert_same(item, python.end(ended), "end")
     assert item is not None and started is not None
     assert item[6].start_ts != started[1]  # type: ignore[union-attr]
+
+
+def _ended(trace_id: int, span_id: int, name: str, resource: Resource, **fields: Any) -> ReadableSpan:
+    """A ReadableSpan made by hand, of the parts the SDK gives one (so that the C encoder
+    takes it): ``attributes`` a dict, kept as the SDK keeps them."""
+    given = fields.pop("attributes", None)
+    attributes = None if given is None else BoundedAttributes(attributes=given, immutable=False)
+    defaults: dict[str, Any] = {
+        "attributes": attributes,
+        "events": BoundedList(None),
+        "links": BoundedList(None),
+        "status": Status(StatusCode.UNSET),
+        "start_time": 1_700_000_000_000_000_000,
+        "end_time": 1_700_000_001_000_000_000,
+    }
+    return ReadableSpan(
+        name,
+        SpanContext(trace_id, span_id, False, TraceFlags(1)),
+        None,
+        resource,
+        instrumentation_scope=SCOPE,
+        **{**defaults, **fields},
+    )
+
+
+@pytest.mark.parametrize("speedups", [False, True])
+def test_an_end_leaves_the_entry_a_span_started_meanwhile_made(speedups: bool) -> None:
+    """Python code that runs inside an end (a GC callback, while the end makes a new tail)
+    may start a span of another trace with the same span id: its entry (its name at the
+    start) stays, so its renamed end keeps that name in ``at``, as in Python."""
+    other = Resource({"service.name": "other"})  # (a tail not made yet: the end calls Python)
+    encoder = SpanEncoder(TAILS, speedups=speedups)
+    encoder.start(_ended(1111, 0xABC, "A", RESOURCES[0]))
+    started_meanwhile = _ended(2222, 0xABC, "GET /users/{id}", RESOURCES[0])
+    ended = _ended(1111, 0xABC, "A", other)
+    vars(ended)  # (its dict made now, not inside the end)
+    armed = [True]
+
+    def start_meanwhile(phase: str, info: object) -> None:
+        if phase == "start" and armed:
+            armed.clear()
+            encoder.start(started_meanwhile)
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(start_meanwhile)
+    gc.set_threshold(1)
+    try:
+        encoder.end(ended)
+    finally:
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(start_meanwhile)
+    assert not armed, "the GC callback did not run inside the end"
+    item = encoder.end(_ended(2222, 0xABC, "GET /users/42", RESOURCES[0]))
+    assert item is not None
+    assert item[6] == SpanEnd(None, "GET /users/{id}", item[6].start_ts)  # type: ignore[union-attr]
+    assert b'"name":"GET /users/42"' in item[3]
+
+
+def test_a_start_handed_to_python_counts_once_towards_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start the C encoder hands to the Python encoder (a NaN attribute, found after the
+    span's other checks) leaves Python's entry alone in the names table, not the C
+    encoder's as well: at the bound, the table is not cleared one span early (which lost
+    the start names of the spans open then)."""
+    needs_c_span_encoder()
+    monkeypatch.setattr(_span_format, "MAX_NAMES", 3)
+    encoder = SpanEncoder(TAILS)
+    for span_id in (1, 2):
+        encoder.start(_ended(5, span_id, "open", RESOURCES[0]))
+    encoder.start(_ended(5, 7, "odd", RESOURCES[0], attributes={"n": math.nan}))
+    entries = encoder._names
+    assert set(entries) == {1, 2, 7}
+    assert len(entries[7]) == 2, "the Python encoder's entry: (trace id, name)"
+    assert len(entries[1]) == 4, "the C encoder's: (trace id, name, span id's text, start ts)"
+
+
+def test_a_status_subclass_is_read_through_its_properties() -> None:
+    """A Status subclass (set_status keeps it as given) may say another code or description
+    through its properties than its fields hold: the Python encoder reads the properties,
+    and the C encoder hands such a status to it."""
+
+    class Computed(Status):
+        @property
+        def status_code(self) -> StatusCode:
+            return StatusCode.ERROR
+
+        @property
+        def description(self) -> str:
+            return "computed"
+
+    python, fast = SpanEncoder(TAILS, speedups=False), SpanEncoder(TAILS)
+    span = _ended(5, 7, "work", RESOURCES[0], status=Computed(StatusCode.UNSET))
+    item = fast.end(span)
+    assert_same(item, python.end(span), "end")
+    assert item is not None and b'"st":"failed","reason":"computed"' in item[3]
+
+
+def test_the_python_end_of_a_span_whose_entry_went_meanwhile_keeps_its_line() -> None:
+    """Another thread may end (or start) a span of another trace with the same span id
+    between the Python encoder's look at the names table and its removal of the entry:
+    the end line is still made (a KeyError there lost it)."""
+    encoder = SpanEncoder(TAILS, speedups=False)
+
+    class Vanishing(int):
+        """A trace id whose comparison takes the entry away, as that thread would."""
+
+        def __eq__(self, other: object) -> bool:
+            encoder._names.pop(7, None)
+            return int(self) == other
+
+        __hash__ = int.__hash__
+
+    trace_id = Vanishing(5)
+    encoder.start(_ended(trace_id, 7, "work", RESOURCES[0]))
+    item = encoder.end(_ended(trace_id, 7, "work", RESOURCES[0]))
+    assert item is not None and b'"at":"work","st":"succeeded"' in item[3]
 
 
 def test_spans_of_each_status_in_turn_have_their_own() -> None:
