@@ -182,8 +182,11 @@ floats_free(Floats *f)
 static int
 put_next_float(Buf *b, Floats *f, PyObject *v)
 {
-    PyObject *expected = f->values != NULL ? (f->index < PyTuple_GET_SIZE(f->values) ? PyTuple_GET_ITEM(f->values, f->index) : NULL)
-                                           : (f->index == 0 ? f->one : NULL);
+    PyObject *expected = NULL;
+    if (f->values != NULL)
+        expected = f->index < PyTuple_GET_SIZE(f->values) ? PyTuple_GET_ITEM(f->values, f->index) : NULL;
+    else if (f->index == 0)
+        expected = f->one;
     if (v != expected)
         return 1;
     f->index++;
@@ -241,10 +244,11 @@ put_plain(Buf *b, PyObject *s)
 }
 
 /* Takes the floats of a line into ``f``: ``first`` (its ts, or NULL: written already),
- * then each float value of ``dict`` (or None), written by one orjson ``dumps`` call. 0: done; 1: not for the C
- * path (NaN or inf, which the format tags; too many floats), or an error. The floats
- * are held (strong references: allocating the tuple can run Python code, such as a GC
- * callback, that changes the attributes; put_next_float then sees the change). */
+ * then each float value of ``dict`` (or None), written by one orjson ``dumps`` call.
+ * 0: done; 1: not for the C path (NaN or inf, which the format tags; too many floats),
+ * or an error. The floats are held (strong references: allocating the tuple can run
+ * Python code, such as a GC callback, that changes the attributes; put_next_float then
+ * sees the change). */
 static int
 floats_take(Floats *f, PyObject *dumps, PyObject *first, PyObject *dict)
 {
@@ -1560,7 +1564,8 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
     result = line_item(7, trace_hex, ts, failed, data, tail, span_hex, role);
     if (result != NULL && PyObject_GC_IsTracked(role))
         PyObject_GC_UnTrack(role); /* a role of str/float slots: never part of a cycle either */
-    if (result != NULL && !end && remember_start(self, PyTuple_GET_ITEM(context, 1), trace_id, name, span_hex, ts) < 0)
+    if (result != NULL && !end &&
+        remember_start(self, PyTuple_GET_ITEM(context, 1), trace_id, name, span_hex, ts) < 0)
         Py_CLEAR(result); /* (with the error: the Python encoder's turn, which keeps its own entry) */
     goto done;
 
@@ -1674,8 +1679,8 @@ SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
 
 #define SPAN_ENCODER_FIELDS(X)                                                                               \
     X(tails) X(dumps) X(reserved) X(span_types) X(context_type) X(empty_state) X(bounded) X(bounded_list)  \
-    X(internal) X(unset) X(ok) X(error) X(status_type) X(start_type) X(end_type) X(fallback_start) X(fallback_end)         \
-    X(trace_key) X(trace_hex) X(names)
+    X(internal) X(unset) X(ok) X(error) X(status_type) X(start_type) X(end_type) X(fallback_start)        \
+    X(fallback_end) X(trace_key) X(trace_hex) X(names)
 
 static int
 SpanEncoder_traverse(SpanEncoder *self, visitproc visit, void *arg)
@@ -2529,7 +2534,8 @@ PyInit__speedups(void)
         intern(&a_scope, "instrumentation_scope") ||
         intern(&a_log_record, "log_record") || intern(&a_resource, "resource") || intern(&a_name, "name") ||
         intern(&s_own_name, "logxpy_otel") || intern(&a_status_code, "_status_code") ||
-        intern(&a_description, "_description") || intern(&a_dq, "_dq") || intern(&a_parent_context, "parent_context") ||
+        intern(&a_description, "_description") || intern(&a_dq, "_dq") ||
+        intern(&a_parent_context, "parent_context") ||
         intern(&s_start_body, "start_body"))
         return NULL;
     for (int i = 0; i < N_SPAN_FIELDS; i++)
