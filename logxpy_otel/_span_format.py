@@ -64,7 +64,8 @@ class SpanEncoder:
         #: before it ends (``update_name``: a server span named after its route) keeps it
         #: in its end line's ``at``, which logxpy's tools match the start by (the C
         #: encoder shares it; an entry of another trace, whose span id repeats, is not its).
-        self._names: dict[int, tuple[int, str]] = {}
+        #: (The C encoder's entries hold more: the span id's text, the start's ts, the id.)
+        self._names: dict[int, tuple[Any, ...]] = {}
         # The last trace id's hex text: a trace's spans come in runs.
         self._last_trace: tuple[int, str] = (0, "")
         #: ``start(span)``: the span's start line; None for a span with no valid ids.
@@ -135,13 +136,16 @@ class SpanEncoder:
         failed = code is StatusCode.ERROR
         name = _name(span)
         context = span.context
-        started = name
-        entry = self._names.get(context.span_id)
-        if entry is not None and entry[0] == context.trace_id:
+        span_id, started = context.span_id, name
+        entry = self._names.get(span_id)
+        if entry is not None and _same_trace(entry[0], context.trace_id):
             # Only ours, and without a KeyError (which lost the line): another thread may
             # have ended, or started, a span of another trace with this span id meanwhile.
-            if self._names.get(context.span_id) is entry:
-                self._names.pop(context.span_id, None)
+            # (A switch between the look and the pop can still take the other's entry: its
+            # renamed end then says its final name in ``at``. It needs span ids that repeat
+            # across open traces.)
+            if self._names.get(span_id) is entry:
+                self._names.pop(span_id, None)
             started = entry[1]
         if started != name:
             otel["name"] = name  # renamed: the final name; ``at`` stays the start's
@@ -219,6 +223,16 @@ def _name(span: ReadableSpan) -> str:
         return name
     # a str subclass (a StrEnum member) by its value, anything else by its repr
     return str.__str__(name) if isinstance(name, str) else _safe_repr(name)
+
+
+def _same_trace(kept: object, trace_id: int) -> bool:
+    """Whether an entry of the names table is of this trace. Not if the comparison raises
+    (an entry another span left, of a trace id whose ``==`` does): that would lose this
+    span's line."""
+    try:
+        return bool(kept == trace_id)
+    except Exception:  # noqa: BLE001 - not this span's entry, whatever it is
+        return False
 
 
 #: How many open spans' start names an encoder keeps (more are forgotten at once).

@@ -1251,9 +1251,10 @@ ended_span_fields(SpanEncoder *self, PyObject *span, PyObject **got)
 
 /* The entry of the open span ``span_id`` of trace ``trace_id`` in ``names`` (new
  * reference): (trace id, name at its start), which the Python encoder makes, or the C
- * encoder's (trace id, name at its start, span id's hex, start ts), which lets its end
- * and its children's lines reuse that text and that float. NULL without an error for
- * none (or another trace's, whose span id repeats), with one on error. */
+ * encoder's (trace id, name at its start, span id's hex, start ts, span id), which lets
+ * its end and its children's lines reuse that text and that float. NULL without an error
+ * for none (or another trace's, whose span id repeats; or one whose trace id's == raises),
+ * with one on error. */
 static PyObject *
 open_span(SpanEncoder *self, PyObject *span_id, PyObject *trace_id)
 {
@@ -1263,21 +1264,25 @@ open_span(SpanEncoder *self, PyObject *span_id, PyObject *trace_id)
     PyObject *theirs = PyTuple_GET_ITEM(entry, 0);
     Py_INCREF(entry);
     int ours = theirs == trace_id ? 1 : PyObject_RichCompareBool(theirs, trace_id, Py_EQ);
+    if (ours < 0 && PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear(); /* (another span's trace id whose == raises: not this span's entry) */
+        ours = 0;
+    }
     if (ours <= 0)
         Py_CLEAR(entry);
     return entry;
 }
 
 /* A span's entry at its start, once its line is made (a span handed to the Python encoder
- * gets that encoder's entry, never two): (trace id, name, span id's hex, start ts). 0, or
- * -1 with an error. */
+ * gets that encoder's entry, never two): (trace id, name, span id's hex, start ts, span
+ * id). 0, or -1 with an error. */
 static int
 remember_start(SpanEncoder *self, PyObject *span_id, PyObject *trace_id, PyObject *name, PyObject *span_hex,
                PyObject *ts)
 {
     if (PyDict_GET_SIZE(self->names) >= self->max_names)
         PyDict_Clear(self->names); /* (spans that never end: their renames are not seen) */
-    PyObject *made = PyTuple_Pack(4, trace_id, name, span_hex, ts);
+    PyObject *made = PyTuple_Pack(5, trace_id, name, span_hex, ts, span_id);
     if (made == NULL)
         return -1;
     int rc = PyDict_SetItem(self->names, span_id, made);
@@ -1285,12 +1290,19 @@ remember_start(SpanEncoder *self, PyObject *span_id, PyObject *trace_id, PyObjec
     return rc;
 }
 
-/* The span id's hex text of a C encoder's entry (see open_span), or NULL for another. */
+/* The hex text of span id ``span_id`` (an exact int) kept in a C encoder's entry (see
+ * open_span), or NULL for another entry: the Python encoder's, or one a key equal to
+ * ``span_id`` but not it holds (an int subclass whose == says so; the dict keeps the first
+ * key it was given). */
 static PyObject *
-entry_hex(PyObject *entry)
+entry_hex(PyObject *entry, PyObject *span_id)
 {
-    if (entry == NULL || PyTuple_GET_SIZE(entry) != 4)
+    if (entry == NULL || PyTuple_GET_SIZE(entry) != 5)
         return NULL;
+    PyObject *id = PyTuple_GET_ITEM(entry, 4);
+    if (id != span_id && !(PyLong_CheckExact(id) && PyLong_CheckExact(span_id) &&
+                           PyObject_RichCompareBool(id, span_id, Py_EQ) == 1))
+        return NULL; /* (exact ints: the comparison runs no Python code and cannot fail) */
     PyObject *hex = PyTuple_GET_ITEM(entry, 2);
     return PyUnicode_CheckExact(hex) && PyUnicode_IS_COMPACT_ASCII(hex) && PyUnicode_GET_LENGTH(hex) == 16 ? hex
                                                                                                            : NULL;
@@ -1357,7 +1369,7 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
         entry = PyLong_CheckExact(span_id) ? open_span(self, span_id, trace_id) : NULL;
         if (entry == NULL && PyErr_Occurred())
             goto done;
-        span_hex = Py_XNewRef(entry_hex(entry));
+        span_hex = Py_XNewRef(entry_hex(entry, span_id));
     }
     if (span_hex != NULL)
         hex = (const char *)PyUnicode_DATA(span_hex);
@@ -1378,7 +1390,7 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
             parent_entry = PyLong_CheckExact(parent_id) ? open_span(self, parent_id, trace_id) : NULL;
             if (parent_entry == NULL && PyErr_Occurred())
                 goto done;
-            parent_hex = Py_XNewRef(entry_hex(parent_entry));
+            parent_hex = Py_XNewRef(entry_hex(parent_entry, parent_id));
             if (parent_hex != NULL)
                 parent_chars = (const char *)PyUnicode_DATA(parent_hex);
             else if (span_hex16(parent_id, parent_text) || (parent_hex = ascii_str(parent_text, 16)) == NULL)
@@ -1463,7 +1475,7 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
         goto bail;
     if (end) {
         /* The start's ts, kept in its entry (the same float, unless the start time is not) */
-        PyObject *kept = entry != NULL && PyTuple_GET_SIZE(entry) == 4 ? PyTuple_GET_ITEM(entry, 3) : NULL;
+        PyObject *kept = entry != NULL && PyTuple_GET_SIZE(entry) == 5 ? PyTuple_GET_ITEM(entry, 3) : NULL;
         volatile double rounded = (double)start_ns; /* (as seconds_of) */
         if (kept != NULL && PyFloat_CheckExact(kept) && PyFloat_AS_DOUBLE(kept) == rounded / 1e9)
             start_ts = Py_NewRef(kept);

@@ -696,7 +696,7 @@ def test_a_start_handed_to_python_counts_once_towards_the_bound(monkeypatch: pyt
     entries = encoder._names
     assert set(entries) == {1, 2, 7}
     assert len(entries[7]) == 2, "the Python encoder's entry: (trace id, name)"
-    assert len(entries[1]) == 4, "the C encoder's: (trace id, name, span id's text, start ts)"
+    assert len(entries[1]) == 5, "the C encoder's: (trace id, name, span id's text, start ts, span id)"
 
 
 def test_a_status_subclass_is_read_through_its_properties() -> None:
@@ -718,6 +718,49 @@ def test_a_status_subclass_is_read_through_its_properties() -> None:
     item = fast.end(span)
     assert_same(item, python.end(span), "end")
     assert item is not None and b'"st":"failed","reason":"computed"' in item[3]
+
+
+def test_an_entry_under_a_key_only_equal_to_the_span_id_gives_no_text() -> None:
+    """The names table keeps the first key an entry was put under: an id whose ``==`` says
+    it equals any int of its hash, left there by a start, then holds the C encoder's entry
+    of a plain id. An end of another id of that hash finds it: it writes its own id."""
+
+    class Loose(int):
+        def __eq__(self, other: object) -> bool:
+            return hash(other) == hash(self)
+
+        __hash__ = int.__hash__
+
+    plain, other = 5, 5 + (1 << 61) - 1  # (one hash: ints hash modulo 2**61 - 1)
+
+    def end_of_other(speedups: bool) -> LineItem | None:
+        encoder = SpanEncoder(TAILS, speedups=speedups)
+        encoder.start(_ended(9, Loose(plain), "a", RESOURCES[0]))  # (its key stays)
+        encoder.start(_ended(9, plain, "b", RESOURCES[0]))
+        return encoder.end(_ended(9, other, "b", RESOURCES[0]))
+
+    item = end_of_other(True)
+    assert_same(item, end_of_other(False), "end")
+    assert item is not None and item[5] == f"{other:016x}"
+
+
+@pytest.mark.parametrize("speedups", [False, True])
+def test_an_entry_whose_trace_id_cannot_be_compared_is_not_this_spans(speedups: bool) -> None:
+    """An entry another span left under this span id, of a trace id whose ``==`` raises:
+    not this span's, and this span's end line is still made (the error lost it)."""
+
+    class Touchy(int):
+        def __eq__(self, other: object) -> bool:
+            raise RuntimeError("no comparing me")
+
+        __hash__ = int.__hash__
+
+    encoder = SpanEncoder(TAILS, speedups=speedups)
+    ordinary = _ended(6, 7, "work", RESOURCES[0])
+    encoder.start(ordinary)
+    encoder.start(_ended(Touchy(5), 7, "odd", RESOURCES[0]))  # (left open, under the same id)
+    item = encoder.end(ordinary)
+    assert item is not None and b'"at":"work","st":"succeeded"' in item[3]
 
 
 def test_the_python_end_of_a_span_whose_entry_went_meanwhile_keeps_its_line() -> None:
