@@ -1308,6 +1308,28 @@ entry_hex(PyObject *entry, PyObject *span_id)
                                                                                                            : NULL;
 }
 
+/* The hex text of span id ``id`` into ``*text`` (new reference) and ``*chars``: with
+ * ``look``, from the entry of its open span where the C encoder made one (``*entry``: a
+ * new reference, or NULL), else made from the id into ``buf``. 0; 1 for an id the C path
+ * does not take (0, negative, wider than 64 bits, not an exact int) or an error. */
+static int
+id_text(SpanEncoder *self, PyObject *id, PyObject *trace_id, int look, PyObject **entry, PyObject **text,
+        char buf[16], const char **chars)
+{
+    if (look && PyLong_CheckExact(id)) {
+        *entry = open_span(self, id, trace_id);
+        if (*entry == NULL && PyErr_Occurred())
+            return 1;
+        *text = Py_XNewRef(entry_hex(*entry, id));
+    }
+    if (*text != NULL) {
+        *chars = (const char *)PyUnicode_DATA(*text);
+        return 0;
+    }
+    *chars = buf;
+    return span_hex16(id, buf) || (*text = ascii_str(buf, 16)) == NULL;
+}
+
 /* The line item of a span's start (``end`` 0) or end line, as _span_format.SpanEncoder
  * writes it; NULL without an error for any span it does not take (the Python encoder's
  * turn), with one on error. */
@@ -1324,7 +1346,7 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
     buf_init(&b);
     int rc = 0, failed = 0, kind = -1;
     char hex_text[16], parent_text[16];
-    const char *hex = hex_text, *parent_chars = parent_text; /* (or the text of a str reused) */
+    const char *hex = hex_text, *parent_chars = parent_text; /* (or a reused str's text) */
 
     /* Read and check first; write after. */
     int known = 0;
@@ -1363,17 +1385,8 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
         if (zero != 0)
             goto bail;
     }
-    if (end) {
-        /* This span's entry, made at its start (its ids were checked there) */
-        PyObject *span_id = PyTuple_GET_ITEM(context, 1);
-        entry = PyLong_CheckExact(span_id) ? open_span(self, span_id, trace_id) : NULL;
-        if (entry == NULL && PyErr_Occurred())
-            goto done;
-        span_hex = Py_XNewRef(entry_hex(entry, span_id));
-    }
-    if (span_hex != NULL)
-        hex = (const char *)PyUnicode_DATA(span_hex);
-    else if (span_hex16(PyTuple_GET_ITEM(context, 1), hex_text) || (span_hex = ascii_str(hex, 16)) == NULL)
+    /* (at its end, this span's entry, made at its start: its ids were checked there) */
+    if (id_text(self, PyTuple_GET_ITEM(context, 1), trace_id, end, &entry, &span_hex, hex_text, &hex))
         goto bail;
     trace_hex = id_hex(&self->trace_key, &self->trace_hex, trace_id, fmt_trace);
     if (trace_hex == NULL || !id_fits(trace_hex, 32))
@@ -1386,14 +1399,8 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
         if (PyLong_CheckExact(parent_id) && is_zero(parent_id))
             ; /* no parent: as the Python encoder, which tests parent.span_id */
         else {
-            /* An open parent's text, made at its start; else made here */
-            parent_entry = PyLong_CheckExact(parent_id) ? open_span(self, parent_id, trace_id) : NULL;
-            if (parent_entry == NULL && PyErr_Occurred())
-                goto done;
-            parent_hex = Py_XNewRef(entry_hex(parent_entry, parent_id));
-            if (parent_hex != NULL)
-                parent_chars = (const char *)PyUnicode_DATA(parent_hex);
-            else if (span_hex16(parent_id, parent_text) || (parent_hex = ascii_str(parent_text, 16)) == NULL)
+            /* (an open parent's text, made at its start) */
+            if (id_text(self, parent_id, trace_id, 1, &parent_entry, &parent_hex, parent_text, &parent_chars))
                 goto bail;
             PyObject *is_remote = PyTuple_GET_ITEM(parent, 2);
             if (is_remote != Py_True && is_remote != Py_False)
