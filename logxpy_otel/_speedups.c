@@ -1179,11 +1179,11 @@ is_zero(PyObject *value)
 }
 
 /* The nanoseconds as Unix seconds, as _format._seconds computes them (int / 1e9). */
-static PyObject *
-seconds_of(long long nanos)
+static double
+seconds(long long nanos)
 {
     volatile double rounded = (double)nanos; /* rounded to a double first, even on x87 */
-    return PyFloat_FromDouble(rounded / 1e9);
+    return rounded / 1e9;
 }
 
 /* A role (SpanStart, SpanEnd: tuple types, checked in __init__) with its items set,
@@ -1477,42 +1477,37 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
             last_tail_set(&self->last, scope, resource, tail);
         }
     }
-    ts = seconds_of(end ? stop_ns : start_ns);
+    ts = PyFloat_FromDouble(seconds(end ? stop_ns : start_ns));
     if (ts == NULL)
         goto bail;
     if (end) {
         /* The start's ts, kept in its entry (the same float, unless the start time is not) */
         PyObject *kept = entry != NULL && PyTuple_GET_SIZE(entry) == 5 ? PyTuple_GET_ITEM(entry, 3) : NULL;
-        volatile double rounded = (double)start_ns; /* (as seconds_of) */
-        if (kept != NULL && PyFloat_CheckExact(kept) && PyFloat_AS_DOUBLE(kept) == rounded / 1e9)
+        double start_s = seconds(start_ns);
+        if (kept != NULL && PyFloat_CheckExact(kept) && PyFloat_AS_DOUBLE(kept) == start_s)
             start_ts = Py_NewRef(kept);
-        else if ((start_ts = seconds_of(start_ns)) == NULL)
+        else if ((start_ts = PyFloat_FromDouble(start_s)) == NULL)
             goto bail;
     }
-    {
-        /* The name at its start, by span id (shared with the Python encoder): a span renamed
-         * before its end keeps it in its end line's ``at`` (logxpy's tools match the start
-         * by it), and that line is the Python encoder's (the final name in ``_otel``). The
-         * C encoder's entry also keeps the span id's text and the start's ts, for its end
-         * and its children's lines. */
-        PyObject *span_id = PyTuple_GET_ITEM(context, 1);
-        if (end) {
-            if (entry != NULL) {
-                PyObject *started = PyTuple_GET_ITEM(entry, 1);
-                int same = started == name ? 1 : PyObject_RichCompareBool(started, name, Py_EQ);
-                if (same < 0)
-                    goto done;
-                if (!same)
-                    goto bail; /* renamed: the Python encoder writes it */
-                /* Only while it is still there: Python code that ran since it was read (a GC
-                 * callback) may have put another span's entry there, which is not ours to drop */
-                PyObject *now = PyDict_GetItemWithError(self->names, span_id); /* borrowed */
-                if (now == NULL && PyErr_Occurred())
-                    goto done;
-                if (now == entry && PyDict_DelItem(self->names, span_id) < 0)
-                    goto done;
-            }
-        }
+    if (end && entry != NULL) {
+        /* The name at its start, by span id (shared with the Python encoder; the C encoder's
+         * entry, made by remember_start, also keeps the span id's text and the start's ts):
+         * a span renamed before its end keeps it in its end line's ``at`` (logxpy's tools
+         * match the start by it), and that line is the Python encoder's (the final name in
+         * ``_otel``). */
+        PyObject *span_id = PyTuple_GET_ITEM(context, 1), *started = PyTuple_GET_ITEM(entry, 1);
+        int same = started == name ? 1 : PyObject_RichCompareBool(started, name, Py_EQ);
+        if (same < 0)
+            goto done;
+        if (!same)
+            goto bail; /* renamed: the Python encoder writes it */
+        /* Only while it is still there: Python code that ran since it was read (a GC
+         * callback) may have put another span's entry there, which is not ours to drop */
+        PyObject *now = PyDict_GetItemWithError(self->names, span_id); /* borrowed */
+        if (now == NULL && PyErr_Occurred())
+            goto done;
+        if (now == entry && PyDict_DelItem(self->names, span_id) < 0)
+            goto done;
     }
     /* The line, in the order the Python encoder builds it. */
     STEP(put_ts(&b, &floats, self->dumps, ts, dict));
