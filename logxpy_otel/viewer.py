@@ -1387,7 +1387,6 @@ def follow(
     files, live = _listed(paths)
     return _follow(
         files,
-        finals={path: path not in live for path in files},
         history=live,
         renderer=_Renderer(opts),
         stop=stop if stop is not None else threading.Event(),
@@ -1402,7 +1401,6 @@ def follow(
 def _follow(
     files: list[str],
     *,
-    finals: dict[str, bool],
     history: dict[str, tuple[set[str], _Mark | None]],
     renderer: _Renderer,
     stop: threading.Event,
@@ -1423,7 +1421,7 @@ def _follow(
 
     try:
         for path in files:
-            if finals[path]:
+            if path not in history:  # (a backup, a gzip file: it no longer grows)
                 yield from feed(_read_file(path, seq, problem))
             else:
                 before, mark = history[path]
