@@ -368,11 +368,53 @@ def lines_stream(raw: IO[bytes]) -> tuple[IO[bytes], bool]:
 
 def checked_lines_stream(raw: IO[bytes]) -> tuple[IO[bytes], tuple[int, str | None] | None]:
     """:func:`lines_stream` of an open file, to read its records: for gzip data also what
-    :func:`gzip_checked` proves of it (None: not compressed)."""
+    :func:`gzip_checked` proves of it (None: not compressed). The gzip data is read through
+    :class:`_Unchanged`: what the check proved holds only of the file as it was checked."""
     if not is_gzip_open(raw):
         return raw, None
+    watched = _Unchanged(raw)
     checked = gzip_checked(raw)
-    return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), checked
+    return cast(IO[bytes], gzip.GzipFile(fileobj=watched, mode="rb")), checked
+
+
+class _FileChanged(gzip.BadGzipFile):
+    """A checked gzip file changed while its lines were read (see :class:`_Unchanged`)."""
+
+
+class _Unchanged:
+    """An open file read for gzip's decompressor, each read followed by a look at the file
+    (``fstat``): once it is not the file it was before its check (another inode, size,
+    modification or change time), :class:`_FileChanged` is raised, so no line decompressed
+    from data read after a change in place is given (the member's checksum, at its end,
+    would only say so after its lines). A look costs one system call a read (128 KiB)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._fd = raw.fileno()
+        self._was = self._look()
+        self.name = getattr(raw, "name", "")
+        self.mode = "rb"
+
+    def _look(self) -> tuple[int, int, int, int, int]:
+        st = os.fstat(self._fd)
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        if self._look() != self._was:
+            raise _FileChanged(
+                "the file changed after its checksums were checked: the lines from here on are not read"
+            )
+        return data
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def seekable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
 
 
 def gzip_checked(raw: IO[bytes]) -> tuple[int, str | None]:
@@ -558,9 +600,7 @@ def read_open(
             try:
                 reached = stream.seek(start)
             except _GZIP_ERRORS as exc:  # (the file changed since it was checked)
-                return _unreadable(
-                    raw, BadLine(start, start, f"compressed data is damaged or cut short: {exc}", False)
-                )
+                return _unreadable(raw, BadLine(start, start, _damaged(exc), False))
         else:
             reached = start if start <= os.fstat(raw.fileno()).st_size else -1
             stream.seek(start)
@@ -570,6 +610,11 @@ def read_open(
         raw.close()
         raise
     return _lines(raw, stream, start, final or compressed, checked, spans=spans)
+
+
+def _damaged(exc: BaseException) -> str:
+    """Why a checked gzip file's lines stop part way: it changed, or what gzip raised."""
+    return str(exc) if isinstance(exc, _FileChanged) else f"compressed data is damaged or cut short: {exc}"
 
 
 def _unreadable(raw: IO[bytes], bad: BadLine) -> Iterator[BadLine]:
@@ -594,7 +639,7 @@ def _lines(
             try:
                 line, length, ended = read_line(stream, offset, checked)
             except _GZIP_ERRORS as exc:  # (the file changed since it was checked)
-                yield BadLine(offset, offset, f"compressed data is damaged or cut short: {exc}", False)
+                yield BadLine(offset, offset, _damaged(exc), False)
                 return
             if checked is not None and past_checked(length, ended, offset, checked):
                 yield BadLine(offset, offset, str(checked[1]), False)
