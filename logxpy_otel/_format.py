@@ -62,7 +62,7 @@ class SpanEnd(NamedTuple):
 
     def start_body(self) -> bytes:
         """That start line without its ``{`` and head: ``b'"ts":...,"at":...,"st":"started"}'``."""
-        name = orjson.dumps(_clean_str(self.name))
+        name = orjson.dumps(clean_str(self.name))
         return _escape_separators(
             b'"ts":%s,"at":%s,"st":"started"}' % (orjson.dumps(float(self.start_ts)), name)
         )
@@ -141,7 +141,7 @@ def severity_bucket(number: int | None) -> str:
     return "critical"
 
 
-def _clean_str(s: str) -> str:
+def clean_str(s: str) -> str:
     """``s`` with each lone surrogate (not encodable as UTF-8) replaced by U+FFFD."""
     return _SURROGATE.sub("\ufffd", s)
 
@@ -152,13 +152,13 @@ def _safe_repr(value: object) -> str:
         text = repr(value)
         if type(text) is not str:
             raise TypeError("__repr__ returned a non-string")
-        return _clean_str(text)
+        return clean_str(text)
     except BaseException:  # noqa: BLE001 - a broken __repr__ must not reach the app
         try:
             name = type(value).__qualname__
         except BaseException:  # noqa: BLE001
             name = "object"
-        return f"<{_clean_str(str(name))} object: repr() failed>"
+        return f"<{clean_str(str(name))} object: repr() failed>"
 
 
 def _key(key: object) -> str:
@@ -166,14 +166,14 @@ def _key(key: object) -> str:
     gives it, as OTLP's encoder sends it (``repr()`` when ``str()`` fails). Keys that give
     the same text keep the last value: a JSON object has each key once."""
     if isinstance(key, str):
-        return _clean_str(key[:])  # [:] turns a str subclass into a plain str
+        return clean_str(key[:])  # [:] turns a str subclass into a plain str
     if type(key) is int:
         return _int_text(key)
     try:
         text = str(key)
     except BaseException:  # noqa: BLE001 - a broken __str__ must not reach the app
         return _safe_repr(key)
-    return _clean_str(text[:]) if isinstance(text, str) else _safe_repr(key)
+    return clean_str(text[:]) if isinstance(text, str) else _safe_repr(key)
 
 
 def _int_text(value: int) -> str:
@@ -200,7 +200,7 @@ def encode_value(value: object, _depth: int = 0) -> Any:
     """An OTel ``AnyValue`` as a JSON-ready object, with the format's tags. Never raises."""
     t = type(value)
     if t is str:
-        return _clean_str(value)  # type: ignore[arg-type]
+        return clean_str(value)  # type: ignore[arg-type]
     if value is None or t is bool:
         return value
     if t is int:
@@ -213,7 +213,7 @@ def encode_value(value: object, _depth: int = 0) -> Any:
         if isinstance(value, bytes | memoryview):  # (a bytearray is a sequence of ints, as OTLP has it)
             return {"$bytes": base64.b64encode(value).decode("ascii")}
         if isinstance(value, str):
-            return _clean_str(value[:])
+            return clean_str(value[:])
         if isinstance(value, bool):
             return bool(value)
         if isinstance(value, int):
@@ -274,9 +274,9 @@ def _dumps(obj: Any) -> bytes:
 def _scrub(obj: Any) -> Any:
     """A copy of a built line with lone surrogates replaced in every key and string."""
     if type(obj) is str:
-        return _clean_str(obj)
+        return clean_str(obj)
     if type(obj) is dict:
-        return {_clean_str(k): _scrub(v) for k, v in obj.items()}
+        return {clean_str(k): _scrub(v) for k, v in obj.items()}
     if type(obj) is list:
         return [_scrub(v) for v in obj]
     return obj
@@ -396,11 +396,11 @@ class LineEncoder:
         parts: dict[str, Any] = {}
         if scope is not None:
             # (a logger named None has no scope name: OTLP sends none, the reader gives None)
-            out: dict[str, Any] = {"name": None if scope.name is None else _clean_str(str(scope.name))}
+            out: dict[str, Any] = {"name": None if scope.name is None else clean_str(str(scope.name))}
             if scope.version is not None:  # "" stays "", as the SDK keeps it
-                out["version"] = _clean_str(str(scope.version))
+                out["version"] = clean_str(str(scope.version))
             if scope.schema_url:
-                out["schema_url"] = _clean_str(str(scope.schema_url))
+                out["schema_url"] = clean_str(str(scope.schema_url))
             if scope.attributes:
                 out["attributes"] = _encode_attributes(scope.attributes)
             parts["scope"] = out
@@ -408,7 +408,7 @@ class LineEncoder:
         if resource is not None:
             res["attributes"] = _encode_attributes(resource.attributes)
             if resource.schema_url:
-                res["schema_url"] = _clean_str(str(resource.schema_url))
+                res["schema_url"] = clean_str(str(resource.schema_url))
         parts["resource"] = res
         tail = _escape_separators(b"," + _dumps(parts)[1:] + b"}")  # escaped once, here
         if len(self._tails) >= self._CACHE_LIMIT:
@@ -466,7 +466,7 @@ class LineEncoder:
             if type(body) is str:
                 msg = body
             elif isinstance(body, str):
-                msg = _clean_str(body[:])  # a str subclass is still a string body
+                msg = clean_str(body[:])  # a str subclass is still a string body
             elif body is None:
                 msg = ""
                 otel["body"] = None

@@ -1,18 +1,30 @@
-"""What the OTLP encoder takes: the records of a batch it refuses, found without sending.
+"""What the OTLP encoder takes: a record in the nearest form OTLP carries, and the records
+of a batch it still refuses, found without sending.
 
-The SDK accepts records the OTLP encoder cannot carry (an int beyond 64 bits, say); an
-OTLP exporter then fails the whole batch, as it would for a collector that is down.
-Replay and the fallback both tell the two apart here.
+The SDK accepts records the OTLP encoder cannot carry. An int beyond 64 bits in a body
+makes an OTLP exporter fail the whole batch, as it would for a collector that is down; in
+an attribute the encoder drops that attribute with a log line only. Replay and the
+fallback's live sends both send the nearest form, and tell refusals from a collector that
+is down here.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
-from typing import Any
+from decimal import Decimal
+from typing import Any, Final
 
+import orjson
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import TraceFlags
 
-__all__ = ["encoded_parts", "otlp_encoder"]
+from ._format import clean_str, encode_value
+
+__all__ = ["MAX_NESTING", "encoded_parts", "otlp_encoder", "otlp_form"]
 
 Encoder = Callable[[Sequence[ReadableLogRecord]], Any]
 
@@ -56,3 +68,186 @@ def encoded_parts(
 
     parts = split(list(range(len(records)))) if records else []
     return refused, parts
+
+
+# -- the nearest form OTLP can carry ----------------------------------------------------------
+
+_I64: Final = (-(1 << 63), (1 << 63) - 1)
+_I32: Final = (-(1 << 31), (1 << 31) - 1)
+_U64: Final = (0, (1 << 64) - 1)
+_U32: Final = (0, (1 << 32) - 1)
+
+
+def _decimal(value: int) -> str:
+    """Decimal digits of any int (``Decimal`` is not bound by the int-to-str digit limit)."""
+    try:
+        return str(value)
+    except ValueError:
+        return str(Decimal(value))
+
+
+#: How deep lists and maps nest in a value sent as it is. Each level is 2 or 3 protobuf
+#: messages deep, under 6 (request, resource, scope, record, key-value, value), and
+#: protobuf decoders refuse a message past 100 (upb's default); the OTLP encoder drops an
+#: attribute it cannot encode, with a log line only. A container this deep goes as its
+#: JSON text.
+MAX_NESTING: Final = 16
+
+
+def _value(value: Any, depth: int = 0) -> Any:
+    """``value`` as OTLP's AnyValue can hold it: ints beyond 64 bits as decimal strings, a
+    list or map nested ``MAX_NESTING`` deep as its JSON text, lone surrogates in a string
+    or key as U+FFFD (as the file has them: protobuf takes only UTF-8). The same object
+    when nothing changed."""
+    t = type(value)
+    if t is int:
+        return value if _I64[0] <= value <= _I64[1] else _decimal(value)
+    if t is str:
+        return value if value.isascii() else clean_str(value)
+    if (t is tuple or t is list or t is dict) and depth >= MAX_NESTING:
+        return _json_text(value)
+    if t is tuple or t is list:
+        items = [_value(v, depth + 1) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else tuple(items)
+    if t is dict:
+        return _pairs(value, depth + 1)
+    return value
+
+
+def _pairs(mapping: dict[Any, Any], depth: int) -> dict[Any, Any]:
+    """:func:`_value` of a map's keys and values: ``mapping`` itself when none changed."""
+    pairs = [(_value(k) if type(k) is str else k, _value(v, depth)) for k, v in mapping.items()]
+    same = all(a is k and b is v for (a, b), (k, v) in zip(pairs, mapping.items(), strict=True))
+    return mapping if same else dict(pairs)
+
+
+def _json_text(value: Any) -> str:
+    """``value`` as the JSON text the file holds for it: the format's own encoding, with its
+    tags (``$bytes``, ``$int``, ``$float`` for NaN and inf, ``$map``). Raises ``ValueError``
+    for what JSON cannot hold (nested past orjson's 255 levels)."""
+    try:
+        return orjson.dumps(encode_value(value)).decode()
+    except TypeError as exc:  # (orjson's error for depth)
+        raise ValueError(f"a value OTLP cannot carry, even as JSON text: {exc}") from None
+
+
+#: Attribute value types OTLP carries as they are, whatever their value.
+_AS_THEY_ARE: Final = frozenset({bool, float, bytes, type(None)})
+
+
+def _attributes(attributes: Any) -> dict[str, Any] | None:
+    """Converted attributes, or None when none changed. (Most records' attributes are
+    ASCII strings, 64-bit ints, floats and bools: those are seen in one loop, with no copy.)"""
+    if not attributes:
+        return None
+    for key, value in attributes.items():
+        t = type(value)
+        if t is str:
+            if not value.isascii():
+                break
+        elif t is int:
+            if not _I64[0] <= value <= _I64[1]:
+                break
+        elif t not in _AS_THEY_ARE:
+            break
+        if type(key) is not str or not key.isascii():
+            break
+    else:
+        return None
+    plain = dict(attributes)
+    converted = _pairs(plain, 0)
+    return None if converted is plain else converted
+
+
+def _fits(value: Any, bounds: tuple[int, int]) -> bool:
+    return not isinstance(value, int) or bounds[0] <= value <= bounds[1]
+
+
+class OtlpForms:
+    """Converted resources and scopes, by object (records of a file share them)."""
+
+    def __init__(self) -> None:
+        self.resources: dict[int, tuple[Resource, Resource]] = {}
+        self.scopes: dict[int, tuple[InstrumentationScope, InstrumentationScope]] = {}
+
+    def resource(self, resource: Resource) -> Resource:
+        hit = self.resources.get(id(resource))
+        if hit is None or hit[0] is not resource:
+            converted = _attributes(resource.attributes)
+            new = resource if converted is None else Resource(converted, resource.schema_url)
+            if len(self.resources) > 1024:
+                self.resources.clear()
+            hit = self.resources[id(resource)] = (resource, new)
+        return hit[1]
+
+    def scope(self, scope: InstrumentationScope | None) -> InstrumentationScope | None:
+        if scope is None:
+            return None
+        hit = self.scopes.get(id(scope))
+        if hit is None or hit[0] is not scope:
+            converted = _attributes(scope.attributes)
+            new = (
+                scope
+                if converted is None
+                else InstrumentationScope(scope.name, scope.version, scope.schema_url, converted)
+            )
+            if len(self.scopes) > 1024:
+                self.scopes.clear()
+            hit = self.scopes[id(scope)] = (scope, new)
+        return hit[1]
+
+
+def otlp_form(record: ReadableLogRecord, forms: OtlpForms | None = None) -> tuple[ReadableLogRecord, bool]:
+    """``record`` in the nearest form OTLP can carry, and whether anything changed.
+
+    Ints beyond 64 bits (AnyValue's int is int64) in the body, attributes, resource and
+    scope become decimal strings, lone surrogates in their strings and keys U+FFFD, lists
+    and maps nested ``MAX_NESTING`` deep their JSON text. A severity number beyond int32, a timestamp outside
+    uint64, a trace id outside 128 bits, a span id outside 64 bits or flags outside
+    uint32 are left unset (OTLP reads 0 there as unknown); a dropped-attribute count
+    beyond uint32 is capped. Anything else is left as it is.
+    """
+    forms = forms if forms is not None else OtlpForms()
+    old = record.log_record
+    body = _value(old.body)
+    attributes = _attributes(old.attributes)
+    resource = forms.resource(record.resource)
+    scope = forms.scope(record.instrumentation_scope)
+    number = getattr(old.severity_number, "value", old.severity_number)
+    dropped = record.dropped_attributes
+    fixes: dict[str, Any] = {}
+    if not _fits(number, _I32):
+        fixes["severity_number"] = None
+    if not _fits(old.timestamp, _U64):
+        fixes["timestamp"] = None
+    if not _fits(old.observed_timestamp, _U64):
+        fixes["observed_timestamp"] = 0
+    if not _fits(old.trace_id, (0, (1 << 128) - 1)):
+        fixes["trace_id"] = 0
+    if not _fits(old.span_id, _U64):
+        fixes["span_id"] = 0
+    if not _fits(old.trace_flags, _U32):
+        fixes["trace_flags"] = TraceFlags(0)
+    capped = min(dropped, _U32[1])
+    if (
+        not fixes
+        and body is old.body
+        and attributes is None
+        and capped == dropped
+        and resource is record.resource
+        and scope is record.instrumentation_scope
+    ):
+        return record, False
+    new = copy.copy(old)
+    for name, value in fixes.items():
+        setattr(new, name, value)
+    new.body = body
+    if attributes is not None or capped != dropped:
+        bounded = BoundedAttributes(
+            maxlen=None,
+            attributes=attributes if attributes is not None else dict(old.attributes or {}),
+            immutable=False,
+        )
+        bounded.dropped = capped
+        new.attributes = bounded
+    return ReadableLogRecord(log_record=new, resource=resource, instrumentation_scope=scope), True

@@ -50,7 +50,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from . import _lifecycle, _sdk_private, _self_metrics
 from ._config import FLUSH_TIMEOUT_MS, flush_timeout_s
 from ._diagnostics import logger
-from ._otlp import encoded_parts, otlp_encoder
+from ._otlp import OtlpForms, encoded_parts, otlp_encoder, otlp_form
 from ._queue import Answer
 from .exporter import LogxpyLogRecordExporter
 
@@ -171,6 +171,8 @@ class FallbackLogRecordExporter(LogRecordExporter):
         #: An OTLP primary's encoder: a failed send is first checked for records it
         #: refuses (the batch's fault), which must not open the breaker.
         self._encode = otlp_encoder() if _is_otlp(primary) else None
+        #: Converted resources and scopes, for the sends' nearest forms (sender thread).
+        self._forms = OtlpForms()
         self._refusal_said = False
         self._metrics_source = _self_metrics.observe_fallback(self, meter_provider)
         _lifecycle.reset_after_fork(self)
@@ -331,13 +333,15 @@ class FallbackLogRecordExporter(LogRecordExporter):
 
     def _send(self, job: _Send) -> None:
         batch, result = job.batch, _SUCCESS
-        error = _try_export(self.primary, batch)
-        if error is not None and (refused := self._refused(batch)):
+        sent = self._nearest(batch)
+        error = _try_export(self.primary, sent)
+        if error is not None and (refused := self._refused(sent)):
             # The batch's fault, not the collector's: those records go to the file (replay
-            # sends them in the nearest form OTLP carries), the others are sent again.
+            # sets them aside), the others are sent again.
             skip = set(refused)
             bad = [batch[i] for i in refused]
             batch = [record for i, record in enumerate(batch) if i not in skip]
+            sent = [record for i, record in enumerate(sent) if i not in skip]
             with self._cond:
                 # (unless shutdown filed the whole batch meanwhile; if it files later, it
                 # files what is left of the send)
@@ -345,7 +349,7 @@ class FallbackLogRecordExporter(LogRecordExporter):
                 self._filing += mine
             if mine:
                 result = self._filed(bad)
-            error = _try_export(self.primary, batch) if batch else None
+            error = _try_export(self.primary, sent) if sent else None
         if error is None:
             with self._cond:
                 if batch:  # (none left to send: no answer to go by)
@@ -369,6 +373,15 @@ class FallbackLogRecordExporter(LogRecordExporter):
             self._cond.notify_all()
         job.done.set()
 
+    def _nearest(self, batch: Sequence[ReadableLogRecord]) -> Sequence[ReadableLogRecord]:
+        """``batch`` as an OTLP primary is sent it: each record in the nearest form OTLP
+        carries (docs/format.md, "Replay to OTLP"), as replay sends it from the file. The
+        encoder would drop an attribute it cannot encode, with a log line only. The records
+        themselves are left as they are: the file, if they go there, keeps them whole."""
+        if self._encode is None:
+            return batch
+        return [otlp_form(record, self._forms)[0] for record in batch]
+
     def _refused(self, batch: Sequence[ReadableLogRecord]) -> list[int]:
         """The records of ``batch`` (indexes) an OTLP primary's encoder refuses; none when
         the primary is not an OTLP exporter, or when it takes them all (then a failed send
@@ -379,9 +392,10 @@ class FallbackLogRecordExporter(LogRecordExporter):
         if refused and not self._refusal_said:
             self._refusal_said = True
             logger.warning(
-                "logxpy-otel: the OTLP exporter cannot encode %d record(s) of a batch (an int "
-                "beyond 64 bits, say): they go to the local file, where logxpy-otel replay sends "
-                "them in the nearest form OTLP carries; the others are sent (said once)",
+                "logxpy-otel: the OTLP exporter cannot encode %d record(s) of a batch, even in "
+                "the nearest form OTLP carries (a severity_text that is not a string, say): they "
+                "go to the local file, where logxpy-otel replay sets them aside with the reason; "
+                "the others are sent (said once)",
                 len(refused),
             )
         return refused

@@ -33,7 +33,6 @@ planted at their name is never followed.
 
 from __future__ import annotations
 
-import copy
 import errno
 import fcntl
 import glob
@@ -46,19 +45,13 @@ import sys
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import IO, Any, Final
 
 import orjson
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import TraceFlags
 
-from ._format import encode_value
-from ._otlp import encoded_parts, otlp_encoder
+from ._otlp import OtlpForms, encoded_parts, otlp_encoder, otlp_form
 from ._render import safe
 from ._rotation import CHECKPOINT_SUFFIX, backup_of, backups, checkpoint_key, create_exclusive
 from .reader import BadLine, LineRecord, OffsetPastEnd, open_regular, read_head_open, read_open
@@ -315,159 +308,6 @@ class _Source:
         return Checkpoint(offset, sent, self.dev, self.ino, hashlib.sha256(head).hexdigest(), len(head))
 
 
-# -- the nearest form OTLP can carry ----------------------------------------------------------
-
-_I64: Final = (-(1 << 63), (1 << 63) - 1)
-_I32: Final = (-(1 << 31), (1 << 31) - 1)
-_U64: Final = (0, (1 << 64) - 1)
-_U32: Final = (0, (1 << 32) - 1)
-
-
-def _decimal(value: int) -> str:
-    """Decimal digits of any int (``Decimal`` is not bound by the int-to-str digit limit)."""
-    try:
-        return str(value)
-    except ValueError:
-        return str(Decimal(value))
-
-
-#: How deep lists and maps nest in a value sent as it is. Each level is 2 or 3 protobuf
-#: messages deep, under 6 (request, resource, scope, record, key-value, value), and
-#: protobuf decoders refuse a message past 100 (upb's default); the OTLP encoder drops an
-#: attribute it cannot encode, with a log line only. A container this deep goes as its
-#: JSON text.
-MAX_NESTING: Final = 16
-
-
-def _value(value: Any, depth: int = 0) -> Any:
-    """``value`` as OTLP's AnyValue can hold it: ints beyond 64 bits as decimal strings, a
-    list or map nested ``MAX_NESTING`` deep as its JSON text. The same object when nothing
-    changed."""
-    t = type(value)
-    if t is int:
-        return value if _I64[0] <= value <= _I64[1] else _decimal(value)
-    if (t is tuple or t is list or t is dict) and depth >= MAX_NESTING:
-        return _json_text(value)
-    if t is tuple or t is list:
-        items = [_value(v, depth + 1) for v in value]
-        return value if all(a is b for a, b in zip(items, value, strict=True)) else tuple(items)
-    if t is dict:
-        pairs = {k: _value(v, depth + 1) for k, v in value.items()}
-        return value if all(pairs[k] is v for k, v in value.items()) else pairs
-    return value
-
-
-def _json_text(value: Any) -> str:
-    """``value`` as the JSON text the file holds for it: the format's own encoding, with its
-    tags (``$bytes``, ``$int``, ``$float`` for NaN and inf, ``$map``). Raises ``ValueError``
-    for what JSON cannot hold (nested past orjson's 255 levels)."""
-    try:
-        return orjson.dumps(encode_value(value)).decode()
-    except TypeError as exc:  # (orjson's error for depth)
-        raise ValueError(f"a value OTLP cannot carry, even as JSON text: {exc}") from None
-
-
-def _attributes(attributes: Any) -> dict[str, Any] | None:
-    """Converted attributes, or None when none changed."""
-    if not attributes:
-        return None
-    out = {k: _value(v) for k, v in attributes.items()}
-    return out if any(out[k] is not v for k, v in attributes.items()) else None
-
-
-def _fits(value: Any, bounds: tuple[int, int]) -> bool:
-    return not isinstance(value, int) or bounds[0] <= value <= bounds[1]
-
-
-class _Forms:
-    """Converted resources and scopes, by object (records of a file share them)."""
-
-    def __init__(self) -> None:
-        self.resources: dict[int, tuple[Resource, Resource]] = {}
-        self.scopes: dict[int, tuple[InstrumentationScope, InstrumentationScope]] = {}
-
-    def resource(self, resource: Resource) -> Resource:
-        hit = self.resources.get(id(resource))
-        if hit is None or hit[0] is not resource:
-            converted = _attributes(resource.attributes)
-            new = resource if converted is None else Resource(converted, resource.schema_url)
-            if len(self.resources) > 1024:
-                self.resources.clear()
-            hit = self.resources[id(resource)] = (resource, new)
-        return hit[1]
-
-    def scope(self, scope: InstrumentationScope | None) -> InstrumentationScope | None:
-        if scope is None:
-            return None
-        hit = self.scopes.get(id(scope))
-        if hit is None or hit[0] is not scope:
-            converted = _attributes(scope.attributes)
-            new = (
-                scope
-                if converted is None
-                else InstrumentationScope(scope.name, scope.version, scope.schema_url, converted)
-            )
-            if len(self.scopes) > 1024:
-                self.scopes.clear()
-            hit = self.scopes[id(scope)] = (scope, new)
-        return hit[1]
-
-
-def otlp_form(record: ReadableLogRecord, forms: _Forms | None = None) -> tuple[ReadableLogRecord, bool]:
-    """``record`` in the nearest form OTLP can carry, and whether anything changed.
-
-    Ints beyond 64 bits (AnyValue's int is int64) in the body, attributes, resource and
-    scope become decimal strings. A severity number beyond int32, a timestamp outside
-    uint64, a trace id outside 128 bits, a span id outside 64 bits or flags outside
-    uint32 are left unset (OTLP reads 0 there as unknown); a dropped-attribute count
-    beyond uint32 is capped. Anything else is left as it is.
-    """
-    forms = forms if forms is not None else _Forms()
-    old = record.log_record
-    body = _value(old.body)
-    attributes = _attributes(old.attributes)
-    resource = forms.resource(record.resource)
-    scope = forms.scope(record.instrumentation_scope)
-    number = getattr(old.severity_number, "value", old.severity_number)
-    dropped = record.dropped_attributes
-    fixes: dict[str, Any] = {}
-    if not _fits(number, _I32):
-        fixes["severity_number"] = None
-    if not _fits(old.timestamp, _U64):
-        fixes["timestamp"] = None
-    if not _fits(old.observed_timestamp, _U64):
-        fixes["observed_timestamp"] = 0
-    if not _fits(old.trace_id, (0, (1 << 128) - 1)):
-        fixes["trace_id"] = 0
-    if not _fits(old.span_id, _U64):
-        fixes["span_id"] = 0
-    if not _fits(old.trace_flags, _U32):
-        fixes["trace_flags"] = TraceFlags(0)
-    capped = min(dropped, _U32[1])
-    if (
-        not fixes
-        and body is old.body
-        and attributes is None
-        and capped == dropped
-        and resource is record.resource
-        and scope is record.instrumentation_scope
-    ):
-        return record, False
-    new = copy.copy(old)
-    for name, value in fixes.items():
-        setattr(new, name, value)
-    new.body = body
-    if attributes is not None or capped != dropped:
-        bounded = BoundedAttributes(
-            maxlen=None,
-            attributes=attributes if attributes is not None else dict(old.attributes or {}),
-            immutable=False,
-        )
-        bounded.dropped = capped
-        new.attributes = bounded
-    return ReadableLogRecord(log_record=new, resource=resource, instrumentation_scope=scope), True
-
-
 #: The largest request replay sends (encoded): what a collector takes by default (gRPC's
 #: 4 MiB receive limit, the OTel Collector's too). A larger batch goes in parts; a record
 #: larger alone is set aside (``--max-request-bytes``).
@@ -674,7 +514,7 @@ class _Run:
     summary: ReplaySummary
     encode: Callable[[Sequence[ReadableLogRecord]], Any] | None
     max_request_bytes: int = MAX_REQUEST_BYTES
-    forms: _Forms = field(default_factory=_Forms)
+    forms: OtlpForms = field(default_factory=OtlpForms)
 
     @property
     def writes(self) -> bool:

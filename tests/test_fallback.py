@@ -37,6 +37,7 @@ from logxpy_otel.fallback import (
     otlp_exporter,
 )
 from logxpy_otel.reader import BadLine, read_file
+from logxpy_otel.replay import dead_letter_path
 
 from otlp_receiver import GrpcReceiver, HttpReceiver, OtlpHttpHandler
 
@@ -764,11 +765,13 @@ def test_records_the_file_did_not_keep_are_not_counted_as_kept() -> None:
 def test_a_record_otlp_cannot_encode_goes_to_the_file_alone_and_the_breaker_stays_closed(
     tmp_path: Path, protocol: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The SDK takes a body of 2**70; the OTLP encoder refuses it, and its export fails.
+    """The SDK takes a body of 2**70; the OTLP encoder refused it, and its export failed.
     That was taken for the collector being down: "the collector is unreachable", the
     breaker open and the records after it sent to the file for a second, while the
-    collector was up. Now the batch's other records are sent, that one goes to the file
-    (replay sends it, as a decimal string), and the breaker stays closed."""
+    collector was up. Now the batch's other records are sent, the refused one goes to the
+    file, and the breaker stays closed. (A body of 2**70 is sent live now, in its nearest
+    form: a ``severity_text`` that is not a string is what OTLP still refuses, and replay
+    sets it aside with the reason.)"""
     receiver = HttpReceiver() if protocol == "http/protobuf" else GrpcReceiver()
     receiver.start()
     path = tmp_path / "fallback.jsonl"
@@ -778,7 +781,12 @@ def test_a_record_otlp_cannot_encode_goes_to_the_file_alone_and_the_breaker_stay
         resource = Resource({"service.name": "t"})
         batch = [
             readable_record(
-                make_record(body=2**70 if n == 2 else f"r{n}", attributes={"rec.id": str(n)}), resource
+                make_record(
+                    body=f"r{n}",
+                    severity_text=5 if n == 2 else None,  # type: ignore[arg-type]
+                    attributes={"rec.id": str(n)},
+                ),
+                resource,
             )
             for n in range(5)
         ]
@@ -791,9 +799,10 @@ def test_a_record_otlp_cannot_encode_goes_to_the_file_alone_and_the_breaker_stay
         assert sorted(_ids(receiver)) == ["0", "0", "1", "3", "4"]
         assert not [r for r in caplog.records if "unreachable" in r.getMessage()]
         fb.shutdown()
-        assert cli(["replay", str(path), "--endpoint", receiver.endpoint, "--protocol", protocol]) == 0
-        sent = {r["attributes"]["rec.id"]: r for r in receiver.snapshot()}
-        assert sent["2"]["body"] == str(2**70)
+        before = len(receiver.snapshot())
+        assert cli(["replay", str(path), "--endpoint", receiver.endpoint, "--protocol", protocol]) == 1
+        assert len(receiver.snapshot()) == before  # (set aside, not sent)
+        assert "TypeError" in Path(dead_letter_path(str(path))).read_text()
     finally:
         fb.shutdown()
         receiver.stop()
@@ -821,8 +830,11 @@ def test_a_refused_record_is_filed_once_when_shutdown_comes_during_the_resend(tm
     )
     try:
         res = Resource({"service.name": "t"})
-        bodies: list[Any] = [2**70, "r1", "r2", "r3"]
-        records = [make_record(body=b, attributes={"rec.id": str(n)}) for n, b in enumerate(bodies)]
+        texts: list[Any] = [5, None, None, None]  # (a severity_text OTLP refuses)
+        records = [
+            make_record(body=f"r{n}", severity_text=text, attributes={"rec.id": str(n)})
+            for n, text in enumerate(texts)
+        ]
         batch = [readable_record(record, res) for record in records]
         fb.export(batch)
         assert resending.wait(10)
@@ -1140,3 +1152,60 @@ def test_force_flush_takes_any_timeout_while_a_send_is_under_way(timeout_millis:
     flushed = fb.force_flush(timeout_millis)  # type: ignore[arg-type]
     assert flushed is (timeout_millis != -5 and timeout_millis == timeout_millis)  # (NaN: at once)
     fb.shutdown()
+
+
+# -- hostile review, session 33 ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_what_otlp_cannot_carry_is_sent_live_in_its_nearest_form_never_dropped(
+    tmp_path: Path, protocol: str
+) -> None:
+    """The OTLP encoder drops an attribute it cannot encode (an int of 2**63 or more, or
+    below -2**63, at any depth; a lone surrogate in a string or a key) with a log line
+    only, and sends the rest: with the collector up, those attributes were lost, and the
+    fallback never knew (only a body it cannot encode fails a send). The same record
+    through the file and replay arrived with them, as decimal strings. Live sends now go
+    in the nearest form OTLP carries, as replay sends: nothing dropped, nothing to the
+    file, the same values either way."""
+    receiver = HttpReceiver() if protocol == "http/protobuf" else GrpcReceiver()
+    receiver.start()
+    primary = otlp_exporter(protocol, receiver.endpoint, timeout=5)
+    kept = Keep()
+    fb = FallbackLogRecordExporter(primary, kept, live_timeout_s=10.0)
+    try:
+        resource = Resource({"service.name": "t"})
+        attributes: dict[str, Any] = {
+            "rec.id": "0",
+            "order.id": 2**64,
+            "low": -(2**63) - 1,
+            "edge": 2**63,
+            "fits": 2**63 - 1,
+            "deep": {"list": [1, 2**65], "k\udc00ey": "a\ud800b"},
+            "text": "x\ud83dy",
+            "k\udfffey": "v",
+        }
+        batch = [readable_record(make_record(body=2**70, attributes=attributes), resource)]
+        assert fb.export(batch) is LogRecordExportResult.SUCCESS
+        (got,) = receiver.snapshot()
+        assert got["body"] == str(2**70)
+        assert got["attributes"] == {
+            "rec.id": "0",
+            "order.id": str(2**64),
+            "low": str(-(2**63) - 1),
+            "edge": str(2**63),
+            "fits": 2**63 - 1,
+            "deep": {"list": (1, str(2**65)), "k\ufffdey": "a\ufffdb"},
+            "text": "x\ufffdy",
+            "k\ufffdey": "v",
+        }
+        m = fb.metrics
+        assert (m.primary_records, m.fallback_records, m.primary_failures) == (1, 0, 0)
+        assert kept.batches == []
+        # The application's record itself is left as it was (the file keeps it whole).
+        assert batch[0].log_record.attributes is not None
+        assert batch[0].log_record.attributes["order.id"] == 2**64
+        assert batch[0].log_record.body == 2**70
+    finally:
+        fb.shutdown()
+        receiver.stop()

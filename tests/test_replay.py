@@ -27,7 +27,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import TraceFlags
 
-from logxpy_otel import AsyncFileDestination, LogxpyLogRecordProcessor, _rotation, replay
+from logxpy_otel import AsyncFileDestination, LogxpyLogRecordProcessor, _otlp, _rotation, replay
 from logxpy_otel.cli import main as cli
 from logxpy_otel.replay import ReplayError, checkpoint_path, replay_files
 
@@ -1203,7 +1203,7 @@ def test_nan_and_a_tag_like_map_deep_down_keep_their_meaning_in_the_json_text(tm
     deep: Any = {"nan": float("nan"), "map": {"$bytes": "not bytes"}, "blob": b"\x00"}
     for _ in range(20):
         deep = {"k": deep}
-    text = replay._value(deep)
+    text = _otlp._value(deep)
     while isinstance(text, dict):
         text = text["k"]
     inner = json.loads(text)
