@@ -251,18 +251,7 @@ class RecordQueue:
             with self._lock:
                 self.block_waiters += 1
                 try:
-                    while True:
-                        if self._gate is Gate.DIRECT:
-                            return None  # the writer thread is gone for good
-                        if self._gate is not Gate.OPEN:
-                            return self._refuse(1, span_lines((item,)))
-                        try:
-                            self._take_slot_and_append(item)
-                        except IndexError:
-                            self._wake()
-                            self._not_full.wait()
-                            continue
-                        return True
+                    return self._wait_for_slot_locked(item)
                 finally:
                     self.block_waiters -= 1
         # A dropping policy: first let the writer have the GIL once, so that a busy
@@ -289,6 +278,33 @@ class RecordQueue:
         if self._policy is QueuePolicy.WARN:
             self._drop_report.note(1, f" (max_queue_size={self.max_size})")
         return False
+
+    def _wait_for_slot_locked(self, item: LineItem) -> bool | None:
+        """``block``: wait until ``item`` is queued (True), refused after the stop (False), or
+        the writer is gone for good (None: the caller writes it). The lock is held.
+
+        A function of its own, with no handler in it: on CPython 3.11 and 3.12 an exception
+        a signal handler raises at a loop's jump back is placed before the loop's first
+        instruction, which a ``try:`` or ``with`` just above the loop does not cover (the
+        lock was never let go). Raised here, it leaves through the call, which the caller's
+        ``with`` and ``finally`` do cover."""
+        while True:
+            if self._gate is Gate.DIRECT:
+                return None  # the writer thread is gone for good
+            if self._gate is not Gate.OPEN:
+                return self._refuse(1, span_lines((item,)))
+            if self._took_slot(item):
+                return True
+            self._wake()
+            self._not_full.wait()
+
+    def _took_slot(self, item: LineItem) -> bool:
+        """:meth:`_take_slot_and_append`: False, nothing appended, when no slot is free."""
+        try:
+            self._take_slot_and_append(item)
+        except IndexError:
+            return False
+        return True
 
     def _evict_oldest_locked(self, item: LineItem) -> bool:
         """drop_oldest: drop the oldest queued record (not a flush marker), count it, and

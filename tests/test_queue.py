@@ -362,3 +362,45 @@ def test_span_lines_are_told_apart_in_every_count(policy: str) -> None:
     reason = DropReason.QUEUE_FULL if policy == "drop_newest" else DropReason.EVICTED
     assert dict(m.span_lines_dropped_by_reason) == {reason: 1, DropReason.SHUTDOWN: 1}
     assert (m.written, m.span_lines_written) == (2, 1)
+
+
+# -- hostile review, session 33 ---------------------------------------------------------------
+
+
+def test_a_signal_at_the_block_wait_s_loop_leaves_the_queue_s_lock_free() -> None:
+    """On CPython 3.11 and 3.12 an exception a signal handler raises at a loop's jump back
+    is placed at the instruction before the loop's first, and where that is a ``try:``
+    (here the one that counts the waiters) no handler covers it: the ``with`` around the
+    loop never let go of the queue's lock. The writer then waited on it for good, and so
+    did every logging thread and ``shutdown`` (a hostile review: 13 to 53 alarms in). The
+    loop now runs in a function of its own, whose callers' handlers all cover the call."""
+    import signal
+
+    queue, _ = make_queue(max_size=1, batch_size=10, policy="block")
+    assert queue.put(item(0))  # the one slot is taken, and no writer frees it
+
+    class Spin(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            return False  # a wake-up with no slot free: the loop goes round again
+
+    queue._not_full = Spin(queue._lock)
+    armed = [False]
+
+    def handler(signum: int, frame: Any) -> None:
+        if armed[0]:
+            armed[0] = False
+            raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 0.0003, 0.0003)
+    try:
+        for _ in range(200):  # bounded: each put ends at the next alarm
+            armed[0] = True
+            with pytest.raises(KeyboardInterrupt):
+                queue.put(item(1))
+            assert not queue._lock._is_owned()  # type: ignore[attr-defined]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    _assert_consistent(queue)
+    assert queue.block_waiters == 0
