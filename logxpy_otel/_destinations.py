@@ -69,6 +69,15 @@ class ClosableDestination(Protocol):
 
 
 @runtime_checkable
+class RetryingDestination(Protocol):
+    """``retry_until(deadline)``: a destination that retries failed writes ends its retries
+    by ``deadline`` (``time.monotonic``) from then on: the exit's, so that one
+    ``shutdown_timeout`` bounds the exit whatever ``retry_timeout`` says."""
+
+    def retry_until(self, deadline: float) -> object: ...
+
+
+@runtime_checkable
 class RotatingDestination(Protocol):
     """A file that rotates: asked before each write whether a new file is due
     (``rotation_due()``) and how many bytes it still takes (``room()``, None for no
@@ -288,6 +297,7 @@ class AsyncFileDestination:
         self._fsync: str | float = fsync if fsync in ("never", "batch") else float(fsync) / 1000.0
         self._reopen_check_s = reopen_check_s
         self._retry_timeout_s = retry_timeout_s
+        self._give_up_at: float | None = None  # (see retry_until)
         self._service_name = service_name
         self._clock = clock
         self._maintenance = Maintenance(backup_count, compress, file_mode)
@@ -550,6 +560,9 @@ class AsyncFileDestination:
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + self._retry_timeout_s
+                give_up = self._give_up_at
+                if give_up is not None and give_up < deadline:
+                    deadline = give_up  # (the exit's: read at each try, as it may come mid-retry)
                 if now >= deadline:
                     written = len(data) - len(view)
                     self._size += written
@@ -569,6 +582,10 @@ class AsyncFileDestination:
                 time.sleep(min(delay, deadline - now))
                 delay = min(delay * 2, 1.0)
         self._size += len(data)
+
+    def retry_until(self, deadline: float) -> None:
+        """Failed writes are retried until ``deadline`` at most from now on (the exit's)."""
+        self._give_up_at = deadline
 
     def rotation_due(self) -> bool:
         """True when the next batch should go to a new file (size, time, fork, or moved away),

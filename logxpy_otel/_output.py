@@ -19,6 +19,7 @@ from ._destinations import (
     Destination,
     FlushableDestination,
     PartialWriteError,
+    RetryingDestination,
     RotatingDestination,
     fit,
     records_in,
@@ -67,6 +68,12 @@ class Output:
         )
         self._flushable = tuple(d for d in destinations if isinstance(d, FlushableDestination))
         self._closable = tuple(d for d in destinations if isinstance(d, ClosableDestination))
+        self._retrying = tuple(d for d in destinations if isinstance(d, RetryingDestination))
+
+    def retry_until(self, deadline: float) -> None:
+        """Every destination ends its retries of a failed write by ``deadline`` (the exit's)."""
+        for destination in self._retrying:
+            destination.retry_until(deadline)
 
     def use_trees(self, trees: TreeNumberer) -> None:
         """Number with ``trees`` from now on (a fresh numbering: at start and in a forked child)."""

@@ -373,25 +373,40 @@ class AsyncWriter:
         """Write ``items`` in this thread, after everything queued before them. Never raises.
 
         This is synchronous mode's path, and the fallback once the writer thread has
-        crashed more than ``max_restarts`` times.
+        crashed more than ``max_restarts`` times. After the exit hook it waits for the I/O
+        lock until the exit's deadline at most (the writer thread may hold it inside a write
+        that hangs): past it, ``items`` are dropped (``shutdown``).
         """
-        with self._io_lock:
-            if self._writing is not None:  # a signal handler of this thread, in the middle of a write
-                if self._closed:
-                    self._queue.discard(DropReason.SHUTDOWN, len(items), span_lines(items))
-                    return False
-                self._deferred.extend(items)
-                return True
-            self._writing = threading.get_ident()
-            try:
-                if self._closed:
-                    self._queue.discard(DropReason.SHUTDOWN, len(items), span_lines(items))
-                    return False
-                self.start()  # on first use, as enqueue does
-                self._drain_caller_locked()
-                return self._write_locked(items)
-            finally:
-                self._end_write()
+        deadline = self._exit_deadline
+        if deadline is None:
+            with self._io_lock:
+                return self._write_now_locked(items)
+        if not self._io_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            self._queue.discard(DropReason.SHUTDOWN, len(items), span_lines(items))
+            return False
+        try:
+            return self._write_now_locked(items)
+        finally:
+            self._io_lock.release()
+
+    def _write_now_locked(self, items: Sequence[LineItem]) -> bool:
+        """:meth:`write_now`, ``_io_lock`` held."""
+        if self._writing is not None:  # a signal handler of this thread, in the middle of a write
+            if self._closed:
+                self._queue.discard(DropReason.SHUTDOWN, len(items), span_lines(items))
+                return False
+            self._deferred.extend(items)
+            return True
+        self._writing = threading.get_ident()
+        try:
+            if self._closed:
+                self._queue.discard(DropReason.SHUTDOWN, len(items), span_lines(items))
+                return False
+            self.start()  # on first use, as enqueue does
+            self._drain_caller_locked()
+            return self._write_locked(items)
+        finally:
+            self._end_write()
 
     def _write_locked(self, items: Sequence[LineItem]) -> bool:
         """Number and write ``items`` (not queued) here; True if every one was written.
@@ -651,6 +666,7 @@ class AsyncWriter:
         timeout = self._config.shutdown_timeout_ms / 1000.0
         deadline = _lifecycle.exit_deadline(timeout) or time.monotonic() + timeout
         self._exit_deadline = deadline
+        self._output.retry_until(deadline)
         if self._state is _RUNNING:
             self.flush(max(0.0, deadline - time.monotonic()))
             with self._lock:

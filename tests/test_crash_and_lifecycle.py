@@ -424,10 +424,12 @@ _SIGNAL_WHILE_FULL_SCRIPT = """
         # runs at the next bytecode boundary, in this thread.
         if not armed[0]:
             return
+        # (the block wait's loop is RecordQueue._wait_for_slot_locked, under _when_full)
+        waking = names(frame, 2) in (["set", "_when_full"], ["set", "_wait_for_slot_locked"])
         if where == "writer_lock":  # _when_full holds the writer's _lock, calls _wake.set()
-            hit = event == "call" and names(frame, 2) == ["set", "_when_full"]
+            hit = event == "call" and waking
         else:  # inside _wake.set(), at the very call that wakes the writer
-            hit = event == "c_call" and names(frame, 2) == ["set", "_when_full"]
+            hit = event == "c_call" and waking
         if hit:
             armed[0] = False
             os.kill(os.getpid(), signal.SIGUSR1)

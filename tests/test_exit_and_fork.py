@@ -1009,3 +1009,78 @@ def test_a_subinterpreter_ends_with_no_thread_of_ours_and_every_record_written(
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines() == ["['MainThread']", "done"], done.stdout
     assert path.read_bytes().count(b'"msg":"record ') == 500
+
+
+# -- hostile review, session 33 ---------------------------------------------------------------
+
+#: An exit hook of the application's, registered before our import, so it runs after our
+#: exit step: it logs ``records`` records and says how long that took.
+_LATE_HOOK = """
+import atexit
+LOG, PROCESSOR = [], []
+def app_hook():
+    began = time.monotonic()
+    for n in range({records}):
+        LOG[0].emit(body=f"goodbye {{n}}")
+    print("HOOK", round(time.monotonic() - began, 2), flush=True)
+    metrics = PROCESSOR[0].metrics
+    print("DROPPED", {{str(k): v for k, v in metrics.dropped_by_reason.items()}}, metrics.dropped, flush=True)
+atexit.register(app_hook)
+from opentelemetry.sdk._logs import LoggerProvider
+from logxpy_otel import LogxpyLogRecordProcessor
+"""
+
+
+def test_a_record_an_exit_hook_logs_after_ours_waits_no_longer_than_the_exit_s_bound() -> None:
+    """After our exit step records are written in the caller's thread; one that an earlier
+    exit hook of the application's logged waited without bound for the I/O lock the writer
+    thread held inside a write that hung (a FIFO nobody reads): the process never ended. It
+    now waits until the exit's deadline at most, and is counted as dropped (``shutdown``)."""
+    script = (
+        _HUNG_DESTINATION
+        + _LATE_HOOK.format(records=2)
+        + textwrap.dedent(
+            """
+            processor = LogxpyLogRecordProcessor(destinations=[hung], shutdown_timeout=1000)
+            provider = LoggerProvider(shutdown_on_exit=False)
+            provider.add_log_record_processor(processor)
+            LOG.append(provider.get_logger("app"))
+            LOG[0].emit(body="one")
+            assert entered.wait(10)
+            PROCESSOR.append(processor)
+            print("EXITING", time.time(), flush=True)
+            """
+        )
+    )
+    done, took = exit_seconds(script, timeout=60)
+    assert "HOOK" in done.stdout, done.stderr
+    assert took < 10.0, f"the exit took {took:.1f} s for a 1 s shutdown_timeout"
+    assert "DROPPED {'shutdown': 2} 2" in done.stdout, done.stdout
+
+
+def test_a_full_disk_at_exit_retries_no_longer_than_the_exit_s_bound() -> None:
+    """A write that fails is retried for ``retry_timeout``; after our exit step, records an
+    exit hook of the application's logs are written in its thread, and each retried for the
+    whole ``retry_timeout``, past the exit's bound (3 records at /dev/full: 20 s for a
+    0.5 s bound). Retries now stop at the exit's deadline; the records count as
+    ``io_error``."""
+    script = (
+        "import time\n"
+        + _LATE_HOOK.format(records=3)
+        + textwrap.dedent(
+            """
+            processor = LogxpyLogRecordProcessor("/dev/full", shutdown_timeout=500, retry_timeout=20000)
+            provider = LoggerProvider(shutdown_on_exit=False)
+            provider.add_log_record_processor(processor)
+            LOG.append(provider.get_logger("app"))
+            PROCESSOR.append(processor)
+            LOG[0].emit(body="started")  # (the writer thread is running, and retrying it)
+            print("EXITING", time.time(), flush=True)
+            """
+        )
+    )
+    done, took = exit_seconds(script, timeout=90)
+    assert "HOOK" in done.stdout, done.stderr
+    assert took < 10.0, f"the exit took {took:.1f} s for a 0.5 s shutdown_timeout"
+    dropped = int(done.stdout.split("DROPPED", 1)[1].split("}", 1)[1].split()[0])
+    assert dropped >= 3, done.stdout  # (the hook's, as io_error or shutdown; the first may be pending)
