@@ -38,8 +38,9 @@ take_error(void)
 
 /* The error set, handed to ``fault(exc)`` (which counts a line lost to it) and cleared:
  * 0; -1 for what goes on (KeyboardInterrupt and the like, as from Python code, or an
- * error of the same kind from ``fault``), still set. Never an Exception into the
- * application. */
+ * error of the same kind from ``fault``; or ``exc`` itself, which ``fault`` raises on when
+ * it is the application's own, from its signal handler), still set. Never an Exception of
+ * ours into the application. */
 static MAYBE_UNUSED int
 count_fault(PyObject *fault);
 
@@ -637,12 +638,20 @@ count_fault(PyObject *fault)
         return -1;
     PyObject *exc = take_error();
     PyObject *counted = PyObject_CallOneArg(fault, exc);
-    Py_XDECREF(exc);
     if (counted == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_Exception))
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            Py_DECREF(exc);
             return -1; /* only errors stop here */
-        PyErr_Clear(); /* never into the application */
+        }
+        PyObject *raised = take_error();
+        if (raised == exc) { /* raised on by ``fault``: the application's own, not ours */
+            Py_DECREF(exc);
+            put_error(raised);
+            return -1;
+        }
+        Py_DECREF(raised); /* never into the application */
     }
+    Py_DECREF(exc);
     Py_XDECREF(counted);
     return 0;
 }

@@ -14,7 +14,14 @@ from collections.abc import Callable
 
 from . import _lifecycle
 
-__all__ = ["LOGGER_NAME", "RateLimitedReporter", "is_own_scope", "logger"]
+__all__ = [
+    "LOGGER_NAME",
+    "RateLimitedReporter",
+    "is_own_scope",
+    "logger",
+    "mark_application_error",
+    "raise_if_application_error",
+]
 
 LOGGER_NAME = "logxpy_otel"
 logger = logging.getLogger(LOGGER_NAME)
@@ -22,6 +29,31 @@ _OWN_PREFIX = LOGGER_NAME + "."
 #: ``id(scope) -> (scope, own)``: whether records of a scope are our own diagnostics,
 #: per scope object (a pure function of its name, so one cache serves every writer).
 _own_scopes: dict[int, tuple[object, bool]] = {}
+
+
+#: The mark :func:`mark_application_error` puts in an exception's ``__dict__``.
+_APPLICATION_ERROR = "_logxpy_otel_application_error"
+
+
+def mark_application_error(exc: BaseException) -> None:
+    """Mark ``exc`` as the application's own: raised by its signal handler while one of our
+    calls waited (a full queue's ``block`` wait), not a fault of ours. Our fault handlers
+    raise it on (:func:`raise_if_application_error`) where they count a fault of ours."""
+    try:
+        exc.__dict__[_APPLICATION_ERROR] = True
+    except Exception:  # noqa: BLE001 - (an exception type that keeps no __dict__: counted, as before)
+        pass
+
+
+def raise_if_application_error(exc: BaseException) -> None:
+    """Raise ``exc`` on when :func:`mark_application_error` marked it: it leaves our call
+    as it would the SDK's, and no record is counted for it (the call did not finish)."""
+    try:
+        marked = exc.__dict__.get(_APPLICATION_ERROR) is True
+    except Exception:  # noqa: BLE001
+        marked = False
+    if marked:
+        raise exc
 
 
 class _StderrUnlessShown(logging.Handler):

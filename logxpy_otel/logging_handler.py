@@ -92,7 +92,7 @@ from opentelemetry.trace import (
 )
 
 from . import _settings
-from ._diagnostics import RateLimitedReporter, is_own_scope
+from ._diagnostics import RateLimitedReporter, is_own_scope, raise_if_application_error
 from ._format import RESERVED_KEYS, LineMode, severity_bucket
 from ._native import speedup
 from ._writer import DropReason
@@ -985,7 +985,9 @@ class LogxpyLoggingHandler(logging.Handler):
             pass
 
     def _fault(self, exc: BaseException) -> None:
-        """A record lost to an internal error: counted and reported, never raised."""
+        """A record lost to an internal error: counted and reported, never raised (the
+        application's own exception, from its signal handler, is raised on)."""
+        raise_if_application_error(exc)
         self._discard(DropReason.INTERNAL_ERROR)
         try:
             self._fault_report.note(1, type(exc).__name__)

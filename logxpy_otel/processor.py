@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 
-from ._diagnostics import LOGGER_NAME, RateLimitedReporter, is_own_scope
+from ._diagnostics import LOGGER_NAME, RateLimitedReporter, is_own_scope, raise_if_application_error
 from ._native import speedup
 from ._queue import Lane
 from ._setup import WriterOwner
@@ -132,7 +132,9 @@ class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
         self._writer.discard(DropReason.OWN_DIAGNOSTICS)
 
     def _fault(self, exc: BaseException) -> None:
-        """A record lost to an internal error: counted and reported, never raised."""
+        """A record lost to an internal error: counted and reported, never raised (the
+        application's own exception, from its signal handler, is raised on)."""
+        raise_if_application_error(exc)
         try:
             self._writer.discard(DropReason.INTERNAL_ERROR)
             self._fault_report.note(1, type(exc).__name__)

@@ -16,7 +16,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ._config import FLUSH_TIMEOUT_MS, flush_timeout_s
-from ._diagnostics import RateLimitedReporter
+from ._diagnostics import RateLimitedReporter, raise_if_application_error
 from ._format import LineItem, LineMode
 from ._span_format import SpanEncoder
 from ._writer import DropReason
@@ -89,6 +89,9 @@ class LogxpySpanProcessor(SpanProcessor):
         self._logs.writer.discard(DropReason.INVALID_ID, spans=1)
 
     def _fault(self, exc: BaseException) -> None:
+        """A span line lost to an internal error: counted and reported, never raised (the
+        application's own exception, from its signal handler, is raised on)."""
+        raise_if_application_error(exc)
         try:
             self._logs.writer.discard(DropReason.INTERNAL_ERROR, spans=1)
             self._fault_report.note(1, type(exc).__name__)

@@ -1068,3 +1068,69 @@ def test_a_flush_with_no_timeout_waits_the_default_bound_never_raises(tmp_path: 
     finally:
         provider.shutdown()
         fallback.shutdown()
+
+
+# -- hostile review, session 33 ---------------------------------------------------------------
+
+
+class RequestTimeout(Exception):
+    """An application's own exception, raised by its signal handler (an alarm-based timeout)."""
+
+
+@pytest.mark.parametrize("path", ["sdk", "logging", "span"])
+def test_an_exception_the_application_s_signal_handler_raises_in_a_block_wait_reaches_it(
+    tmp_path: Path, path: str
+) -> None:
+    """A logging call that waits for a slot (``block``, the queue full) is where an
+    application's alarm lands most: its handler's exception (a request timeout) was caught
+    as if it were ours, counted as ``internal_error`` and never reached the application,
+    whose request then ran on past its timeout. It now leaves the call as it would the
+    SDK's, and nothing is counted for it."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck(data: bytes) -> None:
+        entered.set()
+        release.wait(20)
+
+    processor = LogxpyLogRecordProcessor(
+        destinations=[stuck], config=AsyncConfig(max_queue_size=1, batch_size=1, queue_policy="block")
+    )
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("app")
+    tracer_provider = TracerProvider(shutdown_on_exit=False)
+    tracer_provider.add_span_processor(processor.span_processor())
+    handler = processor.logging_handler(logger_provider=provider)
+    std = __import__("logging").getLogger(f"timeouts.{path}")
+    std.propagate, std.level = False, 20
+    std.addHandler(handler)
+    calls = {
+        "sdk": lambda: logger.emit(body="waits"),
+        "logging": lambda: std.info("waits"),
+        "span": lambda: tracer_provider.get_tracer("app").start_span("waits"),
+    }
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise RequestTimeout
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        logger.emit(body="first")  # the queue's one slot: the writer is stuck writing it
+        assert entered.wait(10)
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(RequestTimeout):
+            calls[path]()  # waits for a slot: the alarm comes meanwhile
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        release.set()
+    assert processor.force_flush(10_000)
+    m = processor.metrics
+    assert DropReason.INTERNAL_ERROR not in m.dropped_by_reason, dict(m.dropped_by_reason)
+    assert not processor._writer._queue._lock._is_owned()  # type: ignore[attr-defined]
+    std.removeHandler(handler)
+    tracer_provider.shutdown()
+    provider.shutdown()
+    processor.shutdown()
