@@ -692,6 +692,7 @@ def _replay_lines(
                 unlisted.end = line.end
         batch = [entry.record for entry in records]
         parts = [batch] if batch else []
+        converted = [0] * len(parts)  # of each part: records in a nearer form than the file's
         if run.encode is not None:
             refused = {}
             formed: list[tuple[int, ReadableLogRecord, bool]] = []  # (index, record, changed)
@@ -706,8 +707,8 @@ def _replay_lines(
             for i in sorted(refused):
                 dead.append(_dead_letter(src.path, records[i], "set_aside", refused[i]))
             summary.set_aside += len(refused)
-            summary.converted += sum(changed for i, _, changed in formed if i not in refused)
             parts = [[kept[k] for k in part] for part in runs]
+            converted = [sum(formed[k][2] for k in part) for part in runs]  # (counted once sent)
             batch = [record for part in parts for record in part]
         if dead:
             target = _set_aside(src.path, dead) if run.writes else None
@@ -743,8 +744,10 @@ def _replay_lines(
                     )
                     return False
                 summary.sent += len(part)
+                summary.converted += converted[k]
         else:
             summary.sent += len(batch)
+            summary.converted += sum(converted)
         if end is not None and end != checkpoint.offset and run.writes:
             checkpoint = src.checkpoint(end, checkpoint.sent + len(batch))
             try:

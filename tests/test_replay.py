@@ -1331,3 +1331,36 @@ def test_a_small_file_of_many_unreadable_lines_costs_bounded_memory_and_dead_let
     dead = Path(summary.dead_letters[0]).read_bytes().splitlines()
     assert len(dead) == replay.MAX_UNREADABLE_LISTED
     assert peak < 20_000_000, peak  # (the problems and letters of 30,000 lines: far more, before)
+
+
+# -- hostile review, session 33 ---------------------------------------------------------------
+
+
+def test_records_are_counted_as_sent_in_a_nearer_form_only_once_sent(tmp_path: Path) -> None:
+    """The summary said "10 sent in a nearer OTLP form" of a run whose collector refused
+    them all (``sent 0``): the conversions were counted before the export. They are now
+    counted with the records sent, part by part (a batch too large for one request)."""
+    path = tmp_path / "app.jsonl"
+    provider = LoggerProvider(resource=Resource({"service.name": "replay-test"}), shutdown_on_exit=False)
+    provider.add_log_record_processor(LogxpyLogRecordProcessor(path, mode="flat"))
+    for n in range(10):
+        body = 2**70 if n % 2 else f"r{n}"
+        provider.get_logger("replay.test").emit(body=body, attributes={"rec.id": str(n), "pad": "p" * 400})
+    provider.shutdown()
+    refused = replay_files([str(path)], Refusing())
+    assert (refused.sent, refused.refused, refused.converted) == (0, 10, 0)
+
+    class SecondRefused(Keep):
+        def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+            if self.batches:
+                return LogRecordExportResult.FAILURE
+            return super().export(batch)
+
+    first = SecondRefused()
+    half = replay_files([str(path)], first, max_request_bytes=1024)  # (parts of 2 records)
+    assert [len(batch) for batch in first.batches] == [2]
+    assert (half.sent, half.converted) == (2, 1)
+    keep = Keep()
+    rest = replay_files([str(path)], keep, max_request_bytes=1024)
+    assert (rest.sent, rest.converted) == (10, 5)  # (the run stopped before its checkpoint)
+    assert len(keep.batches) > 1
