@@ -43,6 +43,7 @@ import signal
 import stat
 import sys
 import threading
+import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
@@ -54,7 +55,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from ._otlp import OtlpForms, encoded_parts, otlp_encoder, otlp_form
 from ._render import safe
 from ._rotation import CHECKPOINT_SUFFIX, backup_of, backups, checkpoint_key, create_exclusive
-from .reader import BadLine, LineRecord, OffsetPastEnd, open_regular, read_head_open, read_open
+from .reader import BadLine, LineRecord, OffsetPastEnd, open_regular, read_head, read_head_open, read_open
 
 __all__ = [
     "Checkpoint",
@@ -455,8 +456,10 @@ def _plan(paths: Sequence[str], listed: Collection[str] = ()) -> list[str]:
 
 def _directory(directory: str) -> list[str]:
     """The files of a directory replay takes: every rotated family (backups named
-    ``NAME.<time>Z.SUFFIX[.gz]`` and their live file) and every ``*.jsonl[.gz]`` file.
-    Hidden files, symlinks and replay's own files are left out."""
+    ``NAME.<time>Z.SUFFIX[.gz]`` and their live file), every ``*.jsonl[.gz]`` file, and
+    any other file whose first line is one of ours (a live file of any name that has not
+    rotated yet: ``fallback.log``). Hidden files, symlinks and replay's own files are left
+    out."""
     found: list[str] = []
     lives: set[str] = set()
     try:
@@ -469,10 +472,31 @@ def _directory(directory: str) -> list[str]:
         if backup is not None:
             found.append(os.path.join(directory, name))
             lives.add(backup[0])
-        elif name.endswith((".jsonl", ".jsonl.gz")):
+        elif name.endswith((".jsonl", ".jsonl.gz")) or _first_line_ours(os.path.join(directory, name)):
             lives.add(name)
     found += [os.path.join(directory, name) for name in sorted(lives) if name in regular]
     return found
+
+
+#: How much of a file :func:`_first_line_ours` reads: a first line longer is not looked at.
+_SNIFF_BYTES: Final = 64 * 1024
+
+
+def _first_line_ours(path: str) -> bool:
+    """Whether the first line of a file (decompressed) is a line of ours: a JSON object
+    with our ``_otel`` block, or a structure line's ``tid``, ``lvl`` and ``ts``."""
+    try:
+        head = read_head(path, _SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return False
+    first, newline, _ = head.partition(b"\n")
+    if not newline:
+        return False
+    try:
+        line = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(line, dict) and ("_otel" in line or {"tid", "lvl", "ts"} <= line.keys())
 
 
 def expand_paths(args: Sequence[str]) -> list[str]:

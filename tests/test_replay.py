@@ -1364,3 +1364,20 @@ def test_records_are_counted_as_sent_in_a_nearer_form_only_once_sent(tmp_path: P
     rest = replay_files([str(path)], keep, max_request_bytes=1024)
     assert (rest.sent, rest.converted) == (10, 5)  # (the run stopped before its checkpoint)
     assert len(keep.batches) > 1
+
+
+def test_a_directory_replays_a_live_file_of_any_name_once_it_holds_our_lines(tmp_path: Path) -> None:
+    """``replay DIR`` took rotated families and ``*.jsonl`` files only: the fallback's file
+    configured as ``fallback.log``, not rotated yet, was passed over, and the run said
+    ``sent 0`` and exit 0 (every record delivered). A file of any name whose first line is
+    one of ours is now taken; other files (another program's logs, an empty file) are not."""
+    ours = _flat_file(tmp_path / "fallback.log", 10)
+    (tmp_path / "nginx.log").write_text('127.0.0.1 - - [30/Nov/2026] "GET / HTTP/1.1" 200\n')
+    (tmp_path / "other.json").write_text('{"level": "info", "msg": "not ours"}\n')
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "binary.bin").write_bytes(bytes(range(256)) * 64)
+    assert replay.expand_paths([str(tmp_path)]) == [str(ours)]
+    keep = Keep()
+    summary = replay_files([str(tmp_path)], keep)
+    assert (summary.sent, summary.files) == (10, [str(ours)])
+    assert keep.ids() == [str(n) for n in range(10)]
