@@ -210,7 +210,7 @@ def encode_value(value: object, _depth: int = 0) -> Any:
     if _depth >= MAX_VALUE_DEPTH:
         return _safe_repr(value)
     try:
-        if isinstance(value, bytes | memoryview):  # (a bytearray is a sequence of ints, as OTLP has it)
+        if isinstance(value, bytes):  # (a bytearray or memoryview is a sequence of ints, as OTLP has it)
             return {"$bytes": base64.b64encode(value).decode("ascii")}
         if isinstance(value, str):
             return clean_str(value[:])

@@ -495,6 +495,7 @@ VALUE_CASES: list[tuple[Any, Any]] = [
     (b"", {"$bytes": ""}),
     (b"\x00\xffhello", {"$bytes": base64.b64encode(b"\x00\xffhello").decode()}),
     (bytearray(b"ab"), [97, 98]),  # (a sequence of ints, as OTLP sends it)
+    (memoryview(b"ab"), [97, 98]),  # (so too: it was bytes until session 33)
     (float("nan"), {"$float": "nan"}),
     (float("inf"), {"$float": "inf"}),
     (float("-inf"), {"$float": "-inf"}),

@@ -162,8 +162,9 @@ class _Code(enum.IntEnum):
         ("reader.keys", {_Code.OK: "x", decimal.Decimal("1.50"): "y", ("t", 1): "z"}),
         (None, "a logger named None"),
         ("reader.bytearray", bytearray(b"\x01\x02")),
+        ("reader.memoryview", memoryview(b"\x01\x02")),
     ],
-    ids=["keys of other types", "scope named None", "bytearray body"],
+    ids=["keys of other types", "scope named None", "bytearray body", "memoryview body"],
 )
 def test_a_record_read_back_encodes_to_the_otlp_request_the_record_makes(scope_name: Any, body: Any) -> None:
     """What OTLP sends of a record, the record read back sends too: a mapping body's keys
