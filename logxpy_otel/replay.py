@@ -43,6 +43,7 @@ import signal
 import stat
 import sys
 import threading
+import time
 import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,10 @@ _OURS: Final = (CHECKPOINT_SUFFIX, DEAD_LETTER_SUFFIX, ".partial")
 _FORMAT: Final = "logxpy-otel replay checkpoint 1"
 #: How much of a file's beginning identifies it (digest kept in its checkpoint).
 _HEAD: Final = 4096
+#: How long after its last change a rotated backup is taken as final (its torn last line
+#: torn for good): a process appending to the file as it was rotated finishes its batch
+#: within its write's retries, seconds at the default ``retry_timeout``.
+BACKUP_SETTLE_S: Final = 60.0
 _CHECKPOINT_MAX: Final = 1 << 16
 
 
@@ -267,14 +272,18 @@ class _Source:
             self._file.close()
             raise
         self.backup = backup_of(path)
-        #: A file that no longer grows: a rotated backup, or a gzip file.
-        self.final = self.compressed or self.backup is not None
+        #: A file that no longer grows: a gzip file, or a rotated backup no process has
+        #: changed for ``BACKUP_SETTLE_S`` (one that has not seen the rotation yet appends
+        #: its batch under way to it: docs/configuration.md, "Many processes, one file").
+        self.final = self.compressed or (
+            self.backup is not None and time.time() - st.st_mtime >= BACKUP_SETTLE_S
+        )
 
     def head(self, size: int) -> bytes:
         """The first ``size`` bytes of its lines (fewer when it is shorter; at most _HEAD).
         A file that grew since it was opened (the live file, appended to meanwhile) is read
         again: a head shorter than what was sent would match files it is not of."""
-        if len(self._head) < min(size, _HEAD) and not self.final:
+        if len(self._head) < min(size, _HEAD) and not self.compressed:  # (a backup can grow too)
             # (pread: the offset it shares with the lines being read stays where it is)
             self._head = os.pread(self._file.fileno(), _HEAD, 0)
         return self._head[:size]

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -1381,3 +1382,71 @@ def test_a_directory_replays_a_live_file_of_any_name_once_it_holds_our_lines(tmp
     summary = replay_files([str(tmp_path)], keep)
     assert (summary.sent, summary.files) == (10, [str(ours)])
     assert keep.ids() == [str(n) for n in range(10)]
+
+
+#: A backup's name, as rotation names it.
+_BACKUP_NAME = "app.20260101T000000.000000Z.jsonl"
+
+
+def test_a_small_backup_that_grows_while_it_is_replayed_gets_a_checkpoint_the_next_run_takes(
+    tmp_path: Path,
+) -> None:
+    """A process that has not seen the rotation yet appends its batch to the backup (docs/
+    configuration.md, "Many processes, one file"). A backup under 4 KiB that grew during
+    the run got a checkpoint whose head was the bytes it had at its opening, shorter than
+    its offset: the next run called it unusable and sent all of it again (30 of 30)."""
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    first = _flat_file(sources / "a", 3).read_bytes()
+    later = _flat_file(sources / "b", 27, first=3).read_bytes()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    backup = logs / _BACKUP_NAME
+    backup.write_bytes(first)
+
+    class Lagging(Keep):
+        def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+            if not self.batches:
+                with backup.open("ab") as f:  # the lagging writer's batch lands now
+                    f.write(later)
+            return super().export(batch)
+
+    one, two = Lagging(), Keep()
+    replay_files([str(logs)], one, batch_size=2)
+    second = replay_files([str(logs)], two)
+    assert not [p for p in second.problems if "unusable" in p], second.problems
+    assert sorted(one.ids() + two.ids(), key=int) == [str(n) for n in range(30)]
+
+
+def test_a_fresh_backup_s_torn_last_line_is_left_for_the_next_run_an_old_one_s_is_set_aside(
+    tmp_path: Path,
+) -> None:
+    """A backup can still grow while the lagging process's append is under way: its last
+    line half written was taken as torn for good, set aside, and the checkpoint passed it;
+    once the append ended, the rest of the line was a second bad line, and the record was
+    never sent. A backup changed in the last minute is now read as the live file is (its
+    torn last line pending); an older one is final, as before."""
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    lines = _flat_file(sources / "a", 5).read_bytes().splitlines(keepends=True)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    backup = logs / _BACKUP_NAME
+    cut = len(lines[4]) // 2
+    backup.write_bytes(b"".join(lines[:4]) + lines[4][:cut])
+    first = Keep()
+    summary = replay_files([str(logs)], first)
+    assert (first.ids(), summary.pending, summary.unreadable) == (["0", "1", "2", "3"], 1, 0)
+    with backup.open("ab") as f:
+        f.write(lines[4][cut:])
+    second = Keep()
+    assert replay_files([str(logs)], second).unreadable == 0
+    assert second.ids() == ["4"]
+    # A backup no process has changed for a while: its torn last line is torn for good.
+    old = logs / "app.20250101T000000.000000Z.jsonl"
+    old.write_bytes(b"".join(lines[:2]) + lines[2][:cut])
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    third = Keep()
+    summary = replay_files([str(old)], third)
+    assert (third.ids(), summary.pending, summary.unreadable) == (["0", "1"], 0, 1)
