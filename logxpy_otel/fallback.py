@@ -380,7 +380,13 @@ class FallbackLogRecordExporter(LogRecordExporter):
         themselves are left as they are: the file, if they go there, keeps them whole."""
         if self._encode is None:
             return batch
-        return [otlp_form(record, self._forms)[0] for record in batch]
+        sent = []
+        for record in batch:
+            try:
+                sent.append(otlp_form(record, self._forms)[0])
+            except Exception:  # noqa: BLE001 - a hostile value: as it is (the encoder decides), never the thread's end
+                sent.append(record)
+        return sent
 
     def _refused(self, batch: Sequence[ReadableLogRecord]) -> list[int]:
         """The records of ``batch`` (indexes) an OTLP primary's encoder refuses; none when

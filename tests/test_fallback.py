@@ -1209,3 +1209,39 @@ def test_what_otlp_cannot_carry_is_sent_live_in_its_nearest_form_never_dropped(
     finally:
         fb.shutdown()
         receiver.stop()
+
+
+def test_a_record_whose_nearest_form_cannot_be_made_is_sent_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nearest form is made in the sender thread: a record it fails on (a hostile value
+    of the application's) must not end that thread, nor cost its batch; it goes as it is,
+    and the OTLP encoder's own checks decide."""
+    from logxpy_otel import _otlp, fallback
+
+    real = _otlp.otlp_form
+
+    def fails_on_two(record: ReadableLogRecord, forms: Any = None) -> Any:
+        if record.log_record.body == "r2":
+            raise RuntimeError("a hostile value")
+        return real(record, forms)
+
+    monkeypatch.setattr(fallback, "otlp_form", fails_on_two)
+    receiver = HttpReceiver()
+    receiver.start()
+    fb = FallbackLogRecordExporter(
+        otlp_exporter("http/protobuf", receiver.endpoint, timeout=5), Keep(), live_timeout_s=10.0
+    )
+    try:
+        resource = Resource({"service.name": "t"})
+        batch = [
+            readable_record(make_record(body=f"r{n}", attributes={"rec.id": str(n)}), resource)
+            for n in range(4)
+        ]
+        assert fb.export(batch) is LogRecordExportResult.SUCCESS
+        assert sorted(_ids(receiver)) == ["0", "1", "2", "3"]
+        assert fb.export(batch[:1]) is LogRecordExportResult.SUCCESS  # (the thread lives on)
+        assert fb.metrics.primary_records == 5
+    finally:
+        fb.shutdown()
+        receiver.stop()
