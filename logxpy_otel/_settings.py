@@ -163,6 +163,9 @@ class Setting:
     #: into that argument (milliseconds into seconds, say).
     file_arg: str | None = None
     to_arg: Callable[[Any], Any] | None = None
+    #: The default as docs/configuration.md says it, where its value would read otherwise
+    #: (None: "off"); see :func:`shown_default`.
+    shown: str | None = None
 
 
 _POLICIES = tuple(p.value for p in QueuePolicy)
@@ -214,7 +217,12 @@ OPTIONS: Final[Mapping[str, Setting]] = {
             "max_open_traces",
         ),
         Setting(
-            "max_bytes", ev.OTEL_EXPORTER_LOGXPY_MAX_BYTES, None, _integer(1, 2**62), file_arg="max_bytes"
+            "max_bytes",
+            ev.OTEL_EXPORTER_LOGXPY_MAX_BYTES,
+            None,
+            _integer(1, 2**62),
+            file_arg="max_bytes",
+            shown="off",
         ),
         Setting(
             "rotate_when",
@@ -222,6 +230,7 @@ OPTIONS: Final[Mapping[str, Setting]] = {
             None,
             parse_rotate_when,
             file_arg="rotate_when",
+            shown="off",
         ),
         Setting(
             "backup_count",
@@ -229,8 +238,11 @@ OPTIONS: Final[Mapping[str, Setting]] = {
             None,
             _integer(0, 100_000),
             file_arg="backup_count",
+            shown="keep all",
         ),
-        Setting("compress", ev.OTEL_EXPORTER_LOGXPY_COMPRESS, False, _compress, file_arg="compress"),
+        Setting(
+            "compress", ev.OTEL_EXPORTER_LOGXPY_COMPRESS, False, _compress, file_arg="compress", shown="none"
+        ),
         Setting("fsync", ev.OTEL_EXPORTER_LOGXPY_FSYNC, "never", _fsync, file_arg="fsync"),
         Setting("nofollow", ev.OTEL_EXPORTER_LOGXPY_NOFOLLOW, False, _bool, file_arg="nofollow"),
         Setting(
@@ -275,9 +287,24 @@ def from_env(key: str | Setting) -> Any:
             setting.env,
             raw,
             exc,
-            f"{setting.default:o}" if setting.parse is _octal_mode else repr(setting.default),
+            shown_default(setting),
         )
         return setting.default
+
+
+def shown_default(setting: Setting) -> str:
+    """A setting's default as docs/configuration.md shows it (``off``, ``false``, ``200``,
+    ``600``), for a warning that says it is used."""
+    default = setting.default
+    if setting.shown is not None:
+        return setting.shown
+    if setting.parse is _octal_mode:
+        return f"{default:o}"
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return repr(default)
 
 
 def check_field(field: str, value: object) -> Any:

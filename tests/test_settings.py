@@ -354,3 +354,33 @@ def test_a_meter_provider_of_another_kind_is_refused_naming_it(tmp_path: Path) -
     with pytest.raises(TypeError, match="meter_provider must be an OpenTelemetry MeterProvider; got str"):
         LogxpyLogRecordProcessor(tmp_path / "x.jsonl", meter_provider="not a provider")
     assert not (tmp_path / "x.jsonl").exists()
+
+
+# -- hostile review, session 33 ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "default"),
+    [
+        ("COMPRESS", "zstd", "none"),
+        ("ROTATE_WHEN", "weekly", "off"),
+        ("MAX_BYTES", "0", "off"),
+        ("BACKUP_COUNT", "-1", "keep all"),
+        ("NOFOLLOW", "maybe", "false"),
+        ("FLUSH_INTERVAL", "soon", "200"),
+    ],
+)
+def test_a_bad_variable_s_warning_names_its_default_as_the_docs_do(
+    variable: str, value: str, default: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning ended "using the default False" for ``COMPRESS=zstd`` (whose values are
+    gzip and none), and "None" for the rotation settings: Python values, not the setting's."""
+    from logxpy_otel._settings import from_env
+
+    monkeypatch.setenv(f"OTEL_EXPORTER_LOGXPY_{variable}", value)
+    with caplog.at_level("WARNING", logger="logxpy_otel"):
+        from_env(variable.lower())
+    assert caplog.text.rstrip().endswith(f"using the default {default}"), caplog.text
+    documented = Path(__file__).resolve().parents[1].joinpath("docs", "configuration.md").read_text()
+    row = next(line for line in documented.splitlines() if line.startswith(f"| `{variable.lower()}` |"))
+    assert default in row.split("|")[3], row
