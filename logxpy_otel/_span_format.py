@@ -56,7 +56,7 @@ class SpanEncoder:
     anything else takes the careful path, which tags and never raises.
     """
 
-    __slots__ = ("_last_trace", "_names", "_tails", "end", "fast", "start")
+    __slots__ = ("_aside", "_last_trace", "_names", "_tails", "end", "fast", "start")
 
     def __init__(self, tails: Tails, *, speedups: bool = True) -> None:
         self._tails = tails
@@ -66,6 +66,10 @@ class SpanEncoder:
         #: encoder shares it; an entry of another trace, whose span id repeats, is not its).
         #: (The C encoder's entries hold more: the span id's text, the start's ts, the id.)
         self._names: dict[int, tuple[Any, ...]] = {}
+        #: The entries a start found in its place, by (trace id, span id), for their own
+        #: ends: a span id another open trace repeats, or a span started twice (a span
+        #: processor added twice). Rare; while it holds any, ends are the Python encoder's.
+        self._aside: dict[tuple[Any, int], list[tuple[Any, ...]]] = {}
         # The last trace id's hex text: a trace's spans come in runs.
         self._last_trace: tuple[int, str] = (0, "")
         #: ``start(span)``: the span's start line; None for a span with no valid ids.
@@ -93,6 +97,7 @@ class SpanEncoder:
                 fallback_start=self._start,
                 fallback_end=self._end,
                 names=self._names,
+                aside=self._aside,
                 max_names=MAX_NAMES,
                 status_type=Status,
             )
@@ -110,7 +115,11 @@ class SpanEncoder:
         names = self._names
         if len(names) >= MAX_NAMES:
             names.clear()  # (spans that never end: their renames are not seen)
+            self._aside.clear()
         context = span.context  # (ids checked above)
+        there = names.get(context.span_id)
+        if there is not None:
+            self._put_aside(there, context.span_id)
         names[context.span_id] = (context.trace_id, name)
         line: dict[str, Any] = {"ts": ts, "at": name, "st": "started"}
         otel["start_time_unix_nano"] = start_ns
@@ -143,10 +152,18 @@ class SpanEncoder:
             # have ended, or started, a span of another trace with this span id meanwhile.
             # (A switch between the look and the pop can still take the other's entry: its
             # renamed end then says its final name in ``at``. It needs span ids that repeat
-            # across open traces.)
+            # across open traces, and threads.)
             if self._names.get(span_id) is entry:
                 self._names.pop(span_id, None)
+                if self._aside:  # (the span started twice: the other start's end comes next)
+                    kept = self._take_aside(context.trace_id, span_id)
+                    if kept is not None:
+                        self._names[span_id] = kept
             started = entry[1]
+        elif self._aside:
+            kept = self._take_aside(context.trace_id, span_id)
+            if kept is not None:
+                started = kept[1]
         if started != name:
             otel["name"] = name  # renamed: the final name; ``at`` stays the start's
             name = started
@@ -184,6 +201,33 @@ class SpanEncoder:
             otel.get("parent_span_id"), name if type(name) is str else str(name), _seconds(start_ns)
         )
         return (trace_hex, ts, failed, body, tail, otel["span_id"], role)
+
+    def _put_aside(self, entry: tuple[Any, ...], span_id: int) -> None:
+        """Keep ``entry`` (of span ``span_id``, which a start takes the place of) for its
+        own end. One whose trace id cannot be a key is forgotten (that span's rename is
+        then not seen; never its line)."""
+        aside = self._aside
+        if len(aside) >= MAX_NAMES:
+            aside.clear()
+        try:
+            aside.setdefault((entry[0], span_id), []).append(entry)
+        except Exception:  # noqa: BLE001 - an unhashable trace id
+            pass
+
+    def _take_aside(self, trace_id: int, span_id: int) -> tuple[Any, ...] | None:
+        """The entry kept aside last for span ``span_id`` of trace ``trace_id`` (taken out),
+        or None."""
+        key = (trace_id, span_id)
+        try:
+            kept = self._aside.get(key)
+        except Exception:  # noqa: BLE001 - an unhashable trace id: none kept
+            return None
+        if not kept:
+            return None
+        entry = kept.pop()
+        if not kept:
+            self._aside.pop(key, None)
+        return entry
 
     def _ids(self, span: ReadableSpan) -> tuple[str, dict[str, Any]] | None:
         """The span's trace id as hex, and the ``_otel`` fields every span line has (its id,

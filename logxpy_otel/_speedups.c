@@ -1123,6 +1123,7 @@ struct SpanEncoderObject {
     Py_ssize_t end_places[N_SPAN_FIELDS]; /* each field's place in an ended span's dict, -1 unknown */
     int end_places_known;
     PyObject *names;       /* dict: each open span's name at its start, by span id (shared with Python) */
+    PyObject *aside;       /* dict: entries a start found in its place (Python's; while any, ends are too) */
     Py_ssize_t max_names;  /* more open spans than this: the names are forgotten at once */
 };
 
@@ -1275,17 +1276,22 @@ open_span(SpanEncoder *self, PyObject *span_id, PyObject *trace_id)
 
 /* A span's entry at its start, once its line is made (a span handed to the Python encoder
  * gets that encoder's entry, never two): (trace id, name, span id's hex, start ts, span
- * id). 0, or -1 with an error. */
+ * id). 0; 1 (no error, nothing changed) where another open span's entry holds the span id
+ * (one of another trace that repeats it, or this span started twice: a processor added
+ * twice), which the Python encoder keeps aside for its own end; or -1 with an error. */
 static int
 remember_start(SpanEncoder *self, PyObject *span_id, PyObject *trace_id, PyObject *name, PyObject *span_hex,
                PyObject *ts)
 {
-    if (PyDict_GET_SIZE(self->names) >= self->max_names)
+    if (PyDict_GET_SIZE(self->names) >= self->max_names) {
         PyDict_Clear(self->names); /* (spans that never end: their renames are not seen) */
+        PyDict_Clear(self->aside);
+    }
     PyObject *made = PyTuple_Pack(5, trace_id, name, span_hex, ts, span_id);
     if (made == NULL)
         return -1;
-    int rc = PyDict_SetItem(self->names, span_id, made);
+    PyObject *there = PyDict_SetDefault(self->names, span_id, made); /* borrowed */
+    int rc = there == NULL ? -1 : there != made; /* 1: another entry holds the id (below) */
     Py_DECREF(made);
     return rc;
 }
@@ -1579,8 +1585,8 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
     if (result != NULL && PyObject_GC_IsTracked(role))
         PyObject_GC_UnTrack(role); /* a role of str/float slots: never part of a cycle either */
     if (result != NULL && !end &&
-        remember_start(self, PyTuple_GET_ITEM(context, 1), trace_id, name, span_hex, ts) < 0)
-        Py_CLEAR(result); /* (with the error: the Python encoder's turn, which keeps its own entry) */
+        remember_start(self, PyTuple_GET_ITEM(context, 1), trace_id, name, span_hex, ts) != 0)
+        Py_CLEAR(result); /* (the Python encoder's turn, which keeps its own entry: see remember_start) */
     goto done;
 
 bail:
@@ -1615,7 +1621,8 @@ span_encode(SpanEncoder *self, PyObject *span, int end)
         PyErr_SetString(PyExc_RuntimeError, "SpanEncoder.__init__ has not run");
         return NULL;
     }
-    PyObject *result = span_fast(self, span, end);
+    /* (an entry kept aside: the Python encoder's ends find it) */
+    PyObject *result = end && PyDict_GET_SIZE(self->aside) != 0 ? NULL : span_fast(self, span, end);
     if (result != NULL)
         return result;
     if (PyErr_Occurred()) {
@@ -1643,21 +1650,22 @@ SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"tails", "dumps", "reserved", "span_types", "context_type", "empty_state",
                              "bounded", "bounded_list", "kinds", "internal", "status_codes", "roles",
-                             "fallback_start", "fallback_end", "names", "max_names", "status_type", NULL};
+                             "fallback_start", "fallback_end", "names", "aside", "max_names", "status_type", NULL};
     PyObject *tails, *dumps, *reserved, *span_types, *context_type, *empty_state, *bounded, *bounded_list,
         *kinds, *internal, *unset, *ok, *error, *start_type, *end_type, *fallback_start, *fallback_end, *names,
-        *status_type;
+        *aside, *status_type;
     Py_ssize_t max_names;
     if (self->fallback_end != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "SpanEncoder is set up once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!O!O!OO!O!OO(OOO)(O!O!)OOO!nO!", kwlist, &tails, &dumps,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!O!O!OO!O!OO(OOO)(O!O!)OOO!O!nO!", kwlist, &tails, &dumps,
                                      &PyFrozenSet_Type, &reserved, &PyTuple_Type, &span_types, &PyType_Type,
                                      &context_type, &empty_state, &PyType_Type, &bounded, &PyType_Type,
                                      &bounded_list, &kinds, &internal, &unset, &ok, &error, &PyType_Type,
                                      &start_type, &PyType_Type, &end_type, &fallback_start, &fallback_end,
-                                     &PyDict_Type, &names, &max_names, &PyType_Type, &status_type))
+                                     &PyDict_Type, &names, &PyDict_Type, &aside, &max_names, &PyType_Type,
+                                     &status_type))
         return -1;
     if (!PyType_IsSubtype((PyTypeObject *)context_type, &PyTuple_Type) ||
         !PyType_IsSubtype((PyTypeObject *)start_type, &PyTuple_Type) ||
@@ -1687,6 +1695,7 @@ SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->fallback_start, Py_NewRef(fallback_start));
     Py_XSETREF(self->fallback_end, Py_NewRef(fallback_end));
     Py_XSETREF(self->names, Py_NewRef(names));
+    Py_XSETREF(self->aside, Py_NewRef(aside));
     self->max_names = max_names;
     return 0;
 }
@@ -1694,7 +1703,7 @@ SpanEncoder_init(SpanEncoder *self, PyObject *args, PyObject *kwds)
 #define SPAN_ENCODER_FIELDS(X)                                                                               \
     X(tails) X(dumps) X(reserved) X(span_types) X(context_type) X(empty_state) X(bounded) X(bounded_list)  \
     X(internal) X(unset) X(ok) X(error) X(status_type) X(start_type) X(end_type) X(fallback_start)        \
-    X(fallback_end) X(trace_key) X(trace_hex) X(names)
+    X(fallback_end) X(trace_key) X(trace_hex) X(names) X(aside)
 
 static int
 SpanEncoder_traverse(SpanEncoder *self, visitproc visit, void *arg)

@@ -578,3 +578,95 @@ def test_start_names_are_told_apart_by_trace_when_span_ids_repeat(
     lines = parse_lines(path.read_bytes())
     ends = [line for line in lines if line.get("st") == "succeeded" and "_otel" in line]
     assert [(line["at"], line["_otel"].get("name")) for line in ends] == [("a", None), ("b", "b2")]
+
+
+# -- hostile review, session 33 ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["c", "python"])
+def test_a_renamed_span_keeps_its_start_name_when_another_open_trace_repeats_its_span_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pure: bool
+) -> None:
+    """Span "s1" (trace A) and span "s2" (trace B) open at once with one span id: s2's start
+    took the id's entry of start names, so s1, renamed, ended with its final name in
+    ``at`` and none in ``_otel.name``; logxpy's Parser raised on the file and read no
+    more of it. The entry it displaces is now kept aside for its own end."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
+
+    from logxpy_otel import _span_format
+
+    if pure:
+        monkeypatch.setattr(_span_format, "_CSpanEncoder", None)
+
+    class OneSpanId(IdGenerator):
+        def __init__(self) -> None:
+            self.traces = iter(range(1, 100))
+
+        def generate_span_id(self) -> int:
+            return 0x1111
+
+        def generate_trace_id(self) -> int:
+            return next(self.traces)
+
+    path = tmp_path / "ids.jsonl"
+    processor = LogxpyLogRecordProcessor(path)
+    tracing = TracerProvider(id_generator=OneSpanId(), shutdown_on_exit=False)
+    tracing.add_span_processor(processor.span_processor())
+    tracer = tracing.get_tracer("t")
+    root = trace.set_span_in_context(trace.INVALID_SPAN)
+    s1 = tracer.start_span("s1 start", context=root)
+    s2 = tracer.start_span("s2 start", context=root)
+    s3 = tracer.start_span("s3 start", context=root)
+    s1.update_name("s1 final")
+    s3.update_name("s3 final")
+    s1.end()
+    s3.end()
+    s2.update_name("s2 final")
+    s2.end()
+    tracing.shutdown()
+    processor.shutdown()
+    lines = parse_lines(path.read_bytes())
+    ends = [line for line in lines if line.get("st") == "succeeded" and "_otel" in line]
+    assert [(line["at"], line["_otel"].get("name")) for line in ends] == [
+        ("s1 start", "s1 final"),
+        ("s3 start", "s3 final"),
+        ("s2 start", "s2 final"),
+    ]
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["c", "python"])
+def test_a_span_processor_added_twice_writes_both_ends_of_a_renamed_span_under_its_start_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pure: bool
+) -> None:
+    """The same span processor added twice to one provider (a set-up run twice) writes each
+    span twice; the first end took the span's entry of start names, so the second end of a
+    renamed span said its final name in ``at``, and logxpy's Parser raised on the file.
+    Each start now keeps an entry for its own end."""
+    from logxpy_otel import _span_format
+
+    if pure:
+        monkeypatch.setattr(_span_format, "_CSpanEncoder", None)
+    path = tmp_path / "twice.jsonl"
+    processor = LogxpyLogRecordProcessor(path)
+    spans = processor.span_processor()
+    tracing = TracerProvider(shutdown_on_exit=False)
+    tracing.add_span_processor(spans)
+    tracing.add_span_processor(spans)
+    with tracing.get_tracer("t").start_as_current_span("GET") as span:
+        span.update_name("GET /users/{id}")
+    with tracing.get_tracer("t").start_as_current_span("plain"):
+        pass
+    tracing.shutdown()
+    processor.shutdown()
+    lines = [line for line in parse_lines(path.read_bytes()) if "_otel" in line and line.get("st")]
+    assert [(line["at"], line["st"], line["_otel"].get("name")) for line in lines] == [
+        ("GET", "started", None),
+        ("GET", "started", None),
+        ("GET", "succeeded", "GET /users/{id}"),
+        ("GET", "succeeded", "GET /users/{id}"),
+        ("plain", "started", None),
+        ("plain", "started", None),
+        ("plain", "succeeded", None),
+        ("plain", "succeeded", None),
+    ]

@@ -612,6 +612,7 @@ def test_a_kind_name_the_span_encoder_would_write_unescaped_is_refused() -> None
             fallback_start=print,
             fallback_end=print,
             names={},
+            aside={},
             max_names=1,
             status_type=object,
         )

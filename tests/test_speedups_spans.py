@@ -869,9 +869,14 @@ def test_plain_spans_never_reach_the_python_code(data: st.DataObject) -> None:
             set_status(span, data.draw(_plain_statuses))
             if data.draw(st.booleans()):
                 span.end(end_time=data.draw(_plain_times))
+        live = dict(calls)
         items = h.check()
     assert all(c.python is not None for c in items)
-    assert calls == {"start": 0, "end": 0}, "the C span encoder handed a plain span to Python"
+    assert live == {"start": 0, "end": 0}, "the C span encoder handed a plain span to Python"
+    # (encoded again, a span still open is started twice, as by a processor added twice:
+    # that second start, and the ends while its entry is kept aside, are Python's)
+    still_open = sum(1 for span in made if span.end_time is None)
+    assert calls["start"] <= still_open and calls["end"] <= still_open, (calls, still_open)
 
 
 # --- odd spans: the careful path, same result, never raises ----------------------------------
