@@ -1113,14 +1113,19 @@ def test_an_exception_the_application_s_signal_handler_raises_in_a_block_wait_re
     }
 
     def on_alarm(signum: int, frame: Any) -> None:
-        raise RequestTimeout
+        waiting, at = False, frame
+        while at is not None and not waiting:
+            waiting, at = at.f_code.co_name == "_wait_for_slot_locked", at.f_back
+        if waiting:
+            raise RequestTimeout
+        signal.setitimer(signal.ITIMER_REAL, 0.05)  # (not in the wait yet, on a busy machine: soon)
 
     old = signal.signal(signal.SIGALRM, on_alarm)
     try:
         logger.emit(body="first")  # the queue's one slot: the writer is stuck writing it
         assert entered.wait(10)
-        signal.setitimer(signal.ITIMER_REAL, 0.2)
         with pytest.raises(RequestTimeout):
+            signal.setitimer(signal.ITIMER_REAL, 0.1)
             calls[path]()  # waits for a slot: the alarm comes meanwhile
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

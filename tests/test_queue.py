@@ -395,8 +395,8 @@ def test_a_signal_at_the_block_wait_s_loop_leaves_the_queue_s_lock_free() -> Non
     signal.setitimer(signal.ITIMER_REAL, 0.0003, 0.0003)
     try:
         for _ in range(200):  # bounded: each put ends at the next alarm
-            armed[0] = True
             with pytest.raises(KeyboardInterrupt):
+                armed[0] = True  # (in here: an alarm before the put is the test's too)
                 queue.put(item(1))
             assert not queue._lock._is_owned()  # type: ignore[attr-defined]
     finally:
