@@ -47,9 +47,11 @@ def mark_application_error(exc: BaseException) -> None:
 
 def raise_if_application_error(exc: BaseException) -> None:
     """Raise ``exc`` on when :func:`mark_application_error` marked it: it leaves our call
-    as it would the SDK's, and no record is counted for it (the call did not finish)."""
+    as it would the SDK's, and no record is counted for it (the call did not finish). The
+    mark goes with it: the same object raised again later, in a call that did not wait
+    (an application that raises one prebuilt instance), is that call's own story."""
     try:
-        marked = exc.__dict__.get(_APPLICATION_ERROR) is True
+        marked = exc.__dict__.pop(_APPLICATION_ERROR, None) is True
     except Exception:  # noqa: BLE001
         marked = False
     if marked:

@@ -40,3 +40,31 @@ def test_our_warnings_reach_a_person_exactly_once(setup: str, on_stderr: bool, o
     )
     assert done.stderr.count("collector is unreachable") == (1 if on_stderr else 0), done.stderr
     assert done.stdout.count("collector is unreachable") == (1 if on_stdout else 0), done.stdout
+
+
+def test_an_application_s_exception_is_raised_on_once_per_mark() -> None:
+    """Review of session 33's fix: the mark stayed on the exception object, so an
+    application raising one prebuilt instance (its alarm's) got it raised out of a later
+    call that never waited (its own callback raising it inside our encoding), which is
+    counted as ours otherwise. The mark goes with the first raise."""
+    from logxpy_otel._diagnostics import mark_application_error, raise_if_application_error
+
+    class Timeout(Exception):
+        pass
+
+    prebuilt = Timeout("prebuilt")
+    raise_if_application_error(prebuilt)  # (not marked: nothing)
+    mark_application_error(prebuilt)
+    with pytest.raises(Timeout):
+        raise_if_application_error(prebuilt)
+    raise_if_application_error(prebuilt)  # (raised once: no mark left)
+
+    class NoDict(Exception):
+        __slots__ = ()
+
+        def __getattribute__(self, name: str) -> object:
+            raise RuntimeError("hostile")
+
+    odd = NoDict()
+    mark_application_error(odd)  # (its __dict__ cannot be read: not marked, and never raises)
+    raise_if_application_error(odd)  # (so counted as ours, as before the mark existed)
