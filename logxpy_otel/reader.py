@@ -383,10 +383,11 @@ class _FileChanged(gzip.BadGzipFile):
 
 class _Unchanged:
     """An open file read for gzip's decompressor, each read followed by a look at the file
-    (``fstat``): once it is not the file it was before its check (another inode, size,
-    modification or change time), :class:`_FileChanged` is raised, so no line decompressed
-    from data read after a change in place is given (the member's checksum, at its end,
-    would only say so after its lines). A look costs one system call a read (128 KiB)."""
+    (``fstat``): once it was written since its check (its modification time moved),
+    :class:`_FileChanged` is raised, so no line decompressed from data read after a change
+    in place is given (the member's checksum, at its end, would only say so after its
+    lines). A delete, rename, link or ``chmod`` writes nothing: the open file reads on (a
+    backup pruned under a replay). A look costs one system call a read (128 KiB)."""
 
     def __init__(self, raw: IO[bytes]) -> None:
         self._raw = raw
@@ -395,9 +396,8 @@ class _Unchanged:
         self.name = getattr(raw, "name", "")
         self.mode = "rb"
 
-    def _look(self) -> tuple[int, int, int, int, int]:
-        st = os.fstat(self._fd)
-        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    def _look(self) -> int:
+        return os.fstat(self._fd).st_mtime_ns
 
     def read(self, size: int = -1) -> bytes:
         data = self._raw.read(size)
