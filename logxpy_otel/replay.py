@@ -39,12 +39,12 @@ import glob
 import hashlib
 import io
 import os
+import re
 import signal
 import stat
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
@@ -56,7 +56,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from ._otlp import OtlpForms, encoded_parts, otlp_encoder, otlp_form
 from ._render import safe
 from ._rotation import CHECKPOINT_SUFFIX, backup_of, backups, checkpoint_key, create_exclusive
-from .reader import BadLine, LineRecord, OffsetPastEnd, open_regular, read_head, read_head_open, read_open
+from .reader import GZIP_MAGIC, BadLine, LineRecord, OffsetPastEnd, open_regular, read_head_open, read_open
 
 __all__ = [
     "Checkpoint",
@@ -466,8 +466,8 @@ def _plan(paths: Sequence[str], listed: Collection[str] = ()) -> list[str]:
 def _directory(directory: str) -> list[str]:
     """The files of a directory replay takes: every rotated family (backups named
     ``NAME.<time>Z.SUFFIX[.gz]`` and their live file), every ``*.jsonl[.gz]`` file, and
-    any other file whose first line is one of ours (a live file of any name that has not
-    rotated yet: ``fallback.log``). Hidden files, symlinks and replay's own files are left
+    any other file that holds lines of ours (a live file of any name that has not rotated
+    yet: ``fallback.log``). Hidden files, symlinks and replay's own files are left
     out."""
     found: list[str] = []
     lives: set[str] = set()
@@ -481,31 +481,29 @@ def _directory(directory: str) -> list[str]:
         if backup is not None:
             found.append(os.path.join(directory, name))
             lives.add(backup[0])
-        elif name.endswith((".jsonl", ".jsonl.gz")) or _first_line_ours(os.path.join(directory, name)):
+        elif name.endswith((".jsonl", ".jsonl.gz")) or _holds_our_lines(os.path.join(directory, name)):
             lives.add(name)
     found += [os.path.join(directory, name) for name in sorted(lives) if name in regular]
     return found
 
 
-#: How much of a file :func:`_first_line_ours` reads: a first line longer is not looked at.
+#: How much of a file :func:`_holds_our_lines` looks at.
 _SNIFF_BYTES: Final = 64 * 1024
+#: How each of our lines starts: the tree's numbering, first (see ``_trees``).
+_OUR_LINE: Final = re.compile(rb'(?:\A|\n)\{"tid":"[^"\n]{1,200}","lvl":\[')
 
 
-def _first_line_ours(path: str) -> bool:
-    """Whether the first line of a file (decompressed) is a line of ours: a JSON object
-    with our ``_otel`` block, or a structure line's ``tid``, ``lvl`` and ``ts``."""
+def _holds_our_lines(path: str) -> bool:
+    """Whether a line of ours starts in the first 64 KiB of a regular file (one of any
+    name: a ``fallback.log`` not rotated yet, its first line perhaps longer than that, or
+    zeros a crash left). A gzip file is not looked into (ours are named as such), and a
+    name that is no longer a regular file is not opened (a FIFO is never waited on)."""
     try:
-        head = read_head(path, _SNIFF_BYTES)
-    except (OSError, EOFError, zlib.error):
+        with open_regular(path) as raw:
+            head = raw.read(_SNIFF_BYTES)
+    except OSError:
         return False
-    first, newline, _ = head.partition(b"\n")
-    if not newline:
-        return False
-    try:
-        line = orjson.loads(first)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(line, dict) and ("_otel" in line or {"tid", "lvl", "ts"} <= line.keys())
+    return not head.startswith(GZIP_MAGIC) and _OUR_LINE.search(head) is not None
 
 
 def expand_paths(args: Sequence[str]) -> list[str]:

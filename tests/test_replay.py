@@ -1450,3 +1450,30 @@ def test_a_fresh_backup_s_torn_last_line_is_left_for_the_next_run_an_old_one_s_i
     third = Keep()
     summary = replay_files([str(old)], third)
     assert (third.ids(), summary.pending, summary.unreadable) == (["0", "1"], 0, 1)
+
+
+@pytest.mark.parametrize("first", ["a record over 64 KiB", "zeros a crash left"])
+def test_a_directory_takes_a_live_file_of_any_name_whatever_its_first_line(
+    tmp_path: Path, first: str
+) -> None:
+    """Review of the fix above: the file was taken only when its first line was one of ours
+    and shorter than the 64 KiB looked at, so a first record with a 70 kB body, or a first
+    line of zeros (a crash), left ``fallback.log`` unsent again (sent 0, exit 0). Any line
+    of ours that starts in the first 64 KiB now does it; a gzip file is not looked into
+    (ours are named so), nor is anything but a regular file."""
+    path = tmp_path / "fallback.log"
+    provider = LoggerProvider(resource=Resource({"service.name": "replay-test"}), shutdown_on_exit=False)
+    provider.add_log_record_processor(LogxpyLogRecordProcessor(path, mode="flat"))
+    logger = provider.get_logger("replay.test")
+    if first == "a record over 64 KiB":
+        logger.emit(body="x" * 70_000, attributes={"rec.id": "big"})
+    for n in range(5):
+        logger.emit(body=f"record {n}", attributes={"rec.id": str(n)})
+    provider.shutdown()
+    if first == "zeros a crash left":
+        path.write_bytes(b"\0" * 512 + b"\n" + path.read_bytes())
+    (tmp_path / "other.gz").write_bytes(gzip.compress(b'{"tid":"x","lvl":[1]}\n'))
+    assert replay.expand_paths([str(tmp_path)]) == [str(path)]
+    keep = Keep()
+    replay_files([str(tmp_path)], keep)
+    assert keep.ids()[-5:] == ["0", "1", "2", "3", "4"]
