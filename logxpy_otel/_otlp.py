@@ -11,7 +11,7 @@ is down here.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
@@ -97,26 +97,52 @@ MAX_NESTING: Final = 16
 def _value(value: Any, depth: int = 0) -> Any:
     """``value`` as OTLP's AnyValue can hold it: ints beyond 64 bits as decimal strings, a
     list or map nested ``MAX_NESTING`` deep as its JSON text, lone surrogates in a string
-    or key as U+FFFD (as the file has them: protobuf takes only UTF-8). The same object
-    when nothing changed."""
+    or key as U+FFFD (as the file has them: protobuf takes only UTF-8). Subclasses and
+    other sequences and maps too, as the OTLP encoder tells them apart (``isinstance``).
+    The same object when nothing changed."""
     t = type(value)
-    if t is int:
-        return value if _I64[0] <= value <= _I64[1] else _decimal(value)
     if t is str:
         return value if value.isascii() else clean_str(value)
-    if (t is tuple or t is list or t is dict) and depth >= MAX_NESTING:
-        return _json_text(value)
-    if t is tuple or t is list:
-        items = [_value(v, depth + 1) for v in value]
-        return value if all(a is b for a, b in zip(items, value, strict=True)) else tuple(items)
-    if t is dict:
-        return _pairs(value, depth + 1)
+    if t is int:
+        return value if _I64[0] <= value <= _I64[1] else _decimal(value)
+    if t is bool or t is float or t is bytes or value is None:
+        return value
+    if t is tuple or t is list or t is dict:
+        if depth >= MAX_NESTING:
+            return _json_text(value)
+        return _pairs(value, depth + 1) if t is dict else _items(value, depth + 1)
+    return _other(value, depth)
+
+
+def _other(value: Any, depth: int) -> Any:
+    """:func:`_value` of what is not of an exact plain type: subclasses (an ``IntFlag``, a
+    library's str type, a named tuple) and other sequences and maps."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        plain = str.__str__(value)
+        return plain if plain.isascii() else clean_str(plain)
+    if isinstance(value, int):
+        return value if _I64[0] <= value <= _I64[1] else _decimal(int(value))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return value  # (its ints all fit: never walked one by one)
+    if isinstance(value, Mapping | Sequence):
+        if depth >= MAX_NESTING:
+            return _json_text(value)
+        return _pairs(value, depth + 1) if isinstance(value, Mapping) else _items(value, depth + 1)
     return value
 
 
-def _pairs(mapping: dict[Any, Any], depth: int) -> dict[Any, Any]:
+def _items(sequence: Sequence[Any], depth: int) -> Any:
+    """:func:`_value` of a sequence's items: ``sequence`` itself when none changed, else
+    a tuple."""
+    items = [_value(v, depth) for v in sequence]
+    return sequence if all(a is b for a, b in zip(items, sequence, strict=True)) else tuple(items)
+
+
+def _pairs(mapping: Mapping[Any, Any], depth: int) -> Any:
     """:func:`_value` of a map's keys and values: ``mapping`` itself when none changed."""
-    pairs = [(_value(k) if type(k) is str else k, _value(v, depth)) for k, v in mapping.items()]
+    pairs = [(_value(k) if isinstance(k, str) else k, _value(v, depth)) for k, v in mapping.items()]
     same = all(a is k and b is v for (a, b), (k, v) in zip(pairs, mapping.items(), strict=True))
     return mapping if same else dict(pairs)
 

@@ -1,0 +1,88 @@
+"""The nearest form OTLP carries (``_otlp``): what the OTLP encoder would drop or refuse,
+put in a form it takes, for replay and the fallback's live sends alike."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections import namedtuple
+from typing import Any
+
+import pytest
+from _helpers import make_record, readable_record
+from opentelemetry.sdk.resources import Resource
+
+from logxpy_otel._otlp import otlp_encoder, otlp_form
+
+encode = otlp_encoder()
+pytestmark = pytest.mark.skipif(encode is None, reason="the otlp extra is not installed")
+
+
+class Text(str):
+    """A str subclass (an enum's value, a library's own string type)."""
+
+
+class Number(int):
+    """An int subclass (``numpy.int64`` is not one, but many are)."""
+
+
+class Flags(enum.IntFlag):
+    HUGE = 2**64
+
+
+Pair = namedtuple("Pair", "left right")
+
+
+def _encoded_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    from opentelemetry.proto.common.v1 import common_pb2
+
+    def plain(value: common_pb2.AnyValue) -> Any:
+        kind = value.WhichOneof("value")
+        if kind == "array_value":
+            return [plain(v) for v in value.array_value.values]
+        if kind == "kvlist_value":
+            return {kv.key: plain(kv.value) for kv in value.kvlist_value.values}
+        return getattr(value, kind) if kind else None
+
+    record = readable_record(make_record(body="b", attributes=attributes), Resource({}))
+    formed, _changed = otlp_form(record)
+    assert encode is not None
+    request = encode([formed])
+    (sent,) = request.resource_logs[0].scope_logs[0].log_records
+    return {kv.key: plain(kv.value) for kv in sent.attributes}
+
+
+def test_subclasses_of_str_and_int_are_put_in_the_nearest_form_too(caplog: pytest.LogCaptureFixture) -> None:
+    """Review of session 33's live nearest form: it looked at exact types only, so a str
+    subclass with a lone surrogate, an int subclass or an ``IntFlag`` of 2**64, such a
+    key in a map, or such a value in a named tuple, still reached the OTLP encoder, which
+    dropped that attribute with a log line only."""
+    attributes = {
+        "text": Text("a\ud800b"),
+        "number": Number(2**64),
+        "flag": Flags.HUGE,
+        "map": {Text("k\udc00"): 1},
+        "pair": Pair(Text("x\ud800"), 2**65),
+        "plain": 1,
+        "flag_fits": True,
+    }
+    with caplog.at_level(logging.ERROR):
+        sent = _encoded_attributes(attributes)
+    assert sent == {
+        "text": "a\ufffdb",
+        "number": str(2**64),
+        "flag": str(2**64),
+        "map": {"k\ufffd": 1},
+        "pair": ["x\ufffd", str(2**65)],
+        "plain": 1,
+        "flag_fits": True,
+    }
+    assert not [r for r in caplog.records if "Failed to encode" in r.getMessage()]
+
+
+def test_a_large_bytearray_is_left_as_it_is_not_walked() -> None:
+    """A bytearray (or memoryview) holds ints that fit: left as it is, not walked int by int."""
+    blob = bytearray(1_000_000)
+    record = readable_record(make_record(body=blob, attributes={"blob": blob}), Resource({}))
+    formed, changed = otlp_form(record)
+    assert not changed and formed is record
