@@ -614,8 +614,8 @@ class LogxpyLoggingHandler(logging.Handler):
         if _EMITTING.get() or (_busy is not None and _busy()):
             self._discard(RECURSIVE_LOGGING)
             return
-        token = _EMITTING.set(True)
         try:
+            _EMITTING.set(True)  # (in the try: an alarm right after it must not leave it set)
             state = self._current_state()
             entry = state.scopes.get(record.name)
             if entry is None:
@@ -632,7 +632,7 @@ class LogxpyLoggingHandler(logging.Handler):
         except Exception as exc:  # noqa: BLE001 - never into the application
             self._fault(exc)
         finally:
-            _EMITTING.reset(token)
+            _EMITTING.set(False)  # (it was not set: see above)
 
     def _write(
         self,
@@ -736,7 +736,7 @@ class LogxpyLoggingHandler(logging.Handler):
         scope_of = state.scope
         max_count = state.max_count if state.max_count is not None else sys.maxsize
         limited = state.max_length is not None
-        flag_get, flag_set, flag_reset = _EMITTING.get, _EMITTING.set, _EMITTING.reset
+        flag_get, flag_set = _EMITTING.get, _EMITTING.set
         n_init, init_keys, same = _N_INIT, _INIT_KEYS, operator.is_
         plain_args = _plain_args
         reserved = _RESERVED_ATTRS
@@ -775,8 +775,8 @@ class LogxpyLoggingHandler(logging.Handler):
             if flag_get() or (busy is not None and busy()):
                 discard(recursive)
                 return True
-            token = flag_set(True)
             try:
+                flag_set(True)  # (in the try: an alarm right after it must not leave it set)
                 entry = scopes_get(record.name)
                 if entry is None:
                     entry = scope_of(record.name)
@@ -877,7 +877,7 @@ class LogxpyLoggingHandler(logging.Handler):
             except Exception as exc:  # noqa: BLE001 - never into the application
                 fault(exc)
             finally:
-                flag_reset(token)
+                flag_set(False)  # (it was not set: see above)
             return True
 
         self.__dict__["handle"] = handle

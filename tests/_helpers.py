@@ -423,3 +423,47 @@ def run_script(script: str, *args: str, timeout: float = 30.0) -> subprocess.Com
         )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"the child did not finish within {timeout} s (deadlock?); stderr:\n{exc.stderr!r}")
+
+
+def interrupt_at(n: int, module_file: str, call: Any) -> bool:
+    """Run ``call()`` with a KeyboardInterrupt raised at the ``n``-th place in the code of
+    ``module_file`` where a signal handler's exception can land, in this thread: where a
+    function starts, and right after a call returns or a loop jumps back (the places the
+    interpreter runs pending signal handlers at). True when it was raised."""
+    import dis
+
+    left = [n]
+    after_check: dict[int, bool] = {}  # per frame: the instruction just run was a check point
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code.co_filename != module_file:
+            return None
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            op = dis.opname[frame.f_code.co_code[frame.f_lasti]]
+            if op == "RESUME" or after_check.get(id(frame)):
+                left[0] -= 1
+                if left[0] < 0:
+                    raise KeyboardInterrupt
+            after_check[id(frame)] = op.startswith("CALL") or op == "JUMP_BACKWARD"
+        return trace
+
+    def opcodes_on(frame: Any, event: str, arg: Any) -> None:
+        frame.f_trace_opcodes = True
+
+    def nothing() -> None:
+        pass
+
+    # (CPython 3.12.1 reports opcodes only once a frame was traced with them before)
+    sys.settrace(opcodes_on)
+    try:
+        nothing()
+    finally:
+        sys.settrace(trace)
+    try:
+        call()
+    except KeyboardInterrupt:
+        return True
+    finally:
+        sys.settrace(None)
+    return False

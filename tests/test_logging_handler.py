@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 import pytest
-from _helpers import Collect, Gated, assert_accounting, parse_lines, run_script
+from _helpers import Collect, Gated, assert_accounting, interrupt_at, parse_lines, run_script
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from opentelemetry import context as otel_context_module
@@ -2565,3 +2565,39 @@ def test_a_get_message_defined_in_a_package_named_logging_is_not_logging_s_own(t
         sys.path.remove(str(tmp_path))
         for name in ("myapp.logging", "myapp"):
             sys.modules.pop(name, None)
+
+
+# -- hostile review, session 33 ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("formatter", [False, True], ids=["fast path", "emit"])
+def test_an_interrupt_anywhere_in_a_logging_call_leaves_the_handler_working(
+    tmp_path: Path, formatter: bool
+) -> None:
+    """An alarm that landed right after the recursion guard was set, before the ``try``
+    that resets it, left it set for the thread: every later record of that thread was
+    dropped as ``recursive_logging`` (100 of 100 in a hostile review). It is now set inside
+    the ``try``. Here the interrupt lands at every place in turn."""
+    processor = LogxpyLogRecordProcessor(tmp_path / "guard.jsonl")
+    handler = processor.logging_handler()
+    if formatter:
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger(f"guard.{formatter}")
+    log.propagate, log.level = False, logging.INFO
+    log.addHandler(handler)
+    try:
+        for n in range(10_000):  # bounded: the places one call passes
+            interrupted = interrupt_at(n, handler_module.__file__, lambda: log.info("one %s", n))
+            assert not handler_module._EMITTING.get(), f"the guard stayed set (place {n})"
+            if not interrupted:
+                assert n > 2, "the interrupt must be able to land"
+                break
+        else:
+            raise AssertionError("the call never ended")
+        before = processor.metrics.dropped_by_reason.get(RECURSIVE_LOGGING, 0)
+        log.info("after")
+        assert processor.force_flush(10_000)
+        assert processor.metrics.dropped_by_reason.get(RECURSIVE_LOGGING, 0) == before
+    finally:
+        log.removeHandler(handler)
+        processor.shutdown()

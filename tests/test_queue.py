@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from _helpers import item
+from _helpers import interrupt_at, item
 
 from logxpy_otel import DropReason, QueuePolicy
 from logxpy_otel._diagnostics import RateLimitedReporter
@@ -201,50 +201,10 @@ def test_an_answer_waits_without_end_for_a_timeout_past_what_a_lock_takes(timeou
 
 
 def _interrupt_at(n: int, call: Any) -> bool:
-    """Run ``call()`` with a KeyboardInterrupt raised at the ``n``-th place in the queue
-    module's code, in this thread, where a signal handler could raise it: where a function
-    starts, and right after a call returns or a loop jumps back (the places the interpreter
-    runs pending signal handlers at). True when it was raised."""
-    import dis
-    import sys
-
+    """:func:`interrupt_at` in the queue module's code."""
     from logxpy_otel import _queue
 
-    left = [n]
-    after_check: dict[int, bool] = {}  # per frame: the instruction just run was a check point
-
-    def trace(frame: Any, event: str, arg: Any) -> Any:
-        if frame.f_code.co_filename != _queue.__file__:
-            return None
-        frame.f_trace_opcodes = True
-        if event == "opcode":
-            op = dis.opname[frame.f_code.co_code[frame.f_lasti]]
-            if op == "RESUME" or after_check.get(id(frame)):
-                left[0] -= 1
-                if left[0] < 0:
-                    raise KeyboardInterrupt
-            after_check[id(frame)] = op.startswith("CALL") or op == "JUMP_BACKWARD"
-        return trace
-
-    def opcodes_on(frame: Any, event: str, arg: Any) -> None:
-        frame.f_trace_opcodes = True
-
-    def nothing() -> None:
-        pass
-
-    # (CPython 3.12.1 reports opcodes only once a frame was traced with them before)
-    sys.settrace(opcodes_on)
-    try:
-        nothing()
-    finally:
-        sys.settrace(trace)
-    try:
-        call()
-    except KeyboardInterrupt:
-        return True
-    finally:
-        sys.settrace(None)
-    return False
+    return interrupt_at(n, _queue.__file__, call)
 
 
 def _assert_consistent(queue: RecordQueue, taken: int = 0) -> None:
