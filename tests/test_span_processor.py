@@ -538,60 +538,19 @@ def test_a_shutdown_racing_spans_from_several_threads_loses_no_line_silently(tmp
     setup.tracer_provider.shutdown()
 
 
-@pytest.mark.parametrize("pure", [False, True], ids=["c", "python"])
-def test_start_names_are_told_apart_by_trace_when_span_ids_repeat(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pure: bool
-) -> None:
-    """Review, session 27: the start names kept for renamed spans were keyed by span id
-    alone; with an id generator that repeats span ids across traces, span "a" (trace 1)
-    ended with "b"'s name in ``at`` (trace 2, the same span id, started after it) and its
-    own in ``_otel.name``, and logxpy's Parser raised on the file. Nothing was renamed."""
-    from opentelemetry.sdk.trace.id_generator import IdGenerator
-
-    from logxpy_otel import _span_format
-
-    if pure:
-        monkeypatch.setattr(_span_format, "_CSpanEncoder", None)
-
-    class RepeatingSpanIds(IdGenerator):
-        def __init__(self) -> None:
-            self.traces = iter(range(1, 100))
-
-        def generate_span_id(self) -> int:
-            return 7
-
-        def generate_trace_id(self) -> int:
-            return next(self.traces)
-
-    path = tmp_path / "ids.jsonl"
-    processor = LogxpyLogRecordProcessor(path)
-    tracing = TracerProvider(id_generator=RepeatingSpanIds(), shutdown_on_exit=False)
-    tracing.add_span_processor(processor.span_processor())
-    tracer = tracing.get_tracer("t")
-    a = tracer.start_span("a")
-    b = tracer.start_span("b")
-    a.end()
-    b.update_name("b2")
-    b.end()
-    tracing.shutdown()
-    processor.shutdown()
+def _ends(path: Path) -> list[tuple[str, str | None]]:
+    """Each span end line's ``at`` and final name (``_otel.name``, None when not renamed)."""
     lines = parse_lines(path.read_bytes())
-    ends = [line for line in lines if line.get("st") == "succeeded" and "_otel" in line]
-    assert [(line["at"], line["_otel"].get("name")) for line in ends] == [("a", None), ("b", "b2")]
+    return [
+        (line["at"], line["_otel"].get("name"))
+        for line in lines
+        if line.get("st") == "succeeded" and "_otel" in line
+    ]
 
 
-# -- hostile review, session 33 ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize("pure", [False, True], ids=["c", "python"])
-def test_a_renamed_span_keeps_its_start_name_when_another_open_trace_repeats_its_span_id(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pure: bool
-) -> None:
-    """Span "s1" (trace A) and span "s2" (trace B) open at once with one span id: s2's start
-    took the id's entry of start names, so s1, renamed, ended with its final name in
-    ``at`` and none in ``_otel.name``; logxpy's Parser raised on the file and read no
-    more of it. The entry it displaces is now kept aside for its own end."""
-    from opentelemetry import trace
+def _one_span_id(path: Path, monkeypatch: pytest.MonkeyPatch, pure: bool) -> tuple[Any, TracerProvider, Any]:
+    """A processor writing ``path`` and a tracer whose spans all have one span id, each in
+    a trace of its own (an id generator that repeats span ids); ``pure``: Python only."""
     from opentelemetry.sdk.trace.id_generator import IdGenerator
 
     from logxpy_otel import _span_format
@@ -609,11 +568,47 @@ def test_a_renamed_span_keeps_its_start_name_when_another_open_trace_repeats_its
         def generate_trace_id(self) -> int:
             return next(self.traces)
 
-    path = tmp_path / "ids.jsonl"
     processor = LogxpyLogRecordProcessor(path)
     tracing = TracerProvider(id_generator=OneSpanId(), shutdown_on_exit=False)
     tracing.add_span_processor(processor.span_processor())
-    tracer = tracing.get_tracer("t")
+    return processor, tracing, tracing.get_tracer("t")
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["c", "python"])
+def test_start_names_are_told_apart_by_trace_when_span_ids_repeat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pure: bool
+) -> None:
+    """Review, session 27: the start names kept for renamed spans were keyed by span id
+    alone; with an id generator that repeats span ids across traces, span "a" (trace 1)
+    ended with "b"'s name in ``at`` (trace 2, the same span id, started after it) and its
+    own in ``_otel.name``, and logxpy's Parser raised on the file. Nothing was renamed."""
+    path = tmp_path / "ids.jsonl"
+    processor, tracing, tracer = _one_span_id(path, monkeypatch, pure)
+    a = tracer.start_span("a")
+    b = tracer.start_span("b")
+    a.end()
+    b.update_name("b2")
+    b.end()
+    tracing.shutdown()
+    processor.shutdown()
+    assert _ends(path) == [("a", None), ("b", "b2")]
+
+
+# -- hostile review, session 33 ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["c", "python"])
+def test_a_renamed_span_keeps_its_start_name_when_another_open_trace_repeats_its_span_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pure: bool
+) -> None:
+    """Span "s1" (trace A) and span "s2" (trace B) open at once with one span id: s2's start
+    took the id's entry of start names, so s1, renamed, ended with its final name in
+    ``at`` and none in ``_otel.name``; logxpy's Parser raised on the file and read no
+    more of it. The entry it displaces is now kept aside for its own end."""
+    from opentelemetry import trace
+
+    path = tmp_path / "ids.jsonl"
+    processor, tracing, tracer = _one_span_id(path, monkeypatch, pure)
     root = trace.set_span_in_context(trace.INVALID_SPAN)
     s1 = tracer.start_span("s1 start", context=root)
     s2 = tracer.start_span("s2 start", context=root)
@@ -626,9 +621,7 @@ def test_a_renamed_span_keeps_its_start_name_when_another_open_trace_repeats_its
     s2.end()
     tracing.shutdown()
     processor.shutdown()
-    lines = parse_lines(path.read_bytes())
-    ends = [line for line in lines if line.get("st") == "succeeded" and "_otel" in line]
-    assert [(line["at"], line["_otel"].get("name")) for line in ends] == [
+    assert _ends(path) == [
         ("s1 start", "s1 final"),
         ("s3 start", "s3 final"),
         ("s2 start", "s2 final"),
