@@ -45,6 +45,7 @@ import stat
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
@@ -494,16 +495,22 @@ _OUR_LINE: Final = re.compile(rb'(?:\A|\n)\{"tid":"[^"\n]{1,200}","lvl":\[')
 
 
 def _holds_our_lines(path: str) -> bool:
-    """Whether a line of ours starts in the first 64 KiB of a regular file (one of any
-    name: a ``fallback.log`` not rotated yet, its first line perhaps longer than that, or
-    zeros a crash left). A gzip file is not looked into (ours are named as such), and a
-    name that is no longer a regular file is not opened (a FIFO is never waited on)."""
+    """Whether a line of ours starts in the first 64 KiB of a regular file of any name (a
+    ``fallback.log`` not rotated yet, its first line perhaps longer than that, or zeros a
+    crash left; logrotate's ``app.jsonl.2.gz``). Of gzip data, what its first 64 KiB of
+    compressed bytes give, so a crafted header costs no more; a name that is no longer a
+    regular file is not opened (a FIFO is never waited on)."""
     try:
         with open_regular(path) as raw:
             head = raw.read(_SNIFF_BYTES)
     except OSError:
         return False
-    return not head.startswith(GZIP_MAGIC) and _OUR_LINE.search(head) is not None
+    if head.startswith(GZIP_MAGIC):
+        try:
+            head = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(head, _SNIFF_BYTES)
+        except zlib.error:
+            return False
+    return _OUR_LINE.search(head) is not None
 
 
 def expand_paths(args: Sequence[str]) -> list[str]:
