@@ -406,7 +406,10 @@ class AsyncWriter:
             self._drain_caller_locked()
             return self._write_locked(items)
         finally:
-            self._end_write()
+            try:
+                self._write_deferred()
+            finally:
+                self._writing = None  # (here, not in a call: see _write_deferred)
 
     def _write_locked(self, items: Sequence[LineItem]) -> bool:
         """Number and write ``items`` (not queued) here; True if every one was written.
@@ -527,7 +530,10 @@ class AsyncWriter:
         try:
             self._drain_caller_locked()
         finally:
-            self._end_write()
+            try:
+                self._write_deferred()
+            finally:
+                self._writing = None  # (here, not in a call: see _write_deferred)
 
     def _after_io(self) -> None:
         """``_io_lock`` let go for good by a thread: a close a signal handler asked for while
@@ -555,20 +561,16 @@ class AsyncWriter:
         return True
 
     def _write_deferred(self) -> None:
-        """The records signal handlers of this thread logged during its write: now."""
+        """The end of a write in a caller's thread: the records signal handlers of this
+        thread logged during it are written now (still as part of the write: a handler that
+        runs during this defers again, and is written here too). A close a handler asked for
+        is done as the lock is let go (``_after_io``). The write's mark (``_writing``) is
+        cleared by the caller's own ``finally``, never in a function it calls: an interrupt
+        as that function starts would leave it set, and every later record of the thread
+        deferred behind a write that never ends."""
         while self._deferred:
             deferred, self._deferred = self._deferred, []
             self._write_locked(deferred)
-
-    def _end_write(self) -> None:
-        """The end of a write in a caller's thread: the records handlers logged meanwhile
-        are written now (still as part of the write: a handler that runs during this defers
-        again, and is written here too). A close a handler asked for is done as the lock is
-        let go (``_after_io``)."""
-        try:
-            self._write_deferred()
-        finally:
-            self._writing = None
 
     def _drain_caller_locked(self) -> None:
         while True:

@@ -429,23 +429,43 @@ def interrupt_at(n: int, module_file: str, call: Any) -> bool:
     """Run ``call()`` with a KeyboardInterrupt raised at the ``n``-th place in the code of
     ``module_file`` where a signal handler's exception can land, in this thread: where a
     function starts, and right after a call returns or a loop jumps back (the places the
-    interpreter runs pending signal handlers at). True when it was raised."""
+    interpreter runs pending signal handlers at). True when it was raised (once).
+
+    A signal's exception after a call is the call's: it is raised here at the next
+    instruction, which is the same place unless the two stand in different handlers'
+    reach (the first instruction of an inlined ``finally``); such a place is passed over."""
     import dis
 
     left = [n]
-    after_check: dict[int, bool] = {}  # per frame: the instruction just run was a check point
+    last: dict[int, tuple[str, int]] = {}  # per frame: the instruction just run, and where
+    tables: dict[Any, list[tuple[int, int, int]]] = {}
+
+    def handler_of(code: Any, offset: int) -> int | None:
+        table = tables.get(code)
+        if table is None:
+            table = tables[code] = [(e.start, e.end, e.target) for e in dis._parse_exception_table(code)]
+        return next((target for start, end, target in table if start <= offset < end), None)
+
+    def place() -> None:
+        left[0] -= 1
+        if left[0] == -1:  # (one interrupt, as one signal gives)
+            raise KeyboardInterrupt
 
     def trace(frame: Any, event: str, arg: Any) -> Any:
         if frame.f_code.co_filename != module_file:
             return None
         frame.f_trace_opcodes = True
-        if event == "opcode":
+        if event == "call":  # (a function's start: no opcode event is given for RESUME)
+            place()
+        elif event == "opcode":
             op = dis.opname[frame.f_code.co_code[frame.f_lasti]]
-            if op == "RESUME" or after_check.get(id(frame)):
-                left[0] -= 1
-                if left[0] < 0:
-                    raise KeyboardInterrupt
-            after_check[id(frame)] = op.startswith("CALL") or op == "JUMP_BACKWARD"
+            before, at = last.get(id(frame), ("", -1))
+            last[id(frame)] = (op, frame.f_lasti)
+            if before == "JUMP_BACKWARD" or (
+                before.startswith("CALL")
+                and handler_of(frame.f_code, at) == handler_of(frame.f_code, frame.f_lasti)
+            ):
+                place()  # (after a call only where the call's handler is this one's: see above)
         return trace
 
     def opcodes_on(frame: Any, event: str, arg: Any) -> None:

@@ -961,7 +961,7 @@ def test_a_shutdown_asked_for_while_the_io_lock_is_held_is_done_when_it_is_let_g
         processor.shutdown()
 
     if where == "end of a synchronous write":
-        sys_.settrace(_at_call("_end_write", handler, on_return=True))
+        sys_.settrace(_at_call("_write_now_locked", handler, on_return=True))
         try:
             log.emit(body="main")
         finally:

@@ -1075,3 +1075,43 @@ def test_a_flush_by_a_thread_holding_the_queue_lock_says_false_at_once(writers: 
         assert time.monotonic() - started < 1.0
     assert writer.flush(10.0) is True
     assert [r["n"] for r in dest.records()] == [0]
+
+
+# -- hostile review, session 33 ---------------------------------------------------------------
+
+
+def test_an_interrupt_anywhere_in_a_synchronous_write_leaves_the_writer_writing(tmp_path: Path) -> None:
+    """An interrupt (Ctrl-C, an alarm's exception) that landed as a synchronous write ended,
+    before its ``finally`` cleared the mark of a write under way, left it set: every later
+    record of that thread was put off behind a write that would never end (10,000 of
+    10,000 in a hostile review: none in the file, none counted, memory growing), and
+    ``shutdown`` raised RecursionError. The mark is now cleared by the write's own
+    ``finally``. Here the interrupt lands at every place in turn."""
+    from _helpers import interrupt_at
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    from logxpy_otel import LogxpyLogRecordProcessor, _writer
+
+    path = tmp_path / "sync.jsonl"
+    processor = LogxpyLogRecordProcessor(path, config=AsyncConfig(async_enabled=False))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("sync")
+    writer = processor._writer
+    try:
+        for n in range(10_000):  # bounded: the places one write passes
+            interrupted = interrupt_at(n, _writer.__file__, lambda: logger.emit(body=f"r{n}"))
+            assert writer._writing is None, f"a write stayed under way (place {n})"
+            if not interrupted:
+                assert n > 2, "the interrupt must be able to land"
+                break
+        else:
+            raise AssertionError("the write never ended")
+        logger.emit(body="after")
+        assert processor.force_flush(10_000)
+        assert any(line.get("msg") == "after" for line in parse_lines(path.read_bytes()))
+        m = processor.metrics
+        assert m.enqueued == m.written + m.dropped + m.pending and not writer._deferred
+    finally:
+        provider.shutdown()
+        processor.shutdown()
