@@ -375,13 +375,17 @@ class AsyncWriter:
         This is synchronous mode's path, and the fallback once the writer thread has
         crashed more than ``max_restarts`` times. After the exit hook it waits for the I/O
         lock until the exit's deadline at most (the writer thread may hold it inside a write
-        that hangs): past it, ``items`` are dropped (``shutdown``).
+        that hangs), and writes nothing once that deadline has passed (a batch processor in
+        front handing over batch after batch to a slow file): ``items`` are then dropped
+        (``shutdown``), so one ``shutdown_timeout`` bounds the exit.
         """
-        deadline = self._exit_deadline
+        # (the exit began when it began, whichever exit step or provider shutdown came first)
+        deadline = self._exit_deadline or _lifecycle.exit_deadline(self._config.shutdown_timeout_ms / 1000.0)
         if deadline is None:
             with self._io_lock:
                 return self._write_now_locked(items)
-        if not self._io_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        left = deadline - time.monotonic()
+        if left <= 0 or not self._io_lock.acquire(timeout=left):
             self._queue.discard(DropReason.SHUTDOWN, len(items), span_lines(items))
             return False
         try:

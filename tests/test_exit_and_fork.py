@@ -1084,3 +1084,40 @@ def test_a_full_disk_at_exit_retries_no_longer_than_the_exit_s_bound() -> None:
     assert took < 10.0, f"the exit took {took:.1f} s for a 0.5 s shutdown_timeout"
     dropped = int(done.stdout.split("DROPPED", 1)[1].split("}", 1)[1].split()[0])
     assert dropped >= 3, done.stdout  # (the hook's, as io_error or shutdown; the first may be pending)
+
+
+def test_the_exporter_path_s_exit_is_bounded_when_every_write_is_slow() -> None:
+    """Under the SDK's batch processor the exporter writes in the caller's thread, and at
+    exit the processor hands over all it holds, batch by batch: with a destination taking
+    0.5 s a write, 30 batches took 15 s for a 1 s ``shutdown_timeout`` (each write began
+    before it, its lock being free). Past the exit's deadline the rest are dropped as
+    ``shutdown``, and counted."""
+    script = textwrap.dedent(
+        """
+        import atexit, time
+        def report():  # registered first: runs last
+            m = EXPORTER[0].metrics
+            print("COUNTS", m.written, m.dropped_by_reason.get("shutdown", 0), flush=True)
+        atexit.register(report)
+        EXPORTER = []
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from logxpy_otel import LogxpyLogRecordExporter
+        def slow(data):
+            time.sleep(0.5)
+        exporter = LogxpyLogRecordExporter(destinations=[slow], shutdown_timeout=1000)
+        EXPORTER.append(exporter)
+        provider = LoggerProvider()
+        provider.add_log_record_processor(
+            BatchLogRecordProcessor(exporter, max_queue_size=20000, max_export_batch_size=100,
+                                    schedule_delay_millis=60000)
+        )
+        for n in range(3000):
+            provider.get_logger("x").emit(body=f"r{n}")
+        print("EXITING", time.time(), flush=True)
+        """
+    )
+    done, took = exit_seconds(script, timeout=90)
+    assert took < 10.0, f"the exit took {took:.1f} s for a 1 s shutdown_timeout"
+    written, dropped = map(int, done.stdout.split("COUNTS", 1)[1].split()[:2])
+    assert dropped > 0 and written + dropped == 3000, done.stdout
