@@ -384,6 +384,7 @@ class AsyncWriter:
         if deadline is None:
             with self._io_lock:
                 return self._write_now_locked(items)
+        self._output.retry_until(deadline)  # (a write under way ends its retries by it too)
         left = deadline - time.monotonic()
         if left <= 0 or not self._io_lock.acquire(timeout=left):
             self._queue.discard(DropReason.SHUTDOWN, len(items), span_lines(items))
