@@ -180,6 +180,7 @@ class Output:
                 self._after_broken_numbering()
                 raise  # (nothing written: as from trees.number)
             if not isinstance(exc, Exception):
+                self._start_trees_over()  # (numbered, and not known to be written: see deliver)
                 raise
             return numbered[0], b"".join(out), self._missed(destination, exc, failed, 0)
         if appended:
@@ -194,12 +195,18 @@ class Output:
         all after it go into whole trees. Nothing here raises over the numbering's error."""
         if not self.trees.broken:
             return  # (refused before anything changed)
+        self._start_trees_over()
+
+    def _start_trees_over(self) -> None:
+        """Close every open trace (end lines to the files) and go on under a new token, after
+        lines its trees counted on did not go out; nothing here raises over the error that
+        brought it here (see :meth:`_after_broken_numbering`, :meth:`deliver`)."""
         try:
             out: list[bytes] = []
             self.trees.restart(out)
             if out:
                 self.deliver(b"".join(out), [])
-        except Exception as exc:  # noqa: BLE001 - counted; the numbering's error goes up
+        except Exception as exc:  # noqa: BLE001 - counted; the first error goes up
             self._failed(exc)
 
     def close_trees(self, failed: list[object] | None = None) -> None:
@@ -258,6 +265,12 @@ class Output:
                 reached = None
             except Exception as exc:  # noqa: BLE001 - one destination must not affect another
                 reached = self._missed(destination, exc, failed, reached)
+            except BaseException:
+                # Not ours to hold (gevent.Timeout, SystemExit): it goes up, and the batch is
+                # retried; the trees these lines were numbered in start over first, so the
+                # retry goes into whole ones (else its lines follow lines no file has).
+                self._start_trees_over()
+                raise
         return reached
 
     def _missed(
