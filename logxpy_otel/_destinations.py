@@ -530,7 +530,8 @@ class AsyncFileDestination:
         append, or a crash before we opened it), its last byte tells. Without the lock (no
         flock here, or not had in time), only a line seen unterminated at opening or left
         cut by us counts, and only if the file has not grown since (whoever wrote since
-        ended that line with a newline of its own)."""
+        ended that line with a newline of its own); in a FIFO or a device, a line we cut
+        always counts."""
         check, self._check_end = self._check_end, False
         if size is not None and self._reader is not None:
             torn = ends_mid_line(self._reader)
@@ -539,6 +540,8 @@ class AsyncFileDestination:
         if not check:
             return False
         fd = self._fd
+        if not self._regular:
+            return True  # (a FIFO's or a device's size tells nothing: what we cut, we end)
         try:
             return self._end_size is None or fd is None or os.fstat(fd).st_size == self._end_size
         except OSError:
@@ -553,35 +556,53 @@ class AsyncFileDestination:
         view = memoryview(data)[start:]
         deadline = None
         delay = 0.01
-        while view:
-            try:
-                view = view[os.write(fd, view) :]
-            except OSError as exc:
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self._retry_timeout_s
-                give_up = self._give_up_at
-                if give_up is not None and give_up < deadline:
-                    deadline = give_up  # (the exit's: read at each try, as it may come mid-retry)
-                if now >= deadline:
-                    written = len(data) - len(view)
-                    self._size += written
-                    if data[written - 1 : written] != b"\n" if written else lead:
-                        # What got in stops inside a line (or the torn line still wants
-                        # its newline): look at the file's end again before the next write.
-                        self._check_end = True
-                        try:
-                            self._end_size = os.fstat(fd).st_size
-                        except OSError:
-                            self._end_size = None  # unknown: without the lock, taken as torn
-                    if not written:
-                        raise
-                    # The lines that got in whole (not the newline that ended a torn one).
-                    lines = data.count(b"\n", 0, written) - lead
-                    raise PartialWriteError(exc.errno, exc.strerror, lines) from exc
-                time.sleep(min(delay, deadline - now))
-                delay = min(delay * 2, 1.0)
+        try:
+            while view:
+                try:
+                    view = view[os.write(fd, view) :]
+                except OSError as exc:
+                    now = time.monotonic()
+                    if deadline is None:
+                        deadline = now + self._retry_timeout_s
+                    give_up = self._give_up_at
+                    if give_up is not None and give_up < deadline:
+                        deadline = give_up  # (the exit's: read at each try, as it may come mid-retry)
+                    if now >= deadline:
+                        written = self._stopped(fd, data, len(data) - len(view), lead)
+                        if not written:
+                            raise
+                        # The lines that got in whole (not the newline that ended a torn one).
+                        lines = data.count(b"\n", 0, written) - lead
+                        raise PartialWriteError(exc.errno, exc.strerror, lines) from exc
+                    time.sleep(min(delay, deadline - now))
+                    delay = min(delay * 2, 1.0)
+        except BaseException as exc:
+            if not isinstance(exc, OSError):
+                # An interrupt (the application's alarm, Ctrl-C): it may have come after a
+                # write(2) that took part of the data and before its count was kept, so
+                # the file's end is looked at before the next write either way.
+                self._size += len(data) - len(view)
+                self._look_at_end(fd)
+            raise
         self._size += len(data)
+
+    def _stopped(self, fd: int, data: bytes, written: int, lead: int) -> int:
+        """A write of ``data`` given up after ``written`` bytes: counted in the size; where
+        what got in stops inside a line (or the torn line still wants its newline), the
+        file's end is looked at before the next write. Returns ``written``."""
+        self._size += written
+        if data[written - 1 : written] != b"\n" if written else lead:
+            self._look_at_end(fd)
+        return written
+
+    def _look_at_end(self, fd: int) -> None:
+        """Have the next write look at the file's end first (:meth:`_ends_torn`), and start
+        on a line of its own where a line of ours was left cut."""
+        self._check_end = True
+        try:
+            self._end_size = os.fstat(fd).st_size
+        except OSError:
+            self._end_size = None  # unknown: without the lock, taken as torn
 
     def retry_until(self, deadline: float) -> None:
         """Failed writes are retried until ``deadline`` at most from now on (the exit's)."""

@@ -6,20 +6,23 @@ logger (``logxpy_otel``) so a warning about the exporter can never feed back int
 
 from __future__ import annotations
 
+import inspect
+import itertools
 import logging
 import sys
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 
 from . import _lifecycle
 
 __all__ = [
     "LOGGER_NAME",
     "RateLimitedReporter",
+    "is_application_error",
     "is_own_scope",
     "logger",
-    "mark_application_error",
     "raise_if_application_error",
 ]
 
@@ -31,30 +34,57 @@ _OWN_PREFIX = LOGGER_NAME + "."
 _own_scopes: dict[int, tuple[object, bool]] = {}
 
 
-#: The mark :func:`mark_application_error` puts in an exception's ``__dict__``.
-_APPLICATION_ERROR = "_logxpy_otel_application_error"
+def is_application_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the application's own: raised by its signal handler (an
+    alarm-based timeout, say) while our code ran in its thread, blocked in a write, a wait
+    or a retry's sleep. Our fault handlers raise it on (:func:`raise_if_application_error`)
+    rather than count it as a fault of ours: it leaves our call as it would the SDK's.
 
-
-def mark_application_error(exc: BaseException) -> None:
-    """Mark ``exc`` as the application's own: raised by its signal handler while one of our
-    calls waited (a full queue's ``block`` wait), not a fault of ours. Our fault handlers
-    raise it on (:func:`raise_if_application_error`) where they count a fault of ours."""
+    Told by the traceback: a frame in it was called with ``(signum, frame)`` where ``frame``
+    is the frame just above it there, which is how the interpreter calls a Python signal
+    handler. Only this call's own chain of frames is looked at, each called by the one
+    before it (a handler of ours that raised it on adds the frame it was caught in
+    again): an exception object raised again keeps its earlier traceback after the new
+    one (an application raising one prebuilt instance, once from its handler, later from
+    its own callback in our encoding), and those frames were called by no frame here.
+    """
     try:
-        exc.__dict__[_APPLICATION_ERROR] = True
-    except Exception:  # noqa: BLE001 - (an exception type that keeps no __dict__: counted, as before)
+        tb = exc.__traceback__
+        seen: list[FrameType] = []
+        while tb is not None:
+            frame = tb.tb_frame
+            if seen and frame.f_back is not seen[-1]:
+                if not any(frame is f for f in seen):
+                    return False  # (an earlier raise of the same object from here on)
+            elif seen and _called_as_signal_handler(frame):
+                return True
+            seen.append(frame)
+            tb = tb.tb_next
+    except Exception:  # noqa: BLE001 - a frame that cannot be read: counted as ours, as before
         pass
+    return False
+
+
+def _called_as_signal_handler(frame: FrameType) -> bool:
+    """Whether ``frame``'s arguments hold ``(signum, frame.f_back)`` side by side (a
+    method's, a ``functools.partial``'s and a ``*args`` handler's too)."""
+    code = frame.f_code
+    count = code.co_argcount + code.co_kwonlyargcount
+    names = code.co_varnames[:count]
+    star = code.co_varnames[count] if code.co_flags & inspect.CO_VARARGS else None
+    local = frame.f_locals
+    values = [local.get(name) for name in names]
+    if star is not None and isinstance(extra := local.get(star), tuple):
+        values.extend(extra)
+    back = frame.f_back
+    return any(type(signum) is int and caught is back for signum, caught in itertools.pairwise(values))
 
 
 def raise_if_application_error(exc: BaseException) -> None:
-    """Raise ``exc`` on when :func:`mark_application_error` marked it: it leaves our call
-    as it would the SDK's, and no record is counted for it (the call did not finish). The
-    mark goes with it: the same object raised again later, in a call that did not wait
-    (an application that raises one prebuilt instance), is that call's own story."""
-    try:
-        marked = exc.__dict__.pop(_APPLICATION_ERROR, None) is True
-    except Exception:  # noqa: BLE001
-        marked = False
-    if marked:
+    """Raise ``exc`` on when it is the application's own (:func:`is_application_error`):
+    no record is counted for it (the call did not finish), and what the call was doing is
+    left as an interrupt (``KeyboardInterrupt``) there leaves it."""
+    if is_application_error(exc):
         raise exc
 
 

@@ -26,6 +26,7 @@ from ._destinations import (
     room_of,
     rotation_due,
 )
+from ._diagnostics import is_application_error, raise_if_application_error
 from ._format import LineItem
 from ._queue import span_lines
 from ._trees import TreeNumberer
@@ -110,6 +111,7 @@ class Output:
                 try:
                     destination.rotate()
                 except Exception as exc:  # noqa: BLE001 - counted; the write below reports too
+                    raise_if_application_error(exc)
                     self._failed(exc)
             reserve = trees.open_traces * END_LINE_MAX
         rooms = [room for d in live if (room := room_of(d, reserve)) is not None]
@@ -179,7 +181,7 @@ class Output:
             if not numbered:
                 self._after_broken_numbering()
                 raise  # (nothing written: as from trees.number)
-            if not isinstance(exc, Exception):
+            if not isinstance(exc, Exception) or is_application_error(exc):
                 self._start_trees_over()  # (numbered, and not known to be written: see deliver)
                 raise
             return numbered[0], b"".join(out), self._missed(destination, exc, failed, 0)
@@ -263,12 +265,14 @@ class Output:
             try:
                 destination(data)
                 reached = None
-            except Exception as exc:  # noqa: BLE001 - one destination must not affect another
-                reached = self._missed(destination, exc, failed, reached)
-            except BaseException:
-                # Not ours to hold (gevent.Timeout, SystemExit): it goes up, and the batch is
-                # retried; the trees these lines were numbered in start over first, so the
-                # retry goes into whole ones (else its lines follow lines no file has).
+            except BaseException as exc:
+                if isinstance(exc, Exception) and not is_application_error(exc):
+                    reached = self._missed(destination, exc, failed, reached)
+                    continue  # (one destination must not affect another)
+                # Not ours to hold (gevent.Timeout, SystemExit, the application's alarm): it
+                # goes up, and the batch is retried; the trees these lines were numbered in
+                # start over first, so the retry goes into whole ones (else its lines follow
+                # lines no file has).
                 self._start_trees_over()
                 raise
         return reached
@@ -296,6 +300,7 @@ class Output:
             try:
                 destination.flush()
             except Exception as exc:  # noqa: BLE001 - counted and reported, never raised
+                raise_if_application_error(exc)
                 ok = False
                 self._failed(exc)
         return ok

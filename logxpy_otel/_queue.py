@@ -31,7 +31,7 @@ from types import MappingProxyType
 from typing import Any, Final, NamedTuple, final
 
 from ._config import AsyncMetrics
-from ._diagnostics import RateLimitedReporter, mark_application_error
+from ._diagnostics import RateLimitedReporter
 from ._format import LineItem
 from ._policies import DropReason, QueuePolicy
 
@@ -298,14 +298,14 @@ class RecordQueue:
             self._wake()
             try:
                 self._not_full.wait()
-            except BaseException as exc:
-                # A signal handler's, the application's own: raised on to it, not counted
-                # as a fault of ours. One that landed between the wait's letting go of the
-                # lock and its taking it back left it free: taken again, for the caller's
-                # ``with`` to let go (it raised RuntimeError, which hid the exception).
+            except BaseException:
+                # A signal handler's, the application's own: raised on to it (the fault
+                # handlers above tell it from ours, _diagnostics.is_application_error). One
+                # that landed between the wait's letting go of the lock and its taking it
+                # back left it free: taken again, for the caller's ``with`` to let go (it
+                # raised RuntimeError, which hid the exception).
                 if not self._lock._is_owned():  # type: ignore[attr-defined]
                     self._lock.acquire()
-                mark_application_error(exc)
                 raise
 
     def _took_slot(self, item: LineItem) -> bool:

@@ -34,7 +34,7 @@ from ._destinations import (
     FlushableDestination,
     RotatingDestination,
 )
-from ._diagnostics import RateLimitedReporter, logger
+from ._diagnostics import RateLimitedReporter, logger, raise_if_application_error
 from ._format import LineItem
 from ._output import Output
 from ._policies import DropReason, QueuePolicy
@@ -425,6 +425,7 @@ class AsyncWriter:
             try:
                 taken, written, spans = self._output.write(items, failed)
             except Exception as exc:  # noqa: BLE001 - never into the application
+                raise_if_application_error(exc)  # (its own: the call did not finish, nothing counted)
                 self._queue.discard(DropReason.INTERNAL_ERROR, len(items), span_lines(items))
                 logger.error("logxpy-otel: could not number %d record(s)", len(items), exc_info=exc)
                 return False
@@ -560,7 +561,8 @@ class AsyncWriter:
             self._output.close_trees()
             if what == 2:
                 self._output.close(deadline)
-        except Exception:  # noqa: BLE001 - a close in a caller's thread: never into the app
+        except Exception as exc:  # noqa: BLE001 - a close in a caller's thread: never into the app
+            raise_if_application_error(exc)
             logger.error("logxpy-otel: closing the open trees or the files failed", exc_info=True)
             return False
         return True
@@ -583,6 +585,7 @@ class AsyncWriter:
                 self._drain_locked()
                 return
             except Exception as exc:  # noqa: BLE001 - never into the application
+                raise_if_application_error(exc)  # (its own: the batch stays in flight, retried)
                 count = len(self._inflight)
                 spans = (0, span_lines(self._inflight))
                 self._inflight = []

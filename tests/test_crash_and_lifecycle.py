@@ -1141,6 +1141,107 @@ def test_an_exception_the_application_s_signal_handler_raises_in_a_block_wait_re
     processor.shutdown()
 
 
+def _raise_in_our_code(error: BaseException) -> Any:
+    """An alarm handler that raises ``error`` when the alarm lands in our package's code
+    (not in the test's own lines around the call); else it looks again 50 ms later."""
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        at = frame
+        while at is not None:
+            if f"{os.sep}logxpy_otel{os.sep}" in at.f_code.co_filename:
+                raise error
+            at = at.f_back
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+
+    return on_alarm
+
+
+@pytest.mark.parametrize("path", ["sdk", "logging"])
+@pytest.mark.parametrize("blocked", ["fifo", "full_disk"])
+def test_an_exception_the_application_s_signal_handler_raises_in_a_synchronous_write_reaches_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blocked: str, path: str
+) -> None:
+    """Session 34 (left by session 33): in synchronous mode the application's thread does
+    the write, and that write can block: a FIFO nobody reads, a full disk retried for
+    ``retry_timeout``. An alarm-based timeout landing there was caught as a fault of ours
+    (``internal_error``) and never reached the application, whose request ran on past its
+    timeout. It now leaves the logging call, nothing is counted for the cut record, and the
+    next line starts on a line of its own (the cut one is ended first)."""
+    import errno
+
+    from logxpy_otel import _destinations
+
+    target = tmp_path / "out.jsonl"
+    read_fd = None
+    if blocked == "fifo":
+        os.mkfifo(target)
+        read_fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)  # opened, never read until the alarm
+    else:
+        real_write = os.write
+
+        def full(fd: int, data: Any) -> int:
+            if len(data) > 10_000:  # (the cut record only: the test's own writes go on)
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_write(fd, data)
+
+        monkeypatch.setattr(_destinations.os, "write", full)
+    processor = LogxpyLogRecordProcessor(
+        str(target), retry_timeout=60_000, config=AsyncConfig(async_enabled=False)
+    )
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("app")
+    handler = processor.logging_handler(logger_provider=provider)
+    std = __import__("logging").getLogger(f"sync-timeouts.{blocked}.{path}")
+    std.propagate, std.level = False, 20
+    std.addHandler(handler)
+    big = "x" * 200_000  # (past a pipe's 64 KiB: the write blocks part-way)
+    calls = {"sdk": lambda: logger.emit(body=big), "logging": lambda: std.info(big)}
+    old = signal.signal(signal.SIGALRM, _raise_in_our_code(RequestTimeout()))
+    try:
+        with pytest.raises(RequestTimeout):
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            calls[path]()  # blocks in the write: the alarm comes meanwhile
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    monkeypatch.undo()
+    got = b""
+    if read_fd is not None:
+        got += _read_all(read_fd)
+    logger.emit(body="after the timeout")
+    assert processor.force_flush(10_000)
+    m = processor.metrics
+    assert DropReason.INTERNAL_ERROR not in m.dropped_by_reason, dict(m.dropped_by_reason)
+    assert m.written >= 1 and not m.dropped, m
+    if read_fd is not None:
+        got += _read_all(read_fd)
+        os.close(read_fd)
+    else:
+        got = target.read_bytes()
+    lines = [line for line in got.split(b"\n") if line]
+    assert any(b'"after the timeout"' in line for line in lines), lines[-3:]
+    for line in lines:  # (the cut record's part, ended by a newline of its own, is no line)
+        if b'"after the timeout"' in line:
+            assert json.loads(line)["msg"] == "after the timeout"
+    std.removeHandler(handler)
+    provider.shutdown()
+    processor.shutdown()
+
+
+def _read_all(fd: int) -> bytes:
+    """What a non-blocking FIFO holds now."""
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
 #: Functions with a loop whose jump back a signal handler's exception can escape through
 #: (see the test below), each safe for the reason given.
 _ESCAPES_ALLOWED = {

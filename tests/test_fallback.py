@@ -118,6 +118,7 @@ def test_breaker_opens_then_probes_with_empty_requests_never_with_a_batch() -> N
     m = fb.metrics
     assert (m.primary_batches, m.fallback_batches, m.fallback_records) == (2, 2, 2)
     assert m.primary_failures >= 3  # "b" and at least two probes
+    primary.hang.set()  # (its own shutdown returns at once)
     fb.shutdown()
 
 
@@ -141,6 +142,7 @@ def test_a_hung_send_does_not_hold_the_caller_and_its_batch_lands_once(comes_bac
     # it timed out (the breaker opened on it): one failure, whether it fails later or not
     # (a timeout was not counted at all, hostile review of session 27)
     assert fb.metrics.primary_failures == 1
+    primary.hang.set()  # (its own shutdown returns at once)
     fb.shutdown()
 
 
@@ -454,10 +456,11 @@ def test_bad_lines_are_reported_once_but_a_torn_last_line_stays_to_be_read(tmp_p
 
 def test_a_steady_app_loses_nothing_while_the_collector_is_dead(tmp_path: Path) -> None:
     """Issue 18: OTEL_LOGS_EXPORTER=logxpy_fallback under the SDK's batch processor with its
-    default settings (2,048-record queue), 2,000 records/s for 20 s against a collector that
+    default settings (2,048-record queue), 2,000 records/s for 5 s against a collector that
     accepts connections and never answers (the worst case: every request waits out the OTLP
-    timeout). Every probe used to block the batch processor's worker for that timeout and
-    its queue overflowed. Then the collector comes back and replay delivers each once."""
+    timeout, 2 s here: a worker held that long gets 4,000 records, past its queue). Every
+    probe used to block the batch processor's worker for that timeout and its queue
+    overflowed. Then the collector comes back and replay delivers each once."""
     blackhole = socket.socket()
     blackhole.bind(("127.0.0.1", 0))
     blackhole.listen(1024)  # connections queue and are never answered
@@ -487,9 +490,10 @@ def test_a_steady_app_loses_nothing_while_the_collector_is_dead(tmp_path: Path) 
     env |= {
         "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"http://127.0.0.1:{blackhole.getsockname()[1]}/v1/logs",
         "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT": "2",
         "OTEL_EXPORTER_LOGXPY_FILE": str(path),
     }
-    seconds = 20
+    seconds = 5
     done = subprocess.run(
         [sys.executable, "-c", script, str(seconds)],
         env=env,
@@ -748,6 +752,7 @@ def test_records_the_file_did_not_keep_are_not_counted_as_kept() -> None:
     counted every batch handed to the file, kept or not."""
     down = Scripted()
     down.up = False
+    down.hang.set()  # (its own shutdown returns at once)
     exporter = FallbackLogRecordExporter(down, _Refusing(), cooldown_s=3600, max_cooldown_s=3600)
     try:
         batch = [readable_record(make_record(body=f"r{n}")) for n in range(3)]

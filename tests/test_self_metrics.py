@@ -343,7 +343,7 @@ def test_queue_size_never_exceeds_capacity_under_a_slow_destination(
     config = AsyncConfig(max_queue_size=8, batch_size=2, queue_policy="drop_newest")
     processor = LogxpyLogRecordProcessor(destinations=[slow], config=config, meter_provider=meters)
     logs.add_log_record_processor(processor)
-    producer = threading.Thread(target=emit, args=(logs, 3_000))
+    producer = threading.Thread(target=emit, args=(logs, 1_000))
     producer.start()
     sizes: list[int] = []
     capacities: set[int] = set()
@@ -358,7 +358,7 @@ def test_queue_size_never_exceeds_capacity_under_a_slow_destination(
     assert processor.force_flush(10_000)
     points, m = collect(reader), processor.metrics
     assert (
-        value(points, PROCESSED, processor) + sum(errors_of(points, PROCESSED, processor).values()) == 3_000
+        value(points, PROCESSED, processor) + sum(errors_of(points, PROCESSED, processor).values()) == 1_000
     )
     assert value(points, PROCESSED, processor) == m.written
     processor.shutdown()
