@@ -17,11 +17,12 @@
  * reports as it does). The equivalence tests (tests/test_logging_handler.py) run it
  * against the OTel path.
  *
- * The recursion guard: while this code works on a record, a flag of the thread is set
- * (``busy``, read by ``busy()`` from Python); a record logged meanwhile (by Python code
- * this code runs: an argument's ``__str__``, the SDK's attribute cleaning, a finalizer)
- * is skipped, as the OTel handler skips it. The Python paths set a ContextVar instead,
- * which this code reads too.
+ * The recursion guard: while this code works on a record, the Python paths' ContextVar
+ * (``flag``) is set, in the context it runs in; a record logged meanwhile (by Python
+ * code this code runs: an argument's ``__str__``, the SDK's attribute cleaning, a
+ * finalizer) is skipped, as the OTel handler skips it. Per context, not per thread: a
+ * greenlet (gevent) that yields inside a record hands the thread to others, whose
+ * records are not recursion (a flag of the thread skipped them all, session 34).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -41,14 +42,7 @@
 /* Span types remembered (a type's way to its span context). */
 #define MAX_SPAN_TYPES 64
 
-#if defined(_MSC_VER)
-#define THREAD_LOCAL __declspec(thread)
-#else
-#define THREAD_LOCAL _Thread_local
-#endif
 
-/* Set while this thread works on a record in Fast.handle: the recursion guard. */
-static THREAD_LOCAL int busy;
 
 static PyObject *k_timestamp, *k_observed, *k_trace_id, *k_span_id, *k_trace_flags, *k_severity_text,
     *k_severity_number, *k_body, *k_attributes, *k_event_name;
@@ -1509,6 +1503,16 @@ stdlib_message(Fast *self, PyObject *fields)
     return own != NULL ? 0 : PyErr_Occurred() ? -1 : 1;
 }
 
+/* The guard set by Fast_handle back as it was (``token`` given back): 0, or -1 with an
+ * error. */
+static int
+guard_reset(Fast *self, PyObject *token)
+{
+    int rc = PyContextVar_Reset(self->flag, token);
+    Py_DECREF(token);
+    return rc;
+}
+
 static PyObject *
 Fast_handle(Fast *self, PyObject *record)
 {
@@ -1549,18 +1553,13 @@ Fast_handle(Fast *self, PyObject *record)
             return PyObject_CallOneArg(self->general, record);
     }
 
-    /* The guard: this code, or a Python path of ours, at work on a record in this thread. */
-    if (!busy) {
-        if (PyContextVar_Get(self->flag, NULL, &value) < 0)
-            return NULL;
-        rc = value == NULL || value == Py_False ? 0 : value == Py_True ? 1 : PyObject_IsTrue(value);
-        Py_XDECREF(value);
-        if (rc < 0)
-            return NULL;
-    }
-    else {
-        rc = 1;
-    }
+    /* The guard: this code, or a Python path of ours, at work on a record in this context. */
+    if (PyContextVar_Get(self->flag, NULL, &value) < 0)
+        return NULL;
+    rc = value == NULL || value == Py_False ? 0 : value == Py_True ? 1 : PyObject_IsTrue(value);
+    Py_XDECREF(value);
+    if (rc < 0)
+        return NULL;
     if (rc) {
         value = PyObject_CallOneArg(self->discard, self->recursive); /* (it never raises) */
         if (value == NULL)
@@ -1568,15 +1567,18 @@ Fast_handle(Fast *self, PyObject *record)
         Py_DECREF(value);
         return Py_NewRef(Py_True);
     }
-    busy = 1;
+    PyObject *token = PyContextVar_Set(self->flag, Py_True);
+    if (token == NULL)
+        return NULL;
 
     fields = PyObject_GenericGetDict(record, NULL);
     if (fields == NULL)
         goto fault;
     if (!PyDict_CheckExact(fields)) {
         /* a __dict__ of another mapping type (set by a filter): the Python path's record */
-        busy = 0;
         Py_DECREF(fields);
+        if (guard_reset(self, token) < 0)
+            return NULL;
         return PyObject_CallOneArg(self->general, record);
     }
     rc = stdlib_message(self, fields);
@@ -1584,8 +1586,9 @@ Fast_handle(Fast *self, PyObject *record)
         goto fault;
     if (rc == 0) {
         /* getMessage is not logging's own: the general way calls it, as the OTel handler does */
-        busy = 0;
         Py_DECREF(fields);
+        if (guard_reset(self, token) < 0)
+            return NULL;
         return PyObject_CallOneArg(self->general, record);
     }
     if (fields_read(self, fields, &f) < 0)
@@ -1679,9 +1682,15 @@ fault:
     if (report_fault(self) < 0)
         failed = 1;
 out:
-    busy = 0;
-    if (!failed)
+    if (failed) {
+        PyObject *exc = take_error(); /* (the guard goes back without losing it) */
+        if (guard_reset(self, token) < 0)
+            Py_DECREF(take_error());
+        put_error(exc);
+    }
+    else if (guard_reset(self, token) == 0) {
         result = Py_NewRef(Py_True);
+    }
     fields_release(&f);
     Py_XDECREF(fields);
     Py_XDECREF(entry);
@@ -1941,24 +1950,12 @@ static PyTypeObject FastType = {
     .tp_methods = Fast_methods,
 };
 
-static PyObject *
-module_busy(PyObject *module, PyObject *unused)
-{
-    return Py_NewRef(busy ? Py_True : Py_False);
-}
-
-static PyMethodDef module_methods[] = {
-    {"busy", module_busy, METH_NOARGS,
-     "busy() -> bool: whether Fast.handle is at work on a record in this thread (its recursion guard)."},
-    {NULL, NULL, 0, NULL},
-};
 
 static struct PyModuleDef logging_speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "logxpy_otel._logging_speedups",
     .m_doc = "The common case of LogxpyLoggingHandler.handle in C (optional).",
     .m_size = -1,
-    .m_methods = module_methods,
 };
 
 static int

@@ -108,20 +108,20 @@ __all__ = ["FORMAT_ERROR", "RECURSIVE_LOGGING", "LogxpyLoggingHandler"]
 _Emitter = speedup("Emitter")
 
 
-def _load_fast() -> tuple[Any, Any]:
+def _load_fast() -> Any:
     """``_logging_speedups.Fast`` (the fast path of ``handle`` in C), or None where it was not
-    built, or the C encoder is not in use (``LOGXPY_OTEL_PURE_PYTHON=1``); and its
-    ``busy()`` (its recursion guard, which the Python paths read too), or None."""
+    built, or the C encoder is not in use (``LOGXPY_OTEL_PURE_PYTHON=1``). Its recursion
+    guard is the Python paths' own (``_EMITTING``)."""
     if _Emitter is None:
-        return None, None
+        return None
     try:
         from . import _logging_speedups
     except ImportError:
-        return None, None
-    return _logging_speedups.Fast, _logging_speedups.busy
+        return None
+    return _logging_speedups.Fast
 
 
-_Fast, _busy = _load_fast()
+_Fast = _load_fast()
 
 #: Drop reason: the record's message could not be built (``getMessage()`` or the
 #: formatter raised). The OTel handler raises such errors into the application.
@@ -611,7 +611,7 @@ class LogxpyLoggingHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Write ``record`` as the OTel handler's path would. Never raises (see the module)."""
-        if _EMITTING.get() or (_busy is not None and _busy()):
+        if _EMITTING.get():
             self._discard(RECURSIVE_LOGGING)
             return
         try:
@@ -765,14 +765,13 @@ class LogxpyLoggingHandler(logging.Handler):
         format_error = FORMAT_ERROR
         handle_error = self.handleError
         clock = time_ns
-        busy = _busy
 
         def handle(record: logging.LogRecord) -> Any:
             if self.filters or self.formatter is not None:
                 return general(record)
             if unbound and logs_api._LOGGER_PROVIDER is not None:
                 return general(record)  # a global provider to bind to, at last
-            if flag_get() or (busy is not None and busy()):
+            if flag_get():
                 discard(recursive)
                 return True
             try:

@@ -1302,7 +1302,7 @@ def test_a_gc_callback_emptying_the_extras_while_the_encoder_s_way_takes_them_cr
     code = """
         current = []
         def emptied(phase, info):
-            if phase == "start" and current and handler_module._busy():
+            if phase == "start" and current and handler_module._EMITTING.get():
                 fields = current[-1].__dict__
                 fields.pop("a1", None)
                 fields.pop("a2", None)
@@ -1493,6 +1493,76 @@ def test_a_record_logged_from_an_arguments_str_is_skipped(kind: str) -> None:
     assert [r["msg"] for r in other_out.records()] == ["after, to another handler"]
     assert _dropped(handler) == {RECURSIVE_LOGGING: 1}
     assert _dropped(other) == {RECURSIVE_LOGGING: 1}
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_a_record_another_context_logs_while_one_is_handled_is_written(kind: str) -> None:
+    """The recursion guard is per context, as the OTel handler's is: a record logged in
+    another context (a fresh one, as each greenlet has) while this one is inside the
+    handler is not a recursion. The C path's guard was per thread: under gevent every
+    record other greenlets logged while one yielded inside the handler (a full queue under
+    ``block``, an argument whose ``str()`` does I/O) was dropped as ``recursive_logging``
+    (80 of 100 under ``block`` in a review, session 34)."""
+    import contextvars
+
+    out = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[out])
+    with fast_path(kind):
+        handler = processor.logging_handler(resource=RESOURCE)
+    logger = logging.getLogger(f"test_logging_handler.contexts_{kind}")
+    _only(logger, handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+
+    class Yields:
+        def __str__(self) -> str:
+            contextvars.Context().run(logger.info, "from another context")
+            logger.info("from this context")  # (a recursion: skipped, counted)
+            return "yields"
+
+    try:
+        logger.info("value %s", Yields())
+    finally:
+        logger.handlers[:] = []
+        processor.shutdown()
+    assert [r["msg"] for r in out.records()] == ["from another context", "value yields"]
+    assert _dropped(handler) == {RECURSIVE_LOGGING: 1}
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_greenlets_that_switch_inside_the_handler_lose_no_record(kind: str) -> None:
+    """Greenlets (gevent's unit) share a thread: one that switches away inside the handler
+    (here in an argument's ``str()``, as gevent switches at any I/O or full-queue wait)
+    lets the others log meanwhile; each of their records is written."""
+    greenlet = pytest.importorskip("greenlet")
+    out = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[out])
+    with fast_path(kind):
+        handler = processor.logging_handler(resource=RESOURCE)
+    logger = logging.getLogger(f"test_logging_handler.greenlets_{kind}")
+    _only(logger, handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    hub = greenlet.getcurrent()
+
+    class Switches:
+        def __str__(self) -> str:
+            hub.switch()  # (to the others: gevent's hub does this at I/O)
+            return "after a switch"
+
+    first = greenlet.greenlet(lambda: logger.info("A %s", Switches()))
+    others = [greenlet.greenlet(functools.partial(logger.info, "B %d", n)) for n in range(3)]
+    try:
+        first.switch()  # runs until its argument's str() switches back here
+        for other in others:
+            other.switch()
+        first.switch()  # back into the handler, which ends its record
+    finally:
+        logger.handlers[:] = []
+        processor.shutdown()
+    assert first.dead and all(other.dead for other in others)
+    assert [r["msg"] for r in out.records()] == ["B 0", "B 1", "B 2", "A after a switch"]
+    assert _dropped(handler) == {}
 
 
 LIMITS = st.sampled_from(
