@@ -116,6 +116,33 @@ _FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 _FOLLOW_TRIES: Final = 50
 
 
+class _Backoff:
+    """The waits between the tries of a failed write or open: from 10 ms, doubling up to
+    1 s, for ``retry_timeout_s`` after the first failure, or until the exit's deadline
+    (``retry_until``, read at each try, as it may come in the middle of the retries)."""
+
+    __slots__ = ("_deadline", "_delay", "_owner")
+
+    def __init__(self, owner: AsyncFileDestination) -> None:
+        self._owner = owner
+        self._deadline: float | None = None
+        self._delay = 0.01
+
+    def wait(self) -> bool:
+        """After a failed try: wait before the next one (True), or False once it is time to
+        give up."""
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + self._owner._retry_timeout_s
+        give_up = self._owner._give_up_at
+        deadline = self._deadline if give_up is None else min(self._deadline, give_up)
+        if now >= deadline:
+            return False
+        time.sleep(min(self._delay, deadline - now))
+        self._delay = min(self._delay * 2, 1.0)
+        return True
+
+
 class PartialWriteError(OSError):
     """A write that failed (``errno``/``strerror`` of the cause) after part of the batch
     reached the file: ``lines`` of its lines got in whole, the rest did not."""
@@ -371,9 +398,24 @@ class AsyncFileDestination:
         self._next_check = now + self._reopen_check_s
         self._last_sync = now
 
+    def _open_retrying(self) -> None:
+        """:meth:`_open`, retried with backoff as a failed write is (for ``retry_timeout_s``,
+        or until the exit's deadline): a directory removed and made again, a disk out of
+        inodes, a FIFO whose reader comes back. Past that, its ``OSError`` goes up."""
+        backoff = _Backoff(self)
+        while True:
+            try:
+                self._open()
+                return
+            except OSError:
+                if not backoff.wait():
+                    raise
+
     def __call__(self, data: bytes) -> None:
         if self._fd is None:
-            raise ValueError(f"log file {self.path!r} is closed")
+            if self._closed:
+                raise ValueError(f"log file {self.path!r} is closed")
+            self._open_retrying()  # (a reopen at rotation failed: retried as a write is)
         # Our file deleted under us (a backup another process compressed or removed after
         # renaming it, or the file removed): the batch goes to the file now at the path,
         # never into a file without a name. The one opened there may be rotated away and
@@ -381,7 +423,8 @@ class AsyncFileDestination:
         # follow again, a bounded number of times, then fail the batch (counted).
         for _ in range(_FOLLOW_TRIES):
             if self._append(data, follow=not self._gone):
-                self._sync_if_due(self._fd)
+                if self._fd is not None:  # (always: _open_retrying and _follow leave one or raise)
+                    self._sync_if_due(self._fd)
                 return
             self._follow()
         deleted = f"log file {self.path!r} was deleted {_FOLLOW_TRIES} times before one write"
@@ -496,7 +539,7 @@ class AsyncFileDestination:
         rename), so the next batch starts fresh ones. If the path cannot be opened, the
         ``OSError`` goes up (the batch is counted as not written) and ours stays."""
         old_fd, old_reader = self._fd, self._reader
-        self._open()
+        self._open_retrying()
         if old_fd is not None:
             _close_quietly(old_fd)
         if old_reader is not None:
@@ -554,28 +597,19 @@ class AsyncFileDestination:
         :class:`PartialWriteError` when some of it got in). ``lead`` is 1 when ``data``
         starts with the newline that ends a torn line."""
         view = memoryview(data)[start:]
-        deadline = None
-        delay = 0.01
+        backoff = _Backoff(self)
         try:
             while view:
                 try:
                     view = view[os.write(fd, view) :]
                 except OSError as exc:
-                    now = time.monotonic()
-                    if deadline is None:
-                        deadline = now + self._retry_timeout_s
-                    give_up = self._give_up_at
-                    if give_up is not None and give_up < deadline:
-                        deadline = give_up  # (the exit's: read at each try, as it may come mid-retry)
-                    if now >= deadline:
+                    if not backoff.wait():
                         written = self._stopped(fd, data, len(data) - len(view), lead)
                         if not written:
                             raise
                         # The lines that got in whole (not the newline that ended a torn one).
                         lines = data.count(b"\n", 0, written) - lead
                         raise PartialWriteError(exc.errno, exc.strerror, lines) from exc
-                    time.sleep(min(delay, deadline - now))
-                    delay = min(delay * 2, 1.0)
         except BaseException as exc:
             if not isinstance(exc, OSError):
                 # An interrupt (the application's alarm, Ctrl-C): it may have come after a

@@ -384,13 +384,13 @@ def test_a_batch_never_goes_into_a_deleted_file(
     assert path.read_bytes() == b'{"n":4}\n'
 
 
-def test_a_fifo_put_at_the_path_of_a_deleted_file_fails_the_batch_without_waiting(tmp_path: Path) -> None:
+def test_a_fifo_put_at_the_path_of_a_deleted_file_fails_the_batch_after_its_retries(tmp_path: Path) -> None:
     """Our file deleted and a FIFO nobody reads put at the path: the batch it would follow
-    to fails at once (an ``OSError`` the writer counts as ``io_error``), never waiting on
-    the FIFO and never going into the deleted file; once the path is free again, the next
-    batch goes to a new file there."""
+    to fails once its retries are over (an ``OSError`` the writer counts as ``io_error``),
+    never waiting on the FIFO itself and never going into the deleted file; once the path
+    is free again, the next batch goes to a new file there."""
     path = tmp_path / "log.jsonl"
-    dest = AsyncFileDestination(path, reopen_check_s=3600.0)
+    dest = AsyncFileDestination(path, reopen_check_s=3600.0, retry_timeout_s=0.05)
     dest(b'{"n":1}\n')
     path.unlink()
     os.mkfifo(path)

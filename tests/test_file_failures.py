@@ -439,7 +439,8 @@ def test_permission_lost_at_reopen_is_counted_never_raised(
 ) -> None:
     path = tmp_path / "app.jsonl"
     clock = FakeClock(1_000.0)
-    dest = AsyncFileDestination(path, reopen_check_s=0.01, clock=clock)
+    # (the reopen is retried for retry_timeout_s, as a write is: a short one here)
+    dest = AsyncFileDestination(path, reopen_check_s=0.01, clock=clock, retry_timeout_s=0.05)
     writer = make(writers, dest, trace_idle_ms=600_000)
     for n in range(3):
         writer.enqueue(item(n, trace=TRACE))
@@ -459,6 +460,57 @@ def test_permission_lost_at_reopen_is_counted_never_raised(
     assert not path.exists()
 
 
+@pytest.mark.parametrize("how", ["deleted", "rotated"])
+def test_a_reopen_that_fails_is_retried_as_a_write_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Session 34, a hostile review: a file that could not be opened again (its directory
+    removed and a file put in its place, a disk out of inodes at a rotation) failed every
+    batch at once, while a failed write is retried for ``retry_timeout``: 151 of 200
+    records lost to a 1 s outage. The reopen is retried the same way now, and once the
+    directory is back every record is written."""
+    import shutil
+    import threading
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    path = logs / "app.jsonl"
+    retrying = threading.Event()
+    real_sleep = _destinations.time.sleep
+
+    def sleep(seconds: float) -> None:
+        retrying.set()
+        real_sleep(seconds)
+
+    monkeypatch.setattr(_destinations.time, "sleep", sleep)
+    rotation = {"max_bytes": 2_000} if how == "rotated" else {}
+    processor = LogxpyLogRecordProcessor(str(path), retry_timeout=20_000, **rotation)  # type: ignore[arg-type]
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("app")
+    logger.emit(body="before")
+    assert processor.force_flush(10_000)
+
+    def restore() -> None:
+        assert retrying.wait(30)  # the writer is retrying: the outage ends
+        (tmp_path / "logs").unlink()
+        (tmp_path / "logs").mkdir()
+
+    shutil.rmtree(logs)  # (the file with it: the next batch follows to a new one, or rotates)
+    (tmp_path / "logs").write_bytes(b"")  # a file where the directory was: no open can succeed
+    restorer = threading.Thread(target=restore)
+    restorer.start()
+    for n in range(200):
+        logger.emit(body=f"r{n}" + "x" * 20)
+    assert processor.force_flush(30_000)
+    restorer.join()
+    m = processor.metrics
+    provider.shutdown()
+    assert (m.written, dict(m.dropped_by_reason)) == (201, {}), m
+    kept = [r["msg"] for f in sorted(logs.iterdir()) for r in parse_lines(f.read_bytes()) if "msg" in r]
+    assert sorted(kept) == sorted(f"r{n}" + "x" * 20 for n in range(200)), len(kept)
+
+
 @pytest.mark.parametrize("failure", ["reopen_after_external_rotation", "rename_at_size_rotation"])
 def test_the_file_recovers_once_permission_is_back(
     writers: list[AsyncWriter], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
@@ -468,7 +520,7 @@ def test_the_file_recovers_once_permission_is_back(
     if failure == "rename_at_size_rotation":
         dest = AsyncFileDestination(path, max_bytes=1, clock=clock)
     else:
-        dest = AsyncFileDestination(path, reopen_check_s=0.01, clock=clock)
+        dest = AsyncFileDestination(path, reopen_check_s=0.01, clock=clock, retry_timeout_s=0.05)
     writer = make(writers, dest)
     writer.enqueue(item(0))
     assert writer.flush(10.0)
@@ -489,7 +541,7 @@ def test_the_file_recovers_once_permission_is_back(
         assert writer.metrics.errors >= 1
         assert 1 in [r["n"] for r in check_lines(path.read_bytes())]
     else:
-        assert writer.flush(10.0) is False  # no file to write to: counted as io_error
+        assert writer.flush(10.0) is False  # no file to write to past the retries: io_error
         assert writer.metrics.dropped_by_reason.get("io_error") == 1
     monkeypatch.undo()  # permission is back
     clock.t += 1.0
