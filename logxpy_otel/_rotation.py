@@ -431,9 +431,19 @@ def _lock_named(lock: AppendLock, fd: int, path: str) -> None:
         raise BackupBusyError(
             errno.EBUSY, f"a writer held its lock for {UPKEEP_LOCK_TIMEOUT_S:.0f} s; left as it is", path
         )
-    if deleted(fd):
+    if deleted(fd) or not _named(path, fd):
         lock.release()
         raise _Deleted
+
+
+def _named(path: str, fd: int) -> bool:
+    """Whether ``path`` still names the file ``fd`` has open: a backup moved away (by a
+    shipper, by hand) is no more ours to compress or delete than a deleted one."""
+    try:
+        at, st = os.lstat(path), os.fstat(fd)
+    except FileNotFoundError:
+        return False
+    return (at.st_dev, at.st_ino) == (st.st_dev, st.st_ino)
 
 
 def _unlink_locked(path: str) -> None:
@@ -463,7 +473,8 @@ def _gzip(path: str, file_mode: int) -> None:
     then ``path`` removed. It is copied without its append lock (a writer that has not
     noticed the rename yet never waits for gzip), then, under the lock, whatever came in
     meanwhile, until nothing did; the rename and the removal happen under it. On failure
-    ``path`` stays and nothing else is left behind."""
+    ``path`` stays and nothing else is left behind; a backup deleted or moved away
+    meanwhile leaves no .gz (its records are where it went)."""
     src_fd = _open_backup(path, for_reading=True)
     if src_fd is None:
         return  # retention removed it already
@@ -491,5 +502,10 @@ def _gzip(path: str, file_mode: int) -> None:
             raise
         try:
             os.unlink(path)
+        except FileNotFoundError:
+            # Moved away between the look under the lock and now: its records are where it
+            # went, and a .gz beside them would be each of them a second time.
+            with contextlib.suppress(OSError):
+                os.unlink(path + ".gz")
         finally:
             lock.release()  # (now: a child forked meanwhile shares the descriptor and its lock)

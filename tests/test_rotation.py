@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import gzip
 import os
 import re
+import shutil
 import stat
 import threading
 import time
@@ -548,6 +550,42 @@ def test_gzip_of_a_backup_deleted_meanwhile_brings_nothing_back(tmp_path: Path) 
     assert not work.is_alive()
     assert errors == []
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("when", ["while_copied", "after_the_gz_is_in_place"])
+def test_gzip_of_a_backup_moved_away_meanwhile_leaves_no_second_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """A shipper moves each new backup to its own directory while compression copies it
+    (session 34, a hostile review): the lock saw only a deletion, so the .gz was put in
+    place beside the moved file, and every record was on disk twice (replay and the
+    shipper sent each twice), with a false "could not compress" warning. The .gz of a
+    backup no longer at its name is not kept."""
+    backup = tmp_path / f"app.{utc_stamp(DAY)}.jsonl"
+    backup.write_bytes(b'{"ts":1.0,"tid":"x.1","lvl":[1],"n":1}\n')
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    ship = functools.partial(os.rename, backup, shipped / backup.name)
+    if when == "while_copied":
+        real_copy = shutil.copyfileobj
+
+        def copy(src: Any, dst: Any, length: int = 0) -> None:
+            real_copy(src, dst, length)
+            if backup.exists():
+                ship()
+
+        monkeypatch.setattr(_rotation.shutil, "copyfileobj", copy)
+    else:
+        real_replace = os.replace
+
+        def replace(src: Any, dst: Any) -> None:
+            real_replace(src, dst)
+            ship()  # (between the .gz put in place and the backup's removal)
+
+        monkeypatch.setattr(_rotation.os, "replace", replace)
+    _rotation._gzip(str(backup), 0o600)  # (no error: nothing of ours was lost)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shipped"]
+    assert [p.name for p in shipped.iterdir()] == [backup.name]
 
 
 def test_a_fifo_named_like_a_backup_never_holds_up_upkeep(tmp_path: Path) -> None:
