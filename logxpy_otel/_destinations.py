@@ -23,7 +23,7 @@ from ._append_lock import AppendLock, ends_mid_line
 from ._append_lock import deleted as _deleted
 from ._diagnostics import logger
 from ._format import SpanEnd, role_whole
-from ._rotation import Maintenance, backup_name, next_rollover, parse_rotate_when
+from ._rotation import Maintenance, backup_name, family_of, next_rollover, parse_rotate_when
 from ._trees import MAX_SPAN_DEPTH
 
 if TYPE_CHECKING:
@@ -246,6 +246,13 @@ def render_path(template: str, service_name: str | None = None) -> str:
     """A path template rendered now: ``{pid}``, ``{service.name}`` and strftime fields
     (``%Y``...) in UTC, as time rotation's boundaries and backup names are (in local time, a
     daily file's name and the day it holds would differ by the zone's offset)."""
+    path = fill_names(template, service_name)
+    return time.strftime(path, time.gmtime()) if "%" in path else path
+
+
+def fill_names(template: str, service_name: str | None = None) -> str:
+    """``template`` with its ``{pid}`` and ``{service.name}`` filled in, its strftime
+    fields left as they are."""
     path = template.replace("{pid}", str(os.getpid()))
     if "{service.name}" in path:
         if service_name is None:
@@ -253,7 +260,7 @@ def render_path(template: str, service_name: str | None = None) -> str:
 
             service_name = str(Resource.create().attributes.get("service.name", "unknown_service"))
         path = path.replace("{service.name}", _one_name(service_name))
-    return time.strftime(path, time.gmtime()) if "%" in path else path
+    return path
 
 
 def _one_name(service_name: str) -> str:
@@ -328,6 +335,10 @@ class AsyncFileDestination:
         self._service_name = service_name
         self._clock = clock
         self._maintenance = Maintenance(backup_count, compress, file_mode)
+        #: The files this template renders over time (strftime fields in the file name),
+        #: kept count of together by backup_count; None: the rendered name's own backups.
+        named = fill_names(self.template, service_name) if "%" in self.template else ""
+        self._family = family_of(named) if named else None
         self._check_end = False
         self._reader: int | None = None
         self._lock: AppendLock | None = None
@@ -755,7 +766,7 @@ class AsyncFileDestination:
             self._open()
         finally:
             if backup is not None:  # (compressed and kept count of even when the reopen fails)
-                self._maintenance.after_rotation(live, backup)
+                self._maintenance.after_rotation(live, backup, self._family)
         self._rename_failed = failure is not None
         if failure is not None:
             raise failure

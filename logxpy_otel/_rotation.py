@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import datetime
 import errno
 import gzip
 import os
@@ -21,6 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 from . import _lifecycle
@@ -126,11 +128,13 @@ def _stamp_of(name: str) -> int | None:
     match = _STAMP.search(name)
     if match is None:
         return None
+    d = match.group(1)
+    fields = (int(d[0:4]), int(d[4:6]), int(d[6:8]), int(d[9:11]), int(d[11:13]), int(d[13:15]))
     try:
-        seconds = calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%M%S"))
+        datetime.datetime(*fields)  # (a real date and time: refuses month 13, a 31st of June...)
     except ValueError:
         return None
-    return seconds * 1_000_000 + int(match.group(2))
+    return calendar.timegm((*fields, 0, 0, 0)) * 1_000_000 + int(match.group(2))
 
 
 def _named_after_backups(path: str, ending: str) -> tuple[str, re.Pattern[str]]:
@@ -142,16 +146,77 @@ def _named_after_backups(path: str, ending: str) -> tuple[str, re.Pattern[str]]:
     )
 
 
-def backups(path: str) -> list[str]:
+def backups(path: str, family: Family | None = None) -> list[str]:
     """The existing backups of ``path`` (compressed or not), oldest first: names as ours
-    are, of a time that exists (never another's file that only looks like one)."""
-    directory, pattern = _named_after_backups(path, r"(?:\.gz)?")
+    are, of a time that exists (never another's file that only looks like one). With
+    ``family`` (:func:`family_of`), those of every file its template renders, beside
+    ``path``, oldest first by the time in their names."""
+    if family is None:
+        directory, pattern = _named_after_backups(path, r"(?:\.gz)?")
+    else:
+        directory, pattern = os.path.dirname(path), family.backups
     try:
         names = os.listdir(directory or ".")
     except OSError:
         return []
-    ours = (n for n in names if pattern.match(n) and _stamp_of(n) is not None)
-    return [os.path.join(directory, name) for name in sorted(ours)]
+    stamped = ((_stamp_of(n), n) for n in names if pattern.match(n))
+    ours = sorted((stamp, n) for stamp, n in stamped if stamp is not None)
+    return [os.path.join(directory, name) for _, name in ours]
+
+
+@dataclass(frozen=True)
+class Family:
+    """The files a path template's strftime fields render, one family for retention
+    (``app-%Y%m%d.jsonl``: each day's file, and its backups): ``backups`` matches the
+    names of their backups (compressed or not), ``checkpoints`` their replay checkpoints."""
+
+    backups: re.Pattern[str]
+    checkpoints: re.Pattern[str]
+
+
+#: What each strftime field of a file name renders (in UTC, as render_path renders it):
+#: the numeric ones as so many digits, names as letters. A field not listed here gives no
+#: family: retention stays per rendered name. (Fixed widths: a name of many digits
+#: planted in the directory costs a match no backtracking.)
+_FIELDS: Final = {
+    **dict.fromkeys("YG", "[0-9]{4}"),
+    **dict.fromkeys("mdHMSyUWV", "[0-9]{2}"),
+    "j": "[0-9]{3}",
+    **dict.fromkeys("uw", "[0-9]"),
+    "s": "[0-9]{1,20}",
+    **dict.fromkeys("aAbBhpZ", "[A-Za-z]{1,20}"),
+    "%": "%",
+}
+_FIELD = re.compile(r"%(.)", re.DOTALL)
+
+
+def family_of(name_template: str) -> Family | None:
+    """The :class:`Family` of a path template whose file name has strftime fields (its
+    ``{pid}`` and ``{service.name}`` filled in already); None without one, or with a field
+    :data:`_FIELDS` does not know. Fields in the directory part are not followed: the
+    family is the files of one directory."""
+    name = os.path.basename(name_template)
+    pieces, fields, at = [], 0, 0
+    for match in _FIELD.finditer(name):
+        pieces.append(re.escape(name[at : match.start()]))
+        rendered = _FIELDS.get(match.group(1))
+        if rendered is None:
+            return None
+        fields += match.group(1) != "%"
+        pieces.append(re.escape("%") if rendered == "%" else rendered)
+        at = match.end()
+    if not fields:
+        return None
+    pieces.append(re.escape(name[at:]))
+    literal = "".join(pieces)
+    # The stem ends at the first '.' (as _split cuts a rendered name): escaped as "\."
+    cut = literal.find(r"\.")
+    stem, suffix = (literal, "") if cut < 0 else (literal[:cut], literal[cut:])
+    stamp = r"\.[0-9]{8}T[0-9]{6}\.[0-9]{6}Z"
+    return Family(
+        backups=re.compile(stem + stamp + suffix + r"(?:\.gz)?\Z"),
+        checkpoints=re.compile(stem + stamp + suffix + re.escape(CHECKPOINT_SUFFIX) + r"\Z"),
+    )
 
 
 def backups_by_family(directory: str) -> dict[str, list[str]]:
@@ -212,10 +277,14 @@ def prune_partials(path: str) -> None:
     _prune(directory, pattern, orphan, "the left-over")
 
 
-def prune_checkpoints(path: str) -> None:
-    """Remove the replay checkpoints of ``path``'s backups that are gone (deleted by retention
-    or by hand): nothing can resume in them. Dead letters stay: they hold records."""
-    directory, pattern = _named_after_backups(path, re.escape(CHECKPOINT_SUFFIX))
+def prune_checkpoints(path: str, family: Family | None = None) -> None:
+    """Remove the replay checkpoints of ``path``'s backups (its ``family``'s) that are gone
+    (deleted by retention or by hand): nothing can resume in them. Dead letters stay: they
+    hold records."""
+    if family is None:
+        directory, pattern = _named_after_backups(path, re.escape(CHECKPOINT_SUFFIX))
+    else:
+        directory, pattern = os.path.dirname(path), family.checkpoints
 
     def orphan(name: str) -> bool:
         backup = os.path.join(directory, name[: -len(CHECKPOINT_SUFFIX)])
@@ -263,18 +332,19 @@ class Maintenance:
     def _after_fork_in_child(self) -> None:
         """No job, no thread (at construction, and in a forked child: the parent's thread
         and its jobs are the parent's, and its locks may have been held at the fork)."""
-        self._jobs: deque[tuple[str, str]] = deque()
+        self._jobs: deque[tuple[str, str, Family | None]] = deque()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
 
-    def after_rotation(self, live_path: str, backup: str) -> None:
-        """Queue the work for a file just rotated to ``backup``."""
+    def after_rotation(self, live_path: str, backup: str, family: Family | None = None) -> None:
+        """Queue the work for a file just rotated to ``backup`` (of ``family``, when its
+        path template renders several files: see :func:`family_of`)."""
         if not self._compress and self._backup_count is None:
             return
         with self._lock:
-            self._jobs.append((live_path, backup))
+            self._jobs.append((live_path, backup, family))
             self._idle.clear()
             if self._thread is not None:
                 return  # the running thread takes it
@@ -299,13 +369,13 @@ class Maintenance:
                     self._thread = None
                     self._idle.set()
                     return
-                live_path, backup = self._jobs.popleft()
+                live_path, backup, family = self._jobs.popleft()
             try:
-                self._upkeep(live_path, backup)
+                self._upkeep(live_path, backup, family)
             except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the next
                 logger.warning("logxpy-otel: rotation upkeep after %s failed: %r", backup, exc)
 
-    def _upkeep(self, live_path: str, backup: str) -> None:
+    def _upkeep(self, live_path: str, backup: str, family: Family | None) -> None:
         """Compress ``backup``, then enforce ``backup_count`` and remove what a crash left."""
         compressed = False
         if self._compress:
@@ -315,17 +385,17 @@ class Maintenance:
             except Exception as exc:  # noqa: BLE001 - (a clock past 2106 fails gzip's header: not an OSError)
                 logger.warning("logxpy-otel: could not compress %s (it stays uncompressed): %s", backup, exc)
         if self._backup_count is not None:
-            for old in _beyond_count(live_path, self._backup_count):
+            for old in _beyond_count(live_path, self._backup_count, family):
                 try:
                     _unlink_locked(old)
                 except OSError as exc:
                     logger.warning("logxpy-otel: could not delete old backup %s: %s", old, exc)
-            prune_checkpoints(live_path)
+            prune_checkpoints(live_path, family)
         prune_partials(live_path)
         if compressed:  # (after retention: none is compressed only to be deleted)
-            self._compress_left_overs(live_path, backup)
+            self._compress_left_overs(live_path, backup, family)
 
-    def _compress_left_overs(self, live_path: str, backup: str) -> None:
+    def _compress_left_overs(self, live_path: str, backup: str, family: Family | None) -> None:
         """Compress the family's other plain backups: those a process left when it ended while
         compressing them (its upkeep thread cut short by the exit, or ``os._exit``), alone
         or beside the ``.gz`` it had renamed into place but not yet removed them for (then
@@ -335,7 +405,7 @@ class Maintenance:
         tried again at the next rotation. At most :data:`_LEFT_OVERS_A_ROTATION`, newest
         first: a directory of many (``compress`` turned on for old files) takes a few
         rotations, never a close's whole bound."""
-        plain = [name for name in backups(live_path) if name != backup and not name.endswith(".gz")]
+        plain = [name for name in backups(live_path, family) if name != backup and not name.endswith(".gz")]
         for name in plain[::-1][:_LEFT_OVERS_A_ROTATION]:
             try:
                 _gzip(name, self._file_mode)
@@ -347,12 +417,12 @@ class Maintenance:
 _LEFT_OVERS_A_ROTATION: Final = 2
 
 
-def _beyond_count(path: str, count: int) -> list[str]:
-    """The files of ``path``'s backups older than its ``count`` newest. A backup being
-    compressed (by another process too) is there twice for a moment, ``X`` and ``X.gz``:
-    one backup, whose files go together."""
-    family = backups(path)
-    named = [(name[: -len(".gz")] if name.endswith(".gz") else name, name) for name in family]
+def _beyond_count(path: str, count: int, family: Family | None = None) -> list[str]:
+    """The files of ``path``'s backups (its ``family``'s) older than its ``count`` newest.
+    A backup being compressed (by another process too) is there twice for a moment, ``X``
+    and ``X.gz``: one backup, whose files go together."""
+    found = backups(path, family)
+    named = [(name[: -len(".gz")] if name.endswith(".gz") else name, name) for name in found]
     stems = list(dict.fromkeys(stem for stem, _ in named))  # (oldest first, as names sort)
     doomed = set(stems[: -count or None])
     return [name for stem, name in named if stem in doomed]

@@ -588,6 +588,51 @@ def test_gzip_of_a_backup_moved_away_meanwhile_leaves_no_second_copy(
     assert [p.name for p in shipped.iterdir()] == [backup.name]
 
 
+@pytest.mark.parametrize("template", ["app-%Y%m%d.jsonl", "app.%d-%m-%Y.jsonl", "{pid}-app-%j.jsonl"])
+def test_backup_count_counts_every_file_a_template_renders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, template: str
+) -> None:
+    """Session 34, a hostile review: with strftime fields in the file name each rendered
+    name was a family of its own (one backup each), so backup_count deleted nothing and a
+    daily template kept every day for ever. The files the template renders are one family
+    now: the newest ``backup_count`` backups of them all are kept, by the time in their
+    names (``%d-%m-%Y`` names sort otherwise), and no other file is touched."""
+    clock = FakeClock(DAY)
+    real_gmtime = time.gmtime
+    monkeypatch.setattr(_destinations.time, "gmtime", lambda *_: real_gmtime(clock.t))  # (names follow it)
+    others = [
+        tmp_path / f"other.{utc_stamp(DAY - 86_400)}.jsonl",  # another family
+        tmp_path / f"app-x.{utc_stamp(DAY - 86_400)}.jsonl",  # not what the fields render
+        tmp_path / f"app-{'9' * 200}.{utc_stamp(DAY - 86_400)}.jsonl",  # (no match, and fast)
+    ]
+    for other in others:
+        other.write_bytes(b"{}\n")
+    dest = AsyncFileDestination(tmp_path / template, rotate_when="daily", backup_count=2, clock=clock)
+    for day in range(6):
+        dest(f'{{"ts":1.0,"tid":"x.1","lvl":[1],"n":{day}}}\n'.encode())
+        clock.t += 86_400
+        assert dest.rotation_due()
+        dest.rotate()
+        assert dest._maintenance.wait(10)
+    dest.close()
+    backups = sorted(p for p in tmp_path.iterdir() if p not in others and _rotation.backup_of(str(p)))
+    assert len(backups) == 2, [p.name for p in backups]
+    assert sorted(ns(p)[0] for p in backups) == [4, 5], "the newest two are kept"
+    assert all(other.exists() for other in others)
+
+
+def test_a_family_is_only_what_its_fields_render() -> None:
+    """Templates whose fields the family does not know stay per rendered name (None)."""
+    assert _rotation.family_of("app.jsonl") is None  # no field
+    assert _rotation.family_of("app-%-d.jsonl") is None  # a glibc flag: its width is not known
+    assert _rotation.family_of("app-100%%.jsonl") is None  # only a literal %
+    family = _rotation.family_of("logs/%Y/app-%H.jsonl")  # (the directory's fields: not followed)
+    assert family is not None
+    assert family.backups.match("app-07.20261130T070000.000000Z.jsonl.gz")
+    assert not family.backups.match("app-7.20261130T070000.000000Z.jsonl")
+    assert family.checkpoints.match("app-07.20261130T070000.000000Z.jsonl.replay.json")
+
+
 def test_a_fifo_named_like_a_backup_never_holds_up_upkeep(tmp_path: Path) -> None:
     """Retention opened an old backup to lock it: a FIFO planted at a backup's name blocked
     the upkeep thread for ever (later backups never compressed, every close() waited)."""
