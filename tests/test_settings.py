@@ -56,6 +56,8 @@ def test_options_parse_strings_and_values(key: str, raw: object, value: object) 
         ("shutdown_timeout", 1e20, "shutdown_timeout must be a number of milliseconds > 0 and <= 3600000"),
         ("max_bytes", 2**70, "max_bytes must be an integer from 1 to 4611686018427387904"),
         ("backup_count", "100001", "backup_count must be an integer from 0 to 100000"),
+        # An int past a float was an OverflowError (a review, session 34).
+        ("rotate_when", 10**400, "rotate_when must be hourly, daily, or an interval of at least 1 s"),
         ("mode", "forest", "mode must be one of tree, flat"),
         ("file_permissions", "999", "file_permissions must be file permissions in octal"),
         # YAML reads a bare 400 as the int 400: as a mode, 0o620 (group-writable). Refused.
