@@ -60,12 +60,13 @@ def parse_rotate_when(value: object) -> str | float:
         match = _INTERVAL.match(text)
         if match:
             value = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    allowed = "hourly, daily, or an interval of at least 1 s, such as 3600, 30s, 15m, 2h, 1d"
     if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value < float("inf"):
-        raise ValueError("hourly, daily, or an interval of at least 1 s, such as 3600, 30s, 15m, 2h, 1d")
+        raise ValueError(allowed)
     try:
         return float(value)
     except OverflowError:  # (an int past a float: 10**400)
-        raise ValueError("hourly, daily, or an interval of at least 1 s, such as 3600, 30s, 15m, 2h, 1d") from None
+        raise ValueError(allowed) from None
 
 
 def next_rollover(when: str | float, now: float) -> float:

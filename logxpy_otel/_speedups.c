@@ -528,6 +528,12 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         last_tail_set(&self->last, scope, resource, tail);
     }
 
+    /* The ids' and flags' truths first, as the Python encoder asks them before it puts the
+     * attributes in (an int subclass's __bool__ may run code that changes them). */
+    int has_span = PyObject_IsTrue(span_id), has_flags = 0, has_trace = 0;
+    if (has_span < 0 || (has_flags = PyObject_IsTrue(flags)) < 0 || (has_trace = PyObject_IsTrue(trace_id)) < 0)
+        goto bail;
+
     /* The line, in the order the Python encoder builds it. */
     STEP(put_ts(&b, &floats, self->dumps, ts_obj, dict));
     STEP(PUT_LITERAL(&b, ",\"mt\":\""));
@@ -550,9 +556,7 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         STEP(put_key(&b, k_sev_text, 1));
         STEP(put_str(&b, text));
     }
-    if ((truth = PyObject_IsTrue(span_id)) < 0)
-        goto bail;
-    if (truth) {
+    if (has_span) {
         PyObject *hex = id_hex(&self->span_key, &self->span_hex, span_id, fmt_span);
         if (hex == NULL)
             goto bail;
@@ -567,9 +571,7 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         if (rc)
             goto done;
     }
-    if ((truth = PyObject_IsTrue(flags)) < 0)
-        goto bail;
-    if (truth) {
+    if (has_flags) {
         STEP(put_key(&b, k_trace_flags, 1));
         STEP(put_int(&b, flags));
     }
@@ -577,9 +579,7 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
         STEP(put_key(&b, k_event_name, 1));
         STEP(put_str(&b, event));
     }
-    if ((truth = PyObject_IsTrue(trace_id)) < 0)
-        goto bail;
-    if (truth) {
+    if (has_trace) {
         tid = id_hex(&self->trace_key, &self->trace_hex, trace_id, fmt_trace);
         if (tid == NULL || !id_fits(tid, 32))
             goto bail; /* (tid is released at done) */
@@ -1515,6 +1515,11 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
         if (now == entry && PyDict_DelItem(self->names, span_id) < 0)
             goto done;
     }
+    /* The flags' truth first, as the Python encoder asks it (_ids) before it puts the
+     * attributes in (an int subclass's __bool__ may run code that changes them). */
+    int has_flags = PyObject_IsTrue(flags);
+    if (has_flags < 0)
+        goto bail;
     /* The line, in the order the Python encoder builds it. */
     STEP(put_ts(&b, &floats, self->dumps, ts, dict));
     STEP(PUT_LITERAL(&b, ",\"at\":"));
@@ -1546,14 +1551,9 @@ span_fast(SpanEncoder *self, PyObject *span, int end)
         STEP(PUT_LITERAL(&b, ",\"kind\":"));
         STEP(put_int(&b, self->kinds.number[kind]));
     }
-    {
-        int truth = PyObject_IsTrue(flags);
-        if (truth < 0)
-            goto bail;
-        if (truth) {
-            STEP(PUT_LITERAL(&b, ",\"trace_flags\":"));
-            STEP(put_int(&b, flags));
-        }
+    if (has_flags) {
+        STEP(PUT_LITERAL(&b, ",\"trace_flags\":"));
+        STEP(put_int(&b, flags));
     }
     STEP(PUT_LITERAL(&b, ",\"start_time_unix_nano\":"));
     STEP(put_decimal(&b, start_ns));

@@ -145,6 +145,46 @@ def test_odd_attributes_go_to_python_with_the_same_result(
     assert item == LineEncoder(speedups=False).encode(record, RESOURCE, SCOPE)
 
 
+@pytest.mark.parametrize("field", ["trace_id", "span_id", "trace_flags"])
+def test_an_id_whose_truth_changes_the_attributes_gives_the_python_bytes(field: str) -> None:
+    """A hostile review, session 34: the C encoder asked the ids' and flags' truth after it
+    had put the attributes in, the Python one before; an int subclass whose ``__bool__``
+    adds an attribute gave other bytes in C."""
+    from opentelemetry._logs import LogRecord
+
+    attributes: dict[str, Any] = {"a": "x"}
+    armed = [False]
+
+    class Hostile(int):
+        def __bool__(self) -> bool:
+            if armed[0]:
+                attributes["added"] = "by __bool__"
+            return True
+
+    def record() -> Any:
+        ids: dict[str, Any] = {"trace_id": 0xABC, "span_id": 0x12, "trace_flags": 1}
+        ids[field] = Hostile(ids[field])
+        attributes.pop("added", None)
+        return LogRecord(
+            timestamp=TS,
+            observed_timestamp=OBSERVED,
+            severity_number=SeverityNumber.INFO,  # (the C path's common case)
+            body="hello",
+            attributes=attributes,
+            **ids,
+        )
+
+    lines = []
+    for speedups in (False, True):
+        encoder = LineEncoder("tree", speedups=speedups)
+        encoder.encode(record(), RESOURCE, SCOPE)  # (the tail cached)
+        hostile = record()  # (made unarmed: the API's LogRecord asks the truth too)
+        armed[0] = True
+        lines.append(encoder.encode(hostile, RESOURCE, SCOPE)[3])
+        armed[0] = False
+    assert lines[1] == lines[0]
+
+
 def test_float_text_is_orjsons() -> None:
     """Floats go through one orjson call per line: exponents and edges as orjson writes them."""
     values = [0.0, -0.0, 1e-7, 1e-5, 1e16, 1e22, 5e-324, 1.7976931348623157e308, 12.5, 1 / 3]
