@@ -23,7 +23,7 @@ from ._append_lock import AppendLock, ends_mid_line
 from ._append_lock import deleted as _deleted
 from ._diagnostics import logger
 from ._format import SpanEnd, role_whole
-from ._rotation import Maintenance, backup_name, family_of, next_rollover, parse_rotate_when
+from ._rotation import Family, Maintenance, backup_name, family_of, next_rollover, parse_rotate_when
 from ._trees import MAX_SPAN_DEPTH
 
 if TYPE_CHECKING:
@@ -336,9 +336,10 @@ class AsyncFileDestination:
         self._clock = clock
         self._maintenance = Maintenance(backup_count, compress, file_mode)
         #: The files this template renders over time (strftime fields in the file name),
-        #: kept count of together by backup_count; None: the rendered name's own backups.
-        named = fill_names(self.template, service_name) if "%" in self.template else ""
-        self._family = family_of(named) if named else None
+        #: kept count of together by backup_count, and the process it was made for (a
+        #: forked child's {pid} is its own); None: the rendered name's own backups.
+        self._family: Family | None = None
+        self._family_pid = -1
         self._check_end = False
         self._reader: int | None = None
         self._lock: AppendLock | None = None
@@ -408,6 +409,15 @@ class AsyncFileDestination:
         self._rolled_at = now  # when _rollover_at was aimed
         self._next_check = now + self._reopen_check_s
         self._last_sync = now
+
+    def _family_now(self) -> Family | None:
+        """The :class:`Family` of this process's files (made again in a forked child)."""
+        if "%" not in self.template:
+            return None
+        if self._family_pid != os.getpid():
+            self._family = family_of(fill_names(self.template, self._service_name))
+            self._family_pid = os.getpid()
+        return self._family
 
     def _open_retrying(self) -> None:
         """:meth:`_open`, retried with backoff as a failed write is (for ``retry_timeout_s``,
@@ -766,7 +776,7 @@ class AsyncFileDestination:
             self._open()
         finally:
             if backup is not None:  # (compressed and kept count of even when the reopen fails)
-                self._maintenance.after_rotation(live, backup, self._family)
+                self._maintenance.after_rotation(live, backup, self._family_now())
         self._rename_failed = failure is not None
         if failure is not None:
             raise failure

@@ -155,15 +155,12 @@ def backups(path: str, family: Family | None = None) -> list[str]:
     are, of a time that exists (never another's file that only looks like one). With
     ``family`` (:func:`family_of`), those of every file its template renders, beside
     ``path``, oldest first by the time in their names."""
-    if family is None:
-        directory, pattern = _named_after_backups(path, r"(?:\.gz)?")
-    else:
-        directory, pattern = os.path.dirname(path), family.backups
+    directory, own = _named_after_backups(path, r"(?:\.gz)?")
     try:
         names = os.listdir(directory or ".")
     except OSError:
         return []
-    stamped = ((_stamp_of(n), n) for n in names if pattern.match(n))
+    stamped = ((_stamp_of(n), n) for n in names if own.match(n) or _of_family(family, n, family_backups=True))
     ours = sorted((stamp, n) for stamp, n in stamped if stamp is not None)
     return [os.path.join(directory, name) for _, name in ours]
 
@@ -171,11 +168,38 @@ def backups(path: str, family: Family | None = None) -> list[str]:
 @dataclass(frozen=True)
 class Family:
     """The files a path template's strftime fields render, one family for retention
-    (``app-%Y%m%d.jsonl``: each day's file, and its backups): ``backups`` matches the
-    names of their backups (compressed or not), ``checkpoints`` their replay checkpoints."""
+    (``app-%Y%m%d.jsonl``: each day's file, and its backups): ``template`` is the file
+    name's (its ``{pid}`` and ``{service.name}`` filled in); ``backups`` matches names
+    that may be their backups (compressed or not), ``checkpoints`` their replay
+    checkpoints: each is taken only where its live file's name is one the template
+    renders (:func:`_of_family`)."""
 
+    template: str
     backups: re.Pattern[str]
     checkpoints: re.Pattern[str]
+
+
+def _of_family(family: Family | None, name: str, *, family_backups: bool) -> bool:
+    """Whether ``name`` (a backup's, or with ``family_backups`` False a checkpoint's) is of
+    ``family``: it matches the family's pattern, and the live name it was made from is one
+    the template renders: read back with ``strptime`` and rendered again, the same name.
+    A file of another template or program that only looks alike (``app-audit`` for
+    ``app-%a``, a pid's digits that make no date) is never counted, nor deleted."""
+    if family is None:
+        return False
+    pattern = family.backups if family_backups else family.checkpoints
+    if not pattern.match(name):
+        return False
+    if not family_backups:
+        name = name[: -len(CHECKPOINT_SUFFIX)]
+    live = backup_of(name)
+    if live is None:
+        return False
+    live_name = os.path.basename(live[0])
+    try:
+        return time.strftime(family.template, time.strptime(live_name, family.template)) == live_name
+    except ValueError:  # (not what the template renders)
+        return False
 
 
 #: What each strftime field of a file name renders (in UTC, as render_path renders it):
@@ -218,6 +242,7 @@ def family_of(name_template: str) -> Family | None:
     stem, suffix = (literal, "") if cut < 0 else (literal[:cut], literal[cut:])
     stamp = r"\.[0-9]{8}T[0-9]{6}\.[0-9]{6}Z"
     return Family(
+        template=name,
         backups=re.compile(stem + stamp + suffix + r"(?:\.gz)?\Z"),
         checkpoints=re.compile(stem + stamp + suffix + re.escape(CHECKPOINT_SUFFIX) + r"\Z"),
     )
@@ -285,12 +310,12 @@ def prune_checkpoints(path: str, family: Family | None = None) -> None:
     """Remove the replay checkpoints of ``path``'s backups (its ``family``'s) that are gone
     (deleted by retention or by hand): nothing can resume in them. Dead letters stay: they
     hold records."""
-    if family is None:
-        directory, pattern = _named_after_backups(path, re.escape(CHECKPOINT_SUFFIX))
-    else:
-        directory, pattern = os.path.dirname(path), family.checkpoints
+    directory, own = _named_after_backups(path, re.escape(CHECKPOINT_SUFFIX))
+    pattern = own if family is None else re.compile(f"(?:{own.pattern})|(?:{family.checkpoints.pattern})")
 
     def orphan(name: str) -> bool:
+        if not (own.match(name) or _of_family(family, name, family_backups=False)):
+            return False
         backup = os.path.join(directory, name[: -len(CHECKPOINT_SUFFIX)])
         return not (os.path.lexists(backup) or os.path.lexists(backup + ".gz"))
 
@@ -510,6 +535,14 @@ def _lock_named(lock: AppendLock, fd: int, path: str) -> None:
         raise _Deleted
 
 
+def _unlink_if_same(path: str, was: os.stat_result) -> None:
+    """Delete ``path`` if it is still the file ``was`` describes (its device and inode)."""
+    with contextlib.suppress(OSError):
+        now = os.lstat(path)
+        if (now.st_dev, now.st_ino) == (was.st_dev, was.st_ino):
+            os.unlink(path)
+
+
 def _named(path: str, fd: int) -> bool:
     """Whether ``path`` still names the file ``fd`` has open: a backup moved away (by a
     shipper, by hand) is no more ours to compress or delete than a deleted one."""
@@ -566,6 +599,7 @@ def _gzip(path: str, file_mode: int) -> None:
                 else:
                     _lock_named(lock, src_fd, path)  # a file that kept growing: the rest locked
                     shutil.copyfileobj(src, dst, 1 << 20)
+            written = os.lstat(partial)
             os.replace(partial, path + ".gz")
         except BaseException as exc:
             lock.release()
@@ -578,8 +612,11 @@ def _gzip(path: str, file_mode: int) -> None:
             os.unlink(path)
         except FileNotFoundError:
             # Moved away between the look under the lock and now: its records are where it
-            # went, and a .gz beside them would be each of them a second time.
-            with contextlib.suppress(OSError):
-                os.unlink(path + ".gz")
+            # went, and a .gz beside them would be each of them a second time. Taken back
+            # only while it is ours, and only under a lock that works: without one, another
+            # process compressing the same backup may have removed it after putting its
+            # own .gz in place (a record twice is better than one lost).
+            if lock.usable:
+                _unlink_if_same(path + ".gz", written)
         finally:
             lock.release()  # (now: a child forked meanwhile shares the descriptor and its lock)

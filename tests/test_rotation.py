@@ -588,6 +588,69 @@ def test_gzip_of_a_backup_moved_away_meanwhile_leaves_no_second_copy(
     assert [p.name for p in shipped.iterdir()] == [backup.name]
 
 
+def test_two_compressions_of_one_backup_without_flock_keep_its_gz(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A review of session 34's fix: without a lock that works (some network file
+    systems), two processes compressing one backup at once (one its rotation's, the other
+    its left-overs): A put its .gz in place and removed the backup; B, which had looked
+    before that, put its own .gz in place, found the backup gone, took it for moved away
+    and removed the .gz: the directory was empty (1,000 records lost). Without a lock, a
+    .gz is never taken back."""
+    from logxpy_otel import _append_lock
+
+    def no_flock(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(_append_lock.fcntl, "flock", no_flock)
+    backup = tmp_path / f"app.{utc_stamp(DAY)}.jsonl"
+    backup.write_bytes(b'{"n":1}\n' * 1000)
+    a_replaced, b_looked, a_unlinked = threading.Event(), threading.Event(), threading.Event()
+    real_replace, real_unlink, real_named = os.replace, os.unlink, _rotation._named
+
+    def replace(src: Any, dst: Any) -> None:
+        if threading.current_thread().name == "B":
+            assert a_unlinked.wait(10)
+        real_replace(src, dst)
+        if threading.current_thread().name == "A":
+            a_replaced.set()
+            assert b_looked.wait(10)
+
+    def named(path: str, fd: int) -> bool:
+        if threading.current_thread().name == "B":
+            assert a_replaced.wait(10)
+            found = real_named(path, fd)
+            b_looked.set()
+            return found
+        return real_named(path, fd)
+
+    def unlink(path: Any, *args: Any, **kwargs: Any) -> None:
+        real_unlink(path, *args, **kwargs)
+        if threading.current_thread().name == "A" and os.fspath(path) == str(backup):
+            a_unlinked.set()
+
+    monkeypatch.setattr(_rotation.os, "replace", replace)
+    monkeypatch.setattr(_rotation.os, "unlink", unlink)
+    monkeypatch.setattr(_rotation, "_named", named)
+    errors: list[BaseException] = []
+
+    def compress() -> None:
+        try:
+            _rotation._gzip(str(backup), 0o600)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=compress, name=name) for name in "AB"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    monkeypatch.undo()
+    assert not any(thread.is_alive() for thread in threads) and not errors, errors
+    assert [p.name for p in tmp_path.iterdir()] == [backup.name + ".gz"]
+    assert gzip.decompress((tmp_path / (backup.name + ".gz")).read_bytes()).count(b"\n") == 1000
+
+
 @pytest.mark.parametrize("template", ["app-%Y%m%d.jsonl", "app.%d-%m-%Y.jsonl", "{pid}-app-%j.jsonl"])
 def test_backup_count_counts_every_file_a_template_renders(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, template: str
@@ -619,6 +682,72 @@ def test_backup_count_counts_every_file_a_template_renders(
     assert len(backups) == 2, [p.name for p in backups]
     assert sorted(ns(p)[0] for p in backups) == [4, 5], "the newest two are kept"
     assert all(other.exists() for other in others)
+
+
+@pytest.mark.parametrize(
+    ("template", "planted"),
+    [
+        ("app-%a.jsonl", "app-audit"),  # letters: a word that is no day's name
+        ("worker-%y%m%d.jsonl", "worker-123456"),  # digits: a pid's that make no date
+        ("app-%Y%m%d.jsonl", "app-20261131"),  # a 31st of November
+    ],
+)
+def test_retention_never_counts_a_file_the_template_does_not_render(
+    tmp_path: Path, template: str, planted: str
+) -> None:
+    """A review of session 34's family: its pattern took ``app-audit``'s backups (another
+    template's, or another program's, with no retention asked) for ``app-%a``'s, and
+    deleted them. A name counts only where its fields read back as the template renders."""
+    clock = FakeClock(DAY)
+    others = [tmp_path / f"{planted}.{utc_stamp(DAY - 86_400 * n)}.jsonl" for n in (1, 2, 3)]
+    for other in others:
+        other.write_bytes(b"{}\n")
+    dest = AsyncFileDestination(tmp_path / template, max_bytes=10, backup_count=1, clock=clock)
+    for n in range(3):
+        dest(f'{{"n":{n}}}\n'.encode())
+        clock.t += 1
+        dest.rotate()
+        assert dest._maintenance.wait(10)
+    dest.close()
+    assert all(other.exists() for other in others)
+    ours = [p for p in tmp_path.iterdir() if p not in others and _rotation.backup_of(str(p))]
+    assert len(ours) == 1, ours
+
+
+def test_a_forked_child_keeps_count_of_its_own_files(tmp_path: Path) -> None:
+    """A review of session 34's family: it was made once, with the parent's pid in
+    ``{pid}``: a forked child kept count of its parent's files (deleting and compressing
+    them) and never of its own (6 backups kept of ``backup_count=2``)."""
+    template = str(tmp_path / "app-{pid}-%Y%m%d.jsonl")
+    clock = FakeClock(DAY)
+    dest = AsyncFileDestination(template, max_bytes=10, backup_count=2, clock=clock)
+
+    def rotations(count: int) -> None:
+        for n in range(count):
+            dest(f'{{"n":{n}}}\n'.encode())
+            clock.t += 1
+            dest.rotate()
+            assert dest._maintenance.wait(10)
+
+    rotations(4)
+    pid = os.fork()
+    if pid == 0:  # the child: its own file, its own rotations
+        code = 1
+        try:
+            rotations(6)
+            dest.close()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    dest.close()
+    by_pid: dict[str, int] = {}
+    for path in tmp_path.iterdir():
+        if _rotation.backup_of(str(path)):
+            owner = path.name.split("-")[1]
+            by_pid[owner] = by_pid.get(owner, 0) + 1
+    assert by_pid == {str(os.getpid()): 2, str(pid): 2}, by_pid
 
 
 def test_a_family_is_only_what_its_fields_render() -> None:
