@@ -6,14 +6,18 @@ logger (``logxpy_otel``) so a warning about the exporter can never feed back int
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import logging
+import os
+import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
+from types import BuiltinFunctionType, CodeType, FrameType, MethodType
+from typing import Final
 
 from . import _lifecycle
 
@@ -40,34 +44,87 @@ def is_application_error(exc: BaseException) -> bool:
     or a retry's sleep. Our fault handlers raise it on (:func:`raise_if_application_error`)
     rather than count it as a fault of ours: it leaves our call as it would the SDK's.
 
-    Told by the traceback: a frame in it was called with ``(signum, frame)`` where ``frame``
-    is the frame just above it there, which is how the interpreter calls a Python signal
-    handler. Only this call's own chain of frames is looked at, each called by the one
-    before it (a handler of ours that raised it on adds the frame it was caught in
-    again): an exception object raised again keeps its earlier traceback after the new
-    one (an application raising one prebuilt instance, once from its handler, later from
-    its own callback in our encoding), and those frames were called by no frame here.
+    Told by the traceback: a frame in it runs the code of a Python signal handler now
+    installed, or was called with ``(signum, frame)`` where ``frame`` is the frame just
+    above it there (which is how the interpreter calls one). Only this call's own chain of
+    frames is looked at, each called by the one before it (a handler of ours that raised
+    it on adds the frame it was caught in again): an exception object raised again keeps
+    its earlier traceback after the new one (an application raising one prebuilt
+    instance, once from its handler, later from its own callback in our encoding), and
+    those frames were called by no frame here. Frames of this package are never handlers.
     """
     try:
         tb = exc.__traceback__
-        seen: list[FrameType] = []
+        seen: set[int] = set()
+        above: FrameType | None = None
+        handlers: frozenset[CodeType] | None = None
+        shapes_left = _MAX_SHAPES_LOOKED_AT
         while tb is not None:
             frame = tb.tb_frame
-            if seen and frame.f_back is not seen[-1]:
-                if not any(frame is f for f in seen):
+            if above is not None and frame.f_back is not above:
+                if id(frame) not in seen:
                     return False  # (an earlier raise of the same object from here on)
-            elif seen and _called_as_signal_handler(frame):
-                return True
-            seen.append(frame)
-            tb = tb.tb_next
+            elif above is not None and not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+                if handlers is None:
+                    handlers = _handler_codes()
+                if frame.f_code in handlers:
+                    return True
+                if shapes_left > 0:
+                    shapes_left -= 1
+                    if _called_as_signal_handler(frame):
+                        return True
+            seen.add(id(frame))  # (the frames are alive, held by the traceback: ids are theirs)
+            above, tb = frame, tb.tb_next
     except Exception:  # noqa: BLE001 - a frame that cannot be read: counted as ours, as before
         pass
     return False
 
 
+#: The frames whose arguments :func:`is_application_error` reads, at most, in one call (each
+#: costs its locals as a dict): a deep recursion in the application's code under ours (its
+#: ``__str__``) costs a bounded look.
+_MAX_SHAPES_LOOKED_AT: Final = 32
+_PACKAGE_DIR: Final = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+try:  # (the C function under signal.getsignal: SIG_DFL and SIG_IGN as plain ints, 8 times faster)
+    from _signal import getsignal as _getsignal  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - another interpreter
+    _getsignal = signal.getsignal
+
+#: Every signal a handler can be set for, here.
+_SIGNALS: Final = tuple(signal.valid_signals())
+
+
+def _handler_codes() -> frozenset[CodeType]:
+    """The code of every Python signal handler installed now (a function's, a method's, a
+    ``functools.partial``'s, a callable object's ``__call__``)."""
+    codes = set()
+    for signum in _SIGNALS:
+        try:
+            handler = _getsignal(signum)
+        except (OSError, ValueError):
+            continue
+        if handler is None or isinstance(handler, int | BuiltinFunctionType):
+            continue  # (the default, ignored, or Python's own KeyboardInterrupt handler)
+        for _ in range(8):  # (a partial of a partial...: bounded)
+            if not isinstance(handler, functools.partial):
+                break
+            handler = handler.func
+        if isinstance(handler, MethodType):
+            handler = handler.__func__
+        code = getattr(handler, "__code__", None)
+        if code is None:
+            code = getattr(inspect.getattr_static(type(handler), "__call__", None), "__code__", None)
+        if isinstance(code, CodeType):
+            codes.add(code)
+    return frozenset(codes)
+
+
 def _called_as_signal_handler(frame: FrameType) -> bool:
     """Whether ``frame``'s arguments hold ``(signum, frame.f_back)`` side by side (a
-    method's, a ``functools.partial``'s and a ``*args`` handler's too)."""
+    method's, a ``functools.partial``'s and a ``*args`` handler's too): a handler no longer
+    installed when this is asked."""
     code = frame.f_code
     count = code.co_argcount + code.co_kwonlyargcount
     names = code.co_varnames[:count]
