@@ -112,6 +112,10 @@ def rotation_due(destination: RotatingDestination) -> bool:
 DEFAULT_PATH: Final = "logxpy-otel.jsonl"
 _FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 
+#: What a failed open at a rotation or after a deletion is not retried for: a directory or
+#: a symlink put at the path (``nofollow``), a FIFO nobody reads; the batch fails at once.
+_OPEN_NOT_RETRIED: Final = frozenset({errno.EISDIR, errno.ELOOP, errno.ENXIO})
+
 #: How many files at the path a batch follows when each is deleted before it is written.
 _FOLLOW_TRIES: Final = 50
 
@@ -422,14 +426,16 @@ class AsyncFileDestination:
     def _open_retrying(self) -> None:
         """:meth:`_open`, retried with backoff as a failed write is (for ``retry_timeout_s``,
         or until the exit's deadline): a directory removed and made again, a disk out of
-        inodes, a FIFO whose reader comes back. Past that, its ``OSError`` goes up."""
+        inodes, permissions given back. Past that, its ``OSError`` goes up; at once for
+        what waiting does not mend (:data:`_OPEN_NOT_RETRIED`), as every batch would wait
+        it out (in synchronous mode, every logging call)."""
         backoff = _Backoff(self)
         while True:
             try:
                 self._open()
                 return
-            except OSError:
-                if not backoff.wait():
+            except OSError as exc:
+                if exc.errno in _OPEN_NOT_RETRIED or not backoff.wait():
                     raise
 
     def __call__(self, data: bytes) -> None:

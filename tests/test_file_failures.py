@@ -511,6 +511,32 @@ def test_a_reopen_that_fails_is_retried_as_a_write_is(
     assert sorted(kept) == sorted(f"r{n}" + "x" * 20 for n in range(200)), len(kept)
 
 
+@pytest.mark.parametrize("what", ["directory", "fifo", "symlink"])
+def test_a_reopen_waiting_does_not_mend_fails_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    """A review of session 34's reopen retries: a directory, a FIFO nobody reads, or (with
+    ``nofollow``) a symlink put at the path of a deleted file made every batch wait out
+    ``retry_timeout`` (in synchronous mode, every logging call: 5 s each). Those fail at once;
+    the next batch tries again."""
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, nofollow=True, reopen_check_s=0.0)
+    dest(b'{"n":1}\n')
+    path.unlink()
+    if what == "directory":
+        path.mkdir()
+    elif what == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(tmp_path / "elsewhere.jsonl")
+    waits: list[float] = []
+    monkeypatch.setattr(_destinations.time, "sleep", waits.append)
+    with pytest.raises(OSError):
+        dest(b'{"n":2}\n')
+    assert waits == [], "no retry"
+    dest.close()
+
+
 @pytest.mark.parametrize("failure", ["reopen_after_external_rotation", "rename_at_size_rotation"])
 def test_the_file_recovers_once_permission_is_back(
     writers: list[AsyncWriter], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
