@@ -1495,6 +1495,22 @@ def test_a_record_logged_from_an_arguments_str_is_skipped(kind: str) -> None:
     assert _dropped(other) == {RECURSIVE_LOGGING: 1}
 
 
+def _alone_on_a_logger(
+    kind: str, name: str
+) -> tuple[Collect, LogxpyLogRecordProcessor, LogxpyLoggingHandler, logging.Logger]:
+    """A processor writing to memory, its handler (the ``kind`` fast path) alone on the
+    logger ``test_logging_handler.<name>`` at INFO, not propagating."""
+    out = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[out])
+    with fast_path(kind):
+        handler = processor.logging_handler(resource=RESOURCE)
+    logger = logging.getLogger(f"test_logging_handler.{name}")
+    _only(logger, handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return out, processor, handler, logger
+
+
 @pytest.mark.parametrize("kind", FAST_PATHS)
 def test_a_record_another_context_logs_while_one_is_handled_is_written(kind: str) -> None:
     """The recursion guard is per context, as the OTel handler's is: a record logged in
@@ -1505,14 +1521,7 @@ def test_a_record_another_context_logs_while_one_is_handled_is_written(kind: str
     (80 of 100 under ``block`` in a review, session 34)."""
     import contextvars
 
-    out = Collect()
-    processor = LogxpyLogRecordProcessor(destinations=[out])
-    with fast_path(kind):
-        handler = processor.logging_handler(resource=RESOURCE)
-    logger = logging.getLogger(f"test_logging_handler.contexts_{kind}")
-    _only(logger, handler)
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
+    out, processor, handler, logger = _alone_on_a_logger(kind, f"contexts_{kind}")
 
     class Yields:
         def __str__(self) -> str:
@@ -1535,14 +1544,7 @@ def test_greenlets_that_switch_inside_the_handler_lose_no_record(kind: str) -> N
     (here in an argument's ``str()``, as gevent switches at any I/O or full-queue wait)
     lets the others log meanwhile; each of their records is written."""
     greenlet = pytest.importorskip("greenlet")
-    out = Collect()
-    processor = LogxpyLogRecordProcessor(destinations=[out])
-    with fast_path(kind):
-        handler = processor.logging_handler(resource=RESOURCE)
-    logger = logging.getLogger(f"test_logging_handler.greenlets_{kind}")
-    _only(logger, handler)
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
+    out, processor, handler, logger = _alone_on_a_logger(kind, f"greenlets_{kind}")
     hub = greenlet.getcurrent()
 
     class Switches:
@@ -1668,14 +1670,7 @@ def test_a_subclass_with_its_own_filter_is_asked_about_every_record(kind: str) -
 @pytest.mark.parametrize("when", ["before", "after"], ids=["set-before-use", "set-after-use"])
 def test_a_filter_set_on_the_handler_itself_is_asked_about_every_record(kind: str, when: str) -> None:
     """``handler.filter = f`` (as the stdlib's ``handle`` asks it) was skipped on every path."""
-    out = Collect()
-    processor = LogxpyLogRecordProcessor(destinations=[out])
-    with fast_path(kind):
-        handler = processor.logging_handler(resource=RESOURCE)
-    logger = logging.getLogger(f"test_logging_handler.instance_filter_{kind}_{when}")
-    _only(logger, handler)
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
+    out, processor, handler, logger = _alone_on_a_logger(kind, f"instance_filter_{kind}_{when}")
 
     def no_secrets(record: logging.LogRecord) -> bool:
         return "secret" not in record.getMessage()

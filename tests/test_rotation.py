@@ -524,6 +524,20 @@ def test_a_writer_never_waits_for_gzip_and_what_it_appends_meanwhile_is_compress
     assert ns(tmp_path / (backup.name + ".gz")) == [1, 2]
 
 
+def _compressing(backup: Path, errors: list[BaseException], name: str | None = None) -> threading.Thread:
+    """A thread started compressing ``backup`` (``_gzip``); what it raises goes to ``errors``."""
+
+    def compress() -> None:
+        try:
+            _rotation._gzip(str(backup), 0o600)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=compress, name=name)
+    thread.start()
+    return thread
+
+
 def test_gzip_of_a_backup_deleted_meanwhile_brings_nothing_back(tmp_path: Path) -> None:
     """Another process's retention deletes the backup while compression waits for its lock:
     nothing is written (a .gz of the deleted backup came back, past backup_count, with a
@@ -533,15 +547,7 @@ def test_gzip_of_a_backup_deleted_meanwhile_brings_nothing_back(tmp_path: Path) 
     retention = os.open(backup, os.O_RDONLY)
     fcntl.flock(retention, fcntl.LOCK_EX)
     errors: list[BaseException] = []
-
-    def compress() -> None:
-        try:
-            _rotation._gzip(str(backup), 0o600)
-        except BaseException as exc:
-            errors.append(exc)
-
-    work = threading.Thread(target=compress)
-    work.start()
+    work = _compressing(backup, errors)
     work.join(0.2)
     assert work.is_alive(), "it waits for the lock"
     backup.unlink()
@@ -633,16 +639,7 @@ def test_two_compressions_of_one_backup_without_flock_keep_its_gz(
     monkeypatch.setattr(_rotation.os, "unlink", unlink)
     monkeypatch.setattr(_rotation, "_named", named)
     errors: list[BaseException] = []
-
-    def compress() -> None:
-        try:
-            _rotation._gzip(str(backup), 0o600)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=compress, name=name) for name in "AB"]
-    for thread in threads:
-        thread.start()
+    threads = [_compressing(backup, errors, name) for name in "AB"]
     for thread in threads:
         thread.join(30)
     monkeypatch.undo()
