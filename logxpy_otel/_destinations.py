@@ -113,8 +113,9 @@ DEFAULT_PATH: Final = "logxpy-otel.jsonl"
 _FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 
 #: What a failed open at a rotation or after a deletion is not retried for: a directory or
-#: a symlink put at the path (``nofollow``), a FIFO nobody reads; the batch fails at once.
-_OPEN_NOT_RETRIED: Final = frozenset({errno.EISDIR, errno.ELOOP, errno.ENXIO})
+#: a symlink put at the path (``nofollow``), a FIFO nobody reads, a name too long (a
+#: template's month name); the batch fails at once.
+_OPEN_NOT_RETRIED: Final = frozenset({errno.EISDIR, errno.ELOOP, errno.ENXIO, errno.ENAMETOOLONG})
 
 #: How many files at the path a batch follows when each is deleted before it is written.
 _FOLLOW_TRIES: Final = 50
@@ -766,7 +767,7 @@ class AsyncFileDestination:
                     rename = False  # what cannot be checked is not renamed
                 if rename:
                     try:
-                        backup = backup_name(self.path, self._clock())
+                        backup = backup_name(self.path, self._clock(), self._family_now())
                         os.rename(self.path, backup)
                     except FileNotFoundError:
                         backup = None  # another process renamed it meanwhile (no flock here)

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from types import BuiltinFunctionType, CodeType, FrameType, MethodType
+from types import CodeType, FrameType, FunctionType, MethodType
 from typing import Final
 
 from . import _lifecycle
@@ -44,35 +44,37 @@ def is_application_error(exc: BaseException) -> bool:
     or a retry's sleep. Our fault handlers raise it on (:func:`raise_if_application_error`)
     rather than count it as a fault of ours: it leaves our call as it would the SDK's.
 
-    Told by the traceback: a frame in it runs the code of a Python signal handler now
-    installed, or was called with ``(signum, frame)`` where ``frame`` is the frame just
-    above it there (which is how the interpreter calls one). Only this call's own chain of
-    frames is looked at, each called by the one before it (a handler of ours that raised
-    it on adds the frame it was caught in again): an exception object raised again keeps
-    its earlier traceback after the new one (an application raising one prebuilt
-    instance, once from its handler, later from its own callback in our encoding), and
-    those frames were called by no frame here. Frames of this package are never handlers.
+    Told by the traceback, in the main thread (the only one Python runs signal handlers
+    in): a frame in it was called with ``(signum, frame)`` where ``frame`` is the frame just
+    above it there (which is how the interpreter calls a handler), or runs the code of a
+    Python signal handler installed now with an int among its arguments or with
+    its arguments gone (a decorator's one ``wrapper`` code serves many functions). Only
+    this call's own chain of frames is looked at, each called by the one before it (a
+    handler of ours that raised it on adds the frame it was caught in again): an exception
+    object raised again keeps its earlier traceback after the new one (an application
+    raising one prebuilt instance, once from its handler, later from its own callback in
+    our encoding), and those frames were called by no frame here. Frames of this package
+    are never handlers, and at most :data:`_MAX_FRAMES_READ` frames' arguments are read.
     """
+    if threading.current_thread() is not threading.main_thread():
+        return False
     try:
         tb = exc.__traceback__
         seen: set[int] = set()
         above: FrameType | None = None
         handlers: frozenset[CodeType] | None = None
-        shapes_left = _MAX_SHAPES_LOOKED_AT
+        reads_left = _MAX_FRAMES_READ
         while tb is not None:
             frame = tb.tb_frame
             if above is not None and frame.f_back is not above:
                 if id(frame) not in seen:
                     return False  # (an earlier raise of the same object from here on)
-            elif above is not None and not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            elif above is not None and reads_left > 0 and not _ours(frame):
+                reads_left -= 1
                 if handlers is None:
                     handlers = _handler_codes()
-                if frame.f_code in handlers:
+                if _called_as_signal_handler(frame, frame.f_code in handlers):
                     return True
-                if shapes_left > 0:
-                    shapes_left -= 1
-                    if _called_as_signal_handler(frame):
-                        return True
             seen.add(id(frame))  # (the frames are alive, held by the traceback: ids are theirs)
             above, tb = frame, tb.tb_next
     except Exception:  # noqa: BLE001 - a frame that cannot be read: counted as ours, as before
@@ -80,10 +82,15 @@ def is_application_error(exc: BaseException) -> bool:
     return False
 
 
+def _ours(frame: FrameType) -> bool:
+    """Whether ``frame`` runs this package's code (never a signal handler)."""
+    return frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+
+
 #: The frames whose arguments :func:`is_application_error` reads, at most, in one call (each
 #: costs its locals as a dict): a deep recursion in the application's code under ours (its
 #: ``__str__``) costs a bounded look.
-_MAX_SHAPES_LOOKED_AT: Final = 32
+_MAX_FRAMES_READ: Final = 32
 _PACKAGE_DIR: Final = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
@@ -93,48 +100,59 @@ except ImportError:  # pragma: no cover - another interpreter
     _getsignal = signal.getsignal
 
 #: Every signal a handler can be set for, here.
-_SIGNALS: Final = tuple(signal.valid_signals())
+_SIGNALS: Final = frozenset(signal.valid_signals())
 
 
 def _handler_codes() -> frozenset[CodeType]:
     """The code of every Python signal handler installed now (a function's, a method's, a
-    ``functools.partial``'s, a callable object's ``__call__``)."""
+    ``functools.partial``'s, a callable object's ``__call__``), read without running any
+    of the application's code (no attribute looked up on its objects)."""
     codes = set()
     for signum in _SIGNALS:
         try:
-            handler = _getsignal(signum)
-        except (OSError, ValueError):
+            code = _code_of(_getsignal(signum))
+        except Exception:  # noqa: BLE001 - one handler that cannot be read: the others are
             continue
-        if handler is None or isinstance(handler, int | BuiltinFunctionType):
-            continue  # (the default, ignored, or Python's own KeyboardInterrupt handler)
-        for _ in range(8):  # (a partial of a partial...: bounded)
-            if not isinstance(handler, functools.partial):
-                break
-            handler = handler.func
-        if isinstance(handler, MethodType):
-            handler = handler.__func__
-        code = getattr(handler, "__code__", None)
-        if code is None:
-            code = getattr(inspect.getattr_static(type(handler), "__call__", None), "__code__", None)
-        if isinstance(code, CodeType):
+        if code is not None:
             codes.add(code)
     return frozenset(codes)
 
 
-def _called_as_signal_handler(frame: FrameType) -> bool:
+def _code_of(handler: object) -> CodeType | None:
+    """The code a Python signal handler runs, or None (a builtin, SIG_DFL, SIG_IGN)."""
+    for _ in range(8):  # (a partial of a partial...: bounded)
+        if type(handler) is not functools.partial:
+            break
+        handler = handler.func
+    if type(handler) is MethodType:
+        handler = handler.__func__
+    if type(handler) is FunctionType:
+        return handler.__code__
+    call = inspect.getattr_static(type(handler), "__call__", None)
+    return call.__code__ if type(call) is FunctionType else None
+
+
+def _called_as_signal_handler(frame: FrameType, runs_a_handler: bool) -> bool:
     """Whether ``frame``'s arguments hold ``(signum, frame.f_back)`` side by side (a
-    method's, a ``functools.partial``'s and a ``*args`` handler's too): a handler no longer
-    installed when this is asked."""
+    method's, a ``functools.partial``'s and a ``*args`` handler's too): also a handler no
+    longer installed. Where it ``runs_a_handler``'s code: also when its arguments hold an
+    int (a signal number, or one it was rebound to) or none at all (deleted); not when
+    they hold only other objects (that code serving as a method of the application's
+    called from our encoding: a decorator's ``wrapper``)."""
     code = frame.f_code
     count = code.co_argcount + code.co_kwonlyargcount
     names = code.co_varnames[:count]
     star = code.co_varnames[count] if code.co_flags & inspect.CO_VARARGS else None
     local = frame.f_locals
-    values = [local.get(name) for name in names]
+    values = [local[name] for name in names if name in local]
     if star is not None and isinstance(extra := local.get(star), tuple):
         values.extend(extra)
     back = frame.f_back
-    return any(type(signum) is int and caught is back for signum, caught in itertools.pairwise(values))
+    if any(type(signum) is int and caught is back for signum, caught in itertools.pairwise(values)):
+        return True
+    if not runs_a_handler:
+        return False
+    return not values or any(type(value) is int for value in values)
 
 
 def raise_if_application_error(exc: BaseException) -> None:

@@ -85,12 +85,17 @@ def _split(path: str) -> tuple[str, str, str]:
     return directory, stem, (dot + ext) if dot else ""
 
 
-def backup_name(path: str, now: float) -> str:
+def backup_name(path: str, now: float, family: Family | None = None) -> str:
     """A free backup name for ``path`` at time ``now`` that sorts after every existing
-    backup: on a clash (or a clock that stepped back) the time moves on by a microsecond."""
+    backup (of its ``family`` too: retention keeps a family's newest by these times): on a
+    clash (or a clock that stepped back) the time moves on by a microsecond."""
     directory, stem, suffix = _split(path)
     micros = int(now * 1e6)
     latest = _latest_stamp(path)
+    if family is not None:
+        newest = _latest_of_family(path, family)
+        if newest is not None and (latest is None or newest > latest):
+            latest = newest
     if latest is not None:
         micros = max(micros, latest + 1)
     while True:
@@ -122,6 +127,25 @@ def _latest_stamp(path: str) -> int | None:
     for name in sorted((n for n in names if pattern.match(n)), reverse=True):
         stamp = _stamp_of(name)
         if stamp is not None and stamp <= _LAST_FOLLOWED:
+            return stamp
+    return None
+
+
+def _latest_of_family(path: str, family: Family) -> int | None:
+    """The time of the newest backup of ``family`` beside ``path`` (None without one), up
+    to :data:`_LAST_FOLLOWED`: read in every candidate's name, each name read back
+    (``strptime``) from the newest down until one is the family's."""
+    directory = os.path.dirname(path)
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        return None
+    stamped = ((_stamp_of(n), n) for n in names if family.backups.match(n))
+    memo: dict[str, bool] = {}
+    for stamp, name in sorted(
+        ((t, n) for t, n in stamped if t is not None and t <= _LAST_FOLLOWED), reverse=True
+    ):
+        if _of_family(family, name, family_backups=True, memo=memo):
             return stamp
     return None
 
@@ -160,9 +184,14 @@ def backups(path: str, family: Family | None = None) -> list[str]:
         names = os.listdir(directory or ".")
     except OSError:
         return []
-    stamped = ((_stamp_of(n), n) for n in names if own.match(n) or _of_family(family, n, family_backups=True))
-    ours = sorted((stamp, n) for stamp, n in stamped if stamp is not None)
-    return [os.path.join(directory, name) for _, name in ours]
+    verdicts: dict[str, bool] = {}  # (a live name's, once a listing: its backups share it)
+
+    def ours(name: str) -> bool:
+        return own.match(name) is not None or _of_family(family, name, family_backups=True, memo=verdicts)
+
+    stamped = ((_stamp_of(n), n) for n in names if ours(n))
+    found = sorted((stamp, n) for stamp, n in stamped if stamp is not None)
+    return [os.path.join(directory, name) for _, name in found]
 
 
 @dataclass(frozen=True)
@@ -179,7 +208,9 @@ class Family:
     checkpoints: re.Pattern[str]
 
 
-def _of_family(family: Family | None, name: str, *, family_backups: bool) -> bool:
+def _of_family(
+    family: Family | None, name: str, *, family_backups: bool, memo: dict[str, bool] | None = None
+) -> bool:
     """Whether ``name`` (a backup's, or with ``family_backups`` False a checkpoint's) is of
     ``family``: it matches the family's pattern, and the live name it was made from is one
     the template renders: read back with ``strptime`` and rendered again, the same name.
@@ -196,23 +227,29 @@ def _of_family(family: Family | None, name: str, *, family_backups: bool) -> boo
     if live is None:
         return False
     live_name = os.path.basename(live[0])
+    if memo is not None and live_name in memo:
+        return memo[live_name]
     try:
-        return time.strftime(family.template, time.strptime(live_name, family.template)) == live_name
+        verdict = time.strftime(family.template, time.strptime(live_name, family.template)) == live_name
     except ValueError:  # (not what the template renders)
-        return False
+        verdict = False
+    if memo is not None:
+        memo[live_name] = verdict
+    return verdict
 
 
 #: What each strftime field of a file name renders (in UTC, as render_path renders it):
-#: the numeric ones as so many digits, names as letters. A field not listed here gives no
-#: family: retention stays per rendered name. (Fixed widths: a name of many digits
-#: planted in the directory costs a match no backtracking.)
+#: the numeric ones as so many digits, names as letters. Only fields ``strptime`` reads
+#: back to the same name (see :func:`_of_family`): a field not listed here (``%U``, ``%W``,
+#: ``%G``, ``%V``, ``%s``, ``%p``...) gives no family, and retention stays per rendered
+#: name. (Fixed widths: a name of many digits planted in the directory costs a match no
+#: backtracking.)
 _FIELDS: Final = {
-    **dict.fromkeys("YG", "[0-9]{4}"),
-    **dict.fromkeys("mdHMSyUWV", "[0-9]{2}"),
+    "Y": "[0-9]{4}",
+    **dict.fromkeys("mdHMSy", "[0-9]{2}"),
     "j": "[0-9]{3}",
     **dict.fromkeys("uw", "[0-9]"),
-    "s": "[0-9]{1,20}",
-    **dict.fromkeys("aAbBhpZ", "[A-Za-z]{1,20}"),
+    **dict.fromkeys("aAbBZ", "[A-Za-z]{1,20}"),
     "%": "%",
 }
 _FIELD = re.compile(r"%(.)", re.DOTALL)

@@ -169,3 +169,65 @@ def test_our_own_fault_and_a_prebuilt_exception_raised_again_are_not_the_applica
             raise RuntimeError("hostile")
 
     assert not is_application_error(Unreadable())  # (never raises: counted as ours)
+
+
+def _guarded(function: Any) -> Any:
+    """An application's decorator: one ``wrapper`` code for every function it wraps."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+def test_code_a_handler_shares_with_a_method_our_encoding_calls_is_not_the_handler() -> None:
+    """A review of session 34: the installed handlers' code matched any frame running it,
+    and an application decorator's ``wrapper`` serves its signal handler and its methods
+    alike: a ``__str__`` of the application's failing under our encoding was raised into
+    its logging call (uncounted) rather than counted as ours."""
+    from logxpy_otel._diagnostics import is_application_error
+
+    class OrderId:
+        @_guarded
+        def __str__(self) -> str:
+            raise LookupError("no such order")
+
+    def our_encoding() -> str:
+        return str(OrderId())
+
+    old = signal.signal(signal.SIGUSR1, _guarded(_function_handler))
+    try:
+        try:
+            our_encoding()
+        except LookupError as exc:
+            assert not is_application_error(exc)
+        else:
+            raise AssertionError("str() raised nothing")
+        exc = _caught_in_our_call(_guarded(_function_handler))  # (the handler itself: taken)
+        assert isinstance(exc, Timeout)
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+
+
+def test_a_hostile_handler_object_elsewhere_is_never_asked_and_hides_nothing() -> None:
+    """A review of session 34: the handlers' code was read with getattr, which ran a
+    handler object's ``__getattr__`` (on another signal) inside our fault path; one that
+    raised made the whole check say "ours", and the alarm's exception was swallowed."""
+    asked: list[str] = []
+
+    class Hostile:
+        def __call__(self, signum: int, frame: object) -> None:
+            pass
+
+        def __getattr__(self, name: str) -> Any:
+            asked.append(name)
+            raise KeyError(name)
+
+    old = signal.signal(signal.SIGUSR2, Hostile())
+    try:
+        exc = _caught_in_our_call(_function_handler)
+    finally:
+        signal.signal(signal.SIGUSR2, old)
+    assert isinstance(exc, Timeout)
+    assert asked == []

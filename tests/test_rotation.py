@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from _helpers import FakeClock, item, logxpy_tasks, needs_logxpy, parse_lines, run_script
 from _helpers import start_untimed_writer as make
@@ -659,7 +660,9 @@ def test_backup_count_counts_every_file_a_template_renders(
     names (``%d-%m-%Y`` names sort otherwise), and no other file is touched."""
     clock = FakeClock(DAY)
     real_gmtime = time.gmtime
-    monkeypatch.setattr(_destinations.time, "gmtime", lambda *_: real_gmtime(clock.t))  # (names follow it)
+    monkeypatch.setattr(
+        _destinations.time, "gmtime", lambda *at: real_gmtime(*at) if at else real_gmtime(clock.t)
+    )  # (names follow it)
     others = [
         tmp_path / f"other.{utc_stamp(DAY - 86_400)}.jsonl",  # another family
         tmp_path / f"app-x.{utc_stamp(DAY - 86_400)}.jsonl",  # not what the fields render
@@ -747,11 +750,43 @@ def test_a_forked_child_keeps_count_of_its_own_files(tmp_path: Path) -> None:
     assert by_pid == {str(os.getpid()): 2, str(pid): 2}, by_pid
 
 
+def test_a_clock_that_stepped_back_leaves_a_template_s_newest_backups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A review of session 34: backups a clock a day ahead left (named for tomorrow's file,
+    with tomorrow's times) outlived today's, which retention took for older by the times
+    in their names and deleted at once. A backup's time now moves past its family's
+    newest, as it already did past its own file's."""
+    clock = FakeClock(DAY)
+    real_gmtime = time.gmtime
+    monkeypatch.setattr(
+        _destinations.time, "gmtime", lambda *at: real_gmtime(*at) if at else real_gmtime(clock.t)
+    )
+    ahead = DAY + 86_400  # (yesterday the clock ran a day ahead, then was stepped back)
+    stale = [tmp_path / f"app-{real_gmtime(ahead).tm_year}0117.{utc_stamp(ahead + n)}.jsonl" for n in (0, 1)]
+    for path in stale:
+        path.write_bytes(b'{"stale":1}\n')
+    dest = AsyncFileDestination(tmp_path / "app-%Y%m%d.jsonl", max_bytes=10, backup_count=2, clock=clock)
+    for n in range(3):
+        dest(f'{{"n":{n}}}\n'.encode())
+        clock.t += 1
+        dest.rotate()
+        assert dest._maintenance.wait(10)
+    dest.close()
+    kept = sorted(p for p in tmp_path.iterdir() if _rotation.backup_of(str(p)))
+    assert not any(path.exists() for path in stale), [p.name for p in kept]
+    assert sorted(orjson.loads(p.read_bytes())["n"] for p in kept) == [1, 2]
+
+
 def test_a_family_is_only_what_its_fields_render() -> None:
     """Templates whose fields the family does not know stay per rendered name (None)."""
     assert _rotation.family_of("app.jsonl") is None  # no field
     assert _rotation.family_of("app-%-d.jsonl") is None  # a glibc flag: its width is not known
     assert _rotation.family_of("app-100%%.jsonl") is None  # only a literal %
+    # Fields strptime cannot read back to the same name (a review of session 34: a weekly
+    # template's earlier weeks were never counted, so never deleted): per name, as before.
+    for unreadable in ("app-%G-W%V.jsonl", "app-%Y-W%W.jsonl", "app-%s.jsonl", "app-%p.jsonl", "a-%h.jsonl"):
+        assert _rotation.family_of(unreadable) is None, unreadable
     family = _rotation.family_of("logs/%Y/app-%H.jsonl")  # (the directory's fields: not followed)
     assert family is not None
     assert family.backups.match("app-07.20261130T070000.000000Z.jsonl.gz")
