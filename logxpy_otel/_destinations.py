@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import stat
 import sys
 import time
@@ -23,7 +24,7 @@ from ._append_lock import AppendLock, ends_mid_line
 from ._append_lock import deleted as _deleted
 from ._diagnostics import logger
 from ._format import SpanEnd, role_whole
-from ._rotation import Family, Maintenance, backup_name, family_of, next_rollover, parse_rotate_when
+from ._rotation import Maintenance, backup_name, next_rollover, parse_rotate_when
 from ._trees import MAX_SPAN_DEPTH
 
 if TYPE_CHECKING:
@@ -116,6 +117,10 @@ _FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 #: a symlink put at the path (``nofollow``), a FIFO nobody reads, a name too long (a
 #: template's month name); the batch fails at once.
 _OPEN_NOT_RETRIED: Final = frozenset({errno.EISDIR, errno.ELOOP, errno.ENXIO, errno.ENAMETOOLONG})
+
+#: A strftime field (``%Y``...) in a file name: each time it renders another name, that
+#: name's backups are kept count of on their own.
+_TIME_FIELD: Final = re.compile(r"%[^%]")
 
 #: How many files at the path a batch follows when each is deleted before it is written.
 _FOLLOW_TRIES: Final = 50
@@ -251,13 +256,6 @@ def render_path(template: str, service_name: str | None = None) -> str:
     """A path template rendered now: ``{pid}``, ``{service.name}`` and strftime fields
     (``%Y``...) in UTC, as time rotation's boundaries and backup names are (in local time, a
     daily file's name and the day it holds would differ by the zone's offset)."""
-    path = fill_names(template, service_name)
-    return time.strftime(path, time.gmtime()) if "%" in path else path
-
-
-def fill_names(template: str, service_name: str | None = None) -> str:
-    """``template`` with its ``{pid}`` and ``{service.name}`` filled in, its strftime
-    fields left as they are."""
     path = template.replace("{pid}", str(os.getpid()))
     if "{service.name}" in path:
         if service_name is None:
@@ -265,7 +263,7 @@ def fill_names(template: str, service_name: str | None = None) -> str:
 
             service_name = str(Resource.create().attributes.get("service.name", "unknown_service"))
         path = path.replace("{service.name}", _one_name(service_name))
-    return path
+    return time.strftime(path, time.gmtime()) if "%" in path else path
 
 
 def _one_name(service_name: str) -> str:
@@ -340,11 +338,14 @@ class AsyncFileDestination:
         self._service_name = service_name
         self._clock = clock
         self._maintenance = Maintenance(backup_count, compress, file_mode)
-        #: The files this template renders over time (strftime fields in the file name),
-        #: kept count of together by backup_count, and the process it was made for (a
-        #: forked child's {pid} is its own); None: the rendered name's own backups.
-        self._family: Family | None = None
-        self._family_pid = -1
+        if backup_count is not None and _TIME_FIELD.search(os.path.basename(self.template).replace("%%", "")):
+            logger.warning(
+                "logxpy-otel: backup_count counts the backups of each name %r renders on its "
+                "own: the files of earlier names (another day's) are kept; for a bounded "
+                "number of files, name the file without time fields and rotate it with "
+                "rotate_when (its backups carry the time)",
+                self.template,
+            )
         self._check_end = False
         self._reader: int | None = None
         self._lock: AppendLock | None = None
@@ -414,15 +415,6 @@ class AsyncFileDestination:
         self._rolled_at = now  # when _rollover_at was aimed
         self._next_check = now + self._reopen_check_s
         self._last_sync = now
-
-    def _family_now(self) -> Family | None:
-        """The :class:`Family` of this process's files (made again in a forked child)."""
-        if "%" not in self.template:
-            return None
-        if self._family_pid != os.getpid():
-            self._family = family_of(fill_names(self.template, self._service_name))
-            self._family_pid = os.getpid()
-        return self._family
 
     def _open_retrying(self) -> None:
         """:meth:`_open`, retried with backoff as a failed write is (for ``retry_timeout_s``,
@@ -767,7 +759,7 @@ class AsyncFileDestination:
                     rename = False  # what cannot be checked is not renamed
                 if rename:
                     try:
-                        backup = backup_name(self.path, self._clock(), self._family_now())
+                        backup = backup_name(self.path, self._clock())
                         os.rename(self.path, backup)
                     except FileNotFoundError:
                         backup = None  # another process renamed it meanwhile (no flock here)
@@ -783,7 +775,7 @@ class AsyncFileDestination:
             self._open()
         finally:
             if backup is not None:  # (compressed and kept count of even when the reopen fails)
-                self._maintenance.after_rotation(live, backup, self._family_now())
+                self._maintenance.after_rotation(live, backup)
         self._rename_failed = failure is not None
         if failure is not None:
             raise failure

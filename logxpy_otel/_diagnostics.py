@@ -47,8 +47,8 @@ def is_application_error(exc: BaseException) -> bool:
     Told by the traceback, in the main thread (the only one Python runs signal handlers
     in): a frame in it was called with ``(signum, frame)`` where ``frame`` is the frame just
     above it there (which is how the interpreter calls a handler), or runs the code of a
-    Python signal handler installed now with an int among its arguments or with
-    its arguments gone (a decorator's one ``wrapper`` code serves many functions). Only
+    Python signal handler installed now, with nothing but ints, frames and None left of
+    its arguments (a decorator's one ``wrapper`` code serves many functions). Only
     this call's own chain of frames is looked at, each called by the one before it (a
     handler of ours that raised it on adds the frame it was caught in again): an exception
     object raised again keeps its earlier traceback after the new one (an application
@@ -66,7 +66,7 @@ def is_application_error(exc: BaseException) -> bool:
         reads_left = _MAX_FRAMES_READ
         while tb is not None:
             frame = tb.tb_frame
-            if above is not None and frame.f_back is not above:
+            if above is not None and frame.f_back is not above and not _resumed(frame):
                 if id(frame) not in seen:
                     return False  # (an earlier raise of the same object from here on)
             elif above is not None and reads_left > 0 and not _ours(frame):
@@ -80,6 +80,16 @@ def is_application_error(exc: BaseException) -> bool:
     except Exception:  # noqa: BLE001 - a frame that cannot be read: counted as ours, as before
         pass
     return False
+
+
+#: A generator's, a coroutine's: once it has stopped, its frame has no ``f_back``.
+_RESUMABLE: Final = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+def _resumed(frame: FrameType) -> bool:
+    """Whether ``frame`` is a generator's or a coroutine's that has stopped (its caller,
+    the frame above it in the traceback, is not kept)."""
+    return frame.f_back is None and bool(frame.f_code.co_flags & _RESUMABLE)
 
 
 def _ours(frame: FrameType) -> bool:
@@ -135,10 +145,11 @@ def _code_of(handler: object) -> CodeType | None:
 def _called_as_signal_handler(frame: FrameType, runs_a_handler: bool) -> bool:
     """Whether ``frame``'s arguments hold ``(signum, frame.f_back)`` side by side (a
     method's, a ``functools.partial``'s and a ``*args`` handler's too): also a handler no
-    longer installed. Where it ``runs_a_handler``'s code: also when its arguments hold an
-    int (a signal number, or one it was rebound to) or none at all (deleted); not when
-    they hold only other objects (that code serving as a method of the application's
-    called from our encoding: a decorator's ``wrapper``)."""
+    longer installed. Where it ``runs_a_handler``'s code: also when what is left of its
+    arguments is ints, frames and None (a handler that deleted or rebound them: ``signum =
+    signal.Signals(signum)``, ``del frame``), not when they hold other objects (that code
+    serving as the application's method or function called from our encoding: a
+    decorator's one ``wrapper``; an application error there is counted as ours)."""
     code = frame.f_code
     count = code.co_argcount + code.co_kwonlyargcount
     names = code.co_varnames[:count]
@@ -148,11 +159,11 @@ def _called_as_signal_handler(frame: FrameType, runs_a_handler: bool) -> bool:
     if star is not None and isinstance(extra := local.get(star), tuple):
         values.extend(extra)
     back = frame.f_back
-    if any(type(signum) is int and caught is back for signum, caught in itertools.pairwise(values)):
+    if any(isinstance(signum, int) and caught is back for signum, caught in itertools.pairwise(values)):
         return True
     if not runs_a_handler:
         return False
-    return not values or any(type(value) is int for value in values)
+    return all(value is None or isinstance(value, int | FrameType) for value in values)
 
 
 def raise_if_application_error(exc: BaseException) -> None:

@@ -22,7 +22,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
 from . import _lifecycle
@@ -85,17 +84,12 @@ def _split(path: str) -> tuple[str, str, str]:
     return directory, stem, (dot + ext) if dot else ""
 
 
-def backup_name(path: str, now: float, family: Family | None = None) -> str:
+def backup_name(path: str, now: float) -> str:
     """A free backup name for ``path`` at time ``now`` that sorts after every existing
-    backup (of its ``family`` too: retention keeps a family's newest by these times): on a
-    clash (or a clock that stepped back) the time moves on by a microsecond."""
+    backup: on a clash (or a clock that stepped back) the time moves on by a microsecond."""
     directory, stem, suffix = _split(path)
     micros = int(now * 1e6)
     latest = _latest_stamp(path)
-    if family is not None:
-        newest = _latest_of_family(path, family)
-        if newest is not None and (latest is None or newest > latest):
-            latest = newest
     if latest is not None:
         micros = max(micros, latest + 1)
     while True:
@@ -131,25 +125,6 @@ def _latest_stamp(path: str) -> int | None:
     return None
 
 
-def _latest_of_family(path: str, family: Family) -> int | None:
-    """The time of the newest backup of ``family`` beside ``path`` (None without one), up
-    to :data:`_LAST_FOLLOWED`: read in every candidate's name, each name read back
-    (``strptime``) from the newest down until one is the family's."""
-    directory = os.path.dirname(path)
-    try:
-        names = os.listdir(directory or ".")
-    except OSError:
-        return None
-    stamped = ((_stamp_of(n), n) for n in names if family.backups.match(n))
-    memo: dict[str, bool] = {}
-    for stamp, name in sorted(
-        ((t, n) for t, n in stamped if t is not None and t <= _LAST_FOLLOWED), reverse=True
-    ):
-        if _of_family(family, name, family_backups=True, memo=memo):
-            return stamp
-    return None
-
-
 def _stamp_of(name: str) -> int | None:
     """The time in a backup's name, in microseconds; None when it names no real time (a
     file of someone else's that looks like a backup: ``app.99999999T999999.000000Z.jsonl``)."""
@@ -174,115 +149,16 @@ def _named_after_backups(path: str, ending: str) -> tuple[str, re.Pattern[str]]:
     )
 
 
-def backups(path: str, family: Family | None = None) -> list[str]:
+def backups(path: str) -> list[str]:
     """The existing backups of ``path`` (compressed or not), oldest first: names as ours
-    are, of a time that exists (never another's file that only looks like one). With
-    ``family`` (:func:`family_of`), those of every file its template renders, beside
-    ``path``, oldest first by the time in their names."""
-    directory, own = _named_after_backups(path, r"(?:\.gz)?")
+    are, of a time that exists (never another's file that only looks like one)."""
+    directory, pattern = _named_after_backups(path, r"(?:\.gz)?")
     try:
         names = os.listdir(directory or ".")
     except OSError:
         return []
-    verdicts: dict[str, bool] = {}  # (a live name's, once a listing: its backups share it)
-
-    def ours(name: str) -> bool:
-        return own.match(name) is not None or _of_family(family, name, family_backups=True, memo=verdicts)
-
-    stamped = ((_stamp_of(n), n) for n in names if ours(n))
-    found = sorted((stamp, n) for stamp, n in stamped if stamp is not None)
-    return [os.path.join(directory, name) for _, name in found]
-
-
-@dataclass(frozen=True)
-class Family:
-    """The files a path template's strftime fields render, one family for retention
-    (``app-%Y%m%d.jsonl``: each day's file, and its backups): ``template`` is the file
-    name's (its ``{pid}`` and ``{service.name}`` filled in); ``backups`` matches names
-    that may be their backups (compressed or not), ``checkpoints`` their replay
-    checkpoints: each is taken only where its live file's name is one the template
-    renders (:func:`_of_family`)."""
-
-    template: str
-    backups: re.Pattern[str]
-    checkpoints: re.Pattern[str]
-
-
-def _of_family(
-    family: Family | None, name: str, *, family_backups: bool, memo: dict[str, bool] | None = None
-) -> bool:
-    """Whether ``name`` (a backup's, or with ``family_backups`` False a checkpoint's) is of
-    ``family``: it matches the family's pattern, and the live name it was made from is one
-    the template renders: read back with ``strptime`` and rendered again, the same name.
-    A file of another template or program that only looks alike (``app-audit`` for
-    ``app-%a``, a pid's digits that make no date) is never counted, nor deleted."""
-    if family is None:
-        return False
-    pattern = family.backups if family_backups else family.checkpoints
-    if not pattern.match(name):
-        return False
-    if not family_backups:
-        name = name[: -len(CHECKPOINT_SUFFIX)]
-    live = backup_of(name)
-    if live is None:
-        return False
-    live_name = os.path.basename(live[0])
-    if memo is not None and live_name in memo:
-        return memo[live_name]
-    try:
-        verdict = time.strftime(family.template, time.strptime(live_name, family.template)) == live_name
-    except ValueError:  # (not what the template renders)
-        verdict = False
-    if memo is not None:
-        memo[live_name] = verdict
-    return verdict
-
-
-#: What each strftime field of a file name renders (in UTC, as render_path renders it):
-#: the numeric ones as so many digits, names as letters. Only fields ``strptime`` reads
-#: back to the same name (see :func:`_of_family`): a field not listed here (``%U``, ``%W``,
-#: ``%G``, ``%V``, ``%s``, ``%p``...) gives no family, and retention stays per rendered
-#: name. (Fixed widths: a name of many digits planted in the directory costs a match no
-#: backtracking.)
-_FIELDS: Final = {
-    "Y": "[0-9]{4}",
-    **dict.fromkeys("mdHMSy", "[0-9]{2}"),
-    "j": "[0-9]{3}",
-    **dict.fromkeys("uw", "[0-9]"),
-    **dict.fromkeys("aAbBZ", "[A-Za-z]{1,20}"),
-    "%": "%",
-}
-_FIELD = re.compile(r"%(.)", re.DOTALL)
-
-
-def family_of(name_template: str) -> Family | None:
-    """The :class:`Family` of a path template whose file name has strftime fields (its
-    ``{pid}`` and ``{service.name}`` filled in already); None without one, or with a field
-    :data:`_FIELDS` does not know. Fields in the directory part are not followed: the
-    family is the files of one directory."""
-    name = os.path.basename(name_template)
-    pieces, fields, at = [], 0, 0
-    for match in _FIELD.finditer(name):
-        pieces.append(re.escape(name[at : match.start()]))
-        rendered = _FIELDS.get(match.group(1))
-        if rendered is None:
-            return None
-        fields += match.group(1) != "%"
-        pieces.append(re.escape("%") if rendered == "%" else rendered)
-        at = match.end()
-    if not fields:
-        return None
-    pieces.append(re.escape(name[at:]))
-    literal = "".join(pieces)
-    # The stem ends at the first '.' (as _split cuts a rendered name): escaped as "\."
-    cut = literal.find(r"\.")
-    stem, suffix = (literal, "") if cut < 0 else (literal[:cut], literal[cut:])
-    stamp = r"\.[0-9]{8}T[0-9]{6}\.[0-9]{6}Z"
-    return Family(
-        template=name,
-        backups=re.compile(stem + stamp + suffix + r"(?:\.gz)?\Z"),
-        checkpoints=re.compile(stem + stamp + suffix + re.escape(CHECKPOINT_SUFFIX) + r"\Z"),
-    )
+    ours = (n for n in names if pattern.match(n) and _stamp_of(n) is not None)
+    return [os.path.join(directory, name) for name in sorted(ours)]
 
 
 def backups_by_family(directory: str) -> dict[str, list[str]]:
@@ -343,16 +219,12 @@ def prune_partials(path: str) -> None:
     _prune(directory, pattern, orphan, "the left-over")
 
 
-def prune_checkpoints(path: str, family: Family | None = None) -> None:
-    """Remove the replay checkpoints of ``path``'s backups (its ``family``'s) that are gone
-    (deleted by retention or by hand): nothing can resume in them. Dead letters stay: they
-    hold records."""
-    directory, own = _named_after_backups(path, re.escape(CHECKPOINT_SUFFIX))
-    pattern = own if family is None else re.compile(f"(?:{own.pattern})|(?:{family.checkpoints.pattern})")
+def prune_checkpoints(path: str) -> None:
+    """Remove the replay checkpoints of ``path``'s backups that are gone (deleted by retention
+    or by hand): nothing can resume in them. Dead letters stay: they hold records."""
+    directory, pattern = _named_after_backups(path, re.escape(CHECKPOINT_SUFFIX))
 
     def orphan(name: str) -> bool:
-        if not (own.match(name) or _of_family(family, name, family_backups=False)):
-            return False
         backup = os.path.join(directory, name[: -len(CHECKPOINT_SUFFIX)])
         return not (os.path.lexists(backup) or os.path.lexists(backup + ".gz"))
 
@@ -398,19 +270,18 @@ class Maintenance:
     def _after_fork_in_child(self) -> None:
         """No job, no thread (at construction, and in a forked child: the parent's thread
         and its jobs are the parent's, and its locks may have been held at the fork)."""
-        self._jobs: deque[tuple[str, str, Family | None]] = deque()
+        self._jobs: deque[tuple[str, str]] = deque()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
 
-    def after_rotation(self, live_path: str, backup: str, family: Family | None = None) -> None:
-        """Queue the work for a file just rotated to ``backup`` (of ``family``, when its
-        path template renders several files: see :func:`family_of`)."""
+    def after_rotation(self, live_path: str, backup: str) -> None:
+        """Queue the work for a file just rotated to ``backup``."""
         if not self._compress and self._backup_count is None:
             return
         with self._lock:
-            self._jobs.append((live_path, backup, family))
+            self._jobs.append((live_path, backup))
             self._idle.clear()
             if self._thread is not None:
                 return  # the running thread takes it
@@ -435,13 +306,13 @@ class Maintenance:
                     self._thread = None
                     self._idle.set()
                     return
-                live_path, backup, family = self._jobs.popleft()
+                live_path, backup = self._jobs.popleft()
             try:
-                self._upkeep(live_path, backup, family)
+                self._upkeep(live_path, backup)
             except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the next
                 logger.warning("logxpy-otel: rotation upkeep after %s failed: %r", backup, exc)
 
-    def _upkeep(self, live_path: str, backup: str, family: Family | None) -> None:
+    def _upkeep(self, live_path: str, backup: str) -> None:
         """Compress ``backup``, then enforce ``backup_count`` and remove what a crash left."""
         compressed = False
         if self._compress:
@@ -451,17 +322,17 @@ class Maintenance:
             except Exception as exc:  # noqa: BLE001 - (a clock past 2106 fails gzip's header: not an OSError)
                 logger.warning("logxpy-otel: could not compress %s (it stays uncompressed): %s", backup, exc)
         if self._backup_count is not None:
-            for old in _beyond_count(live_path, self._backup_count, family):
+            for old in _beyond_count(live_path, self._backup_count):
                 try:
                     _unlink_locked(old)
                 except OSError as exc:
                     logger.warning("logxpy-otel: could not delete old backup %s: %s", old, exc)
-            prune_checkpoints(live_path, family)
+            prune_checkpoints(live_path)
         prune_partials(live_path)
         if compressed:  # (after retention: none is compressed only to be deleted)
-            self._compress_left_overs(live_path, backup, family)
+            self._compress_left_overs(live_path, backup)
 
-    def _compress_left_overs(self, live_path: str, backup: str, family: Family | None) -> None:
+    def _compress_left_overs(self, live_path: str, backup: str) -> None:
         """Compress the family's other plain backups: those a process left when it ended while
         compressing them (its upkeep thread cut short by the exit, or ``os._exit``), alone
         or beside the ``.gz`` it had renamed into place but not yet removed them for (then
@@ -471,7 +342,7 @@ class Maintenance:
         tried again at the next rotation. At most :data:`_LEFT_OVERS_A_ROTATION`, newest
         first: a directory of many (``compress`` turned on for old files) takes a few
         rotations, never a close's whole bound."""
-        plain = [name for name in backups(live_path, family) if name != backup and not name.endswith(".gz")]
+        plain = [name for name in backups(live_path) if name != backup and not name.endswith(".gz")]
         for name in plain[::-1][:_LEFT_OVERS_A_ROTATION]:
             try:
                 _gzip(name, self._file_mode)
@@ -483,11 +354,11 @@ class Maintenance:
 _LEFT_OVERS_A_ROTATION: Final = 2
 
 
-def _beyond_count(path: str, count: int, family: Family | None = None) -> list[str]:
-    """The files of ``path``'s backups (its ``family``'s) older than its ``count`` newest.
-    A backup being compressed (by another process too) is there twice for a moment, ``X``
-    and ``X.gz``: one backup, whose files go together."""
-    found = backups(path, family)
+def _beyond_count(path: str, count: int) -> list[str]:
+    """The files of ``path``'s backups older than its ``count`` newest. A backup being
+    compressed (by another process too) is there twice for a moment, ``X`` and ``X.gz``:
+    one backup, whose files go together."""
+    found = backups(path)
     named = [(name[: -len(".gz")] if name.endswith(".gz") else name, name) for name in found]
     stems = list(dict.fromkeys(stem for stem, _ in named))  # (oldest first, as names sort)
     doomed = set(stems[: -count or None])

@@ -71,6 +71,11 @@ def _forgets_its_arguments(signum: int, frame: object) -> None:
     raise Timeout(f"forgets {signum}")
 
 
+def _names_its_signal(signum: int, frame: object) -> None:
+    signum = signal.Signals(signum)  # (a review of session 34: an IntEnum, not an int)
+    raise Timeout(signum.name)
+
+
 def _lambda_target(signum: int) -> None:
     raise Timeout("lambda")
 
@@ -79,12 +84,15 @@ def _star_handler(*args: object) -> None:
     raise Timeout("star")
 
 
-def _caught_in_our_call(handler: Any) -> BaseException:
+def _caught_in_our_call(handler: Any, *, in_a_generator: bool = False) -> BaseException:
     """What a fault handler of ours catches when ``handler`` runs for a signal in our call
-    (raised on by a handler of ours on the way, as the write path does)."""
+    (raised on by a handler of ours on the way, as the write path does); with
+    ``in_a_generator``, while a generator expression of ours runs."""
     from logxpy_otel._diagnostics import raise_if_application_error
 
     def our_write() -> None:
+        if in_a_generator:  # (a review of session 34: a stopped generator's frame has no f_back)
+            any(signal.raise_signal(signal.SIGUSR1) for _ in [1])
         signal.raise_signal(signal.SIGUSR1)  # (its handler runs here, as an alarm's in a write)
 
     def our_layer() -> None:
@@ -114,8 +122,9 @@ def _caught_in_our_call(handler: Any) -> BaseException:
         _star_handler,
         lambda signum, frame: _lambda_target(signum),
         _forgets_its_arguments,
+        _names_its_signal,
     ],
-    ids=["function", "method", "callable", "partial", "star-args", "lambda", "forgets-its-arguments"],
+    ids=["function", "method", "callable", "partial", "star-args", "lambda", "forgets-args", "names-it"],
 )
 def test_an_exception_a_signal_handler_raised_in_our_call_is_the_application_s(handler: Any) -> None:
     """Session 34: told by its traceback (a frame called as a signal handler is, with
@@ -231,3 +240,35 @@ def test_a_hostile_handler_object_elsewhere_is_never_asked_and_hides_nothing() -
         signal.signal(signal.SIGUSR2, old)
     assert isinstance(exc, Timeout)
     assert asked == []
+
+
+def test_a_handler_that_ran_inside_a_generator_of_ours_is_told() -> None:
+    """A review of session 34: a generator in the chain (a stopped one has no ``f_back``)
+    broke it, and the handler's exception was counted as ours."""
+    assert isinstance(_caught_in_our_call(_function_handler, in_a_generator=True), Timeout)
+
+
+def test_an_application_function_sharing_the_handler_s_code_is_not_the_handler() -> None:
+    """A review of session 34: a decorator's ``wrapper`` serving the handler and a function
+    our code calls with ``(bytes, int)`` (a destination's ``send(chunk, retries)``): an
+    int among its arguments made its error the application's, raised into the logging
+    call. Only ints, frames and None (what a handler's arguments can be left as) count."""
+    from logxpy_otel._diagnostics import is_application_error
+
+    @_guarded
+    def send(chunk: bytes, retries: int) -> None:
+        raise ConnectionError("down")
+
+    def our_write() -> None:
+        send(b"data", 3)
+
+    old = signal.signal(signal.SIGUSR1, _guarded(_function_handler))
+    try:
+        try:
+            our_write()
+        except ConnectionError as exc:
+            assert not is_application_error(exc)
+        else:
+            raise AssertionError("send() raised nothing")
+    finally:
+        signal.signal(signal.SIGUSR1, old)
