@@ -1081,3 +1081,60 @@ def test_a_timestamp_of_an_int_subclass_gives_a_plain_float_ts() -> None:
     _, ts, _, line, _ = encode(record)
     assert type(ts) is float and ts == TS / 1e9
     assert line["ts"] == TS / 1e9 and line["_otel"]["time_unix_nano"] == TS
+
+
+# -- a review of session 34 ---------------------------------------------------------------------
+
+
+class _Interrupted(Exception):
+    """What an application's alarm handler raises."""
+
+
+@pytest.mark.parametrize("where", ["body", "list item", "mapping key"])
+@pytest.mark.parametrize("interrupt", ["ctrl-c", "alarm"])
+@pytest.mark.parametrize("speedups", [False, True])
+def test_an_interrupt_while_the_application_s_repr_runs_in_our_encoding_reaches_it(
+    where: str, interrupt: str, speedups: bool
+) -> None:
+    """Ctrl-C, or the application's alarm, landing while its own ``__repr__`` (or
+    ``__str__``) ran inside our encoding was taken for a broken ``__repr__``: the record
+    was written with "repr() failed" and the interrupt was lost (its request ran past its
+    timeout). A broken ``__repr__`` is still written so; the interrupt goes up."""
+    import os
+    import signal
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise _Interrupted
+
+    class Slow:
+        def __repr__(self) -> str:
+            os.kill(os.getpid(), signal.SIGINT if interrupt == "ctrl-c" else signal.SIGALRM)
+            for _ in range(1000):  # (bounded: the signal's handler runs at once, here)
+                pass
+            return "slow"
+
+        __str__ = __repr__
+
+    value: Any = (
+        {"where": [Slow()]} if where == "list item" else {Slow(): 1} if where == "mapping key" else Slow()
+    )
+    record = LogRecord(timestamp=1, observed_timestamp=2, body=value)
+    encoder = LineEncoder("tree", speedups=speedups)
+    expected = KeyboardInterrupt if interrupt == "ctrl-c" else _Interrupted
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        with pytest.raises(expected):
+            encoder.encode(record, None, None)
+    finally:
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_a_broken_repr_is_still_written_as_one() -> None:
+    """(The other side: a ``__repr__`` that raises, of itself, never reaches the app.)"""
+
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("broken")
+
+    line = parse_body(whole(encode_item(LogRecord(body=Broken()))))
+    assert "repr() failed" in str(line["msg"])
