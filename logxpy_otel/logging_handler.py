@@ -670,7 +670,8 @@ class LogxpyLoggingHandler(logging.Handler):
                 body = _sdk_body(record)
             else:
                 body = record.getMessage()
-        except Exception:  # noqa: BLE001 - the application's record: logging's own report
+        except Exception as exc:  # noqa: BLE001 - the application's record: logging's own report
+            raise_if_application_error(exc)  # (its alarm, in an argument's __str__: its own)
             self._discard(FORMAT_ERROR)
             self.handleError(record)
             return
@@ -834,7 +835,8 @@ class LogxpyLoggingHandler(logging.Handler):
                     return True
                 try:
                     body = record.getMessage()
-                except Exception:  # noqa: BLE001 - the application's record: logging's own report
+                except Exception as exc:  # noqa: BLE001 - the application's record: logging's own report
+                    raise_if_application_error(exc)  # (its alarm, in an argument's __str__: its own)
                     discard(format_error)
                     handle_error(record)
                     return True
@@ -967,7 +969,9 @@ class LogxpyLoggingHandler(logging.Handler):
     def _format_failed(self, record: logging.LogRecord, exc: BaseException) -> None:
         """The C fast path could not build ``record``'s message: counted and reported as
         :meth:`_write` does, without building it again (its arguments' ``__str__`` may do
-        anything, and may succeed the second time)."""
+        anything, and may succeed the second time). The application's alarm that landed in
+        an argument's ``__str__`` is raised on (its own)."""
+        raise_if_application_error(exc)
         self._discard(FORMAT_ERROR)
         traceback = exc.__traceback__
         try:

@@ -2666,3 +2666,53 @@ def test_an_interrupt_anywhere_in_a_logging_call_leaves_the_handler_working(
     finally:
         log.removeHandler(handler)
         processor.shutdown()
+
+
+class _AlarmTimeout(Exception):
+    """What an application's alarm handler raises."""
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+@pytest.mark.parametrize("path", ["fast", "with a formatter"])
+def test_the_application_s_alarm_while_an_argument_is_formatted_reaches_it(kind: str, path: str) -> None:
+    """A review of session 34's kind: the application's alarm landing in an argument's
+    ``__str__`` while the message was built was counted as a ``format_error`` (and
+    reported by ``handleError``), and its request ran past its timeout. It goes up now;
+    an argument whose ``__str__`` fails of itself is still a ``format_error``."""
+    import os
+    import signal
+
+    out, processor, handler, logger = _alone_on_a_logger(
+        kind, f"alarm_in_str_{kind}_{path.replace(' ', '_')}"
+    )
+    if path == "with a formatter":
+        handler.setFormatter(logging.Formatter("%(message)s"))
+
+    class Slow:
+        def __str__(self) -> str:
+            os.kill(os.getpid(), signal.SIGALRM)
+            for _ in range(1000):  # (bounded: the alarm's handler runs at once, here)
+                pass
+            return "slow"
+
+    class Broken:
+        def __str__(self) -> str:
+            raise ValueError("broken of itself")
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise _AlarmTimeout
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    saved_raise = logging.raiseExceptions
+    logging.raiseExceptions = False  # (handleError's report of the broken one: not on stderr)
+    try:
+        with pytest.raises(_AlarmTimeout):
+            logger.info("value %s", Slow())
+        logger.info("value %s", Broken())
+    finally:
+        logging.raiseExceptions = saved_raise
+        signal.signal(signal.SIGALRM, old)
+        logger.handlers[:] = []
+        processor.shutdown()
+    assert _dropped(handler) == {FORMAT_ERROR: 1}
+    assert out.records() == []
