@@ -22,7 +22,6 @@ import orjson
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.attributes import BoundedAttributes
 
-from ._diagnostics import is_application_error
 from ._native import speedup
 
 #: The C encoder (None where not built or turned off): see :class:`LineEncoder`.
@@ -147,35 +146,14 @@ def clean_str(s: str) -> str:
     return _SURROGATE.sub("\ufffd", s)
 
 
-def _not_ours_to_hold(exc: BaseException) -> bool:
-    """Whether ``exc``, raised while the application's ``__repr__`` or ``__str__`` ran in our
-    encoding, is an interrupt (Ctrl-C, ``SystemExit``) or its signal handler's exception
-    (its alarm): those go up to it; anything else is that method's failure, and the value
-    is written as one that could not be shown. Asked also of what orjson raised, whose
-    cause is what our ``default`` raised."""
-    for each in (exc, exc.__cause__):
-        if each is not None and (not isinstance(each, Exception) or is_application_error(each)):
-            return True
-    return False
-
-
-def _hold_or_raise(exc: BaseException) -> None:
-    """Raise what :func:`_not_ours_to_hold` says goes up (an orjson error: its cause)."""
-    if _not_ours_to_hold(exc):
-        cause = exc.__cause__
-        raise cause if cause is not None and _not_ours_to_hold(cause) else exc
-
-
 def _safe_repr(value: object) -> str:
-    """``repr(value)``, or a placeholder naming the type when ``__repr__`` itself fails (an
-    interrupt or the application's alarm meanwhile goes up: :func:`_not_ours_to_hold`)."""
+    """``repr(value)``, or a placeholder naming the type when ``__repr__`` itself fails."""
     try:
         text = repr(value)
         if type(text) is not str:
             raise TypeError("__repr__ returned a non-string")
         return clean_str(text)
-    except BaseException as exc:  # noqa: BLE001 - a broken __repr__ must not reach the app
-        _hold_or_raise(exc)
+    except BaseException:  # noqa: BLE001 - a broken __repr__ must not reach the app
         try:
             name = type(value).__qualname__
         except BaseException:  # noqa: BLE001
@@ -193,8 +171,7 @@ def _key(key: object) -> str:
         return _int_text(key)
     try:
         text = str(key)
-    except BaseException as exc:  # noqa: BLE001 - a broken __str__ must not reach the app
-        _hold_or_raise(exc)
+    except BaseException:  # noqa: BLE001 - a broken __str__ must not reach the app
         return _safe_repr(key)
     return clean_str(text[:]) if isinstance(text, str) else _safe_repr(key)
 
@@ -252,8 +229,8 @@ def encode_value(value: object, _depth: int = 0) -> Any:
             return [encode_value(v, _depth + 1) for v in value]
     except RecursionError:
         pass
-    except Exception as exc:  # noqa: BLE001 - a hostile container: fall back to its repr
-        _hold_or_raise(exc)
+    except Exception:  # noqa: BLE001 - a hostile container: fall back to its repr
+        pass
     return _safe_repr(value)
 
 
@@ -550,8 +527,7 @@ class LineEncoder:
                 line["_otel"] = otel
                 try:
                     head = orjson.dumps(line, default=_safe_repr)
-                except orjson.JSONEncodeError as exc:  # lone surrogates in a top-level string or key
-                    _hold_or_raise(exc)
+                except orjson.JSONEncodeError:  # lone surrogates in a top-level string or key
                     head = orjson.dumps(_scrub(line), default=_safe_repr)
             # head ends with the two braces of "_otel" and of the line; the tail closes both.
             hit = self._tails.get(id(scope) ^ id(resource))
@@ -564,7 +540,6 @@ class LineEncoder:
                 data = _escape_separators(data)
             return (tid, ts, number is not None and number >= 17, data, tail, span_hex, None)
         except Exception as exc:  # noqa: BLE001 - the last resort; see _fallback_item
-            _hold_or_raise(exc)
             return self._fallback_item(record, exc)
 
     @staticmethod
