@@ -1651,22 +1651,18 @@ Fast_handle(Fast *self, PyObject *record)
          * message is not built again (its arguments' __str__ may do anything) */
         PyObject *exc = take_error();
         value = PyObject_CallFunctionObjArgs(self->format_failed, record, exc, NULL);
-        if (value == NULL) {
-            PyObject *raised = take_error();
-            if (raised == exc) {
-                /* raised on by format_failed: the application's own (its alarm in an
-                 * argument's __str__), which goes up as from the Python paths */
-                Py_DECREF(exc);
-                put_error(raised);
-                failed = 1;
-                goto out;
-            }
-            put_error(raised);
-            Py_DECREF(exc);
-            goto fault;
+        if (value == exc) {
+            /* given back by format_failed: the application's own (its alarm in an
+             * argument's __str__), which goes up as from the Python paths */
+            Py_DECREF(value);
+            put_error(exc);
+            failed = 1;
+            goto out;
         }
         Py_DECREF(exc);
-        Py_DECREF(value);
+        Py_XDECREF(value);
+        if (value == NULL)
+            goto fault;
         goto out;
     }
     if (rc == ERROR) {

@@ -92,7 +92,7 @@ from opentelemetry.trace import (
 )
 
 from . import _settings
-from ._diagnostics import RateLimitedReporter, is_own_scope, raise_if_application_error
+from ._diagnostics import RateLimitedReporter, is_application_error, is_own_scope, raise_if_application_error
 from ._format import RESERVED_KEYS, LineMode, severity_bucket
 from ._native import speedup
 from ._writer import DropReason
@@ -966,12 +966,15 @@ class LogxpyLoggingHandler(logging.Handler):
         """A record of our own diagnostics (the ``logxpy_otel`` logger): never written."""
         self._discard(DropReason.OWN_DIAGNOSTICS)
 
-    def _format_failed(self, record: logging.LogRecord, exc: BaseException) -> None:
+    def _format_failed(self, record: logging.LogRecord, exc: BaseException) -> BaseException | None:
         """The C fast path could not build ``record``'s message: counted and reported as
         :meth:`_write` does, without building it again (its arguments' ``__str__`` may do
-        anything, and may succeed the second time). The application's alarm that landed in
-        an argument's ``__str__`` is raised on (its own)."""
-        raise_if_application_error(exc)
+        anything, and may succeed the second time). ``exc`` is given back where it is the
+        application's own (its alarm, landed in an argument's ``__str__``): the C path
+        raises it on. (Not raised here: a ``handleError`` that raises, as pytest's does,
+        raises ``exc`` too, which is no alarm.)"""
+        if is_application_error(exc):
+            return exc
         self._discard(FORMAT_ERROR)
         traceback = exc.__traceback__
         try:
@@ -980,6 +983,7 @@ class LogxpyLoggingHandler(logging.Handler):
             self.handleError(record)
         finally:
             exc.__traceback__ = traceback  # (raised again, it grew by this frame: not for ever)
+        return None
 
     def _discard(self, reason: str) -> None:
         try:

@@ -2716,3 +2716,30 @@ def test_the_application_s_alarm_while_an_argument_is_formatted_reaches_it(kind:
         processor.shutdown()
     assert _dropped(handler) == {FORMAT_ERROR: 1}
     assert out.records() == []
+
+
+@pytest.mark.parametrize("kind", FAST_PATHS)
+def test_a_handle_error_that_raises_is_no_alarm(kind: str) -> None:
+    """A review of the change above: the C path took any exception ``format_failed``
+    raised again for the application's alarm; a ``handleError`` that raises the error it
+    handles (pytest's capture handler does, under ``logging.raiseExceptions``) made a
+    bad format raise out of the logging call on the C path only. Both paths agree now."""
+
+    class Loud(LogxpyLoggingHandler):
+        def handleError(self, record: logging.LogRecord) -> None:
+            raise  # noqa: PLE0704 - (re-raises the error being handled, as pytest's does)
+
+    out = Collect()
+    processor = LogxpyLogRecordProcessor(destinations=[out])
+    with fast_path(kind):
+        handler = Loud(processor=processor, resource=RESOURCE)
+    logger = logging.getLogger(f"test_logging_handler.loud_{kind}")
+    _only(logger, handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("%d items", "x")  # (a bad format: never out of the call)
+    finally:
+        logger.handlers[:] = []
+        processor.shutdown()
+    assert sum(processor.metrics.dropped_by_reason.values()) >= 1
