@@ -672,8 +672,7 @@ class LogxpyLoggingHandler(logging.Handler):
                 body = record.getMessage()
         except Exception as exc:  # noqa: BLE001 - the application's record: logging's own report
             raise_if_application_error(exc)  # (its alarm, in an argument's __str__: its own)
-            self._discard(FORMAT_ERROR)
-            self.handleError(record)
+            self._format_error(record)
             return
         if not sdk:
             # The instrumentation's handler formats first: a field its formatter adds to
@@ -763,8 +762,7 @@ class LogxpyLoggingHandler(logging.Handler):
         own_record = self._own_record
         fault = self._fault
         recursive = RECURSIVE_LOGGING
-        format_error = FORMAT_ERROR
-        handle_error = self.handleError
+        format_failed = self._format_error
         clock = time_ns
 
         def handle(record: logging.LogRecord) -> Any:
@@ -837,8 +835,7 @@ class LogxpyLoggingHandler(logging.Handler):
                     body = record.getMessage()
                 except Exception as exc:  # noqa: BLE001 - the application's record: logging's own report
                     raise_if_application_error(exc)  # (its alarm, in an argument's __str__: its own)
-                    discard(format_error)
-                    handle_error(record)
+                    format_failed(record)
                     return True
                 levelno = record.levelno
                 severity = severities.get(levelno)
@@ -975,15 +972,25 @@ class LogxpyLoggingHandler(logging.Handler):
         raises ``exc`` too, which is no alarm.)"""
         if is_application_error(exc):
             return exc
-        self._discard(FORMAT_ERROR)
         traceback = exc.__traceback__
         try:
             raise exc
         except Exception:  # noqa: BLE001 - logging's own report, with exc as the one handled
-            self.handleError(record)
+            self._format_error(record)
         finally:
             exc.__traceback__ = traceback  # (raised again, it grew by this frame: not for ever)
         return None
+
+    def _format_error(self, record: logging.LogRecord) -> None:
+        """``record``'s message could not be built: counted (``format_error``) and reported
+        by logging's ``handleError``, called inside the ``except`` of that error. A
+        ``handleError`` that raises (pytest's does) goes no further: the record is counted
+        once, and the logging call does not raise."""
+        self._discard(FORMAT_ERROR)
+        try:
+            self.handleError(record)
+        except Exception:  # noqa: BLE001 - counted already; never into the application
+            pass
 
     def _discard(self, reason: str) -> None:
         try:
