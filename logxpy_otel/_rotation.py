@@ -112,7 +112,7 @@ _LAST_FOLLOWED: Final = calendar.timegm((9999, 12, 30, 23, 59, 59, 0, 0, 0)) * 1
 def _latest_stamp(path: str) -> int | None:
     """The time of ``path``'s newest backup (None without one): the greatest name, as
     names sort in time order, that names a real time up to :data:`_LAST_FOLLOWED` (one
-    ``strptime``, not one a backup: rotation holds the file's lock meanwhile)."""
+    name read, not every backup's: rotation holds the file's lock meanwhile)."""
     directory, pattern = _named_after_backups(path, r"(?:\.gz)?")
     try:
         names = os.listdir(directory or ".")
