@@ -42,8 +42,6 @@
 /* Span types remembered (a type's way to its span context). */
 #define MAX_SPAN_TYPES 64
 
-
-
 static PyObject *k_timestamp, *k_observed, *k_trace_id, *k_span_id, *k_trace_flags, *k_severity_text,
     *k_severity_number, *k_body, *k_attributes, *k_event_name;
 static PyObject *f_name, *f_msg, *f_args, *f_levelno, *f_levelname, *f_created, *f_exc_info, *h_filters,
@@ -1957,7 +1955,6 @@ static PyTypeObject FastType = {
     .tp_clear = (inquiry)Fast_clear,
     .tp_methods = Fast_methods,
 };
-
 
 static struct PyModuleDef logging_speedups_module = {
     PyModuleDef_HEAD_INIT,

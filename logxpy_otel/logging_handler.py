@@ -967,9 +967,9 @@ class LogxpyLoggingHandler(logging.Handler):
         """The C fast path could not build ``record``'s message: counted and reported as
         :meth:`_write` does, without building it again (its arguments' ``__str__`` may do
         anything, and may succeed the second time). ``exc`` is given back where it is the
-        application's own (its alarm, landed in an argument's ``__str__``): the C path
-        raises it on. (Not raised here: a ``handleError`` that raises, as pytest's does,
-        raises ``exc`` too, which is no alarm.)"""
+        application's own (its alarm, landed in an argument's ``__str__``), for the C path
+        to raise on: a return value, not a raise, so that nothing else raised here can be
+        taken for it."""
         if is_application_error(exc):
             return exc
         traceback = exc.__traceback__

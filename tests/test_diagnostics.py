@@ -190,12 +190,25 @@ def _guarded(function: Any) -> Any:
     return wrapper
 
 
+def _not_the_guarded_handler_s(call: Any, error: type[Exception]) -> None:
+    """``call()`` (our code, calling the application's) raises ``error`` while a handler
+    made by the same decorator is installed: not taken for the handler's."""
+    from logxpy_otel._diagnostics import is_application_error
+
+    old = signal.signal(signal.SIGUSR1, _guarded(_function_handler))
+    try:
+        with pytest.raises(error) as raised:
+            call()
+        assert not is_application_error(raised.value)  # (asked while the handler is installed)
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+
+
 def test_code_a_handler_shares_with_a_method_our_encoding_calls_is_not_the_handler() -> None:
     """A review of session 34: the installed handlers' code matched any frame running it,
     and an application decorator's ``wrapper`` serves its signal handler and its methods
     alike: a ``__str__`` of the application's failing under our encoding was raised into
     its logging call (uncounted) rather than counted as ours."""
-    from logxpy_otel._diagnostics import is_application_error
 
     class OrderId:
         @_guarded
@@ -205,18 +218,9 @@ def test_code_a_handler_shares_with_a_method_our_encoding_calls_is_not_the_handl
     def our_encoding() -> str:
         return str(OrderId())
 
-    old = signal.signal(signal.SIGUSR1, _guarded(_function_handler))
-    try:
-        try:
-            our_encoding()
-        except LookupError as exc:
-            assert not is_application_error(exc)
-        else:
-            raise AssertionError("str() raised nothing")
-        exc = _caught_in_our_call(_guarded(_function_handler))  # (the handler itself: taken)
-        assert isinstance(exc, Timeout)
-    finally:
-        signal.signal(signal.SIGUSR1, old)
+    _not_the_guarded_handler_s(our_encoding, LookupError)
+    exc = _caught_in_our_call(_guarded(_function_handler))  # (the handler itself: taken)
+    assert isinstance(exc, Timeout)
 
 
 def test_a_hostile_handler_object_elsewhere_is_never_asked_and_hides_nothing() -> None:
@@ -253,7 +257,6 @@ def test_an_application_function_sharing_the_handler_s_code_is_not_the_handler()
     our code calls with ``(bytes, int)`` (a destination's ``send(chunk, retries)``): an
     int among its arguments made its error the application's, raised into the logging
     call. Only ints, frames and None (what a handler's arguments can be left as) count."""
-    from logxpy_otel._diagnostics import is_application_error
 
     @_guarded
     def send(chunk: bytes, retries: int) -> None:
@@ -262,13 +265,4 @@ def test_an_application_function_sharing_the_handler_s_code_is_not_the_handler()
     def our_write() -> None:
         send(b"data", 3)
 
-    old = signal.signal(signal.SIGUSR1, _guarded(_function_handler))
-    try:
-        try:
-            our_write()
-        except ConnectionError as exc:
-            assert not is_application_error(exc)
-        else:
-            raise AssertionError("send() raised nothing")
-    finally:
-        signal.signal(signal.SIGUSR1, old)
+    _not_the_guarded_handler_s(our_write, ConnectionError)

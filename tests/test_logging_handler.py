@@ -1496,14 +1496,18 @@ def test_a_record_logged_from_an_arguments_str_is_skipped(kind: str) -> None:
 
 
 def _alone_on_a_logger(
-    kind: str, name: str
+    kind: str, name: str, handler_type: type[LogxpyLoggingHandler] | None = None
 ) -> tuple[Collect, LogxpyLogRecordProcessor, LogxpyLoggingHandler, logging.Logger]:
-    """A processor writing to memory, its handler (the ``kind`` fast path) alone on the
-    logger ``test_logging_handler.<name>`` at INFO, not propagating."""
+    """A processor writing to memory, its handler (the ``kind`` fast path; of
+    ``handler_type``, a subclass, where given) alone on the logger
+    ``test_logging_handler.<name>`` at INFO, not propagating."""
     out = Collect()
     processor = LogxpyLogRecordProcessor(destinations=[out])
     with fast_path(kind):
-        handler = processor.logging_handler(resource=RESOURCE)
+        if handler_type is None:
+            handler = processor.logging_handler(resource=RESOURCE)
+        else:
+            handler = handler_type(processor=processor, resource=RESOURCE)
     logger = logging.getLogger(f"test_logging_handler.{name}")
     _only(logger, handler)
     logger.propagate = False
@@ -1651,14 +1655,7 @@ def test_a_subclass_with_its_own_filter_is_asked_about_every_record(kind: str) -
         def filter(self, record: logging.LogRecord) -> bool:
             return record.levelno >= logging.WARNING
 
-    out = Collect()
-    processor = LogxpyLogRecordProcessor(destinations=[out])
-    with fast_path(kind):
-        handler = OnlyWarnings(processor=processor, resource=RESOURCE)
-    logger = logging.getLogger(f"test_logging_handler.own_filter_{kind}")
-    _only(logger, handler)
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
+    out, processor, _, logger = _alone_on_a_logger(kind, f"own_filter_{kind}", OnlyWarnings)
     logger.info("secret %s", "password=hunter2")
     logger.warning("a warning")
     logger.handlers[:] = []
@@ -2730,14 +2727,7 @@ def test_a_handle_error_that_raises_is_no_alarm(kind: str) -> None:
         def handleError(self, record: logging.LogRecord) -> None:
             raise  # noqa: PLE0704 - (re-raises the error being handled, as pytest's does)
 
-    out = Collect()
-    processor = LogxpyLogRecordProcessor(destinations=[out])
-    with fast_path(kind):
-        handler = Loud(processor=processor, resource=RESOURCE)
-    logger = logging.getLogger(f"test_logging_handler.loud_{kind}")
-    _only(logger, handler)
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
+    _, processor, handler, logger = _alone_on_a_logger(kind, f"loud_{kind}", Loud)
     try:
         logger.info("%d items", "x")  # (a bad format: never out of the call)
     finally:
