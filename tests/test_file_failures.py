@@ -511,6 +511,47 @@ def test_a_reopen_that_fails_is_retried_as_a_write_is(
     assert sorted(kept) == sorted(f"r{n}" + "x" * 20 for n in range(200)), len(kept)
 
 
+def test_a_shutdown_during_reopen_retries_keeps_its_bound_and_counts_every_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Session 34's reopen retries against a racing ``shutdown()``: the writer retrying a
+    reopen for a ``retry_timeout`` of 60 s (the directory gone, a file in its place) must not
+    hold the shutdown past its own bound, and the records it never wrote are counted."""
+    import shutil
+    import threading
+    import time
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    retrying = threading.Event()
+    real_sleep = _destinations.time.sleep
+
+    def sleep(seconds: float) -> None:
+        retrying.set()
+        real_sleep(seconds)
+
+    monkeypatch.setattr(_destinations.time, "sleep", sleep)
+    processor = LogxpyLogRecordProcessor(str(logs / "app.jsonl"), retry_timeout=60_000, shutdown_timeout=500)
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("app")
+    logger.emit(body="before")
+    assert processor.force_flush(10_000)
+    shutil.rmtree(logs)
+    logs.write_bytes(b"")  # (no open can succeed: the writer retries for 60 s)
+    for n in range(20):
+        logger.emit(body=f"r{n}")
+    assert retrying.wait(10), "the writer retries the reopen"
+    started = time.monotonic()
+    processor.shutdown()
+    took = time.monotonic() - started
+    m = processor.metrics
+    provider.shutdown()
+    assert took < 30, f"shutdown waited {took:.1f} s of a 60 s retry"  # (its bound: 0.5 s)
+    assert m.written == 1
+    assert m.enqueued == m.written + m.dropped + m.pending == 21, m
+
+
 @pytest.mark.parametrize("what", ["directory", "fifo", "symlink"])
 def test_a_reopen_waiting_does_not_mend_fails_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str
