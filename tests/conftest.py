@@ -7,7 +7,9 @@ re-exported here for test modules that still import them from ``conftest``.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from _helpers import (  # noqa: F401 - re-exported
@@ -48,3 +50,22 @@ def writers() -> Iterator[list[AsyncWriter]]:
     yield made
     for writer in made:
         writer.stop(5.0)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs of our own: ``write(2)`` cut short, then ``ENOSPC``, as on a real disk.
+    Skipped where this process may not mount (not root, or a container without the right)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir(mode=0o700)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 import pytest
-from _helpers import Collect, FakeClock, assert_accounting, item, parse_lines
+from _helpers import Collect, FakeClock, assert_accounting, fill_disk, item, parse_lines
 from _helpers import start_untimed_writer as make
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
@@ -31,6 +31,7 @@ from logxpy_otel import (
     DropReason,
     LogxpyLogRecordProcessor,
     _destinations,
+    reader,
 )
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -211,6 +212,42 @@ def test_disk_full_beside_a_good_destination_loses_nothing_there(
     assert (m.written, m.dropped) == (40, 0)
     assert [r["n"] for r in good.records()] == list(range(40))
     assert any("No space left on device" in r.getMessage() for r in caplog.records)
+
+
+def test_a_disk_that_fills_mid_line_counts_written_exactly_what_can_be_read_back(small_disk: Path) -> None:
+    """The kernel's own short write (a tmpfs of a few pages), not a scripted one: the line
+    it cuts spoils only itself, and ``written`` is what a reader finds."""
+    path = small_disk / "app.jsonl"
+    provider = LoggerProvider(shutdown_on_exit=False)
+    processor = LogxpyLogRecordProcessor(str(path), retry_timeout=1)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("app")
+    emitted: list[str] = []
+
+    def log(count: int) -> None:
+        for _ in range(count):
+            emitted.append(os.urandom(150).hex())
+            logger.emit(body=emitted[-1], severity_number=SeverityNumber.INFO)
+        processor.force_flush(10_000)
+
+    fill_disk(small_disk / "filler", leave=os.statvfs(small_disk).f_frsize)  # one page free
+    log(40)  # about 20 KB: the page takes part of a line, then ENOSPC
+    size = path.stat().st_size
+    assert size > 0 and not path.read_bytes().endswith(b"\n"), "the kernel cut a line"
+    (small_disk / "filler").unlink()
+    log(10)
+    assert processor.force_flush(10_000)
+    provider.shutdown()
+    m = processor.metrics
+    assert_accounting(m)
+    assert m.dropped == m.dropped_by_reason[DropReason.IO_ERROR] > 0
+    lines = list(reader.read_file(path))
+    bad = [line for line in lines if isinstance(line, reader.BadLine)]
+    assert len(bad) == 1 and not bad[0].torn and bad[0].end == size + 1, bad  # ended by the next write
+    bodies = [str(line.record.log_record.body) for line in lines if isinstance(line, reader.LineRecord)]
+    assert len(bodies) == len(set(bodies)) == m.written
+    assert bodies[-10:] == emitted[-10:], "the lines after the cut one are whole"
+    assert set(bodies) <= set(emitted) and m.written + m.dropped == len(emitted)
 
 
 # -- failed writes, retried ------------------------------------------------------------------

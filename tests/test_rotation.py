@@ -22,15 +22,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import FakeClock, item, logxpy_tasks, needs_logxpy, parse_lines, run_script
+from _helpers import (
+    FakeClock,
+    assert_accounting,
+    fill_disk,
+    item,
+    logxpy_tasks,
+    needs_logxpy,
+    parse_lines,
+    run_script,
+)
 from _helpers import start_untimed_writer as make
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
 
 from logxpy_otel import (
     AsyncFileDestination,
     AsyncWriter,
+    DropReason,
     LogxpyLogRecordProcessor,
     _destinations,
     _rotation,
+    reader,
     replay,
 )
 
@@ -1629,3 +1642,57 @@ def test_backups_by_family_finds_each_familys_backups_as_backups_does(tmp_path: 
     grouped = _rotation.backups_by_family(str(tmp_path))
     for live in lives:
         assert grouped.get(live, []) == _rotation.backups(str(tmp_path / live)), live
+
+
+# -- a disk that really fills (a tmpfs of a few pages: the kernel's own short writes) -------
+
+
+def test_a_disk_that_fills_while_a_backup_is_compressed_loses_no_record_counted_written(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = small_disk / "app.jsonl"
+    provider = LoggerProvider(shutdown_on_exit=False)
+    processor = LogxpyLogRecordProcessor(str(path), max_bytes=40_000, compress="gzip", retry_timeout=1)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("app")
+    upkeep = processor.writer.destinations[0]._maintenance
+    emitted: list[str] = []
+
+    def log(count: int) -> None:
+        for _ in range(count):
+            emitted.append(os.urandom(100).hex())  # (barely compressible: the .gz needs pages)
+            logger.emit(body=emitted[-1], severity_number=SeverityNumber.INFO)
+        processor.force_flush(10_000)
+
+    log(60)  # the live file near max_bytes
+    size = path.stat().st_size
+    assert size < 40_000 and not list(small_disk.glob("*.gz"))
+    page = os.statvfs(small_disk).f_frsize
+    room = (-(-40_000 // page) - -(-size // page)) * page  # the pages up to max_bytes
+    fill_disk(small_disk / "filler", leave=room)
+    log(60)  # past max_bytes: rotation, then no room for the new file's lines nor the .gz
+    assert upkeep.wait(10.0)
+    plain = [p.name for p in small_disk.iterdir() if re.fullmatch(r"app\..*Z\.jsonl", p.name)]
+    assert len(plain) == 1, sorted(p.name for p in small_disk.iterdir())
+    assert any("could not compress" in r.getMessage() for r in caplog.records), "gzip met the full disk"
+    assert processor.metrics.dropped_by_reason.get(DropReason.IO_ERROR, 0) > 0, "so did the writer"
+
+    (small_disk / "filler").unlink()  # room again
+    log(150)  # another rotation: its backup is compressed, and so is the one left plain
+    assert upkeep.wait(10.0)
+    assert processor.force_flush(10_000)
+    provider.shutdown()
+    names = sorted(p.name for p in small_disk.iterdir())
+    assert not [n for n in names if n.endswith(".jsonl") and n != "app.jsonl"], names
+    assert not [n for n in names if "partial" in n], names
+    m = processor.metrics
+    assert_accounting(m)
+    assert m.dropped == m.dropped_by_reason[DropReason.IO_ERROR]
+    bodies: list[str] = []
+    for name in names:
+        for line in reader.read_file(small_disk / name):
+            assert isinstance(line, reader.LineRecord), line
+            bodies.append(str(line.record.log_record.body))
+    # Every record the writer counted written is in the files once, and nothing else is.
+    assert len(bodies) == len(set(bodies)) == m.written
+    assert set(bodies) <= set(emitted) and m.written + m.dropped == len(emitted)
