@@ -6,6 +6,7 @@ logger (``logxpy_otel``) so a warning about the exporter can never feed back int
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import itertools
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from types import CodeType, FrameType, FunctionType, MethodType
+from types import BuiltinFunctionType, CodeType, FrameType, FunctionType, MethodType
 from typing import Final
 
 from . import _lifecycle
@@ -128,8 +129,15 @@ def _handler_codes() -> frozenset[CodeType]:
     return frozenset(codes)
 
 
+#: What ``getsignal`` gives for a signal with no Python handler: SIG_DFL and SIG_IGN (ints,
+#: or their enum members), None (set outside Python), a builtin (``default_int_handler``).
+_NO_CODE: Final = frozenset({int, signal.Handlers, type(None), BuiltinFunctionType})
+
+
 def _code_of(handler: object) -> CodeType | None:
     """The code a Python signal handler runs, or None (a builtin, SIG_DFL, SIG_IGN)."""
+    if type(handler) in _NO_CODE:
+        return None  # (most signals: asked first, as inspect.getattr_static costs µs a call)
     for _ in range(8):  # (a partial of a partial...: bounded)
         if type(handler) is not functools.partial:
             break
@@ -170,8 +178,54 @@ def raise_if_application_error(exc: BaseException) -> None:
     """Raise ``exc`` on when it is the application's own (:func:`is_application_error`):
     no record is counted for it (the call did not finish), and what the call was doing is
     left as an interrupt (``KeyboardInterrupt``) there leaves it."""
-    if is_application_error(exc):
+    if is_application_error(exc) or _raised_on(exc):
         raise exc
+
+
+def _raised_on(exc: BaseException) -> bool:
+    """Whether :func:`raise_noted` raised ``exc`` (read without the application's code)."""
+    try:
+        return object.__getattribute__(exc, "__dict__").get(_RAISED_ON) is True  # type: ignore[no-any-return]
+    except Exception:  # noqa: BLE001 - an exception without a dict was never marked
+        return False
+
+
+#: The application's interrupt (Ctrl-C, or its signal handler's exception) that landed while
+#: its own ``__repr__`` or ``__str__`` ran inside our encoding, where it cannot go up (orjson
+#: turns what its ``default`` raises into a ``TypeError``), so the value is written as one
+#: that could not be shown: each entry point that encodes raises it on once its record is
+#: queued (:func:`raise_noted`; the C ``Emitter`` too). Only the main thread notes (signal
+#: handlers run there), so one list serves; it holds the first such interrupt.
+NOTED_INTERRUPTS: Final[list[BaseException]] = []
+
+
+def note_if_interrupt(exc: BaseException) -> None:
+    """Note ``exc`` for :func:`raise_noted` when it is the application's interrupt: a
+    ``KeyboardInterrupt`` in the main thread, or :func:`is_application_error`. Anything
+    else (``SystemExit`` of a broken ``__repr__``, any exception in another thread) is the
+    method's own failure, not noted."""
+    if not NOTED_INTERRUPTS and (
+        (isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread())
+        or is_application_error(exc)
+    ):
+        NOTED_INTERRUPTS.append(exc)
+
+
+def raise_noted() -> None:
+    """Raise the interrupt :func:`note_if_interrupt` noted, if any (forgotten then). It is
+    marked as raised on (:data:`_RAISED_ON`): a fault handler of ours it then passes
+    through (our ``logging`` handler's, around the processor's ``on_emit``) raises it on
+    too, which the traceback alone would no longer tell (it was raised again)."""
+    if NOTED_INTERRUPTS:
+        exc = NOTED_INTERRUPTS.pop()
+        NOTED_INTERRUPTS.clear()
+        with contextlib.suppress(Exception):
+            object.__setattr__(exc, _RAISED_ON, True)  # (not its class's __setattr__)
+        raise exc
+
+
+#: The attribute :func:`raise_noted` sets on what it raises.
+_RAISED_ON: Final = "_logxpy_otel_raised_on"
 
 
 class _StderrUnlessShown(logging.Handler):

@@ -22,6 +22,7 @@ import orjson
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.attributes import BoundedAttributes
 
+from ._diagnostics import note_if_interrupt
 from ._native import speedup
 
 #: The C encoder (None where not built or turned off): see :class:`LineEncoder`.
@@ -147,13 +148,15 @@ def clean_str(s: str) -> str:
 
 
 def _safe_repr(value: object) -> str:
-    """``repr(value)``, or a placeholder naming the type when ``__repr__`` itself fails."""
+    """``repr(value)``, or a placeholder naming the type when ``__repr__`` itself fails (an
+    interrupt meanwhile is noted, raised on once the record is queued: ``note_if_interrupt``)."""
     try:
         text = repr(value)
         if type(text) is not str:
             raise TypeError("__repr__ returned a non-string")
         return clean_str(text)
-    except BaseException:  # noqa: BLE001 - a broken __repr__ must not reach the app
+    except BaseException as exc:  # noqa: BLE001 - a broken __repr__ must not reach the app
+        note_if_interrupt(exc)
         try:
             name = type(value).__qualname__
         except BaseException:  # noqa: BLE001
@@ -171,7 +174,8 @@ def _key(key: object) -> str:
         return _int_text(key)
     try:
         text = str(key)
-    except BaseException:  # noqa: BLE001 - a broken __str__ must not reach the app
+    except BaseException as exc:  # noqa: BLE001 - a broken __str__ must not reach the app
+        note_if_interrupt(exc)
         return _safe_repr(key)
     return clean_str(text[:]) if isinstance(text, str) else _safe_repr(key)
 
@@ -229,8 +233,8 @@ def encode_value(value: object, _depth: int = 0) -> Any:
             return [encode_value(v, _depth + 1) for v in value]
     except RecursionError:
         pass
-    except Exception:  # noqa: BLE001 - a hostile container: fall back to its repr
-        pass
+    except Exception as exc:  # noqa: BLE001 - a hostile container: fall back to its repr
+        note_if_interrupt(exc)
     return _safe_repr(value)
 
 
@@ -540,6 +544,7 @@ class LineEncoder:
                 data = _escape_separators(data)
             return (tid, ts, number is not None and number >= 17, data, tail, span_hex, None)
         except Exception as exc:  # noqa: BLE001 - the last resort; see _fallback_item
+            note_if_interrupt(exc)
             return self._fallback_item(record, exc)
 
     @staticmethod

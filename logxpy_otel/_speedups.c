@@ -767,6 +767,9 @@ typedef struct {
     int last_own;
     PyObject *spans;   /* a SpanEncoder, for span_start/span_end (LogxpySpanProcessor), or NULL */
     PyObject *invalid; /* invalid() counts a span with ids OTel cannot carry */
+    PyObject *noted;   /* _diagnostics.NOTED_INTERRUPTS: the application's interrupt, landed in
+                        * its __repr__ while the encoder ran, to raise once the line is queued */
+    PyObject *raise_noted; /* _diagnostics.raise_noted(): raises it */
 } Emitter;
 
 static PyTypeObject EmitterType;
@@ -873,6 +876,30 @@ emitter_fault(Emitter *self)
     return count_fault(self->fault);
 }
 
+/* ``result`` (a new reference, or NULL with an error set), unless the application's
+ * interrupt was noted meanwhile (``noted``, see _diagnostics.note_if_interrupt): then
+ * NULL with that raised, as the Python entry points' ``finally`` does (the noted one
+ * takes the place of an error already set). */
+static PyObject *
+emitter_done(Emitter *self, PyObject *result)
+{
+    if (PyList_GET_SIZE(self->noted) == 0)
+        return result;
+    Py_XDECREF(result);
+    PyObject *before = take_error(); /* (NULL when none) */
+    PyObject *raised = PyObject_CallNoArgs(self->raise_noted);
+    if (raised != NULL) { /* (emptied meanwhile: nothing raised) */
+        Py_DECREF(raised);
+        if (before != NULL) {
+            put_error(before);
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    Py_XDECREF(before);
+    return NULL;
+}
+
 static PyObject *
 Emitter_emit(Emitter *self, PyObject *rw)
 {
@@ -931,7 +958,7 @@ error:
     Py_XDECREF(resource);
     Py_XDECREF(item);
     Py_XDECREF(done);
-    return result;
+    return emitter_done(self, result);
 }
 
 /* A span's start (``end`` 0) or end line, queued as LogxpySpanProcessor._hand_over does:
@@ -948,9 +975,9 @@ emitter_span(Emitter *self, PyObject *span, int end)
         done = item == Py_None ? PyObject_CallNoArgs(self->invalid) : emitter_enqueue(self, item);
     Py_XDECREF(item);
     if (done == NULL && emitter_fault(self) < 0)
-        return NULL;
+        return emitter_done(self, NULL);
     Py_XDECREF(done);
-    Py_RETURN_NONE;
+    return emitter_done(self, Py_NewRef(Py_None));
 }
 
 static PyObject *
@@ -985,15 +1012,16 @@ Emitter_span_end(Emitter *self, PyObject *span)
 static int
 Emitter_init(Emitter *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"encoder", "lane", "enqueue", "sync", "own", "fault", "spans", "invalid", NULL};
-    PyObject *encoder, *lane, *enqueue, *sync, *own, *fault, *spans = NULL, *invalid = NULL;
+    static char *kwlist[] = {"encoder", "lane",  "enqueue", "sync",    "own",
+                             "fault",   "noted", "raise_noted", "spans", "invalid", NULL};
+    PyObject *encoder, *lane, *enqueue, *sync, *own, *fault, *noted, *raise_noted, *spans = NULL, *invalid = NULL;
     if (self->encoder != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Emitter is set up once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OO!OO|O!O", kwlist, &FastEncoderType, &encoder, &PyList_Type,
-                                     &lane, &enqueue, &PyContextVar_Type, &sync, &own, &fault, &SpanEncoderType,
-                                     &spans, &invalid))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OO!OOO!O|O!O", kwlist, &FastEncoderType, &encoder,
+                                     &PyList_Type, &lane, &enqueue, &PyContextVar_Type, &sync, &own, &fault,
+                                     &PyList_Type, &noted, &raise_noted, &SpanEncoderType, &spans, &invalid))
         return -1;
     if ((spans == NULL) != (invalid == NULL)) {
         PyErr_SetString(PyExc_TypeError, "Emitter: spans and invalid go together");
@@ -1007,6 +1035,8 @@ Emitter_init(Emitter *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->enqueue, Py_NewRef(enqueue));
     Py_XSETREF(self->own, Py_NewRef(own));
     Py_XSETREF(self->fault, Py_NewRef(fault));
+    Py_XSETREF(self->noted, Py_NewRef(noted));
+    Py_XSETREF(self->raise_noted, Py_NewRef(raise_noted));
     return 0;
 }
 
@@ -1022,6 +1052,8 @@ Emitter_traverse(Emitter *self, visitproc visit, void *arg)
     Py_VISIT(self->last_scope);
     Py_VISIT(self->spans);
     Py_VISIT(self->invalid);
+    Py_VISIT(self->noted);
+    Py_VISIT(self->raise_noted);
     return 0;
 }
 
@@ -1037,6 +1069,8 @@ Emitter_clear(Emitter *self)
     Py_CLEAR(self->last_scope);
     Py_CLEAR(self->spans);
     Py_CLEAR(self->invalid);
+    Py_CLEAR(self->noted);
+    Py_CLEAR(self->raise_noted);
     return 0;
 }
 

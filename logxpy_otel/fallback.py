@@ -49,7 +49,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 
 from . import _lifecycle, _sdk_private, _self_metrics
 from ._config import FLUSH_TIMEOUT_MS, flush_timeout_s
-from ._diagnostics import logger
+from ._diagnostics import logger, raise_if_application_error
 from ._otlp import OtlpForms, encoded_parts, otlp_encoder, otlp_form
 from ._queue import Answer
 from .exporter import LogxpyLogRecordExporter
@@ -281,6 +281,7 @@ class FallbackLogRecordExporter(LogRecordExporter):
         try:
             result = self.fallback.export(batch)
         except Exception as exc:  # noqa: BLE001 - a broken fallback must not break the SDK's worker
+            raise_if_application_error(exc)  # (its alarm, while the batch was encoded in its thread)
             logger.error("logxpy-otel: the fallback exporter raised %s", type(exc).__name__)
             result = _FAILURE
         if result is _SUCCESS:  # (what the file did not keep is not counted as kept)

@@ -92,7 +92,14 @@ from opentelemetry.trace import (
 )
 
 from . import _settings
-from ._diagnostics import RateLimitedReporter, is_application_error, is_own_scope, raise_if_application_error
+from ._diagnostics import (
+    NOTED_INTERRUPTS,
+    RateLimitedReporter,
+    is_application_error,
+    is_own_scope,
+    raise_if_application_error,
+    raise_noted,
+)
 from ._format import RESERVED_KEYS, LineMode, severity_bucket
 from ._native import speedup
 from ._writer import DropReason
@@ -633,6 +640,8 @@ class LogxpyLoggingHandler(logging.Handler):
             self._fault(exc)
         finally:
             _EMITTING.set(False)  # (it was not set: see above)
+            if NOTED_INTERRUPTS:
+                raise_noted()  # the application's, landed in its __repr__: the record is queued
 
     def _write(
         self,
@@ -896,11 +905,19 @@ class LogxpyLoggingHandler(logging.Handler):
 
         queue = lane_enqueue(self._processor)  # the writer's lane, no Python frame a line
 
+        def write(record: logging.LogRecord, scope: Any, resource: Any, built: Any) -> None:
+            """``_write`` for the C path, which calls it where ``emit`` would."""
+            try:
+                self._write(record, scope, resource, state, built)
+            finally:
+                if NOTED_INTERRUPTS:
+                    raise_noted()  # the application's, landed in its __repr__: the record is queued
+
         def build(direct: bool, item_size: int) -> Any:
             return _Fast(
                 handler_dict=self.__dict__,
                 general=LogxpyLoggingHandler.handle.__get__(self),
-                write=lambda record, scope, resource, body: self._write(record, scope, resource, state, body),
+                write=write,
                 scopes=state.scopes,
                 scope_of=state.scope,
                 flag=_EMITTING,

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 
-from ._diagnostics import LOGGER_NAME, RateLimitedReporter, is_own_scope, raise_if_application_error
+from ._diagnostics import (
+    LOGGER_NAME,
+    NOTED_INTERRUPTS,
+    RateLimitedReporter,
+    is_own_scope,
+    raise_if_application_error,
+    raise_noted,
+)
 from ._native import speedup
 from ._queue import Lane
 from ._setup import WriterOwner
@@ -52,7 +59,15 @@ def _emitter(
         return None
     writer = owner.writer
     return _Emitter(
-        encoder=fast, lane=writer._lane, enqueue=writer.enqueue, sync=SYNC_MODE, own=own, fault=fault, **spans
+        encoder=fast,
+        lane=writer._lane,
+        enqueue=writer.enqueue,
+        sync=SYNC_MODE,
+        own=own,
+        fault=fault,
+        noted=NOTED_INTERRUPTS,
+        raise_noted=raise_noted,
+        **spans,
     )
 
 
@@ -126,6 +141,9 @@ class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
             self._writer.enqueue(self._encoder.encode(log_record.log_record, log_record.resource, scope))
         except Exception as exc:  # noqa: BLE001 - the SDK does not catch processor errors
             self._fault(exc)
+        finally:
+            if NOTED_INTERRUPTS:
+                raise_noted()  # the application's, landed in its __repr__: the record is queued
 
     def _own_record(self) -> None:
         """A record of our own diagnostics, routed back through an OTel logging handler."""

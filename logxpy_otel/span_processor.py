@@ -16,7 +16,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ._config import FLUSH_TIMEOUT_MS, flush_timeout_s
-from ._diagnostics import RateLimitedReporter, raise_if_application_error
+from ._diagnostics import NOTED_INTERRUPTS, RateLimitedReporter, raise_if_application_error, raise_noted
 from ._format import LineItem, LineMode
 from ._span_format import SpanEncoder
 from ._writer import DropReason
@@ -83,6 +83,9 @@ class LogxpySpanProcessor(SpanProcessor):
                 self._enqueue(item)
         except Exception as exc:  # noqa: BLE001 - the SDK does not catch processor errors
             self._fault(exc)
+        finally:
+            if NOTED_INTERRUPTS:
+                raise_noted()  # the application's, landed in its __repr__: the line is queued
 
     def _invalid(self) -> None:
         """A span whose ids OTel cannot carry: it has no tree, so its line is dropped."""

@@ -1294,3 +1294,139 @@ def test_no_loop_inside_a_handler_lets_a_signal_s_exception_escape_it() -> None:
                 if jump and handled(instruction.offset) and not handled(instruction.argval - 2):
                     escapes.add(f"{info.name}.{code.co_qualname}")
     assert escapes <= _ESCAPES_ALLOWED.keys(), sorted(escapes - _ESCAPES_ALLOWED.keys())
+
+
+# -- an interrupt while the application's own __repr__ runs in our encoding (session 35) ---------
+
+
+class _SignalsInRepr:
+    """A value whose ``__repr__`` (and ``__str__``) is where a signal lands: it sends
+    ``signum`` to this process, whose handler runs at once, there."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __repr__(self) -> str:
+        os.kill(os.getpid(), self.signum)
+        for _ in range(1000):  # (bounded: the handler runs at the next instruction)
+            pass
+        return "slow"
+
+    __str__ = __repr__
+
+
+def _interrupt_paths(processor: LogxpyLogRecordProcessor, provider: LoggerProvider, tmp_path: Path) -> Any:
+    """Each way a value reaches our encoding in the application's thread, by name (the
+    exporter's as the SDK's batch processor calls it in the thread that flushes; the SDK
+    then lets a ``KeyboardInterrupt`` through, and logs an ``Exception`` as any exporter's).
+    The ``logging`` handler's is a mapping ``msg`` as zero-code set-up's handler keeps it:
+    the body (else ``logging`` builds the message, and the SDK's ``BoundedAttributes``
+    takes ``str()`` of an odd attribute value, before our encoding)."""
+    from _helpers import readable_record
+    from opentelemetry._logs import LogRecord
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from logxpy_otel import LogxpyLogRecordExporter
+    from logxpy_otel.logging_handler import _sdk_flavoured
+
+    logger = provider.get_logger("app")
+    tracer_provider = TracerProvider(shutdown_on_exit=False)
+    tracer_provider.add_span_processor(processor.span_processor())
+    exporter = LogxpyLogRecordExporter(tmp_path / "exported.jsonl")
+    std = __import__("logging").getLogger(f"interrupted.{id(processor)}")
+    std.propagate, std.level = False, 20
+    std.addHandler(_sdk_flavoured(processor.logging_handler(logger_provider=provider)))
+    return {
+        "sdk": lambda value: logger.emit(body=value),
+        "logging": lambda value: std.info({"value": value} if isinstance(value, _SignalsInRepr) else value),
+        "span": lambda value: tracer_provider.get_tracer("app").start_span(value).end(),
+        "exporter": lambda value: exporter.export(
+            [readable_record(LogRecord(body=value), scope="app"), readable_record(LogRecord(body="next"))]
+        ),
+    }, exporter
+
+
+@pytest.mark.parametrize("path", ["sdk", "logging", "span", "exporter"])
+@pytest.mark.parametrize("interrupt", ["ctrl-c", "alarm"])
+def test_an_interrupt_while_the_application_s_repr_runs_in_our_encoding_reaches_it_after_the_record(
+    tmp_path: Path, path: str, interrupt: str
+) -> None:
+    """Left by session 34: Ctrl-C, or the application's alarm, landing while its own
+    ``__repr__`` ran inside our encoding was taken for a broken ``__repr__``: the record was
+    written with "repr() failed" and the interrupt was lost (its request ran on past its
+    timeout). The record is still written so (orjson cannot raise it through), and the
+    interrupt then leaves the logging call; the next call does not raise it again."""
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise RequestTimeout
+
+    processor = LogxpyLogRecordProcessor(str(tmp_path / "app.jsonl"))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    calls, exporter = _interrupt_paths(processor, provider, tmp_path)
+    signum = signal.SIGINT if interrupt == "ctrl-c" else signal.SIGALRM
+    old = signal.signal(signum, signal.default_int_handler if interrupt == "ctrl-c" else on_alarm)
+    try:
+        with pytest.raises(KeyboardInterrupt if interrupt == "ctrl-c" else RequestTimeout):
+            calls[path](_SignalsInRepr(signum))
+        calls[path]("after")  # must not raise: nothing is left noted
+    finally:
+        signal.signal(signum, old)
+    for writer in (processor.writer, exporter.writer):
+        assert writer.flush(10.0)
+        m = writer.metrics
+        assert not m.dropped and DropReason.INTERNAL_ERROR not in m.dropped_by_reason, m
+    target = tmp_path / ("exported.jsonl" if path == "exporter" else "app.jsonl")
+    lines = [json.loads(line) for line in target.read_bytes().splitlines()]
+    texts = [str(line.get("msg", line.get("at"))) for line in lines]
+    assert "after" in texts and any("_SignalsInRepr object: repr() failed>" in text for text in texts), texts
+    exporter.shutdown()
+    processor.shutdown()
+
+
+def test_a_repr_raising_system_exit_or_ctrl_c_of_itself_outside_the_main_thread_is_a_broken_repr(
+    tmp_path: Path,
+) -> None:
+    """(The other side, from the review of session 34's withdrawn change: only an
+    interrupt in the main thread goes up. A ``__repr__`` that raises ``SystemExit``, and
+    any ``__repr__`` in another thread (the SDK's batch thread), is a broken one: written
+    so, never raised, and that thread goes on.)"""
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+    from logxpy_otel import LogxpyLogRecordExporter
+
+    class Exits:
+        def __repr__(self) -> str:
+            raise SystemExit(0)
+
+    class Interrupts:
+        def __repr__(self) -> str:
+            raise KeyboardInterrupt
+
+    processor = LogxpyLogRecordProcessor(str(tmp_path / "app.jsonl"))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    provider.get_logger("app").emit(body=Exits())  # must not raise
+    provider.get_logger("app").emit(body="after")  # nor this: nothing was noted
+    exporter = LogxpyLogRecordExporter(tmp_path / "exported.jsonl")
+    other = LoggerProvider(shutdown_on_exit=False)
+    other.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    raised: list[BaseException] = []
+
+    def in_another_thread() -> None:
+        try:
+            other.get_logger("app").emit(body=Interrupts())
+            other.get_logger("app").emit(body="after")
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=in_another_thread)
+    thread.start()
+    thread.join(10)
+    assert not raised and not thread.is_alive()
+    assert processor.writer.flush(10.0) and exporter.writer.flush(10.0)
+    for name, broken in (("app.jsonl", "Exits"), ("exported.jsonl", "Interrupts")):
+        texts = [json.loads(line)["msg"] for line in (tmp_path / name).read_bytes().splitlines()]
+        assert texts[1:] == ["after"] and texts[0].endswith(f'{broken} object: repr() failed>"'), texts
+    other.shutdown()
+    provider.shutdown()

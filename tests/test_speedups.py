@@ -512,6 +512,8 @@ def test_a_scope_name_that_raises_keyboard_interrupt_propagates() -> None:
         sync=contextvars.ContextVar("sync", default=False),
         own=lambda: None,
         fault=lambda exc: None,
+        noted=[],
+        raise_noted=lambda: None,
     )
     with pytest.raises(KeyboardInterrupt):
         emitter.emit(Record())
