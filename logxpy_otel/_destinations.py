@@ -627,8 +627,10 @@ class AsyncFileDestination:
                         written = self._stopped(fd, data, len(data) - len(view), lead)
                         if not written:
                             raise
-                        # The lines that got in whole (not the newline that ended a torn one).
-                        lines = data.count(b"\n", 0, written) - lead
+                        # The lines that got in whole (not the newline that ended a torn one);
+                        # one cut just before its newline is whole too: the next write's
+                        # newline, which ends a cut line, ends it (and a reader reads it).
+                        lines = data.count(b"\n", 0, written + 1) - lead
                         raise PartialWriteError(exc.errno, exc.strerror, lines) from exc
         except BaseException as exc:
             if not isinstance(exc, OSError):

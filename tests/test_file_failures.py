@@ -338,6 +338,32 @@ def test_a_write_cut_short_says_how_many_whole_lines_got_in(
     dest.close()
 
 
+@pytest.mark.parametrize("lead", [False, True])
+def test_a_line_cut_just_before_its_newline_counts_as_written_and_the_next_write_ends_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lead: bool
+) -> None:
+    """A hostile review (session 35), on a real full disk: a write stopped exactly before a
+    line's newline left that line whole but for it, and the next write's newline completes
+    it, yet its record was counted ``io_error`` (and the reader, and replay, found it)."""
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, retry_timeout_s=0.0)
+    if lead:  # (the write starts with the newline that ends an earlier torn line)
+        path.write_bytes(b'{"torn')
+        dest._look_at_end(dest._fd)
+    data = b"".join(LINES)
+    cut = nth_line_end(data, 2) - 1 + lead
+    monkeypatch.setattr(_destinations.os, "write", part_then_full(dest, lambda raw: cut))
+    with pytest.raises(_destinations.PartialWriteError) as info:
+        dest(data)
+    monkeypatch.undo()
+    assert info.value.lines == 2
+    after = b'{"ts":2.0,"tid":"x.9","lvl":[1]}'
+    dest(after + b"\n")
+    dest.close()
+    lines = path.read_bytes().split(b"\n")
+    assert lines[lead : lead + 3] == [*(line.rstrip(b"\n") for line in LINES[:2]), after]
+
+
 def test_the_newline_that_ends_a_torn_line_is_not_counted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
