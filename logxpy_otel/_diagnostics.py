@@ -185,7 +185,7 @@ def raise_if_application_error(exc: BaseException) -> None:
 def _raised_on(exc: BaseException) -> bool:
     """Whether :func:`raise_noted` raised ``exc`` (read without the application's code)."""
     try:
-        return object.__getattribute__(exc, "__dict__").get(_RAISED_ON) is True  # type: ignore[no-any-return]
+        return object.__getattribute__(exc, "__dict__").get(_RAISED_ON) is True
     except Exception:  # noqa: BLE001 - an exception without a dict was never marked
         return False
 

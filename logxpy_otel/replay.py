@@ -33,6 +33,7 @@ planted at their name is never followed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import glob
@@ -223,19 +224,45 @@ class Checkpoint:
 def write_atomically(target: str, data: bytes, mode: int = 0o600) -> None:
     """``data`` into ``target``: written to a new file under an unpredictable name in the
     same directory (``O_EXCL | O_NOFOLLOW``), synced, renamed onto ``target``."""
-    fd, partial = create_exclusive(target, mode)
+    aside = WrittenAside(target, data, mode)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, target)
-    except BaseException:
+        aside.put_in_place()
+    finally:
+        aside.discard()
+
+
+class WrittenAside:
+    """``data`` for ``target``, written and synced to a new file beside it (an unpredictable
+    name, ``O_EXCL | O_NOFOLLOW``) now, renamed onto it later (:meth:`put_in_place`): a
+    checkpoint that needs no more room once its batch is sent. Raises ``OSError`` (nothing
+    left behind) when it cannot be written."""
+
+    def __init__(self, target: str, data: bytes, mode: int = 0o600) -> None:
+        self._target = target
+        fd, partial = create_exclusive(target, mode)
+        self._partial: str | None = partial
         try:
-            os.unlink(partial)
-        except OSError:
-            pass
-        raise
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            self.discard()
+            raise
+
+    def put_in_place(self) -> None:
+        """Rename it onto its target."""
+        if self._partial is None:
+            raise RuntimeError("written aside once, put in place once")
+        os.replace(self._partial, self._target)
+        self._partial = None
+
+    def discard(self) -> None:
+        """Remove it, unless it was put in place (so: safe to call always, in a finally)."""
+        partial, self._partial = self._partial, None
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
 
 
 def _read_regular(path: str) -> bytes:
@@ -759,48 +786,84 @@ def _replay_lines(
                 summary.problems.append(f"{where}: {what}{aside}: {letter['reason']}")
         for line in pending:  # the last line of the file: reported after the others
             summary.problems.append(f"{src.path}: bytes {line.start}-{line.end}: {line.reason}")
-        if run.exporter is not None and batch:
-            first = records[0].start if records else checkpoint.offset
-            # (a batch too large for one request goes in parts; when a later part fails,
-            # the run stops before the checkpoint: the earlier parts go again next run)
-            for k, part in enumerate(parts):
-                unsent = sum(len(p) for p in parts[k:])
-                try:
-                    result = run.exporter.export(part)
-                except Exception as exc:  # noqa: BLE001 - reported: the exporter itself failed
-                    summary.export_errors += unsent
-                    summary.problems.append(
-                        f"{src.path}: bytes {first}-{end}: exporting {len(part)} records raised "
-                        f"{type(exc).__name__}: {exc}; run again to resume"
-                    )
-                    return False
-                if result is not LogRecordExportResult.SUCCESS:
-                    summary.refused += unsent
-                    summary.problems.append(
-                        f"{src.path}: bytes {first}-{end}: the collector did not accept {unsent} records "
-                        "(refused or unreachable); run again to resume"
-                    )
-                    return False
-                summary.sent += len(part)
-                summary.converted += converted[k]
-        else:
-            summary.sent += len(batch)
-            summary.converted += sum(converted)
+        # The checkpoint this batch leaves, written aside before it is sent: a disk with no
+        # room for it stops the run before anything is sent (else each run would send the
+        # batch, fail to keep its checkpoint and send it again the next time).
+        written_aside: WrittenAside | None = None
         if end is not None and end != checkpoint.offset and run.writes:
-            checkpoint = src.checkpoint(end, checkpoint.sent + len(batch))
+            after = src.checkpoint(end, checkpoint.sent + len(batch))
             try:
-                checkpoint.save(checkpoint_path(src.path))
+                written_aside = WrittenAside(checkpoint_path(src.path), after.to_json())
             except OSError as exc:
                 raise ReplayError(
-                    f"cannot write the checkpoint {checkpoint_path(src.path)} "
-                    f"({exc.strerror}); the last batch of {src.path} may be sent again",
+                    f"cannot write the checkpoint {checkpoint_path(src.path)} ({exc.strerror}); "
+                    f"the rest of {src.path} was not sent"
                 ) from exc
+        try:
+            first = records[0].start if records else checkpoint.offset
+            if not _send(src, run, batch=batch, parts=parts, converted=converted, span=(first, end)):
+                return False
+            if written_aside is not None:
+                try:
+                    written_aside.put_in_place()
+                except OSError as exc:
+                    raise ReplayError(
+                        f"cannot write the checkpoint {checkpoint_path(src.path)} "
+                        f"({exc.strerror}); the last batch of {src.path} may be sent again",
+                    ) from exc
+                checkpoint = after
+        finally:
+            if written_aside is not None:
+                written_aside.discard()
         if run.progress is not None:
             done = f"{(end or 0) * 100 // max(src.size, 1):3d}%  " if not src.compressed else ""
             run.progress.write(f"\r{safe(src.path)}: {done}{summary.sent - sent_before} sent")
             run.progress.flush()
     if run.progress is not None:
         run.progress.write("\n")
+    return True
+
+
+def _send(
+    src: _Source,
+    run: _Run,
+    *,
+    batch: list[ReadableLogRecord],
+    parts: list[list[ReadableLogRecord]],
+    converted: list[int],
+    span: tuple[int, int | None],
+) -> bool:
+    """Send one batch of ``src`` (in ``parts``; ``converted``: how many of each part are in
+    a nearer form; ``span``: the bytes it is read from), counted in the summary. False when
+    it was not all delivered (the problem reported; the run stops there)."""
+    summary = run.summary
+    first, end = span
+    if run.exporter is not None and batch:
+        # (a batch too large for one request goes in parts; when a later part fails,
+        # the run stops before the checkpoint: the earlier parts go again next run)
+        for k, part in enumerate(parts):
+            unsent = sum(len(p) for p in parts[k:])
+            try:
+                result = run.exporter.export(part)
+            except Exception as exc:  # noqa: BLE001 - reported: the exporter itself failed
+                summary.export_errors += unsent
+                summary.problems.append(
+                    f"{src.path}: bytes {first}-{end}: exporting {len(part)} records raised "
+                    f"{type(exc).__name__}: {exc}; run again to resume"
+                )
+                return False
+            if result is not LogRecordExportResult.SUCCESS:
+                summary.refused += unsent
+                summary.problems.append(
+                    f"{src.path}: bytes {first}-{end}: the collector did not accept {unsent} records "
+                    "(refused or unreachable); run again to resume"
+                )
+                return False
+            summary.sent += len(part)
+            summary.converted += converted[k]
+    else:
+        summary.sent += len(batch)
+        summary.converted += sum(converted)
     return True
 
 

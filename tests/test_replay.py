@@ -1495,3 +1495,33 @@ def test_a_directory_takes_gzip_files_of_any_name_that_hold_our_lines(tmp_path: 
     keep = Keep()
     replay_files([str(logs)], keep)
     assert sorted(keep.ids(), key=int) == [str(n) for n in range(6)]
+
+
+# -- a disk that really fills (session 35) -------------------------------------------------------
+
+
+def test_a_full_disk_never_has_a_batch_sent_whose_checkpoint_cannot_be_kept(small_disk: Path) -> None:
+    """A hostile review on a real full disk: each run sent a batch, then could not write its
+    checkpoint, so every run sent that batch again (4 copies after 3 runs). The checkpoint a
+    batch will leave is now written aside before the batch is sent (it only needs renaming
+    after): a run on a full disk sends nothing, and with room again each record goes once."""
+    from _helpers import fill_disk
+
+    path = small_disk / "app.jsonl"
+    processor = LogxpyLogRecordProcessor(str(path))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    for n in range(30):
+        provider.get_logger("app").emit(body=f"record {n}", attributes={"rec.id": str(n)})
+    provider.shutdown()
+    fill_disk(small_disk / "filler")
+    keep = Keep()
+    for _ in range(3):
+        with pytest.raises(ReplayError, match="checkpoint"):
+            replay_files([str(path)], keep, batch_size=10)
+    assert keep.ids() == [], "nothing is sent that its checkpoint cannot follow"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["app.jsonl", "filler"], "no partial file left"
+    (small_disk / "filler").unlink()
+    summary = replay_files([str(path)], keep, batch_size=10)
+    assert summary.sent == 30 and sorted(keep.ids(), key=int) == [str(n) for n in range(30)]
+    assert replay_files([str(path)], keep, batch_size=10).sent == 0
