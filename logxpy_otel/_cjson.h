@@ -55,6 +55,29 @@ put_error(PyObject *exc)
 #endif
 }
 
+/* ``result`` of an entry point (a new reference, or NULL with an error set), unless the
+ * application's interrupt was noted meanwhile (``noted``: _diagnostics.NOTED_INTERRUPTS,
+ * landed in its own __repr__ while the encoder ran) and ``raise_noted()`` raises it now
+ * that the line is queued (in the main thread only; the noted one takes the place of an
+ * error already set, as a Python ``finally`` that raises does). */
+static MAYBE_UNUSED PyObject *
+noted_done(PyObject *noted, PyObject *raise_noted, PyObject *result)
+{
+    if (PyList_GET_SIZE(noted) == 0)
+        return result;
+    PyObject *before = PyErr_Occurred() ? take_error() : NULL;
+    PyObject *raised = PyObject_CallNoArgs(raise_noted);
+    if (raised == NULL) {
+        Py_XDECREF(before);
+        Py_XDECREF(result);
+        return NULL;
+    }
+    Py_DECREF(raised); /* (not raised: another thread, or none noted any more) */
+    if (before != NULL)
+        put_error(before);
+    return result;
+}
+
 static PyObject *fmt_span, *fmt_trace;
 
 /* A str of ``n`` ASCII characters (hex digits): made as one, without the UTF-8 decoding

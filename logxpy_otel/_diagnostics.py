@@ -6,7 +6,6 @@ logger (``logxpy_otel``) so a warning about the exporter can never feed back int
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import itertools
@@ -178,24 +177,16 @@ def raise_if_application_error(exc: BaseException) -> None:
     """Raise ``exc`` on when it is the application's own (:func:`is_application_error`):
     no record is counted for it (the call did not finish), and what the call was doing is
     left as an interrupt (``KeyboardInterrupt``) there leaves it."""
-    if is_application_error(exc) or _raised_on(exc):
+    if is_application_error(exc):
         raise exc
-
-
-def _raised_on(exc: BaseException) -> bool:
-    """Whether :func:`raise_noted` raised ``exc`` (read without the application's code)."""
-    try:
-        return object.__getattribute__(exc, "__dict__").get(_RAISED_ON) is True
-    except Exception:  # noqa: BLE001 - an exception without a dict was never marked
-        return False
 
 
 #: The application's interrupt (Ctrl-C, or its signal handler's exception) that landed while
 #: its own ``__repr__`` or ``__str__`` ran inside our encoding, where it cannot go up (orjson
 #: turns what its ``default`` raises into a ``TypeError``), so the value is written as one
-#: that could not be shown: each entry point that encodes raises it on once its record is
-#: queued (:func:`raise_noted`; the C ``Emitter`` too). Only the main thread notes (signal
-#: handlers run there), so one list serves; it holds the first such interrupt.
+#: that could not be shown: the entry point that encodes raises it on once its record is
+#: queued (:func:`raise_noted`; the C ``Emitter`` and ``Fast`` too). Only the main thread
+#: notes and raises (signal handlers run there), so one list serves; it holds the first.
 NOTED_INTERRUPTS: Final[list[BaseException]] = []
 
 
@@ -212,20 +203,29 @@ def note_if_interrupt(exc: BaseException) -> None:
 
 
 def raise_noted() -> None:
-    """Raise the interrupt :func:`note_if_interrupt` noted, if any (forgotten then). It is
-    marked as raised on (:data:`_RAISED_ON`): a fault handler of ours it then passes
-    through (our ``logging`` handler's, around the processor's ``on_emit``) raises it on
-    too, which the traceback alone would no longer tell (it was raised again)."""
-    if NOTED_INTERRUPTS:
+    """Raise the interrupt :func:`note_if_interrupt` noted, if any (forgotten then), in the
+    main thread: another thread's entry point never raises the main thread's."""
+    if NOTED_INTERRUPTS and threading.current_thread() is threading.main_thread():
         exc = NOTED_INTERRUPTS.pop()
         NOTED_INTERRUPTS.clear()
-        with contextlib.suppress(Exception):
-            object.__setattr__(exc, _RAISED_ON, True)  # (not its class's __setattr__)
         raise exc
 
 
-#: The attribute :func:`raise_noted` sets on what it raises.
-_RAISED_ON: Final = "_logxpy_otel_raised_on"
+def noted_aside() -> list[BaseException] | None:
+    """Before the application's own code runs inside our encoding, in the main thread: the
+    interrupt noted so far in this call, taken out of sight (a logging call that code makes
+    must not raise the outer call's), for :func:`put_noted_back` after. None when nothing is
+    noted (the common case) or in another thread."""
+    if not NOTED_INTERRUPTS or threading.current_thread() is not threading.main_thread():
+        return None
+    aside = NOTED_INTERRUPTS[:]
+    NOTED_INTERRUPTS.clear()
+    return aside
+
+
+def put_noted_back(aside: list[BaseException]) -> None:
+    """After that code: the outer call's interrupt is the one noted again (it came first)."""
+    NOTED_INTERRUPTS[:] = aside
 
 
 class _StderrUnlessShown(logging.Handler):

@@ -767,8 +767,10 @@ typedef struct {
     int last_own;
     PyObject *spans;   /* a SpanEncoder, for span_start/span_end (LogxpySpanProcessor), or NULL */
     PyObject *invalid; /* invalid() counts a span with ids OTel cannot carry */
-    PyObject *noted;   /* _diagnostics.NOTED_INTERRUPTS: the application's interrupt, landed in
-                        * its __repr__ while the encoder ran, to raise once the line is queued */
+    PyObject *noted;   /* _diagnostics.NOTED_INTERRUPTS (the application's interrupt, landed in
+                        * its __repr__ while the encoder ran, raised once the line is queued),
+                        * or a list of its own that stays empty (an emitter called by another
+                        * entry point of ours, which raises it at its own end) */
     PyObject *raise_noted; /* _diagnostics.raise_noted(): raises it */
 } Emitter;
 
@@ -876,28 +878,11 @@ emitter_fault(Emitter *self)
     return count_fault(self->fault);
 }
 
-/* ``result`` (a new reference, or NULL with an error set), unless the application's
- * interrupt was noted meanwhile (``noted``, see _diagnostics.note_if_interrupt): then
- * NULL with that raised, as the Python entry points' ``finally`` does (the noted one
- * takes the place of an error already set). */
+/* ``result``, or the application's interrupt noted meanwhile (see noted_done). */
 static PyObject *
 emitter_done(Emitter *self, PyObject *result)
 {
-    if (PyList_GET_SIZE(self->noted) == 0)
-        return result;
-    Py_XDECREF(result);
-    PyObject *before = take_error(); /* (NULL when none) */
-    PyObject *raised = PyObject_CallNoArgs(self->raise_noted);
-    if (raised != NULL) { /* (emptied meanwhile: nothing raised) */
-        Py_DECREF(raised);
-        if (before != NULL) {
-            put_error(before);
-            return NULL;
-        }
-        Py_RETURN_NONE;
-    }
-    Py_XDECREF(before);
-    return NULL;
+    return noted_done(self->noted, self->raise_noted, result);
 }
 
 static PyObject *

@@ -550,7 +550,8 @@ class LogxpyLoggingHandler(logging.Handler):
         self._resource_arg = resource
         self._writer = processor._writer
         self._encode = processor._encoder.encode
-        self._emitter: Any = c_emit(processor, self._own_record, self._fault)
+        # (the application's interrupt noted while it encodes is raised at our own end)
+        self._emitter: Any = c_emit(processor, self._own_record, self._fault, raises_noted=False)
         #: None until bound: no provider was given and the global one is not an SDK one yet.
         self._state: _ProviderState | None = state
         self._unbound: _ProviderState | None = None
@@ -885,6 +886,8 @@ class LogxpyLoggingHandler(logging.Handler):
                 fault(exc)
             finally:
                 flag_set(False)  # (it was not set: see above)
+                if NOTED_INTERRUPTS:
+                    raise_noted()  # the application's, landed in its __repr__: the record is queued
             return True
 
         self.__dict__["handle"] = handle
@@ -905,19 +908,11 @@ class LogxpyLoggingHandler(logging.Handler):
 
         queue = lane_enqueue(self._processor)  # the writer's lane, no Python frame a line
 
-        def write(record: logging.LogRecord, scope: Any, resource: Any, built: Any) -> None:
-            """``_write`` for the C path, which calls it where ``emit`` would."""
-            try:
-                self._write(record, scope, resource, state, built)
-            finally:
-                if NOTED_INTERRUPTS:
-                    raise_noted()  # the application's, landed in its __repr__: the record is queued
-
         def build(direct: bool, item_size: int) -> Any:
             return _Fast(
                 handler_dict=self.__dict__,
                 general=LogxpyLoggingHandler.handle.__get__(self),
-                write=write,
+                write=lambda record, scope, resource, body: self._write(record, scope, resource, state, body),
                 scopes=state.scopes,
                 scope_of=state.scope,
                 flag=_EMITTING,
@@ -959,6 +954,8 @@ class LogxpyLoggingHandler(logging.Handler):
                 item_size=item_size,
                 format_failed=self._format_failed,
                 get_message=_logging_get_message(),
+                noted=NOTED_INTERRUPTS,
+                raise_noted=raise_noted,
             )
 
         item_size = len(encode(_TAIL_PROBE, None, None))

@@ -49,11 +49,15 @@ def _emitter(
     owner: WriterOwner,
     own: Callable[[], None],
     fault: Callable[[BaseException], None],
+    *,
+    raises_noted: bool = True,
     **spans: Any,
 ) -> Any:
     """A C ``Emitter`` over ``owner``'s encoder and writer (its lane), calling ``own``/``fault``
     as the Python steps do (with ``spans=``, ``invalid=``: for spans too); None where the C
-    code is not in use."""
+    code is not in use. ``raises_noted``: it is an entry point, which raises the
+    application's interrupt noted while it encoded (not when another entry point of ours
+    calls it, which raises it at its own end)."""
     fast = owner._encoder.fast_encoder
     if _Emitter is None or fast is None:
         return None
@@ -65,18 +69,23 @@ def _emitter(
         sync=SYNC_MODE,
         own=own,
         fault=fault,
-        noted=NOTED_INTERRUPTS,
+        noted=NOTED_INTERRUPTS if raises_noted else [],
         raise_noted=raise_noted,
         **spans,
     )
 
 
 def c_emit(
-    processor: LogxpyLogRecordProcessor, own: Callable[[], None], fault: Callable[[BaseException], None]
+    processor: LogxpyLogRecordProcessor,
+    own: Callable[[], None],
+    fault: Callable[[BaseException], None],
+    *,
+    raises_noted: bool = True,
 ) -> Callable[[Any], None] | None:
     """The C ``on_emit`` (encode and queue, no Python frame per record) for ``processor``'s
-    encoder and writer; None where the C code is not in use."""
-    emitter = _emitter(processor, own, fault)
+    encoder and writer; None where the C code is not in use. ``raises_noted``: see
+    :func:`_emitter`."""
+    emitter = _emitter(processor, own, fault, raises_noted=raises_noted)
     return None if emitter is None else cast("Callable[[Any], None]", emitter.emit)
 
 

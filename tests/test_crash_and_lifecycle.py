@@ -1430,3 +1430,152 @@ def test_a_repr_raising_system_exit_or_ctrl_c_of_itself_outside_the_main_thread_
         assert texts[1:] == ["after"] and texts[0].endswith(f'{broken} object: repr() failed>"'), texts
     other.shutdown()
     provider.shutdown()
+
+
+class _WaitsInRepr:
+    """A value whose ``__repr__`` says it runs (``entered``), then waits for ``release``:
+    a ``__repr__`` that does I/O, during which other threads run."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __repr__(self) -> str:
+        self.entered.set()
+        self.release.wait(10)
+        return "waited"
+
+
+@pytest.mark.parametrize("other", ["sdk", "exporter"])
+def test_the_main_thread_s_noted_interrupt_is_never_raised_in_another_thread(
+    tmp_path: Path, other: str
+) -> None:
+    """A review of session 35's first version: the note was one list for the process, and
+    any thread's entry point raised it. Another thread's logging call (or the SDK's batch
+    thread, which died of it: its later records were never written nor counted) got the
+    main thread's Ctrl-C, and the main thread's call returned as if none came."""
+    from _helpers import readable_record
+    from opentelemetry._logs import LogRecord
+
+    from logxpy_otel import LogxpyLogRecordExporter
+
+    processor = LogxpyLogRecordProcessor(str(tmp_path / "app.jsonl"))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("app")
+    exporter = LogxpyLogRecordExporter(tmp_path / "exported.jsonl")
+    waits = _WaitsInRepr()
+    raised: list[BaseException] = []
+
+    def log_meanwhile() -> None:
+        waits.entered.wait(10)  # the main thread's Ctrl-C is noted by now
+        try:
+            if other == "sdk":
+                logger.emit(body="other thread")
+            else:
+                exporter.export([readable_record(LogRecord(body="other thread"))])
+        except BaseException as exc:
+            raised.append(exc)
+        finally:
+            waits.release.set()
+
+    thread = threading.Thread(target=log_meanwhile)
+    thread.start()
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            logger.emit(body=[_SignalsInRepr(signal.SIGINT), waits])
+    finally:
+        signal.signal(signal.SIGINT, old)
+        waits.release.set()
+        thread.join(10)
+    assert raised == [], raised
+    for writer in (processor.writer, exporter.writer):
+        assert writer.flush(10.0) and not writer.metrics.dropped
+    assert processor.metrics.written == (2 if other == "sdk" else 1)
+    exporter.shutdown()
+    processor.shutdown()
+
+
+def test_a_logging_call_inside_a_later_repr_of_the_record_does_not_raise_the_outer_call_s_interrupt(
+    tmp_path: Path,
+) -> None:
+    """(The same review.) The alarm lands in the first value's ``__repr__``; the second
+    value's ``__repr__`` logs (a lazily loaded model logging its query) inside its own
+    ``except Exception``. That inner call raised the outer call's alarm, the model's code
+    swallowed it, and the outer call returned as if none came. The inner call now goes as
+    any; the outer call raises the alarm once its record is queued."""
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise RequestTimeout
+
+    processor = LogxpyLogRecordProcessor(str(tmp_path / "app.jsonl"))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("app")
+    swallowed: list[BaseException] = []
+
+    class LogsInRepr:
+        def __repr__(self) -> str:
+            try:
+                logger.emit(body="SELECT name FROM users")
+            except Exception as exc:
+                swallowed.append(exc)
+            return "<User bob>"
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        with pytest.raises(RequestTimeout):
+            logger.emit(body=[_SignalsInRepr(signal.SIGALRM), LogsInRepr()])
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    assert swallowed == []
+    assert processor.writer.flush(10.0)
+    lines = [json.loads(line) for line in (tmp_path / "app.jsonl").read_bytes().splitlines()]
+    assert lines[0]["msg"] == "SELECT name FROM users"
+    assert "<User bob>" in lines[1]["msg"] and "repr() failed" in lines[1]["msg"]
+    processor.shutdown()
+
+
+@pytest.mark.parametrize("with_error", [False, True])
+def test_the_c_emitter_s_end_with_a_note_it_may_not_raise_keeps_its_result(with_error: bool) -> None:
+    """(The same review.) The C entry points' end, with the list non-empty but nothing
+    raised (another thread's, or emptied meanwhile), took an error that was not set: on
+    3.11 it raised None, and the process crashed. It now returns what it had."""
+    import contextvars
+
+    from logxpy_otel._format import LineEncoder
+    from logxpy_otel._native import speedup
+
+    emitter_type = speedup("Emitter")
+    fast = LineEncoder().fast_encoder
+    if emitter_type is None or fast is None:
+        pytest.skip("the C module is not in use here")
+
+    class Record:
+        instrumentation_scope = None
+        log_record = __import__("opentelemetry._logs", fromlist=["LogRecord"]).LogRecord(body="x")
+        resource = None
+
+    def fault(exc: BaseException) -> None:
+        raise exc  # (an error that goes on)
+
+    def enqueue(item: Any) -> bool:
+        if with_error:
+            raise KeyboardInterrupt
+        return True
+
+    emitter = emitter_type(
+        encoder=fast,
+        lane=[None],
+        enqueue=enqueue,
+        sync=contextvars.ContextVar("sync", default=False),
+        own=lambda: None,
+        fault=fault,
+        noted=[KeyboardInterrupt()],
+        raise_noted=lambda: None,  # (another thread's: not raised)
+    )
+    if with_error:
+        with pytest.raises(KeyboardInterrupt):
+            emitter.emit(Record())
+    else:
+        assert emitter.emit(Record()) is None
