@@ -12,6 +12,7 @@ import errno
 import io
 import os
 import re
+import resource
 import stat
 import sys
 import time
@@ -117,6 +118,16 @@ _FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 #: a symlink put at the path (``nofollow``), a FIFO nobody reads, a name too long (a
 #: template's month name); the batch fails at once.
 _OPEN_NOT_RETRIED: Final = frozenset({errno.EISDIR, errno.ELOOP, errno.ENXIO, errno.ENAMETOOLONG})
+
+
+def _file_size_limit() -> int | None:
+    """The process's file size limit (``RLIMIT_FSIZE``), or None when there is none."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    except (OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else soft
+
 
 #: A strftime field (``%Y``...) in a file name: each time it renders another name, that
 #: name's backups are kept count of on their own.
@@ -356,6 +367,16 @@ class AsyncFileDestination:
         self._followed = False  # a batch went on in a new file at the path (see _follow)
         self._warned_unlocked = False
         self._open()
+        limit = _file_size_limit()
+        if self._regular and limit is not None and (max_bytes is None or max_bytes > limit):
+            logger.warning(
+                "logxpy-otel: this process has a file size limit of %d bytes (RLIMIT_FSIZE, "
+                "ulimit -f): each write past it fails (EFBIG) and its records are counted "
+                "io_error; set max_bytes to %d or less to rotate %r before it",
+                limit,
+                limit,
+                self.template,
+            )
 
     def _open(self) -> None:
         self.path = render_path(self.template, self._service_name)

@@ -8,6 +8,7 @@ Whatever the disk does, the application never sees an exception: losses are coun
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import re
@@ -248,6 +249,51 @@ def test_a_disk_that_fills_mid_line_counts_written_exactly_what_can_be_read_back
     assert len(bodies) == len(set(bodies)) == m.written
     assert bodies[-10:] == emitted[-10:], "the lines after the cut one are whole"
     assert set(bodies) <= set(emitted) and m.written + m.dropped == len(emitted)
+
+
+_FILE_SIZE_LIMITED = """
+import json, logging, os, resource, sys
+from opentelemetry.sdk._logs import LoggerProvider
+from logxpy_otel import LogxpyLogRecordProcessor
+warnings = []
+handler = logging.Handler()
+handler.emit = lambda record: warnings.append(record.getMessage())
+logging.getLogger("logxpy_otel").addHandler(handler)
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+options = json.loads(sys.argv[2])
+processor = LogxpyLogRecordProcessor(sys.argv[1], retry_timeout=1, **options)
+provider = LoggerProvider(shutdown_on_exit=False)
+provider.add_log_record_processor(processor)
+for n in range(100):
+    provider.get_logger("app").emit(body="x" * 200)  # about 40 KB in all: twice the limit
+processor.force_flush(10_000)
+m = processor.metrics
+reasons = {str(k): v for k, v in m.dropped_by_reason.items()}
+print(json.dumps([m.enqueued, m.written, m.dropped, reasons, warnings]))
+"""
+
+
+@pytest.mark.parametrize("max_bytes", [None, 40_000, 10_000])
+def test_a_file_size_limit_is_warned_of_at_set_up_unless_rotation_stays_under_it(
+    tmp_path: Path, max_bytes: int | None
+) -> None:
+    """A process with a file size limit (``ulimit -f``; Python ignores SIGXFSZ, so each
+    write past it fails with EFBIG): no rotation under the limit means every record past it
+    is lost, so the set-up says so, naming the limit and what to set; with ``max_bytes``
+    under it the file rotates in time and nothing is lost."""
+    from _helpers import run_script
+
+    options = {} if max_bytes is None else {"max_bytes": max_bytes}
+    done = run_script(_FILE_SIZE_LIMITED, str(tmp_path / "app.jsonl"), json.dumps(options))
+    assert done.returncode == 0, done.stderr
+    enqueued, written, dropped, reasons, warnings = json.loads(done.stdout)
+    assert enqueued == written + dropped == 100
+    limited = [w for w in warnings if "file size limit" in w]
+    if max_bytes == 10_000:
+        assert (written, limited) == (100, [])
+    else:
+        assert dropped > 0 and reasons == {"io_error": dropped}
+        assert len(limited) == 1 and "20000 bytes" in limited[0] and "max_bytes" in limited[0], warnings
 
 
 # -- failed writes, retried ------------------------------------------------------------------
