@@ -55,24 +55,44 @@ put_error(PyObject *exc)
 #endif
 }
 
-/* ``result`` of an entry point (a new reference, or NULL with an error set), unless the
- * application's interrupt was noted meanwhile (``noted``: _diagnostics.NOTED_INTERRUPTS,
- * landed in its own __repr__ while the encoder ran) and ``raise_noted()`` raises it now
- * that the line is queued (in the main thread only; the noted one takes the place of an
- * error already set, as a Python ``finally`` that raises does). */
-static MAYBE_UNUSED PyObject *
-noted_done(PyObject *noted, PyObject *raise_noted, PyObject *result)
+/* The application's interrupt landed in its own code while an entry point of ours encoded
+ * (_diagnostics.NOTED_INTERRUPTS, ``noted``), as the Python entry points keep it. At the
+ * start, the note of an outer call of ours is taken aside (``noted_aside()``: a list, or
+ * None); 0, or -1 with an error set (nothing taken then). */
+static MAYBE_UNUSED int
+noted_enter(PyObject *noted, PyObject *aside, PyObject **outer)
 {
+    *outer = NULL;
     if (PyList_GET_SIZE(noted) == 0)
+        return 0;
+    PyObject *taken = PyObject_CallNoArgs(aside);
+    if (taken == NULL)
+        return -1;
+    if (taken == Py_None)
+        Py_DECREF(taken);
+    else
+        *outer = taken;
+    return 0;
+}
+
+/* At the end: ``result`` (a new reference, or NULL with an error set), after
+ * ``settle_noted(outer)`` put the outer call's note back and raised this call's own (the
+ * raised one takes the place of an error already set, as a Python ``finally`` that raises
+ * does). Steals ``outer`` and ``result``. */
+static MAYBE_UNUSED PyObject *
+noted_leave(PyObject *noted, PyObject *settle, PyObject *outer, PyObject *result)
+{
+    if (PyList_GET_SIZE(noted) == 0 && outer == NULL)
         return result;
     PyObject *before = PyErr_Occurred() ? take_error() : NULL;
-    PyObject *raised = PyObject_CallNoArgs(raise_noted);
-    if (raised == NULL) {
+    PyObject *settled = PyObject_CallOneArg(settle, outer != NULL ? outer : Py_None);
+    Py_XDECREF(outer);
+    if (settled == NULL) {
         Py_XDECREF(before);
         Py_XDECREF(result);
         return NULL;
     }
-    Py_DECREF(raised); /* (not raised: another thread, or none noted any more) */
+    Py_DECREF(settled); /* (nothing raised: another thread, or nothing of this call's noted) */
     if (before != NULL)
         put_error(before);
     return result;

@@ -69,6 +69,8 @@ def is_application_error(exc: BaseException) -> bool:
             if above is not None and frame.f_back is not above and not _resumed(frame):
                 if id(frame) not in seen:
                     return False  # (an earlier raise of the same object from here on)
+            elif frame.f_code is _SETTLE_CODE:
+                return True  # (an interrupt noted earlier, raised on by an entry point of ours)
             elif above is not None and reads_left > 0 and not _ours(frame):
                 reads_left -= 1
                 if handlers is None:
@@ -182,16 +184,19 @@ def raise_if_application_error(exc: BaseException) -> None:
 
 
 #: The application's interrupt (Ctrl-C, or its signal handler's exception) that landed while
-#: its own ``__repr__`` or ``__str__`` ran inside our encoding, where it cannot go up (orjson
-#: turns what its ``default`` raises into a ``TypeError``), so the value is written as one
-#: that could not be shown: the entry point that encodes raises it on once its record is
-#: queued (:func:`raise_noted`; the C ``Emitter`` and ``Fast`` too). Only the main thread
-#: notes and raises (signal handlers run there), so one list serves; it holds the first.
+#: its own code ran inside our encoding (a ``__repr__``, a mapping's ``items``), where it
+#: cannot go up (orjson turns what its ``default`` raises into a ``TypeError``): the value
+#: is written as one that could not be shown, and the entry point of our package that the
+#: application called raises it on once its record is queued (:func:`settle_noted`; the C
+#: ``Emitter`` and ``Fast`` too). Only the main thread notes and raises (signal handlers
+#: run there), so one list serves; it holds the first. An entry point called inside
+#: another's (a logging call the application's ``__repr__`` makes) takes the outer call's
+#: note aside at its start and puts it back at its end (:func:`noted_aside`).
 NOTED_INTERRUPTS: Final[list[BaseException]] = []
 
 
 def note_if_interrupt(exc: BaseException) -> None:
-    """Note ``exc`` for :func:`raise_noted` when it is the application's interrupt: a
+    """Note ``exc`` for :func:`settle_noted` when it is the application's interrupt: a
     ``KeyboardInterrupt`` in the main thread, or :func:`is_application_error`. Anything
     else (``SystemExit`` of a broken ``__repr__``, any exception in another thread) is the
     method's own failure, not noted."""
@@ -202,20 +207,11 @@ def note_if_interrupt(exc: BaseException) -> None:
         NOTED_INTERRUPTS.append(exc)
 
 
-def raise_noted() -> None:
-    """Raise the interrupt :func:`note_if_interrupt` noted, if any (forgotten then), in the
-    main thread: another thread's entry point never raises the main thread's."""
-    if NOTED_INTERRUPTS and threading.current_thread() is threading.main_thread():
-        exc = NOTED_INTERRUPTS.pop()
-        NOTED_INTERRUPTS.clear()
-        raise exc
-
-
 def noted_aside() -> list[BaseException] | None:
-    """Before the application's own code runs inside our encoding, in the main thread: the
-    interrupt noted so far in this call, taken out of sight (a logging call that code makes
-    must not raise the outer call's), for :func:`put_noted_back` after. None when nothing is
-    noted (the common case) or in another thread."""
+    """At an entry point's start, with an interrupt noted (by an outer call of ours, in whose
+    encoding the application's code called this one): that note, taken out of sight until
+    :func:`settle_noted` puts it back. None in another thread (the note is the main
+    thread's, untouched) or when there is none."""
     if not NOTED_INTERRUPTS or threading.current_thread() is not threading.main_thread():
         return None
     aside = NOTED_INTERRUPTS[:]
@@ -223,9 +219,24 @@ def noted_aside() -> list[BaseException] | None:
     return aside
 
 
-def put_noted_back(aside: list[BaseException]) -> None:
-    """After that code: the outer call's interrupt is the one noted again (it came first)."""
-    NOTED_INTERRUPTS[:] = aside
+def settle_noted(outer: list[BaseException] | None) -> None:
+    """At an entry point's end, in the main thread: the outer call's note (``outer``, from
+    :func:`noted_aside`) noted again, and this call's own raised (its record is queued).
+    Nothing in another thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    own = NOTED_INTERRUPTS[:]
+    NOTED_INTERRUPTS[:] = outer or ()
+    if own:
+        raise own[0]
+
+
+#: The code :func:`settle_noted` raises from: an exception raised there is an interrupt
+#: noted as the application's (:func:`is_application_error` says so), though its earlier
+#: traceback, cut by that raise, no longer shows it.
+_SETTLE_CODE: Final = settle_noted.__code__
+
+os.register_at_fork(after_in_child=NOTED_INTERRUPTS.clear)  # (the parent's, not the child's)
 
 
 class _StderrUnlessShown(logging.Handler):

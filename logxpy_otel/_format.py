@@ -22,7 +22,7 @@ import orjson
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.attributes import BoundedAttributes
 
-from ._diagnostics import NOTED_INTERRUPTS, note_if_interrupt, noted_aside, put_noted_back
+from ._diagnostics import note_if_interrupt
 from ._native import speedup
 
 #: The C encoder (None where not built or turned off): see :class:`LineEncoder`.
@@ -150,7 +150,6 @@ def clean_str(s: str) -> str:
 def _safe_repr(value: object) -> str:
     """``repr(value)``, or a placeholder naming the type when ``__repr__`` itself fails (an
     interrupt meanwhile is noted, raised on once the record is queued: ``note_if_interrupt``)."""
-    aside = noted_aside() if NOTED_INTERRUPTS else None
     try:
         text = repr(value)
         if type(text) is not str:
@@ -163,9 +162,6 @@ def _safe_repr(value: object) -> str:
         except BaseException:  # noqa: BLE001
             name = "object"
         return f"<{clean_str(str(name))} object: repr() failed>"
-    finally:
-        if aside is not None:
-            put_noted_back(aside)
 
 
 def _key(key: object) -> str:
@@ -176,15 +172,11 @@ def _key(key: object) -> str:
         return clean_str(key[:])  # [:] turns a str subclass into a plain str
     if type(key) is int:
         return _int_text(key)
-    aside = noted_aside() if NOTED_INTERRUPTS else None
     try:
         text = str(key)
     except BaseException as exc:  # noqa: BLE001 - a broken __str__ must not reach the app
         note_if_interrupt(exc)
         return _safe_repr(key)
-    finally:
-        if aside is not None:
-            put_noted_back(aside)
     return clean_str(text[:]) if isinstance(text, str) else _safe_repr(key)
 
 

@@ -96,8 +96,9 @@ typedef struct {
     PyObject *field_order;  /* its instance dict's keys, in the order its __init__ sets them */
     PyObject *logging_type; /* logging.LogRecord: the only class taken here */
     PyObject *get_message;  /* logging's own LogRecord.getMessage, or None (see stdlib_message) */
-    PyObject *noted;        /* _diagnostics.NOTED_INTERRUPTS, raised at the end of handle (noted_done) */
-    PyObject *raise_noted;  /* _diagnostics.raise_noted */
+    PyObject *noted;        /* _diagnostics.NOTED_INTERRUPTS (see noted_enter, noted_leave) */
+    PyObject *noted_aside;  /* _diagnostics.noted_aside */
+    PyObject *settle_noted; /* _diagnostics.settle_noted */
     PyObject *get_message_code; /* its code when it was handed over, or NULL */
     unsigned int get_message_tag; /* logging_type's version tag when getMessage was it, or 0 */
     PyObject *emitter;      /* the processor's C on_emit, bound: emitter(rw) */
@@ -1514,7 +1515,7 @@ guard_reset(Fast *self, PyObject *token)
 }
 
 static PyObject *
-Fast_handle(Fast *self, PyObject *record)
+fast_handle(Fast *self, PyObject *record)
 {
     PyObject *value, *fields = NULL, *entry = NULL, *resource = NULL, *result = NULL, *body = NULL;
     Fields f = {0};
@@ -1704,7 +1705,22 @@ out:
     Py_XDECREF(entry);
     Py_XDECREF(resource);
     Py_XDECREF(body);
-    return noted_done(self->noted, self->raise_noted, result);
+    return result;
+}
+
+/* handle: fast_handle between noted_enter and noted_leave (the application's interrupt,
+ * landed in its own code while a record was encoded, raised once it is queued). */
+static PyObject *
+Fast_handle(Fast *self, PyObject *record)
+{
+    PyObject *outer;
+    if (self->general == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Fast.__init__ has not run");
+        return NULL;
+    }
+    if (noted_enter(self->noted, self->noted_aside, &outer) < 0)
+        return NULL;
+    return noted_leave(self->noted, self->settle_noted, outer, fast_handle(self, record));
 }
 
 /* Fast.encode(record, scope, resource, observed): the item handle would queue for
@@ -1763,12 +1779,12 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
                              "max_count",    "limited",      "tuple_context", "field_order", "code",
                              "enqueue",      "dumps",        "enc_reserved", "tail_of",     "levels",
                              "flat",         "item_size",    "format_failed", "get_message", "noted",
-                             "raise_noted",  NULL};
+                             "noted_aside",  "settle_noted", NULL};
     PyObject *handler_dict, *general, *write, *scopes, *scope_of, *flag, *discard, *recursive, *own_record,
         *fault, *reserved, *last_init, *otel_event, *event, *severities, *severity_of, *texts, *span_var,
         *get_current, *span_key, *span_kind, *invalid, *context_type, *record_type, *logging_type, *emitter,
         *rw_type, *clock, *logs_api, *field_order, *enqueue, *dumps, *enc_reserved, *tail_of, *levels,
-        *format_failed, *get_message, *noted, *raise_noted;
+        *format_failed, *get_message, *noted, *noted_aside, *settle_noted;
     Py_ssize_t n_init, max_count;
     int limited, tuple_context, code, flat, item_size;
     if (self->general != NULL) {
@@ -1776,7 +1792,7 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "$O!OOO!OO!OOOOO!nUUUO!OO!OOOOOO!O!O!OO!OOnppO!pOOO!OO!piOOO!O", kwlist, &PyDict_Type,
+            args, kwds, "$O!OOO!OO!OOOOO!nUUUO!OO!OOOOOO!O!O!OO!OOnppO!pOOO!OO!piOOO!OO", kwlist, &PyDict_Type,
             &handler_dict, &general, &write, &PyDict_Type, &scopes, &scope_of, &PyContextVar_Type, &flag,
             &discard, &recursive, &own_record, &fault, &PyFrozenSet_Type, &reserved, &n_init, &last_init,
             &otel_event, &event, &PyList_Type, &severities, &severity_of, &PyDict_Type, &texts, &span_var,
@@ -1784,7 +1800,7 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
             &record_type, &PyType_Type, &logging_type, &emitter, &PyType_Type, &rw_type, &clock, &logs_api,
             &max_count, &limited, &tuple_context, &PyTuple_Type, &field_order, &code, &enqueue, &dumps,
             &PyFrozenSet_Type, &enc_reserved, &tail_of, &PyList_Type, &levels, &flat, &item_size,
-            &format_failed, &get_message, &PyList_Type, &noted, &raise_noted))
+            &format_failed, &get_message, &PyList_Type, &noted, &noted_aside, &settle_noted))
         return -1;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(field_order); i++) {
         if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(field_order, i))) {
@@ -1869,7 +1885,8 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
     }
     self->get_message = Py_NewRef(get_message);
     self->noted = Py_NewRef(noted);
-    self->raise_noted = Py_NewRef(raise_noted);
+    self->noted_aside = Py_NewRef(noted_aside);
+    self->settle_noted = Py_NewRef(settle_noted);
     self->get_message_code = get_message == Py_None ? NULL : Py_NewRef(PyFunction_GET_CODE(get_message));
     self->get_message_tag = 0;
     if (find_init_keys(self, n_init, last_init) < 0)
@@ -1899,7 +1916,7 @@ Fast_init(Fast *self, PyObject *args, PyObject *kwds)
         X(fault) X(format_failed) X(reserved) X(otel_event) X(event) X(severities)            \
             X(severity_of) X(texts)                                                                         \
             X(span_var) X(get_current) X(span_key) X(span_kind) X(span_kinds) X(invalid) X(context_type)    \
-                X(record_type) X(field_order) X(logging_type) X(get_message) X(get_message_code) X(noted) X(raise_noted) X(emitter) X(rw_type) X(clock) X(logs_api)    \
+                X(record_type) X(field_order) X(logging_type) X(get_message) X(get_message_code) X(noted) X(noted_aside) X(settle_noted) X(emitter) X(rw_type) X(clock) X(logs_api)    \
                     X(enqueue) X(dumps) X(enc_reserved) X(tail_of) X(span_id_key) X(span_id_hex)            \
                         X(trace_id_key) X(trace_id_hex)
 

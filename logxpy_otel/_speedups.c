@@ -771,7 +771,8 @@ typedef struct {
                         * its __repr__ while the encoder ran, raised once the line is queued),
                         * or a list of its own that stays empty (an emitter called by another
                         * entry point of ours, which raises it at its own end) */
-    PyObject *raise_noted; /* _diagnostics.raise_noted(): raises it */
+    PyObject *noted_aside;  /* _diagnostics.noted_aside, at the start (noted_enter) */
+    PyObject *settle_noted; /* _diagnostics.settle_noted, at the end (noted_leave) */
 } Emitter;
 
 static PyTypeObject EmitterType;
@@ -878,15 +879,9 @@ emitter_fault(Emitter *self)
     return count_fault(self->fault);
 }
 
-/* ``result``, or the application's interrupt noted meanwhile (see noted_done). */
-static PyObject *
-emitter_done(Emitter *self, PyObject *result)
-{
-    return noted_done(self->noted, self->raise_noted, result);
-}
 
 static PyObject *
-Emitter_emit(Emitter *self, PyObject *rw)
+emitter_emit(Emitter *self, PyObject *rw)
 {
     PyObject *scope = NULL, *record = NULL, *resource = NULL, *item = NULL, *done = NULL, *result = NULL;
     int own;
@@ -943,7 +938,21 @@ error:
     Py_XDECREF(resource);
     Py_XDECREF(item);
     Py_XDECREF(done);
-    return emitter_done(self, result);
+    return result;
+}
+
+/* on_emit: emitter_emit between noted_enter and noted_leave. */
+static PyObject *
+Emitter_emit(Emitter *self, PyObject *rw)
+{
+    PyObject *outer;
+    if (self->encoder == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Emitter.__init__ has not run");
+        return NULL;
+    }
+    if (noted_enter(self->noted, self->noted_aside, &outer) < 0)
+        return NULL;
+    return noted_leave(self->noted, self->settle_noted, outer, emitter_emit(self, rw));
 }
 
 /* A span's start (``end`` 0) or end line, queued as LogxpySpanProcessor._hand_over does:
@@ -955,14 +964,17 @@ emitter_span(Emitter *self, PyObject *span, int end)
         PyErr_SetString(PyExc_RuntimeError, "Emitter: no span encoder");
         return NULL;
     }
-    PyObject *item = span_encode((SpanEncoder *)self->spans, span, end), *done = NULL;
+    PyObject *outer;
+    if (noted_enter(self->noted, self->noted_aside, &outer) < 0)
+        return NULL;
+    PyObject *item = span_encode((SpanEncoder *)self->spans, span, end), *done = NULL, *result = Py_None;
     if (item != NULL)
         done = item == Py_None ? PyObject_CallNoArgs(self->invalid) : emitter_enqueue(self, item);
     Py_XDECREF(item);
     if (done == NULL && emitter_fault(self) < 0)
-        return emitter_done(self, NULL);
+        result = NULL;
     Py_XDECREF(done);
-    return emitter_done(self, Py_NewRef(Py_None));
+    return noted_leave(self->noted, self->settle_noted, outer, Py_XNewRef(result));
 }
 
 static PyObject *
@@ -997,16 +1009,18 @@ Emitter_span_end(Emitter *self, PyObject *span)
 static int
 Emitter_init(Emitter *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"encoder", "lane",  "enqueue", "sync",    "own",
-                             "fault",   "noted", "raise_noted", "spans", "invalid", NULL};
-    PyObject *encoder, *lane, *enqueue, *sync, *own, *fault, *noted, *raise_noted, *spans = NULL, *invalid = NULL;
+    static char *kwlist[] = {"encoder", "lane",        "enqueue",      "sync",  "own",     "fault",
+                             "noted",   "noted_aside", "settle_noted", "spans", "invalid", NULL};
+    PyObject *encoder, *lane, *enqueue, *sync, *own, *fault, *noted, *noted_aside, *settle_noted, *spans = NULL,
+                                                                                               *invalid = NULL;
     if (self->encoder != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Emitter is set up once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OO!OOO!O|O!O", kwlist, &FastEncoderType, &encoder,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OO!OOO!OO|O!O", kwlist, &FastEncoderType, &encoder,
                                      &PyList_Type, &lane, &enqueue, &PyContextVar_Type, &sync, &own, &fault,
-                                     &PyList_Type, &noted, &raise_noted, &SpanEncoderType, &spans, &invalid))
+                                     &PyList_Type, &noted, &noted_aside, &settle_noted, &SpanEncoderType, &spans,
+                                     &invalid))
         return -1;
     if ((spans == NULL) != (invalid == NULL)) {
         PyErr_SetString(PyExc_TypeError, "Emitter: spans and invalid go together");
@@ -1021,7 +1035,8 @@ Emitter_init(Emitter *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->own, Py_NewRef(own));
     Py_XSETREF(self->fault, Py_NewRef(fault));
     Py_XSETREF(self->noted, Py_NewRef(noted));
-    Py_XSETREF(self->raise_noted, Py_NewRef(raise_noted));
+    Py_XSETREF(self->noted_aside, Py_NewRef(noted_aside));
+    Py_XSETREF(self->settle_noted, Py_NewRef(settle_noted));
     return 0;
 }
 
@@ -1038,7 +1053,8 @@ Emitter_traverse(Emitter *self, visitproc visit, void *arg)
     Py_VISIT(self->spans);
     Py_VISIT(self->invalid);
     Py_VISIT(self->noted);
-    Py_VISIT(self->raise_noted);
+    Py_VISIT(self->noted_aside);
+    Py_VISIT(self->settle_noted);
     return 0;
 }
 
@@ -1055,7 +1071,8 @@ Emitter_clear(Emitter *self)
     Py_CLEAR(self->spans);
     Py_CLEAR(self->invalid);
     Py_CLEAR(self->noted);
-    Py_CLEAR(self->raise_noted);
+    Py_CLEAR(self->noted_aside);
+    Py_CLEAR(self->settle_noted);
     return 0;
 }
 

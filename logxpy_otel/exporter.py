@@ -13,7 +13,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from . import _lifecycle, _sdk_private
-from ._diagnostics import NOTED_INTERRUPTS, RateLimitedReporter, is_own_scope, raise_noted
+from ._diagnostics import NOTED_INTERRUPTS, RateLimitedReporter, is_own_scope, noted_aside, settle_noted
 from ._format import LineItem
 from ._setup import WriterOwner
 from ._writer import DropReason
@@ -73,11 +73,12 @@ class LogxpyLogRecordExporter(WriterOwner, LogRecordExporter):
         if self._feeder is None:  # once: is the caller the SDK's batch processor around us?
             caller = _sdk_private.batch_feeding(sys._getframe(1).f_locals.get("self"), self)
             self._feeder = weakref.ref(caller) if caller is not None else _NO_FEEDER
+        outer = noted_aside() if NOTED_INTERRUPTS else None
         try:
             return self._export(batch)
         finally:
-            if NOTED_INTERRUPTS:
-                raise_noted()  # the application's, landed in its __repr__: the batch is queued
+            if NOTED_INTERRUPTS or outer is not None:
+                settle_noted(outer)  # the application's interrupt, landed in its code: the batch is queued
 
     def _export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Encode and queue (or write, in synchronous mode) ``batch``."""

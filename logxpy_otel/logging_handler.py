@@ -97,8 +97,9 @@ from ._diagnostics import (
     RateLimitedReporter,
     is_application_error,
     is_own_scope,
+    noted_aside,
     raise_if_application_error,
-    raise_noted,
+    settle_noted,
 )
 from ._format import RESERVED_KEYS, LineMode, severity_bucket
 from ._native import speedup
@@ -622,6 +623,7 @@ class LogxpyLoggingHandler(logging.Handler):
         if _EMITTING.get():
             self._discard(RECURSIVE_LOGGING)
             return
+        outer = noted_aside() if NOTED_INTERRUPTS else None
         try:
             _EMITTING.set(True)  # (in the try: an alarm right after it must not leave it set)
             state = self._current_state()
@@ -641,8 +643,8 @@ class LogxpyLoggingHandler(logging.Handler):
             self._fault(exc)
         finally:
             _EMITTING.set(False)  # (it was not set: see above)
-            if NOTED_INTERRUPTS:
-                raise_noted()  # the application's, landed in its __repr__: the record is queued
+            if NOTED_INTERRUPTS or outer is not None:
+                settle_noted(outer)  # the application's interrupt, landed in its code: the record is queued
 
     def _write(
         self,
@@ -783,6 +785,7 @@ class LogxpyLoggingHandler(logging.Handler):
             if flag_get():
                 discard(recursive)
                 return True
+            outer = noted_aside() if NOTED_INTERRUPTS else None
             try:
                 flag_set(True)  # (in the try: an alarm right after it must not leave it set)
                 entry = scopes_get(record.name)
@@ -886,8 +889,8 @@ class LogxpyLoggingHandler(logging.Handler):
                 fault(exc)
             finally:
                 flag_set(False)  # (it was not set: see above)
-                if NOTED_INTERRUPTS:
-                    raise_noted()  # the application's, landed in its __repr__: the record is queued
+                if NOTED_INTERRUPTS or outer is not None:
+                    settle_noted(outer)  # the application's interrupt, landed in its code: queued now
             return True
 
         self.__dict__["handle"] = handle
@@ -955,7 +958,8 @@ class LogxpyLoggingHandler(logging.Handler):
                 format_failed=self._format_failed,
                 get_message=_logging_get_message(),
                 noted=NOTED_INTERRUPTS,
-                raise_noted=raise_noted,
+                noted_aside=noted_aside,
+                settle_noted=settle_noted,
             )
 
         item_size = len(encode(_TAIL_PROBE, None, None))

@@ -17,8 +17,9 @@ from ._diagnostics import (
     NOTED_INTERRUPTS,
     RateLimitedReporter,
     is_own_scope,
+    noted_aside,
     raise_if_application_error,
-    raise_noted,
+    settle_noted,
 )
 from ._native import speedup
 from ._queue import Lane
@@ -70,7 +71,8 @@ def _emitter(
         own=own,
         fault=fault,
         noted=NOTED_INTERRUPTS if raises_noted else [],
-        raise_noted=raise_noted,
+        noted_aside=noted_aside,
+        settle_noted=settle_noted,
         **spans,
     )
 
@@ -142,6 +144,7 @@ class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
             self.on_emit = emit  # type: ignore[method-assign,assignment]
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        outer = noted_aside() if NOTED_INTERRUPTS else None
         try:
             scope = log_record.instrumentation_scope
             if is_own_scope(scope):
@@ -151,8 +154,8 @@ class LogxpyLogRecordProcessor(WriterOwner, LogRecordProcessor):
         except Exception as exc:  # noqa: BLE001 - the SDK does not catch processor errors
             self._fault(exc)
         finally:
-            if NOTED_INTERRUPTS:
-                raise_noted()  # the application's, landed in its __repr__: the record is queued
+            if NOTED_INTERRUPTS or outer is not None:
+                settle_noted(outer)  # the application's interrupt, landed in its code: the record is queued
 
     def _own_record(self) -> None:
         """A record of our own diagnostics, routed back through an OTel logging handler."""

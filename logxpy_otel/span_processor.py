@@ -16,7 +16,13 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ._config import FLUSH_TIMEOUT_MS, flush_timeout_s
-from ._diagnostics import NOTED_INTERRUPTS, RateLimitedReporter, raise_if_application_error, raise_noted
+from ._diagnostics import (
+    NOTED_INTERRUPTS,
+    RateLimitedReporter,
+    noted_aside,
+    raise_if_application_error,
+    settle_noted,
+)
 from ._format import LineItem, LineMode
 from ._span_format import SpanEncoder
 from ._writer import DropReason
@@ -72,6 +78,7 @@ class LogxpySpanProcessor(SpanProcessor):
     def _hand_over(self, encode: Callable[[ReadableSpan], LineItem | None], span: ReadableSpan) -> None:
         """Encode and queue a span line; after shutdown, or for ids OTel cannot carry (no
         tree for it), count it as dropped instead. Never raises: a fault is counted."""
+        outer = noted_aside() if NOTED_INTERRUPTS else None
         try:
             if self._shutdown:
                 self._logs.writer.discard(DropReason.SHUTDOWN, spans=1)
@@ -84,8 +91,8 @@ class LogxpySpanProcessor(SpanProcessor):
         except Exception as exc:  # noqa: BLE001 - the SDK does not catch processor errors
             self._fault(exc)
         finally:
-            if NOTED_INTERRUPTS:
-                raise_noted()  # the application's, landed in its __repr__: the line is queued
+            if NOTED_INTERRUPTS or outer is not None:
+                settle_noted(outer)  # the application's interrupt, landed in its code: the line is queued
 
     def _invalid(self) -> None:
         """A span whose ids OTel cannot carry: it has no tree, so its line is dropped."""

@@ -1572,10 +1572,145 @@ def test_the_c_emitter_s_end_with_a_note_it_may_not_raise_keeps_its_result(with_
         own=lambda: None,
         fault=fault,
         noted=[KeyboardInterrupt()],
-        raise_noted=lambda: None,  # (another thread's: not raised)
+        noted_aside=lambda: None,  # (another thread's: not taken)
+        settle_noted=lambda outer: None,  # (nor raised)
     )
     if with_error:
         with pytest.raises(KeyboardInterrupt):
             emitter.emit(Record())
     else:
         assert emitter.emit(Record()) is None
+
+
+def test_an_interrupt_in_a_logging_call_made_inside_a_repr_reaches_the_outer_call_too(tmp_path: Path) -> None:
+    """A second review of session 35's change: the alarm lands in a record logged from
+    inside another record's ``__repr__`` (a lazy model logging its query). The inner call
+    raised it; through the model's ``__repr__`` it reached the outer call's encoding, which
+    no longer told it for the application's (its traceback was cut by that raise) and
+    wrote the value as a broken one: the outer call returned, the alarm lost."""
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise RequestTimeout
+
+    processor = LogxpyLogRecordProcessor(str(tmp_path / "app.jsonl"))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("app")
+
+    class LogsInRepr:
+        def __repr__(self) -> str:
+            logger.emit(body=[_SignalsInRepr(signal.SIGALRM)])
+            return "<User bob>"
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        with pytest.raises(RequestTimeout):
+            logger.emit(body=[LogsInRepr()])
+        logger.emit(body="after")  # nothing left noted
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    assert processor.writer.flush(10.0)
+    texts = [json.loads(line)["msg"] for line in (tmp_path / "app.jsonl").read_bytes().splitlines()]
+    assert len(texts) == 3 and texts[2] == "after" and all("repr() failed" in text for text in texts[:2])
+    assert not processor.metrics.dropped
+    processor.shutdown()
+
+
+def test_an_interrupt_noted_is_hidden_from_a_logging_call_in_any_of_the_application_s_code(
+    tmp_path: Path,
+) -> None:
+    """(The same review.) The outer call's note was hidden only around ``repr()``: a lazy
+    ``Sequence`` whose ``__getitem__`` logs (inside its own ``except Exception``) got the
+    outer call's alarm from its inner logging call, and swallowed it."""
+    from collections.abc import Sequence
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise RequestTimeout
+
+    processor = LogxpyLogRecordProcessor(str(tmp_path / "app.jsonl"))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("app")
+    swallowed: list[BaseException] = []
+
+    class LazyRows(Sequence[str]):
+        def __len__(self) -> int:
+            return 1
+
+        def __getitem__(self, i: Any) -> Any:
+            if i >= 1:
+                raise IndexError(i)
+            try:
+                logger.emit(body="SELECT * FROM rows")
+            except Exception as exc:
+                swallowed.append(exc)
+            return "row"
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        with pytest.raises(RequestTimeout):
+            logger.emit(body=[_SignalsInRepr(signal.SIGALRM), LazyRows()])
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    assert swallowed == []
+    processor.shutdown()
+
+
+def test_a_forked_child_does_not_inherit_the_parent_s_noted_interrupt(tmp_path: Path) -> None:
+    """(The same review.) A thread forked while the main thread's call held a note; in the
+    child, that thread is the main thread, and its first logging call raised the parent's
+    Ctrl-C (or, kept as an outer call's, it stayed noted for good, and the child's own
+    interrupts were never noted). The child starts with none noted."""
+    script = """
+import os, signal, sys, threading
+from opentelemetry.sdk._logs import LoggerProvider
+from logxpy_otel import LogxpyLogRecordProcessor
+processor = LogxpyLogRecordProcessor(sys.argv[1])
+provider = LoggerProvider(shutdown_on_exit=False)
+provider.add_log_record_processor(processor)
+logger = provider.get_logger("app")
+signal.signal(signal.SIGINT, signal.default_int_handler)
+entered, release = threading.Event(), threading.Event()
+class CtrlC:
+    def __repr__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+        return "x"
+class Waits:
+    def __repr__(self):
+        entered.set()
+        release.wait(10)
+        return "waited"
+read, write = os.pipe()
+def fork() -> None:
+    entered.wait(10)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            logger.emit(body="the child's own")
+            from logxpy_otel._diagnostics import NOTED_INTERRUPTS
+            os.write(write, b"child: returned, noted %d" % len(NOTED_INTERRUPTS))
+        except BaseException as exc:
+            os.write(write, b"child: raised " + repr(exc).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    release.set()
+thread = threading.Thread(target=fork)
+thread.start()
+try:
+    logger.emit(body=[CtrlC(), Waits()])
+    print("parent: returned")
+except KeyboardInterrupt:
+    print("parent: raised")
+thread.join(10)
+os.close(write)
+print(os.read(read, 1000).decode())
+processor.shutdown()
+"""
+    from _helpers import run_script
+
+    done = run_script(script, str(tmp_path / "app.jsonl"))
+    assert done.returncode == 0, done.stderr
+    said = done.stdout.split("\n")[:2]
+    assert said == ["parent: raised", "child: returned, noted 0"], done.stdout + done.stderr

@@ -513,7 +513,8 @@ def test_a_scope_name_that_raises_keyboard_interrupt_propagates() -> None:
         own=lambda: None,
         fault=lambda exc: None,
         noted=[],
-        raise_noted=lambda: None,
+        noted_aside=lambda: None,
+        settle_noted=lambda outer: None,
     )
     with pytest.raises(KeyboardInterrupt):
         emitter.emit(Record())
