@@ -461,8 +461,10 @@ class LineEncoder:
                     last = self._last_span = (span_id, _id_hex(span_id, 16))
                 span_hex = last[1] or None
                 otel["span_id"] = span_hex or _int_tag(span_id)
-            if record.trace_flags:
-                otel["trace_flags"] = record.trace_flags  # an int subclass: orjson writes the number
+            flags = record.trace_flags
+            if flags:
+                # an int subclass: orjson writes the number (a bool as true: its number here)
+                otel["trace_flags"] = flags if type(flags) is not bool else int(flags)
             if record.event_name:
                 otel["event_name"] = record.event_name
 

@@ -23,6 +23,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
 from ._format import clean_str, encode_value
+from .reader import severity
 
 __all__ = ["MAX_NESTING", "encoded_parts", "otlp_encoder", "otlp_form"]
 
@@ -185,6 +186,16 @@ def _attributes(attributes: Any) -> dict[str, Any] | None:
     return None if converted is plain else converted
 
 
+def _text(value: Any) -> Any:
+    """A str field (a name, a version, a URL, a severity text) with each lone surrogate as
+    U+FFFD, as the file has it (protobuf takes only UTF-8); the same object otherwise."""
+    if not isinstance(value, str) or value.isascii():
+        return value
+    plain = str.__str__(value)
+    cleaned = clean_str(plain)
+    return value if cleaned == plain else cleaned
+
+
 def _fits(value: Any, bounds: tuple[int, int]) -> bool:
     return not isinstance(value, int) or bounds[0] <= value <= bounds[1]
 
@@ -200,7 +211,12 @@ class OtlpForms:
         hit = self.resources.get(id(resource))
         if hit is None or hit[0] is not resource:
             converted = _attributes(resource.attributes)
-            new = resource if converted is None else Resource(converted, resource.schema_url)
+            schema_url = _text(resource.schema_url)
+            new = (
+                resource
+                if converted is None and schema_url is resource.schema_url
+                else Resource(converted if converted is not None else resource.attributes, schema_url)
+            )
             if len(self.resources) > 1024:
                 self.resources.clear()
             hit = self.resources[id(resource)] = (resource, new)
@@ -212,10 +228,11 @@ class OtlpForms:
         hit = self.scopes.get(id(scope))
         if hit is None or hit[0] is not scope:
             converted = _attributes(scope.attributes)
+            texts = (_text(scope.name), _text(scope.version), _text(scope.schema_url))
             new = (
                 scope
-                if converted is None
-                else InstrumentationScope(scope.name, scope.version, scope.schema_url, converted)
+                if converted is None and texts == (scope.name, scope.version, scope.schema_url)
+                else InstrumentationScope(*texts, converted if converted is not None else scope.attributes)
             )
             if len(self.scopes) > 1024:
                 self.scopes.clear()
@@ -231,7 +248,9 @@ def otlp_form(record: ReadableLogRecord, forms: OtlpForms | None = None) -> tupl
     and maps nested ``MAX_NESTING`` deep their JSON text. A severity number beyond int32, a timestamp outside
     uint64, a trace id outside 128 bits, a span id outside 64 bits or flags outside
     uint32 are left unset (OTLP reads 0 there as unknown); a dropped-attribute count
-    beyond uint32 is capped. Anything else is left as it is.
+    beyond uint32 is capped. Anything else is left as it is, but a severity number given as
+    a plain int goes as that number (the encoder reads ``.value``, which an int has not, and
+    would send 0), which is no change of what the record holds.
     """
     forms = forms if forms is not None else OtlpForms()
     old = record.log_record
@@ -244,6 +263,15 @@ def otlp_form(record: ReadableLogRecord, forms: OtlpForms | None = None) -> tupl
     fixes: dict[str, Any] = {}
     if not _fits(number, _I32):
         fixes["severity_number"] = None
+    plain_number = (
+        severity(int(number))
+        if isinstance(number, int) and not hasattr(old.severity_number, "value") and not fixes
+        else None
+    )
+    for name in ("severity_text", "event_name"):
+        text = getattr(old, name, None)
+        if _text(text) is not text:
+            fixes[name] = _text(text)
     if not _fits(old.timestamp, _U64):
         fixes["timestamp"] = None
     if not _fits(old.observed_timestamp, _U64):
@@ -255,18 +283,21 @@ def otlp_form(record: ReadableLogRecord, forms: OtlpForms | None = None) -> tupl
     if not _fits(old.trace_flags, _U32):
         fixes["trace_flags"] = TraceFlags(0)
     capped = min(dropped, _U32[1])
-    if (
+    changed = not (
         not fixes
         and body is old.body
         and attributes is None
         and capped == dropped
         and resource is record.resource
         and scope is record.instrumentation_scope
-    ):
+    )
+    if not changed and plain_number is None:
         return record, False
     new = copy.copy(old)
     for name, value in fixes.items():
         setattr(new, name, value)
+    if plain_number is not None:
+        new.severity_number = plain_number
     new.body = body
     if attributes is not None or capped != dropped:
         bounded = BoundedAttributes(
@@ -276,4 +307,4 @@ def otlp_form(record: ReadableLogRecord, forms: OtlpForms | None = None) -> tupl
         )
         bounded.dropped = capped
         new.attributes = bounded
-    return ReadableLogRecord(log_record=new, resource=resource, instrumentation_scope=scope), True
+    return ReadableLogRecord(log_record=new, resource=resource, instrumentation_scope=scope), changed

@@ -96,3 +96,46 @@ def test_a_bytearray_or_memoryview_is_left_as_it_is_never_walked() -> None:
     record = readable_record(make_record(body=blob, attributes={"blob": blob, "view": view}), Resource({}))
     formed, changed = otlp_form(record)
     assert not changed and formed is record
+
+
+# -- a review of replay's fidelity (session 35) ----------------------------------------------
+
+
+def _sent(record: Any) -> Any:
+    """The OTLP record the encoder makes of ``record``'s nearest form, with its resource
+    and scope."""
+    formed, _changed = otlp_form(record)
+    assert encode is not None
+    request = encode([formed])
+    resource_logs = request.resource_logs[0]
+    scope_logs = resource_logs.scope_logs[0]
+    return resource_logs, scope_logs, scope_logs.log_records[0]
+
+
+@pytest.mark.parametrize(("given", "sent"), [(9, 9), (25, 25), (-1, -1), (True, 1)])
+def test_a_severity_number_given_as_a_plain_int_is_sent_as_that_number(given: Any, sent: int) -> None:
+    """The SDK takes ``emit(severity_number=9)``; the OTLP encoder reads ``.value``, which a
+    plain int has not, and sent 0 live, while replay (the reader makes it an enum member or
+    an ``OtherSeverity``) sent 9."""
+    record = readable_record(make_record(body="b", severity=given), Resource({}))
+    assert _sent(record)[2].severity_number == sent
+
+
+def test_lone_surrogates_in_the_record_s_texts_the_scope_and_the_resource_go_as_u_fffd() -> None:
+    """A lone surrogate in the severity text, the event name, the scope's name, version or
+    schema URL, or the resource's schema URL made the OTLP encoder refuse the record: live,
+    it went to the fallback's file for nothing (replay then sent it, the file holding
+    U+FFFD). Each now goes as U+FFFD, as in a body or an attribute."""
+    from opentelemetry.sdk._logs import ReadableLogRecord
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    bad = "x\udc80y"
+    record = ReadableLogRecord(
+        make_record(body="b", severity_text=bad, event_name=bad),
+        Resource({"service.name": "s"}, schema_url=bad),
+        InstrumentationScope(bad, bad, bad),
+    )
+    resource_logs, scope_logs, sent = _sent(record)
+    assert sent.severity_text == sent.event_name == "x\ufffdy"
+    assert scope_logs.scope.name == scope_logs.scope.version == scope_logs.schema_url == "x\ufffdy"
+    assert resource_logs.schema_url == "x\ufffdy"

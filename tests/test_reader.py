@@ -645,3 +645,18 @@ def test_a_gzip_file_deleted_renamed_or_relinked_while_it_is_read_gives_all_its_
         os.link(path, tmp_path / "another.jsonl.gz")
     rest = list(got)
     assert [e.raw for e in [first, *rest]] == data.splitlines(keepends=True)
+
+
+@pytest.mark.parametrize("mode", ["tree", "flat"])
+def test_trace_flags_given_as_a_bool_are_written_and_read_back_as_the_number(mode: str) -> None:
+    """A review of replay's fidelity (session 35): ``trace_flags=True``, which the SDK and
+    OTLP take as 1, was written as JSON ``true``; the reader refused the line, so replay
+    set aside a record the collector took live."""
+    capture.records.clear()
+    flagged = LogRecord(body="flagged", trace_id=0xABC, span_id=0xDEF, trace_flags=True)  # type: ignore[arg-type]
+    provider.get_logger("reader.flags").emit(flagged)
+    (original,) = capture.records
+    line = _line(original, mode)
+    assert line["_otel"]["trace_flags"] == 1 and type(line["_otel"]["trace_flags"]) is int
+    back = decode_line(line)
+    assert back is not None and back.log_record.trace_flags == TraceFlags(1)
