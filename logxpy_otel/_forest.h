@@ -18,14 +18,57 @@
 #define LOGXPY_OTEL_FOREST_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Python's raw allocator: safe without the GIL, and seen by tracemalloc (the tests'
- * leak checks count it). */
-#define F_MALLOC(n) PyMem_RawMalloc(n)
-#define F_CALLOC(n, size) PyMem_RawCalloc((n), (size))
-#define F_REALLOC(p, n) PyMem_RawRealloc((p), (n))
-#define F_FREE(p) PyMem_RawFree(p)
+/* The C library's allocator, not Python's raw one: the forest allocates without the GIL,
+ * and ``tracemalloc.stop()`` racing such an allocation crashed CPython (seen on 3.11.7,
+ * 3.12.1 and 3.13.0: tracemalloc's hook torn down under a thread inside it). Where the C library says how large a
+ * block is (glibc), the bytes held are counted (``forest_bytes()``: the tests' leak
+ * checks, which tracemalloc no longer sees). */
+#if defined(__GLIBC__)
+#include <malloc.h>
+#define F_COUNTED 1
+static size_t f_live_bytes;
+
+static inline void *
+f_counted(void *p)
+{
+    if (p != NULL)
+        __atomic_add_fetch(&f_live_bytes, malloc_usable_size(p), __ATOMIC_RELAXED);
+    return p;
+}
+
+static inline void
+f_uncount(void *p)
+{
+    if (p != NULL)
+        __atomic_sub_fetch(&f_live_bytes, malloc_usable_size(p), __ATOMIC_RELAXED);
+}
+
+static inline void *
+f_realloc(void *p, size_t n)
+{
+    size_t before = p != NULL ? malloc_usable_size(p) : 0;
+    void *q = realloc(p, n);
+    if (q != NULL) { /* (on failure p is still held, and still counted) */
+        __atomic_sub_fetch(&f_live_bytes, before, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&f_live_bytes, malloc_usable_size(q), __ATOMIC_RELAXED);
+    }
+    return q;
+}
+
+#define F_MALLOC(n) f_counted(malloc(n))
+#define F_CALLOC(n, size) f_counted(calloc((n), (size)))
+#define F_REALLOC(p, n) f_realloc((p), (n))
+#define F_FREE(p) (f_uncount(p), free(p))
+#else
+#define F_COUNTED 0
+#define F_MALLOC(n) malloc(n)
+#define F_CALLOC(n, size) calloc((n), (size))
+#define F_REALLOC(p, n) realloc((p), (n))
+#define F_FREE(p) free(p)
+#endif
 
 /* ---- output ------------------------------------------------------------------------- */
 

@@ -479,8 +479,8 @@ encode_fast(FastEncoder *self, PyObject *record, PyObject *resource, PyObject *s
     if (span_id == NULL || !PyLong_CheckExact(span_id))
         goto bail;
     flags = field(record, fields, got, F_FLAGS);
-    if (flags == NULL || !PyLong_Check(flags) || PyBool_Check(flags))
-        goto bail; /* a bool is written as true/false: the Python encoder */
+    if (flags == NULL || !PyLong_Check(flags))
+        goto bail; /* (a bool is an int: written as its number, as the Python encoder does) */
     event = field(record, fields, got, F_EVENT);
     if (event == NULL || (event != Py_None && !PyUnicode_CheckExact(event)))
         goto bail;
@@ -2553,11 +2553,24 @@ speedups_float_text(PyObject *Py_UNUSED(module), PyObject *arg)
     return text;
 }
 
+/* forest_bytes() -> int | None: the bytes the forests hold now (None where not counted). */
+static PyObject *
+speedups_forest_bytes(PyObject *module, PyObject *unused)
+{
+#if F_COUNTED
+    return PyLong_FromSize_t(__atomic_load_n(&f_live_bytes, __ATOMIC_RELAXED));
+#else
+    Py_RETURN_NONE;
+#endif
+}
+
 static PyMethodDef speedups_functions[] = {
     {"append_locked", (PyCFunction)(void (*)(void))speedups_append_locked, METH_FASTCALL,
      "append_locked(fd, data, expected) -> (status, written): a locked append in one GIL release"},
     {"deleted", (PyCFunction)speedups_deleted, METH_O,
      "deleted(fd) -> bool: whether the file open at fd has no name left"},
+    {"forest_bytes", (PyCFunction)speedups_forest_bytes, METH_NOARGS,
+     "forest_bytes() -> int | None: the bytes the trees' C state holds now (None where not counted)"},
     {"float_text", (PyCFunction)speedups_float_text, METH_O,
      "float_text(d) -> bytes | None: the float's text where the C encoders write it without orjson"},
     {NULL, NULL, 0, NULL},

@@ -469,10 +469,11 @@ def test_objects_not_set_up_raise_instead_of_crashing() -> None:
 
 
 def test_bool_trace_flags_as_python_writes_them() -> None:
+    """As their number (JSON ``true`` made the reader refuse the line: session 35)."""
     record = make_record(trace_id=5, span_id=7)
     record.trace_flags = True  # type: ignore[assignment]
     python, fast = both(record, "flat")
-    assert fast == python and b'"trace_flags":true' in fast[3]
+    assert fast == python and b'"trace_flags":1,' in fast[3]
 
 
 def test_numbering_a_truthy_failed_flag_fails_the_trace() -> None:
