@@ -192,43 +192,66 @@ def raise_if_application_error(exc: BaseException) -> None:
 #: run there), so one list serves; it holds the first. An entry point called inside
 #: another's (a logging call the application's ``__repr__`` makes) takes the outer call's
 #: note aside at its start and puts it back at its end (:func:`noted_aside`).
-NOTED_INTERRUPTS: Final[list[BaseException]] = []
+NOTED_INTERRUPTS: Final[list[tuple[BaseException, object]]] = []
+
+
+def _owner() -> object:
+    """Whose call a note is: the greenlet running now, where greenlets are in use (calls of
+    several interleave on the main thread), else None (one call stack there)."""
+    greenlet = sys.modules.get("greenlet")
+    getcurrent = getattr(greenlet, "getcurrent", None)
+    return getcurrent() if getcurrent is not None else None
 
 
 def note_if_interrupt(exc: BaseException) -> None:
     """Note ``exc`` for :func:`settle_noted` when it is the application's interrupt: a
     ``KeyboardInterrupt`` in the main thread, or :func:`is_application_error`. Anything
     else (``SystemExit`` of a broken ``__repr__``, any exception in another thread) is the
-    method's own failure, not noted."""
-    if not NOTED_INTERRUPTS and (
-        (isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread())
-        or is_application_error(exc)
+    method's own failure, not noted. The first of a call's is kept."""
+    if (isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread()) or (
+        is_application_error(exc)
     ):
-        NOTED_INTERRUPTS.append(exc)
+        me = _owner()
+        if not any(owner is me for _, owner in NOTED_INTERRUPTS):
+            NOTED_INTERRUPTS.append((exc, me))
 
 
-def noted_aside() -> list[BaseException] | None:
+def noted_aside() -> list[tuple[BaseException, object]] | None:
     """At an entry point's start, with an interrupt noted (by an outer call of ours, in whose
     encoding the application's code called this one): that note, taken out of sight until
     :func:`settle_noted` puts it back. None in another thread (the note is the main
-    thread's, untouched) or when there is none."""
+    thread's, untouched), for another greenlet's note, or when there is none."""
     if not NOTED_INTERRUPTS or threading.current_thread() is not threading.main_thread():
         return None
-    aside = NOTED_INTERRUPTS[:]
-    NOTED_INTERRUPTS.clear()
+    me = _owner()
+    aside = [entry for entry in NOTED_INTERRUPTS if entry[1] is me]
+    if not aside:
+        return None
+    rest = [entry for entry in NOTED_INTERRUPTS if entry[1] is not me]
+    NOTED_INTERRUPTS[:] = rest  # (no call from here to the return: see settle_noted)
     return aside
 
 
-def settle_noted(outer: list[BaseException] | None) -> None:
+def settle_noted(outer: list[tuple[BaseException, object]] | None) -> None:
     """At an entry point's end, in the main thread: the outer call's note (``outer``, from
     :func:`noted_aside`) noted again, and this call's own raised (its record is queued).
-    Nothing in another thread."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    own = NOTED_INTERRUPTS[:]
-    NOTED_INTERRUPTS[:] = outer or ()
+    Nothing in another thread. Another interrupt landing here goes up in its place, and
+    this call's note is dropped all the same (never left for a later call to raise)."""
+    main: bool | None = None  # (None: an interrupt came before it was known; only main gets them)
+    own: list[tuple[BaseException, object]] = []
+    after: list[tuple[BaseException, object]] | None = None
+    try:
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            me = _owner()
+            own = [entry for entry in NOTED_INTERRUPTS if entry[1] is me]
+            after = [entry for entry in NOTED_INTERRUPTS if entry[1] is not me] + (outer or [])
+    finally:
+        # (no call here: a signal lands only at calls, jumps back and a function's start)
+        if main is not False:
+            NOTED_INTERRUPTS[:] = after if after is not None else outer or []
     if own:
-        raise own[0]
+        raise own[0][0]
 
 
 #: The code :func:`settle_noted` raises from: an exception raised there is an interrupt

@@ -1714,3 +1714,81 @@ processor.shutdown()
     assert done.returncode == 0, done.stderr
     said = done.stdout.split("\n")[:2]
     assert said == ["parent: raised", "child: returned, noted 0"], done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("first", ["noting", "other"])
+def test_greenlets_interleaving_on_the_main_thread_each_get_their_own_interrupt(
+    tmp_path: Path, first: str
+) -> None:
+    """A third review of session 35's change: greenlet A's ``__repr__`` got Ctrl-C, then
+    switched to B, which logged. B took A's note as an outer call's and put it back at
+    its end; nobody raised it, and it stayed noted for good (or, B first, B's call got
+    A's Ctrl-C). A note is its greenlet's now."""
+    greenlet = pytest.importorskip("greenlet")
+    from logxpy_otel._diagnostics import NOTED_INTERRUPTS
+
+    processor = LogxpyLogRecordProcessor(str(tmp_path / "app.jsonl"))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("app")
+    results: dict[str, str] = {}
+
+    class Switches:
+        to: Any = None
+
+        def __repr__(self) -> str:
+            self.to.switch()
+            return "switched"
+
+    def run(name: str, body: Any) -> None:
+        try:
+            logger.emit(body=body)
+            results[name] = "returned"
+        except BaseException as exc:
+            results[name] = type(exc).__name__
+
+    in_a, in_b = Switches(), Switches()
+    a = greenlet.greenlet(lambda: run("A", [_SignalsInRepr(signal.SIGINT), in_a]))
+    b = greenlet.greenlet(lambda: run("B", [in_b]))
+    in_a.to, in_b.to = b, a
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        (a if first == "noting" else b).switch()
+        for each in (a, b):
+            if not each.dead:
+                each.switch()
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert results == {"A": "KeyboardInterrupt", "B": "returned"}
+    assert NOTED_INTERRUPTS == []
+    assert processor.writer.flush(10.0) and processor.metrics.written == 2
+    processor.shutdown()
+
+
+def test_a_second_interrupt_anywhere_in_settling_leaves_nothing_noted_for_a_later_call() -> None:
+    """(The same review.) A second interrupt landing in ``settle_noted`` (Ctrl-C just after
+    an alarm) left the first one noted for good: never raised, and no later interrupt
+    noted. Ctrl-C at each place in turn where a signal can land in it once it runs:
+    whichever goes up, nothing of its call stays noted, and the outer call's note is back."""
+    from _helpers import interrupt_at
+
+    from logxpy_otel import _diagnostics
+
+    noted = _diagnostics.NOTED_INTERRUPTS
+    first, outer = RequestTimeout(), [(RequestTimeout(), None)]
+    n = 0
+    while True:
+        noted[:] = [(first, _diagnostics._owner())]
+        try:
+            interrupted = interrupt_at(n, _diagnostics.__file__, lambda: _diagnostics.settle_noted(outer))
+        except RequestTimeout as exc:  # no place left: the note is raised, as without a second
+            assert exc is first and noted == outer
+            break
+        assert interrupted
+        # (n 0: the function's start, before any of it runs; the note stays then, for the
+        # next call to take as an outer call's: never raised, no later one noted, as before)
+        assert n == 0 or noted == outer, n
+        n += 1
+        assert n < 200, "bounded"
+    noted.clear()
+    assert n >= 3, n
