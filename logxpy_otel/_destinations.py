@@ -813,10 +813,28 @@ class AsyncFileDestination:
         compressed or deleted (its thread is a daemon: an exit would cut it short)."""
         self._closed = True
         fd, self._fd = self._fd, None
+        if fd is not None and self._check_end and self._regular:
+            self._end_cut_line(fd)
         self._close_reader()
         if fd is not None:
             os.close(fd)
         self._maintenance.wait(5.0 if upkeep_timeout is None else upkeep_timeout)
+
+    def _end_cut_line(self, fd: int) -> None:
+        """At close, a line of ours a full disk cut gets its newline if there is room now:
+        one cut just before it (counted written) is then whole for readers, who wait on a
+        last line without one. The next write would have ended it; none comes. Still no
+        room: the next writer of the file ends it."""
+        lock = self._lock
+        try:
+            held = lock.acquire() if lock is not None else False
+            if self._ends_torn(self._size_now(fd) if held else None):
+                os.write(fd, b"\n")
+        except OSError:
+            pass
+        finally:
+            if lock is not None:
+                lock.release()
 
     def _close_reader(self) -> None:
         reader, self._reader = self._reader, None

@@ -1092,3 +1092,21 @@ def test_end_lines_a_file_takes_in_part_do_not_split_the_next_write(writers: lis
         if "n" in line:
             trees.setdefault(line["tid"], []).append(line["n"])
     assert [7, 8] in list(trees.values()), trees
+
+
+def test_a_line_cut_just_before_its_newline_is_ended_at_close_when_no_write_follows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A third review (session 35): the line counted written was left without its newline
+    when no write came after (the process ended): a reader waits on such a last line in a
+    live file, so it never found the record. The close ends it when there is room."""
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, retry_timeout_s=0.0)
+    line = b'{"ts":1.0,"tid":"x.1","lvl":[1],"msg":"the only one"}\n'
+    monkeypatch.setattr(_destinations.os, "write", part_then_full(dest, lambda raw: len(raw) - 1))
+    with pytest.raises(_destinations.PartialWriteError) as info:
+        dest(line)
+    monkeypatch.undo()  # room again, and no write follows
+    assert info.value.lines == 1
+    dest.close()
+    assert path.read_bytes() == line  # (whole: a reader takes it)
