@@ -180,6 +180,12 @@ def _key(key: object) -> str:
     return clean_str(text[:]) if isinstance(text, str) else _safe_repr(key)
 
 
+def _plain_str(value: Any) -> Any:
+    """A str subclass as a plain str (the careful path puts a plain str's lone surrogates as
+    U+FFFD; orjson refused a subclass's, and the whole record was lost); else ``value``."""
+    return str.__str__(value) if type(value) is not str and isinstance(value, str) else value
+
+
 def _int_text(value: int) -> str:
     """Decimal digits of any int; ``Decimal`` is not bound by Python's int-to-str digit limit."""
     try:
@@ -452,7 +458,7 @@ class LineEncoder:
             if number is not None:
                 otel["severity_number"] = number
             if record.severity_text is not None:
-                otel["severity_text"] = record.severity_text
+                otel["severity_text"] = _plain_str(record.severity_text)
             span_id = record.span_id
             span_hex = None
             if span_id:
@@ -466,7 +472,7 @@ class LineEncoder:
                 # an int subclass: orjson writes the number (a bool as true: its number here)
                 otel["trace_flags"] = flags if type(flags) is not bool else int(flags)
             if record.event_name:
-                otel["event_name"] = record.event_name
+                otel["event_name"] = _plain_str(record.event_name)
 
             body = record.body
             if type(body) is str:

@@ -1250,3 +1250,42 @@ def test_a_record_whose_nearest_form_cannot_be_made_is_sent_as_it_is(
     finally:
         fb.shutdown()
         receiver.stop()
+
+
+def test_a_batch_the_file_took_whole_is_counted_kept_when_the_application_s_alarm_follows(
+    tmp_path: Path,
+) -> None:
+    """A third review (session 35): with the breaker open the batch goes to the file in the
+    caller's thread; the application's alarm landing in its own ``__repr__`` there is raised
+    once the batch is queued, and the fallback's "kept in the file" count left that batch
+    out (2 of 4 counted)."""
+
+    class RequestTimeout(Exception):
+        pass
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise RequestTimeout
+
+    class Alarms:
+        def __repr__(self) -> str:
+            os.kill(os.getpid(), signal.SIGALRM)
+            for _ in range(1000):  # (bounded: the handler runs at once, here)
+                pass
+            return "x"
+
+    primary = Scripted()
+    primary.up = False
+    file = LogxpyLogRecordExporter(tmp_path / "fallback.jsonl")
+    fallback = FallbackLogRecordExporter(primary, file, cooldown_s=60, max_cooldown_s=60)
+    fallback.export([_readable("opens the breaker")])
+    wait_for(lambda: fallback._state is BreakerState.OPEN)
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        with pytest.raises(RequestTimeout):
+            fallback.export([readable_record(make_record(body=[Alarms()])), _readable("c")])
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    assert file.force_flush(10_000) and file.metrics.written == 3
+    assert fallback.metrics.fallback_records == 3
+    primary.hang.set()  # (its shutdown returns at once)
+    fallback.shutdown()

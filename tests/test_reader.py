@@ -660,3 +660,24 @@ def test_trace_flags_given_as_a_bool_are_written_and_read_back_as_the_number(mod
     assert line["_otel"]["trace_flags"] == 1 and type(line["_otel"]["trace_flags"]) is int
     back = decode_line(line)
     assert back is not None and back.log_record.trace_flags == TraceFlags(1)
+
+
+@pytest.mark.parametrize("mode", ["tree", "flat"])
+def test_a_str_subclass_with_a_lone_surrogate_as_severity_text_or_event_name_keeps_its_record(
+    mode: str,
+) -> None:
+    """A third review (session 35): a str subclass holding a lone surrogate as the severity
+    text or the event name made the encoder give up on the whole record (its line said "could
+    not encode", the body lost), while a plain str goes as U+FFFD. Now so does a subclass."""
+
+    class Text(str):
+        pass
+
+    capture.records.clear()
+    logger = provider.get_logger("reader.texts")
+    logger.emit(body="kept", severity_text=Text("x\udc80"), event_name=Text("e\udc80"))
+    (original,) = capture.records
+    line = _line(original, mode)
+    back = decode_line(line)
+    assert back is not None and back.log_record.body == "kept"
+    assert (back.log_record.severity_text, back.log_record.event_name) == ("x\ufffd", "e\ufffd")
