@@ -3,6 +3,7 @@ destinations, concurrent flushes, signal handlers, and multiprocessing (fork/for
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -1432,6 +1433,28 @@ def test_a_repr_raising_system_exit_or_ctrl_c_of_itself_outside_the_main_thread_
     provider.shutdown()
 
 
+def _app_logger(tmp_path: Path) -> tuple[LogxpyLogRecordProcessor, Any]:
+    """Our processor writing ``app.jsonl`` under the SDK, and its logger ``app``."""
+    processor = LogxpyLogRecordProcessor(str(tmp_path / "app.jsonl"))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    return processor, provider.get_logger("app")
+
+
+@contextlib.contextmanager
+def _alarm_raises_request_timeout() -> Iterator[None]:
+    """SIGALRM's handler raises ``RequestTimeout`` (an alarm-based timeout) while inside."""
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise RequestTimeout
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGALRM, old)
+
+
 class _WaitsInRepr:
     """A value whose ``__repr__`` says it runs (``entered``), then waits for ``release``:
     a ``__repr__`` that does I/O, during which other threads run."""
@@ -1458,10 +1481,7 @@ def test_the_main_thread_s_noted_interrupt_is_never_raised_in_another_thread(
 
     from logxpy_otel import LogxpyLogRecordExporter
 
-    processor = LogxpyLogRecordProcessor(str(tmp_path / "app.jsonl"))
-    provider = LoggerProvider(shutdown_on_exit=False)
-    provider.add_log_record_processor(processor)
-    logger = provider.get_logger("app")
+    processor, logger = _app_logger(tmp_path)
     exporter = LogxpyLogRecordExporter(tmp_path / "exported.jsonl")
     waits = _WaitsInRepr()
     raised: list[BaseException] = []
@@ -1505,13 +1525,7 @@ def test_a_logging_call_inside_a_later_repr_of_the_record_does_not_raise_the_out
     swallowed it, and the outer call returned as if none came. The inner call now goes as
     any; the outer call raises the alarm once its record is queued."""
 
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise RequestTimeout
-
-    processor = LogxpyLogRecordProcessor(str(tmp_path / "app.jsonl"))
-    provider = LoggerProvider(shutdown_on_exit=False)
-    provider.add_log_record_processor(processor)
-    logger = provider.get_logger("app")
+    processor, logger = _app_logger(tmp_path)
     swallowed: list[BaseException] = []
 
     class LogsInRepr:
@@ -1522,12 +1536,8 @@ def test_a_logging_call_inside_a_later_repr_of_the_record_does_not_raise_the_out
                 swallowed.append(exc)
             return "<User bob>"
 
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    try:
-        with pytest.raises(RequestTimeout):
-            logger.emit(body=[_SignalsInRepr(signal.SIGALRM), LogsInRepr()])
-    finally:
-        signal.signal(signal.SIGALRM, old)
+    with _alarm_raises_request_timeout(), pytest.raises(RequestTimeout):
+        logger.emit(body=[_SignalsInRepr(signal.SIGALRM), LogsInRepr()])
     assert swallowed == []
     assert processor.writer.flush(10.0)
     lines = [json.loads(line) for line in (tmp_path / "app.jsonl").read_bytes().splitlines()]
@@ -1589,26 +1599,17 @@ def test_an_interrupt_in_a_logging_call_made_inside_a_repr_reaches_the_outer_cal
     no longer told it for the application's (its traceback was cut by that raise) and
     wrote the value as a broken one: the outer call returned, the alarm lost."""
 
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise RequestTimeout
-
-    processor = LogxpyLogRecordProcessor(str(tmp_path / "app.jsonl"))
-    provider = LoggerProvider(shutdown_on_exit=False)
-    provider.add_log_record_processor(processor)
-    logger = provider.get_logger("app")
+    processor, logger = _app_logger(tmp_path)
 
     class LogsInRepr:
         def __repr__(self) -> str:
             logger.emit(body=[_SignalsInRepr(signal.SIGALRM)])
             return "<User bob>"
 
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    try:
+    with _alarm_raises_request_timeout():
         with pytest.raises(RequestTimeout):
             logger.emit(body=[LogsInRepr()])
         logger.emit(body="after")  # nothing left noted
-    finally:
-        signal.signal(signal.SIGALRM, old)
     assert processor.writer.flush(10.0)
     texts = [json.loads(line)["msg"] for line in (tmp_path / "app.jsonl").read_bytes().splitlines()]
     assert len(texts) == 3 and texts[2] == "after" and all("repr() failed" in text for text in texts[:2])
@@ -1624,13 +1625,7 @@ def test_an_interrupt_noted_is_hidden_from_a_logging_call_in_any_of_the_applicat
     outer call's alarm from its inner logging call, and swallowed it."""
     from collections.abc import Sequence
 
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise RequestTimeout
-
-    processor = LogxpyLogRecordProcessor(str(tmp_path / "app.jsonl"))
-    provider = LoggerProvider(shutdown_on_exit=False)
-    provider.add_log_record_processor(processor)
-    logger = provider.get_logger("app")
+    processor, logger = _app_logger(tmp_path)
     swallowed: list[BaseException] = []
 
     class LazyRows(Sequence[str]):
@@ -1646,12 +1641,8 @@ def test_an_interrupt_noted_is_hidden_from_a_logging_call_in_any_of_the_applicat
                 swallowed.append(exc)
             return "row"
 
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    try:
-        with pytest.raises(RequestTimeout):
-            logger.emit(body=[_SignalsInRepr(signal.SIGALRM), LazyRows()])
-    finally:
-        signal.signal(signal.SIGALRM, old)
+    with _alarm_raises_request_timeout(), pytest.raises(RequestTimeout):
+        logger.emit(body=[_SignalsInRepr(signal.SIGALRM), LazyRows()])
     assert swallowed == []
     processor.shutdown()
 
@@ -1727,10 +1718,7 @@ def test_greenlets_interleaving_on_the_main_thread_each_get_their_own_interrupt(
     greenlet = pytest.importorskip("greenlet")
     from logxpy_otel._diagnostics import NOTED_INTERRUPTS
 
-    processor = LogxpyLogRecordProcessor(str(tmp_path / "app.jsonl"))
-    provider = LoggerProvider(shutdown_on_exit=False)
-    provider.add_log_record_processor(processor)
-    logger = provider.get_logger("app")
+    processor, logger = _app_logger(tmp_path)
     results: dict[str, str] = {}
 
     class Switches:
