@@ -420,6 +420,7 @@ class AsyncFileDestination:
         self._reader = _open_reader(self.path, identity) if self._regular else None
         self._check_end = self._reader is not None and ends_mid_line(self._reader) is True
         self._end_size: int | None = st.st_size
+        self._we_cut = False  # a write of ours left a line cut, not ended since (see close)
         self._ours: int | None = None  # the file's size after our last locked write
         # The wait outlasts another writer's whole retry (it holds the lock through it, up
         # to retry_timeout_s, so that no line lands in the one it has cut).
@@ -617,6 +618,7 @@ class AsyncFileDestination:
         ended that line with a newline of its own); in a FIFO or a device, a line we cut
         always counts."""
         check, self._check_end = self._check_end, False
+        self._we_cut = False
         if size is not None and self._reader is not None:
             torn = ends_mid_line(self._reader)
             if torn is not None:
@@ -675,7 +677,7 @@ class AsyncFileDestination:
     def _look_at_end(self, fd: int) -> None:
         """Have the next write look at the file's end first (:meth:`_ends_torn`), and start
         on a line of its own where a line of ours was left cut."""
-        self._check_end = True
+        self._check_end = self._we_cut = True
         try:
             self._end_size = os.fstat(fd).st_size
         except OSError:
@@ -813,28 +815,32 @@ class AsyncFileDestination:
         compressed or deleted (its thread is a daemon: an exit would cut it short)."""
         self._closed = True
         fd, self._fd = self._fd, None
-        if fd is not None and self._check_end and self._regular:
-            self._end_cut_line(fd)
-        self._close_reader()
-        if fd is not None:
-            os.close(fd)
+        try:
+            if fd is not None and self._we_cut and self._regular:
+                self._end_cut_line(fd)
+        finally:
+            self._close_reader()
+            if fd is not None:
+                os.close(fd)
         self._maintenance.wait(5.0 if upkeep_timeout is None else upkeep_timeout)
 
     def _end_cut_line(self, fd: int) -> None:
-        """At close, a line of ours a full disk cut gets its newline if there is room now:
-        one cut just before it (counted written) is then whole for readers, who wait on a
-        last line without one. The next write would have ended it; none comes. Still no
-        room: the next writer of the file ends it."""
+        """At close, a line a write of ours left cut (a full disk) gets its newline if there is
+        room now: one cut just before it (counted written) is then whole for readers, who
+        wait on a last line without one. The next write would have ended it; none comes.
+        Only under the lock, had at once (a close never waits on another writer), and only
+        while the file is as that write left it; else the next writer of the file ends it."""
         lock = self._lock
+        if lock is None:
+            return
+        lock.patient = False  # (one try)
         try:
-            held = lock.acquire() if lock is not None else False
-            if self._ends_torn(self._size_now(fd) if held else None):
+            if lock.acquire() and os.fstat(fd).st_size == self._end_size:
                 os.write(fd, b"\n")
         except OSError:
             pass
         finally:
-            if lock is not None:
-                lock.release()
+            lock.release()
 
     def _close_reader(self) -> None:
         reader, self._reader = self._reader, None

@@ -1110,3 +1110,37 @@ def test_a_line_cut_just_before_its_newline_is_ended_at_close_when_no_write_foll
     assert info.value.lines == 1
     dest.close()
     assert path.read_bytes() == line  # (whole: a reader takes it)
+
+
+@pytest.mark.parametrize("cut_by_us", [False, True])
+def test_a_close_never_ends_another_writer_s_line_nor_waits_for_its_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cut_by_us: bool
+) -> None:
+    """A fourth review (session 35): a close that ends a cut line put a newline inside
+    another process's line (unfinished at our opening, the lock its), after waiting out the
+    lock for 1.5 s (6 s by default; an interrupt meanwhile left the file open for good). It
+    ends only a line a write of ours cut, under the lock had at once, and always closes."""
+    import fcntl
+    import time
+
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b'{"first":1}\n')
+    dest = AsyncFileDestination(path, retry_timeout_s=0.0)
+    if cut_by_us:
+        line = b'{"ts":1.0,"tid":"x.1","lvl":[1],"msg":"ours"}\n'
+        monkeypatch.setattr(_destinations.os, "write", part_then_full(dest, lambda raw: len(raw) - 1))
+        with pytest.raises(_destinations.PartialWriteError):
+            dest(line)
+        monkeypatch.undo()
+    other = os.open(path, os.O_WRONLY | os.O_APPEND)  # another writer, its own lock
+    fcntl.flock(other, fcntl.LOCK_EX)
+    os.write(other, b'{"proc":"B","msg":"half')
+    before = path.read_bytes()
+    fd = dest._fd
+    started = time.monotonic()
+    dest.close()
+    assert time.monotonic() - started < 0.5, "a close does not wait on another writer's lock"
+    assert path.read_bytes() == before, "no newline of ours in another writer's line"
+    with pytest.raises(OSError):
+        os.fstat(fd)  # (closed)
+    os.close(other)
