@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from types import BuiltinFunctionType, CodeType, FrameType, FunctionType, MethodType
 from typing import Final
@@ -196,11 +197,22 @@ NOTED_INTERRUPTS: Final[list[tuple[BaseException, object]]] = []
 
 
 def _owner() -> object:
-    """Whose call a note is: the greenlet running now, where greenlets are in use (calls of
-    several interleave on the main thread), else None (one call stack there)."""
+    """Whose call a note is: a weak reference to the greenlet running now, where greenlets
+    are in use (calls of several interleave on the main thread; a greenlet dropped with a
+    note is not kept alive by it), else None: the thread's own stack, its root greenlet
+    included (greenlet may be imported between a note and its settling)."""
     greenlet = sys.modules.get("greenlet")
     getcurrent = getattr(greenlet, "getcurrent", None)
-    return getcurrent() if getcurrent is not None else None
+    if getcurrent is None:
+        return None
+    current = getcurrent()
+    return None if current.parent is None else weakref.ref(current)
+
+
+def _live(entry: tuple[BaseException, object]) -> bool:
+    """Whether a note's owner may still settle it (a dropped greenlet's never will)."""
+    owner = entry[1]
+    return not isinstance(owner, weakref.ref) or owner() is not None
 
 
 def note_if_interrupt(exc: BaseException) -> None:
@@ -212,7 +224,7 @@ def note_if_interrupt(exc: BaseException) -> None:
         is_application_error(exc)
     ):
         me = _owner()
-        if not any(owner is me for _, owner in NOTED_INTERRUPTS):
+        if not any(owner == me for _, owner in NOTED_INTERRUPTS):
             NOTED_INTERRUPTS.append((exc, me))
 
 
@@ -224,12 +236,10 @@ def noted_aside() -> list[tuple[BaseException, object]] | None:
     if not NOTED_INTERRUPTS or threading.current_thread() is not threading.main_thread():
         return None
     me = _owner()
-    aside = [entry for entry in NOTED_INTERRUPTS if entry[1] is me]
-    if not aside:
-        return None
-    rest = [entry for entry in NOTED_INTERRUPTS if entry[1] is not me]
+    aside = [entry for entry in NOTED_INTERRUPTS if entry[1] == me]
+    rest = [entry for entry in NOTED_INTERRUPTS if entry[1] != me and _live(entry)]
     NOTED_INTERRUPTS[:] = rest  # (no call from here to the return: see settle_noted)
-    return aside
+    return aside or None
 
 
 def settle_noted(outer: list[tuple[BaseException, object]] | None) -> None:
@@ -244,8 +254,8 @@ def settle_noted(outer: list[tuple[BaseException, object]] | None) -> None:
         main = threading.current_thread() is threading.main_thread()
         if main:
             me = _owner()
-            own = [entry for entry in NOTED_INTERRUPTS if entry[1] is me]
-            after = [entry for entry in NOTED_INTERRUPTS if entry[1] is not me] + (outer or [])
+            own = [entry for entry in NOTED_INTERRUPTS if entry[1] == me]
+            after = [entry for entry in NOTED_INTERRUPTS if entry[1] != me and _live(entry)] + (outer or [])
     finally:
         # (no call here: a signal lands only at calls, jumps back and a function's start)
         if main is not False:

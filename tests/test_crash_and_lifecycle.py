@@ -1780,3 +1780,78 @@ def test_a_second_interrupt_anywhere_in_settling_leaves_nothing_noted_for_a_late
         assert n < 200, "bounded"
     noted.clear()
     assert n >= 3, n
+
+
+# (G's call, unwound when G is collected, raises its note there: CPython reports it ignored)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_greenlet_dropped_with_a_note_is_not_kept_alive_by_it(tmp_path: Path) -> None:
+    """A fourth review (session 35): greenlet G's call noted Ctrl-C, then its encoding
+    switched away for good and the application dropped G. The note held G and its frames
+    for ever, and every later logging call paid for taking it aside and back (+65 %)."""
+    import gc
+    import weakref
+
+    greenlet = pytest.importorskip("greenlet")
+    from logxpy_otel._diagnostics import NOTED_INTERRUPTS
+
+    processor, logger = _app_logger(tmp_path)
+
+    class Away:
+        def __repr__(self) -> str:
+            greenlet.getcurrent().parent.switch()
+            return "never"
+
+    g = greenlet.greenlet(lambda: logger.emit(body=[_SignalsInRepr(signal.SIGINT), Away()]))
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        g.switch()
+    finally:
+        signal.signal(signal.SIGINT, old)
+    dropped = weakref.ref(g)
+    del g
+    gc.collect()
+    assert dropped() is None
+    logger.emit(body="after")  # raises nothing, and forgets the dropped greenlet's note
+    assert NOTED_INTERRUPTS == []
+    processor.shutdown()
+
+
+def test_a_note_made_before_greenlet_is_imported_is_still_settled_by_its_call(tmp_path: Path) -> None:
+    """(The same review.) Ctrl-C noted in one ``__repr__``, then a later ``__repr__`` of the
+    record imported greenlet (a lazy import): the call looked for the greenlet's note, not
+    the one made before, and the Ctrl-C was never raised and stayed noted for good."""
+    script = """
+import os, signal, sys
+from opentelemetry.sdk._logs import LoggerProvider
+from logxpy_otel import LogxpyLogRecordProcessor
+from logxpy_otel._diagnostics import NOTED_INTERRUPTS
+assert "greenlet" not in sys.modules
+processor = LogxpyLogRecordProcessor(sys.argv[1])
+provider = LoggerProvider(shutdown_on_exit=False)
+provider.add_log_record_processor(processor)
+logger = provider.get_logger("app")
+class CtrlC:
+    def __repr__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+        return "x"
+class ImportsGreenlet:
+    def __repr__(self):
+        import greenlet
+        return "y"
+signal.signal(signal.SIGINT, signal.default_int_handler)
+try:
+    logger.emit(body=[CtrlC(), ImportsGreenlet()])
+    print("returned")
+except KeyboardInterrupt:
+    print("raised")
+print(len(NOTED_INTERRUPTS))
+processor.shutdown()
+"""
+    pytest.importorskip("greenlet")
+    from _helpers import run_script
+
+    done = run_script(script, str(tmp_path / "app.jsonl"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["raised", "0"], done.stdout
