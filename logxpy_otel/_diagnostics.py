@@ -264,24 +264,6 @@ def settle_noted(outer: list[tuple[BaseException, object]] | None) -> None:
         raise own[0][0]
 
 
-def raised_by_settle(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised on by :func:`settle_noted` in this call (its traceback's own
-    chain of frames, as :func:`is_application_error` reads it): the entry point it left
-    had queued its records first."""
-    try:
-        tb, above = exc.__traceback__, None
-        while tb is not None:
-            frame = tb.tb_frame
-            if above is not None and frame.f_back is not above and not _resumed(frame):
-                return False
-            if frame.f_code is _SETTLE_CODE:
-                return True
-            above, tb = frame, tb.tb_next
-    except Exception:  # noqa: BLE001 - a frame that cannot be read: not told so
-        pass
-    return False
-
-
 #: The code :func:`settle_noted` raises from: an exception raised there is an interrupt
 #: noted as the application's (:func:`is_application_error` says so), though its earlier
 #: traceback, cut by that raise, no longer shows it.

@@ -49,7 +49,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 
 from . import _lifecycle, _sdk_private, _self_metrics
 from ._config import FLUSH_TIMEOUT_MS, flush_timeout_s
-from ._diagnostics import logger, raise_if_application_error, raised_by_settle
+from ._diagnostics import logger, raise_if_application_error
 from ._otlp import OtlpForms, encoded_parts, otlp_encoder, otlp_form
 from ._queue import Answer
 from .exporter import LogxpyLogRecordExporter
@@ -280,24 +280,17 @@ class FallbackLogRecordExporter(LogRecordExporter):
     def _to_file(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         try:
             result = self.fallback.export(batch)
-        except BaseException as exc:  # (a broken fallback must not break the SDK's worker)
-            if raised_by_settle(exc):  # the application's interrupt, raised once the batch was queued
-                self._filed_whole(batch)
-                raise
-            if not isinstance(exc, Exception):
-                raise
-            raise_if_application_error(exc)  # (its alarm, while the batch was encoded in its thread)
+        except Exception as exc:  # noqa: BLE001 - a broken fallback must not break the SDK's worker
+            # The application's alarm goes on (its batch is not counted kept: whether the
+            # file took it whole, that exception does not say; the file's metrics count it).
+            raise_if_application_error(exc)
             logger.error("logxpy-otel: the fallback exporter raised %s", type(exc).__name__)
             result = _FAILURE
         if result is _SUCCESS:  # (what the file did not keep is not counted as kept)
-            self._filed_whole(batch)
+            with self._cond:
+                self._file_batches += 1
+                self._file_records += len(batch)
         return result
-
-    def _filed_whole(self, batch: Sequence[ReadableLogRecord]) -> None:
-        """Count ``batch`` as kept in the file."""
-        with self._cond:
-            self._file_batches += 1
-            self._file_records += len(batch)
 
     def _filed(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """:meth:`_to_file` of a send's records, counted in ``_filing`` (taken by the
