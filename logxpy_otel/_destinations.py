@@ -828,14 +828,19 @@ class AsyncFileDestination:
         """At close, a line a write of ours left cut (a full disk) gets its newline if there is
         room now: one cut just before it (counted written) is then whole for readers, who
         wait on a last line without one. The next write would have ended it; none comes.
-        Only under the lock, had at once (a close never waits on another writer), and only
-        while the file is as that write left it; else the next writer of the file ends it."""
+        Only under the lock, had at once (a close never waits on another writer), only while
+        the file is as that write left it, and only if it ends inside a line (an interrupt in
+        a write that got nothing in leaves it whole); else the next writer of it ends it."""
         lock = self._lock
-        if lock is None:
+        if lock is None or self._reader is None:
             return
         lock.patient = False  # (one try)
         try:
-            if lock.acquire() and os.fstat(fd).st_size == self._end_size:
+            if (
+                lock.acquire()
+                and os.fstat(fd).st_size == self._end_size
+                and ends_mid_line(self._reader) is True
+            ):
                 os.write(fd, b"\n")
         except OSError:
             pass

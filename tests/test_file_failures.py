@@ -1144,3 +1144,16 @@ def test_a_close_never_ends_another_writer_s_line_nor_waits_for_its_lock(
     with pytest.raises(OSError):
         os.fstat(fd)  # (closed)
     os.close(other)
+
+
+def test_a_close_adds_no_empty_line_after_an_interrupt_that_got_nothing_in(tmp_path: Path) -> None:
+    """A fifth review (session 35): an interrupt in a write that got nothing in (the
+    application's alarm in a full disk's retry) had the close end a line that was whole:
+    an empty line, at shutdown."""
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, retry_timeout_s=0.0)
+    dest(b'{"a":1}\n')
+    assert dest._fd is not None
+    dest._look_at_end(dest._fd)  # (what the interrupt in _write does)
+    dest.close()
+    assert path.read_bytes() == b'{"a":1}\n'
