@@ -421,6 +421,7 @@ class AsyncFileDestination:
         self._check_end = self._reader is not None and ends_mid_line(self._reader) is True
         self._end_size: int | None = st.st_size
         self._we_cut = False  # a write of ours left a line cut, not ended since (see close)
+        self._cut_mid_line = False
         self._ours: int | None = None  # the file's size after our last locked write
         # The wait outlasts another writer's whole retry (it holds the lock through it, up
         # to retry_timeout_s, so that no line lands in the one it has cut).
@@ -660,8 +661,9 @@ class AsyncFileDestination:
                 # An interrupt (the application's alarm, Ctrl-C): it may have come after a
                 # write(2) that took part of the data and before its count was kept, so
                 # the file's end is looked at before the next write either way.
-                self._size += len(data) - len(view)
-                self._look_at_end(fd)
+                got_in = len(data) - len(view)
+                self._size += got_in
+                self._look_at_end(fd, mid_line=data[got_in - 1 : got_in] not in (b"", b"\n"))
             raise
         self._size += len(data)
 
@@ -671,13 +673,15 @@ class AsyncFileDestination:
         file's end is looked at before the next write. Returns ``written``."""
         self._size += written
         if data[written - 1 : written] != b"\n" if written else lead:
-            self._look_at_end(fd)
+            self._look_at_end(fd, mid_line=True)  # (inside a line of ours, or the torn one it was to end)
         return written
 
-    def _look_at_end(self, fd: int) -> None:
+    def _look_at_end(self, fd: int, *, mid_line: bool) -> None:
         """Have the next write look at the file's end first (:meth:`_ends_torn`), and start
-        on a line of its own where a line of ours was left cut."""
+        on a line of its own where a line of ours was left cut (``mid_line``: the bytes that
+        got in stop inside a line)."""
         self._check_end = self._we_cut = True
+        self._cut_mid_line = mid_line
         try:
             self._end_size = os.fstat(fd).st_size
         except OSError:
@@ -832,16 +836,15 @@ class AsyncFileDestination:
         the file is as that write left it, and only if it ends inside a line (an interrupt in
         a write that got nothing in leaves it whole); else the next writer of it ends it."""
         lock = self._lock
-        if lock is None or self._reader is None:
+        if lock is None:
             return
         lock.patient = False  # (one try)
         try:
-            if (
-                lock.acquire()
-                and os.fstat(fd).st_size == self._end_size
-                and ends_mid_line(self._reader) is True
-            ):
-                os.write(fd, b"\n")
+            if lock.acquire() and os.fstat(fd).st_size == self._end_size:
+                # (a file we cannot read, written to only: what our cut write left tells)
+                mid_line = ends_mid_line(self._reader) if self._reader is not None else self._cut_mid_line
+                if mid_line is True:
+                    os.write(fd, b"\n")
         except OSError:
             pass
         finally:

@@ -395,7 +395,7 @@ def test_a_line_cut_just_before_its_newline_counts_as_written_and_the_next_write
     dest = AsyncFileDestination(path, retry_timeout_s=0.0)
     if lead:  # (the write starts with the newline that ends an earlier torn line)
         path.write_bytes(b'{"torn')
-        dest._look_at_end(dest._fd)
+        dest._look_at_end(dest._fd, mid_line=True)
     data = b"".join(LINES)
     cut = nth_line_end(data, 2) - 1 + lead
     monkeypatch.setattr(_destinations.os, "write", part_then_full(dest, lambda raw: cut))
@@ -1154,6 +1154,24 @@ def test_a_close_adds_no_empty_line_after_an_interrupt_that_got_nothing_in(tmp_p
     dest = AsyncFileDestination(path, retry_timeout_s=0.0)
     dest(b'{"a":1}\n')
     assert dest._fd is not None
-    dest._look_at_end(dest._fd)  # (what the interrupt in _write does)
+    dest._look_at_end(dest._fd, mid_line=False)  # (what an interrupt in _write that got nothing in does)
     dest.close()
     assert path.read_bytes() == b'{"a":1}\n'
+
+
+def test_a_line_cut_just_before_its_newline_is_ended_at_close_in_a_file_we_cannot_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(A sixth review, session 35.) A file we may only write to (``file_mode=0o200``, not
+    root) has no reading descriptor to tell how it ends: the close gave up there. What our
+    cut write left tells it."""
+    path = tmp_path / "app.jsonl"
+    dest = AsyncFileDestination(path, retry_timeout_s=0.0)
+    line = b'{"ts":1.0,"tid":"x.1","lvl":[1],"msg":"ours"}\n'
+    monkeypatch.setattr(_destinations.os, "write", part_then_full(dest, lambda raw: len(raw) - 1))
+    with pytest.raises(_destinations.PartialWriteError):
+        dest(line)
+    monkeypatch.undo()
+    dest._close_reader()  # (as when it could not be opened for reading)
+    dest.close()
+    assert path.read_bytes() == line
