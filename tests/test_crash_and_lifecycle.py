@@ -1455,6 +1455,15 @@ def _alarm_raises_request_timeout() -> Iterator[None]:
         signal.signal(signal.SIGALRM, old)
 
 
+def _logs_in_its_own_except(logger: Any, body: str, swallowed: list[BaseException]) -> None:
+    """A logging call the application's own code makes (a lazy model logging its query),
+    inside its own ``except Exception``: what that catches is kept in ``swallowed``."""
+    try:
+        logger.emit(body=body)
+    except Exception as exc:
+        swallowed.append(exc)
+
+
 class _WaitsInRepr:
     """A value whose ``__repr__`` says it runs (``entered``), then waits for ``release``:
     a ``__repr__`` that does I/O, during which other threads run."""
@@ -1530,10 +1539,7 @@ def test_a_logging_call_inside_a_later_repr_of_the_record_does_not_raise_the_out
 
     class LogsInRepr:
         def __repr__(self) -> str:
-            try:
-                logger.emit(body="SELECT name FROM users")
-            except Exception as exc:
-                swallowed.append(exc)
+            _logs_in_its_own_except(logger, "SELECT name FROM users", swallowed)
             return "<User bob>"
 
     with _alarm_raises_request_timeout(), pytest.raises(RequestTimeout):
@@ -1635,10 +1641,7 @@ def test_an_interrupt_noted_is_hidden_from_a_logging_call_in_any_of_the_applicat
         def __getitem__(self, i: Any) -> Any:
             if i >= 1:
                 raise IndexError(i)
-            try:
-                logger.emit(body="SELECT * FROM rows")
-            except Exception as exc:
-                swallowed.append(exc)
+            _logs_in_its_own_except(logger, "SELECT * FROM rows", swallowed)
             return "row"
 
     with _alarm_raises_request_timeout(), pytest.raises(RequestTimeout):
@@ -1647,13 +1650,10 @@ def test_an_interrupt_noted_is_hidden_from_a_logging_call_in_any_of_the_applicat
     processor.shutdown()
 
 
-def test_a_forked_child_does_not_inherit_the_parent_s_noted_interrupt(tmp_path: Path) -> None:
-    """(The same review.) A thread forked while the main thread's call held a note; in the
-    child, that thread is the main thread, and its first logging call raised the parent's
-    Ctrl-C (or, kept as an outer call's, it stayed noted for good, and the child's own
-    interrupts were never noted). The child starts with none noted."""
-    script = """
-import os, signal, sys, threading
+#: A child process's start: our processor on argv[1], its ``logger``, Ctrl-C as Python's,
+#: and ``CtrlC``, a value whose ``__repr__`` is where Ctrl-C lands.
+_CHILD_WITH_CTRL_C = """
+import os, signal, sys
 from opentelemetry.sdk._logs import LoggerProvider
 from logxpy_otel import LogxpyLogRecordProcessor
 processor = LogxpyLogRecordProcessor(sys.argv[1])
@@ -1661,13 +1661,25 @@ provider = LoggerProvider(shutdown_on_exit=False)
 provider.add_log_record_processor(processor)
 logger = provider.get_logger("app")
 signal.signal(signal.SIGINT, signal.default_int_handler)
-entered, release = threading.Event(), threading.Event()
 class CtrlC:
     def __repr__(self):
         os.kill(os.getpid(), signal.SIGINT)
         for _ in range(1000):
             pass
         return "x"
+"""
+
+
+def test_a_forked_child_does_not_inherit_the_parent_s_noted_interrupt(tmp_path: Path) -> None:
+    """(The same review.) A thread forked while the main thread's call held a note; in the
+    child, that thread is the main thread, and its first logging call raised the parent's
+    Ctrl-C (or, kept as an outer call's, it stayed noted for good, and the child's own
+    interrupts were never noted). The child starts with none noted."""
+    script = (
+        _CHILD_WITH_CTRL_C
+        + """
+import threading
+entered, release = threading.Event(), threading.Event()
 class Waits:
     def __repr__(self):
         entered.set()
@@ -1699,6 +1711,7 @@ os.close(write)
 print(os.read(read, 1000).decode())
 processor.shutdown()
 """
+    )
     from _helpers import run_script
 
     done = run_script(script, str(tmp_path / "app.jsonl"))
@@ -1820,27 +1833,15 @@ def test_a_note_made_before_greenlet_is_imported_is_still_settled_by_its_call(tm
     """(The same review.) Ctrl-C noted in one ``__repr__``, then a later ``__repr__`` of the
     record imported greenlet (a lazy import): the call looked for the greenlet's note, not
     the one made before, and the Ctrl-C was never raised and stayed noted for good."""
-    script = """
-import os, signal, sys
-from opentelemetry.sdk._logs import LoggerProvider
-from logxpy_otel import LogxpyLogRecordProcessor
+    script = (
+        _CHILD_WITH_CTRL_C
+        + """
 from logxpy_otel._diagnostics import NOTED_INTERRUPTS
 assert "greenlet" not in sys.modules
-processor = LogxpyLogRecordProcessor(sys.argv[1])
-provider = LoggerProvider(shutdown_on_exit=False)
-provider.add_log_record_processor(processor)
-logger = provider.get_logger("app")
-class CtrlC:
-    def __repr__(self):
-        os.kill(os.getpid(), signal.SIGINT)
-        for _ in range(1000):
-            pass
-        return "x"
 class ImportsGreenlet:
     def __repr__(self):
         import greenlet
         return "y"
-signal.signal(signal.SIGINT, signal.default_int_handler)
 try:
     logger.emit(body=[CtrlC(), ImportsGreenlet()])
     print("returned")
@@ -1849,6 +1850,7 @@ except KeyboardInterrupt:
 print(len(NOTED_INTERRUPTS))
 processor.shutdown()
 """
+    )
     pytest.importorskip("greenlet")
     from _helpers import run_script
 
