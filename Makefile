@@ -44,7 +44,7 @@ typecheck: $(BIN)/.installed
 # found no C compiler runs them (the whole suite twice would take twice as long).
 PURE_PYTHON_TESTS := $(wildcard tests/test_format.py tests/test_writer.py tests/test_processor.py \
 	tests/test_exporter.py tests/test_trees.py tests/test_reader.py tests/test_logging_handler.py \
-	tests/test_speedups_spans.py tests/test_speedups_nesting.py)
+	tests/test_speedups_spans.py tests/test_speedups_nesting.py tests/test_crash_and_lifecycle.py)
 
 pytest: $(BIN)/.installed $(VENV_LOGXPY)/.installed
 	LOGXPY_OTEL_REQUIRE_SPEEDUPS=1 LOGXPY_PYTHON=$(LOGXPY_PYTHON) $(BIN)/python -m pytest -q
