@@ -231,6 +231,22 @@ def write_atomically(target: str, data: bytes, mode: int = 0o600) -> None:
         aside.discard()
 
 
+def _remove_written_aside(target: str) -> None:
+    """Remove what a replay killed while it sent left beside ``target``: the checkpoint it had
+    written aside (:class:`WrittenAside`), never put in place. Only a replay writes those,
+    and this one holds the directory's lock (so none is being written now)."""
+    directory, name = os.path.split(target)
+    pattern = re.compile(r"\." + re.escape(name) + r"\.[0-9a-f]{16}\.partial\Z")
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        return
+    for left in names:
+        if pattern.match(left):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, left))  # (a link there: the link itself)
+
+
 class WrittenAside:
     """``data`` for ``target``, written and synced to a new file beside it (an unpredictable
     name, ``O_EXCL | O_NOFOLLOW``) now, renamed onto it later (:meth:`put_in_place`): a
@@ -908,6 +924,8 @@ def replay_files(
         if exporter is not None:  # (a dry run writes nothing: it needs no lock)
             for path in files:
                 locks.take(path)  # all before the first send: a busy one stops the run
+                if locks.holds(path):
+                    _remove_written_aside(checkpoint_path(path))
         for path in files:
             try:
                 src = _open_backup(path) if backup_of(path) is not None else _Source(path)
@@ -966,6 +984,10 @@ class _DirectoryLocks:
             )
             fd = -1
         self._held[directory] = fd
+
+    def holds(self, path: str) -> bool:
+        """Whether the directory of ``path`` is locked by this run (not only warned of)."""
+        return self._held.get(os.path.dirname(os.path.abspath(path)), -1) >= 0
 
     def release(self) -> None:
         for fd in self._held.values():

@@ -1525,3 +1525,23 @@ def test_a_full_disk_never_has_a_batch_sent_whose_checkpoint_cannot_be_kept(smal
     summary = replay_files([str(path)], keep, batch_size=10)
     assert summary.sent == 30 and sorted(keep.ids(), key=int) == [str(n) for n in range(30)]
     assert replay_files([str(path)], keep, batch_size=10).sent == 0
+
+
+def test_a_checkpoint_a_killed_replay_had_written_aside_is_removed_by_the_next(tmp_path: Path) -> None:
+    """A review (session 35): the checkpoint a batch leaves is written aside before the batch
+    is sent; a replay killed while it sent (SIGKILL, the OOM killer) left that hidden file
+    for good, one more each time. The next replay, holding the directory's lock, removes it."""
+    path = tmp_path / "app.jsonl"
+    processor = LogxpyLogRecordProcessor(str(path))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    for n in range(5):
+        provider.get_logger("app").emit(body=f"record {n}", attributes={"rec.id": str(n)})
+    provider.shutdown()
+    left = tmp_path / ".app.jsonl.replay.json.0123456789abcdef.partial"
+    left.write_bytes(b"{}")
+    other = tmp_path / ".other.jsonl.replay.json.0123456789abcdef.partial"  # (another file's)
+    other.write_bytes(b"{}")
+    keep = Keep()
+    assert replay_files([str(path)], keep).sent == 5
+    assert not left.exists() and other.exists()
