@@ -215,6 +215,14 @@ def _live(entry: tuple[BaseException, object]) -> bool:
     return not isinstance(owner, weakref.ref) or owner() is not None
 
 
+def _mine_and_the_rest() -> tuple[list[tuple[BaseException, object]], list[tuple[BaseException, object]]]:
+    """The notes of the call stack running now (:func:`_owner`), and the others that may
+    still be settled (a dropped greenlet's are forgotten)."""
+    me = _owner()
+    mine = [entry for entry in NOTED_INTERRUPTS if entry[1] == me]
+    return mine, [entry for entry in NOTED_INTERRUPTS if entry[1] != me and _live(entry)]
+
+
 def note_if_interrupt(exc: BaseException) -> None:
     """Note ``exc`` for :func:`settle_noted` when it is the application's interrupt: a
     ``KeyboardInterrupt`` in the main thread, or :func:`is_application_error`. Anything
@@ -235,9 +243,7 @@ def noted_aside() -> list[tuple[BaseException, object]] | None:
     thread's, untouched), for another greenlet's note, or when there is none."""
     if not NOTED_INTERRUPTS or threading.current_thread() is not threading.main_thread():
         return None
-    me = _owner()
-    aside = [entry for entry in NOTED_INTERRUPTS if entry[1] == me]
-    rest = [entry for entry in NOTED_INTERRUPTS if entry[1] != me and _live(entry)]
+    aside, rest = _mine_and_the_rest()
     NOTED_INTERRUPTS[:] = rest  # (no call from here to the return: see settle_noted)
     return aside or None
 
@@ -253,9 +259,8 @@ def settle_noted(outer: list[tuple[BaseException, object]] | None) -> None:
     try:
         main = threading.current_thread() is threading.main_thread()
         if main:
-            me = _owner()
-            own = [entry for entry in NOTED_INTERRUPTS if entry[1] == me]
-            after = [entry for entry in NOTED_INTERRUPTS if entry[1] != me and _live(entry)] + (outer or [])
+            own, rest = _mine_and_the_rest()
+            after = rest + (outer or [])
     finally:
         # (no call here: a signal lands only at calls, jumps back and a function's start)
         if main is not False:

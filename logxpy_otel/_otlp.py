@@ -270,8 +270,9 @@ def otlp_form(record: ReadableLogRecord, forms: OtlpForms | None = None) -> tupl
     )
     for name in ("severity_text", "event_name"):
         text = getattr(old, name, None)
-        if _text(text) is not text:
-            fixes[name] = _text(text)
+        cleaned = _text(text)
+        if cleaned is not text:
+            fixes[name] = cleaned
     if not _fits(old.timestamp, _U64):
         fixes["timestamp"] = None
     if not _fits(old.observed_timestamp, _U64):
