@@ -569,6 +569,21 @@ def test_permission_lost_at_reopen_is_counted_never_raised(
     assert not path.exists()
 
 
+def _retries_seen(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An event set when a file destination first waits to retry (its backoff's sleep)."""
+    import threading
+
+    retrying = threading.Event()
+    real_sleep = _destinations.time.sleep
+
+    def sleep(seconds: float) -> None:
+        retrying.set()
+        real_sleep(seconds)
+
+    monkeypatch.setattr(_destinations.time, "sleep", sleep)
+    return retrying
+
+
 @pytest.mark.parametrize("how", ["deleted", "rotated"])
 def test_a_reopen_that_fails_is_retried_as_a_write_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
@@ -584,14 +599,7 @@ def test_a_reopen_that_fails_is_retried_as_a_write_is(
     logs = tmp_path / "logs"
     logs.mkdir()
     path = logs / "app.jsonl"
-    retrying = threading.Event()
-    real_sleep = _destinations.time.sleep
-
-    def sleep(seconds: float) -> None:
-        retrying.set()
-        real_sleep(seconds)
-
-    monkeypatch.setattr(_destinations.time, "sleep", sleep)
+    retrying = _retries_seen(monkeypatch)
     rotation = {"max_bytes": 2_000} if how == "rotated" else {}
     processor = LogxpyLogRecordProcessor(str(path), retry_timeout=20_000, **rotation)  # type: ignore[arg-type]
     provider = LoggerProvider(shutdown_on_exit=False)
@@ -627,19 +635,11 @@ def test_a_shutdown_during_reopen_retries_keeps_its_bound_and_counts_every_recor
     reopen for a ``retry_timeout`` of 60 s (the directory gone, a file in its place) must not
     hold the shutdown past its own bound, and the records it never wrote are counted."""
     import shutil
-    import threading
     import time
 
     logs = tmp_path / "logs"
     logs.mkdir()
-    retrying = threading.Event()
-    real_sleep = _destinations.time.sleep
-
-    def sleep(seconds: float) -> None:
-        retrying.set()
-        real_sleep(seconds)
-
-    monkeypatch.setattr(_destinations.time, "sleep", sleep)
+    retrying = _retries_seen(monkeypatch)
     processor = LogxpyLogRecordProcessor(str(logs / "app.jsonl"), retry_timeout=60_000, shutdown_timeout=500)
     provider = LoggerProvider(shutdown_on_exit=False)
     provider.add_log_record_processor(processor)

@@ -1507,37 +1507,25 @@ def test_a_full_disk_never_has_a_batch_sent_whose_checkpoint_cannot_be_kept(smal
     after): a run on a full disk sends nothing, and with room again each record goes once."""
     from _helpers import fill_disk
 
-    path = small_disk / "app.jsonl"
-    processor = LogxpyLogRecordProcessor(str(path))
-    provider = LoggerProvider(shutdown_on_exit=False)
-    provider.add_log_record_processor(processor)
-    for n in range(30):
-        provider.get_logger("app").emit(body=f"record {n}", attributes={"rec.id": str(n)})
-    provider.shutdown()
+    path = write_family(small_disk, 30, compress=False, per_file=30)
     fill_disk(small_disk / "filler")
     keep = Keep()
-    for _ in range(3):
+    for _ in range(3):  # (otlp=False: no record set aside, so no dead letter to write either)
         with pytest.raises(ReplayError, match="checkpoint"):
-            replay_files([str(path)], keep, batch_size=10)
+            replay_files([str(path)], keep, batch_size=10, otlp=False)
     assert keep.ids() == [], "nothing is sent that its checkpoint cannot follow"
     assert sorted(p.name for p in small_disk.iterdir()) == ["app.jsonl", "filler"], "no partial file left"
     (small_disk / "filler").unlink()
-    summary = replay_files([str(path)], keep, batch_size=10)
+    summary = replay_files([str(path)], keep, batch_size=10, otlp=False)
     assert summary.sent == 30 and sorted(keep.ids(), key=int) == [str(n) for n in range(30)]
-    assert replay_files([str(path)], keep, batch_size=10).sent == 0
+    assert replay_files([str(path)], keep, batch_size=10, otlp=False).sent == 0
 
 
 def test_a_checkpoint_a_killed_replay_had_written_aside_is_removed_by_the_next(tmp_path: Path) -> None:
     """A review (session 35): the checkpoint a batch leaves is written aside before the batch
     is sent; a replay killed while it sent (SIGKILL, the OOM killer) left that hidden file
     for good, one more each time. The next replay, holding the directory's lock, removes it."""
-    path = tmp_path / "app.jsonl"
-    processor = LogxpyLogRecordProcessor(str(path))
-    provider = LoggerProvider(shutdown_on_exit=False)
-    provider.add_log_record_processor(processor)
-    for n in range(5):
-        provider.get_logger("app").emit(body=f"record {n}", attributes={"rec.id": str(n)})
-    provider.shutdown()
+    path = write_family(tmp_path, 5, compress=False, per_file=5)
     left = tmp_path / ".app.jsonl.replay.json.0123456789abcdef.partial"
     left.write_bytes(b"{}")
     other = tmp_path / ".other.jsonl.replay.json.0123456789abcdef.partial"  # (another file's)
